@@ -1,0 +1,33 @@
+# Compile and link flags applied to every torii target (DI4: hardened build).
+add_library(torii_flags INTERFACE)
+target_compile_options(torii_flags INTERFACE
+  -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wold-style-cast -Wcast-align
+  -Woverloaded-virtual -Wnull-dereference -Wformat=2 -Wimplicit-fallthrough
+  -fstack-protector-strong -fstack-clash-protection -fcf-protection
+  $<$<BOOL:${TORII_WERROR}>:-Werror>)
+target_compile_definitions(torii_flags INTERFACE
+  $<$<NOT:$<CONFIG:Debug>>:_FORTIFY_SOURCE=2>
+  _GLIBCXX_ASSERTIONS)
+target_link_options(torii_flags INTERFACE -pie -Wl,-z,relro -Wl,-z,now -Wl,-z,noexecstack)
+
+if(TORII_SANITIZE)
+  target_compile_options(torii_flags INTERFACE -fsanitize=address,undefined -fno-sanitize-recover=undefined
+    -fno-omit-frame-pointer)
+  target_link_options(torii_flags INTERFACE -fsanitize=address,undefined)
+endif()
+
+# Use it as: torii_module(NAME SOURCES ... DEPS ...)
+function(torii_module name)
+  cmake_parse_arguments(M "" "" "SOURCES;DEPS" ${ARGN})
+  add_library(torii_${name} STATIC ${M_SOURCES})
+  target_include_directories(torii_${name} PUBLIC ${PROJECT_SOURCE_DIR}/src)
+  target_link_libraries(torii_${name} PUBLIC ${M_DEPS} PRIVATE torii_flags)
+endfunction()
+
+# Use it as: torii_test(NAME SOURCES ... DEPS ...); registers with CTest.
+function(torii_test name)
+  cmake_parse_arguments(T "" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(${name} ${T_SOURCES})
+  target_link_libraries(${name} PRIVATE ${T_DEPS} torii_flags torii_test_main torii_testing GTest::gmock GTest::gtest)
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES ENVIRONMENT "TORII_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+endfunction()
