@@ -1,0 +1,371 @@
+#include "config/config.h"
+
+#include <algorithm>
+#include <charconv>
+#include <fstream>
+#include <functional>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include "base/ip.h"
+
+namespace torii::config {
+namespace {
+
+std::vector<std::string> split(std::string_view text, char separator) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const auto end = text.find(separator, start);
+    out.emplace_back(text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
+    if (end == std::string_view::npos) break;
+    start = end + 1;
+  }
+  return out;
+}
+
+// Walks the parsed TOML document. Each typed read records the key as known, converts the
+// value, and records a problem (with the key path) instead of stopping at the first one.
+class Reader {
+ public:
+  Reader(const toml::table& root, std::vector<Problem>& problems) : root_(root), problems_(problems) {}
+
+  template <class Check = std::nullptr_t>
+  void text(std::string_view key, std::string& out, Check check = nullptr) {
+    const toml::node* node = find(key);
+    if (node == nullptr) return;
+    if (const auto* v = node->as_string()) {
+      out = v->get();
+      if constexpr (!std::is_same_v<Check, std::nullptr_t>) check(key, out);
+    } else {
+      problem(key, "must be a string");
+    }
+  }
+
+  void path(std::string_view key, std::filesystem::path& out, bool allow_empty) {
+    std::string value = out.string();
+    text(key, value);
+    if (!allow_empty && value.empty()) problem(key, "must not be empty");
+    out = value;
+  }
+
+  void number(std::string_view key, std::uint32_t& out, std::uint32_t min, std::uint32_t max) {
+    const toml::node* node = find(key);
+    if (node == nullptr) return;
+    const auto* v = node->as_integer();
+    if (v == nullptr) {
+      problem(key, "must be an integer");
+      return;
+    }
+    const std::int64_t value = v->get();
+    if (value < min || value > max) {
+      problem(key, fmt::format("must be between {} and {} (got {})", min, max, value));
+      return;
+    }
+    out = static_cast<std::uint32_t>(value);
+  }
+
+  void text_list(std::string_view key, std::vector<std::string>& out) {
+    const toml::node* node = find(key);
+    if (node == nullptr) return;
+    const auto* array = node->as_array();
+    if (array == nullptr) {
+      problem(key, "must be an array of strings");
+      return;
+    }
+    std::vector<std::string> values;
+    for (std::size_t i = 0; i < array->size(); ++i) {
+      if (const auto* s = (*array)[i].as_string()) {
+        values.push_back(s->get());
+      } else {
+        problem(fmt::format("{}[{}]", key, i), "must be a string");
+      }
+    }
+    out = std::move(values);
+  }
+
+  void problem(std::string_view key, std::string message) { problems_.push_back({std::string(key), std::move(message)}); }
+
+  [[nodiscard]] const std::vector<std::string>& visited() const { return visited_; }
+
+  // Keys present in the file that no read asked for: typos must not pass silently.
+  void report_unknown_keys() {
+    const std::set<std::string> known(visited_.begin(), visited_.end());
+    std::set<std::string> sections;
+    for (const std::string& k : visited_) sections.insert(k.substr(0, k.find('.')));
+    for (const auto& [section_key, section_node] : root_) {
+      const std::string section(section_key.str());
+      const auto* table = section_node.as_table();
+      if (!sections.contains(section)) {
+        problem(section, "unknown section");
+        continue;
+      }
+      if (table == nullptr) {
+        problem(section, "must be a table ([" + section + "])");
+        continue;
+      }
+      for (const auto& [name, node] : *table) {
+        const std::string full = section + "." + std::string(name.str());
+        if (!known.contains(full)) problem(full, "unknown key");
+      }
+    }
+  }
+
+ private:
+  const toml::node* find(std::string_view key) {
+    visited_.emplace_back(key);
+    const auto dot = key.find('.');
+    const auto* section = root_.get(key.substr(0, dot));
+    if (section == nullptr || !section->is_table()) return nullptr;
+    return section->as_table()->get(key.substr(dot + 1));
+  }
+
+  const toml::table& root_;
+  std::vector<Problem>& problems_;
+  std::vector<std::string> visited_;
+};
+
+bool valid_hostname(std::string_view name) {
+  if (IpAddress::parse(name)) return true;
+  static const std::regex label_re("^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$");
+  return name.size() <= 253 && std::regex_match(name.begin(), name.end(), label_re);
+}
+
+void check_cipher_list(Reader& r, std::string_view key, const std::string& value,
+                       const std::set<std::string_view>& allowed) {
+  if (value.empty()) return;
+  for (const std::string& name : split(value, ':')) {
+    if (!allowed.contains(name)) {
+      r.problem(key, fmt::format("'{}' is not an allowed suite (allowed: AEAD suites with forward secrecy: {})", name,
+                                 fmt::join(allowed, ", ")));
+    }
+  }
+}
+
+void read_listener(Reader& r, std::string_view section, ListenerConfig& out,
+                   std::vector<std::pair<std::string, ListenAddress>>& all) {
+  std::vector<std::string> listen;
+  for (const auto& a : out.listen) listen.push_back(a.to_string());
+  const std::string listen_key = std::string(section) + ".listen";
+  const std::string& lk = listen_key;
+  const std::string tk = std::string(section) + ".handshake_timeout_seconds";
+  r.text_list(lk, listen);
+  if (listen.empty()) r.problem(lk, "must name at least one address");
+  std::vector<ListenAddress> parsed;
+  for (std::size_t i = 0; i < listen.size(); ++i) {
+    auto address = parse_listen_address(listen[i]);
+    if (!address) {
+      r.problem(fmt::format("{}[{}]", lk, i), address.error().message);
+      continue;
+    }
+    for (const auto& [other_key, other] : all) {
+      const bool wildcard = other.host == "0.0.0.0" || other.host == "::" || address->host == "0.0.0.0" ||
+                            address->host == "::";
+      if (other.port == address->port && (other.host == address->host || wildcard)) {
+        r.problem(fmt::format("{}[{}]", lk, i), fmt::format("{} overlaps {} ({})", address->to_string(),
+                                                            other.to_string(), other_key));
+      }
+    }
+    all.emplace_back(fmt::format("{}[{}]", lk, i), *address);
+    parsed.push_back(*address);
+  }
+  out.listen = std::move(parsed);
+  r.number(tk, out.handshake_timeout_seconds, 1, 120);
+}
+
+void read_all(Reader& r, Config& c) {
+  // [server]
+  r.text("server.user", c.server.user, [&](std::string_view key, const std::string& v) {
+    static const std::regex user_re("^[a-z_][a-z0-9_-]{0,31}$");
+    if (v == "root") {
+      r.problem(key, "must not be root: torii drops root privileges after binding its ports (JPCERT I-5)");
+    } else if (!std::regex_match(v, user_re)) {
+      r.problem(key, "must be a system user name ([a-z_][a-z0-9_-]*)");
+    }
+  });
+  r.path("server.data_dir", c.server.data_dir, false);
+  r.text_list("server.hostnames", c.server.hostnames);
+  if (c.server.hostnames.empty()) r.problem("server.hostnames", "must name at least one host name or address");
+  for (std::size_t i = 0; i < c.server.hostnames.size(); ++i) {
+    if (!valid_hostname(c.server.hostnames[i])) {
+      r.problem(fmt::format("server.hostnames[{}]", i),
+                fmt::format("'{}' is neither a DNS name nor an IP address", c.server.hostnames[i]));
+    }
+  }
+  r.text("server.public_url", c.server.public_url, [&](std::string_view key, const std::string& v) {
+    if (!v.empty() && v.rfind("https://", 0) != 0) r.problem(key, "must start with https:// (the console is TLS only)");
+  });
+
+  // [gateway], [console]
+  std::vector<std::pair<std::string, ListenAddress>> addresses;
+  read_listener(r, "gateway", c.gateway, addresses);
+  read_listener(r, "console", c.console, addresses);
+
+  // [tls]
+  r.text("tls.min_version", c.tls.min_version, [&](std::string_view key, const std::string& v) {
+    if (v != "1.2" && v != "1.3") r.problem(key, "must be \"1.2\" or \"1.3\"");
+  });
+  r.text("tls.ciphers_tls12", c.tls.ciphers_tls12, [&](std::string_view key, const std::string& v) {
+    check_cipher_list(r, key, v,
+                      {"ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+                       "ECDHE-ECDSA-CHACHA20-POLY1305"});
+  });
+  r.text("tls.ciphersuites_tls13", c.tls.ciphersuites_tls13, [&](std::string_view key, const std::string& v) {
+    check_cipher_list(r, key, v,
+                      {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256",
+                       "TLS_AES_128_CCM_SHA256"});
+    if (v.empty()) r.problem(key, "must name at least one suite");
+  });
+  if (c.tls.min_version == "1.2" && c.tls.ciphers_tls12.empty()) {
+    r.problem("tls.ciphers_tls12", "must name at least one suite while tls.min_version is \"1.2\"");
+  }
+
+  // [firewall]
+  for (auto [key, list] : {std::pair{"firewall.allow", &c.firewall.allow}, std::pair{"firewall.deny", &c.firewall.deny}}) {
+    r.text_list(key, *list);
+    for (std::size_t i = 0; i < list->size(); ++i) {
+      if (auto block = CidrBlock::parse((*list)[i]); !block) r.problem(fmt::format("{}[{}]", key, i), block.error().message);
+    }
+  }
+  r.number("firewall.max_connections", c.firewall.max_connections, 1, 1'000'000);
+  r.number("firewall.max_connections_per_source", c.firewall.max_connections_per_source, 1, 1'000'000);
+  if (c.firewall.max_connections_per_source > c.firewall.max_connections) {
+    r.problem("firewall.max_connections_per_source", "must not exceed firewall.max_connections");
+  }
+  r.number("firewall.ban_after_failures", c.firewall.ban_after_failures, 1, 10'000);
+  r.number("firewall.failure_window_seconds", c.firewall.failure_window_seconds, 1, 86'400);
+  r.number("firewall.ban_seconds", c.firewall.ban_seconds, 1, 30 * 86'400);
+
+  // [keys]
+  std::string source = c.keys.kek_source == KekSource::file ? "file" : "passphrase";
+  r.text("keys.kek_source", source, [&](std::string_view key, const std::string& v) {
+    if (v == "file") {
+      c.keys.kek_source = KekSource::file;
+    } else if (v == "passphrase") {
+      c.keys.kek_source = KekSource::passphrase;
+    } else {
+      r.problem(key, "must be \"file\" or \"passphrase\"");
+    }
+  });
+  r.path("keys.kek_file", c.keys.kek_file, false);
+  r.path("keys.passphrase_file", c.keys.passphrase_file, true);
+
+  // [pki]
+  r.number("pki.root_ca_lifetime_days", c.pki.root_ca_lifetime_days, 365, 9125);
+  r.number("pki.issuing_ca_lifetime_days", c.pki.issuing_ca_lifetime_days, 30, 3650);
+  r.number("pki.server_certificate_lifetime_days", c.pki.server_certificate_lifetime_days, 1, 397);
+  r.number("pki.device_certificate_lifetime_days", c.pki.device_certificate_lifetime_days, 1, 397);
+  r.number("pki.crl_next_update_hours", c.pki.crl_next_update_hours, 1, 168);
+  if (c.pki.issuing_ca_lifetime_days > c.pki.root_ca_lifetime_days) {
+    r.problem("pki.issuing_ca_lifetime_days", "must not exceed pki.root_ca_lifetime_days");
+  }
+  for (auto [key, days] : {std::pair{"pki.server_certificate_lifetime_days", c.pki.server_certificate_lifetime_days},
+                           std::pair{"pki.device_certificate_lifetime_days", c.pki.device_certificate_lifetime_days}}) {
+    if (days > c.pki.issuing_ca_lifetime_days) r.problem(key, "must not exceed pki.issuing_ca_lifetime_days");
+  }
+
+  // [log]
+  r.text("log.level", c.log.level, [&](std::string_view key, const std::string& v) {
+    if (v != "trace" && v != "debug" && v != "info" && v != "warn" && v != "error") {
+      r.problem(key, "must be one of trace, debug, info, warn, error");
+    }
+  });
+  r.path("log.security_log_dir", c.log.security_log_dir, false);
+  r.number("log.max_file_mib", c.log.max_file_mib, 1, 4096);
+  r.number("log.retention_days", c.log.retention_days, 0, 36'500);
+  r.number("log.checkpoint_every_events", c.log.checkpoint_every_events, 1, 1'000'000);
+  r.number("log.checkpoint_interval_seconds", c.log.checkpoint_interval_seconds, 1, 86'400);
+
+  // [setup]
+  r.number("setup.token_lifetime_minutes", c.setup.token_lifetime_minutes, 5, 60);
+}
+
+}  // namespace
+
+std::string ListenAddress::to_string() const {
+  return host.find(':') != std::string::npos ? fmt::format("[{}]:{}", host, port) : fmt::format("{}:{}", host, port);
+}
+
+Result<ListenAddress> parse_listen_address(std::string_view text) {
+  std::string_view host;
+  std::string_view port;
+  if (text.starts_with('[')) {
+    const auto close = text.find("]:");
+    if (close == std::string_view::npos) return fail(Errc::invalid_argument, fmt::format("'{}' must look like [::1]:8883", text));
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos || text.find(':') != colon) {
+      return fail(Errc::invalid_argument, fmt::format("'{}' must look like 127.0.0.1:8883 or [::1]:8883", text));
+    }
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  auto address = IpAddress::parse(host);
+  if (!address) {
+    return fail(Errc::invalid_argument,
+                fmt::format("'{}': '{}' is not a numeric IP address (listeners bind to addresses, not names)", text, host));
+  }
+  unsigned value = 0;
+  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (ec != std::errc() || end != port.data() + port.size() || value == 0 || value > 65535) {
+    return fail(Errc::invalid_argument, fmt::format("'{}': port must be 1-65535", text));
+  }
+  return ListenAddress{address->to_string(), static_cast<std::uint16_t>(value)};
+}
+
+ParseResult parse_config(std::string_view toml_text) {
+  ParseResult result;
+  toml::table root;
+  try {
+    root = toml::parse(toml_text);
+  } catch (const toml::parse_error& e) {
+    const auto& where = e.source().begin;
+    result.problems.push_back(
+        {"", fmt::format("line {}, column {}: {}", where.line, where.column, std::string(e.description()))});
+    return result;
+  }
+  Reader reader(root, result.problems);
+  read_all(reader, result.config);
+  reader.report_unknown_keys();
+  return result;
+}
+
+ParseResult load_config_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    ParseResult result;
+    result.problems.push_back({"", fmt::format("cannot read {}", path.string())});
+    return result;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_config(text.str());
+}
+
+const std::vector<std::string>& known_keys() {
+  static const std::vector<std::string> keys = [] {
+    toml::table empty;
+    std::vector<Problem> ignored;
+    Reader reader(empty, ignored);
+    Config c;
+    read_all(reader, c);
+    return reader.visited();
+  }();
+  return keys;
+}
+
+std::string format_problems(const std::vector<Problem>& problems) {
+  std::string out;
+  for (const auto& p : problems) {
+    out += p.key.empty() ? fmt::format("  {}\n", p.message) : fmt::format("  {}: {}\n", p.key, p.message);
+  }
+  return out;
+}
+
+}  // namespace torii::config

@@ -1,0 +1,132 @@
+// torii's configuration: one TOML file, every key with a secure default.
+//
+// Pure: parse_config() takes text and returns a Config or every problem found, each with
+// its key path. No file or network I/O happens here; load_config_file() is the thin I/O
+// wrapper. Key reference: docs/configuration.md (a test keeps it complete).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/error.h"
+
+namespace torii::config {
+
+struct ListenAddress {
+  std::string host;  // numeric IPv4 or IPv6 address (no brackets)
+  std::uint16_t port = 0;
+
+  [[nodiscard]] std::string to_string() const;  // "127.0.0.1:8883", "[::1]:8883"
+  friend bool operator==(const ListenAddress&, const ListenAddress&) = default;
+};
+
+struct ServerConfig {
+  std::string user = "torii";
+  std::filesystem::path data_dir = "/var/lib/torii";
+  std::vector<std::string> hostnames = {"localhost", "127.0.0.1"};
+  std::string public_url;  // empty: https://<first hostname>:<first console port>
+  friend bool operator==(const ServerConfig&, const ServerConfig&) = default;
+};
+
+struct ListenerConfig {
+  std::vector<ListenAddress> listen;
+  std::uint32_t handshake_timeout_seconds = 10;
+  friend bool operator==(const ListenerConfig&, const ListenerConfig&) = default;
+};
+
+struct TlsConfig {
+  std::string min_version = "1.2";
+  std::string ciphers_tls12 =
+      "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305";
+  std::string ciphersuites_tls13 = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+  friend bool operator==(const TlsConfig&, const TlsConfig&) = default;
+};
+
+struct FirewallConfig {
+  std::vector<std::string> allow;  // CIDR; empty allows every source not denied
+  std::vector<std::string> deny;   // CIDR; deny wins over allow
+  std::uint32_t max_connections = 10000;
+  std::uint32_t max_connections_per_source = 64;
+  std::uint32_t ban_after_failures = 10;
+  std::uint32_t failure_window_seconds = 60;
+  std::uint32_t ban_seconds = 600;
+  friend bool operator==(const FirewallConfig&, const FirewallConfig&) = default;
+};
+
+enum class KekSource { file, passphrase };
+
+struct KeysConfig {
+  KekSource kek_source = KekSource::file;
+  std::filesystem::path kek_file = "kek.key";  // relative paths are inside the data directory
+  std::filesystem::path passphrase_file;       // empty: ask on the terminal
+  friend bool operator==(const KeysConfig&, const KeysConfig&) = default;
+};
+
+struct PkiConfig {
+  std::uint32_t root_ca_lifetime_days = 3650;
+  std::uint32_t issuing_ca_lifetime_days = 1095;
+  std::uint32_t server_certificate_lifetime_days = 90;
+  std::uint32_t device_certificate_lifetime_days = 90;
+  std::uint32_t crl_next_update_hours = 24;
+  friend bool operator==(const PkiConfig&, const PkiConfig&) = default;
+};
+
+struct LogConfig {
+  std::string level = "info";
+  std::filesystem::path security_log_dir = "log";  // relative paths are inside the data directory
+  std::uint32_t max_file_mib = 16;
+  std::uint32_t retention_days = 365;
+  std::uint32_t checkpoint_every_events = 100;
+  std::uint32_t checkpoint_interval_seconds = 300;
+  friend bool operator==(const LogConfig&, const LogConfig&) = default;
+};
+
+struct SetupConfig {
+  std::uint32_t token_lifetime_minutes = 60;
+  friend bool operator==(const SetupConfig&, const SetupConfig&) = default;
+};
+
+struct Config {
+  ServerConfig server;
+  ListenerConfig gateway{{{"127.0.0.1", 8883}}, 10};
+  ListenerConfig console{{{"127.0.0.1", 8443}}, 10};
+  TlsConfig tls;
+  FirewallConfig firewall;
+  KeysConfig keys;
+  PkiConfig pki;
+  LogConfig log;
+  SetupConfig setup;
+  friend bool operator==(const Config&, const Config&) = default;
+};
+
+struct Problem {
+  std::string key;  // "gateway.listen[1]"; empty for the file as a whole
+  std::string message;
+};
+
+// Either a valid Config or every problem found (never just the first).
+struct ParseResult {
+  Config config;
+  std::vector<Problem> problems;
+  [[nodiscard]] bool ok() const { return problems.empty(); }
+};
+
+[[nodiscard]] ParseResult parse_config(std::string_view toml_text);
+[[nodiscard]] ParseResult load_config_file(const std::filesystem::path& path);
+
+// The built-in configuration as a commented TOML file (torii server --print-default-config).
+[[nodiscard]] std::string default_config_text();
+
+// Every key path the file may contain, e.g. "gateway.listen" (for docs and tests).
+[[nodiscard]] const std::vector<std::string>& known_keys();
+
+// "problem one\nproblem two" with key paths, for terminals.
+[[nodiscard]] std::string format_problems(const std::vector<Problem>& problems);
+
+// Parses "127.0.0.1:8883" or "[::1]:8883".
+[[nodiscard]] Result<ListenAddress> parse_listen_address(std::string_view text);
+
+}  // namespace torii::config

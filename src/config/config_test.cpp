@@ -1,0 +1,137 @@
+#include "config/config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace torii::config {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::Contains;
+using ::testing::Field;
+using ::testing::HasSubstr;
+
+auto problem_at(const std::string& key, const std::string& text) {
+  return AllOf(Field(&Problem::key, key), Field(&Problem::message, HasSubstr(text)));
+}
+
+TEST(Config, EmptyFileMeansSecureDefaults) {
+  const auto r = parse_config("");
+  ASSERT_TRUE(r.ok()) << format_problems(r.problems);
+  EXPECT_EQ(r.config, Config{});
+  EXPECT_EQ(r.config.gateway.listen.at(0).to_string(), "127.0.0.1:8883");
+  EXPECT_EQ(r.config.console.listen.at(0).to_string(), "127.0.0.1:8443");
+  EXPECT_EQ(r.config.tls.min_version, "1.2");
+  EXPECT_NE(r.config.server.user, "root");
+}
+
+TEST(Config, PrintedDefaultParsesToTheBuiltInDefaultsAndNamesEveryKey) {
+  const std::string text = default_config_text();
+  const auto r = parse_config(text);
+  ASSERT_TRUE(r.ok()) << format_problems(r.problems);
+  EXPECT_EQ(r.config, Config{});
+  for (const auto& key : known_keys()) {
+    const auto name = key.substr(key.find('.') + 1);
+    EXPECT_THAT(text, HasSubstr("\n" + name + " = ")) << key;
+  }
+}
+
+TEST(Config, EveryKeyIsDocumented) {
+  const char* source_dir = std::getenv("TORII_SOURCE_DIR");
+  ASSERT_NE(source_dir, nullptr);
+  std::ifstream in(std::string(source_dir) + "/docs/configuration.md");
+  ASSERT_TRUE(in) << "docs/configuration.md is missing";
+  std::ostringstream doc;
+  doc << in.rdbuf();
+  EXPECT_GE(known_keys().size(), 30u);
+  for (const auto& key : known_keys()) EXPECT_THAT(doc.str(), HasSubstr("`" + key + "`")) << key;
+}
+
+TEST(Config, ReportsEveryProblemWithItsKeyPath) {
+  const auto r = parse_config(R"(
+[server]
+user = "root"
+hostnames = ["ok.example", "bad_name!"]
+public_url = "http://plain.example"
+[gateway]
+listen = ["127.0.0.1:8883", "localhost:1883", "10.0.0.1:0"]
+handshake_timeout_seconds = 0
+[console]
+listen = ["127.0.0.1:8883"]
+[tls]
+min_version = "1.0"
+ciphers_tls12 = "AES128-SHA:ECDHE-ECDSA-AES128-GCM-SHA256"
+[firewall]
+allow = ["10.0.0.1/8", "2001:db8::/32"]
+max_connections = "many"
+[keys]
+kek_source = "tpm"
+[pki]
+device_certificate_lifetime_days = 400
+[log]
+level = "verbose"
+lisen = 1
+[setup]
+token_lifetime_minutes = 600
+[extra]
+x = 1
+)");
+  ASSERT_FALSE(r.ok());
+  const auto& p = r.problems;
+  EXPECT_THAT(p, Contains(problem_at("server.user", "must not be root")));
+  EXPECT_THAT(p, Contains(problem_at("server.hostnames[1]", "bad_name!")));
+  EXPECT_THAT(p, Contains(problem_at("server.public_url", "https://")));
+  EXPECT_THAT(p, Contains(problem_at("gateway.listen[1]", "not a numeric IP address")));
+  EXPECT_THAT(p, Contains(problem_at("gateway.listen[2]", "port must be 1-65535")));
+  EXPECT_THAT(p, Contains(problem_at("gateway.handshake_timeout_seconds", "between 1 and 120")));
+  EXPECT_THAT(p, Contains(problem_at("console.listen[0]", "overlaps 127.0.0.1:8883 (gateway.listen[0])")));
+  EXPECT_THAT(p, Contains(problem_at("tls.min_version", "\"1.2\" or \"1.3\"")));
+  EXPECT_THAT(p, Contains(problem_at("tls.ciphers_tls12", "'AES128-SHA' is not an allowed suite")));
+  EXPECT_THAT(p, Contains(problem_at("firewall.allow[0]", "host bits set")));
+  EXPECT_THAT(p, Contains(problem_at("firewall.max_connections", "must be an integer")));
+  EXPECT_THAT(p, Contains(problem_at("keys.kek_source", "\"file\" or \"passphrase\"")));
+  EXPECT_THAT(p, Contains(problem_at("pki.device_certificate_lifetime_days", "between 1 and 397")));
+  EXPECT_THAT(p, Contains(problem_at("log.level", "one of trace")));
+  EXPECT_THAT(p, Contains(problem_at("log.lisen", "unknown key")));
+  EXPECT_THAT(p, Contains(problem_at("setup.token_lifetime_minutes", "between 5 and 60")));
+  EXPECT_THAT(p, Contains(problem_at("extra", "unknown section")));
+  EXPECT_EQ(p.size(), 17u) << format_problems(p);
+}
+
+TEST(Config, SyntaxErrorNamesLineAndColumn) {
+  const auto r = parse_config("[server]\nuser = \"torii\n");
+  ASSERT_EQ(r.problems.size(), 1u);
+  EXPECT_THAT(r.problems[0].message, HasSubstr("line 2"));
+}
+
+TEST(Config, AcceptsIpv6ListenersAndWildcardsWithoutOverlap) {
+  const auto r = parse_config(R"(
+[gateway]
+listen = ["[::1]:8883", "0.0.0.0:8884"]
+[console]
+listen = ["[::1]:8443"]
+[firewall]
+deny = ["2001:db8::/32", "203.0.113.0/24"]
+)");
+  ASSERT_TRUE(r.ok()) << format_problems(r.problems);
+  EXPECT_EQ(r.config.gateway.listen[0].host, "::1");
+  EXPECT_EQ(r.config.gateway.listen[0].to_string(), "[::1]:8883");
+  EXPECT_EQ(r.config.firewall.deny.size(), 2u);
+}
+
+TEST(Config, WildcardOverlapsSpecificAddressOnSamePort) {
+  const auto r = parse_config("[gateway]\nlisten = [\"0.0.0.0:9000\"]\n[console]\nlisten = [\"127.0.0.1:9000\"]\n");
+  EXPECT_THAT(r.problems, Contains(problem_at("console.listen[0]", "overlaps")));
+}
+
+TEST(Config, MissingFileIsAProblemNotACrash) {
+  const auto r = load_config_file("/nonexistent/torii.toml");
+  ASSERT_EQ(r.problems.size(), 1u);
+  EXPECT_THAT(r.problems[0].message, HasSubstr("cannot read"));
+}
+
+}  // namespace
+}  // namespace torii::config

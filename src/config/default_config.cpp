@@ -1,0 +1,91 @@
+// The text printed by `torii server --print-default-config`. config_test checks that it
+// parses to exactly Config{} and names every key, so it cannot drift from the code.
+#include "config/config.h"
+
+namespace torii::config {
+
+std::string default_config_text() {
+  return R"(# torii configuration. Every key is optional; these are the built-in defaults.
+# Reference: docs/configuration.md
+
+[server]
+# Unprivileged account torii switches to after binding its ports when started as root
+# (JPCERT I-5). Must exist on the host; never "root".
+user = "torii"
+# Where the store, keys and security log live. Created 0700; torii refuses to start when
+# it or any key file is readable by others. `--data-dir` overrides it.
+data_dir = "/var/lib/torii"
+# Names and addresses put into the server certificate issued by the built-in CA.
+hostnames = ["localhost", "127.0.0.1"]
+# Base URL printed in links (setup link); empty means https://<first hostname>:<console port>.
+public_url = ""
+
+[gateway]
+# MQTT over mutual TLS for devices. Numeric addresses only; loopback until you name others.
+listen = ["127.0.0.1:8883"]
+# A client that has not finished its TLS handshake by then is disconnected.
+handshake_timeout_seconds = 10
+
+[console]
+# HTTPS web console and REST API.
+listen = ["127.0.0.1:8443"]
+handshake_timeout_seconds = 10
+
+[tls]
+# "1.2" or "1.3". Older versions are never offered.
+min_version = "1.2"
+# TLS 1.2 suites: AEAD with ECDHE only (OpenSSL names, colon-separated).
+ciphers_tls12 = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305"
+# TLS 1.3 suites (all AEAD).
+ciphersuites_tls13 = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+
+[firewall]
+# Source CIDR blocks (IPv4 or IPv6). An empty allow list admits every source not denied;
+# a deny entry always wins (JPCERT II-2).
+allow = []
+deny = []
+# Connections open at once, over all listeners, and from one source address.
+max_connections = 10000
+max_connections_per_source = 64
+# A source that fails authentication or breaks the protocol this many times within the
+# window is banned for ban_seconds.
+ban_after_failures = 10
+failure_window_seconds = 60
+ban_seconds = 600
+
+[keys]
+# Where the key-encryption key comes from (JPCERT VI-1):
+#   "file"       - a random key in kek_file, generated at first start, mode 0600;
+#   "passphrase" - derived with Argon2id from an operator passphrase.
+kek_source = "file"
+kek_file = "kek.key"
+# With kek_source = "passphrase": a file (mode 0600) holding the passphrase; empty means
+# torii asks for it on the terminal.
+passphrase_file = ""
+
+[pki]
+root_ca_lifetime_days = 3650
+issuing_ca_lifetime_days = 1095
+server_certificate_lifetime_days = 90
+device_certificate_lifetime_days = 90
+crl_next_update_hours = 24
+
+[log]
+# Operational log level on standard error: trace, debug, info, warn, error.
+level = "info"
+# Security log (hash-chained JSON lines); relative paths are inside the data directory.
+security_log_dir = "log"
+max_file_mib = 16
+# Rotated security log files older than this are deleted; 0 keeps them forever.
+retention_days = 365
+# A signed checkpoint is written after this many events or this much time, whichever first.
+checkpoint_every_events = 100
+checkpoint_interval_seconds = 300
+
+[setup]
+# Lifetime of the one-time setup link printed while no administrator exists.
+token_lifetime_minutes = 60
+)";
+}
+
+}  // namespace torii::config
