@@ -16,9 +16,7 @@ using ByteView = std::span<const std::uint8_t>;
 [[nodiscard]] inline ByteView as_bytes(std::string_view s) {
   return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
 }
-[[nodiscard]] inline std::string to_string(ByteView b) {
-  return {reinterpret_cast<const char*>(b.data()), b.size()};
-}
+[[nodiscard]] inline std::string to_string(ByteView b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
 
 [[nodiscard]] std::string hex_encode(ByteView data);
 [[nodiscard]] std::optional<Bytes> hex_decode(std::string_view text);

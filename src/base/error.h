@@ -15,14 +15,14 @@ namespace torii {
 
 enum class Errc {
   ok = 0,
-  invalid_argument,   // input from outside failed validation
+  invalid_argument,  // input from outside failed validation
   not_found,
   already_exists,
   permission_denied,  // includes insecure file permissions
   io_error,
-  crypto_error,       // a primitive failed (not: a seal failed to open)
+  crypto_error,           // a primitive failed (not: a seal failed to open)
   authentication_failed,  // a sealed value, signature or MAC did not verify
-  corrupt,            // stored data does not have the expected shape
+  corrupt,                // stored data does not have the expected shape
   expired,
   unavailable,
   conflict,

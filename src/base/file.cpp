@@ -1,10 +1,10 @@
 #include "base/file.h"
 
-#include <cerrno>
-#include <cstring>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <cerrno>
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -125,7 +125,8 @@ Status ensure_private_directory(const std::filesystem::path& path) {
   if (!std::filesystem::exists(path, ec)) {
     if (path.has_parent_path() && !path.parent_path().empty()) {
       std::filesystem::create_directories(path.parent_path(), ec);
-      if (ec) return fail(Errc::io_error, fmt::format("cannot create {}: {}", path.parent_path().string(), ec.message()));
+      if (ec)
+        return fail(Errc::io_error, fmt::format("cannot create {}: {}", path.parent_path().string(), ec.message()));
     }
     if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
       return fail(Errc::io_error, fmt::format("cannot create {}: {}", path.string(), errno_text(errno)));

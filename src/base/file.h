@@ -3,9 +3,9 @@
 // anyone but its owner.
 #pragma once
 
+#include <sys/types.h>
 #include <filesystem>
 #include <string>
-#include <sys/types.h>
 
 #include "base/bytes.h"
 #include "base/error.h"

@@ -46,8 +46,7 @@ Result<CidrBlock> CidrBlock::parse(std::string_view text) {
     const std::string_view length = text.substr(slash + 1);
     unsigned value = 0;
     const auto [end, ec] = std::from_chars(length.data(), length.data() + length.size(), value);
-    if (ec != std::errc() || end != length.data() + length.size() || length.empty() ||
-        value > block.prefix_length) {
+    if (ec != std::errc() || end != length.data() + length.size() || length.empty() || value > block.prefix_length) {
       return fail(Errc::invalid_argument, fmt::format("'{}' has an invalid prefix length", text));
     }
     block.prefix_length = value;
@@ -55,16 +54,17 @@ Result<CidrBlock> CidrBlock::parse(std::string_view text) {
   const unsigned offset = block.network.v4 ? 96 : 0;
   for (unsigned bit = offset + block.prefix_length; bit < 128; ++bit) {
     if ((block.network.bytes[bit / 8] >> (7 - bit % 8)) & 1) {
-      return fail(Errc::invalid_argument,
-                  fmt::format("'{}' has host bits set (did you mean {}/{}?)", text,
-                              [&] {
-                                CidrBlock masked = block;
-                                for (unsigned b = offset + block.prefix_length; b < 128; ++b) {
-                                  masked.network.bytes[b / 8] &= static_cast<std::uint8_t>(~(1u << (7 - b % 8)));
-                                }
-                                return masked.network.to_string();
-                              }(),
-                              block.prefix_length));
+      return fail(Errc::invalid_argument, fmt::format(
+                                              "'{}' has host bits set (did you mean {}/{}?)", text,
+                                              [&] {
+                                                CidrBlock masked = block;
+                                                for (unsigned b = offset + block.prefix_length; b < 128; ++b) {
+                                                  masked.network.bytes[b / 8] &=
+                                                      static_cast<std::uint8_t>(~(1u << (7 - b % 8)));
+                                                }
+                                                return masked.network.to_string();
+                                              }(),
+                                              block.prefix_length));
     }
   }
   return block;

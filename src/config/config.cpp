@@ -88,7 +88,9 @@ class Reader {
     out = std::move(values);
   }
 
-  void problem(std::string_view key, std::string message) { problems_.push_back({std::string(key), std::move(message)}); }
+  void problem(std::string_view key, std::string message) {
+    problems_.push_back({std::string(key), std::move(message)});
+  }
 
   [[nodiscard]] const std::vector<std::string>& visited() const { return visited_; }
 
@@ -131,7 +133,8 @@ class Reader {
 
 bool valid_hostname(std::string_view name) {
   if (IpAddress::parse(name)) return true;
-  static const std::regex label_re("^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$");
+  static const std::regex label_re(
+      "^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$");
   return name.size() <= 253 && std::regex_match(name.begin(), name.end(), label_re);
 }
 
@@ -163,11 +166,11 @@ void read_listener(Reader& r, std::string_view section, ListenerConfig& out,
       continue;
     }
     for (const auto& [other_key, other] : all) {
-      const bool wildcard = other.host == "0.0.0.0" || other.host == "::" || address->host == "0.0.0.0" ||
-                            address->host == "::";
-      if (other.port == address->port && (other.host == address->host || wildcard)) {
-        r.problem(fmt::format("{}[{}]", lk, i), fmt::format("{} overlaps {} ({})", address->to_string(),
-                                                            other.to_string(), other_key));
+      const bool wildcard =
+          other.host == "0.0.0.0" || other.host == "::" || address->host == "0.0.0.0" || address->host == "::";
+      if (address->port != 0 && other.port == address->port && (other.host == address->host || wildcard)) {
+        r.problem(fmt::format("{}[{}]", lk, i),
+                  fmt::format("{} overlaps {} ({})", address->to_string(), other.to_string(), other_key));
       }
     }
     all.emplace_back(fmt::format("{}[{}]", lk, i), *address);
@@ -210,14 +213,13 @@ void read_all(Reader& r, Config& c) {
     if (v != "1.2" && v != "1.3") r.problem(key, "must be \"1.2\" or \"1.3\"");
   });
   r.text("tls.ciphers_tls12", c.tls.ciphers_tls12, [&](std::string_view key, const std::string& v) {
-    check_cipher_list(r, key, v,
-                      {"ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
-                       "ECDHE-ECDSA-CHACHA20-POLY1305"});
+    check_cipher_list(
+        r, key, v, {"ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305"});
   });
   r.text("tls.ciphersuites_tls13", c.tls.ciphersuites_tls13, [&](std::string_view key, const std::string& v) {
-    check_cipher_list(r, key, v,
-                      {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256",
-                       "TLS_AES_128_CCM_SHA256"});
+    check_cipher_list(
+        r, key, v,
+        {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256", "TLS_AES_128_CCM_SHA256"});
     if (v.empty()) r.problem(key, "must name at least one suite");
   });
   if (c.tls.min_version == "1.2" && c.tls.ciphers_tls12.empty()) {
@@ -225,10 +227,12 @@ void read_all(Reader& r, Config& c) {
   }
 
   // [firewall]
-  for (auto [key, list] : {std::pair{"firewall.allow", &c.firewall.allow}, std::pair{"firewall.deny", &c.firewall.deny}}) {
+  for (auto [key, list] :
+       {std::pair{"firewall.allow", &c.firewall.allow}, std::pair{"firewall.deny", &c.firewall.deny}}) {
     r.text_list(key, *list);
     for (std::size_t i = 0; i < list->size(); ++i) {
-      if (auto block = CidrBlock::parse((*list)[i]); !block) r.problem(fmt::format("{}[{}]", key, i), block.error().message);
+      if (auto block = CidrBlock::parse((*list)[i]); !block)
+        r.problem(fmt::format("{}[{}]", key, i), block.error().message);
     }
   }
   r.number("firewall.max_connections", c.firewall.max_connections, 1, 1'000'000);
@@ -295,7 +299,8 @@ Result<ListenAddress> parse_listen_address(std::string_view text) {
   std::string_view port;
   if (text.starts_with('[')) {
     const auto close = text.find("]:");
-    if (close == std::string_view::npos) return fail(Errc::invalid_argument, fmt::format("'{}' must look like [::1]:8883", text));
+    if (close == std::string_view::npos)
+      return fail(Errc::invalid_argument, fmt::format("'{}' must look like [::1]:8883", text));
     host = text.substr(1, close - 1);
     port = text.substr(close + 2);
   } else {
@@ -308,13 +313,14 @@ Result<ListenAddress> parse_listen_address(std::string_view text) {
   }
   auto address = IpAddress::parse(host);
   if (!address) {
-    return fail(Errc::invalid_argument,
-                fmt::format("'{}': '{}' is not a numeric IP address (listeners bind to addresses, not names)", text, host));
+    return fail(
+        Errc::invalid_argument,
+        fmt::format("'{}': '{}' is not a numeric IP address (listeners bind to addresses, not names)", text, host));
   }
   unsigned value = 0;
   const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-  if (ec != std::errc() || end != port.data() + port.size() || value == 0 || value > 65535) {
-    return fail(Errc::invalid_argument, fmt::format("'{}': port must be 1-65535", text));
+  if (ec != std::errc() || end != port.data() + port.size() || value > 65535) {
+    return fail(Errc::invalid_argument, fmt::format("'{}': port must be 0-65535 (0 picks a free port)", text));
   }
   return ListenAddress{address->to_string(), static_cast<std::uint16_t>(value)};
 }

@@ -57,7 +57,7 @@ user = "root"
 hostnames = ["ok.example", "bad_name!"]
 public_url = "http://plain.example"
 [gateway]
-listen = ["127.0.0.1:8883", "localhost:1883", "10.0.0.1:0"]
+listen = ["127.0.0.1:8883", "localhost:1883", "10.0.0.1:65536"]
 handshake_timeout_seconds = 0
 [console]
 listen = ["127.0.0.1:8883"]
@@ -85,7 +85,7 @@ x = 1
   EXPECT_THAT(p, Contains(problem_at("server.hostnames[1]", "bad_name!")));
   EXPECT_THAT(p, Contains(problem_at("server.public_url", "https://")));
   EXPECT_THAT(p, Contains(problem_at("gateway.listen[1]", "not a numeric IP address")));
-  EXPECT_THAT(p, Contains(problem_at("gateway.listen[2]", "port must be 1-65535")));
+  EXPECT_THAT(p, Contains(problem_at("gateway.listen[2]", "port must be 0-65535")));
   EXPECT_THAT(p, Contains(problem_at("gateway.handshake_timeout_seconds", "between 1 and 120")));
   EXPECT_THAT(p, Contains(problem_at("console.listen[0]", "overlaps 127.0.0.1:8883 (gateway.listen[0])")));
   EXPECT_THAT(p, Contains(problem_at("tls.min_version", "\"1.2\" or \"1.3\"")));

@@ -56,9 +56,7 @@ SecretBytes random_key(Random& random, std::size_t size) {
   return key;
 }
 
-Argon2Params argon2_moderate() {
-  return {crypto_pwhash_OPSLIMIT_MODERATE, crypto_pwhash_MEMLIMIT_MODERATE};
-}
+Argon2Params argon2_moderate() { return {crypto_pwhash_OPSLIMIT_MODERATE, crypto_pwhash_MEMLIMIT_MODERATE}; }
 
 Result<SecretBytes> argon2id_derive(std::string_view passphrase, ByteView salt, const Argon2Params& params,
                                     std::size_t key_size) {

@@ -12,8 +12,7 @@ namespace torii::testing {
 // A clock that moves only when told to.
 class FakeClock final : public Clock {
  public:
-  explicit FakeClock(std::chrono::system_clock::time_point start = from_unix_millis(1'790'000'000'000))
-      : now_(start) {}
+  explicit FakeClock(std::chrono::system_clock::time_point start = from_unix_millis(1'790'000'000'000)) : now_(start) {}
   [[nodiscard]] std::chrono::system_clock::time_point now() const override { return now_; }
   void advance(std::chrono::system_clock::duration d) { now_ += d; }
   void set(std::chrono::system_clock::time_point t) { now_ = t; }

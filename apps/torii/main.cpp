@@ -1,0 +1,242 @@
+// `torii`: argument parsing and dispatch only. The work lives in src/ (the server's wiring
+// in src/server) so that tests drive the same code. Exit codes: docs/cli.md.
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <optional>
+
+#include "base/clock.h"
+#include "base/file.h"
+#include "base/version.h"
+#include "config/config.h"
+#include "crypto/sodium.h"
+#include "events/log_verify.h"
+#include "identity/setup_token.h"
+#include "server/privileges.h"
+#include "server/server.h"
+#include "store/sqlite/sqlite_store.h"
+
+namespace {
+
+using namespace torii;
+
+// Exit codes (documented in docs/cli.md).
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;   // a runtime failure: I/O, a port in use, ...
+constexpr int kExitUsage = 2;     // bad arguments or an invalid configuration
+constexpr int kExitRefused = 3;   // refused for security: permissions, wrong key, privileges
+constexpr int kExitTampered = 4;  // verification found a problem (admin log verify)
+
+int exit_code_for(const Error& e) {
+  if (e.is(Errc::permission_denied) || e.is(Errc::authentication_failed)) return kExitRefused;
+  if (e.is(Errc::invalid_argument) || e.is(Errc::conflict)) return kExitUsage;
+  return kExitFailure;
+}
+
+int report(const Error& e) {
+  std::cerr << "torii: " << e.message << "\n";
+  return exit_code_for(e);
+}
+
+struct CommonOptions {
+  std::string config_file;
+  std::string data_dir;
+};
+
+void add_common(CLI::App* app, CommonOptions& o) {
+  app->add_option("--config", o.config_file, "TOML configuration file (default: built-in defaults)")
+      ->check(CLI::ExistingFile);
+  app->add_option("--data-dir", o.data_dir, "data directory (overrides server.data_dir)");
+}
+
+std::optional<config::Config> load_config(const CommonOptions& o) {
+  config::ParseResult parsed;
+  if (!o.config_file.empty()) parsed = config::load_config_file(o.config_file);
+  if (!parsed.ok()) {
+    std::cerr << fmt::format("torii: {} has {} problem{}:\n{}", o.config_file, parsed.problems.size(),
+                             parsed.problems.size() == 1 ? "" : "s", config::format_problems(parsed.problems));
+    return std::nullopt;
+  }
+  if (!o.data_dir.empty()) parsed.config.server.data_dir = o.data_dir;
+  return parsed.config;
+}
+
+void setup_logging(const std::string& level) {
+  auto logger = spdlog::stderr_color_mt("torii");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  spdlog::set_level(spdlog::level::from_str(level));
+}
+
+// Started as root, the admin commands act as server.user too, so that files they touch keep
+// the owner the server expects.
+Status become_service_user(const config::Config& c) {
+  if (::geteuid() != 0) return ok();
+  auto account = server::lookup_account(c.server.user);
+  if (!account) return tl::unexpected(account.error());
+  return server::drop_privileges(*account);
+}
+
+int run_server(const CommonOptions& o) {
+  auto c = load_config(o);
+  if (!c) return kExitUsage;
+  setup_logging(c->log.level);
+  SystemClock clock;
+  crypto::SystemRandom random;
+  auto server = server::Server::create(*c, {clock, random, std::cout});
+  if (!server) return report(server.error());
+  auto& s = **server;
+  for (auto step : {&server::Server::bind_listeners, &server::Server::drop_privileges, &server::Server::open_state,
+                    &server::Server::start}) {
+    if (auto st = (s.*step)(); !st) return report(st.error());
+  }
+  s.run();
+  spdlog::info("stopped");
+  return kExitOk;
+}
+
+int run_log_verify(const CommonOptions& o, const std::string& log_dir, const std::string& public_key_text) {
+  auto c = load_config(o);
+  if (!c) return kExitUsage;
+  if (auto st = become_service_user(*c); !st) return report(st.error());
+  const std::filesystem::path dir = log_dir.empty() ? server::security_log_dir(*c) : std::filesystem::path(log_dir);
+  std::string key_hex = public_key_text;
+  if (key_hex.empty()) {
+    auto file = read_file(server::security_log_public_key_file(*c), 4096);
+    if (!file) return report(file.error());
+    key_hex = to_string(*file);
+  }
+  while (!key_hex.empty() && (key_hex.back() == '\n' || key_hex.back() == ' ')) key_hex.pop_back();
+  const auto key = hex_decode(key_hex);
+  if (!key || key->size() != crypto::kEd25519PublicKeyBytes) {
+    std::cerr << "torii: the public key must be 64 hexadecimal characters\n";
+    return kExitUsage;
+  }
+  auto result = events::verify_log(dir, *key);
+  if (!result) return report(result.error());
+  const auto& r = *result;
+  if (!r.ok) {
+    std::cout << fmt::format("security log in {}: TAMPERED or damaged\n", dir.string());
+    for (const auto& p : r.problems) {
+      std::cout << fmt::format("  {}:{}: {}\n", p.file, p.line, p.what);
+    }
+    return kExitTampered;
+  }
+  std::cout << fmt::format("security log in {}: OK ({} file{}, {} lines, {} signed checkpoints", dir.string(), r.files,
+                           r.files == 1 ? "" : "s", r.lines, r.checkpoints);
+  if (r.last_checkpoint_ts) std::cout << fmt::format(", last at {}", *r.last_checkpoint_ts);
+  std::cout << ")\n";
+  if (r.unsigned_tail_lines > 0) {
+    std::cout << fmt::format("  {} line{} after the last checkpoint are chained but not yet signed\n",
+                             r.unsigned_tail_lines, r.unsigned_tail_lines == 1 ? "" : "s");
+  }
+  if (r.starts_after_retention) {
+    std::cout << fmt::format("  the oldest available line is seq {}: earlier files were removed (retention)\n",
+                             r.first_seq.value_or(0));
+  }
+  return kExitOk;
+}
+
+int run_setup_link(const CommonOptions& o) {
+  auto c = load_config(o);
+  if (!c) return kExitUsage;
+  if (auto st = become_service_user(*c); !st) return report(st.error());
+  const auto data_dir = server::resolve_data_dir(*c);
+  if (auto st = check_owner_only(data_dir); !st) return report(st.error());
+  auto store = store::sqlite::open_sqlite_store(data_dir / "torii.db");
+  if (!store) return report(store.error());
+  auto pending = identity::setup_pending(**store);
+  if (!pending) return report(pending.error());
+  if (!*pending) {
+    std::cerr << "torii: an administrator exists already; setup links are only for the first one\n";
+    return kExitRefused;
+  }
+  SystemClock clock;
+  crypto::SystemRandom random;
+  const std::chrono::minutes lifetime(c->setup.token_lifetime_minutes);
+  auto token = identity::issue_setup_token(**store, random, clock, lifetime);
+  if (!token) return report(token.error());
+  std::string base = c->server.public_url;
+  if (base.empty()) base = fmt::format("https://{}:{}", c->server.hostnames.front(), c->console.listen.front().port);
+  std::cout << fmt::format("One-time setup link (valid {} minutes; earlier links no longer work):\n  {}\n",
+                           lifetime.count(), identity::setup_link(base, token->token));
+  return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (!crypto::init()) {
+    std::cerr << "torii: libsodium could not be initialised\n";
+    return kExitFailure;
+  }
+  CLI::App app{"torii: a secure-by-default IoT platform", "torii"};
+  app.require_subcommand(1);
+  app.footer(
+      "Exit codes: 0 ok, 1 failure, 2 usage or configuration error, 3 refused for security, "
+      "4 verification failed. See docs/cli.md.");
+
+  auto* version = app.add_subcommand("version", "Print torii's version");
+
+  CommonOptions server_options;
+  bool print_default = false;
+  bool check_only = false;
+  auto* server = app.add_subcommand("server", "Run the gateway and console (TLS only, loopback by default)");
+  add_common(server, server_options);
+  server->add_flag("--print-default-config", print_default, "Print the built-in configuration as TOML and exit");
+  server->add_flag("--check-config", check_only, "Validate the configuration, report every problem, and exit");
+
+  auto* admin = app.add_subcommand("admin", "Operator tasks on a local installation");
+  admin->require_subcommand(1);
+  auto* log = admin->add_subcommand("log", "The security log");
+  log->require_subcommand(1);
+  CommonOptions verify_options;
+  std::string log_dir;
+  std::string public_key;
+  auto* verify = log->add_subcommand("verify", "Check the hash chain and signed checkpoints of the security log");
+  add_common(verify, verify_options);
+  verify->add_option("--log-dir", log_dir, "security log directory (default: from the configuration)");
+  verify->add_option("--public-key", public_key,
+                     "hex Ed25519 public key to verify against (default: security-log.pub in the data "
+                     "directory; pass a copy kept elsewhere to detect a replaced key)");
+  CommonOptions setup_options;
+  auto* setup_link = admin->add_subcommand("setup-link", "Issue a new one-time setup link (no administrator yet)");
+  add_common(setup_link, setup_options);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? kExitOk : kExitUsage;
+  }
+
+  try {
+    if (version->parsed()) {
+      std::cout << "torii " << kVersion << "\n";
+      return kExitOk;
+    }
+    if (server->parsed()) {
+      if (print_default) {
+        std::cout << config::default_config_text();
+        return kExitOk;
+      }
+      if (check_only) {
+        auto c = load_config(server_options);
+        if (!c) return kExitUsage;
+        std::cout << "configuration OK\n";
+        return kExitOk;
+      }
+      return run_server(server_options);
+    }
+    if (verify->parsed()) return run_log_verify(verify_options, log_dir, public_key);
+    if (setup_link->parsed()) return run_setup_link(setup_options);
+  } catch (const std::exception& e) {
+    std::cerr << "torii: unexpected error: " << e.what() << "\n";
+    return kExitFailure;
+  }
+  return kExitUsage;
+}

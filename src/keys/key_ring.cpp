@@ -1,0 +1,209 @@
+#include "keys/key_ring.h"
+
+#include <charconv>
+
+#include <fmt/format.h>
+
+#include "base/file.h"
+
+namespace torii::keys {
+namespace {
+
+constexpr std::string_view kMetaSource = "kek.source";
+constexpr std::string_view kMetaCheck = "kek.check";
+constexpr std::string_view kMetaSalt = "kek.salt";
+constexpr std::string_view kMetaArgon = "kek.argon2id";
+constexpr std::string_view kCheckPlaintext = "torii key-encryption key check v1";
+
+std::string wrap_ad(std::string_view key_id, std::string_view purpose) {
+  return fmt::format("torii:data-key\x1f{}\x1f{}", key_id, purpose);
+}
+
+std::string value_ad(std::string_view key_id, std::string_view associated_data) {
+  return fmt::format("torii:value\x1f{}\x1f{}", key_id, associated_data);
+}
+
+Result<std::string> meta_text(store::MetaRepository& meta, std::string_view key) {
+  auto value = meta.get(key);
+  if (!value) return tl::unexpected(value.error());
+  return *value ? to_string(**value) : std::string();
+}
+
+Result<crypto::SecretBytes> read_key_file(const std::filesystem::path& path) {
+  if (auto st = check_owner_only(path); !st) return tl::unexpected(st.error());
+  auto bytes = read_file(path, 1024);
+  if (!bytes) return tl::unexpected(bytes.error());
+  crypto::SecretBytes key(*bytes);
+  std::fill(bytes->begin(), bytes->end(), std::uint8_t{0});
+  if (key.size() != crypto::kAeadKeyBytes) {
+    return fail(Errc::corrupt, fmt::format("{} does not hold a 32-byte key", path.string()));
+  }
+  return key;
+}
+
+Result<crypto::SecretBytes> derive_from_passphrase(const KekOptions& options, ByteView salt,
+                                                   const crypto::Argon2Params& params) {
+  if (!options.passphrase) return fail(Errc::invalid_argument, "no passphrase source configured");
+  auto passphrase = options.passphrase();
+  if (!passphrase) return tl::unexpected(passphrase.error());
+  if (passphrase->size() < 12) {
+    return fail(Errc::invalid_argument, "the passphrase must be at least 12 characters long");
+  }
+  auto key = crypto::argon2id_derive(*passphrase, salt, params);
+  std::fill(passphrase->begin(), passphrase->end(), '\0');
+  return key;
+}
+
+Result<crypto::Argon2Params> parse_argon_params(std::string_view text) {
+  const auto comma = text.find(',');
+  crypto::Argon2Params p{};
+  if (comma == std::string_view::npos ||
+      std::from_chars(text.data(), text.data() + comma, p.ops_limit).ec != std::errc() ||
+      std::from_chars(text.data() + comma + 1, text.data() + text.size(), p.mem_limit_bytes).ec != std::errc()) {
+    return fail(Errc::corrupt, "stored Argon2id parameters are unreadable");
+  }
+  return p;
+}
+
+}  // namespace
+
+std::string device_key_id(std::string_view device_id) { return fmt::format("device:{}", device_id); }
+
+Result<UnlockedKek> unlock_kek(store::MetaRepository& meta, const KekOptions& options, Random& random) {
+  const std::string wanted = options.source == config::KekSource::file ? "file" : "passphrase";
+  auto recorded = meta_text(meta, kMetaSource);
+  if (!recorded) return tl::unexpected(recorded.error());
+  auto check = meta.get(kMetaCheck);
+  if (!check) return tl::unexpected(check.error());
+
+  if (recorded->empty() || !*check) {
+    // First start: make a new key hierarchy.
+    UnlockedKek out{crypto::SecretBytes(), true};
+    if (options.source == config::KekSource::file) {
+      std::error_code ec;
+      if (std::filesystem::exists(options.key_file, ec)) {
+        return fail(Errc::conflict, fmt::format("{} exists but the store has no key hierarchy; refusing to reuse a "
+                                                "key file from another installation",
+                                                options.key_file.string()));
+      }
+      out.kek = crypto::random_key(random);
+      if (auto st = write_file_atomic(options.key_file, out.kek.view(), 0600); !st) return tl::unexpected(st.error());
+    } else {
+      Bytes salt(crypto::kArgonSaltBytes);
+      random.fill(salt);
+      auto key = derive_from_passphrase(options, salt, options.argon2);
+      if (!key) return tl::unexpected(key.error());
+      out.kek = std::move(*key);
+      if (auto st = meta.put(kMetaSalt, salt); !st) return tl::unexpected(st.error());
+      const std::string params = fmt::format("{},{}", options.argon2.ops_limit, options.argon2.mem_limit_bytes);
+      if (auto st = meta.put(kMetaArgon, as_bytes(params)); !st) return tl::unexpected(st.error());
+    }
+    auto sealed = crypto::aead_seal(out.kek, as_bytes(kCheckPlaintext), as_bytes(kMetaCheck), random);
+    if (!sealed) return tl::unexpected(sealed.error());
+    if (auto st = meta.put(kMetaCheck, *sealed); !st) return tl::unexpected(st.error());
+    if (auto st = meta.put(kMetaSource, as_bytes(wanted)); !st) return tl::unexpected(st.error());
+    return out;
+  }
+
+  if (*recorded != wanted) {
+    return fail(Errc::conflict, fmt::format("this data directory's keys are protected by a {} but keys.kek_source "
+                                            "is \"{}\"; set keys.kek_source = \"{}\"",
+                                            *recorded == "file" ? "key file" : "passphrase", wanted, *recorded));
+  }
+  UnlockedKek out{crypto::SecretBytes(), false};
+  if (options.source == config::KekSource::file) {
+    auto key = read_key_file(options.key_file);
+    if (!key) {
+      if (key.error().is(Errc::not_found)) {
+        return fail(Errc::not_found, fmt::format("the key file {} is missing: the store cannot be decrypted without "
+                                                 "it (restore it from your backup)",
+                                                 options.key_file.string()));
+      }
+      return tl::unexpected(key.error());
+    }
+    out.kek = std::move(*key);
+  } else {
+    auto salt = meta.get(kMetaSalt);
+    auto params_text = meta_text(meta, kMetaArgon);
+    if (!salt || !params_text) return fail(Errc::io_error, "cannot read the key derivation parameters");
+    if (!*salt) return fail(Errc::corrupt, "the store has no passphrase salt");
+    auto params = parse_argon_params(*params_text);
+    if (!params) return tl::unexpected(params.error());
+    auto key = derive_from_passphrase(options, **salt, *params);
+    if (!key) return tl::unexpected(key.error());
+    out.kek = std::move(*key);
+  }
+  if (!crypto::aead_open(out.kek, **check, as_bytes(kMetaCheck))) {
+    return fail(Errc::authentication_failed, options.source == config::KekSource::file
+                                                 ? "the key file does not unlock this store (wrong key file)"
+                                                 : "the passphrase does not unlock this store (wrong passphrase)");
+  }
+  return out;
+}
+
+KeyRing::KeyRing(store::Store& store, crypto::SecretBytes kek, Random& random, const Clock& clock)
+    : store_(store), kek_(std::move(kek)), random_(random), clock_(clock) {}
+
+Status KeyRing::create_data_key(std::string_view key_id, std::string_view purpose) {
+  crypto::SecretBytes key = crypto::random_key(random_);
+  auto wrapped = crypto::aead_seal(kek_, key.view(), as_bytes(wrap_ad(key_id, purpose)), random_);
+  if (!wrapped) return tl::unexpected(wrapped.error());
+  store::WrappedKey row{std::string(key_id), std::string(purpose), std::move(*wrapped), to_unix_millis(clock_.now())};
+  if (auto st = store_.data_keys().insert(row); !st) return st;
+  cache_.insert_or_assign(std::string(key_id), std::move(key));
+  return ok();
+}
+
+Status KeyRing::ensure_data_key(std::string_view key_id, std::string_view purpose) {
+  auto found = store_.data_keys().find(key_id);
+  if (!found) return tl::unexpected(found.error());
+  if (*found) return ok();
+  return create_data_key(key_id, purpose);
+}
+
+Result<bool> KeyRing::destroy_data_key(std::string_view key_id) {
+  if (auto it = cache_.find(key_id); it != cache_.end()) cache_.erase(it);
+  return store_.data_keys().remove(key_id);
+}
+
+Result<const crypto::SecretBytes*> KeyRing::data_key(std::string_view key_id) {
+  if (auto it = cache_.find(key_id); it != cache_.end()) return &it->second;
+  auto found = store_.data_keys().find(key_id);
+  if (!found) return tl::unexpected(found.error());
+  if (!*found) return fail(Errc::not_found, fmt::format("data key '{}' does not exist (destroyed?)", key_id));
+  auto key = crypto::aead_open(kek_, (*found)->wrapped, as_bytes(wrap_ad(key_id, (*found)->purpose)));
+  if (!key) return fail(Errc::authentication_failed, fmt::format("data key '{}' does not unwrap", key_id));
+  auto [it, inserted] = cache_.emplace(std::string(key_id), std::move(*key));
+  return &it->second;
+}
+
+Result<Bytes> KeyRing::seal(std::string_view key_id, ByteView plaintext, std::string_view associated_data) {
+  auto key = data_key(key_id);
+  if (!key) return tl::unexpected(key.error());
+  return crypto::aead_seal(**key, plaintext, as_bytes(value_ad(key_id, associated_data)), random_);
+}
+
+Result<crypto::SecretBytes> KeyRing::open(std::string_view key_id, ByteView sealed, std::string_view associated_data) {
+  auto key = data_key(key_id);
+  if (!key) return tl::unexpected(key.error());
+  return crypto::aead_open(**key, sealed, as_bytes(value_ad(key_id, associated_data)));
+}
+
+Status KeyRing::put_secret(std::string_view name, ByteView plaintext) {
+  if (auto st = ensure_data_key(kSystemKeyId, "system secrets"); !st) return st;
+  auto sealed = seal(kSystemKeyId, plaintext, fmt::format("secret:{}", name));
+  if (!sealed) return tl::unexpected(sealed.error());
+  return store_.secrets().put(
+      {std::string(name), std::string(kSystemKeyId), std::move(*sealed), to_unix_millis(clock_.now())});
+}
+
+Result<std::optional<crypto::SecretBytes>> KeyRing::get_secret(std::string_view name) {
+  auto found = store_.secrets().find(name);
+  if (!found) return tl::unexpected(found.error());
+  if (!*found) return std::optional<crypto::SecretBytes>();
+  auto opened = open((*found)->key_id, (*found)->sealed, fmt::format("secret:{}", name));
+  if (!opened) return tl::unexpected(opened.error());
+  return std::optional<crypto::SecretBytes>(std::move(*opened));
+}
+
+}  // namespace torii::keys

@@ -1,0 +1,195 @@
+#include "net/listener.h"
+
+#include <fmt/format.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace torii::net {
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+namespace {
+
+IpAddress to_ip(const asio::ip::address& a) {
+  IpAddress out;
+  if (a.is_v4()) {
+    out.v4 = true;
+    out.bytes[10] = 0xff;
+    out.bytes[11] = 0xff;
+    const auto b = a.to_v4().to_bytes();
+    std::copy(b.begin(), b.end(), out.bytes.begin() + 12);
+  } else {
+    const auto v6 = a.to_v6();
+    if (v6.is_v4_mapped()) return to_ip(asio::ip::make_address_v4(asio::ip::v4_mapped, v6));
+    const auto b = v6.to_bytes();
+    std::copy(b.begin(), b.end(), out.bytes.begin());
+  }
+  return out;
+}
+
+// Releases the filter slot however the connection ends.
+class SlotGuard {
+ public:
+  SlotGuard(ConnectionFilter& filter, IpAddress address) : filter_(filter), address_(address) {}
+  SlotGuard(const SlotGuard&) = delete;
+  SlotGuard& operator=(const SlotGuard&) = delete;
+  ~SlotGuard() { filter_.release(address_); }
+
+ private:
+  ConnectionFilter& filter_;
+  IpAddress address_;
+};
+
+std::string handshake_reason(const boost::system::error_code& ec, bool timed_out) {
+  if (timed_out) return "handshake deadline passed";
+  if (ec.category() == asio::error::get_ssl_category()) {
+    char buffer[256];
+    ERR_error_string_n(static_cast<unsigned long>(ec.value()), buffer, sizeof buffer);
+    return buffer;
+  }
+  return ec.message();
+}
+
+}  // namespace
+
+std::string PeerInfo::endpoint() const {
+  return address.v4 ? fmt::format("{}:{}", address.to_string(), port)
+                    : fmt::format("[{}]:{}", address.to_string(), port);
+}
+
+TlsListener::TlsListener(asio::io_context& io, ListenerOptions options, ConnectionFilter& filter)
+    : io_(io), options_(std::move(options)), filter_(filter), acceptor_(io) {}
+
+TlsListener::~TlsListener() { stop(); }
+
+Status TlsListener::bind() {
+  boost::system::error_code ec;
+  const auto address = asio::ip::make_address(options_.address.host, ec);
+  if (ec) return fail(Errc::invalid_argument, fmt::format("{}: bad address {}", options_.name, options_.address.host));
+  const tcp::endpoint endpoint(address, options_.address.port);
+  const auto failed = [&](std::string_view step) {
+    return fail(Errc::unavailable, fmt::format("{} listener on {}: cannot {}: {}", options_.name,
+                                               options_.address.to_string(), step, ec.message()));
+  };
+  if (acceptor_.open(endpoint.protocol(), ec); ec) return failed("open a socket");
+  if (address.is_v6()) {
+    if (acceptor_.set_option(asio::ip::v6_only(true), ec); ec) return failed("set IPV6_V6ONLY");
+  }
+  if (acceptor_.set_option(tcp::acceptor::reuse_address(true), ec); ec) return failed("set SO_REUSEADDR");
+  if (acceptor_.bind(endpoint, ec); ec) return failed("bind");
+  if (acceptor_.listen(asio::socket_base::max_listen_connections, ec); ec) return failed("listen");
+  return ok();
+}
+
+std::uint16_t TlsListener::local_port() const {
+  boost::system::error_code ec;
+  const auto endpoint = acceptor_.local_endpoint(ec);
+  return ec ? 0 : endpoint.port();
+}
+
+std::string TlsListener::local_endpoint() const {
+  config::ListenAddress a = options_.address;
+  a.port = local_port();
+  return a.to_string();
+}
+
+void TlsListener::start(std::shared_ptr<asio::ssl::context> tls, ConnectionHandler& handler, ListenerEvents events) {
+  tls_ = std::move(tls);
+  handler_ = &handler;
+  events_ = std::move(events);
+  asio::co_spawn(io_, accept_loop(), asio::detached);
+}
+
+void TlsListener::stop() {
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+}
+
+asio::awaitable<void> TlsListener::accept_loop() {
+  for (;;) {
+    boost::system::error_code ec;
+    tcp::socket socket = co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+    if (ec) {
+      // Out of file descriptors and the like: back off briefly instead of spinning.
+      asio::steady_timer pause(io_, std::chrono::milliseconds(50));
+      co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
+    const auto remote = socket.remote_endpoint(ec);
+    if (ec) continue;
+    PeerInfo peer;
+    peer.address = to_ip(remote.address());
+    peer.port = remote.port();
+    peer.listener = options_.name;
+    const Admission admission = filter_.admit(peer.address);
+    if (admission != Admission::admitted) {
+      // Closed before a single byte is read: refused sources learn nothing.
+      socket.close(ec);
+      if (events_.refused) events_.refused(peer, admission);
+      continue;
+    }
+    asio::co_spawn(io_, serve_connection(std::move(socket), std::move(peer)), asio::detached);
+  }
+}
+
+asio::awaitable<void> TlsListener::serve_connection(tcp::socket socket, PeerInfo peer) {
+  SlotGuard slot(filter_, peer.address);
+  socket.set_option(tcp::no_delay(true));
+  TlsStream stream(std::move(socket), *tls_);
+
+  auto timed_out = std::make_shared<bool>(false);
+  asio::steady_timer deadline(io_, options_.handshake_timeout);
+  deadline.async_wait([&stream, timed_out](const boost::system::error_code& ec) {
+    if (ec) return;  // cancelled: the handshake finished in time
+    *timed_out = true;
+    boost::system::error_code ignored;
+    stream.lowest_layer().close(ignored);
+  });
+  boost::system::error_code ec;
+  co_await stream.async_handshake(asio::ssl::stream_base::server, asio::redirect_error(asio::use_awaitable, ec));
+  deadline.cancel();
+  if (ec) {
+    const bool banned_now = filter_.record_failure(peer.address);
+    if (events_.handshake_failed) events_.handshake_failed(peer, handshake_reason(ec, *timed_out));
+    if (banned_now && events_.banned) events_.banned(peer);
+    boost::system::error_code ignored;
+    stream.lowest_layer().close(ignored);
+    co_return;
+  }
+
+  SSL* ssl = stream.native_handle();
+  peer.tls_version = SSL_get_version(ssl);
+  peer.cipher = SSL_CIPHER_get_name(SSL_get_current_cipher(ssl));
+  if (X509* cert = SSL_get1_peer_certificate(ssl)) {
+    const int length = i2d_X509(cert, nullptr);
+    if (length > 0) {
+      peer.client_certificate_der.resize(static_cast<std::size_t>(length));
+      unsigned char* out = peer.client_certificate_der.data();
+      i2d_X509(cert, &out);
+    }
+    X509_free(cert);
+  }
+
+  try {
+    co_await handler_->serve(stream, peer);
+  } catch (const std::exception& e) {
+    if (events_.handler_failed) events_.handler_failed(peer, e.what());
+  }
+  boost::system::error_code ignored;
+  stream.lowest_layer().close(ignored);
+}
+
+asio::awaitable<void> CloseAfterHandshake::serve(TlsStream& stream, const PeerInfo&) {
+  boost::system::error_code ec;
+  co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+}
+
+}  // namespace torii::net

@@ -1,0 +1,104 @@
+// A TLS-only TCP listener: the network shell every protocol handler sits behind.
+//
+//   accept → ConnectionFilter::admit (lists, bans, limits) → TLS handshake with a deadline
+//          → ConnectionHandler::serve → ConnectionFilter::release
+//
+// Nothing is ever read or written in plain text: the handler receives an established TLS
+// stream. Each connection runs as its own coroutine on the listener's io_context; an
+// exception escaping a handler is caught, reported and closes that connection only.
+//
+// Lifetime: bind() may run as root before privileges are dropped; start() later, once
+// the TLS context exists. The listener, its filter, its handler and its events must
+// outlive the io_context's run().
+#pragma once
+
+#include <utility>  // boost 1.74 awaitable.hpp uses std::exchange without it
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "base/bytes.h"
+#include "base/error.h"
+#include "base/ip.h"
+#include "config/config.h"
+#include "net/connection_filter.h"
+
+namespace torii::net {
+
+using TlsStream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket>;
+
+struct PeerInfo {
+  IpAddress address;
+  std::uint16_t port = 0;
+  std::string listener;          // "gateway", "console"
+  std::string tls_version;       // "TLSv1.3"
+  std::string cipher;            // "TLS_AES_128_GCM_SHA256"
+  Bytes client_certificate_der;  // empty without client verification
+
+  [[nodiscard]] std::string endpoint() const;  // "127.0.0.1:51234", "[::1]:51234"
+};
+
+class ConnectionHandler {
+ public:
+  virtual ~ConnectionHandler() = default;
+  // Owns the connection until it returns; the stream is closed afterwards.
+  virtual boost::asio::awaitable<void> serve(TlsStream& stream, const PeerInfo& peer) = 0;
+};
+
+// What a listener reports; each callback may be empty.
+struct ListenerEvents {
+  std::function<void(const PeerInfo&, Admission)> refused;
+  std::function<void(const PeerInfo&, const std::string& reason)> handshake_failed;
+  std::function<void(const PeerInfo&)> banned;
+  std::function<void(const PeerInfo&, const std::string& what)> handler_failed;
+};
+
+struct ListenerOptions {
+  std::string name;
+  config::ListenAddress address;
+  std::chrono::seconds handshake_timeout{10};
+};
+
+class TlsListener {
+ public:
+  TlsListener(boost::asio::io_context& io, ListenerOptions options, ConnectionFilter& filter);
+  ~TlsListener();
+  TlsListener(const TlsListener&) = delete;
+  TlsListener& operator=(const TlsListener&) = delete;
+
+  // Opens, binds and listens. IPv6 sockets are v6-only: "::" does not also take IPv4.
+  [[nodiscard]] Status bind();
+  [[nodiscard]] std::uint16_t local_port() const;
+  [[nodiscard]] std::string local_endpoint() const;
+
+  void start(std::shared_ptr<boost::asio::ssl::context> tls, ConnectionHandler& handler, ListenerEvents events);
+  // Closes the listening socket; connections in progress finish on their own.
+  void stop();
+
+ private:
+  boost::asio::awaitable<void> accept_loop();
+  boost::asio::awaitable<void> serve_connection(boost::asio::ip::tcp::socket socket, PeerInfo peer);
+
+  boost::asio::io_context& io_;
+  ListenerOptions options_;
+  ConnectionFilter& filter_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::shared_ptr<boost::asio::ssl::context> tls_;
+  ConnectionHandler* handler_ = nullptr;
+  ListenerEvents events_;
+};
+
+// A handler that completes the TLS handshake and closes the connection with a TLS
+// close_notify: used by listeners whose protocol layer is not configured.
+class CloseAfterHandshake final : public ConnectionHandler {
+ public:
+  boost::asio::awaitable<void> serve(TlsStream& stream, const PeerInfo& peer) override;
+};
+
+}  // namespace torii::net

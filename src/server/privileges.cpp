@@ -1,0 +1,61 @@
+#include "server/privileges.h"
+
+#include <grp.h>
+#include <pwd.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include <fmt/format.h>
+
+namespace torii::server {
+
+Result<Account> lookup_account(const std::string& name) {
+  struct passwd pw {};
+  struct passwd* found = nullptr;
+  std::vector<char> buffer(16384);
+  const int rc = ::getpwnam_r(name.c_str(), &pw, buffer.data(), buffer.size(), &found);
+  if (rc != 0 || found == nullptr) {
+    return fail(Errc::not_found, fmt::format("the account '{}' (server.user) does not exist; create it with "
+                                             "`useradd --system --no-create-home --shell /usr/sbin/nologin {}` or "
+                                             "name another in server.user",
+                                             name, name));
+  }
+  if (pw.pw_uid == 0) return fail(Errc::permission_denied, fmt::format("server.user '{}' is root", name));
+  return Account{name, pw.pw_uid, pw.pw_gid};
+}
+
+Status drop_privileges(const Account& account) {
+  const auto failed = [&](std::string_view step) {
+    return fail(Errc::permission_denied,
+                fmt::format("cannot switch to the account '{}': {}: {}", account.name, step, std::strerror(errno)));
+  };
+  if (::setgroups(0, nullptr) != 0) return failed("setgroups");
+  if (::setgid(account.gid) != 0) return failed("setgid");
+  if (::setuid(account.uid) != 0) return failed("setuid");
+  if (::setuid(0) == 0 || ::geteuid() == 0 || ::getegid() == 0) {
+    return fail(Errc::permission_denied, "root privileges could be regained after the switch; refusing to run");
+  }
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return failed("PR_SET_NO_NEW_PRIVS");
+  return ok();
+}
+
+Status prepare_directory_for(const std::filesystem::path& dir, const Account& account) {
+  std::error_code ec;
+  if (std::filesystem::exists(dir, ec)) return ok();
+  std::filesystem::create_directories(dir.parent_path(), ec);
+  if (ec) return fail(Errc::io_error, fmt::format("cannot create {}: {}", dir.parent_path().string(), ec.message()));
+  if (::mkdir(dir.c_str(), 0700) != 0) {
+    return fail(Errc::io_error, fmt::format("cannot create {}: {}", dir.string(), std::strerror(errno)));
+  }
+  if (::chown(dir.c_str(), account.uid, account.gid) != 0) {
+    return fail(Errc::io_error,
+                fmt::format("cannot give {} to '{}': {}", dir.string(), account.name, std::strerror(errno)));
+  }
+  return ok();
+}
+
+}  // namespace torii::server

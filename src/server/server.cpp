@@ -1,0 +1,331 @@
+#include "server/server.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <ostream>
+
+#include "base/file.h"
+#include "base/version.h"
+#include "crypto/sodium.h"
+#include "crypto/x509.h"
+#include "events/security_log.h"
+#include "identity/setup_token.h"
+#include "keys/key_ring.h"
+#include "net/connection_filter.h"
+#include "net/listener.h"
+#include "net/tls_context.h"
+#include "pki/certificate_authority.h"
+#include "server/passphrase.h"
+#include "server/privileges.h"
+#include "store/sqlite/sqlite_store.h"
+
+namespace torii::server {
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr std::string_view kLogSigningKey = "log.signing.key";
+constexpr std::string_view kLogPublicKeyMeta = "log.public_key";
+
+std::filesystem::path inside(const std::filesystem::path& data_dir, const std::filesystem::path& p) {
+  return p.is_absolute() ? p : data_dir / p;
+}
+
+std::string colon_hex(std::string_view hex) {
+  std::string out;
+  for (std::size_t i = 0; i < hex.size(); i += 2) {
+    if (!out.empty()) out.push_back(':');
+    out.append(hex.substr(i, 2));
+  }
+  return out;
+}
+
+net::FilterOptions filter_options(const config::FirewallConfig& f) {
+  net::FilterOptions o;
+  for (const auto& c : f.allow) o.allow.push_back(*CidrBlock::parse(c));  // validated by config
+  for (const auto& c : f.deny) o.deny.push_back(*CidrBlock::parse(c));
+  o.max_connections = f.max_connections;
+  o.max_connections_per_source = f.max_connections_per_source;
+  o.ban_after_failures = f.ban_after_failures;
+  o.failure_window = std::chrono::seconds(f.failure_window_seconds);
+  o.ban_duration = std::chrono::seconds(f.ban_seconds);
+  return o;
+}
+
+}  // namespace
+
+std::filesystem::path resolve_data_dir(const config::Config& config) {
+  return std::filesystem::absolute(config.server.data_dir).lexically_normal();
+}
+
+std::filesystem::path security_log_dir(const config::Config& config) {
+  return inside(resolve_data_dir(config), config.log.security_log_dir);
+}
+
+std::filesystem::path security_log_public_key_file(const config::Config& config) {
+  return resolve_data_dir(config) / "security-log.pub";
+}
+
+struct Server::State {
+  State(config::Config c, Environment e)
+      : config(std::move(c)),
+        env(e),
+        data_dir(resolve_data_dir(config)),
+        filter(filter_options(config.firewall), env.clock) {}
+
+  config::Config config;
+  Environment env;
+  std::filesystem::path data_dir;
+
+  asio::io_context io{1};
+  net::ConnectionFilter filter;
+  std::vector<std::unique_ptr<net::TlsListener>> listeners;
+  net::CloseAfterHandshake placeholder_handler;
+
+  std::unique_ptr<store::Store> store;
+  std::unique_ptr<keys::KeyRing> keys;
+  std::unique_ptr<pki::CertificateAuthority> ca;
+  std::unique_ptr<events::SecurityLog> log;
+  bool first_start = false;
+
+  void log_event(events::SecurityEvent event) {
+    if (!log) return;
+    if (auto st = log->append(event); !st) spdlog::error("security log: {}", st.error().message);
+  }
+};
+
+Server::Server(std::unique_ptr<State> state) : state_(std::move(state)) {}
+
+Server::~Server() {
+  if (state_ && state_->log) {
+    state_->log_event({"system", "server.stop", "", events::Outcome::success, "local"});
+    if (auto st = state_->log->close(); !st) spdlog::error("security log: {}", st.error().message);
+  }
+}
+
+const std::filesystem::path& Server::data_dir() const { return state_->data_dir; }
+
+Result<std::unique_ptr<Server>> Server::create(config::Config config, Environment env) {
+  ::umask(077);  // every file torii creates is private to its owner
+  return std::unique_ptr<Server>(new Server(std::make_unique<State>(std::move(config), env)));
+}
+
+Status Server::bind_listeners() {
+  auto& s = *state_;
+  for (const auto& [name, listener] :
+       {std::pair{"gateway", &s.config.gateway}, std::pair{"console", &s.config.console}}) {
+    for (const auto& address : listener->listen) {
+      auto l = std::make_unique<net::TlsListener>(
+          s.io, net::ListenerOptions{name, address, std::chrono::seconds(listener->handshake_timeout_seconds)},
+          s.filter);
+      if (auto st = l->bind(); !st) return st;
+      s.listeners.push_back(std::move(l));
+    }
+  }
+  return ok();
+}
+
+Status Server::drop_privileges() {
+  auto& s = *state_;
+  if (::geteuid() != 0) return ok();
+  auto account = lookup_account(s.config.server.user);
+  if (!account) return tl::unexpected(account.error());
+  if (auto st = prepare_directory_for(s.data_dir, *account); !st) return st;
+  if (auto st = server::drop_privileges(*account); !st) return st;
+  spdlog::info("running as {} (uid {}, gid {})", account->name, account->uid, account->gid);
+  return ok();
+}
+
+Status Server::open_state() {
+  auto& s = *state_;
+  // JPCERT I-5: refuse to run on a data directory or key file others can read.
+  if (auto st = ensure_private_directory(s.data_dir); !st) return st;
+  const auto kek_file = inside(s.data_dir, s.config.keys.kek_file);
+
+  auto store = store::sqlite::open_sqlite_store(s.data_dir / "torii.db");
+  if (!store) return tl::unexpected(store.error());
+  s.store = std::move(*store);
+  if (auto st = check_owner_only(s.data_dir / "torii.db"); !st) return st;
+
+  keys::KekOptions kek_options{s.config.keys.kek_source, kek_file, nullptr, crypto::argon2_moderate()};
+  const auto passphrase_file = s.config.keys.passphrase_file.empty()
+                                   ? std::filesystem::path()
+                                   : inside(s.data_dir, s.config.keys.passphrase_file);
+  kek_options.passphrase = [passphrase_file] { return read_passphrase(passphrase_file); };
+  if (s.env.fast_key_derivation_for_tests) kek_options.argon2 = {1, 8u << 20};
+  auto kek = keys::unlock_kek(s.store->meta(), kek_options, s.env.random);
+  if (!kek) return tl::unexpected(kek.error());
+  s.first_start = kek->created;
+  s.keys = std::make_unique<keys::KeyRing>(*s.store, std::move(kek->kek), s.env.random, s.env.clock);
+
+  // The security log's signing key: made at first start, sealed like every other secret.
+  auto signing = s.keys->get_secret(kLogSigningKey);
+  if (!signing) return tl::unexpected(signing.error());
+  crypto::SecretBytes signing_key;
+  if (*signing) {
+    signing_key = std::move(**signing);
+  } else {
+    auto pair = crypto::ed25519_generate();
+    if (auto st = s.keys->put_secret(kLogSigningKey, pair.secret_key.view()); !st) return st;
+    if (auto st = s.store->meta().put(kLogPublicKeyMeta, pair.public_key); !st) return st;
+    signing_key = std::move(pair.secret_key);
+  }
+  events::SecurityLog::Options log_options;
+  log_options.directory = security_log_dir(s.config);
+  log_options.checkpoint_every = s.config.log.checkpoint_every_events;
+  log_options.checkpoint_interval = std::chrono::seconds(s.config.log.checkpoint_interval_seconds);
+  log_options.max_file_bytes = std::uint64_t{s.config.log.max_file_mib} << 20;
+  log_options.retention = std::chrono::hours(24) * s.config.log.retention_days;
+  auto log = events::SecurityLog::open(log_options, s.env.clock, std::move(signing_key));
+  if (!log) return tl::unexpected(log.error());
+  s.log = std::move(*log);
+  const std::string public_key_hex = hex_encode(s.log->public_key());
+  if (auto st = write_file_atomic(security_log_public_key_file(s.config), as_bytes(public_key_hex + "\n"), 0600); !st) {
+    return st;
+  }
+
+  if (s.first_start) {
+    s.log_event({"system",
+                 "keys.created",
+                 "",
+                 events::Outcome::success,
+                 "local",
+                 {{"kek_source", s.config.keys.kek_source == config::KekSource::file ? "file" : "passphrase"}}});
+  }
+
+  s.ca = std::make_unique<pki::CertificateAuthority>(*s.store, *s.keys, s.env.clock, s.env.random, s.config.pki);
+  auto report = s.ca->initialise(s.config.server.hostnames);
+  if (!report) return tl::unexpected(report.error());
+  if (report->created_root) s.log_event({"system", "ca.created", "ca:root", events::Outcome::success, "local"});
+  if (report->created_issuing) s.log_event({"system", "ca.created", "ca:issuing", events::Outcome::success, "local"});
+  if (report->issued_server_certificate) {
+    s.log_event({"system",
+                 "certificate.issued",
+                 "certificate:server",
+                 events::Outcome::success,
+                 "local",
+                 {{"hostnames", s.config.server.hostnames}}});
+  }
+  return ok();
+}
+
+Status Server::start() {
+  auto& s = *state_;
+  auto credentials = s.ca->server_credentials();
+  if (!credentials) return tl::unexpected(credentials.error());
+  auto root = s.ca->root_certificate_pem();
+  auto issuing = s.ca->issuing_certificate_pem();
+  auto crl = s.ca->revocation_list();
+  if (!root || !issuing || !crl) return fail(Errc::corrupt, "the CA's certificates or revocation list are unusable");
+
+  const net::TlsCredentials tls_credentials{credentials->certificate_chain_pem, credentials->private_key_pem};
+  auto console_tls = net::make_server_tls_context(s.config.tls, tls_credentials, std::nullopt);
+  if (!console_tls) return tl::unexpected(console_tls.error());
+  // Devices must present a certificate from torii's CA that is not revoked (IIIT N1).
+  auto gateway_tls =
+      net::make_server_tls_context(s.config.tls, tls_credentials, net::ClientVerification{{*root, *issuing}, *crl});
+  if (!gateway_tls) return tl::unexpected(gateway_tls.error());
+
+  net::ListenerEvents events;
+  events.handshake_failed = [&s](const net::PeerInfo& peer, const std::string& reason) {
+    s.log_event({"anonymous",
+                 "connection.handshake_failed",
+                 "listener:" + peer.listener,
+                 events::Outcome::failure,
+                 peer.endpoint(),
+                 {{"reason", reason}}});
+  };
+  events.banned = [&s](const net::PeerInfo& peer) {
+    s.log_event({"system",
+                 "firewall.ban",
+                 "source:" + peer.address.to_string(),
+                 events::Outcome::success,
+                 peer.endpoint(),
+                 {{"seconds", s.config.firewall.ban_seconds}}});
+  };
+  events.refused = [](const net::PeerInfo& peer, net::Admission why) {
+    spdlog::debug("{}: refused {}: {}", peer.listener, peer.endpoint(), net::to_string(why));
+  };
+  events.handler_failed = [](const net::PeerInfo& peer, const std::string& what) {
+    spdlog::warn("{}: connection {} failed: {}", peer.listener, peer.endpoint(), what);
+  };
+
+  std::vector<std::string> endpoints;
+  std::size_t index = 0;
+  const std::size_t gateway_count = s.config.gateway.listen.size();
+  for (auto& l : s.listeners) {
+    const bool is_gateway = index++ < gateway_count;
+    l->start(is_gateway ? *gateway_tls : *console_tls, s.placeholder_handler, events);
+    endpoints.push_back(fmt::format("{} {}", is_gateway ? "gateway" : "console", l->local_endpoint()));
+  }
+
+  s.log_event({"system",
+               "server.start",
+               "",
+               events::Outcome::success,
+               "local",
+               {{"version", std::string(kVersion)}, {"listeners", endpoints}}});
+
+  auto& out = s.env.out;
+  out << fmt::format("torii {} server started\n", kVersion);
+  out << fmt::format("  data directory: {}\n", s.data_dir.string());
+  for (const auto& e : endpoints) out << fmt::format("  listening: {}\n", e);
+  if (auto info = crypto::inspect_certificate(*root)) {
+    out << fmt::format("  root CA SHA-256 fingerprint: {}\n", colon_hex(info->fingerprint_sha256_hex));
+  }
+  out << fmt::format("  security log public key: {}\n", hex_encode(s.log->public_key()));
+
+  auto pending = identity::setup_pending(*s.store);
+  if (!pending) return tl::unexpected(pending.error());
+  if (*pending) {
+    const std::chrono::minutes lifetime(s.config.setup.token_lifetime_minutes);
+    auto token = identity::issue_setup_token(*s.store, s.env.random, s.env.clock, lifetime);
+    if (!token) return tl::unexpected(token.error());
+    std::string base = s.config.server.public_url;
+    if (base.empty()) {
+      const auto& host = s.config.server.hostnames.front();
+      const auto& console = s.listeners.at(gateway_count);
+      const bool v6 = host.find(':') != std::string::npos;
+      base = fmt::format("https://{}{}{}:{}", v6 ? "[" : "", host, v6 ? "]" : "", console->local_port());
+    }
+    s.log_event({"system",
+                 "setup_token.issued",
+                 "setup",
+                 events::Outcome::success,
+                 "local",
+                 {{"expires_at", format_utc_millis(token->expires_at)}}});
+    out << fmt::format(
+        "\nNo administrator exists yet. Within {} minutes, open this one-time link to create one:\n"
+        "  {}\n",
+        lifetime.count(), identity::setup_link(base, token->token));
+  }
+  out.flush();
+  return ok();
+}
+
+void Server::run() {
+  auto& s = *state_;
+  asio::signal_set signals(s.io, SIGINT, SIGTERM);
+  signals.async_wait([this](const boost::system::error_code& ec, int signal) {
+    if (!ec) {
+      spdlog::info("signal {} received; stopping", signal);
+      request_stop();
+    }
+  });
+  s.io.run();
+}
+
+void Server::request_stop() {
+  auto& s = *state_;
+  asio::post(s.io, [&s] {
+    for (auto& l : s.listeners) l->stop();
+    s.io.stop();
+  });
+}
+
+}  // namespace torii::server

@@ -1,0 +1,145 @@
+#include "store/sqlite/migrations.h"
+
+#include <array>
+#include <chrono>
+
+#include <fmt/format.h>
+
+#include "base/clock.h"
+#include "store/sqlite/statement.h"
+
+namespace torii::store::sqlite {
+namespace {
+
+// Append only: a released migration is never edited, a change is a new migration.
+// STRICT tables make SQLite refuse values of the wrong type instead of converting them.
+constexpr std::array<Migration, 1> kMigrations = {{
+    {1, "initial schema: meta, data keys, secrets, certificates, setup tokens, counters", R"sql(
+CREATE TABLE meta (
+  key TEXT PRIMARY KEY NOT NULL,
+  value BLOB NOT NULL
+) STRICT;
+
+CREATE TABLE data_keys (
+  id TEXT PRIMARY KEY NOT NULL,
+  purpose TEXT NOT NULL,
+  wrapped BLOB NOT NULL,
+  created_at_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX data_keys_by_purpose ON data_keys (purpose, created_at_ms, id);
+
+CREATE TABLE secrets (
+  name TEXT PRIMARY KEY NOT NULL,
+  key_id TEXT NOT NULL,
+  sealed BLOB NOT NULL,
+  updated_at_ms INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE certificates (
+  serial_hex TEXT PRIMARY KEY NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('root-ca', 'issuing-ca', 'server', 'device')),
+  subject TEXT NOT NULL,
+  device_id TEXT,
+  issuer_serial_hex TEXT NOT NULL,
+  pem TEXT NOT NULL,
+  fingerprint_sha256 TEXT NOT NULL UNIQUE,
+  not_before_ms INTEGER NOT NULL,
+  not_after_ms INTEGER NOT NULL CHECK (not_after_ms >= not_before_ms),
+  revoked_at_ms INTEGER,
+  revocation_reason TEXT NOT NULL DEFAULT ''
+) STRICT;
+CREATE INDEX certificates_by_issuer_revoked ON certificates (issuer_serial_hex, revoked_at_ms);
+CREATE INDEX certificates_by_not_after ON certificates (not_after_ms);
+CREATE INDEX certificates_by_kind ON certificates (kind, not_before_ms);
+CREATE INDEX certificates_by_device ON certificates (device_id, not_before_ms) WHERE device_id IS NOT NULL;
+
+CREATE TABLE setup_tokens (
+  token_hash TEXT PRIMARY KEY NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  expires_at_ms INTEGER NOT NULL,
+  used_at_ms INTEGER
+) STRICT;
+
+CREATE TABLE counters (
+  name TEXT PRIMARY KEY NOT NULL,
+  value INTEGER NOT NULL CHECK (value >= 0)
+) STRICT;
+)sql"},
+}};
+
+constexpr std::string_view kCreateMigrationsTable = R"sql(
+CREATE TABLE IF NOT EXISTS schema_migrations (
+  version INTEGER PRIMARY KEY,
+  description TEXT,
+  applied_at_ms INTEGER
+))sql";
+
+Result<int> current_version(sqlite3* db) {
+  auto stmt = Statement::prepare(db, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+  if (!stmt) return tl::unexpected(std::move(stmt.error()));
+  auto row = stmt->step();
+  if (!row) return tl::unexpected(std::move(row.error()));
+  if (!*row) return 0;
+  const std::int64_t v = stmt->column_int(0);
+  if (v < 0 || v > 1'000'000) return fail(Errc::corrupt, fmt::format("store: schema version {} is not valid", v));
+  return static_cast<int>(v);
+}
+
+Status check_not_newer(int current) {
+  if (current > latest_schema_version()) {
+    return fail(Errc::conflict, fmt::format("database schema version {} is newer than this torii ({}); upgrade torii",
+                                            current, latest_schema_version()));
+  }
+  return ok();
+}
+
+// Applies one migration unless another process already did; the caller holds a write
+// transaction.
+Status apply(sqlite3* db, const Migration& m) {
+  auto current = current_version(db);
+  if (!current) return tl::unexpected(std::move(current.error()));
+  if (auto newer = check_not_newer(*current); !newer) return newer;
+  if (*current >= m.version) return ok();
+  if (*current != m.version - 1) {
+    return fail(Errc::corrupt, fmt::format("store: schema version {} cannot be migrated to {}", *current, m.version));
+  }
+  if (auto s = execute_script(db, m.sql, fmt::format("apply migration {}", m.version)); !s) return s;
+  auto insert =
+      Statement::prepare(db, "INSERT INTO schema_migrations (version, description, applied_at_ms) VALUES (?1, ?2, ?3)");
+  if (!insert) return tl::unexpected(std::move(insert.error()));
+  insert->bind_int(1, m.version)
+      .bind_text(2, m.description)
+      .bind_int(3, to_unix_millis(std::chrono::system_clock::now()));
+  return insert->run();
+}
+
+}  // namespace
+
+std::span<const Migration> migrations() { return kMigrations; }
+
+int latest_schema_version() { return kMigrations.back().version; }
+
+Result<int> migrate(sqlite3* db) {
+  if (auto s = execute_script(db, kCreateMigrationsTable, "create schema_migrations"); !s) {
+    return tl::unexpected(std::move(s.error()));
+  }
+  auto current = current_version(db);
+  if (!current) return current;
+  if (auto s = check_not_newer(*current); !s) return tl::unexpected(std::move(s.error()));
+
+  for (const Migration& m : kMigrations) {
+    if (m.version <= *current) continue;
+    if (auto s = execute_script(db, "BEGIN IMMEDIATE", "begin migration"); !s) {
+      return tl::unexpected(std::move(s.error()));
+    }
+    Status applied = apply(db, m);
+    if (applied) applied = execute_script(db, "COMMIT", "commit migration");
+    if (!applied) {
+      (void)execute_script(db, "ROLLBACK", "roll back migration");
+      return tl::unexpected(std::move(applied.error()));
+    }
+  }
+  return current_version(db);
+}
+
+}  // namespace torii::store::sqlite

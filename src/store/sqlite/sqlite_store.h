@@ -1,0 +1,24 @@
+// The SQLite backend of the store: one file, one connection, WAL journal.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+
+#include "base/error.h"
+#include "store/store.h"
+
+namespace torii::store::sqlite {
+
+// Opens (creating with mode 0600 if missing) the database file and migrates it to the
+// newest schema. Fails with permission_denied when the file, or its -wal/-shm companion,
+// grants any access to group or others (JPCERT I-5), conflict when the schema is newer than
+// this build, corrupt when the file is not a database, unavailable when another process
+// keeps it locked past the 5 s busy timeout. The directory is the caller's business
+// (ensure_private_directory).
+[[nodiscard]] Result<std::unique_ptr<Store>> open_sqlite_store(const std::filesystem::path& file);
+
+// A private, empty in-memory database with the same schema and settings (no WAL: SQLite
+// keeps in-memory journals in memory). For tests.
+[[nodiscard]] Result<std::unique_ptr<Store>> open_sqlite_memory_store();
+
+}  // namespace torii::store::sqlite

@@ -1,0 +1,265 @@
+#include "store/sqlite/sqlite_store.h"
+
+#include <sys/stat.h>
+#include <algorithm>
+#include <atomic>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include "base/file.h"
+#include "store/contract_test.h"
+#include "store/sqlite/migrations.h"
+#include "testing/temp_dir.h"
+
+namespace torii::store::sqlite {
+namespace {
+
+using torii::store::testing::backend_name;
+using torii::store::testing::StoreBackend;
+using torii::store::testing::StoreContractTest;
+
+std::unique_ptr<Store> make_memory_store() {
+  auto store = open_sqlite_memory_store();
+  if (!store) ADD_FAILURE() << store.error().message;
+  return store ? std::move(*store) : nullptr;
+}
+
+// Every call gets a new file in one temporary directory that lives until the program ends.
+std::unique_ptr<Store> make_file_store() {
+  static torii::testing::TempDir dir;
+  static std::atomic<int> counter{0};
+  auto store = open_sqlite_store(dir / ("store-" + std::to_string(++counter) + ".db"));
+  if (!store) ADD_FAILURE() << store.error().message;
+  return store ? std::move(*store) : nullptr;
+}
+
+INSTANTIATE_TEST_SUITE_P(Sqlite, StoreContractTest,
+                         ::testing::Values(StoreBackend{"memory", &make_memory_store},
+                                           StoreBackend{"file", &make_file_store}),
+                         backend_name);
+
+// ---------------------------------------------------------------------------------------
+// SQLite-specific behaviour, checked through a second, raw connection where needed.
+
+struct RawDb {
+  explicit RawDb(const std::filesystem::path& file) {
+    if (sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
+      ADD_FAILURE() << "cannot open " << file << ": " << sqlite3_errmsg(db);
+    }
+  }
+  RawDb(const RawDb&) = delete;
+  RawDb& operator=(const RawDb&) = delete;
+  ~RawDb() { sqlite3_close_v2(db); }
+
+  // Runs constant test SQL and returns the first column of the first row.
+  std::string query(const char* sql) {
+    sqlite3_stmt* stmt = nullptr;
+    std::string out;
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) != SQLITE_OK) {
+      ADD_FAILURE() << sql << ": " << sqlite3_errmsg(db);
+      return out;
+    }
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+      const unsigned char* text = sqlite3_column_text(stmt, 0);
+      if (text != nullptr) out = reinterpret_cast<const char*>(text);
+      while (rc == SQLITE_ROW) rc = sqlite3_step(stmt);
+    }
+    if (rc != SQLITE_DONE) ADD_FAILURE() << sql << ": " << sqlite3_errmsg(db);
+    sqlite3_finalize(stmt);
+    return out;
+  }
+
+  sqlite3* db = nullptr;
+};
+
+mode_t file_mode(const std::filesystem::path& p) {
+  struct stat st {};
+  if (::stat(p.c_str(), &st) != 0) return 0;
+  return st.st_mode & 07777;
+}
+
+bool file_contains(const std::filesystem::path& p, ByteView needle) {
+  std::error_code ec;
+  if (!std::filesystem::exists(p, ec)) return false;
+  auto data = read_file(p);
+  if (!data) {
+    ADD_FAILURE() << data.error().message;
+    return false;
+  }
+  return std::search(data->begin(), data->end(), needle.begin(), needle.end()) != data->end();
+}
+
+std::filesystem::path with_suffix(std::filesystem::path p, const char* suffix) {
+  p += suffix;
+  return p;
+}
+
+TEST(SqliteStore, CreatesTheFileOwnerOnly) {
+  torii::testing::TempDir dir;
+  const auto file = dir / "torii.db";
+  auto store = open_sqlite_store(file);
+  ASSERT_TRUE(store) << store.error().message;
+  ASSERT_TRUE((*store)->meta().put("k", as_bytes("v")));
+  EXPECT_EQ(file_mode(file), 0600u);
+  for (const char* suffix : {"-wal", "-shm"}) {
+    const auto companion = with_suffix(file, suffix);
+    if (std::filesystem::exists(companion)) {
+      EXPECT_EQ(file_mode(companion), 0600u) << companion;
+    }
+  }
+}
+
+TEST(SqliteStore, RefusesAFileReadableByOthers) {
+  torii::testing::TempDir dir;
+  const auto file = dir / "torii.db";
+  { ASSERT_TRUE(open_sqlite_store(file)); }
+  ASSERT_EQ(::chmod(file.c_str(), 0644), 0);
+  auto store = open_sqlite_store(file);
+  ASSERT_FALSE(store);
+  EXPECT_TRUE(store.error().is(Errc::permission_denied)) << store.error().message;
+}
+
+TEST(SqliteStore, RefusesAFileThatIsNotADatabase) {
+  torii::testing::TempDir dir;
+  const auto file = dir / "torii.db";
+  ASSERT_TRUE(write_file_atomic(file, as_bytes(std::string(4096, 'x')), 0600));
+  auto store = open_sqlite_store(file);
+  ASSERT_FALSE(store);
+  EXPECT_TRUE(store.error().is(Errc::corrupt)) << store.error().message;
+}
+
+TEST(SqliteStore, UsesWriteAheadLogging) {
+  torii::testing::TempDir dir;
+  const auto file = dir / "torii.db";
+  auto store = open_sqlite_store(file);
+  ASSERT_TRUE(store) << store.error().message;
+  RawDb raw(file);
+  EXPECT_EQ(raw.query("PRAGMA journal_mode"), "wal");  // persistent in the file header
+}
+
+TEST(SqliteStore, DataSurvivesReopen) {
+  torii::testing::TempDir dir;
+  const auto file = dir / "torii.db";
+  {
+    auto store = open_sqlite_store(file);
+    ASSERT_TRUE(store) << store.error().message;
+    ASSERT_TRUE((*store)->meta().put("installation-id", as_bytes("abc")));
+    ASSERT_TRUE((*store)->data_keys().insert({"dk", "secrets", Bytes{1, 0, 2}, 5}));
+    ASSERT_TRUE((*store)->counters().next("crl"));
+  }
+  auto store = open_sqlite_store(file);
+  ASSERT_TRUE(store) << store.error().message;
+  auto meta = (*store)->meta().get("installation-id");
+  ASSERT_TRUE(meta && meta->has_value());
+  EXPECT_EQ(torii::to_string(**meta), "abc");
+  auto key = (*store)->data_keys().find("dk");
+  ASSERT_TRUE(key && key->has_value());
+  EXPECT_EQ((*key)->wrapped, (Bytes{1, 0, 2}));
+  auto crl = (*store)->counters().next("crl");
+  ASSERT_TRUE(crl);
+  EXPECT_EQ(*crl, 2u);
+}
+
+TEST(SqliteStore, RecordsAppliedMigrations) {
+  torii::testing::TempDir dir;
+  const auto file = dir / "torii.db";
+  auto store = open_sqlite_store(file);
+  ASSERT_TRUE(store) << store.error().message;
+  EXPECT_EQ((*store)->schema_version(), latest_schema_version());
+  EXPECT_EQ(static_cast<std::size_t>(latest_schema_version()), migrations().size());
+  RawDb raw(file);
+  EXPECT_EQ(raw.query("SELECT MAX(version) FROM schema_migrations"), std::to_string(latest_schema_version()));
+  EXPECT_EQ(raw.query("SELECT COUNT(*) FROM schema_migrations"), std::to_string(migrations().size()));
+  EXPECT_EQ(raw.query("SELECT description FROM schema_migrations WHERE version = 1"), migrations()[0].description);
+  EXPECT_NE(raw.query("SELECT applied_at_ms FROM schema_migrations WHERE version = 1"), "");
+}
+
+TEST(SqliteStore, MigrationsAreIdempotentOnReopen) {
+  torii::testing::TempDir dir;
+  const auto file = dir / "torii.db";
+  std::string first_applied;
+  for (int i = 0; i < 3; ++i) {
+    auto store = open_sqlite_store(file);
+    ASSERT_TRUE(store) << store.error().message;
+    EXPECT_EQ((*store)->schema_version(), latest_schema_version());
+    RawDb raw(file);
+    EXPECT_EQ(raw.query("SELECT COUNT(*) FROM schema_migrations"), std::to_string(migrations().size()));
+    const std::string applied = raw.query("SELECT applied_at_ms FROM schema_migrations WHERE version = 1");
+    if (i == 0) first_applied = applied;
+    EXPECT_EQ(applied, first_applied) << "migration 1 was applied again";
+  }
+}
+
+TEST(SqliteStore, RefusesADatabaseFromANewerTorii) {
+  torii::testing::TempDir dir;
+  const auto file = dir / "torii.db";
+  { ASSERT_TRUE(open_sqlite_store(file)); }
+  {
+    RawDb raw(file);
+    (void)raw.query(
+        "INSERT INTO schema_migrations (version, description, applied_at_ms) VALUES (7, 'from the future', 0)");
+  }
+  auto store = open_sqlite_store(file);
+  ASSERT_FALSE(store);
+  EXPECT_TRUE(store.error().is(Errc::conflict)) << store.error().message;
+  EXPECT_EQ(store.error().message, "database schema version 7 is newer than this torii (" +
+                                       std::to_string(latest_schema_version()) + "); upgrade torii");
+  RawDb raw(file);
+  EXPECT_EQ(raw.query("SELECT COUNT(*) FROM schema_migrations"), std::to_string(migrations().size() + 1));
+}
+
+TEST(SqliteStore, MemoryStoresAreIndependent) {
+  auto a = open_sqlite_memory_store();
+  auto b = open_sqlite_memory_store();
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE((*a)->meta().put("k", as_bytes("v")));
+  auto got = (*b)->meta().get("k");
+  ASSERT_TRUE(got);
+  EXPECT_FALSE(got->has_value());
+  EXPECT_EQ((*a)->schema_version(), latest_schema_version());
+}
+
+// secure_delete zeroes deleted cells; the checkpoint after the delete makes sure the page
+// image that still held the bytes is overwritten in the database file and dropped from the WAL.
+TEST(SqliteStore, RemovedWrappedKeyBytesAreErasedFromTheFiles) {
+  torii::testing::TempDir dir;
+  const auto file = dir / "torii.db";
+  const Bytes marker(48, 0xA7);
+  auto store = open_sqlite_store(file);
+  ASSERT_TRUE(store) << store.error().message;
+  ASSERT_TRUE((*store)->data_keys().insert({"keep", "p", Bytes(48, 0x11), 1}));
+  ASSERT_TRUE((*store)->data_keys().insert({"doomed", "p", marker, 2}));
+  {
+    RawDb raw(file);
+    (void)raw.query("PRAGMA wal_checkpoint(TRUNCATE)");
+  }
+  ASSERT_TRUE(file_contains(file, marker)) << "test setup: the key should be in the database file";
+
+  auto removed = (*store)->data_keys().remove("doomed");
+  ASSERT_TRUE(removed && *removed);
+  EXPECT_FALSE(file_contains(file, marker));
+  EXPECT_FALSE(file_contains(with_suffix(file, "-wal"), marker));
+  auto kept = (*store)->data_keys().find("keep");
+  ASSERT_TRUE(kept && kept->has_value());
+}
+
+TEST(SqliteStore, ReplacedSecretBytesAreErasedAfterTheTransactionCommits) {
+  torii::testing::TempDir dir;
+  const auto file = dir / "torii.db";
+  const Bytes old_value(40, 0x5C);
+  auto store = open_sqlite_store(file);
+  ASSERT_TRUE(store) << store.error().message;
+  ASSERT_TRUE((*store)->secrets().put({"ca/root", "dk", old_value, 1}));
+  ASSERT_TRUE(file_contains(file, old_value) || file_contains(with_suffix(file, "-wal"), old_value));
+
+  auto s = (*store)->transaction([&] { return (*store)->secrets().put({"ca/root", "dk2", Bytes(40, 0x01), 2}); });
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_FALSE(file_contains(file, old_value));
+  EXPECT_FALSE(file_contains(with_suffix(file, "-wal"), old_value));
+}
+
+}  // namespace
+}  // namespace torii::store::sqlite

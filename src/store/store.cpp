@@ -1,0 +1,37 @@
+#include "store/store.h"
+
+#include <fmt/format.h>
+
+namespace torii::store {
+
+bool is_certificate_kind(std::string_view kind) {
+  return kind == kCertKindRootCa || kind == kCertKindIssuingCa || kind == kCertKindServer || kind == kCertKindDevice;
+}
+
+Status validate_certificate(const CertificateRecord& cert) {
+  if (cert.serial_hex.empty()) return fail(Errc::invalid_argument, "store: certificate serial is empty");
+  if (cert.fingerprint_sha256.empty()) return fail(Errc::invalid_argument, "store: certificate fingerprint is empty");
+  if (!is_certificate_kind(cert.kind)) {
+    // The kind is an internal constant, not a secret, but quoting it could still carry
+    // control characters into a log: report its length only.
+    return fail(Errc::invalid_argument,
+                fmt::format("store: certificate kind ({} bytes) is not one of root-ca, issuing-ca, server, device",
+                            cert.kind.size()));
+  }
+  if (cert.not_after < cert.not_before) {
+    return fail(Errc::invalid_argument, "store: certificate not_after is before not_before");
+  }
+  return ok();
+}
+
+std::string_view to_string(ConsumeOutcome outcome) {
+  switch (outcome) {
+    case ConsumeOutcome::consumed: return "consumed";
+    case ConsumeOutcome::unknown: return "unknown";
+    case ConsumeOutcome::expired: return "expired";
+    case ConsumeOutcome::already_used: return "already_used";
+  }
+  return "invalid";
+}
+
+}  // namespace torii::store

@@ -1,0 +1,197 @@
+// The embedded store: one repository per aggregate, behind interfaces that name no database.
+//
+// Every backend (SQLite today, PostgreSQL later) must pass the same contract suite
+// (store/contract_test.h). Methods never throw; failures come back as Errc values:
+//   invalid_argument  a value the schema cannot hold (empty key, unknown certificate kind)
+//   already_exists    insert of a primary key or unique value that is already stored
+//   not_found         an operation that needs an existing row did not find one
+//   unavailable       the database stayed locked by another process past the busy timeout
+//   corrupt           the database file is damaged or not a database
+//   io_error          anything else the backend reported
+// Messages name tables and columns, never stored values (they may be secrets).
+//
+// Thread safety: a Store and its repositories may be used from several threads. A
+// transaction() body runs with the store held exclusively, so calls from other threads wait
+// until it finishes and never observe or join its uncommitted writes.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/bytes.h"
+#include "base/clock.h"
+#include "base/error.h"
+
+namespace torii::store {
+
+// Installation-wide key/value pairs: installation id, KEK salt, KEK check value, public keys.
+class MetaRepository {
+ public:
+  virtual ~MetaRepository() = default;
+  [[nodiscard]] virtual Result<std::optional<Bytes>> get(std::string_view key) = 0;
+  // Inserts or replaces.
+  [[nodiscard]] virtual Status put(std::string_view key, ByteView value) = 0;
+  // True when a row was deleted, false when there was none.
+  [[nodiscard]] virtual Result<bool> remove(std::string_view key) = 0;
+};
+
+// A data-encryption key wrapped (encrypted) under the KEK, for envelope encryption.
+struct WrappedKey {
+  std::string id;
+  std::string purpose;
+  Bytes wrapped;
+  UnixMillis created_at = 0;
+
+  friend bool operator==(const WrappedKey&, const WrappedKey&) = default;
+};
+
+class DataKeyRepository {
+ public:
+  virtual ~DataKeyRepository() = default;
+  // already_exists when the id is taken (the stored key is left unchanged).
+  [[nodiscard]] virtual Status insert(const WrappedKey& key) = 0;
+  [[nodiscard]] virtual Result<std::optional<WrappedKey>> find(std::string_view id) = 0;
+  // True when a row was deleted. The backend must not leave the wrapped bytes readable in its
+  // files afterwards (SQLite: secure_delete plus a WAL checkpoint after the commit).
+  [[nodiscard]] virtual Result<bool> remove(std::string_view id) = 0;
+  // Ids of every key with this purpose, oldest first (ties by id).
+  [[nodiscard]] virtual Result<std::vector<std::string>> list_ids(std::string_view purpose) = 0;
+};
+
+// A system secret (CA private key, TLS server key, log signing key) sealed under a data key.
+struct SealedSecret {
+  std::string name;
+  std::string key_id;  // the WrappedKey that seals it
+  Bytes sealed;
+  UnixMillis updated_at = 0;
+
+  friend bool operator==(const SealedSecret&, const SealedSecret&) = default;
+};
+
+class SecretRepository {
+ public:
+  virtual ~SecretRepository() = default;
+  // Inserts or replaces; a replaced value is erased like a removed one.
+  [[nodiscard]] virtual Status put(const SealedSecret& secret) = 0;
+  [[nodiscard]] virtual Result<std::optional<SealedSecret>> find(std::string_view name) = 0;
+  // True when a row was deleted; the sealed bytes are erased as for DataKeyRepository::remove.
+  [[nodiscard]] virtual Result<bool> remove(std::string_view name) = 0;
+};
+
+// The kinds a CertificateRecord may have; anything else is invalid_argument.
+inline constexpr std::string_view kCertKindRootCa = "root-ca";
+inline constexpr std::string_view kCertKindIssuingCa = "issuing-ca";
+inline constexpr std::string_view kCertKindServer = "server";
+inline constexpr std::string_view kCertKindDevice = "device";
+[[nodiscard]] bool is_certificate_kind(std::string_view kind);
+
+// A certificate the built-in CA issued.
+struct CertificateRecord {
+  std::string serial_hex;
+  std::string kind;  // one of the kCertKind* values
+  std::string subject;
+  std::optional<std::string> device_id;
+  std::string issuer_serial_hex;  // a root CA names itself
+  std::string pem;
+  std::string fingerprint_sha256;
+  UnixMillis not_before = 0;
+  UnixMillis not_after = 0;
+  std::optional<UnixMillis> revoked_at;
+  std::string revocation_reason;
+
+  friend bool operator==(const CertificateRecord&, const CertificateRecord&) = default;
+};
+
+// The checks every backend applies before CertificateRepository::insert (invalid_argument).
+[[nodiscard]] Status validate_certificate(const CertificateRecord& cert);
+
+class CertificateRepository {
+ public:
+  virtual ~CertificateRepository() = default;
+  // already_exists on a duplicate serial or fingerprint; invalid_argument on an unknown kind,
+  // an empty serial or not_after < not_before.
+  [[nodiscard]] virtual Status insert(const CertificateRecord& cert) = 0;
+  [[nodiscard]] virtual Result<std::optional<CertificateRecord>> find_by_serial(std::string_view serial_hex) = 0;
+  [[nodiscard]] virtual Result<std::optional<CertificateRecord>> find_by_fingerprint(
+      std::string_view fingerprint_sha256) = 0;
+  // not_found for an unknown serial. Revoking an already revoked certificate returns ok and
+  // keeps the first time and reason (the CRL must not change a published date).
+  [[nodiscard]] virtual Status revoke(std::string_view serial_hex, UnixMillis at, std::string_view reason) = 0;
+  // Revoked certificates issued by this CA, by revocation time then serial (CRL input).
+  [[nodiscard]] virtual Result<std::vector<CertificateRecord>> list_revoked(std::string_view issuer_serial_hex) = 0;
+  // Certificates with not_after < before (already expired ones included), soonest first,
+  // ties by serial. Revoked ones only when include_revoked.
+  [[nodiscard]] virtual Result<std::vector<CertificateRecord>> list_expiring(UnixMillis before,
+                                                                             bool include_revoked = false) = 0;
+  // The unrevoked certificate of this kind with the newest not_before (ties: the one inserted
+  // last); nullopt when there is none. Expiry is not considered: the caller decides.
+  [[nodiscard]] virtual Result<std::optional<CertificateRecord>> latest(std::string_view kind) = 0;
+  // Every certificate (revoked included) issued to the device, by not_before then serial.
+  [[nodiscard]] virtual Result<std::vector<CertificateRecord>> list_for_device(std::string_view device_id) = 0;
+};
+
+// A one-time setup link. Only a hash of the token is stored.
+struct SetupToken {
+  std::string token_hash;
+  UnixMillis created_at = 0;
+  UnixMillis expires_at = 0;  // valid while now < expires_at
+  std::optional<UnixMillis> used_at;
+
+  friend bool operator==(const SetupToken&, const SetupToken&) = default;
+};
+
+enum class ConsumeOutcome { consumed, unknown, expired, already_used };
+[[nodiscard]] std::string_view to_string(ConsumeOutcome outcome);
+
+class SetupTokenRepository {
+ public:
+  virtual ~SetupTokenRepository() = default;
+  // already_exists on a duplicate hash.
+  [[nodiscard]] virtual Status insert(const SetupToken& token) = 0;
+  // Atomically marks the token used at `now` if it is unused and unexpired. Of two
+  // concurrent consumers exactly one gets `consumed`. A token both used and expired reports
+  // already_used.
+  [[nodiscard]] virtual Result<ConsumeOutcome> consume(std::string_view token_hash, UnixMillis now) = 0;
+  // Marks every unused token (expired ones too) used at `now`; returns how many.
+  [[nodiscard]] virtual Result<std::size_t> revoke_all(UnixMillis now) = 0;
+  // Unused tokens with now < expires_at.
+  [[nodiscard]] virtual Result<std::size_t> count_active(UnixMillis now) = 0;
+};
+
+// Durable monotonic counters (CRL number, ...).
+class CounterRepository {
+ public:
+  virtual ~CounterRepository() = default;
+  // Atomically increments and returns the new value; the first call for a name returns 1.
+  // Inside a transaction that rolls back, the increment is undone too.
+  [[nodiscard]] virtual Result<std::uint64_t> next(std::string_view name) = 0;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // The repositories live as long as the Store.
+  [[nodiscard]] virtual MetaRepository& meta() = 0;
+  [[nodiscard]] virtual DataKeyRepository& data_keys() = 0;
+  [[nodiscard]] virtual SecretRepository& secrets() = 0;
+  [[nodiscard]] virtual CertificateRepository& certificates() = 0;
+  [[nodiscard]] virtual SetupTokenRepository& setup_tokens() = 0;
+  [[nodiscard]] virtual CounterRepository& counters() = 0;
+
+  // Runs body in a transaction: commits when it returns ok, rolls back otherwise and returns
+  // its error (or the commit's). A nested call joins the enclosing transaction: nothing is
+  // committed before the outermost body returns ok; a nested body that fails has only its
+  // own writes undone and its error returned to the enclosing body, which decides. If body
+  // throws, the transaction is rolled back and the exception propagates.
+  [[nodiscard]] virtual Status transaction(const std::function<Status()>& body) = 0;
+
+  // The schema version of the open database (the newest migration applied).
+  [[nodiscard]] virtual int schema_version() = 0;
+};
+
+}  // namespace torii::store
