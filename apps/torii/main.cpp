@@ -1,6 +1,9 @@
 // `torii`: argument parsing and dispatch only. The work lives in src/ (the server's wiring
 // in src/server) so that tests drive the same code. Exit codes: docs/cli.md.
+#include <pwd.h>
 #include <unistd.h>
+
+#include <cstdlib>
 
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -18,7 +21,6 @@
 #include "identity/setup_token.h"
 #include "server/privileges.h"
 #include "server/server.h"
-#include "store/sqlite/sqlite_store.h"
 
 namespace {
 
@@ -81,13 +83,14 @@ Status become_service_user(const config::Config& c) {
   return server::drop_privileges(*account);
 }
 
+SystemClock g_clock;
+crypto::SystemRandom g_random;
+
 int run_server(const CommonOptions& o) {
   auto c = load_config(o);
   if (!c) return kExitUsage;
   setup_logging(c->log.level);
-  SystemClock clock;
-  crypto::SystemRandom random;
-  auto server = server::Server::create(*c, {clock, random, std::cout});
+  auto server = server::Server::create(*c, {g_clock, g_random, std::cout});
   if (!server) return report(server.error());
   auto& s = **server;
   for (auto step : {&server::Server::bind_listeners, &server::Server::drop_privileges, &server::Server::open_state,
@@ -141,29 +144,138 @@ int run_log_verify(const CommonOptions& o, const std::string& log_dir, const std
   return kExitOk;
 }
 
+// The real person behind an admin command, for the security log (JPCERT I-6): the login
+// that ran it, even through sudo.
+std::string admin_actor() {
+  std::string name;
+  if (const char* sudo_user = std::getenv("SUDO_USER"); sudo_user != nullptr && ::getuid() == 0) {
+    name = sudo_user;
+  } else if (const struct passwd* pw = ::getpwuid(::getuid())) {
+    name = pw->pw_name;
+  } else {
+    name = fmt::format("uid {}", ::getuid());
+  }
+  return "admin-cli:" + name;
+}
+
+// An admin command's view of the installation. With the security log, it holds the log's
+// writer lock, so state-changing commands refuse to run beside a running server rather
+// than fork the log's hash chain.
+struct AdminSession {
+  server::Installation installation;
+  std::unique_ptr<events::SecurityLog> log;
+  std::string actor;
+
+  void record(std::string action, std::string object, nlohmann::json details = nlohmann::json::object()) {
+    if (!log) return;
+    if (auto st = log->append(
+            {actor, std::move(action), std::move(object), events::Outcome::success, "local", std::move(details)});
+        !st) {
+      std::cerr << "torii: security log: " << st.error().message << "\n";
+    }
+  }
+};
+
+Result<AdminSession> open_admin(const config::Config& c, bool writes) {
+  AdminSession session;
+  session.actor = admin_actor();
+  if (auto st = become_service_user(c); !st) return tl::unexpected(st.error());
+  auto in = server::open_installation(c, g_clock, g_random, {false, false});
+  if (!in) return tl::unexpected(in.error());
+  session.installation = std::move(*in);
+  if (writes) {
+    auto log = server::open_security_log(c, session.installation, g_clock);
+    if (!log) return tl::unexpected(log.error());
+    session.log = std::move(*log);
+  }
+  return session;
+}
+
+Status write_output(const std::string& path, const std::string& text) {
+  if (path.empty()) {
+    std::cout << text;
+    return ok();
+  }
+  return write_file_atomic(path, as_bytes(text), 0644);  // certificates are public
+}
+
 int run_setup_link(const CommonOptions& o) {
   auto c = load_config(o);
   if (!c) return kExitUsage;
-  if (auto st = become_service_user(*c); !st) return report(st.error());
-  const auto data_dir = server::resolve_data_dir(*c);
-  if (auto st = check_owner_only(data_dir); !st) return report(st.error());
-  auto store = store::sqlite::open_sqlite_store(data_dir / "torii.db");
-  if (!store) return report(store.error());
-  auto pending = identity::setup_pending(**store);
+  auto session = open_admin(*c, true);
+  if (!session) return report(session.error());
+  auto& store = *session->installation.store;
+  auto pending = identity::setup_pending(store);
   if (!pending) return report(pending.error());
   if (!*pending) {
     std::cerr << "torii: an administrator exists already; setup links are only for the first one\n";
     return kExitRefused;
   }
-  SystemClock clock;
-  crypto::SystemRandom random;
   const std::chrono::minutes lifetime(c->setup.token_lifetime_minutes);
-  auto token = identity::issue_setup_token(**store, random, clock, lifetime);
+  auto token = identity::issue_setup_token(store, g_random, g_clock, lifetime);
   if (!token) return report(token.error());
+  session->record("setup_token.issued", "setup", {{"expires_at", format_utc_millis(token->expires_at)}});
   std::string base = c->server.public_url;
   if (base.empty()) base = fmt::format("https://{}:{}", c->server.hostnames.front(), c->console.listen.front().port);
   std::cout << fmt::format("One-time setup link (valid {} minutes; earlier links no longer work):\n  {}\n",
                            lifetime.count(), identity::setup_link(base, token->token));
+  return kExitOk;
+}
+
+int run_cert_issue(const CommonOptions& o, const std::string& device_id, const std::string& csr_file,
+                   const std::string& out) {
+  auto c = load_config(o);
+  if (!c) return kExitUsage;
+  auto csr = read_file(csr_file, 64 * 1024);
+  if (!csr) return report(csr.error());
+  auto session = open_admin(*c, true);
+  if (!session) return report(session.error());
+  auto cert = session->installation.ca->issue_device_certificate(to_string(*csr), device_id);
+  if (!cert) return report(cert.error());
+  session->record("certificate.issued", "device:" + device_id,
+                  {{"serial", cert->serial_hex}, {"not_after", format_utc_millis(from_unix_millis(cert->not_after))}});
+  if (auto st = write_output(out, cert->pem); !st) return report(st.error());
+  std::cerr << fmt::format("issued certificate {} for device {} (valid until {})\n", cert->serial_hex, device_id,
+                           format_utc_millis(from_unix_millis(cert->not_after)));
+  return kExitOk;
+}
+
+int run_cert_revoke(const CommonOptions& o, const std::string& serial, const std::string& reason) {
+  auto c = load_config(o);
+  if (!c) return kExitUsage;
+  auto session = open_admin(*c, true);
+  if (!session) return report(session.error());
+  if (auto st = session->installation.ca->revoke(serial, reason); !st) return report(st.error());
+  session->record("certificate.revoked", "certificate:" + serial, {{"reason", reason}});
+  std::cout << fmt::format("revoked certificate {}; the gateway refuses it from its next start\n", serial);
+  return kExitOk;
+}
+
+int run_cert_list(const CommonOptions& o, unsigned expiring_within_days) {
+  auto c = load_config(o);
+  if (!c) return kExitUsage;
+  auto session = open_admin(*c, false);
+  if (!session) return report(session.error());
+  auto list = session->installation.ca->expiring_within(std::chrono::hours(24) * expiring_within_days);
+  if (!list) return report(list.error());
+  std::cout << fmt::format("{:<34} {:<11} {:<24} {}\n", "SERIAL", "KIND", "SUBJECT", "NOT AFTER");
+  for (const auto& r : *list) {
+    std::cout << fmt::format("{:<34} {:<11} {:<24} {}\n", r.serial_hex, r.kind, r.subject,
+                             format_utc_millis(from_unix_millis(r.not_after)));
+  }
+  return kExitOk;
+}
+
+int run_ca_export(const CommonOptions& o, const std::string& out) {
+  auto c = load_config(o);
+  if (!c) return kExitUsage;
+  auto session = open_admin(*c, false);
+  if (!session) return report(session.error());
+  auto root = session->installation.ca->root_certificate_pem();
+  auto issuing = session->installation.ca->issuing_certificate_pem();
+  if (!root) return report(root.error());
+  if (!issuing) return report(issuing.error());
+  if (auto st = write_output(out, *issuing + *root); !st) return report(st.error());
   return kExitOk;
 }
 
@@ -207,6 +319,37 @@ int main(int argc, char** argv) {
   auto* setup_link = admin->add_subcommand("setup-link", "Issue a new one-time setup link (no administrator yet)");
   add_common(setup_link, setup_options);
 
+  auto* cert = admin->add_subcommand("cert", "Certificates of the built-in CA");
+  cert->require_subcommand(1);
+  CommonOptions cert_options;
+  std::string device_id;
+  std::string csr_file;
+  std::string out_file;
+  auto* cert_issue = cert->add_subcommand("issue", "Issue a device certificate from a CSR (PEM)");
+  add_common(cert_issue, cert_options);
+  cert_issue->add_option("--device-id", device_id, "device id the certificate is bound to ([A-Za-z0-9._-]{1,64})")
+      ->required();
+  cert_issue->add_option("--csr", csr_file, "PKCS#10 request made on the device (EC P-256)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cert_issue->add_option("--out", out_file, "write the certificate here instead of standard output");
+  std::string serial;
+  std::string reason = "unspecified";
+  auto* cert_revoke = cert->add_subcommand("revoke", "Revoke a certificate by serial number");
+  add_common(cert_revoke, cert_options);
+  cert_revoke->add_option("--serial", serial, "serial number (hex), as `torii admin cert list` shows it")->required();
+  cert_revoke->add_option("--reason", reason, "reason recorded with the revocation");
+  unsigned expiring_days = 36500;
+  auto* cert_list = cert->add_subcommand("list", "List certificates that are not revoked, soonest expiry first");
+  add_common(cert_list, cert_options);
+  cert_list->add_option("--expiring-within-days", expiring_days, "only those expiring within this many days");
+
+  auto* ca = admin->add_subcommand("ca", "The built-in CA");
+  ca->require_subcommand(1);
+  auto* ca_export = ca->add_subcommand("export", "Write the CA bundle (issuing CA, then root) that devices trust");
+  add_common(ca_export, cert_options);
+  ca_export->add_option("--out", out_file, "write the bundle here instead of standard output");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -234,6 +377,10 @@ int main(int argc, char** argv) {
     }
     if (verify->parsed()) return run_log_verify(verify_options, log_dir, public_key);
     if (setup_link->parsed()) return run_setup_link(setup_options);
+    if (cert_issue->parsed()) return run_cert_issue(cert_options, device_id, csr_file, out_file);
+    if (cert_revoke->parsed()) return run_cert_revoke(cert_options, serial, reason);
+    if (cert_list->parsed()) return run_cert_list(cert_options, expiring_days);
+    if (ca_export->parsed()) return run_ca_export(cert_options, out_file);
   } catch (const std::exception& e) {
     std::cerr << "torii: unexpected error: " << e.what() << "\n";
     return kExitFailure;

@@ -1,6 +1,7 @@
 #include "events/security_log.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <algorithm>
@@ -168,6 +169,7 @@ SecurityLog::SecurityLog(Options options, const Clock& clock, crypto::SecretByte
 SecurityLog::~SecurityLog() {
   std::lock_guard lock(mutex_);
   (void)close_locked();
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the writer lock
 }
 
 Result<std::unique_ptr<SecurityLog>> SecurityLog::open(Options options, const Clock& clock,
@@ -187,6 +189,18 @@ Result<std::unique_ptr<SecurityLog>> SecurityLog::open(Options options, const Cl
 
   std::unique_ptr<SecurityLog> log(new SecurityLog(std::move(options), clock, std::move(signing_secret_key)));
   std::lock_guard lock(log->mutex_);
+
+  // One writer per directory: a second process appending would fork the chain.
+  const fs::path lock_path = log->options_.directory / ".writer.lock";
+  log->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (log->lock_fd_ < 0) {
+    return fail(Errc::io_error, fmt::format("cannot open {}: {}", lock_path.string(), std::strerror(errno)));
+  }
+  if (::flock(log->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    return fail(Errc::unavailable, fmt::format("the security log in {} is in use by another process (a running "
+                                               "torii server?); stop it first",
+                                               log->options_.directory.string()));
+  }
 
   // A key whose embedded public half does not match would produce checkpoints nobody can
   // verify: refuse it now rather than discover it during an investigation.

@@ -141,6 +141,7 @@ class SecurityLog {
   crypto::SecretBytes key_;
   mutable std::mutex mutex_;
   int fd_ = -1;
+  int lock_fd_ = -1;  // holds an exclusive flock for the log's lifetime
   bool closed_ = false;
   std::uint64_t file_bytes_ = 0;  // size of security.log
   std::uint64_t next_seq_ = 1;

@@ -172,6 +172,16 @@ TEST_F(SecurityLogTest, FilesAreOwnerOnly) {
   EXPECT_EQ(mode_of(dir_ / "log"), 0700u);
 }
 
+TEST_F(SecurityLogTest, OnlyOneWriterAtATime) {
+  auto first = open_log(options());
+  ASSERT_NE(first, nullptr);
+  auto second = SecurityLog::open(options(), clock_, keys_.secret_key);
+  ASSERT_FALSE(second);
+  EXPECT_TRUE(second.error().is(Errc::unavailable));
+  first.reset();
+  EXPECT_TRUE(SecurityLog::open(options(), clock_, keys_.secret_key));
+}
+
 TEST_F(SecurityLogTest, EditedFieldIsReportedAtThatLine) {
   write_log(options(), 12);
   auto lines = read_lines(active());

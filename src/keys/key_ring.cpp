@@ -77,6 +77,9 @@ Result<UnlockedKek> unlock_kek(store::MetaRepository& meta, const KekOptions& op
   if (!check) return tl::unexpected(check.error());
 
   if (recorded->empty() || !*check) {
+    if (!options.create_if_missing) {
+      return fail(Errc::not_found, "this data directory has no keys yet: start `torii server` once first");
+    }
     // First start: make a new key hierarchy.
     UnlockedKek out{crypto::SecretBytes(), true};
     if (options.source == config::KekSource::file) {

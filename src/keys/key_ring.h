@@ -38,6 +38,8 @@ struct KekOptions {
   // For source == passphrase: asked only when needed (first start and every start after).
   std::function<Result<std::string>()> passphrase;
   crypto::Argon2Params argon2 = crypto::argon2_moderate();  // used when the KEK is first derived
+  // false: a store without a key hierarchy is an error (not_found) instead of a first start.
+  bool create_if_missing = true;
 };
 
 // Whether unlock_kek created a new key hierarchy or opened the existing one.

@@ -29,13 +29,6 @@ namespace asio = boost::asio;
 
 namespace {
 
-constexpr std::string_view kLogSigningKey = "log.signing.key";
-constexpr std::string_view kLogPublicKeyMeta = "log.public_key";
-
-std::filesystem::path inside(const std::filesystem::path& data_dir, const std::filesystem::path& p) {
-  return p.is_absolute() ? p : data_dir / p;
-}
-
 std::string colon_hex(std::string_view hex) {
   std::string out;
   for (std::size_t i = 0; i < hex.size(); i += 2) {
@@ -59,18 +52,6 @@ net::FilterOptions filter_options(const config::FirewallConfig& f) {
 
 }  // namespace
 
-std::filesystem::path resolve_data_dir(const config::Config& config) {
-  return std::filesystem::absolute(config.server.data_dir).lexically_normal();
-}
-
-std::filesystem::path security_log_dir(const config::Config& config) {
-  return inside(resolve_data_dir(config), config.log.security_log_dir);
-}
-
-std::filesystem::path security_log_public_key_file(const config::Config& config) {
-  return resolve_data_dir(config) / "security-log.pub";
-}
-
 struct Server::State {
   State(config::Config c, Environment e)
       : config(std::move(c)),
@@ -87,11 +68,9 @@ struct Server::State {
   std::vector<std::unique_ptr<net::TlsListener>> listeners;
   net::CloseAfterHandshake placeholder_handler;
 
-  std::unique_ptr<store::Store> store;
-  std::unique_ptr<keys::KeyRing> keys;
-  std::unique_ptr<pki::CertificateAuthority> ca;
+  Installation installation;
   std::unique_ptr<events::SecurityLog> log;
-  bool first_start = false;
+  bool dropped_to_user = false;
 
   void log_event(events::SecurityEvent event) {
     if (!log) return;
@@ -137,59 +116,21 @@ Status Server::drop_privileges() {
   if (!account) return tl::unexpected(account.error());
   if (auto st = prepare_directory_for(s.data_dir, *account); !st) return st;
   if (auto st = server::drop_privileges(*account); !st) return st;
+  s.dropped_to_user = true;
   spdlog::info("running as {} (uid {}, gid {})", account->name, account->uid, account->gid);
   return ok();
 }
 
 Status Server::open_state() {
   auto& s = *state_;
-  // JPCERT I-5: refuse to run on a data directory or key file others can read.
-  if (auto st = ensure_private_directory(s.data_dir); !st) return st;
-  const auto kek_file = inside(s.data_dir, s.config.keys.kek_file);
-
-  auto store = store::sqlite::open_sqlite_store(s.data_dir / "torii.db");
-  if (!store) return tl::unexpected(store.error());
-  s.store = std::move(*store);
-  if (auto st = check_owner_only(s.data_dir / "torii.db"); !st) return st;
-
-  keys::KekOptions kek_options{s.config.keys.kek_source, kek_file, nullptr, crypto::argon2_moderate()};
-  const auto passphrase_file = s.config.keys.passphrase_file.empty()
-                                   ? std::filesystem::path()
-                                   : inside(s.data_dir, s.config.keys.passphrase_file);
-  kek_options.passphrase = [passphrase_file] { return read_passphrase(passphrase_file); };
-  if (s.env.fast_key_derivation_for_tests) kek_options.argon2 = {1, 8u << 20};
-  auto kek = keys::unlock_kek(s.store->meta(), kek_options, s.env.random);
-  if (!kek) return tl::unexpected(kek.error());
-  s.first_start = kek->created;
-  s.keys = std::make_unique<keys::KeyRing>(*s.store, std::move(kek->kek), s.env.random, s.env.clock);
-
-  // The security log's signing key: made at first start, sealed like every other secret.
-  auto signing = s.keys->get_secret(kLogSigningKey);
-  if (!signing) return tl::unexpected(signing.error());
-  crypto::SecretBytes signing_key;
-  if (*signing) {
-    signing_key = std::move(**signing);
-  } else {
-    auto pair = crypto::ed25519_generate();
-    if (auto st = s.keys->put_secret(kLogSigningKey, pair.secret_key.view()); !st) return st;
-    if (auto st = s.store->meta().put(kLogPublicKeyMeta, pair.public_key); !st) return st;
-    signing_key = std::move(pair.secret_key);
-  }
-  events::SecurityLog::Options log_options;
-  log_options.directory = security_log_dir(s.config);
-  log_options.checkpoint_every = s.config.log.checkpoint_every_events;
-  log_options.checkpoint_interval = std::chrono::seconds(s.config.log.checkpoint_interval_seconds);
-  log_options.max_file_bytes = std::uint64_t{s.config.log.max_file_mib} << 20;
-  log_options.retention = std::chrono::hours(24) * s.config.log.retention_days;
-  auto log = events::SecurityLog::open(log_options, s.env.clock, std::move(signing_key));
+  auto opened = open_installation(s.config, s.env.clock, s.env.random, {true, s.env.fast_key_derivation_for_tests});
+  if (!opened) return tl::unexpected(opened.error());
+  s.installation = std::move(*opened);
+  auto log = open_security_log(s.config, s.installation, s.env.clock);
   if (!log) return tl::unexpected(log.error());
   s.log = std::move(*log);
-  const std::string public_key_hex = hex_encode(s.log->public_key());
-  if (auto st = write_file_atomic(security_log_public_key_file(s.config), as_bytes(public_key_hex + "\n"), 0600); !st) {
-    return st;
-  }
 
-  if (s.first_start) {
+  if (s.installation.first_start) {
     s.log_event({"system",
                  "keys.created",
                  "",
@@ -198,8 +139,10 @@ Status Server::open_state() {
                  {{"kek_source", s.config.keys.kek_source == config::KekSource::file ? "file" : "passphrase"}}});
   }
 
-  s.ca = std::make_unique<pki::CertificateAuthority>(*s.store, *s.keys, s.env.clock, s.env.random, s.config.pki);
-  auto report = s.ca->initialise(s.config.server.hostnames);
+  if (s.dropped_to_user) {
+    s.log_event({"system", "privileges.dropped", "user:" + s.config.server.user, events::Outcome::success, "local"});
+  }
+  auto report = s.installation.ca->initialise(s.config.server.hostnames);
   if (!report) return tl::unexpected(report.error());
   if (report->created_root) s.log_event({"system", "ca.created", "ca:root", events::Outcome::success, "local"});
   if (report->created_issuing) s.log_event({"system", "ca.created", "ca:issuing", events::Outcome::success, "local"});
@@ -216,11 +159,11 @@ Status Server::open_state() {
 
 Status Server::start() {
   auto& s = *state_;
-  auto credentials = s.ca->server_credentials();
+  auto credentials = s.installation.ca->server_credentials();
   if (!credentials) return tl::unexpected(credentials.error());
-  auto root = s.ca->root_certificate_pem();
-  auto issuing = s.ca->issuing_certificate_pem();
-  auto crl = s.ca->revocation_list();
+  auto root = s.installation.ca->root_certificate_pem();
+  auto issuing = s.installation.ca->issuing_certificate_pem();
+  auto crl = s.installation.ca->revocation_list();
   if (!root || !issuing || !crl) return fail(Errc::corrupt, "the CA's certificates or revocation list are unusable");
 
   const net::TlsCredentials tls_credentials{credentials->certificate_chain_pem, credentials->private_key_pem};
@@ -280,11 +223,12 @@ Status Server::start() {
   }
   out << fmt::format("  security log public key: {}\n", hex_encode(s.log->public_key()));
 
-  auto pending = identity::setup_pending(*s.store);
+  auto& store = *s.installation.store;
+  auto pending = identity::setup_pending(store);
   if (!pending) return tl::unexpected(pending.error());
   if (*pending) {
     const std::chrono::minutes lifetime(s.config.setup.token_lifetime_minutes);
-    auto token = identity::issue_setup_token(*s.store, s.env.random, s.env.clock, lifetime);
+    auto token = identity::issue_setup_token(store, s.env.random, s.env.clock, lifetime);
     if (!token) return tl::unexpected(token.error());
     std::string base = s.config.server.public_url;
     if (base.empty()) {

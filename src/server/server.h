@@ -23,6 +23,7 @@
 #include "base/error.h"
 #include "base/random.h"
 #include "config/config.h"
+#include "server/installation.h"
 
 namespace torii::server {
 
@@ -55,11 +56,5 @@ class Server {
   explicit Server(std::unique_ptr<State> state);
   std::unique_ptr<State> state_;
 };
-
-// The path of the data directory a configuration names, made absolute.
-[[nodiscard]] std::filesystem::path resolve_data_dir(const config::Config& config);
-// Where the security log of that data directory lives, and its public key file.
-[[nodiscard]] std::filesystem::path security_log_dir(const config::Config& config);
-[[nodiscard]] std::filesystem::path security_log_public_key_file(const config::Config& config);
 
 }  // namespace torii::server
