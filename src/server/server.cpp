@@ -64,6 +64,8 @@ struct Server::State {
   std::filesystem::path data_dir;
 
   asio::io_context io{1};
+  // Registered at creation, so a SIGTERM that arrives during start-up is not lost.
+  asio::signal_set signals{io, SIGINT, SIGTERM};
   net::ConnectionFilter filter;
   std::vector<std::unique_ptr<net::TlsListener>> listeners;
   net::CloseAfterHandshake placeholder_handler;
@@ -254,8 +256,7 @@ Status Server::start() {
 
 void Server::run() {
   auto& s = *state_;
-  asio::signal_set signals(s.io, SIGINT, SIGTERM);
-  signals.async_wait([this](const boost::system::error_code& ec, int signal) {
+  s.signals.async_wait([this](const boost::system::error_code& ec, int signal) {
     if (!ec) {
       spdlog::info("signal {} received; stopping", signal);
       request_stop();

@@ -1,0 +1,61 @@
+// Starts the real `torii` binary on loopback with a private data directory and ephemeral
+// ports, for tests that treat it as a user would: through its CLI, its ports and its files.
+#pragma once
+
+#include <unistd.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "testing/process.h"
+#include "testing/temp_dir.h"
+
+namespace torii::testing {
+
+struct ListeningSocket {
+  std::string address;  // "127.0.0.1"
+  std::uint16_t port = 0;
+  friend auto operator<=>(const ListeningSocket&, const ListeningSocket&) = default;
+};
+
+// Every TCP socket in LISTEN state that the process owns, read from /proc.
+std::set<ListeningSocket> listening_sockets(pid_t pid);
+
+class ServerTest : public ::testing::Test {
+ protected:
+  ServerTest();
+  ~ServerTest() override;
+
+  // The configuration file's text; tests append their own sections before start().
+  std::string config_text;
+
+  // Starts the server and waits for its ready lines; fails the test otherwise.
+  void start();
+  // Stops it with SIGTERM and returns its exit code.
+  int stop();
+  // Runs `torii <args...> --config <file> --data-dir <dir>` to completion.
+  RunResult torii(std::vector<std::string> args, bool with_config = true);
+
+  [[nodiscard]] std::filesystem::path data_dir() const { return dir_ / "data"; }
+  [[nodiscard]] std::filesystem::path work_dir() const { return dir_.path(); }
+  [[nodiscard]] static bool is_root() { return ::geteuid() == 0; }
+
+  std::unique_ptr<Process> server;
+  std::uint16_t gateway_port = 0;
+  std::uint16_t console_port = 0;
+  std::string setup_url;
+
+ private:
+  TempDir dir_;
+};
+
+// Path of the torii binary under test (set by CMake).
+std::string torii_binary();
+
+}  // namespace torii::testing
