@@ -1,5 +1,7 @@
 #include "net/listener.h"
 
+#include <array>
+
 #include <fmt/format.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -55,6 +57,26 @@ std::string handshake_reason(const boost::system::error_code& ec, bool timed_out
     return buffer;
   }
   return ec.message();
+}
+
+// Closes after a failed handshake so that the TLS alert reaches the client: closing a
+// socket with unread input makes the kernel send a reset, which can destroy the alert in
+// the client's receive queue. Half-close, then discard input for at most a second.
+asio::awaitable<void> linger_close(tcp::socket& socket) {
+  boost::system::error_code ec;
+  socket.shutdown(tcp::socket::shutdown_send, ec);
+  asio::steady_timer limit(socket.get_executor(), std::chrono::seconds(1));
+  limit.async_wait([&socket](const boost::system::error_code& e) {
+    if (e) return;
+    boost::system::error_code ignored;
+    socket.close(ignored);
+  });
+  std::array<char, 512> discard{};
+  while (!ec) {
+    co_await socket.async_read_some(asio::buffer(discard), asio::redirect_error(asio::use_awaitable, ec));
+  }
+  limit.cancel();
+  socket.close(ec);
 }
 
 }  // namespace
@@ -160,8 +182,7 @@ asio::awaitable<void> TlsListener::serve_connection(tcp::socket socket, PeerInfo
     const bool banned_now = filter_.record_failure(peer.address);
     if (events_.handshake_failed) events_.handshake_failed(peer, handshake_reason(ec, *timed_out));
     if (banned_now && events_.banned) events_.banned(peer);
-    boost::system::error_code ignored;
-    stream.lowest_layer().close(ignored);
+    if (!*timed_out) co_await linger_close(stream.next_layer());
     co_return;
   }
 
@@ -188,8 +209,16 @@ asio::awaitable<void> TlsListener::serve_connection(tcp::socket socket, PeerInfo
 }
 
 asio::awaitable<void> CloseAfterHandshake::serve(TlsStream& stream, const PeerInfo&) {
+  // Sends close_notify; a peer that never answers it must not hold the connection.
+  asio::steady_timer deadline(stream.get_executor(), std::chrono::seconds(2));
+  deadline.async_wait([&stream](const boost::system::error_code& ec) {
+    if (ec) return;
+    boost::system::error_code ignored;
+    stream.lowest_layer().close(ignored);
+  });
   boost::system::error_code ec;
   co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+  deadline.cancel();
 }
 
 }  // namespace torii::net
