@@ -9,6 +9,10 @@
 namespace torii {
 
 Result<IpAddress> IpAddress::parse(std::string_view text) {
+  // inet_pton reads a C string: an embedded NUL would hide whatever follows it.
+  if (text.find('\0') != std::string_view::npos) {
+    return fail(Errc::invalid_argument, "an IP address must not contain a NUL character");
+  }
   const std::string s(text);
   IpAddress out;
   in_addr v4{};

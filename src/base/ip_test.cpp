@@ -14,6 +14,8 @@ TEST(IpAddress, ParsesBothFamiliesAndRefusesNames) {
   EXPECT_EQ(ip("192.0.2.1").to_string(), "192.0.2.1");
   EXPECT_FALSE(IpAddress::parse("localhost"));
   EXPECT_FALSE(IpAddress::parse("256.1.1.1"));
+  EXPECT_FALSE(IpAddress::parse(std::string_view("127.0.0.1\0evil", 14)));
+  EXPECT_FALSE(CidrBlock::parse(std::string_view("10.0.0.0\0junk/8", 16)));
 }
 
 TEST(CidrBlock, MatchesAddressesInsideOnly) {
