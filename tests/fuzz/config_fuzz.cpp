@@ -13,13 +13,10 @@
 
 #include "base/ip.h"
 #include "config/config.h"
+#include "fuzz_check.h"
 
 namespace torii::fuzz {
 namespace {
-
-void check(bool property) {
-  if (!property) __builtin_trap();
-}
 
 void check_listeners(const config::ListenerConfig& listener) {
   check(!listener.listen.empty());

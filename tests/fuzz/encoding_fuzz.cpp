@@ -16,13 +16,10 @@
 #include <string_view>
 
 #include "base/bytes.h"
+#include "fuzz_check.h"
 
 namespace torii::fuzz {
 namespace {
-
-void check(bool property) {
-  if (!property) __builtin_trap();
-}
 
 std::string lower(std::string_view text) {
   std::string out(text);

@@ -13,16 +13,7 @@
 #include <string_view>
 
 #include "base/ip.h"
-
-namespace torii::fuzz {
-namespace {
-
-void check(bool property) {
-  if (!property) __builtin_trap();
-}
-
-}  // namespace
-}  // namespace torii::fuzz
+#include "fuzz_check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace torii;

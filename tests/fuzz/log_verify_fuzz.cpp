@@ -33,13 +33,10 @@
 #include "base/bytes.h"
 #include "crypto/sodium.h"
 #include "events/log_verify.h"
+#include "fuzz_check.h"
 
 namespace torii::fuzz {
 namespace {
-
-void check(bool property) {
-  if (!property) __builtin_trap();
-}
 
 [[noreturn]] void setup_failed(const std::string& what) {
   std::fprintf(stderr, "log_verify_fuzz: %s\n", what.c_str());

@@ -26,6 +26,7 @@
 #include "crypto/secret.h"
 #include "crypto/sodium.h"
 #include "crypto/x509.h"
+#include "fuzz_check.h"
 
 namespace torii::fuzz {
 namespace {
@@ -35,10 +36,6 @@ using std::chrono::days;
 constexpr std::string_view kDeviceId = "fuzz-device";
 // A fixed "now" keeps runs repeatable: validity windows never drift out from under a seed.
 const std::chrono::system_clock::time_point kNow{std::chrono::seconds{1'790'000'000}};
-
-void check(bool property) {
-  if (!property) __builtin_trap();
-}
 
 // Serials come from here; deterministic so that a reproducer behaves the same on every run.
 // Not for real keys: the CA keys below are throwaway and OpenSSL generates them anyway.
