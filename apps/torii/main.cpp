@@ -148,9 +148,11 @@ int run_log_verify(const CommonOptions& o, const std::string& log_dir, const std
 // that ran it, even through sudo.
 std::string admin_actor() {
   std::string name;
-  if (const char* sudo_user = std::getenv("SUDO_USER"); sudo_user != nullptr && ::getuid() == 0) {
+  // Single-threaded here (before any server thread exists), so getenv/getpwuid are safe.
+  if (const char* sudo_user = std::getenv("SUDO_USER");  // NOLINT(concurrency-mt-unsafe)
+      sudo_user != nullptr && ::getuid() == 0) {
     name = sudo_user;
-  } else if (const struct passwd* pw = ::getpwuid(::getuid())) {
+  } else if (const struct passwd* pw = ::getpwuid(::getuid())) {  // NOLINT(concurrency-mt-unsafe)
     name = pw->pw_name;
   } else {
     name = fmt::format("uid {}", ::getuid());
@@ -226,7 +228,7 @@ int run_cert_issue(const CommonOptions& o, const std::string& device_id, const s
                    const std::string& out) {
   auto c = load_config(o);
   if (!c) return kExitUsage;
-  auto csr = read_file(csr_file, 64 * 1024);
+  auto csr = read_file(csr_file, std::size_t{64} * 1024);
   if (!csr) return report(csr.error());
   auto session = open_admin(*c, true);
   if (!session) return report(session.error());
@@ -279,9 +281,7 @@ int run_ca_export(const CommonOptions& o, const std::string& out) {
   return kExitOk;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   if (!crypto::init()) {
     std::cerr << "torii: libsodium could not be initialised\n";
     return kExitFailure;
@@ -386,4 +386,14 @@ int main(int argc, char** argv) {
     return kExitFailure;
   }
   return kExitUsage;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (...) {  // the commands catch what they expect; this is the last line of defence
+    std::fputs("torii: unexpected error\n", stderr);
+    return 1;
+  }
 }

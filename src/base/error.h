@@ -49,6 +49,9 @@ using Status = tl::expected<void, Error>;
 
 inline Status ok() { return {}; }
 
+// The text of an errno value ("No such file or directory"); thread-safe, unlike strerror.
+[[nodiscard]] inline std::string errno_text(int err) { return std::generic_category().message(err); }
+
 }  // namespace torii
 
 template <>

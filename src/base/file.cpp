@@ -4,15 +4,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cerrno>
-#include <cstring>
+#include <system_error>
 
 #include <fmt/format.h>
 
 namespace torii {
 namespace {
 
-std::string errno_text(int err) { return std::strerror(err); }
-
+// Thread-safe strerror: std::strerror may share one buffer between threads; this uses strerror_r.
 class Fd {
  public:
   explicit Fd(int fd) : fd_(fd) {}

@@ -18,7 +18,8 @@ struct IpAddress {
   [[nodiscard]] static Result<IpAddress> parse(std::string_view text);
   [[nodiscard]] std::string to_string() const;
   friend bool operator==(const IpAddress&, const IpAddress&) = default;
-  friend auto operator<=>(const IpAddress&, const IpAddress&) = default;
+  // clang-tidy 14 reports the literal 0 that the compiler synthesizes in a defaulted <=> (llvm#53961).
+  friend auto operator<=>(const IpAddress&, const IpAddress&) = default;  // NOLINT(modernize-use-nullptr)
 };
 
 struct CidrBlock {

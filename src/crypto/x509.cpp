@@ -307,7 +307,7 @@ Status push_name(GENERAL_NAMES* names, int type, ByteView value) {
     GENERAL_NAME_set0_value(name.get(), type, text.release());
   }
   if (sk_GENERAL_NAME_push(names, name.get()) == 0) return openssl_failure("sk_GENERAL_NAME_push");
-  name.release();
+  static_cast<void>(name.release());  // owned by the stack now
   return ok();
 }
 
@@ -584,7 +584,7 @@ Result<std::string> make_crl(const Issuer& ca, const std::vector<RevokedEntry>& 
       return openssl_failure("building a CRL entry");
     }
     if (X509_CRL_add0_revoked(crl.get(), item.get()) != 1) return openssl_failure("X509_CRL_add0_revoked");
-    item.release();  // owned by the CRL now
+    static_cast<void>(item.release());  // owned by the CRL now
   }
 
   const IntegerPtr number(ASN1_INTEGER_new());
@@ -671,7 +671,7 @@ Status verify_certificate_chain(std::string_view leaf_pem, const std::vector<std
     auto cert = load_certificate(pem, "intermediate certificate");
     if (!cert) return tl::unexpected(cert.error());
     if (sk_X509_push(untrusted.get(), cert->get()) == 0) return openssl_failure("sk_X509_push");
-    cert->release();  // owned by the stack now
+    static_cast<void>(cert->release());  // owned by the stack now
   }
 
   const StorePtr store(X509_STORE_new());

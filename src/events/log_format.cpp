@@ -126,7 +126,7 @@ Result<LineReader> LineReader::open(const std::filesystem::path& path) {
   if (fd < 0) {
     const int err = errno;
     return fail(err == ENOENT ? Errc::not_found : Errc::io_error,
-                fmt::format("cannot open {}: {}", path.string(), std::strerror(err)));
+                fmt::format("cannot open {}: {}", path.string(), errno_text(err)));
   }
   return LineReader(fd, path);
 }
@@ -150,7 +150,7 @@ Status LineReader::fill() {
     const ssize_t n = ::read(fd_, buffer_.data(), buffer_.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      return fail(Errc::io_error, fmt::format("cannot read {}: {}", path_.string(), std::strerror(errno)));
+      return fail(Errc::io_error, fmt::format("cannot read {}: {}", path_.string(), errno_text(errno)));
     }
     if (n == 0) eof_ = true;
     end_ = static_cast<std::size_t>(n);

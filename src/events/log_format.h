@@ -27,7 +27,7 @@ namespace torii::events::detail {
 inline constexpr std::string_view kActiveFileName = "security.log";
 inline constexpr std::string_view kZeroHash = "0000000000000000000000000000000000000000000000000000000000000000";
 // Longest line the writer produces and the verifier accepts (newline excluded).
-inline constexpr std::size_t kMaxLineBytes = 64 * 1024;
+inline constexpr std::size_t kMaxLineBytes = std::size_t{64} * 1024;
 
 // Serialises a record in the canonical form described above. Never throws.
 [[nodiscard]] std::string canonical_dump(const nlohmann::json& record);

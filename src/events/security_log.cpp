@@ -22,15 +22,13 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr std::size_t kMaxFieldBytes = 256;
-constexpr std::size_t kMaxDetailsBytes = 8 * 1024;
+constexpr std::size_t kMaxDetailsBytes = std::size_t{8} * 1024;
 constexpr std::size_t kMaxDetailsDepth = 16;
 constexpr std::size_t kMaxActionBytes = 64;
 // Room kept free in a file so the checkpoint that closes it always fits (a checkpoint
 // line is about 330 bytes), plus the members an event gains when written.
 constexpr std::uint64_t kCheckpointReserve = 512;
 constexpr std::uint64_t kRecordOverhead = 256;
-
-std::string errno_text(int err) { return std::strerror(err); }
 
 void fsync_directory(const fs::path& dir) {
   const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -167,8 +165,11 @@ SecurityLog::SecurityLog(Options options, const Clock& clock, crypto::SecretByte
     : options_(std::move(options)), clock_(clock), key_(std::move(key)), prev_(detail::kZeroHash) {}
 
 SecurityLog::~SecurityLog() {
-  std::lock_guard lock(mutex_);
-  (void)close_locked();
+  try {
+    std::lock_guard lock(mutex_);
+    (void)close_locked();
+  } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor must not throw; close() reports errors
+  }
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the writer lock
 }
 
@@ -194,7 +195,7 @@ Result<std::unique_ptr<SecurityLog>> SecurityLog::open(Options options, const Cl
   const fs::path lock_path = log->options_.directory / ".writer.lock";
   log->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (log->lock_fd_ < 0) {
-    return fail(Errc::io_error, fmt::format("cannot open {}: {}", lock_path.string(), std::strerror(errno)));
+    return fail(Errc::io_error, fmt::format("cannot open {}: {}", lock_path.string(), errno_text(errno)));
   }
   if (::flock(log->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
     return fail(Errc::unavailable, fmt::format("the security log in {} is in use by another process (a running "
@@ -291,7 +292,7 @@ Status SecurityLog::write_record_locked(nlohmann::json record) {
 
   // One write() per line: the line lands whole or, on error, is truncated away so the
   // file never holds a torn line that would break the chain.
-  ssize_t n;
+  ssize_t n = 0;
   do {
     n = ::write(fd_, line.data(), line.size());
   } while (n < 0 && errno == EINTR);

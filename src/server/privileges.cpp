@@ -31,7 +31,7 @@ Result<Account> lookup_account(const std::string& name) {
 Status drop_privileges(const Account& account) {
   const auto failed = [&](std::string_view step) {
     return fail(Errc::permission_denied,
-                fmt::format("cannot switch to the account '{}': {}: {}", account.name, step, std::strerror(errno)));
+                fmt::format("cannot switch to the account '{}': {}: {}", account.name, step, errno_text(errno)));
   };
   if (::setgroups(0, nullptr) != 0) return failed("setgroups");
   if (::setgid(account.gid) != 0) return failed("setgid");
@@ -49,11 +49,11 @@ Status prepare_directory_for(const std::filesystem::path& dir, const Account& ac
   std::filesystem::create_directories(dir.parent_path(), ec);
   if (ec) return fail(Errc::io_error, fmt::format("cannot create {}: {}", dir.parent_path().string(), ec.message()));
   if (::mkdir(dir.c_str(), 0700) != 0) {
-    return fail(Errc::io_error, fmt::format("cannot create {}: {}", dir.string(), std::strerror(errno)));
+    return fail(Errc::io_error, fmt::format("cannot create {}: {}", dir.string(), errno_text(errno)));
   }
   if (::chown(dir.c_str(), account.uid, account.gid) != 0) {
     return fail(Errc::io_error,
-                fmt::format("cannot give {} to '{}': {}", dir.string(), account.name, std::strerror(errno)));
+                fmt::format("cannot give {} to '{}': {}", dir.string(), account.name, errno_text(errno)));
   }
   return ok();
 }

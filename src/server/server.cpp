@@ -74,7 +74,7 @@ struct Server::State {
   std::unique_ptr<events::SecurityLog> log;
   bool dropped_to_user = false;
 
-  void log_event(events::SecurityEvent event) {
+  void log_event(const events::SecurityEvent& event) {
     if (!log) return;
     if (auto st = log->append(event); !st) spdlog::error("security log: {}", st.error().message);
   }

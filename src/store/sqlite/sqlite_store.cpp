@@ -12,8 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cerrno>
-#include <cstring>
 #include <mutex>
+#include <system_error>
 #include <utility>
 
 #include <fmt/format.h>
@@ -78,8 +78,8 @@ class Db {
     ++depth_;
     // Rolls back if body throws; disarmed on the normal path.
     struct Unwind {
-      Db* self;
-      bool nested;
+      Db* self = nullptr;
+      bool nested = false;
       bool armed = true;
       ~Unwind() {
         if (!armed) return;
@@ -639,8 +639,6 @@ Result<std::unique_ptr<Store>> configure_and_migrate(DbHandle db, bool file_back
   if (!version) return tl::unexpected(std::move(version.error()));
   return std::unique_ptr<Store>(std::make_unique<SqliteStore>(std::move(db), file_backed, *version));
 }
-
-std::string errno_text(int err) { return std::strerror(err); }
 
 // Creates the database file with mode 0600 ourselves (SQLite would use 0644 minus umask),
 // or checks an existing one. SQLite gives the -wal and -shm files the database file's mode.
