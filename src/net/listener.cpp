@@ -129,6 +129,8 @@ void TlsListener::start(std::shared_ptr<asio::ssl::context> tls, ConnectionHandl
   asio::co_spawn(io_, accept_loop(), asio::detached);
 }
 
+void TlsListener::update_tls(std::shared_ptr<asio::ssl::context> tls) { tls_ = std::move(tls); }
+
 void TlsListener::stop() {
   boost::system::error_code ignored;
   acceptor_.close(ignored);
@@ -165,7 +167,8 @@ asio::awaitable<void> TlsListener::accept_loop() {
 asio::awaitable<void> TlsListener::serve_connection(tcp::socket socket, PeerInfo peer) {
   SlotGuard slot(filter_, peer.address);
   socket.set_option(tcp::no_delay(true));
-  TlsStream stream(std::move(socket), *tls_);
+  const auto tls = tls_;  // keeps this connection's context alive across update_tls()
+  TlsStream stream(std::move(socket), *tls);
 
   auto timed_out = std::make_shared<bool>(false);
   asio::steady_timer deadline(io_, options_.handshake_timeout);

@@ -78,6 +78,9 @@ class TlsListener {
   [[nodiscard]] std::string local_endpoint() const;
 
   void start(std::shared_ptr<boost::asio::ssl::context> tls, ConnectionHandler& handler, ListenerEvents events);
+  // New connections use this context from now on (a fresh revocation list, a renewed
+  // certificate); connections in progress keep theirs. Call on the io_context's thread.
+  void update_tls(std::shared_ptr<boost::asio::ssl::context> tls);
   // Closes the listening socket; connections in progress finish on their own.
   void stop();
 

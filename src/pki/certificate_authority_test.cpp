@@ -110,6 +110,19 @@ TEST_F(CertificateAuthorityTest, RevokedDeviceAppearsInTheCrlAndFailsVerificatio
   EXPECT_TRUE(ca_->revoke("deadbeef", "unknown").error().is(Errc::not_found));
 }
 
+TEST_F(CertificateAuthorityTest, ARevocationListLapsesAndAFreshOneReplacesIt) {
+  ASSERT_TRUE(ca_->initialise({"localhost"}));
+  auto device = ca_->issue_device_certificate(device_csr(), "d1");
+  ASSERT_TRUE(device);
+  const std::vector<std::string> chain{*ca_->issuing_certificate_pem()};
+  const std::string root = *ca_->root_certificate_pem();
+  const std::string first = *ca_->revocation_list();
+  clock_.advance(25h);  // past nextUpdate (24 h): the gateway must not keep using it
+  EXPECT_FALSE(crypto::verify_certificate_chain(device->pem, chain, root, clock_.now(), first));
+  const std::string fresh = *ca_->revocation_list();
+  EXPECT_TRUE(crypto::verify_certificate_chain(device->pem, chain, root, clock_.now(), fresh));
+}
+
 TEST_F(CertificateAuthorityTest, ExpiryQueryListsCertificatesExpiringSoonest) {
   ASSERT_TRUE(ca_->initialise({"localhost"}));
   clock_.advance(24h * 10);

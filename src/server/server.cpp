@@ -7,6 +7,9 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <functional>
 #include <ostream>
 
 #include "base/file.h"
@@ -73,10 +76,80 @@ struct Server::State {
   Installation installation;
   std::unique_ptr<events::SecurityLog> log;
   bool dropped_to_user = false;
+  asio::steady_timer checkpoint_timer{io};
+  asio::steady_timer tls_refresh_timer{io};
 
   void log_event(const events::SecurityEvent& event) {
     if (!log) return;
     if (auto st = log->append(event); !st) spdlog::error("security log: {}", st.error().message);
+  }
+
+  struct TlsContexts {
+    std::shared_ptr<asio::ssl::context> console;
+    std::shared_ptr<asio::ssl::context> gateway;
+  };
+
+  // Renews the server certificate when due and builds both TLS contexts with a fresh
+  // revocation list, so a long-running gateway never checks devices against a stale CRL.
+  Result<TlsContexts> make_tls_contexts() {
+    auto& ca = *installation.ca;
+    auto renewed = ca.initialise(config.server.hostnames);
+    if (!renewed) return tl::unexpected(renewed.error());
+    if (renewed->issued_server_certificate) {
+      log_event({"system",
+                 "certificate.issued",
+                 "certificate:server",
+                 events::Outcome::success,
+                 "local",
+                 {{"hostnames", config.server.hostnames}}});
+    }
+    auto credentials = ca.server_credentials();
+    if (!credentials) return tl::unexpected(credentials.error());
+    auto root = ca.root_certificate_pem();
+    auto issuing = ca.issuing_certificate_pem();
+    auto crl = ca.revocation_list();
+    if (!root || !issuing || !crl) return fail(Errc::corrupt, "the CA's certificates or revocation list are unusable");
+    const net::TlsCredentials tls_credentials{credentials->certificate_chain_pem, credentials->private_key_pem};
+    auto console_tls = net::make_server_tls_context(config.tls, tls_credentials, std::nullopt);
+    if (!console_tls) return tl::unexpected(console_tls.error());
+    // Devices must present a certificate from torii's CA that is not revoked (IIIT N1).
+    auto gateway_tls =
+        net::make_server_tls_context(config.tls, tls_credentials, net::ClientVerification{{*root, *issuing}, *crl});
+    if (!gateway_tls) return tl::unexpected(gateway_tls.error());
+    return TlsContexts{std::move(*console_tls), std::move(*gateway_tls)};
+  }
+
+  [[nodiscard]] bool is_gateway(std::size_t listener_index) const {
+    return listener_index < config.gateway.listen.size();
+  }
+
+  // Runs work every period on the io_context until the timer is cancelled.
+  static void every(asio::steady_timer& timer, std::chrono::seconds period, std::function<void()> work) {
+    timer.expires_after(period);
+    timer.async_wait([&timer, period, work = std::move(work)](const boost::system::error_code& ec) mutable {
+      if (ec) return;
+      work();
+      every(timer, period, std::move(work));
+    });
+  }
+
+  void start_maintenance() {
+    // Seals the log's tail even when no further event comes to trigger a checkpoint.
+    every(checkpoint_timer, std::chrono::seconds(config.log.checkpoint_interval_seconds), [this] {
+      if (auto st = log->checkpoint(); !st) spdlog::error("security log: {}", st.error().message);
+    });
+    // Half the CRL's validity, so a fresh one is always in place before the old one lapses.
+    every(tls_refresh_timer, std::chrono::hours(config.pki.crl_next_update_hours) / 2, [this] {
+      auto contexts = make_tls_contexts();
+      if (!contexts) {
+        spdlog::error("cannot refresh the TLS contexts: {}", contexts.error().message);
+        return;
+      }
+      for (std::size_t i = 0; i < listeners.size(); ++i) {
+        listeners[i]->update_tls(is_gateway(i) ? contexts->gateway : contexts->console);
+      }
+      spdlog::info("TLS contexts refreshed (revocation list and server certificate)");
+    });
   }
 };
 
@@ -161,20 +234,10 @@ Status Server::open_state() {
 
 Status Server::start() {
   auto& s = *state_;
-  auto credentials = s.installation.ca->server_credentials();
-  if (!credentials) return tl::unexpected(credentials.error());
+  auto contexts = s.make_tls_contexts();
+  if (!contexts) return tl::unexpected(contexts.error());
   auto root = s.installation.ca->root_certificate_pem();
-  auto issuing = s.installation.ca->issuing_certificate_pem();
-  auto crl = s.installation.ca->revocation_list();
-  if (!root || !issuing || !crl) return fail(Errc::corrupt, "the CA's certificates or revocation list are unusable");
-
-  const net::TlsCredentials tls_credentials{credentials->certificate_chain_pem, credentials->private_key_pem};
-  auto console_tls = net::make_server_tls_context(s.config.tls, tls_credentials, std::nullopt);
-  if (!console_tls) return tl::unexpected(console_tls.error());
-  // Devices must present a certificate from torii's CA that is not revoked (IIIT N1).
-  auto gateway_tls =
-      net::make_server_tls_context(s.config.tls, tls_credentials, net::ClientVerification{{*root, *issuing}, *crl});
-  if (!gateway_tls) return tl::unexpected(gateway_tls.error());
+  if (!root) return tl::unexpected(root.error());
 
   net::ListenerEvents events;
   events.handshake_failed = [&s](const net::PeerInfo& peer, const std::string& reason) {
@@ -201,13 +264,12 @@ Status Server::start() {
   };
 
   std::vector<std::string> endpoints;
-  std::size_t index = 0;
-  const std::size_t gateway_count = s.config.gateway.listen.size();
-  for (auto& l : s.listeners) {
-    const bool is_gateway = index++ < gateway_count;
-    l->start(is_gateway ? *gateway_tls : *console_tls, s.placeholder_handler, events);
-    endpoints.push_back(fmt::format("{} {}", is_gateway ? "gateway" : "console", l->local_endpoint()));
+  for (std::size_t i = 0; i < s.listeners.size(); ++i) {
+    const bool gateway = s.is_gateway(i);
+    s.listeners[i]->start(gateway ? contexts->gateway : contexts->console, s.placeholder_handler, events);
+    endpoints.push_back(fmt::format("{} {}", gateway ? "gateway" : "console", s.listeners[i]->local_endpoint()));
   }
+  s.start_maintenance();
 
   s.log_event({"system",
                "server.start",
@@ -235,7 +297,7 @@ Status Server::start() {
     std::string base = s.config.server.public_url;
     if (base.empty()) {
       const auto& host = s.config.server.hostnames.front();
-      const auto& console = s.listeners.at(gateway_count);
+      const auto& console = s.listeners.at(s.config.gateway.listen.size());
       const bool v6 = host.find(':') != std::string::npos;
       base = fmt::format("https://{}{}{}:{}", v6 ? "[" : "", host, v6 ? "]" : "", console->local_port());
     }
@@ -268,6 +330,8 @@ void Server::run() {
 void Server::request_stop() {
   auto& s = *state_;
   asio::post(s.io, [&s] {
+    s.checkpoint_timer.cancel();
+    s.tls_refresh_timer.cancel();
     for (auto& l : s.listeners) l->stop();
     s.io.stop();
   });
