@@ -217,8 +217,7 @@ int run_setup_link(const CommonOptions& o) {
   auto token = identity::issue_setup_token(store, g_random, g_clock, lifetime);
   if (!token) return report(token.error());
   session->record("setup_token.issued", "setup", {{"expires_at", format_utc_millis(token->expires_at)}});
-  std::string base = c->server.public_url;
-  if (base.empty()) base = fmt::format("https://{}:{}", c->server.hostnames.front(), c->console.listen.front().port);
+  const std::string base = server::console_base_url(*c, c->console.listen.front().port);
   std::cout << fmt::format("One-time setup link (valid {} minutes; earlier links no longer work):\n  {}\n",
                            lifetime.count(), identity::setup_link(base, token->token));
   return kExitOk;

@@ -1,5 +1,7 @@
 #include "server/installation.h"
 
+#include <fmt/format.h>
+
 #include "base/file.h"
 #include "crypto/sodium.h"
 #include "server/passphrase.h"
@@ -86,6 +88,13 @@ Result<std::unique_ptr<events::SecurityLog>> open_security_log(const config::Con
     return tl::unexpected(st.error());
   }
   return log;
+}
+
+std::string console_base_url(const config::Config& config, std::uint16_t console_port) {
+  if (!config.server.public_url.empty()) return config.server.public_url;
+  const auto& host = config.server.hostnames.front();
+  const bool v6 = host.find(':') != std::string::npos;
+  return fmt::format("https://{}{}{}:{}", v6 ? "[" : "", host, v6 ? "]" : "", console_port);
 }
 
 }  // namespace torii::server

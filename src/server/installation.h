@@ -40,6 +40,9 @@ struct OpenOptions {
                                                                              Installation& installation,
                                                                              const Clock& clock);
 
+// Base of the links torii prints: server.public_url, or https://<first hostname>:<port>.
+[[nodiscard]] std::string console_base_url(const config::Config& config, std::uint16_t console_port);
+
 // The path of the data directory a configuration names, made absolute.
 [[nodiscard]] std::filesystem::path resolve_data_dir(const config::Config& config);
 // Where the security log of that data directory lives, and its public key file.

@@ -12,20 +12,15 @@
 #include <functional>
 #include <ostream>
 
-#include "base/file.h"
 #include "base/version.h"
 #include "crypto/sodium.h"
 #include "crypto/x509.h"
 #include "events/security_log.h"
 #include "identity/setup_token.h"
-#include "keys/key_ring.h"
-#include "net/connection_filter.h"
 #include "net/listener.h"
 #include "net/tls_context.h"
 #include "pki/certificate_authority.h"
-#include "server/passphrase.h"
 #include "server/privileges.h"
-#include "store/sqlite/sqlite_store.h"
 
 namespace torii::server {
 namespace asio = boost::asio;
@@ -93,8 +88,11 @@ struct Server::State {
   // revocation list, so a long-running gateway never checks devices against a stale CRL.
   Result<TlsContexts> make_tls_contexts() {
     auto& ca = *installation.ca;
+    // First start: creates the CA hierarchy too.
     auto renewed = ca.initialise(config.server.hostnames);
     if (!renewed) return tl::unexpected(renewed.error());
+    if (renewed->created_root) log_event({"system", "ca.created", "ca:root", events::Outcome::success, "local"});
+    if (renewed->created_issuing) log_event({"system", "ca.created", "ca:issuing", events::Outcome::success, "local"});
     if (renewed->issued_server_certificate) {
       log_event({"system",
                  "certificate.issued",
@@ -217,18 +215,6 @@ Status Server::open_state() {
   if (s.dropped_to_user) {
     s.log_event({"system", "privileges.dropped", "user:" + s.config.server.user, events::Outcome::success, "local"});
   }
-  auto report = s.installation.ca->initialise(s.config.server.hostnames);
-  if (!report) return tl::unexpected(report.error());
-  if (report->created_root) s.log_event({"system", "ca.created", "ca:root", events::Outcome::success, "local"});
-  if (report->created_issuing) s.log_event({"system", "ca.created", "ca:issuing", events::Outcome::success, "local"});
-  if (report->issued_server_certificate) {
-    s.log_event({"system",
-                 "certificate.issued",
-                 "certificate:server",
-                 events::Outcome::success,
-                 "local",
-                 {{"hostnames", s.config.server.hostnames}}});
-  }
   return ok();
 }
 
@@ -294,13 +280,7 @@ Status Server::start() {
     const std::chrono::minutes lifetime(s.config.setup.token_lifetime_minutes);
     auto token = identity::issue_setup_token(store, s.env.random, s.env.clock, lifetime);
     if (!token) return tl::unexpected(token.error());
-    std::string base = s.config.server.public_url;
-    if (base.empty()) {
-      const auto& host = s.config.server.hostnames.front();
-      const auto& console = s.listeners.at(s.config.gateway.listen.size());
-      const bool v6 = host.find(':') != std::string::npos;
-      base = fmt::format("https://{}{}{}:{}", v6 ? "[" : "", host, v6 ? "]" : "", console->local_port());
-    }
+    const std::string base = console_base_url(s.config, s.listeners.at(s.config.gateway.listen.size())->local_port());
     s.log_event({"system",
                  "setup_token.issued",
                  "setup",
