@@ -217,6 +217,10 @@ int run_setup_link(const CommonOptions& o) {
   auto token = identity::issue_setup_token(store, g_random, g_clock, lifetime);
   if (!token) return report(token.error());
   session->record("setup_token.issued", "setup", {{"expires_at", format_utc_millis(token->expires_at)}});
+  if (c->server.public_url.empty() && c->console.listen.front().port == 0) {
+    std::cerr << "torii: the console port is chosen at start (port 0); set server.public_url to print a link\n";
+    return kExitUsage;
+  }
   const std::string base = server::console_base_url(*c, c->console.listen.front().port);
   std::cout << fmt::format("One-time setup link (valid {} minutes; earlier links no longer work):\n  {}\n",
                            lifetime.count(), identity::setup_link(base, token->token));

@@ -41,12 +41,14 @@ Result<crypto::SecretBytes> read_key_file(const std::filesystem::path& path) {
   return key;
 }
 
+// The length rule applies when the passphrase is chosen (first start); later, a short one
+// is simply a wrong one.
 Result<crypto::SecretBytes> derive_from_passphrase(const KekOptions& options, ByteView salt,
-                                                   const crypto::Argon2Params& params) {
+                                                   const crypto::Argon2Params& params, bool choosing) {
   if (!options.passphrase) return fail(Errc::invalid_argument, "no passphrase source configured");
   auto passphrase = options.passphrase();
   if (!passphrase) return tl::unexpected(passphrase.error());
-  if (passphrase->size() < 12) {
+  if (choosing && passphrase->size() < 12) {
     return fail(Errc::invalid_argument, "the passphrase must be at least 12 characters long");
   }
   auto key = crypto::argon2id_derive(*passphrase, salt, params);
@@ -69,42 +71,73 @@ Result<crypto::Argon2Params> parse_argon_params(std::string_view text) {
 
 std::string device_key_id(std::string_view device_id) { return fmt::format("device:{}", device_id); }
 
-Result<UnlockedKek> unlock_kek(store::MetaRepository& meta, const KekOptions& options, Random& random) {
+Result<UnlockedKek> unlock_kek(store::Store& store, const KekOptions& options, Random& random) {
+  auto& meta = store.meta();
   const std::string wanted = options.source == config::KekSource::file ? "file" : "passphrase";
   auto recorded = meta_text(meta, kMetaSource);
   if (!recorded) return tl::unexpected(recorded.error());
   auto check = meta.get(kMetaCheck);
   if (!check) return tl::unexpected(check.error());
+  auto salt_row = meta.get(kMetaSalt);
+  if (!salt_row) return tl::unexpected(salt_row.error());
+  auto system_key = store.data_keys().find(kSystemKeyId);
+  if (!system_key) return tl::unexpected(system_key.error());
 
-  if (recorded->empty() || !*check) {
+  const bool nothing_recorded = recorded->empty() && !*check && !*salt_row;
+  if (nothing_recorded && *system_key) {
+    // Data keys exist without the records that say how to unlock them: never start over,
+    // that would replace the key hierarchy and lose every sealed value.
+    return fail(Errc::corrupt,
+                "the store holds wrapped keys but no key-encryption key records; restore the data "
+                "directory from a backup");
+  }
+  if (!nothing_recorded && (recorded->empty() || !*check)) {
+    return fail(Errc::corrupt,
+                "the store's key-encryption key records are incomplete; restore the data directory "
+                "from a backup");
+  }
+
+  if (nothing_recorded) {
     if (!options.create_if_missing) {
       return fail(Errc::not_found, "this data directory has no keys yet: start `torii server` once first");
     }
-    // First start: make a new key hierarchy.
+    // First start: make a new key hierarchy. The records are written in one transaction,
+    // so a crash leaves either all of them or none.
     UnlockedKek out{crypto::SecretBytes(), true};
+    Bytes salt;
     if (options.source == config::KekSource::file) {
       std::error_code ec;
       if (std::filesystem::exists(options.key_file, ec)) {
-        return fail(Errc::conflict, fmt::format("{} exists but the store has no key hierarchy; refusing to reuse a "
-                                                "key file from another installation",
-                                                options.key_file.string()));
+        // Left by an earlier first start that stopped before its records were committed
+        // (nothing was sealed with it yet), or placed by the operator: adopt it.
+        auto key = read_key_file(options.key_file);
+        if (!key) return tl::unexpected(key.error());
+        out.kek = std::move(*key);
+      } else {
+        out.kek = crypto::random_key(random);
+        if (auto st = write_file_atomic(options.key_file, out.kek.view(), 0600); !st) {
+          return tl::unexpected(st.error());
+        }
       }
-      out.kek = crypto::random_key(random);
-      if (auto st = write_file_atomic(options.key_file, out.kek.view(), 0600); !st) return tl::unexpected(st.error());
     } else {
-      Bytes salt(crypto::kArgonSaltBytes);
+      salt.resize(crypto::kArgonSaltBytes);
       random.fill(salt);
-      auto key = derive_from_passphrase(options, salt, options.argon2);
+      auto key = derive_from_passphrase(options, salt, options.argon2, true);
       if (!key) return tl::unexpected(key.error());
       out.kek = std::move(*key);
-      if (auto st = meta.put(kMetaSalt, salt); !st) return tl::unexpected(st.error());
-      const std::string params = fmt::format("{},{}", options.argon2.ops_limit, options.argon2.mem_limit_bytes);
-      if (auto st = meta.put(kMetaArgon, as_bytes(params)); !st) return tl::unexpected(st.error());
     }
     auto sealed = crypto::aead_seal(out.kek, as_bytes(kCheckPlaintext), as_bytes(kMetaCheck), random);
     if (!sealed) return tl::unexpected(sealed.error());
-    if (auto st = meta.put(kMetaCheck, *sealed); !st) return tl::unexpected(st.error());
-    if (auto st = meta.put(kMetaSource, as_bytes(wanted)); !st) return tl::unexpected(st.error());
+    Status written = store.transaction([&]() -> Status {
+      if (!salt.empty()) {
+        if (auto st = meta.put(kMetaSalt, salt); !st) return st;
+        const std::string params = fmt::format("{},{}", options.argon2.ops_limit, options.argon2.mem_limit_bytes);
+        if (auto st = meta.put(kMetaArgon, as_bytes(params)); !st) return st;
+      }
+      if (auto st = meta.put(kMetaCheck, *sealed); !st) return st;
+      return meta.put(kMetaSource, as_bytes(wanted));
+    });
+    if (!written) return tl::unexpected(written.error());
     return out;
   }
 
@@ -132,7 +165,7 @@ Result<UnlockedKek> unlock_kek(store::MetaRepository& meta, const KekOptions& op
     if (!*salt) return fail(Errc::corrupt, "the store has no passphrase salt");
     auto params = parse_argon_params(*params_text);
     if (!params) return tl::unexpected(params.error());
-    auto key = derive_from_passphrase(options, **salt, *params);
+    auto key = derive_from_passphrase(options, **salt, *params, false);
     if (!key) return tl::unexpected(key.error());
     out.kek = std::move(*key);
   }

@@ -48,11 +48,13 @@ struct UnlockedKek {
   bool created = false;
 };
 
-// First start: makes the KEK (random key file, or salt + Argon2id) and records in the
-// store's meta which source was used and a check value sealed under the KEK. Later
+// First start (the store records no key hierarchy and holds no wrapped keys): makes the
+// KEK (random key file, or salt + Argon2id) and records in the store's meta, in one
+// transaction, which source was used and a check value sealed under the KEK. Incomplete
+// records, or wrapped keys without records, fail with corrupt instead. Later
 // starts: obtains the KEK the same way and proves it against the check value, failing with
 // authentication_failed ("wrong passphrase or key file") before anything is decrypted.
-[[nodiscard]] Result<UnlockedKek> unlock_kek(store::MetaRepository& meta, const KekOptions& options, Random& random);
+[[nodiscard]] Result<UnlockedKek> unlock_kek(store::Store& store, const KekOptions& options, Random& random);
 
 inline constexpr std::string_view kSystemKeyId = "system";
 [[nodiscard]] std::string device_key_id(std::string_view device_id);

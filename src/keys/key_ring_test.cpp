@@ -36,14 +36,14 @@ class KeyRingTest : public ::testing::Test {
 
 TEST_F(KeyRingTest, KeyFileIsCreatedOwnerOnlyAndUnlocksAfterRestart) {
   auto store = open_store();
-  auto first = unlock_kek(store->meta(), file_options(), random_);
+  auto first = unlock_kek(*store, file_options(), random_);
   ASSERT_TRUE(first) << first.error().message;
   EXPECT_TRUE(first->created);
   struct stat st {};
   ASSERT_EQ(::stat((dir_ / "kek.key").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 
-  auto second = unlock_kek(store->meta(), file_options(), random_);
+  auto second = unlock_kek(*store, file_options(), random_);
   ASSERT_TRUE(second) << second.error().message;
   EXPECT_FALSE(second->created);
   EXPECT_TRUE(crypto::equal_constant_time(first->kek.view(), second->kek.view()));
@@ -51,45 +51,45 @@ TEST_F(KeyRingTest, KeyFileIsCreatedOwnerOnlyAndUnlocksAfterRestart) {
 
 TEST_F(KeyRingTest, KeyFileReadableByOthersIsRefused) {
   auto store = open_store();
-  ASSERT_TRUE(unlock_kek(store->meta(), file_options(), random_));
+  ASSERT_TRUE(unlock_kek(*store, file_options(), random_));
   ASSERT_EQ(::chmod((dir_ / "kek.key").c_str(), 0644), 0);
-  auto refused = unlock_kek(store->meta(), file_options(), random_);
+  auto refused = unlock_kek(*store, file_options(), random_);
   ASSERT_FALSE(refused);
   EXPECT_TRUE(refused.error().is(Errc::permission_denied));
 }
 
 TEST_F(KeyRingTest, WrongKeyFileIsDetectedBeforeAnythingIsDecrypted) {
   auto store = open_store();
-  ASSERT_TRUE(unlock_kek(store->meta(), file_options(), random_));
+  ASSERT_TRUE(unlock_kek(*store, file_options(), random_));
   ASSERT_TRUE(write_file_atomic(dir_ / "kek.key", crypto::random_key(random_).view(), 0600));
-  auto refused = unlock_kek(store->meta(), file_options(), random_);
+  auto refused = unlock_kek(*store, file_options(), random_);
   ASSERT_FALSE(refused);
   EXPECT_TRUE(refused.error().is(Errc::authentication_failed));
   std::filesystem::remove(dir_ / "kek.key");
-  EXPECT_TRUE(unlock_kek(store->meta(), file_options(), random_).error().is(Errc::not_found));
+  EXPECT_TRUE(unlock_kek(*store, file_options(), random_).error().is(Errc::not_found));
 }
 
 TEST_F(KeyRingTest, PassphraseUnlocksOnlyWithTheSamePassphrase) {
   auto store = open_store();
-  auto first = unlock_kek(store->meta(), passphrase_options("a long operator passphrase"), random_);
+  auto first = unlock_kek(*store, passphrase_options("a long operator passphrase"), random_);
   ASSERT_TRUE(first) << first.error().message;
   EXPECT_FALSE(std::filesystem::exists(dir_ / "kek.key"));
-  EXPECT_TRUE(unlock_kek(store->meta(), passphrase_options("a long operator passphrase"), random_));
-  auto wrong = unlock_kek(store->meta(), passphrase_options("another long passphrase"), random_);
+  EXPECT_TRUE(unlock_kek(*store, passphrase_options("a long operator passphrase"), random_));
+  auto wrong = unlock_kek(*store, passphrase_options("another long passphrase"), random_);
   ASSERT_FALSE(wrong);
   EXPECT_TRUE(wrong.error().is(Errc::authentication_failed));
   EXPECT_NE(wrong.error().message.find("wrong passphrase"), std::string::npos);
-  EXPECT_TRUE(unlock_kek(store->meta(), file_options(), random_).error().is(Errc::conflict));
+  EXPECT_TRUE(unlock_kek(*store, file_options(), random_).error().is(Errc::conflict));
 }
 
 TEST_F(KeyRingTest, ShortPassphraseIsRefusedAtFirstStart) {
   auto store = open_store();
-  EXPECT_TRUE(unlock_kek(store->meta(), passphrase_options("short"), random_).error().is(Errc::invalid_argument));
+  EXPECT_TRUE(unlock_kek(*store, passphrase_options("short"), random_).error().is(Errc::invalid_argument));
 }
 
 TEST_F(KeyRingTest, SealedValuesOpenOnlyUnderTheirKeyAndRow) {
   auto store = open_store();
-  auto kek = unlock_kek(store->meta(), file_options(), random_);
+  auto kek = unlock_kek(*store, file_options(), random_);
   ASSERT_TRUE(kek);
   KeyRing ring(*store, std::move(kek->kek), random_, clock_);
   ASSERT_TRUE(ring.create_data_key(device_key_id("d1"), "device data"));
@@ -108,7 +108,7 @@ TEST_F(KeyRingTest, DestroyingADeviceKeyMakesItsDataUnreadableEvenAfterRestart) 
   Bytes sealed;
   {
     auto store = open_store();
-    auto kek = unlock_kek(store->meta(), file_options(), random_);
+    auto kek = unlock_kek(*store, file_options(), random_);
     KeyRing ring(*store, std::move(kek->kek), random_, clock_);
     ASSERT_TRUE(ring.create_data_key(device_key_id("d1"), "device data"));
     sealed = *ring.seal(device_key_id("d1"), as_bytes("secret reading"), "telemetry:1");
@@ -117,7 +117,7 @@ TEST_F(KeyRingTest, DestroyingADeviceKeyMakesItsDataUnreadableEvenAfterRestart) 
     EXPECT_FALSE(*ring.destroy_data_key(device_key_id("d1")));
   }
   auto store = open_store();
-  auto kek = unlock_kek(store->meta(), file_options(), random_);
+  auto kek = unlock_kek(*store, file_options(), random_);
   KeyRing ring(*store, std::move(kek->kek), random_, clock_);
   EXPECT_TRUE(ring.open(device_key_id("d1"), sealed, "telemetry:1").error().is(Errc::not_found));
 }
@@ -126,7 +126,7 @@ TEST_F(KeyRingTest, SystemSecretsSurviveRestartAndAreNotStoredInClear) {
   const std::string secret = "-----BEGIN PRIVATE KEY-----\nnot really\n";
   {
     auto store = open_store();
-    auto kek = unlock_kek(store->meta(), file_options(), random_);
+    auto kek = unlock_kek(*store, file_options(), random_);
     KeyRing ring(*store, std::move(kek->kek), random_, clock_);
     ASSERT_TRUE(ring.put_secret("ca.root.key", as_bytes(secret)));
     auto row = store->secrets().find("ca.root.key");
@@ -138,7 +138,7 @@ TEST_F(KeyRingTest, SystemSecretsSurviveRestartAndAreNotStoredInClear) {
   EXPECT_EQ(to_string(*db).find("PRIVATE KEY"), std::string::npos);
 
   auto store = open_store();
-  auto kek = unlock_kek(store->meta(), file_options(), random_);
+  auto kek = unlock_kek(*store, file_options(), random_);
   KeyRing ring(*store, std::move(kek->kek), random_, clock_);
   auto back = ring.get_secret("ca.root.key");
   ASSERT_TRUE(back && *back);
@@ -146,10 +146,29 @@ TEST_F(KeyRingTest, SystemSecretsSurviveRestartAndAreNotStoredInClear) {
   EXPECT_FALSE(*ring.get_secret("missing"));
 }
 
-TEST_F(KeyRingTest, KeyFileFromAnotherInstallationIsNotAdopted) {
-  ASSERT_TRUE(write_file_atomic(dir_ / "kek.key", crypto::random_key(random_).view(), 0600));
+TEST_F(KeyRingTest, KeyFileLeftByAnInterruptedFirstStartIsAdopted) {
+  const auto key = crypto::random_key(random_);
+  ASSERT_TRUE(write_file_atomic(dir_ / "kek.key", key.view(), 0600));
   auto store = open_store();
-  EXPECT_TRUE(unlock_kek(store->meta(), file_options(), random_).error().is(Errc::conflict));
+  auto kek = unlock_kek(*store, file_options(), random_);
+  ASSERT_TRUE(kek) << kek.error().message;
+  EXPECT_TRUE(crypto::equal_constant_time(kek->kek.view(), key.view()));
+  EXPECT_TRUE(unlock_kek(*store, file_options(), random_));
+}
+
+TEST_F(KeyRingTest, IncompleteKeyRecordsAreNeverReplacedByANewHierarchy) {
+  auto store = open_store();
+  auto kek = unlock_kek(*store, passphrase_options("a long operator passphrase"), random_);
+  ASSERT_TRUE(kek);
+  KeyRing ring(*store, std::move(kek->kek), random_, clock_);
+  ASSERT_TRUE(ring.put_secret("ca.root.key", as_bytes("x")));
+  ASSERT_TRUE(store->meta().remove("kek.check"));
+  auto refused = unlock_kek(*store, passphrase_options("a long operator passphrase"), random_);
+  ASSERT_FALSE(refused);
+  EXPECT_TRUE(refused.error().is(Errc::corrupt));
+  // Even with every record gone, wrapped keys in the store forbid starting over.
+  for (const char* k : {"kek.source", "kek.salt", "kek.argon2id"}) ASSERT_TRUE(store->meta().remove(k));
+  EXPECT_TRUE(unlock_kek(*store, passphrase_options("a long operator passphrase"), random_).error().is(Errc::corrupt));
 }
 
 }  // namespace

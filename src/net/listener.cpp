@@ -59,23 +59,53 @@ std::string handshake_reason(const boost::system::error_code& ec, bool timed_out
   return ec.message();
 }
 
+// Closes a socket when a deadline passes, unless disarmed first. cancel() alone is not
+// enough: when the timer expired in the same pass as the guarded operation completed, its
+// handler is already queued and runs with success after the coroutine moved on, possibly
+// after its frame (and the socket) are gone. The shared flag tells that handler to do nothing.
+class SocketDeadline {
+ public:
+  SocketDeadline(tcp::socket& socket, std::chrono::steady_clock::duration timeout)
+      : timer_(socket.get_executor(), timeout), state_(std::make_shared<State>()) {
+    timer_.async_wait([&socket, state = state_](const boost::system::error_code& ec) {
+      if (ec || state->disarmed) return;
+      state->fired = true;
+      boost::system::error_code ignored;
+      socket.close(ignored);
+    });
+  }
+  SocketDeadline(const SocketDeadline&) = delete;
+  SocketDeadline& operator=(const SocketDeadline&) = delete;
+  ~SocketDeadline() { disarm(); }
+
+  // Returns whether the deadline had already closed the socket.
+  bool disarm() {
+    state_->disarmed = true;
+    timer_.cancel();
+    return state_->fired;
+  }
+
+ private:
+  struct State {
+    bool disarmed = false;
+    bool fired = false;
+  };
+  asio::steady_timer timer_;
+  std::shared_ptr<State> state_;
+};
+
 // Closes after a failed handshake so that the TLS alert reaches the client: closing a
 // socket with unread input makes the kernel send a reset, which can destroy the alert in
 // the client's receive queue. Half-close, then discard input for at most a second.
 asio::awaitable<void> linger_close(tcp::socket& socket) {
   boost::system::error_code ec;
   socket.shutdown(tcp::socket::shutdown_send, ec);
-  asio::steady_timer limit(socket.get_executor(), std::chrono::seconds(1));
-  limit.async_wait([&socket](const boost::system::error_code& e) {
-    if (e) return;
-    boost::system::error_code ignored;
-    socket.close(ignored);
-  });
+  SocketDeadline limit(socket, std::chrono::seconds(1));
   std::array<char, 512> discard{};
   while (!ec) {
     co_await socket.async_read_some(asio::buffer(discard), asio::redirect_error(asio::use_awaitable, ec));
   }
-  limit.cancel();
+  limit.disarm();
   socket.close(ec);
 }
 
@@ -170,22 +200,15 @@ asio::awaitable<void> TlsListener::serve_connection(tcp::socket socket, PeerInfo
   const auto tls = tls_;  // keeps this connection's context alive across update_tls()
   TlsStream stream(std::move(socket), *tls);
 
-  auto timed_out = std::make_shared<bool>(false);
-  asio::steady_timer deadline(io_, options_.handshake_timeout);
-  deadline.async_wait([&stream, timed_out](const boost::system::error_code& ec) {
-    if (ec) return;  // cancelled: the handshake finished in time
-    *timed_out = true;
-    boost::system::error_code ignored;
-    stream.lowest_layer().close(ignored);
-  });
+  SocketDeadline deadline(stream.next_layer(), options_.handshake_timeout);
   boost::system::error_code ec;
   co_await stream.async_handshake(asio::ssl::stream_base::server, asio::redirect_error(asio::use_awaitable, ec));
-  deadline.cancel();
+  const bool timed_out = deadline.disarm();
   if (ec) {
     const bool banned_now = filter_.record_failure(peer.address);
-    if (events_.handshake_failed) events_.handshake_failed(peer, handshake_reason(ec, *timed_out));
+    if (events_.handshake_failed) events_.handshake_failed(peer, handshake_reason(ec, timed_out));
     if (banned_now && events_.banned) events_.banned(peer);
-    if (!*timed_out) co_await linger_close(stream.next_layer());
+    if (!timed_out) co_await linger_close(stream.next_layer());
     co_return;
   }
 
@@ -213,15 +236,9 @@ asio::awaitable<void> TlsListener::serve_connection(tcp::socket socket, PeerInfo
 
 asio::awaitable<void> CloseAfterHandshake::serve(TlsStream& stream, const PeerInfo&) {
   // Sends close_notify; a peer that never answers it must not hold the connection.
-  asio::steady_timer deadline(stream.get_executor(), std::chrono::seconds(2));
-  deadline.async_wait([&stream](const boost::system::error_code& ec) {
-    if (ec) return;
-    boost::system::error_code ignored;
-    stream.lowest_layer().close(ignored);
-  });
+  SocketDeadline deadline(stream.next_layer(), std::chrono::seconds(2));
   boost::system::error_code ec;
   co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
-  deadline.cancel();
 }
 
 }  // namespace torii::net

@@ -18,8 +18,7 @@ class CertificateAuthorityTest : public ::testing::Test {
     auto s = store::sqlite::open_sqlite_store(dir_ / "torii.db");
     ASSERT_TRUE(s) << s.error().message;
     store_ = std::move(*s);
-    auto kek =
-        keys::unlock_kek(store_->meta(), {config::KekSource::file, dir_ / "kek.key", nullptr, {1, 8u << 20}}, random_);
+    auto kek = keys::unlock_kek(*store_, {config::KekSource::file, dir_ / "kek.key", nullptr, {1, 8u << 20}}, random_);
     ASSERT_TRUE(kek) << kek.error().message;
     keys_ = std::make_unique<keys::KeyRing>(*store_, std::move(kek->kek), random_, clock_);
     ca_ = std::make_unique<CertificateAuthority>(*store_, *keys_, clock_, random_, config::PkiConfig{});

@@ -51,7 +51,7 @@ Result<Installation> open_installation(const config::Config& config, const Clock
       config.keys.passphrase_file.empty() ? std::filesystem::path() : inside(in.data_dir, config.keys.passphrase_file);
   kek_options.passphrase = [passphrase_file] { return read_passphrase(passphrase_file); };
   if (options.fast_key_derivation_for_tests) kek_options.argon2 = {1, 8u << 20};
-  auto kek = keys::unlock_kek(in.store->meta(), kek_options, random);
+  auto kek = keys::unlock_kek(*in.store, kek_options, random);
   if (!kek) return tl::unexpected(kek.error());
   in.first_start = kek->created;
   in.keys = std::make_unique<keys::KeyRing>(*in.store, std::move(kek->kek), random, clock);

@@ -37,10 +37,16 @@ Result<std::string> read_passphrase(const std::filesystem::path& file) {
   }
   std::string text;
   char c = 0;
-  while (::read(tty, &c, 1) == 1 && c != '\n' && text.size() < 4096) text.push_back(c);
+  ssize_t r = 0;
+  while ((r = ::read(tty, &c, 1)) == 1 && c != '\n' && text.size() < 4096) text.push_back(c);
   if (is_terminal) ::tcsetattr(tty, TCSAFLUSH, &saved);
   w = ::write(tty, "\n", 1);
   ::close(tty);
+  // Interrupted (Ctrl-C) or closed before Enter: never use a partly typed passphrase.
+  if (r < 0 || (r == 0 && text.empty())) {
+    std::fill(text.begin(), text.end(), '\0');
+    return fail(Errc::unavailable, "no passphrase was entered");
+  }
   return text;
 }
 

@@ -19,10 +19,12 @@ Result<Account> lookup_account(const std::string& name) {
   std::vector<char> buffer(16384);
   const int rc = ::getpwnam_r(name.c_str(), &pw, buffer.data(), buffer.size(), &found);
   if (rc != 0 || found == nullptr) {
-    return fail(Errc::not_found, fmt::format("the account '{}' (server.user) does not exist; create it with "
-                                             "`useradd --system --no-create-home --shell /usr/sbin/nologin {}` or "
-                                             "name another in server.user",
-                                             name, name));
+    // Refused for security (exit 3): torii never keeps running as root.
+    return fail(Errc::permission_denied,
+                fmt::format("the account '{}' (server.user) does not exist; create it with "
+                            "`useradd --system --no-create-home --shell /usr/sbin/nologin {}` or "
+                            "name another in server.user",
+                            name, name));
   }
   if (pw.pw_uid == 0) return fail(Errc::permission_denied, fmt::format("server.user '{}' is root", name));
   return Account{name, pw.pw_uid, pw.pw_gid};
@@ -46,7 +48,10 @@ Status drop_privileges(const Account& account) {
 Status prepare_directory_for(const std::filesystem::path& dir, const Account& account) {
   std::error_code ec;
   if (std::filesystem::exists(dir, ec)) return ok();
+  // Parents must stay reachable by the account after the switch (the server's umask is 077).
+  const mode_t saved = ::umask(022);
   std::filesystem::create_directories(dir.parent_path(), ec);
+  ::umask(saved);
   if (ec) return fail(Errc::io_error, fmt::format("cannot create {}: {}", dir.parent_path().string(), ec.message()));
   if (::mkdir(dir.c_str(), 0700) != 0) {
     return fail(Errc::io_error, fmt::format("cannot create {}: {}", dir.string(), errno_text(errno)));

@@ -61,12 +61,15 @@ struct Server::State {
   Environment env;
   std::filesystem::path data_dir;
 
+  // Declared before io: connection coroutines still suspended when io is destroyed
+  // release their filter slot and refer to their handler as they unwind.
+  net::ConnectionFilter filter;
+  net::CloseAfterHandshake placeholder_handler;
+
   asio::io_context io{1};
   // Registered at creation, so a SIGTERM that arrives during start-up is not lost.
   asio::signal_set signals{io, SIGINT, SIGTERM};
-  net::ConnectionFilter filter;
   std::vector<std::unique_ptr<net::TlsListener>> listeners;
-  net::CloseAfterHandshake placeholder_handler;
 
   Installation installation;
   std::unique_ptr<events::SecurityLog> log;
@@ -137,7 +140,8 @@ struct Server::State {
       if (auto st = log->checkpoint(); !st) spdlog::error("security log: {}", st.error().message);
     });
     // Half the CRL's validity, so a fresh one is always in place before the old one lapses.
-    every(tls_refresh_timer, std::chrono::hours(config.pki.crl_next_update_hours) / 2, [this] {
+    const auto refresh_period = std::chrono::seconds(std::chrono::hours(config.pki.crl_next_update_hours)) / 2;
+    every(tls_refresh_timer, refresh_period, [this] {
       auto contexts = make_tls_contexts();
       if (!contexts) {
         spdlog::error("cannot refresh the TLS contexts: {}", contexts.error().message);

@@ -6,8 +6,9 @@
 //   bind_listeners      open every configured port (may need root)
 //   drop_privileges     started as root: switch to server.user for good (JPCERT I-5)
 //   open_state          check the data directory, unlock keys, open the store and the
-//                       security log, create or load the CA, issue the setup token
-//   start               TLS contexts, accept connections, print the ready lines
+//                       security log
+//   start               create or load the CA, TLS contexts, accept connections, print
+//                       the ready lines and, while no administrator exists, the setup link
 //   run                 until SIGINT/SIGTERM or request_stop()
 //
 // Threading: everything runs on one io_context thread; request_stop() may be called from

@@ -215,6 +215,26 @@ TEST_F(ToriiServer, SilentClientIsCutOffAtTheHandshakeDeadline) {
   EXPECT_THAT(slurp(data_dir() / "log" / "security.log"), HasSubstr("handshake deadline passed"));
 }
 
+TEST_F(ToriiServer, StopsCleanlyWhileConnectionsAreOpen) {
+  start();
+  // Connections still in their handshake when SIGTERM arrives are torn down with the
+  // server; under the sanitizers a use-after-free there would fail the exit code.
+  std::vector<int> sockets;
+  for (std::uint16_t port : {gateway_port, console_port}) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in remote{};
+    remote.sin_family = AF_INET;
+    remote.sin_port = htons(port);
+    ::inet_pton(AF_INET, "127.0.0.1", &remote.sin_addr);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&remote), sizeof remote), 0);
+    sockets.push_back(fd);
+  }
+  // The server has accepted both once it answers a third connection.
+  EXPECT_EQ(s_client(console_port, {"-tls1_3"}).exit_code, 0);
+  EXPECT_EQ(stop(), 0) << server->err();
+  for (int fd : sockets) ::close(fd);
+}
+
 TEST_F(ToriiServer, DenyListedSourcesAreClosedBeforeTlsAndRepeatOffendersBanned) {
   config_text += R"([firewall]
 deny = ["127.0.0.2/32"]
