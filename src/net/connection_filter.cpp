@@ -52,25 +52,41 @@ void ConnectionFilter::release(const IpAddress& source) {
   if (it == sources_.end() || it->second.open == 0) return;
   --it->second.open;
   --open_;
-  forget_if_idle(it);
+  forget_if_idle(it, clock_.now());
 }
 
-bool ConnectionFilter::record_failure(const IpAddress& source) {
-  std::lock_guard lock(mutex_);
-  const auto now = clock_.now();
-  auto& state = sources_[source];
+void ConnectionFilter::prune_failures(SourceState& state, std::chrono::system_clock::time_point now) const {
   auto& failures = state.failures;
   failures.erase(
       std::remove_if(failures.begin(), failures.end(), [&](auto t) { return t <= now - options_.failure_window; }),
       failures.end());
-  failures.push_back(now);
-  if (failures.size() >= options_.ban_after_failures && state.banned_until <= now) {
+}
+
+ConnectionFilter::FailureVerdict ConnectionFilter::record_failure(const IpAddress& source) {
+  std::lock_guard lock(mutex_);
+  const auto now = clock_.now();
+  if (sources_.size() > kSweepAbove) sweep(now);
+  auto& state = sources_[source];
+  prune_failures(state, now);
+  state.failures.push_back(now);
+  FailureVerdict verdict{false, state.failures.size()};
+  if (state.failures.size() >= options_.ban_after_failures && state.banned_until <= now) {
     state.banned_until = now + options_.ban_duration;
-    failures.clear();
+    state.failures.clear();
     ++counters_.bans;
-    return true;
+    verdict.banned_now = true;
   }
-  return false;
+  return verdict;
+}
+
+void ConnectionFilter::sweep(std::chrono::system_clock::time_point now) {
+  if (now - last_sweep_ < std::chrono::seconds(1)) return;
+  last_sweep_ = now;
+  for (auto it = sources_.begin(); it != sources_.end();) {
+    auto next = std::next(it);
+    forget_if_idle(it, now);
+    it = next;
+  }
 }
 
 void ConnectionFilter::ban(const IpAddress& source, std::chrono::seconds duration) {
@@ -85,6 +101,11 @@ bool ConnectionFilter::is_banned(const IpAddress& source) {
   return it != sources_.end() && it->second.banned_until > clock_.now();
 }
 
+std::size_t ConnectionFilter::tracked_sources() const {
+  std::lock_guard lock(mutex_);
+  return sources_.size();
+}
+
 std::size_t ConnectionFilter::open_connections() const {
   std::lock_guard lock(mutex_);
   return open_;
@@ -95,11 +116,10 @@ FilterCounters ConnectionFilter::counters() const {
   return counters_;
 }
 
-void ConnectionFilter::forget_if_idle(std::map<IpAddress, SourceState>::iterator it) {
-  // Keeps memory bounded by the sources that are connected, banned or recently failing.
-  if (it->second.open == 0 && it->second.failures.empty() && it->second.banned_until <= clock_.now()) {
-    sources_.erase(it);
-  }
+void ConnectionFilter::forget_if_idle(std::map<IpAddress, SourceState>::iterator it,
+                                      std::chrono::system_clock::time_point now) {
+  prune_failures(it->second, now);
+  if (it->second.open == 0 && it->second.failures.empty() && it->second.banned_until <= now) sources_.erase(it);
 }
 
 }  // namespace torii::net

@@ -48,12 +48,17 @@ class ConnectionFilter {
   [[nodiscard]] Admission admit(const IpAddress& source);
   void release(const IpAddress& source);
 
-  // Returns true when this failure banned the source.
-  bool record_failure(const IpAddress& source);
+  struct FailureVerdict {
+    bool banned_now = false;    // this failure banned the source
+    std::size_t in_window = 0;  // failures of this source within the window, this one included
+  };
+  FailureVerdict record_failure(const IpAddress& source);
   void ban(const IpAddress& source, std::chrono::seconds duration);
   [[nodiscard]] bool is_banned(const IpAddress& source);
 
   [[nodiscard]] std::size_t open_connections() const;
+  // Sources the filter keeps state for (connected, banned or recently failing).
+  [[nodiscard]] std::size_t tracked_sources() const;
   [[nodiscard]] FilterCounters counters() const;
 
  private:
@@ -62,7 +67,14 @@ class ConnectionFilter {
     std::vector<std::chrono::system_clock::time_point> failures;  // within the window
     std::chrono::system_clock::time_point banned_until{};
   };
-  void forget_if_idle(std::map<IpAddress, SourceState>::iterator it);
+  // Drops the source's state when it is neither connected, banned nor recently failing.
+  void forget_if_idle(std::map<IpAddress, SourceState>::iterator it, std::chrono::system_clock::time_point now);
+  void prune_failures(SourceState& state, std::chrono::system_clock::time_point now) const;
+  // Many sources failing once each (scanners, rotating IPv6 addresses) must not grow the
+  // map for ever: past kSweepAbove entries, idle ones are dropped, at most once a second.
+  void sweep(std::chrono::system_clock::time_point now);
+  static constexpr std::size_t kSweepAbove = 4096;
+  std::chrono::system_clock::time_point last_sweep_{};
 
   const FilterOptions options_;
   const Clock& clock_;

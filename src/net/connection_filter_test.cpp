@@ -57,9 +57,9 @@ TEST(ConnectionFilter, RepeatedFailuresBanTheSourceUntilTheBanExpires) {
   o.ban_duration = 600s;
   ConnectionFilter f(o, clock);
   const auto bad = ip("192.0.2.9");
-  EXPECT_FALSE(f.record_failure(bad));
-  EXPECT_FALSE(f.record_failure(bad));
-  EXPECT_TRUE(f.record_failure(bad));
+  EXPECT_FALSE(f.record_failure(bad).banned_now);
+  EXPECT_FALSE(f.record_failure(bad).banned_now);
+  EXPECT_TRUE(f.record_failure(bad).banned_now);
   EXPECT_EQ(f.admit(bad), Admission::banned);
   EXPECT_EQ(f.admit(ip("192.0.2.10")), Admission::admitted);  // others are unaffected
   clock.advance(599s);
@@ -76,14 +76,39 @@ TEST(ConnectionFilter, FailuresOutsideTheWindowDoNotAddUp) {
   o.failure_window = 60s;
   ConnectionFilter f(o, clock);
   const auto src = ip("::1");
-  EXPECT_FALSE(f.record_failure(src));
+  EXPECT_FALSE(f.record_failure(src).banned_now);
   clock.advance(40s);
-  EXPECT_FALSE(f.record_failure(src));
+  EXPECT_FALSE(f.record_failure(src).banned_now);
   clock.advance(40s);  // the first failure has left the window
-  EXPECT_FALSE(f.record_failure(src));
+  EXPECT_FALSE(f.record_failure(src).banned_now);
   EXPECT_FALSE(f.is_banned(src));
-  EXPECT_TRUE(f.record_failure(src));
+  EXPECT_TRUE(f.record_failure(src).banned_now);
   EXPECT_TRUE(f.is_banned(src));
+}
+
+TEST(ConnectionFilter, CountsFailuresWithinTheWindow) {
+  testing::FakeClock clock;
+  ConnectionFilter f({}, clock);
+  const auto src = ip("192.0.2.20");
+  EXPECT_EQ(f.record_failure(src).in_window, 1u);
+  EXPECT_EQ(f.record_failure(src).in_window, 2u);
+  clock.advance(61s);
+  EXPECT_EQ(f.record_failure(src).in_window, 1u);
+}
+
+TEST(ConnectionFilter, ManySourcesFailingOnceDoNotGrowItsMemoryForEver) {
+  testing::FakeClock clock;
+  ConnectionFilter f({}, clock);
+  for (unsigned i = 0; i < 6000; ++i) {
+    IpAddress a = ip("2001:db8::");
+    a.bytes[14] = static_cast<std::uint8_t>(i >> 8);
+    a.bytes[15] = static_cast<std::uint8_t>(i & 0xff);
+    f.record_failure(a);
+  }
+  EXPECT_GE(f.tracked_sources(), 6000u);
+  clock.advance(61s);  // every failure has left the window
+  f.record_failure(ip("198.51.100.1"));
+  EXPECT_LE(f.tracked_sources(), 1u);
 }
 
 TEST(ConnectionFilter, ExplicitBanFromLaterLayers) {

@@ -205,9 +205,9 @@ asio::awaitable<void> TlsListener::serve_connection(tcp::socket socket, PeerInfo
   co_await stream.async_handshake(asio::ssl::stream_base::server, asio::redirect_error(asio::use_awaitable, ec));
   const bool timed_out = deadline.disarm();
   if (ec) {
-    const bool banned_now = filter_.record_failure(peer.address);
-    if (events_.handshake_failed) events_.handshake_failed(peer, handshake_reason(ec, timed_out));
-    if (banned_now && events_.banned) events_.banned(peer);
+    const auto verdict = filter_.record_failure(peer.address);
+    if (events_.handshake_failed) events_.handshake_failed(peer, handshake_reason(ec, timed_out), verdict.in_window);
+    if (verdict.banned_now && events_.banned) events_.banned(peer);
     if (!timed_out) co_await linger_close(stream.next_layer());
     co_return;
   }

@@ -54,7 +54,9 @@ class ConnectionHandler {
 // What a listener reports; each callback may be empty.
 struct ListenerEvents {
   std::function<void(const PeerInfo&, Admission)> refused;
-  std::function<void(const PeerInfo&, const std::string& reason)> handshake_failed;
+  // failures_in_window counts this source's failures within the filter's window (1: the
+  // first), so that callers can record a burst once instead of line by line.
+  std::function<void(const PeerInfo&, const std::string& reason, std::size_t failures_in_window)> handshake_failed;
   std::function<void(const PeerInfo&)> banned;
   std::function<void(const PeerInfo&, const std::string& what)> handler_failed;
 };

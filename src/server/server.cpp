@@ -230,7 +230,14 @@ Status Server::start() {
   if (!root) return tl::unexpected(root.error());
 
   net::ListenerEvents events;
-  events.handshake_failed = [&s](const net::PeerInfo& peer, const std::string& reason) {
+  // The first failure of a source within the firewall's window is recorded, and the ban if
+  // one follows; the failures in between are counted by the filter, not written one by one
+  // (each security event is a synchronous, fsynced write).
+  events.handshake_failed = [&s](const net::PeerInfo& peer, const std::string& reason, std::size_t in_window) {
+    if (in_window != 1) {
+      spdlog::debug("{}: handshake failed from {}: {}", peer.listener, peer.endpoint(), reason);
+      return;
+    }
     s.log_event({"anonymous",
                  "connection.handshake_failed",
                  "listener:" + peer.listener,
