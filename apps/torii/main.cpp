@@ -235,6 +235,18 @@ int run_cert_issue(const CommonOptions& o, const std::string& device_id, const s
   if (!csr) return report(csr.error());
   auto session = open_admin(*c, true);
   if (!session) return report(session.error());
+  // Checked before issuing: the command may now run as server.user, and a certificate that
+  // cannot be saved must not be issued and left valid.
+  if (!out.empty()) {
+    const auto dir = std::filesystem::absolute(out).parent_path();
+    if (::access(dir.c_str(), W_OK) != 0) {
+      std::cerr << fmt::format(
+          "torii: cannot write into {} as the account this command runs as; choose another "
+          "--out or use standard output\n",
+          dir.string());
+      return kExitFailure;
+    }
+  }
   auto cert = session->installation.ca->issue_device_certificate(to_string(*csr), device_id);
   if (!cert) return report(cert.error());
   session->record("certificate.issued", "device:" + device_id,
