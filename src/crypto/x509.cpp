@@ -21,6 +21,7 @@
 
 #include "base/bytes.h"
 #include "base/ip.h"
+#include "crypto/openssl.h"
 
 namespace torii::crypto {
 namespace {
@@ -28,13 +29,11 @@ namespace {
 using TimePoint = std::chrono::system_clock::time_point;
 
 // --- RAII over OpenSSL objects -------------------------------------------------------------
-template <auto Free>
-struct Deleter {
-  template <class T>
-  void operator()(T* p) const noexcept {
-    Free(p);
-  }
-};
+using ossl::BioPtr;
+using ossl::CrlPtr;
+using ossl::Deleter;
+using ossl::PkeyPtr;
+using ossl::X509Ptr;
 struct X509StackDeleter {
   void operator()(STACK_OF(X509) * s) const noexcept { sk_X509_pop_free(s, X509_free); }
 };
@@ -45,11 +44,7 @@ struct OpenSslStringDeleter {
   void operator()(unsigned char* p) const noexcept { OPENSSL_free(p); }
 };
 
-using BioPtr = std::unique_ptr<BIO, Deleter<BIO_free_all>>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY_free>>;
-using X509Ptr = std::unique_ptr<X509, Deleter<X509_free>>;
 using ReqPtr = std::unique_ptr<X509_REQ, Deleter<X509_REQ_free>>;
-using CrlPtr = std::unique_ptr<X509_CRL, Deleter<X509_CRL_free>>;
 using ExtensionPtr = std::unique_ptr<X509_EXTENSION, Deleter<X509_EXTENSION_free>>;
 using RevokedPtr = std::unique_ptr<X509_REVOKED, Deleter<X509_REVOKED_free>>;
 using BignumPtr = std::unique_ptr<BIGNUM, Deleter<BN_free>>;
@@ -74,18 +69,9 @@ class ErrorQueueScope {
   ~ErrorQueueScope() { ERR_clear_error(); }
 };
 
-// Drains the queue into "what: reason; reason". OpenSSL's reason strings name the failing
-// operation and never carry key material.
+// "what: reason; reason", draining the queue.
 tl::unexpected<Error> openssl_failure(std::string_view what) {
-  std::string reasons;
-  while (const unsigned long code = ERR_get_error()) {
-    std::array<char, 256> buffer{};
-    ERR_error_string_n(code, buffer.data(), buffer.size());
-    if (!reasons.empty()) reasons += "; ";
-    reasons += buffer.data();
-  }
-  if (reasons.empty()) reasons = "no reason given";
-  return fail(Errc::crypto_error, fmt::format("{}: {}", what, reasons));
+  return fail(Errc::crypto_error, fmt::format("{}: {}", what, ossl::drain_errors()));
 }
 
 tl::unexpected<Error> invalid(std::string message) {

@@ -7,34 +7,26 @@
 #include <openssl/x509_vfy.h>
 #include <boost/asio/ssl/context.hpp>
 
+#include "crypto/openssl.h"
+
 namespace torii::net {
 namespace {
 
-std::string openssl_error() {
-  const unsigned long code = ERR_get_error();
-  ERR_clear_error();
-  if (code == 0) return "unknown OpenSSL error";
-  char buffer[256];
-  ERR_error_string_n(code, buffer, sizeof buffer);
-  return buffer;
+using crypto::ossl::drain_errors;
+
+crypto::ossl::BioPtr memory_bio(std::string_view data) {
+  return crypto::ossl::BioPtr(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
 }
 
-struct BioDeleter {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-using BioPtr = std::unique_ptr<BIO, BioDeleter>;
-
-BioPtr memory_bio(std::string_view data) { return BioPtr(BIO_new_mem_buf(data.data(), static_cast<int>(data.size()))); }
-
 Status add_trusted(SSL_CTX* ctx, const std::string& pem) {
-  BioPtr bio = memory_bio(pem);
-  X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr);
-  if (cert == nullptr) return fail(Errc::invalid_argument, "trusted CA certificate is not valid PEM");
-  const int added = X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), cert);
+  const auto bio = memory_bio(pem);
+  const crypto::ossl::X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  if (!cert) return fail(Errc::invalid_argument, "trusted CA certificate is not valid PEM");
+  if (X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), cert.get()) != 1) {
+    return fail(Errc::crypto_error, "cannot add a trusted CA: " + drain_errors());
+  }
   // The CA names in the CertificateRequest tell clients which certificate to send.
-  if (added == 1) SSL_CTX_add_client_CA(ctx, cert);
-  X509_free(cert);
-  if (added != 1) return fail(Errc::crypto_error, "cannot add a trusted CA: " + openssl_error());
+  SSL_CTX_add_client_CA(ctx, cert.get());
   return ok();
 }
 
@@ -47,19 +39,19 @@ Result<std::shared_ptr<boost::asio::ssl::context>> make_server_tls_context(
   SSL_CTX* ctx = context->native_handle();
   const int min_version = tls.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION;
   if (SSL_CTX_set_min_proto_version(ctx, min_version) != 1 || SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1) {
-    return fail(Errc::crypto_error, "cannot set TLS versions: " + openssl_error());
+    return fail(Errc::crypto_error, "cannot set TLS versions: " + drain_errors());
   }
   SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
                                SSL_OP_NO_TICKET | SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   if (!tls.ciphers_tls12.empty() && SSL_CTX_set_cipher_list(ctx, tls.ciphers_tls12.c_str()) != 1) {
-    return fail(Errc::invalid_argument, "tls.ciphers_tls12 names no usable suite: " + openssl_error());
+    return fail(Errc::invalid_argument, "tls.ciphers_tls12 names no usable suite: " + drain_errors());
   }
   if (SSL_CTX_set_ciphersuites(ctx, tls.ciphersuites_tls13.c_str()) != 1) {
-    return fail(Errc::invalid_argument, "tls.ciphersuites_tls13 names no usable suite: " + openssl_error());
+    return fail(Errc::invalid_argument, "tls.ciphersuites_tls13 names no usable suite: " + drain_errors());
   }
   if (SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384") != 1) {
-    return fail(Errc::crypto_error, "cannot set key exchange groups: " + openssl_error());
+    return fail(Errc::crypto_error, "cannot set key exchange groups: " + drain_errors());
   }
 
   boost::system::error_code ec;
@@ -79,12 +71,12 @@ Result<std::shared_ptr<boost::asio::ssl::context>> make_server_tls_context(
       if (auto st = add_trusted(ctx, pem); !st) return tl::unexpected(st.error());
     }
     if (client_verification->crl_pem) {
-      BioPtr bio = memory_bio(*client_verification->crl_pem);
-      X509_CRL* crl = PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr);
-      if (crl == nullptr) return fail(Errc::invalid_argument, "revocation list is not valid PEM");
-      const int added = X509_STORE_add_crl(SSL_CTX_get_cert_store(ctx), crl);
-      X509_CRL_free(crl);
-      if (added != 1) return fail(Errc::crypto_error, "cannot add the revocation list: " + openssl_error());
+      const auto bio = memory_bio(*client_verification->crl_pem);
+      const crypto::ossl::CrlPtr crl(PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr));
+      if (!crl) return fail(Errc::invalid_argument, "revocation list is not valid PEM");
+      if (X509_STORE_add_crl(SSL_CTX_get_cert_store(ctx), crl.get()) != 1) {
+        return fail(Errc::crypto_error, "cannot add the revocation list: " + drain_errors());
+      }
       X509_STORE_set_flags(SSL_CTX_get_cert_store(ctx), X509_V_FLAG_CRL_CHECK);
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
