@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <limits>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -656,6 +657,933 @@ TEST_P(StoreContractTest, CounterConcurrentIncrementsAreUnique) {
   ASSERT_EQ(all.size(), static_cast<std::size_t>(kThreads * kPerThread));
   EXPECT_EQ(*all.begin(), 1u);
   EXPECT_EQ(*all.rbegin(), static_cast<std::uint64_t>(kThreads * kPerThread));
+}
+
+// ----------------------------------------------------------------------------- devices
+
+DeviceRecord make_device(std::string id, std::string organisation = "org-1", UnixMillis created_at = kNow) {
+  DeviceRecord d;
+  d.organisation_id = std::move(organisation);
+  d.name = "sensor " + id;
+  d.profile_id = "";
+  d.segment = "plant-floor";
+  d.serial_number = "SN-" + id;
+  d.firmware_version = "1.0.0";
+  d.created_at = created_at;
+  d.id = std::move(id);
+  return d;
+}
+
+std::vector<std::string> device_ids(const std::vector<DeviceRecord>& devices) {
+  std::vector<std::string> out;
+  for (const auto& d : devices) out.push_back(d.id);
+  return out;
+}
+
+// Error messages go to logs: they may name tables and columns, never stored values.
+::testing::AssertionResult does_not_quote(const Error& error, std::string_view value) {
+  if (error.message.find(value) == std::string::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "the message quotes a stored value: " << error.message;
+}
+
+TEST_P(StoreContractTest, DeviceInsertAndFind) {
+  DeviceRecord d = make_device("dev-1");
+  d.profile_id = "profile-a";
+  d.last_seen_at = kNow + 5;
+  d.status = std::string(kDeviceStatusDisabled);
+  d.disabled_at = kNow + 6;
+  d.disabled_reason = "stolen";
+  ASSERT_TRUE(is_ok(store().devices().insert(d)));
+  auto found = store().devices().find("dev-1");
+  ASSERT_TRUE(is_ok(found));
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ(**found, d);
+}
+
+TEST_P(StoreContractTest, DeviceOptionalFieldsRoundTripAsAbsent) {
+  const DeviceRecord d = make_device("dev-1");
+  ASSERT_TRUE(is_ok(store().devices().insert(d)));
+  auto found = store().devices().find("dev-1");
+  ASSERT_TRUE(is_ok(found));
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ(**found, d);
+  EXPECT_EQ((*found)->status, kDeviceStatusActive);
+  EXPECT_FALSE((*found)->last_seen_at.has_value());
+  EXPECT_FALSE((*found)->disabled_at.has_value());
+}
+
+TEST_P(StoreContractTest, DeviceFindUnknownReturnsNothing) {
+  auto found = store().devices().find("nope");
+  ASSERT_TRUE(is_ok(found));
+  EXPECT_FALSE(found->has_value());
+}
+
+TEST_P(StoreContractTest, DeviceDuplicateIdIsAlreadyExistsAndKeepsTheOriginal) {
+  const DeviceRecord d = make_device(kTricky);
+  ASSERT_TRUE(is_ok(store().devices().insert(d)));
+  DeviceRecord other = make_device(kTricky, "org-2");
+  other.name = "imposter";
+  auto dup = store().devices().insert(other);
+  ASSERT_TRUE(fails_with(dup, Errc::already_exists));
+  EXPECT_TRUE(does_not_quote(dup.error(), "DROP TABLE"));
+  auto found = store().devices().find(kTricky);
+  ASSERT_TRUE(is_ok(found));
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ(**found, d);
+}
+
+TEST_P(StoreContractTest, DeviceInvalidRecordsAreInvalidArgument) {
+  auto& devices = store().devices();
+  EXPECT_TRUE(fails_with(devices.insert(make_device("")), Errc::invalid_argument));
+  EXPECT_TRUE(fails_with(devices.insert(make_device("d", "")), Errc::invalid_argument));
+  DeviceRecord bad_status = make_device("d");
+  bad_status.status = "retired";
+  EXPECT_TRUE(fails_with(devices.insert(bad_status), Errc::invalid_argument));
+  DeviceRecord disabled_without_time = make_device("d");
+  disabled_without_time.status = std::string(kDeviceStatusDisabled);
+  EXPECT_TRUE(fails_with(devices.insert(disabled_without_time), Errc::invalid_argument));
+  DeviceRecord active_with_time = make_device("d");
+  active_with_time.disabled_at = kNow;
+  EXPECT_TRUE(fails_with(devices.insert(active_with_time), Errc::invalid_argument));
+  auto all = devices.list_all();
+  ASSERT_TRUE(is_ok(all));
+  EXPECT_THAT(*all, IsEmpty());
+}
+
+TEST_P(StoreContractTest, DeviceListsAreOrderedById) {
+  auto& devices = store().devices();
+  ASSERT_TRUE(is_ok(devices.insert(make_device("c", "org-1"))));
+  ASSERT_TRUE(is_ok(devices.insert(make_device("a", "org-1"))));
+  ASSERT_TRUE(is_ok(devices.insert(make_device("b", "org-2"))));
+  ASSERT_TRUE(is_ok(devices.insert(make_device("B", "org-1"))));
+
+  auto org1 = devices.list("org-1");
+  ASSERT_TRUE(is_ok(org1));
+  EXPECT_THAT(device_ids(*org1), ElementsAre("B", "a", "c"));
+  auto org2 = devices.list("org-2");
+  ASSERT_TRUE(is_ok(org2));
+  ASSERT_THAT(device_ids(*org2), ElementsAre("b"));
+  EXPECT_EQ(org2->front(), make_device("b", "org-2"));
+  auto none = devices.list("org-3");
+  ASSERT_TRUE(is_ok(none));
+  EXPECT_THAT(*none, IsEmpty());
+  auto all = devices.list_all();
+  ASSERT_TRUE(is_ok(all));
+  EXPECT_THAT(device_ids(*all), ElementsAre("B", "a", "b", "c"));
+}
+
+TEST_P(StoreContractTest, DeviceListAllOnAnEmptyStoreIsEmpty) {
+  auto all = store().devices().list_all();
+  ASSERT_TRUE(is_ok(all));
+  EXPECT_THAT(*all, IsEmpty());
+}
+
+TEST_P(StoreContractTest, DeviceDisableKeepsTheFirstTimeAndReasonAndActivateClearsThem) {
+  auto& devices = store().devices();
+  ASSERT_TRUE(is_ok(devices.insert(make_device("d"))));
+  ASSERT_TRUE(is_ok(devices.set_status("d", kDeviceStatusDisabled, kNow + 10, "compromised")));
+  auto disabled = devices.find("d");
+  ASSERT_TRUE(is_ok(disabled));
+  ASSERT_TRUE(disabled->has_value());
+  EXPECT_EQ((*disabled)->status, kDeviceStatusDisabled);
+  EXPECT_EQ((*disabled)->disabled_at, std::optional<UnixMillis>(kNow + 10));
+  EXPECT_EQ((*disabled)->disabled_reason, "compromised");
+
+  ASSERT_TRUE(is_ok(devices.set_status("d", kDeviceStatusDisabled, kNow + 20, "again")));
+  auto still = devices.find("d");
+  ASSERT_TRUE(is_ok(still));
+  ASSERT_TRUE(still->has_value());
+  EXPECT_EQ((*still)->disabled_at, std::optional<UnixMillis>(kNow + 10));
+  EXPECT_EQ((*still)->disabled_reason, "compromised");
+
+  ASSERT_TRUE(is_ok(devices.set_status("d", kDeviceStatusActive, kNow + 30, "ignored")));
+  auto active = devices.find("d");
+  ASSERT_TRUE(is_ok(active));
+  ASSERT_TRUE(active->has_value());
+  EXPECT_EQ(**active, make_device("d"));
+
+  ASSERT_TRUE(is_ok(devices.set_status("d", kDeviceStatusDisabled, kNow + 40, "retired")));
+  auto again = devices.find("d");
+  ASSERT_TRUE(is_ok(again));
+  ASSERT_TRUE(again->has_value());
+  EXPECT_EQ((*again)->disabled_at, std::optional<UnixMillis>(kNow + 40));
+  EXPECT_EQ((*again)->disabled_reason, "retired");
+}
+
+TEST_P(StoreContractTest, DeviceSetStatusErrors) {
+  ASSERT_TRUE(is_ok(store().devices().insert(make_device("d"))));
+  EXPECT_TRUE(fails_with(store().devices().set_status("nope", kDeviceStatusDisabled, kNow, "x"), Errc::not_found));
+  EXPECT_TRUE(fails_with(store().devices().set_status("d", "retired", kNow, "x"), Errc::invalid_argument));
+  EXPECT_TRUE(fails_with(store().devices().set_status("d", "", kNow, "x"), Errc::invalid_argument));
+  auto found = store().devices().find("d");
+  ASSERT_TRUE(is_ok(found));
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ(**found, make_device("d"));
+}
+
+TEST_P(StoreContractTest, DeviceTouchLastSeenKeepsTheLatestTime) {
+  auto& devices = store().devices();
+  ASSERT_TRUE(is_ok(devices.insert(make_device("d"))));
+  ASSERT_TRUE(is_ok(devices.insert(make_device("other"))));
+  ASSERT_TRUE(is_ok(devices.touch_last_seen("d", kNow + 100)));
+  ASSERT_TRUE(is_ok(devices.touch_last_seen("d", kNow + 50)));  // arrived late: ignored
+  auto found = devices.find("d");
+  ASSERT_TRUE(is_ok(found));
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->last_seen_at, std::optional<UnixMillis>(kNow + 100));
+  ASSERT_TRUE(is_ok(devices.touch_last_seen("d", kNow + 200)));
+  found = devices.find("d");
+  ASSERT_TRUE(is_ok(found));
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->last_seen_at, std::optional<UnixMillis>(kNow + 200));
+  auto other = devices.find("other");
+  ASSERT_TRUE(is_ok(other));
+  ASSERT_TRUE(other->has_value());
+  EXPECT_FALSE((*other)->last_seen_at.has_value());
+  EXPECT_TRUE(fails_with(devices.touch_last_seen("nope", kNow), Errc::not_found));
+}
+
+TEST_P(StoreContractTest, DeviceUpdateFirmware) {
+  auto& devices = store().devices();
+  ASSERT_TRUE(is_ok(devices.insert(make_device("d"))));
+  ASSERT_TRUE(is_ok(devices.update_firmware("d", "2.1.0")));
+  auto found = devices.find("d");
+  ASSERT_TRUE(is_ok(found));
+  ASSERT_TRUE(found->has_value());
+  DeviceRecord expected = make_device("d");
+  expected.firmware_version = "2.1.0";
+  EXPECT_EQ(**found, expected);
+  EXPECT_TRUE(fails_with(devices.update_firmware("nope", "2.1.0"), Errc::not_found));
+}
+
+TelemetryRecord make_telemetry(std::string device_id, UnixMillis received_at, std::string message_key = "",
+                               std::string_view kind = kTelemetryKindTelemetry) {
+  TelemetryRecord t;
+  t.kind = std::string(kind);
+  t.message_key = std::move(message_key);
+  t.received_at = received_at;
+  t.key_id = "dk-telemetry";
+  t.sealed = to_bytes("sealed:" + device_id + ":" + std::to_string(received_at));
+  t.device_id = std::move(device_id);
+  return t;
+}
+
+TEST_P(StoreContractTest, DeviceRemoveTakesItsTelemetryLatestValuesAndCountersAlong) {
+  auto& s = store();
+  ASSERT_TRUE(is_ok(s.devices().insert(make_device("doomed"))));
+  ASSERT_TRUE(is_ok(s.devices().insert(make_device("kept"))));
+  ASSERT_TRUE(is_ok(s.certificates().insert(make_cert("01", kCertKindDevice, kNow, kNow + 10, "doomed"))));
+  const std::vector<TelemetryRecord> records = {make_telemetry("doomed", kNow, "m1"),
+                                                make_telemetry("kept", kNow, "m1"), make_telemetry("doomed", kNow + 1)};
+  ASSERT_TRUE(is_ok(s.telemetry().append(records)));
+  const std::vector<LatestValue> values = {{"doomed", "temp", "dk", to_bytes("21"), kNow},
+                                           {"kept", "temp", "dk", to_bytes("22"), kNow}};
+  ASSERT_TRUE(is_ok(s.latest_values().upsert(values)));
+  const std::vector<DeviceCounters> deltas = {{"doomed", 2, 100, 0, 1, kNow}, {"kept", 1, 50, 0, 1, kNow}};
+  ASSERT_TRUE(is_ok(s.device_counters().add(deltas)));
+
+  auto removed = s.devices().remove("doomed");
+  ASSERT_TRUE(is_ok(removed));
+  EXPECT_TRUE(*removed);
+
+  auto gone = s.devices().find("doomed");
+  ASSERT_TRUE(is_ok(gone));
+  EXPECT_FALSE(gone->has_value());
+  auto telemetry = s.telemetry().count("doomed");
+  ASSERT_TRUE(is_ok(telemetry));
+  EXPECT_EQ(*telemetry, 0u);
+  auto latest = s.latest_values().list("doomed");
+  ASSERT_TRUE(is_ok(latest));
+  EXPECT_THAT(*latest, IsEmpty());
+  auto counters = s.device_counters().find("doomed");
+  ASSERT_TRUE(is_ok(counters));
+  EXPECT_FALSE(counters->has_value());
+  // The CA's record of the device's certificate stays, for revocation lists.
+  auto cert = s.certificates().find_by_serial("01");
+  ASSERT_TRUE(is_ok(cert));
+  EXPECT_TRUE(cert->has_value());
+
+  auto kept_telemetry = s.telemetry().count("kept");
+  ASSERT_TRUE(is_ok(kept_telemetry));
+  EXPECT_EQ(*kept_telemetry, 1u);
+  auto kept_latest = s.latest_values().list("kept");
+  ASSERT_TRUE(is_ok(kept_latest));
+  EXPECT_EQ(kept_latest->size(), 1u);
+  auto kept_counters = s.device_counters().find("kept");
+  ASSERT_TRUE(is_ok(kept_counters));
+  EXPECT_TRUE(kept_counters->has_value());
+
+  auto again = s.devices().remove("doomed");
+  ASSERT_TRUE(is_ok(again));
+  EXPECT_FALSE(*again);
+  // A device registered again under the same id starts clean, message keys included.
+  ASSERT_TRUE(is_ok(s.devices().insert(make_device("doomed"))));
+  const std::vector<TelemetryRecord> replay = {make_telemetry("doomed", kNow, "m1")};
+  auto seqs = s.telemetry().append(replay);
+  ASSERT_TRUE(is_ok(seqs));
+  ASSERT_EQ(seqs->size(), 1u);
+  EXPECT_GT((*seqs)[0], 0);
+}
+
+TEST_P(StoreContractTest, DeviceRemoveInsideARolledBackTransactionKeepsEverything) {
+  auto& s = store();
+  ASSERT_TRUE(is_ok(s.devices().insert(make_device("d"))));
+  const std::vector<TelemetryRecord> records = {make_telemetry("d", kNow)};
+  ASSERT_TRUE(is_ok(s.telemetry().append(records)));
+  auto t = s.transaction([&]() -> Status {
+    auto removed = s.devices().remove("d");
+    if (!removed) return tl::unexpected(removed.error());
+    return fail(Errc::conflict, "changed my mind");
+  });
+  ASSERT_TRUE(fails_with(t, Errc::conflict));
+  auto found = s.devices().find("d");
+  ASSERT_TRUE(is_ok(found));
+  EXPECT_TRUE(found->has_value());
+  auto count = s.telemetry().count("d");
+  ASSERT_TRUE(is_ok(count));
+  EXPECT_EQ(*count, 1u);
+}
+
+TEST_P(StoreContractTest, DeviceListUnusedSince) {
+  auto& devices = store().devices();
+  const UnixMillis cutoff = kNow + 1000;
+  ASSERT_TRUE(is_ok(devices.insert(make_device("never-seen-old", "org-1", kNow))));
+  ASSERT_TRUE(is_ok(devices.insert(make_device("never-seen-new", "org-1", cutoff))));  // == cutoff: not before
+  ASSERT_TRUE(is_ok(devices.insert(make_device("seen-long-ago", "org-2", kNow - 500))));
+  ASSERT_TRUE(is_ok(devices.touch_last_seen("seen-long-ago", kNow + 500)));
+  ASSERT_TRUE(is_ok(devices.insert(make_device("seen-recently", "org-1", kNow - 500))));
+  ASSERT_TRUE(is_ok(devices.touch_last_seen("seen-recently", cutoff + 1)));
+  ASSERT_TRUE(is_ok(devices.insert(make_device("b-tie", "org-1", kNow))));
+  ASSERT_TRUE(is_ok(devices.insert(make_device("disabled-old", "org-1", kNow - 900))));
+  ASSERT_TRUE(is_ok(devices.set_status("disabled-old", kDeviceStatusDisabled, kNow, "retired")));
+
+  auto unused = devices.list_unused_since(cutoff);
+  ASSERT_TRUE(is_ok(unused));
+  EXPECT_THAT(device_ids(*unused), ElementsAre("b-tie", "never-seen-old", "seen-long-ago"));
+  auto none = devices.list_unused_since(kNow - 1000);
+  ASSERT_TRUE(is_ok(none));
+  EXPECT_THAT(*none, IsEmpty());
+}
+
+TEST_P(StoreContractTest, DeviceTrickyValuesRoundTrip) {
+  DeviceRecord d = make_device(kTricky, kTricky);
+  d.name = kTricky;
+  d.profile_id = kTricky;
+  d.segment = kTricky;
+  d.serial_number = kTricky;
+  d.firmware_version = kTricky;
+  ASSERT_TRUE(is_ok(store().devices().insert(d)));
+  ASSERT_TRUE(is_ok(store().devices().insert(make_device("O'Brien", "O'Brien"))));
+  ASSERT_TRUE(is_ok(store().devices().set_status(kTricky, kDeviceStatusDisabled, kNow, kTricky)));
+  d.status = std::string(kDeviceStatusDisabled);
+  d.disabled_at = kNow;
+  d.disabled_reason = kTricky;
+  auto found = store().devices().find(kTricky);
+  ASSERT_TRUE(is_ok(found));
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ(**found, d);
+  auto listed = store().devices().list(kTricky);
+  ASSERT_TRUE(is_ok(listed));
+  EXPECT_THAT(*listed, ElementsAre(d));
+}
+
+// ----------------------------------------------------------------------------- device profiles
+
+DeviceProfileRecord make_profile(std::string id, std::string organisation = "org-1", UnixMillis updated_at = kNow) {
+  DeviceProfileRecord p;
+  p.organisation_id = std::move(organisation);
+  p.name = "profile " + id;
+  p.definition_json = R"({"metrics":{"temp":"number"}})";
+  p.updated_at = updated_at;
+  p.id = std::move(id);
+  return p;
+}
+
+TEST_P(StoreContractTest, ProfilePutStoresVersionOneWhateverTheInputSays) {
+  DeviceProfileRecord p = make_profile("p1");
+  p.version = 7;
+  auto version = store().device_profiles().put(p);
+  ASSERT_TRUE(is_ok(version));
+  EXPECT_EQ(*version, 1);
+  auto found = store().device_profiles().find("p1");
+  ASSERT_TRUE(is_ok(found));
+  ASSERT_TRUE(found->has_value());
+  p.version = 1;
+  EXPECT_EQ(**found, p);
+}
+
+TEST_P(StoreContractTest, ProfilePutReplacesEveryFieldAndIncrementsTheVersion) {
+  auto& profiles = store().device_profiles();
+  ASSERT_TRUE(is_ok(profiles.put(make_profile("p1"))));
+  DeviceProfileRecord replacement = make_profile("p1", "org-1", kNow + 10);
+  replacement.name = "renamed";
+  replacement.definition_json = R"({"metrics":{}})";
+  auto second = profiles.put(replacement);
+  ASSERT_TRUE(is_ok(second));
+  EXPECT_EQ(*second, 2);
+  auto third = profiles.put(replacement);
+  ASSERT_TRUE(is_ok(third));
+  EXPECT_EQ(*third, 3);
+  auto found = profiles.find("p1");
+  ASSERT_TRUE(is_ok(found));
+  ASSERT_TRUE(found->has_value());
+  replacement.version = 3;
+  EXPECT_EQ(**found, replacement);
+}
+
+TEST_P(StoreContractTest, ProfilePutCannotTakeOverAnotherOrganisationsProfile) {
+  auto& profiles = store().device_profiles();
+  ASSERT_TRUE(is_ok(profiles.put(make_profile("p1", "org-1"))));
+  DeviceProfileRecord intruder = make_profile("p1", "org-2", kNow + 5);
+  intruder.definition_json = "{}";
+  auto r = profiles.put(intruder);
+  EXPECT_TRUE(fails_with(r, Errc::conflict));
+  auto found = profiles.find("p1");
+  ASSERT_TRUE(is_ok(found));
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ(**found, make_profile("p1", "org-1"));
+  auto org2 = profiles.list("org-2");
+  ASSERT_TRUE(is_ok(org2));
+  EXPECT_THAT(*org2, IsEmpty());
+}
+
+TEST_P(StoreContractTest, ProfilePutRejectsEmptyIdOrOrganisation) {
+  EXPECT_TRUE(fails_with(store().device_profiles().put(make_profile("")), Errc::invalid_argument));
+  EXPECT_TRUE(fails_with(store().device_profiles().put(make_profile("p", "")), Errc::invalid_argument));
+}
+
+TEST_P(StoreContractTest, ProfileFindUnknownReturnsNothing) {
+  auto found = store().device_profiles().find("nope");
+  ASSERT_TRUE(is_ok(found));
+  EXPECT_FALSE(found->has_value());
+}
+
+TEST_P(StoreContractTest, ProfileListIsPerOrganisationById) {
+  auto& profiles = store().device_profiles();
+  ASSERT_TRUE(is_ok(profiles.put(make_profile("p2", "org-1"))));
+  ASSERT_TRUE(is_ok(profiles.put(make_profile("p1", "org-1"))));
+  ASSERT_TRUE(is_ok(profiles.put(make_profile("p3", "org-2"))));
+  auto org1 = profiles.list("org-1");
+  ASSERT_TRUE(is_ok(org1));
+  EXPECT_THAT(*org1, ElementsAre(make_profile("p1", "org-1"), make_profile("p2", "org-1")));
+  auto none = profiles.list("org-3");
+  ASSERT_TRUE(is_ok(none));
+  EXPECT_THAT(*none, IsEmpty());
+}
+
+TEST_P(StoreContractTest, ProfileRemoveIsRefusedWhileADeviceUsesIt) {
+  auto& s = store();
+  ASSERT_TRUE(is_ok(s.device_profiles().put(make_profile(kTricky))));
+  DeviceRecord d = make_device("d");
+  d.profile_id = kTricky;
+  ASSERT_TRUE(is_ok(s.devices().insert(d)));
+
+  auto refused = s.device_profiles().remove(kTricky);
+  ASSERT_TRUE(fails_with(refused, Errc::conflict));
+  EXPECT_TRUE(does_not_quote(refused.error(), "DROP TABLE"));
+  auto still = s.device_profiles().find(kTricky);
+  ASSERT_TRUE(is_ok(still));
+  EXPECT_TRUE(still->has_value());
+
+  auto device_removed = s.devices().remove("d");
+  ASSERT_TRUE(is_ok(device_removed));
+  ASSERT_TRUE(*device_removed);
+  auto removed = s.device_profiles().remove(kTricky);
+  ASSERT_TRUE(is_ok(removed));
+  EXPECT_TRUE(*removed);
+  auto gone = s.device_profiles().find(kTricky);
+  ASSERT_TRUE(is_ok(gone));
+  EXPECT_FALSE(gone->has_value());
+  auto again = s.device_profiles().remove(kTricky);
+  ASSERT_TRUE(is_ok(again));
+  EXPECT_FALSE(*again);
+}
+
+TEST_P(StoreContractTest, ProfileRemovedAndPutAgainStartsAtVersionOne) {
+  auto& profiles = store().device_profiles();
+  ASSERT_TRUE(is_ok(profiles.put(make_profile("p1"))));
+  ASSERT_TRUE(is_ok(profiles.put(make_profile("p1"))));
+  auto removed = profiles.remove("p1");
+  ASSERT_TRUE(is_ok(removed));
+  ASSERT_TRUE(*removed);
+  auto version = profiles.put(make_profile("p1", "org-2"));
+  ASSERT_TRUE(is_ok(version));
+  EXPECT_EQ(*version, 1);
+}
+
+// ----------------------------------------------------------------------------- telemetry
+
+std::vector<std::int64_t> seqs_of(const std::vector<TelemetryRecord>& records) {
+  std::vector<std::int64_t> out;
+  for (const auto& r : records) out.push_back(r.seq);
+  return out;
+}
+
+Result<std::vector<TelemetryRecord>> all_telemetry(Store& s, std::string_view device_id) {
+  return s.telemetry().range(device_id, std::numeric_limits<UnixMillis>::min(), std::numeric_limits<UnixMillis>::max(),
+                             std::numeric_limits<std::size_t>::max());
+}
+
+TEST_P(StoreContractTest, TelemetryAppendStoresInOrderWithIncreasingSeqs) {
+  ASSERT_TRUE(is_ok(store().devices().insert(make_device("d"))));
+  std::vector<TelemetryRecord> records = {make_telemetry("d", kNow, "m1"),
+                                          make_telemetry("d", kNow, "", kTelemetryKindEvents),
+                                          make_telemetry("d", kNow, "m2", kTelemetryKindState)};
+  records[1].seq = 99;  // ignored
+  records[2].sealed = all_byte_values();
+  auto seqs = store().telemetry().append(records);
+  ASSERT_TRUE(is_ok(seqs));
+  ASSERT_EQ(seqs->size(), 3u);
+  EXPECT_GT((*seqs)[0], 0);
+  EXPECT_LT((*seqs)[0], (*seqs)[1]);
+  EXPECT_LT((*seqs)[1], (*seqs)[2]);
+
+  auto stored = all_telemetry(store(), "d");
+  ASSERT_TRUE(is_ok(stored));
+  ASSERT_EQ(stored->size(), 3u);
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    records[i].seq = (*seqs)[i];
+    EXPECT_EQ((*stored)[i], records[i]) << i;
+  }
+}
+
+TEST_P(StoreContractTest, TelemetryAppendOfNothingIsNothing) {
+  auto seqs = store().telemetry().append({});
+  ASSERT_TRUE(is_ok(seqs));
+  EXPECT_THAT(*seqs, IsEmpty());
+}
+
+TEST_P(StoreContractTest, TelemetryAppendDeduplicatesByDeviceAndMessageKey) {
+  auto& s = store();
+  ASSERT_TRUE(is_ok(s.devices().insert(make_device("a"))));
+  ASSERT_TRUE(is_ok(s.devices().insert(make_device("b"))));
+  const std::vector<TelemetryRecord> first = {make_telemetry("a", kNow, "m1"), make_telemetry("a", kNow, "")};
+  auto first_seqs = s.telemetry().append(first);
+  ASSERT_TRUE(is_ok(first_seqs));
+  ASSERT_EQ(first_seqs->size(), 2u);
+
+  TelemetryRecord redelivered = make_telemetry("a", kNow + 5, "m1");
+  redelivered.sealed = to_bytes("different payload");
+  const std::vector<TelemetryRecord> second = {
+      redelivered,                          // stored by the first call: skipped
+      make_telemetry("a", kNow + 6, ""),    // no key: never de-duplicated
+      make_telemetry("b", kNow + 7, "m1"),  // same key, other device: stored
+      make_telemetry("a", kNow + 8, "m2"),
+      make_telemetry("a", kNow + 9, "m2"),  // earlier in this call: skipped
+  };
+  auto seqs = s.telemetry().append(second);
+  ASSERT_TRUE(is_ok(seqs));
+  ASSERT_EQ(seqs->size(), 5u);
+  EXPECT_EQ((*seqs)[0], 0);
+  EXPECT_GT((*seqs)[1], (*first_seqs)[1]);
+  EXPECT_GT((*seqs)[2], (*seqs)[1]);
+  EXPECT_GT((*seqs)[3], (*seqs)[2]);
+  EXPECT_EQ((*seqs)[4], 0);
+
+  auto a = all_telemetry(s, "a");
+  ASSERT_TRUE(is_ok(a));
+  EXPECT_THAT(seqs_of(*a), ElementsAre((*first_seqs)[0], (*first_seqs)[1], (*seqs)[1], (*seqs)[3]));
+  EXPECT_EQ(a->front(), (TelemetryRecord{(*first_seqs)[0], "a", std::string(kTelemetryKindTelemetry), "m1", kNow,
+                                         "dk-telemetry", first[0].sealed}));
+  auto b = s.telemetry().count("b");
+  ASSERT_TRUE(is_ok(b));
+  EXPECT_EQ(*b, 1u);
+}
+
+TEST_P(StoreContractTest, TelemetryAppendInvalidRecordStoresNothing) {
+  ASSERT_TRUE(is_ok(store().devices().insert(make_device("d"))));
+  const std::vector<TelemetryRecord> bad_kind = {make_telemetry("d", kNow, "m1"),
+                                                 make_telemetry("d", kNow, "m2", "metrics")};
+  EXPECT_TRUE(fails_with(store().telemetry().append(bad_kind), Errc::invalid_argument));
+  const std::vector<TelemetryRecord> no_device = {make_telemetry("d", kNow, "m1"), make_telemetry("", kNow, "m2")};
+  EXPECT_TRUE(fails_with(store().telemetry().append(no_device), Errc::invalid_argument));
+  auto count = store().telemetry().count("d");
+  ASSERT_TRUE(is_ok(count));
+  EXPECT_EQ(*count, 0u);
+}
+
+TEST_P(StoreContractTest, TelemetryAppendForAnUnknownDeviceIsConflictAndStoresNothing) {
+  ASSERT_TRUE(is_ok(store().devices().insert(make_device("d"))));
+  const std::vector<TelemetryRecord> records = {make_telemetry("d", kNow, "m1"), make_telemetry("ghost", kNow, "m1"),
+                                                make_telemetry("d", kNow, "m2")};
+  auto r = store().telemetry().append(records);
+  ASSERT_TRUE(fails_with(r, Errc::conflict));
+  auto count = store().telemetry().count("d");
+  ASSERT_TRUE(is_ok(count));
+  EXPECT_EQ(*count, 0u);
+  // The refused call left no message key behind.
+  const std::vector<TelemetryRecord> retry = {make_telemetry("d", kNow, "m1")};
+  auto seqs = store().telemetry().append(retry);
+  ASSERT_TRUE(is_ok(seqs));
+  EXPECT_GT(seqs->at(0), 0);
+}
+
+TEST_P(StoreContractTest, TelemetryFailedAppendInsideATransactionUndoesOnlyItself) {
+  auto& s = store();
+  ASSERT_TRUE(is_ok(s.devices().insert(make_device("d"))));
+  Result<std::vector<std::int64_t>> refused;
+  auto t = s.transaction([&]() -> Status {
+    const std::vector<TelemetryRecord> good = {make_telemetry("d", kNow, "m1")};
+    if (auto r = s.telemetry().append(good); !r) return tl::unexpected(r.error());
+    const std::vector<TelemetryRecord> bad = {make_telemetry("d", kNow + 1, "m2"), make_telemetry("ghost", kNow, "")};
+    refused = s.telemetry().append(bad);
+    return ok();  // the body decides to go on
+  });
+  ASSERT_TRUE(is_ok(t));
+  EXPECT_TRUE(fails_with(refused, Errc::conflict));
+  auto stored = all_telemetry(s, "d");
+  ASSERT_TRUE(is_ok(stored));
+  ASSERT_EQ(stored->size(), 1u);
+  EXPECT_EQ(stored->front().message_key, "m1");
+}
+
+TEST_P(StoreContractTest, TelemetryRangeBoundsOrderAndLimit) {
+  auto& s = store();
+  ASSERT_TRUE(is_ok(s.devices().insert(make_device("d"))));
+  ASSERT_TRUE(is_ok(s.devices().insert(make_device("other"))));
+  const std::vector<TelemetryRecord> records = {
+      make_telemetry("d", kNow + 30, "late"),  make_telemetry("d", kNow + 10, "t10-a"),
+      make_telemetry("d", kNow + 20, "t20"),   make_telemetry("d", kNow + 10, "t10-b"),
+      make_telemetry("d", kNow, "at-from"),    make_telemetry("d", kNow + 40, "at-to"),
+      make_telemetry("d", kNow - 1, "before"), make_telemetry("other", kNow + 10, "other"),
+  };
+  ASSERT_TRUE(is_ok(s.telemetry().append(records)));
+
+  auto keys = [](const std::vector<TelemetryRecord>& rs) {
+    std::vector<std::string> out;
+    for (const auto& r : rs) out.push_back(r.message_key);
+    return out;
+  };
+  auto window = s.telemetry().range("d", kNow, kNow + 40, 100);
+  ASSERT_TRUE(is_ok(window));
+  EXPECT_THAT(keys(*window), ElementsAre("at-from", "t10-a", "t10-b", "t20", "late"));
+  auto limited = s.telemetry().range("d", kNow, kNow + 40, 2);
+  ASSERT_TRUE(is_ok(limited));
+  EXPECT_THAT(keys(*limited), ElementsAre("at-from", "t10-a"));
+  auto zero = s.telemetry().range("d", kNow, kNow + 40, 0);
+  ASSERT_TRUE(is_ok(zero));
+  EXPECT_THAT(*zero, IsEmpty());
+  auto empty_window = s.telemetry().range("d", kNow + 10, kNow + 10, 100);
+  ASSERT_TRUE(is_ok(empty_window));
+  EXPECT_THAT(*empty_window, IsEmpty());
+  auto unknown = s.telemetry().range("nope", kNow, kNow + 40, 100);
+  ASSERT_TRUE(is_ok(unknown));
+  EXPECT_THAT(*unknown, IsEmpty());
+}
+
+TEST_P(StoreContractTest, TelemetryCountAndRemoveDevice) {
+  auto& s = store();
+  ASSERT_TRUE(is_ok(s.devices().insert(make_device("a"))));
+  ASSERT_TRUE(is_ok(s.devices().insert(make_device("b"))));
+  const std::vector<TelemetryRecord> records = {make_telemetry("a", kNow), make_telemetry("a", kNow + 1, "k"),
+                                                make_telemetry("b", kNow)};
+  ASSERT_TRUE(is_ok(s.telemetry().append(records)));
+  auto a = s.telemetry().count("a");
+  ASSERT_TRUE(is_ok(a));
+  EXPECT_EQ(*a, 2u);
+  auto none = s.telemetry().count("nope");
+  ASSERT_TRUE(is_ok(none));
+  EXPECT_EQ(*none, 0u);
+
+  auto removed = s.telemetry().remove_device("a");
+  ASSERT_TRUE(is_ok(removed));
+  EXPECT_EQ(*removed, 2u);
+  a = s.telemetry().count("a");
+  ASSERT_TRUE(is_ok(a));
+  EXPECT_EQ(*a, 0u);
+  auto b = s.telemetry().count("b");
+  ASSERT_TRUE(is_ok(b));
+  EXPECT_EQ(*b, 1u);
+  auto again = s.telemetry().remove_device("a");
+  ASSERT_TRUE(is_ok(again));
+  EXPECT_EQ(*again, 0u);
+  // The device itself stays.
+  auto device = s.devices().find("a");
+  ASSERT_TRUE(is_ok(device));
+  EXPECT_TRUE(device->has_value());
+}
+
+TEST_P(StoreContractTest, TelemetryRemoveOlderThanDeletesStrictlyOlderRecordsAndTheirKeys) {
+  auto& s = store();
+  ASSERT_TRUE(is_ok(s.devices().insert(make_device("a"))));
+  ASSERT_TRUE(is_ok(s.devices().insert(make_device("b"))));
+  const std::vector<TelemetryRecord> records = {make_telemetry("a", kNow - 10, "old"), make_telemetry("b", kNow - 1),
+                                                make_telemetry("a", kNow, "edge"), make_telemetry("b", kNow + 10)};
+  ASSERT_TRUE(is_ok(s.telemetry().append(records)));
+  auto removed = s.telemetry().remove_older_than(kNow);
+  ASSERT_TRUE(is_ok(removed));
+  EXPECT_EQ(*removed, 2u);
+  auto a = all_telemetry(s, "a");
+  ASSERT_TRUE(is_ok(a));
+  ASSERT_EQ(a->size(), 1u);
+  EXPECT_EQ(a->front().message_key, "edge");
+  auto b = s.telemetry().count("b");
+  ASSERT_TRUE(is_ok(b));
+  EXPECT_EQ(*b, 1u);
+  auto nothing = s.telemetry().remove_older_than(kNow);
+  ASSERT_TRUE(is_ok(nothing));
+  EXPECT_EQ(*nothing, 0u);
+
+  const std::vector<TelemetryRecord> reuse = {make_telemetry("a", kNow + 20, "old"),
+                                              make_telemetry("a", kNow + 20, "edge")};
+  auto seqs = s.telemetry().append(reuse);
+  ASSERT_TRUE(is_ok(seqs));
+  ASSERT_EQ(seqs->size(), 2u);
+  EXPECT_GT((*seqs)[0], 0) << "a forgotten key is free again";
+  EXPECT_EQ((*seqs)[1], 0) << "a retained key still de-duplicates";
+}
+
+TEST_P(StoreContractTest, TelemetrySeqsAreNeverReused) {
+  auto& s = store();
+  ASSERT_TRUE(is_ok(s.devices().insert(make_device("d"))));
+  const std::vector<TelemetryRecord> records = {make_telemetry("d", kNow), make_telemetry("d", kNow + 1)};
+  auto first = s.telemetry().append(records);
+  ASSERT_TRUE(is_ok(first));
+  ASSERT_TRUE(is_ok(s.telemetry().remove_device("d")));
+  auto second = s.telemetry().append(records);
+  ASSERT_TRUE(is_ok(second));
+  ASSERT_EQ(second->size(), 2u);
+  EXPECT_GT(second->front(), first->back());
+}
+
+TEST_P(StoreContractTest, TelemetryTrickyValuesRoundTrip) {
+  ASSERT_TRUE(is_ok(store().devices().insert(make_device(kTricky))));
+  TelemetryRecord r = make_telemetry(kTricky, kNow, kTricky);
+  r.key_id = kTricky;
+  r.sealed = to_bytes(kTricky);
+  const std::vector<TelemetryRecord> records = {r, make_telemetry(kTricky, kNow, "O'Brien")};
+  auto seqs = store().telemetry().append(records);
+  ASSERT_TRUE(is_ok(seqs));
+  ASSERT_EQ(seqs->size(), 2u);
+  EXPECT_GT((*seqs)[1], 0) << "keys that differ after a NUL are different keys";
+  r.seq = (*seqs)[0];
+  auto stored = all_telemetry(store(), kTricky);
+  ASSERT_TRUE(is_ok(stored));
+  ASSERT_EQ(stored->size(), 2u);
+  EXPECT_EQ(stored->front(), r);
+  auto truncated = store().telemetry().count("O'Brien");
+  ASSERT_TRUE(is_ok(truncated));
+  EXPECT_EQ(*truncated, 0u);
+}
+
+TEST_P(StoreContractTest, TelemetryGroupCommitWithLatestValuesAndCounters) {
+  auto& s = store();
+  ASSERT_TRUE(is_ok(s.devices().insert(make_device("d"))));
+  std::vector<TelemetryRecord> batch;
+  for (int i = 0; i < 500; ++i) batch.push_back(make_telemetry("d", kNow + i, "m" + std::to_string(i)));
+  const std::vector<LatestValue> values = {{"d", "temp", "dk", to_bytes("21.5"), kNow + 499}};
+  const std::vector<DeviceCounters> deltas = {{"d", 500, 5000, 0, 0, kNow + 499}};
+  std::vector<std::int64_t> seqs;
+  auto t = s.transaction([&]() -> Status {
+    auto r = s.telemetry().append(batch);
+    if (!r) return tl::unexpected(r.error());
+    seqs = std::move(*r);
+    if (auto u = s.latest_values().upsert(values); !u) return u;
+    if (auto c = s.device_counters().add(deltas); !c) return c;
+    return s.devices().touch_last_seen("d", kNow + 499);
+  });
+  ASSERT_TRUE(is_ok(t));
+  ASSERT_EQ(seqs.size(), batch.size());
+  EXPECT_TRUE(std::is_sorted(seqs.begin(), seqs.end()));
+  EXPECT_EQ(std::set<std::int64_t>(seqs.begin(), seqs.end()).size(), batch.size());
+  EXPECT_GT(seqs.front(), 0);
+  auto count = s.telemetry().count("d");
+  ASSERT_TRUE(is_ok(count));
+  EXPECT_EQ(*count, 500u);
+  auto latest = s.latest_values().list("d");
+  ASSERT_TRUE(is_ok(latest));
+  EXPECT_THAT(*latest, ElementsAre(values[0]));
+}
+
+TEST_P(StoreContractTest, TelemetryAppendInARolledBackTransactionLeavesNothing) {
+  auto& s = store();
+  ASSERT_TRUE(is_ok(s.devices().insert(make_device("d"))));
+  auto t = s.transaction([&]() -> Status {
+    const std::vector<TelemetryRecord> batch = {make_telemetry("d", kNow, "m1"), make_telemetry("d", kNow + 1, "m2")};
+    if (auto r = s.telemetry().append(batch); !r) return tl::unexpected(r.error());
+    const std::vector<LatestValue> values = {{"d", "temp", "dk", to_bytes("1"), kNow}};
+    if (auto u = s.latest_values().upsert(values); !u) return u;
+    const std::vector<DeviceCounters> deltas = {{"d", 2, 20, 0, 0, kNow}};
+    if (auto c = s.device_counters().add(deltas); !c) return c;
+    return fail(Errc::unavailable, "disk went away");
+  });
+  ASSERT_TRUE(fails_with(t, Errc::unavailable));
+  auto count = s.telemetry().count("d");
+  ASSERT_TRUE(is_ok(count));
+  EXPECT_EQ(*count, 0u);
+  auto latest = s.latest_values().list("d");
+  ASSERT_TRUE(is_ok(latest));
+  EXPECT_THAT(*latest, IsEmpty());
+  auto counters = s.device_counters().find("d");
+  ASSERT_TRUE(is_ok(counters));
+  EXPECT_FALSE(counters->has_value());
+  // The rolled-back keys were never stored, so the redelivered messages are.
+  const std::vector<TelemetryRecord> redelivered = {make_telemetry("d", kNow, "m1")};
+  auto seqs = s.telemetry().append(redelivered);
+  ASSERT_TRUE(is_ok(seqs));
+  EXPECT_GT(seqs->at(0), 0);
+}
+
+TEST_P(StoreContractTest, TelemetryConcurrentAppendsGetDistinctSeqs) {
+  ASSERT_TRUE(is_ok(store().devices().insert(make_device("d"))));
+  constexpr int kThreads = 4;
+  constexpr int kBatches = 10;
+  constexpr int kPerBatch = 20;
+  std::vector<std::vector<std::int64_t>> seen(kThreads);
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int b = 0; b < kBatches; ++b) {
+        std::vector<TelemetryRecord> batch;
+        for (int i = 0; i < kPerBatch; ++i) {
+          batch.push_back(
+              make_telemetry("d", kNow, std::to_string(t) + "/" + std::to_string(b) + "/" + std::to_string(i)));
+        }
+        auto r = store().telemetry().append(batch);
+        if (!r) {
+          ++errors;
+          continue;
+        }
+        auto& mine = seen[static_cast<std::size_t>(t)];
+        mine.insert(mine.end(), r->begin(), r->end());
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(errors.load(), 0);
+  std::set<std::int64_t> all;
+  for (const auto& s : seen) {
+    EXPECT_TRUE(std::is_sorted(s.begin(), s.end()));
+    all.insert(s.begin(), s.end());
+  }
+  EXPECT_EQ(all.size(), static_cast<std::size_t>(kThreads * kBatches * kPerBatch));
+  EXPECT_EQ(all.count(0), 0u);
+  auto count = store().telemetry().count("d");
+  ASSERT_TRUE(is_ok(count));
+  EXPECT_EQ(*count, static_cast<std::size_t>(kThreads * kBatches * kPerBatch));
+}
+
+// ----------------------------------------------------------------------------- latest values
+
+TEST_P(StoreContractTest, LatestValueUpsertKeepsTheNewerValuePerMetric) {
+  auto& s = store();
+  ASSERT_TRUE(is_ok(s.devices().insert(make_device("d"))));
+  ASSERT_TRUE(is_ok(s.devices().insert(make_device("other"))));
+  const LatestValue temp{"d", "temp", "dk-1", to_bytes("20"), kNow + 10};
+  const LatestValue humidity{"d", "humidity", "dk-1", all_byte_values(), kNow};
+  const LatestValue other{"other", "temp", "dk-1", to_bytes("5"), kNow};
+  const std::vector<LatestValue> first = {temp, humidity, other};
+  ASSERT_TRUE(is_ok(s.latest_values().upsert(first)));
+
+  const LatestValue older{"d", "temp", "dk-2", to_bytes("19"), kNow + 5};
+  const LatestValue same_time{"d", "humidity", "dk-2", to_bytes("55%"), kNow};
+  const std::vector<LatestValue> second = {older, same_time};
+  ASSERT_TRUE(is_ok(s.latest_values().upsert(second)));
+  auto list = s.latest_values().list("d");
+  ASSERT_TRUE(is_ok(list));
+  EXPECT_THAT(*list, ElementsAre(same_time, temp));  // by metric
+
+  const LatestValue newer{"d", "temp", "dk-2", to_bytes("23"), kNow + 20};
+  const LatestValue newest{"d", "temp", "dk-3", to_bytes("24"), kNow + 30};
+  const std::vector<LatestValue> out_of_order = {newest, newer};  // within one call too
+  ASSERT_TRUE(is_ok(s.latest_values().upsert(out_of_order)));
+  list = s.latest_values().list("d");
+  ASSERT_TRUE(is_ok(list));
+  EXPECT_THAT(*list, ElementsAre(same_time, newest));
+  auto others = s.latest_values().list("other");
+  ASSERT_TRUE(is_ok(others));
+  EXPECT_THAT(*others, ElementsAre(other));
+  auto none = s.latest_values().list("nope");
+  ASSERT_TRUE(is_ok(none));
+  EXPECT_THAT(*none, IsEmpty());
+  EXPECT_TRUE(is_ok(s.latest_values().upsert({})));
+}
+
+TEST_P(StoreContractTest, LatestValueInvalidOrUnknownDeviceStoresNothing) {
+  auto& s = store();
+  ASSERT_TRUE(is_ok(s.devices().insert(make_device("d"))));
+  const LatestValue good{"d", "temp", "dk", to_bytes("1"), kNow};
+  const std::vector<LatestValue> empty_metric = {good, {"d", "", "dk", to_bytes("1"), kNow}};
+  EXPECT_TRUE(fails_with(s.latest_values().upsert(empty_metric), Errc::invalid_argument));
+  const std::vector<LatestValue> empty_device = {good, {"", "temp", "dk", to_bytes("1"), kNow}};
+  EXPECT_TRUE(fails_with(s.latest_values().upsert(empty_device), Errc::invalid_argument));
+  const std::vector<LatestValue> unknown_device = {good, {"ghost", "temp", "dk", to_bytes("1"), kNow}};
+  EXPECT_TRUE(fails_with(s.latest_values().upsert(unknown_device), Errc::conflict));
+  auto list = s.latest_values().list("d");
+  ASSERT_TRUE(is_ok(list));
+  EXPECT_THAT(*list, IsEmpty());
+}
+
+TEST_P(StoreContractTest, LatestValueTrickyValuesRoundTrip) {
+  ASSERT_TRUE(is_ok(store().devices().insert(make_device(kTricky))));
+  const LatestValue v{kTricky, kTricky, kTricky, to_bytes(kTricky), kNow};
+  const LatestValue plain{kTricky, "O'Brien", "dk", to_bytes("x"), kNow};
+  const std::vector<LatestValue> values = {v, plain};
+  ASSERT_TRUE(is_ok(store().latest_values().upsert(values)));
+  auto list = store().latest_values().list(kTricky);
+  ASSERT_TRUE(is_ok(list));
+  EXPECT_THAT(*list, ElementsAre(plain, v));
+}
+
+// ----------------------------------------------------------------------------- device counters
+
+TEST_P(StoreContractTest, DeviceCountersAddCreatesThenAccumulates) {
+  auto& s = store();
+  ASSERT_TRUE(is_ok(s.devices().insert(make_device("d"))));
+  ASSERT_TRUE(is_ok(s.devices().insert(make_device("other"))));
+  auto none = s.device_counters().find("d");
+  ASSERT_TRUE(is_ok(none));
+  EXPECT_FALSE(none->has_value());
+
+  const std::vector<DeviceCounters> first = {{"d", 3, 300, 1, 1, kNow}, {"other", 1, 10, 0, 1, kNow}};
+  ASSERT_TRUE(is_ok(s.device_counters().add(first)));
+  const std::vector<DeviceCounters> second = {{"d", 2, 200, 0, 0, kNow + 10}, {"d", 1, 5, 2, 1, kNow + 5}};
+  ASSERT_TRUE(is_ok(s.device_counters().add(second)));
+
+  auto d = s.device_counters().find("d");
+  ASSERT_TRUE(is_ok(d));
+  ASSERT_TRUE(d->has_value());
+  EXPECT_EQ(**d, (DeviceCounters{"d", 6, 505, 3, 2, kNow + 10}));  // updated_at: the latest
+  auto other = s.device_counters().find("other");
+  ASSERT_TRUE(is_ok(other));
+  ASSERT_TRUE(other->has_value());
+  EXPECT_EQ(**other, (DeviceCounters{"other", 1, 10, 0, 1, kNow}));
+  EXPECT_TRUE(is_ok(s.device_counters().add({})));
+}
+
+TEST_P(StoreContractTest, DeviceCountersHoldTheLargestStorableTotal) {
+  ASSERT_TRUE(is_ok(store().devices().insert(make_device("d"))));
+  constexpr auto kMax = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+  const std::vector<DeviceCounters> to_max = {{"d", kMax - 1, 0, 0, 0, kNow}, {"d", 1, 0, 0, 0, kNow}};
+  ASSERT_TRUE(is_ok(store().device_counters().add(to_max)));
+  auto found = store().device_counters().find("d");
+  ASSERT_TRUE(is_ok(found));
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->messages, kMax);
+
+  const std::vector<DeviceCounters> overflow = {{"d", 0, 7, 0, 0, kNow + 1}, {"d", 1, 0, 0, 0, kNow + 1}};
+  EXPECT_TRUE(fails_with(store().device_counters().add(overflow), Errc::invalid_argument));
+  const std::vector<DeviceCounters> too_big = {{"d", 0, kMax + 1, 0, 0, kNow + 1}};
+  EXPECT_TRUE(fails_with(store().device_counters().add(too_big), Errc::invalid_argument));
+  auto unchanged = store().device_counters().find("d");
+  ASSERT_TRUE(is_ok(unchanged));
+  ASSERT_TRUE(unchanged->has_value());
+  EXPECT_EQ(**unchanged, (DeviceCounters{"d", kMax, 0, 0, 0, kNow}));
+}
+
+TEST_P(StoreContractTest, DeviceCountersInvalidOrUnknownDeviceStoresNothing) {
+  ASSERT_TRUE(is_ok(store().devices().insert(make_device("d"))));
+  const std::vector<DeviceCounters> empty_id = {{"d", 1, 1, 0, 0, kNow}, {"", 1, 1, 0, 0, kNow}};
+  EXPECT_TRUE(fails_with(store().device_counters().add(empty_id), Errc::invalid_argument));
+  const std::vector<DeviceCounters> unknown = {{"d", 1, 1, 0, 0, kNow}, {"ghost", 1, 1, 0, 0, kNow}};
+  EXPECT_TRUE(fails_with(store().device_counters().add(unknown), Errc::conflict));
+  auto found = store().device_counters().find("d");
+  ASSERT_TRUE(is_ok(found));
+  EXPECT_FALSE(found->has_value());
+  auto ghost = store().device_counters().find("ghost");
+  ASSERT_TRUE(is_ok(ghost));
+  EXPECT_FALSE(ghost->has_value());
 }
 
 // ----------------------------------------------------------------------------- transactions

@@ -24,6 +24,28 @@ Status validate_certificate(const CertificateRecord& cert) {
   return ok();
 }
 
+bool is_device_status(std::string_view status) {
+  return status == kDeviceStatusActive || status == kDeviceStatusDisabled;
+}
+
+Status validate_device(const DeviceRecord& device) {
+  if (device.id.empty()) return fail(Errc::invalid_argument, "store: device id is empty");
+  if (device.organisation_id.empty()) return fail(Errc::invalid_argument, "store: device organisation id is empty");
+  if (!is_device_status(device.status)) {
+    return fail(Errc::invalid_argument,
+                fmt::format("store: device status ({} bytes) is not one of active, disabled", device.status.size()));
+  }
+  if ((device.status == kDeviceStatusDisabled) != device.disabled_at.has_value()) {
+    return fail(Errc::invalid_argument, "store: device disabled_at must be set exactly when the status is disabled");
+  }
+  return ok();
+}
+
+bool is_telemetry_kind(std::string_view kind) {
+  return kind == kTelemetryKindTelemetry || kind == kTelemetryKindEvents || kind == kTelemetryKindState ||
+         kind == kTelemetryKindResults;
+}
+
 std::string_view to_string(ConsumeOutcome outcome) {
   switch (outcome) {
     case ConsumeOutcome::consumed: return "consumed";

@@ -5,6 +5,9 @@
 //   invalid_argument  a value the schema cannot hold (empty key, unknown certificate kind)
 //   already_exists    insert of a primary key or unique value that is already stored
 //   not_found         an operation that needs an existing row did not find one
+//   conflict          the write would break a relation between rows: a row naming a device
+//                     that is not stored, removing a profile that devices still use,
+//                     replacing a profile of another organisation
 //   unavailable       the database stayed locked by another process past the busy timeout
 //   corrupt           the database file is damaged or not a database
 //   io_error          anything else the backend reported
@@ -15,9 +18,11 @@
 // until it finishes and never observe or join its uncommitted writes.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -171,6 +176,180 @@ class CounterRepository {
   [[nodiscard]] virtual Result<std::uint64_t> next(std::string_view name) = 0;
 };
 
+// The statuses a DeviceRecord may have; anything else is invalid_argument.
+inline constexpr std::string_view kDeviceStatusActive = "active";
+inline constexpr std::string_view kDeviceStatusDisabled = "disabled";
+[[nodiscard]] bool is_device_status(std::string_view status);
+
+// A device registered with the gateway.
+struct DeviceRecord {
+  std::string id;
+  std::string organisation_id;
+  std::string name;
+  std::string profile_id;  // a DeviceProfileRecord id, or empty; not checked against stored profiles
+  std::string segment;
+  std::string serial_number;
+  std::string firmware_version;
+  std::string status = std::string(kDeviceStatusActive);  // one of the kDeviceStatus* values
+  UnixMillis created_at = 0;
+  std::optional<UnixMillis> last_seen_at;
+  std::optional<UnixMillis> disabled_at;  // set exactly when status is disabled
+  std::string disabled_reason;
+
+  friend bool operator==(const DeviceRecord&, const DeviceRecord&) = default;
+};
+
+// The checks every backend applies before DeviceRepository::insert (invalid_argument).
+[[nodiscard]] Status validate_device(const DeviceRecord& device);
+
+class DeviceRepository {
+ public:
+  virtual ~DeviceRepository() = default;
+  // already_exists on a duplicate id; invalid_argument when validate_device refuses it.
+  [[nodiscard]] virtual Status insert(const DeviceRecord& device) = 0;
+  [[nodiscard]] virtual Result<std::optional<DeviceRecord>> find(std::string_view id) = 0;
+  // The organisation's devices, by id.
+  [[nodiscard]] virtual Result<std::vector<DeviceRecord>> list(std::string_view organisation_id) = 0;
+  // Every device, by id.
+  [[nodiscard]] virtual Result<std::vector<DeviceRecord>> list_all() = 0;
+  // not_found for an unknown id, invalid_argument for an unknown status. Disabling records
+  // `at` and `reason`; disabling a disabled device returns ok and keeps the first time and
+  // reason. Activating clears both (`at` and `reason` are then ignored).
+  [[nodiscard]] virtual Status set_status(std::string_view id, std::string_view status, UnixMillis at,
+                                          std::string_view reason) = 0;
+  // Sets last_seen_at to `at` unless it already holds a later time (messages may be stored
+  // out of order). not_found for an unknown id.
+  [[nodiscard]] virtual Status touch_last_seen(std::string_view id, UnixMillis at) = 0;
+  // not_found for an unknown id.
+  [[nodiscard]] virtual Status update_firmware(std::string_view id, std::string_view firmware_version) = 0;
+  // True when a device was deleted. Its telemetry, latest values and counters go with it,
+  // atomically; its certificates stay (the CA's records are kept for revocation lists).
+  [[nodiscard]] virtual Result<bool> remove(std::string_view id) = 0;
+  // Active devices not seen since before `cutoff`: last_seen_at < cutoff, or, for a device
+  // never seen, created_at < cutoff. Least recently active first, ties by id.
+  [[nodiscard]] virtual Result<std::vector<DeviceRecord>> list_unused_since(UnixMillis cutoff) = 0;
+};
+
+// What a kind of device sends and may do. The definition is JSON the store does not parse.
+struct DeviceProfileRecord {
+  std::string id;
+  std::string organisation_id;
+  std::string name;
+  std::string definition_json;
+  int version = 1;  // assigned by the store: 1 when first stored, +1 on each replacement
+  UnixMillis updated_at = 0;
+
+  friend bool operator==(const DeviceProfileRecord&, const DeviceProfileRecord&) = default;
+};
+
+class DeviceProfileRepository {
+ public:
+  virtual ~DeviceProfileRepository() = default;
+  // Inserts (version 1) or replaces every field of the stored profile with this id
+  // (version + 1); profile.version is ignored. Returns the stored version. invalid_argument
+  // for an empty id or organisation id; conflict when the id is stored under another
+  // organisation (nothing is changed).
+  [[nodiscard]] virtual Result<int> put(const DeviceProfileRecord& profile) = 0;
+  [[nodiscard]] virtual Result<std::optional<DeviceProfileRecord>> find(std::string_view id) = 0;
+  // The organisation's profiles, by id.
+  [[nodiscard]] virtual Result<std::vector<DeviceProfileRecord>> list(std::string_view organisation_id) = 0;
+  // True when a profile was deleted, false when there was none. conflict (nothing deleted)
+  // while a stored device names the profile.
+  [[nodiscard]] virtual Result<bool> remove(std::string_view id) = 0;
+};
+
+// The kinds a TelemetryRecord may have (the MQTT topic it arrived on); anything else is
+// invalid_argument.
+inline constexpr std::string_view kTelemetryKindTelemetry = "telemetry";
+inline constexpr std::string_view kTelemetryKindEvents = "events";
+inline constexpr std::string_view kTelemetryKindState = "state";
+inline constexpr std::string_view kTelemetryKindResults = "results";  // command results
+[[nodiscard]] bool is_telemetry_kind(std::string_view kind);
+
+// One message a device sent, sealed by the caller under a data key.
+struct TelemetryRecord {
+  // Assigned by the store: positive, increasing in the order records are appended, never
+  // reused. Ignored by append.
+  std::int64_t seq = 0;
+  std::string device_id;
+  std::string kind;         // one of the kTelemetryKind* values
+  std::string message_key;  // de-duplication key within the device; empty: none
+  UnixMillis received_at = 0;
+  std::string key_id;  // the WrappedKey that seals it
+  Bytes sealed;
+
+  friend bool operator==(const TelemetryRecord&, const TelemetryRecord&) = default;
+};
+
+class TelemetryRepository {
+ public:
+  virtual ~TelemetryRepository() = default;
+  // Stores the records in the order given and returns one seq per record, in that order. A
+  // record whose message_key is not empty and already stored for its device (by an earlier
+  // call or earlier in this one) is not stored again and gets seq 0: the caller still
+  // acknowledges it. All or nothing: invalid_argument (empty device id, unknown kind) before
+  // anything is written; conflict when a record names a device that is not stored.
+  // Built for group commit: call it inside Store::transaction together with
+  // LatestValueRepository::upsert, with batches of up to a few thousand records.
+  [[nodiscard]] virtual Result<std::vector<std::int64_t>> append(std::span<const TelemetryRecord> records) = 0;
+  // The device's records with from <= received_at < to, by received_at then seq, at most
+  // `limit` of them (the earliest).
+  [[nodiscard]] virtual Result<std::vector<TelemetryRecord>> range(std::string_view device_id, UnixMillis from,
+                                                                   UnixMillis to, std::size_t limit) = 0;
+  [[nodiscard]] virtual Result<std::size_t> count(std::string_view device_id) = 0;
+  // Deletes the device's records; returns how many.
+  [[nodiscard]] virtual Result<std::size_t> remove_device(std::string_view device_id) = 0;
+  // Retention: deletes every record with received_at < cutoff; returns how many. Their
+  // message keys are forgotten with them (a later record may reuse one).
+  [[nodiscard]] virtual Result<std::size_t> remove_older_than(UnixMillis cutoff) = 0;
+};
+
+// The newest value of one metric of one device, sealed by the caller.
+struct LatestValue {
+  std::string device_id;
+  std::string metric;
+  std::string key_id;
+  Bytes sealed;
+  UnixMillis at = 0;
+
+  friend bool operator==(const LatestValue&, const LatestValue&) = default;
+};
+
+class LatestValueRepository {
+ public:
+  virtual ~LatestValueRepository() = default;
+  // For each value in order: stores it unless the stored value for its (device, metric) has
+  // a later `at` (an equal `at` replaces). All or nothing: invalid_argument for an empty
+  // device id or metric, conflict when a value names a device that is not stored.
+  [[nodiscard]] virtual Status upsert(std::span<const LatestValue> values) = 0;
+  // The device's values, by metric.
+  [[nodiscard]] virtual Result<std::vector<LatestValue>> list(std::string_view device_id) = 0;
+};
+
+// Running totals per device, for quotas and the console.
+struct DeviceCounters {
+  std::string device_id;
+  std::uint64_t messages = 0;
+  std::uint64_t bytes = 0;
+  std::uint64_t refusals = 0;
+  std::uint64_t connects = 0;
+  UnixMillis updated_at = 0;
+
+  friend bool operator==(const DeviceCounters&, const DeviceCounters&) = default;
+};
+
+class DeviceCounterRepository {
+ public:
+  virtual ~DeviceCounterRepository() = default;
+  // Adds each delta to the device's stored totals (from zero for a device without any);
+  // updated_at becomes the later of the stored and the delta's. All or nothing:
+  // invalid_argument for an empty device id or a total that would exceed INT64_MAX,
+  // conflict when a delta names a device that is not stored.
+  [[nodiscard]] virtual Status add(std::span<const DeviceCounters> deltas) = 0;
+  // nullopt for a device that has no totals yet.
+  [[nodiscard]] virtual Result<std::optional<DeviceCounters>> find(std::string_view device_id) = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -182,6 +361,11 @@ class Store {
   [[nodiscard]] virtual CertificateRepository& certificates() = 0;
   [[nodiscard]] virtual SetupTokenRepository& setup_tokens() = 0;
   [[nodiscard]] virtual CounterRepository& counters() = 0;
+  [[nodiscard]] virtual DeviceRepository& devices() = 0;
+  [[nodiscard]] virtual DeviceProfileRepository& device_profiles() = 0;
+  [[nodiscard]] virtual TelemetryRepository& telemetry() = 0;
+  [[nodiscard]] virtual LatestValueRepository& latest_values() = 0;
+  [[nodiscard]] virtual DeviceCounterRepository& device_counters() = 0;
 
   // Runs body in a transaction: commits when it returns ok, rolls back otherwise and returns
   // its error (or the commit's). A nested call joins the enclosing transaction: nothing is

@@ -13,7 +13,7 @@ namespace {
 
 // Append only: a released migration is never edited, a change is a new migration.
 // STRICT tables make SQLite refuse values of the wrong type instead of converting them.
-constexpr std::array<Migration, 1> kMigrations = {{
+constexpr std::array<Migration, 2> kMigrations = {{
     {1, "initial schema: meta, data keys, secrets, certificates, setup tokens, counters", R"sql(
 CREATE TABLE meta (
   key TEXT PRIMARY KEY NOT NULL,
@@ -64,6 +64,71 @@ CREATE TABLE counters (
   name TEXT PRIMARY KEY NOT NULL,
   value INTEGER NOT NULL CHECK (value >= 0)
 ) STRICT;
+)sql"},
+    {2, "gateway: devices, device profiles, telemetry, latest values, device counters", R"sql(
+CREATE TABLE device_profiles (
+  id TEXT PRIMARY KEY NOT NULL,
+  organisation_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  definition_json TEXT NOT NULL,
+  version INTEGER NOT NULL CHECK (version >= 1),
+  updated_at_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX device_profiles_by_organisation ON device_profiles (organisation_id, id);
+
+-- profile_id is deliberately no foreign key: a device may name no profile (''), and
+-- DeviceProfileRepository::remove checks for users itself. No index serves
+-- list_unused_since: it is a rare scan of a small table, while an index on the last-seen
+-- time would be rewritten by every touch_last_seen on the message path.
+CREATE TABLE devices (
+  id TEXT PRIMARY KEY NOT NULL,
+  organisation_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  profile_id TEXT NOT NULL,
+  segment TEXT NOT NULL,
+  serial_number TEXT NOT NULL,
+  firmware_version TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
+  created_at_ms INTEGER NOT NULL,
+  last_seen_at_ms INTEGER,
+  disabled_at_ms INTEGER CHECK ((disabled_at_ms IS NOT NULL) = (status = 'disabled')),
+  disabled_reason TEXT NOT NULL DEFAULT ''
+) STRICT;
+CREATE INDEX devices_by_organisation ON devices (organisation_id, id);
+CREATE INDEX devices_by_profile ON devices (profile_id);
+
+-- AUTOINCREMENT: a seq is never reused, even after the newest rows were deleted, so readers
+-- may use it as a cursor. The foreign keys below cascade device removal (foreign_keys is ON).
+CREATE TABLE telemetry (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  device_id TEXT NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+  kind TEXT NOT NULL CHECK (kind IN ('telemetry', 'events', 'state', 'results')),
+  message_key TEXT,
+  received_at_ms INTEGER NOT NULL,
+  key_id TEXT NOT NULL,
+  sealed BLOB NOT NULL
+) STRICT;
+CREATE INDEX telemetry_by_device_time ON telemetry (device_id, received_at_ms, seq);
+CREATE INDEX telemetry_by_time ON telemetry (received_at_ms);
+CREATE UNIQUE INDEX telemetry_dedupe ON telemetry (device_id, message_key) WHERE message_key IS NOT NULL;
+
+CREATE TABLE latest_values (
+  device_id TEXT NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+  metric TEXT NOT NULL,
+  key_id TEXT NOT NULL,
+  sealed BLOB NOT NULL,
+  at_ms INTEGER NOT NULL,
+  PRIMARY KEY (device_id, metric)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE device_counters (
+  device_id TEXT PRIMARY KEY NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+  messages INTEGER NOT NULL CHECK (messages >= 0),
+  bytes INTEGER NOT NULL CHECK (bytes >= 0),
+  refusals INTEGER NOT NULL CHECK (refusals >= 0),
+  connects INTEGER NOT NULL CHECK (connects >= 0),
+  updated_at_ms INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
 )sql"},
 }};
 

@@ -6,12 +6,19 @@
 // (std::recursive_mutex) on purpose: a transaction body runs with the mutex held, so other
 // threads cannot slip their statements into the open transaction, while the body's own
 // repository calls on the same thread re-enter it.
+//
+// Statements: the repositories of migration 1 prepare theirs per call (rare calls). The
+// gateway's repositories (devices onwards) sit on the message path and take theirs from
+// Db's statement cache, prepared once per connection and reset after every use.
 #include "store/sqlite/sqlite_store.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <algorithm>
 #include <cerrno>
+#include <limits>
+#include <map>
 #include <mutex>
 #include <system_error>
 #include <utility>
@@ -38,6 +45,35 @@ Status require_nonempty(std::string_view value, std::string_view what) {
   return ok();
 }
 
+// A statement taken from Db's cache for the duration of one call. Resets the statement and
+// drops its bindings when it goes, so no pointer to the caller's buffers outlives the call
+// and no read stays open. Use and destroy it with Db's mutex held.
+class CachedStatement {
+ public:
+  CachedStatement(Statement& stmt, bool& in_use) : stmt_(&stmt), in_use_(&in_use) { in_use = true; }
+  // For a statement whose cached copy is already in use further up the stack.
+  explicit CachedStatement(std::unique_ptr<Statement> owned) : stmt_(owned.get()), owned_(std::move(owned)) {}
+
+  CachedStatement(CachedStatement&& other) noexcept
+      : stmt_(std::exchange(other.stmt_, nullptr)),
+        in_use_(std::exchange(other.in_use_, nullptr)),
+        owned_(std::move(other.owned_)) {}
+  CachedStatement& operator=(CachedStatement&&) = delete;
+  CachedStatement(const CachedStatement&) = delete;
+  CachedStatement& operator=(const CachedStatement&) = delete;
+  ~CachedStatement() {
+    if (stmt_ != nullptr) stmt_->reset();
+    if (in_use_ != nullptr) *in_use_ = false;
+  }
+
+  [[nodiscard]] Statement& operator*() const { return *stmt_; }
+
+ private:
+  Statement* stmt_ = nullptr;
+  bool* in_use_ = nullptr;
+  std::unique_ptr<Statement> owned_;
+};
+
 // The single connection, its mutex and the transaction bookkeeping.
 class Db {
  public:
@@ -47,6 +83,27 @@ class Db {
   [[nodiscard]] int version() const { return version_; }
 
   [[nodiscard]] Result<Statement> prepare(std::string_view sql) { return Statement::prepare(db_.get(), sql); }
+
+  // The cached statement for this constant SQL, prepared on first use. Mutex held. SQLite
+  // re-prepares a cached statement by itself if the schema changes.
+  [[nodiscard]] Result<CachedStatement> cached(std::string_view sql) {
+    auto it = cache_.find(sql);
+    if (it == cache_.end()) {
+      auto stmt = Statement::prepare(db_.get(), sql, Statement::Lifetime::persistent);
+      if (!stmt) return tl::unexpected(std::move(stmt.error()));
+      it = cache_.try_emplace(std::string(sql), CacheEntry{std::move(*stmt)}).first;
+    }
+    CacheEntry& entry = it->second;
+    if (entry.in_use) {
+      auto stmt = Statement::prepare(db_.get(), sql);
+      if (!stmt) return tl::unexpected(std::move(stmt.error()));
+      return CachedStatement(std::make_unique<Statement>(std::move(*stmt)));
+    }
+    return CachedStatement(entry.stmt, entry.in_use);
+  }
+
+  // The rowid of the row the last successful INSERT on this connection added. Mutex held.
+  [[nodiscard]] std::int64_t last_insert_rowid() { return sqlite3_last_insert_rowid(db_.get()); }
 
   // Steps a statement that returns no rows; returns how many rows it changed.
   [[nodiscard]] Result<std::int64_t> execute(Statement& stmt) {
@@ -131,12 +188,19 @@ class Db {
     if (file_backed_) (void)execute_script(db_.get(), "PRAGMA wal_checkpoint(TRUNCATE)", "checkpoint");
   }
 
+  struct CacheEntry {
+    Statement stmt;
+    bool in_use = false;  // checked out by a CachedStatement
+  };
+
   DbHandle db_;
   const bool file_backed_;
   const int version_;
   std::recursive_mutex mutex_;
   int depth_ = 0;               // open transaction levels; guarded by mutex_
   bool erase_pending_ = false;  // checkpoint due after the outermost commit; guarded by mutex_
+  // Declared after db_, so the statements are finalized before the connection closes.
+  std::map<std::string, CacheEntry, std::less<>> cache_;  // guarded by mutex_
 };
 
 // ---------------------------------------------------------------------------------------
@@ -539,6 +603,511 @@ class SqliteCounterRepository final : public CounterRepository {
 
 // ---------------------------------------------------------------------------------------
 
+// Reads every row of stmt with read(stmt).
+template <class Read>
+auto read_all(Statement& stmt, Read read) -> Result<std::vector<decltype(read(stmt))>> {
+  std::vector<decltype(read(stmt))> out;
+  for (;;) {
+    auto row = stmt.step();
+    if (!row) return tl::unexpected(std::move(row.error()));
+    if (!*row) return out;
+    out.push_back(read(stmt));
+  }
+}
+
+// Reads the first row of stmt, if any, with read(stmt).
+template <class Read>
+auto read_one(Statement& stmt, Read read) -> Result<std::optional<decltype(read(stmt))>> {
+  auto row = stmt.step();
+  if (!row) return tl::unexpected(std::move(row.error()));
+  if (!*row) return std::optional<decltype(read(stmt))>();
+  return std::optional<decltype(read(stmt))>(read(stmt));
+}
+
+// Steps a statement that returns no rows and reports how many rows it changed.
+Result<std::size_t> changed_rows(Db& db, Statement& stmt) {
+  auto changed = db.execute(stmt);
+  if (!changed) return tl::unexpected(std::move(changed.error()));
+  return static_cast<std::size_t>(*changed);
+}
+
+// ---------------------------------------------------------------------------------------
+
+#define TORII_DEVICE_COLUMNS                                                                                 \
+  "id, organisation_id, name, profile_id, segment, serial_number, firmware_version, status, created_at_ms, " \
+  "last_seen_at_ms, disabled_at_ms, disabled_reason"
+
+DeviceRecord read_device(const Statement& stmt) {
+  DeviceRecord d;
+  d.id = stmt.column_text(0);
+  d.organisation_id = stmt.column_text(1);
+  d.name = stmt.column_text(2);
+  d.profile_id = stmt.column_text(3);
+  d.segment = stmt.column_text(4);
+  d.serial_number = stmt.column_text(5);
+  d.firmware_version = stmt.column_text(6);
+  d.status = stmt.column_text(7);
+  d.created_at = stmt.column_int(8);
+  d.last_seen_at = stmt.column_optional_int(9);
+  d.disabled_at = stmt.column_optional_int(10);
+  d.disabled_reason = stmt.column_text(11);
+  return d;
+}
+
+class SqliteDeviceRepository final : public DeviceRepository {
+ public:
+  explicit SqliteDeviceRepository(Db& db) : db_(db) {}
+
+  Status insert(const DeviceRecord& device) override {
+    if (auto s = validate_device(device); !s) return s;
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("INSERT INTO devices (" TORII_DEVICE_COLUMNS
+                           ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    Statement& q = **stmt;
+    q.bind_text(1, device.id)
+        .bind_text(2, device.organisation_id)
+        .bind_text(3, device.name)
+        .bind_text(4, device.profile_id)
+        .bind_text(5, device.segment)
+        .bind_text(6, device.serial_number)
+        .bind_text(7, device.firmware_version)
+        .bind_text(8, device.status)
+        .bind_int(9, device.created_at)
+        .bind_optional_int(10, device.last_seen_at)
+        .bind_optional_int(11, device.disabled_at)
+        .bind_text(12, device.disabled_reason);
+    return q.run();
+  }
+
+  Result<std::optional<DeviceRecord>> find(std::string_view id) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT " TORII_DEVICE_COLUMNS " FROM devices WHERE id = ?1");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, id);
+    return read_one(**stmt, read_device);
+  }
+
+  Result<std::vector<DeviceRecord>> list(std::string_view organisation_id) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT " TORII_DEVICE_COLUMNS " FROM devices WHERE organisation_id = ?1 ORDER BY id");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, organisation_id);
+    return read_all(**stmt, read_device);
+  }
+
+  Result<std::vector<DeviceRecord>> list_all() override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT " TORII_DEVICE_COLUMNS " FROM devices ORDER BY id");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    return read_all(**stmt, read_device);
+  }
+
+  Status set_status(std::string_view id, std::string_view status, UnixMillis at, std::string_view reason) override {
+    if (!is_device_status(status)) {
+      return fail(Errc::invalid_argument,
+                  fmt::format("store: device status ({} bytes) is not one of active, disabled", status.size()));
+    }
+    const Lock lock(db_.mutex());
+    // SET expressions read the row as it was, so `status` below is the old status.
+    auto stmt = db_.cached(
+        "UPDATE devices SET status = ?2, "
+        "disabled_at_ms = CASE WHEN ?2 = 'active' THEN NULL WHEN status = 'disabled' THEN disabled_at_ms ELSE ?3 END, "
+        "disabled_reason = CASE WHEN ?2 = 'active' THEN '' WHEN status = 'disabled' THEN disabled_reason ELSE ?4 END "
+        "WHERE id = ?1");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, id).bind_text(2, status).bind_int(3, at).bind_text(4, reason);
+    return expect_one_row(**stmt, "set device status");
+  }
+
+  Status touch_last_seen(std::string_view id, UnixMillis at) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached(
+        "UPDATE devices SET last_seen_at_ms = CASE WHEN last_seen_at_ms IS NULL OR last_seen_at_ms < ?2 THEN ?2 "
+        "ELSE last_seen_at_ms END WHERE id = ?1");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, id).bind_int(2, at);
+    return expect_one_row(**stmt, "touch device");
+  }
+
+  Status update_firmware(std::string_view id, std::string_view firmware_version) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("UPDATE devices SET firmware_version = ?2 WHERE id = ?1");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, id).bind_text(2, firmware_version);
+    return expect_one_row(**stmt, "update device firmware");
+  }
+
+  Result<bool> remove(std::string_view id) override {
+    const Lock lock(db_.mutex());
+    // One statement: the foreign keys' ON DELETE CASCADE removes the device's telemetry,
+    // latest values and counters within it.
+    auto stmt = db_.cached("DELETE FROM devices WHERE id = ?1");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, id);
+    auto changed = changed_rows(db_, **stmt);
+    if (!changed) return tl::unexpected(std::move(changed.error()));
+    return *changed > 0;
+  }
+
+  Result<std::vector<DeviceRecord>> list_unused_since(UnixMillis cutoff) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT " TORII_DEVICE_COLUMNS
+                           " FROM devices WHERE status = 'active' AND COALESCE(last_seen_at_ms, created_at_ms) < ?1 "
+                           "ORDER BY COALESCE(last_seen_at_ms, created_at_ms), id");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_int(1, cutoff);
+    return read_all(**stmt, read_device);
+  }
+
+ private:
+  // Runs an UPDATE by primary key; not_found when it matched no row.
+  Status expect_one_row(Statement& stmt, std::string_view what) {
+    auto changed = changed_rows(db_, stmt);
+    if (!changed) return tl::unexpected(std::move(changed.error()));
+    if (*changed == 0) return fail(Errc::not_found, fmt::format("store: {}: no device with this id", what));
+    return ok();
+  }
+
+  Db& db_;
+};
+
+#undef TORII_DEVICE_COLUMNS
+
+// ---------------------------------------------------------------------------------------
+
+#define TORII_PROFILE_COLUMNS "id, organisation_id, name, definition_json, version, updated_at_ms"
+
+DeviceProfileRecord read_profile(const Statement& stmt) {
+  DeviceProfileRecord p;
+  p.id = stmt.column_text(0);
+  p.organisation_id = stmt.column_text(1);
+  p.name = stmt.column_text(2);
+  p.definition_json = stmt.column_text(3);
+  // CHECK (version >= 1) holds the lower bound; put() cannot outgrow int in practice.
+  p.version = static_cast<int>(std::min<std::int64_t>(stmt.column_int(4), std::numeric_limits<int>::max()));
+  p.updated_at = stmt.column_int(5);
+  return p;
+}
+
+class SqliteDeviceProfileRepository final : public DeviceProfileRepository {
+ public:
+  explicit SqliteDeviceProfileRepository(Db& db) : db_(db) {}
+
+  Result<int> put(const DeviceProfileRecord& profile) override {
+    if (auto s = require_nonempty(profile.id, "device profile id"); !s) return tl::unexpected(std::move(s.error()));
+    if (auto s = require_nonempty(profile.organisation_id, "device profile organisation id"); !s) {
+      return tl::unexpected(std::move(s.error()));
+    }
+    const Lock lock(db_.mutex());
+    // The WHERE of the upsert leaves another organisation's profile alone and returns no row.
+    auto stmt =
+        db_.cached("INSERT INTO device_profiles (" TORII_PROFILE_COLUMNS
+                   ") VALUES (?1, ?2, ?3, ?4, 1, ?5) "
+                   "ON CONFLICT (id) DO UPDATE SET name = excluded.name, definition_json = excluded.definition_json, "
+                   "version = device_profiles.version + 1, updated_at_ms = excluded.updated_at_ms "
+                   "WHERE device_profiles.organisation_id = excluded.organisation_id RETURNING version");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    Statement& q = **stmt;
+    q.bind_text(1, profile.id)
+        .bind_text(2, profile.organisation_id)
+        .bind_text(3, profile.name)
+        .bind_text(4, profile.definition_json)
+        .bind_int(5, profile.updated_at);
+    auto row = q.step();
+    if (!row) return tl::unexpected(std::move(row.error()));
+    if (!*row) return fail(Errc::conflict, "store: put device profile: the id belongs to another organisation");
+    const std::int64_t version = q.column_int(0);
+    if (auto done = q.run(); !done) return tl::unexpected(std::move(done.error()));
+    if (version < 1 || version > std::numeric_limits<int>::max()) {
+      return fail(Errc::corrupt, "store: device profile version out of range");
+    }
+    return static_cast<int>(version);
+  }
+
+  Result<std::optional<DeviceProfileRecord>> find(std::string_view id) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT " TORII_PROFILE_COLUMNS " FROM device_profiles WHERE id = ?1");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, id);
+    return read_one(**stmt, read_profile);
+  }
+
+  Result<std::vector<DeviceProfileRecord>> list(std::string_view organisation_id) override {
+    const Lock lock(db_.mutex());
+    auto stmt =
+        db_.cached("SELECT " TORII_PROFILE_COLUMNS " FROM device_profiles WHERE organisation_id = ?1 ORDER BY id");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, organisation_id);
+    return read_all(**stmt, read_profile);
+  }
+
+  Result<bool> remove(std::string_view id) override {
+    bool removed = false;
+    // The check and the delete share a write transaction, so no device can start using the
+    // profile in between (other processes included).
+    auto s = db_.transaction([&]() -> Status {
+      {
+        auto used = db_.cached("SELECT 1 FROM devices WHERE profile_id = ?1 LIMIT 1");
+        if (!used) return tl::unexpected(std::move(used.error()));
+        (**used).bind_text(1, id);
+        auto row = (**used).step();
+        if (!row) return tl::unexpected(std::move(row.error()));
+        if (*row) return fail(Errc::conflict, "store: remove device profile: devices still use it");
+      }
+      auto stmt = db_.cached("DELETE FROM device_profiles WHERE id = ?1");
+      if (!stmt) return tl::unexpected(std::move(stmt.error()));
+      (**stmt).bind_text(1, id);
+      auto changed = changed_rows(db_, **stmt);
+      if (!changed) return tl::unexpected(std::move(changed.error()));
+      removed = *changed > 0;
+      return ok();
+    });
+    if (!s) return tl::unexpected(std::move(s.error()));
+    return removed;
+  }
+
+ private:
+  Db& db_;
+};
+
+#undef TORII_PROFILE_COLUMNS
+
+// ---------------------------------------------------------------------------------------
+
+#define TORII_TELEMETRY_COLUMNS "seq, device_id, kind, message_key, received_at_ms, key_id, sealed"
+
+TelemetryRecord read_telemetry(const Statement& stmt) {
+  TelemetryRecord t;
+  t.seq = stmt.column_int(0);
+  t.device_id = stmt.column_text(1);
+  t.kind = stmt.column_text(2);
+  t.message_key = stmt.column_text(3);  // NULL (no key) reads as ""
+  t.received_at = stmt.column_int(4);
+  t.key_id = stmt.column_text(5);
+  t.sealed = stmt.column_blob(6);
+  return t;
+}
+
+class SqliteTelemetryRepository final : public TelemetryRepository {
+ public:
+  explicit SqliteTelemetryRepository(Db& db) : db_(db) {}
+
+  Result<std::vector<std::int64_t>> append(std::span<const TelemetryRecord> records) override {
+    for (const TelemetryRecord& r : records) {
+      if (auto s = require_nonempty(r.device_id, "telemetry device id"); !s)
+        return tl::unexpected(std::move(s.error()));
+      if (!is_telemetry_kind(r.kind)) {
+        return fail(
+            Errc::invalid_argument,
+            fmt::format("store: telemetry kind ({} bytes) is not one of telemetry, events, state", r.kind.size()));
+      }
+    }
+    std::vector<std::int64_t> seqs;
+    if (records.empty()) return seqs;
+    seqs.reserve(records.size());
+    // A savepoint inside the caller's transaction (or a transaction of its own), so a
+    // failing record takes the records before it back with it.
+    auto s = db_.transaction([&]() -> Status {
+      // A message key already stored for the device makes the insert do nothing: no
+      // change, and seq 0 for that record.
+      auto stmt = db_.cached(
+          "INSERT INTO telemetry (device_id, kind, message_key, received_at_ms, key_id, sealed) "
+          "VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+          "ON CONFLICT (device_id, message_key) WHERE message_key IS NOT NULL DO NOTHING");
+      if (!stmt) return tl::unexpected(std::move(stmt.error()));
+      Statement& q = **stmt;
+      for (const TelemetryRecord& r : records) {
+        q.bind_text(1, r.device_id).bind_text(2, r.kind);
+        if (r.message_key.empty()) {
+          q.bind_null(3);
+        } else {
+          q.bind_text(3, r.message_key);
+        }
+        q.bind_int(4, r.received_at).bind_text(5, r.key_id).bind_blob(6, r.sealed);
+        auto changed = db_.execute(q);
+        if (!changed) return tl::unexpected(std::move(changed.error()));
+        seqs.push_back(*changed > 0 ? db_.last_insert_rowid() : 0);
+        q.reset();
+      }
+      return ok();
+    });
+    if (!s) return tl::unexpected(std::move(s.error()));
+    return seqs;
+  }
+
+  Result<std::vector<TelemetryRecord>> range(std::string_view device_id, UnixMillis from, UnixMillis to,
+                                             std::size_t limit) override {
+    if (limit == 0 || to <= from) return std::vector<TelemetryRecord>();
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT " TORII_TELEMETRY_COLUMNS
+                           " FROM telemetry WHERE device_id = ?1 AND received_at_ms >= ?2 AND received_at_ms < ?3 "
+                           "ORDER BY received_at_ms, seq LIMIT ?4");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    constexpr auto kMaxLimit = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+    (**stmt)
+        .bind_text(1, device_id)
+        .bind_int(2, from)
+        .bind_int(3, to)
+        .bind_int(4, static_cast<std::int64_t>(std::min(limit, kMaxLimit)));
+    return read_all(**stmt, read_telemetry);
+  }
+
+  Result<std::size_t> count(std::string_view device_id) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT COUNT(*) FROM telemetry WHERE device_id = ?1");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, device_id);
+    auto row = (**stmt).step();
+    if (!row) return tl::unexpected(std::move(row.error()));
+    if (!*row) return fail(Errc::io_error, "store: count telemetry: no result row");
+    return static_cast<std::size_t>((**stmt).column_int(0));
+  }
+
+  Result<std::size_t> remove_device(std::string_view device_id) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("DELETE FROM telemetry WHERE device_id = ?1");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, device_id);
+    return changed_rows(db_, **stmt);
+  }
+
+  Result<std::size_t> remove_older_than(UnixMillis cutoff) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("DELETE FROM telemetry WHERE received_at_ms < ?1");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_int(1, cutoff);
+    return changed_rows(db_, **stmt);
+  }
+
+ private:
+  Db& db_;
+};
+
+#undef TORII_TELEMETRY_COLUMNS
+
+// ---------------------------------------------------------------------------------------
+
+class SqliteLatestValueRepository final : public LatestValueRepository {
+ public:
+  explicit SqliteLatestValueRepository(Db& db) : db_(db) {}
+
+  Status upsert(std::span<const LatestValue> values) override {
+    for (const LatestValue& v : values) {
+      if (auto s = require_nonempty(v.device_id, "latest value device id"); !s) return s;
+      if (auto s = require_nonempty(v.metric, "latest value metric"); !s) return s;
+    }
+    if (values.empty()) return ok();
+    return db_.transaction([&]() -> Status {
+      auto stmt = db_.cached(
+          "INSERT INTO latest_values (device_id, metric, key_id, sealed, at_ms) VALUES (?1, ?2, ?3, ?4, ?5) "
+          "ON CONFLICT (device_id, metric) DO UPDATE SET key_id = excluded.key_id, sealed = excluded.sealed, "
+          "at_ms = excluded.at_ms WHERE excluded.at_ms >= latest_values.at_ms");
+      if (!stmt) return tl::unexpected(std::move(stmt.error()));
+      Statement& q = **stmt;
+      for (const LatestValue& v : values) {
+        q.bind_text(1, v.device_id)
+            .bind_text(2, v.metric)
+            .bind_text(3, v.key_id)
+            .bind_blob(4, v.sealed)
+            .bind_int(5, v.at);
+        if (auto s = q.run(); !s) return s;
+        q.reset();
+      }
+      return ok();
+    });
+  }
+
+  Result<std::vector<LatestValue>> list(std::string_view device_id) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached(
+        "SELECT device_id, metric, key_id, sealed, at_ms FROM latest_values WHERE device_id = ?1 ORDER BY metric");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, device_id);
+    return read_all(**stmt, [](const Statement& q) {
+      return LatestValue{q.column_text(0), q.column_text(1), q.column_text(2), q.column_blob(3), q.column_int(4)};
+    });
+  }
+
+ private:
+  Db& db_;
+};
+
+// ---------------------------------------------------------------------------------------
+
+class SqliteDeviceCounterRepository final : public DeviceCounterRepository {
+ public:
+  explicit SqliteDeviceCounterRepository(Db& db) : db_(db) {}
+
+  Status add(std::span<const DeviceCounters> deltas) override {
+    constexpr auto kMax = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+    for (const DeviceCounters& d : deltas) {
+      if (auto s = require_nonempty(d.device_id, "device counters device id"); !s) return s;
+      if (d.messages > kMax || d.bytes > kMax || d.refusals > kMax || d.connects > kMax) {
+        return fail(Errc::invalid_argument, "store: device counters delta exceeds the largest storable value");
+      }
+    }
+    if (deltas.empty()) return ok();
+    auto s = db_.transaction([&]() -> Status {
+      // A sum past INT64_MAX becomes NULL (CASE without ELSE) and fails NOT NULL, rather
+      // than turning into an inexact REAL.
+      auto stmt = db_.cached(
+          "INSERT INTO device_counters (device_id, messages, bytes, refusals, connects, updated_at_ms) "
+          "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (device_id) DO UPDATE SET "
+          "messages = CASE WHEN messages <= 9223372036854775807 - excluded.messages "
+          "THEN messages + excluded.messages END, "
+          "bytes = CASE WHEN bytes <= 9223372036854775807 - excluded.bytes THEN bytes + excluded.bytes END, "
+          "refusals = CASE WHEN refusals <= 9223372036854775807 - excluded.refusals "
+          "THEN refusals + excluded.refusals END, "
+          "connects = CASE WHEN connects <= 9223372036854775807 - excluded.connects "
+          "THEN connects + excluded.connects END, "
+          "updated_at_ms = MAX(updated_at_ms, excluded.updated_at_ms)");
+      if (!stmt) return tl::unexpected(std::move(stmt.error()));
+      Statement& q = **stmt;
+      for (const DeviceCounters& d : deltas) {
+        q.bind_text(1, d.device_id)
+            .bind_int(2, static_cast<std::int64_t>(d.messages))
+            .bind_int(3, static_cast<std::int64_t>(d.bytes))
+            .bind_int(4, static_cast<std::int64_t>(d.refusals))
+            .bind_int(5, static_cast<std::int64_t>(d.connects))
+            .bind_int(6, d.updated_at);
+        if (auto r = q.run(); !r) {
+          if (r.error().is(Errc::invalid_argument)) {
+            return fail(Errc::invalid_argument, "store: device counters total would exceed the largest storable value");
+          }
+          return r;
+        }
+        q.reset();
+      }
+      return ok();
+    });
+    return s;
+  }
+
+  Result<std::optional<DeviceCounters>> find(std::string_view device_id) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached(
+        "SELECT device_id, messages, bytes, refusals, connects, updated_at_ms FROM device_counters "
+        "WHERE device_id = ?1");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, device_id);
+    // CHECK (... >= 0) keeps the totals non-negative, so the casts are exact.
+    return read_one(**stmt, [](const Statement& q) {
+      return DeviceCounters{q.column_text(0),
+                            static_cast<std::uint64_t>(q.column_int(1)),
+                            static_cast<std::uint64_t>(q.column_int(2)),
+                            static_cast<std::uint64_t>(q.column_int(3)),
+                            static_cast<std::uint64_t>(q.column_int(4)),
+                            q.column_int(5)};
+    });
+  }
+
+ private:
+  Db& db_;
+};
+
+// ---------------------------------------------------------------------------------------
+
 class SqliteStore final : public Store {
  public:
   SqliteStore(DbHandle db, bool file_backed, int version)
@@ -548,7 +1117,12 @@ class SqliteStore final : public Store {
         secrets_(db_),
         certificates_(db_),
         setup_tokens_(db_),
-        counters_(db_) {}
+        counters_(db_),
+        devices_(db_),
+        device_profiles_(db_),
+        telemetry_(db_),
+        latest_values_(db_),
+        device_counters_(db_) {}
 
   MetaRepository& meta() override { return meta_; }
   DataKeyRepository& data_keys() override { return data_keys_; }
@@ -556,6 +1130,11 @@ class SqliteStore final : public Store {
   CertificateRepository& certificates() override { return certificates_; }
   SetupTokenRepository& setup_tokens() override { return setup_tokens_; }
   CounterRepository& counters() override { return counters_; }
+  DeviceRepository& devices() override { return devices_; }
+  DeviceProfileRepository& device_profiles() override { return device_profiles_; }
+  TelemetryRepository& telemetry() override { return telemetry_; }
+  LatestValueRepository& latest_values() override { return latest_values_; }
+  DeviceCounterRepository& device_counters() override { return device_counters_; }
 
   Status transaction(const std::function<Status()>& body) override { return db_.transaction(body); }
 
@@ -569,6 +1148,11 @@ class SqliteStore final : public Store {
   SqliteCertificateRepository certificates_;
   SqliteSetupTokenRepository setup_tokens_;
   SqliteCounterRepository counters_;
+  SqliteDeviceRepository devices_;
+  SqliteDeviceProfileRepository device_profiles_;
+  SqliteTelemetryRepository telemetry_;
+  SqliteLatestValueRepository latest_values_;
+  SqliteDeviceCounterRepository device_counters_;
 };
 
 // ---------------------------------------------------------------------------------------

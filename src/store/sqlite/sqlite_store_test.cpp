@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <atomic>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -70,6 +72,15 @@ struct RawDb {
     if (rc != SQLITE_DONE) ADD_FAILURE() << sql << ": " << sqlite3_errmsg(db);
     sqlite3_finalize(stmt);
     return out;
+  }
+
+  // Runs constant test SQL that may hold several statements.
+  void exec(std::string_view sql) {
+    char* error = nullptr;
+    if (sqlite3_exec(db, std::string(sql).c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
+      ADD_FAILURE() << sql << ": " << (error != nullptr ? error : "?");
+    }
+    sqlite3_free(error);
   }
 
   sqlite3* db = nullptr;
@@ -209,6 +220,40 @@ TEST(SqliteStore, RefusesADatabaseFromANewerTorii) {
                                        std::to_string(latest_schema_version()) + "); upgrade torii");
   RawDb raw(file);
   EXPECT_EQ(raw.query("SELECT COUNT(*) FROM schema_migrations"), std::to_string(migrations().size() + 1));
+}
+
+// A database written by a torii that knew only migration 1 is brought up to date on open,
+// keeping its rows.
+TEST(SqliteStore, UpgradesAVersion1Database) {
+  torii::testing::TempDir dir;
+  const auto file = dir / "torii.db";
+  ASSERT_TRUE(write_file_atomic(file, ByteView{}, 0600));
+  {
+    RawDb raw(file);
+    raw.exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, description TEXT, applied_at_ms INTEGER)");
+    raw.exec(migrations()[0].sql);
+    raw.exec("INSERT INTO schema_migrations VALUES (1, 'initial', 1)");
+    raw.exec("INSERT INTO meta (key, value) VALUES ('installation-id', x'616263')");
+  }
+  auto store = open_sqlite_store(file);
+  ASSERT_TRUE(store) << store.error().message;
+  EXPECT_EQ((*store)->schema_version(), latest_schema_version());
+  EXPECT_GE(latest_schema_version(), 2);
+  auto meta = (*store)->meta().get("installation-id");
+  ASSERT_TRUE(meta && meta->has_value());
+  EXPECT_EQ(torii::to_string(**meta), "abc");
+
+  DeviceRecord device;
+  device.id = "d";
+  device.organisation_id = "org";
+  ASSERT_TRUE((*store)->devices().insert(device));
+  const std::vector<TelemetryRecord> records = {{0, "d", "telemetry", "m1", 5, "dk", Bytes{1, 2}}};
+  auto seqs = (*store)->telemetry().append(records);
+  ASSERT_TRUE(seqs) << seqs.error().message;
+  EXPECT_EQ(seqs->size(), 1u);
+  RawDb raw(file);
+  EXPECT_EQ(raw.query("SELECT applied_at_ms FROM schema_migrations WHERE version = 1"), "1");
+  EXPECT_EQ(raw.query("SELECT COUNT(*) FROM schema_migrations"), std::to_string(migrations().size()));
 }
 
 TEST(SqliteStore, MemoryStoresAreIndependent) {

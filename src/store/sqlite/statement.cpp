@@ -50,13 +50,14 @@ Error sqlite_error(sqlite3* db, int rc, std::string_view what) {
   return Error{make_error_code(code), message};
 }
 
-Result<Statement> Statement::prepare(sqlite3* db, std::string_view sql) {
+Result<Statement> Statement::prepare(sqlite3* db, std::string_view sql, Lifetime lifetime) {
   if (sql.size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) {
     return fail(Errc::invalid_argument, "store: SQL text too long");
   }
   sqlite3_stmt* stmt = nullptr;
   const char* tail = nullptr;
-  const int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()), 0, &stmt, &tail);
+  const unsigned int flags = lifetime == Lifetime::persistent ? SQLITE_PREPARE_PERSISTENT : 0U;
+  const int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()), flags, &stmt, &tail);
   if (rc != SQLITE_OK) {
     sqlite3_finalize(stmt);
     return tl::unexpected(sqlite_error(db, rc, "prepare statement"));

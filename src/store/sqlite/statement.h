@@ -24,8 +24,13 @@ namespace torii::store::sqlite {
 
 class Statement {
  public:
+  // How long a prepared statement is meant to live: `persistent` tells SQLite it will be
+  // reset and reused many times (SQLITE_PREPARE_PERSISTENT), as by a statement cache.
+  enum class Lifetime { transient, persistent };
+
   // Prepares exactly one statement; trailing SQL other than whitespace is invalid_argument.
-  [[nodiscard]] static Result<Statement> prepare(sqlite3* db, std::string_view sql);
+  [[nodiscard]] static Result<Statement> prepare(sqlite3* db, std::string_view sql,
+                                                 Lifetime lifetime = Lifetime::transient);
 
   Statement(Statement&& other) noexcept;
   Statement& operator=(Statement&& other) noexcept;
