@@ -8,6 +8,7 @@ find_package(tomlplusplus REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(nlohmann_json REQUIRED)
+find_package(simdjson CONFIG REQUIRED)  # telemetry parsing on the ingest path
 find_package(tl-expected REQUIRED)
 find_package(Threads REQUIRED)
 find_package(GTest REQUIRED)

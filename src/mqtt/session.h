@@ -1,0 +1,208 @@
+// The server side of one MQTT connection as a state machine (MQTT 3.1.1 and 5.0, §4).
+//
+// Pure: bytes in (receive), bytes out (take_output), decisions asked of a SessionHost.
+// No sockets, no timers, no threads; the gateway's connection shell owns those and the
+// tests drive it with byte arrays.
+//
+//   receive(bytes) ─▶ frame/decode ─▶ CONNECT?     host.on_connect      ─▶ CONNACK
+//                                     PUBLISH      host.on_publish      ─▶ PUBACK/PUBREC now,
+//                                                                          or after complete_publish
+//                                     PUBREL       (QoS 2 state)        ─▶ PUBCOMP
+//                                     SUBSCRIBE    host.on_subscribe    ─▶ SUBACK
+//                                     UNSUBSCRIBE  host.on_unsubscribe  ─▶ UNSUBACK
+//                                     PINGREQ                           ─▶ PINGRESP
+//                                     DISCONNECT   close (will dropped unless 0x04)
+//   deliver(message) ─▶ PUBLISH to the client, QoS 1/2 flow, bounded queue beyond the
+//                       client's receive maximum
+//
+// A protocol violation closes the session with the reason code the specification names
+// (5.0: a DISCONNECT carrying it is written first; 3.1.1 just closes). After closed() is
+// true nothing more is read and the shell closes the connection once the output is written.
+//
+// Session state that outlives a connection (subscriptions, unacknowledged outbound
+// messages, inbound QoS 2 packet ids) lives in SessionState, which the host keeps for
+// persistent sessions and hands back at the next CONNECT.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/bytes.h"
+#include "mqtt/packet.h"
+
+namespace torii::mqtt {
+
+struct SessionLimits {
+  // Inbound QoS 1/2 PUBLISH packets the client may have unacknowledged (our receive maximum).
+  std::uint16_t receive_maximum = 64;
+  // Largest packet accepted from the client, fixed header included.
+  std::uint32_t maximum_packet_bytes = 64 * 1024;
+  std::uint16_t topic_alias_maximum = 16;
+  // A client asking for a longer keep-alive (or none) is told this one (5.0 server keep
+  // alive); 3.1.1 clients are held to it as well.
+  std::uint16_t max_keep_alive_seconds = 300;
+  // Outbound QoS 1/2 messages in flight, whatever the client's receive maximum says.
+  std::uint16_t max_inflight_out = 32;
+  // Messages waiting beyond those in flight (also while offline); older ones are dropped.
+  std::size_t max_queued_out = 1000;
+  std::uint32_t max_session_expiry_seconds = 7 * 24 * 3600;
+  std::size_t max_subscriptions = 32;
+};
+
+// What survives a connection for a persistent session.
+struct SessionState {
+  enum class OutState : std::uint8_t { await_puback, await_pubrec, await_pubcomp };
+  struct Inflight {
+    Publish message;  // packet_id set; dup set once resent
+    OutState state = OutState::await_puback;
+  };
+  std::map<std::string, Subscription, std::less<>> subscriptions;
+  std::map<std::uint16_t, Inflight> inflight_out;
+  std::deque<Publish> queued_out;
+  std::set<std::uint16_t> inbound_qos2;  // received, PUBREC sent, PUBREL not yet received
+  std::uint16_t last_packet_id = 0;
+  std::uint64_t dropped_out = 0;  // queue overflow and oversized messages
+};
+
+// The decisions a session asks for. Implemented by the broker; faked in tests.
+class SessionHost {
+ public:
+  virtual ~SessionHost() = default;
+
+  struct ConnectDecision {
+    ReasonCode reason = ReasonCode::success;
+    // The state to continue (nullptr or empty for a new session); session_present tells the
+    // client whether it was kept (§3.2.2.2).
+    std::shared_ptr<SessionState> state;
+    bool session_present = false;
+    std::string assigned_client_id;  // 5.0, when the client sent an empty one
+  };
+  // The CONNECT has passed the codec's checks and the session's own (first packet, client
+  // id). The host authenticates and decides.
+  virtual ConnectDecision on_connect(const Connect& connect) = 0;
+
+  struct PublishDecision {
+    ReasonCode reason = ReasonCode::success;
+    // QoS 1/2 only: acknowledge when complete_publish(packet_id, ...) is called (after the
+    // message is durable) instead of now.
+    bool pending = false;
+  };
+  // An inbound PUBLISH, topic alias already resolved. Not called again for a QoS 2
+  // retransmission whose packet id is awaiting PUBREL or a QoS 1 DUP whose id is pending.
+  virtual PublishDecision on_publish(const Publish& publish) = 0;
+
+  // The granted QoS (granted_qos_1 ...) or a refusal reason for one subscription; the
+  // host records accepted ones in the session state itself.
+  virtual ReasonCode on_subscribe(const Subscription& subscription) = 0;
+  virtual ReasonCode on_unsubscribe(std::string_view filter) = 0;
+  // After the SUBACK for an accepted subscription went out: the place to send retained
+  // messages (5.0 retain handling: existed tells whether it replaced one).
+  virtual void on_subscribed(const Subscription& subscription, bool existed) = 0;
+};
+
+class Session {
+ public:
+  Session(SessionHost& host, SessionLimits limits);
+
+  // Appends bytes read from the connection and processes every complete packet.
+  void receive(ByteView bytes);
+  // Bytes to write to the connection, in order; empties the buffer.
+  [[nodiscard]] Bytes take_output();
+  [[nodiscard]] bool has_output() const { return !out_.empty(); }
+
+  // The host finished a pending QoS 1/2 publish: sends PUBACK/PUBREC with this reason
+  // (5.0; 3.1.1 sends a positive acknowledgement or, on error, closes).
+  void complete_publish(std::uint16_t packet_id, ReasonCode reason);
+
+  // Queues a message for the client with the QoS already reduced to the subscription's.
+  // Dropped (and counted) when larger than the client's maximum packet size, or when the
+  // queue is full (the oldest queued message goes).
+  void deliver(Publish message);
+
+  // Server-initiated close: 5.0 sends DISCONNECT with the reason; the will is published
+  // unless the reason is a normal close. Used for keep-alive timeouts, revocation, take-over.
+  void close(ReasonCode reason, std::string detail);
+  // The connection ended without a DISCONNECT (EOF, reset, read error): the will is due.
+  void connection_lost();
+
+  [[nodiscard]] bool connected() const { return phase_ == Phase::connected; }
+  [[nodiscard]] bool closed() const { return phase_ == Phase::closed; }
+  [[nodiscard]] ReasonCode close_reason() const { return close_reason_; }
+  [[nodiscard]] const std::string& close_detail() const { return close_detail_; }
+  // The will to publish now that the connection ended: set when the connection ended
+  // without a normal DISCONNECT (or with 0x04). Cleared by take_will().
+  [[nodiscard]] std::optional<Will> take_will();
+
+  [[nodiscard]] ProtocolVersion version() const { return version_; }
+  // Effective keep-alive (0: none). The shell closes after 1.5 × this without a packet.
+  [[nodiscard]] std::chrono::seconds keep_alive() const { return std::chrono::seconds(keep_alive_seconds_); }
+  [[nodiscard]] const std::string& client_id() const { return client_id_; }
+  // Session expiry the client asked for, bounded by the limits (5.0; 3.1.1: 0 for a clean
+  // session, the maximum otherwise).
+  [[nodiscard]] std::uint32_t session_expiry_seconds() const { return session_expiry_seconds_; }
+  [[nodiscard]] const std::shared_ptr<SessionState>& state() const { return state_; }
+
+  // Counters for traffic monitoring.
+  struct Counters {
+    std::uint64_t packets_in = 0;
+    std::uint64_t bytes_in = 0;
+    std::uint64_t publishes_in = 0;
+    std::uint64_t publishes_out = 0;
+  };
+  [[nodiscard]] const Counters& counters() const { return counters_; }
+
+ private:
+  enum class Phase : std::uint8_t { awaiting_connect, connected, closed };
+
+  void handle(Packet& packet);
+  void on_connect(Connect& connect);
+  void on_publish(Publish& publish);
+  void on_puback(std::uint16_t packet_id);
+  void on_pubrec(const Pubrec& pubrec);
+  void on_pubrel(const Pubrel& pubrel);
+  void on_pubcomp(std::uint16_t packet_id);
+  void on_subscribe(const Subscribe& subscribe);
+  void on_unsubscribe(const Unsubscribe& unsubscribe);
+  void send(const Packet& packet);
+  void send_ack(PacketType type, std::uint16_t packet_id, ReasonCode reason);
+  void protocol_close(ReasonCode reason, std::string detail);
+  void send_connack_refusal(ProtocolVersion version, ReasonCode reason);
+  void pump_outbound();
+  void resend_inflight();
+  [[nodiscard]] std::uint16_t next_packet_id();
+
+  SessionHost& host_;
+  SessionLimits limits_;
+  Phase phase_ = Phase::awaiting_connect;
+  bool connect_seen_ = false;  // a CONNECT was decoded, so its version is known
+  ProtocolVersion version_ = ProtocolVersion::v5;
+  Bytes in_;
+  std::size_t in_offset_ = 0;
+  Bytes out_;
+
+  std::string client_id_;
+  std::uint16_t keep_alive_seconds_ = 0;
+  std::uint32_t session_expiry_seconds_ = 0;
+  std::uint16_t client_receive_maximum_ = 65535;
+  std::uint32_t client_maximum_packet_bytes_ = 268435460;
+  std::optional<Will> will_;
+  bool will_due_ = false;
+  std::shared_ptr<SessionState> state_;
+  std::map<std::uint16_t, std::string> topic_aliases_;
+  std::set<std::uint16_t> pending_in_;    // QoS 1/2 publishes awaiting complete_publish
+  std::set<std::uint16_t> pending_qos2_;  // subset of pending_in_ that are QoS 2
+  std::size_t unacked_in_ = 0;            // inbound QoS 1/2 counted against receive maximum
+  ReasonCode close_reason_ = ReasonCode::success;
+  std::string close_detail_;
+  Counters counters_;
+};
+
+}  // namespace torii::mqtt
