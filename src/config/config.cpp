@@ -208,6 +208,35 @@ void read_all(Reader& r, Config& c) {
   read_listener(r, "gateway", c.gateway, addresses);
   read_listener(r, "console", c.console, addresses);
 
+  // [mqtt]
+  auto& m = c.mqtt;
+  r.number("mqtt.connect_timeout_seconds", m.connect_timeout_seconds, 1, 120);
+  r.number("mqtt.max_packet_bytes", m.max_packet_bytes, 256, 268'435'455);
+  r.number("mqtt.max_keep_alive_seconds", m.max_keep_alive_seconds, 10, 65'535);
+  r.number("mqtt.receive_maximum", m.receive_maximum, 1, 65'535);
+  r.number("mqtt.max_inflight_messages", m.max_inflight_messages, 1, 65'535);
+  r.number("mqtt.max_queued_messages", m.max_queued_messages, 0, 1'000'000);
+  r.number("mqtt.max_session_expiry_seconds", m.max_session_expiry_seconds, 0, 30 * 86'400);
+  r.number("mqtt.max_subscriptions", m.max_subscriptions, 1, 1000);
+  r.number("mqtt.device_messages_per_second", m.device_messages_per_second, 1, 1'000'000);
+  r.number("mqtt.device_message_burst", m.device_message_burst, 1, 10'000'000);
+  r.number("mqtt.device_bytes_per_second", m.device_bytes_per_second, 256, 1'000'000'000);
+  r.number("mqtt.device_byte_burst", m.device_byte_burst, 256, 1'000'000'000);
+  r.number("mqtt.offences_before_ban", m.offences_before_ban, 1, 1'000'000);
+  r.number("mqtt.offence_window_seconds", m.offence_window_seconds, 1, 86'400);
+  r.number("mqtt.device_ban_seconds", m.device_ban_seconds, 1, 30 * 86'400);
+  r.number("mqtt.ingest_queue_messages", m.ingest_queue_messages, 1000, 10'000'000);
+  r.number("mqtt.disable_unused_devices_after_days", m.disable_unused_devices_after_days, 0, 3650);
+  if (m.device_message_burst < m.device_messages_per_second) {
+    r.problem("mqtt.device_message_burst", "must be at least mqtt.device_messages_per_second");
+  }
+  if (m.device_byte_burst < m.device_bytes_per_second) {
+    r.problem("mqtt.device_byte_burst", "must be at least mqtt.device_bytes_per_second");
+  }
+  if (m.device_byte_burst < m.max_packet_bytes) {
+    r.problem("mqtt.device_byte_burst", "must be at least mqtt.max_packet_bytes, or the largest message never passes");
+  }
+
   // [tls]
   r.text("tls.min_version", c.tls.min_version, [&](std::string_view key, const std::string& v) {
     if (v != "1.2" && v != "1.3") r.problem(key, "must be \"1.2\" or \"1.3\"");

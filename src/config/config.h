@@ -84,6 +84,29 @@ struct LogConfig {
   friend bool operator==(const LogConfig&, const LogConfig&) = default;
 };
 
+// The MQTT protocol layer of the gateway: session limits and per-device quotas
+// (JPCERT II-6, IIIT N8) and the unused-device rule (JPCERT I-2).
+struct MqttConfig {
+  std::uint32_t connect_timeout_seconds = 10;
+  std::uint32_t max_packet_bytes = 65536;
+  std::uint32_t max_keep_alive_seconds = 300;
+  std::uint32_t receive_maximum = 64;
+  std::uint32_t max_inflight_messages = 32;
+  std::uint32_t max_queued_messages = 1000;
+  std::uint32_t max_session_expiry_seconds = 604800;
+  std::uint32_t max_subscriptions = 32;
+  std::uint32_t device_messages_per_second = 50;
+  std::uint32_t device_message_burst = 200;
+  std::uint32_t device_bytes_per_second = 65536;
+  std::uint32_t device_byte_burst = 262144;
+  std::uint32_t offences_before_ban = 20;
+  std::uint32_t offence_window_seconds = 60;
+  std::uint32_t device_ban_seconds = 300;
+  std::uint32_t ingest_queue_messages = 100000;
+  std::uint32_t disable_unused_devices_after_days = 90;
+  friend bool operator==(const MqttConfig&, const MqttConfig&) = default;
+};
+
 struct SetupConfig {
   std::uint32_t token_lifetime_minutes = 60;
   friend bool operator==(const SetupConfig&, const SetupConfig&) = default;
@@ -93,6 +116,7 @@ struct Config {
   ServerConfig server;
   ListenerConfig gateway{{{"127.0.0.1", 8883}}, 10};
   ListenerConfig console{{{"127.0.0.1", 8443}}, 10};
+  MqttConfig mqtt;
   TlsConfig tls;
   FirewallConfig firewall;
   KeysConfig keys;

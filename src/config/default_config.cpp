@@ -82,6 +82,40 @@ retention_days = 365
 checkpoint_every_events = 100
 checkpoint_interval_seconds = 300
 
+[mqtt]
+# Every device connects with its own certificate; these limits apply to each connection.
+# A TLS-authenticated client that sends no CONNECT within this time is disconnected.
+connect_timeout_seconds = 10
+# Largest MQTT packet accepted (fixed header included); larger ones close the connection.
+max_packet_bytes = 65536
+# Longest keep-alive granted; a client asking for more (or for none) is given this one.
+# A connection silent for 1.5 x its keep-alive is closed.
+max_keep_alive_seconds = 300
+# QoS 1/2 messages a device may have unacknowledged towards the gateway.
+receive_maximum = 64
+# QoS 1/2 messages the gateway has in flight towards a device.
+max_inflight_messages = 32
+# Messages kept for a device beyond those in flight (also while it is offline with a
+# persistent session); the oldest is dropped, and counted, when full.
+max_queued_messages = 1000
+# Longest session expiry granted to a persistent session (seconds).
+max_session_expiry_seconds = 604800
+max_subscriptions = 32
+# Per-device quotas: sustained rate and burst, in messages and in bytes.
+device_messages_per_second = 50
+device_message_burst = 200
+device_bytes_per_second = 65536
+device_byte_burst = 262144
+# A device whose messages are refused this many times within the window (denied topic,
+# invalid payload, over quota) is disconnected and refused for device_ban_seconds.
+offences_before_ban = 20
+offence_window_seconds = 60
+device_ban_seconds = 300
+# Accepted messages waiting to be stored; when full, publishers are told "server busy".
+ingest_queue_messages = 100000
+# Devices that have not connected for this many days are disabled (0: never).
+disable_unused_devices_after_days = 90
+
 [setup]
 # Lifetime of the one-time setup link printed while no administrator exists.
 token_lifetime_minutes = 60

@@ -181,13 +181,17 @@ KeyRing::KeyRing(store::Store& store, crypto::SecretBytes kek, Random& random, c
     : store_(store), kek_(std::move(kek)), random_(random), clock_(clock) {}
 
 Status KeyRing::create_data_key(std::string_view key_id, std::string_view purpose) {
-  crypto::SecretBytes key = crypto::random_key(random_);
+  crypto::SecretBytes key;
+  {
+    std::lock_guard lock(mutex_);
+    key = crypto::random_key(random_);
+  }
   auto wrapped = crypto::aead_seal(kek_, key.view(), as_bytes(wrap_ad(key_id, purpose)), random_);
   if (!wrapped) return tl::unexpected(wrapped.error());
   store::WrappedKey row{std::string(key_id), std::string(purpose), std::move(*wrapped), to_unix_millis(clock_.now())};
-  if (auto st = store_.data_keys().insert(row); !st) return st;
-  cache_.insert_or_assign(std::string(key_id), std::move(key));
-  return ok();
+  // Not cached here: the key is read back from the store at first use, so a creation that
+  // an enclosing transaction rolls back leaves nothing behind in memory either.
+  return store_.data_keys().insert(row);
 }
 
 Status KeyRing::ensure_data_key(std::string_view key_id, std::string_view purpose) {
@@ -198,31 +202,43 @@ Status KeyRing::ensure_data_key(std::string_view key_id, std::string_view purpos
 }
 
 Result<bool> KeyRing::destroy_data_key(std::string_view key_id) {
+  auto removed = store_.data_keys().remove(key_id);
+  std::lock_guard lock(mutex_);
   if (auto it = cache_.find(key_id); it != cache_.end()) cache_.erase(it);
-  return store_.data_keys().remove(key_id);
+  return removed;
 }
 
-Result<const crypto::SecretBytes*> KeyRing::data_key(std::string_view key_id) {
-  if (auto it = cache_.find(key_id); it != cache_.end()) return &it->second;
+Status KeyRing::cache_data_key(std::string_view key_id) {
+  {
+    std::lock_guard lock(mutex_);
+    if (cache_.contains(key_id)) return ok();
+  }
+  // The store is read without the ring's lock held: another thread may hold the store (a
+  // transaction) while it waits for this lock.
   auto found = store_.data_keys().find(key_id);
   if (!found) return tl::unexpected(found.error());
   if (!*found) return fail(Errc::not_found, fmt::format("data key '{}' does not exist (destroyed?)", key_id));
   auto key = crypto::aead_open(kek_, (*found)->wrapped, as_bytes(wrap_ad(key_id, (*found)->purpose)));
   if (!key) return fail(Errc::authentication_failed, fmt::format("data key '{}' does not unwrap", key_id));
-  auto [it, inserted] = cache_.emplace(std::string(key_id), std::move(*key));
-  return &it->second;
+  std::lock_guard lock(mutex_);
+  cache_.emplace(std::string(key_id), std::move(*key));
+  return ok();
 }
 
 Result<Bytes> KeyRing::seal(std::string_view key_id, ByteView plaintext, std::string_view associated_data) {
-  auto key = data_key(key_id);
-  if (!key) return tl::unexpected(key.error());
-  return crypto::aead_seal(**key, plaintext, as_bytes(value_ad(key_id, associated_data)), random_);
+  if (auto st = cache_data_key(key_id); !st) return tl::unexpected(st.error());
+  std::lock_guard lock(mutex_);
+  auto it = cache_.find(key_id);
+  if (it == cache_.end()) return fail(Errc::not_found, fmt::format("data key '{}' was destroyed", key_id));
+  return crypto::aead_seal(it->second, plaintext, as_bytes(value_ad(key_id, associated_data)), random_);
 }
 
 Result<crypto::SecretBytes> KeyRing::open(std::string_view key_id, ByteView sealed, std::string_view associated_data) {
-  auto key = data_key(key_id);
-  if (!key) return tl::unexpected(key.error());
-  return crypto::aead_open(**key, sealed, as_bytes(value_ad(key_id, associated_data)));
+  if (auto st = cache_data_key(key_id); !st) return tl::unexpected(st.error());
+  std::lock_guard lock(mutex_);
+  auto it = cache_.find(key_id);
+  if (it == cache_.end()) return fail(Errc::not_found, fmt::format("data key '{}' was destroyed", key_id));
+  return crypto::aead_open(it->second, sealed, as_bytes(value_ad(key_id, associated_data)));
 }
 
 Status KeyRing::put_secret(std::string_view name, ByteView plaintext) {

@@ -11,13 +11,15 @@
 // System secrets (CA keys, the TLS server key, the log signing key) are sealed under the
 // "system" data key and kept in the SecretRepository.
 //
-// Threading: a KeyRing is used from one thread at a time (the composition root owns it);
-// it caches unwrapped data keys in memory until destroyed or destruction of the ring.
+// Threading: seal, open and the key operations may be called from several threads (the
+// gateway's store writer seals on its own thread). Unwrapped data keys are cached in memory
+// from their first use until destroy_data_key or the ring's destruction.
 #pragma once
 
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -83,12 +85,14 @@ class KeyRing {
   [[nodiscard]] Result<std::optional<crypto::SecretBytes>> get_secret(std::string_view name);
 
  private:
-  [[nodiscard]] Result<const crypto::SecretBytes*> data_key(std::string_view key_id);
+  // Loads the key into the cache unless it is there.
+  [[nodiscard]] Status cache_data_key(std::string_view key_id);
 
   store::Store& store_;
   crypto::SecretBytes kek_;
   Random& random_;
   const Clock& clock_;
+  std::mutex mutex_;  // guards cache_ and random_; never held while the store is called
   std::map<std::string, crypto::SecretBytes, std::less<>> cache_;
 };
 

@@ -237,7 +237,7 @@ void Session::on_publish(Publish& publish) {
   }
 
   auto decision = host_.on_publish(publish);
-  if (publish.qos == 0) return;
+  if (publish.qos == 0 || phase_ == Phase::closed) return;  // the host may have closed us
   if (decision.pending && !is_error(decision.reason)) {
     pending_in_.insert(id);
     if (publish.qos == 2) pending_qos2_.insert(id);
@@ -329,6 +329,7 @@ void Session::on_subscribe(const Subscribe& subscribe) {
       reason = ReasonCode::quota_exceeded;
     } else {
       reason = host_.on_subscribe(s);
+      if (phase_ == Phase::closed) return;  // the host closed the connection (too many refusals)
     }
     if (version_ == ProtocolVersion::v311 && is_error(reason)) reason = ReasonCode::unspecified_error;  // 0x80
     if (!is_error(reason)) {

@@ -199,7 +199,6 @@ class Session {
   std::map<std::uint16_t, std::string> topic_aliases_;
   std::set<std::uint16_t> pending_in_;    // QoS 1/2 publishes awaiting complete_publish
   std::set<std::uint16_t> pending_qos2_;  // subset of pending_in_ that are QoS 2
-  std::size_t unacked_in_ = 0;            // inbound QoS 1/2 counted against receive maximum
   ReasonCode close_reason_ = ReasonCode::success;
   std::string close_detail_;
   Counters counters_;

@@ -13,13 +13,19 @@
 #include <ostream>
 
 #include "base/version.h"
+#include "broker/broker.h"
+#include "broker/gateway.h"
+#include "broker/store_writer.h"
 #include "crypto/sodium.h"
 #include "crypto/x509.h"
 #include "events/security_log.h"
+#include "identity/devices.h"
 #include "identity/setup_token.h"
 #include "net/listener.h"
 #include "net/tls_context.h"
 #include "pki/certificate_authority.h"
+#include "server/admin_ops.h"
+#include "server/control.h"
 #include "server/privileges.h"
 
 namespace torii::server {
@@ -65,6 +71,11 @@ struct Server::State {
   // release their filter slot and refer to their handler as they unwind.
   net::ConnectionFilter filter;
   net::CloseAfterHandshake placeholder_handler;
+  // The gateway (made in start(), once the store is open). The writer is stopped by
+  // ~Server before the store closes; the broker outlives the connection coroutines.
+  std::unique_ptr<broker::StoreWriter> writer;
+  std::unique_ptr<broker::Broker> broker;
+  std::unique_ptr<broker::Gateway> gateway;
 
   asio::io_context io{1};
   // Registered at creation, so a SIGTERM that arrives during start-up is not lost.
@@ -76,6 +87,9 @@ struct Server::State {
   bool dropped_to_user = false;
   asio::steady_timer checkpoint_timer{io};
   asio::steady_timer tls_refresh_timer{io};
+  std::unique_ptr<ControlServer> control;
+  asio::steady_timer counters_timer{io};
+  asio::steady_timer unused_devices_timer{io};
 
   void log_event(const events::SecurityEvent& event) {
     if (!log) return;
@@ -134,7 +148,78 @@ struct Server::State {
     });
   }
 
+  broker::BrokerOptions broker_options() const {
+    const auto& m = config.mqtt;
+    broker::BrokerOptions o;
+    o.session.receive_maximum = static_cast<std::uint16_t>(m.receive_maximum);
+    o.session.maximum_packet_bytes = m.max_packet_bytes;
+    o.session.max_keep_alive_seconds = static_cast<std::uint16_t>(m.max_keep_alive_seconds);
+    o.session.max_inflight_out = static_cast<std::uint16_t>(m.max_inflight_messages);
+    o.session.max_queued_out = m.max_queued_messages;
+    o.session.max_session_expiry_seconds = m.max_session_expiry_seconds;
+    o.session.max_subscriptions = m.max_subscriptions;
+    o.messages_per_second = m.device_messages_per_second;
+    o.message_burst = m.device_message_burst;
+    o.bytes_per_second = m.device_bytes_per_second;
+    o.byte_burst = m.device_byte_burst;
+    o.offences_before_ban = m.offences_before_ban;
+    o.offence_window = std::chrono::seconds(m.offence_window_seconds);
+    o.device_ban = std::chrono::seconds(m.device_ban_seconds);
+    return o;
+  }
+
+  void make_gateway() {
+    writer = std::make_unique<broker::StoreWriter>(
+        *installation.store, *installation.keys,
+        [this](std::function<void()> work) { asio::post(io, std::move(work)); },
+        broker::StoreWriterOptions{config.mqtt.ingest_queue_messages, 2000});
+    broker = std::make_unique<broker::Broker>(*installation.store, *writer, env.clock, broker_options(),
+                                              [this](events::SecurityEvent e) { log_event(e); });
+    broker::GatewayEvents events;
+    events.refused = [this](const net::PeerInfo& peer, const std::string& reason) {
+      log_event({"anonymous",
+                 "device.connect_refused",
+                 "listener:gateway",
+                 events::Outcome::failure,
+                 peer.endpoint(),
+                 {{"reason", reason}}});
+    };
+    events.disconnected = [](const net::PeerInfo& peer, const broker::DeviceInfo& device, mqtt::ReasonCode reason,
+                             const std::string& detail) {
+      spdlog::debug("gateway: device {} from {} disconnected: {} ({})", device.id, peer.endpoint(),
+                    mqtt::to_string(reason), detail);
+    };
+    gateway = std::make_unique<broker::Gateway>(
+        *broker, broker::GatewayOptions{std::chrono::seconds(config.mqtt.connect_timeout_seconds), 4096},
+        std::move(events));
+  }
+
   void start_maintenance() {
+    every(counters_timer, std::chrono::seconds(10), [this] {
+      broker->expire_sessions();
+      if (auto st = broker->flush_counters(); !st) spdlog::error("device counters: {}", st.error().message);
+    });
+    if (config.mqtt.disable_unused_devices_after_days > 0) {
+      const auto run = [this] {
+        identity::DeviceRegistry registry(*installation.store, *installation.keys, *installation.ca, env.clock);
+        auto disabled = registry.disable_unused(std::chrono::hours(24) * config.mqtt.disable_unused_devices_after_days);
+        if (!disabled) {
+          spdlog::error("unused devices: {}", disabled.error().message);
+          return;
+        }
+        for (const auto& id : *disabled) {
+          log_event({"system",
+                     "device.disabled",
+                     "device:" + id,
+                     events::Outcome::success,
+                     "local",
+                     {{"reason", "unused"}, {"days", config.mqtt.disable_unused_devices_after_days}}});
+          broker->disconnect_device(id, mqtt::ReasonCode::administrative_action, "device disabled");
+        }
+      };
+      run();
+      every(unused_devices_timer, std::chrono::hours(24), run);
+    }
     // Seals the log's tail even when no further event comes to trigger a checkpoint.
     every(checkpoint_timer, std::chrono::seconds(config.log.checkpoint_interval_seconds), [this] {
       if (auto st = log->checkpoint(); !st) spdlog::error("security log: {}", st.error().message);
@@ -158,6 +243,12 @@ struct Server::State {
 Server::Server(std::unique_ptr<State> state) : state_(std::move(state)) {}
 
 Server::~Server() {
+  if (state_ && state_->writer) {
+    // Everything accepted is stored before the store closes (it was never acknowledged,
+    // but it is not lost either).
+    state_->writer->stop();
+    if (auto st = state_->broker->flush_counters(); !st) spdlog::error("device counters: {}", st.error().message);
+  }
   if (state_ && state_->log) {
     state_->log_event({"system", "server.stop", "", events::Outcome::success, "local"});
     if (auto st = state_->log->close(); !st) spdlog::error("security log: {}", st.error().message);
@@ -260,10 +351,21 @@ Status Server::start() {
     spdlog::warn("{}: connection {} failed: {}", peer.listener, peer.endpoint(), what);
   };
 
+  s.make_gateway();
+  s.control =
+      std::make_unique<ControlServer>(s.io, s.data_dir / kControlSocketName, [&s](const AdminRequest& request, uid_t) {
+        AdminContext context{s.config, s.installation, s.log.get(), s.broker.get(), s.env.clock, s.env.random};
+        return execute_admin(context, request);
+      });
+  if (auto st = s.control->start(); !st) return st;
   std::vector<std::string> endpoints;
   for (std::size_t i = 0; i < s.listeners.size(); ++i) {
     const bool gateway = s.is_gateway(i);
-    s.listeners[i]->start(gateway ? contexts->gateway : contexts->console, s.placeholder_handler, events);
+    if (gateway) {
+      s.listeners[i]->start(contexts->gateway, *s.gateway, events);
+    } else {
+      s.listeners[i]->start(contexts->console, s.placeholder_handler, events);
+    }
     endpoints.push_back(fmt::format("{} {}", gateway ? "gateway" : "console", s.listeners[i]->local_endpoint()));
   }
   s.start_maintenance();
@@ -323,6 +425,9 @@ void Server::request_stop() {
   asio::post(s.io, [&s] {
     s.checkpoint_timer.cancel();
     s.tls_refresh_timer.cancel();
+    s.counters_timer.cancel();
+    if (s.control) s.control->stop();
+    s.unused_devices_timer.cancel();
     for (auto& l : s.listeners) l->stop();
     s.io.stop();
   });

@@ -1,0 +1,544 @@
+#include "broker/broker.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+#include "crypto/sodium.h"
+#include "mqtt/topic.h"
+
+namespace torii::broker {
+
+namespace {
+
+using mqtt::ReasonCode;
+using steady = std::chrono::steady_clock;
+
+constexpr auto kLogEvery = std::chrono::seconds(60);
+
+std::string fingerprint_of(ByteView der) { return hex_encode(crypto::sha256(der)); }
+
+policy::DeviceIdentity identity_of(const DeviceInfo& device) { return {device.id, device.segment}; }
+
+// The device whose namespace a filter lies in: "devices/<id>/..." with a literal id.
+std::optional<std::string> filter_namespace(std::string_view filter) {
+  constexpr std::string_view kPrefix = "devices/";
+  if (!filter.starts_with(kPrefix)) return std::nullopt;
+  const auto rest = filter.substr(kPrefix.size());
+  const auto slash = rest.find('/');
+  const auto id = rest.substr(0, slash);
+  if (!policy::valid_device_id(id)) return std::nullopt;
+  return std::string(id);
+}
+
+// A metric value as JSON text, for the latest-value table.
+std::string value_json(const policy::MetricValue& value) {
+  return std::visit(
+      [](const auto& v) -> std::string {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, bool>) {
+          return v ? "true" : "false";
+        } else if constexpr (std::is_same_v<T, std::string>) {
+          return nlohmann::json(v).dump();
+        } else if constexpr (std::is_same_v<T, double>) {
+          return nlohmann::json(v).dump();
+        } else {
+          return std::to_string(v);
+        }
+      },
+      value);
+}
+
+}  // namespace
+
+Broker::Broker(store::Store& store, StoreWriter& writer, const Clock& clock, BrokerOptions options,
+               SecurityEventSink security_events)
+    : store_(store),
+      writer_(writer),
+      clock_(clock),
+      options_(options),
+      security_events_(std::move(security_events)),
+      segment_lookup_([this](std::string_view id) { return segment_of(id); }) {}
+
+std::optional<std::string> Broker::segment_of(std::string_view device_id) {
+  auto device = store_.devices().find(device_id);
+  if (!device || !*device || (*device)->segment.empty()) return std::nullopt;
+  return (*device)->segment;
+}
+
+Broker::~Broker() { *alive_ = false; }
+
+Result<DeviceInfo> Broker::authenticate(ByteView certificate_der) {
+  if (certificate_der.empty()) return fail(Errc::authentication_failed, "no client certificate");
+  auto cert = store_.certificates().find_by_fingerprint(fingerprint_of(certificate_der));
+  if (!cert) return tl::unexpected(cert.error());
+  if (!*cert) return fail(Errc::authentication_failed, "certificate not issued by this installation");
+  const auto& record = **cert;
+  if (record.kind != store::kCertKindDevice || !record.device_id) {
+    return fail(Errc::authentication_failed, "not a device certificate");
+  }
+  if (record.revoked_at) return fail(Errc::authentication_failed, "certificate revoked");
+  const auto now = to_unix_millis(clock_.now());
+  if (now < record.not_before || now >= record.not_after) return fail(Errc::expired, "certificate expired");
+  auto device = store_.devices().find(*record.device_id);
+  if (!device) return tl::unexpected(device.error());
+  if (!*device) return fail(Errc::not_found, "device not registered");
+  if ((*device)->status != store::kDeviceStatusActive) return fail(Errc::permission_denied, "device disabled");
+  auto& rt = runtime((*device)->id);
+  if (steady::now() < rt.banned_until) return fail(Errc::limit_exceeded, "device temporarily banned");
+  return DeviceInfo{(*device)->id,         (*device)->organisation_id, (*device)->segment,
+                    (*device)->profile_id, record.serial_hex,          record.not_after};
+}
+
+std::unique_ptr<DeviceSession> Broker::open_session(DeviceInfo device, ClientLink& link, std::string source) {
+  return std::make_unique<DeviceSession>(*this, std::move(device), link, std::move(source));
+}
+
+Broker::Runtime& Broker::runtime(const std::string& device_id) {
+  auto [it, inserted] = runtime_.try_emplace(device_id);
+  if (inserted) {
+    it->second.quota.emplace(options_.messages_per_second, options_.message_burst, options_.bytes_per_second,
+                             options_.byte_burst);
+  }
+  return it->second;
+}
+
+DeviceTraffic Broker::traffic(std::string_view device_id) const {
+  auto it = runtime_.find(std::string(device_id));
+  return it == runtime_.end() ? DeviceTraffic{} : it->second.total;
+}
+
+void Broker::invalidate_profile(std::string_view profile_id) {
+  if (auto it = profiles_.find(profile_id); it != profiles_.end()) profiles_.erase(it);
+}
+
+const policy::Profile* Broker::profile_for(const std::string& profile_id) {
+  if (profile_id.empty()) return &policy::generic_profile();
+  if (auto it = profiles_.find(profile_id); it != profiles_.end()) return it->second.get();
+  std::shared_ptr<const policy::Profile> loaded;
+  auto record = store_.device_profiles().find(profile_id);
+  if (record && *record) {
+    auto parsed = policy::parse_profile((*record)->definition_json);
+    if (parsed) {
+      loaded = std::make_shared<const policy::Profile>(std::move(*parsed));
+    } else {
+      spdlog::error("device profile {} in the store is invalid; its devices' telemetry is refused", profile_id);
+    }
+  }
+  return profiles_.emplace(profile_id, std::move(loaded)).first->second.get();
+}
+
+void Broker::security_event(const DeviceInfo& device, const std::string& source, std::string action, std::string reason,
+                            bool rate_limited) {
+  if (!security_events_) return;
+  if (rate_limited) {
+    auto& rt = runtime(device.id);
+    const auto now = steady::now();
+    auto key = action + "|" + reason;
+    auto it = rt.last_logged.find(key);
+    if (it != rt.last_logged.end() && now - it->second < kLogEvery) return;
+    rt.last_logged[std::move(key)] = now;
+  }
+  security_events_({"device:" + device.id,
+                    std::move(action),
+                    "device:" + device.id,
+                    events::Outcome::failure,
+                    source,
+                    {{"reason", std::move(reason)}}});
+}
+
+bool Broker::offence(const DeviceInfo& device, const std::string& source, std::string_view reason) {
+  auto& rt = runtime(device.id);
+  ++rt.total.refusals;
+  ++rt.unflushed.refusals;
+  const auto now = steady::now();
+  if (now - rt.offence_window_start > options_.offence_window) {
+    rt.offence_window_start = now;
+    rt.offences = 0;
+  }
+  if (++rt.offences < options_.offences_before_ban) return false;
+  rt.offences = 0;
+  rt.banned_until = now + options_.device_ban;
+  security_events_({"system",
+                    "device.banned",
+                    "device:" + device.id,
+                    events::Outcome::success,
+                    source,
+                    {{"reason", std::string(reason)},
+                     {"offences", options_.offences_before_ban},
+                     {"seconds", options_.device_ban.count()}}});
+  return true;
+}
+
+void Broker::anomaly(const DeviceInfo& device, const std::string& source, const AnomalyReport& report) {
+  if (!security_events_) return;
+  security_events_({"system",
+                    "traffic.anomaly",
+                    "device:" + device.id,
+                    events::Outcome::failure,
+                    source,
+                    {{"anomaly", std::string(to_string(report.anomaly))}, {"detail", report.detail}}});
+}
+
+void Broker::add_observer(MessageObserver observer) { observers_.push_back(std::move(observer)); }
+
+void Broker::add_subscriber(const std::string& namespace_device, Subscriber subscriber) {
+  auto& list = subscribers_[namespace_device];
+  for (auto& s : list) {
+    if (s.device_id == subscriber.device_id && s.subscription.filter == subscriber.subscription.filter) {
+      s = std::move(subscriber);
+      return;
+    }
+  }
+  list.push_back(std::move(subscriber));
+}
+
+void Broker::remove_subscriber(const std::string& namespace_device, std::string_view device_id,
+                               std::string_view filter) {
+  auto it = subscribers_.find(namespace_device);
+  if (it == subscribers_.end()) return;
+  std::erase_if(it->second,
+                [&](const Subscriber& s) { return s.device_id == device_id && s.subscription.filter == filter; });
+  if (it->second.empty()) subscribers_.erase(it);
+}
+
+void Broker::remove_all_subscriptions(std::string_view device_id) {
+  for (auto it = subscribers_.begin(); it != subscribers_.end();) {
+    std::erase_if(it->second, [&](const Subscriber& s) { return s.device_id == device_id; });
+    it = it->second.empty() ? subscribers_.erase(it) : std::next(it);
+  }
+}
+
+void Broker::deliver_to(const Subscriber& subscriber, const mqtt::Publish& message) {
+  mqtt::Publish copy = message;
+  copy.qos = std::min(message.qos, subscriber.subscription.qos);
+  if (!subscriber.subscription.retain_as_published) copy.retain = false;
+  copy.dup = false;
+  copy.packet_id = 0;
+  if (auto live = live_.find(subscriber.device_id); live != live_.end()) {
+    live->second->link().deliver(std::move(copy));
+    return;
+  }
+  // Offline with a kept session: QoS 1/2 messages wait in its queue (bounded).
+  auto stored = stored_.find(subscriber.device_id);
+  if (stored == stored_.end() || copy.qos == 0) return;
+  auto& queue = stored->second.state->queued_out;
+  if (queue.size() >= options_.session.max_queued_out) {
+    queue.pop_front();
+    ++stored->second.state->dropped_out;
+  }
+  queue.push_back(std::move(copy));
+}
+
+void Broker::route(const std::string& source_device, const mqtt::Publish& message, const std::string* publisher) {
+  auto it = subscribers_.find(source_device);
+  if (it == subscribers_.end()) return;
+  // Copy: a delivery may close a connection, which edits the list.
+  const auto subscribers = it->second;
+  for (const auto& s : subscribers) {
+    if (publisher && s.subscription.no_local && s.device_id == *publisher) continue;
+    if (!mqtt::topic_matches(s.subscription.filter, message.topic)) continue;
+    // Checked per message: a route removed takes effect at once, and devices/A/+ never
+    // carries A's commands or results to another device.
+    if (s.device_id != source_device) {
+      auto live = live_.find(s.device_id);
+      const policy::DeviceIdentity reader{s.device_id, live != live_.end() ? live->second->device().segment : ""};
+      if (!policy::authorize_delivery(reader, message.topic, routes_, segment_lookup_).allowed()) continue;
+    }
+    deliver_to(s, message);
+  }
+}
+
+void Broker::retain(const std::string& namespace_device, const mqtt::Publish& message) {
+  auto& topics = retained_[namespace_device];
+  if (message.payload.empty()) {  // §3.3.1.3: an empty retained message deletes the retained one
+    if (auto it = topics.find(message.topic); it != topics.end()) topics.erase(it);
+    return;
+  }
+  if (!topics.contains(message.topic) && topics.size() >= options_.max_retained_per_device) return;
+  mqtt::Publish kept = message;
+  kept.dup = false;
+  kept.packet_id = 0;
+  kept.properties.topic_alias.reset();
+  topics[message.topic] = std::move(kept);
+}
+
+void Broker::publish_from_server(mqtt::Publish message) {
+  auto topic = policy::parse_device_topic(message.topic);
+  if (!topic) return;
+  const std::string device_id(topic->device_id);
+  if (message.retain) retain(device_id, message);
+  route(device_id, message, nullptr);
+}
+
+void Broker::disconnect_device(std::string_view device_id, ReasonCode reason, const std::string& why) {
+  const std::string id(device_id);
+  stored_.erase(id);
+  remove_all_subscriptions(id);
+  if (auto it = live_.find(id); it != live_.end()) {
+    // Unregistered first: the ending connection keeps no session and sends no will.
+    DeviceSession* session = it->second;
+    live_.erase(it);
+    session->registered_ = false;
+    session->link().disconnect(reason, why);
+  }
+}
+
+void Broker::expire_sessions() {
+  const auto now = steady::now();
+  for (auto it = stored_.begin(); it != stored_.end();) {
+    if (it->second.expires_at <= now) {
+      remove_all_subscriptions(it->first);
+      it = stored_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+Status Broker::flush_counters() {
+  std::vector<store::DeviceCounters> deltas;
+  std::vector<std::pair<std::string, UnixMillis>> seen;
+  const auto now = to_unix_millis(clock_.now());
+  for (auto& [id, rt] : runtime_) {
+    const auto& u = rt.unflushed;
+    if (u.messages || u.bytes || u.refusals || u.connects) {
+      deltas.push_back({id, u.messages, u.bytes, u.refusals, u.connects, now});
+    }
+    if (rt.last_seen) seen.emplace_back(id, *rt.last_seen);
+  }
+  if (deltas.empty() && seen.empty()) return ok();
+  auto st = store_.transaction([&]() -> Status {
+    if (auto added = store_.device_counters().add(deltas); !added) return added;
+    for (const auto& [id, at] : seen) {
+      auto touched = store_.devices().touch_last_seen(id, at);
+      if (!touched && !touched.error().is(Errc::not_found)) return touched;
+    }
+    return ok();
+  });
+  if (!st) return st;
+  for (auto& [id, rt] : runtime_) {
+    rt.unflushed = {};
+    rt.last_seen.reset();
+  }
+  return ok();
+}
+
+// ---------------------------------------------------------------------------------------
+
+DeviceSession::DeviceSession(Broker& broker, DeviceInfo device, ClientLink& link, std::string source)
+    : broker_(broker), device_(std::move(device)), link_(link), source_(std::move(source)) {}
+
+DeviceSession::~DeviceSession() {
+  if (!registered_) return;
+  auto it = broker_.live_.find(device_.id);
+  if (it != broker_.live_.end() && it->second == this) broker_.live_.erase(it);
+}
+
+mqtt::SessionHost::ConnectDecision DeviceSession::on_connect(const mqtt::Connect& connect) {
+  ConnectDecision decision;
+  auto& rt = broker_.runtime(device_.id);
+  ++rt.total.connects;
+  ++rt.unflushed.connects;
+  rt.last_seen = to_unix_millis(broker_.clock_.now());
+  if (auto a = broker_.monitor_.on_connect(device_.id, steady::now())) broker_.anomaly(device_, source_, *a);
+
+  if (connect.will) {
+    const auto acl = policy::authorize_publish(identity_of(device_), connect.will->topic);
+    if (!acl.allowed()) {
+      broker_.security_event(device_, source_, "mqtt.publish_denied", "will topic: " + std::string(acl.reason), true);
+      decision.reason = ReasonCode::not_authorized;
+      return decision;
+    }
+  }
+
+  // One connection per device: a new one takes over (MQTT 5.0 §3.1.4-3).
+  if (auto it = broker_.live_.find(device_.id); it != broker_.live_.end()) {
+    DeviceSession* previous = it->second;
+    broker_.live_.erase(it);
+    previous->registered_ = false;
+    previous->link().disconnect(ReasonCode::session_taken_over, "a new connection of the device took over");
+  }
+  broker_.live_[device_.id] = this;
+  registered_ = true;
+
+  auto stored = broker_.stored_.find(device_.id);
+  if (connect.clean_start || stored == broker_.stored_.end()) {
+    if (stored != broker_.stored_.end()) broker_.stored_.erase(stored);
+    broker_.remove_all_subscriptions(device_.id);
+    state_ = std::make_shared<mqtt::SessionState>();
+  } else {
+    state_ = stored->second.state;
+    broker_.stored_.erase(stored);
+    decision.session_present = true;
+  }
+  decision.state = state_;
+  decision.assigned_client_id = device_.id;
+  return decision;
+}
+
+mqtt::SessionHost::PublishDecision DeviceSession::on_publish(const mqtt::Publish& publish) {
+  PublishDecision decision;
+  auto& rt = broker_.runtime(device_.id);
+  rt.last_seen = to_unix_millis(broker_.clock_.now());
+  const auto refuse = [&](ReasonCode reason, const std::string& action, const std::string& why) {
+    decision.reason = reason;
+    broker_.security_event(device_, source_, action, why, true);
+    if (broker_.offence(device_, source_, why)) {
+      link_.disconnect(ReasonCode::administrative_action, "too many refused messages");
+    }
+    return decision;
+  };
+
+  // IIIT N3/N5: only under its own namespace.
+  const auto acl = policy::authorize_publish(identity_of(device_), publish.topic);
+  if (!acl.allowed()) return refuse(ReasonCode::not_authorized, "mqtt.publish_denied", std::string(acl.reason));
+  auto topic = policy::parse_device_topic(publish.topic);
+  if (!topic) return refuse(ReasonCode::topic_name_invalid, "mqtt.publish_denied", "not a device topic");
+
+  // JPCERT II-6: quotas before any further work on the message.
+  const auto now = steady::now();
+  if (!rt.quota->try_admit(publish.payload.size() + publish.topic.size(), now)) {
+    return refuse(ReasonCode::quota_exceeded, "mqtt.rate_limited", "message or byte rate above the device's quota");
+  }
+
+  // JPCERT II-5: telemetry must match the device profile.
+  const policy::Telemetry* telemetry = nullptr;
+  policy::Telemetry parsed;
+  const policy::Profile* profile = broker_.profile_for(device_.profile_id);
+  if (profile == nullptr) {
+    return refuse(ReasonCode::payload_format_invalid, "mqtt.payload_invalid", "the device's profile is not usable");
+  }
+  if (topic->kind == policy::TopicKind::telemetry) {
+    auto validated = broker_.validator_.validate(
+        *profile, std::string_view(reinterpret_cast<const char*>(publish.payload.data()), publish.payload.size()));
+    if (!validated) {
+      const auto code = validated.error().kind == policy::RefusalKind::too_large ? ReasonCode::packet_too_large
+                                                                                 : ReasonCode::payload_format_invalid;
+      return refuse(code, "mqtt.payload_invalid", validated.error().reason);
+    }
+    parsed = std::move(*validated);
+    telemetry = &parsed;
+  } else if (publish.payload.size() > profile->max_message_bytes()) {
+    return refuse(ReasonCode::packet_too_large, "mqtt.payload_invalid", "message larger than the profile allows");
+  }
+
+  if (auto a = broker_.monitor_.on_message(device_.id, publish.payload.size(), now)) {
+    broker_.anomaly(device_, source_, *a);
+  }
+  ++rt.total.messages;
+  ++rt.unflushed.messages;
+  rt.total.bytes += publish.payload.size();
+  rt.unflushed.bytes += publish.payload.size();
+  const auto received_at = to_unix_millis(broker_.clock_.now());
+
+  if (publish.retain) broker_.retain(device_.id, publish);
+  broker_.route(device_.id, publish, &device_.id);
+  for (const auto& observer : broker_.observers_) {
+    observer(AcceptedMessage{device_, topic->kind, publish, telemetry, received_at});
+  }
+
+  IngestItem item;
+  item.device_id = device_.id;
+  item.kind = std::string(policy::to_string(topic->kind));
+  item.received_at = telemetry && telemetry->ts_ms ? *telemetry->ts_ms : received_at;
+  item.payload = publish.payload;
+  if (telemetry) {
+    item.message_key = telemetry->message_id;
+    item.metrics.reserve(telemetry->metrics.size());
+    for (const auto& m : telemetry->metrics) item.metrics.push_back({m.name, value_json(m.value)});
+  }
+  const std::uint16_t packet_id = publish.packet_id;
+  const bool acknowledge_later = publish.qos > 0;
+  IngestDone done;
+  if (acknowledge_later) {
+    // The session may be gone when the batch commits: check through the broker's map.
+    done = [&broker = broker_, alive = broker_.alive_, device_id = device_.id, self = this, packet_id](bool stored) {
+      if (!*alive) return;
+      auto it = broker.live_.find(device_id);
+      if (it == broker.live_.end() || it->second != self) return;
+      self->link().publish_done(packet_id, stored ? ReasonCode::success : ReasonCode::unspecified_error);
+    };
+  }
+  if (!broker_.writer_.submit(std::move(item), std::move(done))) {
+    decision.reason = ReasonCode::server_busy;
+    return decision;
+  }
+  decision.pending = acknowledge_later;
+  return decision;
+}
+
+mqtt::ReasonCode DeviceSession::on_subscribe(const mqtt::Subscription& subscription) {
+  const auto acl =
+      policy::authorize_subscribe(identity_of(device_), subscription.filter, broker_.routes_, broker_.segment_lookup_);
+  if (!acl.allowed()) {
+    broker_.security_event(device_, source_, "mqtt.subscribe_denied", std::string(acl.reason), true);
+    if (broker_.offence(device_, source_, acl.reason)) {
+      link_.disconnect(ReasonCode::administrative_action, "too many refused requests");
+    }
+    return ReasonCode::not_authorized;
+  }
+  auto ns = filter_namespace(subscription.filter);
+  if (!ns) return ReasonCode::topic_filter_invalid;
+  broker_.add_subscriber(*ns, {device_.id, subscription});
+  return static_cast<ReasonCode>(std::min<std::uint8_t>(subscription.qos, 2));
+}
+
+mqtt::ReasonCode DeviceSession::on_unsubscribe(std::string_view filter) {
+  if (auto ns = filter_namespace(filter)) broker_.remove_subscriber(*ns, device_.id, filter);
+  return ReasonCode::success;
+}
+
+void DeviceSession::on_subscribed(const mqtt::Subscription& subscription, bool existed) {
+  // 5.0 §3.3.1.3 retain handling: 0 always, 1 only for a new subscription, 2 never.
+  if (subscription.retain_handling == 2 || (subscription.retain_handling == 1 && existed)) return;
+  auto ns = filter_namespace(subscription.filter);
+  if (!ns) return;
+  auto it = broker_.retained_.find(*ns);
+  if (it == broker_.retained_.end()) return;
+  for (const auto& [topic, message] : it->second) {
+    if (!mqtt::topic_matches(subscription.filter, topic)) continue;
+    mqtt::Publish copy = message;
+    copy.retain = true;  // §3.3.1.3: retained messages keep RETAIN = 1 when sent for a new subscription
+    copy.qos = std::min(message.qos, subscription.qos);
+    link_.deliver(std::move(copy));
+  }
+}
+
+void DeviceSession::ended(mqtt::Session& session) {
+  switch (session.close_reason()) {
+    case ReasonCode::malformed_packet:
+    case ReasonCode::protocol_error:
+    case ReasonCode::packet_too_large:
+    case ReasonCode::receive_maximum_exceeded:
+    case ReasonCode::topic_alias_invalid:
+    case ReasonCode::subscription_identifiers_not_supported:
+      // IIIT N6: protocol violations are anomalies of their own.
+      broker_.security_event(device_, source_, "mqtt.protocol_violation",
+                             fmt::format("{}: {}", mqtt::to_string(session.close_reason()), session.close_detail()),
+                             true);
+      break;
+    default: break;
+  }
+  if (auto will = session.take_will(); will && registered_) {
+    mqtt::Publish message;
+    message.topic = will->topic;
+    message.payload = std::move(will->payload);
+    message.qos = will->qos;
+    message.retain = will->retain;
+    if (message.retain) broker_.retain(device_.id, message);
+    broker_.route(device_.id, message, &device_.id);
+  }
+  if (!registered_) return;  // taken over: the new connection owns the session now
+  const auto expiry = session.session_expiry_seconds();
+  if (expiry > 0 && state_) {
+    broker_.stored_[device_.id] = {state_, steady::now() + std::chrono::seconds(expiry)};
+  } else {
+    broker_.remove_all_subscriptions(device_.id);
+  }
+}
+
+}  // namespace torii::broker

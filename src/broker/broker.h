@@ -1,0 +1,227 @@
+// The broker core of the gateway: device identity, sessions, isolation, validation,
+// quotas, routing, retained messages and durable ingest (the Aggregator).
+//
+// No sockets here: the gateway's connection shell (gateway.h) owns the TLS stream and
+// drives an mqtt::Session whose decisions this class makes through DeviceSession.
+//
+//   client certificate ─▶ authenticate()   certificate known to torii's CA, kind device,
+//                                          not revoked, not expired; device active, not banned
+//   PUBLISH            ─▶ ACL (policy::authorize_publish) ─▶ quotas (token buckets)
+//                      ─▶ payload validated against the device profile
+//                      ─▶ routed to permitted subscribers ─▶ StoreWriter (acknowledged once durable)
+//   SUBSCRIBE          ─▶ ACL (own commands, or a route) ─▶ retained messages
+//
+// Every refusal is counted per device; a device that keeps sending refused messages is
+// disconnected and refused for a while. Security-relevant refusals go to the security log
+// through the event sink, at most once per device and reason per minute.
+//
+// Threading: one io thread calls everything here (the StoreWriter posts completions back
+// to it). Thread-safe entry points say so.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/error.h"
+#include "broker/store_writer.h"
+#include "broker/traffic_monitor.h"
+#include "events/security_log.h"
+#include "mqtt/session.h"
+#include "policy/acl.h"
+#include "policy/profile.h"
+#include "policy/rate_limit.h"
+#include "policy/telemetry.h"
+#include "store/store.h"
+
+namespace torii::broker {
+
+struct BrokerOptions {
+  mqtt::SessionLimits session;
+  // Per-device quotas (JPCERT II-6, IIIT N8): sustained rate and burst.
+  double messages_per_second = 50;
+  double message_burst = 200;
+  double bytes_per_second = 64 * 1024;
+  double byte_burst = 256 * 1024;
+  // Refused messages (ACL, validation, quota) a device may send within offence_window before
+  // it is disconnected and refused for device_ban.
+  std::uint32_t offences_before_ban = 20;
+  std::chrono::seconds offence_window{60};
+  std::chrono::seconds device_ban{300};
+  std::size_t max_retained_per_device = 32;
+};
+
+struct DeviceInfo {
+  std::string id;
+  std::string organisation_id;
+  std::string segment;
+  std::string profile_id;
+  std::string certificate_serial;
+  UnixMillis certificate_not_after = 0;
+};
+
+// How a connection is told about things the broker decides outside its own packets.
+class ClientLink {
+ public:
+  virtual ~ClientLink() = default;
+  virtual void deliver(mqtt::Publish message) = 0;
+  virtual void disconnect(mqtt::ReasonCode reason, std::string detail) = 0;
+  // A pending QoS 1/2 publish has been stored (or not).
+  virtual void publish_done(std::uint16_t packet_id, mqtt::ReasonCode reason) = 0;
+};
+
+// Something in-process that consumes accepted messages (the console's live view, rules).
+struct AcceptedMessage {
+  const DeviceInfo& device;
+  policy::TopicKind kind;
+  const mqtt::Publish& publish;
+  const policy::Telemetry* telemetry;  // for telemetry, the validated values
+  UnixMillis received_at;
+};
+using MessageObserver = std::function<void(const AcceptedMessage&)>;
+
+using SecurityEventSink = std::function<void(events::SecurityEvent)>;
+
+struct DeviceTraffic {
+  std::uint64_t messages = 0;
+  std::uint64_t bytes = 0;
+  std::uint64_t refusals = 0;
+  std::uint64_t connects = 0;
+};
+
+class DeviceSession;
+
+class Broker {
+ public:
+  Broker(store::Store& store, StoreWriter& writer, const Clock& clock, BrokerOptions options,
+         SecurityEventSink security_events);
+  ~Broker();
+  Broker(const Broker&) = delete;
+  Broker& operator=(const Broker&) = delete;
+
+  // The device a client certificate (DER) names, or why it is refused (for the log; the
+  // client only learns "not authorized").
+  [[nodiscard]] Result<DeviceInfo> authenticate(ByteView certificate_der);
+
+  // A session host for one connection of an authenticated device. The link must outlive it.
+  [[nodiscard]] std::unique_ptr<DeviceSession> open_session(DeviceInfo device, ClientLink& link, std::string source);
+
+  // Closes the device's live connection (revocation, disable, delete) with the reason, and
+  // forgets its stored session.
+  void disconnect_device(std::string_view device_id, mqtt::ReasonCode reason, const std::string& why);
+
+  // Sends a message from the server (e.g. a command) to the subscribers of the topic.
+  void publish_from_server(mqtt::Publish message);
+
+  void add_observer(MessageObserver observer);
+
+  // Writes the per-device counters and last-seen times gathered since the last call.
+  [[nodiscard]] Status flush_counters();
+  // Drops stored sessions past their expiry.
+  void expire_sessions();
+
+  [[nodiscard]] std::size_t connected_devices() const { return live_.size(); }
+  [[nodiscard]] const mqtt::SessionLimits& session_limits() const { return options_.session; }
+  [[nodiscard]] DeviceTraffic traffic(std::string_view device_id) const;
+  // Reloads a profile from the store at its next use (after it was edited).
+  void invalidate_profile(std::string_view profile_id);
+
+ private:
+  friend class DeviceSession;
+
+  struct Subscriber {
+    std::string device_id;  // the subscribing device
+    mqtt::Subscription subscription;
+  };
+  struct StoredSession {
+    std::shared_ptr<mqtt::SessionState> state;
+    std::chrono::steady_clock::time_point expires_at;
+  };
+  struct Runtime {
+    std::optional<policy::TrafficLimiter> quota;
+    std::uint32_t offences = 0;
+    std::chrono::steady_clock::time_point offence_window_start;
+    std::chrono::steady_clock::time_point banned_until;
+    std::map<std::string, std::chrono::steady_clock::time_point, std::less<>> last_logged;  // reason → time
+    DeviceTraffic total;
+    DeviceTraffic unflushed;
+    std::optional<UnixMillis> last_seen;
+  };
+
+  // nullptr: the device's profile is missing or invalid, and its telemetry is refused.
+  [[nodiscard]] const policy::Profile* profile_for(const std::string& profile_id);
+  [[nodiscard]] std::optional<std::string> segment_of(std::string_view device_id);
+  [[nodiscard]] Runtime& runtime(const std::string& device_id);
+  void route(const std::string& source_device, const mqtt::Publish& message, const std::string* publisher);
+  void deliver_to(const Subscriber& subscriber, const mqtt::Publish& message);
+  void retain(const std::string& namespace_device, const mqtt::Publish& message);
+  void add_subscriber(const std::string& namespace_device, Subscriber subscriber);
+  void remove_subscriber(const std::string& namespace_device, std::string_view device_id, std::string_view filter);
+  void remove_all_subscriptions(std::string_view device_id);
+  // Counts a refused message; true when the device must now be disconnected and banned.
+  bool offence(const DeviceInfo& device, const std::string& source, std::string_view reason);
+  void anomaly(const DeviceInfo& device, const std::string& source, const AnomalyReport& report);
+  void security_event(const DeviceInfo& device, const std::string& source, std::string action, std::string reason,
+                      bool rate_limited);
+
+  store::Store& store_;
+  StoreWriter& writer_;
+  const Clock& clock_;
+  BrokerOptions options_;
+  SecurityEventSink security_events_;
+  std::vector<MessageObserver> observers_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+
+  std::unordered_map<std::string, DeviceSession*> live_;  // device id → its connection
+  std::unordered_map<std::string, StoredSession> stored_;
+  // Subscriptions by the device whose namespace they cover ("devices/<id>/...").
+  std::unordered_map<std::string, std::vector<Subscriber>> subscribers_;
+  std::unordered_map<std::string, std::map<std::string, mqtt::Publish, std::less<>>> retained_;
+  std::unordered_map<std::string, Runtime> runtime_;
+  std::map<std::string, std::shared_ptr<const policy::Profile>, std::less<>> profiles_;
+  policy::RouteTable routes_;  // device-to-device routes (IIIT N3); none until configured
+  policy::SegmentLookup segment_lookup_;
+  policy::TelemetryValidator validator_;
+  TrafficMonitor monitor_;
+};
+
+// The mqtt::SessionHost of one device connection.
+class DeviceSession final : public mqtt::SessionHost {
+ public:
+  DeviceSession(Broker& broker, DeviceInfo device, ClientLink& link, std::string source);
+  ~DeviceSession() override;
+  DeviceSession(const DeviceSession&) = delete;
+  DeviceSession& operator=(const DeviceSession&) = delete;
+
+  // The connection ended; session is the state machine that served it.
+  void ended(mqtt::Session& session);
+
+  ConnectDecision on_connect(const mqtt::Connect& connect) override;
+  PublishDecision on_publish(const mqtt::Publish& publish) override;
+  mqtt::ReasonCode on_subscribe(const mqtt::Subscription& subscription) override;
+  mqtt::ReasonCode on_unsubscribe(std::string_view filter) override;
+  void on_subscribed(const mqtt::Subscription& subscription, bool existed) override;
+
+  [[nodiscard]] const DeviceInfo& device() const { return device_; }
+  [[nodiscard]] ClientLink& link() { return link_; }
+
+ private:
+  friend class Broker;
+  Broker& broker_;
+  DeviceInfo device_;
+  ClientLink& link_;
+  std::string source_;
+  bool registered_ = false;  // in broker_.live_
+  std::uint32_t session_expiry_seconds_ = 0;
+  std::shared_ptr<mqtt::SessionState> state_;
+};
+
+}  // namespace torii::broker

@@ -1,0 +1,46 @@
+// The gateway's connection shell: MQTT over the TLS streams of the gateway listener.
+//
+// For each connection (already past the firewall and a mutual-TLS handshake, net/listener.h):
+//   1. the client certificate names the device (Broker::authenticate); anything else is
+//      closed before a byte of MQTT is read (IIIT N1, J9);
+//   2. one coroutine reads and feeds an mqtt::Session, a second writes what the session
+//      produced, and doubles as the watchdog: no CONNECT within connect_timeout, or no
+//      packet within 1.5 × keep-alive, closes the connection (JPCERT II-6).
+//
+// Threading: everything runs on the listener's io_context thread.
+#pragma once
+
+#include <chrono>
+
+#include "broker/broker.h"
+#include "net/listener.h"
+
+namespace torii::broker {
+
+struct GatewayOptions {
+  std::chrono::seconds connect_timeout{10};
+  std::size_t read_buffer_bytes = 4096;
+};
+
+struct GatewayEvents {
+  // A TLS-authenticated peer whose certificate names no usable device.
+  std::function<void(const net::PeerInfo&, const std::string& reason)> refused;
+  std::function<void(const net::PeerInfo&, const DeviceInfo&)> connected;
+  // reason: the MQTT reason code's name; detail: what the session or broker said.
+  std::function<void(const net::PeerInfo&, const DeviceInfo&, mqtt::ReasonCode reason, const std::string& detail)>
+      disconnected;
+};
+
+class Gateway final : public net::ConnectionHandler {
+ public:
+  Gateway(Broker& broker, GatewayOptions options, GatewayEvents events);
+
+  boost::asio::awaitable<void> serve(net::TlsStream& stream, const net::PeerInfo& peer) override;
+
+ private:
+  Broker& broker_;
+  GatewayOptions options_;
+  GatewayEvents events_;
+};
+
+}  // namespace torii::broker

@@ -1,0 +1,167 @@
+#include "broker/store_writer.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <map>
+#include <span>
+
+namespace torii::broker {
+
+std::string telemetry_associated_data(std::string_view device_id, std::string_view kind, UnixMillis received_at,
+                                      std::string_view message_key) {
+  return fmt::format("telemetry|{}|{}|{}|{}", device_id, kind, received_at, message_key);
+}
+
+std::string latest_value_associated_data(std::string_view device_id, std::string_view metric) {
+  return fmt::format("latest|{}|{}", device_id, metric);
+}
+
+StoreWriter::StoreWriter(store::Store& store, keys::KeyRing& keys, std::function<void(std::function<void()>)> post,
+                         StoreWriterOptions options)
+    : store_(store), keys_(keys), post_(std::move(post)), options_(options), thread_([this] { run(); }) {}
+
+StoreWriter::~StoreWriter() { stop(); }
+
+void StoreWriter::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  ready_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool StoreWriter::submit(IngestItem item, IngestDone done) {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_ || queue_.size() >= options_.max_queued) return false;
+    queue_.emplace_back(std::move(item), std::move(done));
+  }
+  ready_.notify_one();
+  return true;
+}
+
+StoreWriter::Stats StoreWriter::stats() const {
+  std::lock_guard lock(mutex_);
+  return stats_;
+}
+
+void StoreWriter::run() {
+  std::vector<std::pair<IngestItem, IngestDone>> batch;
+  for (;;) {
+    {
+      std::unique_lock lock(mutex_);
+      ready_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping and drained
+      const std::size_t n = std::min(queue_.size(), options_.max_batch);
+      batch.clear();
+      batch.reserve(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    write_batch(batch);
+  }
+}
+
+void StoreWriter::write_batch(std::vector<std::pair<IngestItem, IngestDone>>& batch) {
+  // Sealing happens outside the transaction: a key ring miss reads the store, which a
+  // transaction on this thread would otherwise hold.
+  std::vector<store::TelemetryRecord> records;
+  records.reserve(batch.size());
+  std::vector<bool> sealed_ok(batch.size(), false);
+  std::map<std::pair<std::string, std::string>, store::LatestValue> latest;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const auto& item = batch[i].first;
+    const auto key_id = keys::device_key_id(item.device_id);
+    auto sealed = keys_.seal(key_id, item.payload,
+                             telemetry_associated_data(item.device_id, item.kind, item.received_at, item.message_key));
+    if (!sealed && sealed.error().is(Errc::not_found)) {
+      // A device registered before it had a data key (or whose key was created by another
+      // process since): create it now.
+      if (auto st = keys_.ensure_data_key(key_id, "device"); st) {
+        sealed = keys_.seal(key_id, item.payload,
+                            telemetry_associated_data(item.device_id, item.kind, item.received_at, item.message_key));
+      }
+    }
+    if (!sealed) {
+      spdlog::error("store writer: cannot seal a message of device {}: {}", item.device_id, sealed.error().message);
+      continue;
+    }
+    sealed_ok[i] = true;
+    records.push_back({0, item.device_id, item.kind, item.message_key, item.received_at, key_id, std::move(*sealed)});
+    for (const auto& metric : item.metrics) {
+      auto& slot = latest[{item.device_id, metric.name}];
+      if (!slot.device_id.empty() && slot.at > item.received_at) continue;
+      const auto ad = latest_value_associated_data(item.device_id, metric.name);
+      auto value = keys_.seal(key_id, as_bytes(metric.json), ad);
+      if (!value) continue;
+      slot = store::LatestValue{item.device_id, metric.name, key_id, std::move(*value), item.received_at};
+    }
+  }
+
+  std::vector<store::LatestValue> latest_rows;
+  latest_rows.reserve(latest.size());
+  for (auto& [key, value] : latest) latest_rows.push_back(std::move(value));
+
+  std::vector<std::int64_t> seqs;
+  auto st = store_.transaction([&]() -> Status {
+    auto appended = store_.telemetry().append(records);
+    if (!appended) return tl::unexpected(appended.error());
+    seqs = std::move(*appended);
+    if (!latest_rows.empty()) return store_.latest_values().upsert(latest_rows);
+    return ok();
+  });
+  std::vector<bool> stored(batch.size(), st.has_value());
+  if (!st) {
+    // One bad record (a device deleted while its messages were queued) must not cost the
+    // others: store them one by one, each in its own transaction.
+    spdlog::warn("store writer: a batch of {} messages failed ({}); storing them one by one", records.size(),
+                 st.error().message);
+    seqs.clear();
+    std::size_t r = 0;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (!sealed_ok[i]) continue;
+      auto one = store_.transaction([&]() -> Status {
+        auto appended = store_.telemetry().append(std::span(&records[r], 1));
+        if (!appended) return tl::unexpected(appended.error());
+        seqs.push_back(appended->front());
+        return ok();
+      });
+      stored[i] = one.has_value();
+      if (!one)
+        spdlog::error("store writer: a message of device {} was not stored: {}", batch[i].first.device_id,
+                      one.error().message);
+      ++r;
+    }
+  }
+
+  std::size_t duplicates = 0;
+  for (auto seq : seqs) duplicates += seq == 0 ? 1 : 0;
+  {
+    std::lock_guard lock(mutex_);
+    ++stats_.batches;
+    stats_.largest_batch = std::max(stats_.largest_batch, batch.size());
+    std::size_t good = 0;
+    for (std::size_t i = 0; i < batch.size(); ++i) good += stored[i] && sealed_ok[i] ? 1 : 0;
+    stats_.stored += good - std::min(good, duplicates);
+    stats_.duplicates += duplicates;
+    stats_.failed += batch.size() - good;
+  }
+  // One post for the whole batch: completions run on the io thread in submission order.
+  std::vector<std::pair<IngestDone, bool>> completions;
+  completions.reserve(batch.size());
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    completions.emplace_back(std::move(batch[i].second), stored[i] && sealed_ok[i]);
+  }
+  post_([completions = std::move(completions)]() mutable {
+    for (auto& [done, was_stored] : completions) {
+      if (done) done(was_stored);
+    }
+  });
+}
+
+}  // namespace torii::broker

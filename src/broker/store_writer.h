@@ -1,0 +1,100 @@
+// Durable ingest with group commit (the Aggregator's storage, issue "durable ingest").
+//
+// Connections submit accepted messages from the io thread; one writer thread takes
+// everything queued, seals each payload under its device's data key, and stores the lot
+// in one transaction together with the latest value per metric. Only then is each
+// message's completion posted back to the io_context, where the session sends its PUBACK
+// (QoS 1) or PUBREC (QoS 2): an acknowledged message is on disk (SQLite WAL,
+// synchronous=FULL), whatever happens to the process afterwards.
+//
+// While one transaction commits, the next batch collects, so the commit cost is shared by
+// every connection that published meanwhile. The queue is bounded: submit() refuses when
+// it is full and the session answers "server busy" (the client retries later).
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "base/bytes.h"
+#include "base/clock.h"
+#include "keys/key_ring.h"
+#include "store/store.h"
+
+namespace torii::broker {
+
+struct MetricValue {
+  std::string name;
+  std::string json;  // the value as JSON text: 21.5, true, "auto"
+};
+
+struct IngestItem {
+  std::string device_id;
+  std::string kind;         // "telemetry", "events", "state", "results"
+  std::string message_key;  // the device's message id; empty: no de-duplication
+  UnixMillis received_at = 0;
+  Bytes payload;
+  std::vector<MetricValue> metrics;  // latest values to keep (telemetry only)
+};
+
+// Called on the io_context with true once the item is durable (or was a duplicate of a
+// stored one), false when it could not be stored.
+using IngestDone = std::function<void(bool stored)>;
+
+// The associated data binding a sealed telemetry payload to its row.
+[[nodiscard]] std::string telemetry_associated_data(std::string_view device_id, std::string_view kind,
+                                                    UnixMillis received_at, std::string_view message_key);
+[[nodiscard]] std::string latest_value_associated_data(std::string_view device_id, std::string_view metric);
+
+struct StoreWriterOptions {
+  std::size_t max_queued = 100000;
+  std::size_t max_batch = 2000;
+};
+
+class StoreWriter {
+ public:
+  // post runs a completion on the io thread. The store and key ring must outlive the writer;
+  // the key ring is used from the writer thread only between seals (it is thread-safe).
+  StoreWriter(store::Store& store, keys::KeyRing& keys, std::function<void(std::function<void()>)> post,
+              StoreWriterOptions options = {});
+  ~StoreWriter();  // stops: drains what is queued first
+  StoreWriter(const StoreWriter&) = delete;
+  StoreWriter& operator=(const StoreWriter&) = delete;
+
+  // False when the queue is full (nothing queued, done not called).
+  [[nodiscard]] bool submit(IngestItem item, IngestDone done);
+  void stop();
+
+  struct Stats {
+    std::uint64_t batches = 0;
+    std::uint64_t stored = 0;
+    std::uint64_t duplicates = 0;
+    std::uint64_t failed = 0;
+    std::size_t largest_batch = 0;
+  };
+  [[nodiscard]] Stats stats() const;
+
+ private:
+  void run();
+  void write_batch(std::vector<std::pair<IngestItem, IngestDone>>& batch);
+
+  store::Store& store_;
+  keys::KeyRing& keys_;
+  std::function<void(std::function<void()>)> post_;
+  StoreWriterOptions options_;
+  mutable std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<std::pair<IngestItem, IngestDone>> queue_;
+  bool stopping_ = false;
+  Stats stats_;
+  std::thread thread_;
+};
+
+}  // namespace torii::broker

@@ -1,0 +1,72 @@
+// Per-device traffic anomaly detectors (IIIT N6). Pure: the broker reports what happened
+// with a time point; the monitor answers which anomaly, if any, that completes.
+//
+//   rate spike        a 10-second window holds more than spike_factor × the device's usual
+//                     count per window (an exponentially weighted average of earlier
+//                     windows) and at least min_spike_messages
+//   payload spike     a payload larger than spike_factor × the device's average payload size
+//                     and at least min_spike_bytes, once the average has settled
+//   connect flapping  more than max_connects_per_window connects within connect_window
+//
+// Each anomaly is reported once per kind and device until report_interval has passed, so a
+// sustained anomaly does not flood the security log. Not thread-safe (the io thread owns it).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace torii::broker {
+
+enum class Anomaly { rate_spike, payload_spike, connect_flapping };
+[[nodiscard]] std::string_view to_string(Anomaly anomaly);
+
+struct TrafficMonitorOptions {
+  std::chrono::seconds rate_window{10};
+  double spike_factor = 5.0;
+  std::uint64_t min_spike_messages = 50;
+  std::uint64_t min_spike_bytes = 1024;
+  std::uint64_t settle_messages = 20;  // payload sizes seen before spikes are judged
+  std::chrono::seconds connect_window{60};
+  std::size_t max_connects_per_window = 10;
+  std::chrono::seconds report_interval{300};
+};
+
+struct AnomalyReport {
+  Anomaly anomaly;
+  std::string detail;  // "120 messages in 10 s, usually 8" (numbers only, no payload)
+};
+
+class TrafficMonitor {
+ public:
+  using time_point = std::chrono::steady_clock::time_point;
+  explicit TrafficMonitor(TrafficMonitorOptions options = {}) : options_(options) {}
+
+  [[nodiscard]] std::optional<AnomalyReport> on_message(const std::string& device_id, std::size_t payload_bytes,
+                                                        time_point now);
+  [[nodiscard]] std::optional<AnomalyReport> on_connect(const std::string& device_id, time_point now);
+  void forget(std::string_view device_id);
+
+ private:
+  struct Device {
+    time_point window_start{};
+    std::uint64_t window_count = 0;
+    double usual_per_window = 0;  // EWMA of completed windows
+    std::uint64_t windows_seen = 0;
+    double average_bytes = 0;
+    std::uint64_t messages_seen = 0;
+    std::deque<time_point> connects;
+    time_point last_report[3]{};
+    bool reported[3]{};
+  };
+  std::optional<AnomalyReport> report(Device& d, Anomaly anomaly, std::string detail, time_point now);
+
+  TrafficMonitorOptions options_;
+  std::unordered_map<std::string, Device> devices_;
+};
+
+}  // namespace torii::broker

@@ -1,0 +1,187 @@
+#include "identity/devices.h"
+
+#include <fmt/format.h>
+
+#include "crypto/x509.h"
+#include "policy/acl.h"
+#include "policy/profile.h"
+
+namespace torii::identity {
+
+namespace {
+
+constexpr std::size_t kMaxNameBytes = 128;
+constexpr std::size_t kMaxFieldBytes = 64;
+
+Status check_text(std::string_view what, std::string_view value, std::size_t max) {
+  if (value.size() > max) return fail(Errc::invalid_argument, fmt::format("{} longer than {} bytes", what, max));
+  for (unsigned char c : value) {
+    if (c < 0x20 || c == 0x7f) return fail(Errc::invalid_argument, fmt::format("{} contains control characters", what));
+  }
+  return ok();
+}
+
+}  // namespace
+
+DeviceRegistry::DeviceRegistry(store::Store& store, keys::KeyRing& keys, pki::CertificateAuthority& ca,
+                               const Clock& clock)
+    : store_(store), keys_(keys), ca_(ca), clock_(clock) {}
+
+Result<DeviceBundle> DeviceRegistry::create(const NewDevice& spec) {
+  if (!policy::valid_device_id(spec.id)) {
+    return fail(
+        Errc::invalid_argument,
+        "device id must be 1-63 characters: lower-case letters, digits and '-', starting with a letter or digit");
+  }
+  for (auto [what, value, max] :
+       {std::tuple{"name", std::string_view(spec.name), kMaxNameBytes},
+        std::tuple{"organisation", std::string_view(spec.organisation_id), kMaxFieldBytes},
+        std::tuple{"segment", std::string_view(spec.segment), kMaxFieldBytes},
+        std::tuple{"serial number", std::string_view(spec.serial_number), kMaxFieldBytes},
+        std::tuple{"firmware version", std::string_view(spec.firmware_version), kMaxFieldBytes}}) {
+    if (auto st = check_text(what, value, max); !st) return tl::unexpected(st.error());
+  }
+  if (spec.organisation_id.empty()) return fail(Errc::invalid_argument, "organisation must not be empty");
+  if (spec.segment.empty()) return fail(Errc::invalid_argument, "segment must not be empty");
+
+  DeviceBundle bundle;
+  auto root = ca_.root_certificate_pem();
+  auto issuing = ca_.issuing_certificate_pem();
+  if (!root) return tl::unexpected(root.error());
+  if (!issuing) return tl::unexpected(issuing.error());
+  bundle.ca_bundle_pem = *issuing + *root;
+
+  std::string csr;
+  if (spec.csr_pem) {
+    csr = *spec.csr_pem;
+  } else {
+    auto key = crypto::generate_p256_key();
+    if (!key) return tl::unexpected(key.error());
+    auto made = crypto::make_csr(*key, spec.id);
+    if (!made) return tl::unexpected(made.error());
+    csr = std::move(*made);
+    bundle.private_key_pem = std::move(*key);
+  }
+
+  auto st = store_.transaction([&]() -> Status {
+    if (!spec.profile_id.empty()) {
+      auto profile = store_.device_profiles().find(spec.profile_id);
+      if (!profile) return tl::unexpected(profile.error());
+      if (!*profile || (*profile)->organisation_id != spec.organisation_id) {
+        return fail(Errc::invalid_argument, "no such device profile in the organisation");
+      }
+    }
+    store::DeviceRecord device;
+    device.id = spec.id;
+    device.organisation_id = spec.organisation_id;
+    device.name = spec.name.empty() ? spec.id : spec.name;
+    device.profile_id = spec.profile_id;
+    device.segment = spec.segment;
+    device.serial_number = spec.serial_number;
+    device.firmware_version = spec.firmware_version;
+    device.created_at = to_unix_millis(clock_.now());
+    if (auto inserted = store_.devices().insert(device); !inserted) {
+      if (inserted.error().is(Errc::already_exists)) return fail(Errc::already_exists, "a device with this id exists");
+      return inserted;
+    }
+    if (auto key = keys_.ensure_data_key(keys::device_key_id(spec.id), "device"); !key) return key;
+    auto cert = ca_.issue_device_certificate(csr, spec.id);
+    if (!cert) return tl::unexpected(cert.error());
+    bundle.device = std::move(device);
+    bundle.certificate = std::move(*cert);
+    return ok();
+  });
+  if (!st) return tl::unexpected(st.error());
+  return bundle;
+}
+
+Result<store::CertificateRecord> DeviceRegistry::issue_certificate(std::string_view device_id,
+                                                                   std::string_view csr_pem) {
+  auto device = store_.devices().find(device_id);
+  if (!device) return tl::unexpected(device.error());
+  if (!*device) return fail(Errc::not_found, "no such device");
+  if ((*device)->status != store::kDeviceStatusActive) return fail(Errc::permission_denied, "the device is disabled");
+  return ca_.issue_device_certificate(csr_pem, device_id);
+}
+
+Status DeviceRegistry::disable(std::string_view device_id, std::string_view reason) {
+  auto st = store_.devices().set_status(device_id, store::kDeviceStatusDisabled, to_unix_millis(clock_.now()), reason);
+  if (!st && st.error().is(Errc::not_found)) return fail(Errc::not_found, "no such device");
+  return st;
+}
+
+Status DeviceRegistry::enable(std::string_view device_id) {
+  auto st = store_.devices().set_status(device_id, store::kDeviceStatusActive, 0, "");
+  if (!st && st.error().is(Errc::not_found)) return fail(Errc::not_found, "no such device");
+  return st;
+}
+
+Result<std::vector<std::string>> DeviceRegistry::revoke_certificates(std::string_view device_id,
+                                                                     std::string_view reason) {
+  std::vector<std::string> serials;
+  auto st = store_.transaction([&]() -> Status {
+    auto device = store_.devices().find(device_id);
+    if (!device) return tl::unexpected(device.error());
+    auto certs = store_.certificates().list_for_device(device_id);
+    if (!certs) return tl::unexpected(certs.error());
+    if (!*device && certs->empty()) return fail(Errc::not_found, "no such device");
+    for (const auto& c : *certs) {
+      if (c.revoked_at) continue;
+      if (auto revoked = ca_.revoke(c.serial_hex, reason); !revoked) return revoked;
+      serials.push_back(c.serial_hex);
+    }
+    return ok();
+  });
+  if (!st) return tl::unexpected(st.error());
+  return serials;
+}
+
+Status DeviceRegistry::remove(std::string_view device_id) {
+  auto st = store_.transaction([&]() -> Status {
+    auto revoked = revoke_certificates(device_id, "device deleted");
+    if (!revoked) return tl::unexpected(revoked.error());
+    auto removed = store_.devices().remove(device_id);
+    if (!removed) return tl::unexpected(removed.error());
+    return ok();
+  });
+  if (!st) return st;
+  // After the commit: the rows are gone; destroying the key makes any copy of them
+  // (backups, free pages) unreadable.
+  auto destroyed = keys_.destroy_data_key(keys::device_key_id(device_id));
+  if (!destroyed) return tl::unexpected(destroyed.error());
+  return ok();
+}
+
+Result<std::vector<std::string>> DeviceRegistry::disable_unused(std::chrono::hours unused_for) {
+  const auto now = clock_.now();
+  auto unused = store_.devices().list_unused_since(to_unix_millis(now - unused_for));
+  if (!unused) return tl::unexpected(unused.error());
+  std::vector<std::string> ids;
+  for (const auto& d : *unused) {
+    if (auto st =
+            store_.devices().set_status(d.id, store::kDeviceStatusDisabled, to_unix_millis(now), "unused for too long");
+        !st) {
+      return tl::unexpected(st.error());
+    }
+    ids.push_back(d.id);
+  }
+  return ids;
+}
+
+Status DeviceRegistry::put_profile(const store::DeviceProfileRecord& profile) {
+  if (!policy::valid_device_id(profile.id)) {
+    return fail(Errc::invalid_argument, "profile id must be lower-case letters, digits and '-'");
+  }
+  auto parsed = policy::parse_profile(profile.definition_json);
+  if (!parsed) {
+    return fail(Errc::invalid_argument,
+                "the profile definition has problems:\n" + policy::format_problems(parsed.error()));
+  }
+  store::DeviceProfileRecord stored = profile;
+  stored.updated_at = to_unix_millis(clock_.now());
+  auto version = store_.device_profiles().put(stored);
+  if (!version) return tl::unexpected(version.error());
+  return ok();
+}
+
+}  // namespace torii::identity

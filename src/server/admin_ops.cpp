@@ -1,0 +1,392 @@
+#include "server/admin_ops.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <functional>
+#include <map>
+
+#include "broker/broker.h"
+#include "broker/store_writer.h"
+#include "identity/devices.h"
+#include "keys/key_ring.h"
+
+namespace torii::server {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr std::size_t kMaxTelemetryRows = 10000;
+
+// Reads a string argument; absent → fallback, present but not a string → error.
+Result<std::string> text_arg(const json& args, const char* name, std::optional<std::string> fallback = std::nullopt) {
+  auto it = args.find(name);
+  if (it == args.end() || it->is_null()) {
+    if (fallback) return *fallback;
+    return fail(Errc::invalid_argument, fmt::format("missing argument '{}'", name));
+  }
+  if (!it->is_string()) return fail(Errc::invalid_argument, fmt::format("argument '{}' must be a string", name));
+  return it->get<std::string>();
+}
+
+Result<std::int64_t> int_arg(const json& args, const char* name, std::int64_t fallback) {
+  auto it = args.find(name);
+  if (it == args.end() || it->is_null()) return fallback;
+  if (!it->is_number_integer()) {
+    return fail(Errc::invalid_argument, fmt::format("argument '{}' must be an integer", name));
+  }
+  return it->get<std::int64_t>();
+}
+
+json device_json(const store::DeviceRecord& d) {
+  json j = {{"id", d.id},
+            {"name", d.name},
+            {"organisation", d.organisation_id},
+            {"profile", d.profile_id},
+            {"segment", d.segment},
+            {"serial_number", d.serial_number},
+            {"firmware_version", d.firmware_version},
+            {"status", d.status},
+            {"created_at", format_utc_millis(from_unix_millis(d.created_at))}};
+  j["last_seen_at"] = d.last_seen_at ? json(format_utc_millis(from_unix_millis(*d.last_seen_at))) : json(nullptr);
+  if (d.disabled_at) {
+    j["disabled_at"] = format_utc_millis(from_unix_millis(*d.disabled_at));
+    j["disabled_reason"] = d.disabled_reason;
+  }
+  return j;
+}
+
+json certificate_json(const store::CertificateRecord& c) {
+  json j = {{"serial", c.serial_hex},
+            {"kind", c.kind},
+            {"subject", c.subject},
+            {"fingerprint_sha256", c.fingerprint_sha256},
+            {"not_before", format_utc_millis(from_unix_millis(c.not_before))},
+            {"not_after", format_utc_millis(from_unix_millis(c.not_after))}};
+  if (c.device_id) j["device_id"] = *c.device_id;
+  if (c.revoked_at) {
+    j["revoked_at"] = format_utc_millis(from_unix_millis(*c.revoked_at));
+    j["revocation_reason"] = c.revocation_reason;
+  }
+  return j;
+}
+
+class Executor {
+ public:
+  Executor(AdminContext& c, const AdminRequest& r)
+      : c_(c), r_(r), registry_(*c.installation.store, *c.installation.keys, *c.installation.ca, c.clock) {}
+
+  Result<json> run() {
+    static const std::map<std::string, Result<json> (Executor::*)(), std::less<>> ops = {
+        {"device.create", &Executor::device_create}, {"device.list", &Executor::device_list},
+        {"device.show", &Executor::device_show},     {"device.disable", &Executor::device_disable},
+        {"device.enable", &Executor::device_enable}, {"device.revoke", &Executor::device_revoke},
+        {"device.delete", &Executor::device_delete}, {"profile.put", &Executor::profile_put},
+        {"profile.list", &Executor::profile_list},   {"telemetry.list", &Executor::telemetry_list},
+        {"cert.issue", &Executor::cert_issue},       {"cert.revoke", &Executor::cert_revoke},
+    };
+    auto it = ops.find(r_.op);
+    if (it == ops.end()) return fail(Errc::invalid_argument, fmt::format("unknown request '{}'", r_.op));
+    if (!r_.args.is_object()) return fail(Errc::invalid_argument, "arguments must be a JSON object");
+    if (admin_op_writes(r_.op) && c_.log == nullptr) {
+      return fail(Errc::unavailable, "this request changes state and needs the security log");
+    }
+    return (this->*(it->second))();
+  }
+
+ private:
+  void record(std::string action, std::string object, json details = json::object()) {
+    if (c_.log == nullptr) return;
+    (void)c_.log->append(
+        {r_.actor, std::move(action), std::move(object), events::Outcome::success, "local", std::move(details)});
+  }
+
+  void disconnect(const std::string& device_id, const std::string& why) {
+    if (c_.broker) c_.broker->disconnect_device(device_id, mqtt::ReasonCode::administrative_action, why);
+  }
+
+  Result<json> device_create() {
+    identity::NewDevice spec;
+    auto id = text_arg(r_.args, "id");
+    if (!id) return tl::unexpected(id.error());
+    spec.id = *id;
+    for (auto [name, field, fallback] :
+         {std::tuple{"name", &spec.name, std::string()},
+          std::tuple{"organisation", &spec.organisation_id, std::string(identity::kDefaultOrganisation)},
+          std::tuple{"profile", &spec.profile_id, std::string()},
+          std::tuple{"segment", &spec.segment, std::string("default")},
+          std::tuple{"serial_number", &spec.serial_number, std::string()},
+          std::tuple{"firmware_version", &spec.firmware_version, std::string()}}) {
+      auto v = text_arg(r_.args, name, fallback);
+      if (!v) return tl::unexpected(v.error());
+      *field = std::move(*v);
+    }
+    if (r_.args.contains("csr")) {
+      auto csr = text_arg(r_.args, "csr");
+      if (!csr) return tl::unexpected(csr.error());
+      spec.csr_pem = *csr;
+    }
+    auto bundle = registry_.create(spec);
+    if (!bundle) return tl::unexpected(bundle.error());
+    record("device.created", "device:" + spec.id,
+           {{"organisation", spec.organisation_id},
+            {"profile", spec.profile_id},
+            {"segment", spec.segment},
+            {"key_generated_by", spec.csr_pem ? "device" : "server"}});
+    record("certificate.issued", "device:" + spec.id,
+           {{"serial", bundle->certificate.serial_hex},
+            {"not_after", format_utc_millis(from_unix_millis(bundle->certificate.not_after))}});
+    json out = {{"device", device_json(bundle->device)},
+                {"certificate", certificate_json(bundle->certificate)},
+                {"certificate_pem", bundle->certificate.pem},
+                {"ca_bundle_pem", bundle->ca_bundle_pem}};
+    if (bundle->private_key_pem) out["private_key_pem"] = to_string(bundle->private_key_pem->view());
+    return out;
+  }
+
+  Result<json> device_list() {
+    auto org = text_arg(r_.args, "organisation", "");
+    if (!org) return tl::unexpected(org.error());
+    auto devices =
+        org->empty() ? c_.installation.store->devices().list_all() : c_.installation.store->devices().list(*org);
+    if (!devices) return tl::unexpected(devices.error());
+    json out = json::array();
+    for (const auto& d : *devices) out.push_back(device_json(d));
+    return out;
+  }
+
+  Result<json> device_show() {
+    auto id = text_arg(r_.args, "id");
+    if (!id) return tl::unexpected(id.error());
+    auto& store = *c_.installation.store;
+    auto device = store.devices().find(*id);
+    if (!device) return tl::unexpected(device.error());
+    if (!*device) return fail(Errc::not_found, "no such device");
+    json out = device_json(**device);
+    auto certs = store.certificates().list_for_device(*id);
+    if (!certs) return tl::unexpected(certs.error());
+    out["certificates"] = json::array();
+    for (const auto& cert : *certs) out["certificates"].push_back(certificate_json(cert));
+    auto counters = store.device_counters().find(*id);
+    if (!counters) return tl::unexpected(counters.error());
+    json traffic = {{"messages", 0}, {"bytes", 0}, {"refusals", 0}, {"connects", 0}};
+    if (*counters) {
+      traffic = {{"messages", (*counters)->messages},
+                 {"bytes", (*counters)->bytes},
+                 {"refusals", (*counters)->refusals},
+                 {"connects", (*counters)->connects}};
+    }
+    if (c_.broker) {
+      // Not yet flushed to the store: the running totals are the broker's.
+      const auto live = c_.broker->traffic(*id);
+      traffic["messages_since_start"] = live.messages;
+      traffic["refusals_since_start"] = live.refusals;
+    }
+    out["traffic"] = traffic;
+    auto count = store.telemetry().count(*id);
+    if (!count) return tl::unexpected(count.error());
+    out["stored_messages"] = *count;
+    auto latest = store.latest_values().list(*id);
+    if (!latest) return tl::unexpected(latest.error());
+    json values = json::object();
+    for (const auto& v : *latest) {
+      auto plain = c_.installation.keys->open(v.key_id, v.sealed, broker::latest_value_associated_data(*id, v.metric));
+      if (!plain) continue;  // crypto-shredded
+      values[v.metric] = {{"value", json::parse(to_string(plain->view()), nullptr, false)},
+                          {"at", format_utc_millis(from_unix_millis(v.at))}};
+    }
+    out["latest"] = values;
+    return out;
+  }
+
+  Result<json> device_disable() {
+    auto id = text_arg(r_.args, "id");
+    auto reason = text_arg(r_.args, "reason", "disabled by an administrator");
+    if (!id) return tl::unexpected(id.error());
+    if (!reason) return tl::unexpected(reason.error());
+    if (auto st = registry_.disable(*id, *reason); !st) return tl::unexpected(st.error());
+    record("device.disabled", "device:" + *id, {{"reason", *reason}});
+    disconnect(*id, "device disabled");
+    return json{{"id", *id}, {"status", "disabled"}};
+  }
+
+  Result<json> device_enable() {
+    auto id = text_arg(r_.args, "id");
+    if (!id) return tl::unexpected(id.error());
+    if (auto st = registry_.enable(*id); !st) return tl::unexpected(st.error());
+    record("device.enabled", "device:" + *id);
+    return json{{"id", *id}, {"status", "active"}};
+  }
+
+  Result<json> device_revoke() {
+    auto id = text_arg(r_.args, "id");
+    auto reason = text_arg(r_.args, "reason", "revoked by an administrator");
+    if (!id) return tl::unexpected(id.error());
+    if (!reason) return tl::unexpected(reason.error());
+    auto serials = registry_.revoke_certificates(*id, *reason);
+    if (!serials) return tl::unexpected(serials.error());
+    for (const auto& serial : *serials) {
+      record("certificate.revoked", "certificate:" + serial, {{"device", *id}, {"reason", *reason}});
+    }
+    disconnect(*id, "certificate revoked");
+    return json{{"id", *id}, {"revoked", *serials}};
+  }
+
+  Result<json> device_delete() {
+    auto id = text_arg(r_.args, "id");
+    if (!id) return tl::unexpected(id.error());
+    disconnect(*id, "device deleted");
+    if (auto st = registry_.remove(*id); !st) return tl::unexpected(st.error());
+    record("device.deleted", "device:" + *id, {{"data", "deleted; its key destroyed"}});
+    return json{{"id", *id}, {"deleted", true}};
+  }
+
+  Result<json> profile_put() {
+    store::DeviceProfileRecord profile;
+    auto id = text_arg(r_.args, "id");
+    auto org = text_arg(r_.args, "organisation", std::string(identity::kDefaultOrganisation));
+    auto definition = text_arg(r_.args, "definition");
+    if (!id) return tl::unexpected(id.error());
+    if (!org) return tl::unexpected(org.error());
+    if (!definition) return tl::unexpected(definition.error());
+    auto name = text_arg(r_.args, "name", *id);
+    if (!name) return tl::unexpected(name.error());
+    profile.id = *id;
+    profile.organisation_id = *org;
+    profile.name = *name;
+    profile.definition_json = *definition;
+    if (auto st = registry_.put_profile(profile); !st) return tl::unexpected(st.error());
+    record("profile.stored", "profile:" + *id, {{"organisation", *org}});
+    if (c_.broker) c_.broker->invalidate_profile(*id);
+    return json{{"id", *id}};
+  }
+
+  Result<json> profile_list() {
+    auto org = text_arg(r_.args, "organisation", std::string(identity::kDefaultOrganisation));
+    if (!org) return tl::unexpected(org.error());
+    auto profiles = c_.installation.store->device_profiles().list(*org);
+    if (!profiles) return tl::unexpected(profiles.error());
+    json out = json::array();
+    for (const auto& p : *profiles) {
+      out.push_back({{"id", p.id},
+                     {"name", p.name},
+                     {"organisation", p.organisation_id},
+                     {"version", p.version},
+                     {"updated_at", format_utc_millis(from_unix_millis(p.updated_at))},
+                     {"definition", json::parse(p.definition_json, nullptr, false)}});
+    }
+    return out;
+  }
+
+  Result<json> telemetry_list() {
+    auto id = text_arg(r_.args, "device");
+    if (!id) return tl::unexpected(id.error());
+    auto from = int_arg(r_.args, "from_ms", 0);
+    auto to = int_arg(r_.args, "to_ms", std::numeric_limits<std::int64_t>::max());
+    auto limit = int_arg(r_.args, "limit", 1000);
+    if (!from) return tl::unexpected(from.error());
+    if (!to) return tl::unexpected(to.error());
+    if (!limit) return tl::unexpected(limit.error());
+    if (*limit < 1 || static_cast<std::size_t>(*limit) > kMaxTelemetryRows) {
+      return fail(Errc::invalid_argument, fmt::format("limit must be 1..{}", kMaxTelemetryRows));
+    }
+    auto rows = c_.installation.store->telemetry().range(*id, *from, *to, static_cast<std::size_t>(*limit));
+    if (!rows) return tl::unexpected(rows.error());
+    json out = json::array();
+    for (const auto& row : *rows) {
+      auto plain = c_.installation.keys->open(
+          row.key_id, row.sealed,
+          broker::telemetry_associated_data(row.device_id, row.kind, row.received_at, row.message_key));
+      if (!plain)
+        return fail(Errc::corrupt, fmt::format("message {} does not open: {}", row.seq, plain.error().message));
+      out.push_back({{"seq", row.seq},
+                     {"kind", row.kind},
+                     {"received_at", format_utc_millis(from_unix_millis(row.received_at))},
+                     {"message_id", row.message_key},
+                     {"payload", to_string(plain->view())}});
+    }
+    return out;
+  }
+
+  Result<json> cert_issue() {
+    auto id = text_arg(r_.args, "device_id");
+    auto csr = text_arg(r_.args, "csr");
+    if (!id) return tl::unexpected(id.error());
+    if (!csr) return tl::unexpected(csr.error());
+    auto cert = registry_.issue_certificate(*id, *csr);
+    if (!cert) return tl::unexpected(cert.error());
+    record("certificate.issued", "device:" + *id,
+           {{"serial", cert->serial_hex}, {"not_after", format_utc_millis(from_unix_millis(cert->not_after))}});
+    json out = certificate_json(*cert);
+    out["certificate_pem"] = cert->pem;
+    return out;
+  }
+
+  Result<json> cert_revoke() {
+    auto serial = text_arg(r_.args, "serial");
+    auto reason = text_arg(r_.args, "reason", "unspecified");
+    if (!serial) return tl::unexpected(serial.error());
+    if (!reason) return tl::unexpected(reason.error());
+    auto cert = c_.installation.store->certificates().find_by_serial(*serial);
+    if (!cert) return tl::unexpected(cert.error());
+    if (!*cert) return fail(Errc::not_found, "no certificate with this serial");
+    if (auto st = c_.installation.ca->revoke(*serial, *reason); !st) return tl::unexpected(st.error());
+    record("certificate.revoked", "certificate:" + *serial, {{"reason", *reason}});
+    if ((*cert)->device_id) disconnect(*(*cert)->device_id, "certificate revoked");
+    return json{{"serial", *serial}, {"revoked", true}};
+  }
+
+  AdminContext& c_;
+  const AdminRequest& r_;
+  identity::DeviceRegistry registry_;
+};
+
+}  // namespace
+
+const std::vector<std::string>& admin_ops() {
+  static const std::vector<std::string> ops = {"device.create", "device.list",    "device.show",   "device.disable",
+                                               "device.enable", "device.revoke",  "device.delete", "profile.put",
+                                               "profile.list",  "telemetry.list", "cert.issue",    "cert.revoke"};
+  return ops;
+}
+
+bool admin_op_writes(std::string_view op) { return !(op.ends_with(".list") || op.ends_with(".show")); }
+
+Result<json> execute_admin(AdminContext& context, const AdminRequest& request) {
+  return Executor(context, request).run();
+}
+
+namespace {
+constexpr std::array<std::pair<Errc, std::string_view>, 13> kErrcNames = {{
+    {Errc::ok, "ok"},
+    {Errc::invalid_argument, "invalid_argument"},
+    {Errc::not_found, "not_found"},
+    {Errc::already_exists, "already_exists"},
+    {Errc::permission_denied, "permission_denied"},
+    {Errc::io_error, "io_error"},
+    {Errc::crypto_error, "crypto_error"},
+    {Errc::authentication_failed, "authentication_failed"},
+    {Errc::corrupt, "corrupt"},
+    {Errc::expired, "expired"},
+    {Errc::unavailable, "unavailable"},
+    {Errc::conflict, "conflict"},
+    {Errc::limit_exceeded, "limit_exceeded"},
+}};
+}  // namespace
+
+std::string errc_name(const Error& error) {
+  for (const auto& [code, name] : kErrcNames) {
+    if (error.is(code)) return std::string(name);
+  }
+  return "io_error";
+}
+
+Errc errc_from_name(std::string_view name) {
+  for (const auto& [code, n] : kErrcNames) {
+    if (n == name) return code;
+  }
+  return Errc::io_error;
+}
+
+}  // namespace torii::server

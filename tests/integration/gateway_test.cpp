@@ -1,0 +1,338 @@
+// The gateway as devices meet it, through real MQTT clients (Eclipse Mosquitto's
+// mosquitto_pub and mosquitto_sub, MQTT 3.1.1 and 5.0) over mutual TLS, and as operators
+// check it, through `torii admin` against the running server.
+#include <sys/stat.h>
+
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "server_fixture.h"
+
+namespace torii::testing {
+namespace {
+
+using nlohmann::json;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+class Gateway : public ServerTest {
+ protected:
+  std::filesystem::path certs() const { return work_dir() / "certs"; }
+
+  // Registers a device through the running server; its key is made by torii and written
+  // next to its certificate.
+  void create_device(const std::string& id, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"admin", "device", "create", "--id", id, "--out", certs().string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto r = torii(args);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+
+  // The TLS and connection arguments of a Mosquitto client acting as device `id`.
+  std::vector<std::string> client(const std::string& tool, const std::string& id, const std::string& version) const {
+    return {tool,
+            "--cafile",
+            (certs() / "ca.crt").string(),
+            "--cert",
+            (certs() / (id + ".crt")).string(),
+            "--key",
+            (certs() / (id + ".key")).string(),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            std::to_string(gateway_port),
+            "-V",
+            version,
+            "-i",
+            id};
+  }
+
+  RunResult publish(const std::string& id, const std::string& version, const std::string& topic,
+                    const std::string& message, int qos = 1) const {
+    auto argv = client("mosquitto_pub", id, version);
+    argv.insert(argv.end(), {"-q", std::to_string(qos), "-t", topic, "-m", message, "-d"});
+    return run(argv, std::chrono::seconds(30));
+  }
+
+  // mosquitto_sub that gives up after `seconds` without a message.
+  RunResult subscribe_briefly(const std::string& id, const std::string& version, const std::string& filter,
+                              int seconds = 2) const {
+    auto argv = client("mosquitto_sub", id, version);
+    argv.insert(argv.end(), {"-t", filter, "-d", "-W", std::to_string(seconds)});
+    return run(argv, std::chrono::seconds(30));
+  }
+
+  // The device's stored messages, decrypted by the running server.
+  std::vector<json> stored(const std::string& id) {
+    const auto r = torii({"admin", "telemetry", "list", "--device", id, "--limit", "10000"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::vector<json> rows;
+    std::istringstream lines(r.out);
+    for (std::string line; std::getline(lines, line);) rows.push_back(json::parse(line));
+    return rows;
+  }
+
+  json show(const std::string& id) {
+    const auto r = torii({"admin", "device", "show", "--id", id});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return json::parse(r.out);
+  }
+
+  std::string security_log() const {
+    std::ifstream in(data_dir() / "log" / "security.log");
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+};
+
+TEST_F(Gateway, MosquittoClientsPublishAtEveryQosInBothVersionsAndEachMessageIsStoredOnce) {
+  start();
+  create_device("meter-1");
+  int sent = 0;
+  for (const std::string version : {"mqttv311", "mqttv5"}) {
+    for (int qos = 0; qos <= 2; ++qos) {
+      const auto id = version + "-q" + std::to_string(qos);
+      const auto r =
+          publish("meter-1", version, "devices/meter-1/telemetry",
+                  R"({"id":")" + id + R"(","temperature":21.5,"door_open":false,"site":"north-wing-7"})", qos);
+      ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+      if (qos == 1) {
+        EXPECT_THAT(r.out, HasSubstr("received PUBACK"));
+      } else if (qos == 2) {
+        EXPECT_THAT(r.out, HasSubstr("received PUBCOMP"));
+      }
+      ++sent;
+    }
+  }
+  // The same message id again (a retransmission after a lost acknowledgement) is
+  // acknowledged but not stored twice.
+  ASSERT_EQ(
+      publish("meter-1", "mqttv5", "devices/meter-1/telemetry", R"({"id":"mqttv5-q1","temperature":21.5})").exit_code,
+      0);
+
+  // QoS 1 and 2 were acknowledged only once stored; QoS 0 is stored as it arrives, so wait
+  // for it through the admin command rather than assume.
+  std::vector<json> rows;
+  for (int i = 0; i < 50 && rows.size() < static_cast<std::size_t>(sent); ++i) {
+    rows = stored("meter-1");
+    if (rows.size() < static_cast<std::size_t>(sent)) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(rows.size(), static_cast<std::size_t>(sent));
+  std::set<std::string> ids;
+  for (const auto& row : rows) {
+    ids.insert(row["message_id"].get<std::string>());
+    EXPECT_EQ(row["kind"], "telemetry");
+    EXPECT_THAT(row["payload"].get<std::string>(), HasSubstr("temperature"));
+  }
+  EXPECT_EQ(ids.size(), rows.size());
+
+  // The latest values are kept per metric; payloads and values are sealed in the database
+  // file (metric names are not).
+  const auto device = show("meter-1");
+  EXPECT_EQ(device["latest"]["temperature"]["value"], 21.5);
+  EXPECT_EQ(device["latest"]["door_open"]["value"], false);
+  EXPECT_EQ(device["stored_messages"], sent);
+  ASSERT_EQ(stop(), 0);
+  std::ifstream db(data_dir() / "torii.db", std::ios::binary);
+  std::ostringstream bytes;
+  bytes << db.rdbuf();
+  EXPECT_EQ(bytes.str().find("north-wing-7"), std::string::npos);
+}
+
+TEST_F(Gateway, ADeviceSubscribesToItsOwnCommandsAndToNothingElse) {
+  start();
+  create_device("valve-1");
+  create_device("valve-2");
+  for (const std::string version : {"mqttv311", "mqttv5"}) {
+    const auto own = subscribe_briefly("valve-1", version, "devices/valve-1/commands", 1);
+    EXPECT_THAT(own.out, HasSubstr("Subscribed (mid: 1): 0")) << own.out << own.err;
+    for (const std::string filter : {"#", "$SYS/#", "devices/+/telemetry", "devices/valve-2/telemetry",
+                                     "devices/valve-2/commands", "devices/valve-1/telemetry"}) {
+      const auto denied = subscribe_briefly("valve-1", version, filter, 1);
+      EXPECT_THAT(denied.err, HasSubstr("All subscription requests were denied")) << version << " " << filter;
+    }
+  }
+}
+
+TEST_F(Gateway, DeviceACannotWriteIntoOrReadFromDeviceB) {
+  start();
+  create_device("device-a");
+  create_device("device-b");
+
+  const auto intrusion = publish("device-a", "mqttv5", "devices/device-b/telemetry", R"({"temperature":99})");
+  EXPECT_THAT(intrusion.out, HasSubstr("RC:135"));  // PUBACK 0x87 not authorized
+  const auto commands = publish("device-a", "mqttv5", "devices/device-b/commands", R"({"open":true})");
+  EXPECT_THAT(commands.out, HasSubstr("RC:135"));
+  // 3.1.1 has no negative PUBACK: the message is acknowledged and dropped.
+  EXPECT_EQ(publish("device-a", "mqttv311", "devices/device-b/telemetry", R"({"temperature":99})").exit_code, 0);
+
+  // B's own message reaches nobody but the store.
+  auto spy_argv = client("mosquitto_sub", "device-a", "mqttv5");
+  spy_argv.insert(spy_argv.end(), {"-t", "devices/device-b/telemetry", "-W", "3"});
+  Process spy(spy_argv);
+  ASSERT_EQ(publish("device-b", "mqttv5", "devices/device-b/telemetry", R"({"temperature":20})").exit_code, 0);
+  spy.wait(std::chrono::seconds(10));
+  EXPECT_THAT(spy.out(), Not(HasSubstr("temperature")));
+
+  EXPECT_EQ(stored("device-b").size(), 1u);
+  EXPECT_EQ(stored("device-a").size(), 0u);
+  EXPECT_GE(show("device-a")["traffic"]["refusals_since_start"].get<int>(), 3);
+  ASSERT_EQ(stop(), 0);
+  EXPECT_THAT(security_log(), HasSubstr(R"("action":"mqtt.publish_denied")"));
+  EXPECT_THAT(security_log(), HasSubstr(R"("action":"mqtt.subscribe_denied")"));
+}
+
+TEST_F(Gateway, TelemetryIsValidatedAgainstTheDeviceProfile) {
+  start();
+  std::ofstream(work_dir() / "thermo.json")
+      << R"({"metrics":[{"name":"temperature","type":"number","unit":"°C","min":-40,"max":125}]})";
+  ::chmod((work_dir() / "thermo.json").c_str(), 0644);
+  const auto put =
+      torii({"admin", "profile", "put", "--id", "thermo", "--file", (work_dir() / "thermo.json").string()});
+  ASSERT_EQ(put.exit_code, 0) << put.err;
+  create_device("thermo-1", {"--profile", "thermo"});
+
+  EXPECT_THAT(publish("thermo-1", "mqttv5", "devices/thermo-1/telemetry", R"({"temperature":21})").out,
+              HasSubstr("RC:0"));
+  for (const std::string bad : {R"({"temperature":500})", R"({"humidity":40})", R"({"temperature":"warm"})",
+                                R"(not json)", R"({"temperature":NaN})", R"([1,2])"}) {
+    const auto r = publish("thermo-1", "mqttv5", "devices/thermo-1/telemetry", bad);
+    EXPECT_THAT(r.out, HasSubstr("RC:153")) << bad;  // 0x99 payload format invalid
+  }
+  EXPECT_EQ(stored("thermo-1").size(), 1u);
+
+  // A profile with problems is refused with every problem named.
+  std::ofstream(work_dir() / "bad.json") << R"({"metrics":[{"name":"Temp","type":"float"}],"colour":1})";
+  ::chmod((work_dir() / "bad.json").c_str(), 0644);
+  const auto refused = torii({"admin", "profile", "put", "--id", "bad", "--file", (work_dir() / "bad.json").string()});
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_THAT(refused.err, HasSubstr("metrics[0].name"));
+  EXPECT_THAT(refused.err, HasSubstr("metrics[0].type"));
+  EXPECT_THAT(refused.err, HasSubstr("colour"));
+}
+
+TEST_F(Gateway, RevokingADeviceClosesItsLiveSessionAndRefusesItsReturn) {
+  start();
+  create_device("pump-1");
+  auto argv = client("mosquitto_sub", "pump-1", "mqttv5");
+  argv.insert(argv.end(), {"-t", "devices/pump-1/commands", "-d"});
+  argv.insert(argv.begin(), {"stdbuf", "-oL"});  // its debug lines, as they happen
+  Process live(argv);
+  ASSERT_TRUE(live.wait_for_output("Subscribed", std::chrono::seconds(10))) << live.out();
+
+  const auto revoked = torii({"admin", "device", "revoke", "--id", "pump-1", "--reason", "stolen"});
+  ASSERT_EQ(revoked.exit_code, 0) << revoked.err;
+  // The DISCONNECT is written before the admin command returns; the client then exits.
+  EXPECT_EQ(live.wait(std::chrono::seconds(10)), 0);
+  EXPECT_THAT(live.out(), HasSubstr("Received DISCONNECT (152)"));  // 0x98 administrative action
+
+  const auto again = publish("pump-1", "mqttv5", "devices/pump-1/telemetry", R"({"t":1})");
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_THAT(again.err, HasSubstr("Not authorized"));  // CONNACK 0x87
+  const auto again311 = publish("pump-1", "mqttv311", "devices/pump-1/telemetry", R"({"t":1})");
+  EXPECT_NE(again311.exit_code, 0);
+  ASSERT_EQ(stop(), 0);
+  EXPECT_THAT(security_log(), HasSubstr(R"("reason":"certificate revoked")"));
+}
+
+TEST_F(Gateway, DisabledDevicesAreRefusedUntilEnabled) {
+  start();
+  create_device("lamp-1");
+  ASSERT_EQ(torii({"admin", "device", "disable", "--id", "lamp-1", "--reason", "maintenance"}).exit_code, 0);
+  EXPECT_NE(publish("lamp-1", "mqttv5", "devices/lamp-1/telemetry", R"({"on":true})").exit_code, 0);
+  ASSERT_EQ(torii({"admin", "device", "enable", "--id", "lamp-1"}).exit_code, 0);
+  EXPECT_EQ(publish("lamp-1", "mqttv5", "devices/lamp-1/telemetry", R"({"on":true})").exit_code, 0);
+  const auto list = torii({"admin", "device", "list"});
+  EXPECT_THAT(list.out, HasSubstr("lamp-1"));
+  EXPECT_THAT(list.out, HasSubstr("active"));
+}
+
+TEST_F(Gateway, ACertificateFromAnotherCaIsRefusedAtTheHandshake) {
+  start();
+  create_device("real-1");
+  const auto key = (certs() / "fake-1.key").string();
+  const auto crt = (certs() / "fake-1.crt").string();
+  ASSERT_EQ(run({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj",
+                 "/O=torii device/CN=real-1", "-days", "1", "-keyout", key, "-out", crt})
+                .exit_code,
+            0);
+  const auto r = publish("fake-1", "mqttv5", "devices/real-1/telemetry", R"({"t":1})");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(stored("real-1").size(), 0u);
+}
+
+TEST_F(Gateway, PerDeviceQuotasRefuseTheExcessAndCountIt) {
+  config_text += R"([mqtt]
+device_messages_per_second = 1
+device_message_burst = 3
+)";
+  start();
+  create_device("chatty-1");
+  auto argv = client("mosquitto_pub", "chatty-1", "mqttv5");
+  argv.insert(argv.end(), {"-q", "1", "-t", "devices/chatty-1/telemetry", "-l", "-d"});
+  std::string lines;
+  for (int i = 0; i < 10; ++i) lines += R"({"n":)" + std::to_string(i) + "}\n";
+  const auto r = run(argv, std::chrono::seconds(30), lines);
+  EXPECT_THAT(r.out, HasSubstr("RC:151"));  // 0x97 quota exceeded
+  const auto rows = stored("chatty-1");
+  EXPECT_GE(rows.size(), 3u);
+  EXPECT_LT(rows.size(), 10u);
+  ASSERT_EQ(stop(), 0);
+  EXPECT_THAT(security_log(), HasSubstr(R"("action":"mqtt.rate_limited")"));
+}
+
+TEST_F(Gateway, AClientThatNeverSendsConnectIsClosed) {
+  config_text += R"([mqtt]
+connect_timeout_seconds = 1
+)";
+  start();
+  create_device("mute-1");
+  // TLS completes (the certificate is valid), then nothing: the server closes after 1 s.
+  const auto r = run({"openssl", "s_client", "-connect", "127.0.0.1:" + std::to_string(gateway_port), "-brief",
+                      "-ign_eof", "-CAfile", (certs() / "ca.crt").string(), "-cert", (certs() / "mute-1.crt").string(),
+                      "-key", (certs() / "mute-1.key").string()},
+                     std::chrono::seconds(30));
+  EXPECT_THAT(r.err, HasSubstr("Verification: OK"));
+  EXPECT_NE(r.exit_code, -1) << "the server did not close the connection";
+}
+
+TEST_F(Gateway, AConnectionSilentForOneAndAHalfKeepAlivesIsClosed) {
+  start();
+  create_device("quiet-1");
+  // An MQTT 3.1.1 CONNECT asking for a 1 s keep-alive, then silence (openssl keeps the
+  // connection open after its input ends, until the server closes it).
+  const std::string connect{"\x10\x13\x00\x04MQTT\x04\x02\x00\x01\x00\x07quiet-1", 21};
+  const auto r = run({"openssl", "s_client", "-connect", "127.0.0.1:" + std::to_string(gateway_port), "-quiet",
+                      "-ign_eof", "-CAfile", (certs() / "ca.crt").string(), "-cert", (certs() / "quiet-1.crt").string(),
+                      "-key", (certs() / "quiet-1.key").string()},
+                     std::chrono::seconds(30), connect);
+  EXPECT_NE(r.exit_code, -1) << "the server did not close the connection";
+  EXPECT_EQ(r.out, std::string("\x20\x02\x00\x00", 4));  // CONNACK accepted, then nothing
+}
+
+TEST_F(Gateway, StoredMessagesSurviveARestart) {
+  start();
+  create_device("logger-1");
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(publish("logger-1", i % 2 ? "mqttv5" : "mqttv311", "devices/logger-1/telemetry",
+                      R"({"id":"m)" + std::to_string(i) + R"(","level":)" + std::to_string(i) + "}")
+                  .exit_code,
+              0);
+  }
+  ASSERT_EQ(stop(), 0);
+  start();
+  const auto rows = stored("logger-1");
+  ASSERT_EQ(rows.size(), 5u);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(rows[static_cast<std::size_t>(i)]["message_id"], "m" + std::to_string(i));
+}
+
+}  // namespace
+}  // namespace torii::testing
