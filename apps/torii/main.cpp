@@ -9,16 +9,22 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
+#include <filesystem>
+#include <functional>
 #include <iostream>
 #include <optional>
 
 #include "base/clock.h"
 #include "base/file.h"
 #include "base/version.h"
+#include "bench/bench.h"
 #include "config/config.h"
 #include "crypto/sodium.h"
 #include "events/log_verify.h"
 #include "identity/setup_token.h"
+#include "server/admin_ops.h"
+#include "server/control.h"
+#include "server/installation.h"
 #include "server/privileges.h"
 #include "server/server.h"
 
@@ -146,7 +152,7 @@ int run_log_verify(const CommonOptions& o, const std::string& log_dir, const std
 
 // The real person behind an admin command, for the security log (JPCERT I-6): the login
 // that ran it, even through sudo.
-std::string admin_actor() {
+std::string admin_login() {
   std::string name;
   // Single-threaded here (before any server thread exists), so getenv/getpwuid are safe.
   if (const char* sudo_user = std::getenv("SUDO_USER");  // NOLINT(concurrency-mt-unsafe)
@@ -157,8 +163,10 @@ std::string admin_actor() {
   } else {
     name = fmt::format("uid {}", ::getuid());
   }
-  return "admin-cli:" + name;
+  return name;
 }
+
+std::string admin_actor() { return "admin-cli:" + admin_login(); }
 
 // An admin command's view of the installation. With the security log, it holds the log's
 // writer lock, so state-changing commands refuse to run beside a running server rather
@@ -227,44 +235,161 @@ int run_setup_link(const CommonOptions& o) {
   return kExitOk;
 }
 
+// Runs an operator request: through the control socket when a server runs on this data
+// directory (its effects are then live at once), in-process otherwise. `prepare` runs
+// before anything changes, as the account the request will run as (checks of output paths).
+Result<nlohmann::json> dispatch_admin(const config::Config& c, server::AdminRequest request,
+                                      const std::function<Status()>& prepare = {}) {
+  request.actor = admin_login();
+  const auto socket = server::resolve_data_dir(c) / server::kControlSocketName;
+  if (std::filesystem::exists(socket)) {
+    if (prepare) {
+      if (auto st = prepare(); !st) return tl::unexpected(st.error());
+    }
+    auto online = server::call_control(socket, request);
+    if (!online) return tl::unexpected(online.error());
+    if (*online) return std::move(**online);
+  }
+  if (auto st = become_service_user(c); !st) return tl::unexpected(st.error());
+  if (prepare) {
+    if (auto st = prepare(); !st) return tl::unexpected(st.error());
+  }
+  auto session = open_admin(c, server::admin_op_writes(request.op));
+  if (!session) return tl::unexpected(session.error());
+  request.actor = session->actor;
+  server::AdminContext context{c, session->installation, session->log.get(), nullptr, g_clock, g_random};
+  return server::execute_admin(context, request);
+}
+
+// Fails when files cannot be created in dir by the account this command runs as.
+Status check_writable_directory(const std::filesystem::path& dir) {
+  if (::access(dir.c_str(), W_OK) != 0) {
+    return fail(Errc::permission_denied,
+                fmt::format("cannot write into {} as the account this command runs as; choose another directory",
+                            dir.string()));
+  }
+  return ok();
+}
+
+int run_request(const CommonOptions& o, server::AdminRequest request,
+                const std::function<int(const nlohmann::json&)>& print) {
+  auto c = load_config(o);
+  if (!c) return kExitUsage;
+  auto result = dispatch_admin(*c, std::move(request));
+  if (!result) return report(result.error());
+  return print(*result);
+}
+
+int print_json(const nlohmann::json& result) {
+  std::cout << result.dump(2) << "\n";
+  return kExitOk;
+}
+
 int run_cert_issue(const CommonOptions& o, const std::string& device_id, const std::string& csr_file,
                    const std::string& out) {
   auto c = load_config(o);
   if (!c) return kExitUsage;
   auto csr = read_file(csr_file, std::size_t{64} * 1024);
   if (!csr) return report(csr.error());
-  auto session = open_admin(*c, true);
-  if (!session) return report(session.error());
-  // Checked before issuing: the command may now run as server.user, and a certificate that
-  // cannot be saved must not be issued and left valid.
-  if (!out.empty()) {
-    const auto dir = std::filesystem::absolute(out).parent_path();
-    if (::access(dir.c_str(), W_OK) != 0) {
-      std::cerr << fmt::format(
-          "torii: cannot write into {} as the account this command runs as; choose another "
-          "--out or use standard output\n",
-          dir.string());
-      return kExitFailure;
-    }
-  }
-  auto cert = session->installation.ca->issue_device_certificate(to_string(*csr), device_id);
+  // Checked before issuing: a certificate that cannot be saved must not be issued and left valid.
+  auto prepare = [&]() -> Status {
+    if (out.empty()) return ok();
+    return check_writable_directory(std::filesystem::absolute(out).parent_path());
+  };
+  auto cert = dispatch_admin(*c, {"cert.issue", {{"device_id", device_id}, {"csr", to_string(*csr)}}, ""}, prepare);
   if (!cert) return report(cert.error());
-  session->record("certificate.issued", "device:" + device_id,
-                  {{"serial", cert->serial_hex}, {"not_after", format_utc_millis(from_unix_millis(cert->not_after))}});
-  if (auto st = write_output(out, cert->pem); !st) return report(st.error());
-  std::cerr << fmt::format("issued certificate {} for device {} (valid until {})\n", cert->serial_hex, device_id,
-                           format_utc_millis(from_unix_millis(cert->not_after)));
+  if (auto st = write_output(out, (*cert)["certificate_pem"].get<std::string>()); !st) return report(st.error());
+  std::cerr << fmt::format("issued certificate {} for device {} (valid until {})\n",
+                           (*cert)["serial"].get<std::string>(), device_id, (*cert)["not_after"].get<std::string>());
   return kExitOk;
 }
 
 int run_cert_revoke(const CommonOptions& o, const std::string& serial, const std::string& reason) {
+  return run_request(o, {"cert.revoke", {{"serial", serial}, {"reason", reason}}, ""}, [&](const nlohmann::json&) {
+    std::cout << fmt::format("revoked certificate {}; its device is refused from now on\n", serial);
+    return kExitOk;
+  });
+}
+
+struct DeviceCreateOptions {
+  std::string id;
+  std::string name;
+  std::string organisation;
+  std::string profile;
+  std::string segment;
+  std::string serial_number;
+  std::string firmware_version;
+  std::string csr_file;
+  std::string out_dir;
+};
+
+int run_device_create(const CommonOptions& o, const DeviceCreateOptions& d) {
   auto c = load_config(o);
   if (!c) return kExitUsage;
-  auto session = open_admin(*c, true);
-  if (!session) return report(session.error());
-  if (auto st = session->installation.ca->revoke(serial, reason); !st) return report(st.error());
-  session->record("certificate.revoked", "certificate:" + serial, {{"reason", reason}});
-  std::cout << fmt::format("revoked certificate {}; the gateway refuses it from its next start\n", serial);
+  nlohmann::json args = {{"id", d.id}};
+  for (auto [key, value] :
+       {std::pair{"name", &d.name}, std::pair{"organisation", &d.organisation}, std::pair{"profile", &d.profile},
+        std::pair{"segment", &d.segment}, std::pair{"serial_number", &d.serial_number},
+        std::pair{"firmware_version", &d.firmware_version}}) {
+    if (!value->empty()) args[key] = *value;
+  }
+  if (!d.csr_file.empty()) {
+    auto csr = read_file(d.csr_file, std::size_t{64} * 1024);
+    if (!csr) return report(csr.error());
+    args["csr"] = to_string(*csr);
+  }
+  const std::filesystem::path dir = std::filesystem::absolute(d.out_dir);
+  auto prepare = [&]() -> Status {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return fail(Errc::io_error, fmt::format("cannot create {}: {}", dir.string(), ec.message()));
+    return check_writable_directory(dir);
+  };
+  auto result = dispatch_admin(*c, {"device.create", args, ""}, prepare);
+  if (!result) return report(result.error());
+  const auto& r = *result;
+  const auto cert_path = dir / (d.id + ".crt");
+  const auto key_path = dir / (d.id + ".key");
+  const auto ca_path = dir / "ca.crt";
+  if (auto st = write_file_atomic(cert_path, as_bytes(r["certificate_pem"].get<std::string>()), 0644); !st) {
+    return report(st.error());
+  }
+  if (auto st = write_file_atomic(ca_path, as_bytes(r["ca_bundle_pem"].get<std::string>()), 0644); !st) {
+    return report(st.error());
+  }
+  if (r.contains("private_key_pem")) {
+    if (auto st = write_file_atomic(key_path, as_bytes(r["private_key_pem"].get<std::string>()), 0600); !st) {
+      return report(st.error());
+    }
+  }
+  std::cout << fmt::format("created device {} (certificate {}, valid until {})\n", d.id,
+                           r["certificate"]["serial"].get<std::string>(),
+                           r["certificate"]["not_after"].get<std::string>());
+  std::cout << fmt::format("  certificate: {}\n", cert_path.string());
+  if (r.contains("private_key_pem")) {
+    std::cout << fmt::format("  private key: {} (0600; hand it to the device, then delete this copy)\n",
+                             key_path.string());
+  }
+  std::cout << fmt::format("  CA bundle:   {}\n", ca_path.string());
+  std::cout << fmt::format("  topics:      devices/{0}/telemetry (publish), devices/{0}/commands (subscribe)\n", d.id);
+  return kExitOk;
+}
+
+int print_device_table(const nlohmann::json& devices) {
+  std::cout << fmt::format("{:<24} {:<9} {:<12} {:<14} {:<12} {}\n", "ID", "STATUS", "ORGANISATION", "PROFILE",
+                           "SEGMENT", "LAST SEEN");
+  for (const auto& d : devices) {
+    std::cout << fmt::format("{:<24} {:<9} {:<12} {:<14} {:<12} {}\n", d["id"].get<std::string>(),
+                             d["status"].get<std::string>(), d["organisation"].get<std::string>(),
+                             d["profile"].get<std::string>().empty() ? "-" : d["profile"].get<std::string>(),
+                             d["segment"].get<std::string>(),
+                             d["last_seen_at"].is_null() ? "never" : d["last_seen_at"].get<std::string>());
+  }
+  return kExitOk;
+}
+
+int print_json_lines(const nlohmann::json& rows) {
+  for (const auto& row : rows) std::cout << row.dump() << "\n";
   return kExitOk;
 }
 
@@ -359,11 +484,133 @@ int run(int argc, char** argv) {
   add_common(cert_list, cert_options);
   cert_list->add_option("--expiring-within-days", expiring_days, "only those expiring within this many days");
 
+  auto* device = admin->add_subcommand("device", "Devices: registry, certificates, status");
+  device->require_subcommand(1);
+  CommonOptions device_options;
+  DeviceCreateOptions create;
+  auto* device_create = device->add_subcommand(
+      "create", "Register a device and issue its certificate (from its CSR, or with a key made for it)");
+  add_common(device_create, device_options);
+  device_create->add_option("--id", create.id, "device id: lower-case letters, digits, '-' (1-63)")->required();
+  device_create->add_option("--name", create.name, "display name (default: the id)");
+  device_create->add_option("--organisation", create.organisation, "organisation (default: default)");
+  device_create->add_option("--profile", create.profile, "device profile id (default: the generic profile)");
+  device_create->add_option("--segment", create.segment, "network segment (default: default)");
+  device_create->add_option("--serial-number", create.serial_number, "hardware serial number");
+  device_create->add_option("--firmware-version", create.firmware_version, "firmware version");
+  device_create->add_option("--csr", create.csr_file, "PKCS#10 request made on the device (its key stays there)")
+      ->check(CLI::ExistingFile);
+  device_create->add_option("--out", create.out_dir, "directory for <id>.crt, <id>.key (0600, without --csr), ca.crt")
+      ->required();
+  std::string organisation;
+  auto* device_list = device->add_subcommand("list", "List devices");
+  add_common(device_list, device_options);
+  device_list->add_option("--organisation", organisation, "only this organisation's devices");
+  std::string target_id;
+  std::string device_reason;
+  auto* device_show = device->add_subcommand("show", "A device with its certificates, traffic and latest values");
+  add_common(device_show, device_options);
+  device_show->add_option("--id", target_id, "device id")->required();
+  auto* device_disable = device->add_subcommand("disable", "Disable a device; a live connection is closed at once");
+  add_common(device_disable, device_options);
+  device_disable->add_option("--id", target_id, "device id")->required();
+  device_disable->add_option("--reason", device_reason, "reason recorded in the security log");
+  auto* device_enable = device->add_subcommand("enable", "Enable a disabled device");
+  add_common(device_enable, device_options);
+  device_enable->add_option("--id", target_id, "device id")->required();
+  auto* device_revoke =
+      device->add_subcommand("revoke", "Revoke every certificate of a device; a live connection is closed at once");
+  add_common(device_revoke, device_options);
+  device_revoke->add_option("--id", target_id, "device id")->required();
+  device_revoke->add_option("--reason", device_reason, "reason recorded with the revocation");
+  bool confirmed = false;
+  auto* device_delete = device->add_subcommand(
+      "delete", "Delete a device with all its data: certificates revoked, key destroyed (cannot be undone)");
+  add_common(device_delete, device_options);
+  device_delete->add_option("--id", target_id, "device id")->required();
+  device_delete->add_flag("--yes", confirmed, "confirm: the device's stored data becomes unrecoverable")->required();
+
+  auto* profile = admin->add_subcommand("profile", "Device profiles: metrics and commands devices may use");
+  profile->require_subcommand(1);
+  std::string profile_file;
+  std::string profile_name;
+  auto* profile_put = profile->add_subcommand("put", "Store or replace a device profile from a JSON definition");
+  add_common(profile_put, device_options);
+  profile_put->add_option("--id", target_id, "profile id: lower-case letters, digits, '-'")->required();
+  profile_put->add_option("--file", profile_file, "JSON definition (docs/devices.md)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  profile_put->add_option("--name", profile_name, "display name (default: the id)");
+  profile_put->add_option("--organisation", organisation, "organisation (default: default)");
+  auto* profile_list = profile->add_subcommand("list", "List an organisation's device profiles (JSON)");
+  add_common(profile_list, device_options);
+  profile_list->add_option("--organisation", organisation, "organisation (default: default)");
+
+  auto* telemetry = admin->add_subcommand("telemetry", "Stored device messages");
+  telemetry->require_subcommand(1);
+  std::int64_t telemetry_limit = 100;
+  auto* telemetry_list =
+      telemetry->add_subcommand("list", "Print a device's stored messages, oldest first, one JSON object per line");
+  add_common(telemetry_list, device_options);
+  telemetry_list->add_option("--device", target_id, "device id")->required();
+  telemetry_list->add_option("--limit", telemetry_limit, "at most this many (1-10000)");
+
   auto* ca = admin->add_subcommand("ca", "The built-in CA");
   ca->require_subcommand(1);
   auto* ca_export = ca->add_subcommand("export", "Write the CA bundle (issuing CA, then root) that devices trust");
   add_common(ca_export, cert_options);
   ca_export->add_option("--out", out_file, "write the bundle here instead of standard output");
+
+  bench::BenchOptions bench_options;
+  auto* bench_cmd = app.add_subcommand(
+      "bench", "MQTT load generator for torii or any MQTT broker; prints one JSON result line (docs/benchmarks.md)");
+  {
+    auto& b = bench_options;
+    auto* c = bench_cmd;
+    c->add_option("--host", b.host, "broker address or name")->capture_default_str();
+    c->add_option("--port", b.port, "broker port")->capture_default_str();
+    c->add_option("--cafile", b.cafile, "CA bundle that verifies the broker (TLS is always on)");
+    c->add_option("--cert", b.cert, "client certificate (PEM) for every connection; with --key");
+    c->add_option("--key", b.key, "private key of --cert");
+    c->add_option("--cert-dir", b.cert_dir, "one identity per device: DIR/<device>.crt and DIR/<device>.key");
+    c->add_option("--tls-server-name", b.tls_server_name,
+                  "name to verify in the broker's certificate (default: --host)");
+    c->add_flag("--insecure-plaintext", b.insecure_plaintext, "no TLS, only to compare with a plaintext broker");
+    c->add_option("--device-prefix", b.device_prefix, "device i is <prefix><i>, also its client id")
+        ->capture_default_str();
+    c->add_option("--devices", b.devices, "distinct devices (default: --connections); connection i is device i % N");
+    c->add_option("--connections", b.connections, "connections to open")->capture_default_str();
+    c->add_option("--threads", b.threads, "I/O threads (default: one per core)");
+    c->add_option("--connect-rate", b.connect_rate, "new connections per second")->capture_default_str();
+    c->add_option("--connect-timeout", b.connect_timeout_s, "seconds for TCP, TLS and CONNACK")->capture_default_str();
+    c->add_option("--source-addresses", b.source_addresses,
+                  "local addresses bound round-robin, e.g. 127.0.0.1,127.0.0.2");
+    c->add_option("--keep-alive", b.keep_alive_s, "MQTT keep-alive in seconds (PINGREQ when silent)")
+        ->capture_default_str();
+    c->add_option("--mqtt-version", b.mqtt_version, "311 or 5")->capture_default_str();
+    c->add_option("--qos", b.qos, "0 or 1")->capture_default_str();
+    c->add_option("--topic", b.topic, "topic template: {device} {i}")->capture_default_str();
+    c->add_option("--payload", b.payload, "payload template: {device} {i} {seq} {ts}");
+    c->add_option("--rate", b.rate, "messages per second over all connections; 0: as fast as possible")
+        ->capture_default_str();
+    c->add_option("--inflight", b.inflight, "QoS 1: unacknowledged messages per connection")->capture_default_str();
+    c->add_option("--duration", b.duration_s, "seconds to measure, after --warmup (default 10 without --count)");
+    c->add_option("--count", b.count, "messages per connection, then stop");
+    c->add_option("--warmup", b.warmup_s, "seconds of load before measuring")->capture_default_str();
+    c->add_option("--drain-timeout", b.drain_timeout_s, "seconds to wait for outstanding acknowledgements")
+        ->capture_default_str();
+    c->add_option("--ts-unit", b.ts_unit_text, "unit of {ts}: us or ns")->capture_default_str();
+    c->add_flag("--idle", b.idle, "open and hold the connections, sending only PINGREQ");
+    c->add_flag("--subscribe", b.subscribe, "add a subscriber and measure publish-to-delivery latency from {ts}");
+    c->add_option("--sub-topic", b.sub_topic, "subscriber's filter (default: --topic for each device); {device} {i}");
+    c->add_option("--sub-qos", b.sub_qos, "QoS of the subscription (0 or 1)")->capture_default_str();
+    c->add_option("--sub-cert", b.sub_cert,
+                  "subscriber's certificate (default: --cert, or --cert-dir/<sub-client-id>.crt)");
+    c->add_option("--sub-key", b.sub_key, "subscriber's private key");
+    c->add_option("--sub-client-id", b.sub_client_id, "subscriber's client id (default: <prefix>sub)");
+    c->add_option("--server-pid", b.server_pid, "sample this broker process's memory (VmRSS) and CPU time");
+    c->add_flag("--quiet", b.quiet, "no progress lines on standard error");
+  }
 
   try {
     app.parse(argc, argv);
@@ -373,6 +620,7 @@ int run(int argc, char** argv) {
   }
 
   try {
+    if (bench_cmd->parsed()) return bench::run_command(bench_options, std::cout, std::cerr);
     if (version->parsed()) {
       std::cout << "torii " << kVersion << "\n";
       return kExitOk;
@@ -396,6 +644,42 @@ int run(int argc, char** argv) {
     if (cert_revoke->parsed()) return run_cert_revoke(cert_options, serial, reason);
     if (cert_list->parsed()) return run_cert_list(cert_options, expiring_days);
     if (ca_export->parsed()) return run_ca_export(cert_options, out_file);
+    if (device_create->parsed()) return run_device_create(device_options, create);
+    if (device_list->parsed()) {
+      nlohmann::json args = nlohmann::json::object();
+      if (!organisation.empty()) args["organisation"] = organisation;
+      return run_request(device_options, {"device.list", args, ""}, print_device_table);
+    }
+    if (device_show->parsed()) return run_request(device_options, {"device.show", {{"id", target_id}}, ""}, print_json);
+    if (device_disable->parsed() || device_revoke->parsed()) {
+      nlohmann::json args = {{"id", target_id}};
+      if (!device_reason.empty()) args["reason"] = device_reason;
+      return run_request(device_options, {device_disable->parsed() ? "device.disable" : "device.revoke", args, ""},
+                         print_json);
+    }
+    if (device_enable->parsed()) {
+      return run_request(device_options, {"device.enable", {{"id", target_id}}, ""}, print_json);
+    }
+    if (device_delete->parsed()) {
+      return run_request(device_options, {"device.delete", {{"id", target_id}}, ""}, print_json);
+    }
+    if (profile_put->parsed()) {
+      auto text = read_file(profile_file, std::size_t{1024} * 1024);
+      if (!text) return report(text.error());
+      nlohmann::json args = {{"id", target_id}, {"definition", to_string(*text)}};
+      if (!profile_name.empty()) args["name"] = profile_name;
+      if (!organisation.empty()) args["organisation"] = organisation;
+      return run_request(device_options, {"profile.put", args, ""}, print_json);
+    }
+    if (profile_list->parsed()) {
+      nlohmann::json args = nlohmann::json::object();
+      if (!organisation.empty()) args["organisation"] = organisation;
+      return run_request(device_options, {"profile.list", args, ""}, print_json);
+    }
+    if (telemetry_list->parsed()) {
+      return run_request(device_options, {"telemetry.list", {{"device", target_id}, {"limit", telemetry_limit}}, ""},
+                         print_json_lines);
+    }
   } catch (const std::exception& e) {
     std::cerr << "torii: unexpected error: " << e.what() << "\n";
     return kExitFailure;

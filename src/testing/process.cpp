@@ -134,6 +134,16 @@ int Process::stop(std::chrono::seconds timeout) {
   return wait(timeout);
 }
 
+bool Process::signal(int sig) {
+  if (exited_) return false;
+  return ::kill(pid_, sig) == 0;
+}
+
+int Process::kill() {
+  signal(SIGKILL);
+  return wait(std::chrono::seconds(30));
+}
+
 RunResult run(const std::vector<std::string>& argv, std::chrono::seconds timeout, std::string_view input) {
   int in_fd = -1;
   int out_fd = -1;

@@ -37,6 +37,11 @@ class Process {
   int stop(std::chrono::seconds timeout = std::chrono::seconds(30));
   // Waits for the process to exit on its own; -1 (after SIGKILL) on timeout.
   int wait(std::chrono::seconds timeout);
+  // Sends `sig` without waiting; false when the process has already been reaped.
+  bool signal(int sig);
+  // SIGKILL (no chance to clean up, as on a crash or `kill -9`), then reaps it and drains
+  // its output. Returns -1, or the exit code when it had already exited.
+  int kill();
   [[nodiscard]] const std::string& out() const { return out_; }
   [[nodiscard]] const std::string& err() const { return err_; }
 

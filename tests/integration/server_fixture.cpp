@@ -104,4 +104,8 @@ int ServerTest::stop() {
   return code;
 }
 
+void ServerTest::kill() {
+  if (server) server->kill();
+}
+
 }  // namespace torii::testing

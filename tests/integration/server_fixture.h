@@ -39,6 +39,8 @@ class ServerTest : public ::testing::Test {
   void start();
   // Stops it with SIGTERM and returns its exit code.
   int stop();
+  // Kills it with SIGKILL, as a crash would; start() brings it up again on the same data.
+  void kill();
   // Runs `torii <args...> --config <file> --data-dir <dir>` to completion.
   RunResult torii(std::vector<std::string> args, bool with_config = true);
 
