@@ -523,7 +523,13 @@ device_ban_seconds = 3600
   EXPECT_EQ(r.exit_code, 2) << r.err;
   const auto flood = parse_report(r.out);
   EXPECT_TRUE(flood.lost_after.has_value());
-  EXPECT_EQ(flood.disconnected, std::vector<int>{0x98});  // administrative action
+  // The gateway sends DISCONNECT 0x98 (administrative action) and closes. A client still
+  // publishing may hit the closed socket on a write and drop the connection before its
+  // receiving thread has read that DISCONNECT (seen with Paho about once in 15 runs under
+  // load), so its absence proves nothing; a different reason code would be wrong.
+  if (!flood.disconnected.empty()) {
+    EXPECT_EQ(flood.disconnected, std::vector<int>{0x98});
+  }
   ASSERT_FALSE(flood.refused.empty());
   EXPECT_EQ(flood.refused.front().second, 0x97);  // quota exceeded
   EXPECT_LE(flood.refused.size(), 50u);
