@@ -434,7 +434,8 @@ void Session::protocol_close(ReasonCode reason, std::string detail) {
     // carrying the reason; 3.1.1 has return codes only for some reasons.
     // A CONNECT the codec could not decode gets no answer: its version is not known.
     if (reason == ReasonCode::unsupported_protocol_version) {
-      send_connack_refusal(ProtocolVersion::v311, reason);  // §3.1.2.2: return code 0x01
+      version_ = ProtocolVersion::v311;        // the refusal is written in 3.1.1 form, whatever was asked
+      send_connack_refusal(version_, reason);  // §3.1.2.2: return code 0x01
     } else if (connect_seen_) {
       send_connack_refusal(version_, reason);
     }

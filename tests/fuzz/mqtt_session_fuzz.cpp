@@ -105,10 +105,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     const auto out = session.take_output();
     if (!session.connected() && !session.closed()) check(out.empty());
-    // An unsupported protocol level is refused in 3.1.1 form whatever was asked (§3.1.2.2).
-    const auto version =
-        session.close_reason() == ReasonCode::unsupported_protocol_version ? ProtocolVersion::v311 : session.version();
-    if (!out.empty()) check_output(out, version, first);
+    if (!out.empty()) check_output(out, session.version(), first);
     if (session.state()) {
       check(session.state()->queued_out.size() <= limits.max_queued_out);
       check(session.state()->inflight_out.size() <= limits.max_inflight_out);
