@@ -48,6 +48,7 @@
 #include "bench/bench.h"
 #include "bench/message_template.h"
 #include "mqtt/codec.h"
+#include "net/socket_deadline.h"
 
 namespace torii::bench {
 namespace {
@@ -189,36 +190,7 @@ struct Shared {
   }
 };
 
-// Closes a socket when a deadline passes, unless disarmed first (see net/listener.cpp for why
-// the shared flag is needed).
-class SocketDeadline {
- public:
-  SocketDeadline(tcp::socket& socket, steady::duration timeout)
-      : timer_(socket.get_executor(), timeout), state_(std::make_shared<State>()) {
-    timer_.async_wait([&socket, state = state_](const error_code& ec) {
-      if (ec || state->disarmed) return;
-      state->fired = true;
-      error_code ignored;
-      socket.close(ignored);
-    });
-  }
-  SocketDeadline(const SocketDeadline&) = delete;
-  SocketDeadline& operator=(const SocketDeadline&) = delete;
-  ~SocketDeadline() { disarm(); }
-  bool disarm() {
-    state_->disarmed = true;
-    timer_.cancel();
-    return state_->fired;
-  }
-
- private:
-  struct State {
-    bool disarmed = false;
-    bool fired = false;
-  };
-  asio::steady_timer timer_;
-  std::shared_ptr<State> state_;
-};
+using net::SocketDeadline;
 
 template <class Stream>
 constexpr bool kIsTls = !std::is_same_v<Stream, tcp::socket>;

@@ -1,5 +1,7 @@
 #include "net/listener.h"
 
+#include "net/socket_deadline.h"
+
 #include <array>
 
 #include <fmt/format.h>
@@ -58,41 +60,6 @@ std::string handshake_reason(const boost::system::error_code& ec, bool timed_out
   }
   return ec.message();
 }
-
-// Closes a socket when a deadline passes, unless disarmed first. cancel() alone is not
-// enough: when the timer expired in the same pass as the guarded operation completed, its
-// handler is already queued and runs with success after the coroutine moved on, possibly
-// after its frame (and the socket) are gone. The shared flag tells that handler to do nothing.
-class SocketDeadline {
- public:
-  SocketDeadline(tcp::socket& socket, std::chrono::steady_clock::duration timeout)
-      : timer_(socket.get_executor(), timeout), state_(std::make_shared<State>()) {
-    timer_.async_wait([&socket, state = state_](const boost::system::error_code& ec) {
-      if (ec || state->disarmed) return;
-      state->fired = true;
-      boost::system::error_code ignored;
-      socket.close(ignored);
-    });
-  }
-  SocketDeadline(const SocketDeadline&) = delete;
-  SocketDeadline& operator=(const SocketDeadline&) = delete;
-  ~SocketDeadline() { disarm(); }
-
-  // Returns whether the deadline had already closed the socket.
-  bool disarm() {
-    state_->disarmed = true;
-    timer_.cancel();
-    return state_->fired;
-  }
-
- private:
-  struct State {
-    bool disarmed = false;
-    bool fired = false;
-  };
-  asio::steady_timer timer_;
-  std::shared_ptr<State> state_;
-};
 
 // Closes after a failed handshake so that the TLS alert reaches the client: closing a
 // socket with unread input makes the kernel send a reset, which can destroy the alert in
