@@ -41,12 +41,10 @@ std::string value_json(const policy::MetricValue& value) {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, bool>) {
           return v ? "true" : "false";
-        } else if constexpr (std::is_same_v<T, std::string>) {
-          return nlohmann::json(v).dump();
-        } else if constexpr (std::is_same_v<T, double>) {
-          return nlohmann::json(v).dump();
-        } else {
+        } else if constexpr (std::is_same_v<T, std::int64_t>) {
           return std::to_string(v);
+        } else {  // double, string: JSON's own number and string syntax
+          return nlohmann::json(v).dump();
         }
       },
       value);
@@ -266,7 +264,7 @@ void Broker::retain(const std::string& namespace_device, const mqtt::Publish& me
   topics[message.topic] = std::move(kept);
 }
 
-void Broker::publish_from_server(mqtt::Publish message) {
+void Broker::publish_from_server(const mqtt::Publish& message) {
   auto topic = policy::parse_device_topic(message.topic);
   if (!topic) return;
   const std::string device_id(topic->device_id);

@@ -119,7 +119,7 @@ class Broker {
   void disconnect_device(std::string_view device_id, mqtt::ReasonCode reason, const std::string& why);
 
   // Sends a message from the server (e.g. a command) to the subscribers of the topic.
-  void publish_from_server(mqtt::Publish message);
+  void publish_from_server(const mqtt::Publish& message);
 
   void add_observer(MessageObserver observer);
 

@@ -321,7 +321,7 @@ void Session::on_subscribe(const Subscribe& subscribe) {
   suback.packet_id = subscribe.packet_id;
   std::vector<std::pair<Subscription, bool>> accepted;
   for (const auto& s : subscribe.subscriptions) {
-    ReasonCode reason;
+    ReasonCode reason = ReasonCode::success;
     const bool existed = state_->subscriptions.contains(s.filter);
     if (s.filter.starts_with("$share/")) {
       reason = ReasonCode::shared_subscriptions_not_supported;
@@ -392,7 +392,8 @@ void Session::pump_outbound() {
     ++counters_.publishes_out;
     send(message);
     const auto wait = message.qos == 1 ? SessionState::OutState::await_puback : SessionState::OutState::await_pubrec;
-    state_->inflight_out.emplace(message.packet_id, SessionState::Inflight{std::move(message), wait});
+    const std::uint16_t id = message.packet_id;
+    state_->inflight_out.emplace(id, SessionState::Inflight{std::move(message), wait});
   }
 }
 

@@ -28,7 +28,7 @@ class io_context;
 namespace torii::server {
 
 inline constexpr std::string_view kControlSocketName = "control.sock";
-inline constexpr std::size_t kMaxControlRequestBytes = 1024 * 1024;
+inline constexpr std::size_t kMaxControlRequestBytes = std::size_t{1024} * 1024;
 
 using ControlHandler = std::function<Result<nlohmann::json>(const AdminRequest&, uid_t peer_uid)>;
 

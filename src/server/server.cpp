@@ -174,7 +174,7 @@ struct Server::State {
         [this](std::function<void()> work) { asio::post(io, std::move(work)); },
         broker::StoreWriterOptions{config.mqtt.ingest_queue_messages, 2000});
     broker = std::make_unique<broker::Broker>(*installation.store, *writer, env.clock, broker_options(),
-                                              [this](events::SecurityEvent e) { log_event(e); });
+                                              [this](const events::SecurityEvent& e) { log_event(e); });
     broker::GatewayEvents events;
     events.refused = [this](const net::PeerInfo& peer, const std::string& reason) {
       log_event({"anonymous",
