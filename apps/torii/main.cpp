@@ -546,6 +546,25 @@ int run(int argc, char** argv) {
   add_common(profile_list, device_options);
   profile_list->add_option("--organisation", organisation, "organisation (default: default)");
 
+  auto* route = admin->add_subcommand(
+      "route", "Routes: who may read another device's telemetry, events and state (denied unless routed)");
+  route->require_subcommand(1);
+  std::string route_from;
+  std::string route_to;
+  const auto add_route_ends = [&](CLI::App* c) {
+    add_common(c, device_options);
+    c->add_option("--from", route_from, "source: device:ID or segment:NAME")->required();
+    c->add_option("--to", route_to, "reader: device:ID or segment:NAME")->required();
+    c->add_option("--organisation", organisation, "organisation of both ends (default: default)");
+  };
+  auto* route_add = route->add_subcommand("add", "Let the --to side read the --from side (takes effect at once)");
+  add_route_ends(route_add);
+  auto* route_remove = route->add_subcommand("remove", "Remove a route (deliveries stop at once)");
+  add_route_ends(route_remove);
+  auto* route_list = route->add_subcommand("list", "List an organisation's routes (JSON)");
+  add_common(route_list, device_options);
+  route_list->add_option("--organisation", organisation, "organisation (default: default)");
+
   auto* telemetry = admin->add_subcommand("telemetry", "Stored device messages");
   telemetry->require_subcommand(1);
   std::int64_t telemetry_limit = 100;
@@ -675,6 +694,16 @@ int run(int argc, char** argv) {
       nlohmann::json args = nlohmann::json::object();
       if (!organisation.empty()) args["organisation"] = organisation;
       return run_request(device_options, {"profile.list", args, ""}, print_json);
+    }
+    if (route_add->parsed() || route_remove->parsed()) {
+      nlohmann::json args = {{"from", route_from}, {"to", route_to}};
+      if (!organisation.empty()) args["organisation"] = organisation;
+      return run_request(device_options, {route_add->parsed() ? "route.add" : "route.remove", args, ""}, print_json);
+    }
+    if (route_list->parsed()) {
+      nlohmann::json args = nlohmann::json::object();
+      if (!organisation.empty()) args["organisation"] = organisation;
+      return run_request(device_options, {"route.list", args, ""}, print_json);
     }
     if (telemetry_list->parsed()) {
       return run_request(device_options, {"telemetry.list", {{"device", target_id}, {"limit", telemetry_limit}}, ""},

@@ -54,18 +54,78 @@ std::string value_json(const policy::MetricValue& value) {
 
 Broker::Broker(store::Store& store, StoreWriter& writer, const Clock& clock, BrokerOptions options,
                SecurityEventSink security_events)
-    : store_(store),
-      writer_(writer),
-      clock_(clock),
-      options_(options),
-      security_events_(std::move(security_events)),
-      segment_lookup_([this](std::string_view id) { return segment_of(id); }) {}
+    : store_(store), writer_(writer), clock_(clock), options_(options), security_events_(std::move(security_events)) {}
 
-std::optional<std::string> Broker::segment_of(std::string_view device_id) {
-  auto device = store_.devices().find(device_id);
-  if (!device || !*device || (*device)->segment.empty()) return std::nullopt;
-  return (*device)->segment;
+Result<policy::Route> to_policy_route(const store::RouteRecord& r) {
+  const auto end = [](const std::string& kind, const std::string& value) {
+    return kind == store::kRouteEndDevice ? policy::Selector::device(value) : policy::Selector::segment(value);
+  };
+  policy::Route route{end(r.from_kind, r.from_value), end(r.to_kind, r.to_value)};
+  if (auto valid = policy::validate_route(route); !valid) return tl::unexpected(valid.error());
+  return route;
 }
+
+const std::optional<Broker::Placement>& Broker::placement(std::string_view device_id) {
+  const std::string id(device_id);
+  if (auto it = placements_.find(id); it != placements_.end()) return it->second;
+  // Only devices found are cached: one registered later must be found then. A device's
+  // organisation and segment do not change while it exists; forget_device() on deletion.
+  static const std::optional<Placement> kUnknown;
+  auto device = store_.devices().find(id);
+  if (!device) {
+    spdlog::warn("gateway: looking up device {}: {}", id, device.error().message);
+    return kUnknown;
+  }
+  if (!*device) return kUnknown;
+  return placements_.emplace(id, Placement{(*device)->organisation_id, (*device)->segment}).first->second;
+}
+
+policy::Decision Broker::authorize_read(const std::string& reader_id, std::string_view filter_or_topic,
+                                        bool subscribing) {
+  static const policy::RouteTable kNoRoutes;
+  const auto& reader = placement(reader_id);
+  if (!reader) return policy::Decision::deny("unknown reader");
+  const std::string organisation = reader->organisation_id;
+  const policy::DeviceIdentity who{reader_id, reader->segment};
+  const auto table = routes_.find(organisation);
+  const policy::RouteTable& routes = table != routes_.end() ? table->second : kNoRoutes;
+  // A segment route of one organisation never reaches another organisation's devices.
+  const policy::SegmentLookup segment_of = [&](std::string_view source_id) -> std::optional<std::string> {
+    const auto& source = placement(source_id);
+    if (!source || source->organisation_id != organisation || source->segment.empty()) return std::nullopt;
+    return source->segment;
+  };
+  return subscribing ? policy::authorize_subscribe(who, filter_or_topic, routes, segment_of)
+                     : policy::authorize_delivery(who, filter_or_topic, routes, segment_of);
+}
+
+Status Broker::load_routes() {
+  auto stored = store_.routes().list_all();
+  if (!stored) return tl::unexpected(stored.error());
+  std::unordered_map<std::string, policy::RouteTable> loaded;
+  for (const auto& r : *stored) {
+    auto route = to_policy_route(r);
+    if (!route) {
+      spdlog::warn("gateway: ignoring a stored route of {}: {}", r.organisation_id, route.error().message);
+      continue;
+    }
+    if (auto added = loaded[r.organisation_id].add(*route); !added) {
+      spdlog::warn("gateway: ignoring a stored route of {}: {}", r.organisation_id, added.error().message);
+    }
+  }
+  routes_ = std::move(loaded);
+  return ok();
+}
+
+Status Broker::add_route(const std::string& organisation_id, policy::Route route) {
+  return routes_[organisation_id].add(std::move(route));
+}
+
+void Broker::remove_route(const std::string& organisation_id, const policy::Route& route) {
+  if (auto it = routes_.find(organisation_id); it != routes_.end()) it->second.remove(route);
+}
+
+void Broker::forget_device(std::string_view device_id) { placements_.erase(std::string(device_id)); }
 
 Broker::~Broker() { *alive_ = false; }
 
@@ -228,7 +288,8 @@ void Broker::deliver_to(const Subscriber& subscriber, const mqtt::Publish& messa
     queue.pop_front();
     ++stored->second.state->dropped_out;
   }
-  queue.push_back(std::move(copy));
+  auto expires_at = mqtt::SessionState::expiry_of(copy, steady::now());
+  queue.push_back({std::move(copy), expires_at});
 }
 
 void Broker::route(const std::string& source_device, const mqtt::Publish& message, const std::string* publisher) {
@@ -241,11 +302,7 @@ void Broker::route(const std::string& source_device, const mqtt::Publish& messag
     if (!mqtt::topic_matches(s.subscription.filter, message.topic)) continue;
     // Checked per message: a route removed takes effect at once, and devices/A/+ never
     // carries A's commands or results to another device.
-    if (s.device_id != source_device) {
-      auto live = live_.find(s.device_id);
-      const policy::DeviceIdentity reader{s.device_id, live != live_.end() ? live->second->device().segment : ""};
-      if (!policy::authorize_delivery(reader, message.topic, routes_, segment_lookup_).allowed()) continue;
-    }
+    if (s.device_id != source_device && !authorize_read(s.device_id, message.topic, false).allowed()) continue;
     deliver_to(s, message);
   }
 }
@@ -256,12 +313,18 @@ void Broker::retain(const std::string& namespace_device, const mqtt::Publish& me
     if (auto it = topics.find(message.topic); it != topics.end()) topics.erase(it);
     return;
   }
-  if (!topics.contains(message.topic) && topics.size() >= options_.max_retained_per_device) return;
+  if (!topics.contains(message.topic) && topics.size() >= options_.max_retained_per_device) {
+    const auto now = steady::now();
+    std::erase_if(topics,
+                  [&](const auto& entry) { return entry.second.expires_at && *entry.second.expires_at <= now; });
+    if (topics.size() >= options_.max_retained_per_device) return;
+  }
   mqtt::Publish kept = message;
   kept.dup = false;
   kept.packet_id = 0;
   kept.properties.topic_alias.reset();
-  topics[message.topic] = std::move(kept);
+  auto expires_at = mqtt::SessionState::expiry_of(kept, steady::now());
+  topics[message.topic] = {std::move(kept), expires_at};
 }
 
 void Broker::publish_from_server(const mqtt::Publish& message) {
@@ -276,6 +339,7 @@ void Broker::disconnect_device(std::string_view device_id, ReasonCode reason, co
   const std::string id(device_id);
   stored_.erase(id);
   remove_all_subscriptions(id);
+  forget_device(id);
   if (auto it = live_.find(id); it != live_.end()) {
     // Unregistered first: the ending connection keeps no session and sends no will.
     DeviceSession* session = it->second;
@@ -470,8 +534,7 @@ mqtt::SessionHost::PublishDecision DeviceSession::on_publish(const mqtt::Publish
 }
 
 mqtt::ReasonCode DeviceSession::on_subscribe(const mqtt::Subscription& subscription) {
-  const auto acl =
-      policy::authorize_subscribe(identity_of(device_), subscription.filter, broker_.routes_, broker_.segment_lookup_);
+  const auto acl = broker_.authorize_read(device_.id, subscription.filter, true);
   if (!acl.allowed()) {
     broker_.security_event(device_, source_, "mqtt.subscribe_denied", std::string(acl.reason), true);
     if (broker_.offence(device_, source_, acl.reason)) {
@@ -497,11 +560,18 @@ void DeviceSession::on_subscribed(const mqtt::Subscription& subscription, bool e
   if (!ns) return;
   auto it = broker_.retained_.find(*ns);
   if (it == broker_.retained_.end()) return;
-  for (const auto& [topic, message] : it->second) {
+  const auto now = steady::now();
+  std::erase_if(it->second,
+                [&](const auto& entry) { return entry.second.expires_at && *entry.second.expires_at <= now; });
+  for (const auto& [topic, retained] : it->second) {
     if (!mqtt::topic_matches(subscription.filter, topic)) continue;
-    mqtt::Publish copy = message;
+    mqtt::Publish copy = retained.message;
     copy.retain = true;  // §3.3.1.3: retained messages keep RETAIN = 1 when sent for a new subscription
-    copy.qos = std::min(message.qos, subscription.qos);
+    copy.qos = std::min(copy.qos, subscription.qos);
+    if (retained.expires_at) {  // 5.0 §3.3.2.3.3: what is left of the interval
+      copy.properties.message_expiry_interval =
+          static_cast<std::uint32_t>(std::chrono::ceil<std::chrono::seconds>(*retained.expires_at - now).count());
+    }
     link_.deliver(std::move(copy));
   }
 }

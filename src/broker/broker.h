@@ -97,6 +97,9 @@ struct DeviceTraffic {
   std::uint64_t connects = 0;
 };
 
+// A stored route as the ACL's Route; invalid_argument for an end the ACL does not accept.
+[[nodiscard]] Result<policy::Route> to_policy_route(const store::RouteRecord& route);
+
 class DeviceSession;
 
 class Broker {
@@ -134,6 +137,16 @@ class Broker {
   // Reloads a profile from the store at its next use (after it was edited).
   void invalidate_profile(std::string_view profile_id);
 
+  // Routes (IIIT N3, N9): loads those stored, replacing the routes in force.
+  [[nodiscard]] Status load_routes();
+  // Adds or removes one route of an organisation at once (already stored or deleted by the
+  // caller). Removal takes effect at the next message: deliveries are checked per message.
+  [[nodiscard]] Status add_route(const std::string& organisation_id, policy::Route route);
+  void remove_route(const std::string& organisation_id, const policy::Route& route);
+  // Forgets what the broker cached about a device (its organisation and segment) after the
+  // device was changed or deleted.
+  void forget_device(std::string_view device_id);
+
  private:
   friend class DeviceSession;
 
@@ -156,9 +169,20 @@ class Broker {
     std::optional<UnixMillis> last_seen;
   };
 
+  // Where a device belongs, cached: routes are checked per delivered message.
+  struct Placement {
+    std::string organisation_id;
+    std::string segment;
+  };
+
   // nullptr: the device's profile is missing or invalid, and its telemetry is refused.
   [[nodiscard]] const policy::Profile* profile_for(const std::string& profile_id);
-  [[nodiscard]] std::optional<std::string> segment_of(std::string_view device_id);
+  // nullopt: unknown device.
+  [[nodiscard]] const std::optional<Placement>& placement(std::string_view device_id);
+  // Whether `reader` may read through `filter_or_topic` (subscribe or deliver): the ACL with
+  // the routes of the reader's organisation, segments looked up within that organisation.
+  [[nodiscard]] policy::Decision authorize_read(const std::string& reader_id, std::string_view filter_or_topic,
+                                                bool subscribing);
   [[nodiscard]] Runtime& runtime(const std::string& device_id);
   void route(const std::string& source_device, const mqtt::Publish& message, const std::string* publisher);
   void deliver_to(const Subscriber& subscriber, const mqtt::Publish& message);
@@ -184,11 +208,16 @@ class Broker {
   std::unordered_map<std::string, StoredSession> stored_;
   // Subscriptions by the device whose namespace they cover ("devices/<id>/...").
   std::unordered_map<std::string, std::vector<Subscriber>> subscribers_;
-  std::unordered_map<std::string, std::map<std::string, mqtt::Publish, std::less<>>> retained_;
+  struct Retained {
+    mqtt::Publish message;
+    std::optional<std::chrono::steady_clock::time_point> expires_at;  // 5.0 message expiry
+  };
+  std::unordered_map<std::string, std::map<std::string, Retained, std::less<>>> retained_;
   std::unordered_map<std::string, Runtime> runtime_;
   std::map<std::string, std::shared_ptr<const policy::Profile>, std::less<>> profiles_;
-  policy::RouteTable routes_;  // device-to-device routes (IIIT N3); none until configured
-  policy::SegmentLookup segment_lookup_;
+  // Routes by organisation (IIIT N3, N9): none unless configured.
+  std::unordered_map<std::string, policy::RouteTable> routes_;
+  std::unordered_map<std::string, std::optional<Placement>> placements_;
   policy::TelemetryValidator validator_;
   TrafficMonitor monitor_;
 };

@@ -377,17 +377,36 @@ void Session::deliver(Publish message) {
     queue.pop_front();
     ++state_->dropped_out;
   }
-  queue.push_back(std::move(message));
+  auto expires_at = SessionState::expiry_of(message, host_.now());
+  queue.push_back({std::move(message), expires_at});
   pump_outbound();
+}
+
+std::optional<std::chrono::steady_clock::time_point> SessionState::expiry_of(
+    const Publish& message, std::chrono::steady_clock::time_point now) {
+  if (!message.properties.message_expiry_interval) return std::nullopt;
+  return now + std::chrono::seconds(*message.properties.message_expiry_interval);
 }
 
 void Session::pump_outbound() {
   if (phase_ != Phase::connected) return;
   const std::size_t window = std::min<std::size_t>(client_receive_maximum_, limits_.max_inflight_out);
   auto& queue = state_->queued_out;
+  const auto now = host_.now();
   while (!queue.empty() && state_->inflight_out.size() < window) {
-    Publish message = std::move(queue.front());
+    SessionState::Queued queued = std::move(queue.front());
     queue.pop_front();
+    Publish& message = queued.message;
+    if (queued.expires_at) {
+      // 5.0 §3.3.2.3.3: expired before onward delivery began → dropped; otherwise the
+      // interval sent is what is left of it (rounded up: 0 would mean "no time left").
+      if (*queued.expires_at <= now) {
+        ++state_->expired_out;
+        continue;
+      }
+      const auto left = std::chrono::ceil<std::chrono::seconds>(*queued.expires_at - now);
+      message.properties.message_expiry_interval = static_cast<std::uint32_t>(left.count());
+    }
     message.packet_id = next_packet_id();
     ++counters_.publishes_out;
     send(message);

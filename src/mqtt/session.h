@@ -65,11 +65,23 @@ struct SessionState {
     OutState state = OutState::await_puback;
   };
   std::map<std::string, Subscription, std::less<>> subscriptions;
+  // A message waiting for room in the client's window (or for the client to return).
+  struct Queued {
+    Publish message;
+    // From the message expiry interval (5.0 §3.3.2.3.3): a message still queued then is
+    // dropped; one sent earlier carries the time it has left.
+    std::optional<std::chrono::steady_clock::time_point> expires_at;
+  };
+  // The expiry of a message queued at `now`.
+  [[nodiscard]] static std::optional<std::chrono::steady_clock::time_point> expiry_of(
+      const Publish& message, std::chrono::steady_clock::time_point now);
+
   std::map<std::uint16_t, Inflight> inflight_out;
-  std::deque<Publish> queued_out;
+  std::deque<Queued> queued_out;
   std::set<std::uint16_t> inbound_qos2;  // received, PUBREC sent, PUBREL not yet received
   std::uint16_t last_packet_id = 0;
   std::uint64_t dropped_out = 0;  // queue overflow and oversized messages
+  std::uint64_t expired_out = 0;  // expired while queued
 };
 
 // The decisions a session asks for. Implemented by the broker; faked in tests.
@@ -85,6 +97,9 @@ class SessionHost {
     bool session_present = false;
     std::string assigned_client_id;  // 5.0, when the client sent an empty one
   };
+  // The time, for message expiry; tests turn it.
+  [[nodiscard]] virtual std::chrono::steady_clock::time_point now() const { return std::chrono::steady_clock::now(); }
+
   // The CONNECT has passed the codec's checks and the session's own (first packet, client
   // id). The host authenticates and decides.
   virtual ConnectDecision on_connect(const Connect& connect) = 0;
@@ -124,7 +139,8 @@ class Session {
 
   // Queues a message for the client with the QoS already reduced to the subscription's.
   // Dropped (and counted) when larger than the client's maximum packet size, or when the
-  // queue is full (the oldest queued message goes).
+  // queue is full (the oldest queued message goes). A message with an expiry interval that
+  // is still queued when it expires is dropped; when sent, it carries the time it has left.
   void deliver(Publish message);
 
   // Server-initiated close: 5.0 sends DISCONNECT with the reason; the will is published

@@ -21,6 +21,9 @@ class FakeHost final : public SessionHost {
   std::vector<std::string> subscribed;  // after SUBACK, in order
   std::vector<std::string> unsubscribed;
   std::function<void()> on_subscribed_hook;
+  std::chrono::steady_clock::time_point clock{std::chrono::hours(1)};
+
+  [[nodiscard]] std::chrono::steady_clock::time_point now() const override { return clock; }
 
   ConnectDecision on_connect(const Connect& connect) override {
     connects.push_back(connect);
@@ -362,6 +365,42 @@ TEST_F(SessionTest, OutboundQoS1RespectsTheClientsReceiveMaximum) {
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(std::get<Publish>(out[0]).payload, Bytes{'2'});
   EXPECT_EQ(s->state()->queued_out.size(), 2u);
+}
+
+TEST_F(SessionTest, AQueuedMessageExpiresAndOneSentLaterCarriesTheTimeItHasLeft) {
+  Properties props;
+  props.receive_maximum = 1;
+  auto s = connect5(props);
+  const auto message = [](char payload, std::optional<std::uint32_t> expiry) {
+    Publish m;
+    m.qos = 1;
+    m.topic = "devices/dev-1/commands";
+    m.payload = {static_cast<std::uint8_t>(payload)};
+    m.properties.message_expiry_interval = expiry;
+    return m;
+  };
+  s->deliver(message('a', 60));  // sent at once, with its full interval
+  s->deliver(message('b', 10));  // waits for the window
+  s->deliver(message('c', 30));
+  s->deliver(message('d', std::nullopt));  // never expires
+  auto out = packets_in(s->take_output(), ProtocolVersion::v5);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(std::get<Publish>(out[0]).properties.message_expiry_interval, 60U);
+
+  host.clock += std::chrono::milliseconds(12500);  // b has expired, c has 17.5 s left
+  s->receive(bytes_of(Puback{std::get<Publish>(out[0]).packet_id, ReasonCode::success, {}}, ProtocolVersion::v5));
+  out = packets_in(s->take_output(), ProtocolVersion::v5);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(std::get<Publish>(out[0]).payload, Bytes{'c'});
+  EXPECT_EQ(std::get<Publish>(out[0]).properties.message_expiry_interval, 18U);  // rounded up
+  EXPECT_EQ(s->state()->expired_out, 1u);
+
+  host.clock += std::chrono::hours(24);
+  s->receive(bytes_of(Puback{std::get<Publish>(out[0]).packet_id, ReasonCode::success, {}}, ProtocolVersion::v5));
+  out = packets_in(s->take_output(), ProtocolVersion::v5);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(std::get<Publish>(out[0]).payload, Bytes{'d'});
+  EXPECT_FALSE(std::get<Publish>(out[0]).properties.message_expiry_interval);
 }
 
 TEST_F(SessionTest, AKeptSessionResendsUnacknowledgedMessagesWithDup) {

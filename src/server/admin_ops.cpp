@@ -85,6 +85,8 @@ class Executor {
         {"device.delete", &Executor::device_delete}, {"profile.put", &Executor::profile_put},
         {"profile.list", &Executor::profile_list},   {"telemetry.list", &Executor::telemetry_list},
         {"cert.issue", &Executor::cert_issue},       {"cert.revoke", &Executor::cert_revoke},
+        {"route.add", &Executor::route_add},         {"route.list", &Executor::route_list},
+        {"route.remove", &Executor::route_remove},
     };
     auto it = ops.find(r_.op);
     if (it == ops.end()) return fail(Errc::invalid_argument, fmt::format("unknown request '{}'", r_.op));
@@ -239,6 +241,10 @@ class Executor {
     disconnect(*id, "device deleted");
     if (auto st = registry_.remove(*id); !st) return tl::unexpected(st.error());
     record("device.deleted", "device:" + *id, {{"data", "deleted; its key destroyed"}});
+    // The store deleted the routes naming the device; the broker drops them as well.
+    if (c_.broker) {
+      if (auto reloaded = c_.broker->load_routes(); !reloaded) return tl::unexpected(reloaded.error());
+    }
     return json{{"id", *id}, {"deleted", true}};
   }
 
@@ -337,6 +343,94 @@ class Executor {
     return json{{"serial", *serial}, {"revoked", true}};
   }
 
+  // "device:ID" or "segment:NAME" → (kind, value); the device must belong to the organisation.
+  Result<std::pair<std::string, std::string>> route_end(const char* name, const std::string& organisation) {
+    auto text = text_arg(r_.args, name);
+    if (!text) return tl::unexpected(text.error());
+    const auto colon = text->find(':');
+    const std::string kind = colon == std::string::npos ? std::string() : text->substr(0, colon);
+    const std::string value = colon == std::string::npos ? std::string() : text->substr(colon + 1);
+    if (kind == store::kRouteEndSegment) {
+      if (!policy::valid_segment_name(value)) {
+        return fail(Errc::invalid_argument, fmt::format("{}: '{}' is not a valid segment name", name, value));
+      }
+      return std::pair{kind, value};
+    }
+    if (kind != store::kRouteEndDevice) {
+      return fail(Errc::invalid_argument, fmt::format("{}: expected device:ID or segment:NAME", name));
+    }
+    auto device = c_.installation.store->devices().find(value);
+    if (!device) return tl::unexpected(device.error());
+    if (!*device || (*device)->organisation_id != organisation) {
+      return fail(Errc::not_found, fmt::format("{}: no device '{}' in organisation '{}'", name, value, organisation));
+    }
+    return std::pair{kind, value};
+  }
+
+  // The route the request names, checked by the ACL's rules.
+  Result<store::RouteRecord> route_arg() {
+    auto org = text_arg(r_.args, "organisation", std::string(identity::kDefaultOrganisation));
+    if (!org) return tl::unexpected(org.error());
+    auto from = route_end("from", *org);
+    if (!from) return tl::unexpected(from.error());
+    auto to = route_end("to", *org);
+    if (!to) return tl::unexpected(to.error());
+    store::RouteRecord r{*org,    from->first, from->second, to->first, to->second, to_unix_millis(c_.clock.now()),
+                         r_.actor};
+    auto route = broker::to_policy_route(r);
+    if (!route) return tl::unexpected(route.error());
+    return r;
+  }
+
+  static json route_json(const store::RouteRecord& r) {
+    return {{"organisation", r.organisation_id},
+            {"from", r.from_kind + ":" + r.from_value},
+            {"to", r.to_kind + ":" + r.to_value},
+            {"created_at", format_utc_millis(from_unix_millis(r.created_at))},
+            {"created_by", r.created_by}};
+  }
+
+  Result<json> route_add() {
+    auto r = route_arg();
+    if (!r) return tl::unexpected(r.error());
+    auto created = c_.installation.store->routes().insert(*r);
+    if (!created) return tl::unexpected(created.error());
+    if (*created) {
+      record("route.added", "route:" + r->from_kind + ":" + r->from_value + "->" + r->to_kind + ":" + r->to_value,
+             {{"organisation", r->organisation_id}});
+    }
+    if (c_.broker) {
+      if (auto added = c_.broker->add_route(r->organisation_id, *broker::to_policy_route(*r)); !added) {
+        return tl::unexpected(added.error());
+      }
+    }
+    json out = route_json(*r);
+    out["created"] = *created;  // false: the route existed already
+    return out;
+  }
+
+  Result<json> route_remove() {
+    auto r = route_arg();
+    if (!r) return tl::unexpected(r.error());
+    auto removed = c_.installation.store->routes().remove(*r);
+    if (!removed) return tl::unexpected(removed.error());
+    if (!*removed) return fail(Errc::not_found, "no such route");
+    record("route.removed", "route:" + r->from_kind + ":" + r->from_value + "->" + r->to_kind + ":" + r->to_value,
+           {{"organisation", r->organisation_id}});
+    if (c_.broker) c_.broker->remove_route(r->organisation_id, *broker::to_policy_route(*r));
+    return json{{"removed", true}};
+  }
+
+  Result<json> route_list() {
+    auto org = text_arg(r_.args, "organisation", std::string(identity::kDefaultOrganisation));
+    if (!org) return tl::unexpected(org.error());
+    auto routes = c_.installation.store->routes().list(*org);
+    if (!routes) return tl::unexpected(routes.error());
+    json out = json::array();
+    for (const auto& r : *routes) out.push_back(route_json(r));
+    return out;
+  }
+
   AdminContext& c_;
   const AdminRequest& r_;
   identity::DeviceRegistry registry_;
@@ -347,7 +441,8 @@ class Executor {
 const std::vector<std::string>& admin_ops() {
   static const std::vector<std::string> ops = {"device.create", "device.list",    "device.show",   "device.disable",
                                                "device.enable", "device.revoke",  "device.delete", "profile.put",
-                                               "profile.list",  "telemetry.list", "cert.issue",    "cert.revoke"};
+                                               "profile.list",  "telemetry.list", "cert.issue",    "cert.revoke",
+                                               "route.add",     "route.list",     "route.remove"};
   return ops;
 }
 

@@ -168,13 +168,14 @@ struct Server::State {
     return o;
   }
 
-  void make_gateway() {
+  Status make_gateway() {
     writer = std::make_unique<broker::StoreWriter>(
         *installation.store, *installation.keys,
         [this](std::function<void()> work) { asio::post(io, std::move(work)); },
         broker::StoreWriterOptions{config.mqtt.ingest_queue_messages, 2000});
     broker = std::make_unique<broker::Broker>(*installation.store, *writer, env.clock, broker_options(),
                                               [this](const events::SecurityEvent& e) { log_event(e); });
+    if (auto routes = broker->load_routes(); !routes) return routes;
     broker::GatewayEvents events;
     events.refused = [this](const net::PeerInfo& peer, const std::string& reason) {
       log_event({"anonymous",
@@ -192,6 +193,7 @@ struct Server::State {
     gateway = std::make_unique<broker::Gateway>(
         *broker, broker::GatewayOptions{std::chrono::seconds(config.mqtt.connect_timeout_seconds), 4096},
         std::move(events));
+    return ok();
   }
 
   void start_maintenance() {
@@ -351,7 +353,7 @@ Status Server::start() {
     spdlog::warn("{}: connection {} failed: {}", peer.listener, peer.endpoint(), what);
   };
 
-  s.make_gateway();
+  if (auto gateway = s.make_gateway(); !gateway) return gateway;
   s.control =
       std::make_unique<ControlServer>(s.io, s.data_dir / kControlSocketName, [&s](const AdminRequest& request, uid_t) {
         AdminContext context{s.config, s.installation, s.log.get(), s.broker.get(), s.env.clock, s.env.random};

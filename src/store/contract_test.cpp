@@ -19,6 +19,7 @@ namespace {
 using namespace std::string_literals;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
+using ::testing::UnorderedElementsAre;
 
 // Quotes, a NUL in the middle, SQL syntax: survives only if values are bound, not pasted.
 const std::string kTricky = "O'Brien\0x\"; DROP TABLE meta; --"s;
@@ -1587,6 +1588,86 @@ TEST_P(StoreContractTest, DeviceCountersInvalidOrUnknownDeviceStoresNothing) {
 }
 
 // ----------------------------------------------------------------------------- transactions
+
+RouteRecord make_route(std::string from_kind, std::string from, std::string to_kind, std::string to,
+                       std::string organisation = "org-1") {
+  return RouteRecord{std::move(organisation), std::move(from_kind), std::move(from),
+                     std::move(to_kind),      std::move(to),        kNow,
+                     "admin-cli:root"};
+}
+
+TEST_P(StoreContractTest, RouteInsertStoresOnceAndListsByOrganisation) {
+  auto& routes = store().routes();
+  const RouteRecord a = make_route("device", "sensor-a", "device", "display-1");
+  const RouteRecord b = make_route("segment", "lab", "segment", "office");
+  const RouteRecord other = make_route("segment", "lab", "segment", "office", "org-2");
+  auto first = routes.insert(a);
+  ASSERT_TRUE(is_ok(first));
+  EXPECT_TRUE(*first);
+  RouteRecord again = a;
+  again.created_by = "someone else";
+  again.created_at = kNow + 1;
+  auto second = routes.insert(again);
+  ASSERT_TRUE(is_ok(second));
+  EXPECT_FALSE(*second);  // exists: left as it was
+  ASSERT_TRUE(is_ok(routes.insert(b)));
+  ASSERT_TRUE(is_ok(routes.insert(other)));
+
+  auto listed = routes.list("org-1");
+  ASSERT_TRUE(is_ok(listed));
+  EXPECT_THAT(*listed, ElementsAre(a, b));
+  auto all = routes.list_all();
+  ASSERT_TRUE(is_ok(all));
+  EXPECT_THAT(*all, ElementsAre(a, b, other));
+}
+
+TEST_P(StoreContractTest, RouteInsertRefusesUnknownKindsAndEmptyEnds) {
+  auto& routes = store().routes();
+  for (const RouteRecord& bad :
+       {make_route("group", "a", "device", "b"), make_route("device", "a", "", "b"),
+        make_route("device", "", "device", "b"), make_route("device", "a", "device", "b", "")}) {
+    auto r = routes.insert(bad);
+    ASSERT_FALSE(r.has_value());
+    EXPECT_TRUE(r.error().is(Errc::invalid_argument)) << r.error().message;
+  }
+  auto all = routes.list_all();
+  ASSERT_TRUE(is_ok(all));
+  EXPECT_THAT(*all, IsEmpty());
+}
+
+TEST_P(StoreContractTest, RouteRemoveMatchesAllFourEndsAndTheOrganisation) {
+  auto& routes = store().routes();
+  ASSERT_TRUE(is_ok(routes.insert(make_route("device", "a", "device", "b"))));
+  for (const RouteRecord& near_miss :
+       {make_route("device", "b", "device", "a"), make_route("segment", "a", "device", "b"),
+        make_route("device", "a", "device", "b", "org-2")}) {
+    auto r = routes.remove(near_miss);
+    ASSERT_TRUE(is_ok(r));
+    EXPECT_FALSE(*r);
+  }
+  auto removed = routes.remove(make_route("device", "a", "device", "b"));
+  ASSERT_TRUE(is_ok(removed));
+  EXPECT_TRUE(*removed);
+  auto all = routes.list_all();
+  ASSERT_TRUE(is_ok(all));
+  EXPECT_THAT(*all, IsEmpty());
+}
+
+TEST_P(StoreContractTest, DeviceRemoveTakesTheDeviceRoutesNamingItButNotSegmentRoutes) {
+  auto& s = store();
+  ASSERT_TRUE(is_ok(s.devices().insert(make_device("doomed"))));
+  const RouteRecord from = make_route("device", "doomed", "device", "kept");
+  const RouteRecord to = make_route("device", "kept", "device", "doomed");
+  const RouteRecord segment = make_route("segment", "doomed", "segment", "kept");  // a segment of the same name
+  const RouteRecord unrelated = make_route("device", "kept", "segment", "lab");
+  for (const auto& r : {from, to, segment, unrelated}) ASSERT_TRUE(is_ok(s.routes().insert(r)));
+  auto removed = s.devices().remove("doomed");
+  ASSERT_TRUE(is_ok(removed));
+  EXPECT_TRUE(*removed);
+  auto all = s.routes().list_all();
+  ASSERT_TRUE(is_ok(all));
+  EXPECT_THAT(*all, UnorderedElementsAre(segment, unrelated));
+}
 
 TEST_P(StoreContractTest, SchemaVersionIsPositive) { EXPECT_GE(store().schema_version(), 1); }
 

@@ -41,6 +41,19 @@ Status validate_device(const DeviceRecord& device) {
   return ok();
 }
 
+bool is_route_end_kind(std::string_view kind) { return kind == kRouteEndDevice || kind == kRouteEndSegment; }
+
+Status validate_route_record(const RouteRecord& route) {
+  if (route.organisation_id.empty()) return fail(Errc::invalid_argument, "store: route organisation id is empty");
+  if (!is_route_end_kind(route.from_kind) || !is_route_end_kind(route.to_kind)) {
+    return fail(Errc::invalid_argument, "store: a route end is neither a device nor a segment");
+  }
+  if (route.from_value.empty() || route.to_value.empty()) {
+    return fail(Errc::invalid_argument, "store: a route end is empty");
+  }
+  return ok();
+}
+
 bool is_telemetry_kind(std::string_view kind) {
   return kind == kTelemetryKindTelemetry || kind == kTelemetryKindEvents || kind == kTelemetryKindState ||
          kind == kTelemetryKindResults;

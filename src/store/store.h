@@ -222,8 +222,8 @@ class DeviceRepository {
   [[nodiscard]] virtual Status touch_last_seen(std::string_view id, UnixMillis at) = 0;
   // not_found for an unknown id.
   [[nodiscard]] virtual Status update_firmware(std::string_view id, std::string_view firmware_version) = 0;
-  // True when a device was deleted. Its telemetry, latest values and counters go with it,
-  // atomically; its certificates stay (the CA's records are kept for revocation lists).
+  // True when a device was deleted. Its telemetry, latest values, counters and the routes
+  // naming it go with it, atomically; its certificates stay (the CA's records are kept for revocation lists).
   [[nodiscard]] virtual Result<bool> remove(std::string_view id) = 0;
   // Active devices not seen since before `cutoff`: last_seen_at < cutoff, or, for a device
   // never seen, created_at < cutoff. Least recently active first, ties by id.
@@ -350,6 +350,41 @@ class DeviceCounterRepository {
   [[nodiscard]] virtual Result<std::optional<DeviceCounters>> find(std::string_view device_id) = 0;
 };
 
+// Lets the `to` side read the telemetry, events and state of the `from` side (IIIT N3, N9).
+// Each side is a device id or a segment name, within one organisation.
+inline constexpr std::string_view kRouteEndDevice = "device";
+inline constexpr std::string_view kRouteEndSegment = "segment";
+
+struct RouteRecord {
+  std::string organisation_id;
+  std::string from_kind;  // kRouteEndDevice or kRouteEndSegment
+  std::string from_value;
+  std::string to_kind;
+  std::string to_value;
+  UnixMillis created_at = 0;
+  std::string created_by;
+
+  friend bool operator==(const RouteRecord&, const RouteRecord&) = default;
+};
+
+[[nodiscard]] bool is_route_end_kind(std::string_view kind);
+// The checks every backend applies before RouteRepository::insert (invalid_argument).
+[[nodiscard]] Status validate_route_record(const RouteRecord& route);
+
+class RouteRepository {
+ public:
+  virtual ~RouteRepository() = default;
+  // True when stored, false when the same route (organisation, from, to) exists already (it
+  // is left as it was). invalid_argument for an empty field or an unknown kind.
+  [[nodiscard]] virtual Result<bool> insert(const RouteRecord& route) = 0;
+  // True when a route with these ends was deleted (created_at and created_by are ignored).
+  [[nodiscard]] virtual Result<bool> remove(const RouteRecord& route) = 0;
+  // The organisation's routes, ordered by from and to.
+  [[nodiscard]] virtual Result<std::vector<RouteRecord>> list(std::string_view organisation_id) = 0;
+  // Every route, by organisation, from and to.
+  [[nodiscard]] virtual Result<std::vector<RouteRecord>> list_all() = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -366,6 +401,7 @@ class Store {
   [[nodiscard]] virtual TelemetryRepository& telemetry() = 0;
   [[nodiscard]] virtual LatestValueRepository& latest_values() = 0;
   [[nodiscard]] virtual DeviceCounterRepository& device_counters() = 0;
+  [[nodiscard]] virtual RouteRepository& routes() = 0;
 
   // Runs body in a transaction: commits when it returns ok, rolls back otherwise and returns
   // its error (or the commit's). A nested call joins the enclosing transaction: nothing is

@@ -13,7 +13,7 @@ namespace {
 
 // Append only: a released migration is never edited, a change is a new migration.
 // STRICT tables make SQLite refuse values of the wrong type instead of converting them.
-constexpr std::array<Migration, 2> kMigrations = {{
+constexpr std::array<Migration, 3> kMigrations = {{
     {1, "initial schema: meta, data keys, secrets, certificates, setup tokens, counters", R"sql(
 CREATE TABLE meta (
   key TEXT PRIMARY KEY NOT NULL,
@@ -129,6 +129,23 @@ CREATE TABLE device_counters (
   connects INTEGER NOT NULL CHECK (connects >= 0),
   updated_at_ms INTEGER NOT NULL
 ) STRICT, WITHOUT ROWID;
+)sql"},
+    {3, "gateway: routes between devices and segments", R"sql(
+-- A route names its ends by value: a device id or a segment name. DeviceRepository::remove
+-- deletes the device routes naming a device in the same transaction (no foreign key can
+-- reference "a device or a segment").
+CREATE TABLE routes (
+  organisation_id TEXT NOT NULL,
+  from_kind TEXT NOT NULL CHECK (from_kind IN ('device', 'segment')),
+  from_value TEXT NOT NULL CHECK (from_value <> ''),
+  to_kind TEXT NOT NULL CHECK (to_kind IN ('device', 'segment')),
+  to_value TEXT NOT NULL CHECK (to_value <> ''),
+  created_at_ms INTEGER NOT NULL,
+  created_by TEXT NOT NULL,
+  PRIMARY KEY (organisation_id, from_kind, from_value, to_kind, to_value)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX routes_by_source ON routes (from_kind, from_value);
+CREATE INDEX routes_by_target ON routes (to_kind, to_value);
 )sql"},
 }};
 

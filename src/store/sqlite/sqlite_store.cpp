@@ -739,15 +739,27 @@ class SqliteDeviceRepository final : public DeviceRepository {
   }
 
   Result<bool> remove(std::string_view id) override {
-    const Lock lock(db_.mutex());
-    // One statement: the foreign keys' ON DELETE CASCADE removes the device's telemetry,
-    // latest values and counters within it.
-    auto stmt = db_.cached("DELETE FROM devices WHERE id = ?1");
-    if (!stmt) return tl::unexpected(std::move(stmt.error()));
-    (**stmt).bind_text(1, id);
-    auto changed = changed_rows(db_, **stmt);
-    if (!changed) return tl::unexpected(std::move(changed.error()));
-    return *changed > 0;
+    bool removed = false;
+    // The foreign keys' ON DELETE CASCADE removes the device's telemetry, latest values and
+    // counters; its routes go in the same transaction.
+    auto s = db_.transaction([&]() -> Status {
+      auto stmt = db_.cached("DELETE FROM devices WHERE id = ?1");
+      if (!stmt) return tl::unexpected(std::move(stmt.error()));
+      (**stmt).bind_text(1, id);
+      auto changed = changed_rows(db_, **stmt);
+      if (!changed) return tl::unexpected(std::move(changed.error()));
+      removed = *changed > 0;
+      auto routes = db_.cached(
+          "DELETE FROM routes WHERE (from_kind = 'device' AND from_value = ?1) OR (to_kind = 'device' AND to_value = "
+          "?1)");
+      if (!routes) return tl::unexpected(std::move(routes.error()));
+      (**routes).bind_text(1, id);
+      auto gone = changed_rows(db_, **routes);
+      if (!gone) return tl::unexpected(std::move(gone.error()));
+      return ok();
+    });
+    if (!s) return tl::unexpected(std::move(s.error()));
+    return removed;
   }
 
   Result<std::vector<DeviceRecord>> list_unused_since(UnixMillis cutoff) override {
@@ -1108,6 +1120,74 @@ class SqliteDeviceCounterRepository final : public DeviceCounterRepository {
 
 // ---------------------------------------------------------------------------------------
 
+#define TORII_ROUTE_COLUMNS "organisation_id, from_kind, from_value, to_kind, to_value, created_at_ms, created_by"
+
+RouteRecord read_route(const Statement& stmt) {
+  return RouteRecord{stmt.column_text(0), stmt.column_text(1), stmt.column_text(2), stmt.column_text(3),
+                     stmt.column_text(4), stmt.column_int(5),  stmt.column_text(6)};
+}
+
+class SqliteRouteRepository final : public RouteRepository {
+ public:
+  explicit SqliteRouteRepository(Db& db) : db_(db) {}
+
+  Result<bool> insert(const RouteRecord& route) override {
+    if (auto valid = validate_route_record(route); !valid) return tl::unexpected(std::move(valid.error()));
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("INSERT INTO routes (" TORII_ROUTE_COLUMNS
+                           ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    bind_ends(**stmt, route).bind_int(6, route.created_at).bind_text(7, route.created_by);
+    auto changed = changed_rows(db_, **stmt);
+    if (!changed) return tl::unexpected(std::move(changed.error()));
+    return *changed > 0;
+  }
+
+  Result<bool> remove(const RouteRecord& route) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached(
+        "DELETE FROM routes WHERE organisation_id = ?1 AND from_kind = ?2 AND from_value = ?3 AND to_kind = ?4 "
+        "AND to_value = ?5");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    bind_ends(**stmt, route);
+    auto changed = changed_rows(db_, **stmt);
+    if (!changed) return tl::unexpected(std::move(changed.error()));
+    return *changed > 0;
+  }
+
+  Result<std::vector<RouteRecord>> list(std::string_view organisation_id) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT " TORII_ROUTE_COLUMNS
+                           " FROM routes WHERE organisation_id = ?1 ORDER BY from_kind, from_value, to_kind, to_value");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, organisation_id);
+    return read_all(**stmt, read_route);
+  }
+
+  Result<std::vector<RouteRecord>> list_all() override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT " TORII_ROUTE_COLUMNS
+                           " FROM routes ORDER BY organisation_id, from_kind, from_value, to_kind, to_value");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    return read_all(**stmt, read_route);
+  }
+
+ private:
+  static Statement& bind_ends(Statement& stmt, const RouteRecord& route) {
+    return stmt.bind_text(1, route.organisation_id)
+        .bind_text(2, route.from_kind)
+        .bind_text(3, route.from_value)
+        .bind_text(4, route.to_kind)
+        .bind_text(5, route.to_value);
+  }
+
+  Db& db_;
+};
+
+#undef TORII_ROUTE_COLUMNS
+
+// ---------------------------------------------------------------------------------------
+
 class SqliteStore final : public Store {
  public:
   SqliteStore(DbHandle db, bool file_backed, int version)
@@ -1122,7 +1202,8 @@ class SqliteStore final : public Store {
         device_profiles_(db_),
         telemetry_(db_),
         latest_values_(db_),
-        device_counters_(db_) {}
+        device_counters_(db_),
+        routes_(db_) {}
 
   MetaRepository& meta() override { return meta_; }
   DataKeyRepository& data_keys() override { return data_keys_; }
@@ -1135,6 +1216,7 @@ class SqliteStore final : public Store {
   TelemetryRepository& telemetry() override { return telemetry_; }
   LatestValueRepository& latest_values() override { return latest_values_; }
   DeviceCounterRepository& device_counters() override { return device_counters_; }
+  RouteRepository& routes() override { return routes_; }
 
   Status transaction(const std::function<Status()>& body) override { return db_.transaction(body); }
 
@@ -1153,6 +1235,7 @@ class SqliteStore final : public Store {
   SqliteTelemetryRepository telemetry_;
   SqliteLatestValueRepository latest_values_;
   SqliteDeviceCounterRepository device_counters_;
+  SqliteRouteRepository routes_;
 };
 
 // ---------------------------------------------------------------------------------------
