@@ -3,9 +3,9 @@
 #
 #   qos1     QoS 1 ingest, $CONNECTIONS connections, ~64-byte JSON telemetry, max rate
 #   qos0     the same at QoS 0
-#   latency  QoS 1 at half of each broker's qos1 rate: PUBACK latency for both, and
-#            publish -> subscriber latency where the broker lets a subscriber read the
-#            publishers' topics (Mosquitto; torii refuses it, see docs/benchmarks.md)
+#   latency  QoS 1 at half of each broker's qos1 rate, and both at half of the lower rate:
+#            PUBACK latency and publish -> subscriber latency (torii: bench-sub subscribes to
+#            each device's telemetry, readable through a segment route)
 #   idle     as many idle mutual-TLS connections as there are devices (up to
 #            $IDLE_CONNECTIONS), servers freshly started: server RSS per connection
 #
@@ -16,7 +16,8 @@
 #
 # Environment: TORII, MOSQUITTO (binaries), DURATION, WARMUP, CONNECTIONS, IDLE_CONNECTIONS,
 # DEVICE_BUDGET_S (seconds spent creating devices for the idle run), QUIET_WAIT_S (longest
-# wait for an idle machine before each run), SCENARIOS, OUT, WORK.
+# wait for an idle machine before each run), SCENARIOS, OUT, WORK (default: a temporary
+# directory, removed at the end unless KEEP_WORK is set).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 DURATION="${DURATION:-20}"
@@ -29,12 +30,16 @@ TORII_PORT="${TORII_PORT:-18883}"
 MOSQUITTO_PORT="${MOSQUITTO_PORT:-18884}"
 SCENARIOS="${SCENARIOS:-qos1 qos0 latency idle}"
 OUT="${OUT:-$REPO_DIR/build/bench-results/$(date +%Y%m%d-%H%M%S)}"
-WORK="${WORK:-$(mktemp -d /tmp/torii-bench.XXXXXX)}"
+if [[ -z "${WORK:-}" ]]; then
+  WORK="$(mktemp -d /tmp/torii-bench.XXXXXX)"
+  remove_work=1  # devices, certificates and a database of millions of rows: gone afterwards
+fi
 SOURCES="127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4"
 
 cleanup() {
   stop_pid "$WORK/torii/pid"
   stop_pid "$WORK/mosquitto/pid"
+  if [[ -n "${remove_work:-}" && -z "${KEEP_WORK:-}" ]]; then rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -65,6 +70,9 @@ run_bench() {
   idle="$(wait_quiet "${QUIET_WAIT_S:-900}")"
   log "$scenario / $broker (machine ${idle} % idle before)"
   printf '%s/%s (machine %s %% idle before): %s\n' "$scenario" "$broker" "$idle" "${cmd[*]}" >>"$OUT/commands.txt"
+  # torii stores what it accepts; count it, so that "read" is never mistaken for "stored".
+  local stored_before=0
+  [[ "$broker" == torii && "$scenario" != idle ]] && stored_before="$(torii_stored_total)"
   # What else kept the machine busy meanwhile: all busy time minus the server's and the bench's.
   local server_pid busy0 server0 start_ns line
   server_pid="$(cat "$pid_file")"
@@ -79,11 +87,39 @@ run_bench() {
     'BEGIN { o = ((b - s) / hz - bench) / (ms / 1000) / cpus * 100; if (o < 0) o = 0; printf "%.1f", o }')"
   [[ -n "$line" ]] || line='{"error":"no result line"}'
   printf '%s\n' "$line" >"$OUT/$scenario-$broker.json"
+  # The store may still be writing what was accepted (QoS 0): wait until the count settles.
+  local stored=null stored_per_s=null
+  if [[ "$broker" == torii && "$scenario" != idle ]]; then
+    local previous=-1 now_total settled_ns unchanged=0
+    for _ in $(seq 1 600); do
+      now_total="$(torii_stored_total)"
+      if [[ "$now_total" == "$previous" ]]; then
+        unchanged=$((unchanged + 1))
+        ((unchanged >= 10)) && break  # 2 s without a new row
+      else
+        previous="$now_total" settled_ns="$(date +%s%N)" unchanged=0
+      fi
+      sleep 0.2
+    done
+    stored=$((now_total - stored_before))
+    # From the first message (after the connections were opened) until the last was stored.
+    stored_per_s="$(jq -n --argjson n "$stored" --argjson ms "$(( (settled_ns - start_ns) / 1000000 ))" \
+      --argjson connect "$(jq '.connect_s // 0' <<<"$line")" '$n / ($ms / 1000 - $connect) | floor')"
+    log "torii stored $stored messages ($stored_per_s per second from first message to last stored)"
+  fi
   jq -c --arg s "$scenario" --arg b "$broker" --argjson idle "$idle" --argjson others "$others" \
-    '{scenario: $s, broker: $b, idle_before_percent: $idle, others_cpu_percent: $others, result: .}' \
+    --argjson stored "$stored" --argjson stored_per_s "$stored_per_s" --argjson bench_cpu "$bench_s" \
+    '{scenario: $s, broker: $b, idle_before_percent: $idle, others_cpu_percent: $others,
+      bench_process_cpu_s: $bench_cpu, stored: $stored, stored_per_s: $stored_per_s, result: .}' \
     <<<"$line" >>"$RESULTS"
   log "other processes used ${others} % of the machine during this run"
   jq -c '{connected, msgs_per_s, acked, refused, errors, ack_latency_us, latency_us, server, error}' <<<"$line" >&2
+}
+
+# Messages torii has stored: a read-only count on its database (SQLite in WAL mode lets a
+# reader in beside the running server; only the bench's devices publish here).
+torii_stored_total() {
+  sqlite3 -readonly "$WORK/torii/data/torii.db" "SELECT count(*) FROM telemetry"
 }
 
 rate_of() { jq -r "select(.scenario == \"$1\" and .broker == \"$2\") | .result.msgs_per_s" "$RESULTS" | tail -1; }
@@ -92,6 +128,8 @@ rate_of() { jq -r "select(.scenario == \"$1\" and .broker == \"$2\") | .result.m
 devices_available() {
   local n=0
   while [[ -f "$WORK/certs/bench-$n.key" ]]; do n=$((n + 1)); done
+# bench-sub reads every bench device's telemetry through a route (torii isolates devices).
+torii_admin "$WORK" route add --from segment:default --to device:bench-sub >/dev/null
   echo "$n"
 }
 
@@ -112,19 +150,23 @@ for scenario in $SCENARIOS; do
       done
       ;;
     latency)
-      for broker in torii mosquitto; do
-        max="$(rate_of qos1 "$broker")"
-        [[ -n "$max" && "$max" != null ]] || die "latency needs the qos1 scenario first"
-        half="$(jq -n "$max / 2 | floor")"
-        if [[ "$broker" == torii ]]; then
-          # torii isolates devices: a subscriber may read another device's telemetry only
-          # through a route, and routes cannot be configured yet. PUBACK latency only.
-          run_bench "$broker" latency "${common[@]}" --qos 1 --rate "$half" --payload "$(payload_ts lt)"
-        else
-          run_bench "$broker" latency "${common[@]}" --qos 1 --rate "$half" --payload "$(payload_ts lm)" \
-            --subscribe --sub-topic 'devices/+/telemetry'
-        fi
-      done
+      # Half of each broker's own qos1 rate, and both at half of the lower one (the same load).
+      t_max="$(rate_of qos1 torii)" m_max="$(rate_of qos1 mosquitto)"
+      [[ -n "$t_max" && "$t_max" != null && -n "$m_max" && "$m_max" != null ]] ||
+        die "latency needs the qos1 scenario first (same run)"
+      t_half="$(jq -n "$t_max / 2 | floor")" m_half="$(jq -n "$m_max / 2 | floor")"
+      same="$((t_half < m_half ? t_half : m_half))"
+      # The subscriber subscribes to each device's topic (devices/<id>/telemetry): torii
+      # refuses a wildcard in place of the device id, whatever the routes.
+      sub=(--subscribe)
+      run_bench torii latency "${common[@]}" --qos 1 --rate "$t_half" --payload "$(payload_ts lt)" "${sub[@]}"
+      run_bench mosquitto latency "${common[@]}" --qos 1 --rate "$m_half" --payload "$(payload_ts lm)" "${sub[@]}"
+      if ((same != m_half)); then
+        run_bench mosquitto latency-same "${common[@]}" --qos 1 --rate "$same" --payload "$(payload_ts lq)" "${sub[@]}"
+      fi
+      if ((same != t_half)); then
+        run_bench torii latency-same "${common[@]}" --qos 1 --rate "$same" --payload "$(payload_ts lr)" "${sub[@]}"
+      fi
       ;;
     idle)
       log "creating devices for the idle run: up to $IDLE_CONNECTIONS within $DEVICE_BUDGET_S s"

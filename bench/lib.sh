@@ -18,6 +18,8 @@ need_binaries() {
   [[ -x "$TORII" ]] || die "no torii binary at $TORII (cmake --preset release && cmake --build --preset release, or set TORII=)"
   [[ -x "$MOSQUITTO" ]] || die "no mosquitto at $MOSQUITTO (apt-get install mosquitto, or set MOSQUITTO=)"
   command -v openssl >/dev/null || die "openssl is needed for Mosquitto's server certificate"
+  command -v jq >/dev/null || die "jq is needed to read the result lines"
+  command -v sqlite3 >/dev/null || die "sqlite3 is needed to count what torii stored"
 }
 
 # Percentage of the machine's CPU time that was idle over the next two seconds.
@@ -100,6 +102,7 @@ device_message_burst = 10000000
 device_bytes_per_second = 1000000000
 device_byte_burst = 1000000000
 max_keep_alive_seconds = 600
+max_subscriptions = 1000
 TOML
   chmod 0644 "$config"
   "$TORII" server --config "$config" --data-dir "$dir/torii/data" >"$dir/torii/server.out" 2>"$dir/torii/server.err" &
@@ -164,6 +167,7 @@ log_dest stderr
 log_type error
 log_type warning
 connection_messages false
+set_tcp_nodelay true
 max_connections -1
 listener $port 127.0.0.1
 cafile $d/clients-ca.crt

@@ -17,6 +17,8 @@ start_torii "$dir" "$port"
 log "creating $devices devices (existing ones are kept)"
 create_devices "$dir" 0 "$devices"
 [[ -f "$dir/certs/bench-sub.key" ]] || torii_admin "$dir" device create --id bench-sub --out "$dir/certs" >/dev/null
+# bench-sub reads every bench device's telemetry through a route (torii isolates devices).
+torii_admin "$dir" route add --from segment:default --to device:bench-sub >/dev/null
 cat >&2 <<TEXT
 
 torii (PID $(cat "$dir/torii/pid")) on 127.0.0.1:$port. For example:
