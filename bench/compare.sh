@@ -128,8 +128,6 @@ rate_of() { jq -r "select(.scenario == \"$1\" and .broker == \"$2\") | .result.m
 devices_available() {
   local n=0
   while [[ -f "$WORK/certs/bench-$n.key" ]]; do n=$((n + 1)); done
-# bench-sub reads every bench device's telemetry through a route (torii isolates devices).
-torii_admin "$WORK" route add --from segment:default --to device:bench-sub >/dev/null
   echo "$n"
 }
 
@@ -137,6 +135,8 @@ start_torii "$WORK" "$TORII_PORT"
 log "creating $CONNECTIONS devices and bench-sub"
 create_devices "$WORK" 0 "$CONNECTIONS"
 [[ -f "$WORK/certs/bench-sub.key" ]] || torii_admin "$WORK" device create --id bench-sub --out "$WORK/certs" >/dev/null
+# bench-sub reads every bench device's telemetry through a route (torii isolates devices).
+torii_admin "$WORK" route add --from segment:default --to device:bench-sub >/dev/null
 start_mosquitto "$WORK" "$MOSQUITTO_PORT"
 
 common=(--cert-dir "$WORK/certs" --connections "$CONNECTIONS" --warmup "$WARMUP" --duration "$DURATION")

@@ -70,7 +70,10 @@ Result<Bytes> read_file(const std::filesystem::path& path, std::size_t max_bytes
 
 Status write_file_atomic(const std::filesystem::path& path, ByteView data, mode_t mode) {
   const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
-  std::string tmpl = (dir / ("." + path.filename().string() + ".XXXXXX")).string();
+  std::string name = ".";  // appended, not "." + string: GCC 12 -O3 misreports that (-Wrestrict)
+  name += path.filename().string();
+  name += ".XXXXXX";
+  std::string tmpl = (dir / name).string();
   Fd fd(::mkstemp(tmpl.data()));
   if (fd.get() < 0) {
     return fail(Errc::io_error, fmt::format("cannot create a file in {}: {}", dir.string(), errno_text(errno)));
