@@ -526,6 +526,16 @@ mqtt::SessionHost::PublishDecision DeviceSession::on_publish(const mqtt::Publish
     };
   }
   if (!broker_.writer_.submit(std::move(item), std::move(done))) {
+    // The store cannot keep up: a QoS 1/2 message is not acknowledged (the client sends it
+    // again), a QoS 0 message is dropped. Either way it is counted, not held against the device.
+    ++rt.total.refusals;
+    ++rt.unflushed.refusals;
+    if (const auto at = steady::now(); at - broker_.last_busy_warning_ >= kLogEvery) {
+      broker_.last_busy_warning_ = at;
+      spdlog::warn(
+          "gateway: the ingest queue is full; messages are refused (QoS 1/2) or dropped (QoS 0) "
+          "until the store catches up");
+    }
     decision.reason = ReasonCode::server_busy;
     return decision;
   }

@@ -219,6 +219,7 @@ class Broker {
   std::unordered_map<std::string, policy::RouteTable> routes_;
   std::unordered_map<std::string, std::optional<Placement>> placements_;
   policy::TelemetryValidator validator_;
+  std::chrono::steady_clock::time_point last_busy_warning_;  // "ingest queue full", once a minute
   TrafficMonitor monitor_;
 };
 

@@ -16,6 +16,11 @@ using steady = std::chrono::steady_clock;
 
 namespace {
 
+// What a connection reads goes here first: one buffer for every connection of the thread
+// (TlsStream::read_now never suspends, and the session copies what it keeps), so that an
+// idle connection holds no read buffer. A TLS record's payload is at most 16 KiB.
+thread_local std::array<std::uint8_t, 16384> read_buffer;
+
 // One MQTT connection. Shared by its reader (the serve() coroutine) and its writer, so that
 // whichever frame the io_context destroys last at shutdown still finds it alive.
 class Connection final : public ClientLink, public std::enable_shared_from_this<Connection> {
@@ -49,9 +54,9 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
       limit.async_wait([this](const boost::system::error_code& e) {
         if (e) return;
         boost::system::error_code ignored;
-        stream_.lowest_layer().cancel(ignored);
+        stream_.socket().cancel(ignored);
       });
-      co_await stream_.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+      co_await stream_.shutdown(ec);
       limit.cancel();
     }
   }
@@ -83,14 +88,17 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
   }
 
   asio::awaitable<void> read_loop() {
-    std::vector<std::uint8_t> buffer(options_.read_buffer_bytes);
     boost::system::error_code ec;
     while (!session_.closed()) {
-      const std::size_t n =
-          co_await stream_.async_read_some(asio::buffer(buffer), asio::redirect_error(asio::use_awaitable, ec));
+      const std::size_t n = stream_.read_now(read_buffer, ec);
+      if (ec == asio::error::would_block) {
+        co_await stream_.wait(ec);  // idle: no buffer held while waiting
+        if (ec) break;
+        continue;
+      }
       if (ec) break;
       last_activity_ = steady::now();
-      session_.receive(ByteView(buffer.data(), n));
+      session_.receive(ByteView(read_buffer.data(), n));
       if (session_.has_output() || session_.closed()) wake();
     }
     reader_done_ = true;
@@ -110,7 +118,7 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
     for (;;) {
       if (session_.has_output()) {
         out_ = session_.take_output();
-        co_await asio::async_write(stream_, asio::buffer(out_), asio::redirect_error(asio::use_awaitable, ec));
+        co_await stream_.write(out_, ec);
         if (ec) {
           write_failed_ = true;
           break;
@@ -132,7 +140,7 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
     out_.shrink_to_fit();
     // Our last packets are written: end the reader, which may be waiting for bytes.
     boost::system::error_code ignored;
-    stream_.lowest_layer().cancel(ignored);
+    stream_.socket().cancel(ignored);
   }
 
   net::TlsStream& stream_;
@@ -174,19 +182,22 @@ asio::awaitable<void> refuse_connect(net::TlsStream& stream, mqtt::ReasonCode re
   deadline.async_wait([&stream](const boost::system::error_code& ec) {
     if (ec) return;
     boost::system::error_code ignored;
-    stream.lowest_layer().cancel(ignored);
+    stream.socket().cancel(ignored);
   });
-  std::array<std::uint8_t, 1024> buffer{};
   boost::system::error_code ec;
   while (!session.closed()) {
-    const std::size_t n =
-        co_await stream.async_read_some(asio::buffer(buffer), asio::redirect_error(asio::use_awaitable, ec));
+    const std::size_t n = stream.read_now(read_buffer, ec);
+    if (ec == asio::error::would_block) {
+      co_await stream.wait(ec);
+      if (ec) break;
+      continue;
+    }
     if (ec) break;
-    session.receive(ByteView(buffer.data(), n));
+    session.receive(ByteView(read_buffer.data(), n));
   }
   if (session.has_output()) {
     const Bytes out = session.take_output();
-    co_await asio::async_write(stream, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+    co_await stream.write(out, ec);
   }
   deadline.cancel();
 }

@@ -19,7 +19,6 @@ namespace torii::broker {
 
 struct GatewayOptions {
   std::chrono::seconds connect_timeout{10};
-  std::size_t read_buffer_bytes = 4096;
 };
 
 struct GatewayEvents {

@@ -73,7 +73,12 @@ void StoreWriter::write_batch(std::vector<std::pair<IngestItem, IngestDone>>& ba
   std::vector<store::TelemetryRecord> records;
   records.reserve(batch.size());
   std::vector<bool> sealed_ok(batch.size(), false);
-  std::map<std::pair<std::string, std::string>, store::LatestValue> latest;
+  // The newest value of each (device, metric) in the batch; sealed once, after the loop.
+  struct Newest {
+    const std::string* json = nullptr;
+    UnixMillis at = 0;
+  };
+  std::map<std::pair<std::string_view, std::string_view>, Newest> newest;
   for (std::size_t i = 0; i < batch.size(); ++i) {
     const auto& item = batch[i].first;
     const auto key_id = keys::device_key_id(item.device_id);
@@ -94,18 +99,22 @@ void StoreWriter::write_batch(std::vector<std::pair<IngestItem, IngestDone>>& ba
     sealed_ok[i] = true;
     records.push_back({0, item.device_id, item.kind, item.message_key, item.received_at, key_id, std::move(*sealed)});
     for (const auto& metric : item.metrics) {
-      auto& slot = latest[{item.device_id, metric.name}];
-      if (!slot.device_id.empty() && slot.at > item.received_at) continue;
-      const auto ad = latest_value_associated_data(item.device_id, metric.name);
-      auto value = keys_.seal(key_id, as_bytes(metric.json), ad);
-      if (!value) continue;
-      slot = store::LatestValue{item.device_id, metric.name, key_id, std::move(*value), item.received_at};
+      auto& slot = newest[{item.device_id, metric.name}];
+      if (slot.json != nullptr && slot.at > item.received_at) continue;
+      slot = {&metric.json, item.received_at};
     }
   }
 
   std::vector<store::LatestValue> latest_rows;
-  latest_rows.reserve(latest.size());
-  for (auto& [key, value] : latest) latest_rows.push_back(std::move(value));
+  latest_rows.reserve(newest.size());
+  for (const auto& [key, value] : newest) {
+    const auto& [device_id, metric] = key;
+    const auto key_id = keys::device_key_id(device_id);
+    auto sealed = keys_.seal(key_id, as_bytes(*value.json), latest_value_associated_data(device_id, metric));
+    if (!sealed) continue;
+    latest_rows.push_back(
+        store::LatestValue{std::string(device_id), std::string(metric), key_id, std::move(*sealed), value.at});
+  }
 
   std::vector<std::int64_t> seqs;
   auto st = store_.transaction([&]() -> Status {

@@ -230,7 +230,7 @@ Result<Bytes> KeyRing::seal(std::string_view key_id, ByteView plaintext, std::st
   std::lock_guard lock(mutex_);
   auto it = cache_.find(key_id);
   if (it == cache_.end()) return fail(Errc::not_found, fmt::format("data key '{}' was destroyed", key_id));
-  return crypto::aead_seal(it->second, plaintext, as_bytes(value_ad(key_id, associated_data)), random_);
+  return crypto::aead_seal(it->second, plaintext, as_bytes(value_ad(key_id, associated_data)), nonces_);
 }
 
 Result<crypto::SecretBytes> KeyRing::open(std::string_view key_id, ByteView sealed, std::string_view associated_data) {

@@ -92,7 +92,8 @@ class KeyRing {
   crypto::SecretBytes kek_;
   Random& random_;
   const Clock& clock_;
-  std::mutex mutex_;  // guards cache_ and random_; never held while the store is called
+  std::mutex mutex_;             // guards cache_, random_ and nonces_; never held while the store is called
+  BlockRandom nonces_{random_};  // one draw from random_ per 170 nonces
   std::map<std::string, crypto::SecretBytes, std::less<>> cache_;
 };
 

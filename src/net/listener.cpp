@@ -165,17 +165,17 @@ asio::awaitable<void> TlsListener::serve_connection(tcp::socket socket, PeerInfo
   SlotGuard slot(filter_, peer.address);
   socket.set_option(tcp::no_delay(true));
   const auto tls = tls_;  // keeps this connection's context alive across update_tls()
-  TlsStream stream(std::move(socket), *tls);
+  TlsStream stream(std::move(socket), tls->native_handle());
 
-  SocketDeadline deadline(stream.next_layer(), options_.handshake_timeout);
+  SocketDeadline deadline(stream.socket(), options_.handshake_timeout);
   boost::system::error_code ec;
-  co_await stream.async_handshake(asio::ssl::stream_base::server, asio::redirect_error(asio::use_awaitable, ec));
+  co_await stream.handshake(ec);
   const bool timed_out = deadline.disarm();
   if (ec) {
     const auto verdict = filter_.record_failure(peer.address);
     if (events_.handshake_failed) events_.handshake_failed(peer, handshake_reason(ec, timed_out), verdict.in_window);
     if (verdict.banned_now && events_.banned) events_.banned(peer);
-    if (!timed_out) co_await linger_close(stream.next_layer());
+    if (!timed_out) co_await linger_close(stream.socket());
     co_return;
   }
 
@@ -198,14 +198,14 @@ asio::awaitable<void> TlsListener::serve_connection(tcp::socket socket, PeerInfo
     if (events_.handler_failed) events_.handler_failed(peer, e.what());
   }
   boost::system::error_code ignored;
-  stream.lowest_layer().close(ignored);
+  stream.socket().close(ignored);
 }
 
 asio::awaitable<void> CloseAfterHandshake::serve(TlsStream& stream, const PeerInfo&) {
   // Sends close_notify; a peer that never answers it must not hold the connection.
-  SocketDeadline deadline(stream.next_layer(), std::chrono::seconds(2));
+  SocketDeadline deadline(stream.socket(), std::chrono::seconds(2));
   boost::system::error_code ec;
-  co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+  co_await stream.shutdown(ec);
 }
 
 }  // namespace torii::net

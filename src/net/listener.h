@@ -28,10 +28,9 @@
 #include "base/ip.h"
 #include "config/config.h"
 #include "net/connection_filter.h"
+#include "net/tls_stream.h"
 
 namespace torii::net {
-
-using TlsStream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket>;
 
 struct PeerInfo {
   IpAddress address;
