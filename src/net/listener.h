@@ -17,7 +17,6 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -29,6 +28,10 @@
 #include "config/config.h"
 #include "net/connection_filter.h"
 #include "net/tls_stream.h"
+
+namespace boost::asio::ssl {
+class context;
+}
 
 namespace torii::net {
 

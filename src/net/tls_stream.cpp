@@ -4,6 +4,8 @@
 
 #include <array>
 #include <cerrno>
+#include <csignal>
+#include <mutex>
 
 #include <boost/asio/error.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -20,9 +22,17 @@ void clear_errors() {
   ERR_clear_error();
   errno = 0;
 }
+
+// OpenSSL writes to the socket with plain send(), without MSG_NOSIGNAL: a peer that has
+// gone away would raise SIGPIPE and end the whole process. Writes report EPIPE instead.
+void ignore_sigpipe() {
+  static std::once_flag once;
+  std::call_once(once, [] { std::signal(SIGPIPE, SIG_IGN); });  // NOLINT(cert-err33-c): cannot fail for SIGPIPE
+}
 }  // namespace
 
 TlsStream::TlsStream(asio::ip::tcp::socket socket, SSL_CTX* context) : socket_(std::move(socket)) {
+  ignore_sigpipe();
   error_code ec;
   socket_.non_blocking(true, ec);
   if (ec) return;

@@ -12,6 +12,9 @@
 //   write(data)     all of it, waiting for the socket as needed
 //   shutdown()      close_notify, then discards input until the peer's close_notify or EOF
 //
+// Creating the first stream sets SIGPIPE to be ignored in the process: OpenSSL writes with
+// plain send(), and a peer gone away must give an error, not end the process.
+//
 // One reader and one writer may use a stream at the same time, on one thread (the io
 // context's). Cancelling the socket (socket().cancel()) ends their waits with
 // operation_aborted. Errors: eof when the peer closed, asio's ssl category for TLS errors,

@@ -152,6 +152,31 @@ TEST_F(TlsStreamTest, AClientThatDoesNotTrustTheServerFailsTheHandshakeWithAnSsl
   EXPECT_EQ(server_handshake.category(), asio::error::get_ssl_category()) << server_handshake.message();
 }
 
+TEST_F(TlsStreamTest, WritingToAPeerThatHasGoneFailsWithoutEndingTheProcess) {
+  // OpenSSL writes with plain send(): without SIGPIPE ignored, this test process would die.
+  error_code written{};
+  serve([&](TlsStream& stream) -> asio::awaitable<void> {
+    error_code ec;
+    co_await stream.handshake(ec);
+    if (ec) co_return;
+    asio::steady_timer gone(stream.get_executor(), std::chrono::milliseconds(200));
+    co_await gone.async_wait(asio::use_awaitable);
+    const std::vector<std::uint8_t> chunk(64 * 1024, 'x');
+    for (int i = 0; i < 64 && !written; ++i) co_await stream.write(chunk, written);
+  });
+  auto c = client();
+  asio::co_spawn(
+      io_,
+      [&]() -> asio::awaitable<void> {
+        co_await c.next_layer().async_connect(endpoint(), asio::use_awaitable);
+        co_await c.async_handshake(asio::ssl::stream_base::client, asio::use_awaitable);
+        c.next_layer().close();  // gone, with the server's writes still to come
+      },
+      asio::detached);
+  io_.run_for(std::chrono::seconds(30));
+  EXPECT_TRUE(written);
+}
+
 TEST_F(TlsStreamTest, CancellingTheSocketEndsAWaitingReader) {
   error_code waited{};
   bool handshaken = false;

@@ -191,8 +191,7 @@ struct Server::State {
                     mqtt::to_string(reason), detail);
     };
     gateway = std::make_unique<broker::Gateway>(
-        *broker, broker::GatewayOptions{std::chrono::seconds(config.mqtt.connect_timeout_seconds)},
-        std::move(events));
+        *broker, broker::GatewayOptions{std::chrono::seconds(config.mqtt.connect_timeout_seconds)}, std::move(events));
     return ok();
   }
 
