@@ -607,6 +607,10 @@ void DeviceSession::ended(mqtt::Session& session) {
     message.payload = std::move(will->payload);
     message.qos = will->qos;
     message.retain = will->retain;
+    // 5.0 §3.1.3.2: the will's properties travel with it (payload format, message expiry,
+    // content type, response topic, correlation data, user properties), except the delay.
+    message.properties = std::move(will->properties);
+    message.properties.will_delay_interval.reset();
     if (message.retain) broker_.retain(device_.id, message);
     broker_.route(device_.id, message, &device_.id);
   }

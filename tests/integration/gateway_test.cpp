@@ -400,5 +400,32 @@ TEST_F(Gateway, ARouteLetsOneDeviceReadAnotherFromTheMomentItIsAddedUntilItIsRem
   EXPECT_THAT(security_log(), HasSubstr(R"("action":"route.removed")"));
 }
 
+TEST_F(Gateway, AWillIsPublishedWithItsPropertiesWhenTheConnectionIsLost) {
+  start();
+  create_device("sensor-w");
+  create_device("watcher-w");
+  ASSERT_EQ(torii({"admin", "route", "add", "--from", "device:sensor-w", "--to", "device:watcher-w"}).exit_code, 0);
+  auto watch = client("mosquitto_sub", "watcher-w", "mqttv5");
+  watch.insert(watch.end(), {"-t", "devices/sensor-w/state", "-F", "will: %t %p %P", "-d"});
+  watch.insert(watch.begin(), {"stdbuf", "-oL"});
+  Process watcher(watch);
+  ASSERT_TRUE(watcher.wait_for_output("Subscribed", std::chrono::seconds(10))) << watcher.out();
+
+  auto device = client("mosquitto_sub", "sensor-w", "mqttv5");
+  device.insert(device.end(),
+                {"-t", "devices/sensor-w/commands", "-d", "--will-topic", "devices/sensor-w/state", "--will-payload",
+                 "offline", "--will-qos", "1", "-D", "will", "user-property", "cause", "connection-lost"});
+  device.insert(device.begin(), {"stdbuf", "-oL"});
+  Process sensor(device);
+  ASSERT_TRUE(sensor.wait_for_output("Subscribed", std::chrono::seconds(10))) << sensor.out();
+  EXPECT_THAT(watcher.out(), Not(HasSubstr("will:")));  // nothing while the device is connected
+  sensor.kill();                                        // no DISCONNECT: the connection is simply gone
+
+  ASSERT_TRUE(watcher.wait_for_output("will: devices/sensor-w/state offline", std::chrono::seconds(10)))
+      << watcher.out();
+  EXPECT_TRUE(watcher.wait_for_output("cause:connection-lost", std::chrono::seconds(5))) << watcher.out();
+  watcher.stop();
+}
+
 }  // namespace
 }  // namespace torii::testing
