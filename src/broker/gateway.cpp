@@ -3,6 +3,7 @@
 #include <array>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -20,6 +21,7 @@ namespace {
 // (TlsStream::read_now never suspends, and the session copies what it keeps), so that an
 // idle connection holds no read buffer. A TLS record's payload is at most 16 KiB.
 thread_local std::array<std::uint8_t, 16384> read_buffer;
+constexpr unsigned kReadsBeforeYielding = 8;
 
 // One MQTT connection. Shared by its reader (the serve() coroutine) and its writer, so that
 // whichever frame the io_context destroys last at shutdown still finds it alive.
@@ -89,9 +91,11 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
 
   asio::awaitable<void> read_loop() {
     boost::system::error_code ec;
+    unsigned reads_in_a_row = 0;
     while (!session_.closed()) {
       const std::size_t n = stream_.read_now(read_buffer, ec);
       if (ec == asio::error::would_block) {
+        reads_in_a_row = 0;
         co_await stream_.wait(ec);  // idle: no buffer held while waiting
         if (ec) break;
         continue;
@@ -100,6 +104,12 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
       last_activity_ = steady::now();
       session_.receive(ByteView(read_buffer.data(), n));
       if (session_.has_output() || session_.closed()) wake();
+      // A client that keeps its socket full must not keep the thread: after a few reads in
+      // a row, the other connections (and this one's writer) get their turn first.
+      if (++reads_in_a_row == kReadsBeforeYielding) {
+        reads_in_a_row = 0;
+        co_await asio::post(stream_.get_executor(), asio::use_awaitable);
+      }
     }
     reader_done_ = true;
   }
