@@ -66,8 +66,8 @@ Result<policy::Route> to_policy_route(const store::RouteRecord& r) {
 }
 
 const std::optional<Broker::Placement>& Broker::placement(std::string_view device_id) {
+  if (auto it = placements_.find(device_id); it != placements_.end()) return it->second;
   const std::string id(device_id);
-  if (auto it = placements_.find(id); it != placements_.end()) return it->second;
   // Only devices found are cached: one registered later must be found then. A device's
   // organisation and segment do not change while it exists; forget_device() on deletion.
   static const std::optional<Placement> kUnknown;
@@ -85,7 +85,8 @@ policy::Decision Broker::authorize_read(const std::string& reader_id, std::strin
   static const policy::RouteTable kNoRoutes;
   const auto& reader = placement(reader_id);
   if (!reader) return policy::Decision::deny("unknown reader");
-  const std::string organisation = reader->organisation_id;
+  // A reference into placements_: later insertions do not move its elements.
+  const std::string& organisation = reader->organisation_id;
   const policy::DeviceIdentity who{reader_id, reader->segment};
   const auto table = routes_.find(organisation);
   const policy::RouteTable& routes = table != routes_.end() ? table->second : kNoRoutes;
@@ -125,7 +126,13 @@ void Broker::remove_route(const std::string& organisation_id, const policy::Rout
   if (auto it = routes_.find(organisation_id); it != routes_.end()) it->second.remove(route);
 }
 
-void Broker::forget_device(std::string_view device_id) { placements_.erase(std::string(device_id)); }
+void Broker::forget_device(std::string_view device_id) {
+  if (auto it = placements_.find(device_id); it != placements_.end()) placements_.erase(it);
+}
+
+void Broker::drop_expired(RetainedTopics& topics, std::chrono::steady_clock::time_point now) {
+  std::erase_if(topics, [&](const auto& entry) { return entry.second.expires_at && *entry.second.expires_at <= now; });
+}
 
 Broker::~Broker() { *alive_ = false; }
 
@@ -314,9 +321,7 @@ void Broker::retain(const std::string& namespace_device, const mqtt::Publish& me
     return;
   }
   if (!topics.contains(message.topic) && topics.size() >= options_.max_retained_per_device) {
-    const auto now = steady::now();
-    std::erase_if(topics,
-                  [&](const auto& entry) { return entry.second.expires_at && *entry.second.expires_at <= now; });
+    drop_expired(topics, steady::now());
     if (topics.size() >= options_.max_retained_per_device) return;
   }
   mqtt::Publish kept = message;
@@ -571,16 +576,14 @@ void DeviceSession::on_subscribed(const mqtt::Subscription& subscription, bool e
   auto it = broker_.retained_.find(*ns);
   if (it == broker_.retained_.end()) return;
   const auto now = steady::now();
-  std::erase_if(it->second,
-                [&](const auto& entry) { return entry.second.expires_at && *entry.second.expires_at <= now; });
+  Broker::drop_expired(it->second, now);
   for (const auto& [topic, retained] : it->second) {
     if (!mqtt::topic_matches(subscription.filter, topic)) continue;
     mqtt::Publish copy = retained.message;
     copy.retain = true;  // §3.3.1.3: retained messages keep RETAIN = 1 when sent for a new subscription
     copy.qos = std::min(copy.qos, subscription.qos);
     if (retained.expires_at) {  // 5.0 §3.3.2.3.3: what is left of the interval
-      copy.properties.message_expiry_interval =
-          static_cast<std::uint32_t>(std::chrono::ceil<std::chrono::seconds>(*retained.expires_at - now).count());
+      copy.properties.message_expiry_interval = mqtt::SessionState::seconds_left(*retained.expires_at, now);
     }
     link_.deliver(std::move(copy));
   }

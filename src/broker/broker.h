@@ -212,12 +212,19 @@ class Broker {
     mqtt::Publish message;
     std::optional<std::chrono::steady_clock::time_point> expires_at;  // 5.0 message expiry
   };
-  std::unordered_map<std::string, std::map<std::string, Retained, std::less<>>> retained_;
+  using RetainedTopics = std::map<std::string, Retained, std::less<>>;
+  static void drop_expired(RetainedTopics& topics, std::chrono::steady_clock::time_point now);
+  std::unordered_map<std::string, RetainedTopics> retained_;
   std::unordered_map<std::string, Runtime> runtime_;
   std::map<std::string, std::shared_ptr<const policy::Profile>, std::less<>> profiles_;
   // Routes by organisation (IIIT N3, N9): none unless configured.
   std::unordered_map<std::string, policy::RouteTable> routes_;
-  std::unordered_map<std::string, std::optional<Placement>> placements_;
+  // Looked up by string_view on the delivery path, without building a key string.
+  struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, std::optional<Placement>, StringHash, std::equal_to<>> placements_;
   policy::TelemetryValidator validator_;
   std::chrono::steady_clock::time_point last_busy_warning_;  // "ingest queue full", once a minute
   TrafficMonitor monitor_;

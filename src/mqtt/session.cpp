@@ -382,6 +382,11 @@ void Session::deliver(Publish message) {
   pump_outbound();
 }
 
+std::uint32_t SessionState::seconds_left(std::chrono::steady_clock::time_point expires_at,
+                                         std::chrono::steady_clock::time_point now) {
+  return static_cast<std::uint32_t>(std::chrono::ceil<std::chrono::seconds>(expires_at - now).count());
+}
+
 std::optional<std::chrono::steady_clock::time_point> SessionState::expiry_of(
     const Publish& message, std::chrono::steady_clock::time_point now) {
   if (!message.properties.message_expiry_interval) return std::nullopt;
@@ -399,13 +404,12 @@ void Session::pump_outbound() {
     Publish& message = queued.message;
     if (queued.expires_at) {
       // 5.0 §3.3.2.3.3: expired before onward delivery began → dropped; otherwise the
-      // interval sent is what is left of it (rounded up: 0 would mean "no time left").
+      // interval sent is what is left of it.
       if (*queued.expires_at <= now) {
         ++state_->expired_out;
         continue;
       }
-      const auto left = std::chrono::ceil<std::chrono::seconds>(*queued.expires_at - now);
-      message.properties.message_expiry_interval = static_cast<std::uint32_t>(left.count());
+      message.properties.message_expiry_interval = SessionState::seconds_left(*queued.expires_at, now);
     }
     message.packet_id = next_packet_id();
     ++counters_.publishes_out;

@@ -75,6 +75,10 @@ struct SessionState {
   // The expiry of a message queued at `now`.
   [[nodiscard]] static std::optional<std::chrono::steady_clock::time_point> expiry_of(
       const Publish& message, std::chrono::steady_clock::time_point now);
+  // The interval to send with a message that expires at `expires_at` (not yet passed):
+  // rounded up, since 0 would say "no time left".
+  [[nodiscard]] static std::uint32_t seconds_left(std::chrono::steady_clock::time_point expires_at,
+                                                  std::chrono::steady_clock::time_point now);
 
   std::map<std::uint16_t, Inflight> inflight_out;
   std::deque<Queued> queued_out;

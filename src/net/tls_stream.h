@@ -42,9 +42,6 @@ class TlsStream {
   TlsStream(const TlsStream&) = delete;
   TlsStream& operator=(const TlsStream&) = delete;
 
-  // False when OpenSSL could not create the connection object (out of memory).
-  [[nodiscard]] bool valid() const { return ssl_ != nullptr; }
-
   boost::asio::awaitable<void> handshake(boost::system::error_code& ec);
   // Bytes decrypted into `buffer` (> 0), or 0 with ec set: would_block (then wait()), eof,
   // or an error. Never suspends, so a buffer shared by all connections of a thread is safe.

@@ -78,6 +78,11 @@ class TlsStreamTest : public ::testing::Test {
   }
 
   asio::ssl::stream<tcp::socket> client() { return {io_, client_context_}; }
+  // Connects a client() to the server and completes its handshake.
+  asio::awaitable<void> connect(asio::ssl::stream<tcp::socket>& c) {
+    co_await c.next_layer().async_connect(endpoint(), asio::use_awaitable);
+    co_await c.async_handshake(asio::ssl::stream_base::client, asio::use_awaitable);
+  }
   tcp::endpoint endpoint() const { return acceptor_.local_endpoint(); }
 
   asio::io_context io_;
@@ -109,8 +114,7 @@ TEST_F(TlsStreamTest, EchoesAMebibyteBothWaysAndClosesWithCloseNotify) {
   asio::co_spawn(
       io_,
       [&]() -> asio::awaitable<void> {
-        co_await c.next_layer().async_connect(endpoint(), asio::use_awaitable);
-        co_await c.async_handshake(asio::ssl::stream_base::client, asio::use_awaitable);
+        co_await connect(c);
         co_await asio::async_write(c, asio::buffer(payload), asio::use_awaitable);
         co_await asio::async_read(c, asio::buffer(client_got), asio::use_awaitable);
         std::array<char, 16> more{};
@@ -168,8 +172,7 @@ TEST_F(TlsStreamTest, WritingToAPeerThatHasGoneFailsWithoutEndingTheProcess) {
   asio::co_spawn(
       io_,
       [&]() -> asio::awaitable<void> {
-        co_await c.next_layer().async_connect(endpoint(), asio::use_awaitable);
-        co_await c.async_handshake(asio::ssl::stream_base::client, asio::use_awaitable);
+        co_await connect(c);
         c.next_layer().close();  // gone, with the server's writes still to come
       },
       asio::detached);
@@ -197,8 +200,7 @@ TEST_F(TlsStreamTest, CancellingTheSocketEndsAWaitingReader) {
   asio::co_spawn(
       io_,
       [&]() -> asio::awaitable<void> {
-        co_await c.next_layer().async_connect(endpoint(), asio::use_awaitable);
-        co_await c.async_handshake(asio::ssl::stream_base::client, asio::use_awaitable);
+        co_await connect(c);
         co_await later.async_wait(asio::use_awaitable);
         if (server_stream != nullptr) server_stream->socket().cancel();
       },
