@@ -16,6 +16,13 @@ if(TORII_SANITIZE)
   target_link_options(torii_flags INTERFACE -fsanitize=address,undefined)
 endif()
 
+# Test code (test executables and their helpers, not the modules they test) in optimised
+# configurations: -Og -g1 compiles gtest/gmock-heavy files two to three times faster than
+# -O2 -g, keeps line tables for stack traces, and still defines __OPTIMIZE__ for FORTIFY.
+add_library(torii_test_flags INTERFACE)
+target_link_libraries(torii_test_flags INTERFACE torii_flags)
+target_compile_options(torii_test_flags INTERFACE $<$<NOT:$<CONFIG:Debug>>:-Og -g1>)
+
 # Use it as: torii_module(NAME SOURCES ... DEPS ...)
 function(torii_module name)
   cmake_parse_arguments(M "" "" "SOURCES;DEPS" ${ARGN})
@@ -28,6 +35,6 @@ endfunction()
 function(torii_test name)
   cmake_parse_arguments(T "" "" "SOURCES;DEPS" ${ARGN})
   add_executable(${name} ${T_SOURCES})
-  target_link_libraries(${name} PRIVATE ${T_DEPS} torii_flags torii_test_main torii_testing GTest::gmock GTest::gtest)
+  target_link_libraries(${name} PRIVATE ${T_DEPS} torii_test_flags torii_test_main torii_testing GTest::gmock GTest::gtest)
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES ENVIRONMENT "TORII_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
 endfunction()
