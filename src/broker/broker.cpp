@@ -340,9 +340,30 @@ void Broker::publish_from_server(const mqtt::Publish& message) {
   route(device_id, message, nullptr);
 }
 
+void Broker::publish_will(const std::string& device_id, const mqtt::Publish& message) {
+  if (message.retain) retain(device_id, message);
+  route(device_id, message, &device_id);
+}
+
+void Broker::publish_due_wills() {
+  if (pending_wills_.empty()) return;
+  const auto now = steady::now();
+  std::vector<std::pair<std::string, mqtt::Publish>> due;
+  for (auto it = pending_wills_.begin(); it != pending_wills_.end();) {
+    if (it->second.due <= now) {
+      due.emplace_back(it->first, std::move(it->second.message));
+      it = pending_wills_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (const auto& [device_id, message] : due) publish_will(device_id, message);
+}
+
 void Broker::disconnect_device(std::string_view device_id, ReasonCode reason, const std::string& why) {
   const std::string id(device_id);
   stored_.erase(id);
+  pending_wills_.erase(id);  // like a live connection's will: not sent for a device shut out
   remove_all_subscriptions(id);
   forget_device(id);
   if (auto it = live_.find(id); it != live_.end()) {
@@ -359,6 +380,8 @@ void Broker::expire_sessions() {
   for (auto it = stored_.begin(); it != stored_.end();) {
     if (it->second.expires_at <= now) {
       remove_all_subscriptions(it->first);
+      // The session ended: a will still waiting for its delay is due now.
+      if (auto will = pending_wills_.find(it->first); will != pending_wills_.end()) will->second.due = now;
       it = stored_.erase(it);
     } else {
       ++it;
@@ -431,6 +454,14 @@ mqtt::SessionHost::ConnectDecision DeviceSession::on_connect(const mqtt::Connect
   }
   broker_.live_[device_.id] = this;
   registered_ = true;
+
+  // A will waiting for its delay: the session continues (no will), or a clean start ends
+  // the previous session, and with it the delay (5.0 §3.1.3.2.2).
+  if (auto will = broker_.pending_wills_.find(device_.id); will != broker_.pending_wills_.end()) {
+    mqtt::Publish message = std::move(will->second.message);
+    broker_.pending_wills_.erase(will);
+    if (connect.clean_start) broker_.publish_will(device_.id, message);
+  }
 
   auto stored = broker_.stored_.find(device_.id);
   if (connect.clean_start || stored == broker_.stored_.end()) {
@@ -613,9 +644,15 @@ void DeviceSession::ended(mqtt::Session& session) {
     // 5.0 §3.1.3.2: the will's properties travel with it (payload format, message expiry,
     // content type, response topic, correlation data, user properties), except the delay.
     message.properties = std::move(will->properties);
+    const auto delay = message.properties.will_delay_interval.value_or(0);
     message.properties.will_delay_interval.reset();
-    if (message.retain) broker_.retain(device_.id, message);
-    broker_.route(device_.id, message, &device_.id);
+    // §3.1.3.2.2: sent once the delay has passed or the session has ended, whichever is first.
+    const auto wait = std::min(delay, session.session_expiry_seconds());
+    if (wait == 0) {
+      broker_.publish_will(device_.id, message);
+    } else {
+      broker_.pending_wills_[device_.id] = {std::move(message), steady::now() + std::chrono::seconds(wait)};
+    }
   }
   if (!registered_) return;  // taken over: the new connection owns the session now
   const auto expiry = session.session_expiry_seconds();

@@ -130,6 +130,9 @@ class Broker {
   [[nodiscard]] Status flush_counters();
   // Drops stored sessions past their expiry.
   void expire_sessions();
+  // Publishes the wills whose delay (5.0 will delay interval) has passed.
+  void publish_due_wills();
+  [[nodiscard]] std::size_t pending_wills() const { return pending_wills_.size(); }
 
   [[nodiscard]] std::size_t connected_devices() const { return live_.size(); }
   [[nodiscard]] const mqtt::SessionLimits& session_limits() const { return options_.session; }
@@ -185,6 +188,8 @@ class Broker {
                                                 bool subscribing);
   [[nodiscard]] Runtime& runtime(const std::string& device_id);
   void route(const std::string& source_device, const mqtt::Publish& message, const std::string* publisher);
+  // Retains (when flagged) and routes a will as a message of its device.
+  void publish_will(const std::string& device_id, const mqtt::Publish& message);
   void deliver_to(const Subscriber& subscriber, const mqtt::Publish& message);
   void retain(const std::string& namespace_device, const mqtt::Publish& message);
   void add_subscriber(const std::string& namespace_device, Subscriber subscriber);
@@ -206,6 +211,13 @@ class Broker {
 
   std::unordered_map<std::string, DeviceSession*> live_;  // device id → its connection
   std::unordered_map<std::string, StoredSession> stored_;
+  // Wills waiting for their delay (5.0 §3.1.3.2.2): published then, or when the session ends,
+  // whichever comes first; dropped when the device continues its session in time.
+  struct PendingWill {
+    mqtt::Publish message;
+    std::chrono::steady_clock::time_point due;
+  };
+  std::unordered_map<std::string, PendingWill> pending_wills_;
   // Subscriptions by the device whose namespace they cover ("devices/<id>/...").
   std::unordered_map<std::string, std::vector<Subscriber>> subscribers_;
   struct Retained {

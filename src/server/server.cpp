@@ -89,6 +89,7 @@ struct Server::State {
   asio::steady_timer tls_refresh_timer{io};
   std::unique_ptr<ControlServer> control;
   asio::steady_timer counters_timer{io};
+  asio::steady_timer wills_timer{io};
   asio::steady_timer unused_devices_timer{io};
 
   void log_event(const events::SecurityEvent& event) {
@@ -196,6 +197,8 @@ struct Server::State {
   }
 
   void start_maintenance() {
+    // Will delay intervals are given in seconds; a will is published within a second of its time.
+    every(wills_timer, std::chrono::seconds(1), [this] { broker->publish_due_wills(); });
     every(counters_timer, std::chrono::seconds(10), [this] {
       broker->expire_sessions();
       if (auto st = broker->flush_counters(); !st) spdlog::error("device counters: {}", st.error().message);
@@ -427,6 +430,7 @@ void Server::request_stop() {
     s.checkpoint_timer.cancel();
     s.tls_refresh_timer.cancel();
     s.counters_timer.cancel();
+    s.wills_timer.cancel();
     if (s.control) s.control->stop();
     s.unused_devices_timer.cancel();
     for (auto& l : s.listeners) l->stop();

@@ -427,5 +427,72 @@ TEST_F(Gateway, AWillIsPublishedWithItsPropertiesWhenTheConnectionIsLost) {
   watcher.stop();
 }
 
+TEST_F(Gateway, ADelayedWillWaitsForTheDeviceToReturnAndIsSentWhenItDoesNot) {
+  start();
+  create_device("sensor-d");
+  create_device("watcher-d");
+  ASSERT_EQ(torii({"admin", "route", "add", "--from", "device:sensor-d", "--to", "device:watcher-d"}).exit_code, 0);
+  auto watch = client("mosquitto_sub", "watcher-d", "mqttv5");
+  watch.insert(watch.end(), {"-t", "devices/sensor-d/state", "-F", "got: %p", "-d"});
+  watch.insert(watch.begin(), {"stdbuf", "-oL"});
+  Process watcher(watch);
+  ASSERT_TRUE(watcher.wait_for_output("Subscribed", std::chrono::seconds(10))) << watcher.out();
+
+  // A device with a kept session (expiry one hour) and a will to be sent `delay` s after the
+  // connection is lost.
+  const auto device = [&](const std::string& delay) {
+    auto argv = client("mosquitto_sub", "sensor-d", "mqttv5");
+    argv.insert(argv.end(),
+                {"-t", "devices/sensor-d/commands", "-d", "-c", "-x", "3600", "--will-topic", "devices/sensor-d/state",
+                 "--will-payload", "will-" + delay, "--will-qos", "1", "-D", "will", "will-delay-interval", delay});
+    argv.insert(argv.begin(), {"stdbuf", "-oL"});
+    return argv;
+  };
+  // A message of the device's own, from a new connection with a clean start.
+  const auto mark = [&](const std::string& text) {
+    const auto r = publish("sensor-d", "mqttv5", "devices/sensor-d/state", text);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ASSERT_TRUE(watcher.wait_for_output("got: " + text, std::chrono::seconds(10))) << watcher.out();
+  };
+
+  // 1. The connection is lost, and the device comes back within the delay to continue its
+  //    session: no will, then or later. (Were it still waiting, the clean start of the next
+  //    connection would end the session and send it before the mark.)
+  {
+    Process first(device("30"));
+    ASSERT_TRUE(first.wait_for_output("Subscribed", std::chrono::seconds(10))) << first.out();
+    first.kill();
+    // -E: once subscribed, a normal DISCONNECT, which discards this connection's own will.
+    auto argv = device("30");
+    argv.emplace_back("-E");
+    Process again(argv);
+    ASSERT_EQ(again.wait(std::chrono::seconds(20)), 0) << again.out() << again.err();
+    ASSERT_THAT(again.out(), HasSubstr("sending DISCONNECT"));
+  }
+  mark("mark-1");
+  EXPECT_THAT(watcher.out(), Not(HasSubstr("got: will-")));
+
+  // 2. Lost, and a new connection starts clean: the old session ends, and its will goes at once,
+  //    ahead of the new connection's message.
+  {
+    Process first(device("30"));
+    ASSERT_TRUE(first.wait_for_output("Subscribed", std::chrono::seconds(10))) << first.out();
+    first.kill();
+  }
+  mark("mark-2");
+  const auto out = watcher.out();
+  ASSERT_THAT(out, HasSubstr("got: will-30"));
+  EXPECT_LT(out.find("got: will-30"), out.find("got: mark-2")) << out;
+
+  // 3. Lost, and nothing comes back: the will is sent once its delay has passed.
+  {
+    Process first(device("2"));
+    ASSERT_TRUE(first.wait_for_output("Subscribed", std::chrono::seconds(10))) << first.out();
+    first.kill();
+  }
+  EXPECT_TRUE(watcher.wait_for_output("got: will-2", std::chrono::seconds(15))) << watcher.out();
+  watcher.stop();
+}
+
 }  // namespace
 }  // namespace torii::testing
