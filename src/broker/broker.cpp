@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "crypto/sodium.h"
+#include "mqtt/codec.h"
 #include "mqtt/topic.h"
 
 namespace torii::broker {
@@ -317,7 +318,10 @@ void Broker::route(const std::string& source_device, const mqtt::Publish& messag
 void Broker::retain(const std::string& namespace_device, const mqtt::Publish& message) {
   auto& topics = retained_[namespace_device];
   if (message.payload.empty()) {  // §3.3.1.3: an empty retained message deletes the retained one
-    if (auto it = topics.find(message.topic); it != topics.end()) topics.erase(it);
+    if (auto it = topics.find(message.topic); it != topics.end()) {
+      topics.erase(it);
+      persist_retained(namespace_device, message.topic, nullptr, std::nullopt);
+    }
     return;
   }
   if (!topics.contains(message.topic) && topics.size() >= options_.max_retained_per_device) {
@@ -329,7 +333,69 @@ void Broker::retain(const std::string& namespace_device, const mqtt::Publish& me
   kept.packet_id = 0;
   kept.properties.topic_alias.reset();
   auto expires_at = mqtt::SessionState::expiry_of(kept, steady::now());
+  persist_retained(namespace_device, message.topic, &kept, expires_at);
   topics[message.topic] = {std::move(kept), expires_at};
+}
+
+void Broker::persist_retained(const std::string& namespace_device, const std::string& topic,
+                              const mqtt::Publish* message,
+                              std::optional<std::chrono::steady_clock::time_point> expires_at) {
+  const auto now = to_unix_millis(clock_.now());
+  StateChange change{std::string(store::kMqttStateRetained), topic, {}, 0, now};
+  if (message != nullptr) {
+    // Kept as the MQTT 5.0 PUBLISH it is, properties included (a QoS 1/2 packet needs an id).
+    mqtt::Publish packet = *message;
+    if (packet.qos > 0) packet.packet_id = 1;
+    if (auto encoded = mqtt::encode(packet, mqtt::ProtocolVersion::v5, change.plain); !encoded) {
+      spdlog::error("gateway: a retained message of device {} cannot be kept: {}", namespace_device,
+                    encoded.error().message);
+      return;
+    }
+    if (expires_at) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*expires_at - steady::now()).count();
+      change.expires_at = now + std::max<std::int64_t>(left, 1);
+    }
+  }
+  IngestItem item;
+  item.device_id = namespace_device;
+  item.state = std::move(change);
+  if (!writer_.submit(std::move(item), nullptr)) {
+    spdlog::warn("gateway: the ingest queue is full; a change to device {}'s retained messages was not stored",
+                 namespace_device);
+  }
+}
+
+Status Broker::load_retained(keys::KeyRing& keys) {
+  const auto now = to_unix_millis(clock_.now());
+  if (auto expired = store_.mqtt_state().remove_expired(now); !expired) return tl::unexpected(expired.error());
+  auto rows = store_.mqtt_state().list(store::kMqttStateRetained);
+  if (!rows) return tl::unexpected(rows.error());
+  const auto steady_now = steady::now();
+  for (const auto& row : *rows) {
+    auto plain = keys.open(row.key_id, row.sealed, mqtt_state_associated_data(row.device_id, row.kind, row.name));
+    if (!plain) {
+      spdlog::error("gateway: a retained message of device {} cannot be opened: {}", row.device_id,
+                    plain.error().message);
+      continue;
+    }
+    auto packet = mqtt::decode(plain->view(), mqtt::ProtocolVersion::v5);
+    auto* publish = packet ? std::get_if<mqtt::Publish>(&*packet) : nullptr;
+    if (publish == nullptr || publish->topic != row.name) {
+      spdlog::error("gateway: a retained message of device {} is not a valid PUBLISH; skipped", row.device_id);
+      continue;
+    }
+    publish->packet_id = 0;
+    std::optional<std::chrono::steady_clock::time_point> expires_at;
+    if (row.expires_at > 0) expires_at = steady_now + std::chrono::milliseconds(row.expires_at - now);
+    retained_[row.device_id][row.name] = Retained{std::move(*publish), expires_at};
+  }
+  return ok();
+}
+
+std::size_t Broker::retained_count() const {
+  std::size_t n = 0;
+  for (const auto& [device, topics] : retained_) n += topics.size();
+  return n;
 }
 
 void Broker::publish_from_server(const mqtt::Publish& message) {

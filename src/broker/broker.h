@@ -35,6 +35,7 @@
 #include "broker/store_writer.h"
 #include "broker/traffic_monitor.h"
 #include "events/security_log.h"
+#include "keys/key_ring.h"
 #include "mqtt/session.h"
 #include "policy/acl.h"
 #include "policy/profile.h"
@@ -140,6 +141,11 @@ class Broker {
   // Reloads a profile from the store at its next use (after it was edited).
   void invalidate_profile(std::string_view profile_id);
 
+  // Retained messages kept from before the last stop (sealed under each device's key).
+  // Rows that cannot be opened or decoded are skipped and logged, not fatal.
+  [[nodiscard]] Status load_retained(keys::KeyRing& keys);
+  [[nodiscard]] std::size_t retained_count() const;
+
   // Routes (IIIT N3, N9): loads those stored, replacing the routes in force.
   [[nodiscard]] Status load_routes();
   // Adds or removes one route of an organisation at once (already stored or deleted by the
@@ -192,6 +198,9 @@ class Broker {
   void publish_will(const std::string& device_id, const mqtt::Publish& message);
   void deliver_to(const Subscriber& subscriber, const mqtt::Publish& message);
   void retain(const std::string& namespace_device, const mqtt::Publish& message);
+  // Makes a change to a device's retained messages durable (nullptr: deleted).
+  void persist_retained(const std::string& namespace_device, const std::string& topic, const mqtt::Publish* message,
+                        std::optional<std::chrono::steady_clock::time_point> expires_at);
   void add_subscriber(const std::string& namespace_device, Subscriber subscriber);
   void remove_subscriber(const std::string& namespace_device, std::string_view device_id, std::string_view filter);
   void remove_all_subscriptions(std::string_view device_id);

@@ -18,6 +18,10 @@ std::string latest_value_associated_data(std::string_view device_id, std::string
   return fmt::format("latest|{}|{}", device_id, metric);
 }
 
+std::string mqtt_state_associated_data(std::string_view device_id, std::string_view kind, std::string_view name) {
+  return fmt::format("mqtt-state|{}|{}|{}", device_id, kind, name);
+}
+
 StoreWriter::StoreWriter(store::Store& store, keys::KeyRing& keys, std::function<void(std::function<void()>)> post,
                          StoreWriterOptions options)
     : store_(store), keys_(keys), post_(std::move(post)), options_(options), thread_([this] { run(); }) {}
@@ -73,15 +77,48 @@ void StoreWriter::write_batch(std::vector<std::pair<IngestItem, IngestDone>>& ba
   std::vector<store::TelemetryRecord> records;
   records.reserve(batch.size());
   std::vector<bool> sealed_ok(batch.size(), false);
+  std::vector<std::optional<std::size_t>> record_of(batch.size());  // the item's telemetry record
   // The newest value of each (device, metric) in the batch; sealed once, after the loop.
   struct Newest {
     const std::string* json = nullptr;
     UnixMillis at = 0;
   };
   std::map<std::pair<std::string_view, std::string_view>, Newest> newest;
+  // State changes, in submission order; a put carries its sealed record.
+  struct StateWrite {
+    std::size_t item = 0;
+    bool remove = false;
+    store::MqttStateRecord record;
+  };
+  std::vector<StateWrite> state_writes;
   for (std::size_t i = 0; i < batch.size(); ++i) {
     const auto& item = batch[i].first;
     const auto key_id = keys::device_key_id(item.device_id);
+    if (item.state) {
+      const auto& change = *item.state;
+      StateWrite write{
+          i, change.plain.empty(),
+          store::MqttStateRecord{item.device_id, change.kind, change.name, key_id, {}, change.expires_at, change.at}};
+      if (!write.remove) {
+        auto sealed_state =
+            keys_.seal(key_id, change.plain, mqtt_state_associated_data(item.device_id, change.kind, change.name));
+        if (!sealed_state && sealed_state.error().is(Errc::not_found) && keys_.ensure_data_key(key_id, "device")) {
+          sealed_state =
+              keys_.seal(key_id, change.plain, mqtt_state_associated_data(item.device_id, change.kind, change.name));
+        }
+        if (sealed_state) {
+          write.record.sealed = std::move(*sealed_state);
+        } else {
+          spdlog::error("store writer: cannot seal the MQTT state of device {}: {}", item.device_id,
+                        sealed_state.error().message);
+        }
+      }
+      if (write.remove || !write.record.sealed.empty()) state_writes.push_back(std::move(write));
+    }
+    if (item.kind.empty()) {  // state only
+      sealed_ok[i] = true;
+      continue;
+    }
     auto sealed = keys_.seal(key_id, item.payload,
                              telemetry_associated_data(item.device_id, item.kind, item.received_at, item.message_key));
     if (!sealed && sealed.error().is(Errc::not_found)) {
@@ -98,6 +135,7 @@ void StoreWriter::write_batch(std::vector<std::pair<IngestItem, IngestDone>>& ba
     }
     sealed_ok[i] = true;
     records.push_back({0, item.device_id, item.kind, item.message_key, item.received_at, key_id, std::move(*sealed)});
+    record_of[i] = records.size() - 1;
     for (const auto& metric : item.metrics) {
       auto& slot = newest[{item.device_id, metric.name}];
       if (slot.json != nullptr && slot.at > item.received_at) continue;
@@ -116,12 +154,25 @@ void StoreWriter::write_batch(std::vector<std::pair<IngestItem, IngestDone>>& ba
         store::LatestValue{std::string(device_id), std::string(metric), key_id, std::move(*sealed), value.at});
   }
 
+  const auto write_state = [this](const StateWrite& w) -> Status {
+    if (!w.remove) return store_.mqtt_state().put(w.record);
+    auto removed = store_.mqtt_state().remove(w.record.device_id, w.record.kind, w.record.name);
+    if (!removed) return tl::unexpected(std::move(removed.error()));
+    return ok();
+  };
   std::vector<std::int64_t> seqs;
   auto st = store_.transaction([&]() -> Status {
-    auto appended = store_.telemetry().append(records);
-    if (!appended) return tl::unexpected(appended.error());
-    seqs = std::move(*appended);
-    if (!latest_rows.empty()) return store_.latest_values().upsert(latest_rows);
+    if (!records.empty()) {
+      auto appended = store_.telemetry().append(records);
+      if (!appended) return tl::unexpected(appended.error());
+      seqs = std::move(*appended);
+    }
+    if (!latest_rows.empty()) {
+      if (auto upserted = store_.latest_values().upsert(latest_rows); !upserted) return upserted;
+    }
+    for (const auto& w : state_writes) {
+      if (auto written = write_state(w); !written) return written;
+    }
     return ok();
   });
   std::vector<bool> stored(batch.size(), st.has_value());
@@ -131,11 +182,15 @@ void StoreWriter::write_batch(std::vector<std::pair<IngestItem, IngestDone>>& ba
     spdlog::warn("store writer: a batch of {} messages failed ({}); storing them one by one", records.size(),
                  st.error().message);
     seqs.clear();
-    std::size_t r = 0;
     for (std::size_t i = 0; i < batch.size(); ++i) {
       if (!sealed_ok[i]) continue;
       auto one = store_.transaction([&]() -> Status {
-        auto appended = store_.telemetry().append(std::span(&records[r], 1));
+        for (const auto& w : state_writes) {
+          if (w.item != i) continue;
+          if (auto written = write_state(w); !written) return written;
+        }
+        if (!record_of[i]) return ok();
+        auto appended = store_.telemetry().append(std::span(&records[*record_of[i]], 1));
         if (!appended) return tl::unexpected(appended.error());
         seqs.push_back(appended->front());
         return ok();
@@ -144,7 +199,6 @@ void StoreWriter::write_batch(std::vector<std::pair<IngestItem, IngestDone>>& ba
       if (!one)
         spdlog::error("store writer: a message of device {} was not stored: {}", batch[i].first.device_id,
                       one.error().message);
-      ++r;
     }
   }
 
@@ -154,11 +208,16 @@ void StoreWriter::write_batch(std::vector<std::pair<IngestItem, IngestDone>>& ba
     std::lock_guard lock(mutex_);
     ++stats_.batches;
     stats_.largest_batch = std::max(stats_.largest_batch, batch.size());
+    std::size_t messages = 0;
     std::size_t good = 0;
-    for (std::size_t i = 0; i < batch.size(); ++i) good += stored[i] && sealed_ok[i] ? 1 : 0;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (batch[i].first.kind.empty()) continue;  // state only: not a message
+      ++messages;
+      good += stored[i] && sealed_ok[i] ? 1 : 0;
+    }
     stats_.stored += good - std::min(good, duplicates);
     stats_.duplicates += duplicates;
-    stats_.failed += batch.size() - good;
+    stats_.failed += messages - good;
   }
   // One post for the whole batch: completions run on the io thread in submission order.
   std::vector<std::pair<IngestDone, bool>> completions;

@@ -17,6 +17,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -35,13 +36,25 @@ struct MetricValue {
   std::string json;  // the value as JSON text: 21.5, true, "auto"
 };
 
+// A change to the MQTT state kept across restarts (a retained message), written in the
+// transaction of the batch it arrives in, so it is durable before anything submitted after it
+// is acknowledged.
+struct StateChange {
+  std::string kind;  // store::kMqttStateRetained
+  std::string name;  // the topic
+  Bytes plain;       // sealed by the writer under the device's key; empty: delete the record
+  UnixMillis expires_at = 0;
+  UnixMillis at = 0;
+};
+
 struct IngestItem {
   std::string device_id;
-  std::string kind;         // "telemetry", "events", "state", "results"
+  std::string kind;         // "telemetry", "events", "state", "results"; empty: only `state`
   std::string message_key;  // the device's message id; empty: no de-duplication
   UnixMillis received_at = 0;
   Bytes payload;
   std::vector<MetricValue> metrics;  // latest values to keep (telemetry only)
+  std::optional<StateChange> state;
 };
 
 // Called on the io_context with true once the item is durable (or was a duplicate of a
@@ -52,6 +65,8 @@ using IngestDone = std::function<void(bool stored)>;
 [[nodiscard]] std::string telemetry_associated_data(std::string_view device_id, std::string_view kind,
                                                     UnixMillis received_at, std::string_view message_key);
 [[nodiscard]] std::string latest_value_associated_data(std::string_view device_id, std::string_view metric);
+[[nodiscard]] std::string mqtt_state_associated_data(std::string_view device_id, std::string_view kind,
+                                                     std::string_view name);
 
 struct StoreWriterOptions {
   std::size_t max_queued = 100000;

@@ -1669,6 +1669,77 @@ TEST_P(StoreContractTest, DeviceRemoveTakesTheDeviceRoutesNamingItButNotSegmentR
   EXPECT_THAT(*all, UnorderedElementsAre(segment, unrelated));
 }
 
+// ----------------------------------------------------------------------------- MQTT state
+
+MqttStateRecord make_retained(std::string device, std::string topic, std::string sealed, UnixMillis expires_at = 0) {
+  return MqttStateRecord{
+      std::move(device), std::string(kMqttStateRetained), std::move(topic), "dk-1", to_bytes(sealed), expires_at, kNow};
+}
+
+TEST_P(StoreContractTest, MqttStatePutReplacesByDeviceKindAndNameAndListsByKind) {
+  auto& s = store();
+  for (const char* id : {"dev-a", "dev-b"}) ASSERT_TRUE(is_ok(s.devices().insert(make_device(id))));
+  auto& state = s.mqtt_state();
+  const auto a_state = make_retained("dev-a", "devices/dev-a/state", "v1");
+  const auto a_events = make_retained("dev-a", "devices/dev-a/events", "e1", kNow + 1000);
+  const auto b_state = make_retained("dev-b", "devices/dev-b/state", "b1");
+  for (const auto& r : {a_state, a_events, b_state}) ASSERT_TRUE(is_ok(state.put(r)));
+  auto replaced = make_retained("dev-a", "devices/dev-a/state", "v2");
+  replaced.updated_at = kNow + 5;
+  ASSERT_TRUE(is_ok(state.put(replaced)));
+
+  auto all = state.list(kMqttStateRetained);
+  ASSERT_TRUE(is_ok(all));
+  EXPECT_THAT(*all, ElementsAre(a_events, replaced, b_state));
+  auto other_kind = state.list("session");
+  ASSERT_TRUE(is_ok(other_kind));
+  EXPECT_THAT(*other_kind, IsEmpty());
+}
+
+TEST_P(StoreContractTest, MqttStateRefusesUnknownKindsEmptyDevicesAndUnknownDevices) {
+  auto& state = store().mqtt_state();
+  auto unknown_kind = make_retained("dev-a", "t", "x");
+  unknown_kind.kind = "bogus";
+  auto r = state.put(unknown_kind);
+  ASSERT_FALSE(is_ok(r));
+  EXPECT_TRUE(r.error().is(Errc::invalid_argument));
+  r = state.put(make_retained("", "t", "x"));
+  ASSERT_FALSE(is_ok(r));
+  EXPECT_TRUE(r.error().is(Errc::invalid_argument));
+  r = state.put(make_retained("ghost", "t", "x"));
+  ASSERT_FALSE(is_ok(r));
+  EXPECT_TRUE(r.error().is(Errc::conflict));
+}
+
+TEST_P(StoreContractTest, MqttStateRemoveAndRemoveExpiredAndDeviceRemovalTakeTheirRows) {
+  auto& s = store();
+  for (const char* id : {"dev-a", "dev-b"}) ASSERT_TRUE(is_ok(s.devices().insert(make_device(id))));
+  auto& state = s.mqtt_state();
+  const auto kept = make_retained("dev-a", "keep", "k");
+  const auto expiring = make_retained("dev-a", "soon", "s", kNow + 10);
+  const auto later = make_retained("dev-a", "later", "l", kNow + 1000);
+  const auto gone = make_retained("dev-a", "gone", "g");
+  const auto of_b = make_retained("dev-b", "b", "b");
+  for (const auto& r : {kept, expiring, later, gone, of_b}) ASSERT_TRUE(is_ok(state.put(r)));
+
+  auto removed = state.remove("dev-a", kMqttStateRetained, "gone");
+  ASSERT_TRUE(is_ok(removed));
+  EXPECT_TRUE(*removed);
+  removed = state.remove("dev-a", kMqttStateRetained, "gone");
+  ASSERT_TRUE(is_ok(removed));
+  EXPECT_FALSE(*removed);
+
+  auto expired = state.remove_expired(kNow + 11);
+  ASSERT_TRUE(is_ok(expired));
+  EXPECT_EQ(*expired, 1U);
+
+  auto device_gone = s.devices().remove("dev-b");
+  ASSERT_TRUE(is_ok(device_gone));
+  auto all = state.list(kMqttStateRetained);
+  ASSERT_TRUE(is_ok(all));
+  EXPECT_THAT(*all, ElementsAre(kept, later));
+}
+
 TEST_P(StoreContractTest, SchemaVersionIsPositive) { EXPECT_GE(store().schema_version(), 1); }
 
 TEST_P(StoreContractTest, TransactionCommitsWhenBodySucceeds) {

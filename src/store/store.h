@@ -385,6 +385,38 @@ class RouteRepository {
   [[nodiscard]] virtual Result<std::vector<RouteRecord>> list_all() = 0;
 };
 
+// What the gateway keeps of its MQTT state across restarts, sealed by the caller under the
+// device's data key: retained messages (kind "retained", name = the topic) and, later,
+// sessions. Rows go with their device.
+inline constexpr std::string_view kMqttStateRetained = "retained";
+
+struct MqttStateRecord {
+  std::string device_id;
+  std::string kind;
+  std::string name;
+  std::string key_id;
+  Bytes sealed;
+  UnixMillis expires_at = 0;  // 0: does not expire
+  UnixMillis updated_at = 0;
+
+  friend bool operator==(const MqttStateRecord&, const MqttStateRecord&) = default;
+};
+
+class MqttStateRepository {
+ public:
+  virtual ~MqttStateRepository() = default;
+  // Stores the record, replacing the one with the same (device, kind, name). invalid_argument
+  // for an empty device id or an unknown kind, conflict for a device that is not stored.
+  [[nodiscard]] virtual Status put(const MqttStateRecord& record) = 0;
+  // True when a record was deleted.
+  [[nodiscard]] virtual Result<bool> remove(std::string_view device_id, std::string_view kind,
+                                            std::string_view name) = 0;
+  // Every record of a kind, by device and name.
+  [[nodiscard]] virtual Result<std::vector<MqttStateRecord>> list(std::string_view kind) = 0;
+  // Deletes the records that expired before `now`; returns how many.
+  [[nodiscard]] virtual Result<std::size_t> remove_expired(UnixMillis now) = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -402,6 +434,7 @@ class Store {
   [[nodiscard]] virtual LatestValueRepository& latest_values() = 0;
   [[nodiscard]] virtual DeviceCounterRepository& device_counters() = 0;
   [[nodiscard]] virtual RouteRepository& routes() = 0;
+  [[nodiscard]] virtual MqttStateRepository& mqtt_state() = 0;
 
   // Runs body in a transaction: commits when it returns ok, rolls back otherwise and returns
   // its error (or the commit's). A nested call joins the enclosing transaction: nothing is

@@ -335,6 +335,41 @@ TEST_F(Gateway, StoredMessagesSurviveARestart) {
   for (int i = 0; i < 5; ++i) EXPECT_EQ(rows[static_cast<std::size_t>(i)]["message_id"], "m" + std::to_string(i));
 }
 
+TEST_F(Gateway, RetainedMessagesAreKeptSealedAcrossARestartAndAnEmptyOneDeletesThem) {
+  start();
+  create_device("sensor-k");
+  create_device("watcher-k");
+  ASSERT_EQ(torii({"admin", "route", "add", "--from", "device:sensor-k", "--to", "device:watcher-k"}).exit_code, 0);
+  const auto retained = [&](const std::string& topic, std::vector<std::string> extra) {
+    auto argv = client("mosquitto_pub", "sensor-k", "mqttv5");
+    argv.insert(argv.end(), {"-q", "1", "-r", "-t", topic, "-d"});
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    const auto r = run(argv, std::chrono::seconds(30));
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    ASSERT_THAT(r.out, HasSubstr("received PUBACK"));
+  };
+  retained("devices/sensor-k/state", {"-m", "valve-open-4711", "-D", "publish", "user-property", "origin", "field"});
+  retained("devices/sensor-k/events", {"-m", "old-event-4711"});
+  retained("devices/sensor-k/events", {"-n"});  // an empty retained message deletes the one kept
+  ASSERT_EQ(stop(), 0);
+  for (const char* file : {"torii.db", "torii.db-wal"}) {
+    std::ifstream db(data_dir() / file, std::ios::binary);
+    std::ostringstream bytes;
+    bytes << db.rdbuf();
+    EXPECT_EQ(bytes.str().find("valve-open-4711"), std::string::npos) << file;
+  }
+
+  start();
+  auto argv = client("mosquitto_sub", "watcher-k", "mqttv5");
+  argv.insert(argv.end(), {"-t", "devices/sensor-k/state", "-C", "1", "-W", "10", "-F", "%t %p retain=%r %P"});
+  const auto state = run(argv, std::chrono::seconds(30));
+  EXPECT_EQ(state.exit_code, 0) << state.out << state.err;
+  EXPECT_THAT(state.out, HasSubstr("devices/sensor-k/state valve-open-4711 retain=1 origin:field"));
+  const auto events = subscribe_briefly("watcher-k", "mqttv5", "devices/sensor-k/events", 1);
+  EXPECT_THAT(events.out, HasSubstr("Subscribed"));
+  EXPECT_THAT(events.out, Not(HasSubstr("old-event")));
+}
+
 TEST_F(Gateway, ARouteLetsOneDeviceReadAnotherFromTheMomentItIsAddedUntilItIsRemoved) {
   start();
   create_device("sensor-r", {"--segment", "plant"});

@@ -13,7 +13,7 @@ namespace {
 
 // Append only: a released migration is never edited, a change is a new migration.
 // STRICT tables make SQLite refuse values of the wrong type instead of converting them.
-constexpr std::array<Migration, 3> kMigrations = {{
+constexpr std::array<Migration, 4> kMigrations = {{
     {1, "initial schema: meta, data keys, secrets, certificates, setup tokens, counters", R"sql(
 CREATE TABLE meta (
   key TEXT PRIMARY KEY NOT NULL,
@@ -146,6 +146,19 @@ CREATE TABLE routes (
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX routes_by_source ON routes (from_kind, from_value);
 CREATE INDEX routes_by_target ON routes (to_kind, to_value);
+)sql"},
+    {4, "gateway: retained messages kept across restarts", R"sql(
+CREATE TABLE mqtt_state (
+  device_id TEXT NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+  kind TEXT NOT NULL CHECK (kind IN ('retained')),
+  name TEXT NOT NULL,
+  key_id TEXT NOT NULL,
+  sealed BLOB NOT NULL,
+  expires_at_ms INTEGER NOT NULL CHECK (expires_at_ms >= 0),
+  updated_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (device_id, kind, name)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX mqtt_state_by_expiry ON mqtt_state (expires_at_ms) WHERE expires_at_ms > 0;
 )sql"},
 }};
 

@@ -1188,6 +1188,69 @@ class SqliteRouteRepository final : public RouteRepository {
 
 // ---------------------------------------------------------------------------------------
 
+class SqliteMqttStateRepository final : public MqttStateRepository {
+ public:
+  explicit SqliteMqttStateRepository(Db& db) : db_(db) {}
+
+  Status put(const MqttStateRecord& record) override {
+    if (auto s = require_nonempty(record.device_id, "MQTT state device id"); !s) return s;
+    if (record.kind != kMqttStateRetained) return fail(Errc::invalid_argument, "store: unknown MQTT state kind");
+    if (record.expires_at < 0) return fail(Errc::invalid_argument, "store: MQTT state expiry is negative");
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached(
+        "INSERT INTO mqtt_state (device_id, kind, name, key_id, sealed, expires_at_ms, updated_at_ms) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (device_id, kind, name) DO UPDATE SET "
+        "key_id = excluded.key_id, sealed = excluded.sealed, expires_at_ms = excluded.expires_at_ms, "
+        "updated_at_ms = excluded.updated_at_ms");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    Statement& q = **stmt;
+    q.bind_text(1, record.device_id)
+        .bind_text(2, record.kind)
+        .bind_text(3, record.name)
+        .bind_text(4, record.key_id)
+        .bind_blob(5, record.sealed)
+        .bind_int(6, record.expires_at)
+        .bind_int(7, record.updated_at);
+    return q.run();
+  }
+
+  Result<bool> remove(std::string_view device_id, std::string_view kind, std::string_view name) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("DELETE FROM mqtt_state WHERE device_id = ?1 AND kind = ?2 AND name = ?3");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, device_id).bind_text(2, kind).bind_text(3, name);
+    auto changed = changed_rows(db_, **stmt);
+    if (!changed) return tl::unexpected(std::move(changed.error()));
+    return *changed > 0;
+  }
+
+  Result<std::vector<MqttStateRecord>> list(std::string_view kind) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached(
+        "SELECT device_id, kind, name, key_id, sealed, expires_at_ms, updated_at_ms FROM mqtt_state WHERE kind = ?1 "
+        "ORDER BY device_id, name");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, kind);
+    return read_all(**stmt, [](const Statement& q) {
+      return MqttStateRecord{q.column_text(0), q.column_text(1), q.column_text(2), q.column_text(3),
+                             q.column_blob(4), q.column_int(5),  q.column_int(6)};
+    });
+  }
+
+  Result<std::size_t> remove_expired(UnixMillis now) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("DELETE FROM mqtt_state WHERE expires_at_ms > 0 AND expires_at_ms < ?1");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_int(1, now);
+    return changed_rows(db_, **stmt);
+  }
+
+ private:
+  Db& db_;
+};
+
+// ---------------------------------------------------------------------------------------
+
 class SqliteStore final : public Store {
  public:
   SqliteStore(DbHandle db, bool file_backed, int version)
@@ -1203,7 +1266,8 @@ class SqliteStore final : public Store {
         telemetry_(db_),
         latest_values_(db_),
         device_counters_(db_),
-        routes_(db_) {}
+        routes_(db_),
+        mqtt_state_(db_) {}
 
   MetaRepository& meta() override { return meta_; }
   DataKeyRepository& data_keys() override { return data_keys_; }
@@ -1217,6 +1281,7 @@ class SqliteStore final : public Store {
   LatestValueRepository& latest_values() override { return latest_values_; }
   DeviceCounterRepository& device_counters() override { return device_counters_; }
   RouteRepository& routes() override { return routes_; }
+  MqttStateRepository& mqtt_state() override { return mqtt_state_; }
 
   Status transaction(const std::function<Status()>& body) override { return db_.transaction(body); }
 
@@ -1236,6 +1301,7 @@ class SqliteStore final : public Store {
   SqliteLatestValueRepository latest_values_;
   SqliteDeviceCounterRepository device_counters_;
   SqliteRouteRepository routes_;
+  SqliteMqttStateRepository mqtt_state_;
 };
 
 // ---------------------------------------------------------------------------------------
