@@ -9,6 +9,7 @@
 
 #include "crypto/sodium.h"
 #include "mqtt/codec.h"
+#include "mqtt/session_image.h"
 #include "mqtt/topic.h"
 
 namespace torii::broker {
@@ -298,6 +299,7 @@ void Broker::deliver_to(const Subscriber& subscriber, const mqtt::Publish& messa
   }
   auto expires_at = mqtt::SessionState::expiry_of(copy, steady::now());
   queue.push_back({std::move(copy), expires_at});
+  dirty_sessions_.insert(subscriber.device_id);
 }
 
 void Broker::route(const std::string& source_device, const mqtt::Publish& message, const std::string* publisher) {
@@ -392,6 +394,95 @@ Status Broker::load_retained(keys::KeyRing& keys) {
   return ok();
 }
 
+void Broker::persist_session(const std::string& device_id, const mqtt::SessionState* state,
+                             std::chrono::steady_clock::time_point expires_at) {
+  dirty_sessions_.erase(device_id);
+  const auto now_ms = to_unix_millis(clock_.now());
+  const auto steady_now = steady::now();
+  StateChange change{std::string(store::kMqttStateSession), "", {}, 0, now_ms};
+  if (state != nullptr) {
+    auto image = mqtt::encode_session_image(*state, {steady_now, now_ms});
+    if (!image) {
+      spdlog::error("gateway: the session of device {} cannot be kept: {}", device_id, image.error().message);
+      return;
+    }
+    change.plain = std::move(*image);
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(expires_at - steady_now).count();
+    change.expires_at = now_ms + std::max<std::int64_t>(left, 1);
+    sessions_in_store_.insert(device_id);
+  } else {
+    sessions_in_store_.erase(device_id);
+  }
+  IngestItem item;
+  item.device_id = device_id;
+  item.state = std::move(change);
+  if (!writer_.submit(std::move(item), nullptr)) {
+    spdlog::warn("gateway: the ingest queue is full; the session of device {} was not written", device_id);
+    if (state != nullptr) dirty_sessions_.insert(device_id);  // tried again at the next tick
+  }
+}
+
+void Broker::forget_stored_session(const std::string& device_id) {
+  dirty_sessions_.erase(device_id);
+  if (sessions_in_store_.contains(device_id)) persist_session(device_id, nullptr, {});
+}
+
+void Broker::persist_dirty_sessions() {
+  if (dirty_sessions_.empty()) return;
+  const auto dirty = std::exchange(dirty_sessions_, {});
+  for (const auto& id : dirty) {
+    if (auto it = stored_.find(id); it != stored_.end())
+      persist_session(id, it->second.state.get(), it->second.expires_at);
+  }
+}
+
+void Broker::save_sessions() {
+  for (const auto& [id, stored] : stored_) {
+    if (dirty_sessions_.contains(id) || !sessions_in_store_.contains(id)) {
+      persist_session(id, stored.state.get(), stored.expires_at);
+    }
+  }
+  // Live connections end with the server: their sessions are kept as if the connection was
+  // lost now (the will is not sent: the device did nothing wrong).
+  const auto now = steady::now();
+  for (const auto& [id, session] : live_) {
+    if (session->session_expiry_seconds_ > 0 && session->state_) {
+      persist_session(id, session->state_.get(), now + std::chrono::seconds(session->session_expiry_seconds_));
+    }
+  }
+}
+
+Status Broker::load_sessions(keys::KeyRing& keys) {
+  const auto now = to_unix_millis(clock_.now());
+  if (auto expired = store_.mqtt_state().remove_expired(now); !expired) return tl::unexpected(expired.error());
+  auto rows = store_.mqtt_state().list(store::kMqttStateSession);
+  if (!rows) return tl::unexpected(rows.error());
+  const auto steady_now = steady::now();
+  for (const auto& row : *rows) {
+    sessions_in_store_.insert(row.device_id);  // deleted when continued, ended or unusable
+    auto plain = keys.open(row.key_id, row.sealed, mqtt_state_associated_data(row.device_id, row.kind, row.name));
+    if (!plain) {
+      spdlog::error("gateway: the kept session of device {} cannot be opened: {}", row.device_id,
+                    plain.error().message);
+      forget_stored_session(row.device_id);
+      continue;
+    }
+    auto state = mqtt::decode_session_image(plain->view(), {steady_now, now});
+    if (!state) {
+      spdlog::error("gateway: the kept session of device {} is not readable: {}", row.device_id, state.error().message);
+      forget_stored_session(row.device_id);
+      continue;
+    }
+    auto shared = std::make_shared<mqtt::SessionState>(std::move(*state));
+    for (const auto& [filter, subscription] : shared->subscriptions) {
+      if (auto ns = filter_namespace(filter)) add_subscriber(*ns, {row.device_id, subscription});
+    }
+    const auto left = std::chrono::milliseconds(row.expires_at - now);
+    stored_[row.device_id] = {std::move(shared), steady_now + left};
+  }
+  return ok();
+}
+
 std::size_t Broker::retained_count() const {
   std::size_t n = 0;
   for (const auto& [device, topics] : retained_) n += topics.size();
@@ -429,6 +520,7 @@ void Broker::publish_due_wills() {
 void Broker::disconnect_device(std::string_view device_id, ReasonCode reason, const std::string& why) {
   const std::string id(device_id);
   stored_.erase(id);
+  forget_stored_session(id);
   pending_wills_.erase(id);  // like a live connection's will: not sent for a device shut out
   remove_all_subscriptions(id);
   forget_device(id);
@@ -448,6 +540,7 @@ void Broker::expire_sessions() {
       remove_all_subscriptions(it->first);
       // The session ended: a will still waiting for its delay is due now.
       if (auto will = pending_wills_.find(it->first); will != pending_wills_.end()) will->second.due = now;
+      forget_stored_session(it->first);
       it = stored_.erase(it);
     } else {
       ++it;
@@ -529,6 +622,9 @@ mqtt::SessionHost::ConnectDecision DeviceSession::on_connect(const mqtt::Connect
     if (connect.clean_start) broker_.publish_will(device_.id, message);
   }
 
+  session_expiry_seconds_ = mqtt::Session::session_expiry_of(connect, broker_.options_.session);
+  // Continued or ended here: either way the kept copy is out of date.
+  broker_.forget_stored_session(device_.id);
   auto stored = broker_.stored_.find(device_.id);
   if (connect.clean_start || stored == broker_.stored_.end()) {
     if (stored != broker_.stored_.end()) broker_.stored_.erase(stored);
@@ -723,7 +819,9 @@ void DeviceSession::ended(mqtt::Session& session) {
   if (!registered_) return;  // taken over: the new connection owns the session now
   const auto expiry = session.session_expiry_seconds();
   if (expiry > 0 && state_) {
-    broker_.stored_[device_.id] = {state_, steady::now() + std::chrono::seconds(expiry)};
+    const auto expires_at = steady::now() + std::chrono::seconds(expiry);
+    broker_.stored_[device_.id] = {state_, expires_at};
+    broker_.persist_session(device_.id, state_.get(), expires_at);
   } else {
     broker_.remove_all_subscriptions(device_.id);
   }

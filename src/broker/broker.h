@@ -28,6 +28,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "base/clock.h"
@@ -146,6 +147,16 @@ class Broker {
   [[nodiscard]] Status load_retained(keys::KeyRing& keys);
   [[nodiscard]] std::size_t retained_count() const;
 
+  // Persistent sessions (MQTT clean start 0 / session expiry) are kept in the store while
+  // their device is away: written when the connection ends, again within a second of a
+  // message queued for it (persist_dirty_sessions), and for every session at a graceful stop
+  // (save_sessions, before the store writer stops). A session continued or ended is deleted
+  // from the store; a live session is only in memory until the next stop.
+  [[nodiscard]] Status load_sessions(keys::KeyRing& keys);
+  void persist_dirty_sessions();
+  void save_sessions();
+  [[nodiscard]] std::size_t stored_sessions() const { return stored_.size(); }
+
   // Routes (IIIT N3, N9): loads those stored, replacing the routes in force.
   [[nodiscard]] Status load_routes();
   // Adds or removes one route of an organisation at once (already stored or deleted by the
@@ -198,6 +209,10 @@ class Broker {
   void publish_will(const std::string& device_id, const mqtt::Publish& message);
   void deliver_to(const Subscriber& subscriber, const mqtt::Publish& message);
   void retain(const std::string& namespace_device, const mqtt::Publish& message);
+  // Submits the session's image to the store writer (or its deletion: nullptr).
+  void persist_session(const std::string& device_id, const mqtt::SessionState* state,
+                       std::chrono::steady_clock::time_point expires_at);
+  void forget_stored_session(const std::string& device_id);
   // Makes a change to a device's retained messages durable (nullptr: deleted).
   void persist_retained(const std::string& namespace_device, const std::string& topic, const mqtt::Publish* message,
                         std::optional<std::chrono::steady_clock::time_point> expires_at);
@@ -220,6 +235,8 @@ class Broker {
 
   std::unordered_map<std::string, DeviceSession*> live_;  // device id → its connection
   std::unordered_map<std::string, StoredSession> stored_;
+  std::unordered_set<std::string> sessions_in_store_;  // devices whose session has a row
+  std::unordered_set<std::string> dirty_sessions_;     // stored_ entries changed since written
   // Wills waiting for their delay (5.0 §3.1.3.2.2): published then, or when the session ends,
   // whichever comes first; dropped when the device continues its session in time.
   struct PendingWill {
@@ -277,8 +294,8 @@ class DeviceSession final : public mqtt::SessionHost {
   DeviceInfo device_;
   ClientLink& link_;
   std::string source_;
-  bool registered_ = false;  // in broker_.live_
-  std::uint32_t session_expiry_seconds_ = 0;
+  bool registered_ = false;                   // in broker_.live_
+  std::uint32_t session_expiry_seconds_ = 0;  // as the CONNECT asked, for save_sessions()
   std::shared_ptr<mqtt::SessionState> state_;
 };
 

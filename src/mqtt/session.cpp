@@ -30,6 +30,13 @@ bool is_server_failure(ReasonCode reason) {
 
 Session::Session(SessionHost& host, SessionLimits limits) : host_(host), limits_(limits) {}
 
+std::uint32_t Session::session_expiry_of(const Connect& connect, const SessionLimits& limits) {
+  if (connect.version == ProtocolVersion::v5) {
+    return std::min(connect.properties.session_expiry_interval.value_or(0), limits.max_session_expiry_seconds);
+  }
+  return connect.clean_start ? 0 : limits.max_session_expiry_seconds;
+}
+
 void Session::receive(ByteView bytes) {
   if (phase_ == Phase::closed) return;
   counters_.bytes_in += bytes.size();
@@ -153,11 +160,7 @@ void Session::on_connect(Connect& connect) {
   const auto& props = connect.properties;
   if (props.receive_maximum) client_receive_maximum_ = *props.receive_maximum;
   if (props.maximum_packet_size) client_maximum_packet_bytes_ = *props.maximum_packet_size;
-  if (version_ == ProtocolVersion::v5) {
-    session_expiry_seconds_ = std::min(props.session_expiry_interval.value_or(0), limits_.max_session_expiry_seconds);
-  } else {
-    session_expiry_seconds_ = connect.clean_start ? 0 : limits_.max_session_expiry_seconds;
-  }
+  session_expiry_seconds_ = session_expiry_of(connect, limits_);
   const bool keep_alive_changed =
       connect.keep_alive_seconds == 0 || connect.keep_alive_seconds > limits_.max_keep_alive_seconds;
   keep_alive_seconds_ = keep_alive_changed ? limits_.max_keep_alive_seconds : connect.keep_alive_seconds;

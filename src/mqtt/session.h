@@ -168,6 +168,8 @@ class Session {
   // Session expiry the client asked for, bounded by the limits (5.0; 3.1.1: 0 for a clean
   // session, the maximum otherwise).
   [[nodiscard]] std::uint32_t session_expiry_seconds() const { return session_expiry_seconds_; }
+  // The same, as a CONNECT asks for it (a 5.0 DISCONNECT may change it later).
+  [[nodiscard]] static std::uint32_t session_expiry_of(const Connect& connect, const SessionLimits& limits);
   [[nodiscard]] const std::shared_ptr<SessionState>& state() const { return state_; }
 
   // Counters for traffic monitoring.

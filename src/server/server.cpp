@@ -178,6 +178,7 @@ struct Server::State {
                                               [this](const events::SecurityEvent& e) { log_event(e); });
     if (auto routes = broker->load_routes(); !routes) return routes;
     if (auto retained = broker->load_retained(*installation.keys); !retained) return retained;
+    if (auto sessions = broker->load_sessions(*installation.keys); !sessions) return sessions;
     broker::GatewayEvents events;
     events.refused = [this](const net::PeerInfo& peer, const std::string& reason) {
       log_event({"anonymous",
@@ -198,8 +199,12 @@ struct Server::State {
   }
 
   void start_maintenance() {
-    // Will delay intervals are given in seconds; a will is published within a second of its time.
-    every(wills_timer, std::chrono::seconds(1), [this] { broker->publish_due_wills(); });
+    // Will delay intervals are given in seconds; a will is published within a second of its
+    // time. Sessions that received messages while their device was away are written as often.
+    every(wills_timer, std::chrono::seconds(1), [this] {
+      broker->publish_due_wills();
+      broker->persist_dirty_sessions();
+    });
     every(counters_timer, std::chrono::seconds(10), [this] {
       broker->expire_sessions();
       if (auto st = broker->flush_counters(); !st) spdlog::error("device counters: {}", st.error().message);
@@ -250,7 +255,8 @@ Server::Server(std::unique_ptr<State> state) : state_(std::move(state)) {}
 Server::~Server() {
   if (state_ && state_->writer) {
     // Everything accepted is stored before the store closes (it was never acknowledged,
-    // but it is not lost either).
+    // but it is not lost either), and so are the persistent sessions.
+    state_->broker->save_sessions();
     state_->writer->stop();
     if (auto st = state_->broker->flush_counters(); !st) spdlog::error("device counters: {}", st.error().message);
   }

@@ -1691,9 +1691,17 @@ TEST_P(StoreContractTest, MqttStatePutReplacesByDeviceKindAndNameAndListsByKind)
   auto all = state.list(kMqttStateRetained);
   ASSERT_TRUE(is_ok(all));
   EXPECT_THAT(*all, ElementsAre(a_events, replaced, b_state));
-  auto other_kind = state.list("session");
-  ASSERT_TRUE(is_ok(other_kind));
-  EXPECT_THAT(*other_kind, IsEmpty());
+  auto sessions = state.list(kMqttStateSession);
+  ASSERT_TRUE(is_ok(sessions));
+  EXPECT_THAT(*sessions, IsEmpty());
+  const MqttStateRecord session{"dev-b", std::string(kMqttStateSession), "", "dk-1", to_bytes("s"), kNow + 60, kNow};
+  ASSERT_TRUE(is_ok(state.put(session)));
+  sessions = state.list(kMqttStateSession);
+  ASSERT_TRUE(is_ok(sessions));
+  EXPECT_THAT(*sessions, ElementsAre(session));
+  all = state.list(kMqttStateRetained);
+  ASSERT_TRUE(is_ok(all));
+  EXPECT_EQ(all->size(), 3U);
 }
 
 TEST_P(StoreContractTest, MqttStateRefusesUnknownKindsEmptyDevicesAndUnknownDevices) {

@@ -386,9 +386,10 @@ class RouteRepository {
 };
 
 // What the gateway keeps of its MQTT state across restarts, sealed by the caller under the
-// device's data key: retained messages (kind "retained", name = the topic) and, later,
-// sessions. Rows go with their device.
+// device's data key: retained messages (kind "retained", name = the topic) and persistent
+// sessions (kind "session", name empty). Rows go with their device.
 inline constexpr std::string_view kMqttStateRetained = "retained";
+inline constexpr std::string_view kMqttStateSession = "session";
 
 struct MqttStateRecord {
   std::string device_id;

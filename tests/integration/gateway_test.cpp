@@ -370,6 +370,37 @@ TEST_F(Gateway, RetainedMessagesAreKeptSealedAcrossARestartAndAnEmptyOneDeletesT
   EXPECT_THAT(events.out, Not(HasSubstr("old-event")));
 }
 
+TEST_F(Gateway, APersistentSessionKeepsItsSubscriptionsAndQueuedMessagesAcrossARestart) {
+  start();
+  create_device("sensor-s");
+  create_device("display-s");
+  ASSERT_EQ(torii({"admin", "route", "add", "--from", "device:sensor-s", "--to", "device:display-s"}).exit_code, 0);
+  // A display with a session kept for an hour (clean start 0), subscribed at QoS 1.
+  const auto display = [&] {
+    auto argv = client("mosquitto_sub", "display-s", "mqttv5");
+    argv.insert(argv.end(), {"-c", "-x", "3600", "-q", "1", "-t", "devices/sensor-s/telemetry", "-F", "got: %p", "-d"});
+    argv.insert(argv.begin(), {"stdbuf", "-oL"});
+    return argv;
+  };
+  {
+    Process away(display());
+    ASSERT_TRUE(away.wait_for_output("Subscribed", std::chrono::seconds(10))) << away.out();
+    away.kill();
+  }
+  // Queued while the display is away, then the server restarts.
+  ASSERT_EQ(publish("sensor-s", "mqttv5", "devices/sensor-s/telemetry", R"({"temperature":1})").exit_code, 0);
+  ASSERT_EQ(stop(), 0);
+  start();
+  // Routed to the display through the subscription it made before the restart: it has not
+  // subscribed since.
+  ASSERT_EQ(publish("sensor-s", "mqttv5", "devices/sensor-s/telemetry", R"({"temperature":2})").exit_code, 0);
+
+  Process back(display());
+  EXPECT_TRUE(back.wait_for_output(R"(got: {"temperature":1})", std::chrono::seconds(10))) << back.out();
+  EXPECT_TRUE(back.wait_for_output(R"(got: {"temperature":2})", std::chrono::seconds(10))) << back.out();
+  back.stop();
+}
+
 TEST_F(Gateway, ARouteLetsOneDeviceReadAnotherFromTheMomentItIsAddedUntilItIsRemoved) {
   start();
   create_device("sensor-r", {"--segment", "plant"});

@@ -147,10 +147,10 @@ CREATE TABLE routes (
 CREATE INDEX routes_by_source ON routes (from_kind, from_value);
 CREATE INDEX routes_by_target ON routes (to_kind, to_value);
 )sql"},
-    {4, "gateway: retained messages kept across restarts", R"sql(
+    {4, "gateway: retained messages and persistent sessions kept across restarts", R"sql(
 CREATE TABLE mqtt_state (
   device_id TEXT NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
-  kind TEXT NOT NULL CHECK (kind IN ('retained')),
+  kind TEXT NOT NULL CHECK (kind IN ('retained', 'session')),
   name TEXT NOT NULL,
   key_id TEXT NOT NULL,
   sealed BLOB NOT NULL,

@@ -1194,7 +1194,9 @@ class SqliteMqttStateRepository final : public MqttStateRepository {
 
   Status put(const MqttStateRecord& record) override {
     if (auto s = require_nonempty(record.device_id, "MQTT state device id"); !s) return s;
-    if (record.kind != kMqttStateRetained) return fail(Errc::invalid_argument, "store: unknown MQTT state kind");
+    if (record.kind != kMqttStateRetained && record.kind != kMqttStateSession) {
+      return fail(Errc::invalid_argument, "store: unknown MQTT state kind");
+    }
     if (record.expires_at < 0) return fail(Errc::invalid_argument, "store: MQTT state expiry is negative");
     const Lock lock(db_.mutex());
     auto stmt = db_.cached(
