@@ -44,6 +44,9 @@ Result<std::shared_ptr<boost::asio::ssl::context>> make_server_tls_context(
   SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
                                SSL_OP_NO_TICKET | SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  // Nothing can be resumed (no cache, no tickets), so TLS 1.3 session tickets would be
+  // built, sent and kept for nothing: none are issued.
+  if (SSL_CTX_set_num_tickets(ctx, 0) != 1) return fail(Errc::crypto_error, "cannot turn off session tickets");
   // OpenSSL frees a connection's record buffers (about 34 KiB) whenever they are empty: an
   // idle connection, the common case for a device gateway, then holds none.
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);

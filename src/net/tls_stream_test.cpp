@@ -93,6 +93,14 @@ class TlsStreamTest : public ::testing::Test {
   asio::ssl::context client_context_{asio::ssl::context::tls_client};
 };
 
+// Nothing could be resumed, so nothing is offered: no session cache, no TLS 1.3 tickets (each
+// would be built and sent after every handshake for nothing).
+TEST_F(TlsStreamTest, TheServerContextKeepsNoSessionsAndIssuesNoTickets) {
+  SSL_CTX* ctx = server_context_->native_handle();
+  EXPECT_EQ(SSL_CTX_get_session_cache_mode(ctx), SSL_SESS_CACHE_OFF);
+  EXPECT_EQ(SSL_CTX_get_num_tickets(ctx), 0U);
+}
+
 TEST_F(TlsStreamTest, EchoesAMebibyteBothWaysAndClosesWithCloseNotify) {
   std::string payload(1 << 20, '\0');
   for (std::size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>('a' + i % 26);
