@@ -483,12 +483,6 @@ Status Broker::load_sessions(keys::KeyRing& keys) {
   return ok();
 }
 
-std::size_t Broker::retained_count() const {
-  std::size_t n = 0;
-  for (const auto& [device, topics] : retained_) n += topics.size();
-  return n;
-}
-
 void Broker::publish_from_server(const mqtt::Publish& message) {
   auto topic = policy::parse_device_topic(message.topic);
   if (!topic) return;

@@ -134,7 +134,6 @@ class Broker {
   void expire_sessions();
   // Publishes the wills whose delay (5.0 will delay interval) has passed.
   void publish_due_wills();
-  [[nodiscard]] std::size_t pending_wills() const { return pending_wills_.size(); }
 
   [[nodiscard]] std::size_t connected_devices() const { return live_.size(); }
   [[nodiscard]] const mqtt::SessionLimits& session_limits() const { return options_.session; }
@@ -145,7 +144,6 @@ class Broker {
   // Retained messages kept from before the last stop (sealed under each device's key).
   // Rows that cannot be opened or decoded are skipped and logged, not fatal.
   [[nodiscard]] Status load_retained(keys::KeyRing& keys);
-  [[nodiscard]] std::size_t retained_count() const;
 
   // Persistent sessions (MQTT clean start 0 / session expiry) are kept in the store while
   // their device is away: written when the connection ends, again within a second of a
@@ -155,7 +153,6 @@ class Broker {
   [[nodiscard]] Status load_sessions(keys::KeyRing& keys);
   void persist_dirty_sessions();
   void save_sessions();
-  [[nodiscard]] std::size_t stored_sessions() const { return stored_.size(); }
 
   // Routes (IIIT N3, N9): loads those stored, replacing the routes in force.
   [[nodiscard]] Status load_routes();
