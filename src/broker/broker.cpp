@@ -430,9 +430,19 @@ void Broker::forget_stored_session(const std::string& device_id) {
 void Broker::persist_dirty_sessions() {
   if (dirty_sessions_.empty()) return;
   const auto dirty = std::exchange(dirty_sessions_, {});
+  const auto now = steady::now();
   for (const auto& id : dirty) {
-    if (auto it = stored_.find(id); it != stored_.end())
+    if (auto it = stored_.find(id); it != stored_.end()) {
       persist_session(id, it->second.state.get(), it->second.expires_at);
+    } else if (auto live = live_.find(id); live != live_.end()) {
+      // Connected: its subscriptions, so that they outlive a crash of the server. Messages in
+      // flight are left out: after a crash nobody can tell which of them arrived.
+      const DeviceSession& session = *live->second;
+      if (session.session_expiry_seconds_ == 0 || !session.state_) continue;
+      mqtt::SessionState subscriptions;
+      subscriptions.subscriptions = session.state_->subscriptions;
+      persist_session(id, &subscriptions, now + std::chrono::seconds(session.session_expiry_seconds_));
+    }
   }
 }
 
@@ -617,8 +627,10 @@ mqtt::SessionHost::ConnectDecision DeviceSession::on_connect(const mqtt::Connect
   }
 
   session_expiry_seconds_ = mqtt::Session::session_expiry_of(connect, broker_.options_.session);
-  // Continued or ended here: either way the kept copy is out of date.
+  // Continued or ended here: either way the kept copy is out of date. A persistent session is
+  // written again (its subscriptions) at the next tick.
   broker_.forget_stored_session(device_.id);
+  if (session_expiry_seconds_ > 0) broker_.dirty_sessions_.insert(device_.id);
   auto stored = broker_.stored_.find(device_.id);
   if (connect.clean_start || stored == broker_.stored_.end()) {
     if (stored != broker_.stored_.end()) broker_.stored_.erase(stored);
@@ -751,11 +763,13 @@ mqtt::ReasonCode DeviceSession::on_subscribe(const mqtt::Subscription& subscript
 }
 
 mqtt::ReasonCode DeviceSession::on_unsubscribe(std::string_view filter) {
+  if (session_expiry_seconds_ > 0) broker_.dirty_sessions_.insert(device_.id);
   if (auto ns = filter_namespace(filter)) broker_.remove_subscriber(*ns, device_.id, filter);
   return ReasonCode::success;
 }
 
 void DeviceSession::on_subscribed(const mqtt::Subscription& subscription, bool existed) {
+  if (session_expiry_seconds_ > 0) broker_.dirty_sessions_.insert(device_.id);
   // 5.0 §3.3.1.3 retain handling: 0 always, 1 only for a new subscription, 2 never.
   if (subscription.retain_handling == 2 || (subscription.retain_handling == 1 && existed)) return;
   auto ns = filter_namespace(subscription.filter);
@@ -818,6 +832,7 @@ void DeviceSession::ended(mqtt::Session& session) {
     broker_.persist_session(device_.id, state_.get(), expires_at);
   } else {
     broker_.remove_all_subscriptions(device_.id);
+    broker_.forget_stored_session(device_.id);  // e.g. a 5.0 DISCONNECT set the expiry to 0
   }
 }
 

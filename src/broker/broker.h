@@ -145,11 +145,12 @@ class Broker {
   // Rows that cannot be opened or decoded are skipped and logged, not fatal.
   [[nodiscard]] Status load_retained(keys::KeyRing& keys);
 
-  // Persistent sessions (MQTT clean start 0 / session expiry) are kept in the store while
-  // their device is away: written when the connection ends, again within a second of a
-  // message queued for it (persist_dirty_sessions), and for every session at a graceful stop
-  // (save_sessions, before the store writer stops). A session continued or ended is deleted
-  // from the store; a live session is only in memory until the next stop.
+  // Persistent sessions (MQTT clean start 0 / session expiry) are kept in the store: while
+  // the device is connected, its subscriptions (written within a second of a change,
+  // persist_dirty_sessions); while it is away, the whole state (written when the connection
+  // ends and within a second of a message queued for it); for every session, the whole state
+  // at a graceful stop (save_sessions, before the store writer stops). A session that ends is
+  // deleted from the store.
   [[nodiscard]] Status load_sessions(keys::KeyRing& keys);
   void persist_dirty_sessions();
   void save_sessions();

@@ -401,6 +401,40 @@ TEST_F(Gateway, APersistentSessionKeepsItsSubscriptionsAndQueuedMessagesAcrossAR
   back.stop();
 }
 
+TEST_F(Gateway, AConnectedPersistentSessionKeepsItsSubscriptionsThroughACrashOfTheServer) {
+  start();
+  create_device("sensor-c");
+  create_device("display-c");
+  ASSERT_EQ(torii({"admin", "route", "add", "--from", "device:sensor-c", "--to", "device:display-c"}).exit_code, 0);
+  const auto display = [&] {
+    auto argv = client("mosquitto_sub", "display-c", "mqttv5");
+    argv.insert(argv.end(), {"-c", "-x", "3600", "-q", "1", "-t", "devices/sensor-c/telemetry", "-F", "got: %p", "-d"});
+    argv.insert(argv.begin(), {"stdbuf", "-oL"});
+    return argv;
+  };
+  Process connected(display());
+  ASSERT_TRUE(connected.wait_for_output("Subscribed", std::chrono::seconds(10))) << connected.out();
+  // The subscription is written within a second; the database shows when.
+  const std::vector<std::string> query{
+      "sqlite3", (data_dir() / "torii.db").string(),
+      "SELECT count(*) FROM mqtt_state WHERE kind = 'session' AND device_id = 'display-c'"};
+  bool written = false;
+  for (int i = 0; i < 100 && !written; ++i) {
+    written = run(query, std::chrono::seconds(10)).out == "1\n";
+    if (!written) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(written);
+  kill();  // SIGKILL: no graceful stop writes anything more
+  connected.kill();
+
+  start();
+  // Queued for the display through the subscription it made before the crash.
+  ASSERT_EQ(publish("sensor-c", "mqttv5", "devices/sensor-c/telemetry", R"({"temperature":3})").exit_code, 0);
+  Process back(display());
+  EXPECT_TRUE(back.wait_for_output(R"(got: {"temperature":3})", std::chrono::seconds(10))) << back.out();
+  back.stop();
+}
+
 TEST_F(Gateway, ARouteLetsOneDeviceReadAnotherFromTheMomentItIsAddedUntilItIsRemoved) {
   start();
   create_device("sensor-r", {"--segment", "plant"});
