@@ -367,20 +367,35 @@ void Broker::persist_retained(const std::string& namespace_device, const std::st
   }
 }
 
-Status Broker::load_retained(keys::KeyRing& keys) {
+Result<std::vector<Broker::KeptRow>> Broker::load_kept(keys::KeyRing& keys, std::string_view kind) {
   const auto now = to_unix_millis(clock_.now());
   if (auto expired = store_.mqtt_state().remove_expired(now); !expired) return tl::unexpected(expired.error());
-  auto rows = store_.mqtt_state().list(store::kMqttStateRetained);
+  auto rows = store_.mqtt_state().list(kind);
   if (!rows) return tl::unexpected(rows.error());
-  const auto steady_now = steady::now();
-  for (const auto& row : *rows) {
+  std::vector<KeptRow> kept;
+  kept.reserve(rows->size());
+  for (auto& row : *rows) {
     auto plain = keys.open(row.key_id, row.sealed, mqtt_state_associated_data(row.device_id, row.kind, row.name));
-    if (!plain) {
-      spdlog::error("gateway: a retained message of device {} cannot be opened: {}", row.device_id,
+    if (!plain) {  // unusable for good (its key or its bytes are damaged): deleted
+      spdlog::error("gateway: the kept {} of device {} cannot be opened and is deleted: {}", kind, row.device_id,
                     plain.error().message);
+      if (auto removed = store_.mqtt_state().remove(row.device_id, row.kind, row.name); !removed) {
+        return tl::unexpected(removed.error());
+      }
       continue;
     }
-    auto packet = mqtt::decode(plain->view(), mqtt::ProtocolVersion::v5);
+    kept.push_back({std::move(row), std::move(*plain)});
+  }
+  return kept;
+}
+
+Status Broker::load_retained(keys::KeyRing& keys) {
+  auto rows = load_kept(keys, store::kMqttStateRetained);
+  if (!rows) return tl::unexpected(rows.error());
+  const auto now = to_unix_millis(clock_.now());
+  const auto steady_now = steady::now();
+  for (auto& [row, plain] : *rows) {
+    auto packet = mqtt::decode(plain.view(), mqtt::ProtocolVersion::v5);
     auto* publish = packet ? std::get_if<mqtt::Publish>(&*packet) : nullptr;
     if (publish == nullptr || publish->topic != row.name) {
       spdlog::error("gateway: a retained message of device {} is not a valid PUBLISH; skipped", row.device_id);
@@ -463,21 +478,13 @@ void Broker::save_sessions() {
 }
 
 Status Broker::load_sessions(keys::KeyRing& keys) {
-  const auto now = to_unix_millis(clock_.now());
-  if (auto expired = store_.mqtt_state().remove_expired(now); !expired) return tl::unexpected(expired.error());
-  auto rows = store_.mqtt_state().list(store::kMqttStateSession);
+  auto rows = load_kept(keys, store::kMqttStateSession);
   if (!rows) return tl::unexpected(rows.error());
+  const auto now = to_unix_millis(clock_.now());
   const auto steady_now = steady::now();
-  for (const auto& row : *rows) {
+  for (const auto& [row, plain] : *rows) {
     sessions_in_store_.insert(row.device_id);  // deleted when continued, ended or unusable
-    auto plain = keys.open(row.key_id, row.sealed, mqtt_state_associated_data(row.device_id, row.kind, row.name));
-    if (!plain) {
-      spdlog::error("gateway: the kept session of device {} cannot be opened: {}", row.device_id,
-                    plain.error().message);
-      forget_stored_session(row.device_id);
-      continue;
-    }
-    auto state = mqtt::decode_session_image(plain->view(), {steady_now, now});
+    auto state = mqtt::decode_session_image(plain.view(), {steady_now, now});
     if (!state) {
       spdlog::error("gateway: the kept session of device {} is not readable: {}", row.device_id, state.error().message);
       forget_stored_session(row.device_id);

@@ -35,6 +35,7 @@
 #include "base/error.h"
 #include "broker/store_writer.h"
 #include "broker/traffic_monitor.h"
+#include "crypto/secret.h"
 #include "events/security_log.h"
 #include "keys/key_ring.h"
 #include "mqtt/session.h"
@@ -207,6 +208,13 @@ class Broker {
   void publish_will(const std::string& device_id, const mqtt::Publish& message);
   void deliver_to(const Subscriber& subscriber, const mqtt::Publish& message);
   void retain(const std::string& namespace_device, const mqtt::Publish& message);
+  // The kept rows of a kind with their opened contents; expired rows, and rows that cannot be
+  // opened (logged), are deleted first.
+  struct KeptRow {
+    store::MqttStateRecord row;
+    crypto::SecretBytes plain;
+  };
+  [[nodiscard]] Result<std::vector<KeptRow>> load_kept(keys::KeyRing& keys, std::string_view kind);
   // Submits the session's image to the store writer (or its deletion: nullptr).
   void persist_session(const std::string& device_id, const mqtt::SessionState* state,
                        std::chrono::steady_clock::time_point expires_at);

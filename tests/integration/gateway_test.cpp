@@ -62,6 +62,15 @@ class Gateway : public ServerTest {
     return run(argv, std::chrono::seconds(30));
   }
 
+  // mosquitto_sub with a session kept for an hour (clean start 0), subscribed at QoS 1,
+  // printing "got: PAYLOAD" per message as it arrives.
+  std::vector<std::string> persistent_subscriber(const std::string& id, const std::string& filter) const {
+    auto argv = client("mosquitto_sub", id, "mqttv5");
+    argv.insert(argv.end(), {"-c", "-x", "3600", "-q", "1", "-t", filter, "-F", "got: %p", "-d"});
+    argv.insert(argv.begin(), {"stdbuf", "-oL"});
+    return argv;
+  }
+
   // mosquitto_sub that gives up after `seconds` without a message.
   RunResult subscribe_briefly(const std::string& id, const std::string& version, const std::string& filter,
                               int seconds = 2) const {
@@ -368,6 +377,21 @@ TEST_F(Gateway, RetainedMessagesAreKeptSealedAcrossARestartAndAnEmptyOneDeletesT
   const auto events = subscribe_briefly("watcher-k", "mqttv5", "devices/sensor-k/events", 1);
   EXPECT_THAT(events.out, HasSubstr("Subscribed"));
   EXPECT_THAT(events.out, Not(HasSubstr("old-event")));
+
+  // A kept row that no longer opens (damaged bytes) does not stop the server: it is logged
+  // and deleted.
+  ASSERT_EQ(stop(), 0);
+  const auto db = (data_dir() / "torii.db").string();
+  ASSERT_EQ(
+      run({"sqlite3", db, "UPDATE mqtt_state SET sealed = X'00' WHERE kind = 'retained'"}, std::chrono::seconds(10))
+          .exit_code,
+      0);
+  start();
+  EXPECT_EQ(
+      run({"sqlite3", db, "SELECT count(*) FROM mqtt_state WHERE kind = 'retained'"}, std::chrono::seconds(10)).out,
+      "0\n");
+  ASSERT_EQ(stop(), 0);
+  EXPECT_THAT(server->err() + server->out(), HasSubstr("cannot be opened and is deleted"));
 }
 
 TEST_F(Gateway, APersistentSessionKeepsItsSubscriptionsAndQueuedMessagesAcrossARestart) {
@@ -375,13 +399,7 @@ TEST_F(Gateway, APersistentSessionKeepsItsSubscriptionsAndQueuedMessagesAcrossAR
   create_device("sensor-s");
   create_device("display-s");
   ASSERT_EQ(torii({"admin", "route", "add", "--from", "device:sensor-s", "--to", "device:display-s"}).exit_code, 0);
-  // A display with a session kept for an hour (clean start 0), subscribed at QoS 1.
-  const auto display = [&] {
-    auto argv = client("mosquitto_sub", "display-s", "mqttv5");
-    argv.insert(argv.end(), {"-c", "-x", "3600", "-q", "1", "-t", "devices/sensor-s/telemetry", "-F", "got: %p", "-d"});
-    argv.insert(argv.begin(), {"stdbuf", "-oL"});
-    return argv;
-  };
+  const auto display = [&] { return persistent_subscriber("display-s", "devices/sensor-s/telemetry"); };
   {
     Process away(display());
     ASSERT_TRUE(away.wait_for_output("Subscribed", std::chrono::seconds(10))) << away.out();
@@ -406,12 +424,7 @@ TEST_F(Gateway, AConnectedPersistentSessionKeepsItsSubscriptionsThroughACrashOfT
   create_device("sensor-c");
   create_device("display-c");
   ASSERT_EQ(torii({"admin", "route", "add", "--from", "device:sensor-c", "--to", "device:display-c"}).exit_code, 0);
-  const auto display = [&] {
-    auto argv = client("mosquitto_sub", "display-c", "mqttv5");
-    argv.insert(argv.end(), {"-c", "-x", "3600", "-q", "1", "-t", "devices/sensor-c/telemetry", "-F", "got: %p", "-d"});
-    argv.insert(argv.begin(), {"stdbuf", "-oL"});
-    return argv;
-  };
+  const auto display = [&] { return persistent_subscriber("display-c", "devices/sensor-c/telemetry"); };
   Process connected(display());
   ASSERT_TRUE(connected.wait_for_output("Subscribed", std::chrono::seconds(10))) << connected.out();
   // The subscription is written within a second; the database shows when.
