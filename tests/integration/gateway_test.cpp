@@ -62,6 +62,25 @@ class Gateway : public ServerTest {
     return run(argv, std::chrono::seconds(30));
   }
 
+  // Creates devices `from` and `to` with a route from → to, and a line-buffered mosquitto_sub
+  // as `to` on `topic` printing each message with `format`. Null (with a failure recorded)
+  // when any step fails; otherwise the subscription is in place.
+  std::unique_ptr<Process> watch_through_route(const std::string& from, const std::string& to, const std::string& topic,
+                                               const std::string& format) {
+    create_device(from);
+    create_device(to);
+    const auto route = torii({"admin", "route", "add", "--from", "device:" + from, "--to", "device:" + to});
+    EXPECT_EQ(route.exit_code, 0) << route.err;
+    if (HasFailure()) return nullptr;
+    auto argv = client("mosquitto_sub", to, "mqttv5");
+    argv.insert(argv.end(), {"-t", topic, "-F", format, "-d"});
+    argv.insert(argv.begin(), {"stdbuf", "-oL"});
+    auto watcher = std::make_unique<Process>(argv);
+    const bool subscribed = watcher->wait_for_output("Subscribed", std::chrono::seconds(10));
+    EXPECT_TRUE(subscribed) << watcher->out();
+    return subscribed ? std::move(watcher) : nullptr;
+  }
+
   // mosquitto_sub with a session kept for an hour (clean start 0), subscribed at QoS 1,
   // printing "got: PAYLOAD" per message as it arrives.
   std::vector<std::string> persistent_subscriber(const std::string& id, const std::string& filter) const {
@@ -515,14 +534,9 @@ TEST_F(Gateway, ARouteLetsOneDeviceReadAnotherFromTheMomentItIsAddedUntilItIsRem
 
 TEST_F(Gateway, AWillIsPublishedWithItsPropertiesWhenTheConnectionIsLost) {
   start();
-  create_device("sensor-w");
-  create_device("watcher-w");
-  ASSERT_EQ(torii({"admin", "route", "add", "--from", "device:sensor-w", "--to", "device:watcher-w"}).exit_code, 0);
-  auto watch = client("mosquitto_sub", "watcher-w", "mqttv5");
-  watch.insert(watch.end(), {"-t", "devices/sensor-w/state", "-F", "will: %t %p %P", "-d"});
-  watch.insert(watch.begin(), {"stdbuf", "-oL"});
-  Process watcher(watch);
-  ASSERT_TRUE(watcher.wait_for_output("Subscribed", std::chrono::seconds(10))) << watcher.out();
+  auto watched = watch_through_route("sensor-w", "watcher-w", "devices/sensor-w/state", "will: %t %p %P");
+  ASSERT_TRUE(watched);
+  Process& watcher = *watched;
 
   auto device = client("mosquitto_sub", "sensor-w", "mqttv5");
   device.insert(device.end(),
@@ -542,14 +556,9 @@ TEST_F(Gateway, AWillIsPublishedWithItsPropertiesWhenTheConnectionIsLost) {
 
 TEST_F(Gateway, ADelayedWillWaitsForTheDeviceToReturnAndIsSentWhenItDoesNot) {
   start();
-  create_device("sensor-d");
-  create_device("watcher-d");
-  ASSERT_EQ(torii({"admin", "route", "add", "--from", "device:sensor-d", "--to", "device:watcher-d"}).exit_code, 0);
-  auto watch = client("mosquitto_sub", "watcher-d", "mqttv5");
-  watch.insert(watch.end(), {"-t", "devices/sensor-d/state", "-F", "got: %p", "-d"});
-  watch.insert(watch.begin(), {"stdbuf", "-oL"});
-  Process watcher(watch);
-  ASSERT_TRUE(watcher.wait_for_output("Subscribed", std::chrono::seconds(10))) << watcher.out();
+  auto watched = watch_through_route("sensor-d", "watcher-d", "devices/sensor-d/state", "got: %p");
+  ASSERT_TRUE(watched);
+  Process& watcher = *watched;
 
   // A device with a kept session (expiry one hour) and a will to be sent `delay` s after the
   // connection is lost.
