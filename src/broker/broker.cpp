@@ -342,8 +342,8 @@ void Broker::retain(const std::string& namespace_device, const mqtt::Publish& me
 void Broker::persist_retained(const std::string& namespace_device, const std::string& topic,
                               const mqtt::Publish* message,
                               std::optional<std::chrono::steady_clock::time_point> expires_at) {
-  const auto now = to_unix_millis(clock_.now());
-  StateChange change{std::string(store::kMqttStateRetained), topic, {}, 0, now};
+  const auto now = image_time();
+  StateChange change{std::string(store::kMqttStateRetained), topic, {}, 0, now.unix_ms};
   if (message != nullptr) {
     // Kept as the MQTT 5.0 PUBLISH it is, properties included (a QoS 1/2 packet needs an id).
     mqtt::Publish packet = *message;
@@ -353,23 +353,38 @@ void Broker::persist_retained(const std::string& namespace_device, const std::st
                     encoded.error().message);
       return;
     }
-    if (expires_at) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*expires_at - steady::now()).count();
-      change.expires_at = now + std::max<std::int64_t>(left, 1);
-    }
+    if (expires_at) change.expires_at = mqtt::to_unix_ms(*expires_at, now);
   }
+  submit_state(namespace_device, std::move(change));
+}
+
+bool Broker::submit_state(const std::string& device_id, StateChange change) {
+  const auto kind = change.kind;
   IngestItem item;
-  item.device_id = namespace_device;
+  item.device_id = device_id;
   item.state = std::move(change);
-  if (!writer_.submit(std::move(item), nullptr)) {
-    spdlog::warn("gateway: the ingest queue is full; a change to device {}'s retained messages was not stored",
-                 namespace_device);
+  if (writer_.submit(std::move(item), nullptr)) return true;
+  spdlog::warn("gateway: the ingest queue is full; a change to the kept {} of device {} was not stored", kind,
+               device_id);
+  return false;
+}
+
+mqtt::ImageTime Broker::image_time() const { return {steady::now(), to_unix_millis(clock_.now())}; }
+
+Status Broker::load_kept_state(keys::KeyRing& keys) {
+  if (auto expired = store_.mqtt_state().remove_expired(to_unix_millis(clock_.now())); !expired) {
+    return tl::unexpected(expired.error());
   }
+  auto retained = load_kept(keys, store::kMqttStateRetained);
+  if (!retained) return tl::unexpected(retained.error());
+  load_retained(*retained);
+  auto sessions = load_kept(keys, store::kMqttStateSession);
+  if (!sessions) return tl::unexpected(sessions.error());
+  load_sessions(*sessions);
+  return ok();
 }
 
 Result<std::vector<Broker::KeptRow>> Broker::load_kept(keys::KeyRing& keys, std::string_view kind) {
-  const auto now = to_unix_millis(clock_.now());
-  if (auto expired = store_.mqtt_state().remove_expired(now); !expired) return tl::unexpected(expired.error());
   auto rows = store_.mqtt_state().list(kind);
   if (!rows) return tl::unexpected(rows.error());
   std::vector<KeptRow> kept;
@@ -389,12 +404,9 @@ Result<std::vector<Broker::KeptRow>> Broker::load_kept(keys::KeyRing& keys, std:
   return kept;
 }
 
-Status Broker::load_retained(keys::KeyRing& keys) {
-  auto rows = load_kept(keys, store::kMqttStateRetained);
-  if (!rows) return tl::unexpected(rows.error());
-  const auto now = to_unix_millis(clock_.now());
-  const auto steady_now = steady::now();
-  for (auto& [row, plain] : *rows) {
+void Broker::load_retained(const std::vector<KeptRow>& rows) {
+  const auto now = image_time();
+  for (const auto& [row, plain] : rows) {
     auto packet = mqtt::decode(plain.view(), mqtt::ProtocolVersion::v5);
     auto* publish = packet ? std::get_if<mqtt::Publish>(&*packet) : nullptr;
     if (publish == nullptr || publish->topic != row.name) {
@@ -403,37 +415,30 @@ Status Broker::load_retained(keys::KeyRing& keys) {
     }
     publish->packet_id = 0;
     std::optional<std::chrono::steady_clock::time_point> expires_at;
-    if (row.expires_at > 0) expires_at = steady_now + std::chrono::milliseconds(row.expires_at - now);
+    if (row.expires_at > 0) expires_at = mqtt::to_steady(row.expires_at, now);
     retained_[row.device_id][row.name] = Retained{std::move(*publish), expires_at};
   }
-  return ok();
 }
 
 void Broker::persist_session(const std::string& device_id, const mqtt::SessionState* state,
                              std::chrono::steady_clock::time_point expires_at) {
   dirty_sessions_.erase(device_id);
-  const auto now_ms = to_unix_millis(clock_.now());
-  const auto steady_now = steady::now();
-  StateChange change{std::string(store::kMqttStateSession), "", {}, 0, now_ms};
+  const auto now = image_time();
+  StateChange change{std::string(store::kMqttStateSession), "", {}, 0, now.unix_ms};
   if (state != nullptr) {
-    auto image = mqtt::encode_session_image(*state, {steady_now, now_ms});
+    auto image = mqtt::encode_session_image(*state, now);
     if (!image) {
       spdlog::error("gateway: the session of device {} cannot be kept: {}", device_id, image.error().message);
       return;
     }
     change.plain = std::move(*image);
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(expires_at - steady_now).count();
-    change.expires_at = now_ms + std::max<std::int64_t>(left, 1);
+    change.expires_at = mqtt::to_unix_ms(expires_at, now);
     sessions_in_store_.insert(device_id);
   } else {
     sessions_in_store_.erase(device_id);
   }
-  IngestItem item;
-  item.device_id = device_id;
-  item.state = std::move(change);
-  if (!writer_.submit(std::move(item), nullptr)) {
-    spdlog::warn("gateway: the ingest queue is full; the session of device {} was not written", device_id);
-    if (state != nullptr) dirty_sessions_.insert(device_id);  // tried again at the next tick
+  if (!submit_state(device_id, std::move(change)) && state != nullptr) {
+    dirty_sessions_.insert(device_id);  // tried again at the next tick
   }
 }
 
@@ -477,14 +482,11 @@ void Broker::save_sessions() {
   }
 }
 
-Status Broker::load_sessions(keys::KeyRing& keys) {
-  auto rows = load_kept(keys, store::kMqttStateSession);
-  if (!rows) return tl::unexpected(rows.error());
-  const auto now = to_unix_millis(clock_.now());
-  const auto steady_now = steady::now();
-  for (const auto& [row, plain] : *rows) {
+void Broker::load_sessions(const std::vector<KeptRow>& rows) {
+  const auto now = image_time();
+  for (const auto& [row, plain] : rows) {
     sessions_in_store_.insert(row.device_id);  // deleted when continued, ended or unusable
-    auto state = mqtt::decode_session_image(plain.view(), {steady_now, now});
+    auto state = mqtt::decode_session_image(plain.view(), now);
     if (!state) {
       spdlog::error("gateway: the kept session of device {} is not readable: {}", row.device_id, state.error().message);
       forget_stored_session(row.device_id);
@@ -494,10 +496,8 @@ Status Broker::load_sessions(keys::KeyRing& keys) {
     for (const auto& [filter, subscription] : shared->subscriptions) {
       if (auto ns = filter_namespace(filter)) add_subscriber(*ns, {row.device_id, subscription});
     }
-    const auto left = std::chrono::milliseconds(row.expires_at - now);
-    stored_[row.device_id] = {std::move(shared), steady_now + left};
+    stored_[row.device_id] = {std::move(shared), mqtt::to_steady(row.expires_at, now)};
   }
-  return ok();
 }
 
 void Broker::publish_from_server(const mqtt::Publish& message) {

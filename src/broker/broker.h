@@ -39,6 +39,7 @@
 #include "events/security_log.h"
 #include "keys/key_ring.h"
 #include "mqtt/session.h"
+#include "mqtt/session_image.h"
 #include "policy/acl.h"
 #include "policy/profile.h"
 #include "policy/rate_limit.h"
@@ -142,9 +143,10 @@ class Broker {
   // Reloads a profile from the store at its next use (after it was edited).
   void invalidate_profile(std::string_view profile_id);
 
-  // Retained messages kept from before the last stop (sealed under each device's key).
-  // Rows that cannot be opened or decoded are skipped and logged, not fatal.
-  [[nodiscard]] Status load_retained(keys::KeyRing& keys);
+  // Loads the retained messages and persistent sessions kept from before the last stop
+  // (sealed under each device's key); see below. Expired rows are deleted first; rows that
+  // cannot be opened or decoded are logged and skipped, not fatal.
+  [[nodiscard]] Status load_kept_state(keys::KeyRing& keys);
 
   // Persistent sessions (MQTT clean start 0 / session expiry) are kept in the store: while
   // the device is connected, its subscriptions (written within a second of a change,
@@ -152,7 +154,6 @@ class Broker {
   // ends and within a second of a message queued for it); for every session, the whole state
   // at a graceful stop (save_sessions, before the store writer stops). A session that ends is
   // deleted from the store.
-  [[nodiscard]] Status load_sessions(keys::KeyRing& keys);
   void persist_dirty_sessions();
   void save_sessions();
 
@@ -208,13 +209,19 @@ class Broker {
   void publish_will(const std::string& device_id, const mqtt::Publish& message);
   void deliver_to(const Subscriber& subscriber, const mqtt::Publish& message);
   void retain(const std::string& namespace_device, const mqtt::Publish& message);
-  // The kept rows of a kind with their opened contents; expired rows, and rows that cannot be
-  // opened (logged), are deleted first.
+  // The kept rows of a kind with their opened contents; rows that cannot be opened are logged
+  // and deleted.
   struct KeptRow {
     store::MqttStateRecord row;
     crypto::SecretBytes plain;
   };
   [[nodiscard]] Result<std::vector<KeptRow>> load_kept(keys::KeyRing& keys, std::string_view kind);
+  void load_retained(const std::vector<KeptRow>& rows);
+  void load_sessions(const std::vector<KeptRow>& rows);
+  // Queues a change to the kept state for the store writer; false (logged) when its queue is full.
+  bool submit_state(const std::string& device_id, StateChange change);
+  // Now, on both clocks, for converting expiries to and from the store.
+  [[nodiscard]] mqtt::ImageTime image_time() const;
   // Submits the session's image to the store writer (or its deletion: nullptr).
   void persist_session(const std::string& device_id, const mqtt::SessionState* state,
                        std::chrono::steady_clock::time_point expires_at);

@@ -71,6 +71,17 @@ void StoreWriter::run() {
   }
 }
 
+Result<Bytes> StoreWriter::seal_for_device(const std::string& key_id, ByteView plain,
+                                           const std::string& associated_data) {
+  auto sealed = keys_.seal(key_id, plain, associated_data);
+  if (!sealed && sealed.error().is(Errc::not_found)) {
+    // A device registered before it had a data key (or whose key was created by another
+    // process since): create it now.
+    if (auto st = keys_.ensure_data_key(key_id, "device"); st) sealed = keys_.seal(key_id, plain, associated_data);
+  }
+  return sealed;
+}
+
 void StoreWriter::write_batch(std::vector<std::pair<IngestItem, IngestDone>>& batch) {
   // Sealing happens outside the transaction: a key ring miss reads the store, which a
   // transaction on this thread would otherwise hold.
@@ -101,11 +112,7 @@ void StoreWriter::write_batch(std::vector<std::pair<IngestItem, IngestDone>>& ba
           store::MqttStateRecord{item.device_id, change.kind, change.name, key_id, {}, change.expires_at, change.at}};
       if (!write.remove) {
         auto sealed_state =
-            keys_.seal(key_id, change.plain, mqtt_state_associated_data(item.device_id, change.kind, change.name));
-        if (!sealed_state && sealed_state.error().is(Errc::not_found) && keys_.ensure_data_key(key_id, "device")) {
-          sealed_state =
-              keys_.seal(key_id, change.plain, mqtt_state_associated_data(item.device_id, change.kind, change.name));
-        }
+            seal_for_device(key_id, change.plain, mqtt_state_associated_data(item.device_id, change.kind, change.name));
         if (sealed_state) {
           write.record.sealed = std::move(*sealed_state);
         } else {
@@ -119,16 +126,8 @@ void StoreWriter::write_batch(std::vector<std::pair<IngestItem, IngestDone>>& ba
       sealed_ok[i] = true;
       continue;
     }
-    auto sealed = keys_.seal(key_id, item.payload,
-                             telemetry_associated_data(item.device_id, item.kind, item.received_at, item.message_key));
-    if (!sealed && sealed.error().is(Errc::not_found)) {
-      // A device registered before it had a data key (or whose key was created by another
-      // process since): create it now.
-      if (auto st = keys_.ensure_data_key(key_id, "device"); st) {
-        sealed = keys_.seal(key_id, item.payload,
-                            telemetry_associated_data(item.device_id, item.kind, item.received_at, item.message_key));
-      }
-    }
+    auto sealed = seal_for_device(
+        key_id, item.payload, telemetry_associated_data(item.device_id, item.kind, item.received_at, item.message_key));
     if (!sealed) {
       spdlog::error("store writer: cannot seal a message of device {}: {}", item.device_id, sealed.error().message);
       continue;

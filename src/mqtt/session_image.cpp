@@ -65,6 +65,16 @@ class Reader {
 
 }  // namespace
 
+std::int64_t to_unix_ms(std::chrono::steady_clock::time_point at, ImageTime now) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(at - now.steady).count();
+  return now.unix_ms + std::max<std::int64_t>(left, 1);
+}
+
+std::chrono::steady_clock::time_point to_steady(std::int64_t unix_ms, ImageTime now) {
+  const auto left = std::min<std::int64_t>(unix_ms - now.unix_ms, std::int64_t{0xFFFFFFFF} * 1000);
+  return now.steady + std::chrono::milliseconds(left);
+}
+
 CodecResult<Bytes> encode_session_image(const SessionState& state, ImageTime now) {
   Bytes out;
   put<std::uint8_t>(out, kFormat);
@@ -87,12 +97,7 @@ CodecResult<Bytes> encode_session_image(const SessionState& state, ImageTime now
 
   put<std::uint32_t>(out, static_cast<std::uint32_t>(state.queued_out.size()));
   for (const auto& queued : state.queued_out) {
-    std::int64_t expires_at = 0;
-    if (queued.expires_at) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*queued.expires_at - now.steady).count();
-      expires_at = now.unix_ms + std::max<std::int64_t>(left, 1);
-    }
-    put<std::int64_t>(out, expires_at);
+    put<std::int64_t>(out, queued.expires_at ? to_unix_ms(*queued.expires_at, now) : 0);
     Publish message = queued.message;
     if (message.qos > 0 && message.packet_id == 0) message.packet_id = 1;  // the codec wants one; not used
     if (auto r = encode(message, ProtocolVersion::v5, out); !r) return tl::unexpected(r.error());
@@ -166,11 +171,7 @@ CodecResult<SessionState> decode_session_image(ByteView image, ImageTime now) {
     }
     message->packet_id = 0;
     std::optional<std::chrono::steady_clock::time_point> at;
-    if (*expires_at > 0) {
-      // An expiry interval is at most 2^32 - 1 s (§3.3.2.3.3); nothing longer was written.
-      const auto left = std::min<std::int64_t>(*expires_at - now.unix_ms, std::int64_t{0xFFFFFFFF} * 1000);
-      at = now.steady + std::chrono::milliseconds(left);
-    }
+    if (*expires_at > 0) at = to_steady(*expires_at, now);
     state.queued_out.push_back({std::move(*message), at});
   }
 

@@ -32,6 +32,12 @@ struct ImageTime {
   std::int64_t unix_ms = 0;
 };
 
+// An instant on the steady clock as wall-clock milliseconds, at least 1 ms after `now` (0
+// stands for "never" where these are stored), and back (bounded by the longest message expiry
+// interval, 2^32 - 1 s).
+[[nodiscard]] std::int64_t to_unix_ms(std::chrono::steady_clock::time_point at, ImageTime now);
+[[nodiscard]] std::chrono::steady_clock::time_point to_steady(std::int64_t unix_ms, ImageTime now);
+
 // implementation_specific_error when a message cannot be encoded (it was checked when it
 // arrived, so this does not happen for a state the session built).
 [[nodiscard]] CodecResult<Bytes> encode_session_image(const SessionState& state, ImageTime now);

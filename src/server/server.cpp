@@ -177,8 +177,7 @@ struct Server::State {
     broker = std::make_unique<broker::Broker>(*installation.store, *writer, env.clock, broker_options(),
                                               [this](const events::SecurityEvent& e) { log_event(e); });
     if (auto routes = broker->load_routes(); !routes) return routes;
-    if (auto retained = broker->load_retained(*installation.keys); !retained) return retained;
-    if (auto sessions = broker->load_sessions(*installation.keys); !sessions) return sessions;
+    if (auto kept = broker->load_kept_state(*installation.keys); !kept) return kept;
     broker::GatewayEvents events;
     events.refused = [this](const net::PeerInfo& peer, const std::string& reason) {
       log_event({"anonymous",

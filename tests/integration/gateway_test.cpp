@@ -62,15 +62,25 @@ class Gateway : public ServerTest {
     return run(argv, std::chrono::seconds(30));
   }
 
+  // Creates devices `from` and `to` and a route from → to.
+  void create_routed_pair(const std::string& from, const std::string& to) {
+    create_device(from);
+    create_device(to);
+    const auto route = torii({"admin", "route", "add", "--from", "device:" + from, "--to", "device:" + to});
+    ASSERT_EQ(route.exit_code, 0) << route.err;
+  }
+
+  // Runs one SQL statement on the server's database with the sqlite3 shell (rows on stdout).
+  RunResult sql(const std::string& statement) const {
+    return run({"sqlite3", (data_dir() / "torii.db").string(), statement}, std::chrono::seconds(10));
+  }
+
   // Creates devices `from` and `to` with a route from → to, and a line-buffered mosquitto_sub
   // as `to` on `topic` printing each message with `format`. Null (with a failure recorded)
   // when any step fails; otherwise the subscription is in place.
   std::unique_ptr<Process> watch_through_route(const std::string& from, const std::string& to, const std::string& topic,
                                                const std::string& format) {
-    create_device(from);
-    create_device(to);
-    const auto route = torii({"admin", "route", "add", "--from", "device:" + from, "--to", "device:" + to});
-    EXPECT_EQ(route.exit_code, 0) << route.err;
+    create_routed_pair(from, to);
     if (HasFailure()) return nullptr;
     auto argv = client("mosquitto_sub", to, "mqttv5");
     argv.insert(argv.end(), {"-t", topic, "-F", format, "-d"});
@@ -365,9 +375,8 @@ TEST_F(Gateway, StoredMessagesSurviveARestart) {
 
 TEST_F(Gateway, RetainedMessagesAreKeptSealedAcrossARestartAndAnEmptyOneDeletesThem) {
   start();
-  create_device("sensor-k");
-  create_device("watcher-k");
-  ASSERT_EQ(torii({"admin", "route", "add", "--from", "device:sensor-k", "--to", "device:watcher-k"}).exit_code, 0);
+  create_routed_pair("sensor-k", "watcher-k");
+  ASSERT_FALSE(HasFailure());
   const auto retained = [&](const std::string& topic, std::vector<std::string> extra) {
     auto argv = client("mosquitto_pub", "sensor-k", "mqttv5");
     argv.insert(argv.end(), {"-q", "1", "-r", "-t", topic, "-d"});
@@ -400,24 +409,17 @@ TEST_F(Gateway, RetainedMessagesAreKeptSealedAcrossARestartAndAnEmptyOneDeletesT
   // A kept row that no longer opens (damaged bytes) does not stop the server: it is logged
   // and deleted.
   ASSERT_EQ(stop(), 0);
-  const auto db = (data_dir() / "torii.db").string();
-  ASSERT_EQ(
-      run({"sqlite3", db, "UPDATE mqtt_state SET sealed = X'00' WHERE kind = 'retained'"}, std::chrono::seconds(10))
-          .exit_code,
-      0);
+  ASSERT_EQ(sql("UPDATE mqtt_state SET sealed = X'00' WHERE kind = 'retained'").exit_code, 0);
   start();
-  EXPECT_EQ(
-      run({"sqlite3", db, "SELECT count(*) FROM mqtt_state WHERE kind = 'retained'"}, std::chrono::seconds(10)).out,
-      "0\n");
+  EXPECT_EQ(sql("SELECT count(*) FROM mqtt_state WHERE kind = 'retained'").out, "0\n");
   ASSERT_EQ(stop(), 0);
   EXPECT_THAT(server->err() + server->out(), HasSubstr("cannot be opened and is deleted"));
 }
 
 TEST_F(Gateway, APersistentSessionKeepsItsSubscriptionsAndQueuedMessagesAcrossARestart) {
   start();
-  create_device("sensor-s");
-  create_device("display-s");
-  ASSERT_EQ(torii({"admin", "route", "add", "--from", "device:sensor-s", "--to", "device:display-s"}).exit_code, 0);
+  create_routed_pair("sensor-s", "display-s");
+  ASSERT_FALSE(HasFailure());
   const auto display = [&] { return persistent_subscriber("display-s", "devices/sensor-s/telemetry"); };
   {
     Process away(display());
@@ -440,19 +442,15 @@ TEST_F(Gateway, APersistentSessionKeepsItsSubscriptionsAndQueuedMessagesAcrossAR
 
 TEST_F(Gateway, AConnectedPersistentSessionKeepsItsSubscriptionsThroughACrashOfTheServer) {
   start();
-  create_device("sensor-c");
-  create_device("display-c");
-  ASSERT_EQ(torii({"admin", "route", "add", "--from", "device:sensor-c", "--to", "device:display-c"}).exit_code, 0);
+  create_routed_pair("sensor-c", "display-c");
+  ASSERT_FALSE(HasFailure());
   const auto display = [&] { return persistent_subscriber("display-c", "devices/sensor-c/telemetry"); };
   Process connected(display());
   ASSERT_TRUE(connected.wait_for_output("Subscribed", std::chrono::seconds(10))) << connected.out();
   // The subscription is written within a second; the database shows when.
-  const std::vector<std::string> query{
-      "sqlite3", (data_dir() / "torii.db").string(),
-      "SELECT count(*) FROM mqtt_state WHERE kind = 'session' AND device_id = 'display-c'"};
   bool written = false;
   for (int i = 0; i < 100 && !written; ++i) {
-    written = run(query, std::chrono::seconds(10)).out == "1\n";
+    written = sql("SELECT count(*) FROM mqtt_state WHERE kind = 'session' AND device_id = 'display-c'").out == "1\n";
     if (!written) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   ASSERT_TRUE(written);
