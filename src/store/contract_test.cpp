@@ -16,14 +16,9 @@
 namespace torii::store::testing {
 namespace {
 
-using namespace std::string_literals;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::UnorderedElementsAre;
-
-// Quotes, a NUL in the middle, SQL syntax: survives only if values are bound, not pasted.
-const std::string kTricky = "O'Brien\0x\"; DROP TABLE meta; --"s;
-constexpr UnixMillis kNow = 1'790'000'000'000;
 
 Bytes to_bytes(std::string_view s) {
   const ByteView v = as_bytes(s);
@@ -34,20 +29,6 @@ Bytes all_byte_values() {
   Bytes b;
   for (int i = 0; i < 256; ++i) b.push_back(static_cast<std::uint8_t>(i));
   return b;
-}
-
-template <class T>
-::testing::AssertionResult is_ok(const tl::expected<T, Error>& r) {
-  if (r) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "error " << r.error().code.message() << ": " << r.error().message;
-}
-
-template <class T>
-::testing::AssertionResult fails_with(const tl::expected<T, Error>& r, Errc expected) {
-  if (r) return ::testing::AssertionFailure() << "succeeded, expected " << make_error_code(expected).message();
-  if (r.error().is(expected)) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "failed with " << r.error().code.message() << " (" << r.error().message
-                                       << "), expected " << make_error_code(expected).message();
 }
 
 CertificateRecord make_cert(std::string serial, std::string_view kind, UnixMillis not_before, UnixMillis not_after,
@@ -679,12 +660,6 @@ std::vector<std::string> device_ids(const std::vector<DeviceRecord>& devices) {
   std::vector<std::string> out;
   for (const auto& d : devices) out.push_back(d.id);
   return out;
-}
-
-// Error messages go to logs: they may name tables and columns, never stored values.
-::testing::AssertionResult does_not_quote(const Error& error, std::string_view value) {
-  if (error.message.find(value) == std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "the message quotes a stored value: " << error.message;
 }
 
 TEST_P(StoreContractTest, DeviceInsertAndFind) {

@@ -54,6 +54,42 @@ Status validate_route_record(const RouteRecord& route) {
   return ok();
 }
 
+Status validate_organisation(const OrganisationRecord& organisation) {
+  if (organisation.id.empty()) return fail(Errc::invalid_argument, "store: organisation id is empty");
+  if (organisation.name.empty()) return fail(Errc::invalid_argument, "store: organisation name is empty");
+  return ok();
+}
+
+bool is_user_status(std::string_view status) { return status == kUserStatusActive || status == kUserStatusDisabled; }
+
+Status validate_user(const UserRecord& user) {
+  if (user.id.empty()) return fail(Errc::invalid_argument, "store: user id is empty");
+  if (user.username.empty()) return fail(Errc::invalid_argument, "store: user username is empty");
+  if (user.role.empty()) return fail(Errc::invalid_argument, "store: user role is empty");
+  if (user.password_hash.empty()) return fail(Errc::invalid_argument, "store: user password hash is empty");
+  if (!is_user_status(user.status)) {
+    return fail(Errc::invalid_argument,
+                fmt::format("store: user status ({} bytes) is not one of active, disabled", user.status.size()));
+  }
+  return ok();
+}
+
+bool is_session_stage(std::string_view stage) {
+  return stage == kSessionStageSecondFactor || stage == kSessionStageEnrol || stage == kSessionStageFull;
+}
+
+Status validate_console_session(const ConsoleSessionRecord& session) {
+  if (session.id_hash.empty()) return fail(Errc::invalid_argument, "store: console session id hash is empty");
+  if (session.handle.empty()) return fail(Errc::invalid_argument, "store: console session handle is empty");
+  if (session.user_id.empty()) return fail(Errc::invalid_argument, "store: console session user id is empty");
+  if (!is_session_stage(session.stage)) {
+    return fail(Errc::invalid_argument,
+                fmt::format("store: console session stage ({} bytes) is not one of second-factor, enrol, full",
+                            session.stage.size()));
+  }
+  return ok();
+}
+
 bool is_telemetry_kind(std::string_view kind) {
   return kind == kTelemetryKindTelemetry || kind == kTelemetryKindEvents || kind == kTelemetryKindState ||
          kind == kTelemetryKindResults;

@@ -418,6 +418,161 @@ class MqttStateRepository {
   [[nodiscard]] virtual Result<std::size_t> remove_expired(UnixMillis now) = 0;
 };
 
+// --- People (console) ----------------------------------------------------------------------
+
+// A tenant. Devices, profiles, routes and people each belong to exactly one.
+struct OrganisationRecord {
+  std::string id;  // lower-case letters, digits and '-'; chosen by the creator
+  std::string name;
+  bool require_second_factor = false;  // for everyone; administrators always need one
+  UnixMillis created_at = 0;
+
+  friend bool operator==(const OrganisationRecord&, const OrganisationRecord&) = default;
+};
+
+// The checks every backend applies before OrganisationRepository::insert and update
+// (invalid_argument).
+[[nodiscard]] Status validate_organisation(const OrganisationRecord& organisation);
+
+class OrganisationRepository {
+ public:
+  virtual ~OrganisationRepository() = default;
+  // already_exists on a duplicate id; invalid_argument for an empty id or name.
+  [[nodiscard]] virtual Status insert(const OrganisationRecord& organisation) = 0;
+  [[nodiscard]] virtual Result<std::optional<OrganisationRecord>> find(std::string_view id) = 0;
+  // By id.
+  [[nodiscard]] virtual Result<std::vector<OrganisationRecord>> list() = 0;
+  // Replaces name and require_second_factor. not_found for an unknown id.
+  [[nodiscard]] virtual Status update(const OrganisationRecord& organisation) = 0;
+};
+
+// The statuses a UserRecord may have; anything else is invalid_argument.
+inline constexpr std::string_view kUserStatusActive = "active";
+inline constexpr std::string_view kUserStatusDisabled = "disabled";
+[[nodiscard]] bool is_user_status(std::string_view status);
+
+// A person's account. Secrets are never stored in the clear: the password as an Argon2id
+// string, the TOTP secret sealed by the caller under a data key.
+struct UserRecord {
+  std::string id;
+  std::string organisation_id;
+  std::string username;  // unique across the installation, compared as stored (the caller folds case)
+  std::string email;
+  std::string role;
+  std::string password_hash;  // libsodium's Argon2id string
+  UnixMillis password_changed_at = 0;
+  std::string totp_key_id;  // the WrappedKey sealing totp_sealed; empty without a TOTP secret
+  Bytes totp_sealed;
+  bool totp_enabled = false;        // enrolment confirmed with a valid code
+  std::int64_t totp_last_step = 0;  // the last accepted TOTP time step (replays are refused)
+  std::string status = std::string(kUserStatusActive);
+  std::string disabled_reason;
+  int failed_logins = 0;  // consecutive, reset by a successful login
+  int lockouts = 0;       // consecutive lockouts: each one lasts longer
+  UnixMillis locked_until = 0;
+  UnixMillis created_at = 0;
+  std::optional<UnixMillis> last_login_at;
+  std::optional<UnixMillis> expires_at;  // the account's end date, if any
+
+  friend bool operator==(const UserRecord&, const UserRecord&) = default;
+};
+
+// One previous password of a user (JPCERT I-3: the last ones may not be reused).
+struct PasswordHistoryEntry {
+  std::string password_hash;
+  UnixMillis changed_at = 0;
+
+  friend bool operator==(const PasswordHistoryEntry&, const PasswordHistoryEntry&) = default;
+};
+
+// The checks every backend applies before UserRepository::insert and update (invalid_argument).
+[[nodiscard]] Status validate_user(const UserRecord& user);
+
+class UserRepository {
+ public:
+  virtual ~UserRepository() = default;
+  // already_exists on a duplicate id or username; invalid_argument for an empty id, username,
+  // role or password hash or an unknown status; conflict for an organisation not stored.
+  [[nodiscard]] virtual Status insert(const UserRecord& user) = 0;
+  [[nodiscard]] virtual Result<std::optional<UserRecord>> find(std::string_view id) = 0;
+  [[nodiscard]] virtual Result<std::optional<UserRecord>> find_by_username(std::string_view username) = 0;
+  // The organisation's users, by username.
+  [[nodiscard]] virtual Result<std::vector<UserRecord>> list(std::string_view organisation_id) = 0;
+  [[nodiscard]] virtual Result<std::size_t> count() = 0;
+  // Replaces every field but id, organisation_id and created_at. not_found for an unknown id;
+  // already_exists when the new username is another user's; invalid_argument as for insert.
+  [[nodiscard]] virtual Status update(const UserRecord& user) = 0;
+  // True when a user was deleted; their password history, recovery codes and console
+  // sessions go with them.
+  [[nodiscard]] virtual Result<bool> remove(std::string_view id) = 0;
+  // Active users who have not signed in since before `cutoff` (never signed in: created
+  // before it). Least recently active first, ties by id.
+  [[nodiscard]] virtual Result<std::vector<UserRecord>> list_unused_since(UnixMillis cutoff) = 0;
+
+  // Adds a previous password and keeps only the newest `keep` entries of the user.
+  // conflict for a user not stored.
+  [[nodiscard]] virtual Status add_password_history(std::string_view user_id, const PasswordHistoryEntry& entry,
+                                                    std::size_t keep) = 0;
+  // Newest first.
+  [[nodiscard]] virtual Result<std::vector<PasswordHistoryEntry>> password_history(std::string_view user_id) = 0;
+
+  // Replaces the user's recovery codes (hashes of them) by these, all unused. conflict for a
+  // user not stored.
+  [[nodiscard]] virtual Status replace_recovery_codes(std::string_view user_id,
+                                                      std::span<const std::string> code_hashes) = 0;
+  // Marks the code used at `at` if it is the user's and unused; true exactly then. Of two
+  // concurrent callers with the same code, one gets true.
+  [[nodiscard]] virtual Result<bool> use_recovery_code(std::string_view user_id, std::string_view code_hash,
+                                                       UnixMillis at) = 0;
+  [[nodiscard]] virtual Result<std::size_t> count_unused_recovery_codes(std::string_view user_id) = 0;
+};
+
+// The stages a console session may be in; anything else is invalid_argument.
+inline constexpr std::string_view kSessionStageSecondFactor = "second-factor";  // password given, TOTP due
+inline constexpr std::string_view kSessionStageEnrol = "enrol";                 // signed in, must enrol TOTP first
+inline constexpr std::string_view kSessionStageFull = "full";
+[[nodiscard]] bool is_session_stage(std::string_view stage);
+
+// A signed-in browser or client. Only a hash of the session id (the cookie value) is stored.
+struct ConsoleSessionRecord {
+  std::string id_hash;
+  std::string handle;  // a public name for the session (list, revoke), unrelated to the id
+  std::string user_id;
+  std::string stage;
+  UnixMillis created_at = 0;
+  UnixMillis last_seen_at = 0;
+  UnixMillis authenticated_at = 0;  // the last password or TOTP proof (step-up)
+  std::string source;               // address the session was created from
+  std::string user_agent;
+
+  friend bool operator==(const ConsoleSessionRecord&, const ConsoleSessionRecord&) = default;
+};
+
+// The checks every backend applies before ConsoleSessionRepository::insert (invalid_argument).
+[[nodiscard]] Status validate_console_session(const ConsoleSessionRecord& session);
+
+class ConsoleSessionRepository {
+ public:
+  virtual ~ConsoleSessionRepository() = default;
+  // already_exists on a duplicate id hash or handle; invalid_argument for an empty id hash,
+  // handle or user id or an unknown stage; conflict for a user not stored.
+  [[nodiscard]] virtual Status insert(const ConsoleSessionRecord& session) = 0;
+  [[nodiscard]] virtual Result<std::optional<ConsoleSessionRecord>> find(std::string_view id_hash) = 0;
+  // Replaces stage, last_seen_at and authenticated_at. not_found for an unknown id hash.
+  [[nodiscard]] virtual Status update(const ConsoleSessionRecord& session) = 0;
+  // True when a session was deleted.
+  [[nodiscard]] virtual Result<bool> remove(std::string_view id_hash) = 0;
+  // The user's session with this handle; true when one was deleted.
+  [[nodiscard]] virtual Result<bool> remove_by_handle(std::string_view user_id, std::string_view handle) = 0;
+  // Every session of the user except the one with `keep_id_hash` (may be empty); returns how many.
+  [[nodiscard]] virtual Result<std::size_t> remove_for_user(std::string_view user_id,
+                                                            std::string_view keep_id_hash) = 0;
+  // The user's sessions, newest first (ties by handle).
+  [[nodiscard]] virtual Result<std::vector<ConsoleSessionRecord>> list_for_user(std::string_view user_id) = 0;
+  // Deletes sessions idle since before idle_cutoff or created before absolute_cutoff.
+  [[nodiscard]] virtual Result<std::size_t> remove_expired(UnixMillis idle_cutoff, UnixMillis absolute_cutoff) = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -436,6 +591,9 @@ class Store {
   [[nodiscard]] virtual DeviceCounterRepository& device_counters() = 0;
   [[nodiscard]] virtual RouteRepository& routes() = 0;
   [[nodiscard]] virtual MqttStateRepository& mqtt_state() = 0;
+  [[nodiscard]] virtual OrganisationRepository& organisations() = 0;
+  [[nodiscard]] virtual UserRepository& users() = 0;
+  [[nodiscard]] virtual ConsoleSessionRepository& console_sessions() = 0;
 
   // Runs body in a transaction: commits when it returns ok, rolls back otherwise and returns
   // its error (or the commit's). A nested call joins the enclosing transaction: nothing is

@@ -13,7 +13,7 @@ namespace {
 
 // Append only: a released migration is never edited, a change is a new migration.
 // STRICT tables make SQLite refuse values of the wrong type instead of converting them.
-constexpr std::array<Migration, 4> kMigrations = {{
+constexpr std::array<Migration, 5> kMigrations = {{
     {1, "initial schema: meta, data keys, secrets, certificates, setup tokens, counters", R"sql(
 CREATE TABLE meta (
   key TEXT PRIMARY KEY NOT NULL,
@@ -159,6 +159,70 @@ CREATE TABLE mqtt_state (
   PRIMARY KEY (device_id, kind, name)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX mqtt_state_by_expiry ON mqtt_state (expires_at_ms) WHERE expires_at_ms > 0;
+)sql"},
+    {5, "console: organisations, users, password history, recovery codes, console sessions", R"sql(
+CREATE TABLE organisations (
+  id TEXT PRIMARY KEY NOT NULL CHECK (id <> ''),
+  name TEXT NOT NULL CHECK (name <> ''),
+  require_second_factor INTEGER NOT NULL CHECK (require_second_factor IN (0, 1)),
+  created_at_ms INTEGER NOT NULL
+) STRICT;
+
+-- No ON DELETE on organisation_id: an organisation is never deleted while people belong to
+-- it. The expression index serves list_unused_since, which must spell the same expression.
+CREATE TABLE users (
+  id TEXT PRIMARY KEY NOT NULL CHECK (id <> ''),
+  organisation_id TEXT NOT NULL REFERENCES organisations (id),
+  username TEXT NOT NULL UNIQUE CHECK (username <> ''),
+  email TEXT NOT NULL,
+  role TEXT NOT NULL CHECK (role <> ''),
+  password_hash TEXT NOT NULL CHECK (password_hash <> ''),
+  password_changed_at_ms INTEGER NOT NULL,
+  totp_key_id TEXT NOT NULL,
+  totp_sealed BLOB NOT NULL,
+  totp_enabled INTEGER NOT NULL CHECK (totp_enabled IN (0, 1)),
+  totp_last_step INTEGER NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
+  disabled_reason TEXT NOT NULL,
+  failed_logins INTEGER NOT NULL CHECK (failed_logins >= 0),
+  lockouts INTEGER NOT NULL CHECK (lockouts >= 0),
+  locked_until_ms INTEGER NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  last_login_at_ms INTEGER,
+  expires_at_ms INTEGER
+) STRICT;
+CREATE INDEX users_by_organisation ON users (organisation_id, username);
+CREATE INDEX users_by_activity ON users (COALESCE(last_login_at_ms, created_at_ms), id) WHERE status = 'active';
+
+-- The foreign keys below cascade user removal (foreign_keys is ON).
+CREATE TABLE password_history (
+  user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  password_hash TEXT NOT NULL,
+  changed_at_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX password_history_by_user ON password_history (user_id, changed_at_ms);
+
+CREATE TABLE recovery_codes (
+  user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  code_hash TEXT NOT NULL,
+  used_at_ms INTEGER,
+  PRIMARY KEY (user_id, code_hash)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE console_sessions (
+  id_hash TEXT PRIMARY KEY NOT NULL CHECK (id_hash <> ''),
+  handle TEXT NOT NULL UNIQUE CHECK (handle <> ''),
+  user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  stage TEXT NOT NULL CHECK (stage IN ('second-factor', 'enrol', 'full')),
+  created_at_ms INTEGER NOT NULL,
+  last_seen_at_ms INTEGER NOT NULL,
+  authenticated_at_ms INTEGER NOT NULL,
+  source TEXT NOT NULL,
+  user_agent TEXT NOT NULL
+) STRICT;
+CREATE INDEX console_sessions_by_user ON console_sessions (user_id, created_at_ms DESC, handle);
+CREATE INDEX console_sessions_by_last_seen ON console_sessions (last_seen_at_ms);
+CREATE INDEX console_sessions_by_created ON console_sessions (created_at_ms);
 )sql"},
 }};
 

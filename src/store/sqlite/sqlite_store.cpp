@@ -8,8 +8,9 @@
 // repository calls on the same thread re-enter it.
 //
 // Statements: the repositories of migration 1 prepare theirs per call (rare calls). The
-// gateway's repositories (devices onwards) sit on the message path and take theirs from
-// Db's statement cache, prepared once per connection and reset after every use.
+// gateway's repositories (devices onwards) sit on the message path, and the console's
+// (organisations onwards) on every request, so they take theirs from Db's statement cache,
+// prepared once per connection and reset after every use.
 #include "store/sqlite/sqlite_store.h"
 
 #include <fcntl.h>
@@ -1253,6 +1254,419 @@ class SqliteMqttStateRepository final : public MqttStateRepository {
 
 // ---------------------------------------------------------------------------------------
 
+// Steps a DELETE or UPDATE; true when it changed a row.
+Result<bool> changed_any(Db& db, Statement& stmt) {
+  auto changed = changed_rows(db, stmt);
+  if (!changed) return tl::unexpected(std::move(changed.error()));
+  return *changed > 0;
+}
+
+// Steps an UPDATE by key; not_found, saying `what` found no row, when it changed none.
+Status expect_changed(Db& db, Statement& stmt, std::string_view what) {
+  auto changed = changed_any(db, stmt);
+  if (!changed) return tl::unexpected(std::move(changed.error()));
+  if (!*changed) return fail(Errc::not_found, fmt::format("store: {}", what));
+  return ok();
+}
+
+// Reads the single COUNT(*) row of stmt.
+Result<std::size_t> read_count(Statement& stmt, std::string_view what) {
+  auto row = stmt.step();
+  if (!row) return tl::unexpected(std::move(row.error()));
+  if (!*row) return fail(Errc::io_error, fmt::format("store: {}: no result row", what));
+  return static_cast<std::size_t>(stmt.column_int(0));
+}
+
+// True when a user with this id is stored. Mutex held.
+Result<bool> user_exists(Db& db, std::string_view user_id) {
+  auto stmt = db.cached("SELECT 1 FROM users WHERE id = ?1");
+  if (!stmt) return tl::unexpected(std::move(stmt.error()));
+  (**stmt).bind_text(1, user_id);
+  return (**stmt).step();
+}
+
+#define TORII_ORGANISATION_COLUMNS "id, name, require_second_factor, created_at_ms"
+
+OrganisationRecord read_organisation(const Statement& stmt) {
+  return OrganisationRecord{stmt.column_text(0), stmt.column_text(1), stmt.column_int(2) != 0, stmt.column_int(3)};
+}
+
+class SqliteOrganisationRepository final : public OrganisationRepository {
+ public:
+  explicit SqliteOrganisationRepository(Db& db) : db_(db) {}
+
+  Status insert(const OrganisationRecord& organisation) override {
+    if (auto s = validate_organisation(organisation); !s) return s;
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("INSERT INTO organisations (" TORII_ORGANISATION_COLUMNS ") VALUES (?1, ?2, ?3, ?4)");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt)
+        .bind_text(1, organisation.id)
+        .bind_text(2, organisation.name)
+        .bind_int(3, organisation.require_second_factor ? 1 : 0)
+        .bind_int(4, organisation.created_at);
+    return (**stmt).run();
+  }
+
+  Result<std::optional<OrganisationRecord>> find(std::string_view id) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT " TORII_ORGANISATION_COLUMNS " FROM organisations WHERE id = ?1");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, id);
+    return read_one(**stmt, read_organisation);
+  }
+
+  Result<std::vector<OrganisationRecord>> list() override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT " TORII_ORGANISATION_COLUMNS " FROM organisations ORDER BY id");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    return read_all(**stmt, read_organisation);
+  }
+
+  Status update(const OrganisationRecord& organisation) override {
+    if (auto s = validate_organisation(organisation); !s) return s;
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("UPDATE organisations SET name = ?2, require_second_factor = ?3 WHERE id = ?1");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt)
+        .bind_text(1, organisation.id)
+        .bind_text(2, organisation.name)
+        .bind_int(3, organisation.require_second_factor ? 1 : 0);
+    return expect_changed(db_, **stmt, "update organisation: no organisation with this id");
+  }
+
+ private:
+  Db& db_;
+};
+
+#undef TORII_ORGANISATION_COLUMNS
+
+// ---------------------------------------------------------------------------------------
+
+// Parameter ?N binds column N of this list (bind_user); UPDATE leaves ?2 and ?17 unused.
+#define TORII_USER_COLUMNS                                                                                           \
+  "id, organisation_id, username, email, role, password_hash, password_changed_at_ms, totp_key_id, totp_sealed, "    \
+  "totp_enabled, totp_last_step, status, disabled_reason, failed_logins, lockouts, locked_until_ms, created_at_ms, " \
+  "last_login_at_ms, expires_at_ms"
+
+// CHECK (... >= 0) holds the lower bound, and only ints are ever stored.
+int column_nonnegative_int(const Statement& stmt, int column) {
+  return static_cast<int>(std::clamp<std::int64_t>(stmt.column_int(column), 0, std::numeric_limits<int>::max()));
+}
+
+UserRecord read_user(const Statement& stmt) {
+  UserRecord u;
+  u.id = stmt.column_text(0);
+  u.organisation_id = stmt.column_text(1);
+  u.username = stmt.column_text(2);
+  u.email = stmt.column_text(3);
+  u.role = stmt.column_text(4);
+  u.password_hash = stmt.column_text(5);
+  u.password_changed_at = stmt.column_int(6);
+  u.totp_key_id = stmt.column_text(7);
+  u.totp_sealed = stmt.column_blob(8);
+  u.totp_enabled = stmt.column_int(9) != 0;
+  u.totp_last_step = stmt.column_int(10);
+  u.status = stmt.column_text(11);
+  u.disabled_reason = stmt.column_text(12);
+  u.failed_logins = column_nonnegative_int(stmt, 13);
+  u.lockouts = column_nonnegative_int(stmt, 14);
+  u.locked_until = stmt.column_int(15);
+  u.created_at = stmt.column_int(16);
+  u.last_login_at = stmt.column_optional_int(17);
+  u.expires_at = stmt.column_optional_int(18);
+  return u;
+}
+
+Statement& bind_user(Statement& stmt, const UserRecord& user) {
+  return stmt.bind_text(1, user.id)
+      .bind_text(2, user.organisation_id)
+      .bind_text(3, user.username)
+      .bind_text(4, user.email)
+      .bind_text(5, user.role)
+      .bind_text(6, user.password_hash)
+      .bind_int(7, user.password_changed_at)
+      .bind_text(8, user.totp_key_id)
+      .bind_blob(9, user.totp_sealed)
+      .bind_int(10, user.totp_enabled ? 1 : 0)
+      .bind_int(11, user.totp_last_step)
+      .bind_text(12, user.status)
+      .bind_text(13, user.disabled_reason)
+      .bind_int(14, user.failed_logins)
+      .bind_int(15, user.lockouts)
+      .bind_int(16, user.locked_until)
+      .bind_int(17, user.created_at)
+      .bind_optional_int(18, user.last_login_at)
+      .bind_optional_int(19, user.expires_at);
+}
+
+class SqliteUserRepository final : public UserRepository {
+ public:
+  explicit SqliteUserRepository(Db& db) : db_(db) {}
+
+  Status insert(const UserRecord& user) override {
+    if (auto s = validate_user(user); !s) return s;
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("INSERT INTO users (" TORII_USER_COLUMNS
+                           ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
+                           "?18, ?19)");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    return bind_user(**stmt, user).run();
+  }
+
+  Result<std::optional<UserRecord>> find(std::string_view id) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT " TORII_USER_COLUMNS " FROM users WHERE id = ?1");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, id);
+    return read_one(**stmt, read_user);
+  }
+
+  Result<std::optional<UserRecord>> find_by_username(std::string_view username) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT " TORII_USER_COLUMNS " FROM users WHERE username = ?1");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, username);
+    return read_one(**stmt, read_user);
+  }
+
+  Result<std::vector<UserRecord>> list(std::string_view organisation_id) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT " TORII_USER_COLUMNS " FROM users WHERE organisation_id = ?1 ORDER BY username");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, organisation_id);
+    return read_all(**stmt, read_user);
+  }
+
+  Result<std::size_t> count() override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT COUNT(*) FROM users");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    return read_count(**stmt, "count users");
+  }
+
+  Status update(const UserRecord& user) override {
+    if (auto s = validate_user(user); !s) return s;
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached(
+        "UPDATE users SET username = ?3, email = ?4, role = ?5, password_hash = ?6, password_changed_at_ms = ?7, "
+        "totp_key_id = ?8, totp_sealed = ?9, totp_enabled = ?10, totp_last_step = ?11, status = ?12, "
+        "disabled_reason = ?13, failed_logins = ?14, lockouts = ?15, locked_until_ms = ?16, last_login_at_ms = ?18, "
+        "expires_at_ms = ?19 WHERE id = ?1");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    return expect_changed(db_, bind_user(**stmt, user), "update user: no user with this id");
+  }
+
+  Result<bool> remove(std::string_view id) override {
+    const Lock lock(db_.mutex());
+    // The foreign keys' ON DELETE CASCADE removes the user's password history, recovery codes
+    // and console sessions in the same statement.
+    auto stmt = db_.cached("DELETE FROM users WHERE id = ?1");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, id);
+    return changed_any(db_, **stmt);
+  }
+
+  Result<std::vector<UserRecord>> list_unused_since(UnixMillis cutoff) override {
+    const Lock lock(db_.mutex());
+    // Spelled as in the users_by_activity index, so the index serves both filter and order.
+    auto stmt = db_.cached("SELECT " TORII_USER_COLUMNS
+                           " FROM users WHERE status = 'active' AND COALESCE(last_login_at_ms, created_at_ms) < ?1 "
+                           "ORDER BY COALESCE(last_login_at_ms, created_at_ms), id");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_int(1, cutoff);
+    return read_all(**stmt, read_user);
+  }
+
+  Status add_password_history(std::string_view user_id, const PasswordHistoryEntry& entry, std::size_t keep) override {
+    constexpr auto kMaxKeep = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+    return db_.transaction([&]() -> Status {
+      {
+        auto insert =
+            db_.cached("INSERT INTO password_history (user_id, password_hash, changed_at_ms) VALUES (?1, ?2, ?3)");
+        if (!insert) return tl::unexpected(std::move(insert.error()));
+        (**insert).bind_text(1, user_id).bind_text(2, entry.password_hash).bind_int(3, entry.changed_at);
+        if (auto s = (**insert).run(); !s) return s;
+      }
+      // The order is password_history()'s, so what is kept is what it lists first.
+      auto trim = db_.cached(
+          "DELETE FROM password_history WHERE user_id = ?1 AND rowid NOT IN (SELECT rowid FROM password_history "
+          "WHERE user_id = ?1 ORDER BY changed_at_ms DESC, rowid DESC LIMIT ?2)");
+      if (!trim) return tl::unexpected(std::move(trim.error()));
+      (**trim).bind_text(1, user_id).bind_int(2, static_cast<std::int64_t>(std::min(keep, kMaxKeep)));
+      return (**trim).run();
+    });
+  }
+
+  Result<std::vector<PasswordHistoryEntry>> password_history(std::string_view user_id) override {
+    const Lock lock(db_.mutex());
+    // Ties by changed_at: the entry added last first.
+    auto stmt = db_.cached(
+        "SELECT password_hash, changed_at_ms FROM password_history WHERE user_id = ?1 "
+        "ORDER BY changed_at_ms DESC, rowid DESC");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, user_id);
+    return read_all(**stmt, [](const Statement& q) { return PasswordHistoryEntry{q.column_text(0), q.column_int(1)}; });
+  }
+
+  Status replace_recovery_codes(std::string_view user_id, std::span<const std::string> code_hashes) override {
+    return db_.transaction([&]() -> Status {
+      // Checked explicitly: with no codes to insert, no foreign key would notice.
+      auto exists = user_exists(db_, user_id);
+      if (!exists) return tl::unexpected(std::move(exists.error()));
+      if (!*exists) return fail(Errc::conflict, "store: replace recovery codes: no user with this id");
+      {
+        auto remove = db_.cached("DELETE FROM recovery_codes WHERE user_id = ?1");
+        if (!remove) return tl::unexpected(std::move(remove.error()));
+        (**remove).bind_text(1, user_id);
+        if (auto s = (**remove).run(); !s) return s;
+      }
+      auto insert = db_.cached("INSERT INTO recovery_codes (user_id, code_hash, used_at_ms) VALUES (?1, ?2, NULL)");
+      if (!insert) return tl::unexpected(std::move(insert.error()));
+      Statement& q = **insert;
+      for (const std::string& code_hash : code_hashes) {
+        q.bind_text(1, user_id).bind_text(2, code_hash);
+        if (auto s = q.run(); !s) return s;
+        q.reset();
+      }
+      return ok();
+    });
+  }
+
+  Result<bool> use_recovery_code(std::string_view user_id, std::string_view code_hash, UnixMillis at) override {
+    const Lock lock(db_.mutex());
+    // The UPDATE alone decides, so of two callers (other processes included) one changes the row.
+    auto stmt = db_.cached(
+        "UPDATE recovery_codes SET used_at_ms = ?3 WHERE user_id = ?1 AND code_hash = ?2 AND used_at_ms IS NULL");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, user_id).bind_text(2, code_hash).bind_int(3, at);
+    return changed_any(db_, **stmt);
+  }
+
+  Result<std::size_t> count_unused_recovery_codes(std::string_view user_id) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT COUNT(*) FROM recovery_codes WHERE user_id = ?1 AND used_at_ms IS NULL");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, user_id);
+    return read_count(**stmt, "count recovery codes");
+  }
+
+ private:
+  Db& db_;
+};
+
+#undef TORII_USER_COLUMNS
+
+// ---------------------------------------------------------------------------------------
+
+#define TORII_SESSION_COLUMNS \
+  "id_hash, handle, user_id, stage, created_at_ms, last_seen_at_ms, authenticated_at_ms, source, user_agent"
+
+ConsoleSessionRecord read_session(const Statement& stmt) {
+  return ConsoleSessionRecord{stmt.column_text(0), stmt.column_text(1), stmt.column_text(2),
+                              stmt.column_text(3), stmt.column_int(4),  stmt.column_int(5),
+                              stmt.column_int(6),  stmt.column_text(7), stmt.column_text(8)};
+}
+
+class SqliteConsoleSessionRepository final : public ConsoleSessionRepository {
+ public:
+  explicit SqliteConsoleSessionRepository(Db& db) : db_(db) {}
+
+  Status insert(const ConsoleSessionRecord& session) override {
+    if (auto s = validate_console_session(session); !s) return s;
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("INSERT INTO console_sessions (" TORII_SESSION_COLUMNS
+                           ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt)
+        .bind_text(1, session.id_hash)
+        .bind_text(2, session.handle)
+        .bind_text(3, session.user_id)
+        .bind_text(4, session.stage)
+        .bind_int(5, session.created_at)
+        .bind_int(6, session.last_seen_at)
+        .bind_int(7, session.authenticated_at)
+        .bind_text(8, session.source)
+        .bind_text(9, session.user_agent);
+    return (**stmt).run();
+  }
+
+  Result<std::optional<ConsoleSessionRecord>> find(std::string_view id_hash) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT " TORII_SESSION_COLUMNS " FROM console_sessions WHERE id_hash = ?1");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, id_hash);
+    return read_one(**stmt, read_session);
+  }
+
+  Status update(const ConsoleSessionRecord& session) override {
+    if (!is_session_stage(session.stage)) {
+      return fail(Errc::invalid_argument,
+                  fmt::format("store: console session stage ({} bytes) is not one of second-factor, enrol, full",
+                              session.stage.size()));
+    }
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached(
+        "UPDATE console_sessions SET stage = ?2, last_seen_at_ms = ?3, authenticated_at_ms = ?4 WHERE id_hash = ?1");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt)
+        .bind_text(1, session.id_hash)
+        .bind_text(2, session.stage)
+        .bind_int(3, session.last_seen_at)
+        .bind_int(4, session.authenticated_at);
+    return expect_changed(db_, **stmt, "update console session: no session with this id hash");
+  }
+
+  Result<bool> remove(std::string_view id_hash) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("DELETE FROM console_sessions WHERE id_hash = ?1");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, id_hash);
+    return changed_any(db_, **stmt);
+  }
+
+  Result<bool> remove_by_handle(std::string_view user_id, std::string_view handle) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("DELETE FROM console_sessions WHERE user_id = ?1 AND handle = ?2");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, user_id).bind_text(2, handle);
+    return changed_any(db_, **stmt);
+  }
+
+  Result<std::size_t> remove_for_user(std::string_view user_id, std::string_view keep_id_hash) override {
+    const Lock lock(db_.mutex());
+    // No stored session has an empty id hash, so an empty keep_id_hash keeps none.
+    auto stmt = db_.cached("DELETE FROM console_sessions WHERE user_id = ?1 AND id_hash <> ?2");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, user_id).bind_text(2, keep_id_hash);
+    return changed_rows(db_, **stmt);
+  }
+
+  Result<std::vector<ConsoleSessionRecord>> list_for_user(std::string_view user_id) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT " TORII_SESSION_COLUMNS
+                           " FROM console_sessions WHERE user_id = ?1 ORDER BY created_at_ms DESC, handle");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, user_id);
+    return read_all(**stmt, read_session);
+  }
+
+  Result<std::size_t> remove_expired(UnixMillis idle_cutoff, UnixMillis absolute_cutoff) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("DELETE FROM console_sessions WHERE last_seen_at_ms < ?1 OR created_at_ms < ?2");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_int(1, idle_cutoff).bind_int(2, absolute_cutoff);
+    return changed_rows(db_, **stmt);
+  }
+
+ private:
+  Db& db_;
+};
+
+#undef TORII_SESSION_COLUMNS
+
+// ---------------------------------------------------------------------------------------
+
 class SqliteStore final : public Store {
  public:
   SqliteStore(DbHandle db, bool file_backed, int version)
@@ -1269,7 +1683,10 @@ class SqliteStore final : public Store {
         latest_values_(db_),
         device_counters_(db_),
         routes_(db_),
-        mqtt_state_(db_) {}
+        mqtt_state_(db_),
+        organisations_(db_),
+        users_(db_),
+        console_sessions_(db_) {}
 
   MetaRepository& meta() override { return meta_; }
   DataKeyRepository& data_keys() override { return data_keys_; }
@@ -1284,6 +1701,9 @@ class SqliteStore final : public Store {
   DeviceCounterRepository& device_counters() override { return device_counters_; }
   RouteRepository& routes() override { return routes_; }
   MqttStateRepository& mqtt_state() override { return mqtt_state_; }
+  OrganisationRepository& organisations() override { return organisations_; }
+  UserRepository& users() override { return users_; }
+  ConsoleSessionRepository& console_sessions() override { return console_sessions_; }
 
   Status transaction(const std::function<Status()>& body) override { return db_.transaction(body); }
 
@@ -1304,6 +1724,9 @@ class SqliteStore final : public Store {
   SqliteDeviceCounterRepository device_counters_;
   SqliteRouteRepository routes_;
   SqliteMqttStateRepository mqtt_state_;
+  SqliteOrganisationRepository organisations_;
+  SqliteUserRepository users_;
+  SqliteConsoleSessionRepository console_sessions_;
 };
 
 // ---------------------------------------------------------------------------------------

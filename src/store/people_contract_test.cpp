@@ -1,0 +1,930 @@
+// The store contract for the console's people: organisations, users (with their password
+// history and recovery codes) and console sessions. Backend-agnostic, like contract_test.cpp.
+#include <atomic>
+#include <cstdint>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <gmock/gmock.h>
+
+#include "store/contract_test.h"
+
+namespace torii::store::testing {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+
+OrganisationRecord make_organisation(std::string id) {
+  OrganisationRecord o;
+  o.name = "Organisation " + id;
+  o.created_at = kNow;
+  o.id = std::move(id);
+  return o;
+}
+
+UserRecord make_user(std::string id, std::string organisation = "org-1", UnixMillis created_at = kNow) {
+  UserRecord u;
+  u.organisation_id = std::move(organisation);
+  u.username = "name-" + id;
+  u.email = id + "@example.org";
+  u.role = "operator";
+  u.password_hash = "$argon2id$v=19$m=65536,t=2,p=1$" + id;
+  u.password_changed_at = created_at;
+  u.created_at = created_at;
+  u.id = std::move(id);
+  return u;
+}
+
+ConsoleSessionRecord make_session(std::string id_hash, std::string user_id, UnixMillis created_at = kNow) {
+  ConsoleSessionRecord s;
+  s.handle = "handle-" + id_hash;
+  s.user_id = std::move(user_id);
+  s.stage = std::string(kSessionStageFull);
+  s.created_at = created_at;
+  s.last_seen_at = created_at;
+  s.authenticated_at = created_at;
+  s.source = "192.0.2.7";
+  s.user_agent = "Mozilla/5.0";
+  s.id_hash = std::move(id_hash);
+  return s;
+}
+
+// Stores organisation org-1 and, for each id, a user of it made by make_user.
+::testing::AssertionResult add_people(Store& s, std::initializer_list<std::string_view> user_ids) {
+  if (auto r = s.organisations().insert(make_organisation("org-1")); !r) {
+    return ::testing::AssertionFailure() << "organisation: " << r.error().message;
+  }
+  for (std::string_view id : user_ids) {
+    if (auto r = s.users().insert(make_user(std::string(id))); !r) {
+      return ::testing::AssertionFailure() << "user " << id << ": " << r.error().message;
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// The `field` of each record, in order.
+template <class Record>
+std::vector<std::string> fields(const std::vector<Record>& records, std::string Record::*field) {
+  std::vector<std::string> out;
+  out.reserve(records.size());
+  for (const Record& r : records) out.push_back(r.*field);
+  return out;
+}
+
+// ----------------------------------------------------------------------------- organisations
+
+TEST_P(StoreContractTest, OrganisationInsertAndFindRoundTripEveryField) {
+  OrganisationRecord o = make_organisation("acme");
+  o.name = kTricky;
+  o.require_second_factor = true;
+  ASSERT_TRUE(is_ok(store().organisations().insert(o)));
+  const OrganisationRecord plain = make_organisation("plain");
+  ASSERT_TRUE(is_ok(store().organisations().insert(plain)));
+  auto found = store().organisations().find("acme");
+  ASSERT_TRUE(is_ok(found));
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ(**found, o);
+  auto other = store().organisations().find("plain");
+  ASSERT_TRUE(is_ok(other));
+  ASSERT_TRUE(other->has_value());
+  EXPECT_EQ(**other, plain);
+  EXPECT_FALSE((*other)->require_second_factor);
+  auto unknown = store().organisations().find("nope");
+  ASSERT_TRUE(is_ok(unknown));
+  EXPECT_FALSE(unknown->has_value());
+}
+
+TEST_P(StoreContractTest, OrganisationWithADuplicateIdIsAlreadyExistsAndKeepsTheOriginal) {
+  const OrganisationRecord o = make_organisation("acme");
+  ASSERT_TRUE(is_ok(store().organisations().insert(o)));
+  OrganisationRecord imposter = make_organisation("acme");
+  imposter.name = "Imposter";
+  imposter.require_second_factor = true;
+  EXPECT_TRUE(fails_with(store().organisations().insert(imposter), Errc::already_exists));
+  auto found = store().organisations().find("acme");
+  ASSERT_TRUE(is_ok(found));
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ(**found, o);
+}
+
+TEST_P(StoreContractTest, OrganisationWithAnEmptyIdOrNameIsInvalidArgument) {
+  auto& organisations = store().organisations();
+  EXPECT_TRUE(fails_with(organisations.insert(make_organisation("")), Errc::invalid_argument));
+  OrganisationRecord unnamed = make_organisation("acme");
+  unnamed.name = "";
+  EXPECT_TRUE(fails_with(organisations.insert(unnamed), Errc::invalid_argument));
+  auto all = organisations.list();
+  ASSERT_TRUE(is_ok(all));
+  EXPECT_THAT(*all, IsEmpty());
+
+  ASSERT_TRUE(is_ok(organisations.insert(make_organisation("acme"))));
+  EXPECT_TRUE(fails_with(organisations.update(unnamed), Errc::invalid_argument));
+  auto found = organisations.find("acme");
+  ASSERT_TRUE(is_ok(found));
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ(**found, make_organisation("acme"));
+}
+
+TEST_P(StoreContractTest, OrganisationsAreListedById) {
+  auto& organisations = store().organisations();
+  for (const char* id : {"globex", "acme", "initech", "Zeta"}) {
+    ASSERT_TRUE(is_ok(organisations.insert(make_organisation(id))));
+  }
+  auto all = organisations.list();
+  ASSERT_TRUE(is_ok(all));
+  EXPECT_THAT(fields(*all, &OrganisationRecord::id), ElementsAre("Zeta", "acme", "globex", "initech"));
+  EXPECT_EQ(all->at(1), make_organisation("acme"));
+}
+
+TEST_P(StoreContractTest, OrganisationUpdateReplacesNameAndSecondFactorButNotTheCreationTime) {
+  auto& organisations = store().organisations();
+  ASSERT_TRUE(is_ok(organisations.insert(make_organisation("acme"))));
+  ASSERT_TRUE(is_ok(organisations.insert(make_organisation("globex"))));
+  OrganisationRecord changed = make_organisation("acme");
+  changed.name = "ACME Corporation";
+  changed.require_second_factor = true;
+  changed.created_at = kNow + 500;
+  ASSERT_TRUE(is_ok(organisations.update(changed)));
+
+  auto found = organisations.find("acme");
+  ASSERT_TRUE(is_ok(found));
+  ASSERT_TRUE(found->has_value());
+  OrganisationRecord expected = changed;
+  expected.created_at = kNow;
+  EXPECT_EQ(**found, expected);
+  auto other = organisations.find("globex");
+  ASSERT_TRUE(is_ok(other));
+  ASSERT_TRUE(other->has_value());
+  EXPECT_EQ(**other, make_organisation("globex"));
+
+  changed.require_second_factor = false;
+  ASSERT_TRUE(is_ok(organisations.update(changed)));
+  found = organisations.find("acme");
+  ASSERT_TRUE(is_ok(found));
+  ASSERT_TRUE(found->has_value());
+  EXPECT_FALSE((*found)->require_second_factor);
+}
+
+TEST_P(StoreContractTest, OrganisationUpdateOfAnUnknownIdIsNotFound) {
+  EXPECT_TRUE(fails_with(store().organisations().update(make_organisation("nope")), Errc::not_found));
+  auto all = store().organisations().list();
+  ASSERT_TRUE(is_ok(all));
+  EXPECT_THAT(*all, IsEmpty());
+}
+
+// ----------------------------------------------------------------------------- users
+
+TEST_P(StoreContractTest, UserInsertAndFindRoundTripEveryField) {
+  ASSERT_TRUE(add_people(store(), {}));
+  UserRecord u = make_user("u-1");
+  u.username = kTricky;
+  u.email = kTricky;
+  u.role = "admin";
+  u.totp_key_id = "dk-people";
+  for (int i = 0; i < 256; ++i) u.totp_sealed.push_back(static_cast<std::uint8_t>(i));
+  u.totp_enabled = true;
+  u.totp_last_step = 59'666'666;
+  u.status = std::string(kUserStatusDisabled);
+  u.disabled_reason = kTricky;
+  u.failed_logins = 4;
+  u.lockouts = 2;
+  u.locked_until = kNow + 900'000;
+  u.last_login_at = kNow + 10;
+  u.expires_at = kNow + 86'400'000;
+  ASSERT_TRUE(is_ok(store().users().insert(u)));
+
+  auto by_id = store().users().find("u-1");
+  ASSERT_TRUE(is_ok(by_id));
+  ASSERT_TRUE(by_id->has_value());
+  EXPECT_EQ(**by_id, u);
+  auto by_name = store().users().find_by_username(kTricky);
+  ASSERT_TRUE(is_ok(by_name));
+  ASSERT_TRUE(by_name->has_value());
+  EXPECT_EQ(**by_name, u);
+}
+
+TEST_P(StoreContractTest, UserOptionalFieldsRoundTripAsAbsent) {
+  ASSERT_TRUE(add_people(store(), {}));
+  const UserRecord u = make_user("u-1");
+  ASSERT_TRUE(is_ok(store().users().insert(u)));
+  auto found = store().users().find("u-1");
+  ASSERT_TRUE(is_ok(found));
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ(**found, u);
+  EXPECT_EQ((*found)->status, kUserStatusActive);
+  EXPECT_FALSE((*found)->totp_enabled);
+  EXPECT_TRUE((*found)->totp_sealed.empty());
+  EXPECT_FALSE((*found)->last_login_at.has_value());
+  EXPECT_FALSE((*found)->expires_at.has_value());
+}
+
+TEST_P(StoreContractTest, UserFindOfAnUnknownIdOrUsernameReturnsNothing) {
+  ASSERT_TRUE(add_people(store(), {"u-1"}));
+  auto by_id = store().users().find("name-u-1");  // a username is not an id
+  ASSERT_TRUE(is_ok(by_id));
+  EXPECT_FALSE(by_id->has_value());
+  auto by_name = store().users().find_by_username("u-1");  // nor an id a username
+  ASSERT_TRUE(is_ok(by_name));
+  EXPECT_FALSE(by_name->has_value());
+}
+
+TEST_P(StoreContractTest, UserWithADuplicateIdIsAlreadyExistsAndKeepsTheOriginal) {
+  ASSERT_TRUE(add_people(store(), {"u-1"}));
+  UserRecord imposter = make_user("u-1");
+  imposter.username = "someone-else";
+  imposter.role = "admin";
+  EXPECT_TRUE(fails_with(store().users().insert(imposter), Errc::already_exists));
+  auto found = store().users().find("u-1");
+  ASSERT_TRUE(is_ok(found));
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ(**found, make_user("u-1"));
+  auto by_name = store().users().find_by_username("someone-else");
+  ASSERT_TRUE(is_ok(by_name));
+  EXPECT_FALSE(by_name->has_value());
+}
+
+TEST_P(StoreContractTest, UserWithADuplicateUsernameIsAlreadyExistsAndIsNotStored) {
+  ASSERT_TRUE(add_people(store(), {}));
+  UserRecord first = make_user("u-1");
+  first.username = kTricky;
+  ASSERT_TRUE(is_ok(store().users().insert(first)));
+  UserRecord second = make_user("u-2");
+  second.username = kTricky;
+  auto dup = store().users().insert(second);
+  ASSERT_TRUE(fails_with(dup, Errc::already_exists));
+  EXPECT_TRUE(does_not_quote(dup.error(), "DROP TABLE"));
+  auto missing = store().users().find("u-2");
+  ASSERT_TRUE(is_ok(missing));
+  EXPECT_FALSE(missing->has_value());
+  auto count = store().users().count();
+  ASSERT_TRUE(is_ok(count));
+  EXPECT_EQ(*count, 1U);
+}
+
+TEST_P(StoreContractTest, UsernamesAreComparedAsStored) {
+  ASSERT_TRUE(add_people(store(), {}));
+  UserRecord lower = make_user("u-1");
+  lower.username = "alice";
+  UserRecord upper = make_user("u-2");
+  upper.username = "Alice";
+  ASSERT_TRUE(is_ok(store().users().insert(lower)));
+  ASSERT_TRUE(is_ok(store().users().insert(upper)));
+  auto found = store().users().find_by_username("Alice");
+  ASSERT_TRUE(is_ok(found));
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->id, "u-2");
+  auto none = store().users().find_by_username("ALICE");
+  ASSERT_TRUE(is_ok(none));
+  EXPECT_FALSE(none->has_value());
+}
+
+TEST_P(StoreContractTest, UserWithAnEmptyIdUsernameRoleOrPasswordHashOrAnUnknownStatusIsInvalidArgument) {
+  ASSERT_TRUE(add_people(store(), {}));
+  auto& users = store().users();
+  EXPECT_TRUE(fails_with(users.insert(make_user("")), Errc::invalid_argument));
+  UserRecord no_username = make_user("u-1");
+  no_username.username = "";
+  EXPECT_TRUE(fails_with(users.insert(no_username), Errc::invalid_argument));
+  UserRecord no_role = make_user("u-1");
+  no_role.role = "";
+  EXPECT_TRUE(fails_with(users.insert(no_role), Errc::invalid_argument));
+  UserRecord no_hash = make_user("u-1");
+  no_hash.password_hash = "";
+  EXPECT_TRUE(fails_with(users.insert(no_hash), Errc::invalid_argument));
+  for (const char* status : {"retired", "", "Active"}) {
+    UserRecord bad_status = make_user("u-1");
+    bad_status.status = status;
+    EXPECT_TRUE(fails_with(users.insert(bad_status), Errc::invalid_argument)) << status;
+  }
+  auto count = users.count();
+  ASSERT_TRUE(is_ok(count));
+  EXPECT_EQ(*count, 0U);
+}
+
+TEST_P(StoreContractTest, UserWithAnUnknownOrganisationIsAConflict) {
+  ASSERT_TRUE(add_people(store(), {}));
+  EXPECT_TRUE(fails_with(store().users().insert(make_user("u-1", "org-2")), Errc::conflict));
+  EXPECT_TRUE(fails_with(store().users().insert(make_user("u-1", "")), Errc::conflict));
+  auto count = store().users().count();
+  ASSERT_TRUE(is_ok(count));
+  EXPECT_EQ(*count, 0U);
+  ASSERT_TRUE(is_ok(store().organisations().insert(make_organisation("org-2"))));
+  EXPECT_TRUE(is_ok(store().users().insert(make_user("u-1", "org-2"))));
+}
+
+TEST_P(StoreContractTest, UsersAreListedPerOrganisationByUsername) {
+  ASSERT_TRUE(add_people(store(), {}));
+  ASSERT_TRUE(is_ok(store().organisations().insert(make_organisation("org-2"))));
+  auto& users = store().users();
+  const std::vector<std::pair<const char*, const char*>> people = {
+      {"u-1", "carol"}, {"u-2", "alice"}, {"u-3", "Bob"}, {"u-4", "bob"}};
+  for (const auto& [id, username] : people) {
+    UserRecord u = make_user(id);
+    u.username = username;
+    ASSERT_TRUE(is_ok(users.insert(u)));
+  }
+  UserRecord elsewhere = make_user("u-0", "org-2");
+  elsewhere.username = "aaron";
+  ASSERT_TRUE(is_ok(users.insert(elsewhere)));
+
+  auto org1 = users.list("org-1");
+  ASSERT_TRUE(is_ok(org1));
+  EXPECT_THAT(fields(*org1, &UserRecord::id), ElementsAre("u-3", "u-2", "u-4", "u-1"));
+  auto org2 = users.list("org-2");
+  ASSERT_TRUE(is_ok(org2));
+  EXPECT_THAT(*org2, ElementsAre(elsewhere));
+  auto none = users.list("org-3");
+  ASSERT_TRUE(is_ok(none));
+  EXPECT_THAT(*none, IsEmpty());
+}
+
+TEST_P(StoreContractTest, UserCountCountsTheUsersOfEveryOrganisation) {
+  auto empty = store().users().count();
+  ASSERT_TRUE(is_ok(empty));
+  EXPECT_EQ(*empty, 0U);
+  ASSERT_TRUE(add_people(store(), {"u-1", "u-2"}));
+  ASSERT_TRUE(is_ok(store().organisations().insert(make_organisation("org-2"))));
+  ASSERT_TRUE(is_ok(store().users().insert(make_user("u-3", "org-2"))));
+  auto count = store().users().count();
+  ASSERT_TRUE(is_ok(count));
+  EXPECT_EQ(*count, 3U);
+  auto removed = store().users().remove("u-1");
+  ASSERT_TRUE(is_ok(removed));
+  count = store().users().count();
+  ASSERT_TRUE(is_ok(count));
+  EXPECT_EQ(*count, 2U);
+}
+
+TEST_P(StoreContractTest, UserUpdateReplacesEveryFieldButIdOrganisationAndCreationTime) {
+  ASSERT_TRUE(add_people(store(), {"u-1", "u-2"}));
+  ASSERT_TRUE(is_ok(store().organisations().insert(make_organisation("org-2"))));
+  UserRecord changed = make_user("u-1");
+  changed.organisation_id = "org-2";
+  changed.created_at = kNow + 1;
+  changed.username = "renamed";
+  changed.email = "new@example.org";
+  changed.role = "admin";
+  changed.password_hash = "$argon2id$v=19$new";
+  changed.password_changed_at = kNow + 2;
+  changed.totp_key_id = "dk-2";
+  changed.totp_sealed = Bytes{0, 1, 2, 0};
+  changed.totp_enabled = true;
+  changed.totp_last_step = 42;
+  changed.status = std::string(kUserStatusDisabled);
+  changed.disabled_reason = "left the company";
+  changed.failed_logins = 3;
+  changed.lockouts = 1;
+  changed.locked_until = kNow + 3;
+  changed.last_login_at = kNow + 4;
+  changed.expires_at = kNow + 5;
+  ASSERT_TRUE(is_ok(store().users().update(changed)));
+
+  UserRecord expected = changed;
+  expected.organisation_id = "org-1";
+  expected.created_at = kNow;
+  auto found = store().users().find("u-1");
+  ASSERT_TRUE(is_ok(found));
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ(**found, expected);
+  auto by_new_name = store().users().find_by_username("renamed");
+  ASSERT_TRUE(is_ok(by_new_name));
+  EXPECT_EQ(*by_new_name, std::optional<UserRecord>(expected));
+  auto by_old_name = store().users().find_by_username("name-u-1");
+  ASSERT_TRUE(is_ok(by_old_name));
+  EXPECT_FALSE(by_old_name->has_value());
+  auto other = store().users().find("u-2");
+  ASSERT_TRUE(is_ok(other));
+  EXPECT_EQ(*other, std::optional<UserRecord>(make_user("u-2")));
+
+  // Optional fields can be cleared again, and a user may keep their own username.
+  expected.last_login_at.reset();
+  expected.expires_at.reset();
+  expected.totp_sealed.clear();
+  ASSERT_TRUE(is_ok(store().users().update(expected)));
+  found = store().users().find("u-1");
+  ASSERT_TRUE(is_ok(found));
+  EXPECT_EQ(*found, std::optional<UserRecord>(expected));
+}
+
+TEST_P(StoreContractTest, UserUpdateOfAnUnknownIdIsNotFound) {
+  ASSERT_TRUE(add_people(store(), {"u-1"}));
+  EXPECT_TRUE(fails_with(store().users().update(make_user("u-2")), Errc::not_found));
+  auto count = store().users().count();
+  ASSERT_TRUE(is_ok(count));
+  EXPECT_EQ(*count, 1U);
+}
+
+TEST_P(StoreContractTest, UserUpdateToAnotherUsersUsernameIsAlreadyExistsAndChangesNothing) {
+  ASSERT_TRUE(add_people(store(), {"u-1", "u-2"}));
+  UserRecord changed = make_user("u-1");
+  changed.username = "name-u-2";
+  changed.role = "admin";
+  EXPECT_TRUE(fails_with(store().users().update(changed), Errc::already_exists));
+  auto first = store().users().find("u-1");
+  ASSERT_TRUE(is_ok(first));
+  EXPECT_EQ(*first, std::optional<UserRecord>(make_user("u-1")));
+  auto second = store().users().find_by_username("name-u-2");
+  ASSERT_TRUE(is_ok(second));
+  EXPECT_EQ(*second, std::optional<UserRecord>(make_user("u-2")));
+}
+
+TEST_P(StoreContractTest, UserUpdateWithAnInvalidFieldIsInvalidArgumentAndChangesNothing) {
+  ASSERT_TRUE(add_people(store(), {"u-1"}));
+  auto& users = store().users();
+  UserRecord no_username = make_user("u-1");
+  no_username.username = "";
+  UserRecord no_role = make_user("u-1");
+  no_role.role = "";
+  UserRecord no_hash = make_user("u-1");
+  no_hash.password_hash = "";
+  UserRecord bad_status = make_user("u-1");
+  bad_status.status = "retired";
+  for (const UserRecord& bad : {no_username, no_role, no_hash, bad_status}) {
+    EXPECT_TRUE(fails_with(users.update(bad), Errc::invalid_argument));
+  }
+  EXPECT_TRUE(fails_with(users.update(make_user("")), Errc::invalid_argument));
+  auto found = users.find("u-1");
+  ASSERT_TRUE(is_ok(found));
+  EXPECT_EQ(*found, std::optional<UserRecord>(make_user("u-1")));
+}
+
+TEST_P(StoreContractTest, UserRemoveTakesTheirPasswordHistoryRecoveryCodesAndSessionsAlong) {
+  auto& s = store();
+  ASSERT_TRUE(add_people(s, {"doomed", "kept"}));
+  for (const char* user : {"doomed", "kept"}) {
+    ASSERT_TRUE(is_ok(s.users().add_password_history(user, {std::string("old-") + user, kNow}, 5)));
+    const std::vector<std::string> codes = {std::string("code-1-") + user, std::string("code-2-") + user};
+    ASSERT_TRUE(is_ok(s.users().replace_recovery_codes(user, codes)));
+    ASSERT_TRUE(is_ok(s.console_sessions().insert(make_session(std::string("session-") + user, user))));
+  }
+
+  auto removed = s.users().remove("doomed");
+  ASSERT_TRUE(is_ok(removed));
+  EXPECT_TRUE(*removed);
+  auto gone = s.users().find("doomed");
+  ASSERT_TRUE(is_ok(gone));
+  EXPECT_FALSE(gone->has_value());
+  auto session = s.console_sessions().find("session-doomed");
+  ASSERT_TRUE(is_ok(session));
+  EXPECT_FALSE(session->has_value());
+
+  // Registered again under the same id, the user starts clean: nothing was merely hidden.
+  ASSERT_TRUE(is_ok(s.users().insert(make_user("doomed"))));
+  auto history = s.users().password_history("doomed");
+  ASSERT_TRUE(is_ok(history));
+  EXPECT_THAT(*history, IsEmpty());
+  auto codes = s.users().count_unused_recovery_codes("doomed");
+  ASSERT_TRUE(is_ok(codes));
+  EXPECT_EQ(*codes, 0U);
+  auto used = s.users().use_recovery_code("doomed", "code-1-doomed", kNow);
+  ASSERT_TRUE(is_ok(used));
+  EXPECT_FALSE(*used);
+  auto sessions = s.console_sessions().list_for_user("doomed");
+  ASSERT_TRUE(is_ok(sessions));
+  EXPECT_THAT(*sessions, IsEmpty());
+
+  auto kept_history = s.users().password_history("kept");
+  ASSERT_TRUE(is_ok(kept_history));
+  EXPECT_EQ(kept_history->size(), 1U);
+  auto kept_codes = s.users().count_unused_recovery_codes("kept");
+  ASSERT_TRUE(is_ok(kept_codes));
+  EXPECT_EQ(*kept_codes, 2U);
+  auto kept_sessions = s.console_sessions().list_for_user("kept");
+  ASSERT_TRUE(is_ok(kept_sessions));
+  EXPECT_EQ(kept_sessions->size(), 1U);
+
+  auto unknown = s.users().remove("nobody");
+  ASSERT_TRUE(is_ok(unknown));
+  EXPECT_FALSE(*unknown);
+}
+
+TEST_P(StoreContractTest, UserListUnusedSinceIsLeastRecentlyActiveFirstAndSkipsDisabledUsers) {
+  ASSERT_TRUE(add_people(store(), {}));
+  ASSERT_TRUE(is_ok(store().organisations().insert(make_organisation("org-2"))));
+  auto& users = store().users();
+  const UnixMillis cutoff = kNow + 1000;
+  auto insert = [&](UserRecord u, std::optional<UnixMillis> last_login = std::nullopt) {
+    u.last_login_at = last_login;
+    return users.insert(u);
+  };
+  ASSERT_TRUE(is_ok(insert(make_user("never-signed-in-old", "org-1", kNow))));
+  ASSERT_TRUE(is_ok(insert(make_user("never-signed-in-new", "org-1", cutoff))));  // == cutoff: not before
+  ASSERT_TRUE(is_ok(insert(make_user("signed-in-long-ago", "org-2", kNow - 500), kNow + 500)));
+  ASSERT_TRUE(is_ok(insert(make_user("signed-in-recently", "org-1", kNow - 500), cutoff + 1)));
+  ASSERT_TRUE(is_ok(insert(make_user("signed-in-at-cutoff", "org-1", kNow - 500), cutoff)));
+  ASSERT_TRUE(is_ok(insert(make_user("b-tie", "org-1", kNow))));
+  UserRecord disabled = make_user("disabled-old", "org-1", kNow - 900);
+  disabled.status = std::string(kUserStatusDisabled);
+  ASSERT_TRUE(is_ok(insert(disabled)));
+
+  auto unused = users.list_unused_since(cutoff);
+  ASSERT_TRUE(is_ok(unused));
+  ASSERT_THAT(fields(*unused, &UserRecord::id), ElementsAre("b-tie", "never-signed-in-old", "signed-in-long-ago"));
+  UserRecord expected = make_user("signed-in-long-ago", "org-2", kNow - 500);
+  expected.last_login_at = kNow + 500;
+  EXPECT_EQ(unused->back(), expected);
+  auto none = users.list_unused_since(kNow - 1000);
+  ASSERT_TRUE(is_ok(none));
+  EXPECT_THAT(*none, IsEmpty());
+}
+
+// ----------------------------------------------------------------------------- password history
+
+TEST_P(StoreContractTest, PasswordHistoryIsNewestFirstAndKeepsOnlyTheNewestEntries) {
+  ASSERT_TRUE(add_people(store(), {"u-1", "u-2"}));
+  auto& users = store().users();
+  auto empty = users.password_history("u-1");
+  ASSERT_TRUE(is_ok(empty));
+  EXPECT_THAT(*empty, IsEmpty());
+
+  ASSERT_TRUE(is_ok(users.add_password_history("u-2", {"other-1", kNow}, 3)));
+  ASSERT_TRUE(is_ok(users.add_password_history("u-2", {"other-2", kNow + 1}, 3)));
+  for (int i = 1; i <= 5; ++i) {
+    ASSERT_TRUE(is_ok(users.add_password_history("u-1", {"hash-" + std::to_string(i), kNow + i}, 3)));
+  }
+  auto history = users.password_history("u-1");
+  ASSERT_TRUE(is_ok(history));
+  EXPECT_THAT(*history, ElementsAre(PasswordHistoryEntry{"hash-5", kNow + 5}, PasswordHistoryEntry{"hash-4", kNow + 4},
+                                    PasswordHistoryEntry{"hash-3", kNow + 3}));
+  // Trimming one user's history leaves the others' alone.
+  auto other = users.password_history("u-2");
+  ASSERT_TRUE(is_ok(other));
+  EXPECT_THAT(fields(*other, &PasswordHistoryEntry::password_hash), ElementsAre("other-2", "other-1"));
+
+  ASSERT_TRUE(is_ok(users.add_password_history("u-1", {"hash-6", kNow + 6}, 1)));
+  history = users.password_history("u-1");
+  ASSERT_TRUE(is_ok(history));
+  EXPECT_THAT(*history, ElementsAre(PasswordHistoryEntry{"hash-6", kNow + 6}));
+}
+
+TEST_P(StoreContractTest, PasswordHistoryIsOrderedByChangeTimeWhateverTheOrderItWasAddedIn) {
+  ASSERT_TRUE(add_people(store(), {"u-1"}));
+  auto& users = store().users();
+  // Added out of time order: the newest by time comes first whatever the order of the calls.
+  ASSERT_TRUE(is_ok(users.add_password_history("u-1", {"middle", kNow + 2}, 4)));
+  ASSERT_TRUE(is_ok(users.add_password_history("u-1", {"newest", kNow + 3}, 4)));
+  ASSERT_TRUE(is_ok(users.add_password_history("u-1", {"oldest", kNow + 1}, 4)));
+  auto history = users.password_history("u-1");
+  ASSERT_TRUE(is_ok(history));
+  EXPECT_THAT(fields(*history, &PasswordHistoryEntry::password_hash), ElementsAre("newest", "middle", "oldest"));
+}
+
+TEST_P(StoreContractTest, PasswordHistoryForAnUnknownUserIsAConflict) {
+  ASSERT_TRUE(add_people(store(), {"u-1"}));
+  EXPECT_TRUE(fails_with(store().users().add_password_history("nobody", {"hash", kNow}, 5), Errc::conflict));
+  auto history = store().users().password_history("nobody");
+  ASSERT_TRUE(is_ok(history));
+  EXPECT_THAT(*history, IsEmpty());
+}
+
+// ----------------------------------------------------------------------------- recovery codes
+
+TEST_P(StoreContractTest, RecoveryCodesAreSingleUseAndOnlyTheirUsersOwn) {
+  ASSERT_TRUE(add_people(store(), {"u-1", "u-2"}));
+  auto& users = store().users();
+  const std::vector<std::string> codes = {"code-a", "code-b", kTricky};
+  ASSERT_TRUE(is_ok(users.replace_recovery_codes("u-1", codes)));
+  auto unused = users.count_unused_recovery_codes("u-1");
+  ASSERT_TRUE(is_ok(unused));
+  EXPECT_EQ(*unused, 3U);
+
+  auto first = users.use_recovery_code("u-1", kTricky, kNow);
+  ASSERT_TRUE(is_ok(first));
+  EXPECT_TRUE(*first);
+  auto second = users.use_recovery_code("u-1", kTricky, kNow + 1);
+  ASSERT_TRUE(is_ok(second));
+  EXPECT_FALSE(*second);
+  auto unknown = users.use_recovery_code("u-1", "code-z", kNow);
+  ASSERT_TRUE(is_ok(unknown));
+  EXPECT_FALSE(*unknown);
+  auto someone_elses = users.use_recovery_code("u-2", "code-a", kNow);
+  ASSERT_TRUE(is_ok(someone_elses));
+  EXPECT_FALSE(*someone_elses);
+
+  unused = users.count_unused_recovery_codes("u-1");
+  ASSERT_TRUE(is_ok(unused));
+  EXPECT_EQ(*unused, 2U);
+  auto theirs = users.use_recovery_code("u-1", "code-a", kNow);  // not spent by u-2's attempt
+  ASSERT_TRUE(is_ok(theirs));
+  EXPECT_TRUE(*theirs);
+  auto none = users.count_unused_recovery_codes("u-2");
+  ASSERT_TRUE(is_ok(none));
+  EXPECT_EQ(*none, 0U);
+}
+
+TEST_P(StoreContractTest, RecoveryCodesReplaceDiscardsEveryOldCodeAndStoresTheNewOnesUnused) {
+  ASSERT_TRUE(add_people(store(), {"u-1", "u-2"}));
+  auto& users = store().users();
+  const std::vector<std::string> old_codes = {"old-1", "old-2", "both"};
+  ASSERT_TRUE(is_ok(users.replace_recovery_codes("u-1", old_codes)));
+  ASSERT_TRUE(is_ok(users.replace_recovery_codes("u-2", old_codes)));
+  auto used = users.use_recovery_code("u-1", "both", kNow);
+  ASSERT_TRUE(is_ok(used));
+  ASSERT_TRUE(*used);
+
+  const std::vector<std::string> new_codes = {"new-1", "both"};
+  ASSERT_TRUE(is_ok(users.replace_recovery_codes("u-1", new_codes)));
+  auto unused = users.count_unused_recovery_codes("u-1");
+  ASSERT_TRUE(is_ok(unused));
+  EXPECT_EQ(*unused, 2U);
+  auto old = users.use_recovery_code("u-1", "old-1", kNow);
+  ASSERT_TRUE(is_ok(old));
+  EXPECT_FALSE(*old);
+  auto again = users.use_recovery_code("u-1", "both", kNow);  // stored anew, unused
+  ASSERT_TRUE(is_ok(again));
+  EXPECT_TRUE(*again);
+  auto other = users.count_unused_recovery_codes("u-2");
+  ASSERT_TRUE(is_ok(other));
+  EXPECT_EQ(*other, 3U);
+
+  ASSERT_TRUE(is_ok(users.replace_recovery_codes("u-1", {})));
+  unused = users.count_unused_recovery_codes("u-1");
+  ASSERT_TRUE(is_ok(unused));
+  EXPECT_EQ(*unused, 0U);
+  auto after_clear = users.use_recovery_code("u-1", "new-1", kNow);
+  ASSERT_TRUE(is_ok(after_clear));
+  EXPECT_FALSE(*after_clear);
+}
+
+TEST_P(StoreContractTest, RecoveryCodesForAnUnknownUserAreAConflict) {
+  ASSERT_TRUE(add_people(store(), {"u-1"}));
+  const std::vector<std::string> codes = {"code-a"};
+  EXPECT_TRUE(fails_with(store().users().replace_recovery_codes("nobody", codes), Errc::conflict));
+  EXPECT_TRUE(fails_with(store().users().replace_recovery_codes("nobody", {}), Errc::conflict));
+  auto unused = store().users().count_unused_recovery_codes("nobody");
+  ASSERT_TRUE(is_ok(unused));
+  EXPECT_EQ(*unused, 0U);
+}
+
+TEST_P(StoreContractTest, RecoveryCodeConcurrentUsersExactlyOneWins) {
+  ASSERT_TRUE(add_people(store(), {"u-1"}));
+  const std::vector<std::string> codes = {"race"};
+  ASSERT_TRUE(is_ok(store().users().replace_recovery_codes("u-1", codes)));
+  constexpr int kThreads = 8;
+  std::atomic<int> won{0};
+  std::atomic<int> lost{0};
+  std::atomic<int> failed{0};
+  std::vector<std::thread> threads;
+  threads.reserve(kThreads);
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&] {
+      auto r = store().users().use_recovery_code("u-1", "race", kNow);
+      if (!r) {
+        ++failed;
+      } else if (*r) {
+        ++won;
+      } else {
+        ++lost;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(won.load(), 1);
+  EXPECT_EQ(lost.load(), kThreads - 1);
+  EXPECT_EQ(failed.load(), 0);
+}
+
+// ----------------------------------------------------------------------------- console sessions
+
+TEST_P(StoreContractTest, ConsoleSessionInsertAndFindRoundTripEveryField) {
+  ASSERT_TRUE(add_people(store(), {"u-1"}));
+  ConsoleSessionRecord s = make_session(kTricky, "u-1");
+  s.handle = "h-" + kTricky;
+  s.stage = std::string(kSessionStageSecondFactor);
+  s.last_seen_at = kNow + 5;
+  s.authenticated_at = kNow + 3;
+  s.source = "2001:db8::1";
+  s.user_agent = kTricky;
+  ASSERT_TRUE(is_ok(store().console_sessions().insert(s)));
+  auto found = store().console_sessions().find(kTricky);
+  ASSERT_TRUE(is_ok(found));
+  EXPECT_EQ(*found, std::optional<ConsoleSessionRecord>(s));
+  auto unknown = store().console_sessions().find("handle-" + kTricky);  // a handle is not an id hash
+  ASSERT_TRUE(is_ok(unknown));
+  EXPECT_FALSE(unknown->has_value());
+}
+
+TEST_P(StoreContractTest, ConsoleSessionWithADuplicateIdHashOrHandleIsAlreadyExists) {
+  ASSERT_TRUE(add_people(store(), {"u-1", "u-2"}));
+  auto& sessions = store().console_sessions();
+  const ConsoleSessionRecord original = make_session("id-1", "u-1");
+  ASSERT_TRUE(is_ok(sessions.insert(original)));
+  ConsoleSessionRecord same_id = make_session("id-1", "u-2");
+  same_id.handle = "another-handle";
+  EXPECT_TRUE(fails_with(sessions.insert(same_id), Errc::already_exists));
+  ConsoleSessionRecord same_handle = make_session("id-2", "u-2");  // handles are unique across users
+  same_handle.handle = original.handle;
+  EXPECT_TRUE(fails_with(sessions.insert(same_handle), Errc::already_exists));
+
+  auto found = sessions.find("id-1");
+  ASSERT_TRUE(is_ok(found));
+  EXPECT_EQ(*found, std::optional<ConsoleSessionRecord>(original));
+  auto missing = sessions.find("id-2");
+  ASSERT_TRUE(is_ok(missing));
+  EXPECT_FALSE(missing->has_value());
+  auto of_u2 = sessions.list_for_user("u-2");
+  ASSERT_TRUE(is_ok(of_u2));
+  EXPECT_THAT(*of_u2, IsEmpty());
+}
+
+TEST_P(StoreContractTest, ConsoleSessionWithAnEmptyIdHashHandleOrUserOrAnUnknownStageIsInvalidArgument) {
+  ASSERT_TRUE(add_people(store(), {"u-1"}));
+  auto& sessions = store().console_sessions();
+  EXPECT_TRUE(fails_with(sessions.insert(make_session("", "u-1")), Errc::invalid_argument));
+  ConsoleSessionRecord no_handle = make_session("id-1", "u-1");
+  no_handle.handle = "";
+  EXPECT_TRUE(fails_with(sessions.insert(no_handle), Errc::invalid_argument));
+  EXPECT_TRUE(fails_with(sessions.insert(make_session("id-1", "")), Errc::invalid_argument));
+  for (const char* stage : {"", "password", "Full"}) {
+    ConsoleSessionRecord bad_stage = make_session("id-1", "u-1");
+    bad_stage.stage = stage;
+    EXPECT_TRUE(fails_with(sessions.insert(bad_stage), Errc::invalid_argument)) << stage;
+  }
+  auto listed = sessions.list_for_user("u-1");
+  ASSERT_TRUE(is_ok(listed));
+  EXPECT_THAT(*listed, IsEmpty());
+}
+
+TEST_P(StoreContractTest, ConsoleSessionForAnUnknownUserIsAConflict) {
+  ASSERT_TRUE(add_people(store(), {"u-1"}));
+  EXPECT_TRUE(fails_with(store().console_sessions().insert(make_session("id-1", "nobody")), Errc::conflict));
+  auto found = store().console_sessions().find("id-1");
+  ASSERT_TRUE(is_ok(found));
+  EXPECT_FALSE(found->has_value());
+}
+
+TEST_P(StoreContractTest, ConsoleSessionUpdateReplacesStageAndTimesOnly) {
+  ASSERT_TRUE(add_people(store(), {"u-1", "u-2"}));
+  auto& sessions = store().console_sessions();
+  ConsoleSessionRecord s = make_session("id-1", "u-1");
+  s.stage = std::string(kSessionStageSecondFactor);
+  ASSERT_TRUE(is_ok(sessions.insert(s)));
+  ASSERT_TRUE(is_ok(sessions.insert(make_session("id-2", "u-1"))));
+
+  ConsoleSessionRecord changed = s;
+  changed.stage = std::string(kSessionStageEnrol);
+  changed.last_seen_at = kNow + 60;
+  changed.authenticated_at = kNow + 30;
+  changed.handle = "other-handle";
+  changed.user_id = "u-2";
+  changed.created_at = kNow + 1;
+  changed.source = "198.51.100.1";
+  changed.user_agent = "curl";
+  ASSERT_TRUE(is_ok(sessions.update(changed)));
+
+  ConsoleSessionRecord expected = s;
+  expected.stage = std::string(kSessionStageEnrol);
+  expected.last_seen_at = kNow + 60;
+  expected.authenticated_at = kNow + 30;
+  auto found = sessions.find("id-1");
+  ASSERT_TRUE(is_ok(found));
+  EXPECT_EQ(*found, std::optional<ConsoleSessionRecord>(expected));
+  auto untouched = sessions.find("id-2");
+  ASSERT_TRUE(is_ok(untouched));
+  EXPECT_EQ(*untouched, std::optional<ConsoleSessionRecord>(make_session("id-2", "u-1")));
+}
+
+TEST_P(StoreContractTest, ConsoleSessionUpdateOfAnUnknownIdHashIsNotFoundAndAnUnknownStageInvalid) {
+  ASSERT_TRUE(add_people(store(), {"u-1"}));
+  auto& sessions = store().console_sessions();
+  ASSERT_TRUE(is_ok(sessions.insert(make_session("id-1", "u-1"))));
+  EXPECT_TRUE(fails_with(sessions.update(make_session("id-2", "u-1")), Errc::not_found));
+  ConsoleSessionRecord bad_stage = make_session("id-1", "u-1");
+  bad_stage.stage = "password";
+  bad_stage.last_seen_at = kNow + 60;
+  EXPECT_TRUE(fails_with(sessions.update(bad_stage), Errc::invalid_argument));
+  auto found = sessions.find("id-1");
+  ASSERT_TRUE(is_ok(found));
+  EXPECT_EQ(*found, std::optional<ConsoleSessionRecord>(make_session("id-1", "u-1")));
+}
+
+TEST_P(StoreContractTest, ConsoleSessionRemoveReportsWhetherASessionWasDeleted) {
+  ASSERT_TRUE(add_people(store(), {"u-1"}));
+  auto& sessions = store().console_sessions();
+  ASSERT_TRUE(is_ok(sessions.insert(make_session("id-1", "u-1"))));
+  ASSERT_TRUE(is_ok(sessions.insert(make_session("id-2", "u-1"))));
+  auto removed = sessions.remove("id-1");
+  ASSERT_TRUE(is_ok(removed));
+  EXPECT_TRUE(*removed);
+  auto again = sessions.remove("id-1");
+  ASSERT_TRUE(is_ok(again));
+  EXPECT_FALSE(*again);
+  auto listed = sessions.list_for_user("u-1");
+  ASSERT_TRUE(is_ok(listed));
+  EXPECT_THAT(fields(*listed, &ConsoleSessionRecord::handle), ElementsAre("handle-id-2"));
+}
+
+TEST_P(StoreContractTest, ConsoleSessionRemoveByHandleRemovesOnlyTheUsersOwnSession) {
+  ASSERT_TRUE(add_people(store(), {"u-1", "u-2"}));
+  auto& sessions = store().console_sessions();
+  ASSERT_TRUE(is_ok(sessions.insert(make_session("id-1", "u-1"))));
+  ASSERT_TRUE(is_ok(sessions.insert(make_session("id-2", "u-2"))));
+
+  auto not_theirs = sessions.remove_by_handle("u-1", "handle-id-2");
+  ASSERT_TRUE(is_ok(not_theirs));
+  EXPECT_FALSE(*not_theirs);
+  auto still_there = sessions.find("id-2");
+  ASSERT_TRUE(is_ok(still_there));
+  EXPECT_TRUE(still_there->has_value());
+
+  auto own = sessions.remove_by_handle("u-1", "handle-id-1");
+  ASSERT_TRUE(is_ok(own));
+  EXPECT_TRUE(*own);
+  auto gone = sessions.find("id-1");
+  ASSERT_TRUE(is_ok(gone));
+  EXPECT_FALSE(gone->has_value());
+  auto again = sessions.remove_by_handle("u-1", "handle-id-1");
+  ASSERT_TRUE(is_ok(again));
+  EXPECT_FALSE(*again);
+}
+
+TEST_P(StoreContractTest, ConsoleSessionRemoveForUserKeepsTheNamedSessionAndOtherUsersSessions) {
+  ASSERT_TRUE(add_people(store(), {"u-1", "u-2"}));
+  auto& sessions = store().console_sessions();
+  for (const char* id : {"a", "b", "c", "d"}) ASSERT_TRUE(is_ok(sessions.insert(make_session(id, "u-1"))));
+  ASSERT_TRUE(is_ok(sessions.insert(make_session("other", "u-2"))));
+
+  auto removed = sessions.remove_for_user("u-1", "c");
+  ASSERT_TRUE(is_ok(removed));
+  EXPECT_EQ(*removed, 3U);
+  auto left = sessions.list_for_user("u-1");
+  ASSERT_TRUE(is_ok(left));
+  EXPECT_THAT(fields(*left, &ConsoleSessionRecord::handle), ElementsAre("handle-c"));
+
+  // The session to keep must be the user's own: another user's id hash keeps nothing of theirs.
+  ASSERT_TRUE(is_ok(sessions.insert(make_session("e", "u-1"))));
+  removed = sessions.remove_for_user("u-1", "other");
+  ASSERT_TRUE(is_ok(removed));
+  EXPECT_EQ(*removed, 2U);
+
+  ASSERT_TRUE(is_ok(sessions.insert(make_session("f", "u-1"))));
+  removed = sessions.remove_for_user("u-1", "");
+  ASSERT_TRUE(is_ok(removed));
+  EXPECT_EQ(*removed, 1U);
+  left = sessions.list_for_user("u-1");
+  ASSERT_TRUE(is_ok(left));
+  EXPECT_THAT(*left, IsEmpty());
+  auto other = sessions.list_for_user("u-2");
+  ASSERT_TRUE(is_ok(other));
+  EXPECT_THAT(fields(*other, &ConsoleSessionRecord::handle), ElementsAre("handle-other"));
+}
+
+TEST_P(StoreContractTest, ConsoleSessionsAreListedNewestFirstTiesByHandle) {
+  ASSERT_TRUE(add_people(store(), {"u-1", "u-2"}));
+  auto& sessions = store().console_sessions();
+  ASSERT_TRUE(is_ok(sessions.insert(make_session("old", "u-1", kNow))));
+  ASSERT_TRUE(is_ok(sessions.insert(make_session("tie-b", "u-1", kNow + 10))));
+  ASSERT_TRUE(is_ok(sessions.insert(make_session("newest", "u-1", kNow + 20))));
+  ASSERT_TRUE(is_ok(sessions.insert(make_session("tie-a", "u-1", kNow + 10))));
+  ASSERT_TRUE(is_ok(sessions.insert(make_session("of-u-2", "u-2", kNow + 15))));
+  auto listed = sessions.list_for_user("u-1");
+  ASSERT_TRUE(is_ok(listed));
+  ASSERT_THAT(fields(*listed, &ConsoleSessionRecord::handle),
+              ElementsAre("handle-newest", "handle-tie-a", "handle-tie-b", "handle-old"));
+  EXPECT_EQ(listed->front(), make_session("newest", "u-1", kNow + 20));
+  auto none = sessions.list_for_user("nobody");
+  ASSERT_TRUE(is_ok(none));
+  EXPECT_THAT(*none, IsEmpty());
+}
+
+TEST_P(StoreContractTest, ConsoleSessionRemoveExpiredDeletesIdleAndTooOldSessions) {
+  ASSERT_TRUE(add_people(store(), {"u-1", "u-2"}));
+  auto& sessions = store().console_sessions();
+  const UnixMillis idle_cutoff = kNow + 1000;
+  const UnixMillis absolute_cutoff = kNow;
+  auto session = [](std::string id, std::string user, UnixMillis created_at, UnixMillis last_seen_at) {
+    ConsoleSessionRecord s = make_session(std::move(id), std::move(user), created_at);
+    s.last_seen_at = last_seen_at;
+    return s;
+  };
+  const std::vector<ConsoleSessionRecord> all = {
+      session("idle", "u-1", kNow + 10, idle_cutoff - 1),            // idle too long
+      session("too-old", "u-2", kNow - 1, idle_cutoff + 500),        // busy, but past its lifetime
+      session("both", "u-1", kNow - 1, idle_cutoff - 1),             // counted once
+      session("idle-at-cutoff", "u-1", kNow + 10, idle_cutoff),      // not before: kept
+      session("created-at-cutoff", "u-2", kNow, idle_cutoff + 500),  // not before: kept
+  };
+  for (const auto& s : all) ASSERT_TRUE(is_ok(sessions.insert(s)));
+
+  auto removed = sessions.remove_expired(idle_cutoff, absolute_cutoff);
+  ASSERT_TRUE(is_ok(removed));
+  EXPECT_EQ(*removed, 3U);
+  auto of_u1 = sessions.list_for_user("u-1");
+  ASSERT_TRUE(is_ok(of_u1));
+  EXPECT_THAT(*of_u1, ElementsAre(all[3]));
+  auto of_u2 = sessions.list_for_user("u-2");
+  ASSERT_TRUE(is_ok(of_u2));
+  EXPECT_THAT(*of_u2, ElementsAre(all[4]));
+  auto again = sessions.remove_expired(idle_cutoff, absolute_cutoff);
+  ASSERT_TRUE(is_ok(again));
+  EXPECT_EQ(*again, 0U);
+}
+
+}  // namespace
+}  // namespace torii::store::testing
