@@ -1,0 +1,90 @@
+#include "identity/roles.h"
+
+#include <algorithm>
+#include <array>
+#include <utility>
+
+namespace torii::identity {
+namespace {
+
+using P = Permission;
+
+constexpr std::array<std::pair<Permission, std::string_view>, 12> kNames = {{
+    {P::account_self, "account.self"},
+    {P::devices_read, "devices.read"},
+    {P::devices_write, "devices.write"},
+    {P::devices_delete, "devices.delete"},
+    {P::profiles_read, "profiles.read"},
+    {P::profiles_write, "profiles.write"},
+    {P::telemetry_read, "telemetry.read"},
+    {P::users_read, "users.read"},
+    {P::users_write, "users.write"},
+    {P::security_log_read, "security_log.read"},
+    {P::settings_read, "settings.read"},
+    {P::settings_write, "settings.write"},
+}};
+
+constexpr std::array<Permission, 12> kAll = {
+    P::account_self,   P::devices_read, P::devices_write, P::devices_delete,    P::profiles_read, P::profiles_write,
+    P::telemetry_read, P::users_read,   P::users_write,   P::security_log_read, P::settings_read, P::settings_write};
+
+struct RoleDefinition {
+  std::string_view name;
+  std::span<const Permission> grants;
+};
+
+constexpr std::array<Permission, 9> kOrgAdmin = {P::account_self,   P::devices_read,  P::devices_write,
+                                                 P::devices_delete, P::profiles_read, P::profiles_write,
+                                                 P::telemetry_read, P::users_read,    P::users_write};
+constexpr std::array<Permission, 5> kOperator = {P::account_self, P::devices_read, P::devices_write, P::profiles_read,
+                                                 P::telemetry_read};
+constexpr std::array<Permission, 4> kViewer = {P::account_self, P::devices_read, P::profiles_read, P::telemetry_read};
+// Auditors read the record of what happened, and what it happened to; they change nothing.
+constexpr std::array<Permission, 5> kAuditor = {P::account_self, P::devices_read, P::profiles_read, P::users_read,
+                                                P::security_log_read};
+
+constexpr std::array<RoleDefinition, 5> kRoles = {{
+    {kRoleSystemAdmin, kAll},
+    {kRoleOrgAdmin, kOrgAdmin},
+    {kRoleOperator, kOperator},
+    {kRoleViewer, kViewer},
+    {kRoleAuditor, kAuditor},
+}};
+
+constexpr std::array<std::string_view, 5> kRoleNames = {kRoleSystemAdmin, kRoleOrgAdmin, kRoleOperator, kRoleViewer,
+                                                        kRoleAuditor};
+
+}  // namespace
+
+std::string_view to_string(Permission permission) {
+  for (const auto& [p, name] : kNames) {
+    if (p == permission) return name;
+  }
+  return "unknown";
+}
+
+std::optional<Permission> parse_permission(std::string_view name) {
+  for (const auto& [p, n] : kNames) {
+    if (n == name) return p;
+  }
+  return std::nullopt;
+}
+
+std::span<const Permission> all_permissions() { return kAll; }
+
+std::span<const std::string_view> builtin_roles() { return kRoleNames; }
+
+bool is_builtin_role(std::string_view role) { return std::ranges::find(kRoleNames, role) != kRoleNames.end(); }
+
+bool role_grants(std::string_view role, Permission permission) {
+  for (const auto& r : kRoles) {
+    if (r.name == role) return std::ranges::find(r.grants, permission) != r.grants.end();
+  }
+  return false;
+}
+
+bool is_administrator_role(std::string_view role) { return role == kRoleSystemAdmin || role == kRoleOrgAdmin; }
+
+bool role_spans_organisations(std::string_view role) { return role == kRoleSystemAdmin; }
+
+}  // namespace torii::identity

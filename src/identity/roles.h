@@ -1,0 +1,54 @@
+// Roles and named permissions (JPCERT I-7…I-9, III-5, III-6).
+//
+// Every console endpoint names the one permission it needs; a person holds the permissions
+// of their role within their own organisation. Nobody holds a permission their role does not
+// list: deny unless allowed. Only the system administrator acts across organisations.
+// docs/permissions.md publishes this matrix and a test compares the two.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+
+namespace torii::identity {
+
+enum class Permission : std::uint8_t {
+  account_self,  // one's own account: password, second factor, sessions
+  devices_read,
+  devices_write,  // create, disable, enable, revoke
+  devices_delete,
+  profiles_read,
+  profiles_write,
+  telemetry_read,
+  users_read,
+  users_write,
+  security_log_read,
+  settings_read,
+  settings_write,
+};
+
+// "devices.read", "security_log.read", ...
+[[nodiscard]] std::string_view to_string(Permission permission);
+[[nodiscard]] std::optional<Permission> parse_permission(std::string_view name);
+[[nodiscard]] std::span<const Permission> all_permissions();
+
+inline constexpr std::string_view kRoleSystemAdmin = "system-admin";
+inline constexpr std::string_view kRoleOrgAdmin = "org-admin";
+inline constexpr std::string_view kRoleOperator = "operator";
+inline constexpr std::string_view kRoleViewer = "viewer";
+inline constexpr std::string_view kRoleAuditor = "auditor";
+// New people start with the least: they see, they change nothing (JPCERT I-7).
+inline constexpr std::string_view kDefaultRole = kRoleViewer;
+
+[[nodiscard]] std::span<const std::string_view> builtin_roles();
+[[nodiscard]] bool is_builtin_role(std::string_view role);
+// False for an unknown role: a role nobody defined grants nothing.
+[[nodiscard]] bool role_grants(std::string_view role, Permission permission);
+// Administrators must always use a second factor, whatever their organisation's policy.
+[[nodiscard]] bool is_administrator_role(std::string_view role);
+// The system administrator's permissions hold in every organisation; everyone else's only
+// in their own.
+[[nodiscard]] bool role_spans_organisations(std::string_view role);
+
+}  // namespace torii::identity
