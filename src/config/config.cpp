@@ -207,6 +207,25 @@ void read_all(Reader& r, Config& c) {
   std::vector<std::pair<std::string, ListenAddress>> addresses;
   read_listener(r, "gateway", c.gateway, addresses);
   read_listener(r, "console", c.console, addresses);
+  auto& h = c.console_http;
+  r.number("console.max_body_bytes", h.max_body_bytes, 1024, 16 * 1024 * 1024);
+  r.number("console.request_timeout_seconds", h.request_timeout_seconds, 1, 300);
+  r.number("console.idle_timeout_seconds", h.idle_timeout_seconds, 1, 3600);
+  r.number("console.sign_in_attempts_per_minute", h.sign_in_attempts_per_minute, 1, 10'000);
+
+  // [accounts]
+  auto& a = c.accounts;
+  r.number("accounts.session_idle_minutes", a.session_idle_minutes, 1, 24 * 60);
+  r.number("accounts.session_absolute_hours", a.session_absolute_hours, 1, 30 * 24);
+  r.number("accounts.lock_after_failures", a.lock_after_failures, 1, 100);
+  r.number("accounts.first_lock_seconds", a.first_lock_seconds, 1, 86'400);
+  r.number("accounts.longest_lock_seconds", a.longest_lock_seconds, 1, 30 * 86'400);
+  if (a.longest_lock_seconds < a.first_lock_seconds) {
+    r.problem("accounts.longest_lock_seconds", "must be at least accounts.first_lock_seconds");
+  }
+  r.number("accounts.password_hash_passes", a.password_hash_passes, 1, 10);
+  r.number("accounts.password_hash_memory_kib", a.password_hash_memory_kib, 8, 4 * 1024 * 1024);
+  r.number("accounts.concurrent_password_hashes", a.concurrent_password_hashes, 1, 64);
 
   // [mqtt]
   auto& m = c.mqtt;

@@ -107,6 +107,29 @@ struct MqttConfig {
   friend bool operator==(const MqttConfig&, const MqttConfig&) = default;
 };
 
+// The console's HTTP limits (keys in [console], next to its listener's).
+struct ConsoleConfig {
+  std::uint32_t max_body_bytes = 65536;
+  std::uint32_t request_timeout_seconds = 10;
+  std::uint32_t idle_timeout_seconds = 30;
+  // Sign-in, setup and second-factor attempts per source address (JPCERT I-1).
+  std::uint32_t sign_in_attempts_per_minute = 20;
+  friend bool operator==(const ConsoleConfig&, const ConsoleConfig&) = default;
+};
+
+// People's accounts: sessions, lockout and password hashing (JPCERT I-1…I-4, III-2…III-4).
+struct AccountsConfig {
+  std::uint32_t session_idle_minutes = 15;
+  std::uint32_t session_absolute_hours = 12;
+  std::uint32_t lock_after_failures = 5;
+  std::uint32_t first_lock_seconds = 60;
+  std::uint32_t longest_lock_seconds = 3600;
+  std::uint32_t password_hash_passes = 2;
+  std::uint32_t password_hash_memory_kib = 65536;
+  std::uint32_t concurrent_password_hashes = 2;
+  friend bool operator==(const AccountsConfig&, const AccountsConfig&) = default;
+};
+
 struct SetupConfig {
   std::uint32_t token_lifetime_minutes = 60;
   friend bool operator==(const SetupConfig&, const SetupConfig&) = default;
@@ -116,7 +139,9 @@ struct Config {
   ServerConfig server;
   ListenerConfig gateway{{{"127.0.0.1", 8883}}, 10};
   ListenerConfig console{{{"127.0.0.1", 8443}}, 10};
+  ConsoleConfig console_http;
   MqttConfig mqtt;
+  AccountsConfig accounts;
   TlsConfig tls;
   FirewallConfig firewall;
   KeysConfig keys;

@@ -30,6 +30,34 @@ handshake_timeout_seconds = 10
 # HTTPS web console and REST API.
 listen = ["127.0.0.1:8443"]
 handshake_timeout_seconds = 10
+# A request body larger than this is refused (413).
+max_body_bytes = 65536
+# A request must arrive whole within this many seconds of its first byte.
+request_timeout_seconds = 10
+# A kept-alive connection waiting longer than this for its next request is closed.
+idle_timeout_seconds = 30
+# Sign-in, setup and second-factor attempts allowed per source address and minute
+# (JPCERT I-1); more are refused with 429 whatever the account.
+sign_in_attempts_per_minute = 20
+
+[accounts]
+# A console session ends after this long without a request, and this long after sign-in
+# whatever happens (JPCERT III-4).
+session_idle_minutes = 15
+session_absolute_hours = 12
+# After this many wrong passwords or codes in a row an account is locked, first for
+# first_lock_seconds, then twice as long each further time, up to longest_lock_seconds
+# (JPCERT I-1). Unknown user names lock the same way, so answers reveal nothing.
+lock_after_failures = 5
+first_lock_seconds = 60
+longest_lock_seconds = 3600
+# Argon2id cost of a password hash (JPCERT I-3): libsodium's "interactive" profile. Raising
+# it rehashes each password at its next sign-in; lowering it weakens stored passwords.
+password_hash_passes = 2
+password_hash_memory_kib = 65536
+# Password hashes computed at once (each holds password_hash_memory_kib); sign-ins beyond
+# what these keep up with are refused with 503, so logins cannot exhaust the machine.
+concurrent_password_hashes = 2
 
 [tls]
 # "1.2" or "1.3". Older versions are never offered.

@@ -16,9 +16,13 @@
 #include "broker/broker.h"
 #include "broker/gateway.h"
 #include "broker/store_writer.h"
+#include "console/api.h"
+#include "console/http_server.h"
+#include "console/work_pool.h"
 #include "crypto/sodium.h"
 #include "crypto/x509.h"
 #include "events/security_log.h"
+#include "identity/accounts.h"
 #include "identity/devices.h"
 #include "identity/setup_token.h"
 #include "net/listener.h"
@@ -70,7 +74,6 @@ struct Server::State {
   // Declared before io: connection coroutines still suspended when io is destroyed
   // release their filter slot and refer to their handler as they unwind.
   net::ConnectionFilter filter;
-  net::CloseAfterHandshake placeholder_handler;
   // The gateway (made in start(), once the store is open). The writer is stopped by
   // ~Server before the store closes; the broker outlives the connection coroutines.
   std::unique_ptr<broker::StoreWriter> writer;
@@ -91,6 +94,13 @@ struct Server::State {
   asio::steady_timer counters_timer{io};
   asio::steady_timer wills_timer{io};
   asio::steady_timer unused_devices_timer{io};
+  asio::steady_timer sessions_timer{io};
+  // The console (made in start()). The work pool is declared last so that it is destroyed
+  // first: its threads are joined while everything their jobs use still exists.
+  std::unique_ptr<identity::Accounts> accounts;
+  std::unique_ptr<console::Api> api;
+  std::unique_ptr<console::HttpServer> http;
+  std::unique_ptr<console::WorkPool> hash_pool;
 
   void log_event(const events::SecurityEvent& event) {
     if (!log) return;
@@ -197,7 +207,36 @@ struct Server::State {
     return ok();
   }
 
+  void make_console() {
+    const auto& a = config.accounts;
+    identity::AccountsOptions o;
+    o.hash_cost = {a.password_hash_passes, std::size_t{a.password_hash_memory_kib} * 1024};
+    o.lock_after_failures = static_cast<int>(a.lock_after_failures);
+    o.first_lock = std::chrono::seconds(a.first_lock_seconds);
+    o.longest_lock = std::chrono::seconds(a.longest_lock_seconds);
+    o.session_idle = std::chrono::minutes(a.session_idle_minutes);
+    o.session_absolute = std::chrono::hours(a.session_absolute_hours);
+    accounts = std::make_unique<identity::Accounts>(*installation.store, *installation.keys, env.clock, env.random, o,
+                                                    [this](const events::SecurityEvent& e) { log_event(e); });
+    // At most this many sign-ins wait for a hash; more are answered 503 at once.
+    hash_pool = std::make_unique<console::WorkPool>(a.concurrent_password_hashes, a.concurrent_password_hashes * 32);
+    api = std::make_unique<console::Api>(console::ApiContext{config, *installation.store, *accounts, *hash_pool,
+                                                             env.clock,
+                                                             [this](const events::SecurityEvent& e) { log_event(e); }});
+    const auto& h = config.console_http;
+    console::HttpLimits limits;
+    limits.max_body_bytes = h.max_body_bytes;
+    limits.request_timeout = std::chrono::seconds(h.request_timeout_seconds);
+    limits.idle_timeout = std::chrono::seconds(h.idle_timeout_seconds);
+    http = std::make_unique<console::HttpServer>(*api, limits);
+  }
+
   void start_maintenance() {
+    every(sessions_timer, std::chrono::minutes(5), [this] {
+      if (auto removed = accounts->remove_expired_sessions(); !removed) {
+        spdlog::error("console sessions: {}", removed.error().message);
+      }
+    });
     // Will delay intervals are given in seconds; a will is published within a second of its
     // time. Sessions that received messages while their device was away are written as often.
     every(wills_timer, std::chrono::seconds(1), [this] {
@@ -252,6 +291,8 @@ struct Server::State {
 Server::Server(std::unique_ptr<State> state) : state_(std::move(state)) {}
 
 Server::~Server() {
+  // Password hashing in progress finishes before anything it uses goes away.
+  if (state_) state_->hash_pool.reset();
   if (state_ && state_->writer) {
     // Everything accepted is stored before the store closes (it was never acknowledged,
     // but it is not lost either), and so are the persistent sessions.
@@ -362,6 +403,7 @@ Status Server::start() {
   };
 
   if (auto gateway = s.make_gateway(); !gateway) return gateway;
+  s.make_console();
   s.control =
       std::make_unique<ControlServer>(s.io, s.data_dir / kControlSocketName, [&s](const AdminRequest& request, uid_t) {
         AdminContext context{s.config, s.installation, s.log.get(), s.broker.get(), s.env.clock, s.env.random};
@@ -374,7 +416,7 @@ Status Server::start() {
     if (gateway) {
       s.listeners[i]->start(contexts->gateway, *s.gateway, events);
     } else {
-      s.listeners[i]->start(contexts->console, s.placeholder_handler, events);
+      s.listeners[i]->start(contexts->console, *s.http, events);
     }
     endpoints.push_back(fmt::format("{} {}", gateway ? "gateway" : "console", s.listeners[i]->local_endpoint()));
   }
@@ -439,6 +481,7 @@ void Server::request_stop() {
     s.wills_timer.cancel();
     if (s.control) s.control->stop();
     s.unused_devices_timer.cancel();
+    s.sessions_timer.cancel();
     for (auto& l : s.listeners) l->stop();
     s.io.stop();
   });

@@ -1,0 +1,74 @@
+// The console's REST API (eUtility): every request passes the same chain before its handler.
+//
+//   security headers on every answer (HSTS, CSP, nosniff, no-referrer, no-store)
+//   → route (404 / 405 with Allow)
+//   → per-source limit on sign-in, setup and second-factor attempts (429)
+//   → for state changes: same origin (Origin / Sec-Fetch-Site), JSON content type (415)
+//   → session from the __Host- cookie only (never from the URL), its stage
+//   → CSRF token header for state changes made with a session (403)
+//   → the route's named permission in the caller's organisation (403): deny unless allowed
+//   → the handler; request bodies are JSON objects of known members only (400)
+//
+// Errors are application/problem+json (RFC 9457) with a code and, for input, every problem
+// with its field; never internals. Handlers that hash passwords run on the WorkPool.
+//
+// Threading: handle() runs on the listener's io_context thread.
+#pragma once
+
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "base/clock.h"
+#include "config/config.h"
+#include "console/http_server.h"
+#include "identity/accounts.h"
+#include "store/store.h"
+
+namespace torii::console {
+
+class WorkPool;
+
+struct ApiContext {
+  const config::Config& config;
+  store::Store& store;
+  identity::Accounts& accounts;
+  WorkPool& work;
+  const Clock& clock;
+  identity::EventSink events;
+};
+
+// One row of the route table, for docs/permissions.md and its test.
+struct RouteInfo {
+  std::string_view method;
+  std::string_view pattern;     // "/api/v1/devices/{id}"
+  std::string_view access;      // "anyone", "any session", "second-factor stage", "enrol or full", "signed in"
+  std::string_view permission;  // a permission name, or empty
+};
+
+class Api final : public RequestHandler {
+ public:
+  explicit Api(ApiContext context);
+  ~Api() override;
+  Api(const Api&) = delete;
+  Api& operator=(const Api&) = delete;
+
+  boost::asio::awaitable<Response> handle(Request request) override;
+
+  [[nodiscard]] std::vector<RouteInfo> routes() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The session cookie's name: the __Host- prefix makes browsers refuse it unless it is
+// Secure, has Path=/ and no Domain (JPCERT III-3).
+inline constexpr std::string_view kSessionCookie = "__Host-torii-session";
+// The header carrying the CSRF token on state-changing requests.
+inline constexpr std::string_view kCsrfHeader = "x-csrf-token";
+
+// The CSRF token of a session: derived from its id one way, so it reveals nothing of it.
+[[nodiscard]] std::string csrf_token(std::string_view session_id);
+
+}  // namespace torii::console

@@ -1,0 +1,123 @@
+#include "console/request_checks.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+namespace torii::console {
+
+namespace {
+
+// Calls f with each piece of `text` between separators.
+template <class F>
+void split(std::string_view text, char separator, F f) {
+  while (!text.empty()) {
+    const auto end = text.find(separator);
+    f(text.substr(0, end));
+    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
+  }
+}
+
+std::vector<std::string_view> segments(std::string_view path) {
+  std::vector<std::string_view> out;
+  split(path, '/', [&](std::string_view s) {
+    if (!s.empty()) out.push_back(s);
+  });
+  return out;
+}
+
+}  // namespace
+
+std::optional<std::string> cookie_value(const Request& request, std::string_view name) {
+  std::optional<std::string> found;
+  for (const auto& [field, value] : request.headers) {
+    if (field != "cookie") continue;
+    split(value, ';', [&](std::string_view pair) {
+      while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+      const auto eq = pair.find('=');
+      if (!found && eq != std::string_view::npos && pair.substr(0, eq) == name)
+        found = std::string(pair.substr(eq + 1));
+    });
+  }
+  return found;
+}
+
+std::optional<std::string> query_parameter(std::string_view query, std::string_view name) {
+  std::optional<std::string> found;
+  split(query, '&', [&](std::string_view pair) {
+    const auto eq = pair.find('=');
+    if (!found && pair.substr(0, eq) == name) {
+      found = eq == std::string_view::npos ? std::string() : std::string(pair.substr(eq + 1));
+    }
+  });
+  return found;
+}
+
+bool match_route(std::string_view pattern, std::string_view path, std::map<std::string, std::string>& params) {
+  const auto want = segments(pattern);
+  const auto got = segments(path);
+  if (want.size() != got.size()) return false;
+  std::map<std::string, std::string> found;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    if (want[i].size() > 2 && want[i].starts_with('{') && want[i].ends_with('}')) {
+      if (got[i].size() > 128) return false;
+      found[std::string(want[i].substr(1, want[i].size() - 2))] = std::string(got[i]);
+    } else if (want[i] != got[i]) {
+      return false;
+    }
+  }
+  params = std::move(found);
+  return true;
+}
+
+bool same_origin(const Request& request) {
+  if (auto site = request.header("sec-fetch-site"); site && *site != "same-origin" && *site != "none") return false;
+  auto origin = request.header("origin");
+  if (!origin) return true;
+  auto host = request.header("host");
+  return host && *origin == fmt::format("https://{}", *host);
+}
+
+std::string address_of(std::string_view endpoint) {
+  if (endpoint.starts_with('[')) {
+    const auto end = endpoint.find(']');
+    return std::string(endpoint.substr(1, end == std::string_view::npos ? std::string_view::npos : end - 1));
+  }
+  return std::string(endpoint.substr(0, endpoint.rfind(':')));
+}
+
+std::vector<FieldProblem> read_json_fields(std::string_view body, std::span<const FieldSpec> specs,
+                                           std::map<std::string, std::string>& fields) {
+  using nlohmann::json;
+  std::vector<FieldProblem> problems;
+  if (specs.empty()) {
+    if (!body.empty() && body != "{}") problems.push_back({"", "unexpected_body", "this request takes no body"});
+    return problems;
+  }
+  const json parsed = json::parse(body, nullptr, false);
+  if (parsed.is_discarded() || !parsed.is_object()) {
+    problems.push_back({"", "not_an_object", "the body must be a JSON object"});
+    return problems;
+  }
+  for (const auto& item : parsed.items()) {
+    const std::string& key = item.key();
+    const json& value = item.value();
+    const auto spec = std::ranges::find_if(specs, [&](const FieldSpec& f) { return f.name == key; });
+    if (spec == specs.end()) {
+      problems.push_back({key, "unknown_field", "is not a member of this request"});
+    } else if (!value.is_string()) {
+      problems.push_back({key, "wrong_type", "must be a string"});
+    } else if (value.get_ref<const std::string&>().size() > spec->max_bytes) {
+      problems.push_back({key, "too_long", fmt::format("must be at most {} bytes", spec->max_bytes)});
+    } else {
+      fields[key] = value.get<std::string>();
+    }
+  }
+  for (const auto& f : specs) {
+    if (f.required && !parsed.contains(f.name)) problems.push_back({std::string(f.name), "missing", "is required"});
+  }
+  return problems;
+}
+
+}  // namespace torii::console

@@ -1,0 +1,57 @@
+// The pure parts of the console's request chain: reading the session cookie, matching a
+// path against a route, checking where a request comes from, and validating a JSON body
+// against the members a request takes. No I/O; fuzzed (tests/fuzz/http_request_fuzz.cpp).
+#pragma once
+
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "console/http.h"
+
+namespace torii::console {
+
+// The value of cookie `name` in the request's Cookie fields, if any.
+[[nodiscard]] std::optional<std::string> cookie_value(const Request& request, std::string_view name);
+
+// The value of a query parameter, as sent (not percent-decoded), if any.
+[[nodiscard]] std::optional<std::string> query_parameter(std::string_view query, std::string_view name);
+
+// "/api/v1/devices/{id}" against "/api/v1/devices/pump-1": true, params {id: pump-1}. A
+// parameter matches one non-empty segment of at most 128 bytes.
+[[nodiscard]] bool match_route(std::string_view pattern, std::string_view path,
+                               std::map<std::string, std::string>& params);
+
+// Whether what a browser says about the request's origin names this server (JPCERT
+// III-7): Sec-Fetch-Site same-origin or none, and Origin (when sent) https://<Host>.
+// Scripts send neither and pass.
+[[nodiscard]] bool same_origin(const Request& request);
+
+// "203.0.113.5" from "203.0.113.5:51234", "2001:db8::1" from "[2001:db8::1]:51234".
+[[nodiscard]] std::string address_of(std::string_view endpoint);
+
+struct FieldSpec {
+  std::string_view name;
+  bool required = true;
+  std::size_t max_bytes = 1024;
+};
+
+struct FieldProblem {
+  std::string field;  // the member's name; empty for the body as a whole
+  std::string code;
+  std::string message;
+
+  friend bool operator==(const FieldProblem&, const FieldProblem&) = default;
+};
+
+// Every problem of a body against the members a request takes (all strings): not a JSON
+// object, an unknown member, a member that is not a string or is too long, a required one
+// missing. With no specs, only an empty body or {} is accepted. The values of the accepted
+// members go to `fields`.
+[[nodiscard]] std::vector<FieldProblem> read_json_fields(std::string_view body, std::span<const FieldSpec> specs,
+                                                         std::map<std::string, std::string>& fields);
+
+}  // namespace torii::console

@@ -1,0 +1,106 @@
+// Fuzzes the console's path from bytes to a checked request: HTTP/1.1 parsing (Beast's
+// parser behind RequestReader, fed in pieces whose sizes come from the input) and the pure
+// request checks (session cookie, route matching, origin, JSON body validation).
+//
+// Properties beyond "does not crash":
+//   - a reader is done, refused with 400/413/431, or waiting for more; what it leaves
+//     unconsumed is a suffix of what it was given (it never invents bytes);
+//   - a request it returns fits its limits (body at most max_body_bytes) and has a method
+//     and a path;
+//   - matching a route binds exactly the pattern's parameters, each non-empty and at most
+//     128 bytes, and the literal segments are the path's;
+//   - body validation accepts only known string members within their length, reports a
+//     problem for everything else, and accepting a body means no problems were reported.
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "console/request_checks.h"
+#include "console/request_reader.h"
+#include "fuzz_check.h"
+
+namespace torii::fuzz {
+namespace {
+
+using namespace torii::console;
+
+constexpr std::size_t kMaxHeader = 2048;
+constexpr std::size_t kMaxBody = 1024;
+
+constexpr FieldSpec kSpecs[] = {{"username", true, 16}, {"password", true, 64}, {"code", false, 8}};
+constexpr std::string_view kPatterns[] = {"/api/v1/devices", "/api/v1/devices/{id}",
+                                          "/api/v1/account/sessions/{handle}", "/a/{x}/b/{y}"};
+
+void check_request(const Request& r) {
+  check(!r.method.empty());
+  check(r.body.size() <= kMaxBody);
+
+  (void)cookie_value(r, "__Host-torii-session");
+  (void)query_parameter(r.query, "organisation");
+  (void)same_origin(r);
+  (void)address_of(r.source);
+
+  for (auto pattern : kPatterns) {
+    std::map<std::string, std::string> params;
+    if (!match_route(pattern, r.path, params)) continue;
+    std::size_t braces = 0;
+    for (char c : pattern) braces += c == '{' ? 1 : 0;
+    check(params.size() <= braces);
+    for (const auto& [name, value] : params) check(!value.empty() && value.size() <= 128 && !name.empty());
+  }
+
+  std::map<std::string, std::string> fields;
+  const auto problems = read_json_fields(r.body, kSpecs, fields);
+  for (const auto& [name, value] : fields) {
+    bool known = false;
+    for (const auto& spec : kSpecs) {
+      if (spec.name == name) {
+        known = true;
+        check(value.size() <= spec.max_bytes);
+      }
+    }
+    check(known);
+  }
+  if (problems.empty()) {
+    check(fields.size() >= 2);  // both required members arrived
+  }
+}
+
+}  // namespace
+}  // namespace torii::fuzz
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  using namespace torii::console;
+  if (size == 0) return 0;
+  // The first byte sets the piece size, so the parser also sees requests split anywhere.
+  const std::size_t piece = 1 + data[0] % 64;
+  std::string input(reinterpret_cast<const char*>(data + 1), size - 1);
+  std::string pending;
+  std::size_t offset = 0;
+  // Pipelined requests: one reader after another over the same bytes.
+  for (int requests = 0; requests < 8; ++requests) {
+    RequestReader reader(torii::fuzz::kMaxHeader, torii::fuzz::kMaxBody);
+    auto state = RequestReader::State::need_more;
+    while (state == RequestReader::State::need_more) {
+      if (pending.empty() && offset >= input.size()) break;
+      const std::size_t n = std::min(piece, input.size() - offset);
+      pending.append(input, offset, n);
+      offset += n;
+      const std::string before = pending;
+      state = reader.feed(pending);
+      torii::fuzz::check(before.size() >= pending.size() &&
+                         before.compare(before.size() - pending.size(), pending.size(), pending) == 0);
+      if (n == 0 && state == RequestReader::State::need_more) break;
+    }
+    if (state == RequestReader::State::refused) {
+      const int status = reader.refusal_status();
+      torii::fuzz::check(status == 400 || status == 413 || status == 431);
+      return 0;
+    }
+    if (state != RequestReader::State::done) return 0;
+    torii::fuzz::check_request(reader.take("192.0.2.1:1234"));
+  }
+  return 0;
+}

@@ -1,0 +1,356 @@
+// The console's REST API as a person's browser or script meets it: curl over HTTPS against
+// the real server, TOTP codes from oathtool (what an authenticator app computes).
+#include <fstream>
+#include <map>
+#include <regex>
+#include <sstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "server_fixture.h"
+
+namespace torii::testing {
+namespace {
+
+using nlohmann::json;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::SizeIs;
+using ::testing::StartsWith;
+
+constexpr std::string_view kPassword = "violet harbour ladder sprinkle 42";
+
+struct Answer {
+  int status = 0;
+  std::multimap<std::string, std::string> headers;  // names lower-cased
+  std::string body;
+
+  [[nodiscard]] std::string header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? "" : it->second;
+  }
+  [[nodiscard]] json body_json() const { return json::parse(body, nullptr, false); }
+  [[nodiscard]] std::string code() const {
+    const auto j = body_json();
+    return j.is_object() && j.contains("code") ? j["code"].get<std::string>() : "";
+  }
+  // The session cookie's value from Set-Cookie, and its attributes.
+  [[nodiscard]] std::string set_cookie() const { return header("set-cookie"); }
+  [[nodiscard]] std::string cookie_value() const {
+    static const std::regex re("^__Host-torii-session=([^;]*);");
+    std::smatch m;
+    const std::string c = set_cookie();
+    return std::regex_search(c, m, re) ? m[1].str() : "";
+  }
+};
+
+Answer parse_answer(const std::string& raw) {
+  Answer a;
+  std::size_t header_end = raw.find("\r\n\r\n");
+  if (header_end == std::string::npos) return a;
+  std::istringstream head(raw.substr(0, header_end));
+  std::string line;
+  std::getline(head, line);
+  std::sscanf(line.c_str(), "HTTP/%*s %d", &a.status);
+  while (std::getline(head, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    const auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string name = line.substr(0, colon);
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    a.headers.emplace(name, line.substr(line.find_first_not_of(' ', colon + 1)));
+  }
+  a.body = raw.substr(header_end + 4);
+  return a;
+}
+
+class Console : public ServerTest {
+ protected:
+  Console() {
+    // Cheap hashes and a small lockout, so that the tests run quickly; the logic is the same.
+    config_text += R"(idle_timeout_seconds = 2
+max_body_bytes = 2048
+[accounts]
+password_hash_passes = 1
+password_hash_memory_kib = 8192
+lock_after_failures = 3
+first_lock_seconds = 600
+)";
+  }
+
+  void start_console() {
+    start();
+    const auto bundle = torii({"admin", "ca", "export"});
+    ASSERT_EQ(bundle.exit_code, 0) << bundle.err;
+    std::ofstream(work_dir() / "ca.pem") << bundle.out;
+  }
+
+  [[nodiscard]] std::string url(const std::string& path) const {
+    return "https://localhost:" + std::to_string(console_port) + path;
+  }
+
+  // One request with curl. `session` is a cookie value; `csrf` the CSRF header.
+  Answer call(const std::string& method, const std::string& path, const std::optional<json>& body = std::nullopt,
+              const std::string& session = "", const std::string& csrf = "",
+              const std::vector<std::string>& headers = {}) {
+    std::vector<std::string> argv{"curl", "-sS",  "-i",     "--http1.1", "--cacert", (work_dir() / "ca.pem").string(),
+                                  "-X",   method, url(path)};
+    if (body) {
+      argv.insert(argv.end(), {"-H", "Content-Type: application/json", "--data-binary", body->dump()});
+    }
+    if (!session.empty()) argv.insert(argv.end(), {"-H", "Cookie: __Host-torii-session=" + session});
+    if (!csrf.empty()) argv.insert(argv.end(), {"-H", "X-CSRF-Token: " + csrf});
+    for (const auto& h : headers) argv.insert(argv.end(), {"-H", h});
+    const auto r = run(argv, std::chrono::seconds(30));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return parse_answer(r.out);
+  }
+
+  [[nodiscard]] std::string setup_token() const { return setup_url.substr(setup_url.find('#') + 1); }
+
+  // The current code of a TOTP secret, `offset` seconds from now, as an authenticator shows it.
+  static std::string totp(const std::string& secret, int offset = 0) {
+    const auto r = run({"oathtool", "--totp", "-b", secret, "-N", "now + " + std::to_string(offset) + " seconds"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::string code = r.out;
+    while (!code.empty() && (code.back() == '\n' || code.back() == '\r')) code.pop_back();
+    return code;
+  }
+
+  struct Signed {
+    std::string session;
+    std::string csrf;
+  };
+
+  // Setup through the one-time link, TOTP enrolment with oathtool; returns the full session.
+  Signed set_up_administrator() {
+    auto made = call(
+        "POST", "/api/v1/setup",
+        json{{"token", setup_token()}, {"username", "alice"}, {"email", "alice@example.org"}, {"password", kPassword}});
+    EXPECT_EQ(made.status, 201) << made.body;
+    const std::string session = made.cookie_value();
+    const std::string csrf = made.body_json().value("csrf_token", "");
+    auto begun = call("POST", "/api/v1/account/totp", std::nullopt, session, csrf);
+    EXPECT_EQ(begun.status, 200) << begun.body;
+    secret = begun.body_json().value("secret", "");
+    auto confirmed = call("POST", "/api/v1/account/totp/confirm", json{{"code", totp(secret)}}, session, csrf);
+    EXPECT_EQ(confirmed.status, 200) << confirmed.body;
+    recovery_codes = confirmed.body_json().value("recovery_codes", std::vector<std::string>{});
+    return {confirmed.cookie_value(), confirmed.body_json().value("csrf_token", "")};
+  }
+
+  std::string secret;
+  std::vector<std::string> recovery_codes;
+};
+
+TEST_F(Console, TheFirstAdministratorIsCreatedThroughTheOneTimeLinkAndMustEnrolTotp) {
+  start_console();
+  EXPECT_EQ(call("GET", "/api/v1/setup").body_json()["pending"], true);
+
+  // A weak password is refused with every reason, and the link stays usable.
+  auto weak = call(
+      "POST", "/api/v1/setup",
+      json{{"token", setup_token()}, {"username", "alice"}, {"email", "alice@example.org"}, {"password", "alice123"}});
+  EXPECT_EQ(weak.status, 422);
+  std::set<std::string> codes;
+  const json refusal = weak.body_json();
+  for (const auto& e : refusal["errors"]) codes.insert(e["code"].get<std::string>());
+  EXPECT_TRUE(codes.contains("too_short")) << weak.body;
+  EXPECT_TRUE(codes.contains("contains_name")) << weak.body;
+
+  auto made = call(
+      "POST", "/api/v1/setup",
+      json{{"token", setup_token()}, {"username", "alice"}, {"email", "alice@example.org"}, {"password", kPassword}});
+  ASSERT_EQ(made.status, 201) << made.body;
+  EXPECT_EQ(made.body_json()["stage"], "enrol");
+  EXPECT_EQ(made.body_json()["user"]["role"], "system-admin");
+  // JPCERT III-3: the cookie's attributes.
+  EXPECT_THAT(made.set_cookie(), StartsWith("__Host-torii-session="));
+  for (const char* attribute : {"; Path=/", "; Secure", "; HttpOnly", "; SameSite=Strict"}) {
+    EXPECT_THAT(made.set_cookie(), HasSubstr(attribute));
+  }
+  EXPECT_THAT(made.set_cookie(), Not(HasSubstr("Domain")));
+  const std::string session = made.cookie_value();
+  const std::string csrf = made.body_json()["csrf_token"];
+  ASSERT_EQ(session.size(), 43u);
+
+  // Nothing but enrolment until TOTP is on.
+  EXPECT_EQ(call("GET", "/api/v1/devices", std::nullopt, session).code(), "second_factor_enrolment_required");
+  auto begun = call("POST", "/api/v1/account/totp", std::nullopt, session, csrf);
+  ASSERT_EQ(begun.status, 200) << begun.body;
+  const std::string totp_secret = begun.body_json()["secret"];
+  EXPECT_THAT(begun.body_json()["uri"].get<std::string>(), StartsWith("otpauth://totp/torii:alice?secret="));
+  EXPECT_THAT(begun.body_json()["qr_svg"].get<std::string>(), StartsWith("<svg"));
+  EXPECT_EQ(call("POST", "/api/v1/account/totp/confirm", json{{"code", "000000"}}, session, csrf).status, 422);
+  auto confirmed = call("POST", "/api/v1/account/totp/confirm", json{{"code", totp(totp_secret)}}, session, csrf);
+  ASSERT_EQ(confirmed.status, 200) << confirmed.body;
+  EXPECT_THAT(confirmed.body_json()["recovery_codes"], SizeIs(10));
+  EXPECT_EQ(confirmed.body_json()["stage"], "full");
+  const std::string full = confirmed.cookie_value();
+  EXPECT_NE(full, session) << "a new session id after the second factor";
+  EXPECT_EQ(call("GET", "/api/v1/session", std::nullopt, session).status, 401) << "the old id is dead";
+  EXPECT_EQ(call("GET", "/api/v1/devices", std::nullopt, full).status, 200);
+
+  // The link is dead, and says so.
+  auto again = call("POST", "/api/v1/setup",
+                    json{{"token", setup_token()},
+                         {"username", "bob"},
+                         {"email", "bob@example.org"},
+                         {"password", "quiet marble teapot orbit 1987"}});
+  EXPECT_EQ(again.status, 422);
+  EXPECT_EQ(again.body_json()["errors"][0]["field"], "setup_token");
+  EXPECT_EQ(call("GET", "/api/v1/setup").body_json()["pending"], false);
+}
+
+TEST_F(Console, SignInNeedsPasswordThenTotpAndSignOutClearsTheSession) {
+  start_console();
+  set_up_administrator();
+
+  auto password = call("POST", "/api/v1/session", json{{"username", "Alice"}, {"password", kPassword}});
+  ASSERT_EQ(password.status, 200) << password.body;
+  EXPECT_EQ(password.body_json()["stage"], "second-factor");
+  const std::string waiting = password.cookie_value();
+  const std::string waiting_csrf = password.body_json()["csrf_token"];
+  EXPECT_EQ(call("GET", "/api/v1/devices", std::nullopt, waiting).code(), "second_factor_required");
+
+  // The enrolment used the current step's code: the next step's passes, a replay does not.
+  auto replayed = call("POST", "/api/v1/session/second-factor", json{{"code", totp(secret)}}, waiting, waiting_csrf);
+  EXPECT_EQ(replayed.status, 401) << replayed.body;
+  auto second = call("POST", "/api/v1/session/second-factor", json{{"code", totp(secret, 30)}}, waiting, waiting_csrf);
+  ASSERT_EQ(second.status, 200) << second.body;
+  const std::string session = second.cookie_value();
+  const std::string csrf = second.body_json()["csrf_token"];
+  EXPECT_NE(session, waiting);
+
+  auto me = call("GET", "/api/v1/session", std::nullopt, session);
+  EXPECT_EQ(me.body_json()["user"]["username"], "alice");
+  EXPECT_EQ(me.body_json()["user"]["second_factor"], true);
+  // The session id is taken from the cookie only, never from the URL.
+  EXPECT_EQ(call("GET", "/api/v1/session?session=" + session).status, 401);
+
+  // Sessions are listed, and another one can be ended from here.
+  auto other = call("POST", "/api/v1/session", json{{"username", "alice"}, {"password", kPassword}});
+  auto listed = call("GET", "/api/v1/account/sessions", std::nullopt, session);
+  ASSERT_EQ(listed.status, 200);
+  EXPECT_THAT(listed.body_json()["sessions"], SizeIs(3));  // setup's full one, this one, the new one
+  auto ended = call("POST", "/api/v1/account/sessions/end-others", std::nullopt, session, csrf);
+  EXPECT_EQ(ended.body_json()["ended"], 2);
+  EXPECT_EQ(call("GET", "/api/v1/session", std::nullopt, other.cookie_value()).status, 401);
+
+  auto out = call("DELETE", "/api/v1/session", std::nullopt, session, csrf);
+  EXPECT_EQ(out.status, 204);
+  EXPECT_THAT(out.set_cookie(), HasSubstr("Max-Age=0"));
+  EXPECT_EQ(out.header("clear-site-data"), R"("cache", "cookies", "storage")");
+  EXPECT_EQ(call("GET", "/api/v1/session", std::nullopt, session).status, 401);
+}
+
+TEST_F(Console, ARecoveryCodeSignsInOnce) {
+  start_console();
+  set_up_administrator();
+  ASSERT_THAT(recovery_codes, SizeIs(10));
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto password = call("POST", "/api/v1/session", json{{"username", "alice"}, {"password", kPassword}});
+    auto code = call("POST", "/api/v1/session/second-factor", json{{"code", recovery_codes[0]}},
+                     password.cookie_value(), password.body_json()["csrf_token"]);
+    EXPECT_EQ(code.status, attempt == 0 ? 200 : 401) << attempt << code.body;
+  }
+}
+
+TEST_F(Console, RepeatedFailuresLockTheAccountAndUnknownNamesAlike) {
+  start_console();
+  set_up_administrator();
+  std::vector<std::pair<int, int>> answers;  // (known, unknown)
+  for (int i = 0; i < 4; ++i) {
+    answers.emplace_back(
+        call("POST", "/api/v1/session", json{{"username", "alice"}, {"password", "wrong wrong wrong"}}).status,
+        call("POST", "/api/v1/session", json{{"username", "nobody-here"}, {"password", "wrong wrong"}}).status);
+  }
+  EXPECT_EQ(answers, (std::vector<std::pair<int, int>>{{401, 401}, {401, 401}, {429, 429}, {429, 429}}));
+  // Locked means locked, even with the right password; the answer says for how long.
+  auto locked = call("POST", "/api/v1/session", json{{"username", "alice"}, {"password", kPassword}});
+  EXPECT_EQ(locked.status, 429);
+  EXPECT_EQ(locked.code(), "account_locked");
+  EXPECT_THAT(locked.body_json()["title"].get<std::string>(), HasSubstr("seconds"));
+  const int retry = std::stoi(locked.header("retry-after"));
+  EXPECT_GT(retry, 500);
+  EXPECT_LE(retry, 600);
+
+  // Recorded in the security log.
+  std::ifstream log(data_dir() / "log" / "security.log");
+  std::stringstream text;
+  text << log.rdbuf();
+  EXPECT_THAT(text.str(), HasSubstr("\"action\":\"account.locked\""));
+  EXPECT_THAT(text.str(), HasSubstr("\"action\":\"login.failed\""));
+  EXPECT_THAT(text.str(), Not(HasSubstr("wrong wrong")));
+}
+
+TEST_F(Console, EveryAnswerCarriesTheSecurityHeaders) {
+  start_console();
+  for (const auto& answer : {call("GET", "/api/v1/setup"), call("GET", "/nothing/here"), call("GET", "/api/v1/devices"),
+                             call("PUT", "/api/v1/setup")}) {
+    EXPECT_EQ(answer.header("strict-transport-security"), "max-age=63072000; includeSubDomains");
+    EXPECT_THAT(answer.header("content-security-policy"), HasSubstr("default-src 'none'"));
+    EXPECT_THAT(answer.header("content-security-policy"), HasSubstr("frame-ancestors 'none'"));
+    EXPECT_EQ(answer.header("x-content-type-options"), "nosniff");
+    EXPECT_EQ(answer.header("referrer-policy"), "no-referrer");
+    EXPECT_EQ(answer.header("cache-control"), "no-store");
+    EXPECT_EQ(answer.header("access-control-allow-origin"), "") << "no CORS";
+  }
+  EXPECT_EQ(call("GET", "/nothing/here").status, 404);
+  EXPECT_EQ(call("GET", "/nothing/here").header("content-type"), "application/problem+json");
+  auto wrong_method = call("PUT", "/api/v1/setup");
+  EXPECT_EQ(wrong_method.status, 405);
+  EXPECT_EQ(wrong_method.header("allow"), "GET, POST");
+}
+
+TEST_F(Console, RequestsFromOtherOriginsWithoutCsrfTokenOrOfUnknownShapeAreRefused) {
+  start_console();
+  const auto s = set_up_administrator();
+  const json sign_in{{"username", "alice"}, {"password", kPassword}};
+  // Cross-origin (login CSRF) and cross-site fetches are refused before anything is checked.
+  EXPECT_EQ(call("POST", "/api/v1/session", sign_in, "", "", {"Origin: https://evil.example"}).code(), "cross_origin");
+  EXPECT_EQ(call("POST", "/api/v1/session", sign_in, "", "", {"Sec-Fetch-Site: cross-site"}).code(), "cross_origin");
+  EXPECT_EQ(call("POST", "/api/v1/session", sign_in, "", "",
+                 {"Origin: https://localhost:" + std::to_string(console_port), "Sec-Fetch-Site: same-origin"})
+                .status,
+            200);
+
+  // A state change with the session but without (or with a wrong) CSRF token.
+  EXPECT_EQ(call("POST", "/api/v1/account/sessions/end-others", std::nullopt, s.session).code(), "csrf");
+  EXPECT_EQ(call("POST", "/api/v1/account/sessions/end-others", std::nullopt, s.session, "x" + s.csrf).code(), "csrf");
+  EXPECT_EQ(call("DELETE", "/api/v1/session", std::nullopt, s.session).code(), "csrf");
+  EXPECT_EQ(call("GET", "/api/v1/session", std::nullopt, s.session).status, 200) << "still signed in";
+
+  // Bodies: JSON objects of known string members only; every problem is listed.
+  auto unknown = call("POST", "/api/v1/session", json{{"username", "alice"}, {"password", 5}, {"admin", true}});
+  EXPECT_EQ(unknown.status, 400);
+  std::set<std::string> fields;
+  const json refusal = unknown.body_json();
+  for (const auto& e : refusal["errors"]) fields.insert(e["field"].get<std::string>());
+  EXPECT_EQ(fields, (std::set<std::string>{"password", "admin"}));
+  EXPECT_EQ(call("POST", "/api/v1/session", json::array({1, 2})).status, 400);
+  const auto form = run({"curl", "-sS", "-i", "--cacert", (work_dir() / "ca.pem").string(), "-d",
+                         "username=alice&password=x", url("/api/v1/session")});
+  EXPECT_EQ(parse_answer(form.out).status, 415);
+  // Larger than console.max_body_bytes (2048 here).
+  EXPECT_EQ(call("POST", "/api/v1/session", json{{"username", std::string(4000, 'a')}, {"password", "x"}}).status, 413);
+}
+
+TEST_F(Console, AnIdleConnectionIsClosedAndAGarbledRequestGets400) {
+  start_console();
+  const std::string ca = (work_dir() / "ca.pem").string();
+  // console.idle_timeout_seconds = 2: a client that sends nothing is closed.
+  const auto idle = run({"openssl", "s_client", "-connect", "127.0.0.1:" + std::to_string(console_port), "-ign_eof",
+                         "-CAfile", ca, "-quiet"},
+                        std::chrono::seconds(20));
+  EXPECT_NE(idle.exit_code, -1) << "still open after 20 s";
+  const auto garbled = run({"openssl", "s_client", "-connect", "127.0.0.1:" + std::to_string(console_port), "-ign_eof",
+                            "-CAfile", ca, "-quiet"},
+                           std::chrono::seconds(20), "GET /api/v1/setup HTTP/1.1\r\nHost localhost\r\n\r\n");
+  EXPECT_THAT(garbled.out, StartsWith("HTTP/1.1 400 Bad Request\r\n"));
+}
+
+}  // namespace
+}  // namespace torii::testing
