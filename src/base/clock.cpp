@@ -29,4 +29,36 @@ std::string format_utc_millis(std::chrono::system_clock::time_point t) {
                      tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
 }
 
+std::optional<UnixMillis> parse_utc_millis(std::string_view text) {
+  // YYYY-MM-DDTHH:MM:SSZ or YYYY-MM-DDTHH:MM:SS.mmmZ
+  if (text.size() != 20 && text.size() != 24) return std::nullopt;
+  const auto digits = [&](std::size_t at, std::size_t n) -> std::optional<int> {
+    int v = 0;
+    for (std::size_t i = at; i < at + n; ++i) {
+      if (text[i] < '0' || text[i] > '9') return std::nullopt;
+      v = v * 10 + (text[i] - '0');
+    }
+    return v;
+  };
+  if (text[4] != '-' || text[7] != '-' || text[10] != 'T' || text[13] != ':' || text[16] != ':' || text.back() != 'Z') {
+    return std::nullopt;
+  }
+  const auto y = digits(0, 4);
+  const auto mo = digits(5, 2);
+  const auto d = digits(8, 2);
+  const auto h = digits(11, 2);
+  const auto mi = digits(14, 2);
+  const auto s = digits(17, 2);
+  std::optional<int> ms = 0;
+  if (text.size() == 24) ms = text[19] == '.' ? digits(20, 3) : std::nullopt;
+  if (!y || !mo || !d || !h || !mi || !s || !ms || *y < 1970 || *y > 2200 || *h > 23 || *mi > 59 || *s > 59)
+    return std::nullopt;
+  const std::chrono::year_month_day date{std::chrono::year(*y), std::chrono::month(static_cast<unsigned>(*mo)),
+                                         std::chrono::day(static_cast<unsigned>(*d))};
+  if (!date.ok()) return std::nullopt;
+  const auto t = std::chrono::sys_days(date) + std::chrono::hours(*h) + std::chrono::minutes(*mi) +
+                 std::chrono::seconds(*s) + std::chrono::milliseconds(*ms);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
 }  // namespace torii

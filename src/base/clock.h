@@ -4,7 +4,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace torii {
 
@@ -26,5 +28,9 @@ using UnixMillis = std::int64_t;
 
 // "2026-11-22T03:41:07.123Z": UTC with millisecond precision (JPCERT III-1).
 [[nodiscard]] std::string format_utc_millis(std::chrono::system_clock::time_point t);
+// The inverse, for dates people send: "2027-01-31T00:00:00Z" or with ".123" milliseconds,
+// UTC only ("Z"), years 1970-2200 (what a time_point holds), real calendar dates; nullopt for
+// anything else.
+[[nodiscard]] std::optional<UnixMillis> parse_utc_millis(std::string_view text);
 
 }  // namespace torii

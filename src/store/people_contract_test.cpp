@@ -1,5 +1,6 @@
 // The store contract for the console's people: organisations, users (with their password
-// history and recovery codes) and console sessions. Backend-agnostic, like contract_test.cpp.
+// history and recovery codes), console sessions and password reset tokens. Backend-agnostic,
+// like contract_test.cpp.
 #include <atomic>
 #include <cstdint>
 #include <initializer_list>
@@ -53,6 +54,17 @@ ConsoleSessionRecord make_session(std::string id_hash, std::string user_id, Unix
   s.user_agent = "Mozilla/5.0";
   s.id_hash = std::move(id_hash);
   return s;
+}
+
+// A reset token valid for 15 minutes from created_at (IIIT DI7).
+PasswordResetToken make_reset_token(std::string token_hash, std::string user_id, UnixMillis created_at = kNow) {
+  PasswordResetToken t;
+  t.user_id = std::move(user_id);
+  t.created_at = created_at;
+  t.expires_at = created_at + 15 * 60 * 1000;
+  t.issued_by = "user:admin-1";
+  t.token_hash = std::move(token_hash);
+  return t;
 }
 
 // Stores organisation org-1 and, for each id, a user of it made by make_user.
@@ -534,6 +546,47 @@ TEST_P(StoreContractTest, UserListUnusedSinceIsLeastRecentlyActiveFirstAndSkipsD
   EXPECT_THAT(*none, IsEmpty());
 }
 
+TEST_P(StoreContractTest, UserCountActiveWithRoleCountsOnlyActiveUsersOfThatRoleInThatOrganisation) {
+  ASSERT_TRUE(add_people(store(), {}));
+  ASSERT_TRUE(is_ok(store().organisations().insert(make_organisation("org-2"))));
+  auto& users = store().users();
+  auto insert = [&](std::string id, std::string organisation, std::string role, std::string_view status) {
+    UserRecord u = make_user(std::move(id), std::move(organisation));
+    u.role = std::move(role);
+    u.status = std::string(status);
+    return users.insert(u);
+  };
+  ASSERT_TRUE(is_ok(insert("admin-1", "org-1", "admin", kUserStatusActive)));
+  ASSERT_TRUE(is_ok(insert("admin-2", "org-1", "admin", kUserStatusActive)));
+  ASSERT_TRUE(is_ok(insert("admin-disabled", "org-1", "admin", kUserStatusDisabled)));
+  ASSERT_TRUE(is_ok(insert("operator-1", "org-1", "operator", kUserStatusActive)));
+  ASSERT_TRUE(is_ok(insert("admin-elsewhere", "org-2", "admin", kUserStatusActive)));
+
+  auto count = [&](std::string_view organisation, std::string_view role) -> std::size_t {
+    auto n = users.count_active_with_role(organisation, role);
+    EXPECT_TRUE(is_ok(n)) << organisation << " " << role;
+    return n ? *n : 99;
+  };
+  EXPECT_EQ(count("org-1", "admin"), 2U);
+  EXPECT_EQ(count("org-1", "operator"), 1U);
+  EXPECT_EQ(count("org-2", "admin"), 1U);
+  EXPECT_EQ(count("org-2", "operator"), 0U);
+  EXPECT_EQ(count("org-1", "Admin"), 0U);  // roles are compared as stored
+  EXPECT_EQ(count("org-1", "auditor"), 0U);
+  EXPECT_EQ(count("org-3", "admin"), 0U);
+
+  UserRecord disabled = make_user("admin-2");
+  disabled.role = "admin";
+  disabled.status = std::string(kUserStatusDisabled);
+  ASSERT_TRUE(is_ok(users.update(disabled)));
+  EXPECT_EQ(count("org-1", "admin"), 1U);
+  auto removed = users.remove("admin-1");
+  ASSERT_TRUE(is_ok(removed));
+  ASSERT_TRUE(*removed);
+  EXPECT_EQ(count("org-1", "admin"), 0U);
+  EXPECT_EQ(count("org-2", "admin"), 1U);
+}
+
 // ----------------------------------------------------------------------------- password history
 
 TEST_P(StoreContractTest, PasswordHistoryIsNewestFirstAndKeepsOnlyTheNewestEntries) {
@@ -924,6 +977,276 @@ TEST_P(StoreContractTest, ConsoleSessionRemoveExpiredDeletesIdleAndTooOldSession
   auto again = sessions.remove_expired(idle_cutoff, absolute_cutoff);
   ASSERT_TRUE(is_ok(again));
   EXPECT_EQ(*again, 0U);
+}
+
+// ----------------------------------------------------------------------------- password reset tokens
+
+TEST_P(StoreContractTest, PasswordResetTokenConsumedReturnsTheUserItWasIssuedFor) {
+  ASSERT_TRUE(add_people(store(), {"u-1", "u-2"}));
+  auto& resets = store().password_resets();
+  ASSERT_TRUE(is_ok(resets.issue(make_reset_token(kTricky, "u-2"))));
+  auto truncated = resets.consume("O'Brien", kNow);  // a value pasted into SQL would end here
+  ASSERT_TRUE(is_ok(truncated));
+  EXPECT_EQ(truncated->outcome, ConsumeOutcome::unknown);
+  auto consumed = resets.consume(kTricky, kNow + 1);
+  ASSERT_TRUE(is_ok(consumed));
+  EXPECT_EQ(consumed->outcome, ConsumeOutcome::consumed);
+  EXPECT_EQ(consumed->user_id, "u-2");
+}
+
+TEST_P(StoreContractTest, PasswordResetTokenFindShowsItAsStoredUsedOrNot) {
+  ASSERT_TRUE(add_people(store(), {"u-1"}));
+  auto& resets = store().password_resets();
+  const auto token = make_reset_token(kTricky, "u-1");
+  ASSERT_TRUE(is_ok(resets.issue(token)));
+  auto found = resets.find(kTricky);
+  ASSERT_TRUE(is_ok(found));
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ(**found, token);
+  ASSERT_TRUE(is_ok(resets.consume(kTricky, kNow + 1)));
+  auto used = resets.find(kTricky);
+  ASSERT_TRUE(is_ok(used) && used->has_value());
+  EXPECT_EQ((*used)->used_at, kNow + 1);
+  auto missing = resets.find("O'Brien");
+  ASSERT_TRUE(is_ok(missing));
+  EXPECT_FALSE(missing->has_value());
+}
+
+TEST_P(StoreContractTest, PasswordResetTokenConsumedTwiceIsAlreadyUsedTheSecondTime) {
+  ASSERT_TRUE(add_people(store(), {"u-1"}));
+  auto& resets = store().password_resets();
+  ASSERT_TRUE(is_ok(resets.issue(make_reset_token("t-1", "u-1"))));
+  auto first = resets.consume("t-1", kNow);
+  ASSERT_TRUE(is_ok(first));
+  EXPECT_EQ(first->outcome, ConsumeOutcome::consumed);
+  auto second = resets.consume("t-1", kNow + 1);
+  ASSERT_TRUE(is_ok(second));
+  EXPECT_EQ(second->outcome, ConsumeOutcome::already_used);
+  EXPECT_EQ(second->user_id, "");  // a refused token names nobody
+
+  PasswordResetToken issued_used = make_reset_token("t-2", "u-1", kNow + 2);
+  issued_used.used_at = kNow + 2;
+  ASSERT_TRUE(is_ok(resets.issue(issued_used)));
+  auto never = resets.consume("t-2", kNow + 3);
+  ASSERT_TRUE(is_ok(never));
+  EXPECT_EQ(never->outcome, ConsumeOutcome::already_used);
+}
+
+TEST_P(StoreContractTest, PasswordResetTokenPastItsExpiryIsExpired) {
+  ASSERT_TRUE(add_people(store(), {"u-1", "u-2"}));
+  auto& resets = store().password_resets();
+  const PasswordResetToken stale = make_reset_token("stale", "u-1");
+  ASSERT_TRUE(is_ok(resets.issue(stale)));
+  auto at_expiry = resets.consume("stale", stale.expires_at);  // valid while now < expires_at
+  ASSERT_TRUE(is_ok(at_expiry));
+  EXPECT_EQ(at_expiry->outcome, ConsumeOutcome::expired);
+  EXPECT_EQ(at_expiry->user_id, "");
+  auto later = resets.consume("stale", stale.expires_at + 1);  // a refused attempt does not use it up
+  ASSERT_TRUE(is_ok(later));
+  EXPECT_EQ(later->outcome, ConsumeOutcome::expired);
+
+  const PasswordResetToken fresh = make_reset_token("fresh", "u-2");
+  ASSERT_TRUE(is_ok(resets.issue(fresh)));
+  auto just_in_time = resets.consume("fresh", fresh.expires_at - 1);
+  ASSERT_TRUE(is_ok(just_in_time));
+  EXPECT_EQ(just_in_time->outcome, ConsumeOutcome::consumed);
+}
+
+TEST_P(StoreContractTest, PasswordResetTokenNeverIssuedIsUnknown) {
+  ASSERT_TRUE(add_people(store(), {"u-1"}));
+  auto& resets = store().password_resets();
+  auto empty_store = resets.consume("t-1", kNow);
+  ASSERT_TRUE(is_ok(empty_store));
+  EXPECT_EQ(empty_store->outcome, ConsumeOutcome::unknown);
+  ASSERT_TRUE(is_ok(resets.issue(make_reset_token("t-1", "u-1"))));
+  for (const char* hash : {"t-2", "T-1", "u-1", ""}) {
+    auto r = resets.consume(hash, kNow);
+    ASSERT_TRUE(is_ok(r));
+    EXPECT_EQ(r->outcome, ConsumeOutcome::unknown) << hash;
+    EXPECT_EQ(r->user_id, "") << hash;
+  }
+  auto count = resets.count_active("u-1", kNow);
+  ASSERT_TRUE(is_ok(count));
+  EXPECT_EQ(*count, 1U);
+}
+
+TEST_P(StoreContractTest, PasswordResetTokenBothUsedAndExpiredIsAlreadyUsed) {
+  ASSERT_TRUE(add_people(store(), {"u-1"}));
+  auto& resets = store().password_resets();
+  const PasswordResetToken token = make_reset_token("t-1", "u-1");
+  ASSERT_TRUE(is_ok(resets.issue(token)));
+  auto used = resets.consume("t-1", kNow);
+  ASSERT_TRUE(is_ok(used));
+  ASSERT_EQ(used->outcome, ConsumeOutcome::consumed);
+  auto late = resets.consume("t-1", token.expires_at + 1000);
+  ASSERT_TRUE(is_ok(late));
+  EXPECT_EQ(late->outcome, ConsumeOutcome::already_used);
+}
+
+TEST_P(StoreContractTest, PasswordResetTokenIssuedAnewRevokesTheUsersPreviousTokensButNotOtherUsersTokens) {
+  ASSERT_TRUE(add_people(store(), {"u-1", "u-2"}));
+  auto& resets = store().password_resets();
+  ASSERT_TRUE(is_ok(resets.issue(make_reset_token("lapsed", "u-1", kNow - 3'600'000))));
+  ASSERT_TRUE(is_ok(resets.issue(make_reset_token("old", "u-1", kNow - 10))));
+  ASSERT_TRUE(is_ok(resets.issue(make_reset_token("other", "u-2", kNow - 10))));
+  ASSERT_TRUE(is_ok(resets.issue(make_reset_token("new", "u-1", kNow))));
+
+  auto old = resets.consume("old", kNow + 1);
+  ASSERT_TRUE(is_ok(old));
+  EXPECT_EQ(old->outcome, ConsumeOutcome::already_used);
+  // Revocation covers every unused token of the user, the already expired ones too.
+  auto lapsed = resets.consume("lapsed", kNow + 1);
+  ASSERT_TRUE(is_ok(lapsed));
+  EXPECT_EQ(lapsed->outcome, ConsumeOutcome::already_used);
+  auto active = resets.count_active("u-1", kNow + 1);
+  ASSERT_TRUE(is_ok(active));
+  EXPECT_EQ(*active, 1U);
+
+  auto other = resets.consume("other", kNow + 1);
+  ASSERT_TRUE(is_ok(other));
+  EXPECT_EQ(other->outcome, ConsumeOutcome::consumed);
+  EXPECT_EQ(other->user_id, "u-2");
+  auto fresh = resets.consume("new", kNow + 1);
+  ASSERT_TRUE(is_ok(fresh));
+  EXPECT_EQ(fresh->outcome, ConsumeOutcome::consumed);
+  EXPECT_EQ(fresh->user_id, "u-1");
+}
+
+TEST_P(StoreContractTest, PasswordResetTokenCountActiveCountsTheUsersUnusedUnexpiredTokens) {
+  ASSERT_TRUE(add_people(store(), {"u-1", "u-2"}));
+  auto& resets = store().password_resets();
+  auto count = [&](std::string_view user_id, UnixMillis now) -> std::size_t {
+    auto n = resets.count_active(user_id, now);
+    EXPECT_TRUE(is_ok(n)) << user_id;
+    return n ? *n : 99;
+  };
+  EXPECT_EQ(count("u-1", kNow), 0U);
+  const PasswordResetToken token = make_reset_token("t-1", "u-1");
+  ASSERT_TRUE(is_ok(resets.issue(token)));
+  EXPECT_EQ(count("u-1", kNow), 1U);
+  EXPECT_EQ(count("u-1", token.expires_at - 1), 1U);
+  EXPECT_EQ(count("u-1", token.expires_at), 0U);
+  EXPECT_EQ(count("u-2", kNow), 0U);
+  EXPECT_EQ(count("nobody", kNow), 0U);
+
+  ASSERT_TRUE(is_ok(resets.issue(make_reset_token("t-2", "u-2"))));
+  EXPECT_EQ(count("u-2", kNow), 1U);
+  auto used = resets.consume("t-1", kNow);
+  ASSERT_TRUE(is_ok(used));
+  ASSERT_EQ(used->outcome, ConsumeOutcome::consumed);
+  EXPECT_EQ(count("u-1", kNow), 0U);
+  EXPECT_EQ(count("u-2", kNow), 1U);
+}
+
+TEST_P(StoreContractTest, PasswordResetTokenWithADuplicateHashIsAlreadyExistsAndRevokesNothing) {
+  ASSERT_TRUE(add_people(store(), {"u-1", "u-2"}));
+  auto& resets = store().password_resets();
+  ASSERT_TRUE(is_ok(resets.issue(make_reset_token("t-1", "u-1"))));
+  ASSERT_TRUE(is_ok(resets.issue(make_reset_token("t-2", "u-2"))));
+  // The same hash again, for its own user or another: refused, and the refused issue must not
+  // have revoked the tokens the user already holds.
+  EXPECT_TRUE(fails_with(resets.issue(make_reset_token("t-1", "u-1", kNow + 5)), Errc::already_exists));
+  EXPECT_TRUE(fails_with(resets.issue(make_reset_token("t-1", "u-2", kNow + 5)), Errc::already_exists));
+  for (const char* user : {"u-1", "u-2"}) {
+    auto active = resets.count_active(user, kNow + 6);
+    ASSERT_TRUE(is_ok(active));
+    EXPECT_EQ(*active, 1U) << user;
+  }
+  auto t1 = resets.consume("t-1", kNow + 6);
+  ASSERT_TRUE(is_ok(t1));
+  EXPECT_EQ(t1->outcome, ConsumeOutcome::consumed);
+  EXPECT_EQ(t1->user_id, "u-1");
+  auto t2 = resets.consume("t-2", kNow + 6);
+  ASSERT_TRUE(is_ok(t2));
+  EXPECT_EQ(t2->outcome, ConsumeOutcome::consumed);
+  EXPECT_EQ(t2->user_id, "u-2");
+}
+
+TEST_P(StoreContractTest, PasswordResetTokenWithAnEmptyHashOrUserIdIsInvalidArgument) {
+  ASSERT_TRUE(add_people(store(), {"u-1"}));
+  auto& resets = store().password_resets();
+  ASSERT_TRUE(is_ok(resets.issue(make_reset_token("t-1", "u-1"))));
+  EXPECT_TRUE(fails_with(resets.issue(make_reset_token("", "u-1", kNow + 1)), Errc::invalid_argument));
+  EXPECT_TRUE(fails_with(resets.issue(make_reset_token("t-2", "", kNow + 1)), Errc::invalid_argument));
+  auto unknown = resets.consume("", kNow + 2);
+  ASSERT_TRUE(is_ok(unknown));
+  EXPECT_EQ(unknown->outcome, ConsumeOutcome::unknown);
+  auto missing = resets.consume("t-2", kNow + 2);
+  ASSERT_TRUE(is_ok(missing));
+  EXPECT_EQ(missing->outcome, ConsumeOutcome::unknown);
+  auto kept = resets.consume("t-1", kNow + 2);  // not revoked by the refused issues
+  ASSERT_TRUE(is_ok(kept));
+  EXPECT_EQ(kept->outcome, ConsumeOutcome::consumed);
+}
+
+TEST_P(StoreContractTest, PasswordResetTokenForAnUnknownUserIsAConflict) {
+  ASSERT_TRUE(add_people(store(), {"u-1"}));
+  auto& resets = store().password_resets();
+  EXPECT_TRUE(fails_with(resets.issue(make_reset_token("t-1", "nobody")), Errc::conflict));
+  EXPECT_TRUE(fails_with(resets.issue(make_reset_token("t-2", "name-u-1")), Errc::conflict));  // a username
+  auto r = resets.consume("t-1", kNow);
+  ASSERT_TRUE(is_ok(r));
+  EXPECT_EQ(r->outcome, ConsumeOutcome::unknown);
+  auto count = resets.count_active("nobody", kNow);
+  ASSERT_TRUE(is_ok(count));
+  EXPECT_EQ(*count, 0U);
+}
+
+TEST_P(StoreContractTest, PasswordResetTokensGoWithTheirUser) {
+  auto& s = store();
+  ASSERT_TRUE(add_people(s, {"doomed", "kept"}));
+  ASSERT_TRUE(is_ok(s.password_resets().issue(make_reset_token("t-doomed", "doomed"))));
+  ASSERT_TRUE(is_ok(s.password_resets().issue(make_reset_token("t-kept", "kept"))));
+  auto removed = s.users().remove("doomed");
+  ASSERT_TRUE(is_ok(removed));
+  ASSERT_TRUE(*removed);
+
+  auto gone = s.password_resets().consume("t-doomed", kNow);
+  ASSERT_TRUE(is_ok(gone));
+  EXPECT_EQ(gone->outcome, ConsumeOutcome::unknown);
+  EXPECT_EQ(gone->user_id, "");
+  // Registered again under the same id, the user holds no token of the removed account.
+  ASSERT_TRUE(is_ok(s.users().insert(make_user("doomed"))));
+  auto active = s.password_resets().count_active("doomed", kNow);
+  ASSERT_TRUE(is_ok(active));
+  EXPECT_EQ(*active, 0U);
+  // The hash is free again.
+  EXPECT_TRUE(is_ok(s.password_resets().issue(make_reset_token("t-doomed", "doomed"))));
+
+  auto kept = s.password_resets().consume("t-kept", kNow);
+  ASSERT_TRUE(is_ok(kept));
+  EXPECT_EQ(kept->outcome, ConsumeOutcome::consumed);
+  EXPECT_EQ(kept->user_id, "kept");
+}
+
+TEST_P(StoreContractTest, PasswordResetTokenConcurrentConsumersExactlyOneWins) {
+  ASSERT_TRUE(add_people(store(), {"u-1"}));
+  ASSERT_TRUE(is_ok(store().password_resets().issue(make_reset_token("race", "u-1"))));
+  constexpr int kThreads = 8;
+  std::atomic<int> consumed{0};
+  std::atomic<int> already_used{0};
+  std::atomic<int> other{0};
+  std::atomic<int> named_the_user{0};
+  std::vector<std::thread> threads;
+  threads.reserve(kThreads);
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&] {
+      auto r = store().password_resets().consume("race", kNow);
+      if (r && r->outcome == ConsumeOutcome::consumed) {
+        ++consumed;
+        if (r->user_id == "u-1") ++named_the_user;
+      } else if (r && r->outcome == ConsumeOutcome::already_used) {
+        ++already_used;
+      } else {
+        ++other;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(consumed.load(), 1);
+  EXPECT_EQ(named_the_user.load(), 1);
+  EXPECT_EQ(already_used.load(), kThreads - 1);
+  EXPECT_EQ(other.load(), 0);
 }
 
 }  // namespace

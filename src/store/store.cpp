@@ -90,6 +90,12 @@ Status validate_console_session(const ConsoleSessionRecord& session) {
   return ok();
 }
 
+Status validate_password_reset_token(const PasswordResetToken& token) {
+  if (token.token_hash.empty()) return fail(Errc::invalid_argument, "store: password reset token hash is empty");
+  if (token.user_id.empty()) return fail(Errc::invalid_argument, "store: password reset token user id is empty");
+  return ok();
+}
+
 bool is_telemetry_kind(std::string_view kind) {
   return kind == kTelemetryKindTelemetry || kind == kTelemetryKindEvents || kind == kTelemetryKindState ||
          kind == kTelemetryKindResults;

@@ -499,11 +499,15 @@ class UserRepository {
   // The organisation's users, by username.
   [[nodiscard]] virtual Result<std::vector<UserRecord>> list(std::string_view organisation_id) = 0;
   [[nodiscard]] virtual Result<std::size_t> count() = 0;
+  // How many active users hold this role in the organisation (the last administrator of an
+  // organisation may not be demoted, disabled or deleted). Disabled users are not counted.
+  [[nodiscard]] virtual Result<std::size_t> count_active_with_role(std::string_view organisation_id,
+                                                                   std::string_view role) = 0;
   // Replaces every field but id, organisation_id and created_at. not_found for an unknown id;
   // already_exists when the new username is another user's; invalid_argument as for insert.
   [[nodiscard]] virtual Status update(const UserRecord& user) = 0;
-  // True when a user was deleted; their password history, recovery codes and console
-  // sessions go with them.
+  // True when a user was deleted; their password history, recovery codes, console sessions
+  // and password reset tokens go with them.
   [[nodiscard]] virtual Result<bool> remove(std::string_view id) = 0;
   // Active users who have not signed in since before `cutoff` (never signed in: created
   // before it). Least recently active first, ties by id.
@@ -573,6 +577,44 @@ class ConsoleSessionRepository {
   [[nodiscard]] virtual Result<std::size_t> remove_expired(UnixMillis idle_cutoff, UnixMillis absolute_cutoff) = 0;
 };
 
+// A one-time token that lets a person set a new password (a new account's first password,
+// or a reset). Only a hash of the token is stored. JPCERT I-2/I-3, IIIT DI7.
+struct PasswordResetToken {
+  std::string token_hash;
+  std::string user_id;
+  UnixMillis created_at = 0;
+  UnixMillis expires_at = 0;  // valid while now < expires_at
+  std::optional<UnixMillis> used_at;
+  std::string issued_by;  // "user:<id>" or "admin-cli:<login>"
+
+  friend bool operator==(const PasswordResetToken&, const PasswordResetToken&) = default;
+};
+
+// The checks every backend applies before PasswordResetRepository::issue (invalid_argument).
+[[nodiscard]] Status validate_password_reset_token(const PasswordResetToken& token);
+
+class PasswordResetRepository {
+ public:
+  virtual ~PasswordResetRepository() = default;
+  // Revokes (marks used at `created_at`) every unused token of the user, then stores this one:
+  // a person has at most one valid reset token. All or nothing: already_exists on a duplicate
+  // hash; invalid_argument for an empty hash or user id; conflict for a user not stored.
+  [[nodiscard]] virtual Status issue(const PasswordResetToken& token) = 0;
+  // Atomically marks the token used at `now` if it is unused and unexpired, and returns the
+  // user id it was issued for; otherwise the outcome says why and user_id is empty. A token
+  // both used and expired reports already_used. Of two concurrent consumers exactly one gets
+  // consumed.
+  struct Consumed {
+    ConsumeOutcome outcome = ConsumeOutcome::unknown;
+    std::string user_id;
+  };
+  [[nodiscard]] virtual Result<Consumed> consume(std::string_view token_hash, UnixMillis now) = 0;
+  // The token as stored (used or not), to check it before the work its use needs.
+  [[nodiscard]] virtual Result<std::optional<PasswordResetToken>> find(std::string_view token_hash) = 0;
+  // Unused tokens of the user with now < expires_at.
+  [[nodiscard]] virtual Result<std::size_t> count_active(std::string_view user_id, UnixMillis now) = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -594,6 +636,7 @@ class Store {
   [[nodiscard]] virtual OrganisationRepository& organisations() = 0;
   [[nodiscard]] virtual UserRepository& users() = 0;
   [[nodiscard]] virtual ConsoleSessionRepository& console_sessions() = 0;
+  [[nodiscard]] virtual PasswordResetRepository& password_resets() = 0;
 
   // Runs body in a transaction: commits when it returns ok, rolls back otherwise and returns
   // its error (or the commit's). A nested call joins the enclosing transaction: nothing is

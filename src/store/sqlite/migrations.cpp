@@ -13,7 +13,7 @@ namespace {
 
 // Append only: a released migration is never edited, a change is a new migration.
 // STRICT tables make SQLite refuse values of the wrong type instead of converting them.
-constexpr std::array<Migration, 5> kMigrations = {{
+constexpr std::array<Migration, 6> kMigrations = {{
     {1, "initial schema: meta, data keys, secrets, certificates, setup tokens, counters", R"sql(
 CREATE TABLE meta (
   key TEXT PRIMARY KEY NOT NULL,
@@ -223,6 +223,19 @@ CREATE TABLE console_sessions (
 CREATE INDEX console_sessions_by_user ON console_sessions (user_id, created_at_ms DESC, handle);
 CREATE INDEX console_sessions_by_last_seen ON console_sessions (last_seen_at_ms);
 CREATE INDEX console_sessions_by_created ON console_sessions (created_at_ms);
+)sql"},
+    {6, "console: password reset tokens", R"sql(
+-- The foreign key cascades user removal (foreign_keys is ON). The index serves the
+-- revocation of a user's unused tokens when a new one is issued, and count_active.
+CREATE TABLE password_reset_tokens (
+  token_hash TEXT PRIMARY KEY NOT NULL CHECK (token_hash <> ''),
+  user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  created_at_ms INTEGER NOT NULL,
+  expires_at_ms INTEGER NOT NULL,
+  used_at_ms INTEGER,
+  issued_by TEXT NOT NULL
+) STRICT;
+CREATE INDEX password_reset_tokens_by_user ON password_reset_tokens (user_id, used_at_ms);
 )sql"},
 }};
 

@@ -1445,6 +1445,14 @@ class SqliteUserRepository final : public UserRepository {
     return read_count(**stmt, "count users");
   }
 
+  Result<std::size_t> count_active_with_role(std::string_view organisation_id, std::string_view role) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT COUNT(*) FROM users WHERE organisation_id = ?1 AND role = ?2 AND status = 'active'");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, organisation_id).bind_text(2, role);
+    return read_count(**stmt, "count users with role");
+  }
+
   Status update(const UserRecord& user) override {
     if (auto s = validate_user(user); !s) return s;
     const Lock lock(db_.mutex());
@@ -1459,8 +1467,8 @@ class SqliteUserRepository final : public UserRepository {
 
   Result<bool> remove(std::string_view id) override {
     const Lock lock(db_.mutex());
-    // The foreign keys' ON DELETE CASCADE removes the user's password history, recovery codes
-    // and console sessions in the same statement.
+    // The foreign keys' ON DELETE CASCADE removes the user's password history, recovery codes,
+    // console sessions and password reset tokens in the same statement.
     auto stmt = db_.cached("DELETE FROM users WHERE id = ?1");
     if (!stmt) return tl::unexpected(std::move(stmt.error()));
     (**stmt).bind_text(1, id);
@@ -1667,6 +1675,100 @@ class SqliteConsoleSessionRepository final : public ConsoleSessionRepository {
 
 // ---------------------------------------------------------------------------------------
 
+class SqlitePasswordResetRepository final : public PasswordResetRepository {
+ public:
+  explicit SqlitePasswordResetRepository(Db& db) : db_(db) {}
+
+  Status issue(const PasswordResetToken& token) override {
+    if (auto s = validate_password_reset_token(token); !s) return s;
+    // One transaction: a refused insert (duplicate hash, unknown user) undoes the revocation.
+    return db_.transaction([&]() -> Status {
+      {
+        auto revoke =
+            db_.cached("UPDATE password_reset_tokens SET used_at_ms = ?2 WHERE user_id = ?1 AND used_at_ms IS NULL");
+        if (!revoke) return tl::unexpected(std::move(revoke.error()));
+        (**revoke).bind_text(1, token.user_id).bind_int(2, token.created_at);
+        if (auto s = (**revoke).run(); !s) return s;
+      }
+      auto insert = db_.cached(
+          "INSERT INTO password_reset_tokens (token_hash, user_id, created_at_ms, expires_at_ms, used_at_ms, "
+          "issued_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+      if (!insert) return tl::unexpected(std::move(insert.error()));
+      (**insert)
+          .bind_text(1, token.token_hash)
+          .bind_text(2, token.user_id)
+          .bind_int(3, token.created_at)
+          .bind_int(4, token.expires_at)
+          .bind_optional_int(5, token.used_at)
+          .bind_text(6, token.issued_by);
+      return (**insert).run();
+    });
+  }
+
+  Result<Consumed> consume(std::string_view token_hash, UnixMillis now) override {
+    Consumed consumed;
+    // The UPDATE alone decides (atomic even against other processes); the SELECT only
+    // explains a refusal.
+    auto s = db_.transaction([&]() -> Status {
+      {
+        auto update = db_.cached(
+            "UPDATE password_reset_tokens SET used_at_ms = ?2 "
+            "WHERE token_hash = ?1 AND used_at_ms IS NULL AND expires_at_ms > ?2 RETURNING user_id");
+        if (!update) return tl::unexpected(std::move(update.error()));
+        Statement& q = **update;
+        q.bind_text(1, token_hash).bind_int(2, now);
+        auto row = q.step();
+        if (!row) return tl::unexpected(std::move(row.error()));
+        if (*row) {
+          consumed.user_id = q.column_text(0);
+          consumed.outcome = ConsumeOutcome::consumed;
+          return q.run();
+        }
+      }
+      auto why = db_.cached("SELECT used_at_ms IS NOT NULL FROM password_reset_tokens WHERE token_hash = ?1");
+      if (!why) return tl::unexpected(std::move(why.error()));
+      (**why).bind_text(1, token_hash);
+      auto row = (**why).step();
+      if (!row) return tl::unexpected(std::move(row.error()));
+      if (!*row) {
+        consumed.outcome = ConsumeOutcome::unknown;
+      } else {
+        consumed.outcome = (**why).column_int(0) != 0 ? ConsumeOutcome::already_used : ConsumeOutcome::expired;
+      }
+      return ok();
+    });
+    if (!s) return tl::unexpected(std::move(s.error()));
+    return consumed;
+  }
+
+  Result<std::optional<PasswordResetToken>> find(std::string_view token_hash) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached(
+        "SELECT token_hash, user_id, created_at_ms, expires_at_ms, used_at_ms, issued_by FROM password_reset_tokens "
+        "WHERE token_hash = ?1");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, token_hash);
+    return read_one(**stmt, [](Statement& q) {
+      return PasswordResetToken{q.column_text(0), q.column_text(1),         q.column_int(2),
+                                q.column_int(3),  q.column_optional_int(4), q.column_text(5)};
+    });
+  }
+
+  Result<std::size_t> count_active(std::string_view user_id, UnixMillis now) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached(
+        "SELECT COUNT(*) FROM password_reset_tokens WHERE user_id = ?1 AND used_at_ms IS NULL AND expires_at_ms > ?2");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, user_id).bind_int(2, now);
+    return read_count(**stmt, "count password reset tokens");
+  }
+
+ private:
+  Db& db_;
+};
+
+// ---------------------------------------------------------------------------------------
+
 class SqliteStore final : public Store {
  public:
   SqliteStore(DbHandle db, bool file_backed, int version)
@@ -1686,7 +1788,8 @@ class SqliteStore final : public Store {
         mqtt_state_(db_),
         organisations_(db_),
         users_(db_),
-        console_sessions_(db_) {}
+        console_sessions_(db_),
+        password_resets_(db_) {}
 
   MetaRepository& meta() override { return meta_; }
   DataKeyRepository& data_keys() override { return data_keys_; }
@@ -1704,6 +1807,7 @@ class SqliteStore final : public Store {
   OrganisationRepository& organisations() override { return organisations_; }
   UserRepository& users() override { return users_; }
   ConsoleSessionRepository& console_sessions() override { return console_sessions_; }
+  PasswordResetRepository& password_resets() override { return password_resets_; }
 
   Status transaction(const std::function<Status()>& body) override { return db_.transaction(body); }
 
@@ -1727,6 +1831,7 @@ class SqliteStore final : public Store {
   SqliteOrganisationRepository organisations_;
   SqliteUserRepository users_;
   SqliteConsoleSessionRepository console_sessions_;
+  SqlitePasswordResetRepository password_resets_;
 };
 
 // ---------------------------------------------------------------------------------------
