@@ -20,5 +20,7 @@ find_library(ZXCVBN_LIBRARY zxcvbn REQUIRED)
 add_library(zxcvbn::zxcvbn UNKNOWN IMPORTED)
 set_target_properties(zxcvbn::zxcvbn PROPERTIES IMPORTED_LOCATION ${ZXCVBN_LIBRARY}
                                                 INTERFACE_INCLUDE_DIRECTORIES ${ZXCVBN_INCLUDE_DIR})
+# The console's web application firewall: ModSecurity v3 (its rules: the OWASP CRS package).
+pkg_check_modules(MODSECURITY REQUIRED IMPORTED_TARGET modsecurity)
 find_package(GTest REQUIRED)
 include(GoogleTest)

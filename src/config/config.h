@@ -114,6 +114,10 @@ struct ConsoleConfig {
   std::uint32_t idle_timeout_seconds = 30;
   // Sign-in, setup and second-factor attempts per source address (JPCERT I-1).
   std::uint32_t sign_in_attempts_per_minute = 20;
+  // The web application firewall (JPCERT II-1): ModSecurity with the OWASP Core Rule Set.
+  bool waf = true;
+  std::uint32_t waf_paranoia_level = 1;
+  std::uint32_t waf_anomaly_threshold = 5;
   friend bool operator==(const ConsoleConfig&, const ConsoleConfig&) = default;
 };
 
@@ -127,6 +131,7 @@ struct AccountsConfig {
   std::uint32_t password_hash_passes = 2;
   std::uint32_t password_hash_memory_kib = 65536;
   std::uint32_t concurrent_password_hashes = 2;
+  std::uint32_t disable_unused_after_days = 90;
   friend bool operator==(const AccountsConfig&, const AccountsConfig&) = default;
 };
 

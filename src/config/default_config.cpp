@@ -39,6 +39,13 @@ idle_timeout_seconds = 30
 # Sign-in, setup and second-factor attempts allowed per source address and minute
 # (JPCERT I-1); more are refused with 429 whatever the account.
 sign_in_attempts_per_minute = 20
+# The web application firewall in front of every request (JPCERT II-1, III-8): ModSecurity
+# with the OWASP Core Rule Set (Debian's modsecurity-crs), blocking. A higher paranoia
+# level (1-4) adds rules that catch more and misfire more; a request is blocked when its
+# anomaly score reaches the threshold (a critical match such as SQL injection scores 5).
+waf = true
+waf_paranoia_level = 1
+waf_anomaly_threshold = 5
 
 [accounts]
 # A console session ends after this long without a request, and this long after sign-in
@@ -58,6 +65,9 @@ password_hash_memory_kib = 65536
 # Password hashes computed at once (each holds password_hash_memory_kib); sign-ins beyond
 # what these keep up with are refused with 503, so logins cannot exhaust the machine.
 concurrent_password_hashes = 2
+# People who have not signed in for this many days are disabled, checked at start and daily
+# (JPCERT I-2); 0 turns it off. The last system administrator is never disabled this way.
+disable_unused_after_days = 90
 
 [tls]
 # "1.2" or "1.3". Older versions are never offered.

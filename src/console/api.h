@@ -1,6 +1,7 @@
 // The console's REST API (eUtility): every request passes the same chain before its handler.
 //
 //   security headers on every answer (HSTS, CSP, nosniff, no-referrer, no-store)
+//   → the web application firewall: ModSecurity with the OWASP CRS (403, an alert)
 //   → route (404 / 405 with Allow)
 //   → per-source limit on sign-in, setup and second-factor attempts (429)
 //   → for state changes: same origin (Origin / Sec-Fetch-Site), JSON content type (415)
@@ -23,19 +24,24 @@
 #include "config/config.h"
 #include "console/http_server.h"
 #include "identity/accounts.h"
+#include "identity/people.h"
 #include "store/store.h"
 
 namespace torii::console {
 
 class WorkPool;
+class Waf;
 
 struct ApiContext {
   const config::Config& config;
   store::Store& store;
   identity::Accounts& accounts;
+  identity::People& people;
   WorkPool& work;
   const Clock& clock;
   identity::EventSink events;
+  std::string public_url;    // base of the links the API hands out ("https://host:8443")
+  const Waf* waf = nullptr;  // inspects every request first; nullptr: none
 };
 
 // One row of the route table, for docs/permissions.md and its test.

@@ -8,9 +8,13 @@
 #include <regex>
 #include <sstream>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+
 #include "console/work_pool.h"
 #include "crypto/sodium.h"
 #include "identity/roles.h"
+#include "identity/setup_token.h"
 #include "store/sqlite/sqlite_store.h"
 #include "testing/fakes.h"
 #include "testing/temp_dir.h"
@@ -79,19 +83,86 @@ class ApiTest : public ::testing::Test {
     auto kek = keys::unlock_kek(*store_, {config::KekSource::file, dir_ / "kek.key", nullptr, {1, 8u << 20}}, random_);
     ASSERT_TRUE(kek) << kek.error().message;
     keys_ = std::make_unique<keys::KeyRing>(*store_, std::move(kek->kek), random_, clock_);
-    accounts_ =
-        std::make_unique<identity::Accounts>(*store_, *keys_, clock_, random_, identity::AccountsOptions{}, nullptr);
-    api_ = std::make_unique<Api>(ApiContext{config_, *store_, *accounts_, pool_, clock_, nullptr});
+    identity::AccountsOptions options;
+    options.hash_cost = identity::minimum_password_hash_cost();
+    accounts_ = std::make_unique<identity::Accounts>(*store_, *keys_, clock_, random_, options, nullptr);
+    people_ = std::make_unique<identity::People>(*store_, clock_, random_, identity::PeopleOptions{options.hash_cost},
+                                                 nullptr);
+    api_ = std::make_unique<Api>(
+        ApiContext{config_, *store_, *accounts_, *people_, pool_, clock_, nullptr, "https://localhost:8443"});
+  }
+
+  // Creates a person directly in the store (no password needed: sessions are made directly).
+  std::string add_person(const std::string& name, std::string_view role, const std::string& organisation) {
+    store::UserRecord u;
+    u.id = "u-" + name;
+    u.organisation_id = organisation;
+    u.username = name;
+    u.email = name + "@example.org";
+    u.role = std::string(role);
+    u.password_hash = std::string(identity::kNoPassword);
+    u.created_at = to_unix_millis(clock_.now());
+    EXPECT_TRUE(store_->users().insert(u));
+    return u.id;
+  }
+
+  // A fresh, fully signed-in session of the person: its cookie value.
+  std::string session_of(const std::string& user_id) {
+    const std::string id = crypto::random_token(random_);
+    const UnixMillis now = to_unix_millis(clock_.now());
+    std::array<std::uint8_t, 8> handle{};
+    random_.fill(handle);
+    EXPECT_TRUE(
+        store_->console_sessions().insert({identity::session_id_hash(id), hex_encode(handle), user_id,
+                                           std::string(store::kSessionStageFull), now, now, now, "test", "test"}));
+    return id;
+  }
+
+  void add_device(const std::string& id, const std::string& organisation) {
+    store::DeviceRecord d;
+    d.id = id;
+    d.organisation_id = organisation;
+    d.name = id;
+    d.created_at = to_unix_millis(clock_.now());
+    ASSERT_TRUE(store_->devices().insert(d));
+  }
+
+  // One request through the whole chain, as a person with a fresh session.
+  Response call(const std::string& method, const std::string& target, const std::string& user_id,
+                const std::string& body = "") {
+    Request r;
+    r.method = method;
+    const auto q = target.find('?');
+    r.path = target.substr(0, q);
+    if (q != std::string::npos) r.query = target.substr(q + 1);
+    r.source = "192.0.2.7:4000";
+    if (!user_id.empty()) {
+      const std::string session = session_of(user_id);
+      r.headers = {{"cookie", std::string(kSessionCookie) + "=" + session}, {"x-csrf-token", csrf_token(session)}};
+    }
+    if (!body.empty()) {
+      r.headers.emplace_back("content-type", "application/json");
+      r.body = body;
+    }
+    Response out;
+    boost::asio::io_context io;
+    boost::asio::co_spawn(io, api_->handle(std::move(r)), [&](std::exception_ptr e, Response response) {
+      EXPECT_FALSE(e);
+      out = std::move(response);
+    });
+    io.run();
+    return out;
   }
 
   testing::TempDir dir_;
   crypto::SystemRandom random_;
   testing::FakeClock clock_;
   config::Config config_;
-  WorkPool pool_{1, 1};
+  WorkPool pool_{1, 4};
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<keys::KeyRing> keys_;
   std::unique_ptr<identity::Accounts> accounts_;
+  std::unique_ptr<identity::People> people_;
   std::unique_ptr<Api> api_;
 };
 
@@ -122,6 +193,88 @@ TEST(HttpServer, AResponseNeverCarriesAHeaderThatCouldSplitIt) {
   r.body = "{}";
   const std::string out = serialize_response(r, true);
   EXPECT_EQ(out, "HTTP/1.1 200 OK\r\nX-Good: fine\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n{}");
+}
+
+TEST_F(ApiTest, AStateChangeTakesOnlyJsonOfTheRequestsOwnMembers) {
+  ASSERT_TRUE(store_->organisations().insert({"default", "Default", false, 0}));
+  const std::string admin = add_person("admin", identity::kRoleSystemAdmin, "default");
+  Request form;
+  form.method = "POST";
+  form.path = "/api/v1/session";
+  form.headers = {{"content-type", "application/x-www-form-urlencoded"}};
+  form.body = "username=a&password=b";
+  Response out;
+  boost::asio::io_context io;
+  boost::asio::co_spawn(io, api_->handle(form), [&](std::exception_ptr, Response r) { out = std::move(r); });
+  io.run();
+  EXPECT_EQ(out.status, 415);
+  const Response unknown = call("POST", "/api/v1/users", admin, R"({"username":"x","email":"x@example.org","admin":true})");
+  EXPECT_EQ(unknown.status, 400);
+  EXPECT_THAT(unknown.body, ::testing::HasSubstr("\"field\":\"admin\""));
+  EXPECT_EQ(call("PATCH", "/api/v1/users/" + admin, admin, "[1,2]").status, 400);
+}
+
+// JPCERT I-9, III-5: every endpoint, called as every role, is allowed exactly when
+// docs/permissions.md says the role holds the endpoint's permission; and nothing of another
+// organisation is reachable.
+TEST_F(ApiTest, EveryEndpointAnswersEveryRoleAsThePermissionMatrixSays) {
+  const std::string page = read_doc("permissions.md");
+  std::map<std::string, std::map<std::string, bool>> grants;  // permission -> role -> granted
+  const std::vector<std::string> roles{"system-admin", "org-admin", "operator", "viewer", "auditor"};
+  for (const auto& row : rows(page, std::regex("`[a-z_]+\\.[a-z_]+`"))) {
+    for (std::size_t i = 0; i < roles.size(); ++i) grants[unquote(row[0])][roles[i]] = row[1 + i] == "yes";
+  }
+  ASSERT_TRUE(store_->organisations().insert({"default", "Default", false, 0}));
+  ASSERT_TRUE(store_->organisations().insert({"acme", "Acme", false, 0}));
+  add_device("pump-1", "default");
+  add_device("acme-pump", "acme");
+  std::map<std::string, std::string> people;
+  for (const auto& role : roles) people[role] = add_person(role, role, "default");
+
+  const auto routes = rows(page, std::regex("GET|POST|PUT|PATCH|DELETE"));
+  ASSERT_FALSE(routes.empty());
+  int targets = 0;
+  for (const auto& route : routes) {
+    const std::string& method = route[0];
+    std::string path = unquote(route[1]);
+    const std::string permission = unquote(route[3]);
+    if (route[2] != "signed in") continue;  // the stages before sign-in: Console.* integration tests
+    for (const auto& role : roles) {
+      // Each call gets its own target, so that a permitted DELETE does not change the next call.
+      std::string target = path;
+      const std::string victim = add_person("target-" + std::to_string(++targets), identity::kRoleViewer, "default");
+      target = std::regex_replace(target, std::regex("/devices/\\{id\\}"), "/devices/pump-1");
+      target = std::regex_replace(target, std::regex("/users/\\{id\\}"), "/users/" + victim);
+      target = std::regex_replace(target, std::regex("\\{handle\\}"), "0000");
+      const bool changes = method != "GET";
+      const Response r = call(method, target, people[role], changes ? "{}" : "");
+      const bool allowed = grants.at(permission).at(role);
+      if (allowed) {
+        EXPECT_NE(r.status, 403) << role << " " << method << " " << target << ": " << r.body;
+        EXPECT_NE(r.status, 401) << role << " " << method << " " << target << ": " << r.body;
+      } else {
+        EXPECT_EQ(r.status, 403) << role << " " << method << " " << target << ": " << r.body;
+        EXPECT_THAT(r.body, ::testing::HasSubstr("\"code\":\"forbidden\"")) << role << " " << target;
+      }
+    }
+  }
+
+  // Another organisation's administrator sees nothing of this one.
+  const std::string outsider = add_person("acme-admin", identity::kRoleOrgAdmin, "acme");
+  EXPECT_EQ(call("GET", "/api/v1/devices/pump-1", outsider).status, 404);
+  EXPECT_EQ(call("GET", "/api/v1/users/" + people["viewer"], outsider).status, 404);
+  EXPECT_EQ(call("PATCH", "/api/v1/users/" + people["viewer"], outsider, R"({"role":"operator"})").status, 404);
+  EXPECT_EQ(call("DELETE", "/api/v1/users/" + people["viewer"], outsider).status, 404);
+  EXPECT_EQ(call("POST", "/api/v1/users/" + people["viewer"] + "/password-link", outsider).status, 404);
+  EXPECT_EQ(call("GET", "/api/v1/devices?organisation=default", outsider).status, 403);
+  EXPECT_EQ(call("GET", "/api/v1/users?organisation=default", outsider).status, 403);
+  const Response own = call("GET", "/api/v1/devices", outsider);
+  EXPECT_THAT(own.body, ::testing::HasSubstr("acme-pump"));
+  EXPECT_THAT(own.body, ::testing::Not(::testing::HasSubstr("pump-1")));
+  EXPECT_EQ(store_->users().find(people["viewer"]).value()->role, identity::kRoleViewer);
+  // The system administrator reaches both.
+  EXPECT_EQ(call("GET", "/api/v1/devices/acme-pump", people["system-admin"]).status, 200);
+  EXPECT_EQ(call("GET", "/api/v1/devices?organisation=acme", people["system-admin"]).status, 200);
 }
 
 }  // namespace

@@ -106,6 +106,12 @@ std::vector<FieldProblem> read_json_fields(std::string_view body, std::span<cons
     const auto spec = std::ranges::find_if(specs, [&](const FieldSpec& f) { return f.name == key; });
     if (spec == specs.end()) {
       problems.push_back({key, "unknown_field", "is not a member of this request"});
+    } else if (spec->boolean) {
+      if (value.is_boolean()) {
+        fields[key] = value.get<bool>() ? "true" : "false";
+      } else {
+        problems.push_back({key, "wrong_type", "must be true or false"});
+      }
     } else if (!value.is_string()) {
       problems.push_back({key, "wrong_type", "must be a string"});
     } else if (value.get_ref<const std::string&>().size() > spec->max_bytes) {

@@ -26,8 +26,6 @@ constexpr UnixMillis kTouchEveryMs = 30'000;
 std::string user_key_id(std::string_view user_id) { return fmt::format("user:{}", user_id); }
 std::string totp_aad(std::string_view user_id) { return fmt::format("user-totp|{}", user_id); }
 
-std::string session_hash(std::string_view id) { return crypto::token_hash(kSessionHashDomain, id); }
-
 UnixMillis millis(std::chrono::seconds s) { return static_cast<UnixMillis>(s.count()) * 1000; }
 
 bool all_digits(std::string_view s) {
@@ -42,6 +40,8 @@ std::vector<FieldProblem> as_field_problems(std::string_view field, const std::v
 }
 
 }  // namespace
+
+std::string session_id_hash(std::string_view session_id) { return crypto::token_hash(kSessionHashDomain, session_id); }
 
 Result<std::string> normalize_username(std::string_view username) {
   std::string out;
@@ -111,7 +111,7 @@ Result<SessionTicket> Accounts::open_session(const store::UserRecord& user, std:
   random_.fill(handle);
   SessionTicket ticket{crypto::random_token(random_), {}};
   ticket.session = {
-      session_hash(ticket.id),         hex_encode(handle), user.id, std::string(stage), now, now, now, origin.source,
+      session_id_hash(ticket.id),      hex_encode(handle), user.id, std::string(stage), now, now, now, origin.source,
       origin.user_agent.substr(0, 256)};
   if (auto st = store_.console_sessions().insert(ticket.session); !st) return tl::unexpected(st.error());
   return ticket;
@@ -242,8 +242,10 @@ Result<SignInResult> Accounts::sign_in(std::string_view username, std::string_vi
     user = std::move(*found);
   }
   // The same Argon2id work for every answer, so timing tells nothing about the name.
+  // A person who has not set a password yet (kNoPassword) is verified against the decoy too.
+  const bool usable_hash = user && user->password_hash.starts_with("$argon2");
   const bool password_ok =
-      normalized && verify_password(user ? user->password_hash : decoy_hash(), *normalized) && user.has_value();
+      normalized && verify_password(usable_hash ? user->password_hash : decoy_hash(), *normalized) && usable_hash;
   if (!user) return refuse_unknown(name ? *name : std::string(username.substr(0, 64)), origin);
 
   const UnixMillis now = to_unix_millis(clock_.now());
@@ -262,7 +264,7 @@ Result<SignInResult> Accounts::sign_in(std::string_view username, std::string_vi
     emit(actor, "login.failed", actor, events::Outcome::failure, origin, {{"reason", "wrong password"}});
     if (locked) {
       emit("system", "account.locked", actor, events::Outcome::success, origin,
-           {{"seconds", remaining(user->locked_until, now).count()}, {"lockouts", user->lockouts}});
+           {{"seconds", remaining(user->locked_until, now).count()}, {"lockouts", user->lockouts}, {"alert", true}});
       return SignInResult{SignInStatus::locked, std::nullopt, remaining(user->locked_until, now)};
     }
     return SignInResult{SignInStatus::refused, std::nullopt, {}};
@@ -329,7 +331,7 @@ Result<SignInResult> Accounts::second_factor(const Caller& caller, std::string_v
     if (locked) {
       (void)store_.console_sessions().remove(caller.session.id_hash);
       emit("system", "account.locked", actor, events::Outcome::success, origin,
-           {{"seconds", remaining(user.locked_until, now).count()}, {"lockouts", user.lockouts}});
+           {{"seconds", remaining(user.locked_until, now).count()}, {"lockouts", user.lockouts}, {"alert", true}});
       return SignInResult{SignInStatus::locked, std::nullopt, remaining(user.locked_until, now)};
     }
     return SignInResult{SignInStatus::refused, std::nullopt, {}};
@@ -402,7 +404,7 @@ Result<EnrolmentResult> Accounts::confirm_totp_enrolment(const Caller& caller, s
 
 Result<std::optional<Caller>> Accounts::resolve_session(std::string_view session_id) {
   if (session_id.size() != kSessionIdLength || !base64url_decode(session_id)) return std::optional<Caller>{};
-  auto found = store_.console_sessions().find(session_hash(session_id));
+  auto found = store_.console_sessions().find(session_id_hash(session_id));
   if (!found) return tl::unexpected(found.error());
   if (!*found) return std::optional<Caller>{};
   auto session = std::move(**found);

@@ -208,6 +208,9 @@ class Accounts {
   std::unordered_map<std::string, Lock> unknown_names_;  // bounded; guarded by unknown_mutex_
 };
 
+// What the store keeps of a session id (the cookie value): a SHA-256 under a domain tag.
+[[nodiscard]] std::string session_id_hash(std::string_view session_id);
+
 // Lower-cased name, checked: 3 to 64 of a-z 0-9 . _ - starting with a letter or digit.
 [[nodiscard]] Result<std::string> normalize_username(std::string_view username);
 // Trimmed; one '@' with text on both sides, at most 254 bytes, no spaces or controls.

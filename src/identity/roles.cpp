@@ -9,7 +9,7 @@ namespace {
 
 using P = Permission;
 
-constexpr std::array<std::pair<Permission, std::string_view>, 12> kNames = {{
+constexpr std::array<std::pair<Permission, std::string_view>, 14> kNames = {{
     {P::account_self, "account.self"},
     {P::devices_read, "devices.read"},
     {P::devices_write, "devices.write"},
@@ -22,20 +22,23 @@ constexpr std::array<std::pair<Permission, std::string_view>, 12> kNames = {{
     {P::security_log_read, "security_log.read"},
     {P::settings_read, "settings.read"},
     {P::settings_write, "settings.write"},
+    {P::organisations_read, "organisations.read"},
+    {P::organisations_write, "organisations.write"},
 }};
 
-constexpr std::array<Permission, 12> kAll = {
-    P::account_self,   P::devices_read, P::devices_write, P::devices_delete,    P::profiles_read, P::profiles_write,
-    P::telemetry_read, P::users_read,   P::users_write,   P::security_log_read, P::settings_read, P::settings_write};
+constexpr std::array<Permission, 14> kAll = {
+    P::account_self,   P::devices_read,   P::devices_write,      P::devices_delete,     P::profiles_read,
+    P::profiles_write, P::telemetry_read, P::users_read,         P::users_write,        P::security_log_read,
+    P::settings_read,  P::settings_write, P::organisations_read, P::organisations_write};
 
 struct RoleDefinition {
   std::string_view name;
   std::span<const Permission> grants;
 };
 
-constexpr std::array<Permission, 9> kOrgAdmin = {P::account_self,   P::devices_read,  P::devices_write,
-                                                 P::devices_delete, P::profiles_read, P::profiles_write,
-                                                 P::telemetry_read, P::users_read,    P::users_write};
+constexpr std::array<Permission, 10> kOrgAdmin = {
+    P::account_self,   P::devices_read,   P::devices_write, P::devices_delete, P::profiles_read,
+    P::profiles_write, P::telemetry_read, P::users_read,    P::users_write,    P::organisations_read};
 constexpr std::array<Permission, 5> kOperator = {P::account_self, P::devices_read, P::devices_write, P::profiles_read,
                                                  P::telemetry_read};
 constexpr std::array<Permission, 4> kViewer = {P::account_self, P::devices_read, P::profiles_read, P::telemetry_read};

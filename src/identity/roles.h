@@ -26,6 +26,8 @@ enum class Permission : std::uint8_t {
   security_log_read,
   settings_read,
   settings_write,
+  organisations_read,   // one's own organisation; every one for the system administrator
+  organisations_write,  // create organisations and set their policy
 };
 
 // "devices.read", "security_log.read", ...

@@ -18,6 +18,7 @@
 #include "broker/store_writer.h"
 #include "console/api.h"
 #include "console/http_server.h"
+#include "console/waf.h"
 #include "console/work_pool.h"
 #include "crypto/sodium.h"
 #include "crypto/x509.h"
@@ -95,9 +96,12 @@ struct Server::State {
   asio::steady_timer wills_timer{io};
   asio::steady_timer unused_devices_timer{io};
   asio::steady_timer sessions_timer{io};
+  asio::steady_timer unused_people_timer{io};
   // The console (made in start()). The work pool is declared last so that it is destroyed
   // first: its threads are joined while everything their jobs use still exists.
   std::unique_ptr<identity::Accounts> accounts;
+  std::unique_ptr<identity::People> people;
+  std::unique_ptr<console::Waf> waf;
   std::unique_ptr<console::Api> api;
   std::unique_ptr<console::HttpServer> http;
   std::unique_ptr<console::WorkPool> hash_pool;
@@ -144,6 +148,9 @@ struct Server::State {
     if (!gateway_tls) return tl::unexpected(gateway_tls.error());
     return TlsContexts{std::move(*console_tls), std::move(*gateway_tls)};
   }
+
+  // The first console listener's port (the one links name).
+  [[nodiscard]] std::uint16_t console_port() const { return listeners.at(config.gateway.listen.size())->local_port(); }
 
   [[nodiscard]] bool is_gateway(std::size_t listener_index) const {
     return listener_index < config.gateway.listen.size();
@@ -207,7 +214,7 @@ struct Server::State {
     return ok();
   }
 
-  void make_console() {
+  Status make_console() {
     const auto& a = config.accounts;
     identity::AccountsOptions o;
     o.hash_cost = {a.password_hash_passes, std::size_t{a.password_hash_memory_kib} * 1024};
@@ -218,17 +225,30 @@ struct Server::State {
     o.session_absolute = std::chrono::hours(a.session_absolute_hours);
     accounts = std::make_unique<identity::Accounts>(*installation.store, *installation.keys, env.clock, env.random, o,
                                                     [this](const events::SecurityEvent& e) { log_event(e); });
+    people = std::make_unique<identity::People>(*installation.store, env.clock, env.random,
+                                                identity::PeopleOptions{o.hash_cost},
+                                                [this](const events::SecurityEvent& e) { log_event(e); });
     // At most this many sign-ins wait for a hash; more are answered 503 at once.
     hash_pool = std::make_unique<console::WorkPool>(a.concurrent_password_hashes, a.concurrent_password_hashes * 32);
-    api = std::make_unique<console::Api>(console::ApiContext{config, *installation.store, *accounts, *hash_pool,
-                                                             env.clock,
-                                                             [this](const events::SecurityEvent& e) { log_event(e); }});
     const auto& h = config.console_http;
+    if (h.waf) {
+      console::WafOptions w;
+      w.paranoia_level = static_cast<int>(h.waf_paranoia_level);
+      w.anomaly_threshold = static_cast<int>(h.waf_anomaly_threshold);
+      w.max_body_bytes = h.max_body_bytes;
+      auto loaded = console::Waf::load(w);
+      if (!loaded) return tl::unexpected(loaded.error());
+      waf = std::move(*loaded);
+    }
+    api = std::make_unique<console::Api>(console::ApiContext{
+        config, *installation.store, *accounts, *people, *hash_pool, env.clock,
+        [this](const events::SecurityEvent& e) { log_event(e); }, console_base_url(config, console_port()), waf.get()});
     console::HttpLimits limits;
     limits.max_body_bytes = h.max_body_bytes;
     limits.request_timeout = std::chrono::seconds(h.request_timeout_seconds);
     limits.idle_timeout = std::chrono::seconds(h.idle_timeout_seconds);
     http = std::make_unique<console::HttpServer>(*api, limits);
+    return ok();
   }
 
   void start_maintenance() {
@@ -247,6 +267,25 @@ struct Server::State {
       broker->expire_sessions();
       if (auto st = broker->flush_counters(); !st) spdlog::error("device counters: {}", st.error().message);
     });
+    if (config.accounts.disable_unused_after_days > 0) {
+      const auto run = [this] {
+        auto disabled = people->disable_unused(std::chrono::hours(24) * config.accounts.disable_unused_after_days);
+        if (!disabled) {
+          spdlog::error("unused accounts: {}", disabled.error().message);
+          return;
+        }
+        for (const auto& id : *disabled) {
+          log_event({"system",
+                     "user.disabled",
+                     "user:" + id,
+                     events::Outcome::success,
+                     "local",
+                     {{"reason", "unused"}, {"days", config.accounts.disable_unused_after_days}}});
+        }
+      };
+      run();
+      every(unused_people_timer, std::chrono::hours(24), run);
+    }
     if (config.mqtt.disable_unused_devices_after_days > 0) {
       const auto run = [this] {
         identity::DeviceRegistry registry(*installation.store, *installation.keys, *installation.ca, env.clock);
@@ -403,7 +442,7 @@ Status Server::start() {
   };
 
   if (auto gateway = s.make_gateway(); !gateway) return gateway;
-  s.make_console();
+  if (auto console = s.make_console(); !console) return console;
   s.control =
       std::make_unique<ControlServer>(s.io, s.data_dir / kControlSocketName, [&s](const AdminRequest& request, uid_t) {
         AdminContext context{s.config, s.installation, s.log.get(), s.broker.get(), s.env.clock, s.env.random};
@@ -445,7 +484,7 @@ Status Server::start() {
     const std::chrono::minutes lifetime(s.config.setup.token_lifetime_minutes);
     auto token = identity::issue_setup_token(store, s.env.random, s.env.clock, lifetime);
     if (!token) return tl::unexpected(token.error());
-    const std::string base = console_base_url(s.config, s.listeners.at(s.config.gateway.listen.size())->local_port());
+    const std::string base = console_base_url(s.config, s.console_port());
     s.log_event({"system",
                  "setup_token.issued",
                  "setup",
@@ -482,6 +521,7 @@ void Server::request_stop() {
     if (s.control) s.control->stop();
     s.unused_devices_timer.cancel();
     s.sessions_timer.cancel();
+    s.unused_people_timer.cancel();
     for (auto& l : s.listeners) l->stop();
     s.io.stop();
   });
