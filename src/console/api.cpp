@@ -137,6 +137,9 @@ struct Api::Impl {
     std::vector<FieldSpec> body;
     bool limited = false;  // counts against the per-source sign-in limit
     Handler handler;
+    // Needs a password or TOTP proof from the last few minutes (step-up, JPCERT I-4): what
+    // a stolen session must not be enough for.
+    bool sensitive = false;
   };
 
   explicit Impl(ApiContext c) : ctx(std::move(c)) { add_routes(); }
@@ -259,6 +262,26 @@ struct Api::Impl {
       co_return problem(409, "wrong_stage", "This session is not waiting for a second factor");
     }
     co_return sign_in_answer(result, &call.caller->user);
+  }
+
+  asio::awaitable<Response> step_up(Call& call) {
+    const std::string password = call.fields["password"];
+    const std::string code = call.fields["code"];
+    if (password.empty() == code.empty()) {
+      co_return invalid_input(std::vector<FieldProblem>{{"", "one_of", "send either password or code"}}, 400);
+    }
+    auto job = [this, caller = *call.caller, password, code, origin = call.origin] {
+      return ctx.accounts.step_up(caller, password, code, origin);
+    };
+    auto result = co_await ctx.work.run(std::move(job));
+    if (!result) co_return busy();
+    if (!*result) co_return internal_error(result->error());
+    if ((*result)->status == identity::SignInStatus::signed_in) {
+      Response r;
+      r.status = 204;
+      co_return r;
+    }
+    co_return sign_in_answer(*result, &call.caller->user);
   }
 
   asio::awaitable<Response> totp_begin(Call& call) {
@@ -562,6 +585,13 @@ struct Api::Impl {
          {{"code", true, 64}},
          true,
          h(&I::second_factor)},
+        {"POST",
+         "/api/v1/session/step-up",
+         Access::full,
+         Permission::account_self,
+         {{"password", false, 4096}, {"code", false, 64}},
+         true,
+         h(&I::step_up)},
         {"POST", "/api/v1/account/totp", Access::enrolling, std::nullopt, {}, false, h(&I::totp_begin)},
         {"POST",
          "/api/v1/account/totp/confirm",
@@ -603,7 +633,8 @@ struct Api::Impl {
           {"organisation", false, 64},
           {"expires_at", false, 32}},
          false,
-         h(&I::create_person)},
+         h(&I::create_person),
+         true},
         {"GET", "/api/v1/users/{id}", Access::full, Permission::users_read, {}, false, h(&I::show_person)},
         {"PATCH",
          "/api/v1/users/{id}",
@@ -611,16 +642,25 @@ struct Api::Impl {
          Permission::users_write,
          {{"role", false, 64}, {"email", false, 512}, {"status", false, 16}, {"expires_at", false, 32}},
          false,
-         h(&I::change_person)},
-        {"DELETE", "/api/v1/users/{id}", Access::full, Permission::users_write, {}, false, h(&I::delete_person)},
-        {"POST", "/api/v1/users/{id}/unlock", Access::full, Permission::users_write, {}, false, h(&I::unlock_person)},
+         h(&I::change_person),
+         true},
+        {"DELETE", "/api/v1/users/{id}", Access::full, Permission::users_write, {}, false, h(&I::delete_person), true},
+        {"POST",
+         "/api/v1/users/{id}/unlock",
+         Access::full,
+         Permission::users_write,
+         {},
+         false,
+         h(&I::unlock_person),
+         true},
         {"POST",
          "/api/v1/users/{id}/password-link",
          Access::full,
          Permission::users_write,
          {},
          false,
-         h(&I::password_link)},
+         h(&I::password_link),
+         true},
         {"POST",
          "/api/v1/password-link",
          Access::anyone,
@@ -641,7 +681,8 @@ struct Api::Impl {
          Permission::organisations_write,
          {{"id", true, 64}, {"name", true, 256}, {"require_second_factor", false, 8, true}},
          false,
-         h(&I::create_organisation)},
+         h(&I::create_organisation),
+         true},
         {"GET", "/api/v1/devices", Access::full, Permission::devices_read, {}, false, h(&I::list_devices)},
         {"GET", "/api/v1/devices/{id}", Access::full, Permission::devices_read, {}, false, h(&I::device_detail)},
     };
@@ -746,6 +787,10 @@ struct Api::Impl {
              {{"permission", identity::to_string(*route->permission)}, {"role", call.caller->user.role}});
         co_return problem(403, "forbidden", "Your role does not allow this");
       }
+      if (route->sensitive && !ctx.accounts.recently_authenticated(*call.caller)) {
+        co_return problem(403, "step_up_required",
+                          "Confirm your password or a code first (POST /api/v1/session/step-up), then repeat this");
+      }
     }
     if (auto problems = read_json_fields(request.body, route->body, call.fields); !problems.empty()) {
       co_return invalid_input(problems, 400);
@@ -768,7 +813,7 @@ std::vector<RouteInfo> Api::routes() const {
       case Access::enrolling: access = "enrol or full"; break;
       case Access::full: access = "signed in"; break;
     }
-    out.push_back({r.method, r.pattern, access, r.permission ? identity::to_string(*r.permission) : ""});
+    out.push_back({r.method, r.pattern, access, r.permission ? identity::to_string(*r.permission) : "", r.sensitive});
   }
   return out;
 }

@@ -50,6 +50,7 @@ struct RouteInfo {
   std::string_view pattern;     // "/api/v1/devices/{id}"
   std::string_view access;      // "anyone", "any session", "second-factor stage", "enrol or full", "signed in"
   std::string_view permission;  // a permission name, or empty
+  bool step_up = false;         // needs a recent password or TOTP proof
 };
 
 class Api final : public RequestHandler {

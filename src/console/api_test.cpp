@@ -15,8 +15,8 @@
 #include "crypto/sodium.h"
 #include "identity/roles.h"
 #include "identity/setup_token.h"
-#include "store/sqlite/sqlite_store.h"
 #include "testing/fakes.h"
+#include "testing/keyed_store.h"
 #include "testing/temp_dir.h"
 
 namespace torii::console {
@@ -77,12 +77,10 @@ TEST(ApiDocs, ThePermissionMatrixInTheDocsIsTheOneInForce) {
 class ApiTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto s = store::sqlite::open_sqlite_store(dir_ / "torii.db");
-    ASSERT_TRUE(s) << s.error().message;
-    store_ = std::move(*s);
-    auto kek = keys::unlock_kek(*store_, {config::KekSource::file, dir_ / "kek.key", nullptr, {1, 8u << 20}}, random_);
-    ASSERT_TRUE(kek) << kek.error().message;
-    keys_ = std::make_unique<keys::KeyRing>(*store_, std::move(kek->kek), random_, clock_);
+    auto opened = testing::open_keyed_store(dir_.path(), random_, clock_);
+    ASSERT_TRUE(opened) << opened.error().message;
+    store_ = std::move(opened->store);
+    keys_ = std::move(opened->keys);
     identity::AccountsOptions options;
     options.hash_cost = identity::minimum_password_hash_cost();
     accounts_ = std::make_unique<identity::Accounts>(*store_, *keys_, clock_, random_, options, nullptr);
@@ -170,12 +168,13 @@ TEST_F(ApiTest, TheEndpointTableInTheDocsIsTheOneInForce) {
   const auto table = rows(read_doc("permissions.md"), std::regex("GET|POST|PUT|PATCH|DELETE"));
   std::set<std::vector<std::string>> documented;
   for (const auto& row : table) {
-    ASSERT_EQ(row.size(), 4u) << row[0];
-    documented.insert({row[0], unquote(row[1]), row[2], unquote(row[3])});
+    ASSERT_EQ(row.size(), 5u) << row[0];
+    documented.insert({row[0], unquote(row[1]), row[2], unquote(row[3]), row[4]});
   }
   std::set<std::vector<std::string>> served;
   for (const auto& r : api_->routes()) {
-    served.insert({std::string(r.method), std::string(r.pattern), std::string(r.access), std::string(r.permission)});
+    served.insert({std::string(r.method), std::string(r.pattern), std::string(r.access), std::string(r.permission),
+                   r.step_up ? "yes" : ""});
     // Deny unless allowed: everything past sign-in names a permission.
     if (r.access == "signed in") {
       EXPECT_FALSE(r.permission.empty()) << r.method << " " << r.pattern;
@@ -208,10 +207,48 @@ TEST_F(ApiTest, AStateChangeTakesOnlyJsonOfTheRequestsOwnMembers) {
   boost::asio::co_spawn(io, api_->handle(form), [&](std::exception_ptr, Response r) { out = std::move(r); });
   io.run();
   EXPECT_EQ(out.status, 415);
-  const Response unknown = call("POST", "/api/v1/users", admin, R"({"username":"x","email":"x@example.org","admin":true})");
+  const Response unknown =
+      call("POST", "/api/v1/users", admin, R"({"username":"x","email":"x@example.org","admin":true})");
   EXPECT_EQ(unknown.status, 400);
   EXPECT_THAT(unknown.body, ::testing::HasSubstr("\"field\":\"admin\""));
   EXPECT_EQ(call("PATCH", "/api/v1/users/" + admin, admin, "[1,2]").status, 400);
+}
+
+TEST_F(ApiTest, SensitiveOperationsNeedARecentProofAndStepUpGivesOne) {
+  ASSERT_TRUE(store_->organisations().insert({"default", "Default", false, 0}));
+  const std::string admin = add_person("admin", identity::kRoleSystemAdmin, "default");
+  const std::string bob = add_person("bob", identity::kRoleViewer, "default");
+  auto user = *store_->users().find(admin).value();
+  user.password_hash =
+      identity::hash_password("violet harbour ladder sprinkle 42", identity::minimum_password_hash_cost()).value();
+  ASSERT_TRUE(store_->users().update(user));
+  // A session signed in six minutes ago: reading is fine, changing people is not.
+  const std::string session = session_of(admin);
+  clock_.advance(std::chrono::minutes(6));
+  const auto as_admin = [&](const std::string& method, const std::string& path, const std::string& body) {
+    Request r;
+    r.method = method;
+    r.path = path;
+    r.source = "192.0.2.7:4000";
+    r.headers = {{"cookie", std::string(kSessionCookie) + "=" + session}, {"x-csrf-token", csrf_token(session)}};
+    if (!body.empty()) r.headers.emplace_back("content-type", "application/json");
+    r.body = body;
+    Response out;
+    boost::asio::io_context io;
+    boost::asio::co_spawn(io, api_->handle(std::move(r)), [&](std::exception_ptr, Response x) { out = std::move(x); });
+    io.run();
+    return out;
+  };
+  EXPECT_EQ(as_admin("GET", "/api/v1/users", "").status, 200);
+  const Response refused = as_admin("PATCH", "/api/v1/users/" + bob, R"({"role":"operator"})");
+  EXPECT_EQ(refused.status, 403);
+  EXPECT_THAT(refused.body, ::testing::HasSubstr("step_up_required"));
+  EXPECT_EQ(as_admin("POST", "/api/v1/session/step-up", R"({"password":"not it at all"})").status, 401);
+  EXPECT_EQ(as_admin("POST", "/api/v1/session/step-up", R"({"password":"violet harbour ladder sprinkle 42"})").status,
+            204);
+  EXPECT_EQ(as_admin("PATCH", "/api/v1/users/" + bob, R"({"role":"operator"})").status, 200);
+  clock_.advance(std::chrono::minutes(6));
+  EXPECT_EQ(as_admin("DELETE", "/api/v1/users/" + bob, "").status, 403) << "the proof has aged again";
 }
 
 // JPCERT I-9, III-5: every endpoint, called as every role, is allowed exactly when

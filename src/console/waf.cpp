@@ -48,7 +48,8 @@ constexpr int kStatusForbidden = 403;
 //   passwords are full of punctuation, and about 1 in 75 random 12-32 character ones trips a
 //   CRS rule (942100 libinjection SQLi, 942190, 933100, 932130, 941100, 921200, ...), which
 //   would lock their owners out. So the password members, and only on the routes that take
-//   one (sign-in, first-run setup, password change), are removed from the CRS rules' targets.
+//   one (sign-in, step-up, first-run setup, password change, password link), are removed from
+//   the CRS rules' targets.
 //   Every other member of those bodies (username, email, token) is still inspected, and a
 //   member called password anywhere else is too.
 // 10010: what crs-setup.conf would set. The methods of a REST API (the console's routes use
@@ -72,7 +73,7 @@ SecRule REQUEST_HEADERS:Content-Type "@rx ^application/json" \
     "id:10001,phase:1,pass,nolog,t:none,t:lowercase,ctl:requestBodyProcessor=JSON"
 SecRule REQBODY_ERROR "!@eq 0" \
     "id:10002,phase:2,deny,status:400,log,t:none,severity:'CRITICAL',msg:'Request body could not be parsed'"
-SecRule REQUEST_FILENAME "@rx ^/api/v1/(?:session|setup|account/password)$" \
+SecRule REQUEST_FILENAME "@rx ^/api/v1/(?:session|session/step-up|setup|account/password|password-link)$" \
     "id:10003,phase:1,pass,nolog,t:none,\
     ctl:ruleRemoveTargetByTag=OWASP_CRS;ARGS:json.password,\
     ctl:ruleRemoveTargetByTag=OWASP_CRS;ARGS:json.current_password,\

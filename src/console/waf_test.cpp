@@ -232,6 +232,11 @@ TEST_F(Waf, GeneratedPasswordsFullOfPunctuationPass) {
     const auto sign_in =
         inspect(post_json("/api/v1/session", R"({"username":"alice","password":")" + password + R"("})"));
     EXPECT_FALSE(sign_in.blocked) << password << ": " << describe(sign_in);
+    const auto link = inspect(
+        post_json("/api/v1/password-link", R"({"token":"from-the-link","new_password":")" + password + R"("})"));
+    EXPECT_FALSE(link.blocked) << password << ": " << describe(link);
+    const auto step_up = inspect(post_json("/api/v1/session/step-up", R"({"password":")" + password + R"("})"));
+    EXPECT_FALSE(step_up.blocked) << password << ": " << describe(step_up);
   }
 }
 

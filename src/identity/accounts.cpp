@@ -505,6 +505,58 @@ Result<Outcome> Accounts::change_password(const Caller& caller, std::string_view
   return outcome;
 }
 
+Result<SignInResult> Accounts::step_up(const Caller& caller, std::string_view password, std::string_view code,
+                                       const Origin& origin) {
+  auto user = caller.user;
+  const UnixMillis now = to_unix_millis(clock_.now());
+  const std::string actor = "user:" + user.id;
+  if (user.locked_until > now)
+    return SignInResult{SignInStatus::locked, std::nullopt, remaining(user.locked_until, now)};
+  bool accepted = false;
+  if (!code.empty()) {
+    if (user.totp_enabled) {
+      auto secret = keys_.open(user.totp_key_id, user.totp_sealed, totp_aad(user.id));
+      if (!secret) return tl::unexpected(secret.error());
+      if (auto step = verify_totp(*secret, code, clock_.now(), user.totp_last_step)) {
+        user.totp_last_step = *step;
+        accepted = true;
+      }
+    }
+  } else {
+    auto normalized = normalize_password(password);
+    accepted =
+        normalized && user.password_hash.starts_with("$argon2") && verify_password(user.password_hash, *normalized);
+  }
+  if (!accepted) {
+    Lock lock{user.failed_logins, user.lockouts, user.locked_until};
+    const bool locked = count_failure(lock, now);
+    user.failed_logins = lock.failures;
+    user.lockouts = lock.lockouts;
+    user.locked_until = lock.locked_until;
+    if (auto st = store_.users().update(user); !st) return tl::unexpected(st.error());
+    emit(actor, "step_up.failed", actor, events::Outcome::failure, origin);
+    if (locked) {
+      (void)store_.console_sessions().remove_for_user(user.id, "");
+      emit("system", "account.locked", actor, events::Outcome::success, origin,
+           {{"seconds", remaining(user.locked_until, now).count()}, {"lockouts", user.lockouts}, {"alert", true}});
+      return SignInResult{SignInStatus::locked, std::nullopt, remaining(user.locked_until, now)};
+    }
+    return SignInResult{SignInStatus::refused, std::nullopt, {}};
+  }
+  user.failed_logins = 0;
+  auto session = caller.session;
+  session.authenticated_at = now;
+  session.last_seen_at = now;
+  Status st = store_.transaction([&]() -> Status {
+    if (auto updated = store_.users().update(user); !updated) return updated;
+    return store_.console_sessions().update(session);
+  });
+  if (!st) return tl::unexpected(st.error());
+  emit(actor, "step_up.succeeded", actor, events::Outcome::success, origin,
+       {{"method", code.empty() ? "password" : "totp"}});
+  return SignInResult{SignInStatus::signed_in, std::nullopt, {}};
+}
+
 bool Accounts::recently_authenticated(const Caller& caller) const {
   return to_unix_millis(clock_.now()) - caller.session.authenticated_at <= millis(options_.step_up_window);
 }

@@ -167,6 +167,12 @@ class Accounts {
 
   // Whether the caller proved who they are recently enough for a sensitive operation.
   [[nodiscard]] bool recently_authenticated(const Caller& caller) const;
+  // Step-up re-authentication (JPCERT I-4): the password, or a current TOTP code for an
+  // account with TOTP, proves the person is still at the keyboard; the session's
+  // authenticated_at becomes now. Failures count towards the lockout as at sign-in. Slow
+  // when a password is given.
+  [[nodiscard]] Result<SignInResult> step_up(const Caller& caller, std::string_view password, std::string_view code,
+                                             const Origin& origin);
 
   // Whether the person must use a second factor: administrators always, others when their
   // organisation requires it.

@@ -6,8 +6,8 @@
 #include "crypto/sodium.h"
 #include "identity/setup_token.h"
 #include "identity/totp.h"
-#include "store/sqlite/sqlite_store.h"
 #include "testing/fakes.h"
+#include "testing/keyed_store.h"
 #include "testing/temp_dir.h"
 
 namespace torii::identity {
@@ -25,12 +25,10 @@ constexpr std::string_view kStronger = "quiet marble teapot orbit 1987";
 class AccountsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto s = store::sqlite::open_sqlite_store(dir_ / "torii.db");
-    ASSERT_TRUE(s) << s.error().message;
-    store_ = std::move(*s);
-    auto kek = keys::unlock_kek(*store_, {config::KekSource::file, dir_ / "kek.key", nullptr, {1, 8u << 20}}, random_);
-    ASSERT_TRUE(kek) << kek.error().message;
-    keys_ = std::make_unique<keys::KeyRing>(*store_, std::move(kek->kek), random_, clock_);
+    auto opened = testing::open_keyed_store(dir_.path(), random_, clock_);
+    ASSERT_TRUE(opened) << opened.error().message;
+    store_ = std::move(opened->store);
+    keys_ = std::move(opened->keys);
     AccountsOptions options;
     options.hash_cost = minimum_password_hash_cost();
     options.lock_after_failures = 3;
@@ -266,6 +264,28 @@ TEST_F(AccountsTest, SessionIdsAreNotStoredAndOnlyWellFormedIdsAreLookedUp) {
   EXPECT_FALSE(resolve(ticket.session.id_hash)) << "the stored hash is not a key";
   EXPECT_FALSE(resolve("'; DROP TABLE users; --"));
   EXPECT_FALSE(resolve(""));
+}
+
+TEST_F(AccountsTest, StepUpRenewsTheProofWithACodeOrThePasswordAndFailuresLockTheAccount) {
+  const auto ticket = administrator();
+  clock_.advance(6min);
+  auto caller = resolve(ticket.id);
+  ASSERT_TRUE(caller);
+  EXPECT_FALSE(accounts_->recently_authenticated(*caller));
+  const std::string code = current_code();
+  ASSERT_EQ(accounts_->step_up(*caller, "", code, origin_)->status, SignInStatus::signed_in);
+  EXPECT_TRUE(accounts_->recently_authenticated(*resolve(ticket.id)));
+  EXPECT_EQ(accounts_->step_up(*resolve(ticket.id), "", code, origin_)->status, SignInStatus::refused)
+      << "a code once used is used";
+  clock_.advance(6min);
+  ASSERT_EQ(accounts_->step_up(*resolve(ticket.id), kStrong, "", origin_)->status, SignInStatus::signed_in);
+  EXPECT_TRUE(accounts_->recently_authenticated(*resolve(ticket.id)));
+  // Someone at an unattended session guessing: locked out, and the session ends.
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(accounts_->step_up(*resolve(ticket.id), "guess guess guess", "", origin_)->status, SignInStatus::refused);
+  }
+  EXPECT_EQ(accounts_->step_up(*resolve(ticket.id), "guess guess guess", "", origin_)->status, SignInStatus::locked);
+  EXPECT_FALSE(resolve(ticket.id));
 }
 
 TEST(Usernames, AreFoldedToLowerCaseAndLimitedToASafeAlphabet) {

@@ -5,8 +5,8 @@
 #include "crypto/sodium.h"
 #include "crypto/x509.h"
 #include "policy/profile.h"
-#include "store/sqlite/sqlite_store.h"
 #include "testing/fakes.h"
+#include "testing/keyed_store.h"
 #include "testing/temp_dir.h"
 
 namespace torii::identity {
@@ -17,12 +17,10 @@ using namespace std::chrono_literals;
 class DeviceRegistryTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto s = store::sqlite::open_sqlite_store(dir_ / "torii.db");
-    ASSERT_TRUE(s) << s.error().message;
-    store_ = std::move(*s);
-    auto kek = keys::unlock_kek(*store_, {config::KekSource::file, dir_ / "kek.key", nullptr, {1, 8u << 20}}, random_);
-    ASSERT_TRUE(kek) << kek.error().message;
-    keys_ = std::make_unique<keys::KeyRing>(*store_, std::move(kek->kek), random_, clock_);
+    auto opened = testing::open_keyed_store(dir_.path(), random_, clock_);
+    ASSERT_TRUE(opened) << opened.error().message;
+    store_ = std::move(opened->store);
+    keys_ = std::move(opened->keys);
     ca_ = std::make_unique<pki::CertificateAuthority>(*store_, *keys_, clock_, random_, config::PkiConfig{});
     ASSERT_TRUE(ca_->initialise({"localhost"}));
     registry_ = std::make_unique<DeviceRegistry>(*store_, *keys_, *ca_, clock_);

@@ -6,8 +6,8 @@
 #include "crypto/sodium.h"
 #include "identity/roles.h"
 #include "identity/setup_token.h"
-#include "store/sqlite/sqlite_store.h"
 #include "testing/fakes.h"
+#include "testing/keyed_store.h"
 #include "testing/temp_dir.h"
 
 namespace torii::identity {
@@ -24,12 +24,10 @@ constexpr std::string_view kOther = "quiet marble teapot orbit 1987";
 class PeopleTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto s = store::sqlite::open_sqlite_store(dir_ / "torii.db");
-    ASSERT_TRUE(s) << s.error().message;
-    store_ = std::move(*s);
-    auto kek = keys::unlock_kek(*store_, {config::KekSource::file, dir_ / "kek.key", nullptr, {1, 8u << 20}}, random_);
-    ASSERT_TRUE(kek) << kek.error().message;
-    keys_ = std::make_unique<keys::KeyRing>(*store_, std::move(kek->kek), random_, clock_);
+    auto opened = testing::open_keyed_store(dir_.path(), random_, clock_);
+    ASSERT_TRUE(opened) << opened.error().message;
+    store_ = std::move(opened->store);
+    keys_ = std::move(opened->keys);
     AccountsOptions options;
     options.hash_cost = minimum_password_hash_cost();
     options.lock_after_failures = 2;
