@@ -142,6 +142,24 @@ bool Accounts::count_failure(Lock& lock, UnixMillis now) const {
   return true;
 }
 
+Result<SignInResult> Accounts::refuse(store::UserRecord& user, const Failure& failure,
+                                      const std::function<Status()>& on_lock, const Origin& origin) {
+  const UnixMillis now = to_unix_millis(clock_.now());
+  const std::string actor = "user:" + user.id;
+  Lock lock{user.failed_logins, user.lockouts, user.locked_until};
+  const bool locked = count_failure(lock, now);
+  user.failed_logins = lock.failures;
+  user.lockouts = lock.lockouts;
+  user.locked_until = lock.locked_until;
+  if (auto st = store_.users().update(user); !st) return tl::unexpected(st.error());
+  emit(actor, failure.action, actor, events::Outcome::failure, origin, failure.details);
+  if (!locked) return SignInResult{SignInStatus::refused, std::nullopt, {}};
+  if (auto st = on_lock(); !st) return tl::unexpected(st.error());
+  emit("system", "account.locked", actor, events::Outcome::success, origin,
+       {{"seconds", remaining(user.locked_until, now).count()}, {"lockouts", user.lockouts}, {"alert", true}});
+  return SignInResult{SignInStatus::locked, std::nullopt, remaining(user.locked_until, now)};
+}
+
 std::chrono::seconds Accounts::remaining(UnixMillis locked_until, UnixMillis now) const {
   return std::chrono::seconds((locked_until - now + 999) / 1000);
 }
@@ -255,19 +273,8 @@ Result<SignInResult> Accounts::sign_in(std::string_view username, std::string_vi
     return SignInResult{SignInStatus::locked, std::nullopt, remaining(user->locked_until, now)};
   }
   if (!password_ok) {
-    Lock lock{user->failed_logins, user->lockouts, user->locked_until};
-    const bool locked = count_failure(lock, now);
-    user->failed_logins = lock.failures;
-    user->lockouts = lock.lockouts;
-    user->locked_until = lock.locked_until;
-    if (auto st = store_.users().update(*user); !st) return tl::unexpected(st.error());
-    emit(actor, "login.failed", actor, events::Outcome::failure, origin, {{"reason", "wrong password"}});
-    if (locked) {
-      emit("system", "account.locked", actor, events::Outcome::success, origin,
-           {{"seconds", remaining(user->locked_until, now).count()}, {"lockouts", user->lockouts}, {"alert", true}});
-      return SignInResult{SignInStatus::locked, std::nullopt, remaining(user->locked_until, now)};
-    }
-    return SignInResult{SignInStatus::refused, std::nullopt, {}};
+    return refuse(
+        *user, {"login.failed", {{"reason", "wrong password"}}}, [] { return ok(); }, origin);
   }
   if (user->status != store::kUserStatusActive || (user->expires_at && *user->expires_at <= now)) {
     emit(actor, "login.failed", actor, events::Outcome::denied, origin, {{"reason", "account disabled or ended"}});
@@ -321,20 +328,13 @@ Result<SignInResult> Accounts::second_factor(const Caller& caller, std::string_v
     accepted = *used;
   }
   if (!accepted) {
-    Lock lock{user.failed_logins, user.lockouts, user.locked_until};
-    const bool locked = count_failure(lock, now);
-    user.failed_logins = lock.failures;
-    user.lockouts = lock.lockouts;
-    user.locked_until = lock.locked_until;
-    if (auto st = store_.users().update(user); !st) return tl::unexpected(st.error());
-    emit(actor, "login.second_factor_failed", actor, events::Outcome::failure, origin, {{"method", method}});
-    if (locked) {
-      (void)store_.console_sessions().remove(caller.session.id_hash);
-      emit("system", "account.locked", actor, events::Outcome::success, origin,
-           {{"seconds", remaining(user.locked_until, now).count()}, {"lockouts", user.lockouts}, {"alert", true}});
-      return SignInResult{SignInStatus::locked, std::nullopt, remaining(user.locked_until, now)};
-    }
-    return SignInResult{SignInStatus::refused, std::nullopt, {}};
+    // A lock ends the session that was waiting for this code.
+    const auto end_waiting = [&]() -> Status {
+      auto removed = store_.console_sessions().remove(caller.session.id_hash);
+      if (!removed) return tl::unexpected(removed.error());
+      return ok();
+    };
+    return refuse(user, {"login.second_factor_failed", {{"method", method}}}, end_waiting, origin);
   }
   user.failed_logins = 0;
   user.lockouts = 0;
@@ -528,20 +528,13 @@ Result<SignInResult> Accounts::step_up(const Caller& caller, std::string_view pa
         normalized && user.password_hash.starts_with("$argon2") && verify_password(user.password_hash, *normalized);
   }
   if (!accepted) {
-    Lock lock{user.failed_logins, user.lockouts, user.locked_until};
-    const bool locked = count_failure(lock, now);
-    user.failed_logins = lock.failures;
-    user.lockouts = lock.lockouts;
-    user.locked_until = lock.locked_until;
-    if (auto st = store_.users().update(user); !st) return tl::unexpected(st.error());
-    emit(actor, "step_up.failed", actor, events::Outcome::failure, origin);
-    if (locked) {
-      (void)store_.console_sessions().remove_for_user(user.id, "");
-      emit("system", "account.locked", actor, events::Outcome::success, origin,
-           {{"seconds", remaining(user.locked_until, now).count()}, {"lockouts", user.lockouts}, {"alert", true}});
-      return SignInResult{SignInStatus::locked, std::nullopt, remaining(user.locked_until, now)};
-    }
-    return SignInResult{SignInStatus::refused, std::nullopt, {}};
+    // Someone guessing at an unattended session: a lock ends every session of the account.
+    const auto end_all = [&]() -> Status {
+      auto removed = store_.console_sessions().remove_for_user(user.id, "");
+      if (!removed) return tl::unexpected(removed.error());
+      return ok();
+    };
+    return refuse(user, {"step_up.failed", nlohmann::json::object()}, end_all, origin);
   }
   user.failed_logins = 0;
   auto session = caller.session;

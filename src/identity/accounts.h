@@ -194,6 +194,14 @@ class Accounts {
                                                       const Origin& origin);
   // Records a failed proof; true when it locked the account.
   bool count_failure(Lock& lock, UnixMillis now) const;
+  struct Failure {
+    std::string action;  // the security event
+    nlohmann::json details;
+  };
+  // A wrong password or code of a known person: counted, recorded, and when it locks the
+  // account, on_lock runs (ending sessions) and the lock is recorded as an alert.
+  [[nodiscard]] Result<SignInResult> refuse(store::UserRecord& user, const Failure& failure,
+                                            const std::function<Status()>& on_lock, const Origin& origin);
   [[nodiscard]] std::chrono::seconds remaining(UnixMillis locked_until, UnixMillis now) const;
   [[nodiscard]] Result<SignInResult> refuse_unknown(std::string_view username, const Origin& origin);
   [[nodiscard]] const std::string& decoy_hash();
