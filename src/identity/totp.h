@@ -51,7 +51,7 @@ inline constexpr std::size_t kRecoveryCodeCount = 10;
 // the text does not fit in a QR code.
 [[nodiscard]] Result<std::string> qr_code_svg(std::string_view text);
 
-// Ten fresh codes, "xxxx-xxxx-xxxx-xxxx" style groups of lower-case base32.
+// Ten fresh codes such as "k7qm-2xwd-p4ta-e6nr": four groups of four lower-case base32 characters.
 [[nodiscard]] std::vector<std::string> generate_recovery_codes(Random& random);
 // What is stored for a code: hex SHA-256 over a domain tag and the code normalised (lower
 // case, spaces and dashes removed), so "ABCDE ABCDE..." typed by hand matches.
