@@ -22,7 +22,7 @@
 
 #include "base/clock.h"
 #include "config/config.h"
-#include "console/http_server.h"
+#include "console/request_handler.h"
 #include "identity/accounts.h"
 #include "identity/people.h"
 #include "store/store.h"

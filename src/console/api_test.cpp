@@ -11,6 +11,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include "console/http_server.h"
 #include "console/work_pool.h"
 #include "crypto/sodium.h"
 #include "identity/roles.h"

@@ -17,17 +17,10 @@
 #include <cstddef>
 
 #include "console/http.h"
+#include "console/request_handler.h"
 #include "net/listener.h"
 
 namespace torii::console {
-
-class RequestHandler {
- public:
-  virtual ~RequestHandler() = default;
-  // Runs on the listener's io_context thread; must not throw (the server answers 500 and
-  // closes the connection if it does).
-  virtual boost::asio::awaitable<Response> handle(Request request) = 0;
-};
 
 struct HttpLimits {
   std::size_t max_header_bytes = std::size_t{16} * 1024;
