@@ -207,7 +207,7 @@ asio::awaitable<Response> dispatch(ApiState& s, const std::vector<Route>& routes
     co_return r;
   }
 
-  Call call{request, std::nullopt, {}, std::move(params), {}, {request.source, ""}};
+  Call call{request, std::nullopt, {}, std::move(params), {}, {}, {request.source, ""}};
   if (auto ua = request.header("user-agent")) call.origin.user_agent = std::string(ua->substr(0, 256));
 
   if (route->limited && !s.allow_attempt(address_of(request.source))) {
@@ -265,7 +265,7 @@ asio::awaitable<Response> dispatch(ApiState& s, const std::vector<Route>& routes
         co_return problem(403, "csrf", "The request's CSRF token is missing or wrong");
       }
     }
-    if (route->permission && !identity::role_grants(call.caller->user.role, *route->permission)) {
+    if (route->permission && !call.caller->permissions.has(*route->permission)) {
       s.emit(&*call.caller, "access.denied", std::string(route->pattern), events::Outcome::denied, call.origin,
              {{"permission", identity::to_string(*route->permission)}, {"role", call.caller->user.role}});
       co_return problem(403, "forbidden", "Your role does not allow this");
@@ -275,7 +275,7 @@ asio::awaitable<Response> dispatch(ApiState& s, const std::vector<Route>& routes
                         "Confirm your password or a code first (POST /api/v1/session/step-up), then repeat this");
     }
   }
-  if (auto problems = read_json_fields(request.body, route->body, call.fields); !problems.empty()) {
+  if (auto problems = read_json_fields(request.body, route->body, call.fields, call.lists); !problems.empty()) {
     co_return invalid_input(problems, 400);
   }
   co_return co_await route->handler(s, call);
@@ -290,6 +290,7 @@ struct Api::Impl {
     api::add_session_routes(routes);
     api::add_people_routes(routes);
     api::add_device_routes(routes);
+    api::add_role_routes(routes);
   }
 
   api::ApiState state;

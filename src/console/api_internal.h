@@ -19,6 +19,7 @@
 
 #include "console/api.h"
 #include "console/request_checks.h"
+#include "identity/custom_roles.h"
 #include "identity/roles.h"
 #include "policy/rate_limit.h"
 
@@ -41,8 +42,9 @@ struct Call {
   Request& request;
   std::optional<identity::Caller> caller;
   std::string session_id;
-  std::map<std::string, std::string> params;  // {name} segments of the route
-  std::map<std::string, std::string> fields;  // the validated JSON body
+  std::map<std::string, std::string> params;              // {name} segments of the route
+  std::map<std::string, std::string> fields;              // the validated JSON body's members
+  std::map<std::string, std::vector<std::string>> lists;  // ... and its lists of strings
   identity::Origin origin;
 };
 
@@ -64,9 +66,10 @@ struct Route {
 
 // What every handler may use; one per Api, owned by it.
 struct ApiState {
-  explicit ApiState(ApiContext c) : ctx(std::move(c)) {}
+  explicit ApiState(ApiContext c) : ctx(std::move(c)), roles(ctx.store, ctx.clock, ctx.events) {}
 
   ApiContext ctx;
+  identity::CustomRoles roles;
   std::map<std::string, policy::TokenBucket, std::less<>> attempts;  // per source address
 
   // Writes a security event (no-op without a sink).
@@ -113,5 +116,6 @@ struct ApiState {
 void add_session_routes(std::vector<Route>& routes);
 void add_people_routes(std::vector<Route>& routes);
 void add_device_routes(std::vector<Route>& routes);
+void add_role_routes(std::vector<Route>& routes);
 
 }  // namespace torii::console::api

@@ -316,4 +316,34 @@ TEST_F(ApiTest, EveryEndpointAnswersEveryRoleAsThePermissionMatrixSays) {
 }
 
 }  // namespace
+// JPCERT I-8: an organisation's own role, defined through the API, grants exactly what it
+// lists, to the people given it.
+TEST_F(ApiTest, ACustomRoleMadeThroughTheApiGrantsExactlyItsPermissions) {
+  ASSERT_TRUE(store_->organisations().insert({"acme", "Acme", false, 0}));
+  const std::string admin = add_person("acme-admin", identity::kRoleOrgAdmin, "acme");
+  const std::string tech = add_person("tech", identity::kRoleViewer, "acme");
+  add_device("acme-pump", "acme");
+
+  const Response made =
+      call("POST", "/api/v1/roles", admin, R"({"name":"field-tech","permissions":["telemetry.read","devices.read"]})");
+  ASSERT_EQ(made.status, 201) << made.body;
+  EXPECT_THAT(made.body, ::testing::HasSubstr(R"("permissions":["account.self","devices.read","telemetry.read"])"));
+  EXPECT_EQ(call("POST", "/api/v1/roles", admin, R"({"name":"x-role","permissions":"devices.read"})").status, 400);
+  const Response refused =
+      call("POST", "/api/v1/roles", admin, R"({"name":"snoop","permissions":["security_log.read","settings.write"]})");
+  EXPECT_EQ(refused.status, 422);
+  EXPECT_THAT(refused.body, ::testing::HasSubstr(R"("code":"forbidden")"));
+  EXPECT_THAT(refused.body, ::testing::HasSubstr(R"("code":"not_allowed")"));
+  EXPECT_THAT(call("GET", "/api/v1/roles", admin).body, ::testing::HasSubstr(R"("name":"field-tech")"));
+
+  ASSERT_EQ(call("PATCH", "/api/v1/users/" + tech, admin, R"({"role":"field-tech"})").status, 200);
+  EXPECT_EQ(call("GET", "/api/v1/devices/acme-pump", tech).status, 200);
+  EXPECT_EQ(call("GET", "/api/v1/users", tech).status, 403);
+  EXPECT_EQ(call("DELETE", "/api/v1/roles/field-tech", admin).status, 409) << "somebody holds it";
+
+  // Taking devices.read away applies to the next request.
+  ASSERT_EQ(call("PATCH", "/api/v1/roles/field-tech", admin, R"({"permissions":["telemetry.read"]})").status, 200);
+  EXPECT_EQ(call("GET", "/api/v1/devices/acme-pump", tech).status, 403);
+}
+
 }  // namespace torii::console

@@ -88,7 +88,8 @@ std::string address_of(std::string_view endpoint) {
 }
 
 std::vector<FieldProblem> read_json_fields(std::string_view body, std::span<const FieldSpec> specs,
-                                           std::map<std::string, std::string>& fields) {
+                                           std::map<std::string, std::string>& fields,
+                                           std::map<std::string, std::vector<std::string>>& lists) {
   using nlohmann::json;
   std::vector<FieldProblem> problems;
   if (specs.empty()) {
@@ -111,6 +112,17 @@ std::vector<FieldProblem> read_json_fields(std::string_view body, std::span<cons
         fields[key] = value.get<bool>() ? "true" : "false";
       } else {
         problems.push_back({key, "wrong_type", "must be true or false"});
+      }
+    } else if (spec->max_items > 0) {
+      if (!value.is_array() || !std::ranges::all_of(value, [](const json& v) { return v.is_string(); })) {
+        problems.push_back({key, "wrong_type", "must be a list of strings"});
+      } else if (value.size() > spec->max_items) {
+        problems.push_back({key, "too_long", fmt::format("must have at most {} items", spec->max_items)});
+      } else if (std::ranges::any_of(
+                     value, [&](const json& v) { return v.get_ref<const std::string&>().size() > spec->max_bytes; })) {
+        problems.push_back({key, "too_long", fmt::format("each item must be at most {} bytes", spec->max_bytes)});
+      } else {
+        lists[key] = value.get<std::vector<std::string>>();
       }
     } else if (!value.is_string()) {
       problems.push_back({key, "wrong_type", "must be a string"});

@@ -36,8 +36,10 @@ namespace torii::console {
 struct FieldSpec {
   std::string_view name;
   bool required = true;
-  std::size_t max_bytes = 1024;
-  bool boolean = false;  // true or false in JSON, "true" or "false" in the fields
+  std::size_t max_bytes = 1024;  // of a string, or of each string of a list
+  bool boolean = false;          // true or false in JSON, "true" or "false" in the fields
+  // > 0: an array of at most this many strings, which go to the lists, not the fields.
+  std::size_t max_items = 0;
 };
 
 struct FieldProblem {
@@ -48,11 +50,12 @@ struct FieldProblem {
   friend bool operator==(const FieldProblem&, const FieldProblem&) = default;
 };
 
-// Every problem of a body against the members a request takes (strings, or booleans where
-// the spec says so): not a JSON object, an unknown member, a member of the wrong type or too
-// long, a required one missing. With no specs, only an empty body or {} is accepted. The values of the accepted
-// members go to `fields`.
+// Every problem of a body against the members a request takes (strings, or booleans or
+// lists of strings where the spec says so): not a JSON object, an unknown member, a member
+// of the wrong type or too long, a required one missing. With no specs, only an empty body
+// or {} is accepted. The values of the accepted members go to `fields`, lists to `lists`.
 [[nodiscard]] std::vector<FieldProblem> read_json_fields(std::string_view body, std::span<const FieldSpec> specs,
-                                                         std::map<std::string, std::string>& fields);
+                                                         std::map<std::string, std::string>& fields,
+                                                         std::map<std::string, std::vector<std::string>>& lists);
 
 }  // namespace torii::console

@@ -7,6 +7,7 @@
 #include <cctype>
 
 #include "crypto/sodium.h"
+#include "identity/custom_roles.h"
 #include "identity/devices.h"
 #include "identity/setup_token.h"
 #include "identity/totp.h"
@@ -98,7 +99,9 @@ const std::string& Accounts::decoy_hash() {
 }
 
 Result<bool> Accounts::second_factor_required(const store::UserRecord& user) {
-  if (is_administrator_role(user.role)) return true;
+  auto permissions = role_permissions(store_, user.organisation_id, user.role);
+  if (!permissions) return tl::unexpected(permissions.error());
+  if (is_administrator(*permissions)) return true;
   auto org = store_.organisations().find(user.organisation_id);
   if (!org) return tl::unexpected(org.error());
   return *org && (*org)->require_second_factor;
@@ -339,7 +342,7 @@ Result<SignInResult> Accounts::second_factor(const Caller& caller, std::string_v
   user.failed_logins = 0;
   user.lockouts = 0;
   if (auto st = store_.users().update(user); !st) return tl::unexpected(st.error());
-  auto ticket = replace_session({caller.session, user}, store::kSessionStageFull, origin);
+  auto ticket = replace_session({caller.session, user, caller.permissions}, store::kSessionStageFull, origin);
   if (!ticket) return tl::unexpected(ticket.error());
   emit(actor, "login.succeeded", actor, events::Outcome::success, origin, {{"second_factor", method}});
   if (method == "recovery_code") {
@@ -394,7 +397,7 @@ Result<EnrolmentResult> Accounts::confirm_totp_enrolment(const Caller& caller, s
     return store_.users().replace_recovery_codes(user.id, hashes);
   });
   if (!st) return tl::unexpected(st.error());
-  auto ticket = replace_session({caller.session, user}, store::kSessionStageFull, origin);
+  auto ticket = replace_session({caller.session, user, caller.permissions}, store::kSessionStageFull, origin);
   if (!ticket) return tl::unexpected(ticket.error());
   result.ticket = std::move(*ticket);
   const std::string actor = "user:" + user.id;
@@ -427,7 +430,9 @@ Result<std::optional<Caller>> Accounts::resolve_session(std::string_view session
     session.last_seen_at = now;
     if (auto st = store_.console_sessions().update(session); !st) return tl::unexpected(st.error());
   }
-  return std::optional<Caller>{Caller{std::move(session), std::move(**user)}};
+  auto permissions = role_permissions(store_, (*user)->organisation_id, (*user)->role);
+  if (!permissions) return tl::unexpected(permissions.error());
+  return std::optional<Caller>{Caller{std::move(session), std::move(**user), *permissions}};
 }
 
 Status Accounts::sign_out(const Caller& caller, const Origin& origin) {
@@ -498,7 +503,7 @@ Result<Outcome> Accounts::change_password(const Caller& caller, std::string_view
     return ok();
   });
   if (!st) return tl::unexpected(st.error());
-  auto ticket = replace_session({caller.session, user}, caller.session.stage, origin);
+  auto ticket = replace_session({caller.session, user, caller.permissions}, caller.session.stage, origin);
   if (!ticket) return tl::unexpected(ticket.error());
   outcome.ticket = std::move(*ticket);
   emit(actor, "password.changed", actor, events::Outcome::success, origin);

@@ -68,6 +68,9 @@ struct SessionTicket {
 struct Caller {
   store::ConsoleSessionRecord session;
   store::UserRecord user;
+  // What the person's role grants, read when the session was resolved (built-in or custom
+  // role: identity/custom_roles.h).
+  PermissionSet permissions;
 };
 
 struct NewAdministrator {

@@ -7,6 +7,7 @@
 #include <cctype>
 
 #include "crypto/sodium.h"
+#include "identity/custom_roles.h"
 #include "identity/roles.h"
 
 namespace torii::identity {
@@ -21,6 +22,34 @@ std::string actor_name(const Caller& actor) { return "user:" + actor.user.id; }
 bool valid_organisation_id(std::string_view id) {
   return id.size() >= 2 && id.size() <= 64 && std::isalnum(static_cast<unsigned char>(id.front())) != 0 &&
          std::ranges::all_of(id, [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
+}
+
+// Whether the actor may give a person of `organisation` this role: a built-in one (only a
+// system administrator makes another), or one of the organisation's own roles that grants
+// nothing the actor does not hold. The problem, if any.
+Result<std::optional<FieldProblem>> check_role(store::Store& store, const Caller& actor, std::string_view organisation,
+                                               std::string_view role) {
+  if (is_builtin_role(role)) {
+    if (role_spans_organisations(role) && !role_spans_organisations(actor.user.role)) {
+      return FieldProblem{"role", "forbidden", "only a system administrator may make another"};
+    }
+    return std::optional<FieldProblem>{};
+  }
+  auto custom = store.custom_roles().find(organisation, role);
+  if (!custom) return tl::unexpected(custom.error());
+  if (!*custom) return FieldProblem{"role", "unknown", "no such role"};
+  auto grants = role_permissions(store, organisation, role);
+  if (!grants) return tl::unexpected(grants.error());
+  if (!actor.permissions.contains(*grants)) {
+    return FieldProblem{"role", "forbidden", "the role grants permissions you do not hold yourself"};
+  }
+  return std::optional<FieldProblem>{};
+}
+
+// Whether a role makes its holder an administrator (an alert when somebody gets it).
+bool administrative(store::Store& store, std::string_view organisation, std::string_view role) {
+  auto grants = role_permissions(store, organisation, role);
+  return !grants || is_administrator(*grants);
 }
 
 }  // namespace
@@ -81,11 +110,9 @@ Result<PersonOutcome> People::create(const Caller& actor, const NewPerson& perso
   auto email = normalize_email(person.email);
   if (!email) outcome.problems.push_back({"email", "invalid", email.error().message});
   const std::string role = person.role.empty() ? std::string(kDefaultRole) : person.role;
-  if (!is_builtin_role(role)) {
-    outcome.problems.push_back({"role", "unknown", "no such role"});
-  } else if (role_spans_organisations(role) && !role_spans_organisations(actor.user.role)) {
-    outcome.problems.push_back({"role", "forbidden", "only a system administrator may make another"});
-  }
+  auto role_problem = check_role(store_, actor, org, role);
+  if (!role_problem) return tl::unexpected(role_problem.error());
+  if (*role_problem) outcome.problems.push_back(std::move(**role_problem));
   if (person.expires_at && *person.expires_at <= to_unix_millis(clock_.now())) {
     outcome.problems.push_back({"expires_at", "past", "must be in the future"});
   }
@@ -122,7 +149,7 @@ Result<PersonOutcome> People::create(const Caller& actor, const NewPerson& perso
        {{"username", user.username},
         {"role", user.role},
         {"organisation", user.organisation_id},
-        {"alert", is_administrator_role(user.role)}});
+        {"alert", administrative(store_, user.organisation_id, user.role)}});
   outcome.person = std::move(user);
   return outcome;
 }
@@ -136,12 +163,13 @@ Result<PersonOutcome> People::change(const Caller& actor, std::string_view user_
   const bool self = user.id == actor.user.id;
   bool privileges_changed = false;
   if (changes.role && *changes.role != user.role) {
-    if (!is_builtin_role(*changes.role)) {
-      outcome.problems.push_back({"role", "unknown", "no such role"});
+    auto role_problem = check_role(store_, actor, user.organisation_id, *changes.role);
+    if (!role_problem) return tl::unexpected(role_problem.error());
+    if (*role_problem) {
+      outcome.problems.push_back(std::move(**role_problem));
     } else if (self) {
       outcome.problems.push_back({"role", "self", "you may not change your own role"});
-    } else if ((role_spans_organisations(*changes.role) || role_spans_organisations(user.role)) &&
-               !role_spans_organisations(actor.user.role)) {
+    } else if (role_spans_organisations(user.role) && !role_spans_organisations(actor.user.role)) {
       outcome.problems.push_back({"role", "forbidden", "only a system administrator may do that"});
     } else {
       user.role = *changes.role;
@@ -198,7 +226,7 @@ Result<PersonOutcome> People::change(const Caller& actor, std::string_view user_
   nlohmann::json details = nlohmann::json::object();
   if (user.role != person->role) {
     details["role"] = {person->role, user.role};
-    details["alert"] = is_administrator_role(user.role);
+    details["alert"] = administrative(store_, user.organisation_id, user.role);
   }
   if (user.status != person->status) details["status"] = {person->status, user.status};
   if (user.email != person->email) details["email_changed"] = true;

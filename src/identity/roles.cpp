@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <array>
+#include <string>
 #include <utility>
+#include <vector>
 
 namespace torii::identity {
 namespace {
@@ -30,6 +32,7 @@ constexpr std::array<Permission, 14> kAll = {
     P::account_self,   P::devices_read,   P::devices_write,      P::devices_delete,     P::profiles_read,
     P::profiles_write, P::telemetry_read, P::users_read,         P::users_write,        P::security_log_read,
     P::settings_read,  P::settings_write, P::organisations_read, P::organisations_write};
+static_assert(kAll.size() <= 32, "PermissionSet keeps one bit per permission in 32 bits");
 
 struct RoleDefinition {
   std::string_view name;
@@ -74,6 +77,32 @@ std::optional<Permission> parse_permission(std::string_view name) {
 }
 
 std::span<const Permission> all_permissions() { return kAll; }
+
+PermissionSet PermissionSet::of(std::span<const Permission> permissions) {
+  PermissionSet set;
+  for (Permission p : permissions) set.add(p);
+  return set;
+}
+
+std::vector<std::string> PermissionSet::names() const {
+  std::vector<std::string> out;
+  for (const auto& [p, name] : kNames) {
+    if (has(p)) out.emplace_back(name);
+  }
+  std::ranges::sort(out);
+  return out;
+}
+
+PermissionSet installation_permissions() {
+  return PermissionSet::of(std::array{P::settings_read, P::settings_write, P::organisations_write});
+}
+
+PermissionSet builtin_role_permissions(std::string_view role) {
+  for (const auto& r : kRoles) {
+    if (r.name == role) return PermissionSet::of(r.grants);
+  }
+  return {};
+}
 
 std::span<const std::string_view> builtin_roles() { return kRoleNames; }
 

@@ -9,7 +9,9 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
+#include <vector>
 
 namespace torii::identity {
 
@@ -35,6 +37,35 @@ enum class Permission : std::uint8_t {
 [[nodiscard]] std::optional<Permission> parse_permission(std::string_view name);
 [[nodiscard]] std::span<const Permission> all_permissions();
 
+// A set of permissions: what a role grants, what an API token may do.
+class PermissionSet {
+ public:
+  constexpr PermissionSet() = default;
+  [[nodiscard]] static PermissionSet of(std::span<const Permission> permissions);
+
+  [[nodiscard]] constexpr bool has(Permission p) const { return (bits_ & bit(p)) != 0; }
+  constexpr void add(Permission p) { bits_ |= bit(p); }
+  // Whether every permission of `other` is in this set.
+  [[nodiscard]] constexpr bool contains(PermissionSet other) const { return (other.bits_ & ~bits_) == 0; }
+  [[nodiscard]] constexpr PermissionSet operator&(PermissionSet other) const {
+    return PermissionSet(bits_ & other.bits_);
+  }
+  [[nodiscard]] constexpr bool empty() const { return bits_ == 0; }
+  // The names, sorted ("account.self", "devices.read", ...).
+  [[nodiscard]] std::vector<std::string> names() const;
+
+  friend constexpr bool operator==(PermissionSet, PermissionSet) = default;
+
+ private:
+  constexpr explicit PermissionSet(std::uint32_t bits) : bits_(bits) {}
+  static constexpr std::uint32_t bit(Permission p) { return std::uint32_t{1} << static_cast<unsigned>(p); }
+  std::uint32_t bits_ = 0;
+};
+
+// Permissions over the installation as a whole (settings, creating organisations): only the
+// system administrator's built-in role holds them; a custom role never does.
+[[nodiscard]] PermissionSet installation_permissions();
+
 inline constexpr std::string_view kRoleSystemAdmin = "system-admin";
 inline constexpr std::string_view kRoleOrgAdmin = "org-admin";
 inline constexpr std::string_view kRoleOperator = "operator";
@@ -45,8 +76,16 @@ inline constexpr std::string_view kDefaultRole = kRoleViewer;
 
 [[nodiscard]] std::span<const std::string_view> builtin_roles();
 [[nodiscard]] bool is_builtin_role(std::string_view role);
-// False for an unknown role: a role nobody defined grants nothing.
+// False for an unknown role: a role nobody defined grants nothing. Built-in roles only;
+// identity/custom_roles.h resolves any role of an organisation.
 [[nodiscard]] bool role_grants(std::string_view role, Permission permission);
+// What a built-in role grants; empty for any other name.
+[[nodiscard]] PermissionSet builtin_role_permissions(std::string_view role);
+// Whoever may manage people is an administrator and must always use a second factor,
+// whatever the role is called (built-in or custom).
+[[nodiscard]] constexpr bool is_administrator(PermissionSet permissions) {
+  return permissions.has(Permission::users_write);
+}
 // Administrators must always use a second factor, whatever their organisation's policy.
 [[nodiscard]] bool is_administrator_role(std::string_view role);
 // The system administrator's permissions hold in every organisation; everyone else's only

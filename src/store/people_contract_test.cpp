@@ -1,5 +1,5 @@
 // The store contract for the console's people: organisations, users (with their password
-// history and recovery codes), console sessions and password reset tokens. Backend-agnostic,
+// history and recovery codes), console sessions, password reset tokens and custom roles. Backend-agnostic,
 // like contract_test.cpp.
 #include <atomic>
 #include <cstdint>
@@ -15,7 +15,15 @@
 
 #include "store/contract_test.h"
 
-namespace torii::store::testing {
+namespace torii::store {
+
+// Readable failures: the record's fields instead of its bytes (found by argument lookup).
+void PrintTo(const CustomRoleRecord& r, std::ostream* os) {
+  *os << "{" << r.organisation_id << ", " << r.name << ", " << r.description << ", "
+      << ::testing::PrintToString(r.permissions) << ", " << r.created_at << ", " << r.updated_at << "}";
+}
+
+namespace testing {
 namespace {
 
 using ::testing::ElementsAre;
@@ -1249,5 +1257,125 @@ TEST_P(StoreContractTest, PasswordResetTokenConcurrentConsumersExactlyOneWins) {
   EXPECT_EQ(other.load(), 0);
 }
 
+// ------------------------------------------------------------------------------ custom roles
+
+CustomRoleRecord make_role(std::string name, std::string organisation = "org-1") {
+  CustomRoleRecord r;
+  r.organisation_id = std::move(organisation);
+  r.description = "Role " + name;
+  r.permissions = {"account.self", "devices.read", "telemetry.read"};
+  r.created_at = kNow;
+  r.updated_at = kNow;
+  r.name = std::move(name);
+  return r;
+}
+
+TEST_P(StoreContractTest, CustomRoleInsertAndFindRoundTripEveryField) {
+  ASSERT_TRUE(add_people(store(), {}));
+  CustomRoleRecord r = make_role("field-tech");
+  r.description = kTricky;
+  ASSERT_TRUE(is_ok(store().custom_roles().insert(r)));
+  CustomRoleRecord empty = make_role("nothing");
+  empty.permissions.clear();
+  ASSERT_TRUE(is_ok(store().custom_roles().insert(empty)));
+  auto found = store().custom_roles().find("org-1", "field-tech");
+  ASSERT_TRUE(is_ok(found));
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ(**found, r);
+  auto none = store().custom_roles().find("org-1", "nothing");
+  ASSERT_TRUE(is_ok(none));
+  ASSERT_TRUE(none->has_value());
+  EXPECT_EQ(**none, empty);
+  auto unknown = store().custom_roles().find("org-2", "field-tech");
+  ASSERT_TRUE(is_ok(unknown));
+  EXPECT_FALSE(unknown->has_value());
+}
+
+TEST_P(StoreContractTest, CustomRoleNamesAreUniquePerOrganisationOnly) {
+  ASSERT_TRUE(add_people(store(), {}));
+  ASSERT_TRUE(is_ok(store().organisations().insert(make_organisation("org-2"))));
+  ASSERT_TRUE(is_ok(store().custom_roles().insert(make_role("field-tech"))));
+  CustomRoleRecord imposter = make_role("field-tech");
+  imposter.permissions = {"users.write"};
+  EXPECT_TRUE(fails_with(store().custom_roles().insert(imposter), Errc::already_exists));
+  EXPECT_TRUE(is_ok(store().custom_roles().insert(make_role("field-tech", "org-2"))));
+  auto found = store().custom_roles().find("org-1", "field-tech");
+  ASSERT_TRUE(is_ok(found));
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ(**found, make_role("field-tech"));
+}
+
+TEST_P(StoreContractTest, CustomRoleOfAnUnknownOrganisationIsAConflict) {
+  EXPECT_TRUE(fails_with(store().custom_roles().insert(make_role("field-tech", "nowhere")), Errc::conflict));
+}
+
+TEST_P(StoreContractTest, CustomRoleWithoutANameOrWithUnsortedDuplicateOrSpacedPermissionsIsInvalidArgument) {
+  ASSERT_TRUE(add_people(store(), {}));
+  auto& roles = store().custom_roles();
+  EXPECT_TRUE(fails_with(roles.insert(make_role("")), Errc::invalid_argument));
+  EXPECT_TRUE(fails_with(roles.insert(make_role("x", "")), Errc::invalid_argument));
+  for (const std::vector<std::string>& bad : std::vector<std::vector<std::string>>{
+           {"devices.read", "account.self"}, {"devices.read", "devices.read"}, {"devices read"}, {""}}) {
+    CustomRoleRecord r = make_role("x");
+    r.permissions = bad;
+    EXPECT_TRUE(fails_with(roles.insert(r), Errc::invalid_argument)) << ::testing::PrintToString(bad);
+    ASSERT_TRUE(is_ok(roles.insert(make_role("x"))));
+    EXPECT_TRUE(fails_with(roles.update(r), Errc::invalid_argument)) << ::testing::PrintToString(bad);
+    auto kept = roles.find("org-1", "x");
+    ASSERT_TRUE(is_ok(kept));
+    ASSERT_TRUE(kept->has_value());
+    EXPECT_EQ(**kept, make_role("x"));
+    ASSERT_TRUE(is_ok(roles.remove("org-1", "x")));
+  }
+}
+
+TEST_P(StoreContractTest, CustomRolesAreListedPerOrganisationByName) {
+  ASSERT_TRUE(add_people(store(), {}));
+  ASSERT_TRUE(is_ok(store().organisations().insert(make_organisation("org-2"))));
+  for (const char* name : {"night-shift", "auditor-lite", "field-tech"}) {
+    ASSERT_TRUE(is_ok(store().custom_roles().insert(make_role(name))));
+  }
+  ASSERT_TRUE(is_ok(store().custom_roles().insert(make_role("elsewhere", "org-2"))));
+  auto mine = store().custom_roles().list("org-1");
+  ASSERT_TRUE(is_ok(mine));
+  EXPECT_THAT(fields(*mine, &CustomRoleRecord::name), ElementsAre("auditor-lite", "field-tech", "night-shift"));
+  auto theirs = store().custom_roles().list("org-2");
+  ASSERT_TRUE(is_ok(theirs));
+  EXPECT_THAT(fields(*theirs, &CustomRoleRecord::name), ElementsAre("elsewhere"));
+}
+
+TEST_P(StoreContractTest, CustomRoleUpdateReplacesDescriptionPermissionsAndUpdateTimeOnly) {
+  ASSERT_TRUE(add_people(store(), {}));
+  ASSERT_TRUE(is_ok(store().custom_roles().insert(make_role("field-tech"))));
+  CustomRoleRecord changed = make_role("field-tech");
+  changed.description = "Changed";
+  changed.permissions = {"devices.write"};
+  changed.created_at = kNow + 99;
+  changed.updated_at = kNow + 5000;
+  ASSERT_TRUE(is_ok(store().custom_roles().update(changed)));
+  auto found = store().custom_roles().find("org-1", "field-tech");
+  ASSERT_TRUE(is_ok(found));
+  ASSERT_TRUE(found->has_value());
+  CustomRoleRecord expected = changed;
+  expected.created_at = kNow;
+  EXPECT_EQ(**found, expected);
+  EXPECT_TRUE(fails_with(store().custom_roles().update(make_role("unknown")), Errc::not_found));
+}
+
+TEST_P(StoreContractTest, CustomRoleRemoveReportsWhetherARoleWasDeleted) {
+  ASSERT_TRUE(add_people(store(), {}));
+  ASSERT_TRUE(is_ok(store().custom_roles().insert(make_role("field-tech"))));
+  auto removed = store().custom_roles().remove("org-1", "field-tech");
+  ASSERT_TRUE(is_ok(removed));
+  EXPECT_TRUE(*removed);
+  auto again = store().custom_roles().remove("org-1", "field-tech");
+  ASSERT_TRUE(is_ok(again));
+  EXPECT_FALSE(*again);
+  auto found = store().custom_roles().find("org-1", "field-tech");
+  ASSERT_TRUE(is_ok(found));
+  EXPECT_FALSE(found->has_value());
+}
+
 }  // namespace
-}  // namespace torii::store::testing
+}  // namespace testing
+}  // namespace torii::store

@@ -60,6 +60,21 @@ Status validate_organisation(const OrganisationRecord& organisation) {
   return ok();
 }
 
+Status validate_custom_role(const CustomRoleRecord& role) {
+  if (role.organisation_id.empty()) return fail(Errc::invalid_argument, "store: custom role organisation is empty");
+  if (role.name.empty()) return fail(Errc::invalid_argument, "store: custom role name is empty");
+  for (std::size_t i = 0; i < role.permissions.size(); ++i) {
+    const auto& p = role.permissions[i];
+    if (p.empty() || p.find(' ') != std::string::npos) {
+      return fail(Errc::invalid_argument, "store: custom role permission names must be non-empty without spaces");
+    }
+    if (i > 0 && role.permissions[i - 1] >= p) {
+      return fail(Errc::invalid_argument, "store: custom role permissions must be sorted without duplicates");
+    }
+  }
+  return ok();
+}
+
 bool is_user_status(std::string_view status) { return status == kUserStatusActive || status == kUserStatusDisabled; }
 
 Status validate_user(const UserRecord& user) {

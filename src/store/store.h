@@ -615,6 +615,41 @@ class PasswordResetRepository {
   [[nodiscard]] virtual Result<std::size_t> count_active(std::string_view user_id, UnixMillis now) = 0;
 };
 
+// --- Custom roles (console) -----------------------------------------------------------------
+
+// A role an organisation defines as a set of named permissions (JPCERT I-8). The built-in
+// roles are code (identity/roles.h) and never stored; a custom role's name differs from them.
+struct CustomRoleRecord {
+  std::string organisation_id;
+  std::string name;  // unique within its organisation
+  std::string description;
+  std::vector<std::string> permissions;  // permission names ("devices.read"), sorted, no duplicates
+  UnixMillis created_at = 0;
+  UnixMillis updated_at = 0;
+
+  friend bool operator==(const CustomRoleRecord&, const CustomRoleRecord&) = default;
+};
+
+// The checks every backend applies before CustomRoleRepository::insert and update
+// (invalid_argument): an organisation and a name, permission names without spaces, sorted
+// and without duplicates.
+[[nodiscard]] Status validate_custom_role(const CustomRoleRecord& role);
+
+class CustomRoleRepository {
+ public:
+  virtual ~CustomRoleRepository() = default;
+  // already_exists for a name the organisation has; conflict for an organisation not stored.
+  [[nodiscard]] virtual Status insert(const CustomRoleRecord& role) = 0;
+  [[nodiscard]] virtual Result<std::optional<CustomRoleRecord>> find(std::string_view organisation_id,
+                                                                     std::string_view name) = 0;
+  // The organisation's roles, by name.
+  [[nodiscard]] virtual Result<std::vector<CustomRoleRecord>> list(std::string_view organisation_id) = 0;
+  // Replaces description, permissions and updated_at. not_found for an unknown role.
+  [[nodiscard]] virtual Status update(const CustomRoleRecord& role) = 0;
+  // False when there was no such role.
+  [[nodiscard]] virtual Result<bool> remove(std::string_view organisation_id, std::string_view name) = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -637,6 +672,7 @@ class Store {
   [[nodiscard]] virtual UserRepository& users() = 0;
   [[nodiscard]] virtual ConsoleSessionRepository& console_sessions() = 0;
   [[nodiscard]] virtual PasswordResetRepository& password_resets() = 0;
+  [[nodiscard]] virtual CustomRoleRepository& custom_roles() = 0;
 
   // Runs body in a transaction: commits when it returns ok, rolls back otherwise and returns
   // its error (or the commit's). A nested call joins the enclosing transaction: nothing is

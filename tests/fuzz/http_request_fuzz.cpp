@@ -9,13 +9,16 @@
 //     and a path;
 //   - matching a route binds exactly the pattern's parameters, each non-empty and at most
 //     128 bytes, and the literal segments are the path's;
-//   - body validation accepts only known string members within their length, reports a
-//     problem for everything else, and accepting a body means no problems were reported.
+//   - body validation accepts only known string members within their length, and lists
+//     of strings only for list members, within their item count and item length; it
+//     reports a problem for everything else, and accepting a body means no problems were
+//     reported.
 #include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "console/request_checks.h"
 #include "console/request_reader.h"
@@ -29,7 +32,8 @@ using namespace torii::console;
 constexpr std::size_t kMaxHeader = 2048;
 constexpr std::size_t kMaxBody = 1024;
 
-constexpr FieldSpec kSpecs[] = {{"username", true, 16}, {"password", true, 64}, {"code", false, 8}};
+constexpr FieldSpec kSpecs[] = {
+    {"username", true, 16}, {"password", true, 64}, {"code", false, 8}, {"tags", false, 8, false, 3}};
 constexpr std::string_view kPatterns[] = {"/api/v1/devices", "/api/v1/devices/{id}",
                                           "/api/v1/account/sessions/{handle}", "/a/{x}/b/{y}"};
 
@@ -52,13 +56,25 @@ void check_request(const Request& r) {
   }
 
   std::map<std::string, std::string> fields;
-  const auto problems = read_json_fields(r.body, kSpecs, fields);
+  std::map<std::string, std::vector<std::string>> lists;
+  const auto problems = read_json_fields(r.body, kSpecs, fields, lists);
   for (const auto& [name, value] : fields) {
     bool known = false;
     for (const auto& spec : kSpecs) {
-      if (spec.name == name) {
+      if (spec.name == name && spec.max_items == 0) {
         known = true;
         check(value.size() <= spec.max_bytes);
+      }
+    }
+    check(known);
+  }
+  for (const auto& [name, items] : lists) {
+    bool known = false;
+    for (const auto& spec : kSpecs) {
+      if (spec.name == name && spec.max_items > 0) {
+        known = true;
+        check(items.size() <= spec.max_items);
+        for (const auto& item : items) check(item.size() <= spec.max_bytes);
       }
     }
     check(known);

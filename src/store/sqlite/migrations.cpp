@@ -13,7 +13,7 @@ namespace {
 
 // Append only: a released migration is never edited, a change is a new migration.
 // STRICT tables make SQLite refuse values of the wrong type instead of converting them.
-constexpr std::array<Migration, 6> kMigrations = {{
+constexpr std::array<Migration, 7> kMigrations = {{
     {1, "initial schema: meta, data keys, secrets, certificates, setup tokens, counters", R"sql(
 CREATE TABLE meta (
   key TEXT PRIMARY KEY NOT NULL,
@@ -236,6 +236,19 @@ CREATE TABLE password_reset_tokens (
   issued_by TEXT NOT NULL
 ) STRICT;
 CREATE INDEX password_reset_tokens_by_user ON password_reset_tokens (user_id, used_at_ms);
+)sql"},
+    {7, "console: custom roles", R"sql(
+-- Permission names separated by single spaces, sorted. Removing a role that people hold is
+-- refused by the caller (identity::CustomRoles), not here: users.role is a plain name.
+CREATE TABLE custom_roles (
+  organisation_id TEXT NOT NULL REFERENCES organisations (id),
+  name TEXT NOT NULL CHECK (name <> ''),
+  description TEXT NOT NULL,
+  permissions TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  updated_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (organisation_id, name)
+) STRICT, WITHOUT ROWID;
 )sql"},
 }};
 

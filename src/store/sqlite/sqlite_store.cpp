@@ -1769,6 +1769,101 @@ class SqlitePasswordResetRepository final : public PasswordResetRepository {
 
 // ---------------------------------------------------------------------------------------
 
+#define TORII_CUSTOM_ROLE_COLUMNS "organisation_id, name, description, permissions, created_at_ms, updated_at_ms"
+
+std::string join_permissions(const std::vector<std::string>& permissions) {
+  std::string out;
+  for (const auto& p : permissions) {
+    if (!out.empty()) out += ' ';
+    out += p;
+  }
+  return out;
+}
+
+CustomRoleRecord read_custom_role(const Statement& stmt) {
+  CustomRoleRecord r{stmt.column_text(0), stmt.column_text(1), stmt.column_text(2), {},
+                     stmt.column_int(4),  stmt.column_int(5)};
+  const std::string joined = stmt.column_text(3);
+  std::size_t start = 0;
+  while (start < joined.size()) {
+    const std::size_t end = std::min(joined.find(' ', start), joined.size());
+    if (end > start) r.permissions.emplace_back(joined.substr(start, end - start));
+    start = end + 1;
+  }
+  return r;
+}
+
+class SqliteCustomRoleRepository final : public CustomRoleRepository {
+ public:
+  explicit SqliteCustomRoleRepository(Db& db) : db_(db) {}
+
+  Status insert(const CustomRoleRecord& role) override {
+    if (auto s = validate_custom_role(role); !s) return s;
+    const std::string permissions = join_permissions(role.permissions);  // bound without a copy
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("INSERT INTO custom_roles (" TORII_CUSTOM_ROLE_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt)
+        .bind_text(1, role.organisation_id)
+        .bind_text(2, role.name)
+        .bind_text(3, role.description)
+        .bind_text(4, permissions)
+        .bind_int(5, role.created_at)
+        .bind_int(6, role.updated_at);
+    return (**stmt).run();
+  }
+
+  Result<std::optional<CustomRoleRecord>> find(std::string_view organisation_id, std::string_view name) override {
+    const Lock lock(db_.mutex());
+    auto stmt =
+        db_.cached("SELECT " TORII_CUSTOM_ROLE_COLUMNS " FROM custom_roles WHERE organisation_id = ?1 AND name = ?2");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, organisation_id).bind_text(2, name);
+    return read_one(**stmt, read_custom_role);
+  }
+
+  Result<std::vector<CustomRoleRecord>> list(std::string_view organisation_id) override {
+    const Lock lock(db_.mutex());
+    auto stmt =
+        db_.cached("SELECT " TORII_CUSTOM_ROLE_COLUMNS " FROM custom_roles WHERE organisation_id = ?1 ORDER BY name");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, organisation_id);
+    return read_all(**stmt, read_custom_role);
+  }
+
+  Status update(const CustomRoleRecord& role) override {
+    if (auto s = validate_custom_role(role); !s) return s;
+    const std::string permissions = join_permissions(role.permissions);  // bound without a copy
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached(
+        "UPDATE custom_roles SET description = ?3, permissions = ?4, updated_at_ms = ?5 "
+        "WHERE organisation_id = ?1 AND name = ?2");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt)
+        .bind_text(1, role.organisation_id)
+        .bind_text(2, role.name)
+        .bind_text(3, role.description)
+        .bind_text(4, permissions)
+        .bind_int(5, role.updated_at);
+    return expect_changed(db_, **stmt, "update custom role: no such role");
+  }
+
+  Result<bool> remove(std::string_view organisation_id, std::string_view name) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("DELETE FROM custom_roles WHERE organisation_id = ?1 AND name = ?2");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, organisation_id).bind_text(2, name);
+    return changed_any(db_, **stmt);
+  }
+
+ private:
+  Db& db_;
+};
+
+#undef TORII_CUSTOM_ROLE_COLUMNS
+
+// ---------------------------------------------------------------------------------------
+
 class SqliteStore final : public Store {
  public:
   SqliteStore(DbHandle db, bool file_backed, int version)
@@ -1789,7 +1884,8 @@ class SqliteStore final : public Store {
         organisations_(db_),
         users_(db_),
         console_sessions_(db_),
-        password_resets_(db_) {}
+        password_resets_(db_),
+        custom_roles_(db_) {}
 
   MetaRepository& meta() override { return meta_; }
   DataKeyRepository& data_keys() override { return data_keys_; }
@@ -1808,6 +1904,7 @@ class SqliteStore final : public Store {
   UserRepository& users() override { return users_; }
   ConsoleSessionRepository& console_sessions() override { return console_sessions_; }
   PasswordResetRepository& password_resets() override { return password_resets_; }
+  CustomRoleRepository& custom_roles() override { return custom_roles_; }
 
   Status transaction(const std::function<Status()>& body) override { return db_.transaction(body); }
 
@@ -1832,6 +1929,7 @@ class SqliteStore final : public Store {
   SqliteUserRepository users_;
   SqliteConsoleSessionRepository console_sessions_;
   SqlitePasswordResetRepository password_resets_;
+  SqliteCustomRoleRepository custom_roles_;
 };
 
 // ---------------------------------------------------------------------------------------
