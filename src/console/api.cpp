@@ -311,7 +311,8 @@ std::vector<RouteInfo> Api::routes() const {
       case api::Access::enrolling: access = "enrol or full"; break;
       case api::Access::full: access = "signed in"; break;
     }
-    out.push_back({r.method, r.pattern, access, r.permission ? identity::to_string(*r.permission) : "", r.sensitive});
+    out.push_back(
+        {r.method, r.pattern, access, r.permission ? identity::to_string(*r.permission) : "", r.sensitive, r.body});
   }
   return out;
 }

@@ -22,6 +22,7 @@
 
 #include "base/clock.h"
 #include "config/config.h"
+#include "console/request_checks.h"
 #include "console/request_handler.h"
 #include "identity/accounts.h"
 #include "identity/people.h"
@@ -51,6 +52,7 @@ struct RouteInfo {
   std::string_view access;      // "anyone", "any session", "second-factor stage", "enrol or full", "signed in"
   std::string_view permission;  // a permission name, or empty
   bool step_up = false;         // needs a recent password or TOTP proof
+  std::vector<FieldSpec> body;  // the JSON members the request takes (docs/openapi.yaml)
 };
 
 class Api final : public RequestHandler {

@@ -3,9 +3,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <map>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include <boost/asio/co_spawn.hpp>
@@ -344,6 +349,87 @@ TEST_F(ApiTest, ACustomRoleMadeThroughTheApiGrantsExactlyItsPermissions) {
   // Taking devices.read away applies to the next request.
   ASSERT_EQ(call("PATCH", "/api/v1/roles/field-tech", admin, R"({"permissions":["telemetry.read"]})").status, 200);
   EXPECT_EQ(call("GET", "/api/v1/devices/acme-pump", tech).status, 403);
+}
+
+// One operation of docs/openapi.yaml, as far as the server's route table can check it.
+struct DocumentedOperation {
+  std::string access;
+  std::string permission;
+  bool step_up = false;
+  std::set<std::string> members;   // request body members
+  std::set<std::string> required;  // ... of which required
+
+  friend bool operator==(const DocumentedOperation&, const DocumentedOperation&) = default;
+};
+
+// Reads the layout docs/openapi.yaml keeps (its header says so): paths at two spaces,
+// methods at four, x- fields at six, body members at sixteen.
+std::map<std::string, DocumentedOperation> read_openapi(const std::string& text) {
+  std::map<std::string, DocumentedOperation> out;
+  const std::regex path_line("^  (/api/\\S+):$");
+  const std::regex method_line("^    (get|put|post|patch|delete):$");
+  const std::regex field_line("^      x-(access|permission|step-up): (.+)$");
+  const std::regex required_line("^              required: \\[(.*)\\]$");
+  const std::regex member_line("^                ([a-z_]+): \\{.*$");
+  std::istringstream lines(text);
+  std::string line;
+  std::string path;
+  DocumentedOperation* op = nullptr;
+  std::smatch m;
+  while (std::getline(lines, line)) {
+    if (std::regex_match(line, m, path_line)) {
+      path = m[1];
+      op = nullptr;
+    } else if (std::regex_match(line, m, method_line) && !path.empty()) {
+      std::string method = m[1];
+      std::ranges::transform(method, method.begin(), [](char c) { return static_cast<char>(std::toupper(c)); });
+      op = &out[method + " " + path];
+    } else if (op != nullptr && std::regex_match(line, m, field_line)) {
+      if (m[1] == "access") op->access = m[2];
+      if (m[1] == "permission") op->permission = m[2];
+      if (m[1] == "step-up") op->step_up = m[2] == "true";
+    } else if (op != nullptr && std::regex_match(line, m, required_line)) {
+      std::istringstream names(m[1].str());
+      for (std::string name; std::getline(names, name, ',');) {
+        name.erase(0, name.find_first_not_of(' '));
+        op->required.insert(name);
+      }
+    } else if (op != nullptr && std::regex_match(line, m, member_line)) {
+      op->members.insert(m[1]);
+    }
+  }
+  return out;
+}
+
+// The OpenAPI document describes exactly the routes in force: every path and method, who
+// may call it, its permission, step-up, and the members its body takes.
+TEST_F(ApiTest, TheOpenApiDocumentDescribesEveryRouteInForce) {
+  const auto documented = read_openapi(read_doc("openapi.yaml"));
+  std::map<std::string, DocumentedOperation> served;
+  for (const auto& r : api_->routes()) {
+    DocumentedOperation op{std::string(r.access), std::string(r.permission), r.step_up, {}, {}};
+    for (const auto& f : r.body) {
+      op.members.insert(std::string(f.name));
+      if (f.required) op.required.insert(std::string(f.name));
+    }
+    served[fmt::format("{} {}", r.method, r.pattern)] = op;
+  }
+  ASSERT_FALSE(documented.empty());
+  for (const auto& [route, op] : served) {
+    auto it = documented.find(route);
+    if (it == documented.end()) {
+      ADD_FAILURE() << route << " is served but not in docs/openapi.yaml";
+      continue;
+    }
+    EXPECT_EQ(it->second.access, op.access) << route;
+    EXPECT_EQ(it->second.permission, op.permission) << route;
+    EXPECT_EQ(it->second.step_up, op.step_up) << route;
+    EXPECT_EQ(it->second.members, op.members) << route;
+    EXPECT_EQ(it->second.required, op.required) << route;
+  }
+  for (const auto& [route, op] : documented) {
+    EXPECT_TRUE(served.contains(route)) << route << " is in docs/openapi.yaml but not served";
+  }
 }
 
 }  // namespace torii::console
