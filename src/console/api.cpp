@@ -291,6 +291,7 @@ struct Api::Impl {
     api::add_people_routes(routes);
     api::add_device_routes(routes);
     api::add_role_routes(routes);
+    api::add_settings_routes(routes);
   }
 
   api::ApiState state;

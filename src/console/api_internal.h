@@ -117,5 +117,6 @@ void add_session_routes(std::vector<Route>& routes);
 void add_people_routes(std::vector<Route>& routes);
 void add_device_routes(std::vector<Route>& routes);
 void add_role_routes(std::vector<Route>& routes);
+void add_settings_routes(std::vector<Route>& routes);
 
 }  // namespace torii::console::api

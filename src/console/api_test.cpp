@@ -9,6 +9,7 @@
 #include <cctype>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -430,6 +431,30 @@ TEST_F(ApiTest, TheOpenApiDocumentDescribesEveryRouteInForce) {
   for (const auto& [route, op] : documented) {
     EXPECT_TRUE(served.contains(route)) << route << " is in docs/openapi.yaml but not served";
   }
+}
+
+// The settings in force, for the system administrator: every value is the configuration's,
+// under the configuration file's own section and key names (docs/configuration.md).
+TEST_F(ApiTest, TheSettingsInForceAreShownUnderTheConfigurationsOwnNames) {
+  ASSERT_TRUE(store_->organisations().insert({"default", "Default", false, 0}));
+  const std::string admin = add_person("admin", identity::kRoleSystemAdmin, "default");
+  const Response r = call("GET", "/api/v1/settings", admin);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto body = nlohmann::json::parse(r.body);
+  const auto& settings = body.at("settings");
+  EXPECT_EQ(settings.at("accounts").at("lock_after_failures"), config_.accounts.lock_after_failures);
+  EXPECT_EQ(settings.at("console").at("listen"), nlohmann::json::array({"127.0.0.1:8443"}));
+  const auto& known = config::known_keys();
+  int checked = 0;
+  for (const auto& [section, values] : settings.items()) {
+    if (section == "password_policy") continue;  // fixed by torii, not configurable
+    for (const auto& [key, value] : values.items()) {
+      EXPECT_NE(std::ranges::find(known, section + "." + key), known.end()) << section << "." << key;
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 40);
+  EXPECT_EQ(call("GET", "/api/v1/settings", add_person("viewer", identity::kRoleViewer, "default")).status, 403);
 }
 
 }  // namespace torii::console
