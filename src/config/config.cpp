@@ -4,7 +4,6 @@
 #include <charconv>
 #include <fstream>
 #include <functional>
-#include <regex>
 #include <set>
 #include <sstream>
 
@@ -141,11 +140,35 @@ class Reader {
   std::vector<std::string> visited_;
 };
 
+// ASCII only, whatever the locale (the checks below are about DNS and passwd names).
+bool ascii_lower_or_digit(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+bool ascii_letter_or_digit(char c) { return ascii_lower_or_digit(c) || (c >= 'A' && c <= 'Z'); }
+
+// A DNS name (RFC 1123 §2.1): dot-separated labels of 1-63 letters, digits and hyphens, no
+// label starting or ending with a hyphen, at most 253 characters, no trailing dot; or an
+// IP address. (Checked by hand rather than with std::regex: its instantiations more than
+// doubled the compile time of this file.)
 bool valid_hostname(std::string_view name) {
   if (IpAddress::parse(name)) return true;
-  static const std::regex label_re(
-      "^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$");
-  return name.size() <= 253 && std::regex_match(name.begin(), name.end(), label_re);
+  if (name.empty() || name.size() > 253) return false;
+  while (true) {
+    const auto dot = name.find('.');
+    const std::string_view label = name.substr(0, dot);
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
+    if (!std::all_of(label.begin(), label.end(), [](char c) { return ascii_letter_or_digit(c) || c == '-'; })) {
+      return false;
+    }
+    if (dot == std::string_view::npos) return true;
+    name.remove_prefix(dot + 1);
+  }
+}
+
+// A system user name: [a-z_][a-z0-9_-]{0,31}.
+bool valid_user_name(std::string_view name) {
+  if (name.empty() || name.size() > 32) return false;
+  const char first = name.front();
+  return ((first >= 'a' && first <= 'z') || first == '_') &&
+         std::all_of(name.begin(), name.end(), [](char c) { return ascii_lower_or_digit(c) || c == '_' || c == '-'; });
 }
 
 void check_cipher_list(Reader& r, std::string_view key, const std::string& value,
@@ -193,10 +216,9 @@ void read_listener(Reader& r, std::string_view section, ListenerConfig& out,
 void read_all(Reader& r, Config& c) {
   // [server]
   r.text("server.user", c.server.user, [&](std::string_view key, const std::string& v) {
-    static const std::regex user_re("^[a-z_][a-z0-9_-]{0,31}$");
     if (v == "root") {
       r.problem(key, "must not be root: torii drops root privileges after binding its ports (JPCERT I-5)");
-    } else if (!std::regex_match(v, user_re)) {
+    } else if (!valid_user_name(v)) {
       r.problem(key, "must be a system user name ([a-z_][a-z0-9_-]*)");
     }
   });
