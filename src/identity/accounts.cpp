@@ -41,6 +41,13 @@ std::vector<FieldProblem> as_field_problems(std::string_view field, const std::v
 
 }  // namespace
 
+bool spans_organisations(const Caller& caller) { return !caller.token && role_spans_organisations(caller.user.role); }
+
+nlohmann::json attributed(const Caller& caller, nlohmann::json details) {
+  if (caller.token) details["credential"] = "api_token:" + caller.token->id;
+  return details;
+}
+
 std::string session_id_hash(std::string_view session_id) { return crypto::token_hash(kSessionHashDomain, session_id); }
 
 Result<std::string> normalize_username(std::string_view username) {
@@ -339,7 +346,7 @@ Result<SignInResult> Accounts::second_factor(const Caller& caller, std::string_v
   user.failed_logins = 0;
   user.lockouts = 0;
   if (auto st = store_.users().update(user); !st) return tl::unexpected(st.error());
-  auto ticket = replace_session({caller.session, user}, store::kSessionStageFull, origin);
+  auto ticket = replace_session({caller.session, user, std::nullopt}, store::kSessionStageFull, origin);
   if (!ticket) return tl::unexpected(ticket.error());
   emit(actor, "login.succeeded", actor, events::Outcome::success, origin, {{"second_factor", method}});
   if (method == "recovery_code") {
@@ -394,7 +401,7 @@ Result<EnrolmentResult> Accounts::confirm_totp_enrolment(const Caller& caller, s
     return store_.users().replace_recovery_codes(user.id, hashes);
   });
   if (!st) return tl::unexpected(st.error());
-  auto ticket = replace_session({caller.session, user}, store::kSessionStageFull, origin);
+  auto ticket = replace_session({caller.session, user, std::nullopt}, store::kSessionStageFull, origin);
   if (!ticket) return tl::unexpected(ticket.error());
   result.ticket = std::move(*ticket);
   const std::string actor = "user:" + user.id;
@@ -427,7 +434,7 @@ Result<std::optional<Caller>> Accounts::resolve_session(std::string_view session
     session.last_seen_at = now;
     if (auto st = store_.console_sessions().update(session); !st) return tl::unexpected(st.error());
   }
-  return std::optional<Caller>{Caller{std::move(session), std::move(**user)}};
+  return std::optional<Caller>{Caller{std::move(session), std::move(**user), std::nullopt}};
 }
 
 Status Accounts::sign_out(const Caller& caller, const Origin& origin) {
@@ -498,7 +505,7 @@ Result<Outcome> Accounts::change_password(const Caller& caller, std::string_view
     return ok();
   });
   if (!st) return tl::unexpected(st.error());
-  auto ticket = replace_session({caller.session, user}, caller.session.stage, origin);
+  auto ticket = replace_session({caller.session, user, std::nullopt}, caller.session.stage, origin);
   if (!ticket) return tl::unexpected(ticket.error());
   outcome.ticket = std::move(*ticket);
   emit(actor, "password.changed", actor, events::Outcome::success, origin);
