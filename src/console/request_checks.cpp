@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <nlohmann/json.hpp>
 
 namespace torii::console {
@@ -41,6 +42,26 @@ std::optional<std::string> cookie_value(const Request& request, std::string_view
     });
   }
   return found;
+}
+
+std::optional<std::string> bearer_token(const Request& request) {
+  std::optional<std::string> found;
+  for (const auto& [field, value] : request.headers) {
+    if (field != "authorization") continue;
+    if (found) return std::string();  // a second field: ambiguous, refused
+    constexpr std::string_view kScheme = "bearer ";
+    std::string_view v = value;
+    const bool bearer = v.size() > kScheme.size() &&
+                        std::equal(kScheme.begin(), kScheme.end(), v.begin(),
+                                   [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); });
+    const std::string_view credential = bearer ? v.substr(kScheme.size()) : std::string_view();
+    found = credential.find_first_of(" \t") == std::string_view::npos ? std::string(credential) : std::string();
+  }
+  return found;
+}
+
+bool query_carries_token(std::string_view query) {
+  return query.find("torii_") != std::string_view::npos || query_parameter(query, "access_token").has_value();
 }
 
 std::optional<std::string> query_parameter(std::string_view query, std::string_view name) {
@@ -87,6 +108,39 @@ std::string address_of(std::string_view endpoint) {
   return std::string(endpoint.substr(0, endpoint.rfind(':')));
 }
 
+std::vector<std::string> split_field_list(std::string_view joined) {
+  std::vector<std::string> out;
+  split(joined, '\n', [&](std::string_view s) { out.emplace_back(s); });
+  return out;
+}
+
+namespace {
+
+constexpr std::size_t kMaxListItems = 64;
+
+// A string_array member: joined by '\n', or why it is refused.
+std::optional<FieldProblem> read_string_list(const std::string& key, const nlohmann::json& value, const FieldSpec& spec,
+                                             std::string& joined) {
+  const FieldProblem wrong_type{key, "wrong_type", "must be an array of non-empty strings without line breaks"};
+  if (!value.is_array()) return wrong_type;
+  if (value.size() > kMaxListItems) {
+    return FieldProblem{key, "too_long", fmt::format("must have at most {} members", kMaxListItems)};
+  }
+  for (const auto& item : value) {
+    if (!item.is_string()) return wrong_type;
+    const auto& text = item.get_ref<const std::string&>();
+    if (text.empty() || text.find_first_of("\r\n") != std::string::npos) return wrong_type;
+    if (!joined.empty()) joined += '\n';
+    joined += text;
+    if (joined.size() > spec.max_bytes) {
+      return FieldProblem{key, "too_long", fmt::format("must be at most {} bytes in all", spec.max_bytes)};
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 std::vector<FieldProblem> read_json_fields(std::string_view body, std::span<const FieldSpec> specs,
                                            std::map<std::string, std::string>& fields) {
   using nlohmann::json;
@@ -106,6 +160,13 @@ std::vector<FieldProblem> read_json_fields(std::string_view body, std::span<cons
     const auto spec = std::ranges::find_if(specs, [&](const FieldSpec& f) { return f.name == key; });
     if (spec == specs.end()) {
       problems.push_back({key, "unknown_field", "is not a member of this request"});
+    } else if (spec->string_array) {
+      std::string joined;
+      if (auto problem = read_string_list(key, value, *spec, joined)) {
+        problems.push_back(std::move(*problem));
+      } else {
+        fields[key] = std::move(joined);
+      }
     } else if (spec->boolean) {
       if (value.is_boolean()) {
         fields[key] = value.get<bool>() ? "true" : "false";

@@ -17,6 +17,15 @@ namespace torii::console {
 // The value of cookie `name` in the request's Cookie fields, if any.
 [[nodiscard]] std::optional<std::string> cookie_value(const Request& request, std::string_view name);
 
+// The credentials of the Authorization field when its scheme is Bearer (RFC 6750 §2.1, the
+// scheme's name in any case): nullopt without an Authorization field; "" when there is one
+// but it is not exactly one Bearer credential (another scheme, empty, spaces, a second field).
+[[nodiscard]] std::optional<std::string> bearer_token(const Request& request);
+
+// Whether the query string looks like it carries an API token ("torii_" anywhere, or an
+// access_token parameter): a credential in a URL ends up in logs and histories (RFC 6750 §5.3).
+[[nodiscard]] bool query_carries_token(std::string_view query);
+
 // The value of a query parameter, as sent (not percent-decoded), if any.
 [[nodiscard]] std::optional<std::string> query_parameter(std::string_view query, std::string_view name);
 
@@ -36,9 +45,15 @@ namespace torii::console {
 struct FieldSpec {
   std::string_view name;
   bool required = true;
-  std::size_t max_bytes = 1024;
-  bool boolean = false;  // true or false in JSON, "true" or "false" in the fields
+  std::size_t max_bytes = 1024;  // of the string; of all the array's strings joined
+  bool boolean = false;          // true or false in JSON, "true" or "false" in the fields
+  // A JSON array of non-empty strings without line breaks; in the fields, joined by '\n'
+  // (split_field_list takes them apart). At most max_bytes joined, at most 64 strings.
+  bool string_array = false;
 };
+
+// The strings of a string_array field as read_json_fields stored them.
+[[nodiscard]] std::vector<std::string> split_field_list(std::string_view joined);
 
 struct FieldProblem {
   std::string field;  // the member's name; empty for the body as a whole
@@ -48,8 +63,8 @@ struct FieldProblem {
   friend bool operator==(const FieldProblem&, const FieldProblem&) = default;
 };
 
-// Every problem of a body against the members a request takes (strings, or booleans where
-// the spec says so): not a JSON object, an unknown member, a member of the wrong type or too
+// Every problem of a body against the members a request takes (strings, or booleans or
+// arrays of strings where the spec says so): not a JSON object, an unknown member, a member of the wrong type or too
 // long, a required one missing. With no specs, only an empty body or {} is accepted. The values of the accepted
 // members go to `fields`.
 [[nodiscard]] std::vector<FieldProblem> read_json_fields(std::string_view body, std::span<const FieldSpec> specs,

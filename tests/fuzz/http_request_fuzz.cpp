@@ -29,7 +29,8 @@ using namespace torii::console;
 constexpr std::size_t kMaxHeader = 2048;
 constexpr std::size_t kMaxBody = 1024;
 
-constexpr FieldSpec kSpecs[] = {{"username", true, 16}, {"password", true, 64}, {"code", false, 8}};
+constexpr FieldSpec kSpecs[] = {
+    {"username", true, 16}, {"password", true, 64}, {"code", false, 8}, {"scopes", false, 48, false, true}};
 constexpr std::string_view kPatterns[] = {"/api/v1/devices", "/api/v1/devices/{id}",
                                           "/api/v1/account/sessions/{handle}", "/a/{x}/b/{y}"};
 
@@ -39,6 +40,8 @@ void check_request(const Request& r) {
 
   (void)cookie_value(r, "__Host-torii-session");
   (void)query_parameter(r.query, "organisation");
+  (void)query_carries_token(r.query);
+  if (auto bearer = bearer_token(r)) check(bearer->find(' ') == std::string::npos);
   (void)same_origin(r);
   (void)address_of(r.source);
 
@@ -59,6 +62,10 @@ void check_request(const Request& r) {
       if (spec.name == name) {
         known = true;
         check(value.size() <= spec.max_bytes);
+        if (spec.string_array) {
+          // Every string survives the round trip: none is empty, none holds the separator.
+          for (const auto& item : split_field_list(value)) check(!item.empty() && item.find('\n') == std::string::npos);
+        }
       }
     }
     check(known);
