@@ -244,6 +244,7 @@ void read_all(Reader& r, Config& c) {
   r.number("console.request_timeout_seconds", h.request_timeout_seconds, 1, 300);
   r.number("console.idle_timeout_seconds", h.idle_timeout_seconds, 1, 3600);
   r.number("console.sign_in_attempts_per_minute", h.sign_in_attempts_per_minute, 1, 10'000);
+  r.number("console.requests_per_minute_per_user", h.requests_per_minute_per_user, 1, 100'000);
   r.flag("console.waf", h.waf);
   r.number("console.waf_paranoia_level", h.waf_paranoia_level, 1, 4);
   r.number("console.waf_anomaly_threshold", h.waf_anomaly_threshold, 1, 1000);
@@ -262,6 +263,7 @@ void read_all(Reader& r, Config& c) {
   r.number("accounts.password_hash_memory_kib", a.password_hash_memory_kib, 8, 4 * 1024 * 1024);
   r.number("accounts.concurrent_password_hashes", a.concurrent_password_hashes, 1, 64);
   r.number("accounts.disable_unused_after_days", a.disable_unused_after_days, 0, 3650);
+  r.number("accounts.api_token_max_days", a.api_token_max_days, 1, 3650);
 
   // [mqtt]
   auto& m = c.mqtt;

@@ -114,6 +114,8 @@ struct ConsoleConfig {
   std::uint32_t idle_timeout_seconds = 30;
   // Sign-in, setup and second-factor attempts per source address (JPCERT I-1).
   std::uint32_t sign_in_attempts_per_minute = 20;
+  // Requests per signed-in person (a token's owner included) and minute (JPCERT item 8).
+  std::uint32_t requests_per_minute_per_user = 600;
   // The web application firewall (JPCERT II-1): ModSecurity with the OWASP Core Rule Set.
   bool waf = true;
   std::uint32_t waf_paranoia_level = 1;
@@ -132,6 +134,8 @@ struct AccountsConfig {
   std::uint32_t password_hash_memory_kib = 65536;
   std::uint32_t concurrent_password_hashes = 2;
   std::uint32_t disable_unused_after_days = 90;
+  // The longest lifetime an API token may be given (JPCERT I-10).
+  std::uint32_t api_token_max_days = 90;
   friend bool operator==(const AccountsConfig&, const AccountsConfig&) = default;
 };
 

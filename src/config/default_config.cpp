@@ -39,6 +39,9 @@ idle_timeout_seconds = 30
 # Sign-in, setup and second-factor attempts allowed per source address and minute
 # (JPCERT I-1); more are refused with 429 whatever the account.
 sign_in_attempts_per_minute = 20
+# Requests allowed per signed-in person and minute, API tokens counting against their owner
+# (JPCERT item 8); more are refused with 429 and Retry-After.
+requests_per_minute_per_user = 600
 # The web application firewall in front of every request (JPCERT II-1, III-8): ModSecurity
 # with the OWASP Core Rule Set (Debian's modsecurity-crs), blocking. A higher paranoia
 # level (1-4) adds rules that catch more and misfire more; a request is blocked when its
@@ -68,6 +71,9 @@ concurrent_password_hashes = 2
 # People who have not signed in for this many days are disabled, checked at start and daily
 # (JPCERT I-2); 0 turns it off. The last system administrator is never disabled this way.
 disable_unused_after_days = 90
+# API tokens (JPCERT I-10) must expire within this many days of their creation; tokens
+# unused for disable_unused_after_days are revoked as people are disabled.
+api_token_max_days = 90
 
 [tls]
 # "1.2" or "1.3". Older versions are never offered.

@@ -26,6 +26,8 @@ std::string csrf_token(std::string_view session_id) { return crypto::token_hash(
 
 namespace api {
 
+using identity::Permission;
+
 namespace {
 
 // Sent with every answer. The API serves JSON only, so its policy allows nothing at all.
@@ -116,13 +118,14 @@ std::optional<std::string> organisation_scope(const Call& call) {
   const auto& user = call.caller->user;
   const std::string named = query_parameter(call.request.query, "organisation").value_or("");
   if (named.empty() || named == user.organisation_id) return user.organisation_id;
-  if (identity::role_spans_organisations(user.role)) return named;
+  if (identity::spans_organisations(*call.caller)) return named;
   return std::nullopt;
 }
 
 void ApiState::emit(const identity::Caller* caller, std::string action, std::string object, events::Outcome outcome,
                     const identity::Origin& origin, json details) const {
   if (!ctx.events) return;
+  if (caller != nullptr) details = identity::attributed(*caller, std::move(details));
   ctx.events({caller ? "user:" + caller->user.id : "anonymous", std::move(action), std::move(object), outcome,
               origin.source, std::move(details)});
 }
@@ -132,6 +135,25 @@ bool ApiState::allow_attempt(const std::string& address) {
   if (attempts.size() > 10000) attempts.clear();
   auto it = attempts.try_emplace(address, per_minute / 60.0, per_minute).first;
   return it->second.try_take(1, policy::TokenBucket::Clock::now());
+}
+
+std::optional<std::chrono::seconds> ApiState::throttle_user(const identity::Caller& caller,
+                                                            const identity::Origin& origin) {
+  const double per_minute = ctx.config.console_http.requests_per_minute_per_user;
+  const auto now = policy::TokenBucket::Clock::now();
+  // Bounded: forgetting every bucket at worst gives people a fresh minute, never less.
+  if (user_requests.size() > 10000) user_requests.clear();
+  auto& limit =
+      user_requests.try_emplace(caller.user.id, UserRequests{policy::TokenBucket(per_minute / 60.0, per_minute), {}})
+          .first->second;
+  if (limit.bucket.try_take(1, now)) return std::nullopt;
+  if (!limit.last_event || now - *limit.last_event >= std::chrono::minutes(1)) {
+    limit.last_event = now;
+    emit(&caller, "console.user_throttled", "user:" + caller.user.id, events::Outcome::denied, origin,
+         {{"requests_per_minute", ctx.config.console_http.requests_per_minute_per_user}});
+  }
+  const auto wait = std::chrono::ceil<std::chrono::seconds>(limit.bucket.time_to_available(1, now));
+  return std::max(wait, std::chrono::seconds(1));
 }
 
 Response ApiState::session_answer(int status, const identity::SessionTicket& ticket, const store::UserRecord& user,
@@ -207,6 +229,12 @@ asio::awaitable<Response> dispatch(ApiState& s, const std::vector<Route>& routes
     co_return r;
   }
 
+  // RFC 6750 §5.3: never in a URL. Refused even on routes that take no token, so the
+  // mistake shows at once; the token is in logs and histories now and should be revoked.
+  if (query_carries_token(request.query)) {
+    co_return problem(400, "token_in_url",
+                      "Send API tokens in the Authorization header (Bearer), never in the URL; revoke this one");
+  }
   Call call{request, std::nullopt, {}, std::move(params), {}, {}, {request.source, ""}};
   if (auto ua = request.header("user-agent")) call.origin.user_agent = std::string(ua->substr(0, 256));
 
@@ -229,20 +257,43 @@ asio::awaitable<Response> dispatch(ApiState& s, const std::vector<Route>& routes
   }
 
   if (route->access != Access::anyone) {
-    auto id = cookie_value(request, kSessionCookie);
-    if (id) {
+    auto bearer = bearer_token(request);
+    std::optional<std::string> id;
+    if (!bearer) id = cookie_value(request, kSessionCookie);
+    if (bearer) {
+      // JPCERT I-10: an integration's token instead of a session. No cookie is involved, so
+      // no CSRF token either: a browser never adds this header to a cross-site request.
+      auto caller = s.ctx.tokens.resolve(*bearer, call.origin);
+      if (!caller) co_return internal_error(caller.error());
+      call.caller = std::move(*caller);
+    } else if (id) {
       auto caller = s.ctx.accounts.resolve_session(*id);
       if (!caller) co_return internal_error(caller.error());
       call.caller = std::move(*caller);
       call.session_id = std::move(*id);
     }
     if (!call.caller) {
-      Response r = problem(401, "unauthenticated", "Sign in first");
+      Response r = problem(401, "unauthenticated", bearer ? "The API token is not valid" : "Sign in first");
+      if (bearer) r.set("WWW-Authenticate", R"(Bearer error="invalid_token")");
       if (id) r.set("Set-Cookie", clear_session_cookie());
       co_return r;
     }
+    if (auto wait = s.throttle_user(*call.caller, call.origin)) {
+      Response r = problem(429, "too_many_requests", "Too many requests from your account; slow down",
+                           {{"retry_after_seconds", wait->count()}});
+      r.set("Retry-After", std::to_string(wait->count()));
+      co_return r;
+    }
+    // A token manages no account, session or token, and cannot stand in for the recent proof
+    // of a person that step-up asks for.
+    if (call.caller->token && (route->access != Access::full || !route->permission ||
+                               *route->permission == Permission::account_self || route->sensitive)) {
+      s.emit(&*call.caller, "access.denied", std::string(route->pattern), events::Outcome::denied, call.origin,
+             {{"reason", "not for API tokens"}});
+      co_return problem(403, "token_not_allowed", "This request needs a signed-in person, not an API token");
+    }
     const auto& stage = call.caller->session.stage;
-    const bool stage_ok = route->access == Access::any_session ||
+    const bool stage_ok = call.caller->token.has_value() || route->access == Access::any_session ||
                           (route->access == Access::second_factor && stage == store::kSessionStageSecondFactor) ||
                           (route->access == Access::enrolling &&
                            (stage == store::kSessionStageEnrol || stage == store::kSessionStageFull)) ||
@@ -256,7 +307,7 @@ asio::awaitable<Response> dispatch(ApiState& s, const std::vector<Route>& routes
       }
       co_return problem(409, "wrong_stage", "This session has already passed that step");
     }
-    if (changes) {
+    if (changes && !call.caller->token) {
       auto token = request.header(kCsrfHeader);
       const std::string expected = csrf_token(call.session_id);
       if (!token || !crypto::equal_constant_time(as_bytes(*token), as_bytes(expected))) {
@@ -269,6 +320,12 @@ asio::awaitable<Response> dispatch(ApiState& s, const std::vector<Route>& routes
       s.emit(&*call.caller, "access.denied", std::string(route->pattern), events::Outcome::denied, call.origin,
              {{"permission", identity::to_string(*route->permission)}, {"role", call.caller->user.role}});
       co_return problem(403, "forbidden", "Your role does not allow this");
+    }
+    // JPCERT I-10: a token holds only what it was given, of what the role still grants.
+    if (route->permission && !identity::ApiTokens::in_scope(*call.caller, *route->permission)) {
+      s.emit(&*call.caller, "access.denied", std::string(route->pattern), events::Outcome::denied, call.origin,
+             {{"permission", identity::to_string(*route->permission)}, {"reason", "not in the token's scope"}});
+      co_return problem(403, "forbidden", "This API token does not allow this");
     }
     if (route->sensitive && !s.ctx.accounts.recently_authenticated(*call.caller)) {
       co_return problem(403, "step_up_required",
@@ -292,6 +349,7 @@ struct Api::Impl {
     api::add_device_routes(routes);
     api::add_role_routes(routes);
     api::add_settings_routes(routes);
+    api::add_token_routes(routes);
   }
 
   api::ApiState state;

@@ -3,11 +3,17 @@
 //   security headers on every answer (HSTS, CSP, nosniff, no-referrer, no-store)
 //   → the web application firewall: ModSecurity with the OWASP CRS (403, an alert)
 //   → route (404 / 405 with Allow)
+//   → no API token in the query string (400)
 //   → per-source limit on sign-in, setup and second-factor attempts (429)
 //   → for state changes: same origin (Origin / Sec-Fetch-Site), JSON content type (415)
-//   → session from the __Host- cookie only (never from the URL), its stage
+//   → the caller: an API token from "Authorization: Bearer" (401), or else the session from
+//     the __Host- cookie only (never from the URL), its stage
+//   → per-person request limit (429 with Retry-After)
+//   → a token only on fully signed-in routes outside account.self and without step-up (403
+//     token_not_allowed)
 //   → CSRF token header for state changes made with a session (403)
-//   → the route's named permission in the caller's organisation (403): deny unless allowed
+//   → the route's named permission in the caller's organisation (403): deny unless allowed;
+//     for a token, only if the token names it too (JPCERT I-10)
 //   → the handler; request bodies are JSON objects of known members only (400)
 //
 // Errors are application/problem+json (RFC 9457) with a code and, for input, every problem
@@ -25,6 +31,7 @@
 #include "console/request_checks.h"
 #include "console/request_handler.h"
 #include "identity/accounts.h"
+#include "identity/api_tokens.h"
 #include "identity/people.h"
 #include "store/store.h"
 
@@ -38,6 +45,7 @@ struct ApiContext {
   store::Store& store;
   identity::Accounts& accounts;
   identity::People& people;
+  identity::ApiTokens& tokens;
   WorkPool& work;
   const Clock& clock;
   identity::EventSink events;

@@ -42,7 +42,7 @@ asio::awaitable<Response> device_detail(ApiState& s, Call& call) {
   // the caller's business (JPCERT I-9).
   const auto& user = call.caller->user;
   if (!*device ||
-      ((*device)->organisation_id != user.organisation_id && !identity::role_spans_organisations(user.role))) {
+      ((*device)->organisation_id != user.organisation_id && !identity::spans_organisations(*call.caller))) {
     co_return problem(404, "not_found", "No such device");
   }
   json j = device_json(**device);

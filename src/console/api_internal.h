@@ -10,6 +10,7 @@
 #include <utility>  // before Asio: its awaitable.hpp uses std::exchange
 
 #include <boost/asio/awaitable.hpp>
+#include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -71,13 +72,23 @@ struct ApiState {
   ApiContext ctx;
   identity::CustomRoles roles;
   std::map<std::string, policy::TokenBucket, std::less<>> attempts;  // per source address
+  struct UserRequests {
+    policy::TokenBucket bucket;
+    std::optional<policy::TokenBucket::Clock::time_point> last_event;  // console.user_throttled
+  };
+  std::map<std::string, UserRequests, std::less<>> user_requests;  // per person (user id)
 
-  // Writes a security event (no-op without a sink).
+  // Writes a security event (no-op without a sink); a token caller's is attributed to the
+  // token (identity::attributed).
   void emit(const identity::Caller* caller, std::string action, std::string object, events::Outcome outcome,
             const identity::Origin& origin, json details = json::object()) const;
 
   // Takes one sign-in attempt from the source's bucket; false when it is empty.
   bool allow_attempt(const std::string& address);
+  // Takes one request from the caller's person's bucket (a token's owner pays for it;
+  // JPCERT item 8). nullopt when allowed, else how long to wait; a refusal is recorded as
+  // console.user_throttled at most once a minute per person, so a flood does not flood the log.
+  std::optional<std::chrono::seconds> throttle_user(const identity::Caller& caller, const identity::Origin& origin);
 
   // The answer that starts or renews a session: its stage, CSRF token and the cookie.
   Response session_answer(int status, const identity::SessionTicket& ticket, const store::UserRecord& user,
@@ -118,5 +129,6 @@ void add_people_routes(std::vector<Route>& routes);
 void add_device_routes(std::vector<Route>& routes);
 void add_role_routes(std::vector<Route>& routes);
 void add_settings_routes(std::vector<Route>& routes);
+void add_token_routes(std::vector<Route>& routes);
 
 }  // namespace torii::console::api

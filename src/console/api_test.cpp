@@ -20,6 +20,7 @@
 #include "console/http_server.h"
 #include "console/work_pool.h"
 #include "crypto/sodium.h"
+#include "identity/api_tokens.h"
 #include "identity/roles.h"
 #include "identity/setup_token.h"
 #include "testing/fakes.h"
@@ -93,8 +94,11 @@ class ApiTest : public ::testing::Test {
     accounts_ = std::make_unique<identity::Accounts>(*store_, *keys_, clock_, random_, options, nullptr);
     people_ = std::make_unique<identity::People>(*store_, clock_, random_, identity::PeopleOptions{options.hash_cost},
                                                  nullptr);
+    const auto sink = [this](const events::SecurityEvent& e) { events_.push_back(e); };
+    tokens_ = std::make_unique<identity::ApiTokens>(*store_, clock_, random_,
+                                                    identity::ApiTokenOptions{std::chrono::hours(24) * 90}, sink);
     api_ = std::make_unique<Api>(
-        ApiContext{config_, *store_, *accounts_, *people_, pool_, clock_, nullptr, "https://localhost:8443"});
+        ApiContext{config_, *store_, *accounts_, *people_, *tokens_, pool_, clock_, sink, "https://localhost:8443"});
   }
 
   // Creates a person directly in the store (no password needed: sessions are made directly).
@@ -135,16 +139,30 @@ class ApiTest : public ::testing::Test {
   // One request through the whole chain, as a person with a fresh session.
   Response call(const std::string& method, const std::string& target, const std::string& user_id,
                 const std::string& body = "") {
+    std::vector<std::pair<std::string, std::string>> headers;
+    if (!user_id.empty()) {
+      const std::string session = session_of(user_id);
+      headers = {{"cookie", std::string(kSessionCookie) + "=" + session}, {"x-csrf-token", csrf_token(session)}};
+    }
+    return send(method, target, std::move(headers), body);
+  }
+
+  // One request through the whole chain with an API token, as a script sends it: no cookie,
+  // no CSRF token.
+  Response call_with_token(const std::string& method, const std::string& target, const std::string& token,
+                           const std::string& body = "") {
+    return send(method, target, {{"authorization", "Bearer " + token}}, body);
+  }
+
+  Response send(const std::string& method, const std::string& target,
+                std::vector<std::pair<std::string, std::string>> headers, const std::string& body) {
     Request r;
     r.method = method;
     const auto q = target.find('?');
     r.path = target.substr(0, q);
     if (q != std::string::npos) r.query = target.substr(q + 1);
     r.source = "192.0.2.7:4000";
-    if (!user_id.empty()) {
-      const std::string session = session_of(user_id);
-      r.headers = {{"cookie", std::string(kSessionCookie) + "=" + session}, {"x-csrf-token", csrf_token(session)}};
-    }
+    r.headers = std::move(headers);
     if (!body.empty()) {
       r.headers.emplace_back("content-type", "application/json");
       r.body = body;
@@ -168,8 +186,165 @@ class ApiTest : public ::testing::Test {
   std::unique_ptr<keys::KeyRing> keys_;
   std::unique_ptr<identity::Accounts> accounts_;
   std::unique_ptr<identity::People> people_;
+  std::unique_ptr<identity::ApiTokens> tokens_;
   std::unique_ptr<Api> api_;
+  std::vector<events::SecurityEvent> events_;
 };
+
+std::string header_of(const Response& r, std::string_view name) {
+  for (const auto& [n, v] : r.headers) {
+    if (n == name) return v;
+  }
+  return "";
+}
+
+// JPCERT I-10: a token is shown once, works only within its scope and on the routes open to
+// tokens, needs no CSRF token, and stops working when revoked.
+TEST_F(ApiTest, AnApiTokenIsShownOnceAndWorksOnlyWithinItsScope) {
+  ASSERT_TRUE(store_->organisations().insert({"default", "Default", false, 0}));
+  const std::string admin = add_person("admin", identity::kRoleOrgAdmin, "default");
+  const std::string bob = add_person("bob", identity::kRoleViewer, "default");
+  add_device("pump-1", "default");
+  const std::string expires = format_utc_millis(clock_.now() + std::chrono::hours(24) * 30);
+  const Response made = call("POST", "/api/v1/account/tokens", admin,
+                             R"({"name":"monitoring","permissions":["devices.read"],"expires_at":")" + expires + "\"}");
+  ASSERT_EQ(made.status, 201) << made.body;
+  const auto body = nlohmann::json::parse(made.body);
+  const std::string token = body.at("token");
+  const std::string id = body.at("id");
+  EXPECT_TRUE(token.starts_with("torii_" + id + "_"));
+  EXPECT_EQ(body.at("permissions"), nlohmann::json::array({"devices.read"}));
+
+  const Response listed = call("GET", "/api/v1/account/tokens", admin);
+  EXPECT_EQ(listed.status, 200);
+  EXPECT_THAT(listed.body, ::testing::HasSubstr(id));
+  EXPECT_THAT(listed.body, ::testing::Not(::testing::HasSubstr(token.substr(23))));
+
+  EXPECT_EQ(call_with_token("GET", "/api/v1/devices", token).status, 200);
+  EXPECT_EQ(call_with_token("GET", "/api/v1/devices/pump-1", token).status, 200);
+  // The role holds users.read; the token does not.
+  const Response outside = call_with_token("GET", "/api/v1/users", token);
+  EXPECT_EQ(outside.status, 403);
+  EXPECT_THAT(outside.body, ::testing::HasSubstr("\"code\":\"forbidden\""));
+  ASSERT_FALSE(events_.empty());
+  EXPECT_EQ(events_.back().action, "access.denied");
+  EXPECT_EQ(events_.back().actor, "user:" + admin);
+  EXPECT_EQ(events_.back().details.value("credential", ""), "api_token:" + id);
+
+  // Never on the account's own routes (tokens, password, sessions), on session routes, or
+  // where step-up is asked for; no CSRF token is asked for on the way.
+  for (const auto& [method, target] :
+       std::vector<std::pair<std::string, std::string>>{{"GET", "/api/v1/account/tokens"},
+                                                        {"POST", "/api/v1/account/tokens"},
+                                                        {"DELETE", "/api/v1/account/tokens/" + id},
+                                                        {"POST", "/api/v1/account/password"},
+                                                        {"GET", "/api/v1/account/sessions"},
+                                                        {"GET", "/api/v1/session"},
+                                                        {"DELETE", "/api/v1/session"},
+                                                        {"POST", "/api/v1/session/step-up"},
+                                                        {"POST", "/api/v1/users/" + bob + "/unlock"},
+                                                        {"DELETE", "/api/v1/users/" + bob}}) {
+    const Response r = call_with_token(method, target, token, method == "GET" ? "" : "{}");
+    EXPECT_EQ(r.status, 403) << method << " " << target << ": " << r.body;
+    EXPECT_THAT(r.body, ::testing::HasSubstr("\"code\":\"token_not_allowed\"")) << method << " " << target;
+  }
+  EXPECT_TRUE(store_->users().find(bob).value().has_value());
+
+  // Revoked: 401, and the list says so.
+  EXPECT_EQ(call("DELETE", "/api/v1/account/tokens/" + id, admin).status, 204);
+  const Response revoked = call_with_token("GET", "/api/v1/devices", token);
+  EXPECT_EQ(revoked.status, 401);
+  EXPECT_EQ(header_of(revoked, "WWW-Authenticate"), R"(Bearer error="invalid_token")");
+  EXPECT_THAT(call("GET", "/api/v1/account/tokens", admin).body, ::testing::HasSubstr("\"status\":\"revoked\""));
+  EXPECT_EQ(call("DELETE", "/api/v1/account/tokens/" + id, admin).status, 404);
+}
+
+TEST_F(ApiTest, CreatingATokenNeedsStepUpAndItsScopeWithinTheRole) {
+  ASSERT_TRUE(store_->organisations().insert({"default", "Default", false, 0}));
+  const std::string viewer = add_person("viewer", identity::kRoleViewer, "default");
+  const std::string expires = format_utc_millis(clock_.now() + std::chrono::hours(24) * 30);
+  const std::string request = R"({"name":"ci","permissions":["devices.read"],"expires_at":")" + expires + "\"}";
+  const std::string session = session_of(viewer);
+  clock_.advance(std::chrono::minutes(6));
+  const Response late =
+      send("POST", "/api/v1/account/tokens",
+           {{"cookie", std::string(kSessionCookie) + "=" + session}, {"x-csrf-token", csrf_token(session)}}, request);
+  EXPECT_EQ(late.status, 403);
+  EXPECT_THAT(late.body, ::testing::HasSubstr("step_up_required"));
+
+  const Response beyond = call("POST", "/api/v1/account/tokens", viewer,
+                               R"({"name":"ci","permissions":["devices.write"],"expires_at":")" + expires + "\"}");
+  EXPECT_EQ(beyond.status, 422);
+  EXPECT_THAT(beyond.body, ::testing::HasSubstr("\"field\":\"permissions\""));
+  const Response not_a_list = call("POST", "/api/v1/account/tokens", viewer,
+                                   R"({"name":"ci","permissions":"devices.read","expires_at":")" + expires + "\"}");
+  EXPECT_EQ(not_a_list.status, 400);
+  const std::string too_far = format_utc_millis(clock_.now() + std::chrono::hours(24) * 91);
+  const Response late_date = call("POST", "/api/v1/account/tokens", viewer,
+                                  R"({"name":"ci","permissions":["devices.read"],"expires_at":")" + too_far + "\"}");
+  EXPECT_EQ(late_date.status, 422);
+  EXPECT_THAT(late_date.body, ::testing::HasSubstr("\"field\":\"expires_at\""));
+  EXPECT_EQ(call("GET", "/api/v1/account/tokens", viewer).body, R"({"tokens":[]})");
+}
+
+// RFC 6750 §5.3: a token in a URL is refused, even a valid one, and never read from there.
+TEST_F(ApiTest, ATokenInTheQueryStringIsNotAccepted) {
+  ASSERT_TRUE(store_->organisations().insert({"default", "Default", false, 0}));
+  const std::string viewer = add_person("viewer", identity::kRoleViewer, "default");
+  auto made =
+      tokens_->create(identity::Caller{{},
+                                       *store_->users().find(viewer).value(),
+                                       identity::builtin_role_permissions(identity::kRoleViewer),
+                                       std::nullopt},
+                      {"ci", {"devices.read"}, to_unix_millis(clock_.now() + std::chrono::hours(1)), ""}, {"test", ""});
+  ASSERT_TRUE(made && made->token);
+  for (const std::string& target :
+       {"/api/v1/devices?access_token=" + made->secret, "/api/v1/devices?token=" + made->secret,
+        std::string("/api/v1/devices?access_token=x")}) {
+    const Response r = send("GET", target, {}, "");
+    EXPECT_EQ(r.status, 400) << target;
+    EXPECT_THAT(r.body, ::testing::HasSubstr("token_in_url"));
+  }
+  EXPECT_EQ(call_with_token("GET", "/api/v1/devices", made->secret).status, 200);
+  EXPECT_EQ(send("GET", "/api/v1/devices", {{"authorization", "Basic " + made->secret}}, "").status, 401);
+  EXPECT_EQ(send("GET", "/api/v1/devices",
+                 {{"authorization", "Bearer " + made->secret}, {"authorization", "Bearer " + made->secret}}, "")
+                .status,
+            401);
+}
+
+// JPCERT item 8: each person has a request budget, their tokens included; refusals are
+// recorded once a minute at most.
+TEST_F(ApiTest, APersonsRequestsAreLimitedTheirTokensIncluded) {
+  config_.console_http.requests_per_minute_per_user = 3;
+  ASSERT_TRUE(store_->organisations().insert({"default", "Default", false, 0}));
+  const std::string viewer = add_person("viewer", identity::kRoleViewer, "default");
+  const std::string other = add_person("other", identity::kRoleViewer, "default");
+  auto made =
+      tokens_->create(identity::Caller{{},
+                                       *store_->users().find(viewer).value(),
+                                       identity::builtin_role_permissions(identity::kRoleViewer),
+                                       std::nullopt},
+                      {"ci", {"devices.read"}, to_unix_millis(clock_.now() + std::chrono::hours(1)), ""}, {"test", ""});
+  ASSERT_TRUE(made && made->token);
+  EXPECT_EQ(call("GET", "/api/v1/devices", viewer).status, 200);
+  EXPECT_EQ(call("GET", "/api/v1/devices", viewer).status, 200);
+  EXPECT_EQ(call_with_token("GET", "/api/v1/devices", made->secret).status, 200);
+  events_.clear();
+  for (int i = 0; i < 3; ++i) {
+    const Response refused =
+        i == 0 ? call_with_token("GET", "/api/v1/devices", made->secret) : call("GET", "/api/v1/devices", viewer);
+    EXPECT_EQ(refused.status, 429);
+    EXPECT_THAT(refused.body, ::testing::HasSubstr("too_many_requests"));
+    const int retry_after = std::stoi(header_of(refused, "Retry-After"));
+    EXPECT_GE(retry_after, 1);
+    EXPECT_LE(retry_after, 20);
+  }
+  ASSERT_EQ(events_.size(), 1U);
+  EXPECT_EQ(events_.front().action, "console.user_throttled");
+  EXPECT_EQ(events_.front().actor, "user:" + viewer);
+  EXPECT_EQ(call("GET", "/api/v1/devices", other).status, 200) << "another person has their own budget";
+}
 
 TEST_F(ApiTest, TheEndpointTableInTheDocsIsTheOneInForce) {
   const auto table = rows(read_doc("permissions.md"), std::regex("GET|POST|PUT|PATCH|DELETE"));

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <nlohmann/json.hpp>
 
 namespace torii::console {
@@ -41,6 +42,26 @@ std::optional<std::string> cookie_value(const Request& request, std::string_view
     });
   }
   return found;
+}
+
+std::optional<std::string> bearer_token(const Request& request) {
+  std::optional<std::string> found;
+  for (const auto& [field, value] : request.headers) {
+    if (field != "authorization") continue;
+    if (found) return std::string();  // a second field: ambiguous, refused
+    constexpr std::string_view kScheme = "bearer ";
+    std::string_view v = value;
+    const bool bearer = v.size() > kScheme.size() &&
+                        std::equal(kScheme.begin(), kScheme.end(), v.begin(),
+                                   [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); });
+    const std::string_view credential = bearer ? v.substr(kScheme.size()) : std::string_view();
+    found = credential.find_first_of(" \t") == std::string_view::npos ? std::string(credential) : std::string();
+  }
+  return found;
+}
+
+bool query_carries_token(std::string_view query) {
+  return query.find("torii_") != std::string_view::npos || query_parameter(query, "access_token").has_value();
 }
 
 std::optional<std::string> query_parameter(std::string_view query, std::string_view name) {

@@ -17,6 +17,15 @@ namespace torii::console {
 // The value of cookie `name` in the request's Cookie fields, if any.
 [[nodiscard]] std::optional<std::string> cookie_value(const Request& request, std::string_view name);
 
+// The credentials of the Authorization field when its scheme is Bearer (RFC 6750 §2.1, the
+// scheme's name in any case): nullopt without an Authorization field; "" when there is one
+// but it is not exactly one Bearer credential (another scheme, empty, spaces, a second field).
+[[nodiscard]] std::optional<std::string> bearer_token(const Request& request);
+
+// Whether the query string looks like it carries an API token ("torii_" anywhere, or an
+// access_token parameter): a credential in a URL ends up in logs and histories (RFC 6750 §5.3).
+[[nodiscard]] bool query_carries_token(std::string_view query);
+
 // The value of a query parameter, as sent (not percent-decoded), if any.
 [[nodiscard]] std::optional<std::string> query_parameter(std::string_view query, std::string_view name);
 

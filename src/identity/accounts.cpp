@@ -42,6 +42,13 @@ std::vector<FieldProblem> as_field_problems(std::string_view field, const std::v
 
 }  // namespace
 
+bool spans_organisations(const Caller& caller) { return !caller.token && role_spans_organisations(caller.user.role); }
+
+nlohmann::json attributed(const Caller& caller, nlohmann::json details) {
+  if (caller.token) details["credential"] = "api_token:" + caller.token->id;
+  return details;
+}
+
 std::string session_id_hash(std::string_view session_id) { return crypto::token_hash(kSessionHashDomain, session_id); }
 
 Result<std::string> normalize_username(std::string_view username) {
@@ -342,7 +349,8 @@ Result<SignInResult> Accounts::second_factor(const Caller& caller, std::string_v
   user.failed_logins = 0;
   user.lockouts = 0;
   if (auto st = store_.users().update(user); !st) return tl::unexpected(st.error());
-  auto ticket = replace_session({caller.session, user, caller.permissions}, store::kSessionStageFull, origin);
+  auto ticket =
+      replace_session({caller.session, user, caller.permissions, std::nullopt}, store::kSessionStageFull, origin);
   if (!ticket) return tl::unexpected(ticket.error());
   emit(actor, "login.succeeded", actor, events::Outcome::success, origin, {{"second_factor", method}});
   if (method == "recovery_code") {
@@ -397,7 +405,8 @@ Result<EnrolmentResult> Accounts::confirm_totp_enrolment(const Caller& caller, s
     return store_.users().replace_recovery_codes(user.id, hashes);
   });
   if (!st) return tl::unexpected(st.error());
-  auto ticket = replace_session({caller.session, user, caller.permissions}, store::kSessionStageFull, origin);
+  auto ticket =
+      replace_session({caller.session, user, caller.permissions, std::nullopt}, store::kSessionStageFull, origin);
   if (!ticket) return tl::unexpected(ticket.error());
   result.ticket = std::move(*ticket);
   const std::string actor = "user:" + user.id;
@@ -432,7 +441,7 @@ Result<std::optional<Caller>> Accounts::resolve_session(std::string_view session
   }
   auto permissions = role_permissions(store_, (*user)->organisation_id, (*user)->role);
   if (!permissions) return tl::unexpected(permissions.error());
-  return std::optional<Caller>{Caller{std::move(session), std::move(**user), *permissions}};
+  return std::optional<Caller>{Caller{std::move(session), std::move(**user), *permissions, std::nullopt}};
 }
 
 Status Accounts::sign_out(const Caller& caller, const Origin& origin) {
@@ -503,7 +512,7 @@ Result<Outcome> Accounts::change_password(const Caller& caller, std::string_view
     return ok();
   });
   if (!st) return tl::unexpected(st.error());
-  auto ticket = replace_session({caller.session, user, caller.permissions}, caller.session.stage, origin);
+  auto ticket = replace_session({caller.session, user, caller.permissions, std::nullopt}, caller.session.stage, origin);
   if (!ticket) return tl::unexpected(ticket.error());
   outcome.ticket = std::move(*ticket);
   emit(actor, "password.changed", actor, events::Outcome::success, origin);

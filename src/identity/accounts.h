@@ -64,14 +64,26 @@ struct SessionTicket {
   store::ConsoleSessionRecord session;
 };
 
-// The signed-in person behind a request.
+// The signed-in person behind a request: through a console session, or through one of their
+// API tokens (api_tokens.h). A token caller has no session (its members are empty), and its
+// user's organisation_id is the token's organisation, so everything that asks "the caller's
+// organisation" stays inside the one the token is scoped to.
 struct Caller {
   store::ConsoleSessionRecord session;
   store::UserRecord user;
   // What the person's role grants, read when the session was resolved (built-in or custom
   // role: identity/custom_roles.h).
   PermissionSet permissions;
+  std::optional<store::ApiTokenRecord> token;
 };
+
+// Whether the caller acts in every organisation: a system administrator, except through an
+// API token (scoped to one organisation, JPCERT I-10).
+[[nodiscard]] bool spans_organisations(const Caller& caller);
+
+// The security-event details of what the caller does: `details`, and for a token caller
+// "credential": "api_token:<id>" (the actor stays "user:<id>"; JPCERT I-10).
+[[nodiscard]] nlohmann::json attributed(const Caller& caller, nlohmann::json details);
 
 struct NewAdministrator {
   std::string setup_token;

@@ -54,7 +54,7 @@ void CustomRoles::emit(const Caller& actor, std::string action, const store::Cus
 
 Result<std::string> CustomRoles::scope(const Caller& actor, std::string_view organisation_id) const {
   if (organisation_id.empty() || organisation_id == actor.user.organisation_id) return actor.user.organisation_id;
-  if (!role_spans_organisations(actor.user.role)) {
+  if (!spans_organisations(actor)) {
     return fail(Errc::permission_denied, "you may not act on that organisation");
   }
   return std::string(organisation_id);

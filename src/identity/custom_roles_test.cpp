@@ -14,10 +14,10 @@ namespace torii::identity {
 namespace {
 
 using namespace std::chrono_literals;
+using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::Field;
 using ::testing::IsEmpty;
-using ::testing::Contains;
 
 constexpr std::string_view kStrong = "violet harbour ladder sprinkle 42";
 
@@ -61,7 +61,7 @@ class CustomRolesTest : public ::testing::Test {
   Caller acting_as(const store::UserRecord& user) {
     auto permissions = role_permissions(*store_, user.organisation_id, user.role);
     EXPECT_TRUE(permissions);
-    return Caller{{}, user, permissions.value_or(PermissionSet{})};
+    return Caller{{}, user, permissions.value_or(PermissionSet{}), std::nullopt};
   }
 
   // Signs a person in with their password; the session's stage and what it grants.

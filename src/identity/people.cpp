@@ -30,7 +30,7 @@ bool valid_organisation_id(std::string_view id) {
 Result<std::optional<FieldProblem>> check_role(store::Store& store, const Caller& actor, std::string_view organisation,
                                                std::string_view role) {
   if (is_builtin_role(role)) {
-    if (role_spans_organisations(role) && !role_spans_organisations(actor.user.role)) {
+    if (role_spans_organisations(role) && !spans_organisations(actor)) {
       return FieldProblem{"role", "forbidden", "only a system administrator may make another"};
     }
     return std::optional<FieldProblem>{};
@@ -61,17 +61,17 @@ void People::emit(const Caller& actor, std::string action, std::string object, c
                   nlohmann::json details) const {
   if (!events_) return;
   events_({actor_name(actor), std::move(action), std::move(object), events::Outcome::success, origin.source,
-           std::move(details)});
+           attributed(actor, std::move(details))});
 }
 
 Status People::check_reach(const Caller& actor, const store::UserRecord& person) const {
-  if (person.organisation_id == actor.user.organisation_id || role_spans_organisations(actor.user.role)) return ok();
+  if (person.organisation_id == actor.user.organisation_id || spans_organisations(actor)) return ok();
   return fail(Errc::not_found, "no such person");
 }
 
 Result<std::vector<store::UserRecord>> People::list(const Caller& actor, std::string_view organisation_id) {
   const std::string_view org = organisation_id.empty() ? std::string_view(actor.user.organisation_id) : organisation_id;
-  if (org != actor.user.organisation_id && !role_spans_organisations(actor.user.role)) {
+  if (org != actor.user.organisation_id && !spans_organisations(actor)) {
     return fail(Errc::permission_denied, "you may not act on that organisation");
   }
   return store_.users().list(org);
@@ -98,7 +98,7 @@ Result<PasswordLink> People::issue_link(const store::UserRecord& person, std::ch
 Result<PersonOutcome> People::create(const Caller& actor, const NewPerson& person, const Origin& origin) {
   PersonOutcome outcome;
   const std::string org = person.organisation_id.empty() ? actor.user.organisation_id : person.organisation_id;
-  if (org != actor.user.organisation_id && !role_spans_organisations(actor.user.role)) {
+  if (org != actor.user.organisation_id && !spans_organisations(actor)) {
     outcome.problems.push_back({"organisation", "forbidden", "you may not add people to that organisation"});
   } else if (auto found = store_.organisations().find(org); !found) {
     return tl::unexpected(found.error());
@@ -169,7 +169,7 @@ Result<PersonOutcome> People::change(const Caller& actor, std::string_view user_
       outcome.problems.push_back(std::move(**role_problem));
     } else if (self) {
       outcome.problems.push_back({"role", "self", "you may not change your own role"});
-    } else if (role_spans_organisations(user.role) && !role_spans_organisations(actor.user.role)) {
+    } else if (role_spans_organisations(user.role) && !spans_organisations(actor)) {
       outcome.problems.push_back({"role", "forbidden", "only a system administrator may do that"});
     } else {
       user.role = *changes.role;
@@ -364,7 +364,7 @@ Result<std::vector<std::string>> People::disable_unused(std::chrono::hours unuse
 }
 
 Result<std::vector<store::OrganisationRecord>> People::organisations(const Caller& actor) {
-  if (!role_spans_organisations(actor.user.role)) {
+  if (!spans_organisations(actor)) {
     auto own = store_.organisations().find(actor.user.organisation_id);
     if (!own) return tl::unexpected(own.error());
     return *own ? std::vector<store::OrganisationRecord>{**own} : std::vector<store::OrganisationRecord>{};
@@ -376,7 +376,7 @@ Result<std::vector<FieldProblem>> People::create_organisation(const Caller& acto
                                                               const store::OrganisationRecord& organisation,
                                                               const Origin& origin) {
   std::vector<FieldProblem> problems;
-  if (!role_spans_organisations(actor.user.role)) {
+  if (!spans_organisations(actor)) {
     return fail(Errc::permission_denied, "only a system administrator creates organisations");
   }
   if (!valid_organisation_id(organisation.id)) {

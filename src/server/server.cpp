@@ -24,6 +24,7 @@
 #include "crypto/x509.h"
 #include "events/security_log.h"
 #include "identity/accounts.h"
+#include "identity/api_tokens.h"
 #include "identity/devices.h"
 #include "identity/setup_token.h"
 #include "net/listener.h"
@@ -101,6 +102,7 @@ struct Server::State {
   // first: its threads are joined while everything their jobs use still exists.
   std::unique_ptr<identity::Accounts> accounts;
   std::unique_ptr<identity::People> people;
+  std::unique_ptr<identity::ApiTokens> api_tokens;
   std::unique_ptr<console::Waf> waf;
   std::unique_ptr<console::Api> api;
   std::unique_ptr<console::HttpServer> http;
@@ -228,6 +230,10 @@ struct Server::State {
     people = std::make_unique<identity::People>(*installation.store, env.clock, env.random,
                                                 identity::PeopleOptions{o.hash_cost},
                                                 [this](const events::SecurityEvent& e) { log_event(e); });
+    api_tokens =
+        std::make_unique<identity::ApiTokens>(*installation.store, env.clock, env.random,
+                                              identity::ApiTokenOptions{std::chrono::hours(24) * a.api_token_max_days},
+                                              [this](const events::SecurityEvent& e) { log_event(e); });
     // At most this many sign-ins wait for a hash; more are answered 503 at once.
     hash_pool = std::make_unique<console::WorkPool>(a.concurrent_password_hashes, a.concurrent_password_hashes * 32);
     const auto& h = config.console_http;
@@ -241,7 +247,7 @@ struct Server::State {
       waf = std::move(*loaded);
     }
     api = std::make_unique<console::Api>(console::ApiContext{
-        config, *installation.store, *accounts, *people, *hash_pool, env.clock,
+        config, *installation.store, *accounts, *people, *api_tokens, *hash_pool, env.clock,
         [this](const events::SecurityEvent& e) { log_event(e); }, console_base_url(config, console_port()), waf.get()});
     console::HttpLimits limits;
     limits.max_body_bytes = h.max_body_bytes;
@@ -281,6 +287,13 @@ struct Server::State {
                      events::Outcome::success,
                      "local",
                      {{"reason", "unused"}, {"days", config.accounts.disable_unused_after_days}}});
+        }
+        // API tokens unused as long are revoked the same way (JPCERT I-2, I-10); each one
+        // is recorded by ApiTokens.
+        if (auto revoked =
+                api_tokens->disable_unused(std::chrono::hours(24) * config.accounts.disable_unused_after_days);
+            !revoked) {
+          spdlog::error("unused API tokens: {}", revoked.error().message);
         }
       };
       run();

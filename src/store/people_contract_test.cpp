@@ -1,5 +1,5 @@
 // The store contract for the console's people: organisations, users (with their password
-// history and recovery codes), console sessions, password reset tokens and custom roles. Backend-agnostic,
+// history and recovery codes), console sessions, password reset tokens, API tokens and custom roles. Backend-agnostic,
 // like contract_test.cpp.
 #include <atomic>
 #include <cstdint>
@@ -72,6 +72,20 @@ PasswordResetToken make_reset_token(std::string token_hash, std::string user_id,
   t.expires_at = created_at + 15 * 60 * 1000;
   t.issued_by = "user:admin-1";
   t.token_hash = std::move(token_hash);
+  return t;
+}
+
+// An API token of org-1 valid for 30 days from created_at (JPCERT I-10).
+ApiTokenRecord make_api_token(std::string id, std::string user_id, UnixMillis created_at = kNow) {
+  ApiTokenRecord t;
+  t.user_id = std::move(user_id);
+  t.organisation_id = "org-1";
+  t.name = "integration " + id;
+  t.permissions = {"devices.read", "telemetry.read"};
+  t.secret_hash = "hash-" + id;
+  t.created_at = created_at;
+  t.expires_at = created_at + 30LL * 24 * 3600 * 1000;
+  t.id = std::move(id);
   return t;
 }
 
@@ -1255,6 +1269,155 @@ TEST_P(StoreContractTest, PasswordResetTokenConcurrentConsumersExactlyOneWins) {
   EXPECT_EQ(named_the_user.load(), 1);
   EXPECT_EQ(already_used.load(), kThreads - 1);
   EXPECT_EQ(other.load(), 0);
+}
+
+TEST_P(StoreContractTest, ApiTokenInsertAndFindRoundTripEveryField) {
+  ASSERT_TRUE(add_people(store(), {"u-1"}));
+  auto token = make_api_token("t-1", "u-1");
+  token.name = kTricky;
+  token.last_used_at = kNow + 5;
+  token.revoked_at = kNow + 9;
+  token.revoked_reason = "user:u-1";
+  ASSERT_TRUE(is_ok(store().api_tokens().insert(token)));
+  auto found = store().api_tokens().find("t-1");
+  ASSERT_TRUE(is_ok(found));
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ(**found, token);
+
+  auto bare = make_api_token("t-2", "u-1");
+  bare.permissions.clear();
+  ASSERT_TRUE(is_ok(store().api_tokens().insert(bare)));
+  auto found_bare = store().api_tokens().find("t-2");
+  ASSERT_TRUE(is_ok(found_bare));
+  ASSERT_TRUE(found_bare->has_value());
+  EXPECT_EQ(**found_bare, bare);
+
+  auto unknown = store().api_tokens().find("nothing");
+  ASSERT_TRUE(is_ok(unknown));
+  EXPECT_FALSE(unknown->has_value());
+}
+
+TEST_P(StoreContractTest, ApiTokenWithADuplicateIdOrSecretHashIsAlreadyExists) {
+  ASSERT_TRUE(add_people(store(), {"u-1"}));
+  ASSERT_TRUE(is_ok(store().api_tokens().insert(make_api_token("t-1", "u-1"))));
+  auto same_id = make_api_token("t-1", "u-1");
+  same_id.secret_hash = "another";
+  EXPECT_TRUE(fails_with(store().api_tokens().insert(same_id), Errc::already_exists));
+  auto same_hash = make_api_token("t-2", "u-1");
+  same_hash.secret_hash = "hash-t-1";
+  EXPECT_TRUE(fails_with(store().api_tokens().insert(same_hash), Errc::already_exists));
+  auto list = store().api_tokens().list_for_user("u-1");
+  ASSERT_TRUE(is_ok(list));
+  EXPECT_THAT(fields(*list, &ApiTokenRecord::id), ElementsAre("t-1"));
+}
+
+TEST_P(StoreContractTest, ApiTokenWithAnEmptyKeyOrABadPermissionNameIsInvalidArgument) {
+  ASSERT_TRUE(add_people(store(), {"u-1"}));
+  std::vector<ApiTokenRecord> bad(6, make_api_token("t-1", "u-1"));
+  bad[0].id.clear();
+  bad[1].user_id.clear();
+  bad[2].organisation_id.clear();
+  bad[3].secret_hash.clear();
+  bad[4].permissions = {"devices.read", ""};
+  bad[5].permissions = {"devices.read telemetry.read"};
+  for (const auto& t : bad) EXPECT_TRUE(fails_with(store().api_tokens().insert(t), Errc::invalid_argument));
+}
+
+TEST_P(StoreContractTest, ApiTokenForAnUnknownUserOrOrganisationIsAConflict) {
+  ASSERT_TRUE(add_people(store(), {"u-1"}));
+  EXPECT_TRUE(fails_with(store().api_tokens().insert(make_api_token("t-1", "nobody")), Errc::conflict));
+  auto elsewhere = make_api_token("t-2", "u-1");
+  elsewhere.organisation_id = "no-such-org";
+  EXPECT_TRUE(fails_with(store().api_tokens().insert(elsewhere), Errc::conflict));
+}
+
+TEST_P(StoreContractTest, ApiTokensAreListedPerUserAndPerOrganisationNewestFirstTiesById) {
+  auto& s = store();
+  ASSERT_TRUE(add_people(s, {"u-1", "u-2"}));
+  ASSERT_TRUE(is_ok(s.organisations().insert(make_organisation("org-2"))));
+  ASSERT_TRUE(is_ok(s.users().insert(make_user("u-3", "org-2"))));
+  ASSERT_TRUE(is_ok(s.api_tokens().insert(make_api_token("t-b", "u-1", kNow))));
+  ASSERT_TRUE(is_ok(s.api_tokens().insert(make_api_token("t-a", "u-1", kNow))));
+  ASSERT_TRUE(is_ok(s.api_tokens().insert(make_api_token("t-c", "u-1", kNow + 1))));
+  ASSERT_TRUE(is_ok(s.api_tokens().insert(make_api_token("t-d", "u-2", kNow + 2))));
+  auto other = make_api_token("t-e", "u-3");
+  other.organisation_id = "org-2";
+  ASSERT_TRUE(is_ok(s.api_tokens().insert(other)));
+
+  auto mine = s.api_tokens().list_for_user("u-1");
+  ASSERT_TRUE(is_ok(mine));
+  EXPECT_THAT(fields(*mine, &ApiTokenRecord::id), ElementsAre("t-c", "t-a", "t-b"));
+  auto organisation = s.api_tokens().list_for_organisation("org-1");
+  ASSERT_TRUE(is_ok(organisation));
+  EXPECT_THAT(fields(*organisation, &ApiTokenRecord::id), ElementsAre("t-d", "t-c", "t-a", "t-b"));
+  auto none = s.api_tokens().list_for_user("nobody");
+  ASSERT_TRUE(is_ok(none));
+  EXPECT_THAT(*none, IsEmpty());
+}
+
+TEST_P(StoreContractTest, ApiTokenRevokeHappensOnceAndKeepsTheFirstTimeAndReason) {
+  ASSERT_TRUE(add_people(store(), {"u-1"}));
+  ASSERT_TRUE(is_ok(store().api_tokens().insert(make_api_token("t-1", "u-1"))));
+  auto first = store().api_tokens().revoke("t-1", kNow + 10, "user:u-1");
+  ASSERT_TRUE(is_ok(first));
+  EXPECT_TRUE(*first);
+  auto again = store().api_tokens().revoke("t-1", kNow + 20, "unused");
+  ASSERT_TRUE(is_ok(again));
+  EXPECT_FALSE(*again);
+  auto found = store().api_tokens().find("t-1");
+  ASSERT_TRUE(is_ok(found));
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->revoked_at, kNow + 10);
+  EXPECT_EQ((*found)->revoked_reason, "user:u-1");
+  auto unknown = store().api_tokens().revoke("nothing", kNow, "user:u-1");
+  ASSERT_TRUE(is_ok(unknown));
+  EXPECT_FALSE(*unknown);
+}
+
+TEST_P(StoreContractTest, ApiTokenTouchSetsTheLastUseAndAnUnknownIdIsNotFound) {
+  ASSERT_TRUE(add_people(store(), {"u-1"}));
+  ASSERT_TRUE(is_ok(store().api_tokens().insert(make_api_token("t-1", "u-1"))));
+  ASSERT_TRUE(is_ok(store().api_tokens().touch("t-1", kNow + 60'000)));
+  auto found = store().api_tokens().find("t-1");
+  ASSERT_TRUE(is_ok(found));
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->last_used_at, kNow + 60'000);
+  EXPECT_TRUE(fails_with(store().api_tokens().touch("nothing", kNow), Errc::not_found));
+}
+
+TEST_P(StoreContractTest, ApiTokenListUnusedSinceIsLeastRecentlyUsedFirstAndSkipsRevokedTokens) {
+  auto& tokens = store().api_tokens();
+  ASSERT_TRUE(add_people(store(), {"u-1"}));
+  ASSERT_TRUE(is_ok(tokens.insert(make_api_token("never-used", "u-1", kNow - 50))));
+  auto used_long_ago = make_api_token("used-long-ago", "u-1", kNow - 500);
+  used_long_ago.last_used_at = kNow - 100;
+  ASSERT_TRUE(is_ok(tokens.insert(used_long_ago)));
+  auto used_lately = make_api_token("used-lately", "u-1", kNow - 500);
+  used_lately.last_used_at = kNow;
+  ASSERT_TRUE(is_ok(tokens.insert(used_lately)));
+  ASSERT_TRUE(is_ok(tokens.insert(make_api_token("new", "u-1", kNow))));
+  ASSERT_TRUE(is_ok(tokens.insert(make_api_token("revoked", "u-1", kNow - 500))));
+  ASSERT_TRUE(is_ok(tokens.revoke("revoked", kNow - 400, "user:u-1")));
+
+  auto unused = tokens.list_unused_since(kNow);
+  ASSERT_TRUE(is_ok(unused));
+  EXPECT_THAT(fields(*unused, &ApiTokenRecord::id), ElementsAre("used-long-ago", "never-used"));
+}
+
+TEST_P(StoreContractTest, ApiTokensGoWithTheirUser) {
+  auto& s = store();
+  ASSERT_TRUE(add_people(s, {"doomed", "kept"}));
+  ASSERT_TRUE(is_ok(s.api_tokens().insert(make_api_token("t-doomed", "doomed"))));
+  ASSERT_TRUE(is_ok(s.api_tokens().insert(make_api_token("t-kept", "kept"))));
+  auto removed = s.users().remove("doomed");
+  ASSERT_TRUE(is_ok(removed));
+  EXPECT_TRUE(*removed);
+  auto gone = s.api_tokens().find("t-doomed");
+  ASSERT_TRUE(is_ok(gone));
+  EXPECT_FALSE(gone->has_value());
+  auto kept = s.api_tokens().find("t-kept");
+  ASSERT_TRUE(is_ok(kept));
+  EXPECT_TRUE(kept->has_value());
 }
 
 // ------------------------------------------------------------------------------ custom roles

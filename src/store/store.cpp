@@ -111,6 +111,19 @@ Status validate_password_reset_token(const PasswordResetToken& token) {
   return ok();
 }
 
+Status validate_api_token(const ApiTokenRecord& token) {
+  if (token.id.empty()) return fail(Errc::invalid_argument, "store: API token id is empty");
+  if (token.user_id.empty()) return fail(Errc::invalid_argument, "store: API token user id is empty");
+  if (token.organisation_id.empty()) return fail(Errc::invalid_argument, "store: API token organisation id is empty");
+  if (token.secret_hash.empty()) return fail(Errc::invalid_argument, "store: API token secret hash is empty");
+  for (const auto& p : token.permissions) {
+    if (p.empty() || p.find(' ') != std::string::npos) {
+      return fail(Errc::invalid_argument, "store: API token permission is empty or contains a space");
+    }
+  }
+  return ok();
+}
+
 bool is_telemetry_kind(std::string_view kind) {
   return kind == kTelemetryKindTelemetry || kind == kTelemetryKindEvents || kind == kTelemetryKindState ||
          kind == kTelemetryKindResults;

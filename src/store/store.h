@@ -506,8 +506,8 @@ class UserRepository {
   // Replaces every field but id, organisation_id and created_at. not_found for an unknown id;
   // already_exists when the new username is another user's; invalid_argument as for insert.
   [[nodiscard]] virtual Status update(const UserRecord& user) = 0;
-  // True when a user was deleted; their password history, recovery codes, console sessions
-  // and password reset tokens go with them.
+  // True when a user was deleted; their password history, recovery codes, console sessions,
+  // password reset tokens and API tokens go with them.
   [[nodiscard]] virtual Result<bool> remove(std::string_view id) = 0;
   // Active users who have not signed in since before `cutoff` (never signed in: created
   // before it). Least recently active first, ties by id.
@@ -615,6 +615,48 @@ class PasswordResetRepository {
   [[nodiscard]] virtual Result<std::size_t> count_active(std::string_view user_id, UnixMillis now) = 0;
 };
 
+// A person's API token for an integration (JPCERT I-10): scoped to some of the owner's
+// permissions in one organisation, expiring, revocable. Only a hash of the secret is stored.
+struct ApiTokenRecord {
+  std::string id;  // the public handle (list, revoke, the security log); part of the token
+  std::string user_id;
+  std::string organisation_id;
+  std::string name;                      // what the owner calls it
+  std::vector<std::string> permissions;  // permission names, each non-empty without spaces
+  std::string secret_hash;
+  UnixMillis created_at = 0;
+  UnixMillis expires_at = 0;  // valid while now < expires_at
+  std::optional<UnixMillis> last_used_at;
+  std::optional<UnixMillis> revoked_at;
+  std::string revoked_reason;  // "user:<id>", "unused", ...; empty while not revoked
+
+  friend bool operator==(const ApiTokenRecord&, const ApiTokenRecord&) = default;
+};
+
+// The checks every backend applies before ApiTokenRepository::insert (invalid_argument).
+[[nodiscard]] Status validate_api_token(const ApiTokenRecord& token);
+
+class ApiTokenRepository {
+ public:
+  virtual ~ApiTokenRepository() = default;
+  // already_exists on a duplicate id or secret hash; invalid_argument for an empty id, user
+  // id, organisation id or secret hash or a bad permission name; conflict for a user or
+  // organisation not stored. A user's tokens go with them (UserRepository::remove).
+  [[nodiscard]] virtual Status insert(const ApiTokenRecord& token) = 0;
+  [[nodiscard]] virtual Result<std::optional<ApiTokenRecord>> find(std::string_view id) = 0;
+  // The user's tokens (revoked ones too), newest first, ties by id.
+  [[nodiscard]] virtual Result<std::vector<ApiTokenRecord>> list_for_user(std::string_view user_id) = 0;
+  // The tokens of every person of the organisation, newest first, ties by id.
+  [[nodiscard]] virtual Result<std::vector<ApiTokenRecord>> list_for_organisation(std::string_view organisation_id) = 0;
+  // Marks the token revoked at `at` for `reason` unless it already is; true exactly then.
+  [[nodiscard]] virtual Result<bool> revoke(std::string_view id, UnixMillis at, std::string_view reason) = 0;
+  // Sets last_used_at. not_found for an unknown id.
+  [[nodiscard]] virtual Status touch(std::string_view id, UnixMillis at) = 0;
+  // Tokens not revoked and not used since before `cutoff` (never used: created before it),
+  // least recently used first, ties by id.
+  [[nodiscard]] virtual Result<std::vector<ApiTokenRecord>> list_unused_since(UnixMillis cutoff) = 0;
+};
+
 // --- Custom roles (console) -----------------------------------------------------------------
 
 // A role an organisation defines as a set of named permissions (JPCERT I-8). The built-in
@@ -672,6 +714,7 @@ class Store {
   [[nodiscard]] virtual UserRepository& users() = 0;
   [[nodiscard]] virtual ConsoleSessionRepository& console_sessions() = 0;
   [[nodiscard]] virtual PasswordResetRepository& password_resets() = 0;
+  [[nodiscard]] virtual ApiTokenRepository& api_tokens() = 0;
   [[nodiscard]] virtual CustomRoleRepository& custom_roles() = 0;
 
   // Runs body in a transaction: commits when it returns ok, rolls back otherwise and returns

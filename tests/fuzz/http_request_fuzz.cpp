@@ -33,7 +33,7 @@ constexpr std::size_t kMaxHeader = 2048;
 constexpr std::size_t kMaxBody = 1024;
 
 constexpr FieldSpec kSpecs[] = {
-    {"username", true, 16}, {"password", true, 64}, {"code", false, 8}, {"tags", false, 8, false, 3}};
+    {"username", true, 16}, {"password", true, 64}, {"code", false, 8}, {"scopes", false, 48, false, 3}};
 constexpr std::string_view kPatterns[] = {"/api/v1/devices", "/api/v1/devices/{id}",
                                           "/api/v1/account/sessions/{handle}", "/a/{x}/b/{y}"};
 
@@ -43,6 +43,8 @@ void check_request(const Request& r) {
 
   (void)cookie_value(r, "__Host-torii-session");
   (void)query_parameter(r.query, "organisation");
+  (void)query_carries_token(r.query);
+  if (auto bearer = bearer_token(r)) check(bearer->find(' ') == std::string::npos);
   (void)same_origin(r);
   (void)address_of(r.source);
 

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "base/clock.h"
 #include "server_fixture.h"
 
 namespace torii::testing {
@@ -329,6 +330,46 @@ TEST_F(Console, AnAdministratorAddsAPersonWhoSetsTheirPasswordThroughTheirLinkAn
 
   EXPECT_EQ(call("DELETE", "/api/v1/users/" + id, std::nullopt, admin.session, admin.csrf).status, 204);
   EXPECT_EQ(call("POST", "/api/v1/session", json{{"username", "bob"}, {"password", kPassword}}).status, 401);
+}
+
+// JPCERT I-10: a script uses an API token with curl, within its scope, until it is revoked;
+// the token is never stored or logged, and what it does is attributed to it.
+TEST_F(Console, AnApiTokenLetsAScriptReadWithinItsScopeUntilItIsRevoked) {
+  start_console();
+  const auto admin = set_up_administrator();
+  const std::string expires = format_utc_millis(std::chrono::system_clock::now() + std::chrono::hours(24 * 30));
+  auto made = call("POST", "/api/v1/account/tokens",
+                   json{{"name", "monitoring"}, {"permissions", {"devices.read"}}, {"expires_at", expires}},
+                   admin.session, admin.csrf);
+  ASSERT_EQ(made.status, 201) << made.body;
+  const std::string token = made.body_json()["token"];
+  const std::string id = made.body_json()["id"];
+  const std::string bearer = "Authorization: Bearer " + token;
+
+  EXPECT_EQ(call("GET", "/api/v1/devices", std::nullopt, "", "", {bearer}).status, 200);
+  const auto outside = call("GET", "/api/v1/users", std::nullopt, "", "", {bearer});
+  EXPECT_EQ(outside.status, 403);
+  EXPECT_EQ(outside.code(), "forbidden");
+  const auto own_account = call("GET", "/api/v1/account/tokens", std::nullopt, "", "", {bearer});
+  EXPECT_EQ(own_account.status, 403);
+  EXPECT_EQ(own_account.code(), "token_not_allowed");
+  EXPECT_EQ(call("GET", "/api/v1/devices?access_token=" + token).code(), "token_in_url");
+  const auto listed = call("GET", "/api/v1/account/tokens", std::nullopt, admin.session);
+  EXPECT_THAT(listed.body, HasSubstr(id));
+  EXPECT_THAT(listed.body, Not(HasSubstr(token)));
+
+  EXPECT_EQ(call("DELETE", "/api/v1/account/tokens/" + id, std::nullopt, admin.session, admin.csrf).status, 204);
+  const auto revoked = call("GET", "/api/v1/devices", std::nullopt, "", "", {bearer});
+  EXPECT_EQ(revoked.status, 401);
+  EXPECT_EQ(revoked.header("www-authenticate"), R"(Bearer error="invalid_token")");
+
+  std::ifstream log(data_dir() / "log" / "security.log");
+  std::stringstream text;
+  text << log.rdbuf();
+  EXPECT_THAT(text.str(), HasSubstr(R"("action":"api_token.created")"));
+  EXPECT_THAT(text.str(), HasSubstr(R"("action":"api_token.revoked")"));
+  EXPECT_THAT(text.str(), HasSubstr(R"("credential":"api_token:)" + id + "\""));
+  EXPECT_THAT(text.str(), Not(HasSubstr(token.substr(23)))) << "the token is never logged";
 }
 
 TEST_F(Console, TheWebApplicationFirewallBlocksClassicAttacksAndRecordsThemAsAlerts) {

@@ -13,7 +13,7 @@ namespace {
 
 // Append only: a released migration is never edited, a change is a new migration.
 // STRICT tables make SQLite refuse values of the wrong type instead of converting them.
-constexpr std::array<Migration, 7> kMigrations = {{
+constexpr std::array<Migration, 8> kMigrations = {{
     {1, "initial schema: meta, data keys, secrets, certificates, setup tokens, counters", R"sql(
 CREATE TABLE meta (
   key TEXT PRIMARY KEY NOT NULL,
@@ -237,7 +237,27 @@ CREATE TABLE password_reset_tokens (
 ) STRICT;
 CREATE INDEX password_reset_tokens_by_user ON password_reset_tokens (user_id, used_at_ms);
 )sql"},
-    {7, "console: custom roles", R"sql(
+    {7, "console: API tokens", R"sql(
+-- JPCERT I-10. permissions holds the permission names separated by single spaces. A user's
+-- tokens go with them (foreign_keys is ON); the organisation a token is scoped to must
+-- exist.
+CREATE TABLE api_tokens (
+  id TEXT PRIMARY KEY NOT NULL CHECK (id <> ''),
+  user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  organisation_id TEXT NOT NULL REFERENCES organisations (id),
+  name TEXT NOT NULL,
+  permissions TEXT NOT NULL,
+  secret_hash TEXT NOT NULL UNIQUE CHECK (secret_hash <> ''),
+  created_at_ms INTEGER NOT NULL,
+  expires_at_ms INTEGER NOT NULL,
+  last_used_at_ms INTEGER,
+  revoked_at_ms INTEGER,
+  revoked_reason TEXT NOT NULL
+) STRICT;
+CREATE INDEX api_tokens_by_user ON api_tokens (user_id, created_at_ms DESC, id);
+CREATE INDEX api_tokens_by_organisation ON api_tokens (organisation_id, created_at_ms DESC, id);
+)sql"},
+    {8, "console: custom roles", R"sql(
 -- Permission names separated by single spaces, sorted. Removing a role that people hold is
 -- refused by the caller (identity::CustomRoles), not here: users.role is a plain name.
 CREATE TABLE custom_roles (

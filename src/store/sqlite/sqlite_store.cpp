@@ -1769,8 +1769,13 @@ class SqlitePasswordResetRepository final : public PasswordResetRepository {
 
 // ---------------------------------------------------------------------------------------
 
-#define TORII_CUSTOM_ROLE_COLUMNS "organisation_id, name, description, permissions, created_at_ms, updated_at_ms"
+// Parameter ?N binds column N of this list (insert).
+#define TORII_API_TOKEN_COLUMNS                                                                                   \
+  "id, user_id, organisation_id, name, permissions, secret_hash, created_at_ms, expires_at_ms, last_used_at_ms, " \
+  "revoked_at_ms, revoked_reason"
 
+// The permission names as stored: separated by single spaces (validate_api_token keeps
+// spaces out of them).
 std::string join_permissions(const std::vector<std::string>& permissions) {
   std::string out;
   for (const auto& p : permissions) {
@@ -1780,16 +1785,126 @@ std::string join_permissions(const std::vector<std::string>& permissions) {
   return out;
 }
 
+std::vector<std::string> split_permissions(std::string_view text) {
+  std::vector<std::string> out;
+  while (!text.empty()) {
+    const auto end = text.find(' ');
+    if (end != 0) out.emplace_back(text.substr(0, end));
+    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
+  }
+  return out;
+}
+
+ApiTokenRecord read_api_token(const Statement& stmt) {
+  ApiTokenRecord t;
+  t.id = stmt.column_text(0);
+  t.user_id = stmt.column_text(1);
+  t.organisation_id = stmt.column_text(2);
+  t.name = stmt.column_text(3);
+  t.permissions = split_permissions(stmt.column_text(4));
+  t.secret_hash = stmt.column_text(5);
+  t.created_at = stmt.column_int(6);
+  t.expires_at = stmt.column_int(7);
+  t.last_used_at = stmt.column_optional_int(8);
+  t.revoked_at = stmt.column_optional_int(9);
+  t.revoked_reason = stmt.column_text(10);
+  return t;
+}
+
+class SqliteApiTokenRepository final : public ApiTokenRepository {
+ public:
+  explicit SqliteApiTokenRepository(Db& db) : db_(db) {}
+
+  Status insert(const ApiTokenRecord& token) override {
+    if (auto s = validate_api_token(token); !s) return s;
+    // Bound without a copy: it must live until the statement has run.
+    const std::string permissions = join_permissions(token.permissions);
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("INSERT INTO api_tokens (" TORII_API_TOKEN_COLUMNS
+                           ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt)
+        .bind_text(1, token.id)
+        .bind_text(2, token.user_id)
+        .bind_text(3, token.organisation_id)
+        .bind_text(4, token.name)
+        .bind_text(5, permissions)
+        .bind_text(6, token.secret_hash)
+        .bind_int(7, token.created_at)
+        .bind_int(8, token.expires_at)
+        .bind_optional_int(9, token.last_used_at)
+        .bind_optional_int(10, token.revoked_at)
+        .bind_text(11, token.revoked_reason);
+    return (**stmt).run();
+  }
+
+  Result<std::optional<ApiTokenRecord>> find(std::string_view id) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT " TORII_API_TOKEN_COLUMNS " FROM api_tokens WHERE id = ?1");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, id);
+    return read_one(**stmt, read_api_token);
+  }
+
+  Result<std::vector<ApiTokenRecord>> list_for_user(std::string_view user_id) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT " TORII_API_TOKEN_COLUMNS
+                           " FROM api_tokens WHERE user_id = ?1 ORDER BY created_at_ms DESC, id");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, user_id);
+    return read_all(**stmt, read_api_token);
+  }
+
+  Result<std::vector<ApiTokenRecord>> list_for_organisation(std::string_view organisation_id) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT " TORII_API_TOKEN_COLUMNS
+                           " FROM api_tokens WHERE organisation_id = ?1 ORDER BY created_at_ms DESC, id");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, organisation_id);
+    return read_all(**stmt, read_api_token);
+  }
+
+  Result<bool> revoke(std::string_view id, UnixMillis at, std::string_view reason) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached(
+        "UPDATE api_tokens SET revoked_at_ms = ?2, revoked_reason = ?3 WHERE id = ?1 AND revoked_at_ms IS NULL");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, id).bind_int(2, at).bind_text(3, reason);
+    return changed_any(db_, **stmt);
+  }
+
+  Status touch(std::string_view id, UnixMillis at) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("UPDATE api_tokens SET last_used_at_ms = ?2 WHERE id = ?1");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, id).bind_int(2, at);
+    return expect_changed(db_, **stmt, "touch API token: no token with this id");
+  }
+
+  Result<std::vector<ApiTokenRecord>> list_unused_since(UnixMillis cutoff) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT " TORII_API_TOKEN_COLUMNS
+                           " FROM api_tokens WHERE revoked_at_ms IS NULL AND COALESCE(last_used_at_ms, created_at_ms) "
+                           "< ?1 ORDER BY COALESCE(last_used_at_ms, created_at_ms), id");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_int(1, cutoff);
+    return read_all(**stmt, read_api_token);
+  }
+
+ private:
+  Db& db_;
+};
+
+#undef TORII_API_TOKEN_COLUMNS
+
+// ---------------------------------------------------------------------------------------
+
+#define TORII_CUSTOM_ROLE_COLUMNS "organisation_id, name, description, permissions, created_at_ms, updated_at_ms"
+
 CustomRoleRecord read_custom_role(const Statement& stmt) {
   CustomRoleRecord r{stmt.column_text(0), stmt.column_text(1), stmt.column_text(2), {},
                      stmt.column_int(4),  stmt.column_int(5)};
-  const std::string joined = stmt.column_text(3);
-  std::size_t start = 0;
-  while (start < joined.size()) {
-    const std::size_t end = std::min(joined.find(' ', start), joined.size());
-    if (end > start) r.permissions.emplace_back(joined.substr(start, end - start));
-    start = end + 1;
-  }
+  r.permissions = split_permissions(stmt.column_text(3));
   return r;
 }
 
@@ -1885,6 +2000,7 @@ class SqliteStore final : public Store {
         users_(db_),
         console_sessions_(db_),
         password_resets_(db_),
+        api_tokens_(db_),
         custom_roles_(db_) {}
 
   MetaRepository& meta() override { return meta_; }
@@ -1904,6 +2020,7 @@ class SqliteStore final : public Store {
   UserRepository& users() override { return users_; }
   ConsoleSessionRepository& console_sessions() override { return console_sessions_; }
   PasswordResetRepository& password_resets() override { return password_resets_; }
+  ApiTokenRepository& api_tokens() override { return api_tokens_; }
   CustomRoleRepository& custom_roles() override { return custom_roles_; }
 
   Status transaction(const std::function<Status()>& body) override { return db_.transaction(body); }
@@ -1929,6 +2046,7 @@ class SqliteStore final : public Store {
   SqliteUserRepository users_;
   SqliteConsoleSessionRepository console_sessions_;
   SqlitePasswordResetRepository password_resets_;
+  SqliteApiTokenRepository api_tokens_;
   SqliteCustomRoleRepository custom_roles_;
 };
 

@@ -211,12 +211,12 @@ TEST(SqliteStore, RefusesADatabaseFromANewerTorii) {
   {
     RawDb raw(file);
     (void)raw.query(
-        "INSERT INTO schema_migrations (version, description, applied_at_ms) VALUES (999999, 'from the future', 0)");
+        "INSERT INTO schema_migrations (version, description, applied_at_ms) VALUES (1000, 'from the future', 0)");
   }
   auto store = open_sqlite_store(file);
   ASSERT_FALSE(store);
   EXPECT_TRUE(store.error().is(Errc::conflict)) << store.error().message;
-  EXPECT_EQ(store.error().message, "database schema version 999999 is newer than this torii (" +
+  EXPECT_EQ(store.error().message, "database schema version 1000 is newer than this torii (" +
                                        std::to_string(latest_schema_version()) + "); upgrade torii");
   RawDb raw(file);
   EXPECT_EQ(raw.query("SELECT COUNT(*) FROM schema_migrations"), std::to_string(migrations().size() + 1));
