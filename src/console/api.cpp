@@ -1,5 +1,6 @@
 // The console API's request chain (api.h) and what its handlers share (api_internal.h).
-// The handlers live by area in api_session.cpp, api_people.cpp and api_devices.cpp.
+// The handlers live by area in api_session.cpp, api_people.cpp, api_devices.cpp and
+// api_telemetry.cpp.
 #include "console/api.h"
 
 #include <fmt/format.h>
@@ -290,6 +291,7 @@ struct Api::Impl {
     api::add_session_routes(routes);
     api::add_people_routes(routes);
     api::add_device_routes(routes);
+    api::add_telemetry_routes(routes);
   }
 
   api::ApiState state;

@@ -38,6 +38,9 @@ struct FieldSpec {
   bool required = true;
   std::size_t max_bytes = 1024;
   bool boolean = false;  // true or false in JSON, "true" or "false" in the fields
+  // A JSON object (a profile's definition), kept in the fields as its compact JSON text,
+  // which max_bytes bounds.
+  bool object = false;
 };
 
 struct FieldProblem {
@@ -48,10 +51,10 @@ struct FieldProblem {
   friend bool operator==(const FieldProblem&, const FieldProblem&) = default;
 };
 
-// Every problem of a body against the members a request takes (strings, or booleans where
-// the spec says so): not a JSON object, an unknown member, a member of the wrong type or too
-// long, a required one missing. With no specs, only an empty body or {} is accepted. The values of the accepted
-// members go to `fields`.
+// Every problem of a body against the members a request takes (strings, or booleans or
+// objects where the spec says so): not a JSON object, an unknown member, a member of the wrong
+// type or too long, a required one missing. With no specs, only an empty body or {} is
+// accepted. The values of the accepted members go to `fields`.
 [[nodiscard]] std::vector<FieldProblem> read_json_fields(std::string_view body, std::span<const FieldSpec> specs,
                                                          std::map<std::string, std::string>& fields);
 

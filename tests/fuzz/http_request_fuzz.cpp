@@ -9,7 +9,7 @@
 //     and a path;
 //   - matching a route binds exactly the pattern's parameters, each non-empty and at most
 //     128 bytes, and the literal segments are the path's;
-//   - body validation accepts only known string members within their length, reports a
+//   - body validation accepts only known members of their kind within their length, reports a
 //     problem for everything else, and accepting a body means no problems were reported.
 #include <cstddef>
 #include <cstdint>
@@ -29,7 +29,8 @@ using namespace torii::console;
 constexpr std::size_t kMaxHeader = 2048;
 constexpr std::size_t kMaxBody = 1024;
 
-constexpr FieldSpec kSpecs[] = {{"username", true, 16}, {"password", true, 64}, {"code", false, 8}};
+constexpr FieldSpec kSpecs[] = {
+    {"username", true, 16}, {"password", true, 64}, {"code", false, 8}, {"definition", false, 256, false, true}};
 constexpr std::string_view kPatterns[] = {"/api/v1/devices", "/api/v1/devices/{id}",
                                           "/api/v1/account/sessions/{handle}", "/a/{x}/b/{y}"};
 
