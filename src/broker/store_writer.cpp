@@ -9,19 +9,6 @@
 
 namespace torii::broker {
 
-std::string telemetry_associated_data(std::string_view device_id, std::string_view kind, UnixMillis received_at,
-                                      std::string_view message_key) {
-  return fmt::format("telemetry|{}|{}|{}|{}", device_id, kind, received_at, message_key);
-}
-
-std::string latest_value_associated_data(std::string_view device_id, std::string_view metric) {
-  return fmt::format("latest|{}|{}", device_id, metric);
-}
-
-std::string mqtt_state_associated_data(std::string_view device_id, std::string_view kind, std::string_view name) {
-  return fmt::format("mqtt-state|{}|{}|{}", device_id, kind, name);
-}
-
 StoreWriter::StoreWriter(store::Store& store, keys::KeyRing& keys, std::function<void(std::function<void()>)> post,
                          StoreWriterOptions options)
     : store_(store), keys_(keys), post_(std::move(post)), options_(options), thread_([this] { run(); }) {}

@@ -61,12 +61,10 @@ struct IngestItem {
 // stored one), false when it could not be stored.
 using IngestDone = std::function<void(bool stored)>;
 
-// The associated data binding a sealed telemetry payload to its row.
-[[nodiscard]] std::string telemetry_associated_data(std::string_view device_id, std::string_view kind,
-                                                    UnixMillis received_at, std::string_view message_key);
-[[nodiscard]] std::string latest_value_associated_data(std::string_view device_id, std::string_view metric);
-[[nodiscard]] std::string mqtt_state_associated_data(std::string_view device_id, std::string_view kind,
-                                                     std::string_view name);
+// The associated data binding a sealed payload to its row (keys/key_ring.h).
+using keys::latest_value_associated_data;
+using keys::mqtt_state_associated_data;
+using keys::telemetry_associated_data;
 
 struct StoreWriterOptions {
   std::size_t max_queued = 100000;

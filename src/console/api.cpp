@@ -1,5 +1,6 @@
 // The console API's request chain (api.h) and what its handlers share (api_internal.h).
-// The handlers live by area in api_session.cpp, api_people.cpp and api_devices.cpp.
+// The handlers live by area in api_session.cpp, api_people.cpp, api_devices.cpp and
+// api_telemetry.cpp.
 #include "console/api.h"
 
 #include <fmt/format.h>
@@ -350,6 +351,7 @@ struct Api::Impl {
     api::add_role_routes(routes);
     api::add_settings_routes(routes);
     api::add_token_routes(routes);
+    api::add_telemetry_routes(routes);
   }
 
   api::ApiState state;

@@ -22,6 +22,7 @@
 // Threading: handle() runs on the listener's io_context thread.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string_view>
 #include <vector>
@@ -32,6 +33,7 @@
 #include "console/request_handler.h"
 #include "identity/accounts.h"
 #include "identity/api_tokens.h"
+#include "identity/devices.h"
 #include "identity/people.h"
 #include "store/store.h"
 
@@ -39,6 +41,19 @@ namespace torii::console {
 
 class WorkPool;
 class Waf;
+
+// What the device routes change on the running gateway, which the console does not know: the
+// server wires these to the broker. Called on the io_context thread, after the change is
+// stored. An empty member does nothing (no gateway, tests).
+struct GatewayHooks {
+  // Closes the device's live MQTT session (disabled, revoked, deleted), if it has one, and
+  // forgets its kept session.
+  std::function<void(std::string_view device_id, std::string_view why)> disconnect_device;
+  // The routes naming a deleted device went with it: the routes in force are read again.
+  std::function<Status()> reload_routes;
+  // A profile was replaced or deleted: its next use reads it again.
+  std::function<void(std::string_view profile_id)> profile_changed;
+};
 
 struct ApiContext {
   const config::Config& config;
@@ -51,6 +66,11 @@ struct ApiContext {
   identity::EventSink events;
   std::string public_url;    // base of the links the API hands out ("https://host:8443")
   const Waf* waf = nullptr;  // inspects every request first; nullptr: none
+  // The device routes: the registry (with its key ring and CA) and the key ring that opens
+  // what devices sent. The server always sets both; without them those routes answer 503.
+  identity::DeviceRegistry* devices = nullptr;
+  keys::KeyRing* keys = nullptr;
+  GatewayHooks gateway;
 };
 
 // One row of the route table, for docs/permissions.md and its test.

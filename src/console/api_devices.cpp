@@ -1,4 +1,10 @@
-// The console API (api.h), devices: the list and one device with its counters and certificates.
+// The console API (api.h), devices and their profiles: the list and one device with its
+// counters and certificates; creating, disabling, enabling, revoking and deleting devices;
+// reading, storing and deleting profiles. What devices sent is in api_telemetry.cpp.
+//
+// Device actions are the registry's (identity/devices.h), as for `torii admin device ...`;
+// their live effects on the gateway go through ApiContext::gateway. Each change is a
+// security event with the person as actor.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -6,6 +12,7 @@
 #include <vector>
 
 #include "console/api_internal.h"
+#include "policy/profile.h"
 
 namespace torii::console::api {
 
@@ -22,7 +29,45 @@ json device_json(const store::DeviceRecord& d) {
             {"status", d.status},
             {"created_at", iso(d.created_at)},
             {"last_seen_at", d.last_seen_at ? json(iso(*d.last_seen_at)) : json(nullptr)}};
+  if (d.disabled_at) {
+    j["disabled_at"] = iso(*d.disabled_at);
+    j["disabled_reason"] = d.disabled_reason;
+  }
   return j;
+}
+
+json certificate_json(const store::CertificateRecord& c) {
+  return {{"serial", c.serial_hex},
+          {"not_after", iso(c.not_after)},
+          {"revoked", c.revoked_at.has_value()},
+          {"fingerprint_sha256", c.fingerprint_sha256}};
+}
+
+json profile_json(const store::DeviceProfileRecord& p) {
+  return {{"id", p.id},
+          {"name", p.name},
+          {"organisation", p.organisation_id},
+          {"version", p.version},
+          {"updated_at", iso(p.updated_at)},
+          {"definition", json::parse(p.definition_json, nullptr, false)}};
+}
+
+// The reason an action was given in its body, or the default.
+std::string reason_of(Call& call, std::string_view fallback) {
+  auto it = call.fields.find("reason");
+  return it == call.fields.end() || it->second.empty() ? std::string(fallback) : it->second;
+}
+
+// The device as stored now, for the answer to an action.
+Response device_answer(ApiState& s, std::string_view id) {
+  auto device = s.ctx.store.devices().find(id);
+  if (!device) return internal_error(device.error());
+  if (!*device) return problem(404, "not_found", "No such device");
+  return json_response(200, device_json(**device));
+}
+
+void disconnect(ApiState& s, std::string_view id, std::string_view why) {
+  if (s.ctx.gateway.disconnect_device) s.ctx.gateway.disconnect_device(id, why);
 }
 
 asio::awaitable<Response> list_devices(ApiState& s, Call& call) {
@@ -36,17 +81,10 @@ asio::awaitable<Response> list_devices(ApiState& s, Call& call) {
 }
 
 asio::awaitable<Response> device_detail(ApiState& s, Call& call) {
-  auto device = s.ctx.store.devices().find(call.params["id"]);
-  if (!device) co_return internal_error(device.error());
-  // Another organisation's device is answered like a missing one: its existence is not
-  // the caller's business (JPCERT I-9).
-  const auto& user = call.caller->user;
-  if (!*device ||
-      ((*device)->organisation_id != user.organisation_id && !identity::spans_organisations(*call.caller))) {
-    co_return problem(404, "not_found", "No such device");
-  }
-  json j = device_json(**device);
-  auto counters = s.ctx.store.device_counters().find((*device)->id);
+  auto device = reachable_device(s, call);
+  if (!device) co_return device.error();
+  json j = device_json(*device);
+  auto counters = s.ctx.store.device_counters().find(device->id);
   if (!counters) co_return internal_error(counters.error());
   if (*counters) {
     j["counters"] = {{"messages", (*counters)->messages},
@@ -54,25 +92,263 @@ asio::awaitable<Response> device_detail(ApiState& s, Call& call) {
                      {"refusals", (*counters)->refusals},
                      {"connects", (*counters)->connects}};
   }
-  auto certificates = s.ctx.store.certificates().list_for_device((*device)->id);
+  auto certificates = s.ctx.store.certificates().list_for_device(device->id);
   if (!certificates) co_return internal_error(certificates.error());
   json certs = json::array();
-  for (const auto& c : *certificates) {
-    certs.push_back({{"serial", c.serial_hex},
-                     {"not_after", iso(c.not_after)},
-                     {"revoked", c.revoked_at.has_value()},
-                     {"fingerprint_sha256", c.fingerprint_sha256}});
-  }
+  for (const auto& c : *certificates) certs.push_back(certificate_json(c));
   j["certificates"] = certs;
   co_return json_response(200, j);
 }
 
+// JPCERT I-2, IIIT N1, J9: the device gets its own certificate (and data key). A key pair
+// made here is handed over in this answer only: it is stored nowhere, and no later answer
+// holds it. A CSR keeps the device's key on the device.
+asio::awaitable<Response> create_device(ApiState& s, Call& call) {
+  if (s.ctx.devices == nullptr) co_return devices_unavailable();
+  auto organisation = organisation_scope(call);
+  if (!organisation) co_return problem(403, "forbidden", "You may not act on that organisation");
+  identity::NewDevice spec;
+  spec.id = call.fields["id"];
+  spec.name = call.fields["name"];
+  spec.organisation_id = *organisation;
+  spec.profile_id = call.fields["profile"];
+  if (call.fields.contains("segment")) spec.segment = call.fields["segment"];
+  spec.serial_number = call.fields["serial_number"];
+  spec.firmware_version = call.fields["firmware_version"];
+  if (call.fields.contains("csr")) spec.csr_pem = call.fields["csr"];
+
+  auto problems = s.ctx.devices->check(spec);
+  if (!problems) co_return internal_error(problems.error());
+  if (!problems->empty()) co_return invalid_input(*problems);
+  auto bundle = s.ctx.devices->create(spec);
+  if (!bundle) {
+    if (bundle.error().is(Errc::already_exists)) {
+      co_return problem(409, "conflict", "A device with this id exists",
+                        {{"errors", json::array({{{"field", "id"}, {"code", "taken"}, {"message", "is taken"}}})}});
+    }
+    // Every other field was checked above: what is left is the request.
+    if (spec.csr_pem && (bundle.error().is(Errc::invalid_argument) || bundle.error().is(Errc::authentication_failed))) {
+      co_return invalid_input(std::vector<FieldProblem>{
+          {"csr", "invalid", "must be a PEM certificate request for an EC P-256 key, signed with that key"}});
+    }
+    co_return internal_error(bundle.error());
+  }
+  s.emit(&*call.caller, "device.created", "device:" + spec.id, events::Outcome::success, call.origin,
+         {{"organisation", spec.organisation_id},
+          {"profile", spec.profile_id},
+          {"segment", spec.segment},
+          {"key_generated_by", spec.csr_pem ? "device" : "server"}});
+  s.emit(&*call.caller, "certificate.issued", "device:" + spec.id, events::Outcome::success, call.origin,
+         {{"serial", bundle->certificate.serial_hex}, {"not_after", iso(bundle->certificate.not_after)}});
+  json body = {{"device", device_json(bundle->device)},
+               {"certificate", certificate_json(bundle->certificate)},
+               {"certificate_pem", bundle->certificate.pem},
+               {"ca_bundle_pem", bundle->ca_bundle_pem}};
+  if (bundle->private_key_pem) body["private_key_pem"] = to_string(bundle->private_key_pem->view());
+  co_return json_response(201, body);
+}
+
+Response device_error(const Error& e) {
+  if (e.is(Errc::not_found)) return problem(404, "not_found", "No such device");
+  return internal_error(e);
+}
+
+// Disabling keeps the device's data and certificates; it is refused at its next connection
+// and its live one is closed now (JPCERT I-2).
+asio::awaitable<Response> disable_device(ApiState& s, Call& call) {
+  if (s.ctx.devices == nullptr) co_return devices_unavailable();
+  auto device = reachable_device(s, call);
+  if (!device) co_return device.error();
+  const std::string reason = reason_of(call, "disabled by an administrator");
+  if (auto st = s.ctx.devices->disable(device->id, reason); !st) co_return device_error(st.error());
+  s.emit(&*call.caller, "device.disabled", "device:" + device->id, events::Outcome::success, call.origin,
+         {{"reason", reason}});
+  disconnect(s, device->id, "device disabled");
+  co_return device_answer(s, device->id);
+}
+
+asio::awaitable<Response> enable_device(ApiState& s, Call& call) {
+  if (s.ctx.devices == nullptr) co_return devices_unavailable();
+  auto device = reachable_device(s, call);
+  if (!device) co_return device.error();
+  if (auto st = s.ctx.devices->enable(device->id); !st) co_return device_error(st.error());
+  s.emit(&*call.caller, "device.enabled", "device:" + device->id, events::Outcome::success, call.origin);
+  co_return device_answer(s, device->id);
+}
+
+// JPCERT VI-4, IIIT N1: the certificates go on the revocation list, the live session is
+// closed, and the gateway refuses the device's return.
+asio::awaitable<Response> revoke_device(ApiState& s, Call& call) {
+  if (s.ctx.devices == nullptr) co_return devices_unavailable();
+  auto device = reachable_device(s, call);
+  if (!device) co_return device.error();
+  const std::string reason = reason_of(call, "revoked by an administrator");
+  auto serials = s.ctx.devices->revoke_certificates(device->id, reason);
+  if (!serials) co_return device_error(serials.error());
+  for (const auto& serial : *serials) {
+    s.emit(&*call.caller, "certificate.revoked", "certificate:" + serial, events::Outcome::success, call.origin,
+           {{"device", device->id}, {"reason", reason}});
+  }
+  disconnect(s, device->id, "certificate revoked");
+  co_return json_response(200, {{"id", device->id}, {"revoked", *serials}});
+}
+
+// Crypto-shredding (JPCERT VI-1): the rows go and the device's data key is destroyed.
+asio::awaitable<Response> delete_device(ApiState& s, Call& call) {
+  if (s.ctx.devices == nullptr) co_return devices_unavailable();
+  auto device = reachable_device(s, call);
+  if (!device) co_return device.error();
+  disconnect(s, device->id, "device deleted");
+  if (auto st = s.ctx.devices->remove(device->id); !st) co_return device_error(st.error());
+  s.emit(&*call.caller, "device.deleted", "device:" + device->id, events::Outcome::success, call.origin,
+         {{"data", "deleted; its key destroyed"}});
+  // The store deleted the routes naming the device; the gateway drops them as well.
+  if (s.ctx.gateway.reload_routes) {
+    if (auto reloaded = s.ctx.gateway.reload_routes(); !reloaded) co_return internal_error(reloaded.error());
+  }
+  co_return no_content();
+}
+
+// The profile the path names, when the caller may see it; otherwise the answer (404 as for
+// a missing one).
+tl::expected<store::DeviceProfileRecord, Response> reachable_profile(ApiState& s, Call& call) {
+  auto profile = s.ctx.store.device_profiles().find(call.params["id"]);
+  if (!profile) return tl::unexpected(internal_error(profile.error()));
+  const auto& user = call.caller->user;
+  if (!*profile ||
+      ((*profile)->organisation_id != user.organisation_id && !identity::spans_organisations(*call.caller))) {
+    return tl::unexpected(problem(404, "not_found", "No such profile"));
+  }
+  return std::move(**profile);
+}
+
+asio::awaitable<Response> list_profiles(ApiState& s, Call& call) {
+  auto organisation = organisation_scope(call);
+  if (!organisation) co_return problem(403, "forbidden", "You may not act on that organisation");
+  auto profiles = s.ctx.store.device_profiles().list(*organisation);
+  if (!profiles) co_return internal_error(profiles.error());
+  json out = json::array();
+  for (const auto& p : *profiles) out.push_back(profile_json(p));
+  co_return json_response(200, {{"organisation", *organisation}, {"profiles", out}});
+}
+
+asio::awaitable<Response> show_profile(ApiState& s, Call& call) {
+  auto profile = reachable_profile(s, call);
+  if (!profile) co_return profile.error();
+  co_return json_response(200, profile_json(*profile));
+}
+
+// JPCERT II-5, IIIT J8: what a device's telemetry is checked against. Devices connected now
+// use the new definition from their next message on.
+asio::awaitable<Response> put_profile(ApiState& s, Call& call) {
+  if (s.ctx.devices == nullptr) co_return devices_unavailable();
+  auto organisation = organisation_scope(call);
+  if (!organisation) co_return problem(403, "forbidden", "You may not act on that organisation");
+  store::DeviceProfileRecord profile;
+  profile.id = call.params["id"];
+  profile.organisation_id = *organisation;
+  profile.name = call.fields.contains("name") ? call.fields["name"] : profile.id;
+  profile.definition_json = call.fields["definition"];
+  if (auto problems = identity::DeviceRegistry::check_profile(profile); !problems.empty()) {
+    co_return invalid_input(problems);
+  }
+  auto existing = s.ctx.store.device_profiles().find(profile.id);
+  if (!existing) co_return internal_error(existing.error());
+  if (auto st = s.ctx.devices->put_profile(profile); !st) {
+    if (st.error().is(Errc::conflict)) co_return problem(409, "conflict", "This profile id is taken");
+    co_return internal_error(st.error());
+  }
+  auto stored = s.ctx.store.device_profiles().find(profile.id);
+  if (!stored || !*stored) co_return internal_error(stored ? Error{{}, "profile vanished"} : stored.error());
+  s.emit(&*call.caller, "profile.stored", "profile:" + profile.id, events::Outcome::success, call.origin,
+         {{"organisation", profile.organisation_id}, {"version", (*stored)->version}});
+  if (s.ctx.gateway.profile_changed) s.ctx.gateway.profile_changed(profile.id);
+  co_return json_response(*existing ? 200 : 201, profile_json(**stored));
+}
+
+asio::awaitable<Response> delete_profile(ApiState& s, Call& call) {
+  auto profile = reachable_profile(s, call);
+  if (!profile) co_return profile.error();
+  auto removed = s.ctx.store.device_profiles().remove(profile->id);
+  if (!removed) {
+    if (removed.error().is(Errc::conflict)) {
+      co_return problem(409, "profile_in_use", "Devices use this profile; give them another one first");
+    }
+    co_return internal_error(removed.error());
+  }
+  s.emit(&*call.caller, "profile.deleted", "profile:" + profile->id, events::Outcome::success, call.origin,
+         {{"organisation", profile->organisation_id}});
+  if (s.ctx.gateway.profile_changed) s.ctx.gateway.profile_changed(profile->id);
+  co_return no_content();
+}
+
 }  // namespace
 
+tl::expected<store::DeviceRecord, Response> reachable_device(ApiState& s, Call& call) {
+  auto device = s.ctx.store.devices().find(call.params["id"]);
+  if (!device) return tl::unexpected(internal_error(device.error()));
+  // Another organisation's device is answered like a missing one: its existence is not
+  // the caller's business (JPCERT I-9).
+  const auto& user = call.caller->user;
+  if (!*device ||
+      ((*device)->organisation_id != user.organisation_id && !identity::spans_organisations(*call.caller))) {
+    return tl::unexpected(problem(404, "not_found", "No such device"));
+  }
+  return std::move(**device);
+}
+
+Response devices_unavailable() {
+  return problem(503, "unavailable", "Device management is not available on this server");
+}
+
 void add_device_routes(std::vector<Route>& routes) {
+  // Step-up (JPCERT I-4) for what hands out credentials, re-admits a device or cannot be
+  // undone; disabling is the emergency brake and works on the session alone.
   const std::vector<Route> mine = {
       {"GET", "/api/v1/devices", Access::full, Permission::devices_read, {}, false, list_devices},
+      {"POST",
+       "/api/v1/devices",
+       Access::full,
+       Permission::devices_write,
+       {{"id", true, 64},
+        {"name", false, 128},
+        {"profile", false, 64},
+        {"segment", false, 64},
+        {"serial_number", false, 64},
+        {"firmware_version", false, 64},
+        {"csr", false, 8192}},
+       false,
+       create_device,
+       true},
       {"GET", "/api/v1/devices/{id}", Access::full, Permission::devices_read, {}, false, device_detail},
+      {"DELETE", "/api/v1/devices/{id}", Access::full, Permission::devices_delete, {}, false, delete_device, true},
+      {"POST",
+       "/api/v1/devices/{id}/disable",
+       Access::full,
+       Permission::devices_write,
+       {{"reason", false, 256}},
+       false,
+       disable_device},
+      {"POST", "/api/v1/devices/{id}/enable", Access::full, Permission::devices_write, {}, false, enable_device, true},
+      {"POST",
+       "/api/v1/devices/{id}/revoke",
+       Access::full,
+       Permission::devices_write,
+       {{"reason", false, 256}},
+       false,
+       revoke_device,
+       true},
+      {"GET", "/api/v1/profiles", Access::full, Permission::profiles_read, {}, false, list_profiles},
+      {"GET", "/api/v1/profiles/{id}", Access::full, Permission::profiles_read, {}, false, show_profile},
+      {"PUT",
+       "/api/v1/profiles/{id}",
+       Access::full,
+       Permission::profiles_write,
+       {{"name", false, 128}, {"definition", true, policy::kMaxDefinitionBytes, false, 0, true}},
+       false,
+       put_profile,
+       true},
+      {"DELETE", "/api/v1/profiles/{id}", Access::full, Permission::profiles_write, {}, false, delete_profile, true},
   };
   routes.insert(routes.end(), mine.begin(), mine.end());
 }

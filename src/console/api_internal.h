@@ -123,6 +123,13 @@ struct ApiState {
 // another.
 [[nodiscard]] std::optional<std::string> organisation_scope(const Call& call);
 
+// The device the path's {id} names, when the caller may act on it: one of their
+// organisation's, or any for a role that spans organisations. Otherwise the answer: 404 as
+// for a missing device (JPCERT I-9), or 500.
+[[nodiscard]] tl::expected<store::DeviceRecord, Response> reachable_device(ApiState& s, Call& call);
+// 503: the server gave the API no device registry or key ring (ApiContext).
+[[nodiscard]] Response devices_unavailable();
+
 // Each area of the API appends its routes.
 void add_session_routes(std::vector<Route>& routes);
 void add_people_routes(std::vector<Route>& routes);
@@ -130,5 +137,6 @@ void add_device_routes(std::vector<Route>& routes);
 void add_role_routes(std::vector<Route>& routes);
 void add_settings_routes(std::vector<Route>& routes);
 void add_token_routes(std::vector<Route>& routes);
+void add_telemetry_routes(std::vector<Route>& routes);
 
 }  // namespace torii::console::api

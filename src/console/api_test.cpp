@@ -23,6 +23,8 @@
 #include "identity/api_tokens.h"
 #include "identity/roles.h"
 #include "identity/setup_token.h"
+#include "pki/certificate_authority.h"
+#include "policy/profile.h"
 #include "testing/fakes.h"
 #include "testing/keyed_store.h"
 #include "testing/temp_dir.h"
@@ -97,8 +99,22 @@ class ApiTest : public ::testing::Test {
     const auto sink = [this](const events::SecurityEvent& e) { events_.push_back(e); };
     tokens_ = std::make_unique<identity::ApiTokens>(*store_, clock_, random_,
                                                     identity::ApiTokenOptions{std::chrono::hours(24) * 90}, sink);
-    api_ = std::make_unique<Api>(
-        ApiContext{config_, *store_, *accounts_, *people_, *tokens_, pool_, clock_, sink, "https://localhost:8443"});
+    ca_ = std::make_unique<pki::CertificateAuthority>(*store_, *keys_, clock_, random_, config::PkiConfig{});
+    ASSERT_TRUE(ca_->initialise({"localhost"}));
+    devices_ = std::make_unique<identity::DeviceRegistry>(*store_, *keys_, *ca_, clock_);
+    api_ = std::make_unique<Api>(ApiContext{config_,
+                                            *store_,
+                                            *accounts_,
+                                            *people_,
+                                            *tokens_,
+                                            pool_,
+                                            clock_,
+                                            sink,
+                                            "https://localhost:8443",
+                                            nullptr,
+                                            devices_.get(),
+                                            keys_.get(),
+                                            {}});
   }
 
   // Creates a person directly in the store (no password needed: sessions are made directly).
@@ -184,6 +200,8 @@ class ApiTest : public ::testing::Test {
   WorkPool pool_{1, 4};
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<keys::KeyRing> keys_;
+  std::unique_ptr<pki::CertificateAuthority> ca_;
+  std::unique_ptr<identity::DeviceRegistry> devices_;
   std::unique_ptr<identity::Accounts> accounts_;
   std::unique_ptr<identity::People> people_;
   std::unique_ptr<identity::ApiTokens> tokens_;
@@ -447,6 +465,8 @@ TEST_F(ApiTest, EveryEndpointAnswersEveryRoleAsThePermissionMatrixSays) {
   ASSERT_TRUE(store_->organisations().insert({"acme", "Acme", false, 0}));
   add_device("pump-1", "default");
   add_device("acme-pump", "acme");
+  ASSERT_TRUE(store_->device_profiles().put(
+      {"env", "default", "Environment", std::string(policy::sample_environment_profile_json()), 1, 0}));
   std::map<std::string, std::string> people;
   for (const auto& role : roles) people[role] = add_person(role, role, "default");
 
@@ -464,6 +484,7 @@ TEST_F(ApiTest, EveryEndpointAnswersEveryRoleAsThePermissionMatrixSays) {
       const std::string victim = add_person("target-" + std::to_string(++targets), identity::kRoleViewer, "default");
       target = std::regex_replace(target, std::regex("/devices/\\{id\\}"), "/devices/pump-1");
       target = std::regex_replace(target, std::regex("/users/\\{id\\}"), "/users/" + victim);
+      target = std::regex_replace(target, std::regex("/profiles/\\{id\\}"), "/profiles/env");
       target = std::regex_replace(target, std::regex("\\{handle\\}"), "0000");
       const bool changes = method != "GET";
       const Response r = call(method, target, people[role], changes ? "{}" : "");

@@ -145,6 +145,16 @@ std::vector<FieldProblem> read_json_fields(std::string_view body, std::span<cons
       } else {
         lists[key] = value.get<std::vector<std::string>>();
       }
+    } else if (spec->object) {
+      // The parser accepted only valid UTF-8, so dumping cannot fail; replace to be certain.
+      std::string text = value.is_object() ? value.dump(-1, ' ', false, json::error_handler_t::replace) : "";
+      if (!value.is_object()) {
+        problems.push_back({key, "wrong_type", "must be a JSON object"});
+      } else if (text.size() > spec->max_bytes) {
+        problems.push_back({key, "too_long", fmt::format("must be at most {} bytes", spec->max_bytes)});
+      } else {
+        fields[key] = std::move(text);
+      }
     } else if (!value.is_string()) {
       problems.push_back({key, "wrong_type", "must be a string"});
     } else if (value.get_ref<const std::string&>().size() > spec->max_bytes) {

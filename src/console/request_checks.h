@@ -49,6 +49,9 @@ struct FieldSpec {
   bool boolean = false;          // true or false in JSON, "true" or "false" in the fields
   // > 0: an array of at most this many strings, which go to the lists, not the fields.
   std::size_t max_items = 0;
+  // A JSON object (a profile's definition), kept in the fields as its compact JSON text,
+  // which max_bytes bounds.
+  bool object = false;
 };
 
 struct FieldProblem {
@@ -60,9 +63,10 @@ struct FieldProblem {
 };
 
 // Every problem of a body against the members a request takes (strings, or booleans or
-// lists of strings where the spec says so): not a JSON object, an unknown member, a member
-// of the wrong type or too long, a required one missing. With no specs, only an empty body
-// or {} is accepted. The values of the accepted members go to `fields`, lists to `lists`.
+// lists of strings or objects where the spec says so): not a JSON object, an unknown
+// member, a member of the wrong type or too long, a required one missing. With no specs,
+// only an empty body or {} is accepted. The values of the accepted members go to `fields`
+// (objects as their compact JSON text), lists to `lists`.
 [[nodiscard]] std::vector<FieldProblem> read_json_fields(std::string_view body, std::span<const FieldSpec> specs,
                                                          std::map<std::string, std::string>& fields,
                                                          std::map<std::string, std::vector<std::string>>& lists);

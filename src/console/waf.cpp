@@ -52,6 +52,9 @@ constexpr int kStatusForbidden = 403;
 //   the CRS rules' targets.
 //   Every other member of those bodies (username, email, token) is still inspected, and a
 //   member called password anywhere else is too.
+// 10004: tuning. The member name "profile" of a new device is, as json.profile, a match for
+//   ".profile" in 930120's list of OS files (a shell's start-up file). Only that rule, only
+//   that name and only on that route stop looking at it; its value is still inspected.
 // 10010: what crs-setup.conf would set. The methods of a REST API (the console's routes use
 //   GET, POST and DELETE), and only JSON bodies (read_json_fields takes nothing else; a form
 //   post is also what a cross-site request forgery sends).
@@ -78,6 +81,8 @@ SecRule REQUEST_FILENAME "@rx ^/api/v1/(?:session|session/step-up|setup|account/
     ctl:ruleRemoveTargetByTag=OWASP_CRS;ARGS:json.password,\
     ctl:ruleRemoveTargetByTag=OWASP_CRS;ARGS:json.current_password,\
     ctl:ruleRemoveTargetByTag=OWASP_CRS;ARGS:json.new_password"
+SecRule REQUEST_FILENAME "@streq /api/v1/devices" \
+    "id:10004,phase:1,pass,nolog,t:none,ctl:ruleRemoveTargetById=930120;ARGS_NAMES:json.profile"
 SecAction \
     "id:10010,phase:1,pass,nolog,t:none,\
     setvar:tx.crs_setup_version={setup_version},\

@@ -96,6 +96,25 @@ class Waf : public ::testing::Test {
 
 std::unique_ptr<console::Waf> Waf::waf_;
 
+// What the device routes take passes: an id and a profile, a certificate request in PEM, a
+// profile's definition as an object.
+TEST_F(Waf, DeviceAndProfileBodiesPass) {
+  for (const std::string& body : {
+           std::string(R"({"id":"meter-1","profile":"thermo"})"),
+           std::string(R"({"id":"valve-1","csr":"-----BEGIN CERTIFICATE REQUEST-----\nMIHNMHUCAQAwEjEQMA4GA1UEAwwHdmFs)"
+                       R"(dmUtMTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABK1/+Zx9\n-----END CERTIFICATE REQUEST-----\n"})"),
+       }) {
+    const auto v = inspect(post_json("/api/v1/devices", body));
+    EXPECT_FALSE(v.blocked) << body << ": " << describe(v);
+  }
+  Request put = post_json("/api/v1/profiles/thermo",
+                          R"({"definition":{"metrics":[{"name":"temperature","type":"number","unit":"°C",)"
+                          R"("min":-40,"max":125}]}})");
+  put.method = "PUT";
+  const auto v = inspect(put);
+  EXPECT_FALSE(v.blocked) << describe(v);
+}
+
 TEST_F(Waf, ClassicSqlInjectionInAQueryIsBlocked) {
   const auto v = inspect(get("/api/v1/devices", "organisation=1'%20OR%20'1'='1"));
   EXPECT_TRUE(v.blocked) << describe(v);

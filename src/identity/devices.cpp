@@ -13,12 +13,25 @@ namespace {
 constexpr std::size_t kMaxNameBytes = 128;
 constexpr std::size_t kMaxFieldBytes = 64;
 
-Status check_text(std::string_view what, std::string_view value, std::size_t max) {
-  if (value.size() > max) return fail(Errc::invalid_argument, fmt::format("{} longer than {} bytes", what, max));
+constexpr std::string_view kIdRule =
+    "must be 1-63 characters: lower-case letters, digits and '-', starting with a letter or digit";
+
+// A text field's problem, if any.
+std::optional<FieldProblem> check_text(std::string_view field, std::string_view value, std::size_t max) {
+  if (value.size() > max)
+    return FieldProblem{std::string(field), "too_long", fmt::format("must be at most {} bytes", max)};
   for (unsigned char c : value) {
-    if (c < 0x20 || c == 0x7f) return fail(Errc::invalid_argument, fmt::format("{} contains control characters", what));
+    if (c < 0x20 || c == 0x7f)
+      return FieldProblem{std::string(field), "invalid", "must not contain control characters"};
   }
-  return ok();
+  return std::nullopt;
+}
+
+// The problems as one invalid_argument error, for callers that show a message.
+Error as_error(const std::vector<FieldProblem>& problems) {
+  std::string text;
+  for (const auto& p : problems) text += fmt::format("{}{}: {}", text.empty() ? "" : "; ", p.field, p.message);
+  return Error{make_error_code(Errc::invalid_argument), text};
 }
 
 }  // namespace
@@ -27,22 +40,33 @@ DeviceRegistry::DeviceRegistry(store::Store& store, keys::KeyRing& keys, pki::Ce
                                const Clock& clock)
     : store_(store), keys_(keys), ca_(ca), clock_(clock) {}
 
-Result<DeviceBundle> DeviceRegistry::create(const NewDevice& spec) {
-  if (!policy::valid_device_id(spec.id)) {
-    return fail(
-        Errc::invalid_argument,
-        "device id must be 1-63 characters: lower-case letters, digits and '-', starting with a letter or digit");
-  }
-  for (auto [what, value, max] :
+Result<std::vector<FieldProblem>> DeviceRegistry::check(const NewDevice& spec) {
+  std::vector<FieldProblem> problems;
+  if (!policy::valid_device_id(spec.id)) problems.push_back({"id", "invalid", std::string(kIdRule)});
+  for (auto [field, value, max] :
        {std::tuple{"name", std::string_view(spec.name), kMaxNameBytes},
         std::tuple{"organisation", std::string_view(spec.organisation_id), kMaxFieldBytes},
-        std::tuple{"segment", std::string_view(spec.segment), kMaxFieldBytes},
-        std::tuple{"serial number", std::string_view(spec.serial_number), kMaxFieldBytes},
-        std::tuple{"firmware version", std::string_view(spec.firmware_version), kMaxFieldBytes}}) {
-    if (auto st = check_text(what, value, max); !st) return tl::unexpected(st.error());
+        std::tuple{"serial_number", std::string_view(spec.serial_number), kMaxFieldBytes},
+        std::tuple{"firmware_version", std::string_view(spec.firmware_version), kMaxFieldBytes}}) {
+    if (auto problem = check_text(field, value, max)) problems.push_back(std::move(*problem));
   }
-  if (spec.organisation_id.empty()) return fail(Errc::invalid_argument, "organisation must not be empty");
-  if (spec.segment.empty()) return fail(Errc::invalid_argument, "segment must not be empty");
+  if (spec.organisation_id.empty()) problems.push_back({"organisation", "missing", "must not be empty"});
+  // Segments are named in routes, so they follow the same rule as device ids (IIIT N3).
+  if (!policy::valid_segment_name(spec.segment)) problems.push_back({"segment", "invalid", std::string(kIdRule)});
+  if (!spec.profile_id.empty()) {
+    auto profile = store_.device_profiles().find(spec.profile_id);
+    if (!profile) return tl::unexpected(profile.error());
+    if (!*profile || (*profile)->organisation_id != spec.organisation_id) {
+      problems.push_back({"profile", "unknown", "no such device profile in the organisation"});
+    }
+  }
+  return problems;
+}
+
+Result<DeviceBundle> DeviceRegistry::create(const NewDevice& spec) {
+  auto problems = check(spec);
+  if (!problems) return tl::unexpected(problems.error());
+  if (!problems->empty()) return tl::unexpected(as_error(*problems));
 
   DeviceBundle bundle;
   auto root = ca_.root_certificate_pem();
@@ -168,14 +192,21 @@ Result<std::vector<std::string>> DeviceRegistry::disable_unused(std::chrono::hou
   return ids;
 }
 
-Status DeviceRegistry::put_profile(const store::DeviceProfileRecord& profile) {
-  if (!policy::valid_device_id(profile.id)) {
-    return fail(Errc::invalid_argument, "profile id must be lower-case letters, digits and '-'");
+std::vector<FieldProblem> DeviceRegistry::check_profile(const store::DeviceProfileRecord& profile) {
+  std::vector<FieldProblem> problems;
+  if (!policy::valid_device_id(profile.id)) problems.push_back({"id", "invalid", std::string(kIdRule)});
+  if (auto problem = check_text("name", profile.name, kMaxNameBytes)) problems.push_back(std::move(*problem));
+  if (auto parsed = policy::parse_profile(profile.definition_json); !parsed) {
+    for (const auto& p : parsed.error()) {
+      problems.push_back({p.path.empty() ? "definition" : "definition." + p.path, "invalid", p.message});
+    }
   }
-  auto parsed = policy::parse_profile(profile.definition_json);
-  if (!parsed) {
-    return fail(Errc::invalid_argument,
-                "the profile definition has problems:\n" + policy::format_problems(parsed.error()));
+  return problems;
+}
+
+Status DeviceRegistry::put_profile(const store::DeviceProfileRecord& profile) {
+  if (auto problems = check_profile(profile); !problems.empty()) {
+    return tl::unexpected(as_error(problems));
   }
   store::DeviceProfileRecord stored = profile;
   stored.updated_at = to_unix_millis(clock_.now());

@@ -18,6 +18,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "crypto/secret.h"
+#include "identity/accounts.h"
 #include "keys/key_ring.h"
 #include "pki/certificate_authority.h"
 #include "store/store.h"
@@ -49,6 +50,11 @@ class DeviceRegistry {
   // Borrows everything; all must outlive the registry.
   DeviceRegistry(store::Store& store, keys::KeyRing& keys, pki::CertificateAuthority& ca, const Clock& clock);
 
+  // Every problem of the spec's fields, each named by its field ("id", "name", "profile",
+  // "segment", "serial_number", "firmware_version"): what create() refuses as
+  // invalid_argument. A taken id is not a problem here (create's already_exists), nor is a
+  // CSR that does not verify (create's invalid_argument or authentication_failed).
+  [[nodiscard]] Result<std::vector<FieldProblem>> check(const NewDevice& spec);
   // invalid_argument for a bad id, name or unknown profile; already_exists for a taken id.
   [[nodiscard]] Result<DeviceBundle> create(const NewDevice& spec);
   // A further certificate for an existing, active device (renewal, re-enrolment).
@@ -66,7 +72,11 @@ class DeviceRegistry {
   // Active devices not seen for `unused_for` are disabled (JPCERT I-2); returns their ids.
   [[nodiscard]] Result<std::vector<std::string>> disable_unused(std::chrono::hours unused_for);
 
-  // Stores (or replaces) a device profile after validating its definition.
+  // Every problem of a profile before it is stored: its id ("id"), its name ("name") and
+  // each of its definition's ("definition" or "definition.<path>", policy::parse_profile).
+  [[nodiscard]] static std::vector<FieldProblem> check_profile(const store::DeviceProfileRecord& profile);
+  // Stores (or replaces) a device profile after validating its definition (invalid_argument
+  // with every problem); conflict when the id belongs to another organisation.
   [[nodiscard]] Status put_profile(const store::DeviceProfileRecord& profile);
 
  private:

@@ -71,6 +71,19 @@ Result<crypto::Argon2Params> parse_argon_params(std::string_view text) {
 
 std::string device_key_id(std::string_view device_id) { return fmt::format("device:{}", device_id); }
 
+std::string telemetry_associated_data(std::string_view device_id, std::string_view kind, UnixMillis received_at,
+                                      std::string_view message_key) {
+  return fmt::format("telemetry|{}|{}|{}|{}", device_id, kind, received_at, message_key);
+}
+
+std::string latest_value_associated_data(std::string_view device_id, std::string_view metric) {
+  return fmt::format("latest|{}|{}", device_id, metric);
+}
+
+std::string mqtt_state_associated_data(std::string_view device_id, std::string_view kind, std::string_view name) {
+  return fmt::format("mqtt-state|{}|{}|{}", device_id, kind, name);
+}
+
 Result<UnlockedKek> unlock_kek(store::Store& store, const KekOptions& options, Random& random) {
   auto& meta = store.meta();
   const std::string wanted = options.source == config::KekSource::file ? "file" : "passphrase";

@@ -61,6 +61,15 @@ struct UnlockedKek {
 inline constexpr std::string_view kSystemKeyId = "system";
 [[nodiscard]] std::string device_key_id(std::string_view device_id);
 
+// The associated data binding what a device sent, sealed under its key, to its row: the
+// gateway's store writer seals with these, and whoever reads the rows back (the admin
+// requests, the console) opens with them.
+[[nodiscard]] std::string telemetry_associated_data(std::string_view device_id, std::string_view kind,
+                                                    UnixMillis received_at, std::string_view message_key);
+[[nodiscard]] std::string latest_value_associated_data(std::string_view device_id, std::string_view metric);
+[[nodiscard]] std::string mqtt_state_associated_data(std::string_view device_id, std::string_view kind,
+                                                     std::string_view name);
+
 class KeyRing {
  public:
   // The ring keeps references to store, random and clock: they must outlive it.

@@ -103,6 +103,7 @@ struct Server::State {
   std::unique_ptr<identity::Accounts> accounts;
   std::unique_ptr<identity::People> people;
   std::unique_ptr<identity::ApiTokens> api_tokens;
+  std::unique_ptr<identity::DeviceRegistry> devices;
   std::unique_ptr<console::Waf> waf;
   std::unique_ptr<console::Api> api;
   std::unique_ptr<console::HttpServer> http;
@@ -246,9 +247,20 @@ struct Server::State {
       if (!loaded) return tl::unexpected(loaded.error());
       waf = std::move(*loaded);
     }
+    devices = std::make_unique<identity::DeviceRegistry>(*installation.store, *installation.keys, *installation.ca,
+                                                         env.clock);
+    // The console's device actions take effect on the gateway as the control socket's do
+    // (admin_ops.cpp); both run on the io_context thread.
+    console::GatewayHooks hooks;
+    hooks.disconnect_device = [this](std::string_view id, std::string_view why) {
+      broker->disconnect_device(id, mqtt::ReasonCode::administrative_action, std::string(why));
+    };
+    hooks.reload_routes = [this] { return broker->load_routes(); };
+    hooks.profile_changed = [this](std::string_view id) { broker->invalidate_profile(id); };
     api = std::make_unique<console::Api>(console::ApiContext{
         config, *installation.store, *accounts, *people, *api_tokens, *hash_pool, env.clock,
-        [this](const events::SecurityEvent& e) { log_event(e); }, console_base_url(config, console_port()), waf.get()});
+        [this](const events::SecurityEvent& e) { log_event(e); }, console_base_url(config, console_port()), waf.get(),
+        devices.get(), installation.keys.get(), std::move(hooks)});
     console::HttpLimits limits;
     limits.max_body_bytes = h.max_body_bytes;
     limits.request_timeout = std::chrono::seconds(h.request_timeout_seconds);

@@ -9,10 +9,9 @@
 //     and a path;
 //   - matching a route binds exactly the pattern's parameters, each non-empty and at most
 //     128 bytes, and the literal segments are the path's;
-//   - body validation accepts only known string members within their length, and lists
-//     of strings only for list members, within their item count and item length; it
-//     reports a problem for everything else, and accepting a body means no problems were
-//     reported.
+//   - body validation accepts only known members of their kind (strings, lists of strings,
+//     objects) within their length and item count, reports a problem for everything else,
+//     and accepting a body means no problems were reported.
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -32,8 +31,11 @@ using namespace torii::console;
 constexpr std::size_t kMaxHeader = 2048;
 constexpr std::size_t kMaxBody = 1024;
 
-constexpr FieldSpec kSpecs[] = {
-    {"username", true, 16}, {"password", true, 64}, {"code", false, 8}, {"scopes", false, 48, false, 3}};
+constexpr FieldSpec kSpecs[] = {{"username", true, 16},
+                                {"password", true, 64},
+                                {"code", false, 8},
+                                {"scopes", false, 48, false, 3},
+                                {"definition", false, 256, false, 0, true}};
 constexpr std::string_view kPatterns[] = {"/api/v1/devices", "/api/v1/devices/{id}",
                                           "/api/v1/account/sessions/{handle}", "/a/{x}/b/{y}"};
 

@@ -448,6 +448,94 @@ TEST_F(Console, RequestsFromOtherOriginsWithoutCsrfTokenOrOfUnknownShapeAreRefus
   EXPECT_EQ(call("POST", "/api/v1/session", json{{"username", std::string(4000, 'a')}, {"password", "x"}}).status, 413);
 }
 
+// IIIT N1, J9; JPCERT VI-4: a device made through the API connects with what the API handed
+// over (Mosquitto's client, mutual TLS), its telemetry is read back through the API, and once
+// revoked through the API its live session is closed and it cannot return.
+TEST_F(Console, ADeviceCreatedThroughTheApiSendsTelemetryAndIsShutOutOnceRevoked) {
+  start_console();
+  const auto admin = set_up_administrator();
+  // A profile through the firewall: the definition is a JSON object the WAF inspects member by member.
+  const json definition = {
+      {"metrics",
+       json::array({{{"name", "temperature"}, {"type", "number"}, {"unit", "°C"}, {"min", -40}, {"max", 125}}})}};
+  const auto profile =
+      call("PUT", "/api/v1/profiles/thermo", json{{"definition", definition}}, admin.session, admin.csrf);
+  ASSERT_EQ(profile.status, 201) << profile.body;
+
+  const auto made =
+      call("POST", "/api/v1/devices", json{{"id", "meter-1"}, {"profile", "thermo"}}, admin.session, admin.csrf);
+  ASSERT_EQ(made.status, 201) << made.body;
+  const json bundle = made.body_json();
+  const auto dir = work_dir() / "meter-1";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "ca.crt") << bundle["ca_bundle_pem"].get<std::string>();
+  std::ofstream(dir / "meter-1.crt") << bundle["certificate_pem"].get<std::string>();
+  std::ofstream(dir / "meter-1.key") << bundle["private_key_pem"].get<std::string>();
+  EXPECT_THAT(call("GET", "/api/v1/devices/meter-1", std::nullopt, admin.session).body, Not(HasSubstr("PRIVATE KEY")));
+
+  const std::vector<std::string> device{"--cafile", (dir / "ca.crt").string(),
+                                        "--cert",   (dir / "meter-1.crt").string(),
+                                        "--key",    (dir / "meter-1.key").string(),
+                                        "-h",       "127.0.0.1",
+                                        "-p",       std::to_string(gateway_port),
+                                        "-V",       "mqttv5",
+                                        "-i",       "meter-1"};
+  const auto publish = [&](const std::string& payload) {
+    std::vector<std::string> argv{"mosquitto_pub"};
+    argv.insert(argv.end(), device.begin(), device.end());
+    argv.insert(argv.end(), {"-q", "1", "-t", "devices/meter-1/telemetry", "-m", payload, "-d"});
+    return run(argv, std::chrono::seconds(30));
+  };
+  for (const std::string value : {"21.5", "23.5"}) {
+    const auto sent = publish(R"({"temperature":)" + value + "}");
+    ASSERT_EQ(sent.exit_code, 0) << sent.out << sent.err;
+    EXPECT_THAT(sent.out, HasSubstr("received PUBACK"));  // sent once the message is stored
+  }
+  const auto series =
+      call("GET", "/api/v1/devices/meter-1/telemetry?metric=temperature&points=1", std::nullopt, admin.session);
+  ASSERT_EQ(series.status, 200) << series.body;
+  const json buckets = series.body_json()["buckets"];
+  ASSERT_EQ(buckets.size(), 1u) << series.body;
+  EXPECT_EQ(buckets[0]["count"], 2);
+  EXPECT_EQ(buckets[0]["min"], 21.5);
+  EXPECT_EQ(buckets[0]["max"], 23.5);
+  EXPECT_EQ(buckets[0]["avg"], 22.5);
+  const auto latest = call("GET", "/api/v1/devices/meter-1/latest", std::nullopt, admin.session);
+  EXPECT_EQ(latest.body_json()["latest"]["temperature"]["value"], 23.5) << latest.body;
+
+  // A device with its own key: the CSR passes the firewall and the body limit (2048 here).
+  const auto key = (work_dir() / "valve-1.key").string();
+  const auto request = run({"openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                            "-subj", "/CN=valve-1", "-keyout", key, "-out", "-"});
+  ASSERT_EQ(request.exit_code, 0) << request.err;
+  const auto csr =
+      call("POST", "/api/v1/devices", json{{"id", "valve-1"}, {"csr", request.out}}, admin.session, admin.csrf);
+  ASSERT_EQ(csr.status, 201) << csr.body;
+  EXPECT_FALSE(csr.body_json().contains("private_key_pem"));
+
+  // Revoked while connected: the session is closed at once and the device cannot return.
+  std::vector<std::string> watch{"stdbuf", "-oL", "mosquitto_sub"};
+  watch.insert(watch.end(), device.begin(), device.end());
+  watch.insert(watch.end(), {"-t", "devices/meter-1/commands", "-d"});
+  Process live(watch);
+  ASSERT_TRUE(live.wait_for_output("Subscribed", std::chrono::seconds(10))) << live.out();
+  const auto revoked =
+      call("POST", "/api/v1/devices/meter-1/revoke", json{{"reason", "stolen"}}, admin.session, admin.csrf);
+  ASSERT_EQ(revoked.status, 200) << revoked.body;
+  EXPECT_EQ(live.wait(std::chrono::seconds(10)), 0);
+  EXPECT_THAT(live.out(), HasSubstr("Received DISCONNECT (152)"));  // 0x98 administrative action
+  const auto again = publish(R"({"temperature":20})");
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_THAT(again.err, HasSubstr("Not authorized"));
+
+  std::ifstream log(data_dir() / "log" / "security.log");
+  std::stringstream text;
+  text << log.rdbuf();
+  EXPECT_THAT(text.str(), HasSubstr(R"("action":"certificate.revoked")"));
+  EXPECT_THAT(text.str(), HasSubstr(R"("reason":"stolen")"));
+  EXPECT_THAT(text.str(), Not(HasSubstr("PRIVATE KEY")));
+}
+
 TEST_F(Console, AnIdleConnectionIsClosedAndAGarbledRequestGets400) {
   start_console();
   const std::string ca = (work_dir() / "ca.pem").string();

@@ -1,0 +1,469 @@
+// The device, profile and telemetry routes of the console API, through the whole request
+// chain, with a real store, key ring, CA and device registry; the gateway is a recorder.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "console/api.h"
+#include "console/work_pool.h"
+#include "crypto/sodium.h"
+#include "crypto/x509.h"
+#include "identity/roles.h"
+#include "pki/certificate_authority.h"
+#include "policy/profile.h"
+#include "testing/fakes.h"
+#include "testing/keyed_store.h"
+#include "testing/temp_dir.h"
+
+namespace torii::console {
+namespace {
+
+using nlohmann::json;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::Pair;
+
+class DeviceApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto opened = testing::open_keyed_store(dir_.path(), random_, clock_);
+    ASSERT_TRUE(opened) << opened.error().message;
+    store_ = std::move(opened->store);
+    keys_ = std::move(opened->keys);
+    ca_ = std::make_unique<pki::CertificateAuthority>(*store_, *keys_, clock_, random_, config::PkiConfig{});
+    ASSERT_TRUE(ca_->initialise({"localhost"}));
+    registry_ = std::make_unique<identity::DeviceRegistry>(*store_, *keys_, *ca_, clock_);
+    identity::AccountsOptions options;
+    options.hash_cost = identity::minimum_password_hash_cost();
+    accounts_ = std::make_unique<identity::Accounts>(*store_, *keys_, clock_, random_, options, nullptr);
+    people_ = std::make_unique<identity::People>(*store_, clock_, random_, identity::PeopleOptions{options.hash_cost},
+                                                 nullptr);
+    GatewayHooks hooks;
+    hooks.disconnect_device = [this](std::string_view id, std::string_view why) {
+      disconnected_.emplace_back(id, why);
+    };
+    hooks.reload_routes = [this]() -> Status {
+      ++route_reloads_;
+      return ok();
+    };
+    hooks.profile_changed = [this](std::string_view id) { changed_profiles_.emplace_back(id); };
+    tokens_ = std::make_unique<identity::ApiTokens>(*store_, clock_, random_,
+                                                    identity::ApiTokenOptions{std::chrono::hours(24) * 90}, nullptr);
+    api_ = std::make_unique<Api>(ApiContext{config_, *store_, *accounts_, *people_, *tokens_, pool_, clock_,
+                                            [this](const events::SecurityEvent& e) { events_.push_back(e); },
+                                            "https://localhost:8443", nullptr, registry_.get(), keys_.get(),
+                                            std::move(hooks)});
+    ASSERT_TRUE(store_->organisations().insert({"default", "Default", false, 0}));
+    ASSERT_TRUE(store_->organisations().insert({"acme", "Acme", false, 0}));
+    admin_ = add_person("admin", identity::kRoleOrgAdmin, "default");
+  }
+
+  std::string add_person(const std::string& name, std::string_view role, const std::string& organisation) {
+    store::UserRecord u;
+    u.id = "u-" + name;
+    u.organisation_id = organisation;
+    u.username = name;
+    u.email = name + "@example.org";
+    u.role = std::string(role);
+    u.password_hash = std::string(identity::kNoPassword);
+    u.created_at = to_unix_millis(clock_.now());
+    EXPECT_TRUE(store_->users().insert(u));
+    return u.id;
+  }
+
+  // A fully signed-in session of the person, authenticated now: its cookie value.
+  std::string session_of(const std::string& user_id) {
+    std::string id = crypto::random_token(random_);
+    const UnixMillis now = to_unix_millis(clock_.now());
+    std::array<std::uint8_t, 8> handle{};
+    random_.fill(handle);
+    EXPECT_TRUE(
+        store_->console_sessions().insert({identity::session_id_hash(id), hex_encode(handle), user_id,
+                                           std::string(store::kSessionStageFull), now, now, now, "test", "test"}));
+    return id;
+  }
+
+  Response call_in(const std::string& session, const std::string& method, const std::string& target,
+                   const std::string& body = "") {
+    Request r;
+    r.method = method;
+    const auto q = target.find('?');
+    r.path = target.substr(0, q);
+    if (q != std::string::npos) r.query = target.substr(q + 1);
+    r.source = "192.0.2.7:4000";
+    r.headers = {{"cookie", std::string(kSessionCookie) + "=" + session}, {"x-csrf-token", csrf_token(session)}};
+    if (!body.empty()) {
+      r.headers.emplace_back("content-type", "application/json");
+      r.body = body;
+    }
+    Response out;
+    boost::asio::io_context io;
+    boost::asio::co_spawn(io, api_->handle(std::move(r)), [&](const std::exception_ptr& e, Response response) {
+      EXPECT_FALSE(e);
+      out = std::move(response);
+    });
+    io.run();
+    return out;
+  }
+
+  // One request through the whole chain, as the person with a fresh session.
+  Response call(const std::string& method, const std::string& target, const std::string& user_id,
+                const std::string& body = "") {
+    return call_in(session_of(user_id), method, target, body);
+  }
+
+  static json body(const Response& r) { return json::parse(r.body, nullptr, false); }
+
+  static std::set<std::string> problem_fields(const Response& r) {
+    std::set<std::string> fields;
+    const json answer = body(r);
+    for (const auto& e : answer["errors"]) fields.insert(e["field"].get<std::string>());
+    return fields;
+  }
+
+  [[nodiscard]] std::vector<std::string> actions_by(const std::string& actor) const {
+    std::vector<std::string> out;
+    for (const auto& e : events_) {
+      if (e.actor == actor) out.push_back(e.action);
+    }
+    return out;
+  }
+
+  void add_device(const std::string& id, const std::string& organisation) {
+    identity::NewDevice spec;
+    spec.id = id;
+    spec.organisation_id = organisation;
+    ASSERT_TRUE(registry_->create(spec));
+  }
+
+  // A telemetry message as the gateway's store writer stores it: sealed under the device key.
+  void store_message(const std::string& device, UnixMillis at, const std::string& payload,
+                     std::string_view kind = store::kTelemetryKindTelemetry) {
+    const std::string key_id = keys::device_key_id(device);
+    auto sealed = keys_->seal(key_id, as_bytes(payload), keys::telemetry_associated_data(device, kind, at, ""));
+    ASSERT_TRUE(sealed);
+    const store::TelemetryRecord record{0, device, std::string(kind), "", at, key_id, std::move(*sealed)};
+    ASSERT_TRUE(store_->telemetry().append(std::span(&record, 1)));
+  }
+
+  testing::TempDir dir_;
+  crypto::SystemRandom random_;
+  testing::FakeClock clock_;
+  config::Config config_;
+  WorkPool pool_{1, 4};
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<keys::KeyRing> keys_;
+  std::unique_ptr<pki::CertificateAuthority> ca_;
+  std::unique_ptr<identity::DeviceRegistry> registry_;
+  std::unique_ptr<identity::Accounts> accounts_;
+  std::unique_ptr<identity::People> people_;
+  std::unique_ptr<identity::ApiTokens> tokens_;
+  std::unique_ptr<Api> api_;
+  std::vector<events::SecurityEvent> events_;
+  std::vector<std::pair<std::string, std::string>> disconnected_;
+  int route_reloads_ = 0;
+  std::vector<std::string> changed_profiles_;
+  std::string admin_;
+};
+
+TEST_F(DeviceApiTest, ACreatedDevicesKeyIsShownOnceAndNeverAgain) {
+  const Response made = call("POST", "/api/v1/devices", admin_, R"({"id":"pump-1","name":"Pump one"})");
+  ASSERT_EQ(made.status, 201) << made.body;
+  const json j = body(made);
+  EXPECT_EQ(j["device"]["id"], "pump-1");
+  EXPECT_EQ(j["device"]["organisation"], "default");
+  EXPECT_EQ(j["device"]["status"], "active");
+  const std::string key = j["private_key_pem"];
+  EXPECT_THAT(key, HasSubstr("BEGIN PRIVATE KEY"));
+  EXPECT_TRUE(crypto::check_key_matches_certificate(crypto::SecretBytes(as_bytes(key)),
+                                                    j["certificate_pem"].get<std::string>()));
+  EXPECT_EQ(j["ca_bundle_pem"], *ca_->issuing_certificate_pem() + *ca_->root_certificate_pem());
+  EXPECT_EQ(j["certificate"]["revoked"], false);
+
+  // Nothing secret is retrievable afterwards.
+  for (const std::string target : {"/api/v1/devices/pump-1", "/api/v1/devices"}) {
+    const Response later = call("GET", target, admin_);
+    EXPECT_EQ(later.status, 200);
+    EXPECT_THAT(later.body, Not(HasSubstr("PRIVATE KEY"))) << target;
+    EXPECT_THAT(later.body, HasSubstr("pump-1")) << target;
+  }
+  EXPECT_EQ(body(call("GET", "/api/v1/devices/pump-1", admin_))["certificates"][0]["serial"],
+            j["certificate"]["serial"]);
+  EXPECT_THAT(actions_by("user:" + admin_), ElementsAre("device.created", "certificate.issued"));
+  for (const auto& e : events_) EXPECT_THAT(e.details.dump(), Not(HasSubstr("PRIVATE"))) << e.action;
+
+  // With a CSR the key stays on the device: no key in the answer.
+  auto device_key = crypto::generate_p256_key();
+  const json with_csr = {{"id", "valve-1"}, {"csr", *crypto::make_csr(*device_key, "valve-1")}};
+  const Response csr = call("POST", "/api/v1/devices", admin_, with_csr.dump());
+  ASSERT_EQ(csr.status, 201) << csr.body;
+  EXPECT_FALSE(body(csr).contains("private_key_pem"));
+  EXPECT_TRUE(crypto::check_key_matches_certificate(*device_key, body(csr)["certificate_pem"].get<std::string>()));
+}
+
+TEST_F(DeviceApiTest, BadInputIsRefusedWithEveryProblemAndATakenIdWith409) {
+  const Response bad =
+      call("POST", "/api/v1/devices", admin_, R"({"id":"Bad Id","name":"tab\there","segment":"a b","profile":"nope"})");
+  EXPECT_EQ(bad.status, 422) << bad.body;
+  EXPECT_EQ(problem_fields(bad), (std::set<std::string>{"id", "name", "segment", "profile"}));
+  // Another organisation's profile is no profile of this one.
+  ASSERT_TRUE(store_->device_profiles().put(
+      {"acme-env", "acme", "Acme", std::string(policy::sample_environment_profile_json()), 1, 0}));
+  EXPECT_EQ(problem_fields(call("POST", "/api/v1/devices", admin_, R"({"id":"a-1","profile":"acme-env"})")),
+            (std::set<std::string>{"profile"}));
+  const Response csr = call("POST", "/api/v1/devices", admin_, R"({"id":"a-1","csr":"not a request"})");
+  EXPECT_EQ(csr.status, 422);
+  EXPECT_EQ(problem_fields(csr), (std::set<std::string>{"csr"}));
+  EXPECT_FALSE(*store_->devices().find("a-1")) << "nothing is left of a refused device";
+
+  EXPECT_EQ(call("POST", "/api/v1/devices", admin_, R"({"id":"pump-1"})").status, 201);
+  const Response taken = call("POST", "/api/v1/devices", admin_, R"({"id":"pump-1"})");
+  EXPECT_EQ(taken.status, 409);
+  EXPECT_EQ(problem_fields(taken), (std::set<std::string>{"id"}));
+  // A body without an id, or with a member the route does not take.
+  EXPECT_EQ(call("POST", "/api/v1/devices", admin_, R"({"name":"x","key":"y"})").status, 400);
+}
+
+TEST_F(DeviceApiTest, DisablingRevokingAndDeletingCloseTheLiveSessionAndAreRecorded) {
+  add_device("pump-1", "default");
+  const Response disabled = call("POST", "/api/v1/devices/pump-1/disable", admin_, R"({"reason":"maintenance"})");
+  ASSERT_EQ(disabled.status, 200) << disabled.body;
+  EXPECT_EQ(body(disabled)["status"], "disabled");
+  EXPECT_EQ(body(disabled)["disabled_reason"], "maintenance");
+  EXPECT_THAT(disconnected_, ElementsAre(Pair("pump-1", "device disabled")));
+
+  const Response enabled = call("POST", "/api/v1/devices/pump-1/enable", admin_, "{}");
+  ASSERT_EQ(enabled.status, 200) << enabled.body;
+  EXPECT_EQ(body(enabled)["status"], "active");
+  EXPECT_EQ(disconnected_.size(), 1u) << "enabling closes nothing";
+
+  const Response revoked = call("POST", "/api/v1/devices/pump-1/revoke", admin_, "{}");
+  ASSERT_EQ(revoked.status, 200) << revoked.body;
+  EXPECT_EQ(body(revoked)["revoked"].size(), 1u);
+  EXPECT_EQ(disconnected_.back(), (std::pair<std::string, std::string>{"pump-1", "certificate revoked"}));
+  const auto certificates = store_->certificates().list_for_device("pump-1");
+  ASSERT_TRUE(certificates);
+  for (const auto& c : *certificates) EXPECT_TRUE(c.revoked_at);
+
+  EXPECT_EQ(call("DELETE", "/api/v1/devices/pump-1", admin_).status, 204);
+  EXPECT_EQ(disconnected_.back(), (std::pair<std::string, std::string>{"pump-1", "device deleted"}));
+  EXPECT_EQ(route_reloads_, 1);
+  EXPECT_FALSE(*store_->devices().find("pump-1"));
+  EXPECT_FALSE(keys_->seal(keys::device_key_id("pump-1"), as_bytes("x"), "ad")) << "its key is destroyed";
+  EXPECT_EQ(call("GET", "/api/v1/devices/pump-1", admin_).status, 404);
+
+  EXPECT_THAT(actions_by("user:" + admin_),
+              ElementsAre("device.disabled", "device.enabled", "certificate.revoked", "device.deleted"));
+  EXPECT_EQ(events_.front().object, "device:pump-1");
+  EXPECT_EQ(events_.front().source, "192.0.2.7:4000");
+}
+
+TEST_F(DeviceApiTest, AnotherOrganisationsDevicesAndProfilesDoNotExist) {
+  add_device("pump-1", "default");
+  ASSERT_TRUE(store_->device_profiles().put(
+      {"env", "default", "Environment", std::string(policy::sample_environment_profile_json()), 1, 0}));
+  const std::string outsider = add_person("acme-admin", identity::kRoleOrgAdmin, "acme");
+  for (const auto& [method, target] : std::vector<std::pair<std::string, std::string>>{
+           {"POST", "/api/v1/devices/pump-1/disable"},
+           {"POST", "/api/v1/devices/pump-1/enable"},
+           {"POST", "/api/v1/devices/pump-1/revoke"},
+           {"DELETE", "/api/v1/devices/pump-1"},
+           {"GET", "/api/v1/devices/pump-1/telemetry?metric=temperature"},
+           {"GET", "/api/v1/devices/pump-1/latest"},
+           {"GET", "/api/v1/profiles/env"},
+           {"DELETE", "/api/v1/profiles/env"},
+       }) {
+    const Response r = call(method, target, outsider, method == "POST" ? "{}" : "");
+    EXPECT_EQ(r.status, 404) << method << " " << target << ": " << r.body;
+  }
+  EXPECT_TRUE(disconnected_.empty());
+  EXPECT_EQ((*store_->devices().find("pump-1"))->status, store::kDeviceStatusActive);
+  EXPECT_TRUE(*store_->device_profiles().find("env"));
+  // Creating in another organisation is for the system administrator only.
+  EXPECT_EQ(call("POST", "/api/v1/devices?organisation=default", outsider, R"({"id":"x-1"})").status, 403);
+  EXPECT_THAT(call("GET", "/api/v1/profiles", outsider).body, Not(HasSubstr("\"env\"")));
+  const std::string root = add_person("root", identity::kRoleSystemAdmin, "default");
+  const Response for_acme = call("POST", "/api/v1/devices?organisation=acme", root, R"({"id":"acme-1"})");
+  ASSERT_EQ(for_acme.status, 201) << for_acme.body;
+  EXPECT_EQ(body(for_acme)["device"]["organisation"], "acme");
+  EXPECT_EQ(call("GET", "/api/v1/devices/acme-1", outsider).status, 200);
+}
+
+TEST_F(DeviceApiTest, WhatCannotBeUndoneNeedsAStepUpButDisablingDoesNot) {
+  add_device("pump-1", "default");
+  const std::string session = session_of(admin_);
+  clock_.advance(std::chrono::minutes(6));
+  for (const auto& [method, target] : std::vector<std::pair<std::string, std::string>>{
+           {"POST", "/api/v1/devices/pump-1/revoke"},
+           {"DELETE", "/api/v1/devices/pump-1"},
+           {"POST", "/api/v1/devices/pump-1/enable"},
+           {"POST", "/api/v1/devices"},
+           {"PUT", "/api/v1/profiles/env"},
+           {"DELETE", "/api/v1/profiles/env"},
+       }) {
+    const Response r = call_in(session, method, target, method == "DELETE" ? "" : "{}");
+    EXPECT_EQ(r.status, 403) << method << " " << target;
+    EXPECT_THAT(r.body, HasSubstr("step_up_required")) << method << " " << target;
+  }
+  EXPECT_TRUE(disconnected_.empty());
+  EXPECT_EQ(call_in(session, "POST", "/api/v1/devices/pump-1/disable", "{}").status, 200);
+  EXPECT_EQ(disconnected_.size(), 1u);
+}
+
+TEST_F(DeviceApiTest, ProfilesAreValidatedStoredVersionedAndKeptWhileDevicesUseThem) {
+  const Response bad = call("PUT", "/api/v1/profiles/env", admin_,
+                            R"({"definition":{"metrics":[{"name":"Temp","type":"kelvin"}],"extra":1}})");
+  EXPECT_EQ(bad.status, 422) << bad.body;
+  const auto fields = problem_fields(bad);
+  EXPECT_TRUE(fields.contains("definition.metrics[0].name")) << bad.body;
+  EXPECT_TRUE(fields.contains("definition.metrics[0].type")) << bad.body;
+  EXPECT_EQ(call("PUT", "/api/v1/profiles/env", admin_, R"({"definition":"{}"})").status, 400)
+      << "the definition is an object, not a string";
+  EXPECT_EQ(problem_fields(call("PUT", "/api/v1/profiles/Bad_Id", admin_,
+                                R"({"definition":{"metrics":[{"name":"t","type":"number"}]}})")),
+            (std::set<std::string>{"id"}));
+
+  const std::string definition(policy::sample_environment_profile_json());
+  const std::string put = R"({"name":"Environment","definition":)" + definition + "}";
+  const Response made = call("PUT", "/api/v1/profiles/env", admin_, put);
+  ASSERT_EQ(made.status, 201) << made.body;
+  EXPECT_EQ(body(made)["version"], 1);
+  EXPECT_EQ(body(made)["definition"], json::parse(definition));
+  const Response replaced = call("PUT", "/api/v1/profiles/env", admin_, put);
+  EXPECT_EQ(replaced.status, 200);
+  EXPECT_EQ(body(replaced)["version"], 2);
+  EXPECT_THAT(changed_profiles_, ElementsAre("env", "env"));
+  EXPECT_EQ(body(call("GET", "/api/v1/profiles", admin_))["profiles"][0]["id"], "env");
+  EXPECT_EQ(body(call("GET", "/api/v1/profiles/env", admin_))["name"], "Environment");
+
+  // Another organisation cannot take the id over.
+  const std::string outsider = add_person("acme-admin", identity::kRoleOrgAdmin, "acme");
+  EXPECT_EQ(call("PUT", "/api/v1/profiles/env", outsider, put).status, 409);
+
+  ASSERT_EQ(call("POST", "/api/v1/devices", admin_, R"({"id":"pump-1","profile":"env"})").status, 201);
+  const Response in_use = call("DELETE", "/api/v1/profiles/env", admin_);
+  EXPECT_EQ(in_use.status, 409);
+  EXPECT_THAT(in_use.body, HasSubstr("profile_in_use"));
+  ASSERT_EQ(call("DELETE", "/api/v1/devices/pump-1", admin_).status, 204);
+  EXPECT_EQ(call("DELETE", "/api/v1/profiles/env", admin_).status, 204);
+  EXPECT_EQ(call("GET", "/api/v1/profiles/env", admin_).status, 404);
+  EXPECT_THAT(actions_by("user:" + admin_), ::testing::Contains("profile.deleted"));
+}
+
+TEST_F(DeviceApiTest, TelemetryIsOpenedAndDownsampledIntoBuckets) {
+  add_device("pump-1", "default");
+  const UnixMillis t0 = to_unix_millis(clock_.now()) - 3'600'000;  // an hour ago
+  store_message("pump-1", t0, R"({"temperature":20,"door_open":true})");
+  store_message("pump-1", t0 + 1000, R"({"temperature":22})");
+  store_message("pump-1", t0 + 1'800'000, R"({"temperature":30.5})");
+  store_message("pump-1", t0 + 1'800'001, R"({"humidity":40})");  // another metric
+  store_message("pump-1", t0 + 1'800'002, R"({"temperature":99})", store::kTelemetryKindEvents);
+
+  const std::string from = format_utc_millis(from_unix_millis(t0));
+  const std::string to = format_utc_millis(from_unix_millis(t0 + 3'600'000));
+  const Response r = call(
+      "GET", "/api/v1/devices/pump-1/telemetry?metric=temperature&from=" + from + "&to=" + to + "&points=2", admin_);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json j = body(r);
+  EXPECT_EQ(j["metric"], "temperature");
+  EXPECT_EQ(j["from"], from);
+  EXPECT_EQ(j["truncated"], false);
+  EXPECT_EQ(j["messages_read"], 5);
+  ASSERT_EQ(j["buckets"].size(), 2u) << r.body;
+  EXPECT_EQ(j["buckets"][0], (json{{"from", from},
+                                   {"to", format_utc_millis(from_unix_millis(t0 + 1'800'000))},
+                                   {"min", 20.0},
+                                   {"max", 22.0},
+                                   {"avg", 21.0},
+                                   {"count", 1 + 1}}));
+  EXPECT_EQ(j["buckets"][1]["count"], 1) << "only telemetry, only the metric asked for";
+  EXPECT_EQ(j["buckets"][1]["max"], 30.5);
+
+  // Booleans chart as 0 and 1; the query's times may come percent-encoded, as browsers send them.
+  std::string encoded = from;
+  for (std::size_t at = encoded.find(':'); at != std::string::npos; at = encoded.find(':')) {
+    encoded.replace(at, 1, "%3A");
+  }
+  const Response door = call("GET", "/api/v1/devices/pump-1/telemetry?metric=door_open&from=" + encoded, admin_);
+  ASSERT_EQ(door.status, 200) << door.body;
+  EXPECT_EQ(body(door)["buckets"][0]["max"], 1.0);
+
+  // By default: the last 24 hours, 500 points.
+  const Response recent = call("GET", "/api/v1/devices/pump-1/telemetry?metric=temperature", admin_);
+  EXPECT_EQ(body(recent)["points"], 500);
+  EXPECT_EQ(body(recent)["buckets"].size(), 2u);
+}
+
+TEST_F(DeviceApiTest, ATelemetryQueryIsCheckedWhole) {
+  add_device("pump-1", "default");
+  const Response bad = call("GET", "/api/v1/devices/pump-1/telemetry?from=yesterday&points=2001", admin_);
+  EXPECT_EQ(bad.status, 422);
+  EXPECT_EQ(problem_fields(bad), (std::set<std::string>{"metric", "from", "points"}));
+  EXPECT_EQ(problem_fields(call("GET",
+                                "/api/v1/devices/pump-1/telemetry?metric=t&from=2026-01-01T00:00:00Z&to=2026-03-01T00:"
+                                "00:00Z",
+                                admin_)),
+            (std::set<std::string>{"to"}))
+      << "at most 31 days";
+  EXPECT_EQ(problem_fields(call("GET",
+                                "/api/v1/devices/pump-1/telemetry?metric=t&from=2026-01-02T00:00:00Z&to=2026-01-01T00:"
+                                "00:00Z",
+                                admin_)),
+            (std::set<std::string>{"from"}));
+  EXPECT_EQ(problem_fields(call("GET", "/api/v1/devices/pump-1/telemetry?metric=t&points=0", admin_)),
+            (std::set<std::string>{"points"}));
+  EXPECT_EQ(call("GET", "/api/v1/devices/nobody/telemetry?metric=t", admin_).status, 404);
+}
+
+TEST_F(DeviceApiTest, AQueryReadsAtMost20000MessagesAndSaysWhereItStopped) {
+  add_device("pump-1", "default");
+  const UnixMillis t0 = to_unix_millis(clock_.now()) - 3'600'000;
+  const std::string key_id = keys::device_key_id("pump-1");
+  std::vector<store::TelemetryRecord> records;
+  for (int i = 0; i < 20010; ++i) {
+    const UnixMillis at = t0 + i;
+    auto sealed = keys_->seal(key_id, as_bytes(R"({"t":1})"),
+                              keys::telemetry_associated_data("pump-1", store::kTelemetryKindTelemetry, at, ""));
+    ASSERT_TRUE(sealed);
+    records.push_back({0, "pump-1", std::string(store::kTelemetryKindTelemetry), "", at, key_id, std::move(*sealed)});
+  }
+  ASSERT_TRUE(store_->telemetry().append(records));
+  const Response r = call("GET", "/api/v1/devices/pump-1/telemetry?metric=t&points=1", admin_);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json j = body(r);
+  EXPECT_EQ(j["truncated"], true);
+  EXPECT_EQ(j["messages_read"], 20000);
+  EXPECT_EQ(j["complete_until"], format_utc_millis(from_unix_millis(t0 + 19999)));
+  EXPECT_EQ(j["buckets"][0]["count"], 19999) << "the last millisecond read may be incomplete: left out";
+}
+
+TEST_F(DeviceApiTest, TheLatestValuesAreOpenedForTheirReaders) {
+  add_device("pump-1", "default");
+  const std::string key_id = keys::device_key_id("pump-1");
+  std::vector<store::LatestValue> values;
+  for (const auto& [metric, value] : std::vector<std::pair<std::string, std::string>>{
+           {"temperature", "21.5"}, {"door_open", "false"}, {"mode", "\"auto\""}}) {
+    auto sealed = keys_->seal(key_id, as_bytes(value), keys::latest_value_associated_data("pump-1", metric));
+    ASSERT_TRUE(sealed);
+    values.push_back({"pump-1", metric, key_id, std::move(*sealed), 1'790'000'000'000});
+  }
+  ASSERT_TRUE(store_->latest_values().upsert(values));
+  const Response r = call("GET", "/api/v1/devices/pump-1/latest", admin_);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json latest = body(r)["latest"];
+  EXPECT_EQ(latest["temperature"]["value"], 21.5);
+  EXPECT_EQ(latest["door_open"]["value"], false);
+  EXPECT_EQ(latest["mode"]["value"], "auto");
+  EXPECT_EQ(latest["mode"]["at"], format_utc_millis(from_unix_millis(1'790'000'000'000)));
+  // Auditors do not read telemetry.
+  EXPECT_EQ(call("GET", "/api/v1/devices/pump-1/latest", add_person("aud", identity::kRoleAuditor, "default")).status,
+            403);
+}
+
+}  // namespace
+}  // namespace torii::console
