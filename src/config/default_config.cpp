@@ -68,6 +68,13 @@ concurrent_password_hashes = 2
 # People who have not signed in for this many days are disabled, checked at start and daily
 # (JPCERT I-2); 0 turns it off. The last system administrator is never disabled this way.
 disable_unused_after_days = 90
+# More than failure_burst_per_source failed sign-ins or codes from one address, or more than
+# failure_burst_total from all addresses together, within failure_burst_window_seconds make
+# one "login.failures_burst" alert per window: spraying many accounts stays under each
+# account's lock (JPCERT VIII-2). 0 turns a count off.
+failure_burst_window_seconds = 300
+failure_burst_per_source = 20
+failure_burst_total = 100
 
 [tls]
 # "1.2" or "1.3". Older versions are never offered.
