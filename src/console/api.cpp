@@ -1,5 +1,6 @@
 // The console API's request chain (api.h) and what its handlers share (api_internal.h).
-// The handlers live by area in api_session.cpp, api_people.cpp and api_devices.cpp.
+// The handlers live by area in api_session.cpp, api_people.cpp, api_devices.cpp and
+// api_security.cpp.
 #include "console/api.h"
 
 #include <fmt/format.h>
@@ -123,6 +124,9 @@ std::optional<std::string> organisation_scope(const Call& call) {
 void ApiState::emit(const identity::Caller* caller, std::string action, std::string object, events::Outcome outcome,
                     const identity::Origin& origin, json details) const {
   if (!ctx.events) return;
+  // Whose record this is: the organisation of the person acting, so that organisation's
+  // auditors read it (events/log_reader.h).
+  if (caller != nullptr && !details.contains("organisation")) details["organisation"] = caller->user.organisation_id;
   ctx.events({caller ? "user:" + caller->user.id : "anonymous", std::move(action), std::move(object), outcome,
               origin.source, std::move(details)});
 }
@@ -290,6 +294,7 @@ struct Api::Impl {
     api::add_session_routes(routes);
     api::add_people_routes(routes);
     api::add_device_routes(routes);
+    api::add_security_routes(routes);
   }
 
   api::ApiState state;

@@ -16,10 +16,12 @@
 // Threading: handle() runs on the listener's io_context thread.
 #pragma once
 
+#include <filesystem>
 #include <memory>
 #include <string_view>
 #include <vector>
 
+#include "base/bytes.h"
 #include "base/clock.h"
 #include "config/config.h"
 #include "console/request_handler.h"
@@ -42,6 +44,10 @@ struct ApiContext {
   identity::EventSink events;
   std::string public_url;    // base of the links the API hands out ("https://host:8443")
   const Waf* waf = nullptr;  // inspects every request first; nullptr: none
+  // The security log's directory and its checkpoint public key (32 bytes), for reading and
+  // verifying it; empty: the log endpoints answer 503.
+  std::filesystem::path security_log_dir = {};
+  Bytes security_log_public_key = {};
 };
 
 // One row of the route table, for docs/permissions.md and its test.

@@ -113,5 +113,8 @@ struct ApiState {
 void add_session_routes(std::vector<Route>& routes);
 void add_people_routes(std::vector<Route>& routes);
 void add_device_routes(std::vector<Route>& routes);
+// The security log, its verification, alerts; turning one's second factor off, an
+// administrator's reset of someone's, new recovery codes.
+void add_security_routes(std::vector<Route>& routes);
 
 }  // namespace torii::console::api
