@@ -264,6 +264,9 @@ void read_all(Reader& r, Config& c) {
   r.number("accounts.concurrent_password_hashes", a.concurrent_password_hashes, 1, 64);
   r.number("accounts.disable_unused_after_days", a.disable_unused_after_days, 0, 3650);
   r.number("accounts.api_token_max_days", a.api_token_max_days, 1, 3650);
+  r.number("accounts.failure_burst_window_seconds", a.failure_burst_window_seconds, 10, 86'400);
+  r.number("accounts.failure_burst_per_source", a.failure_burst_per_source, 0, 1'000'000);
+  r.number("accounts.failure_burst_total", a.failure_burst_total, 0, 1'000'000);
 
   // [mqtt]
   auto& m = c.mqtt;

@@ -136,6 +136,10 @@ struct AccountsConfig {
   std::uint32_t disable_unused_after_days = 90;
   // The longest lifetime an API token may be given (JPCERT I-10).
   std::uint32_t api_token_max_days = 90;
+  // Failed sign-ins across accounts that make one alert (JPCERT VIII-2); 0 turns a count off.
+  std::uint32_t failure_burst_window_seconds = 300;
+  std::uint32_t failure_burst_per_source = 20;
+  std::uint32_t failure_burst_total = 100;
   friend bool operator==(const AccountsConfig&, const AccountsConfig&) = default;
 };
 

@@ -74,6 +74,13 @@ disable_unused_after_days = 90
 # API tokens (JPCERT I-10) must expire within this many days of their creation; tokens
 # unused for disable_unused_after_days are revoked as people are disabled.
 api_token_max_days = 90
+# More than failure_burst_per_source failed sign-ins or codes from one address, or more than
+# failure_burst_total from all addresses together, within failure_burst_window_seconds make
+# one "login.failures_burst" alert per window: spraying many accounts stays under each
+# account's lock (JPCERT VIII-2). 0 turns a count off.
+failure_burst_window_seconds = 300
+failure_burst_per_source = 20
+failure_burst_total = 100
 
 [tls]
 # "1.2" or "1.3". Older versions are never offered.

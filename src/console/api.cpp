@@ -1,6 +1,6 @@
 // The console API's request chain (api.h) and what its handlers share (api_internal.h).
-// The handlers live by area in api_session.cpp, api_people.cpp, api_devices.cpp and
-// api_telemetry.cpp.
+// The handlers live by area in api_<area>.cpp: session, people, roles, tokens, devices,
+// telemetry, security (log, alerts, second factor) and settings.
 #include "console/api.h"
 
 #include <fmt/format.h>
@@ -127,6 +127,9 @@ void ApiState::emit(const identity::Caller* caller, std::string action, std::str
                     const identity::Origin& origin, json details) const {
   if (!ctx.events) return;
   if (caller != nullptr) details = identity::attributed(*caller, std::move(details));
+  // Whose record this is: the organisation of the person acting, so that organisation's
+  // auditors read it (events/log_reader.h).
+  if (caller != nullptr && !details.contains("organisation")) details["organisation"] = caller->user.organisation_id;
   ctx.events({caller ? "user:" + caller->user.id : "anonymous", std::move(action), std::move(object), outcome,
               origin.source, std::move(details)});
 }
@@ -352,6 +355,7 @@ struct Api::Impl {
     api::add_settings_routes(routes);
     api::add_token_routes(routes);
     api::add_telemetry_routes(routes);
+    api::add_security_routes(routes);
   }
 
   api::ApiState state;

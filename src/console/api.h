@@ -22,11 +22,13 @@
 // Threading: handle() runs on the listener's io_context thread.
 #pragma once
 
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string_view>
 #include <vector>
 
+#include "base/bytes.h"
 #include "base/clock.h"
 #include "config/config.h"
 #include "console/request_checks.h"
@@ -70,7 +72,11 @@ struct ApiContext {
   // what devices sent. The server always sets both; without them those routes answer 503.
   identity::DeviceRegistry* devices = nullptr;
   keys::KeyRing* keys = nullptr;
-  GatewayHooks gateway;
+  GatewayHooks gateway = {};
+  // The security log's directory and its checkpoint public key (32 bytes), for reading and
+  // verifying it; empty: the log endpoints answer 503.
+  std::filesystem::path security_log_dir = {};
+  Bytes security_log_public_key = {};
 };
 
 // One row of the route table, for docs/permissions.md and its test.

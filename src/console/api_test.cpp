@@ -18,11 +18,15 @@
 #include <boost/asio/io_context.hpp>
 
 #include "console/http_server.h"
+#include "console/waf.h"
 #include "console/work_pool.h"
 #include "crypto/sodium.h"
+#include "events/log_format.h"
+#include "events/security_log.h"
 #include "identity/api_tokens.h"
 #include "identity/roles.h"
 #include "identity/setup_token.h"
+#include "identity/totp.h"
 #include "pki/certificate_authority.h"
 #include "policy/profile.h"
 #include "testing/fakes.h"
@@ -515,6 +519,224 @@ TEST_F(ApiTest, EveryEndpointAnswersEveryRoleAsThePermissionMatrixSays) {
   // The system administrator reaches both.
   EXPECT_EQ(call("GET", "/api/v1/devices/acme-pump", people["system-admin"]).status, 200);
   EXPECT_EQ(call("GET", "/api/v1/devices?organisation=acme", people["system-admin"]).status, 200);
+}
+
+// The API with a real security log behind it: events the API and the accounts write are
+// read back through it.
+class SecurityApiTest : public ApiTest {
+ protected:
+  void SetUp() override {
+    ApiTest::SetUp();
+    events::SecurityLog::Options o;
+    o.directory = dir_.path() / "log";
+    auto log = events::SecurityLog::open(o, clock_, log_keys_.secret_key);
+    ASSERT_TRUE(log) << log.error().message;
+    log_ = std::move(*log);
+    const auto sink = [this](const events::SecurityEvent& e) { ASSERT_TRUE(log_->append(e)); };
+    identity::AccountsOptions options;
+    options.hash_cost = identity::minimum_password_hash_cost();
+    accounts_ = std::make_unique<identity::Accounts>(*store_, *keys_, clock_, random_, options, sink);
+    people_ =
+        std::make_unique<identity::People>(*store_, clock_, random_, identity::PeopleOptions{options.hash_cost}, sink);
+    ApiContext context{config_, *store_, *accounts_, *people_, *tokens_, pool_, clock_, sink, "https://localhost:8443"};
+    context.security_log_dir = o.directory;
+    context.security_log_public_key = log_->public_key();
+    if (with_waf_) {
+      auto waf = Waf::load(WafOptions{});
+      ASSERT_TRUE(waf) << waf.error().message;
+      waf_ = std::move(*waf);
+      context.waf = waf_.get();
+    }
+    api_ = std::make_unique<Api>(std::move(context));
+    ASSERT_TRUE(store_->organisations().insert({"default", "Default", false, 0}));
+    ASSERT_TRUE(store_->organisations().insert({"acme", "Acme", false, 0}));
+  }
+
+  // The actions of the events (or alerts) a person is shown.
+  std::vector<std::string> listed(const std::string& target, const std::string& user_id, const char* member) {
+    const Response r = call("GET", target, user_id);
+    EXPECT_EQ(r.status, 200) << target << ": " << r.body;
+    std::vector<std::string> out;
+    const auto body = json::parse(r.body, nullptr, false);
+    if (body.is_discarded() || !body.contains(member)) return out;
+    for (const auto& e : body[member])
+      out.push_back(e["action"].get<std::string>() + " " + e["actor"].get<std::string>());
+    return out;
+  }
+
+  // A person who signs in with a password.
+  std::string add_person_with_password(const std::string& name, std::string_view role, const std::string& org) {
+    std::string id = add_person(name, role, org);
+    auto user = *store_->users().find(id).value();
+    user.password_hash = identity::hash_password(kPassword, identity::minimum_password_hash_cost()).value();
+    EXPECT_TRUE(store_->users().update(user));
+    return id;
+  }
+
+  using json = nlohmann::json;
+  static constexpr std::string_view kPassword = "violet harbour ladder sprinkle 42";
+  bool with_waf_ = false;
+  crypto::Ed25519KeyPair log_keys_ = crypto::ed25519_generate();
+  std::unique_ptr<events::SecurityLog> log_;
+  std::unique_ptr<Waf> waf_;
+};
+
+using ::testing::Contains;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// JPCERT III-1, I-9: auditors read their organisation's record and nothing of another's;
+// the server's own events are the system administrator's.
+TEST_F(SecurityApiTest, AnAuditorReadsItsOrganisationsEventsAndNothingElse) {
+  const std::string admin = add_person("admin", identity::kRoleSystemAdmin, "default");
+  const std::string auditor = add_person("auditor", identity::kRoleAuditor, "default");
+  const std::string viewer = add_person("viewer", identity::kRoleViewer, "default");
+  const std::string acme_auditor = add_person("acme-auditor", identity::kRoleAuditor, "acme");
+  const std::string acme_viewer = add_person("acme-viewer", identity::kRoleViewer, "acme");
+  ASSERT_TRUE(log_->append({"system", "server.start", "", events::Outcome::success, "local", json::object()}));
+  // Each viewer is refused something: an event of their organisation.
+  EXPECT_EQ(call("GET", "/api/v1/security-log", viewer).status, 403);
+  EXPECT_EQ(call("GET", "/api/v1/security-log", acme_viewer).status, 403);
+
+  const auto own = listed("/api/v1/security-log", auditor, "events");
+  EXPECT_THAT(own, Contains("access.denied user:" + viewer));
+  EXPECT_THAT(own, Not(Contains("access.denied user:" + acme_viewer))) << "another organisation's event";
+  EXPECT_THAT(own, Not(Contains("server.start system"))) << "the server's own events are not an organisation's";
+  const auto acme = listed("/api/v1/security-log", acme_auditor, "events");
+  EXPECT_THAT(acme, Contains("access.denied user:" + acme_viewer));
+  EXPECT_THAT(acme, Not(Contains("access.denied user:" + viewer)));
+  EXPECT_EQ(call("GET", "/api/v1/security-log?organisation=default", acme_auditor).status, 403);
+
+  const auto all = listed("/api/v1/security-log", admin, "events");
+  EXPECT_THAT(all, Contains("server.start system"));
+  EXPECT_THAT(all, Contains("access.denied user:" + acme_viewer));
+  const auto named = listed("/api/v1/security-log?organisation=acme", admin, "events");
+  EXPECT_THAT(named, Contains("access.denied user:" + acme_viewer));
+  EXPECT_THAT(named, Not(Contains("server.start system")));
+
+  // Filters and pages.
+  EXPECT_THAT(listed("/api/v1/security-log?actor=system&limit=1", admin, "events"),
+              ::testing::ElementsAre("server.start system"));
+  EXPECT_EQ(call("GET", "/api/v1/security-log?limit=0", admin).status, 400);
+  EXPECT_EQ(call("GET", "/api/v1/security-log?from=yesterday&outcome=maybe", admin).status, 400);
+  const Response first = call("GET", "/api/v1/security-log?limit=1", admin);
+  const auto cursor = json::parse(first.body)["next_before_seq"];
+  ASSERT_TRUE(cursor.is_number());
+  const Response second = call("GET", "/api/v1/security-log?limit=1&before_seq=" + cursor.dump(), admin);
+  EXPECT_LT(json::parse(second.body)["events"][0]["seq"].get<std::uint64_t>(), cursor.get<std::uint64_t>());
+}
+
+// JPCERT VIII-2: a lockout and a WAF block are listed as alerts, each to whom it concerns.
+class AlertsApiTest : public SecurityApiTest {
+ protected:
+  void SetUp() override {
+    with_waf_ = true;
+    SecurityApiTest::SetUp();
+  }
+};
+
+TEST_F(AlertsApiTest, ALockoutAndAWafBlockAreListedAsAlerts) {
+  const std::string admin = add_person("admin", identity::kRoleSystemAdmin, "default");
+  const std::string auditor = add_person("auditor", identity::kRoleAuditor, "default");
+  const std::string viewer = add_person("viewer", identity::kRoleViewer, "default");
+  const std::string acme_admin = add_person("acme-admin", identity::kRoleOrgAdmin, "acme");
+  const std::string bob = add_person_with_password("bob", identity::kRoleViewer, "default");
+  const identity::Origin from{"192.0.2.8:4000", "test"};
+  for (int i = 0; i < 5; ++i) (void)accounts_->sign_in("bob", "not the password at all", from);
+  EXPECT_EQ(accounts_->sign_in("bob", kPassword, from)->status, identity::SignInStatus::locked);
+  // A browser's request with SQL injection in its query.
+  Request probe;
+  probe.method = "GET";
+  probe.path = "/api/v1/devices";
+  probe.query = "organisation=1'%20OR%20'1'='1";
+  probe.source = "203.0.113.5:51234";
+  probe.headers = {{"host", "localhost:8443"}, {"user-agent", "Mozilla/5.0"}, {"accept", "application/json"}};
+  Response blocked;
+  boost::asio::io_context io;
+  boost::asio::co_spawn(io, api_->handle(probe), [&](const std::exception_ptr&, const Response& r) { blocked = r; });
+  io.run();
+  EXPECT_EQ(blocked.status, 403);
+  EXPECT_THAT(blocked.body, HasSubstr("blocked"));
+
+  const auto everything = listed("/api/v1/alerts", admin, "alerts");
+  EXPECT_THAT(everything, Contains("account.locked system"));
+  EXPECT_THAT(everything, Contains("waf.blocked anonymous"));
+  EXPECT_THAT(everything, Not(Contains(HasSubstr("login.failed")))) << "alerts only";
+  const auto own = listed("/api/v1/alerts", auditor, "alerts");
+  EXPECT_THAT(own, Contains("account.locked system")) << "bob is of the auditor's organisation";
+  EXPECT_THAT(own, Not(Contains("waf.blocked anonymous")));
+  EXPECT_THAT(listed("/api/v1/alerts", acme_admin, "alerts"), ::testing::IsEmpty());
+  EXPECT_THAT(listed("/api/v1/alerts", viewer, "alerts"), ::testing::IsEmpty())
+      << "a viewer sees alerts about devices only";
+}
+
+// JPCERT I-4: turning TOTP off is an alert; then enrolling works again. Administrators
+// cannot turn theirs off; an administrator resets someone else's.
+TEST_F(SecurityApiTest, TurningTotpOffIsAnAlertAndEnrollingWorksAgain) {
+  const std::string admin = add_person("admin", identity::kRoleSystemAdmin, "default");
+  const std::string auditor = add_person("auditor", identity::kRoleAuditor, "default");
+  const std::string bob = add_person("bob", identity::kRoleViewer, "default");
+  const std::string carol = add_person("carol", identity::kRoleOperator, "default");
+  for (const auto& id : {admin, bob, carol}) {
+    auto user = *store_->users().find(id).value();
+    user.totp_enabled = true;
+    user.totp_sealed = Bytes{1, 2, 3};
+    ASSERT_TRUE(store_->users().update(user));
+  }
+  const Response refused = call("DELETE", "/api/v1/account/totp", admin);
+  EXPECT_EQ(refused.status, 409);
+  EXPECT_THAT(refused.body, HasSubstr("second_factor_required"));
+
+  EXPECT_EQ(call("DELETE", "/api/v1/account/totp", bob).status, 204);
+  EXPECT_FALSE(store_->users().find(bob).value()->totp_enabled);
+  EXPECT_EQ(call("DELETE", "/api/v1/account/totp", bob).status, 409) << "nothing left to turn off";
+  const Response again = call("POST", "/api/v1/account/totp", bob);
+  EXPECT_EQ(again.status, 200) << again.body;
+  EXPECT_THAT(again.body, HasSubstr("otpauth://"));
+
+  EXPECT_EQ(call("DELETE", "/api/v1/users/" + carol + "/totp", bob).status, 403) << "a viewer resets nobody";
+  EXPECT_EQ(call("DELETE", "/api/v1/users/" + carol + "/totp", admin).status, 204);
+  EXPECT_FALSE(store_->users().find(carol).value()->totp_enabled);
+
+  const auto alerts = listed("/api/v1/alerts", auditor, "alerts");
+  EXPECT_THAT(alerts, Contains("totp.disabled user:" + bob));
+  EXPECT_THAT(alerts, Contains("second_factor.reset user:" + admin));
+}
+
+// JPCERT VII-2: the log's verification through the API finds an edited line.
+TEST_F(SecurityApiTest, VerificationSaysWhetherTheLogWasAltered) {
+  const std::string admin = add_person("admin", identity::kRoleSystemAdmin, "default");
+  const std::string auditor = add_person("auditor", identity::kRoleAuditor, "default");
+  const std::string viewer = add_person("viewer", identity::kRoleViewer, "default");
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(log_->append({"system", "server.start", "", events::Outcome::success, "", json::object()}));
+  ASSERT_TRUE(log_->checkpoint());
+  EXPECT_EQ(call("GET", "/api/v1/security-log/verify", viewer).status, 403);
+  const auto verified = json::parse(call("GET", "/api/v1/security-log/verify", admin).body);
+  EXPECT_EQ(verified["ok"], true) << verified.dump();
+  EXPECT_TRUE(verified["first_problem"].is_null());
+  EXPECT_GE(verified["lines"].get<int>(), 4);
+  EXPECT_TRUE(verified["last_checkpoint_seq"].is_number());
+  const auto told = json::parse(call("GET", "/api/v1/security-log/verify", auditor).body);
+  EXPECT_EQ(told["ok"], true);
+  EXPECT_FALSE(told.contains("lines")) << "the size of the installation's log is the system administrator's";
+
+  // Someone edits the second line in place.
+  const auto path = dir_.path() / "log" / "security.log";
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  in.close();
+  ASSERT_GE(lines.size(), 2u);
+  const auto at = lines[1].find("server.start");
+  ASSERT_NE(at, std::string::npos);
+  lines[1].replace(at, 12, "server.stopp");
+  std::ofstream out(path, std::ios::trunc);
+  for (const auto& line : lines) out << line << "\n";
+  out.close();
+  const auto broken = json::parse(call("GET", "/api/v1/security-log/verify", auditor).body);
+  EXPECT_EQ(broken["ok"], false);
+  EXPECT_EQ(broken["first_problem"]["line"], 2) << broken.dump();
 }
 
 }  // namespace

@@ -87,12 +87,33 @@ Accounts::Accounts(store::Store& store, keys::KeyRing& keys, const Clock& clock,
       clock_(clock),
       random_(random),
       options_(std::move(options)),
-      events_(std::move(events)) {}
+      events_(std::move(events)),
+      bursts_(options_.failure_bursts) {}
 
 void Accounts::emit(std::string actor, std::string action, std::string object, events::Outcome outcome,
                     const Origin& origin, nlohmann::json details) const {
   if (!events_) return;
   events_({std::move(actor), std::move(action), std::move(object), outcome, origin.source, std::move(details)});
+}
+
+void Accounts::note_failure(const Origin& origin) {
+  const auto now = clock_.now();
+  std::vector<FailureBurst> bursts;
+  {
+    std::lock_guard lock(bursts_mutex_);
+    bursts = bursts_.record(endpoint_address(origin.source), now);
+  }
+  // JPCERT VIII-2: spraying many accounts stays under each account's lock; this is its alert.
+  for (const auto& burst : bursts) {
+    const bool per_source = !burst.source.empty();
+    emit("system", "login.failures_burst", per_source ? "source:" + burst.source : "sign-in", events::Outcome::failure,
+         {per_source ? origin.source : "", ""},
+         {{"failures", burst.failures},
+          {"since", format_utc_millis(burst.window_start)},
+          {"window_seconds", options_.failure_bursts.window.count()},
+          {"scope", per_source ? "source" : "all sources"},
+          {"alert", true}});
+  }
 }
 
 const std::string& Accounts::decoy_hash() {
@@ -163,6 +184,7 @@ Result<SignInResult> Accounts::refuse(store::UserRecord& user, const Failure& fa
   user.locked_until = lock.locked_until;
   if (auto st = store_.users().update(user); !st) return tl::unexpected(st.error());
   emit(actor, failure.action, actor, events::Outcome::failure, origin, failure.details);
+  note_failure(origin);
   if (!locked) return SignInResult{SignInStatus::refused, std::nullopt, {}};
   if (auto st = on_lock(); !st) return tl::unexpected(st.error());
   emit("system", "account.locked", actor, events::Outcome::success, origin,
@@ -248,6 +270,7 @@ Result<Outcome> Accounts::create_first_administrator(const NewAdministrator& req
 
 Result<SignInResult> Accounts::refuse_unknown(std::string_view username, const Origin& origin) {
   const UnixMillis now = to_unix_millis(clock_.now());
+  note_failure(origin);
   std::lock_guard lock(unknown_mutex_);
   if (unknown_names_.size() >= kMaxUnknownNames) unknown_names_.clear();
   auto& state = unknown_names_[std::string(username)];
@@ -280,6 +303,7 @@ Result<SignInResult> Accounts::sign_in(std::string_view username, std::string_vi
   const std::string actor = "user:" + user->id;
   if (user->locked_until > now) {
     emit(actor, "login.failed", actor, events::Outcome::denied, origin, {{"reason", "locked"}});
+    note_failure(origin);
     return SignInResult{SignInStatus::locked, std::nullopt, remaining(user->locked_until, now)};
   }
   if (!password_ok) {
@@ -412,6 +436,77 @@ Result<EnrolmentResult> Accounts::confirm_totp_enrolment(const Caller& caller, s
   const std::string actor = "user:" + user.id;
   emit(actor, "second_factor.enrolled", actor, events::Outcome::success, origin, {{"method", "totp"}});
   return result;
+}
+
+Status Accounts::remove_totp(store::UserRecord& user) {
+  user.totp_enabled = false;
+  user.totp_sealed.clear();
+  user.totp_key_id.clear();
+  return store_.transaction([&]() -> Status {
+    if (auto updated = store_.users().update(user); !updated) return updated;
+    return store_.users().replace_recovery_codes(user.id, {});
+  });
+}
+
+Status Accounts::disable_totp(const Caller& caller, const Origin& origin) {
+  auto user = caller.user;
+  if (!user.totp_enabled) return fail(Errc::not_found, "TOTP is not on for this account");
+  auto required = second_factor_required(user);
+  if (!required) return tl::unexpected(required.error());
+  if (*required) {
+    return fail(Errc::conflict, is_administrator_role(user.role) ? "administrators must keep a second factor"
+                                                                 : "your organisation requires a second factor");
+  }
+  if (auto st = remove_totp(user); !st) return st;
+  const std::string actor = "user:" + user.id;
+  // An alert: a second factor turned off is what an attacker holding a session would do.
+  emit(actor, "totp.disabled", actor, events::Outcome::success, origin,
+       {{"organisation", user.organisation_id}, {"alert", true}});
+  return ok();
+}
+
+Status Accounts::reset_second_factor(const Caller& actor, std::string_view user_id, const Origin& origin) {
+  auto found = store_.users().find(user_id);
+  if (!found) return tl::unexpected(found.error());
+  if (!*found ||
+      ((*found)->organisation_id != actor.user.organisation_id && !role_spans_organisations(actor.user.role))) {
+    return fail(Errc::not_found, "no such person");
+  }
+  auto person = std::move(**found);
+  if (person.id == actor.user.id) {
+    return fail(Errc::conflict, "to turn off your own second factor use DELETE /api/v1/account/totp");
+  }
+  if (person.role == kRoleSystemAdmin && actor.user.role != kRoleSystemAdmin) {
+    return fail(Errc::conflict, "only a system administrator may reset a system administrator's second factor");
+  }
+  if (!person.totp_enabled && person.totp_sealed.empty()) {
+    return fail(Errc::conflict, "this person has no second factor");
+  }
+  if (auto st = remove_totp(person); !st) return st;
+  // Whoever holds the person's sessions got past the old second factor: they end.
+  auto ended = store_.console_sessions().remove_for_user(person.id, "");
+  if (!ended) return tl::unexpected(ended.error());
+  emit("user:" + actor.user.id, "second_factor.reset", "user:" + person.id, events::Outcome::success, origin,
+       {{"organisation", person.organisation_id},
+        {"sessions_ended", static_cast<std::int64_t>(*ended)},
+        {"alert", true}});
+  return ok();
+}
+
+Result<std::vector<std::string>> Accounts::regenerate_recovery_codes(const Caller& caller, const Origin& origin) {
+  // The stored person, not the session's copy: the codes belong to what is enrolled now.
+  auto found = store_.users().find(caller.user.id);
+  if (!found) return tl::unexpected(found.error());
+  if (!*found || !(*found)->totp_enabled) return fail(Errc::not_found, "TOTP is not on for this account");
+  auto codes = generate_recovery_codes(random_);
+  std::vector<std::string> hashes;
+  hashes.reserve(codes.size());
+  for (const auto& c : codes) hashes.push_back(recovery_code_hash(c));
+  if (auto st = store_.users().replace_recovery_codes(caller.user.id, hashes); !st) return tl::unexpected(st.error());
+  const std::string actor = "user:" + caller.user.id;
+  emit(actor, "recovery_codes.regenerated", actor, events::Outcome::success, origin,
+       {{"organisation", caller.user.organisation_id}});
+  return codes;
 }
 
 Result<std::optional<Caller>> Accounts::resolve_session(std::string_view session_id) {

@@ -31,6 +31,7 @@
 #include "base/error.h"
 #include "base/random.h"
 #include "events/security_log.h"
+#include "identity/failure_bursts.h"
 #include "identity/password_policy.h"
 #include "identity/roles.h"
 #include "keys/key_ring.h"
@@ -50,6 +51,8 @@ struct AccountsOptions {
   // Sensitive operations need a password or TOTP proof at most this old (step-up).
   std::chrono::seconds step_up_window{std::chrono::minutes(5)};
   std::string totp_issuer = "torii";
+  // Failed sign-ins across accounts that make one "login.failures_burst" alert (JPCERT VIII-2).
+  FailureBurstOptions failure_bursts;
 };
 
 // Where a request came from, recorded with sessions and security events.
@@ -164,6 +167,22 @@ class Accounts {
   [[nodiscard]] Result<EnrolmentResult> confirm_totp_enrolment(const Caller& caller, std::string_view code,
                                                                const Origin& origin);
 
+  // Turns the caller's own TOTP off (JPCERT I-4): the secret and the recovery codes are
+  // removed, "totp.disabled" is recorded as an alert, and begin_totp_enrolment works again.
+  // conflict when the person must use a second factor (second_factor_required);
+  // not_found when TOTP is not on. The caller checks the step-up.
+  [[nodiscard]] Status disable_totp(const Caller& caller, const Origin& origin);
+  // An administrator's reset of another person's second factor (lost phone): as
+  // disable_totp, whatever the policy, and every session of the person ends; at their next
+  // sign-in they must enrol again where a second factor is required. not_found for an
+  // unknown person or one of another organisation (unless the actor spans organisations);
+  // conflict for the actor themselves, for a person without TOTP, and for a system
+  // administrator unless the actor is one. The caller checks users.write and the step-up.
+  [[nodiscard]] Status reset_second_factor(const Caller& actor, std::string_view user_id, const Origin& origin);
+  // Ten new recovery codes (shown once) in place of the old ones. not_found when TOTP is
+  // not on.
+  [[nodiscard]] Result<std::vector<std::string>> regenerate_recovery_codes(const Caller& caller, const Origin& origin);
+
   // The session a cookie value names, when it is valid now: not idle too long, not too
   // old, its person active. Expired sessions are deleted when seen.
   [[nodiscard]] Result<std::optional<Caller>> resolve_session(std::string_view session_id);
@@ -220,6 +239,10 @@ class Accounts {
   [[nodiscard]] std::chrono::seconds remaining(UnixMillis locked_until, UnixMillis now) const;
   [[nodiscard]] Result<SignInResult> refuse_unknown(std::string_view username, const Origin& origin);
   [[nodiscard]] const std::string& decoy_hash();
+  // Counts a failed proof towards the bursts across accounts and records a burst as an alert.
+  void note_failure(const Origin& origin);
+  // Removes a person's TOTP secret and recovery codes (in one transaction).
+  [[nodiscard]] Status remove_totp(store::UserRecord& user);
   void emit(std::string actor, std::string action, std::string object, events::Outcome outcome, const Origin& origin,
             nlohmann::json details = nlohmann::json::object()) const;
 
@@ -235,6 +258,9 @@ class Accounts {
 
   std::mutex unknown_mutex_;
   std::unordered_map<std::string, Lock> unknown_names_;  // bounded; guarded by unknown_mutex_
+
+  std::mutex bursts_mutex_;
+  FailureBursts bursts_;  // guarded by bursts_mutex_
 };
 
 // What the store keeps of a session id (the cookie value): a SHA-256 under a domain tag.

@@ -288,6 +288,147 @@ TEST_F(AccountsTest, StepUpRenewsTheProofWithACodeOrThePasswordAndFailuresLockTh
   EXPECT_FALSE(resolve(ticket.id));
 }
 
+// A viewer with a password, in the administrator's organisation ("default"), and a fully
+// signed-in session of theirs with TOTP enrolled.
+class SecondFactorTest : public AccountsTest {
+ protected:
+  SessionTicket enrolled_viewer() {
+    admin_ = administrator();
+    store::UserRecord u;
+    u.id = "bob-id";
+    u.organisation_id = "default";
+    u.username = "bob";
+    u.email = "bob@example.org";
+    u.role = std::string(kRoleViewer);
+    u.password_hash = hash_password(std::string(kStronger), minimum_password_hash_cost()).value();
+    u.created_at = to_unix_millis(clock_.now());
+    EXPECT_TRUE(store_->users().insert(u));
+    auto signed_in = accounts_->sign_in("bob", kStronger, origin_);
+    EXPECT_EQ(signed_in->ticket->session.stage, store::kSessionStageFull) << "no second factor required of bob";
+    return enrol(signed_in->ticket->id);
+  }
+
+  SessionTicket enrol(const std::string& session_id) {
+    auto caller = resolve(session_id);
+    EXPECT_TRUE(accounts_->begin_totp_enrolment(*caller));
+    secret_ = secret_of(caller->user.id);
+    auto confirmed = accounts_->confirm_totp_enrolment(*resolve(session_id), current_code(), origin_);
+    EXPECT_TRUE(confirmed && confirmed->ticket);
+    recovery_codes_ = confirmed->recovery_codes;
+    return *confirmed->ticket;
+  }
+
+  void require_second_factor() {
+    auto org = store_->organisations().find("default").value().value();
+    org.require_second_factor = true;
+    ASSERT_TRUE(store_->organisations().update(org));
+  }
+
+  SessionTicket admin_;
+};
+
+TEST_F(SecondFactorTest, TurningTotpOffIsAnAlertAndLetsThePersonEnrolAnew) {
+  auto bob = enrolled_viewer();
+  ASSERT_TRUE(accounts_->disable_totp(*resolve(bob.id), origin_));
+  EXPECT_THAT(events_, ::testing::Contains("totp.disabled"));
+  const auto stored = store_->users().find("bob-id").value().value();
+  EXPECT_FALSE(stored.totp_enabled);
+  EXPECT_TRUE(stored.totp_sealed.empty());
+  EXPECT_EQ(store_->users().count_unused_recovery_codes("bob-id").value(), 0u) << "the old codes are gone";
+  auto again = accounts_->disable_totp(*resolve(bob.id), origin_);
+  ASSERT_FALSE(again);
+  EXPECT_TRUE(again.error().is(Errc::not_found));
+
+  // Signing in needs no second factor now, and enrolling works again with a new secret.
+  const auto old_secret = secret_;
+  auto signed_in = accounts_->sign_in("bob", kStronger, origin_);
+  ASSERT_EQ(signed_in->ticket->session.stage, store::kSessionStageFull);
+  enrol(signed_in->ticket->id);
+  EXPECT_NE(secret_.view().size(), 0u);
+  EXPECT_FALSE(std::ranges::equal(secret_.view(), old_secret.view())) << "a fresh secret";
+  EXPECT_TRUE(store_->users().find("bob-id").value()->totp_enabled);
+}
+
+TEST_F(SecondFactorTest, WhoMustUseASecondFactorCannotTurnItOff) {
+  auto bob = enrolled_viewer();
+  auto admin = accounts_->disable_totp(*resolve(admin_.id), origin_);
+  ASSERT_FALSE(admin);
+  EXPECT_TRUE(admin.error().is(Errc::conflict)) << "administrators always keep one";
+  require_second_factor();
+  auto viewer = accounts_->disable_totp(*resolve(bob.id), origin_);
+  ASSERT_FALSE(viewer);
+  EXPECT_TRUE(viewer.error().is(Errc::conflict)) << "the organisation requires one";
+  EXPECT_TRUE(store_->users().find("bob-id").value()->totp_enabled);
+  EXPECT_THAT(events_, ::testing::Not(::testing::Contains("totp.disabled")));
+}
+
+TEST_F(SecondFactorTest, AnAdministratorsResetEndsTheSessionsAndTheNextSignInMustEnrol) {
+  auto bob = enrolled_viewer();
+  require_second_factor();
+  const auto admin = *resolve(admin_.id);
+  auto self = accounts_->reset_second_factor(admin, admin.user.id, origin_);
+  ASSERT_FALSE(self);
+  EXPECT_TRUE(self.error().is(Errc::conflict));
+  auto unknown = accounts_->reset_second_factor(admin, "nobody", origin_);
+  ASSERT_FALSE(unknown);
+  EXPECT_TRUE(unknown.error().is(Errc::not_found));
+  auto by_bob = accounts_->reset_second_factor(*resolve(bob.id), admin.user.id, origin_);
+  ASSERT_FALSE(by_bob);
+  EXPECT_TRUE(by_bob.error().is(Errc::conflict)) << "only a system administrator resets one";
+
+  ASSERT_TRUE(accounts_->reset_second_factor(admin, "bob-id", origin_));
+  EXPECT_THAT(events_, ::testing::Contains("second_factor.reset"));
+  EXPECT_FALSE(resolve(bob.id)) << "bob's sessions end";
+  auto signed_in = accounts_->sign_in("bob", kStronger, origin_);
+  ASSERT_EQ(signed_in->status, SignInStatus::signed_in);
+  EXPECT_EQ(signed_in->ticket->session.stage, store::kSessionStageEnrol);
+  enrol(signed_in->ticket->id);
+}
+
+TEST_F(SecondFactorTest, NewRecoveryCodesReplaceTheOldOnes) {
+  auto bob = enrolled_viewer();
+  const auto old_codes = recovery_codes_;
+  auto codes = accounts_->regenerate_recovery_codes(*resolve(bob.id), origin_);
+  ASSERT_TRUE(codes);
+  ASSERT_THAT(*codes, SizeIs(10));
+  auto a = accounts_->sign_in("bob", kStronger, origin_);
+  EXPECT_EQ(accounts_->second_factor(*resolve(a->ticket->id), old_codes[0], origin_)->status, SignInStatus::refused);
+  auto b = accounts_->sign_in("bob", kStronger, origin_);
+  EXPECT_EQ(accounts_->second_factor(*resolve(b->ticket->id), (*codes)[0], origin_)->status, SignInStatus::signed_in);
+}
+
+// JPCERT VIII-2: failures spread over many accounts stay under each account's lock, but the
+// burst from one source is an alert, once per window.
+TEST(AccountsBursts, FailedSignInsAcrossAccountsFromOneSourceMakeOneAlert) {
+  testing::TempDir dir;
+  crypto::SystemRandom random;
+  testing::FakeClock clock;
+  auto opened = testing::open_keyed_store(dir.path(), random, clock);
+  ASSERT_TRUE(opened);
+  AccountsOptions options;
+  options.hash_cost = minimum_password_hash_cost();
+  options.failure_bursts = {std::chrono::seconds(60), 4, 0};
+  std::vector<events::SecurityEvent> events;
+  Accounts accounts(*opened->store, *opened->keys, clock, random, options,
+                    [&](const events::SecurityEvent& e) { events.push_back(e); });
+  for (int i = 0; i < 12; ++i) {
+    (void)accounts.sign_in("name" + std::to_string(i), "wrong password here",
+                           {"198.51.100.9:" + std::to_string(i), ""});
+  }
+  std::vector<events::SecurityEvent> bursts;
+  std::ranges::copy_if(events, std::back_inserter(bursts),
+                       [](const auto& e) { return e.action == "login.failures_burst"; });
+  ASSERT_EQ(bursts.size(), 1u);
+  EXPECT_EQ(bursts[0].object, "source:198.51.100.9");
+  EXPECT_EQ(bursts[0].details.at("alert"), true);
+  EXPECT_EQ(bursts[0].details.at("failures"), 5);
+  clock.advance(61s);
+  for (int i = 0; i < 5; ++i)
+    (void)accounts.sign_in("other" + std::to_string(i), "wrong password here", {"198.51.100.9:1", ""});
+  EXPECT_EQ(std::ranges::count_if(events, [](const auto& e) { return e.action == "login.failures_burst"; }), 2)
+      << "a new window, a new alert";
+}
+
 TEST(Usernames, AreFoldedToLowerCaseAndLimitedToASafeAlphabet) {
   EXPECT_EQ(normalize_username("Alice.Smith-2").value(), "alice.smith-2");
   EXPECT_FALSE(normalize_username("al"));

@@ -226,6 +226,8 @@ struct Server::State {
     o.longest_lock = std::chrono::seconds(a.longest_lock_seconds);
     o.session_idle = std::chrono::minutes(a.session_idle_minutes);
     o.session_absolute = std::chrono::hours(a.session_absolute_hours);
+    o.failure_bursts = {std::chrono::seconds(a.failure_burst_window_seconds), a.failure_burst_per_source,
+                        a.failure_burst_total};
     accounts = std::make_unique<identity::Accounts>(*installation.store, *installation.keys, env.clock, env.random, o,
                                                     [this](const events::SecurityEvent& e) { log_event(e); });
     people = std::make_unique<identity::People>(*installation.store, env.clock, env.random,
@@ -257,10 +259,11 @@ struct Server::State {
     };
     hooks.reload_routes = [this] { return broker->load_routes(); };
     hooks.profile_changed = [this](std::string_view id) { broker->invalidate_profile(id); };
-    api = std::make_unique<console::Api>(console::ApiContext{
-        config, *installation.store, *accounts, *people, *api_tokens, *hash_pool, env.clock,
-        [this](const events::SecurityEvent& e) { log_event(e); }, console_base_url(config, console_port()), waf.get(),
-        devices.get(), installation.keys.get(), std::move(hooks)});
+    api = std::make_unique<console::Api>(
+        console::ApiContext{config, *installation.store, *accounts, *people, *api_tokens, *hash_pool, env.clock,
+                            [this](const events::SecurityEvent& e) { log_event(e); },
+                            console_base_url(config, console_port()), waf.get(), devices.get(), installation.keys.get(),
+                            std::move(hooks), security_log_dir(config), log ? log->public_key() : Bytes{}});
     console::HttpLimits limits;
     limits.max_body_bytes = h.max_body_bytes;
     limits.request_timeout = std::chrono::seconds(h.request_timeout_seconds);

@@ -394,6 +394,49 @@ TEST_F(Console, TheWebApplicationFirewallBlocksClassicAttacksAndRecordsThemAsAle
   EXPECT_THAT(text.str(), Not(HasSubstr("document.cookie"))) << "what was sent stays out of the log";
 }
 
+// JPCERT III-1, VII-2, VIII-2: an auditor lists the alerts after a lockout and reads the
+// log; the log verifies through the API.
+TEST_F(Console, AnAuditorListsALockoutAmongTheAlertsAndTheLogVerifies) {
+  start_console();
+  const auto admin = set_up_administrator();
+  auto made =
+      call("POST", "/api/v1/users", json{{"username", "audrey"}, {"email", "audrey@example.org"}, {"role", "auditor"}},
+           admin.session, admin.csrf);
+  ASSERT_EQ(made.status, 201) << made.body;
+  const std::string link = made.body_json()["password_link"];
+  ASSERT_EQ(call("POST", "/api/v1/password-link",
+                 json{{"token", link.substr(link.find('#') + 1)}, {"new_password", kPassword}})
+                .status,
+            204);
+  auto audrey = call("POST", "/api/v1/session", json{{"username", "audrey"}, {"password", kPassword}});
+  ASSERT_EQ(audrey.status, 200) << audrey.body;
+  const std::string session = audrey.cookie_value();
+
+  // Someone guesses alice's password until her account locks.
+  for (int i = 0; i < 3; ++i)
+    (void)call("POST", "/api/v1/session", json{{"username", "alice"}, {"password", "guess guess"}});
+  auto alerts = call("GET", "/api/v1/alerts", std::nullopt, session);
+  ASSERT_EQ(alerts.status, 200) << alerts.body;
+  bool locked = false;
+  const json listed = alerts.body_json();
+  for (const auto& a : listed["alerts"]) locked = locked || a["action"] == "account.locked";
+  EXPECT_TRUE(locked) << alerts.body;
+  auto failures = call("GET", "/api/v1/security-log?action=login.failed&limit=2", std::nullopt, session);
+  ASSERT_EQ(failures.status, 200) << failures.body;
+  EXPECT_THAT(failures.body_json()["events"], SizeIs(2));
+  EXPECT_THAT(failures.body, Not(HasSubstr("guess guess")));
+
+  auto verified = call("GET", "/api/v1/security-log/verify", std::nullopt, admin.session);
+  ASSERT_EQ(verified.status, 200) << verified.body;
+  EXPECT_EQ(verified.body_json()["ok"], true) << verified.body;
+  EXPECT_GT(verified.body_json()["lines"].get<int>(), 5);
+
+  // An administrator keeps the second factor.
+  auto off = call("DELETE", "/api/v1/account/totp", std::nullopt, admin.session, admin.csrf);
+  EXPECT_EQ(off.status, 409) << off.body;
+  EXPECT_EQ(off.code(), "second_factor_required");
+}
+
 TEST_F(Console, EveryAnswerCarriesTheSecurityHeaders) {
   start_console();
   for (const auto& answer : {call("GET", "/api/v1/setup"), call("GET", "/nothing/here"), call("GET", "/api/v1/devices"),
