@@ -486,7 +486,9 @@ TEST_F(ApiTest, EveryEndpointAnswersEveryRoleAsThePermissionMatrixSays) {
       // Each call gets its own target, so that a permitted DELETE does not change the next call.
       std::string target = path;
       const std::string victim = add_person("target-" + std::to_string(++targets), identity::kRoleViewer, "default");
-      target = std::regex_replace(target, std::regex("/devices/\\{id\\}"), "/devices/pump-1");
+      const std::string device = "pump-t" + std::to_string(targets);
+      add_device(device, "default");
+      target = std::regex_replace(target, std::regex("/devices/\\{id\\}"), "/devices/" + device);
       target = std::regex_replace(target, std::regex("/users/\\{id\\}"), "/users/" + victim);
       target = std::regex_replace(target, std::regex("/profiles/\\{id\\}"), "/profiles/env");
       target = std::regex_replace(target, std::regex("\\{handle\\}"), "0000");
