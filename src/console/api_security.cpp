@@ -180,9 +180,9 @@ asio::awaitable<Response> answer_log(ApiState& s, Call& call, bool alerts, bool 
 asio::awaitable<Response> security_log(ApiState& s, Call& call) { co_return co_await answer_log(s, call, false, true); }
 
 asio::awaitable<Response> alerts(ApiState& s, Call& call) {
-  const auto& role = call.caller->user.role;
-  const bool all =
-      identity::role_grants(role, Permission::security_log_read) || identity::role_grants(role, Permission::users_read);
+  // What the caller holds (a custom role, and for a token its scope, count too).
+  const bool all = identity::ApiTokens::grants(*call.caller, Permission::security_log_read) ||
+                   identity::ApiTokens::grants(*call.caller, Permission::users_read);
   co_return co_await answer_log(s, call, true, all);
 }
 

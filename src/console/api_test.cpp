@@ -309,6 +309,34 @@ TEST_F(ApiTest, CreatingATokenNeedsStepUpAndItsScopeWithinTheRole) {
   EXPECT_EQ(call("GET", "/api/v1/account/tokens", viewer).body, R"({"tokens":[]})");
 }
 
+// JPCERT I-10, III-7: a token changes what its scope allows without a CSRF token (no cookie
+// is involved); a session doing the same still needs one.
+TEST_F(ApiTest, ATokenActsWithinItsScopeWithoutACsrfTokenWhileASessionStillNeedsOne) {
+  ASSERT_TRUE(store_->organisations().insert({"default", "Default", false, 0}));
+  const std::string op = add_person("op", identity::kRoleOperator, "default");
+  add_device("pump-1", "default");
+  add_device("pump-2", "default");
+  const identity::Caller owner{
+      {}, *store_->users().find(op).value(), identity::builtin_role_permissions(identity::kRoleOperator), std::nullopt};
+  const UnixMillis expires = to_unix_millis(clock_.now() + std::chrono::hours(1));
+  auto writer = tokens_->create(owner, {"ops", {"devices.read", "devices.write"}, expires, ""}, {"test", ""});
+  auto reader = tokens_->create(owner, {"view", {"devices.read"}, expires, ""}, {"test", ""});
+  ASSERT_TRUE(writer && writer->token && reader && reader->token);
+
+  EXPECT_EQ(call_with_token("POST", "/api/v1/devices/pump-1/disable", writer->secret, "{}").status, 200);
+  EXPECT_EQ(store_->devices().find("pump-1").value()->status, "disabled");
+  const Response out_of_scope = call_with_token("POST", "/api/v1/devices/pump-2/disable", reader->secret, "{}");
+  EXPECT_EQ(out_of_scope.status, 403);
+  EXPECT_THAT(out_of_scope.body, ::testing::HasSubstr("\"code\":\"forbidden\""));
+
+  const std::string session = session_of(op);
+  const Response no_csrf =
+      send("POST", "/api/v1/devices/pump-2/disable", {{"cookie", std::string(kSessionCookie) + "=" + session}}, "{}");
+  EXPECT_EQ(no_csrf.status, 403);
+  EXPECT_THAT(no_csrf.body, ::testing::HasSubstr("\"code\":\"csrf\""));
+  EXPECT_EQ(store_->devices().find("pump-2").value()->status, "active");
+}
+
 // RFC 6750 §5.3: a token in a URL is refused, even a valid one, and never read from there.
 TEST_F(ApiTest, ATokenInTheQueryStringIsNotAccepted) {
   ASSERT_TRUE(store_->organisations().insert({"default", "Default", false, 0}));

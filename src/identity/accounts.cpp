@@ -454,8 +454,8 @@ Status Accounts::disable_totp(const Caller& caller, const Origin& origin) {
   auto required = second_factor_required(user);
   if (!required) return tl::unexpected(required.error());
   if (*required) {
-    return fail(Errc::conflict, is_administrator_role(user.role) ? "administrators must keep a second factor"
-                                                                 : "your organisation requires a second factor");
+    return fail(Errc::conflict, is_administrator(caller.permissions) ? "administrators must keep a second factor"
+                                                                     : "your organisation requires a second factor");
   }
   if (auto st = remove_totp(user); !st) return st;
   const std::string actor = "user:" + user.id;
