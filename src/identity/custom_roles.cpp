@@ -31,8 +31,10 @@ Result<PermissionSet> role_permissions(store::Store& store, std::string_view org
   auto found = store.custom_roles().find(organisation_id, role);
   if (!found) return tl::unexpected(found.error());
   if (!*found) return PermissionSet{};
-  return parse_names((*found)->permissions);
+  return role_permissions(**found);
 }
+
+PermissionSet role_permissions(const store::CustomRoleRecord& role) { return parse_names(role.permissions); }
 
 CustomRoles::CustomRoles(store::Store& store, const Clock& clock, EventSink events)
     : store_(store), clock_(clock), events_(std::move(events)) {}

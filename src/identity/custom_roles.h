@@ -31,6 +31,9 @@ namespace torii::identity {
 [[nodiscard]] Result<PermissionSet> role_permissions(store::Store& store, std::string_view organisation_id,
                                                      std::string_view role);
 
+// What a stored custom role grants (a name this version does not know grants nothing).
+[[nodiscard]] PermissionSet role_permissions(const store::CustomRoleRecord& role);
+
 struct NewRole {
   std::string organisation_id;  // empty: the actor's
   std::string name;

@@ -38,9 +38,7 @@ Result<std::optional<FieldProblem>> check_role(store::Store& store, const Caller
   auto custom = store.custom_roles().find(organisation, role);
   if (!custom) return tl::unexpected(custom.error());
   if (!*custom) return FieldProblem{"role", "unknown", "no such role"};
-  auto grants = role_permissions(store, organisation, role);
-  if (!grants) return tl::unexpected(grants.error());
-  if (!actor.permissions.contains(*grants)) {
+  if (!actor.permissions.contains(role_permissions(**custom))) {
     return FieldProblem{"role", "forbidden", "the role grants permissions you do not hold yourself"};
   }
   return std::optional<FieldProblem>{};
