@@ -43,6 +43,7 @@ namespace torii::console {
 
 class WorkPool;
 class Waf;
+class LiveFeed;
 
 // What the device routes change on the running gateway, which the console does not know: the
 // server wires these to the broker. Called on the io_context thread, after the change is
@@ -77,6 +78,8 @@ struct ApiContext {
   // verifying it; empty: the log endpoints answer 503.
   std::filesystem::path security_log_dir = {};
   Bytes security_log_public_key = {};
+  // Live telemetry (live.h): the server publishes to it; nullptr: the live routes answer 503.
+  LiveFeed* live = nullptr;
 };
 
 // One row of the route table, for docs/permissions.md and its test.

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "console/api_internal.h"
+#include "console/live.h"
 #include "console/work_pool.h"
 #include "identity/setup_token.h"
 
@@ -64,6 +65,7 @@ asio::awaitable<Response> session_info(ApiState& s, Call& call) {
 
 asio::awaitable<Response> sign_out(ApiState& s, Call& call) {
   if (auto st = s.ctx.accounts.sign_out(*call.caller, call.origin); !st) co_return internal_error(st.error());
+  if (s.ctx.live != nullptr) s.ctx.live->end_for(call.caller->session.id_hash, "signed out");
   Response r;
   r.status = 204;
   r.set("Set-Cookie", clear_session_cookie());

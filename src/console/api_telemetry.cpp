@@ -1,5 +1,6 @@
 // The console API (api.h), what devices sent: one metric over a time range, downsampled for
-// a chart, and the latest value of every metric.
+// a chart, the latest value of every metric, and live: a WebSocket (live.h) carrying what the
+// gateway accepts from one device or from all of an organisation's devices.
 //
 // Telemetry is stored sealed under each device's own key (keys/key_ring.h); it is opened
 // here, per request, and never kept. Reading and opening the messages of a range runs on the
@@ -13,6 +14,8 @@
 #include <vector>
 
 #include "console/api_internal.h"
+#include "console/live.h"
+#include "console/websocket.h"
 #include "console/work_pool.h"
 #include "policy/profile.h"
 #include "policy/series.h"
@@ -197,12 +200,68 @@ asio::awaitable<Response> device_latest(ApiState& s, Call& call) {
   co_return json_response(200, {{"device", device->id}, {"latest", values}});
 }
 
+// Opens a live socket for the caller on the organisation's devices (one of them when
+// `device` is set). The socket ends when the caller's session or token stops being valid
+// (checked at every ping, and at once when the session signs out) or the server stops.
+Response open_live(ApiState& s, Call& call, const std::string& organisation, std::optional<std::string> device) {
+  if (s.ctx.live == nullptr) return problem(503, "unavailable", "Live telemetry is not available on this server");
+  auto accept = websocket::check_handshake(call.request);
+  if (!accept) {
+    Response r = problem(accept.error().status, "websocket_required", accept.error().reason);
+    if (accept.error().status == 426) r.set("Sec-WebSocket-Version", "13");
+    return r;
+  }
+  // Cross-site WebSocket hijacking: a browser always names the page that opens a socket.
+  // A session's socket needs that page to be this console; a script with a token may send
+  // no Origin, but not another one.
+  const bool origin_named = call.request.header("origin").has_value();
+  if ((!origin_named && !call.caller->token) || !same_origin(call.request)) {
+    s.emit(&*call.caller, "console.cross_origin_refused", std::string(call.request.path), events::Outcome::denied,
+           call.origin);
+    return problem(403, "cross_origin", "A live view opens only from this console's own pages");
+  }
+  std::set<std::string, std::less<>> devices;
+  if (device) devices.insert(*device);
+  const identity::Caller caller = *call.caller;
+  auto still_allowed = [&s, caller]() -> Result<bool> {
+    return caller.token ? s.ctx.tokens.still_valid(caller, Permission::telemetry_read)
+                        : s.ctx.accounts.still_signed_in(caller);
+  };
+  const std::string credential = caller.token ? "api_token:" + caller.token->id : caller.session.id_hash;
+  auto feed = s.ctx.live->subscribe(LiveFeed::Subscriber{caller.user.id, credential, organisation}, std::move(devices),
+                                    std::move(still_allowed));
+  if (!feed) {
+    return problem(429, "too_many_live_views", "Too many live views are open; close one first");
+  }
+  Response r;
+  r.status = 101;
+  r.set("Upgrade", "websocket");
+  r.set("Connection", "Upgrade");
+  r.set("Sec-WebSocket-Accept", *accept);
+  r.websocket = std::move(feed);
+  return r;
+}
+
+asio::awaitable<Response> organisation_live(ApiState& s, Call& call) {
+  const auto organisation = organisation_scope(call);
+  if (!organisation) co_return problem(403, "forbidden", "You may not act on that organisation");
+  co_return open_live(s, call, *organisation, std::nullopt);
+}
+
+asio::awaitable<Response> device_live(ApiState& s, Call& call) {
+  auto device = reachable_device(s, call);
+  if (!device) co_return device.error();
+  co_return open_live(s, call, device->organisation_id, device->id);
+}
+
 }  // namespace
 
 void add_telemetry_routes(std::vector<Route>& routes) {
   const std::vector<Route> mine = {
       {"GET", "/api/v1/devices/{id}/telemetry", Access::full, Permission::telemetry_read, {}, false, device_telemetry},
       {"GET", "/api/v1/devices/{id}/latest", Access::full, Permission::telemetry_read, {}, false, device_latest},
+      {"GET", "/api/v1/devices/{id}/live", Access::full, Permission::telemetry_read, {}, false, device_live},
+      {"GET", "/api/v1/live", Access::full, Permission::telemetry_read, {}, false, organisation_live},
   };
   routes.insert(routes.end(), mine.begin(), mine.end());
 }

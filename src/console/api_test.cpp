@@ -18,6 +18,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "console/http_server.h"
+#include "console/live.h"
 #include "console/waf.h"
 #include "console/work_pool.h"
 #include "crypto/sodium.h"
@@ -118,7 +119,10 @@ class ApiTest : public ::testing::Test {
                                             nullptr,
                                             devices_.get(),
                                             keys_.get(),
-                                            {}});
+                                            {},
+                                            {},
+                                            {},
+                                            &live_});
   }
 
   // Creates a person directly in the store (no password needed: sessions are made directly).
@@ -209,6 +213,7 @@ class ApiTest : public ::testing::Test {
   std::unique_ptr<identity::Accounts> accounts_;
   std::unique_ptr<identity::People> people_;
   std::unique_ptr<identity::ApiTokens> tokens_;
+  LiveFeed live_;
   std::unique_ptr<Api> api_;
   std::vector<events::SecurityEvent> events_;
 };
@@ -335,6 +340,122 @@ TEST_F(ApiTest, ATokenActsWithinItsScopeWithoutACsrfTokenWhileASessionStillNeeds
   EXPECT_EQ(no_csrf.status, 403);
   EXPECT_THAT(no_csrf.body, ::testing::HasSubstr("\"code\":\"csrf\""));
   EXPECT_EQ(store_->devices().find("pump-2").value()->status, "active");
+}
+
+// The fields a browser sends to open a WebSocket from the console's own page (RFC 6455 §4.1).
+std::vector<std::pair<std::string, std::string>> websocket_fields(
+    const std::string& session, const std::string& origin = "https://localhost:8443") {
+  std::vector<std::pair<std::string, std::string>> h = {{"host", "localhost:8443"},
+                                                        {"upgrade", "websocket"},
+                                                        {"connection", "Upgrade"},
+                                                        {"sec-websocket-version", "13"},
+                                                        {"sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="}};
+  if (!origin.empty()) h.emplace_back("origin", origin);
+  if (!session.empty()) h.emplace_back("cookie", std::string(kSessionCookie) + "=" + session);
+  return h;
+}
+
+TEST_F(ApiTest, ALiveViewCarriesOnlyItsOrganisationsTelemetryOrOneDevices) {
+  ASSERT_TRUE(store_->organisations().insert({"default", "Default", false, 0}));
+  ASSERT_TRUE(store_->organisations().insert({"other", "Other", false, 0}));
+  const std::string viewer = add_person("viewer", identity::kRoleViewer, "default");
+  add_device("pump-1", "default");
+  add_device("pump-2", "default");
+  add_device("their-pump", "other");
+
+  const Response all = send("GET", "/api/v1/live", websocket_fields(session_of(viewer)), "");
+  ASSERT_EQ(all.status, 101) << all.body;
+  EXPECT_EQ(header_of(all, "Sec-WebSocket-Accept"), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+  EXPECT_EQ(header_of(all, "Upgrade"), "websocket");
+  ASSERT_NE(all.websocket, nullptr);
+  const Response one = send("GET", "/api/v1/devices/pump-2/live", websocket_fields(session_of(viewer)), "");
+  ASSERT_EQ(one.status, 101) << one.body;
+  all.websocket->start([] {});
+  one.websocket->start([] {});
+
+  live_.publish({"default", "pump-1", "pump-1 says"});
+  live_.publish({"other", "their-pump", "their pump says"});
+  live_.publish({"default", "pump-2", "pump-2 says"});
+  EXPECT_EQ(all.websocket->take(), (std::vector<std::string>{"pump-1 says", "pump-2 says"}));
+  EXPECT_EQ(one.websocket->take(), (std::vector<std::string>{"pump-2 says"}));
+
+  // Another organisation's device is not found, as everywhere (JPCERT I-9).
+  EXPECT_EQ(send("GET", "/api/v1/devices/their-pump/live", websocket_fields(session_of(viewer)), "").status, 404);
+}
+
+// Cross-site WebSocket hijacking: the cookie alone does not open a socket.
+TEST_F(ApiTest, ALiveViewOpensOnlyFromTheConsolesOwnPagesAndOnlyAsAWebSocket) {
+  ASSERT_TRUE(store_->organisations().insert({"default", "Default", false, 0}));
+  const std::string viewer = add_person("viewer", identity::kRoleViewer, "default");
+
+  const Response foreign =
+      send("GET", "/api/v1/live", websocket_fields(session_of(viewer), "https://evil.example"), "");
+  EXPECT_EQ(foreign.status, 403);
+  EXPECT_THAT(foreign.body, ::testing::HasSubstr("\"code\":\"cross_origin\""));
+  EXPECT_EQ(foreign.websocket, nullptr);
+  EXPECT_EQ(send("GET", "/api/v1/live", websocket_fields(session_of(viewer), ""), "").status, 403);
+  EXPECT_TRUE(std::any_of(events_.begin(), events_.end(),
+                          [](const auto& e) { return e.action == "console.cross_origin_refused"; }));
+
+  const Response plain = call("GET", "/api/v1/live", viewer);
+  EXPECT_EQ(plain.status, 400);
+  EXPECT_THAT(plain.body, ::testing::HasSubstr("\"code\":\"websocket_required\""));
+  auto old_version = websocket_fields(session_of(viewer));
+  old_version[3].second = "8";
+  const Response refused = send("GET", "/api/v1/live", old_version, "");
+  EXPECT_EQ(refused.status, 426);
+  EXPECT_EQ(header_of(refused, "Sec-WebSocket-Version"), "13");
+  EXPECT_EQ(live_.open(), 0U);
+
+  // Without a session, nothing opens.
+  EXPECT_EQ(send("GET", "/api/v1/live", websocket_fields(""), "").status, 401);
+}
+
+TEST_F(ApiTest, ALiveViewEndsWhenItsSessionSignsOutOrTimesOutAndATokensWhenRevoked) {
+  ASSERT_TRUE(store_->organisations().insert({"default", "Default", false, 0}));
+  const std::string viewer = add_person("viewer", identity::kRoleViewer, "default");
+  const std::string first = session_of(viewer);
+  const std::string second = session_of(viewer);
+  const Response a = send("GET", "/api/v1/live", websocket_fields(first), "");
+  const Response b = send("GET", "/api/v1/live", websocket_fields(second), "");
+  ASSERT_TRUE(a.websocket && b.websocket);
+  a.websocket->start([] {});
+  b.websocket->start([] {});
+
+  // Signing out ends that session's socket at once, not the other session's.
+  const Response out =
+      send("DELETE", "/api/v1/session",
+           {{"cookie", std::string(kSessionCookie) + "=" + first}, {"x-csrf-token", csrf_token(first)}}, "");
+  ASSERT_EQ(out.status, 204);
+  ASSERT_TRUE(a.websocket->ended());
+  EXPECT_EQ(a.websocket->ended()->first, websocket::CloseCode::policy_violation);
+  EXPECT_FALSE(b.websocket->ended());
+
+  // The other is checked at its pings: watching is not activity, so it times out.
+  b.websocket->check();
+  EXPECT_FALSE(b.websocket->ended());
+  clock_.advance(std::chrono::minutes(16));
+  b.websocket->check();
+  ASSERT_TRUE(b.websocket->ended());
+
+  // A script's socket, opened with a token and no Origin, lasts while the token does.
+  const identity::Caller owner{{},
+                               *store_->users().find(viewer).value(),
+                               identity::builtin_role_permissions(identity::kRoleViewer),
+                               std::nullopt};
+  auto made = tokens_->create(
+      owner, {"watch", {"telemetry.read"}, to_unix_millis(clock_.now() + std::chrono::hours(1)), ""}, {"test", ""});
+  ASSERT_TRUE(made && made->token);
+  auto fields = websocket_fields("", "");
+  fields.emplace_back("authorization", "Bearer " + made->secret);
+  const Response scripted = send("GET", "/api/v1/live", fields, "");
+  ASSERT_EQ(scripted.status, 101) << scripted.body;
+  scripted.websocket->start([] {});
+  scripted.websocket->check();
+  EXPECT_FALSE(scripted.websocket->ended());
+  ASSERT_TRUE(tokens_->revoke(owner, made->token->id, {"test", ""}));
+  scripted.websocket->check();
+  EXPECT_TRUE(scripted.websocket->ended());
 }
 
 // RFC 6750 §5.3: a token in a URL is refused, even a valid one, and never read from there.

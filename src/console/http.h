@@ -2,6 +2,7 @@
 // http_server.cpp, so handlers and their tests compile without it.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,11 +24,16 @@ struct Request {
   [[nodiscard]] std::optional<std::string_view> header(std::string_view name) const;
 };
 
+class WebSocketFeed;  // live.h
+
 struct Response {
   int status = 200;
   // Set by the handler; the server adds Content-Length, Date and the connection fields.
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  // With status 101: the connection becomes a WebSocket (websocket.h) carrying this feed,
+  // after an answer of these headers and no body.
+  std::shared_ptr<WebSocketFeed> websocket;
 
   void set(std::string name, std::string value);
 };

@@ -8,6 +8,8 @@
 //   - at most max_requests_per_connection, then the connection is closed after the answer.
 // A request that cannot be parsed gets 400 and the connection is closed. The handler's
 // answer is written with Content-Length; nothing is ever sent in plain text (JPCERT II-1).
+// A 101 answer carrying a WebSocketFeed (live.h) turns the connection into a WebSocket
+// (websocket.h) that sends the feed's messages, pings every 30 s and ends with the feed.
 #pragma once
 
 #include <utility>  // boost 1.74 awaitable.hpp uses std::exchange without it
@@ -45,5 +47,8 @@ class HttpServer final : public net::ConnectionHandler {
 // Connection, then the body. Header values holding CR or LF are dropped (no response
 // splitting, whatever a handler puts there).
 [[nodiscard]] std::string serialize_response(const Response& response, bool keep_alive);
+// The bytes of a 101 answer: status line and the handler's fields, no body; the connection
+// is a WebSocket afterwards (its feed is the response's).
+[[nodiscard]] std::string serialize_upgrade(const Response& response);
 
 }  // namespace torii::console

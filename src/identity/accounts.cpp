@@ -42,6 +42,10 @@ std::vector<FieldProblem> as_field_problems(std::string_view field, const std::v
 
 }  // namespace
 
+bool active_at(const store::UserRecord& user, UnixMillis now) {
+  return user.status == store::kUserStatusActive && !(user.expires_at && *user.expires_at <= now);
+}
+
 bool spans_organisations(const Caller& caller) { return !caller.token && role_spans_organisations(caller.user.role); }
 
 nlohmann::json attributed(const Caller& caller, nlohmann::json details) {
@@ -310,7 +314,7 @@ Result<SignInResult> Accounts::sign_in(std::string_view username, std::string_vi
     return refuse(
         *user, {"login.failed", {{"reason", "wrong password"}}}, [] { return ok(); }, origin);
   }
-  if (user->status != store::kUserStatusActive || (user->expires_at && *user->expires_at <= now)) {
+  if (!active_at(*user, now)) {
     emit(actor, "login.failed", actor, events::Outcome::denied, origin, {{"reason", "account disabled or ended"}});
     return SignInResult{SignInStatus::disabled, std::nullopt, {}};
   }
@@ -516,15 +520,10 @@ Result<std::optional<Caller>> Accounts::resolve_session(std::string_view session
   if (!*found) return std::optional<Caller>{};
   auto session = std::move(**found);
   const UnixMillis now = to_unix_millis(clock_.now());
-  const UnixMillis absolute = session.stage == store::kSessionStageSecondFactor ? millis(options_.second_factor_window)
-                                                                                : millis(options_.session_absolute);
-  const bool expired =
-      now - session.last_seen_at >= millis(options_.session_idle) || now - session.created_at >= absolute;
-  auto user = expired ? Result<std::optional<store::UserRecord>>{} : store_.users().find(session.user_id);
+  const bool timed_out = session_timed_out(session, now);
+  auto user = timed_out ? Result<std::optional<store::UserRecord>>{} : store_.users().find(session.user_id);
   if (!user) return tl::unexpected(user.error());
-  const bool usable = !expired && *user && (*user)->status == store::kUserStatusActive &&
-                      !((*user)->expires_at && *(*user)->expires_at <= now);
-  if (!usable) {
+  if (timed_out || !*user || !active_at(**user, now)) {
     if (auto removed = store_.console_sessions().remove(session.id_hash); !removed) {
       return tl::unexpected(removed.error());
     }
@@ -537,6 +536,23 @@ Result<std::optional<Caller>> Accounts::resolve_session(std::string_view session
   auto permissions = role_permissions(store_, (*user)->organisation_id, (*user)->role);
   if (!permissions) return tl::unexpected(permissions.error());
   return std::optional<Caller>{Caller{std::move(session), std::move(**user), *permissions, std::nullopt}};
+}
+
+Result<bool> Accounts::still_signed_in(const Caller& caller) {
+  auto found = store_.console_sessions().find(caller.session.id_hash);
+  if (!found) return tl::unexpected(found.error());
+  if (!*found) return false;
+  const UnixMillis now = to_unix_millis(clock_.now());
+  if (session_timed_out(**found, now)) return false;
+  auto user = store_.users().find((*found)->user_id);
+  if (!user) return tl::unexpected(user.error());
+  return *user && active_at(**user, now);
+}
+
+bool Accounts::session_timed_out(const store::ConsoleSessionRecord& session, UnixMillis now) const {
+  const UnixMillis absolute = session.stage == store::kSessionStageSecondFactor ? millis(options_.second_factor_window)
+                                                                                : millis(options_.session_absolute);
+  return now - session.last_seen_at >= millis(options_.session_idle) || now - session.created_at >= absolute;
 }
 
 Status Accounts::sign_out(const Caller& caller, const Origin& origin) {

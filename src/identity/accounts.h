@@ -80,6 +80,9 @@ struct Caller {
   std::optional<store::ApiTokenRecord> token;
 };
 
+// Whether the person may act now: active, and not past their end date.
+[[nodiscard]] bool active_at(const store::UserRecord& user, UnixMillis now);
+
 // Whether the caller acts in every organisation: a system administrator, except through an
 // API token (scoped to one organisation, JPCERT I-10).
 [[nodiscard]] bool spans_organisations(const Caller& caller);
@@ -186,6 +189,10 @@ class Accounts {
   // The session a cookie value names, when it is valid now: not idle too long, not too
   // old, its person active. Expired sessions are deleted when seen.
   [[nodiscard]] Result<std::optional<Caller>> resolve_session(std::string_view session_id);
+  // Whether the caller's session is still valid now, by the same rules, without counting as
+  // activity (a live view open in a browser does not keep its session from going idle).
+  // For what outlives the request that resolved the session: the live telemetry socket.
+  [[nodiscard]] Result<bool> still_signed_in(const Caller& caller);
 
   [[nodiscard]] Status sign_out(const Caller& caller, const Origin& origin);
   // Ends every session of the caller but the current one; returns how many.
@@ -216,6 +223,9 @@ class Accounts {
   [[nodiscard]] Result<std::size_t> remove_expired_sessions();
 
  private:
+  // Idle or absolute timeout passed (a session waiting for its second factor has its own).
+  [[nodiscard]] bool session_timed_out(const store::ConsoleSessionRecord& session, UnixMillis now) const;
+
   struct Lock {
     int failures = 0;
     int lockouts = 0;

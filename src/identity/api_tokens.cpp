@@ -174,7 +174,7 @@ Result<std::optional<Caller>> ApiTokens::resolve(std::string_view presented, con
   }
   auto user = store_.users().find(token.user_id);
   if (!user) return tl::unexpected(user.error());
-  if (!*user || (*user)->status != store::kUserStatusActive || ((*user)->expires_at && *(*user)->expires_at <= now)) {
+  if (!*user || !active_at(**user, now)) {
     return std::optional<Caller>{};
   }
   if (!token.last_used_at || now - *token.last_used_at >= kTouchEveryMs) {
@@ -189,6 +189,20 @@ Result<std::optional<Caller>> ApiTokens::resolve(std::string_view presented, con
   caller.user.organisation_id = token.organisation_id;
   caller.token = std::move(token);
   return std::optional<Caller>{std::move(caller)};
+}
+
+Result<bool> ApiTokens::still_valid(const Caller& caller, Permission permission) {
+  if (!caller.token || !in_scope(caller, permission)) return false;
+  auto found = store_.api_tokens().find(caller.token->id);
+  if (!found) return tl::unexpected(found.error());
+  const UnixMillis now = to_unix_millis(clock_.now());
+  if (!*found || (*found)->revoked_at || (*found)->expires_at <= now) return false;
+  auto user = store_.users().find((*found)->user_id);
+  if (!user) return tl::unexpected(user.error());
+  if (!*user || !active_at(**user, now)) return false;
+  auto permissions = role_permissions(store_, (*user)->organisation_id, (*user)->role);
+  if (!permissions) return tl::unexpected(permissions.error());
+  return permissions->has(permission);
 }
 
 Result<std::vector<std::string>> ApiTokens::disable_unused(std::chrono::hours unused) {

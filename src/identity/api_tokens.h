@@ -72,6 +72,11 @@ class ApiTokens {
   // once a minute.
   [[nodiscard]] Result<std::optional<Caller>> resolve(std::string_view presented, const Origin& origin);
 
+  // Whether a token caller's token is still valid now (not revoked, not expired, its owner
+  // active) and both it and its owner's current role still grant `permission`; for what
+  // outlives the request that resolved it (the live telemetry socket). Not a use of the token.
+  [[nodiscard]] Result<bool> still_valid(const Caller& caller, Permission permission);
+
   // Revokes tokens not used for `unused` (never used: since they were created), each with a
   // security event; returns their ids (JPCERT I-2).
   [[nodiscard]] Result<std::vector<std::string>> disable_unused(std::chrono::hours unused);

@@ -18,6 +18,7 @@
 #include "broker/store_writer.h"
 #include "console/api.h"
 #include "console/http_server.h"
+#include "console/live.h"
 #include "console/waf.h"
 #include "console/work_pool.h"
 #include "crypto/sodium.h"
@@ -81,6 +82,9 @@ struct Server::State {
   std::unique_ptr<broker::StoreWriter> writer;
   std::unique_ptr<broker::Broker> broker;
   std::unique_ptr<broker::Gateway> gateway;
+  // What the gateway accepts, for the console's live sockets; declared before io as well,
+  // so that sockets unwinding when io is destroyed still find it.
+  console::LiveFeed live;
 
   asio::io_context io{1};
   // Registered at creation, so a SIGTERM that arrives during start-up is not lost.
@@ -207,11 +211,24 @@ struct Server::State {
                  peer.endpoint(),
                  {{"reason", reason}}});
     };
-    events.disconnected = [](const net::PeerInfo& peer, const broker::DeviceInfo& device, mqtt::ReasonCode reason,
-                             const std::string& detail) {
+    events.connected = [this](const net::PeerInfo&, const broker::DeviceInfo& device) {
+      live.publish({device.organisation_id, device.id,
+                    console::status_message(device.id, true, format_utc_millis(env.clock.now()))});
+    };
+    events.disconnected = [this](const net::PeerInfo& peer, const broker::DeviceInfo& device, mqtt::ReasonCode reason,
+                                 const std::string& detail) {
       spdlog::debug("gateway: device {} from {} disconnected: {} ({})", device.id, peer.endpoint(),
                     mqtt::to_string(reason), detail);
+      live.publish({device.organisation_id, device.id,
+                    console::status_message(device.id, false, format_utc_millis(env.clock.now()))});
     };
+    broker->add_observer([this](const broker::AcceptedMessage& m) {
+      if (m.telemetry == nullptr || live.open() == 0) return;
+      live.publish({m.device.organisation_id, m.device.id,
+                    console::telemetry_message(
+                        m.device.id, format_utc_millis(from_unix_millis(m.telemetry->ts_ms.value_or(m.received_at))),
+                        m.telemetry->metrics)});
+    });
     gateway = std::make_unique<broker::Gateway>(
         *broker, broker::GatewayOptions{std::chrono::seconds(config.mqtt.connect_timeout_seconds)}, std::move(events));
     return ok();
@@ -263,7 +280,7 @@ struct Server::State {
         console::ApiContext{config, *installation.store, *accounts, *people, *api_tokens, *hash_pool, env.clock,
                             [this](const events::SecurityEvent& e) { log_event(e); },
                             console_base_url(config, console_port()), waf.get(), devices.get(), installation.keys.get(),
-                            std::move(hooks), security_log_dir(config), log ? log->public_key() : Bytes{}});
+                            std::move(hooks), security_log_dir(config), log ? log->public_key() : Bytes{}, &live});
     console::HttpLimits limits;
     limits.max_body_bytes = h.max_body_bytes;
     limits.request_timeout = std::chrono::seconds(h.request_timeout_seconds);

@@ -11,7 +11,10 @@
 //     128 bytes, and the literal segments are the path's;
 //   - body validation accepts only known members of their kind (strings, lists of strings,
 //     objects) within their length and item count, reports a problem for everything else,
-//     and accepting a body means no problems were reported.
+//     and accepting a body means no problems were reported;
+//   - after a valid WebSocket opening handshake the rest of the bytes go to the frame parser,
+//     as on a live socket after its 101 answer: everything it answers is whole, unmasked
+//     server frames (pongs, then at most one close, last), within its output bound.
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -21,6 +24,7 @@
 
 #include "console/request_checks.h"
 #include "console/request_reader.h"
+#include "console/websocket.h"
 #include "fuzz_check.h"
 
 namespace torii::fuzz {
@@ -88,6 +92,30 @@ void check_request(const Request& r) {
   }
 }
 
+// What a live socket answers to `bytes` (fed in pieces): checked frame by frame.
+void check_websocket(std::string_view bytes, std::size_t piece) {
+  websocket::Connection ws;
+  for (std::size_t at = 0; at < bytes.size(); at += piece) {
+    ws.receive(as_bytes(bytes.substr(at, piece)));
+  }
+  const Bytes out = ws.take_output();
+  check(out.size() <= std::size_t{64} * 1024 + 127);
+  std::size_t at = 0;
+  bool closed_by_frame = false;
+  while (at < out.size()) {
+    check(!closed_by_frame);  // nothing after a close
+    check(at + 2 <= out.size());
+    const std::uint8_t first = out[at];
+    const std::uint8_t second = out[at + 1];
+    check(first == (0x80U | websocket::kPong) || first == (0x80U | websocket::kClose));
+    check((second & 0x80U) == 0 && second <= 125);
+    at += 2 + second;
+    check(at <= out.size());
+    closed_by_frame = first == (0x80U | websocket::kClose);
+  }
+  check(closed_by_frame == ws.closing());
+}
+
 }  // namespace
 }  // namespace torii::fuzz
 
@@ -120,7 +148,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       return 0;
     }
     if (state != RequestReader::State::done) return 0;
-    torii::fuzz::check_request(reader.take("192.0.2.1:1234"));
+    const Request request = reader.take("192.0.2.1:1234");
+    torii::fuzz::check_request(request);
+    if (websocket::check_handshake(request)) {
+      torii::fuzz::check_websocket(pending + input.substr(offset), piece);
+      return 0;
+    }
   }
   return 0;
 }

@@ -142,6 +142,57 @@ first_lock_seconds = 600
     return {confirmed.cookie_value(), confirmed.body_json().value("csrf_token", "")};
   }
 
+  // A thermometer made through the API: the "thermo" profile (made first if missing) and
+  // the device with a key made by the server. Returns mosquitto_pub/sub's arguments to
+  // connect as it; empty on failure (the test has failed then).
+  std::vector<std::string> thermometer(const Signed& admin, const std::string& id) {
+    if (call("GET", "/api/v1/profiles/thermo", std::nullopt, admin.session).status == 404) {
+      // Through the firewall: the definition is a JSON object the WAF inspects member by member.
+      const json definition = {
+          {"metrics",
+           json::array({{{"name", "temperature"}, {"type", "number"}, {"unit", "°C"}, {"min", -40}, {"max", 125}}})}};
+      const auto profile =
+          call("PUT", "/api/v1/profiles/thermo", json{{"definition", definition}}, admin.session, admin.csrf);
+      EXPECT_EQ(profile.status, 201) << profile.body;
+    }
+    const auto made =
+        call("POST", "/api/v1/devices", json{{"id", id}, {"profile", "thermo"}}, admin.session, admin.csrf);
+    EXPECT_EQ(made.status, 201) << made.body;
+    if (made.status != 201) return {};
+    const json bundle = made.body_json();
+    const auto dir = work_dir() / id;
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / "ca.crt") << bundle["ca_bundle_pem"].get<std::string>();
+    std::ofstream(dir / (id + ".crt")) << bundle["certificate_pem"].get<std::string>();
+    std::ofstream(dir / (id + ".key")) << bundle["private_key_pem"].get<std::string>();
+    return {"--cafile", (dir / "ca.crt").string(),
+            "--cert",   (dir / (id + ".crt")).string(),
+            "--key",    (dir / (id + ".key")).string(),
+            "-h",       "127.0.0.1",
+            "-p",       std::to_string(gateway_port),
+            "-V",       "mqttv5",
+            "-i",       id};
+  }
+
+  // One QoS 1 telemetry message from the device, with mosquitto_pub.
+  static RunResult publish_telemetry(const std::vector<std::string>& device, const std::string& id,
+                                     const std::string& payload) {
+    std::vector<std::string> argv{"mosquitto_pub"};
+    argv.insert(argv.end(), device.begin(), device.end());
+    argv.insert(argv.end(), {"-q", "1", "-t", "devices/" + id + "/telemetry", "-m", payload, "-d"});
+    return run(argv, std::chrono::seconds(30));
+  }
+
+  // The live view's WebSocket client (ws_client.py, on python3-websockets), for at most 60 s.
+  std::vector<std::string> live_client(const std::string& path, const std::vector<std::string>& options) const {
+    // Debian's interpreter, which has Debian's python3-websockets (scripts/bootstrap).
+    std::vector<std::string> argv{"/usr/bin/python3", WS_CLIENT,
+                                  "wss://localhost:" + std::to_string(console_port) + path,
+                                  (work_dir() / "ca.pem").string(), "60"};
+    argv.insert(argv.end(), options.begin(), options.end());
+    return argv;
+  }
+
   std::string secret;
   std::vector<std::string> recovery_codes;
 };
@@ -497,38 +548,10 @@ TEST_F(Console, RequestsFromOtherOriginsWithoutCsrfTokenOrOfUnknownShapeAreRefus
 TEST_F(Console, ADeviceCreatedThroughTheApiSendsTelemetryAndIsShutOutOnceRevoked) {
   start_console();
   const auto admin = set_up_administrator();
-  // A profile through the firewall: the definition is a JSON object the WAF inspects member by member.
-  const json definition = {
-      {"metrics",
-       json::array({{{"name", "temperature"}, {"type", "number"}, {"unit", "°C"}, {"min", -40}, {"max", 125}}})}};
-  const auto profile =
-      call("PUT", "/api/v1/profiles/thermo", json{{"definition", definition}}, admin.session, admin.csrf);
-  ASSERT_EQ(profile.status, 201) << profile.body;
-
-  const auto made =
-      call("POST", "/api/v1/devices", json{{"id", "meter-1"}, {"profile", "thermo"}}, admin.session, admin.csrf);
-  ASSERT_EQ(made.status, 201) << made.body;
-  const json bundle = made.body_json();
-  const auto dir = work_dir() / "meter-1";
-  std::filesystem::create_directories(dir);
-  std::ofstream(dir / "ca.crt") << bundle["ca_bundle_pem"].get<std::string>();
-  std::ofstream(dir / "meter-1.crt") << bundle["certificate_pem"].get<std::string>();
-  std::ofstream(dir / "meter-1.key") << bundle["private_key_pem"].get<std::string>();
+  const auto device = thermometer(admin, "meter-1");
+  ASSERT_FALSE(device.empty());
   EXPECT_THAT(call("GET", "/api/v1/devices/meter-1", std::nullopt, admin.session).body, Not(HasSubstr("PRIVATE KEY")));
-
-  const std::vector<std::string> device{"--cafile", (dir / "ca.crt").string(),
-                                        "--cert",   (dir / "meter-1.crt").string(),
-                                        "--key",    (dir / "meter-1.key").string(),
-                                        "-h",       "127.0.0.1",
-                                        "-p",       std::to_string(gateway_port),
-                                        "-V",       "mqttv5",
-                                        "-i",       "meter-1"};
-  const auto publish = [&](const std::string& payload) {
-    std::vector<std::string> argv{"mosquitto_pub"};
-    argv.insert(argv.end(), device.begin(), device.end());
-    argv.insert(argv.end(), {"-q", "1", "-t", "devices/meter-1/telemetry", "-m", payload, "-d"});
-    return run(argv, std::chrono::seconds(30));
-  };
+  const auto publish = [&](const std::string& payload) { return publish_telemetry(device, "meter-1", payload); };
   for (const std::string value : {"21.5", "23.5"}) {
     const auto sent = publish(R"({"temperature":)" + value + "}");
     ASSERT_EQ(sent.exit_code, 0) << sent.out << sent.err;
@@ -577,6 +600,42 @@ TEST_F(Console, ADeviceCreatedThroughTheApiSendsTelemetryAndIsShutOutOnceRevoked
   EXPECT_THAT(text.str(), HasSubstr(R"("action":"certificate.revoked")"));
   EXPECT_THAT(text.str(), HasSubstr(R"("reason":"stolen")"));
   EXPECT_THAT(text.str(), Not(HasSubstr("PRIVATE KEY")));
+}
+
+// The live view as a browser opens it: a WebSocket with the session cookie from the console's
+// own origin, seeing a device connect and its telemetry arrive, closed when the person signs
+// out. The client is an independent implementation (python3-websockets).
+TEST_F(Console, TheLiveViewShowsADevicesTelemetryAsItArrivesUntilSignOut) {
+  start_console();
+  const auto admin = set_up_administrator();
+  const auto device = thermometer(admin, "meter-1");
+  ASSERT_FALSE(device.empty());
+  const std::string origin = "https://localhost:" + std::to_string(console_port);
+
+  Process foreign(live_client("/api/v1/live", {"--cookie", admin.session, "--origin", "https://evil.example"}));
+  EXPECT_EQ(foreign.wait(std::chrono::seconds(30)), 2);
+  EXPECT_THAT(foreign.out(), HasSubstr("refused 403"));
+
+  Process watcher(live_client("/api/v1/devices/meter-1/live", {"--cookie", admin.session, "--origin", origin}));
+  ASSERT_TRUE(watcher.wait_for_output("open", std::chrono::seconds(30))) << watcher.out() << watcher.err();
+  const auto sent = publish_telemetry(device, "meter-1", R"({"temperature":21.5})");
+  ASSERT_EQ(sent.exit_code, 0) << sent.out << sent.err;
+  ASSERT_TRUE(watcher.wait_for_output(R"("metrics":{"temperature":21.5})", std::chrono::seconds(30)))
+      << watcher.out() << watcher.err();
+  EXPECT_THAT(watcher.out(), HasSubstr(R"({"at":)"));
+  EXPECT_THAT(watcher.out(), HasSubstr(R"("device":"meter-1","online":true,"type":"status")"));
+  // The connection mosquitto_pub made has ended by now; its end is announced too.
+  EXPECT_TRUE(watcher.wait_for_output(R"("online":false)", std::chrono::seconds(30))) << watcher.out();
+
+  const auto out = call("DELETE", "/api/v1/session", std::nullopt, admin.session, admin.csrf);
+  ASSERT_EQ(out.status, 204) << out.body;
+  EXPECT_EQ(watcher.wait(std::chrono::seconds(30)), 0) << watcher.out() << watcher.err();
+  EXPECT_THAT(watcher.out(), HasSubstr("closed 1008 signed out"));
+
+  // The cookie of the ended session opens nothing.
+  Process after(live_client("/api/v1/live", {"--cookie", admin.session, "--origin", origin}));
+  EXPECT_EQ(after.wait(std::chrono::seconds(30)), 2);
+  EXPECT_THAT(after.out(), HasSubstr("refused 401"));
 }
 
 TEST_F(Console, AnIdleConnectionIsClosedAndAGarbledRequestGets400) {
