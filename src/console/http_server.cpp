@@ -170,7 +170,9 @@ class LiveSocket final : public std::enable_shared_from_this<LiveSocket> {
         next_ping = steady::now() + kPingEvery;
         continue;
       }
-      wake_.expires_at(std::min(next_ping, close_by));
+      // While closing, only the close's answer is waited for (a ping time passed meanwhile
+      // must not make this loop spin).
+      wake_.expires_at(ws_.closing() ? close_by : std::min(next_ping, close_by));
       co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
     out_.clear();
@@ -188,10 +190,6 @@ class LiveSocket final : public std::enable_shared_from_this<LiveSocket> {
   bool writer_done_ = false;
   bool write_failed_ = false;
 };
-
-}  // namespace
-
-namespace {
 
 // The status line and the handler's fields. Fields holding CR or LF are dropped (no response
 // splitting, whatever a handler puts there).
