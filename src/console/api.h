@@ -57,7 +57,16 @@ struct GatewayHooks {
   std::function<void(std::string_view profile_id)> profile_changed;
 };
 
+// What the setting routes change on the running server that the console does not hold: the
+// server wires it to the connection filter. Called on the io_context thread after the
+// overrides are stored, with the configuration now set (file, then overrides); the console
+// has already given identity::Accounts and ApiTokens their new options. Empty: nothing more.
+using SettingsChanged = std::function<void(const config::Config& next)>;
+
 struct ApiContext {
+  // The configuration file as loaded. The console layers the overrides stored through
+  // PATCH /api/v1/settings over it (settings.h), and removing an override returns its key
+  // to this value.
   const config::Config& config;
   store::Store& store;
   identity::Accounts& accounts;
@@ -77,6 +86,7 @@ struct ApiContext {
   // verifying it; empty: the log endpoints answer 503.
   std::filesystem::path security_log_dir = {};
   Bytes security_log_public_key = {};
+  SettingsChanged settings_changed = {};
 };
 
 // One row of the route table, for docs/permissions.md and its test.
