@@ -235,6 +235,26 @@ int run_setup_link(const CommonOptions& o) {
   return kExitOk;
 }
 
+// Returns a setting changed through the console to the configuration file's value: the way
+// out when a stored change no longer passes the file's checks and the server refuses to
+// start. Beside a running server it is refused (the security log's writer lock); the
+// console's PATCH /api/v1/settings with null does the same there.
+int run_settings_reset(const CommonOptions& o, const std::string& key) {
+  auto c = load_config(o);
+  if (!c) return kExitUsage;
+  auto session = open_admin(*c, true);
+  if (!session) return report(session.error());
+  auto removed = session->installation.store->setting_overrides().remove(key);
+  if (!removed) return report(removed.error());
+  if (!*removed) {
+    std::cerr << fmt::format("torii: {} has no value set through the console\n", key);
+    return kExitRefused;
+  }
+  session->record("settings.changed", "setting:" + key, {{"key", key}, {"source", "file"}, {"applies", "next start"}});
+  std::cout << fmt::format("{} is the configuration file's again from the next start\n", key);
+  return kExitOk;
+}
+
 // Runs an operator request: through the control socket when a server runs on this data
 // directory (its effects are then live at once), in-process otherwise. `prepare` runs
 // before anything changes, as the account the request will run as (checks of output paths).
@@ -459,6 +479,15 @@ int run(int argc, char** argv) {
   auto* setup_link = admin->add_subcommand("setup-link", "Issue a new one-time setup link (no administrator yet)");
   add_common(setup_link, setup_options);
 
+  CommonOptions settings_options;
+  std::string settings_key;
+  auto* settings = admin->add_subcommand("settings", "Settings changed through the console");
+  settings->require_subcommand(1);
+  auto* settings_reset = settings->add_subcommand(
+      "reset", "Return a setting changed through the console to the configuration file's value (server stopped)");
+  add_common(settings_reset, settings_options);
+  settings_reset->add_option("--key", settings_key, "the setting, e.g. accounts.lock_after_failures")->required();
+
   auto* cert = admin->add_subcommand("cert", "Certificates of the built-in CA");
   cert->require_subcommand(1);
   CommonOptions cert_options;
@@ -659,6 +688,7 @@ int run(int argc, char** argv) {
     }
     if (verify->parsed()) return run_log_verify(verify_options, log_dir, public_key);
     if (setup_link->parsed()) return run_setup_link(setup_options);
+    if (settings_reset->parsed()) return run_settings_reset(settings_options, settings_key);
     if (cert_issue->parsed()) return run_cert_issue(cert_options, device_id, csr_file, out_file);
     if (cert_revoke->parsed()) return run_cert_revoke(cert_options, serial, reason);
     if (cert_list->parsed()) return run_cert_list(cert_options, expiring_days);

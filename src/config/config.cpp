@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
+#include <nlohmann/json.hpp>
 
 #include "base/ip.h"
 
@@ -453,6 +454,99 @@ const std::vector<std::string>& known_keys() {
     return reader.visited();
   }();
   return keys;
+}
+
+namespace {
+
+// A JSON value as the TOML node the file would hold. What the file cannot say (null, an
+// object, a float) becomes a node of another type, so the Reader answers it with the
+// file's own message ("must be an integer").
+std::unique_ptr<toml::node> to_toml(const nlohmann::json& value) {
+  if (value.is_boolean()) return std::make_unique<toml::value<bool>>(value.get<bool>());
+  if (value.is_number_integer() && !value.is_number_unsigned()) {
+    return std::make_unique<toml::value<std::int64_t>>(value.get<std::int64_t>());
+  }
+  if (value.is_number_unsigned()) {
+    const auto n = value.get<std::uint64_t>();
+    if (n <= static_cast<std::uint64_t>(INT64_MAX)) {
+      return std::make_unique<toml::value<std::int64_t>>(static_cast<std::int64_t>(n));
+    }
+    return std::make_unique<toml::value<double>>(static_cast<double>(n));
+  }
+  if (value.is_number_float()) return std::make_unique<toml::value<double>>(value.get<double>());
+  if (value.is_string()) return std::make_unique<toml::value<std::string>>(value.get<std::string>());
+  if (value.is_array()) {
+    auto array = std::make_unique<toml::array>();
+    for (const auto& item : value) {
+      to_toml(item)->visit([&](auto& v) { array->push_back(std::move(v)); });  // ours to move
+    }
+    return array;
+  }
+  return std::make_unique<toml::table>();  // null, an object
+}
+
+}  // namespace
+
+const std::vector<ChangeableKey>& changeable_keys() {
+  // Live: identity::Accounts (lockout, sessions, failure bursts), identity::ApiTokens (the
+  // longest lifetime), the console's request limits and the connection filter's lists and
+  // bans are replaced in the running server. The unused-account rule and the log's
+  // retention are read by timers set up at start.
+  static const std::vector<ChangeableKey> keys = {
+      {"accounts.lock_after_failures", true},
+      {"accounts.first_lock_seconds", true},
+      {"accounts.longest_lock_seconds", true},
+      {"accounts.session_idle_minutes", true},
+      {"accounts.session_absolute_hours", true},
+      {"accounts.disable_unused_after_days", false},
+      {"accounts.api_token_max_days", true},
+      {"accounts.failure_burst_window_seconds", true},
+      {"accounts.failure_burst_per_source", true},
+      {"accounts.failure_burst_total", true},
+      {"console.sign_in_attempts_per_minute", true},
+      {"console.requests_per_minute_per_user", true},
+      {"log.retention_days", false},
+      {"firewall.allow", true},
+      {"firewall.deny", true},
+      {"firewall.ban_after_failures", true},
+      {"firewall.failure_window_seconds", true},
+      {"firewall.ban_seconds", true},
+  };
+  return keys;
+}
+
+const ChangeableKey* find_changeable_key(std::string_view key) {
+  const auto& keys = changeable_keys();
+  const auto it = std::find_if(keys.begin(), keys.end(), [&](const ChangeableKey& k) { return k.key == key; });
+  return it == keys.end() ? nullptr : &*it;
+}
+
+ParseResult apply_overrides(const Config& base, const std::vector<Override>& overrides) {
+  ParseResult result;
+  result.config = base;
+  toml::table root;
+  for (const auto& o : overrides) {
+    if (find_changeable_key(o.key) == nullptr) {
+      const auto& known = known_keys();
+      result.problems.push_back({o.key, std::find(known.begin(), known.end(), o.key) != known.end()
+                                            ? "cannot be changed through the console; edit the configuration file"
+                                            : "unknown key"});
+      continue;
+    }
+    auto value = nlohmann::json::parse(o.value_json, nullptr, false);
+    if (value.is_discarded()) {
+      result.problems.push_back({o.key, "is not a JSON value"});
+      continue;
+    }
+    const auto dot = o.key.find('.');
+    auto* section = root.emplace<toml::table>(o.key.substr(0, dot)).first->second.as_table();
+    auto node = to_toml(value);
+    node->visit([&](auto& v) { section->insert_or_assign(o.key.substr(dot + 1), std::move(v)); });
+  }
+  Reader reader(root, result.problems);
+  read_all(reader, result.config);
+  reader.report_unknown_keys();
+  return result;
 }
 
 std::string format_problems(const std::vector<Problem>& problems) {

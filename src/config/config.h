@@ -185,6 +185,30 @@ struct ParseResult {
 // Every key path the file may contain, e.g. "gateway.listen" (for docs and tests).
 [[nodiscard]] const std::vector<std::string>& known_keys();
 
+// --- Settings changed through the console (PATCH /api/v1/settings) ---------------------------
+
+// A key the console may change, and whether a running server applies a change at once or
+// at its next start (what server.cpp and the console wire live; docs/configuration.md).
+// Listener addresses, TLS, key sources, the data directory and the PKI are never among them.
+struct ChangeableKey {
+  std::string_view key;  // "accounts.lock_after_failures"
+  bool live = false;
+};
+[[nodiscard]] const std::vector<ChangeableKey>& changeable_keys();
+[[nodiscard]] const ChangeableKey* find_changeable_key(std::string_view key);
+
+struct Override {
+  std::string key;         // "firewall.deny"
+  std::string value_json;  // its value as JSON: ["203.0.113.0/24"]
+};
+
+// `base` (the configuration file's) with the overrides applied as if the file said so:
+// each value read and checked as the file's own would be, the checks across keys
+// (longest_lock_seconds against first_lock_seconds) run on the result, and every problem
+// reported with its key, with the file's messages. A key outside changeable_keys(), or a
+// value that is not JSON, is a problem too. Pure.
+[[nodiscard]] ParseResult apply_overrides(const Config& base, const std::vector<Override>& overrides);
+
 // "problem one\nproblem two" with key paths, for terminals.
 [[nodiscard]] std::string format_problems(const std::vector<Problem>& problems);
 

@@ -1,5 +1,6 @@
 #include "config/config.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -131,6 +132,75 @@ TEST(Config, MissingFileIsAProblemNotACrash) {
   const auto r = load_config_file("/nonexistent/torii.toml");
   ASSERT_EQ(r.problems.size(), 1u);
   EXPECT_THAT(r.problems[0].message, HasSubstr("cannot read"));
+}
+
+}  // namespace
+}  // namespace torii::config
+
+namespace torii::config {
+namespace {
+
+Config from_file(std::string_view text) {
+  auto r = parse_config(text);
+  EXPECT_TRUE(r.ok()) << format_problems(r.problems);
+  return r.config;
+}
+
+TEST(ConfigOverrides, AreAppliedOverTheFileAndLeaveEveryOtherKeyAsTheFileSaysIt) {
+  const Config file = from_file("[accounts]\nlock_after_failures = 8\nsession_idle_minutes = 20\n");
+  const auto r = apply_overrides(file, {{"accounts.lock_after_failures", "3"},
+                                        {"firewall.deny", R"(["203.0.113.0/24", "2001:db8::/32"])"},
+                                        {"console.requests_per_minute_per_user", "120"}});
+  ASSERT_TRUE(r.ok()) << format_problems(r.problems);
+  Config expected = file;
+  expected.accounts.lock_after_failures = 3;
+  expected.firewall.deny = {"203.0.113.0/24", "2001:db8::/32"};
+  expected.console_http.requests_per_minute_per_user = 120;
+  EXPECT_EQ(r.config, expected);
+  EXPECT_EQ(r.config.accounts.session_idle_minutes, 20u);
+}
+
+// The file's checks and messages, every problem at once, the checks across keys included.
+TEST(ConfigOverrides, AreCheckedAsTheFileIsWithEveryProblemListed) {
+  const auto r = apply_overrides(Config{}, {{"accounts.lock_after_failures", "0"},
+                                            {"accounts.session_idle_minutes", "\"ten\""},
+                                            {"accounts.first_lock_seconds", "7200"},
+                                            {"firewall.allow", R"(["10.0.0.0/8", "not-a-block", 5])"},
+                                            {"log.retention_days", "1.5"},
+                                            {"console.sign_in_attempts_per_minute", "null"}});
+  EXPECT_FALSE(r.ok());
+  EXPECT_THAT(r.problems, Contains(problem_at("accounts.lock_after_failures", "must be between 1 and 100 (got 0)")));
+  EXPECT_THAT(r.problems, Contains(problem_at("accounts.session_idle_minutes", "must be an integer")));
+  EXPECT_THAT(r.problems,
+              Contains(problem_at("accounts.longest_lock_seconds", "must be at least accounts.first_lock_seconds")));
+  EXPECT_THAT(r.problems, Contains(problem_at("firewall.allow[1]", "not-a-block")));
+  EXPECT_THAT(r.problems, Contains(problem_at("firewall.allow[2]", "must be a string")));
+  EXPECT_THAT(r.problems, Contains(problem_at("log.retention_days", "must be an integer")));
+  EXPECT_THAT(r.problems, Contains(problem_at("console.sign_in_attempts_per_minute", "must be an integer")));
+  EXPECT_EQ(r.problems.size(), 7u) << format_problems(r.problems);
+}
+
+// Listener addresses, TLS, key sources, the data directory and the PKI stay the file's.
+TEST(ConfigOverrides, OnlyTheChangeableKeysAreAccepted) {
+  const auto r = apply_overrides(Config{}, {{"console.listen", R"(["0.0.0.0:443"])"},
+                                            {"tls.min_version", "\"1.2\""},
+                                            {"keys.kek_source", "\"passphrase\""},
+                                            {"server.data_dir", "\"/tmp\""},
+                                            {"pki.root_ca_lifetime_days", "9000"},
+                                            {"accounts.no_such_key", "1"},
+                                            {"accounts.api_token_max_days", "{"}});
+  EXPECT_THAT(r.problems, Contains(problem_at("console.listen", "cannot be changed through the console")));
+  EXPECT_THAT(r.problems, Contains(problem_at("tls.min_version", "cannot be changed through the console")));
+  EXPECT_THAT(r.problems, Contains(problem_at("keys.kek_source", "cannot be changed through the console")));
+  EXPECT_THAT(r.problems, Contains(problem_at("server.data_dir", "cannot be changed through the console")));
+  EXPECT_THAT(r.problems, Contains(problem_at("pki.root_ca_lifetime_days", "cannot be changed through the console")));
+  EXPECT_THAT(r.problems, Contains(problem_at("accounts.no_such_key", "unknown key")));
+  EXPECT_THAT(r.problems, Contains(problem_at("accounts.api_token_max_days", "is not a JSON value")));
+  EXPECT_EQ(r.problems.size(), 7u) << format_problems(r.problems);
+  EXPECT_EQ(r.config, Config{});
+  for (const auto& k : changeable_keys()) {
+    EXPECT_NE(std::find(known_keys().begin(), known_keys().end(), k.key), known_keys().end()) << k.key;
+  }
 }
 
 }  // namespace

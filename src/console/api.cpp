@@ -14,6 +14,7 @@
 
 #include "console/api_internal.h"
 #include "console/request_checks.h"
+#include "console/settings.h"
 #include "console/waf.h"
 #include "crypto/sodium.h"
 #include "identity/roles.h"
@@ -123,6 +124,20 @@ std::optional<std::string> organisation_scope(const Call& call) {
   return std::nullopt;
 }
 
+ApiState::ApiState(ApiContext c) : ctx(std::move(c)), roles(ctx.store, ctx.clock, ctx.events), settings(ctx.config) {
+  // The server refuses to start on overrides it cannot apply (server.cpp), so this only
+  // falls back to the file where no server checked first.
+  if (auto in_force = settings_in_force(ctx.config, ctx.store); !in_force) {
+    spdlog::error("console: the stored settings cannot be read: {}", in_force.error().message);
+  } else if (!in_force->ok()) {
+    spdlog::error("console: the stored settings are not valid; the configuration file's are used:\n{}",
+                  config::format_problems(in_force->problems));
+  } else {
+    settings = std::move(in_force->config);
+  }
+  settings_at_start = settings;
+}
+
 void ApiState::emit(const identity::Caller* caller, std::string action, std::string object, events::Outcome outcome,
                     const identity::Origin& origin, json details) const {
   if (!ctx.events) return;
@@ -135,7 +150,7 @@ void ApiState::emit(const identity::Caller* caller, std::string action, std::str
 }
 
 bool ApiState::allow_attempt(const std::string& address) {
-  const double per_minute = ctx.config.console_http.sign_in_attempts_per_minute;
+  const double per_minute = settings.console_http.sign_in_attempts_per_minute;
   if (attempts.size() > 10000) attempts.clear();
   auto it = attempts.try_emplace(address, per_minute / 60.0, per_minute).first;
   return it->second.try_take(1, policy::TokenBucket::Clock::now());
@@ -143,7 +158,7 @@ bool ApiState::allow_attempt(const std::string& address) {
 
 std::optional<std::chrono::seconds> ApiState::throttle_user(const identity::Caller& caller,
                                                             const identity::Origin& origin) {
-  const double per_minute = ctx.config.console_http.requests_per_minute_per_user;
+  const double per_minute = settings.console_http.requests_per_minute_per_user;
   const auto now = policy::TokenBucket::Clock::now();
   // Bounded: forgetting every bucket at worst gives people a fresh minute, never less.
   if (user_requests.size() > 10000) user_requests.clear();
@@ -154,7 +169,7 @@ std::optional<std::chrono::seconds> ApiState::throttle_user(const identity::Call
   if (!limit.last_event || now - *limit.last_event >= std::chrono::minutes(1)) {
     limit.last_event = now;
     emit(&caller, "console.user_throttled", "user:" + caller.user.id, events::Outcome::denied, origin,
-         {{"requests_per_minute", ctx.config.console_http.requests_per_minute_per_user}});
+         {{"requests_per_minute", settings.console_http.requests_per_minute_per_user}});
   }
   const auto wait = std::chrono::ceil<std::chrono::seconds>(limit.bucket.time_to_available(1, now));
   return std::max(wait, std::chrono::seconds(1));

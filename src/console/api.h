@@ -58,7 +58,16 @@ struct GatewayHooks {
   std::function<void(std::string_view profile_id)> profile_changed;
 };
 
+// What the setting routes change on the running server that the console does not hold: the
+// server wires it to the connection filter. Called on the io_context thread after the
+// overrides are stored, with the configuration now set (file, then overrides); the console
+// has already given identity::Accounts and ApiTokens their new options. Empty: nothing more.
+using SettingsChanged = std::function<void(const config::Config& next)>;
+
 struct ApiContext {
+  // The configuration file as loaded. The console layers the overrides stored through
+  // PATCH /api/v1/settings over it (settings.h), and removing an override returns its key
+  // to this value.
   const config::Config& config;
   store::Store& store;
   identity::Accounts& accounts;
@@ -80,6 +89,7 @@ struct ApiContext {
   Bytes security_log_public_key = {};
   // Live telemetry (live.h): the server publishes to it; nullptr: the live routes answer 503.
   LiveFeed* live = nullptr;
+  SettingsChanged settings_changed = {};
 };
 
 // One row of the route table, for docs/permissions.md and its test.

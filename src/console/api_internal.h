@@ -67,10 +67,16 @@ struct Route {
 
 // What every handler may use; one per Api, owned by it.
 struct ApiState {
-  explicit ApiState(ApiContext c) : ctx(std::move(c)), roles(ctx.store, ctx.clock, ctx.events) {}
+  explicit ApiState(ApiContext c);
 
   ApiContext ctx;
   identity::CustomRoles roles;
+  // The configuration set now: the file, then the overrides stored through the console
+  // (settings.h). The request limits below read it; PATCH /api/v1/settings replaces it.
+  config::Config settings;
+  // ... and as it was when the console was made: a key that applies at the next start is
+  // pending while the two differ.
+  config::Config settings_at_start;
   std::map<std::string, policy::TokenBucket, std::less<>> attempts;  // per source address
   struct UserRequests {
     policy::TokenBucket bucket;

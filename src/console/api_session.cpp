@@ -51,7 +51,7 @@ asio::awaitable<Response> sign_in(ApiState& s, Call& call) {
 
 asio::awaitable<Response> session_info(ApiState& s, Call& call) {
   const auto& session = call.caller->session;
-  const auto& o = s.ctx.accounts.options();
+  const auto o = s.ctx.accounts.options();
   const UnixMillis idle_end = session.last_seen_at + o.session_idle.count() * 1000;
   const UnixMillis absolute_end = session.created_at + o.session_absolute.count() * 1000;
   co_return json_response(200, {{"stage", session.stage},

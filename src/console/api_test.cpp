@@ -107,6 +107,13 @@ class ApiTest : public ::testing::Test {
     ca_ = std::make_unique<pki::CertificateAuthority>(*store_, *keys_, clock_, random_, config::PkiConfig{});
     ASSERT_TRUE(ca_->initialise({"localhost"}));
     devices_ = std::make_unique<identity::DeviceRegistry>(*store_, *keys_, *ca_, clock_);
+    make_api();
+  }
+
+  // The API over the fixture's services, as the server makes it at start: it reads config_
+  // and the stored settings now.
+  void make_api() {
+    const auto sink = [this](const events::SecurityEvent& e) { events_.push_back(e); };
     api_ = std::make_unique<Api>(ApiContext{config_,
                                             *store_,
                                             *accounts_,
@@ -488,6 +495,7 @@ TEST_F(ApiTest, ATokenInTheQueryStringIsNotAccepted) {
 // recorded once a minute at most.
 TEST_F(ApiTest, APersonsRequestsAreLimitedTheirTokensIncluded) {
   config_.console_http.requests_per_minute_per_user = 3;
+  make_api();
   ASSERT_TRUE(store_->organisations().insert({"default", "Default", false, 0}));
   const std::string viewer = add_person("viewer", identity::kRoleViewer, "default");
   const std::string other = add_person("other", identity::kRoleViewer, "default");
@@ -1026,4 +1034,181 @@ TEST_F(ApiTest, TheSettingsInForceAreShownUnderTheConfigurationsOwnNames) {
   EXPECT_EQ(call("GET", "/api/v1/settings", add_person("viewer", identity::kRoleViewer, "default")).status, 403);
 }
 
+}  // namespace torii::console
+
+namespace torii::console {
+namespace {
+
+// PATCH /api/v1/settings: the changes of one request, as a system administrator.
+std::string changes(const nlohmann::json& c) { return nlohmann::json{{"changes", c}}.dump(); }
+
+const events::SecurityEvent* last_event(const std::vector<events::SecurityEvent>& events, std::string_view object) {
+  for (auto it = events.rbegin(); it != events.rend(); ++it) {
+    if (it->object == object) return &*it;
+  }
+  return nullptr;
+}
+
+TEST_F(ApiTest, ChangingSettingsNeedsTheSystemAdministratorAndARecentProof) {
+  ASSERT_TRUE(store_->organisations().insert({"default", "Default", false, 0}));
+  const std::string admin = add_person("admin", identity::kRoleSystemAdmin, "default");
+  const std::string org_admin = add_person("org-admin", identity::kRoleOrgAdmin, "default");
+  const std::string body = changes({{"accounts.lock_after_failures", 3}});
+  const Response refused = call("PATCH", "/api/v1/settings", org_admin, body);
+  EXPECT_EQ(refused.status, 403);
+  EXPECT_THAT(refused.body, ::testing::HasSubstr("\"code\":\"forbidden\""));
+  const std::string session = session_of(admin);
+  clock_.advance(std::chrono::minutes(6));
+  const Response stale =
+      send("PATCH", "/api/v1/settings",
+           {{"cookie", std::string(kSessionCookie) + "=" + session}, {"x-csrf-token", csrf_token(session)}}, body);
+  EXPECT_EQ(stale.status, 403);
+  EXPECT_THAT(stale.body, ::testing::HasSubstr("step_up_required"));
+  EXPECT_TRUE(store_->setting_overrides().list().value().empty());
+  EXPECT_EQ(call("PATCH", "/api/v1/settings", admin, body).status, 200);
+}
+
+// A lower lockout threshold locks the next account sooner at once; the change is stored, a
+// console made afterwards (a restart) starts with it, and null returns the file's value.
+TEST_F(ApiTest, ALowerLockoutThresholdLocksSoonerAtOnceAndIsKeptUntilReset) {
+  ASSERT_TRUE(store_->organisations().insert({"default", "Default", false, 0}));
+  const std::string admin = add_person("admin", identity::kRoleSystemAdmin, "default");
+  const std::string bob = add_person("bob", identity::kRoleViewer, "default");
+  auto user = *store_->users().find(bob).value();
+  const std::string password = "violet harbour ladder sprinkle 42";
+  user.password_hash = identity::hash_password(password, identity::minimum_password_hash_cost()).value();
+  ASSERT_TRUE(store_->users().update(user));
+
+  const Response changed = call("PATCH", "/api/v1/settings", admin, changes({{"accounts.lock_after_failures", 2}}));
+  ASSERT_EQ(changed.status, 200) << changed.body;
+  const auto body = nlohmann::json::parse(changed.body);
+  EXPECT_EQ(body.at("settings").at("accounts").at("lock_after_failures"), 2);
+  EXPECT_EQ(body.at("changed"),
+            nlohmann::json::parse(R"([{"key":"accounts.lock_after_failures","value":2,"applies":"now"}])"));
+  const auto& source = body.at("keys").at("accounts.lock_after_failures");
+  EXPECT_EQ(source.at("source"), "console");
+  EXPECT_EQ(source.at("changed_by"), "user:" + admin);
+  const auto* event = last_event(events_, "setting:accounts.lock_after_failures");
+  ASSERT_NE(event, nullptr);
+  EXPECT_EQ(event->action, "settings.changed");
+  EXPECT_EQ(event->details.at("old"), 5);
+  EXPECT_EQ(event->details.at("new"), 2);
+  EXPECT_FALSE(event->details.contains("alert")) << "a stricter lockout is no alert";
+
+  const identity::Origin from{"192.0.2.9:4000", "test"};
+  EXPECT_EQ(accounts_->sign_in("bob", "not the password at all", from)->status, identity::SignInStatus::refused);
+  EXPECT_EQ(accounts_->sign_in("bob", "not the password at all", from)->status, identity::SignInStatus::locked);
+  EXPECT_EQ(accounts_->sign_in("bob", password, from)->status, identity::SignInStatus::locked);
+
+  // A console made over the same store, as at the next start, has the change.
+  make_api();
+  const auto shown = nlohmann::json::parse(call("GET", "/api/v1/settings", admin).body);
+  EXPECT_EQ(shown.at("settings").at("accounts").at("lock_after_failures"), 2);
+  EXPECT_EQ(shown.at("keys").at("accounts.lock_after_failures").at("source"), "console");
+
+  // Back to the file's value: a weaker lockout, so an alert.
+  events_.clear();
+  const Response reset = call("PATCH", "/api/v1/settings", admin, changes({{"accounts.lock_after_failures", nullptr}}));
+  ASSERT_EQ(reset.status, 200) << reset.body;
+  const auto after = nlohmann::json::parse(reset.body);
+  EXPECT_EQ(after.at("settings").at("accounts").at("lock_after_failures"), config_.accounts.lock_after_failures);
+  EXPECT_EQ(after.at("keys").at("accounts.lock_after_failures").at("source"), "file");
+  EXPECT_TRUE(store_->setting_overrides().list().value().empty());
+  event = last_event(events_, "setting:accounts.lock_after_failures");
+  ASSERT_NE(event, nullptr);
+  EXPECT_EQ(event->details.at("source"), "file");
+  EXPECT_EQ(event->details.value("alert", false), true);
+  EXPECT_EQ(accounts_->options().lock_after_failures, 5);
+}
+
+// All or nothing: every problem is listed with the file's messages, nothing is stored and
+// nothing changes.
+TEST_F(ApiTest, ARefusedSettingsChangeListsEveryProblemAndChangesNothing) {
+  ASSERT_TRUE(store_->organisations().insert({"default", "Default", false, 0}));
+  const std::string admin = add_person("admin", identity::kRoleSystemAdmin, "default");
+  const Response r = call("PATCH", "/api/v1/settings", admin,
+                          changes({{"accounts.session_idle_minutes", 30},
+                                   {"accounts.lock_after_failures", 0},
+                                   {"accounts.first_lock_seconds", "soon"},
+                                   {"firewall.deny", {"203.0.113.0/33"}},
+                                   {"tls.min_version", "1.3"},
+                                   {"console.listen", nullptr}}));
+  ASSERT_EQ(r.status, 422) << r.body;
+  const auto refused = nlohmann::json::parse(r.body);
+  std::set<std::string> fields;
+  for (const auto& e : refused.at("errors")) fields.insert(e.at("field").get<std::string>());
+  EXPECT_EQ(fields, (std::set<std::string>{"accounts.lock_after_failures", "accounts.first_lock_seconds",
+                                           "firewall.deny[0]", "tls.min_version", "console.listen"}));
+  EXPECT_THAT(r.body, ::testing::HasSubstr("must be between 1 and 100 (got 0)"));
+  EXPECT_TRUE(store_->setting_overrides().list().value().empty());
+  EXPECT_EQ(accounts_->options().session_idle, std::chrono::minutes(15));
+  const auto shown = nlohmann::json::parse(call("GET", "/api/v1/settings", admin).body);
+  EXPECT_EQ(shown.at("settings").at("accounts").at("session_idle_minutes"), 15);
+  EXPECT_EQ(call("PATCH", "/api/v1/settings", admin, R"({"changes":{}})").status, 422);
+  EXPECT_EQ(call("PATCH", "/api/v1/settings", admin, R"({"changes":[1]})").status, 400);
+}
+
+// The firewall lists reach the server's filter at once (settings_changed), widening them is
+// an alert, and a change that would refuse the caller's own address is refused.
+TEST_F(ApiTest, FirewallListsChangeAtOnceButNeverShutTheCallerOut) {
+  ASSERT_TRUE(store_->organisations().insert({"default", "Default", false, 0}));
+  const std::string admin = add_person("admin", identity::kRoleSystemAdmin, "default");
+  std::vector<config::FirewallConfig> applied;
+  ApiContext context{config_,
+                     *store_,
+                     *accounts_,
+                     *people_,
+                     *tokens_,
+                     pool_,
+                     clock_,
+                     [this](const events::SecurityEvent& e) { events_.push_back(e); },
+                     "https://localhost:8443"};
+  context.settings_changed = [&](const config::Config& next) { applied.push_back(next.firewall); };
+  api_ = std::make_unique<Api>(std::move(context));
+
+  // Requests come from 192.0.2.7.
+  for (const auto& shut_out :
+       {changes({{"firewall.deny", {"192.0.2.0/24"}}}), changes({{"firewall.allow", {"10.0.0.0/8"}}})}) {
+    const Response r = call("PATCH", "/api/v1/settings", admin, shut_out);
+    EXPECT_EQ(r.status, 422) << r.body;
+    EXPECT_THAT(r.body, ::testing::HasSubstr("locks_you_out"));
+    EXPECT_THAT(r.body, ::testing::HasSubstr("192.0.2.7"));
+  }
+  EXPECT_TRUE(applied.empty());
+  EXPECT_TRUE(store_->setting_overrides().list().value().empty());
+
+  const Response denied = call("PATCH", "/api/v1/settings", admin,
+                               changes({{"firewall.deny", {"203.0.113.0/24"}}, {"firewall.allow", {"192.0.2.0/24"}}}));
+  ASSERT_EQ(denied.status, 200) << denied.body;
+  ASSERT_EQ(applied.size(), 1u);
+  EXPECT_EQ(applied[0].deny, std::vector<std::string>{"203.0.113.0/24"});
+  EXPECT_EQ(applied[0].allow, std::vector<std::string>{"192.0.2.0/24"});
+  EXPECT_FALSE(last_event(events_, "setting:firewall.deny")->details.contains("alert"));
+
+  const Response opened = call("PATCH", "/api/v1/settings", admin, changes({{"firewall.deny", nullptr}}));
+  ASSERT_EQ(opened.status, 200) << opened.body;
+  ASSERT_EQ(applied.size(), 2u);
+  EXPECT_TRUE(applied[1].deny.empty());
+  const auto* event = last_event(events_, "setting:firewall.deny");
+  EXPECT_EQ(event->details.value("alert", false), true);
+  EXPECT_EQ(event->details.at("old"), nlohmann::json::array({"203.0.113.0/24"}));
+}
+
+// A key read only at start says so, and stays pending until then.
+TEST_F(ApiTest, ASettingReadAtStartIsPendingUntilTheNextStart) {
+  ASSERT_TRUE(store_->organisations().insert({"default", "Default", false, 0}));
+  const std::string admin = add_person("admin", identity::kRoleSystemAdmin, "default");
+  const Response r = call("PATCH", "/api/v1/settings", admin, changes({{"log.retention_days", 30}}));
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto body = nlohmann::json::parse(r.body);
+  EXPECT_EQ(body.at("changed").at(0).at("applies"), "next start");
+  EXPECT_EQ(body.at("keys").at("log.retention_days").at("pending_restart"), true);
+  EXPECT_EQ(body.at("keys").at("accounts.lock_after_failures").at("pending_restart"), false);
+  make_api();
+  const auto restarted = nlohmann::json::parse(call("GET", "/api/v1/settings", admin).body);
+  EXPECT_EQ(restarted.at("settings").at("log").at("retention_days"), 30);
+  EXPECT_EQ(restarted.at("keys").at("log.retention_days").at("pending_restart"), false);
+}
+
+}  // namespace
 }  // namespace torii::console

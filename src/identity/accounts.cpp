@@ -94,6 +94,25 @@ Accounts::Accounts(store::Store& store, keys::KeyRing& keys, const Clock& clock,
       events_(std::move(events)),
       bursts_(options_.failure_bursts) {}
 
+AccountsOptions Accounts::options() const {
+  const std::lock_guard lock(options_mutex_);
+  return options_;
+}
+
+void Accounts::update_policy(const AccountsOptions& next) {
+  {
+    const std::lock_guard lock(options_mutex_);
+    options_.lock_after_failures = next.lock_after_failures;
+    options_.first_lock = next.first_lock;
+    options_.longest_lock = next.longest_lock;
+    options_.session_idle = next.session_idle;
+    options_.session_absolute = next.session_absolute;
+    options_.failure_bursts = next.failure_bursts;
+  }
+  const std::lock_guard lock(bursts_mutex_);
+  bursts_.set_options(next.failure_bursts);
+}
+
 void Accounts::emit(std::string actor, std::string action, std::string object, events::Outcome outcome,
                     const Origin& origin, nlohmann::json details) const {
   if (!events_) return;
@@ -114,7 +133,7 @@ void Accounts::note_failure(const Origin& origin) {
          {per_source ? origin.source : "", ""},
          {{"failures", burst.failures},
           {"since", format_utc_millis(burst.window_start)},
-          {"window_seconds", options_.failure_bursts.window.count()},
+          {"window_seconds", options().failure_bursts.window.count()},
           {"scope", per_source ? "source" : "all sources"},
           {"alert", true}});
   }
@@ -166,14 +185,14 @@ Result<SessionTicket> Accounts::replace_session(const Caller& caller, std::strin
   return ticket;
 }
 
-bool Accounts::count_failure(Lock& lock, UnixMillis now) const {
-  if (++lock.failures < options_.lock_after_failures) return false;
+bool Accounts::count_failure(Lock& lock, UnixMillis now, const AccountsOptions& policy) const {
+  if (++lock.failures < policy.lock_after_failures) return false;
   lock.failures = 0;
   ++lock.lockouts;
   // first_lock, then twice as long each further time in a row, up to longest_lock.
-  auto duration = options_.first_lock;
-  for (int i = 1; i < lock.lockouts && duration < options_.longest_lock; ++i) duration *= 2;
-  lock.locked_until = now + millis(std::min(duration, options_.longest_lock));
+  auto duration = policy.first_lock;
+  for (int i = 1; i < lock.lockouts && duration < policy.longest_lock; ++i) duration *= 2;
+  lock.locked_until = now + millis(std::min(duration, policy.longest_lock));
   return true;
 }
 
@@ -182,7 +201,7 @@ Result<SignInResult> Accounts::refuse(store::UserRecord& user, const Failure& fa
   const UnixMillis now = to_unix_millis(clock_.now());
   const std::string actor = "user:" + user.id;
   Lock lock{user.failed_logins, user.lockouts, user.locked_until};
-  const bool locked = count_failure(lock, now);
+  const bool locked = count_failure(lock, now, options());
   user.failed_logins = lock.failures;
   user.lockouts = lock.lockouts;
   user.locked_until = lock.locked_until;
@@ -281,7 +300,7 @@ Result<SignInResult> Accounts::refuse_unknown(std::string_view username, const O
   if (state.locked_until > now)
     return SignInResult{SignInStatus::locked, std::nullopt, remaining(state.locked_until, now)};
   emit("anonymous", "login.failed", "", events::Outcome::failure, origin, {{"reason", "unknown user"}});
-  if (count_failure(state, now)) {
+  if (count_failure(state, now, options())) {
     return SignInResult{SignInStatus::locked, std::nullopt, remaining(state.locked_until, now)};
   }
   return SignInResult{SignInStatus::refused, std::nullopt, {}};
@@ -550,9 +569,11 @@ Result<bool> Accounts::still_signed_in(const Caller& caller) {
 }
 
 bool Accounts::session_timed_out(const store::ConsoleSessionRecord& session, UnixMillis now) const {
-  const UnixMillis absolute = session.stage == store::kSessionStageSecondFactor ? millis(options_.second_factor_window)
-                                                                                : millis(options_.session_absolute);
-  return now - session.last_seen_at >= millis(options_.session_idle) || now - session.created_at >= absolute;
+  // A copy: the policy may change while the server runs (update_policy).
+  const AccountsOptions policy = options();
+  const UnixMillis absolute = session.stage == store::kSessionStageSecondFactor ? millis(policy.second_factor_window)
+                                                                                : millis(policy.session_absolute);
+  return now - session.last_seen_at >= millis(policy.session_idle) || now - session.created_at >= absolute;
 }
 
 Status Accounts::sign_out(const Caller& caller, const Origin& origin) {
@@ -681,8 +702,9 @@ bool Accounts::recently_authenticated(const Caller& caller) const {
 
 Result<std::size_t> Accounts::remove_expired_sessions() {
   const UnixMillis now = to_unix_millis(clock_.now());
-  return store_.console_sessions().remove_expired(now - millis(options_.session_idle),
-                                                  now - millis(options_.session_absolute));
+  const AccountsOptions policy = options();
+  return store_.console_sessions().remove_expired(now - millis(policy.session_idle),
+                                                  now - millis(policy.session_absolute));
 }
 
 }  // namespace torii::identity

@@ -146,7 +146,14 @@ class Accounts {
   Accounts(store::Store& store, keys::KeyRing& keys, const Clock& clock, Random& random, AccountsOptions options,
            EventSink events);
 
-  [[nodiscard]] const AccountsOptions& options() const { return options_; }
+  // A copy: the policy part may change while the server runs (update_policy).
+  [[nodiscard]] AccountsOptions options() const;
+  // Replaces the lockout (lock_after_failures, first_lock, longest_lock), the session
+  // timeouts (session_idle, session_absolute) and failure_bursts with `next`'s; the other
+  // members stay as constructed. Takes effect for the next failure, session check and sweep
+  // (a lock already running keeps its end; sessions are judged by the new timeouts).
+  // Thread-safe: the console calls it on the io thread while sign-ins verify on the pool.
+  void update_policy(const AccountsOptions& next);
 
   // Consumes the setup token and creates the system administrator (organisation "default",
   // created when missing) with a session in the enrol stage. Problems: setup_token
@@ -237,7 +244,7 @@ class Accounts {
   [[nodiscard]] Result<SessionTicket> replace_session(const Caller& caller, std::string_view stage,
                                                       const Origin& origin);
   // Records a failed proof; true when it locked the account.
-  bool count_failure(Lock& lock, UnixMillis now) const;
+  bool count_failure(Lock& lock, UnixMillis now, const AccountsOptions& policy) const;
   struct Failure {
     std::string action;  // the security event
     nlohmann::json details;
@@ -260,6 +267,9 @@ class Accounts {
   keys::KeyRing& keys_;
   const Clock& clock_;
   Random& random_;
+  // hash_cost, the windows and totp_issuer are never changed after construction; the rest
+  // of options_ is read and replaced under options_mutex_ (options(), update_policy()).
+  mutable std::mutex options_mutex_;
   AccountsOptions options_;
   EventSink events_;
 

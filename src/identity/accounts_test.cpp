@@ -219,6 +219,25 @@ TEST_F(AccountsTest, SessionsEndAfterTheIdleAndTheAbsoluteTimeout) {
   EXPECT_FALSE(resolve(full->ticket->id)) << "12 hours after sign-in, however active";
 }
 
+// The console's settings (PATCH /api/v1/settings) reach a running Accounts: the next failure
+// counts against the new threshold and lock time, the next session check the new timeout.
+TEST_F(AccountsTest, ANewPolicyAppliesToTheNextFailureAndSessionCheck) {
+  const auto ticket = administrator();
+  AccountsOptions next = accounts_->options();
+  next.lock_after_failures = 1;
+  next.first_lock = 30s;
+  next.session_idle = 5min;
+  next.hash_cost = {4, std::size_t{1} << 20};
+  accounts_->update_policy(next);
+  EXPECT_EQ(accounts_->options().hash_cost.ops, minimum_password_hash_cost().ops) << "the hash cost stays";
+  clock_.advance(6min);
+  EXPECT_FALSE(resolve(ticket.id)) << "idle longer than the new timeout";
+  auto locked = accounts_->sign_in("alice", "wrong password here", origin_);
+  ASSERT_TRUE(locked);
+  EXPECT_EQ(locked->status, SignInStatus::locked);
+  EXPECT_EQ(locked->retry_after, 30s);
+}
+
 TEST_F(AccountsTest, AChangedPasswordEndsOtherSessionsAndMayNotRepeatARecentOne) {
   const auto ticket = administrator();
   auto other = accounts_->sign_in("alice", kStrong, origin_);

@@ -42,7 +42,11 @@ std::string format_millis(UnixMillis ms) { return format_utc_millis(from_unix_mi
 }  // namespace
 
 ApiTokens::ApiTokens(store::Store& store, const Clock& clock, Random& random, ApiTokenOptions options, EventSink events)
-    : store_(store), clock_(clock), random_(random), options_(options), events_(std::move(events)) {}
+    : store_(store),
+      clock_(clock),
+      random_(random),
+      max_lifetime_hours_(options.max_lifetime.count()),
+      events_(std::move(events)) {}
 
 void ApiTokens::emit(std::string actor, std::string action, std::string object, events::Outcome outcome,
                      const Origin& origin, nlohmann::json details) const {
@@ -58,6 +62,8 @@ bool ApiTokens::in_scope(const Caller& caller, Permission permission) {
 bool ApiTokens::grants(const Caller& caller, Permission permission) {
   return caller.permissions.has(permission) && in_scope(caller, permission);
 }
+
+void ApiTokens::set_max_lifetime(std::chrono::hours max_lifetime) { max_lifetime_hours_.store(max_lifetime.count()); }
 
 Result<IssuedApiToken> ApiTokens::create(const Caller& actor, const NewApiToken& request, const Origin& origin) {
   // Tokens do not make tokens: what one leaked token can do stays bounded by its own scope
@@ -86,7 +92,8 @@ Result<IssuedApiToken> ApiTokens::create(const Caller& actor, const NewApiToken&
   permissions.erase(std::unique(permissions.begin(), permissions.end()), permissions.end());
 
   const UnixMillis now = to_unix_millis(clock_.now());
-  const UnixMillis latest = to_unix_millis(clock_.now() + options_.max_lifetime);
+  const std::chrono::hours max_lifetime(max_lifetime_hours_.load());
+  const UnixMillis latest = to_unix_millis(clock_.now() + max_lifetime);
   if (!request.expires_at) {
     problems.push_back({"expires_at", "missing", "is required"});
   } else if (*request.expires_at <= now) {
@@ -94,7 +101,7 @@ Result<IssuedApiToken> ApiTokens::create(const Caller& actor, const NewApiToken&
   } else if (*request.expires_at > latest) {
     problems.push_back({"expires_at", "too_late",
                         fmt::format("must be at most {} days ahead",
-                                    std::chrono::duration_cast<std::chrono::days>(options_.max_lifetime).count())});
+                                    std::chrono::duration_cast<std::chrono::days>(max_lifetime).count())});
   }
 
   const std::string organisation =

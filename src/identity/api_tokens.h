@@ -19,6 +19,7 @@
 // Like Accounts, no mutable state of its own: usable from several threads.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -59,6 +60,9 @@ class ApiTokens {
   ApiTokens(store::Store& store, const Clock& clock, Random& random, ApiTokenOptions options, EventSink events);
 
   [[nodiscard]] Result<IssuedApiToken> create(const Caller& actor, const NewApiToken& request, const Origin& origin);
+  // The longest lifetime of the tokens created from now on (tokens already issued keep
+  // theirs). Thread-safe.
+  void set_max_lifetime(std::chrono::hours max_lifetime);
   // The actor's own tokens, revoked and expired ones too, newest first.
   [[nodiscard]] Result<std::vector<store::ApiTokenRecord>> list(const Caller& actor);
   // The actor's own token, or one of a person the actor may change (users.write, their
@@ -93,7 +97,8 @@ class ApiTokens {
   store::Store& store_;
   const Clock& clock_;
   Random& random_;
-  ApiTokenOptions options_;
+  // The only option, changed while the server runs (set_max_lifetime): its hours.
+  std::atomic<std::chrono::hours::rep> max_lifetime_hours_;
   EventSink events_;
 };
 

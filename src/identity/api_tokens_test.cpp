@@ -157,6 +157,17 @@ TEST_F(ApiTokensTest, AnExpiryIsRequiredInTheFutureAndWithinTheConfiguredMaximum
   EXPECT_TRUE(longest->token);
 }
 
+// The console's settings change the maximum for the tokens created from then on.
+TEST_F(ApiTokensTest, ANewMaximumLifetimeAppliesToTheNextToken) {
+  tokens_->set_max_lifetime(24h * 7);
+  auto refused = tokens_->create(operator_, request({"devices.read"}, 24h * 8), origin_);
+  ASSERT_TRUE(refused);
+  EXPECT_THAT(refused->problems, ElementsAre(Field(&FieldProblem::message, ::testing::HasSubstr("7 days"))));
+  auto within = tokens_->create(operator_, request({"devices.read"}, 24h * 7), origin_);
+  ASSERT_TRUE(within);
+  EXPECT_TRUE(within->token);
+}
+
 TEST_F(ApiTokensTest, AnExpiredTokenIsRefusedAndItsUseRecorded) {
   auto [token, secret] = issue(operator_, {"devices.read"});
   clock_.advance(24h * 30 - 1s);

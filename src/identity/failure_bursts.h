@@ -42,6 +42,9 @@ class FailureBursts {
 
   explicit FailureBursts(FailureBurstOptions options) : options_(options) {}
 
+  // New thresholds and window from the next failure on; the counts so far are kept.
+  void set_options(FailureBurstOptions options) { options_ = options; }
+
   // Counts one failure from `address` at `now`; the bursts this failure starts (at most
   // one per counter, at most once per window each).
   [[nodiscard]] std::vector<FailureBurst> record(std::string_view address, std::chrono::system_clock::time_point now);

@@ -17,7 +17,12 @@ std::string_view to_string(Admission a) {
 }
 
 ConnectionFilter::ConnectionFilter(FilterOptions options, const Clock& clock)
-    : options_(std::move(options)), clock_(clock) {}
+    : clock_(clock), options_(std::move(options)) {}
+
+void ConnectionFilter::set_options(FilterOptions options) {
+  std::lock_guard lock(mutex_);
+  options_ = std::move(options);
+}
 
 Admission ConnectionFilter::admit(const IpAddress& source) {
   const auto matches = [&](const std::vector<CidrBlock>& list) {

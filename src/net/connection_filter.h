@@ -44,6 +44,11 @@ class ConnectionFilter {
  public:
   ConnectionFilter(FilterOptions options, const Clock& clock);
 
+  // Replaces the lists, limits and ban rule (the console's settings, PATCH /api/v1/settings)
+  // for the next admission and failure. Connections already admitted stay open and bans
+  // already given keep their end.
+  void set_options(FilterOptions options);
+
   // On `admitted` the caller holds a slot and must call release() exactly once.
   [[nodiscard]] Admission admit(const IpAddress& source);
   void release(const IpAddress& source);
@@ -76,10 +81,10 @@ class ConnectionFilter {
   static constexpr std::size_t kSweepAbove = 4096;
   std::chrono::system_clock::time_point last_sweep_{};
 
-  const FilterOptions options_;
   const Clock& clock_;
   mutable std::mutex mutex_;
   // Guarded by mutex_:
+  FilterOptions options_;
   std::map<IpAddress, SourceState> sources_;
   std::size_t open_ = 0;
   FilterCounters counters_;

@@ -32,6 +32,24 @@ TEST(ConnectionFilter, EmptyAllowListAdmitsEveryoneNotDenied) {
   EXPECT_EQ(f.admit(ip("203.0.113.77")), Admission::denied_by_list);
 }
 
+// The console's settings (PATCH /api/v1/settings) replace the lists and the ban rule of the
+// running filter: the next admission and failure follow them.
+TEST(ConnectionFilter, NewOptionsApplyToTheNextAdmissionAndFailure) {
+  testing::FakeClock clock;
+  ConnectionFilter f({}, clock);
+  ASSERT_EQ(f.admit(ip("203.0.113.7")), Admission::admitted);
+  FilterOptions next;
+  next.deny = {cidr("203.0.113.0/24")};
+  next.ban_after_failures = 1;
+  f.set_options(next);
+  EXPECT_EQ(f.admit(ip("203.0.113.8")), Admission::denied_by_list);
+  EXPECT_EQ(f.open_connections(), 1u);  // the one admitted before stays
+  f.release(ip("203.0.113.7"));
+  EXPECT_TRUE(f.record_failure(ip("198.51.100.1")).banned_now);
+  f.set_options({});
+  EXPECT_EQ(f.admit(ip("203.0.113.8")), Admission::admitted);
+}
+
 TEST(ConnectionFilter, PerSourceAndGlobalLimitsFreeSlotsOnRelease) {
   testing::FakeClock clock;
   FilterOptions o;

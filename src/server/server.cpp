@@ -19,6 +19,7 @@
 #include "console/api.h"
 #include "console/http_server.h"
 #include "console/live.h"
+#include "console/settings.h"
 #include "console/waf.h"
 #include "console/work_pool.h"
 #include "crypto/sodium.h"
@@ -65,11 +66,16 @@ net::FilterOptions filter_options(const config::FirewallConfig& f) {
 
 struct Server::State {
   State(config::Config c, Environment e)
-      : config(std::move(c)),
+      : file_config(c),
+        config(std::move(c)),
         env(e),
         data_dir(resolve_data_dir(config)),
         filter(filter_options(config.firewall), env.clock) {}
 
+  // The configuration file as loaded, and the configuration in force: the file, then the
+  // overrides stored through the console (applied in start(); changed on the io thread by
+  // the console's settings routes, of which only the firewall is read here afterwards).
+  const config::Config file_config;
   config::Config config;
   Environment env;
   std::filesystem::path data_dir;
@@ -236,15 +242,7 @@ struct Server::State {
 
   Status make_console() {
     const auto& a = config.accounts;
-    identity::AccountsOptions o;
-    o.hash_cost = {a.password_hash_passes, std::size_t{a.password_hash_memory_kib} * 1024};
-    o.lock_after_failures = static_cast<int>(a.lock_after_failures);
-    o.first_lock = std::chrono::seconds(a.first_lock_seconds);
-    o.longest_lock = std::chrono::seconds(a.longest_lock_seconds);
-    o.session_idle = std::chrono::minutes(a.session_idle_minutes);
-    o.session_absolute = std::chrono::hours(a.session_absolute_hours);
-    o.failure_bursts = {std::chrono::seconds(a.failure_burst_window_seconds), a.failure_burst_per_source,
-                        a.failure_burst_total};
+    const identity::AccountsOptions o = console::accounts_options(a);
     accounts = std::make_unique<identity::Accounts>(*installation.store, *installation.keys, env.clock, env.random, o,
                                                     [this](const events::SecurityEvent& e) { log_event(e); });
     people = std::make_unique<identity::People>(*installation.store, env.clock, env.random,
@@ -276,11 +274,17 @@ struct Server::State {
     };
     hooks.reload_routes = [this] { return broker->load_routes(); };
     hooks.profile_changed = [this](std::string_view id) { broker->invalidate_profile(id); };
-    api = std::make_unique<console::Api>(
-        console::ApiContext{config, *installation.store, *accounts, *people, *api_tokens, *hash_pool, env.clock,
-                            [this](const events::SecurityEvent& e) { log_event(e); },
-                            console_base_url(config, console_port()), waf.get(), devices.get(), installation.keys.get(),
-                            std::move(hooks), security_log_dir(config), log ? log->public_key() : Bytes{}, &live});
+    // The console changes the accounts and tokens itself; the firewall is the server's. The
+    // rest of `config` stays as started (what applies at the next start).
+    const console::SettingsChanged settings_changed = [this](const config::Config& next) {
+      config.firewall = next.firewall;
+      filter.set_options(filter_options(config.firewall));
+    };
+    api = std::make_unique<console::Api>(console::ApiContext{
+        file_config, *installation.store, *accounts, *people, *api_tokens, *hash_pool, env.clock,
+        [this](const events::SecurityEvent& e) { log_event(e); }, console_base_url(config, console_port()), waf.get(),
+        devices.get(), installation.keys.get(), std::move(hooks), security_log_dir(config),
+        log ? log->public_key() : Bytes{}, &live, settings_changed});
     console::HttpLimits limits;
     limits.max_body_bytes = h.max_body_bytes;
     limits.request_timeout = std::chrono::seconds(h.request_timeout_seconds);
@@ -429,6 +433,21 @@ Status Server::open_state() {
   auto opened = open_installation(s.config, s.env.clock, s.env.random, {true, s.env.fast_key_derivation_for_tests});
   if (!opened) return tl::unexpected(opened.error());
   s.installation = std::move(*opened);
+  // The settings changed through the console survive restarts: they are layered over the
+  // file as soon as the store is open, before anything else reads them (the security log's
+  // retention first). One that no longer passes the file's checks (the file changed since,
+  // a newer torii) stops the start, as a bad file does, naming the key.
+  auto in_force = console::settings_in_force(s.file_config, *s.installation.store);
+  if (!in_force) return tl::unexpected(in_force.error());
+  if (!in_force->ok()) {
+    return fail(Errc::invalid_argument,
+                fmt::format("the settings changed through the console are not valid with this configuration file "
+                            "(return one to the file's value with `torii admin settings reset --key KEY`, or change "
+                            "the file):\n{}",
+                            config::format_problems(in_force->problems)));
+  }
+  s.config = std::move(in_force->config);
+  s.filter.set_options(filter_options(s.config.firewall));
   auto log = open_security_log(s.config, s.installation, s.env.clock);
   if (!log) return tl::unexpected(log.error());
   s.log = std::move(*log);

@@ -1,5 +1,6 @@
 // The store contract for the console's people: organisations, users (with their password
-// history and recovery codes), console sessions, password reset tokens, API tokens and custom roles. Backend-agnostic,
+// history and recovery codes), console sessions, password reset tokens, API tokens, custom roles and
+// the settings changed through the console. Backend-agnostic,
 // like contract_test.cpp.
 #include <atomic>
 #include <cstdint>
@@ -17,7 +18,11 @@
 
 namespace torii::store {
 
-// Readable failures: the record's fields instead of its bytes (found by argument lookup).
+// Readable failures: the records' fields instead of their bytes (found by argument lookup).
+void PrintTo(const SettingOverrideRecord& r, std::ostream* os) {
+  *os << "{" << r.key << ", " << r.value_json << ", " << r.changed_by << ", " << r.changed_at << "}";
+}
+
 void PrintTo(const CustomRoleRecord& r, std::ostream* os) {
   *os << "{" << r.organisation_id << ", " << r.name << ", " << r.description << ", "
       << ::testing::PrintToString(r.permissions) << ", " << r.created_at << ", " << r.updated_at << "}";
@@ -1537,6 +1542,76 @@ TEST_P(StoreContractTest, CustomRoleRemoveReportsWhetherARoleWasDeleted) {
   auto found = store().custom_roles().find("org-1", "field-tech");
   ASSERT_TRUE(is_ok(found));
   EXPECT_FALSE(found->has_value());
+}
+
+// -------------------------------------------------------------------------- setting overrides
+
+SettingOverrideRecord make_setting(std::string key, std::string value_json, UnixMillis at = kNow) {
+  return {std::move(key), std::move(value_json), "user:u-1", at};
+}
+
+TEST_P(StoreContractTest, SettingOverridesRoundTripEveryFieldAndAreListedByKey) {
+  auto& settings = store().setting_overrides();
+  const SettingOverrideRecord tricky = make_setting("log.retention_days", "\"" + kTricky + "\"");
+  ASSERT_TRUE(is_ok(settings.put(make_setting("firewall.deny", R"(["203.0.113.0/24"])"))));
+  ASSERT_TRUE(is_ok(settings.put(tricky)));
+  ASSERT_TRUE(is_ok(settings.put(make_setting("accounts.lock_after_failures", "3"))));
+  auto listed = settings.list();
+  ASSERT_TRUE(is_ok(listed));
+  EXPECT_THAT(*listed, ElementsAre(make_setting("accounts.lock_after_failures", "3"),
+                                   make_setting("firewall.deny", R"(["203.0.113.0/24"])"), tricky));
+}
+
+TEST_P(StoreContractTest, ASettingOverridePutAgainReplacesValueAuthorAndTime) {
+  auto& settings = store().setting_overrides();
+  ASSERT_TRUE(is_ok(settings.put(make_setting("accounts.lock_after_failures", "3"))));
+  SettingOverrideRecord changed = make_setting("accounts.lock_after_failures", "7", kNow + 5000);
+  changed.changed_by = "user:u-2";
+  ASSERT_TRUE(is_ok(settings.put(changed)));
+  auto listed = settings.list();
+  ASSERT_TRUE(is_ok(listed));
+  EXPECT_THAT(*listed, ElementsAre(changed));
+}
+
+TEST_P(StoreContractTest, ASettingOverrideWithoutKeyOrValueIsInvalidArgument) {
+  auto& settings = store().setting_overrides();
+  EXPECT_TRUE(fails_with(settings.put(make_setting("", "3")), Errc::invalid_argument));
+  EXPECT_TRUE(fails_with(settings.put(make_setting("accounts.lock_after_failures", "")), Errc::invalid_argument));
+  auto listed = settings.list();
+  ASSERT_TRUE(is_ok(listed));
+  EXPECT_THAT(*listed, IsEmpty());
+}
+
+TEST_P(StoreContractTest, SettingOverrideRemoveReportsWhetherOneWasThere) {
+  auto& settings = store().setting_overrides();
+  ASSERT_TRUE(is_ok(settings.put(make_setting("accounts.lock_after_failures", "3"))));
+  ASSERT_TRUE(is_ok(settings.put(make_setting("log.retention_days", "30"))));
+  auto removed = settings.remove("accounts.lock_after_failures");
+  ASSERT_TRUE(is_ok(removed));
+  EXPECT_TRUE(*removed);
+  auto again = settings.remove("accounts.lock_after_failures");
+  ASSERT_TRUE(is_ok(again));
+  EXPECT_FALSE(*again);
+  auto listed = settings.list();
+  ASSERT_TRUE(is_ok(listed));
+  EXPECT_THAT(*listed, ElementsAre(make_setting("log.retention_days", "30")));
+}
+
+// A change of several settings is all or nothing (the console's PATCH /api/v1/settings).
+TEST_P(StoreContractTest, SettingOverridesChangedInATransactionThatFailsAreNotKept) {
+  auto& s = store();
+  ASSERT_TRUE(is_ok(s.setting_overrides().put(make_setting("log.retention_days", "30"))));
+  auto t = s.transaction([&]() -> Status {
+    if (auto st = s.setting_overrides().put(make_setting("accounts.lock_after_failures", "3")); !st) return st;
+    if (auto removed = s.setting_overrides().remove("log.retention_days"); !removed) {
+      return tl::unexpected(removed.error());
+    }
+    return fail(Errc::invalid_argument, "refused");
+  });
+  EXPECT_TRUE(fails_with(t, Errc::invalid_argument));
+  auto listed = s.setting_overrides().list();
+  ASSERT_TRUE(is_ok(listed));
+  EXPECT_THAT(*listed, ElementsAre(make_setting("log.retention_days", "30")));
 }
 
 }  // namespace

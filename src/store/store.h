@@ -692,6 +692,31 @@ class CustomRoleRepository {
   [[nodiscard]] virtual Result<bool> remove(std::string_view organisation_id, std::string_view name) = 0;
 };
 
+// --- Installation settings (console) ---------------------------------------------------------
+
+// A setting changed through the console, layered over the configuration file at start and
+// when changed (config::apply_overrides; docs/configuration.md). None of them is secret.
+struct SettingOverrideRecord {
+  std::string key;         // a configuration key path: "accounts.lock_after_failures"
+  std::string value_json;  // its value as JSON text: 3, ["203.0.113.0/24"]
+  std::string changed_by;  // the actor: "user:<id>"
+  UnixMillis changed_at = 0;
+
+  friend bool operator==(const SettingOverrideRecord&, const SettingOverrideRecord&) = default;
+};
+
+class SettingOverrideRepository {
+ public:
+  virtual ~SettingOverrideRepository() = default;
+  // Sets the key's override, replacing the one it had. invalid_argument for an empty key or
+  // value. Whether the key may be changed, and to what, is the caller's to check.
+  [[nodiscard]] virtual Status put(const SettingOverrideRecord& setting) = 0;
+  // False when the key had no override.
+  [[nodiscard]] virtual Result<bool> remove(std::string_view key) = 0;
+  // Every override, by key.
+  [[nodiscard]] virtual Result<std::vector<SettingOverrideRecord>> list() = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -716,6 +741,7 @@ class Store {
   [[nodiscard]] virtual PasswordResetRepository& password_resets() = 0;
   [[nodiscard]] virtual ApiTokenRepository& api_tokens() = 0;
   [[nodiscard]] virtual CustomRoleRepository& custom_roles() = 0;
+  [[nodiscard]] virtual SettingOverrideRepository& setting_overrides() = 0;
 
   // Runs body in a transaction: commits when it returns ok, rolls back otherwise and returns
   // its error (or the commit's). A nested call joins the enclosing transaction: nothing is

@@ -652,5 +652,67 @@ TEST_F(Console, AnIdleConnectionIsClosedAndAGarbledRequestGets400) {
   EXPECT_THAT(garbled.out, StartsWith("HTTP/1.1 400 Bad Request\r\n"));
 }
 
+// PATCH /api/v1/settings on a real server: a lower lockout threshold and a firewall deny list
+// take effect at once, and both are still in force after a restart. A stored change that no
+// longer fits the file stops the next start, naming the key, until the admin CLI resets it.
+TEST_F(Console, ASettingChangedThroughTheApiIsKeptAcrossARestart) {
+  start_console();
+  const auto admin = set_up_administrator();
+  // From a second loopback address (all of 127/8 is local), as another host would come.
+  const auto from_elsewhere = [&] {
+    return run({"curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--interface", "127.0.0.2", "--cacert",
+                (work_dir() / "ca.pem").string(), url("/api/v1/session")},
+               std::chrono::seconds(30));
+  };
+  ASSERT_EQ(from_elsewhere().out, "401");
+
+  const auto shut_out = call("PATCH", "/api/v1/settings", json{{"changes", {{"firewall.deny", {"127.0.0.0/8"}}}}},
+                             admin.session, admin.csrf);
+  EXPECT_EQ(shut_out.status, 422) << shut_out.body;
+  EXPECT_THAT(shut_out.body, HasSubstr("locks_you_out"));
+
+  const auto changed =
+      call("PATCH", "/api/v1/settings",
+           json{{"changes", {{"accounts.lock_after_failures", 2}, {"firewall.deny", {"127.0.0.2/32"}}}}}, admin.session,
+           admin.csrf);
+  ASSERT_EQ(changed.status, 200) << changed.body;
+  EXPECT_EQ(changed.body_json()["settings"]["accounts"]["lock_after_failures"], 2);
+  // The file says 3: two failures lock now.
+  const auto wrong = json{{"username", "nobody-here"}, {"password", "wrong wrong"}};
+  EXPECT_EQ(call("POST", "/api/v1/session", wrong).status, 401);
+  EXPECT_EQ(call("POST", "/api/v1/session", wrong).status, 429);
+  EXPECT_NE(from_elsewhere().out, "401") << "127.0.0.2 is denied now";
+
+  ASSERT_EQ(stop(), 0);
+  start();
+  const auto shown = call("GET", "/api/v1/settings", std::nullopt, admin.session);
+  ASSERT_EQ(shown.status, 200) << shown.body;
+  EXPECT_EQ(shown.body_json()["settings"]["accounts"]["lock_after_failures"], 2);
+  EXPECT_EQ(shown.body_json()["keys"]["accounts.lock_after_failures"]["source"], "console");
+  EXPECT_EQ(shown.body_json()["settings"]["firewall"]["deny"], json::array({"127.0.0.2/32"}));
+  const auto other = json{{"username", "nobody-else"}, {"password", "wrong wrong"}};
+  EXPECT_EQ(call("POST", "/api/v1/session", other).status, 401);
+  EXPECT_EQ(call("POST", "/api/v1/session", other).status, 429);
+  EXPECT_NE(from_elsewhere().out, "401") << "still denied after the restart";
+
+  // The file changes under a stored value: the start is refused with the key, until reset.
+  ASSERT_EQ(call("PATCH", "/api/v1/settings", json{{"changes", {{"accounts.first_lock_seconds", 1200}}}}, admin.session,
+                 admin.csrf)
+                .status,
+            200);
+  ASSERT_EQ(stop(), 0);
+  config_text += "longest_lock_seconds = 900\n";  // in [accounts], the file's last section
+  const auto refused = torii({"server"});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_THAT(refused.err + refused.out, HasSubstr("accounts.longest_lock_seconds"));
+  const auto reset = torii({"admin", "settings", "reset", "--key", "accounts.first_lock_seconds"});
+  EXPECT_EQ(reset.exit_code, 0) << reset.err;
+  start();
+  const auto after = call("GET", "/api/v1/settings", std::nullopt, admin.session);
+  EXPECT_EQ(after.body_json()["settings"]["accounts"]["first_lock_seconds"], 600);
+  EXPECT_EQ(after.body_json()["settings"]["accounts"]["longest_lock_seconds"], 900);
+  EXPECT_EQ(after.body_json()["settings"]["accounts"]["lock_after_failures"], 2);
+}
+
 }  // namespace
 }  // namespace torii::testing

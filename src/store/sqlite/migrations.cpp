@@ -13,7 +13,7 @@ namespace {
 
 // Append only: a released migration is never edited, a change is a new migration.
 // STRICT tables make SQLite refuse values of the wrong type instead of converting them.
-constexpr std::array<Migration, 8> kMigrations = {{
+constexpr std::array<Migration, 9> kMigrations = {{
     {1, "initial schema: meta, data keys, secrets, certificates, setup tokens, counters", R"sql(
 CREATE TABLE meta (
   key TEXT PRIMARY KEY NOT NULL,
@@ -268,6 +268,15 @@ CREATE TABLE custom_roles (
   created_at_ms INTEGER NOT NULL,
   updated_at_ms INTEGER NOT NULL,
   PRIMARY KEY (organisation_id, name)
+) STRICT, WITHOUT ROWID;
+)sql"},
+    {9, "console: installation settings changed through the console", R"sql(
+-- Layered over the configuration file (config::apply_overrides); the value is JSON text.
+CREATE TABLE setting_overrides (
+  key TEXT PRIMARY KEY CHECK (key <> ''),
+  value_json TEXT NOT NULL CHECK (value_json <> ''),
+  changed_by TEXT NOT NULL,
+  changed_at_ms INTEGER NOT NULL
 ) STRICT, WITHOUT ROWID;
 )sql"},
 }};

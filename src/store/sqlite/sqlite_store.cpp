@@ -1979,6 +1979,51 @@ class SqliteCustomRoleRepository final : public CustomRoleRepository {
 
 // ---------------------------------------------------------------------------------------
 
+class SqliteSettingOverrideRepository final : public SettingOverrideRepository {
+ public:
+  explicit SqliteSettingOverrideRepository(Db& db) : db_(db) {}
+
+  Status put(const SettingOverrideRecord& setting) override {
+    if (setting.key.empty() || setting.value_json.empty()) {
+      return fail(Errc::invalid_argument, "store: a setting override needs a key and a value");
+    }
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached(
+        "INSERT INTO setting_overrides (key, value_json, changed_by, changed_at_ms) VALUES (?1, ?2, ?3, ?4) "
+        "ON CONFLICT (key) DO UPDATE SET value_json = excluded.value_json, changed_by = excluded.changed_by, "
+        "changed_at_ms = excluded.changed_at_ms");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt)
+        .bind_text(1, setting.key)
+        .bind_text(2, setting.value_json)
+        .bind_text(3, setting.changed_by)
+        .bind_int(4, setting.changed_at);
+    return (**stmt).run();
+  }
+
+  Result<bool> remove(std::string_view key) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("DELETE FROM setting_overrides WHERE key = ?1");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, key);
+    return changed_any(db_, **stmt);
+  }
+
+  Result<std::vector<SettingOverrideRecord>> list() override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT key, value_json, changed_by, changed_at_ms FROM setting_overrides ORDER BY key");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    return read_all(**stmt, [](const Statement& row) {
+      return SettingOverrideRecord{row.column_text(0), row.column_text(1), row.column_text(2), row.column_int(3)};
+    });
+  }
+
+ private:
+  Db& db_;
+};
+
+// ---------------------------------------------------------------------------------------
+
 class SqliteStore final : public Store {
  public:
   SqliteStore(DbHandle db, bool file_backed, int version)
@@ -2001,7 +2046,8 @@ class SqliteStore final : public Store {
         console_sessions_(db_),
         password_resets_(db_),
         api_tokens_(db_),
-        custom_roles_(db_) {}
+        custom_roles_(db_),
+        setting_overrides_(db_) {}
 
   MetaRepository& meta() override { return meta_; }
   DataKeyRepository& data_keys() override { return data_keys_; }
@@ -2022,6 +2068,7 @@ class SqliteStore final : public Store {
   PasswordResetRepository& password_resets() override { return password_resets_; }
   ApiTokenRepository& api_tokens() override { return api_tokens_; }
   CustomRoleRepository& custom_roles() override { return custom_roles_; }
+  SettingOverrideRepository& setting_overrides() override { return setting_overrides_; }
 
   Status transaction(const std::function<Status()>& body) override { return db_.transaction(body); }
 
@@ -2048,6 +2095,7 @@ class SqliteStore final : public Store {
   SqlitePasswordResetRepository password_resets_;
   SqliteApiTokenRepository api_tokens_;
   SqliteCustomRoleRepository custom_roles_;
+  SqliteSettingOverrideRepository setting_overrides_;
 };
 
 // ---------------------------------------------------------------------------------------
