@@ -39,6 +39,10 @@
 #include "identity/people.h"
 #include "store/store.h"
 
+namespace torii::mail {
+class Outbox;
+}
+
 namespace torii::console {
 
 class WorkPool;
@@ -77,6 +81,9 @@ struct ApiContext {
   // verifying it; empty: the log endpoints answer 503.
   std::filesystem::path security_log_dir = {};
   Bytes security_log_public_key = {};
+  // Where password links sent by e-mail go; nullptr: mail is not configured, and the routes
+  // that need it answer 503 mail_unavailable.
+  mail::Outbox* mail = nullptr;
 };
 
 // One row of the route table, for docs/permissions.md and its test.

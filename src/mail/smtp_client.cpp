@@ -180,16 +180,12 @@ class Session {
                                  ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::no_compression,
                              ec);
     SSL_CTX_set_min_proto_version(tls_context_.native_handle(), TLS1_2_VERSION);
-    if (settings_.ca_file.empty()) {
+    if (settings_.ca_pem.empty()) {
       tls_context_.set_default_verify_paths(ec);
     } else {
-      tls_context_.load_verify_file(settings_.ca_file.string(), ec);
+      tls_context_.add_certificate_authority(asio::buffer(settings_.ca_pem), ec);
     }
-    if (ec) {
-      return fail(Errc::invalid_argument,
-                  fmt::format("smtp: cannot load the trusted CAs{}: {}",
-                              settings_.ca_file.empty() ? "" : " from " + settings_.ca_file.string(), ec.message()));
-    }
+    if (ec) return fail(Errc::invalid_argument, fmt::format("smtp: cannot load the trusted CAs: {}", ec.message()));
     tls_context_.set_verify_mode(ssl::verify_peer);
     return ok();
   }

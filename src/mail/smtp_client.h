@@ -3,7 +3,7 @@
 // smtp_client.cpp.
 //
 // Secure by default: the connection is TLS (STARTTLS, or implicit TLS on port 465) with
-// the server's certificate verified (chain to the system CAs or to `ca_file`, and the host
+// the server's certificate verified (chain to the system CAs or to `ca_pem`, and the host
 // name); plain SMTP only when asked for, and then only to a loopback host. Credentials are
 // sent only over TLS. A STARTTLS reply followed by more bytes before the handshake is
 // refused (those bytes would be read as if they came through TLS: CVE-2011-0411).
@@ -14,7 +14,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <filesystem>
 #include <string>
 
 #include "base/error.h"
@@ -36,7 +35,7 @@ struct SmtpSettings {
   std::string from_name;                // display name; may be empty
   std::string username;                 // empty: no AUTH
   std::string password;                 // with username; never logged
-  std::filesystem::path ca_file;        // PEM; empty: the system's CAs
+  std::string ca_pem;                   // the CAs trusted for the server (PEM, read at start); empty: the system's
   std::chrono::seconds timeout{30};     // connect, handshake, each write and each reply
   std::string helo_name = "localhost";  // the name given in EHLO
 };

@@ -8,7 +8,9 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "testing/smtp_sink.h"
 #include "testing/temp_dir.h"
@@ -18,6 +20,13 @@ namespace {
 
 using testing::SinkOptions;
 using testing::SmtpSink;
+
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
 
 // Built at run time (scripts/secret-scan).
 std::string sink_password() { return std::string("sink-") + "pass-" + std::to_string(4242); }
@@ -34,7 +43,7 @@ class SmtpClientTest : public ::testing::Test {
     s.from_name = "torii";
     s.username = "torii";
     s.password = sink_password();
-    s.ca_file = certificates.ca;
+    s.ca_pem = read_text(certificates.ca);
     s.timeout = std::chrono::seconds(10);
     return s;
   }
@@ -88,7 +97,7 @@ TEST_F(SmtpClientTest, ACertificateFromAnotherCaIsRefusedBeforeAnyCredentials) {
   testing::TempDir other_dir;
   const auto other = testing::make_sink_certificates(other_dir.path());
   auto settings = settings_for(sink);
-  settings.ca_file = other.ca;
+  settings.ca_pem = read_text(other.ca);
   auto sent = send_mail(settings, message);
   ASSERT_FALSE(sent.has_value());
   EXPECT_NE(sent.error().message.find("not trusted"), std::string::npos) << sent.error().message;
@@ -101,7 +110,7 @@ TEST_F(SmtpClientTest, ACertificateForAnotherNameIsRefused) {
   SmtpSink sink(SinkOptions{elsewhere, "torii:" + sink_password()});
   ASSERT_NE(sink.port(), 0);
   auto settings = settings_for(sink);
-  settings.ca_file = elsewhere.ca;
+  settings.ca_pem = read_text(elsewhere.ca);
   auto sent = send_mail(settings, message);
   ASSERT_FALSE(sent.has_value());
   EXPECT_NE(sent.error().message.find("not trusted"), std::string::npos) << sent.error().message;
