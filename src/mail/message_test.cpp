@@ -8,10 +8,12 @@
 namespace torii::mail {
 namespace {
 
-const MessageHeaders kHeaders{"torii@example.org", "torii", "Sat, 05 Dec 2026 18:28:34 +0000", "abc123@example.org"};
+MessageHeaders headers() {
+  return {"torii@example.org", "torii", "Sat, 05 Dec 2026 18:28:34 +0000", "abc123@example.org"};
+}
 
 TEST(MailMessage, HeadersAndAPlainAsciiBody) {
-  auto text = format_message(kHeaders, {"ann@example.org", "Set your password", "Hello\nline two\n"}, false);
+  auto text = format_message(headers(), {"ann@example.org", "Set your password", "Hello\nline two\n"}, false);
   ASSERT_TRUE(text.has_value()) << text.error().message;
   EXPECT_EQ(*text,
             "Date: Sat, 05 Dec 2026 18:28:34 +0000\r\n"
@@ -28,13 +30,13 @@ TEST(MailMessage, HeadersAndAPlainAsciiBody) {
 
 TEST(MailMessage, NonAsciiTravelsAs8BitOnlyWhenTheServerSaysSoAndTheSubjectIsEncoded) {
   const MailMessage message{"ann@example.org", "Passwort für Ann", "Grüße = hallo\r\n"};
-  auto eight = format_message(kHeaders, message, true);
+  auto eight = format_message(headers(), message, true);
   ASSERT_TRUE(eight.has_value());
   EXPECT_NE(eight->find("Content-Transfer-Encoding: 8bit\r\n"), std::string::npos);
   EXPECT_NE(eight->find("\r\n\r\nGrüße = hallo\r\n"), std::string::npos);
   EXPECT_NE(eight->find("Subject: =?utf-8?B?UGFzc3dvcnQgZsO8ciBBbm4=?=\r\n"), std::string::npos);
 
-  auto seven = format_message(kHeaders, message, false);
+  auto seven = format_message(headers(), message, false);
   ASSERT_TRUE(seven.has_value());
   EXPECT_NE(seven->find("Content-Transfer-Encoding: quoted-printable\r\n"), std::string::npos);
   EXPECT_NE(seven->find("\r\n\r\nGr=C3=BC=C3=9Fe =3D hallo\r\n"), std::string::npos);
@@ -42,7 +44,7 @@ TEST(MailMessage, NonAsciiTravelsAs8BitOnlyWhenTheServerSaysSoAndTheSubjectIsEnc
 }
 
 TEST(MailMessage, LongLinesAreSoftBrokenInQuotedPrintable) {
-  auto text = format_message(kHeaders, {"ann@example.org", "s", std::string(2000, 'a')}, true);
+  auto text = format_message(headers(), {"ann@example.org", "s", std::string(2000, 'a')}, true);
   ASSERT_TRUE(text.has_value());
   EXPECT_NE(text->find("quoted-printable"), std::string::npos);
   std::size_t start = 0;
@@ -58,13 +60,13 @@ TEST(MailMessage, LineBreaksAndNulInHeadersAreRefusedNotStripped) {
   const std::vector<std::string> evils = {"x\r\nBcc: eve@example.org", "x\nBcc: eve@example.org", "x\rBcc: eve",
                                           std::string("x\0y", 3)};
   for (const std::string& evil : evils) {
-    EXPECT_FALSE(format_message(kHeaders, {"ann@example.org", evil, "b"}, true).has_value());
-    MessageHeaders named = kHeaders;
+    EXPECT_FALSE(format_message(headers(), {"ann@example.org", evil, "b"}, true).has_value());
+    MessageHeaders named = headers();
     named.from_name = evil;
     EXPECT_FALSE(format_message(named, {"ann@example.org", "s", "b"}, true).has_value());
-    EXPECT_FALSE(format_message(kHeaders, {"ann@example.org" + evil, "s", "b"}, true).has_value());
+    EXPECT_FALSE(format_message(headers(), {"ann@example.org" + evil, "s", "b"}, true).has_value());
   }
-  EXPECT_FALSE(format_message(kHeaders, {"ann@example.org", "s", std::string("a\0b", 3)}, true).has_value());
+  EXPECT_FALSE(format_message(headers(), {"ann@example.org", "s", std::string("a\0b", 3)}, true).has_value());
 }
 
 TEST(MailMessage, AddressesAreChecked) {
@@ -82,7 +84,7 @@ TEST(MailMessage, AddressesAreChecked) {
 TEST(MailMessage, DotStuffingDoublesLeadingDotsAndEndsTheData) {
   EXPECT_EQ(dot_stuff(".\r\n..x\r\na.b\r\n.end\r\n"), "..\r\n...x\r\na.b\r\n..end\r\n.\r\n");
   EXPECT_EQ(dot_stuff("no final line end"), "no final line end\r\n.\r\n");
-  auto text = format_message(kHeaders, {"ann@example.org", "s", "first\n.\nlast"}, true);
+  auto text = format_message(headers(), {"ann@example.org", "s", "first\n.\nlast"}, true);
   ASSERT_TRUE(text.has_value());
   const std::string data = dot_stuff(*text);
   EXPECT_NE(data.find("\r\nfirst\r\n..\r\nlast\r\n.\r\n"), std::string::npos);

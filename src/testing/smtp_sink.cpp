@@ -25,7 +25,7 @@ bool succeeded(const RunResult& r, std::string_view what) {
 }  // namespace
 
 SinkCertificates make_sink_certificates(const std::filesystem::path& dir, const std::string& names) {
-  const SinkCertificates out{dir / "ca.pem", dir / "cert.pem", dir / "key.pem"};
+  SinkCertificates out{dir / "ca.pem", dir / "cert.pem", dir / "key.pem"};
   const std::string ca_key = (dir / "ca.key").string();
   const std::string request = (dir / "request.csr").string();
   const std::string extensions = (dir / "extensions.cnf").string();
