@@ -118,7 +118,8 @@ class Session {
     auto text = format_message(headers, message, eight_bit);
     if (!text) co_return tl::unexpected(text.error());
     const std::string body_parameter = eight_bit ? " BODY=8BITMIME" : "";
-    if (auto r = co_await expect("MAIL FROM:<" + settings_.from + ">" + body_parameter, "MAIL FROM", 250); !r) {
+    if (auto r = co_await expect(fmt::format("MAIL FROM:<{}>{}", settings_.from, body_parameter), "MAIL FROM", 250);
+        !r) {
       co_return tl::unexpected(r.error());
     }
     auto rcpt = co_await command("RCPT TO:<" + message.to + ">", "RCPT TO");
