@@ -376,6 +376,49 @@ void read_all(Reader& r, Config& c) {
 
   // [setup]
   r.number("setup.token_lifetime_minutes", c.setup.token_lifetime_minutes, 5, 60);
+
+  // [mail]
+  r.text("mail.host", c.mail.host, [&](std::string_view key, const std::string& v) {
+    if (!v.empty() && !valid_hostname(v)) r.problem(key, "must be a DNS name or an IP address");
+  });
+  r.number("mail.port", c.mail.port, 1, 65535);
+  r.text("mail.tls", c.mail.tls, [&](std::string_view key, const std::string& v) {
+    if (v != "starttls" && v != "tls" && v != "none") r.problem(key, "must be \"starttls\", \"tls\" or \"none\"");
+  });
+  r.text("mail.from", c.mail.from, [&](std::string_view key, const std::string& v) {
+    const auto at = v.rfind('@');
+    if (!v.empty() &&
+        (at == std::string::npos || at == 0 || at + 1 == v.size() || std::any_of(v.begin(), v.end(), [](char ch) {
+           return static_cast<unsigned char>(ch) <= 0x20 || ch == '<' || ch == '>' || ch == 0x7f;
+         }))) {
+      r.problem(key, "must be an e-mail address such as torii@example.org");
+    }
+  });
+  r.text("mail.from_name", c.mail.from_name, [&](std::string_view key, const std::string& v) {
+    if (v.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) r.problem(key, "must be one line");
+  });
+  r.text("mail.username", c.mail.username, [&](std::string_view key, const std::string& v) {
+    if (v.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) r.problem(key, "must be one line");
+  });
+  r.path("mail.password_file", c.mail.password_file, true);
+  r.path("mail.ca_file", c.mail.ca_file, true);
+  r.number("mail.timeout_seconds", c.mail.timeout_seconds, 1, 300);
+  if (!c.mail.host.empty()) {
+    if (c.mail.from.empty()) r.problem("mail.from", "must be set when mail.host is");
+    const auto ip = IpAddress::parse(c.mail.host);
+    const bool loopback =
+        c.mail.host == "localhost" || (ip && (ip->to_string() == "::1" || ip->to_string().starts_with("127.")));
+    if (c.mail.tls == "none" && !loopback) {
+      r.problem("mail.tls", "\"none\" (no TLS) is allowed only to a loopback host (localhost, 127.0.0.0/8, ::1)");
+    }
+    if (c.mail.username.empty() != c.mail.password_file.empty()) {
+      r.problem(c.mail.username.empty() ? "mail.username" : "mail.password_file",
+                "mail.username and mail.password_file go together");
+    }
+    if (c.mail.tls == "none" && !c.mail.username.empty()) {
+      r.problem("mail.username", "credentials are sent only over TLS: set mail.tls to \"starttls\" or \"tls\"");
+    }
+  }
 }
 
 }  // namespace

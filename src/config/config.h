@@ -143,6 +143,23 @@ struct AccountsConfig {
   friend bool operator==(const AccountsConfig&, const AccountsConfig&) = default;
 };
 
+// Outgoing e-mail (password links): an SMTP submission server. Off while host is empty.
+// TLS is required ("starttls", or "tls" from the first byte, port 465) with the server's
+// certificate verified; "none" only to a loopback host (a local relay). The password is
+// read from password_file, never written in this file.
+struct MailConfig {
+  std::string host;
+  std::uint32_t port = 587;
+  std::string tls = "starttls";  // "starttls", "tls" or "none"
+  std::string from;              // sender address; required with a host
+  std::string from_name = "torii";
+  std::string username;                 // empty: no AUTH
+  std::filesystem::path password_file;  // with username; mode 0600
+  std::filesystem::path ca_file;        // PEM of the CAs trusted for the server; empty: the system's
+  std::uint32_t timeout_seconds = 30;
+  friend bool operator==(const MailConfig&, const MailConfig&) = default;
+};
+
 struct SetupConfig {
   std::uint32_t token_lifetime_minutes = 60;
   friend bool operator==(const SetupConfig&, const SetupConfig&) = default;
@@ -161,6 +178,7 @@ struct Config {
   PkiConfig pki;
   LogConfig log;
   SetupConfig setup;
+  MailConfig mail;
   friend bool operator==(const Config&, const Config&) = default;
 };
 

@@ -102,6 +102,44 @@ x = 1
   EXPECT_EQ(p.size(), 17u) << format_problems(p);
 }
 
+TEST(Config, MailIsOffByDefaultAndItsProblemsAreAllReported) {
+  EXPECT_TRUE(Config{}.mail.host.empty());
+  EXPECT_EQ(Config{}.mail.tls, "starttls");
+  const auto r = parse_config(R"(
+[mail]
+host = "mail.example.org"
+port = 0
+tls = "none"
+from_name = "x\ny"
+username = "torii"
+timeout_seconds = 0
+)");
+  const auto& p = r.problems;
+  EXPECT_THAT(p, Contains(problem_at("mail.port", "between 1 and 65535")));
+  EXPECT_THAT(p, Contains(problem_at("mail.tls", "only to a loopback host")));
+  EXPECT_THAT(p, Contains(problem_at("mail.from", "must be set")));
+  EXPECT_THAT(p, Contains(problem_at("mail.from_name", "one line")));
+  EXPECT_THAT(p, Contains(problem_at("mail.password_file", "go together")));
+  EXPECT_THAT(p, Contains(problem_at("mail.username", "only over TLS")));
+  EXPECT_THAT(p, Contains(problem_at("mail.timeout_seconds", "between 1 and 300")));
+  EXPECT_EQ(p.size(), 7u) << format_problems(p);
+
+  const auto bad = parse_config("[mail]\nhost = \"bad host\"\ntls = \"maybe\"\nfrom = \"not an address\"\n");
+  EXPECT_THAT(bad.problems, Contains(problem_at("mail.host", "DNS name")));
+  EXPECT_THAT(bad.problems, Contains(problem_at("mail.tls", "\"starttls\", \"tls\" or \"none\"")));
+  EXPECT_THAT(bad.problems, Contains(problem_at("mail.from", "e-mail address")));
+
+  const auto local =
+      parse_config("[mail]\nhost = \"127.0.0.1\"\nport = 2525\ntls = \"none\"\nfrom = \"torii@example.org\"\n");
+  ASSERT_TRUE(local.ok()) << format_problems(local.problems);
+  EXPECT_EQ(local.config.mail.port, 2525u);
+  const auto secure = parse_config(
+      "[mail]\nhost = \"mail.example.org\"\nfrom = \"torii@example.org\"\nusername = \"torii\"\n"
+      "password_file = \"/etc/torii/smtp-password\"\nca_file = \"ca.pem\"\n");
+  ASSERT_TRUE(secure.ok()) << format_problems(secure.problems);
+  EXPECT_EQ(secure.config.mail.password_file, "/etc/torii/smtp-password");
+}
+
 TEST(Config, SyntaxErrorNamesLineAndColumn) {
   const auto r = parse_config("[server]\nuser = \"torii\n");
   ASSERT_EQ(r.problems.size(), 1u);

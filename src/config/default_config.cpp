@@ -170,6 +170,25 @@ disable_unused_devices_after_days = 90
 [setup]
 # Lifetime of the one-time setup link printed while no administrator exists.
 token_lifetime_minutes = 60
+
+[mail]
+# Outgoing e-mail (password links). Off while host is empty.
+host = ""
+port = 587
+# "starttls" (port 587), "tls" (TLS from the first byte, port 465), or "none" - allowed only
+# to a loopback host, a local relay. The server's certificate is always verified.
+tls = "starttls"
+# The sender; required with a host.
+from = ""
+from_name = "torii"
+# AUTH PLAIN over TLS only; the password is read from password_file (mode 0600), never
+# written here. Relative paths are inside the data directory.
+username = ""
+password_file = ""
+# PEM file of the CAs trusted for the server's certificate; empty: the system's CAs.
+ca_file = ""
+# Deadline for connecting and for each reply of the server.
+timeout_seconds = 30
 )";
 }
 

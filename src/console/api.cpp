@@ -268,7 +268,9 @@ asio::awaitable<Response> dispatch(ApiState& s, const std::vector<Route>& routes
     s.emit(nullptr, "console.cross_origin_refused", std::string(route->pattern), events::Outcome::denied, call.origin);
     co_return problem(403, "cross_origin", "Cross-origin requests are not accepted");
   }
-  if (changes && !route->body.empty()) {
+  // A body is JSON; only a route whose members are all optional may be called without one.
+  const bool may_omit_body = std::ranges::none_of(route->body, [](const FieldSpec& f) { return f.required; });
+  if (changes && !route->body.empty() && !(may_omit_body && request.body.empty())) {
     auto type = request.header("content-type");
     if (!type || !(type->starts_with("application/json"))) {
       co_return problem(415, "unsupported_media_type", "Send the body as application/json");

@@ -39,6 +39,10 @@
 #include "identity/people.h"
 #include "store/store.h"
 
+namespace torii::mail {
+class Outbox;
+}
+
 namespace torii::console {
 
 class WorkPool;
@@ -90,6 +94,9 @@ struct ApiContext {
   // Live telemetry (live.h): the server publishes to it; nullptr: the live routes answer 503.
   LiveFeed* live = nullptr;
   SettingsChanged settings_changed = {};
+  // Where password links sent by e-mail go; nullptr: mail is not configured, and the routes
+  // that need it answer 503 mail_unavailable.
+  mail::Outbox* mail = nullptr;
 };
 
 // One row of the route table, for docs/permissions.md and its test.

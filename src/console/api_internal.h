@@ -12,6 +12,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -83,6 +84,9 @@ struct ApiState {
     std::optional<policy::TokenBucket::Clock::time_point> last_event;  // console.user_throttled
   };
   std::map<std::string, UserRequests, std::less<>> user_requests;  // per person (user id)
+  // Work posted to run after a handler has answered holds a weak_ptr to this: it does
+  // nothing once the state is gone.
+  std::shared_ptr<const bool> alive = std::make_shared<const bool>(true);
 
   // Writes a security event (no-op without a sink); a token caller's is attributed to the
   // token (identity::attributed).

@@ -1,13 +1,19 @@
 // The console API (api.h), people and organisations: create, change, unlock and remove people,
-// password links, organisations.
+// password links (in the answer or by e-mail, and the self-service "forgot password"),
+// organisations.
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <string>
 #include <vector>
 
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+
 #include "console/api_internal.h"
 #include "console/work_pool.h"
+#include "mail/outbox.h"
 
 namespace torii::console::api {
 
@@ -28,10 +34,33 @@ json person_json(const ApiState& s, const store::UserRecord& u) {
 
 // The one-time link a person opens to set their password; the token rides in the
 // fragment, which browsers never send to a server.
+std::string link_url(const ApiState& s, const identity::PasswordLink& link) {
+  return fmt::format("{}/password#{}", s.ctx.public_url, link.token);
+}
+
 json link_json(const ApiState& s, const identity::PasswordLink& link) {
-  return {{"password_link", fmt::format("{}/password#{}", s.ctx.public_url, link.token)},
-          {"token", link.token},
-          {"expires_at", iso(link.expires_at)}};
+  return {{"password_link", link_url(s, link)}, {"token", link.token}, {"expires_at", iso(link.expires_at)}};
+}
+
+Response mail_unavailable() {
+  return problem(503, "mail_unavailable", "Sending e-mail is not configured on this server");
+}
+
+// The message that carries a password link. The link is in the body only: never in a
+// header, a log line or an event.
+mail::MailMessage link_mail(const ApiState& s, const store::UserRecord& person, const identity::PasswordLink& link,
+                            bool self_service) {
+  const auto minutes = std::chrono::duration_cast<std::chrono::minutes>(
+      std::chrono::milliseconds(link.expires_at - to_unix_millis(s.ctx.clock.now())));
+  std::string body = fmt::format(
+      "{} to set a new password for the torii account \"{}\".\n\n"
+      "Open this link within {} minutes to choose it:\n\n{}\n\n"
+      "The link works once; a newer link replaces it. When the new password is set, every "
+      "session of the account ends.\n",
+      self_service ? "Somebody (hopefully you) asked" : "An administrator asked", person.username, minutes.count(),
+      link_url(s, link));
+  if (self_service) body += "\nIf you did not ask for this, ignore this message: your password stays as it is.\n";
+  return {person.email, "Set your torii password", std::move(body)};
 }
 
 // An optional date member: absent, "" (none) or an RFC 3339 UTC time.
@@ -103,10 +132,59 @@ asio::awaitable<Response> unlock_person(ApiState& s, Call& call) {
   co_return json_response(200, person_json(s, *person));
 }
 
+// "send": "answer" (the default) hands the link to the administrator; "email" mails it to
+// the person instead and answers 202 without it.
 asio::awaitable<Response> password_link(ApiState& s, Call& call) {
-  auto link = s.ctx.people.issue_password_link(*call.caller, call.params["id"], call.origin);
+  const std::string send = call.fields.contains("send") ? call.fields["send"] : "answer";
+  if (send != "answer" && send != "email") {
+    co_return invalid_input(std::vector<FieldProblem>{{"send", "invalid", "must be \"answer\" or \"email\""}});
+  }
+  if (send == "answer") {
+    auto link = s.ctx.people.issue_password_link(*call.caller, call.params["id"], call.origin);
+    if (!link) co_return person_error(link.error());
+    co_return json_response(200, link_json(s, *link));
+  }
+  if (s.ctx.mail == nullptr) co_return mail_unavailable();
+  // Checked before the link is issued: issuing one revokes the person's earlier link.
+  auto person = s.ctx.people.find(*call.caller, call.params["id"]);
+  if (!person) co_return person_error(person.error());
+  if (!mail::check_address(person->email, "the person's e-mail")) {
+    co_return problem(409, "no_email", "This person has no e-mail address mail can be sent to");
+  }
+  auto link = s.ctx.people.issue_password_link(*call.caller, person->id, call.origin, "email");
   if (!link) co_return person_error(link.error());
-  co_return json_response(200, link_json(s, *link));
+  if (!s.ctx.mail->post(link_mail(s, *person, *link, false))) {
+    co_return problem(503, "mail_unavailable", "Too many messages are waiting to be sent; try again shortly");
+  }
+  co_return json_response(202, {{"email", person->email}, {"expires_at", iso(link->expires_at)}});
+}
+
+// Self-service "forgot password" (JPCERT I-1, IIIT DI7): the answer is the same, and comes
+// before any lookup, whoever is named; the lookup, the link and the mail happen after it, on
+// the io_context, so neither the answer nor its timing tells whether the person exists.
+asio::awaitable<Response> forgot_password(ApiState& s, Call& call) {
+  if (s.ctx.mail == nullptr) co_return mail_unavailable();
+  auto later = [&s, alive = std::weak_ptr<const bool>(s.alive), name = call.fields["name"], origin = call.origin] {
+    if (alive.expired()) return;
+    auto links = s.ctx.people.issue_self_service_links(name);
+    if (!links) {
+      spdlog::error("self-service password link: {}", links.error().message);
+      return;
+    }
+    for (const auto& [person, link] : *links) {
+      const bool queued = s.ctx.mail->post(link_mail(s, person, link, true));
+      s.emit(nullptr, "password_link.mailed", "user:" + person.id,
+             queued ? events::Outcome::success : events::Outcome::failure, origin,
+             {{"organisation", person.organisation_id},
+              {"requested_by", "self-service"},
+              {"expires_at", iso(link.expires_at)},
+              {"queued", queued}});
+    }
+  };
+  asio::post(co_await asio::this_coro::executor, std::move(later));
+  co_return json_response(
+      202, {{"status", "accepted"},
+            {"detail", "If this names an active account with an e-mail address, a password link is on its way."}});
 }
 
 asio::awaitable<Response> delete_person(ApiState& s, Call& call) {
@@ -182,10 +260,11 @@ void add_people_routes(std::vector<Route>& routes) {
        "/api/v1/users/{id}/password-link",
        Access::full,
        Permission::users_write,
-       {},
+       {{"send", false, 16}},
        false,
        password_link,
        true},
+      {"POST", "/api/v1/password-reset", Access::anyone, std::nullopt, {{"name", true, 512}}, true, forgot_password},
       {"POST",
        "/api/v1/password-link",
        Access::anyone,

@@ -28,6 +28,7 @@
 #include "identity/roles.h"
 #include "identity/setup_token.h"
 #include "identity/totp.h"
+#include "mail/outbox.h"
 #include "pki/certificate_authority.h"
 #include "policy/profile.h"
 #include "testing/fakes.h"
@@ -130,6 +131,16 @@ class ApiTest : public ::testing::Test {
                                             {},
                                             {},
                                             &live_});
+  }
+
+  // Rebuilds the API with mail going to `outbox` (nullptr: no mail).
+  void use_mail(mail::Outbox* outbox) {
+    const auto sink = [this](const events::SecurityEvent& e) { events_.push_back(e); };
+    ApiContext context{
+        config_, *store_,        *accounts_,  *people_, *tokens_, pool_, clock_, sink, "https://localhost:8443",
+        nullptr, devices_.get(), keys_.get(), {}};
+    context.mail = outbox;
+    api_ = std::make_unique<Api>(std::move(context));
   }
 
   // Creates a person directly in the store (no password needed: sessions are made directly).
@@ -927,6 +938,114 @@ TEST_F(ApiTest, ACustomRoleMadeThroughTheApiGrantsExactlyItsPermissions) {
   // Taking devices.read away applies to the next request.
   ASSERT_EQ(call("PATCH", "/api/v1/roles/field-tech", admin, R"({"permissions":["telemetry.read"]})").status, 200);
   EXPECT_EQ(call("GET", "/api/v1/devices/acme-pump", tech).status, 403);
+}
+
+// Keeps what the API posts, as the server's SMTP outbox would send it.
+class RecordingOutbox final : public mail::Outbox {
+ public:
+  bool post(mail::MailMessage message) override {
+    if (full) return false;
+    sent.push_back(std::move(message));
+    return true;
+  }
+  std::vector<mail::MailMessage> sent;
+  bool full = false;
+};
+
+// The token of the link in a mailed message ("https://host/password#<token>").
+std::string token_in(const mail::MailMessage& message) {
+  const auto at = message.body.find("/password#");
+  if (at == std::string::npos) return "";
+  const auto start = at + 10;
+  return message.body.substr(start, message.body.find('\n', start) - start);
+}
+
+// JPCERT I-1, IIIT DI7: the answer is the same whoever is named (and comes before any
+// lookup); only an active person with an address gets a link, at most one per interval;
+// the event names the person, never the link.
+TEST_F(ApiTest, ForgotPasswordAnswersTheSameWhoeverIsNamedAndMailsOnlyActivePeople) {
+  ASSERT_TRUE(store_->organisations().insert({"default", "Default", false, 0}));
+  const std::string bob = add_person("bob", identity::kRoleOperator, "default");
+  const std::string carol = add_person("carol", identity::kRoleViewer, "default");
+  auto carol_record = store_->users().find(carol).value().value();
+  carol_record.status = "disabled";
+  ASSERT_TRUE(store_->users().update(carol_record));
+
+  const Response off = send("POST", "/api/v1/password-reset", {}, R"({"name":"bob"})");
+  EXPECT_EQ(off.status, 503);
+  EXPECT_NE(off.body.find("mail_unavailable"), std::string::npos);
+
+  RecordingOutbox outbox;
+  use_mail(&outbox);
+  const Response for_bob = send("POST", "/api/v1/password-reset", {}, R"({"name":"bob"})");
+  EXPECT_EQ(for_bob.status, 202);
+  for (const char* name : {"nobody", "carol", "nobody@example.org", "bob"}) {
+    const Response other = send("POST", "/api/v1/password-reset", {}, fmt::format(R"({{"name":"{}"}})", name));
+    EXPECT_EQ(other.status, for_bob.status) << name;
+    EXPECT_EQ(other.body, for_bob.body) << name;
+  }
+  ASSERT_EQ(outbox.sent.size(), 1U) << "disabled and unknown people get nothing; bob once per interval";
+  const auto& message = outbox.sent.front();
+  EXPECT_EQ(message.to, "bob@example.org");
+  EXPECT_NE(message.body.find("https://localhost:8443/password#"), std::string::npos);
+  const std::string token = token_in(message);
+  ASSERT_EQ(token.size(), 43U);
+  for (const auto& e : events_) EXPECT_EQ(e.details.dump().find(token), std::string::npos) << e.action;
+  EXPECT_EQ(std::ranges::count_if(events_,
+                                  [&](const events::SecurityEvent& e) {
+                                    return e.action == "password_link.mailed" && e.object == "user:" + bob &&
+                                           e.outcome == events::Outcome::success;
+                                  }),
+            1);
+
+  clock_.advance(std::chrono::minutes(5));
+  EXPECT_EQ(send("POST", "/api/v1/password-reset", {}, R"({"name":"BOB@example.org"})").status, 202);
+  ASSERT_EQ(outbox.sent.size(), 2U) << "by address, once the interval has passed";
+  const std::string newer = token_in(outbox.sent.back());
+  const Response old_link = send("POST", "/api/v1/password-link", {},
+                                 R"({"token":")" + token + R"(","new_password":"violet harbour ladder sprinkle 42"})");
+  EXPECT_EQ(old_link.status, 422) << "the newer link replaced it";
+  const Response used = send("POST", "/api/v1/password-link", {},
+                             R"({"token":")" + newer + R"(","new_password":"violet harbour ladder sprinkle 42"})");
+  EXPECT_EQ(used.status, 204) << used.body;
+}
+
+TEST_F(ApiTest, AnAdministratorSendsAPasswordLinkByEMail) {
+  ASSERT_TRUE(store_->organisations().insert({"default", "Default", false, 0}));
+  const std::string admin = add_person("admin", identity::kRoleOrgAdmin, "default");
+  const std::string bob = add_person("bob", identity::kRoleViewer, "default");
+  const std::string target = "/api/v1/users/" + bob + "/password-link";
+  const Response unconfigured = call("POST", target, admin, R"({"send":"email"})");
+  EXPECT_EQ(unconfigured.status, 503);
+  EXPECT_NE(unconfigured.body.find("mail_unavailable"), std::string::npos);
+
+  RecordingOutbox outbox;
+  use_mail(&outbox);
+  EXPECT_EQ(call("POST", target, admin, R"({"send":"fax"})").status, 422);
+  const Response mailed = call("POST", target, admin, R"({"send":"email"})");
+  ASSERT_EQ(mailed.status, 202) << mailed.body;
+  const auto body = nlohmann::json::parse(mailed.body);
+  EXPECT_EQ(body.at("email"), "bob@example.org");
+  EXPECT_FALSE(body.contains("token") || body.contains("password_link")) << "the link goes by mail only";
+  ASSERT_EQ(outbox.sent.size(), 1U);
+  EXPECT_EQ(outbox.sent[0].to, "bob@example.org");
+  EXPECT_EQ(token_in(outbox.sent[0]).size(), 43U);
+  EXPECT_EQ(mailed.body.find(token_in(outbox.sent[0])), std::string::npos);
+
+  const Response shown = call("POST", target, admin);
+  EXPECT_EQ(shown.status, 200) << "without a body the link is in the answer, as before";
+  EXPECT_TRUE(nlohmann::json::parse(shown.body).contains("password_link"));
+
+  outbox.full = true;
+  EXPECT_EQ(call("POST", target, admin, R"({"send":"email"})").status, 503);
+  outbox.full = false;
+  auto record = store_->users().find(bob).value().value();
+  record.email = "not an address";
+  ASSERT_TRUE(store_->users().update(record));
+  const Response nowhere = call("POST", target, admin, R"({"send":"email"})");
+  EXPECT_EQ(nowhere.status, 409);
+  EXPECT_NE(nowhere.body.find("no_email"), std::string::npos);
+  EXPECT_EQ(outbox.sent.size(), 1U);
 }
 
 // One operation of docs/openapi.yaml, as far as the server's route table can check it.

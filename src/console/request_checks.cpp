@@ -117,6 +117,8 @@ std::vector<FieldProblem> read_json_fields(std::string_view body, std::span<cons
     if (!body.empty() && body != "{}") problems.push_back({"", "unexpected_body", "this request takes no body"});
     return problems;
   }
+  // A request whose members are all optional may come without a body (as before it took any).
+  if (body.empty() && std::ranges::none_of(specs, [](const FieldSpec& f) { return f.required; })) return problems;
   const json parsed = json::parse(body, nullptr, false);
   if (parsed.is_discarded() || !parsed.is_object()) {
     problems.push_back({"", "not_an_object", "the body must be a JSON object"});

@@ -65,8 +65,8 @@ struct FieldProblem {
 // Every problem of a body against the members a request takes (strings, or booleans or
 // lists of strings or objects where the spec says so): not a JSON object, an unknown
 // member, a member of the wrong type or too long, a required one missing. With no specs,
-// only an empty body or {} is accepted. The values of the accepted members go to `fields`
-// (objects as their compact JSON text), lists to `lists`.
+// only an empty body or {} is accepted; when every member is optional, so is an empty body. The values of the accepted
+// members go to `fields` (objects as their compact JSON text), lists to `lists`.
 [[nodiscard]] std::vector<FieldProblem> read_json_fields(std::string_view body, std::span<const FieldSpec> specs,
                                                          std::map<std::string, std::string>& fields,
                                                          std::map<std::string, std::vector<std::string>>& lists);

@@ -247,14 +247,47 @@ Result<store::UserRecord> People::unlock(const Caller& actor, std::string_view u
   return person;
 }
 
-Result<PasswordLink> People::issue_password_link(const Caller& actor, std::string_view user_id, const Origin& origin) {
+Result<PasswordLink> People::issue_password_link(const Caller& actor, std::string_view user_id, const Origin& origin,
+                                                 std::string_view delivery) {
   auto person = find(actor, user_id);
   if (!person) return tl::unexpected(person.error());
   auto link = issue_link(*person, options_.reset_lifetime, actor_name(actor));
   if (!link) return tl::unexpected(link.error());
   emit(actor, "password_link.issued", "user:" + person->id, origin,
-       {{"expires_at", format_utc_millis(from_unix_millis(link->expires_at))}});
+       {{"expires_at", format_utc_millis(from_unix_millis(link->expires_at))}, {"delivery", delivery}});
   return link;
+}
+
+Result<std::vector<LinkToMail>> People::issue_self_service_links(std::string_view name_or_email) {
+  std::vector<store::UserRecord> named;
+  if (name_or_email.find('@') != std::string_view::npos) {
+    auto found = store_.users().find_by_email(name_or_email);
+    if (!found) return tl::unexpected(found.error());
+    named = std::move(*found);
+  } else if (auto username = normalize_username(name_or_email)) {
+    auto found = store_.users().find_by_username(*username);
+    if (!found) return tl::unexpected(found.error());
+    if (*found) named.push_back(std::move(**found));
+  }
+  const auto now = clock_.now();
+  std::vector<LinkToMail> out;
+  for (auto& person : named) {
+    if (person.status != store::kUserStatusActive || person.email.empty() ||
+        (person.expires_at && *person.expires_at <= to_unix_millis(now))) {
+      continue;
+    }
+    {
+      const std::lock_guard lock(self_service_mutex_);
+      // What no longer limits anybody goes first, so the map holds recent requests only.
+      std::erase_if(last_self_service_,
+                    [&](const auto& entry) { return now - entry.second >= options_.self_service_interval; });
+      if (!last_self_service_.try_emplace(person.id, now).second) continue;
+    }
+    auto link = issue_link(person, options_.reset_lifetime, "self-service");
+    if (!link) return tl::unexpected(link.error());
+    out.push_back({std::move(person), std::move(*link)});
+  }
+  return out;
 }
 
 Status People::remove(const Caller& actor, std::string_view user_id, const Origin& origin) {

@@ -8,6 +8,9 @@
 //   JPCERT I-2      end dates; people unused for a configured period are disabled
 //   IIIT DI7        password links: single use, stored hashed, 15 minutes (24 hours for a
 //                   new person's first password); a reset ends every session of the person
+//   JPCERT I-1      self-service resets ("forgot password") reveal nothing about who exists:
+//                   the caller learns no outcome, and a person gets at most one link per
+//                   self_service_interval
 //
 // Every decision here is made against the acting person (`actor`), so the console's
 // permission check ("users.write") is the first gate, not the only one. Changes that alter
@@ -15,6 +18,8 @@
 #pragma once
 
 #include <chrono>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,6 +37,8 @@ struct PeopleOptions {
   PasswordHashCost hash_cost;
   std::chrono::minutes reset_lifetime{15};
   std::chrono::hours first_password_lifetime{24};
+  // Self-service: at most one link per person in this time.
+  std::chrono::minutes self_service_interval{5};
 };
 
 struct NewPerson {
@@ -57,6 +64,12 @@ struct PasswordLink {
   UnixMillis expires_at = 0;
 };
 
+// A link issued to be mailed to the person it is for.
+struct LinkToMail {
+  store::UserRecord person;
+  PasswordLink link;
+};
+
 struct PersonOutcome {
   std::vector<FieldProblem> problems;  // nothing changed
   std::optional<store::UserRecord> person;
@@ -79,9 +92,18 @@ class People {
   [[nodiscard]] Result<PersonOutcome> change(const Caller& actor, std::string_view user_id,
                                              const PersonChanges& changes, const Origin& origin);
   [[nodiscard]] Result<store::UserRecord> unlock(const Caller& actor, std::string_view user_id, const Origin& origin);
-  // A new password link (any earlier one stops working).
+  // A new password link (any earlier one stops working). `delivery` ("answer", "email") is
+  // recorded in the event.
   [[nodiscard]] Result<PasswordLink> issue_password_link(const Caller& actor, std::string_view user_id,
-                                                         const Origin& origin);
+                                                         const Origin& origin, std::string_view delivery = "answer");
+
+  // Self-service reset: new links for the people `name_or_email` names (a username, or an
+  // e-mail address, which several people may share) who are active, not past their end date,
+  // have an e-mail address and were not given a self-service link in the last
+  // self_service_interval. Often none: whoever asked must not learn which (the console
+  // answers the same either way and sends the mail off the request path). Events are the
+  // caller's to write, once the mail is queued.
+  [[nodiscard]] Result<std::vector<LinkToMail>> issue_self_service_links(std::string_view name_or_email);
   // conflict for the actor themselves and for the last active system administrator.
   [[nodiscard]] Status remove(const Caller& actor, std::string_view user_id, const Origin& origin);
 
@@ -114,6 +136,8 @@ class People {
   Random& random_;
   PeopleOptions options_;
   EventSink events_;
+  std::mutex self_service_mutex_;  // guards last_self_service_
+  std::map<std::string, std::chrono::system_clock::time_point, std::less<>> last_self_service_;  // by user id
 };
 
 // What a person who has no password yet has in place of a hash: never verifies.

@@ -116,6 +116,35 @@ TEST_F(PeopleTest, APasswordLinkExpiresAfterFifteenMinutesAndEndsEverySessionWhe
   EXPECT_EQ(accounts_->sign_in("bob", kStrong, origin_)->status, SignInStatus::refused);
 }
 
+TEST_F(PeopleTest, SelfServiceLinksGoOnlyToActivePeopleAndAtMostOncePerInterval) {
+  const auto bob = person(admin_, "bob", "operator");
+  const auto carol = person(admin_, "carol", "viewer");
+  ASSERT_TRUE(people_->change(admin_, carol.id, {{}, {}, std::string("disabled"), {}}, origin_));
+  EXPECT_THAT(people_->issue_self_service_links("nobody").value(), IsEmpty());
+  EXPECT_THAT(people_->issue_self_service_links("nobody@example.org").value(), IsEmpty());
+  EXPECT_THAT(people_->issue_self_service_links("carol").value(), IsEmpty()) << "disabled";
+  EXPECT_THAT(people_->issue_self_service_links("bad name!").value(), IsEmpty());
+
+  auto by_name = people_->issue_self_service_links("bob");
+  ASSERT_TRUE(by_name);
+  ASSERT_EQ(by_name->size(), 1U);
+  EXPECT_EQ((*by_name)[0].person.id, bob.id);
+  EXPECT_EQ((*by_name)[0].link.expires_at, to_unix_millis(clock_.now() + 15min));
+  EXPECT_THAT(people_->issue_self_service_links("BOB@example.org").value(), IsEmpty())
+      << "one link per person per interval, whether asked by name or address";
+  clock_.advance(5min);
+  auto by_address = people_->issue_self_service_links("BOB@example.org");
+  ASSERT_TRUE(by_address);
+  ASSERT_EQ(by_address->size(), 1U);
+  EXPECT_THAT(people_->complete_password_link((*by_name)[0].link.token, kOther, origin_).value(),
+              ElementsAre(Field(&FieldProblem::field, "token")))
+      << "the newer link replaced the older one";
+  const auto session = accounts_->sign_in("bob", kStrong, origin_)->ticket->id;
+  EXPECT_THAT(people_->complete_password_link((*by_address)[0].link.token, kOther, origin_).value(), IsEmpty());
+  EXPECT_FALSE(accounts_->resolve_session(session).value()) << "a reset ends every session";
+  EXPECT_EQ(accounts_->sign_in("bob", kOther, origin_)->status, SignInStatus::signed_in);
+}
+
 TEST_F(PeopleTest, NobodyActsOutsideTheirOrganisationOrGrantsMoreThanTheyMay) {
   const auto acme_admin = person(admin_, "acme-admin", "org-admin", "acme");
   const auto local = person(admin_, "local", "viewer");

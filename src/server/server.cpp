@@ -12,6 +12,7 @@
 #include <functional>
 #include <ostream>
 
+#include "base/file.h"
 #include "base/version.h"
 #include "broker/broker.h"
 #include "broker/gateway.h"
@@ -29,11 +30,13 @@
 #include "identity/api_tokens.h"
 #include "identity/devices.h"
 #include "identity/setup_token.h"
+#include "mail/outbox.h"
 #include "net/listener.h"
 #include "net/tls_context.h"
 #include "pki/certificate_authority.h"
 #include "server/admin_ops.h"
 #include "server/control.h"
+#include "server/passphrase.h"
 #include "server/privileges.h"
 
 namespace torii::server {
@@ -115,6 +118,7 @@ struct Server::State {
   std::unique_ptr<identity::ApiTokens> api_tokens;
   std::unique_ptr<identity::DeviceRegistry> devices;
   std::unique_ptr<console::Waf> waf;
+  std::unique_ptr<mail::SmtpOutbox> outbox;  // outlives the api, which posts to it
   std::unique_ptr<console::Api> api;
   std::unique_ptr<console::HttpServer> http;
   std::unique_ptr<console::WorkPool> hash_pool;
@@ -240,7 +244,51 @@ struct Server::State {
     return ok();
   }
 
+  // The outbox for password links by e-mail, when [mail] names a host. The password and the
+  // trusted CAs are read now, before privileges are dropped; the password file must be the
+  // owner's alone (JPCERT I-5).
+  Status make_mail() {
+    const auto& m = config.mail;
+    if (m.host.empty()) return ok();
+    const auto base = resolve_data_dir(config);
+    auto inside = [&](const std::filesystem::path& p) { return p.is_absolute() ? p : base / p; };
+    mail::SmtpSettings settings;
+    settings.host = m.host;
+    settings.port = static_cast<std::uint16_t>(m.port);
+    settings.tls = m.tls == "tls"    ? mail::TlsMode::tls
+                   : m.tls == "none" ? mail::TlsMode::none
+                                     : mail::TlsMode::starttls;
+    settings.from = m.from;
+    settings.from_name = m.from_name;
+    settings.username = m.username;
+    settings.timeout = std::chrono::seconds(m.timeout_seconds);
+    if (!config.server.hostnames.empty()) settings.helo_name = config.server.hostnames.front();
+    if (!m.password_file.empty()) {
+      auto password = read_passphrase(inside(m.password_file));
+      if (!password) return fail(Errc::invalid_argument, "mail.password_file: " + password.error().message);
+      settings.password = std::move(*password);
+    }
+    if (!m.ca_file.empty()) {
+      auto pem = read_file(inside(m.ca_file), 1U << 20);
+      if (!pem) return fail(Errc::invalid_argument, "mail.ca_file: " + pem.error().message);
+      settings.ca_pem = to_string(*pem);
+    }
+    if (auto st = mail::check_settings(settings); !st)
+      return fail(Errc::invalid_argument, "[mail] " + st.error().message);
+    outbox = std::make_unique<mail::SmtpOutbox>(std::move(settings), [](const mail::MailMessage&, const Status& sent) {
+      // The recipient and the body (a password link) stay out of the log.
+      if (sent) {
+        spdlog::info("mail: a message was sent");
+      } else {
+        spdlog::warn("mail: a message was not sent: {}", sent.error().message);
+      }
+    });
+    spdlog::info("mail: sending through {}:{} ({})", m.host, m.port, m.tls);
+    return ok();
+  }
+
   Status make_console() {
+    if (auto st = make_mail(); !st) return st;
     const auto& a = config.accounts;
     const identity::AccountsOptions o = console::accounts_options(a);
     accounts = std::make_unique<identity::Accounts>(*installation.store, *installation.keys, env.clock, env.random, o,
@@ -284,7 +332,7 @@ struct Server::State {
         file_config, *installation.store, *accounts, *people, *api_tokens, *hash_pool, env.clock,
         [this](const events::SecurityEvent& e) { log_event(e); }, console_base_url(config, console_port()), waf.get(),
         devices.get(), installation.keys.get(), std::move(hooks), security_log_dir(config),
-        log ? log->public_key() : Bytes{}, &live, settings_changed});
+        log ? log->public_key() : Bytes{}, &live, settings_changed, outbox.get()});
     console::HttpLimits limits;
     limits.max_body_bytes = h.max_body_bytes;
     limits.request_timeout = std::chrono::seconds(h.request_timeout_seconds);

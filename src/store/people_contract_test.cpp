@@ -306,6 +306,28 @@ TEST_P(StoreContractTest, UserWithADuplicateUsernameIsAlreadyExistsAndIsNotStore
   EXPECT_EQ(*count, 1U);
 }
 
+TEST_P(StoreContractTest, UsersAreFoundByEMailWhateverTheAsciiCase) {
+  ASSERT_TRUE(add_people(store(), {}));
+  UserRecord first = make_user("u-1");
+  first.email = "Ann@Example.org";
+  UserRecord second = make_user("u-2");
+  second.email = "ann@example.org";
+  UserRecord other = make_user("u-3");
+  other.email = "bob@example.org";
+  for (const auto& u : {first, second, other}) ASSERT_TRUE(is_ok(store().users().insert(u)));
+  auto found = store().users().find_by_email("ANN@example.ORG");
+  ASSERT_TRUE(is_ok(found));
+  ASSERT_EQ(found->size(), 2U);
+  EXPECT_EQ((*found)[0].id, "u-1");
+  EXPECT_EQ((*found)[1].id, "u-2");
+  auto none = store().users().find_by_email("nobody@example.org");
+  ASSERT_TRUE(is_ok(none));
+  EXPECT_TRUE(none->empty());
+  auto not_a_pattern = store().users().find_by_email("%");
+  ASSERT_TRUE(is_ok(not_a_pattern));
+  EXPECT_TRUE(not_a_pattern->empty());
+}
+
 TEST_P(StoreContractTest, UsernamesAreComparedAsStored) {
   ASSERT_TRUE(add_people(store(), {}));
   UserRecord lower = make_user("u-1");

@@ -496,6 +496,9 @@ class UserRepository {
   [[nodiscard]] virtual Status insert(const UserRecord& user) = 0;
   [[nodiscard]] virtual Result<std::optional<UserRecord>> find(std::string_view id) = 0;
   [[nodiscard]] virtual Result<std::optional<UserRecord>> find_by_username(std::string_view username) = 0;
+  // Every user with this e-mail address, compared without regard to ASCII case (addresses
+  // are not unique: one person may hold accounts in several organisations). By id.
+  [[nodiscard]] virtual Result<std::vector<UserRecord>> find_by_email(std::string_view email) = 0;
   // The organisation's users, by username.
   [[nodiscard]] virtual Result<std::vector<UserRecord>> list(std::string_view organisation_id) = 0;
   [[nodiscard]] virtual Result<std::size_t> count() = 0;

@@ -1,5 +1,8 @@
 // The console's REST API as a person's browser or script meets it: curl over HTTPS against
 // the real server, TOTP codes from oathtool (what an authenticator app computes).
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <fstream>
 #include <map>
 #include <regex>
@@ -11,6 +14,7 @@
 
 #include "base/clock.h"
 #include "server_fixture.h"
+#include "testing/smtp_sink.h"
 
 namespace torii::testing {
 namespace {
@@ -381,6 +385,87 @@ TEST_F(Console, AnAdministratorAddsAPersonWhoSetsTheirPasswordThroughTheirLinkAn
 
   EXPECT_EQ(call("DELETE", "/api/v1/users/" + id, std::nullopt, admin.session, admin.csrf).status, 204);
   EXPECT_EQ(call("POST", "/api/v1/session", json{{"username", "bob"}, {"password", kPassword}}).status, 401);
+}
+
+// IIIT DI7, JPCERT I-1: a person who forgot their password asks for a link without saying
+// whether they exist; it arrives by e-mail through a real SMTP server (aiosmtpd, STARTTLS on
+// a certificate made here, AUTH required), sets the password once and ends the old sessions.
+// The link is in no log.
+TEST_F(Console, AForgottenPasswordIsResetThroughALinkSentByEMail) {
+  // Where the server, running as nobody when started as root, can read them.
+  const auto mail_dir = work_dir() / "mail";
+  std::filesystem::create_directory(mail_dir);
+  ::chmod(mail_dir.c_str(), 0711);
+  const auto certificates = make_sink_certificates(mail_dir);
+  const std::string smtp_password = std::string("smtp-") + "secret-" + std::to_string(::getpid());
+  SmtpSink sink(SinkOptions{certificates, "torii:" + smtp_password});
+  ASSERT_NE(sink.port(), 0);
+  const auto password_file = work_dir() / "smtp-password";
+  std::ofstream(password_file) << smtp_password << "\n";
+  ::chmod(password_file.c_str(), 0600);
+  if (is_root()) {
+    ASSERT_EQ(::chown(password_file.c_str(), 65534, 65534), 0) << "nobody owns what it reads";
+  }
+  config_text += "[mail]\nhost = \"127.0.0.1\"\nport = " + std::to_string(sink.port()) +
+                 "\nfrom = \"torii@example.org\"\nusername = \"torii\"\npassword_file = \"" + password_file.string() +
+                 "\"\nca_file = \"" + certificates.ca.string() + "\"\ntimeout_seconds = 10\n";
+  start_console();
+  const auto admin = set_up_administrator();
+  auto made =
+      call("POST", "/api/v1/users", json{{"username", "bob"}, {"email", "bob@example.org"}}, admin.session, admin.csrf);
+  ASSERT_EQ(made.status, 201) << made.body;
+  const std::string first = made.body_json()["password_link"];
+  ASSERT_EQ(call("POST", "/api/v1/password-link",
+                 json{{"token", first.substr(first.find('#') + 1)}, {"new_password", kPassword}})
+                .status,
+            204);
+  auto signed_in = call("POST", "/api/v1/session", json{{"username", "bob"}, {"password", kPassword}});
+  ASSERT_EQ(signed_in.status, 200) << signed_in.body;
+  const std::string old_session = signed_in.cookie_value();
+
+  const auto asked = call("POST", "/api/v1/password-reset", json{{"name", "bob"}});
+  EXPECT_EQ(asked.status, 202) << asked.body;
+  const auto unknown = call("POST", "/api/v1/password-reset", json{{"name", "nobody@example.org"}});
+  EXPECT_EQ(unknown.status, asked.status);
+  EXPECT_EQ(unknown.body, asked.body) << "the answer does not tell who exists";
+
+  const auto received = sink.message(1, std::chrono::seconds(30));
+  ASSERT_TRUE(received.has_value()) << "no mail arrived; server log: " << server->err();
+  const json mail = json::parse(*received);
+  EXPECT_EQ(mail["rcpt_tos"], json::array({"bob@example.org"}));
+  EXPECT_EQ(mail["mail_from"], "torii@example.org");
+  EXPECT_TRUE(mail["tls"].get<bool>() && mail["authenticated"].get<bool>());
+  const std::string data = mail["data"];
+  EXPECT_THAT(data, HasSubstr("\r\nTo: <bob@example.org>\r\n"));
+  EXPECT_THAT(data, HasSubstr("\r\nSubject: Set your torii password\r\n"));
+  const std::string prefix = "https://localhost:" + std::to_string(console_port) + "/password#";
+  const auto at = data.find(prefix);
+  ASSERT_NE(at, std::string::npos) << data;
+  const std::string token = data.substr(at + prefix.size(), 43);
+
+  const std::string other = "quiet marble teapot orbit 1987";
+  EXPECT_EQ(call("POST", "/api/v1/password-link", json{{"token", token}, {"new_password", other}}).status, 204);
+  EXPECT_EQ(call("POST", "/api/v1/password-link", json{{"token", token}, {"new_password", kPassword}}).status, 422)
+      << "single use";
+  EXPECT_EQ(call("GET", "/api/v1/session", std::nullopt, old_session).status, 401) << "a reset ends every session";
+  EXPECT_EQ(call("POST", "/api/v1/session", json{{"username", "bob"}, {"password", kPassword}}).status, 401);
+  EXPECT_EQ(call("POST", "/api/v1/session", json{{"username", "bob"}, {"password", other}}).status, 200);
+
+  // The administrator's way: the link goes to bob's address, not into the answer.
+  const std::string id = made.body_json()["id"];
+  const auto mailed =
+      call("POST", "/api/v1/users/" + id + "/password-link", json{{"send", "email"}}, admin.session, admin.csrf);
+  ASSERT_EQ(mailed.status, 202) << mailed.body;
+  EXPECT_THAT(mailed.body, Not(HasSubstr("password#")));
+  ASSERT_TRUE(sink.message(2, std::chrono::seconds(30)).has_value());
+  EXPECT_FALSE(sink.message(3, std::chrono::seconds(0)).has_value()) << "nothing for nobody@example.org";
+
+  std::ifstream log(data_dir() / "log" / "security.log");
+  const std::string events((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_THAT(events, HasSubstr("password_link.mailed"));
+  EXPECT_THAT(events, Not(HasSubstr(token)));
+  EXPECT_THAT(server->err(), Not(HasSubstr(token)));
+  EXPECT_THAT(server->err(), Not(HasSubstr(smtp_password)));
 }
 
 // JPCERT I-10: a script uses an API token with curl, within its scope, until it is revoked;

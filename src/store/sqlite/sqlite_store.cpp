@@ -1430,6 +1430,14 @@ class SqliteUserRepository final : public UserRepository {
     return read_one(**stmt, read_user);
   }
 
+  Result<std::vector<UserRecord>> find_by_email(std::string_view email) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT " TORII_USER_COLUMNS " FROM users WHERE lower(email) = lower(?1) ORDER BY id");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, email);
+    return read_all(**stmt, read_user);
+  }
+
   Result<std::vector<UserRecord>> list(std::string_view organisation_id) override {
     const Lock lock(db_.mutex());
     auto stmt = db_.cached("SELECT " TORII_USER_COLUMNS " FROM users WHERE organisation_id = ?1 ORDER BY username");
