@@ -77,6 +77,21 @@ raise_nofile() {
   ulimit -n "$want"
 }
 
+# launch_torii CONFIG DATA_DIR RUN_DIR: `torii server` in the background, its PID in
+# RUN_DIR/pid and its output in RUN_DIR/server.out and server.err; returns once it printed
+# its ready lines (dies if it exits first).
+launch_torii() {
+  local config="$1" data="$2" run="$3"
+  "$TORII" server --config "$config" --data-dir "$data" >"$run/server.out" 2>"$run/server.err" &
+  echo $! >"$run/pid"
+  for _ in $(seq 1 600); do
+    grep -q "security log public key" "$run/server.out" 2>/dev/null && return 0
+    kill -0 "$(cat "$run/pid")" 2>/dev/null || { cat "$run/server.err" >&2; die "torii did not start"; }
+    sleep 0.1
+  done
+  die "torii did not print its ready lines within 60 s"
+}
+
 # start_torii WORKDIR PORT: a torii server for benchmarks, its data in WORKDIR/torii. Limits
 # are raised so that the bench measures the gateway rather than its protective quotas.
 start_torii() {
@@ -105,13 +120,7 @@ max_keep_alive_seconds = 600
 max_subscriptions = 1000
 TOML
   chmod 0644 "$config"
-  "$TORII" server --config "$config" --data-dir "$dir/torii/data" >"$dir/torii/server.out" 2>"$dir/torii/server.err" &
-  echo $! >"$dir/torii/pid"
-  for _ in $(seq 1 600); do
-    grep -q "security log public key" "$dir/torii/server.out" 2>/dev/null && break
-    kill -0 "$(cat "$dir/torii/pid")" 2>/dev/null || { cat "$dir/torii/server.err" >&2; die "torii did not start"; }
-    sleep 0.1
-  done
+  launch_torii "$config" "$dir/torii/data" "$dir/torii"
   grep -q "listening: gateway 127.0.0.1:$port" "$dir/torii/server.out" || die "torii is not listening on $port"
   log "torii $(cat "$dir/torii/pid") listening on 127.0.0.1:$port"
 }
