@@ -25,7 +25,7 @@ std::string status_message(std::string_view device_id, bool online, std::string_
 
 struct LiveFeed::Registry {
   Options options;
-  std::vector<Subscription*> open;  // every started, not yet stopped subscription
+  std::vector<Subscription*> open;  // every subscription not yet stopped (or destroyed)
 };
 
 class LiveFeed::Subscription final : public WebSocketFeed {
