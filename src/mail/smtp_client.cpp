@@ -15,7 +15,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -25,6 +24,7 @@
 #include "base/ip.h"
 #include "crypto/sodium.h"
 #include "mail/smtp_reply.h"
+#include "net/socket_deadline.h"
 
 namespace torii::mail {
 namespace {
@@ -34,37 +34,7 @@ namespace ssl = boost::asio::ssl;
 using asio::ip::tcp;
 using boost::system::error_code;
 
-// Runs `expire` when the deadline passes first. As net::SocketDeadline: a shared flag keeps a
-// handler already queued when the guarded operation finished from acting afterwards.
-class Deadline {
- public:
-  template <class Expire>
-  Deadline(const asio::any_io_executor& executor, std::chrono::steady_clock::duration timeout, Expire expire)
-      : timer_(executor, timeout), state_(std::make_shared<State>()) {
-    timer_.async_wait([state = state_, expire = std::move(expire)](const error_code& ec) mutable {
-      if (ec || state->disarmed) return;
-      state->fired = true;
-      expire();
-    });
-  }
-  Deadline(const Deadline&) = delete;
-  Deadline& operator=(const Deadline&) = delete;
-  ~Deadline() { disarm(); }
-  // Whether the deadline had passed.
-  bool disarm() {
-    state_->disarmed = true;
-    timer_.cancel();
-    return state_->fired;
-  }
-
- private:
-  struct State {
-    bool disarmed = false;
-    bool fired = false;
-  };
-  asio::steady_timer timer_;
-  std::shared_ptr<State> state_;
-};
+using net::Deadline;
 
 void wipe(std::string& text) { OPENSSL_cleanse(text.data(), text.size()); }
 
