@@ -49,6 +49,9 @@ requests_per_minute_per_user = 600
 waf = true
 waf_paranoia_level = 1
 waf_anomaly_threshold = 5
+# Threads that inspect requests for the firewall, so that its cost is spread over the cores
+# rather than taken from the thread serving every connection; 0: one per core.
+waf_threads = 0
 
 [accounts]
 # A console session ends after this long without a request, and this long after sign-in

@@ -16,6 +16,7 @@
 #include "console/request_checks.h"
 #include "console/settings.h"
 #include "console/waf.h"
+#include "console/work_pool.h"
 #include "crypto/sodium.h"
 #include "identity/roles.h"
 
@@ -48,11 +49,13 @@ bool is_state_change(std::string_view method) { return method != "GET" && method
 
 }  // namespace
 
-Response json_response(int status, const json& body) {
+Response json_response(int status, const json& body) { return json_text_response(status, body.dump()); }
+
+Response json_text_response(int status, std::string body) {
   Response r;
   r.status = status;
   r.set("Content-Type", "application/json");
-  r.body = body.dump();
+  r.body = std::move(body);
   return r;
 }
 
@@ -216,13 +219,26 @@ asio::awaitable<Response> dispatch(ApiState& s, const std::vector<Route>& routes
   if (s.ctx.waf != nullptr) {
     const auto colon = request.source.rfind(':');
     const auto port = static_cast<std::uint16_t>(std::strtoul(request.source.c_str() + colon + 1, nullptr, 10));
-    const auto verdict = s.ctx.waf->inspect(request, address_of(request.source), port, "0.0.0.0", 0);
-    if (verdict.blocked) {
+    const auto inspect = [&s, &request, port] {
+      return s.ctx.waf->inspect(request, address_of(request.source), port, "0.0.0.0", 0);
+    };
+    // On the firewall's own threads when there are some: the request stays untouched here
+    // until the verdict is back. When they are all taken and too many wait, the request is
+    // not served uninspected: it is answered busy.
+    std::optional<WafVerdict> verdict;
+    if (s.ctx.waf_work != nullptr) {
+      verdict = co_await s.ctx.waf_work->run(inspect);
+    } else {
+      verdict = inspect();
+    }
+    if (!verdict) co_return busy();
+    if (verdict->blocked) {
       // An alert: someone is probing the console (JPCERT VIII-2). The rule messages say
       // what matched; the request's contents stay out of the log.
-      s.emit(nullptr, "waf.blocked", request.path.substr(0, 128), events::Outcome::denied, {request.source, ""},
-             {{"rules", verdict.rule_ids}, {"message", verdict.message}, {"status", verdict.status}, {"alert", true}});
-      co_return problem(verdict.status == 0 ? 403 : verdict.status, "blocked",
+      s.emit(
+          nullptr, "waf.blocked", request.path.substr(0, 128), events::Outcome::denied, {request.source, ""},
+          {{"rules", verdict->rule_ids}, {"message", verdict->message}, {"status", verdict->status}, {"alert", true}});
+      co_return problem(verdict->status == 0 ? 403 : verdict->status, "blocked",
                         "The request was refused by the web application firewall");
     }
   }

@@ -97,6 +97,9 @@ struct ApiContext {
   // Where password links sent by e-mail go; nullptr: mail is not configured, and the routes
   // that need it answer 503 mail_unavailable.
   mail::Outbox* mail = nullptr;
+  // Runs the firewall's inspections off the I/O thread (the server gives it one thread per
+  // core); nullptr: they run on the I/O thread.
+  WorkPool* waf_work = nullptr;
 };
 
 // One row of the route table, for docs/permissions.md and its test.

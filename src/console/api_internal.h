@@ -109,6 +109,8 @@ struct ApiState {
 };
 
 [[nodiscard]] Response json_response(int status, const json& body);
+// The same for a body already written as JSON text (base/json_writer.h).
+[[nodiscard]] Response json_text_response(int status, std::string body);
 // application/problem+json (RFC 9457); `extra` members are added to the body.
 [[nodiscard]] Response problem(int status, std::string_view code, std::string_view title,
                                const json& extra = json::object());

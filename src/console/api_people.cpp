@@ -89,7 +89,7 @@ asio::awaitable<Response> list_people(ApiState& s, Call& call) {
   if (!people) co_return person_error(people.error());
   json out = json::array();
   for (const auto& p : *people) out.push_back(person_json(s, p));
-  co_return json_response(200, {{"people", out}});
+  co_return json_response(200, {{"people", std::move(out)}});
 }
 
 asio::awaitable<Response> show_person(ApiState& s, Call& call) {
@@ -215,7 +215,7 @@ asio::awaitable<Response> list_organisations(ApiState& s, Call& call) {
                    {"require_second_factor", o.require_second_factor},
                    {"created_at", iso(o.created_at)}});
   }
-  co_return json_response(200, {{"organisations", out}});
+  co_return json_response(200, {{"organisations", std::move(out)}});
 }
 
 asio::awaitable<Response> create_organisation(ApiState& s, Call& call) {

@@ -31,7 +31,7 @@ asio::awaitable<Response> list_roles(ApiState& s, Call& call) {
   if (!roles) co_return role_error(roles.error());
   json out = json::array();
   for (const auto& r : *roles) out.push_back(role_json(r));
-  co_return json_response(200, {{"roles", out}});
+  co_return json_response(200, {{"roles", std::move(out)}});
 }
 
 asio::awaitable<Response> create_role(ApiState& s, Call& call) {

@@ -145,7 +145,7 @@ asio::awaitable<Response> list_sessions(ApiState& s, Call& call) {
                    {"user_agent", session.user_agent},
                    {"current", session.id_hash == call.caller->session.id_hash}});
   }
-  co_return json_response(200, {{"sessions", out}});
+  co_return json_response(200, {{"sessions", std::move(out)}});
 }
 
 asio::awaitable<Response> end_session(ApiState& s, Call& call) {

@@ -716,6 +716,10 @@ class SecurityApiTest : public ApiTest {
       ASSERT_TRUE(waf) << waf.error().message;
       waf_ = std::move(*waf);
       context.waf = waf_.get();
+      if (waf_threads_ != 0) {
+        waf_pool_ = std::make_unique<WorkPool>(waf_threads_, waf_waiting_);
+        context.waf_work = waf_pool_.get();
+      }
     }
     api_ = std::make_unique<Api>(std::move(context));
     ASSERT_TRUE(store_->organisations().insert({"default", "Default", false, 0}));
@@ -745,10 +749,30 @@ class SecurityApiTest : public ApiTest {
 
   using json = nlohmann::json;
   static constexpr std::string_view kPassword = "violet harbour ladder sprinkle 42";
+  // Probes are a browser's request with SQL injection in its query, sent without a session.
+  Response probe() {
+    Request probe;
+    probe.method = "GET";
+    probe.path = "/api/v1/devices";
+    probe.query = "organisation=1'%20OR%20'1'='1";
+    probe.source = "203.0.113.5:51234";
+    probe.headers = {{"host", "localhost:8443"}, {"user-agent", "Mozilla/5.0"}, {"accept", "application/json"}};
+    Response answer;
+    boost::asio::io_context io;
+    boost::asio::co_spawn(io, api_->handle(probe), [&](const std::exception_ptr&, const Response& r) { answer = r; });
+    io.run();
+    return answer;
+  }
+
   bool with_waf_ = false;
+  // With with_waf_: the inspections' own threads (0: none, on the I/O thread) and how many
+  // requests may wait for them.
+  std::size_t waf_threads_ = 0;
+  std::size_t waf_waiting_ = 0;
   crypto::Ed25519KeyPair log_keys_ = crypto::ed25519_generate();
   std::unique_ptr<events::SecurityLog> log_;
   std::unique_ptr<Waf> waf_;
+  std::unique_ptr<WorkPool> waf_pool_;
 };
 
 using ::testing::Contains;
@@ -814,17 +838,7 @@ TEST_F(AlertsApiTest, ALockoutAndAWafBlockAreListedAsAlerts) {
   const identity::Origin from{"192.0.2.8:4000", "test"};
   for (int i = 0; i < 5; ++i) (void)accounts_->sign_in("bob", "not the password at all", from);
   EXPECT_EQ(accounts_->sign_in("bob", kPassword, from)->status, identity::SignInStatus::locked);
-  // A browser's request with SQL injection in its query.
-  Request probe;
-  probe.method = "GET";
-  probe.path = "/api/v1/devices";
-  probe.query = "organisation=1'%20OR%20'1'='1";
-  probe.source = "203.0.113.5:51234";
-  probe.headers = {{"host", "localhost:8443"}, {"user-agent", "Mozilla/5.0"}, {"accept", "application/json"}};
-  Response blocked;
-  boost::asio::io_context io;
-  boost::asio::co_spawn(io, api_->handle(probe), [&](const std::exception_ptr&, const Response& r) { blocked = r; });
-  io.run();
+  const Response blocked = probe();
   EXPECT_EQ(blocked.status, 403);
   EXPECT_THAT(blocked.body, HasSubstr("blocked"));
 
@@ -838,6 +852,48 @@ TEST_F(AlertsApiTest, ALockoutAndAWafBlockAreListedAsAlerts) {
   EXPECT_THAT(listed("/api/v1/alerts", acme_admin, "alerts"), ::testing::IsEmpty());
   EXPECT_THAT(listed("/api/v1/alerts", viewer, "alerts"), ::testing::IsEmpty())
       << "a viewer sees alerts about devices only";
+}
+
+// The server runs the firewall on threads of its own (console.waf_threads): the verdicts are
+// the same as on the I/O thread, and a request that cannot get an inspection is refused, not
+// served uninspected.
+template <std::size_t Threads, std::size_t Waiting>
+class WafOnThreadsApiTest : public SecurityApiTest {
+ protected:
+  void SetUp() override {
+    with_waf_ = true;
+    waf_threads_ = Threads;
+    waf_waiting_ = Waiting;
+    SecurityApiTest::SetUp();
+  }
+};
+using WafThreadsApiTest = WafOnThreadsApiTest<2, 8>;
+// No request may wait: every inspection is refused, as when the threads are all taken.
+using WafThreadsFullApiTest = WafOnThreadsApiTest<1, 0>;
+
+TEST_F(WafThreadsApiTest, RequestsAreInspectedOnTheFirewallsThreadsWithTheSameVerdicts) {
+  const std::string admin = add_person("admin", identity::kRoleSystemAdmin, "default");
+  add_device("pump-1", "default");
+  const Response listed_devices = call("GET", "/api/v1/devices", admin);
+  EXPECT_EQ(listed_devices.status, 200) << listed_devices.body;
+  EXPECT_THAT(listed_devices.body, HasSubstr("pump-1"));
+  const Response blocked = probe();
+  EXPECT_EQ(blocked.status, 403);
+  EXPECT_THAT(blocked.body, HasSubstr("blocked"));
+  EXPECT_THAT(listed("/api/v1/alerts", admin, "alerts"), Contains("waf.blocked anonymous"));
+}
+
+TEST_F(WafThreadsFullApiTest, ARequestThatCannotBeInspectedIsAnsweredBusyAndNotServed) {
+  const std::string admin = add_person("admin", identity::kRoleSystemAdmin, "default");
+  add_device("pump-1", "default");
+  const Response r = call("GET", "/api/v1/devices", admin);
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_THAT(r.body, HasSubstr("busy"));
+  EXPECT_THAT(r.body, Not(HasSubstr("pump-1")));
+  const auto retry = std::ranges::find_if(r.headers, [](const auto& h) { return h.first == "Retry-After"; });
+  ASSERT_NE(retry, r.headers.end());
+  EXPECT_EQ(retry->second, "1");
+  EXPECT_EQ(probe().status, 503) << "an attack is not served either";
 }
 
 // JPCERT I-4: turning TOTP off is an alert; then enrolling works again. Administrators

@@ -30,7 +30,7 @@ asio::awaitable<Response> list_tokens(ApiState& s, Call& call) {
   if (!tokens) co_return internal_error(tokens.error());
   json out = json::array();
   for (const auto& t : *tokens) out.push_back(token_json(s, t));
-  co_return json_response(200, {{"tokens", out}});
+  co_return json_response(200, {{"tokens", std::move(out)}});
 }
 
 asio::awaitable<Response> create_token(ApiState& s, Call& call) {

@@ -30,18 +30,28 @@ std::vector<std::string_view> segments(std::string_view path) {
 
 }  // namespace
 
+std::optional<CookieSpan> find_cookie_value(std::string_view field_value, std::string_view name) {
+  std::size_t start = 0;
+  while (start < field_value.size()) {
+    const std::size_t end = std::min(field_value.find(';', start), field_value.size());
+    std::size_t first = start;
+    while (first < end && field_value[first] == ' ') ++first;
+    const std::string_view pair = field_value.substr(first, end - first);
+    const auto eq = pair.find('=');
+    if (eq != std::string_view::npos && pair.substr(0, eq) == name) {
+      return CookieSpan{first + eq + 1, end - (first + eq + 1)};
+    }
+    start = end + 1;
+  }
+  return std::nullopt;
+}
+
 std::optional<std::string> cookie_value(const Request& request, std::string_view name) {
-  std::optional<std::string> found;
   for (const auto& [field, value] : request.headers) {
     if (field != "cookie") continue;
-    split(value, ';', [&](std::string_view pair) {
-      while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
-      const auto eq = pair.find('=');
-      if (!found && eq != std::string_view::npos && pair.substr(0, eq) == name)
-        found = std::string(pair.substr(eq + 1));
-    });
+    if (const auto at = find_cookie_value(value, name)) return value.substr(at->offset, at->length);
   }
-  return found;
+  return std::nullopt;
 }
 
 std::optional<std::string> bearer_token(const Request& request) {

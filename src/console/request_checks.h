@@ -14,8 +14,17 @@
 
 namespace torii::console {
 
-// The value of cookie `name` in the request's Cookie fields, if any.
+// The value of cookie `name` in the request's Cookie fields, if any: the first one, in the
+// order of the fields and of the cookies within each.
 [[nodiscard]] std::optional<std::string> cookie_value(const Request& request, std::string_view name);
+
+// Where that value is within one Cookie field's value: its offset and length. cookie_value
+// reads the value from here, so that what the WAF is not shown (waf.h) is exactly it.
+struct CookieSpan {
+  std::size_t offset = 0;
+  std::size_t length = 0;
+};
+[[nodiscard]] std::optional<CookieSpan> find_cookie_value(std::string_view field_value, std::string_view name);
 
 // The credentials of the Authorization field when its scheme is Bearer (RFC 6750 §2.1, the
 // scheme's name in any case): nullopt without an Authorization field; "" when there is one

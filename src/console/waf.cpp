@@ -14,6 +14,8 @@
 #include <list>
 #include <system_error>
 
+#include "console/request_checks.h"
+
 namespace torii::console {
 namespace {
 
@@ -233,13 +235,43 @@ void describe_matches(const std::list<modsecurity::RuleMessage>& matches, WafVer
   verdict.message = std::move(message);
 }
 
-// Adds every header field as received; 1 when ModSecurity took them all.
-int add_request_headers(modsecurity::Transaction* transaction, const Request& request) {
+// A Cookie field's value without the cookie whose value is at `at` (its name, '=', value and
+// one separator): the other cookies as received.
+std::string without_cookie(std::string_view field, std::string_view name, CookieSpan at) {
+  std::size_t from = at.offset - name.size() - 1;
+  std::size_t to = at.offset + at.length;
+  if (to < field.size()) {  // a ';' follows: it goes, with the spaces after it
+    ++to;
+    while (to < field.size() && field[to] == ' ') ++to;
+  } else {  // the last cookie: the separator before it goes
+    while (from > 0 && field[from - 1] == ' ') --from;
+    if (from > 0 && field[from - 1] == ';') --from;
+  }
+  std::string out(field);
+  out.erase(from, to - from);
+  return out;
+}
+
+// Adds every header field as received, but for the opaque cookie (WafOptions): the first
+// cookie of that name, found as the console finds it (find_cookie_value), is left out of its
+// field, and a field left empty is not added. 1 when ModSecurity took them all.
+int add_request_headers(modsecurity::Transaction* transaction, const Request& request, std::string_view opaque_cookie) {
   int all = 1;
+  bool hidden = opaque_cookie.empty();
+  std::string shown;
   for (const auto& [name, value] : request.headers) {
+    std::string_view field = value;
+    if (!hidden && name == "cookie") {
+      if (const auto at = find_cookie_value(value, opaque_cookie)) {
+        hidden = true;
+        shown = without_cookie(value, opaque_cookie, *at);
+        if (shown.find_first_not_of(' ') == std::string::npos) continue;
+        field = shown;
+      }
+    }
     if (modsecurity::msc_add_n_request_header(transaction, reinterpret_cast<const unsigned char*>(name.data()),
-                                              name.size(), reinterpret_cast<const unsigned char*>(value.data()),
-                                              value.size()) == 0) {
+                                              name.size(), reinterpret_cast<const unsigned char*>(field.data()),
+                                              field.size()) == 0) {
       all = 0;
     }
   }
@@ -251,13 +283,16 @@ int add_request_headers(modsecurity::Transaction* transaction, const Request& re
 void Waf::EngineFree::operator()(modsecurity::ModSecurity* engine) const noexcept { modsecurity::msc_cleanup(engine); }
 void Waf::RulesFree::operator()(modsecurity::RulesSet* rules) const noexcept { modsecurity::msc_rules_cleanup(rules); }
 
-Waf::Waf(EnginePtr engine, RulesPtr rules, std::size_t max_body_bytes)
-    : engine_(std::move(engine)), rules_(std::move(rules)), max_body_bytes_(max_body_bytes) {}
+Waf::Waf(EnginePtr engine, RulesPtr rules, const WafOptions& options)
+    : engine_(std::move(engine)),
+      rules_(std::move(rules)),
+      max_body_bytes_(options.max_body_bytes),
+      opaque_cookie_(options.opaque_cookie) {}
 
 Waf::~Waf() = default;
 
 Result<std::unique_ptr<Waf>> Waf::load(const WafOptions& options) {
-  if (!options.enabled) return std::unique_ptr<Waf>(new Waf(nullptr, nullptr, options.max_body_bytes));
+  if (!options.enabled) return std::unique_ptr<Waf>(new Waf(nullptr, nullptr, options));
   if (auto checked = check_options(options); !checked) return tl::unexpected(checked.error());
   auto files = crs_request_rule_files(options.crs_dir);
   if (!files) return tl::unexpected(files.error());
@@ -279,7 +314,7 @@ Result<std::unique_ptr<Waf>> Waf::load(const WafOptions& options) {
     const int added = modsecurity::msc_rules_add_file(rules.get(), file.c_str(), error.out());
     if (auto checked = error.check(added, file.string()); !checked) return tl::unexpected(checked.error());
   }
-  return std::unique_ptr<Waf>(new Waf(std::move(engine), std::move(rules), options.max_body_bytes));
+  return std::unique_ptr<Waf>(new Waf(std::move(engine), std::move(rules), options));
 }
 
 WafVerdict Waf::inspect(const Request& request, std::string_view client_address, std::uint16_t client_port,
@@ -310,7 +345,7 @@ WafVerdict Waf::inspect(const Request& request, std::string_view client_address,
       stop_after(modsecurity::msc_process_connection(transaction.get(), client.c_str(), client_port, server.c_str(),
                                                      server_port)) ||
       stop_after(modsecurity::msc_process_uri(transaction.get(), uri.c_str(), request.method.c_str(), "1.1")) ||
-      stop_after(add_request_headers(transaction.get(), request)) ||
+      stop_after(add_request_headers(transaction.get(), request, opaque_cookie_)) ||
       stop_after(modsecurity::msc_process_request_headers(transaction.get())) ||
       stop_after(modsecurity::msc_append_request_body(
           transaction.get(), reinterpret_cast<const unsigned char*>(request.body.data()), request.body.size())) ||

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "console/api.h"
 #include "testing/temp_dir.h"
 
 namespace torii::console {
@@ -22,7 +23,8 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
 
-constexpr std::string_view kSessionCookie = "torii_session=q9Zb3kT0xLmW7vR2yN5cA8dF1gH4jK6pS0uE3iO7wXz";
+// The session cookie as the console sets it (the value is made up).
+const std::string kSessionCookie = std::string(console::kSessionCookie) + "=q9Zb3kT0xLmW7vR2yN5cA8dF1gH4jK6pS0uE3i";
 
 // What a current browser sends with a same-origin fetch() from the console's pages.
 std::vector<std::pair<std::string, std::string>> browser_headers() {
@@ -33,7 +35,7 @@ std::vector<std::pair<std::string, std::string>> browser_headers() {
       {"accept-language", "en-GB,en;q=0.5"},
       {"accept-encoding", "gzip, deflate, br, zstd"},
       {"referer", "https://console.example.org/devices"},
-      {"cookie", std::string(kSessionCookie)},
+      {"cookie", kSessionCookie},
       {"sec-fetch-dest", "empty"},
       {"sec-fetch-mode", "cors"},
       {"sec-fetch-site", "same-origin"},
@@ -261,6 +263,53 @@ TEST_F(Waf, GeneratedPasswordsFullOfPunctuationPass) {
 
 TEST_F(Waf, APasswordMemberIsStillInspectedOnOtherRoutes) {
   const auto v = inspect(post_json("/api/v1/account/totp/confirm", R"({"code":"1","password":"admin' OR 1=1--"})"));
+  EXPECT_TRUE(v.blocked) << describe(v);
+}
+
+// The session cookie's value is only ever hashed and looked up, so the rules are not shown
+// the cookie; any other cookie, and a second cookie of that name, are inspected.
+TEST_F(Waf, OnlyTheSessionCookiesValueIsLeftUninspected) {
+  EXPECT_EQ(WafOptions{}.opaque_cookie, console::kSessionCookie);
+  const auto with_cookie = [](std::string cookie) {
+    Request r = get("/api/v1/devices");
+    for (auto& [name, value] : r.headers) {
+      if (name == "cookie") value = std::move(cookie);
+    }
+    return r;
+  };
+  const std::string attack = "1' OR '1'='1";
+  const std::string session = std::string(console::kSessionCookie);
+  const auto in_session = inspect(with_cookie(session + "=" + attack));
+  EXPECT_FALSE(in_session.blocked) << describe(in_session);
+  EXPECT_TRUE(in_session.rule_ids.empty()) << describe(in_session);
+
+  const auto in_other = inspect(with_cookie(session + "=abc; theme=" + attack));
+  EXPECT_TRUE(in_other.blocked) << describe(in_other);
+  EXPECT_TRUE(matched_family(in_other, "942")) << describe(in_other);
+  const auto before = inspect(with_cookie("theme=" + attack + "; " + session + "=abc"));
+  EXPECT_TRUE(before.blocked) << describe(before);
+  const auto between = inspect(with_cookie("a=1;" + session + "=" + attack + ";theme=" + attack));
+  EXPECT_TRUE(between.blocked) << describe(between);
+
+  const auto in_lookalike = inspect(with_cookie("torii-session=" + attack));
+  EXPECT_TRUE(in_lookalike.blocked) << describe(in_lookalike);
+
+  const auto in_a_name = inspect(with_cookie(session + "=abc; <script>alert(1)</script>=1"));
+  EXPECT_TRUE(in_a_name.blocked) << describe(in_a_name);
+
+  // The console reads the first one only; a second is not hidden.
+  const auto in_a_second = inspect(with_cookie(session + "=abc; " + session + "=" + attack));
+  EXPECT_TRUE(in_a_second.blocked) << describe(in_a_second);
+
+  // In a second Cookie field, when the first has none.
+  Request split = with_cookie("theme=dark");
+  split.headers.emplace_back("cookie", session + "=" + attack);
+  const auto in_a_second_field = inspect(split);
+  EXPECT_FALSE(in_a_second_field.blocked) << describe(in_a_second_field);
+
+  const auto shown_all = console::Waf::load(WafOptions{.opaque_cookie = ""});
+  ASSERT_TRUE(shown_all) << shown_all.error().message;
+  const auto v = (*shown_all)->inspect(with_cookie(session + "=" + attack), "203.0.113.5", 51234, "192.0.2.10", 8443);
   EXPECT_TRUE(v.blocked) << describe(v);
 }
 

@@ -10,6 +10,9 @@
 // threads; a job finished after that point resumes nobody).
 #pragma once
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <utility>  // boost 1.74 awaitable.hpp uses std::exchange without it
 
 #include <atomic>
@@ -30,7 +33,11 @@ namespace torii::console {
 
 class WorkPool {
  public:
-  WorkPool(std::size_t threads, std::size_t max_waiting) : pool_(threads), max_waiting_(max_waiting) {}
+  // nice > 0: the pool's threads run at that lower scheduling priority (setpriority(2), per
+  // thread), so that while they are all busy the thread serving the connections still gets
+  // the CPU first; they take whatever it leaves.
+  WorkPool(std::size_t threads, std::size_t max_waiting, int nice = 0)
+      : pool_(threads), max_waiting_(max_waiting), nice_(nice) {}
   ~WorkPool() { pool_.join(); }
   WorkPool(const WorkPool&) = delete;
   WorkPool& operator=(const WorkPool&) = delete;
@@ -52,6 +59,7 @@ class WorkPool {
     auto io = co_await boost::asio::this_coro::executor;
     boost::asio::steady_timer done(io, boost::asio::steady_timer::time_point::max());
     boost::asio::post(pool_, [this, shared, io, &done, fn = std::move(fn)]() mutable {
+      lower_priority(nice_);
       try {
         shared->result.emplace(fn());
       } catch (...) {
@@ -67,8 +75,16 @@ class WorkPool {
   }
 
  private:
+  // Once per thread: a thread's niceness only ever goes up, and any user may raise it.
+  static void lower_priority(int nice) {
+    thread_local int applied = 0;
+    if (nice <= applied) return;
+    if (setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), nice) == 0) applied = nice;
+  }
+
   boost::asio::thread_pool pool_;
   std::size_t max_waiting_;
+  int nice_;
   std::atomic<std::size_t> waiting_{0};
 };
 

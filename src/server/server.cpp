@@ -5,12 +5,14 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <functional>
 #include <ostream>
+#include <thread>
 
 #include "base/file.h"
 #include "base/version.h"
@@ -43,6 +45,10 @@ namespace torii::server {
 namespace asio = boost::asio;
 
 namespace {
+
+// The password-hashing threads' niceness (setpriority(2)): with a weight about a tenth of the
+// I/O thread's, they take the CPU it leaves rather than share it evenly.
+constexpr int kHashingNice = 10;
 
 std::string colon_hex(std::string_view hex) {
   std::string out;
@@ -111,8 +117,8 @@ struct Server::State {
   asio::steady_timer unused_devices_timer{io};
   asio::steady_timer sessions_timer{io};
   asio::steady_timer unused_people_timer{io};
-  // The console (made in start()). The work pool is declared last so that it is destroyed
-  // first: its threads are joined while everything their jobs use still exists.
+  // The console (made in start()). The work pools are declared last so that they are destroyed
+  // first: their threads are joined while everything their jobs use still exists.
   std::unique_ptr<identity::Accounts> accounts;
   std::unique_ptr<identity::People> people;
   std::unique_ptr<identity::ApiTokens> api_tokens;
@@ -122,6 +128,7 @@ struct Server::State {
   std::unique_ptr<console::Api> api;
   std::unique_ptr<console::HttpServer> http;
   std::unique_ptr<console::WorkPool> hash_pool;
+  std::unique_ptr<console::WorkPool> waf_pool;  // inspections read the waf and the request
 
   void log_event(const events::SecurityEvent& event) {
     if (!log) return;
@@ -300,8 +307,11 @@ struct Server::State {
         std::make_unique<identity::ApiTokens>(*installation.store, env.clock, env.random,
                                               identity::ApiTokenOptions{std::chrono::hours(24) * a.api_token_max_days},
                                               [this](const events::SecurityEvent& e) { log_event(e); });
-    // At most this many sign-ins wait for a hash; more are answered 503 at once.
-    hash_pool = std::make_unique<console::WorkPool>(a.concurrent_password_hashes, a.concurrent_password_hashes * 32);
+    // At most this many sign-ins wait for a hash; more are answered 503 at once. The hashing
+    // threads run at a lower priority: while sign-ins are hammered, the I/O thread and the
+    // firewall's threads still get the CPU first, and the rest of the console keeps its pace.
+    hash_pool = std::make_unique<console::WorkPool>(a.concurrent_password_hashes, a.concurrent_password_hashes * 32,
+                                                    kHashingNice);
     const auto& h = config.console_http;
     if (h.waf) {
       console::WafOptions w;
@@ -311,6 +321,8 @@ struct Server::State {
       auto loaded = console::Waf::load(w);
       if (!loaded) return tl::unexpected(loaded.error());
       waf = std::move(*loaded);
+      const unsigned threads = h.waf_threads != 0 ? h.waf_threads : std::max(1U, std::thread::hardware_concurrency());
+      waf_pool = std::make_unique<console::WorkPool>(threads, std::size_t{threads} * 64);
     }
     devices = std::make_unique<identity::DeviceRegistry>(*installation.store, *installation.keys, *installation.ca,
                                                          env.clock);
@@ -332,7 +344,7 @@ struct Server::State {
         file_config, *installation.store, *accounts, *people, *api_tokens, *hash_pool, env.clock,
         [this](const events::SecurityEvent& e) { log_event(e); }, console_base_url(config, console_port()), waf.get(),
         devices.get(), installation.keys.get(), std::move(hooks), security_log_dir(config),
-        log ? log->public_key() : Bytes{}, &live, settings_changed, outbox.get()});
+        log ? log->public_key() : Bytes{}, &live, settings_changed, outbox.get(), waf_pool.get()});
     console::HttpLimits limits;
     limits.max_body_bytes = h.max_body_bytes;
     limits.request_timeout = std::chrono::seconds(h.request_timeout_seconds);
@@ -427,8 +439,11 @@ struct Server::State {
 Server::Server(std::unique_ptr<State> state) : state_(std::move(state)) {}
 
 Server::~Server() {
-  // Password hashing in progress finishes before anything it uses goes away.
-  if (state_) state_->hash_pool.reset();
+  // Password hashing and inspections in progress finish before anything they use goes away.
+  if (state_) {
+    state_->waf_pool.reset();
+    state_->hash_pool.reset();
+  }
   if (state_ && state_->writer) {
     // Everything accepted is stored before the store closes (it was never acknowledged,
     // but it is not lost either), and so are the persistent sessions.

@@ -7,6 +7,8 @@
 //     unconsumed is a suffix of what it was given (it never invents bytes);
 //   - a request it returns fits its limits (body at most max_body_bytes) and has a method
 //     and a path;
+//   - the session cookie's value is found within its Cookie field, right after its name
+//     and "=", without a ';', and is the value cookie_value reads;
 //   - matching a route binds exactly the pattern's parameters, each non-empty and at most
 //     128 bytes, and the literal segments are the path's;
 //   - body validation accepts only known members of their kind (strings, lists of strings,
@@ -18,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -47,7 +50,20 @@ void check_request(const Request& r) {
   check(!r.method.empty());
   check(r.body.size() <= kMaxBody);
 
-  (void)cookie_value(r, "__Host-torii-session");
+  // The session cookie's value lies within its field, after "name=", and is what
+  // cookie_value reads (the WAF is not shown exactly those bytes).
+  constexpr std::string_view kCookie = "__Host-torii-session";
+  std::optional<std::string> first;
+  for (const auto& [field, value] : r.headers) {
+    if (field != "cookie") continue;
+    const auto at = find_cookie_value(value, kCookie);
+    if (!at) continue;
+    check(at->offset >= kCookie.size() + 1 && at->offset + at->length <= value.size());
+    check(value.compare(at->offset - kCookie.size() - 1, kCookie.size() + 1, std::string(kCookie) + "=") == 0);
+    check(value.find(';', at->offset) >= at->offset + at->length);
+    if (!first) first = value.substr(at->offset, at->length);
+  }
+  check(cookie_value(r, kCookie) == first);
   (void)query_parameter(r.query, "organisation");
   (void)query_carries_token(r.query);
   if (auto bearer = bearer_token(r)) check(bearer->find(' ') == std::string::npos);
