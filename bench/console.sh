@@ -4,7 +4,8 @@
 # administrator through the one-time link (TOTP from oathtool), creates DEVICES devices and
 # people to act as, then measures:
 #   list-max     GET /api/v1/devices (DEVICES devices), as fast as CONNECTIONS connections go
-#   list-paced   the same at about RATE requests/s: the latency a steady load sees
+#   list-paced   the same offered at RATE requests/s on a fixed schedule (wrk/paced.lua): the
+#                latency a steady load sees
 #   (both with the web application firewall on, then again with it off: `console.waf`)
 #   sign-in      POST /api/v1/session with the right password, as fast as it goes, with the
 #                default Argon2id cost (2 passes, 64 MiB) and 2 concurrent hashes
@@ -101,18 +102,19 @@ person() {
   cookie
 }
 
-# measure NAME PACE_MS WRK-ARGS...: one wrk run; its RESULT line goes to $OUT/console.txt.
+# measure NAME RATE WRK-ARGS...: one wrk run with 2 threads (RATE 0: as fast as it goes); its
+# RESULT line goes to $OUT/console.txt.
 measure() {
-  local name="$1" pace="$2" line
+  local name="$1" rate="$2" line
   shift 2
   log "$name"
-  line="$(PACE_MS="$pace" wrk --timeout 10s "$@" | grep '^RESULT')" || die "$name: wrk gave no result"
+  line="$(RATE="$rate" THREADS=2 wrk --timeout 10s -t 2 "$@" | grep '^RESULT')" || die "$name: wrk gave no result"
   printf '%s %s\n' "$name" "${line#RESULT }" | tee -a "$OUT/console.txt"
-  printf '%s: PACE_MS=%s wrk --timeout 10s %s\n' "$name" "$pace" "$*" | sed "s/__Host-torii-session=[^ ']*/__Host-torii-session=…/" >>"$OUT/commands.txt"
+  printf '%s: RATE=%s THREADS=2 wrk --timeout 10s -t 2 %s\n' "$name" "$rate" "$*" | sed "s/__Host-torii-session=[^ ']*/__Host-torii-session=…/" >>"$OUT/commands.txt"
 }
 
-list() {  # list NAME SESSION PACE_MS CONNECTIONS
-  measure "$1" "$3" -t 2 -c "$4" -d "${DURATION}s" -s "$BENCH_WRK_DIR/paced.lua" \
+list() {  # list NAME SESSION RATE CONNECTIONS
+  measure "$1" "$3" -c "$4" -d "${DURATION}s" -s "$BENCH_WRK_DIR/paced.lua" \
     -H "Cookie: __Host-torii-session=$2" "$base/api/v1/devices"
 }
 
@@ -120,23 +122,22 @@ list() {  # list NAME SESSION PACE_MS CONNECTIONS
 : >"$OUT/commands.txt"
 log "waiting for a quiet machine"
 echo "idle before: $(wait_quiet "${QUIET_WAIT_S:-900}") %" >>"$OUT/console.txt"
-pace=$((CONNECTIONS * 1000 / RATE))
 for waf in true false; do
   start "$waf"
   [[ -n "${ADMIN:-}" ]] || set_up
   list "list-max waf=$waf" "$(person "max-$waf")" 0 "$CONNECTIONS"
-  list "list-paced waf=$waf" "$(person "paced-$waf")" "$pace" "$CONNECTIONS"
+  list "list-paced waf=$waf" "$(person "paced-$waf")" "$RATE" "$CONNECTIONS"
   [[ "$waf" == true ]] && stop_pid "$work/pid"
 done
 
 # Sign-ins (the firewall off, as left by the loop, so that the hashing is what is measured;
 # the firewall's cost per request is the difference of the list runs above).
 person signer >/dev/null
-list "list-alone" "$(person alone)" 40 4
-LOGIN_NAME=signer LOGIN_PASSWORD="$PASSWORD" measure "sign-in" 0 -t 2 -c 8 -d "$((DURATION + 4))s" \
+list "list-alone" "$(person alone)" 100 4
+LOGIN_NAME=signer LOGIN_PASSWORD="$PASSWORD" measure "sign-in" 0 -c 8 -d "$((DURATION + 4))s" \
   -s "$BENCH_WRK_DIR/sign_in.lua" "$base" &
 signing=$!
 sleep 2
-list "list-during" "$(person during)" 40 4
+list "list-during" "$(person during)" 100 4
 wait "$signing"
 log "results in $OUT/console.txt, commands in $OUT/commands.txt"
