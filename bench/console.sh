@@ -17,6 +17,7 @@
 #
 #   TORII=build/release/apps/torii/torii bench/console.sh
 #   DURATION=20 RATE=1000 CONNECTIONS=16 DEVICES=100 OUT=/tmp/console-bench bench/console.sh
+# (WAF_THREADS sets console.waf_threads; 0, the default, is one per core less one, at least one.)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 DURATION="${DURATION:-20}"
 RATE="${RATE:-1000}"
@@ -46,6 +47,7 @@ listen = ["127.0.0.1:0"]
 [console]
 listen = ["127.0.0.1:$PORT"]
 waf = $1
+waf_threads = ${WAF_THREADS:-0}
 sign_in_attempts_per_minute = 10000
 requests_per_minute_per_user = 100000
 [log]

@@ -1,8 +1,8 @@
 #include "base/clock.h"
 
+#include <chrono>
 #include <ctime>
-
-#include <fmt/format.h>
+#include <type_traits>
 
 namespace torii {
 
@@ -25,8 +25,22 @@ std::string format_utc_millis(std::chrono::system_clock::time_point t) {
   const std::time_t tt = static_cast<std::time_t>(seconds);
   std::tm tm{};
   gmtime_r(&tt, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                     tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
+  // Digit by digit: every timestamp of every listed record comes through here. A time point
+  // of 64-bit nanoseconds lies in the years 1677-2262, so the year always has four digits.
+  static_assert(std::is_same_v<std::chrono::system_clock::duration, std::chrono::nanoseconds>);
+  const int year = tm.tm_year + 1900;
+  std::string out = "0000-00-00T00:00:00.000Z";
+  const auto put = [&out](std::size_t at, std::size_t width, long long value) {
+    for (std::size_t i = width; i > 0; --i, value /= 10) out[at + i - 1] = static_cast<char>('0' + value % 10);
+  };
+  put(0, 4, year);
+  put(5, 2, tm.tm_mon + 1);
+  put(8, 2, tm.tm_mday);
+  put(11, 2, tm.tm_hour);
+  put(14, 2, tm.tm_min);
+  put(17, 2, tm.tm_sec);
+  put(20, 3, millis);
+  return out;
 }
 
 std::optional<UnixMillis> parse_utc_millis(std::string_view text) {

@@ -117,6 +117,16 @@ void JsonWriter::quoted(std::string_view text) {
   out_.reserve(out_.size() + text.size() + 2);
   out_ += '"';
   while (!text.empty()) {
+    // A run of characters that are written as they are, at once.
+    std::size_t plain = 0;
+    while (plain < text.size()) {
+      const auto c = static_cast<unsigned char>(text[plain]);
+      if (c < 0x20U || c >= 0x80U || c == '"' || c == '\\') break;
+      ++plain;
+    }
+    out_.append(text.substr(0, plain));
+    text.remove_prefix(plain);
+    if (text.empty()) break;
     const auto c = static_cast<unsigned char>(text.front());
     std::size_t taken = 1;
     switch (c) {

@@ -120,7 +120,8 @@ struct ConsoleConfig {
   bool waf = true;
   std::uint32_t waf_paranoia_level = 1;
   std::uint32_t waf_anomaly_threshold = 5;
-  // Threads that run the firewall's inspections beside the I/O thread; 0: one per core.
+  // Threads that run the firewall's inspections beside the I/O thread; 0: one per core but
+  // the I/O thread's (at least one).
   std::uint32_t waf_threads = 0;
   friend bool operator==(const ConsoleConfig&, const ConsoleConfig&) = default;
 };

@@ -50,7 +50,8 @@ waf = true
 waf_paranoia_level = 1
 waf_anomaly_threshold = 5
 # Threads that inspect requests for the firewall, so that its cost is spread over the cores
-# rather than taken from the thread serving every connection; 0: one per core.
+# rather than taken from the thread serving every connection; 0: one per core but the one
+# that thread needs (at least one).
 waf_threads = 0
 
 [accounts]

@@ -321,7 +321,10 @@ struct Server::State {
       auto loaded = console::Waf::load(w);
       if (!loaded) return tl::unexpected(loaded.error());
       waf = std::move(*loaded);
-      const unsigned threads = h.waf_threads != 0 ? h.waf_threads : std::max(1U, std::thread::hardware_concurrency());
+      // By default the I/O thread keeps a core of its own: on two cores, two firewall threads
+      // beside it made its answers wait for the CPU (docs/benchmarks.md).
+      const unsigned cores = std::thread::hardware_concurrency();
+      const unsigned threads = h.waf_threads != 0 ? h.waf_threads : std::max(1U, cores > 1 ? cores - 1 : 1U);
       waf_pool = std::make_unique<console::WorkPool>(threads, std::size_t{threads} * 64);
     }
     devices = std::make_unique<identity::DeviceRegistry>(*installation.store, *installation.keys, *installation.ca,
