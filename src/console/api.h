@@ -97,8 +97,8 @@ struct ApiContext {
   // Where password links sent by e-mail go; nullptr: mail is not configured, and the routes
   // that need it answer 503 mail_unavailable.
   mail::Outbox* mail = nullptr;
-  // Runs the firewall's inspections off the I/O thread (the server gives it one thread per
-  // core); nullptr: they run on the I/O thread.
+  // Runs the firewall's inspections off the I/O thread (console.waf_threads); nullptr: they
+  // run on the I/O thread.
   WorkPool* waf_work = nullptr;
 };
 
@@ -128,9 +128,6 @@ class Api final : public RequestHandler {
   std::unique_ptr<Impl> impl_;
 };
 
-// The session cookie's name: the __Host- prefix makes browsers refuse it unless it is
-// Secure, has Path=/ and no Domain (JPCERT III-3).
-inline constexpr std::string_view kSessionCookie = "__Host-torii-session";
 // The header carrying the CSRF token on state-changing requests.
 inline constexpr std::string_view kCsrfHeader = "x-csrf-token";
 

@@ -14,6 +14,10 @@
 
 namespace torii::console {
 
+// The session cookie's name: the __Host- prefix makes browsers refuse it unless it is
+// Secure, has Path=/ and no Domain (JPCERT III-3).
+inline constexpr std::string_view kSessionCookie = "__Host-torii-session";
+
 // The value of cookie `name` in the request's Cookie fields, if any: the first one, in the
 // order of the fields and of the cookies within each.
 [[nodiscard]] std::optional<std::string> cookie_value(const Request& request, std::string_view name);

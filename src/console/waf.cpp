@@ -14,8 +14,6 @@
 #include <list>
 #include <system_error>
 
-#include "console/request_checks.h"
-
 namespace torii::console {
 namespace {
 

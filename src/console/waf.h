@@ -24,6 +24,7 @@
 
 #include "base/error.h"
 #include "console/http.h"
+#include "console/request_checks.h"
 
 namespace modsecurity {
 class ModSecurity;
@@ -44,13 +45,12 @@ struct WafOptions {
   // A larger body is refused without being inspected; 1 byte to 1 GiB. The HTTP server's
   // own limit (HttpLimits::max_body_bytes) should not be above it.
   std::size_t max_body_bytes = std::size_t{64} * 1024;
-  // The cookie the rules are not shown: the session cookie (console/api.h's kSessionCookie),
-  // whose value the console only hashes and looks up, never interprets, and whose name is
-  // this constant. Inspecting it was a third of the firewall's work on a request without a
+  // The cookie the rules are not shown: the session cookie, whose value the console only
+  // hashes and looks up, never interprets. Inspecting it was a third of the firewall's work on a request without a
   // body, for nothing to find. The first cookie of that name (the one the console reads) is
   // left out; any further one, every other cookie and the rest of the request are inspected.
   // Empty: every cookie is shown.
-  std::string opaque_cookie = "__Host-torii-session";
+  std::string opaque_cookie{kSessionCookie};
 };
 
 struct WafVerdict {

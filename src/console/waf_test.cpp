@@ -12,7 +12,7 @@
 #include <sstream>
 #include <thread>
 
-#include "console/api.h"
+#include "console/request_checks.h"
 #include "testing/temp_dir.h"
 
 namespace torii::console {

@@ -5,7 +5,6 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
-#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -324,7 +323,7 @@ struct Server::State {
       // By default the I/O thread keeps a core of its own: on two cores, two firewall threads
       // beside it made its answers wait for the CPU (docs/benchmarks.md).
       const unsigned cores = std::thread::hardware_concurrency();
-      const unsigned threads = h.waf_threads != 0 ? h.waf_threads : std::max(1U, cores > 1 ? cores - 1 : 1U);
+      const unsigned threads = h.waf_threads != 0 ? h.waf_threads : (cores > 1 ? cores - 1 : 1U);
       waf_pool = std::make_unique<console::WorkPool>(threads, std::size_t{threads} * 64);
     }
     devices = std::make_unique<identity::DeviceRegistry>(*installation.store, *installation.keys, *installation.ca,
