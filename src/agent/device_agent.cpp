@@ -1,0 +1,258 @@
+#include "agent/device_agent.h"
+
+#include <cmath>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "agent/sensor_health.h"
+#include "agent/sensors.h"
+#include "base/version.h"
+
+namespace torii::agent {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using steady = std::chrono::steady_clock;
+using nlohmann::json;
+
+namespace {
+
+std::int64_t epoch_millis(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+// Readings keep three decimals: more is noise from the simulation or the scale.
+json reading_json(const Value& value) {
+  if (const auto* b = std::get_if<bool>(&value)) return *b;
+  return std::round(std::get<double>(value) * 1000.0) / 1000.0;
+}
+
+}  // namespace
+
+struct DeviceAgent::State {
+  State(asio::any_io_executor io_ex, asio::any_io_executor blocking_ex, const AgentConfig& cfg, Identity id,
+        Outbox box, Random& rnd, const Clock& clk)
+      : io(std::move(io_ex)),
+        blocking(std::move(blocking_ex)),
+        config(cfg),
+        identity(std::move(id)),
+        outbox(std::move(box)),
+        random(rnd),
+        clock(clk),
+        idle(io),
+        started(steady::now()) {}
+
+  asio::any_io_executor io;
+  asio::any_io_executor blocking;
+  AgentConfig config;
+  Identity identity;
+  Outbox outbox;
+  Random& random;
+  const Clock& clock;
+  std::unique_ptr<Link> link;
+  std::vector<std::unique_ptr<Sensor>> sensors;
+  std::vector<std::unique_ptr<asio::steady_timer>> timers;  // one per sensor, then the heartbeat's
+  SensorHealth health;
+  asio::steady_timer idle;  // run() waits on it
+  steady::time_point started;
+  bool stopping = false;
+  std::size_t running = 0;  // coroutines run() started and waits for
+  AgentStatus counts;
+  std::string topic_prefix;
+};
+
+Result<std::unique_ptr<DeviceAgent>> DeviceAgent::create(asio::any_io_executor io, asio::any_io_executor blocking,
+                                                         const AgentConfig& config, Identity identity,
+                                                         Random& random, const Clock& clock) {
+  auto outbox = Outbox::open(config.state_dir / "outbox.db", config.outbox_max_messages, random, clock);
+  if (!outbox) return tl::unexpected(outbox.error());
+  auto state = std::make_unique<State>(io, std::move(blocking), config, std::move(identity), std::move(*outbox),
+                                       random, clock);
+  state->topic_prefix = fmt::format("devices/{}/", state->identity.device_id);
+  const auto now = clock.now();
+  for (const auto& sensor : config.sensors) {
+    state->sensors.push_back(make_sensor(sensor, random, now));
+    state->timers.push_back(std::make_unique<asio::steady_timer>(io));
+  }
+  state->timers.push_back(std::make_unique<asio::steady_timer>(io));
+  state->health.add_sensors(config.sensors);
+
+  std::unique_ptr<DeviceAgent> agent(new DeviceAgent(std::move(state)));
+  LinkSettings link;
+  link.host = config.gateway.host;
+  link.port = config.gateway.port;
+  link.client_id = agent->s_->identity.device_id;
+  link.ca_bundle = agent->s_->identity.files.ca_bundle;
+  link.certificate = agent->s_->identity.files.certificate;
+  link.key = agent->s_->identity.files.key;
+  agent->s_->link = std::make_unique<Link>(io, link, *agent, random);
+  return agent;
+}
+
+DeviceAgent::DeviceAgent(std::unique_ptr<State> state) : s_(std::move(state)) {}
+
+DeviceAgent::~DeviceAgent() = default;
+
+const std::string& DeviceAgent::device_id() const { return s_->identity.device_id; }
+
+AgentStatus DeviceAgent::status() const {
+  AgentStatus out = s_->counts;
+  out.outbox_waiting = s_->outbox.size();
+  out.outbox_evicted = s_->outbox.evicted();
+  out.link = s_->link->stats();
+  return out;
+}
+
+asio::awaitable<void> DeviceAgent::run() {
+  auto& s = *s_;
+  spdlog::info("agent {}: {} sensors, gateway {}, {} messages waiting in the outbox", s.identity.device_id,
+               s.sensors.size(), s.config.gateway.to_string(), s.outbox.size());
+  auto done = [this](const std::exception_ptr& failure) {
+    if (failure) spdlog::error("agent {}: a task ended with an exception", s_->identity.device_id);
+    finished();
+  };
+  s.running = 2 + s.sensors.size();
+  asio::co_spawn(s.io, s.link->run(), done);
+  asio::co_spawn(s.io, beat(), done);
+  for (std::size_t i = 0; i < s.sensors.size(); ++i) asio::co_spawn(s.io, sample(i), done);
+  while (s.running > 0) {
+    s.idle.expires_at(steady::time_point::max());
+    error_code ignored;
+    co_await s.idle.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+  spdlog::info("agent {}: stopped, {} messages waiting in the outbox", s.identity.device_id, s.outbox.size());
+}
+
+void DeviceAgent::stop() {
+  auto& s = *s_;
+  s.stopping = true;
+  s.link->stop();
+  for (auto& timer : s.timers) timer->cancel();
+}
+
+void DeviceAgent::finished() {
+  --s_->running;
+  s_->idle.cancel();
+}
+
+asio::awaitable<void> DeviceAgent::sample(std::size_t index) {
+  auto& s = *s_;
+  auto& sensor = *s.sensors[index];
+  auto& timer = *s.timers[index];
+  const bool blocking = s.config.sensors[index].source == SensorSource::command;
+  auto next = steady::now();
+  while (!s.stopping) {
+    const auto at = s.clock.now();
+    Result<Value> reading = fail(Errc::unavailable, "not read");
+    if (blocking) {
+      auto read_elsewhere = [&sensor, at]() -> asio::awaitable<Result<Value>> { co_return sensor.read(at); };
+      reading = co_await asio::co_spawn(s.blocking, read_elsewhere(), asio::use_awaitable);
+    } else {
+      reading = sensor.read(at);
+    }
+    if (s.stopping) break;
+    for (const auto& event : s.health.observe(sensor.metric(), reading, at)) {
+      auto payload = [&](std::string_view id) {
+        json out = {{"ts", epoch_millis(event.time)},
+                    {"id", id},
+                    {"type", to_string(event.kind)},
+                    {"metric", event.metric},
+                    {"detail", event.detail}};
+        if (event.ended) out["ended"] = to_string(*event.ended);
+        return out.dump();
+      };
+      if (auto pushed = s.outbox.push(TopicKind::events, payload); !pushed) {
+        spdlog::error("agent {}: cannot keep an event: {}", s.identity.device_id, pushed.error().message);
+      } else {
+        ++s.counts.events;
+      }
+      spdlog::warn("agent {}: {} {}: {}", s.identity.device_id, to_string(event.kind), event.metric, event.detail);
+    }
+    if (reading) {
+      ++s.counts.readings;
+      auto payload = [&](std::string_view id) {
+        return json{{"ts", epoch_millis(at)}, {"id", id}, {sensor.metric(), reading_json(*reading)}}.dump();
+      };
+      if (auto pushed = s.outbox.push(TopicKind::telemetry, payload); !pushed) {
+        spdlog::error("agent {}: cannot keep a reading: {}", s.identity.device_id, pushed.error().message);
+      }
+    } else {
+      ++s.counts.failed_readings;
+    }
+    s.link->wake();
+
+    next += sensor.interval();
+    if (next < steady::now()) next = steady::now() + sensor.interval();  // a late read does not bunch up
+    timer.expires_at(next);
+    error_code ignored;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+}
+
+asio::awaitable<void> DeviceAgent::beat() {
+  auto& s = *s_;
+  auto& timer = *s.timers.back();
+  const auto every = std::chrono::seconds(s.config.heartbeat_seconds);
+  auto next = steady::now();
+  while (!s.stopping) {
+    if (s.link->connected()) {
+      json sensors = json::object();
+      for (const auto& test : s.health.self_test()) {
+        sensors[test.metric] = test.detail.empty() ? json{{"status", to_string(test.status)}}
+                                                   : json{{"status", to_string(test.status)}, {"detail", test.detail}};
+      }
+      const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(steady::now() - s.started).count();
+      const json heartbeat = {{"type", "heartbeat"},
+                              {"ts", epoch_millis(s.clock.now())},
+                              {"agent_version", kVersion},
+                              {"uptime_seconds", uptime},
+                              {"outbox", {{"waiting", s.outbox.size()}, {"evicted", s.outbox.evicted()}}},
+                              {"sensors", sensors}};
+      if (s.link->send_transient(s.topic_prefix + "state", heartbeat.dump())) ++s.counts.heartbeats;
+    }
+    // The first beat follows the connection closely; then one every heartbeat_seconds.
+    next = s.counts.heartbeats == 0 ? steady::now() + std::chrono::seconds(1) : next + every;
+    if (next < steady::now()) next = steady::now() + every;
+    timer.expires_at(next);
+    error_code ignored;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+}
+
+std::vector<OutgoingMessage> DeviceAgent::waiting(std::size_t max) {
+  auto& s = *s_;
+  auto entries = s.outbox.oldest(max);
+  std::vector<OutgoingMessage> out;
+  if (!entries) {
+    spdlog::error("agent {}: cannot read the outbox: {}", s.identity.device_id, entries.error().message);
+    return out;
+  }
+  out.reserve(entries->size());
+  for (auto& e : *entries) {
+    out.push_back({static_cast<std::uint64_t>(e.seq), s.topic_prefix + std::string(to_string(e.kind)),
+                   std::move(e.payload)});
+  }
+  return out;
+}
+
+void DeviceAgent::delivered(std::uint64_t seq) {
+  if (auto removed = s_->outbox.remove(static_cast<std::int64_t>(seq)); !removed) {
+    spdlog::error("agent {}: cannot remove a delivered message from the outbox: {}", s_->identity.device_id,
+                  removed.error().message);
+  }
+}
+
+void DeviceAgent::refused(std::uint64_t seq, mqtt::ReasonCode reason) {
+  ++s_->counts.refused;
+  spdlog::warn("agent {}: the gateway refused message {} for good ({}); it is dropped", s_->identity.device_id, seq,
+               mqtt::to_string(reason));
+  delivered(seq);
+}
+
+}  // namespace torii::agent

@@ -1,0 +1,78 @@
+// One device's agent at run time: its sensors are read on their intervals, each reading
+// goes into the durable outbox as a telemetry message (with its time and message id), the
+// link delivers the outbox to the gateway, irregular sensor states become events (through
+// the outbox too), and heartbeats report the agent's health (JPCERT VII-1, VIII-1).
+//
+// Topics: devices/{id}/telemetry, devices/{id}/events, and devices/{id}/state for heartbeats
+// (QoS 0, only while connected: a heartbeat is about now, so none is kept for later).
+//
+// Everything but a command sensor's read runs on the io executor's one thread; command
+// sensors are read on the blocking executor, so a slow program never stalls the link.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include <utility>  // boost 1.74 awaitable.hpp uses std::exchange without it
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include "agent/agent_config.h"
+#include "agent/identity.h"
+#include "agent/link.h"
+#include "agent/outbox.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/random.h"
+
+namespace torii::agent {
+
+struct AgentStatus {
+  std::uint64_t readings = 0;
+  std::uint64_t failed_readings = 0;
+  std::uint64_t events = 0;
+  std::uint64_t heartbeats = 0;
+  std::uint64_t outbox_waiting = 0;
+  std::uint64_t outbox_evicted = 0;
+  std::uint64_t refused = 0;  // messages the gateway will never take
+  LinkStats link;
+};
+
+class DeviceAgent final : public MessageSource {
+ public:
+  // Opens the outbox (<state_dir>/outbox.db) and makes the sensors. The executors, random
+  // and clock must outlive the agent.
+  [[nodiscard]] static Result<std::unique_ptr<DeviceAgent>> create(boost::asio::any_io_executor io,
+                                                                   boost::asio::any_io_executor blocking,
+                                                                   const AgentConfig& config, Identity identity,
+                                                                   Random& random, const Clock& clock);
+  ~DeviceAgent() override;
+  DeviceAgent(const DeviceAgent&) = delete;
+  DeviceAgent& operator=(const DeviceAgent&) = delete;
+
+  // Until stop(); returns once everything it started has ended.
+  boost::asio::awaitable<void> run();
+  void stop();
+
+  [[nodiscard]] const std::string& device_id() const;
+
+  // The outbox, as the link sees it (MessageSource).
+  std::vector<OutgoingMessage> waiting(std::size_t max) override;
+  void delivered(std::uint64_t seq) override;
+  void refused(std::uint64_t seq, mqtt::ReasonCode reason) override;
+  [[nodiscard]] AgentStatus status() const;
+
+ private:
+  struct State;
+  explicit DeviceAgent(std::unique_ptr<State> state);
+
+  boost::asio::awaitable<void> sample(std::size_t index);
+  boost::asio::awaitable<void> beat();
+  void finished();
+
+  std::unique_ptr<State> s_;
+};
+
+}  // namespace torii::agent

@@ -1,0 +1,219 @@
+#include "agent/enrolment.h"
+
+#include <optional>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "agent/identity.h"
+#include "agent/tls_client.h"
+#include "base/version.h"
+#include "crypto/x509.h"
+#include "net/socket_deadline.h"
+
+namespace torii::agent {
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+using asio::ip::tcp;
+using boost::system::error_code;
+
+namespace {
+
+constexpr std::size_t kMaxAnswerBytes = 256u << 10;
+
+struct Answer {
+  unsigned status = 0;
+  std::string body;
+};
+
+// POSTs a JSON body over HTTPS; the server's certificate must chain to ca_file and name the
+// host. Every step together must finish within `timeout`.
+Result<Answer> post_json(const ServerUrl& url, std::string_view target, std::string body,
+                         const std::filesystem::path& ca_file, std::chrono::seconds timeout) {
+  auto tls = make_client_tls_context(ca_file, std::nullopt);
+  if (!tls) return tl::unexpected(tls.error());
+  asio::io_context io;
+  asio::ssl::stream<tcp::socket> stream(io, **tls);
+  std::optional<Result<Answer>> result;
+
+  auto exchange = [&]() -> asio::awaitable<void> {
+    error_code ec;
+    tcp::resolver resolver(io);
+    net::Deadline deadline(io.get_executor(), timeout, [&] {
+      resolver.cancel();
+      error_code ignored;
+      stream.next_layer().close(ignored);
+    });
+    auto failed = [&](std::string_view step, const std::string& why) {
+      result = fail(Errc::unavailable, fmt::format("{} {}:{}: {}", step, url.host, url.port,
+                                                   deadline.disarm() ? std::string("timed out") : why));
+    };
+    const auto endpoints = co_await resolver.async_resolve(url.host, std::to_string(url.port),
+                                                           asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return failed("cannot resolve", ec.message());
+    co_await asio::async_connect(stream.next_layer(), endpoints, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return failed("cannot connect to", ec.message());
+    if (!expect_server_name(stream.native_handle(), url.host)) co_return failed("cannot verify", "bad host name");
+    co_await stream.async_handshake(asio::ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return failed("TLS handshake with", tls_error_text(ec));
+
+    http::request<http::string_body> request{http::verb::post, std::string(target), 11};
+    request.set(http::field::host, fmt::format("{}:{}", url.host, url.port));
+    request.set(http::field::user_agent, fmt::format("torii-agent/{}", kVersion));
+    request.set(http::field::content_type, "application/json");
+    request.set(http::field::accept, "application/json");
+    request.body() = std::move(body);
+    request.prepare_payload();
+    co_await http::async_write(stream, request, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return failed("sending to", tls_error_text(ec));
+
+    boost::beast::flat_buffer buffer;
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(kMaxAnswerBytes);
+    co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return failed("reading the answer of", tls_error_text(ec));
+    if (deadline.disarm()) co_return failed("waiting for", "timed out");
+    result = Answer{parser.get().result_int(), std::move(parser.get().body())};
+    error_code ignored;
+    stream.next_layer().close(ignored);
+  };
+  asio::co_spawn(io, exchange(), asio::detached);
+  io.run();
+  if (!result) return fail(Errc::unavailable, "the exchange with the console did not finish");
+  return std::move(*result);
+}
+
+// The code, title and field problems of an error answer (RFC 9457 problem details), for
+// the operator.
+std::string explain(const Answer& answer) {
+  const auto json = nlohmann::json::parse(answer.body, nullptr, false);
+  std::string text = fmt::format("HTTP {}", answer.status);
+  if (json.is_object()) {
+    for (const char* name : {"code", "title"}) {
+      if (const auto it = json.find(name); it != json.end() && it->is_string()) text += ": " + it->get<std::string>();
+    }
+    if (const auto it = json.find("errors"); it != json.end() && it->is_array()) {
+      for (const auto& p : *it) {
+        const auto field = p.is_object() ? p.find("field") : p.end();
+        const auto message = p.is_object() ? p.find("message") : p.end();
+        if (field != p.end() && message != p.end() && field->is_string() && message->is_string()) {
+          text += fmt::format("; {}: {}", field->get<std::string>(), message->get<std::string>());
+        }
+      }
+    }
+  }
+  return text;
+}
+
+}  // namespace
+
+Result<ServerUrl> parse_server_url(std::string_view url) {
+  constexpr std::string_view kScheme = "https://";
+  const auto bad = [&](std::string_view why) {
+    return fail(Errc::invalid_argument, fmt::format("server URL '{}': {}", url, why));
+  };
+  if (!url.starts_with(kScheme)) return bad("must start with https://");
+  auto rest = url.substr(kScheme.size());
+  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+  if (rest.find_first_of("/?#@ ") != std::string_view::npos) return bad("must name only a host and a port");
+  ServerUrl out;
+  std::string_view host = rest;
+  std::string_view port;
+  if (rest.starts_with('[')) {
+    const auto close = rest.find(']');
+    if (close == std::string_view::npos) return bad("unclosed '['");
+    host = rest.substr(1, close - 1);
+    const auto after = rest.substr(close + 1);
+    if (!after.empty()) {
+      if (!after.starts_with(':')) return bad("unexpected text after ']'");
+      port = after.substr(1);
+    }
+  } else if (const auto colon = rest.rfind(':'); colon != std::string_view::npos) {
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+  }
+  if (host.empty()) return bad("names no host");
+  out.host = std::string(host);
+  if (!port.empty() || rest.ends_with(':')) {
+    unsigned value = 0;
+    if (port.empty() || port.size() > 5) return bad("the port must be 1..65535");
+    for (const char c : port) {
+      if (c < '0' || c > '9') return bad("the port must be 1..65535");
+      value = value * 10 + static_cast<unsigned>(c - '0');
+    }
+    if (value == 0 || value > 65535) return bad("the port must be 1..65535");
+    out.port = static_cast<std::uint16_t>(value);
+  }
+  return out;
+}
+
+Result<Enrolled> enrol(const EnrolmentRequest& request) {
+  auto url = parse_server_url(request.server_url);
+  if (!url) return tl::unexpected(url.error());
+  if (request.token.empty() || request.token.size() > 512) {
+    return fail(Errc::invalid_argument, "the enrolment token is empty or too long");
+  }
+  auto key = crypto::generate_p256_key();
+  if (!key) return tl::unexpected(key.error());
+  auto csr = crypto::make_csr(*key, "torii-agent");
+  if (!csr) return tl::unexpected(csr.error());
+
+  const nlohmann::json body = {{"token", request.token}, {"csr", *csr}};
+  auto answer = post_json(*url, "/api/v1/enrol", body.dump(), request.ca_file, request.timeout);
+  if (!answer) return tl::unexpected(answer.error());
+  switch (answer->status) {
+    case 201:
+      break;
+    case 401:
+    case 403:
+      return fail(Errc::authentication_failed,
+                  fmt::format("the console refused the enrolment token ({}): it is unknown, used or expired, or "
+                              "the device is disabled; ask for a new token",
+                              explain(*answer)));
+    case 429:
+      return fail(Errc::limit_exceeded, "too many attempts from this address: wait, then try again");
+    default:
+      return fail(answer->status == 422 ? Errc::invalid_argument : Errc::unavailable,
+                  "the console did not enrol the device: " + explain(*answer));
+  }
+
+  const auto json = nlohmann::json::parse(answer->body, nullptr, false);
+  const auto text = [&](const char* name) -> std::string {
+    if (!json.is_object()) return {};
+    const auto it = json.find(name);
+    return it != json.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  const auto device_id = text("device");
+  const auto certificate = text("certificate_pem");
+  const auto ca_bundle = text("ca_bundle_pem");
+  if (device_id.empty() || certificate.empty() || ca_bundle.empty()) {
+    return fail(Errc::corrupt, "the console's answer lacks the device, its certificate or the CA bundle");
+  }
+  if (auto matches = crypto::check_key_matches_certificate(*key, certificate); !matches) {
+    return fail(Errc::corrupt, "the certificate the console returned is not for this device's key");
+  }
+  auto info = crypto::inspect_certificate(certificate);
+  if (!info) return fail(Errc::corrupt, "the certificate the console returned: " + info.error().message);
+  if (info->subject_cn != device_id) {
+    return fail(Errc::corrupt, fmt::format("the certificate names '{}', the answer '{}'", info->subject_cn, device_id));
+  }
+  if (auto stored = store_identity(request.state_dir, *key, certificate, ca_bundle, device_id); !stored) {
+    return tl::unexpected(stored.error());
+  }
+  return Enrolled{device_id, info->serial_hex, info->not_after};
+}
+
+}  // namespace torii::agent

@@ -1,0 +1,78 @@
+#include "agent/identity.h"
+
+#include <fmt/format.h>
+
+#include "base/file.h"
+#include "crypto/x509.h"
+
+namespace torii::agent {
+
+namespace {
+
+Result<std::string> read_text(const std::filesystem::path& path) {
+  auto bytes = read_file(path, 1u << 20);
+  if (!bytes) return tl::unexpected(bytes.error());
+  return to_string(*bytes);
+}
+
+}  // namespace
+
+IdentityFiles identity_files(const std::filesystem::path& state_dir) {
+  return {state_dir / "key.pem", state_dir / "certificate.pem", state_dir / "ca.pem", state_dir / "device"};
+}
+
+Result<Identity> load_identity(const std::filesystem::path& state_dir, std::chrono::system_clock::time_point now) {
+  Identity identity{identity_files(state_dir), {}, {}, {}, {}};
+  const auto& files = identity.files;
+  std::error_code ec;
+  if (!std::filesystem::exists(files.certificate, ec) || !std::filesystem::exists(files.key, ec)) {
+    return fail(Errc::not_found,
+                fmt::format("{} holds no enrolled identity: run `torii agent enroll` first", state_dir.string()));
+  }
+  if (auto owner_only = check_owner_only(state_dir); !owner_only) return tl::unexpected(owner_only.error());
+  if (auto owner_only = check_owner_only(files.key); !owner_only) return tl::unexpected(owner_only.error());
+
+  auto key = read_file(files.key, 64u << 10);
+  if (!key) return tl::unexpected(key.error());
+  const crypto::SecretBytes key_pem(*key);
+  std::fill(key->begin(), key->end(), std::uint8_t{0});
+  auto certificate = read_text(files.certificate);
+  if (!certificate) return tl::unexpected(certificate.error());
+  auto device = read_text(files.device);
+  if (!device) return tl::unexpected(device.error());
+  while (!device->empty() && (device->back() == '\n' || device->back() == '\r')) device->pop_back();
+
+  if (auto matches = crypto::check_key_matches_certificate(key_pem, *certificate); !matches) {
+    return fail(Errc::corrupt, fmt::format("{} does not belong to {}: enrol again", files.key.string(),
+                                           files.certificate.string()));
+  }
+  auto info = crypto::inspect_certificate(*certificate);
+  if (!info) return fail(Errc::corrupt, fmt::format("{}: {}", files.certificate.string(), info.error().message));
+  if (info->subject_cn != *device) {
+    return fail(Errc::corrupt, fmt::format("{} names device '{}', the certificate '{}'", files.device.string(),
+                                           *device, info->subject_cn));
+  }
+  if (info->not_after <= now) {
+    return fail(Errc::expired, fmt::format("the certificate of device '{}' has expired: enrol again with a new "
+                                           "token (`torii agent enroll`)",
+                                           *device));
+  }
+  identity.device_id = std::move(*device);
+  identity.certificate_serial = info->serial_hex;
+  identity.not_before = info->not_before;
+  identity.not_after = info->not_after;
+  return identity;
+}
+
+Status store_identity(const std::filesystem::path& state_dir, const crypto::SecretBytes& key_pem,
+                      std::string_view certificate_pem, std::string_view ca_bundle_pem, std::string_view device_id) {
+  if (auto dir = ensure_private_directory(state_dir); !dir) return dir;
+  const auto files = identity_files(state_dir);
+  if (auto written = write_file_atomic(files.key, key_pem.view(), 0600); !written) return written;
+  if (auto written = write_file_atomic(files.certificate, as_bytes(certificate_pem), 0644); !written) return written;
+  if (auto written = write_file_atomic(files.ca_bundle, as_bytes(ca_bundle_pem), 0644); !written) return written;
+  const std::string device_line = std::string(device_id) + "\n";
+  return write_file_atomic(files.device, as_bytes(device_line), 0644);
+}
+
+}  // namespace torii::agent
