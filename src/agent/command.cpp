@@ -159,7 +159,8 @@ int run_simulate_command(const SimulateCommand& command, std::ostream& out, std:
     if (!bytes) return report(err, bytes.error());
     std::istringstream lines(torii::to_string(*bytes));
     for (std::string line; std::getline(lines, line);) {
-      if (!line.empty()) tokens.push_back(line);
+      while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+      tokens.push_back(line);  // an empty line: no token for that device
     }
   }
 
@@ -178,7 +179,7 @@ int run_simulate_command(const SimulateCommand& command, std::ostream& out, std:
       sensor.interval = std::chrono::milliseconds(static_cast<std::int64_t>(command.interval_seconds * 1000));
     }
     auto identity = load_identity(config.state_dir, clock.now());
-    if (!identity && identity.error().is(Errc::not_found) && i <= tokens.size()) {
+    if (!identity && identity.error().is(Errc::not_found) && i <= tokens.size() && !tokens[i - 1].empty()) {
       EnrolmentRequest request{command.server, tokens[i - 1], command.ca_file, config.state_dir, {}};
       auto enrolled = enrol(request);
       if (!enrolled) {

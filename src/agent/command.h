@@ -26,7 +26,8 @@ struct SimulateCommand {
   std::string gateway = "127.0.0.1:8883";
   double interval_seconds = 5;   // every simulated sensor's
   std::uint32_t heartbeat_seconds = 60;
-  // Devices not enrolled yet enrol first, with one token per line of tokens_file, in order.
+  // Devices not enrolled yet enrol first: device i with the token on line i of tokens_file
+  // (an empty line: none).
   std::filesystem::path tokens_file;
   std::string server = "https://127.0.0.1:8443";
   std::filesystem::path ca_file;

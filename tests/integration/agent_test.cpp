@@ -191,7 +191,7 @@ TEST_F(AgentTest, ASimulatedFleetEnrolsEachDeviceWithItsOwnKeyAndPublishes) {
     for (const auto& [k, v] : json::parse(row["payload"].get<std::string>()).items()) metrics.insert(k);
   }
   EXPECT_TRUE(metrics.contains("temperature") && metrics.contains("humidity") && metrics.contains("power") &&
-              metrics.contains("door"));
+              metrics.contains("door_open"));
 }
 
 TEST_F(AgentTest, AKeyReadableByOthersIsRefused) {
