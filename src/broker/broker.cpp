@@ -535,6 +535,7 @@ void Broker::disconnect_device(std::string_view device_id, ReasonCode reason, co
   pending_wills_.erase(id);  // like a live connection's will: not sent for a device shut out
   remove_all_subscriptions(id);
   forget_device(id);
+  health_.forget(id);  // a device shut out is not reported for the heartbeats it cannot send
   if (auto it = live_.find(id); it != live_.end()) {
     // Unregistered first: the ending connection keeps no session and sends no will.
     DeviceSession* session = it->second;
@@ -556,6 +557,12 @@ void Broker::expire_sessions() {
     } else {
       ++it;
     }
+  }
+}
+
+void Broker::check_device_health() {
+  for (auto& event : health_.check(to_unix_millis(clock_.now()))) {
+    if (security_events_) security_events_(std::move(event));
   }
 }
 
@@ -708,6 +715,12 @@ mqtt::SessionHost::PublishDecision DeviceSession::on_publish(const mqtt::Publish
   rt.unflushed.bytes += publish.payload.size();
   const auto received_at = to_unix_millis(broker_.clock_.now());
 
+  if (topic->kind == policy::TopicKind::state || topic->kind == policy::TopicKind::events) {
+    const std::string_view text(reinterpret_cast<const char*>(publish.payload.data()), publish.payload.size());
+    for (auto& event : broker_.health_.observe(device_.id, topic->kind, text, profile->heartbeat(), received_at)) {
+      if (broker_.security_events_) broker_.security_events_(std::move(event));
+    }
+  }
   if (publish.retain) broker_.retain(device_.id, publish);
   broker_.route(device_.id, publish, &device_.id);
   for (const auto& observer : broker_.observers_) {
@@ -719,6 +732,10 @@ mqtt::SessionHost::PublishDecision DeviceSession::on_publish(const mqtt::Publish
   item.kind = std::string(policy::to_string(topic->kind));
   item.received_at = telemetry && telemetry->ts_ms ? *telemetry->ts_ms : received_at;
   item.payload = publish.payload;
+  if (topic->kind == policy::TopicKind::events || topic->kind == policy::TopicKind::results) {
+    item.message_key = policy::message_id_of(
+        std::string_view(reinterpret_cast<const char*>(publish.payload.data()), publish.payload.size()));
+  }
   if (telemetry) {
     item.message_key = telemetry->message_id;
     item.metrics.reserve(telemetry->metrics.size());

@@ -34,6 +34,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "broker/store_writer.h"
+#include "broker/device_health.h"
 #include "broker/traffic_monitor.h"
 #include "crypto/secret.h"
 #include "events/security_log.h"
@@ -132,6 +133,8 @@ class Broker {
 
   // Writes the per-device counters and last-seen times gathered since the last call.
   [[nodiscard]] Status flush_counters();
+  // Records heartbeats overdue by now (DeviceHealth); the server calls it every few seconds.
+  void check_device_health();
   // Drops stored sessions past their expiry.
   void expire_sessions();
   // Publishes the wills whose delay (5.0 will delay interval) has passed.
@@ -279,6 +282,7 @@ class Broker {
   policy::TelemetryValidator validator_;
   std::chrono::steady_clock::time_point last_busy_warning_;  // "ingest queue full", once a minute
   TrafficMonitor monitor_;
+  DeviceHealth health_;
 };
 
 // The mqtt::SessionHost of one device connection.

@@ -279,6 +279,15 @@ constexpr int kMaxCommandDepth = 8;
 
 }  // namespace
 
+std::string message_id_of(std::string_view payload) {
+  const auto json = nlohmann::json::parse(payload, nullptr, false);
+  if (!json.is_object()) return {};
+  const auto id = json.find("id");
+  if (id == json.end() || !id->is_string()) return {};
+  const auto& text = id->get_ref<const std::string&>();
+  return valid_message_id(text) ? text : std::string();
+}
+
 std::vector<Problem> validate_command(const Profile& profile, std::string_view command_name,
                                       std::string_view params_json) {
   using nlohmann::json;

@@ -84,6 +84,12 @@ class TelemetryValidator {
   std::unique_ptr<Impl> impl_;
 };
 
+// The message id of an events or results payload: the "id" member of a JSON object, when it
+// is a valid message id (as telemetry's); empty otherwise (not JSON, no id, or not valid).
+// These payloads are stored as they come, so this is all the gateway reads of them to keep
+// a resent message from being stored twice.
+[[nodiscard]] std::string message_id_of(std::string_view payload);
+
 // Checks a command before it is sent to a device: the command must be in the profile and
 // `params_json` (a JSON object, "{}" for none; at most the profile's max_message_bytes) must
 // hold exactly its parameters: every required one, no unknown or duplicate key, each value

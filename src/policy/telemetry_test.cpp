@@ -282,5 +282,16 @@ TEST_F(TelemetryTest, RefusesUnknownCommandsAndBadParameterText) {
               ElementsAre(problem_at("command", "unknown command 'report_posture'")));
 }
 
+TEST(MessageId, IsTheValidIdOfAJsonObjectOrNothing) {
+  EXPECT_EQ(message_id_of(R"({"id":"a1b2c3d4-17","type":"sensor_stuck"})"), "a1b2c3d4-17");
+  EXPECT_EQ(message_id_of(R"({"type":"x"})"), "");
+  EXPECT_EQ(message_id_of(R"({"id":17})"), "");
+  EXPECT_EQ(message_id_of(R"({"id":"has space"})"), "");
+  EXPECT_EQ(message_id_of(R"({"id":")" + std::string(65, 'a') + R"("})"), "");
+  EXPECT_EQ(message_id_of(R"(["id","x"])"), "");
+  EXPECT_EQ(message_id_of("not json"), "");
+  EXPECT_EQ(message_id_of(""), "");
+}
+
 }  // namespace
 }  // namespace torii::policy

@@ -369,6 +369,7 @@ struct Server::State {
     });
     every(counters_timer, std::chrono::seconds(10), [this] {
       broker->expire_sessions();
+      broker->check_device_health();
       if (auto st = broker->flush_counters(); !st) spdlog::error("device counters: {}", st.error().message);
     });
     if (config.accounts.disable_unused_after_days > 0) {

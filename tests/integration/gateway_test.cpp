@@ -186,6 +186,20 @@ TEST_F(Gateway, MosquittoClientsPublishAtEveryQosInBothVersionsAndEachMessageIsS
   EXPECT_EQ(bytes.str().find("north-wing-7"), std::string::npos);
 }
 
+TEST_F(Gateway, AnEventOrResultSentAgainWithItsIdIsStoredOnce) {
+  start();
+  create_device("door-1");
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_EQ(publish("door-1", "mqttv5", "devices/door-1/events", R"({"id":"e-1","type":"tamper"})").exit_code, 0);
+    ASSERT_EQ(publish("door-1", "mqttv5", "devices/door-1/results", R"({"id":"r-1","ok":true})").exit_code, 0);
+    ASSERT_EQ(publish("door-1", "mqttv5", "devices/door-1/events", R"({"type":"no id"})").exit_code, 0);
+  }
+  const auto rows = stored("door-1");
+  std::multiset<std::string> ids;
+  for (const auto& row : rows) ids.insert(row["kind"].get<std::string>() + ":" + row["message_id"].get<std::string>());
+  EXPECT_EQ(ids, (std::multiset<std::string>{"events:", "events:", "events:e-1", "results:r-1"}));
+}
+
 TEST_F(Gateway, ADeviceSubscribesToItsOwnCommandsAndToNothingElse) {
   start();
   create_device("valve-1");

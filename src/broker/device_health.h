@@ -1,0 +1,62 @@
+// Device health as the gateway sees it (JPCERT VII-1, VIII-1): heartbeats that stop, and
+// the irregular sensor states agents report. Pure: fed accepted messages and the time, it
+// returns the security events to record; the server feeds it from the broker's observer and
+// a timer.
+//
+//   device.heartbeat_missed   alert: a device that sends heartbeats ({"type":"heartbeat"} on
+//                             devices/{id}/state, as `torii agent` does) sent none for
+//                             `missed_beats` times its profile's heartbeat_seconds; once,
+//                             until it beats again
+//   device.heartbeat_resumed  its heartbeats came back
+//   device.sensor_irregular   alert: an agent's events message of type sensor_out_of_range,
+//                             sensor_stuck or sensor_failing
+//   device.sensor_recovered   the matching sensor_recovered
+//
+// Only devices that have sent a heartbeat since the server started are watched: a device
+// that never sends one (a plain MQTT client) is never reported for missing them. What is
+// quoted from a payload is only a metric name that passes the profile's name rule and a
+// condition from the fixed list above; the device's own text stays in the stored message.
+// Not thread-safe: the broker's io thread calls it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/clock.h"
+#include "events/security_log.h"
+#include "policy/acl.h"
+
+namespace torii::broker {
+
+class DeviceHealth {
+ public:
+  explicit DeviceHealth(std::uint32_t missed_beats = 3);
+
+  // A message the gateway accepted from the device at `at`; heartbeat_every is its profile's
+  // heartbeat_seconds.
+  [[nodiscard]] std::vector<events::SecurityEvent> observe(const std::string& device_id, policy::TopicKind kind,
+                                                           std::string_view payload,
+                                                           std::chrono::seconds heartbeat_every, UnixMillis at);
+  // Heartbeats overdue at `now`, each reported once.
+  [[nodiscard]] std::vector<events::SecurityEvent> check(UnixMillis now);
+  // The device was deleted.
+  void forget(const std::string& device_id);
+
+  [[nodiscard]] std::size_t watched() const { return watch_.size(); }
+
+ private:
+  struct Watch {
+    UnixMillis last_beat = 0;
+    std::chrono::seconds every{60};
+    bool reported = false;
+  };
+
+  std::uint32_t missed_beats_;
+  std::map<std::string, Watch, std::less<>> watch_;
+};
+
+}  // namespace torii::broker

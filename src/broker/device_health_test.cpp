@@ -1,0 +1,82 @@
+#include "broker/device_health.h"
+
+#include <gtest/gtest.h>
+
+namespace torii::broker {
+namespace {
+
+using policy::TopicKind;
+using std::chrono::seconds;
+
+constexpr UnixMillis kStart = 1'790'000'000'000;
+constexpr std::string_view kBeat = R"({"type":"heartbeat","uptime_seconds":5})";
+
+std::vector<std::string> actions(const std::vector<events::SecurityEvent>& events) {
+  std::vector<std::string> out;
+  for (const auto& e : events) out.push_back(e.action);
+  return out;
+}
+
+TEST(DeviceHealth, MissedHeartbeatsAreAnAlertOnceUntilTheDeviceBeatsAgain) {
+  DeviceHealth health(3);
+  EXPECT_TRUE(health.observe("pump-1", TopicKind::state, kBeat, seconds(10), kStart).empty());
+  EXPECT_TRUE(health.check(kStart + 29'999).empty());
+
+  const auto missed = health.check(kStart + 30'000);
+  ASSERT_EQ(actions(missed), std::vector<std::string>{"device.heartbeat_missed"});
+  EXPECT_EQ(missed[0].actor, "system");
+  EXPECT_EQ(missed[0].object, "device:pump-1");
+  EXPECT_EQ(missed[0].details["alert"], true);
+  EXPECT_EQ(missed[0].details["heartbeat_seconds"], 10);
+  EXPECT_EQ(missed[0].details["silent_seconds"], 30);
+  EXPECT_TRUE(health.check(kStart + 90'000).empty());  // reported once
+
+  const auto back = health.observe("pump-1", TopicKind::state, kBeat, seconds(10), kStart + 100'000);
+  ASSERT_EQ(actions(back), std::vector<std::string>{"device.heartbeat_resumed"});
+  EXPECT_FALSE(back[0].details.contains("alert"));
+  EXPECT_TRUE(health.check(kStart + 129'000).empty());
+  EXPECT_EQ(actions(health.check(kStart + 130'000)), std::vector<std::string>{"device.heartbeat_missed"});
+}
+
+TEST(DeviceHealth, OnlyDevicesThatSendHeartbeatsAreWatched) {
+  DeviceHealth health;
+  EXPECT_TRUE(health.observe("meter-1", TopicKind::telemetry, R"({"temperature":1})", seconds(10), kStart).empty());
+  EXPECT_TRUE(health.observe("meter-1", TopicKind::state, R"({"type":"booted"})", seconds(10), kStart).empty());
+  EXPECT_TRUE(health.observe("meter-1", TopicKind::state, "not json", seconds(10), kStart).empty());
+  EXPECT_EQ(health.watched(), 0U);
+  EXPECT_TRUE(health.check(kStart + 3'600'000).empty());
+
+  EXPECT_TRUE(health.observe("meter-1", TopicKind::state, kBeat, seconds(10), kStart).empty());
+  health.forget("meter-1");
+  EXPECT_TRUE(health.check(kStart + 3'600'000).empty());
+}
+
+TEST(DeviceHealth, AnAgentsIrregularSensorIsAnAlertAndItsRecoveryIsRecorded) {
+  DeviceHealth health;
+  const auto stuck = health.observe(
+      "pump-1", TopicKind::events,
+      R"({"id":"ab-3","type":"sensor_stuck","metric":"temperature","detail":"the same value 10 times"})", seconds(60),
+      kStart);
+  ASSERT_EQ(actions(stuck), std::vector<std::string>{"device.sensor_irregular"});
+  EXPECT_EQ(stuck[0].actor, "device:pump-1");
+  EXPECT_EQ(stuck[0].details["condition"], "stuck");
+  EXPECT_EQ(stuck[0].details["metric"], "temperature");
+  EXPECT_EQ(stuck[0].details["alert"], true);
+  EXPECT_FALSE(stuck[0].details.contains("detail"));  // the device's own words stay in its message
+
+  const auto recovered = health.observe(
+      "pump-1", TopicKind::events, R"({"type":"sensor_recovered","metric":"temperature","ended":"sensor_stuck"})",
+      seconds(60), kStart);
+  ASSERT_EQ(actions(recovered), std::vector<std::string>{"device.sensor_recovered"});
+  EXPECT_EQ(recovered[0].details["condition"], "stuck");
+  EXPECT_FALSE(recovered[0].details.contains("alert"));
+
+  for (const char* ignored : {R"({"type":"sensor_melted","metric":"temperature"})",
+                              R"({"type":"sensor_stuck","metric":"Temperature; DROP"})",
+                              R"({"type":"sensor_stuck"})", R"({"type":"door_opened","metric":"door"})", "[]"}) {
+    EXPECT_TRUE(health.observe("pump-1", TopicKind::events, ignored, seconds(60), kStart).empty()) << ignored;
+  }
+}
+
+}  // namespace
+}  // namespace torii::broker
