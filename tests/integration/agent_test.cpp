@@ -194,6 +194,51 @@ TEST_F(AgentTest, ASimulatedFleetEnrolsEachDeviceWithItsOwnKeyAndPublishes) {
               metrics.contains("door_open"));
 }
 
+TEST_F(AgentTest, AStuckSensorAndHeartbeatsThatStopAreAlerts) {
+  start();
+  // A profile that expects a heartbeat every second: three missed are an alert.
+  const auto profile = write("fast.json", R"({"metrics": [{"name": "temperature", "type": "number"}],
+                                             "heartbeat_seconds": 1})");
+  ASSERT_EQ(torii({"admin", "profile", "put", "--id", "fast", "--file", profile}).exit_code, 0);
+  const auto made = torii({"admin", "device", "create", "--id", "agent-h", "--profile", "fast", "--enrolment-token"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  std::string token = made.out;
+  while (!token.empty() && token.back() == '\n') token.pop_back();
+  token = token.substr(token.rfind('\n') + 1);
+  const auto state = (work_dir() / "agent-h").string();
+  ASSERT_EQ(agent({"enroll", "--server", console_url(), "--ca", ca_file(), "--token", token, "--state-dir", state})
+                .exit_code,
+            0);
+  // A simulated sensor that sticks at once.
+  const auto config = write("stuck.toml", "[agent]\nstate_dir = \"" + state + "\"\ngateway = \"127.0.0.1:" +
+                                              std::to_string(gateway_port) +
+                                              "\"\nheartbeat_seconds = 1\n\n[[sensor]]\nmetric = \"temperature\"\n"
+                                              "source = \"simulated\"\nfault = \"stuck\"\ninterval_seconds = 0.1\n");
+  auto security_log = [&] {
+    std::ifstream in(data_dir() / "log" / "security.log");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  {
+    Process running({torii_binary(), "agent", "run", "--config", config});
+    ASSERT_TRUE(eventually([&] { return security_log().find("device.sensor_irregular") != std::string::npos; }))
+        << running.err();
+    ASSERT_TRUE(eventually([&] { return !of_kind(stored("agent-h"), "state").empty(); })) << running.err();
+    EXPECT_EQ(security_log().find("device.heartbeat_missed"), std::string::npos);
+    running.kill();  // the device goes silent without a word
+  }
+  ASSERT_TRUE(eventually([&] { return security_log().find("device.heartbeat_missed") != std::string::npos; }));
+  std::istringstream lines(security_log());
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("device.sensor_irregular") == std::string::npos &&
+        line.find("device.heartbeat_missed") == std::string::npos) {
+      continue;
+    }
+    const auto event = json::parse(line);
+    EXPECT_EQ(event["object"], "device:agent-h");
+    EXPECT_EQ(event["details"]["alert"], true);
+  }
+}
+
 TEST_F(AgentTest, AKeyReadableByOthersIsRefused) {
   start();
   const auto ca = ca_file();
