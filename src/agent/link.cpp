@@ -19,6 +19,7 @@
 #include "agent/tls_client.h"
 #include "mqtt/codec.h"
 #include "net/socket_deadline.h"
+#include "policy/rate_limit.h"
 
 namespace torii::agent {
 
@@ -27,6 +28,7 @@ using asio::ip::tcp;
 using boost::system::error_code;
 using steady = std::chrono::steady_clock;
 using TlsSocket = asio::ssl::stream<tcp::socket>;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -43,6 +45,7 @@ struct Link::State {
         source(src),
         random(rnd),
         delivery(settings.window),
+        pace(settings.messages_per_second, settings.message_burst),
         wake(executor),
         pause(executor) {}
 
@@ -51,6 +54,7 @@ struct Link::State {
   MessageSource& source;
   Random& random;
   Delivery delivery;
+  policy::TokenBucket pace;
   LinkStats stats;
   asio::steady_timer wake;   // the writer's wait
   asio::steady_timer pause;  // between connection attempts
@@ -233,7 +237,7 @@ class Link::Session {
         (void)mqtt::encode(publish, kVersion, out_);
         s_.transient.pop_front();
       }
-      if (now >= paused_until_) add_publishes();
+      if (now >= paused_until_) add_publishes(now);
       if (out_.empty() && now - last_write_ >= keep_alive_) {
         if (ping_outstanding_) {
           lost_ = "the gateway did not answer PINGREQ within the keep-alive";
@@ -253,17 +257,26 @@ class Link::Session {
       }
       auto at = last_write_ + keep_alive_;
       if (paused_until_ > now) at = std::min(at, paused_until_);
+      if (paced_) at = std::min(at, now + std::max(s_.pace.time_to_available(1, now), steady::duration(1ms)));
       s_.wake.expires_at(at);
       co_await s_.wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
   }
 
-  void add_publishes() {
+  void add_publishes(steady::time_point now) {
+    paced_ = false;
+    if (s_.delivery.in_flight() >= s_.delivery.window()) return;
     auto waiting = s_.source.waiting(s_.delivery.in_flight() + s_.delivery.window());
     std::vector<std::uint64_t> seqs;
     seqs.reserve(waiting.size());
-    for (const auto& m : waiting) seqs.push_back(m.seq);
+    for (const auto& m : waiting) {
+      // Only messages not already in flight cost a token: they are the ones take() sends.
+      if (seqs.size() >= s_.delivery.in_flight() + static_cast<std::size_t>(s_.pace.available(now))) break;
+      seqs.push_back(m.seq);
+    }
+    paced_ = seqs.size() < waiting.size();
     for (const auto& send : s_.delivery.take(seqs)) {
+      (void)s_.pace.try_take(1, now);
       const auto it = std::find_if(waiting.begin(), waiting.end(), [&](const auto& m) { return m.seq == send.seq; });
       mqtt::Publish publish;
       publish.qos = 1;
@@ -330,6 +343,7 @@ class Link::Session {
   steady::time_point last_write_{};
   steady::time_point paused_until_{};
   bool ping_outstanding_ = false;
+  bool paced_ = false;  // messages wait for the pace, not for acknowledgements
 };
 
 Link::Link(asio::any_io_executor executor, LinkSettings settings, MessageSource& source, Random& random)

@@ -61,6 +61,10 @@ struct LinkSettings {
   std::chrono::milliseconds backoff_max{60000};
   std::chrono::milliseconds retry_pause{1000};  // after "quota exceeded" or "server busy"
   std::size_t window = 16;
+  // Publishing pace (token bucket): an outbox that filled during an outage drains below the
+  // gateway's default per-device quota (50 a second), whose refusals would count as offences.
+  double messages_per_second = 20;
+  double message_burst = 20;
 };
 
 struct LinkStats {
