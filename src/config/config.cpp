@@ -145,25 +145,6 @@ class Reader {
 bool ascii_lower_or_digit(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 bool ascii_letter_or_digit(char c) { return ascii_lower_or_digit(c) || (c >= 'A' && c <= 'Z'); }
 
-// A DNS name (RFC 1123 §2.1): dot-separated labels of 1-63 letters, digits and hyphens, no
-// label starting or ending with a hyphen, at most 253 characters, no trailing dot; or an
-// IP address. (Checked by hand rather than with std::regex: its instantiations more than
-// doubled the compile time of this file.)
-bool valid_hostname(std::string_view name) {
-  if (IpAddress::parse(name)) return true;
-  if (name.empty() || name.size() > 253) return false;
-  while (true) {
-    const auto dot = name.find('.');
-    const std::string_view label = name.substr(0, dot);
-    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
-    if (!std::all_of(label.begin(), label.end(), [](char c) { return ascii_letter_or_digit(c) || c == '-'; })) {
-      return false;
-    }
-    if (dot == std::string_view::npos) return true;
-    name.remove_prefix(dot + 1);
-  }
-}
-
 // A system user name: [a-z_][a-z0-9_-]{0,31}.
 bool valid_user_name(std::string_view name) {
   if (name.empty() || name.size() > 32) return false;
@@ -423,6 +404,23 @@ void read_all(Reader& r, Config& c) {
 }
 
 }  // namespace
+
+// Checked by hand rather than with std::regex: its instantiations more than doubled the
+// compile time of this file.
+bool valid_hostname(std::string_view name) {
+  if (IpAddress::parse(name)) return true;
+  if (name.empty() || name.size() > 253) return false;
+  while (true) {
+    const auto dot = name.find('.');
+    const std::string_view label = name.substr(0, dot);
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
+    if (!std::all_of(label.begin(), label.end(), [](char c) { return ascii_letter_or_digit(c) || c == '-'; })) {
+      return false;
+    }
+    if (dot == std::string_view::npos) return true;
+    name.remove_prefix(dot + 1);
+  }
+}
 
 std::string ListenAddress::to_string() const {
   return host.find(':') != std::string::npos ? fmt::format("[{}]:{}", host, port) : fmt::format("{}:{}", host, port);

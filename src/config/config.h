@@ -233,6 +233,11 @@ struct Override {
 // "problem one\nproblem two" with key paths, for terminals.
 [[nodiscard]] std::string format_problems(const std::vector<Problem>& problems);
 
+// A DNS name (RFC 1123 §2.1: dot-separated labels of 1-63 letters, digits and hyphens, no
+// label starting or ending with a hyphen, at most 253 characters, no trailing dot) or an IP
+// address.
+[[nodiscard]] bool valid_hostname(std::string_view name);
+
 // Parses "127.0.0.1:8883" or "[::1]:8883".
 [[nodiscard]] Result<ListenAddress> parse_listen_address(std::string_view text);
 

@@ -2178,9 +2178,11 @@ Result<std::unique_ptr<Store>> configure_and_migrate(DbHandle db, bool file_back
   return std::unique_ptr<Store>(std::make_unique<SqliteStore>(std::move(db), file_backed, *version));
 }
 
+}  // namespace
+
 // Creates the database file with mode 0600 ourselves (SQLite would use 0644 minus umask),
 // or checks an existing one. SQLite gives the -wal and -shm files the database file's mode.
-Status prepare_file(const std::filesystem::path& file) {
+Status prepare_private_database_file(const std::filesystem::path& file) {
   const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd >= 0) {
     const bool chmod_ok = ::fchmod(fd, 0600) == 0;  // independent of the umask
@@ -2206,10 +2208,8 @@ Status prepare_file(const std::filesystem::path& file) {
   return ok();
 }
 
-}  // namespace
-
 Result<std::unique_ptr<Store>> open_sqlite_store(const std::filesystem::path& file) {
-  if (auto s = prepare_file(file); !s) return tl::unexpected(std::move(s.error()));
+  if (auto s = prepare_private_database_file(file); !s) return tl::unexpected(std::move(s.error()));
   sqlite3* raw = nullptr;
   const int rc = sqlite3_open_v2(
       file.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_EXRESCODE,

@@ -17,6 +17,12 @@ namespace torii::store::sqlite {
 // (ensure_private_directory).
 [[nodiscard]] Result<std::unique_ptr<Store>> open_sqlite_store(const std::filesystem::path& file);
 
+// Creates the database file with mode 0600 (whatever the umask) if it is missing, or checks
+// that the existing file and its -wal/-shm companions grant no access to group or others
+// (permission_denied, naming the file). For every SQLite file torii keeps; SQLite gives the
+// companions the database file's mode.
+[[nodiscard]] Status prepare_private_database_file(const std::filesystem::path& file);
+
 // A private, empty in-memory database with the same schema and settings (no WAL: SQLite
 // keeps in-memory journals in memory). For tests.
 [[nodiscard]] Result<std::unique_ptr<Store>> open_sqlite_memory_store();
