@@ -343,7 +343,19 @@ struct DeviceCreateOptions {
   std::string firmware_version;
   std::string csr_file;
   std::string out_dir;
+  bool enrolment_token = false;
 };
+
+// A device's one-time enrolment token as the admin commands print it: what to do with it,
+// then the token alone on the last line, for scripts (`tail -n1`).
+int print_enrolment_token(const nlohmann::json& r) {
+  std::cout << fmt::format(
+      "enrolment token for device {} (single use, valid until {}; any earlier token of the device no longer works).\n"
+      "The device sends it with a CSR made on the device to POST /api/v1/enrol; it is shown only now:\n",
+      r["device"]["id"].get<std::string>(), r["enrolment_expires_at"].get<std::string>());
+  std::cout << r["enrolment_token"].get<std::string>() << "\n";
+  return kExitOk;
+}
 
 int run_device_create(const CommonOptions& o, const DeviceCreateOptions& d) {
   auto c = load_config(o);
@@ -359,6 +371,18 @@ int run_device_create(const CommonOptions& o, const DeviceCreateOptions& d) {
     auto csr = read_file(d.csr_file, std::size_t{64} * 1024);
     if (!csr) return report(csr.error());
     args["csr"] = to_string(*csr);
+  }
+  if (d.enrolment_token) {
+    args["enrolment"] = true;
+    auto result = dispatch_admin(*c, {"device.create", args, ""});
+    if (!result) return report(result.error());
+    std::cout << fmt::format("created device {} awaiting enrolment (no certificate or key yet)\n", d.id);
+    std::cout << fmt::format("  topics: devices/{0}/telemetry (publish), devices/{0}/commands (subscribe)\n", d.id);
+    return print_enrolment_token(*result);
+  }
+  if (d.out_dir.empty()) {
+    std::cerr << "torii: --out is required (or --enrolment-token, for a device that enrols itself)\n";
+    return kExitUsage;
   }
   const std::filesystem::path dir = std::filesystem::absolute(d.out_dir);
   auto prepare = [&]() -> Status {
@@ -531,8 +555,14 @@ int run(int argc, char** argv) {
   device_create->add_option("--firmware-version", create.firmware_version, "firmware version");
   device_create->add_option("--csr", create.csr_file, "PKCS#10 request made on the device (its key stays there)")
       ->check(CLI::ExistingFile);
-  device_create->add_option("--out", create.out_dir, "directory for <id>.crt, <id>.key (0600, without --csr), ca.crt")
-      ->required();
+  auto* create_out = device_create->add_option(
+      "--out", create.out_dir,
+      "directory for <id>.crt, <id>.key (0600, without --csr), ca.crt (required but with --enrolment-token)");
+  device_create
+      ->add_flag("--enrolment-token", create.enrolment_token,
+                 "no certificate now: print a one-time token the device enrols with, making its own key")
+      ->excludes("--csr")
+      ->excludes(create_out);
   std::string organisation;
   auto* device_list = device->add_subcommand("list", "List devices");
   add_common(device_list, device_options);
@@ -555,6 +585,10 @@ int run(int argc, char** argv) {
   device_revoke->add_option("--id", target_id, "device id")->required();
   device_revoke->add_option("--reason", device_reason, "reason recorded with the revocation");
   bool confirmed = false;
+  auto* device_token = device->add_subcommand(
+      "enrolment-token", "A new one-time enrolment token for a device (replaces its earlier one); printed last");
+  add_common(device_token, device_options);
+  device_token->add_option("--id", target_id, "device id")->required();
   auto* device_delete = device->add_subcommand(
       "delete", "Delete a device with all its data: certificates revoked, key destroyed (cannot be undone)");
   add_common(device_delete, device_options);
@@ -767,6 +801,9 @@ int run(int argc, char** argv) {
     }
     if (device_enable->parsed()) {
       return run_request(device_options, {"device.enable", {{"id", target_id}}, ""}, print_json);
+    }
+    if (device_token->parsed()) {
+      return run_request(device_options, {"device.enrolment_token", {{"id", target_id}}, ""}, print_enrolment_token);
     }
     if (device_delete->parsed()) {
       return run_request(device_options, {"device.delete", {{"id", target_id}}, ""}, print_json);

@@ -330,6 +330,9 @@ void read_all(Reader& r, Config& c) {
   r.path("keys.kek_file", c.keys.kek_file, false);
   r.path("keys.passphrase_file", c.keys.passphrase_file, true);
 
+  // [devices]
+  r.number("devices.enrolment_token_hours", c.devices.enrolment_token_hours, 1, 720);
+
   // [pki]
   r.number("pki.root_ca_lifetime_days", c.pki.root_ca_lifetime_days, 365, 9125);
   r.number("pki.issuing_ca_lifetime_days", c.pki.issuing_ca_lifetime_days, 30, 3650);

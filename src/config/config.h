@@ -163,6 +163,12 @@ struct MailConfig {
   friend bool operator==(const MailConfig&, const MailConfig&) = default;
 };
 
+// Devices that make their own key and enrol with a one-time token (identity/enrolment.h).
+struct DevicesConfig {
+  std::uint32_t enrolment_token_hours = 24;
+  friend bool operator==(const DevicesConfig&, const DevicesConfig&) = default;
+};
+
 struct SetupConfig {
   std::uint32_t token_lifetime_minutes = 60;
   friend bool operator==(const SetupConfig&, const SetupConfig&) = default;
@@ -174,6 +180,7 @@ struct Config {
   ListenerConfig console{{{"127.0.0.1", 8443}}, 10};
   ConsoleConfig console_http;
   MqttConfig mqtt;
+  DevicesConfig devices;
   AccountsConfig accounts;
   TlsConfig tls;
   FirewallConfig firewall;

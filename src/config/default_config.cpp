@@ -171,6 +171,11 @@ ingest_queue_messages = 100000
 # Devices that have not connected for this many days are disabled (0: never).
 disable_unused_devices_after_days = 90
 
+[devices]
+# Lifetime of a device's one-time enrolment token (hours, 1-720): the device sends it with
+# its CSR to POST /api/v1/enrol.
+enrolment_token_hours = 24
+
 [setup]
 # Lifetime of the one-time setup link printed while no administrator exists.
 token_lifetime_minutes = 60

@@ -36,6 +36,7 @@
 #include "identity/accounts.h"
 #include "identity/api_tokens.h"
 #include "identity/devices.h"
+#include "identity/enrolment.h"
 #include "identity/people.h"
 #include "store/store.h"
 
@@ -100,6 +101,9 @@ struct ApiContext {
   // Runs the firewall's inspections off the I/O thread (console.waf_threads); nullptr: they
   // run on the I/O thread.
   WorkPool* waf_work = nullptr;
+  // Devices that enrol with a one-time token (identity/enrolment.h), over the registry
+  // above; nullptr: those routes answer 503.
+  identity::Enrolment* enrolment = nullptr;
 };
 
 // One row of the route table, for docs/permissions.md and its test.

@@ -13,6 +13,7 @@
 
 #include "base/json_writer.h"
 #include "console/api_internal.h"
+#include "identity/enrolment.h"
 #include "policy/profile.h"
 
 namespace torii::console::api {
@@ -123,6 +124,48 @@ asio::awaitable<Response> device_detail(ApiState& s, Call& call) {
   co_return json_response(200, j);
 }
 
+// The lifetime of the enrolment tokens issued now (devices.enrolment_token_hours).
+std::chrono::hours token_lifetime(const ApiState& s) {
+  return std::chrono::hours(s.settings.devices.enrolment_token_hours);
+}
+
+void emit_token_issued(ApiState& s, Call& call, const identity::EnrolmentTicket& ticket) {
+  s.emit(&*call.caller, "device.enrolment_token_issued", "device:" + ticket.device.id, events::Outcome::success,
+         call.origin, {{"organisation", ticket.device.organisation_id}, {"expires_at", iso(ticket.expires_at)}});
+}
+
+// IIIT DI1, J9: a device that makes its own key. No certificate or key now: the answer
+// carries the one-time token the device enrols with (POST /api/v1/enrol), shown here only.
+asio::awaitable<Response> create_for_enrolment(ApiState& s, Call& call, identity::NewDevice spec) {
+  if (s.ctx.enrolment == nullptr) co_return devices_unavailable();
+  spec.enrolment = true;
+  auto problems = s.ctx.devices->check(spec);
+  if (!problems) co_return internal_error(problems.error());
+  if (spec.csr_pem) {
+    problems->push_back({"csr", "conflict", "not together with enrolment: the device sends its CSR when it enrols"});
+  }
+  if (!problems->empty()) co_return invalid_input(*problems);
+  auto made = s.ctx.enrolment->create_device(spec, "user:" + call.caller->user.id, token_lifetime(s));
+  if (!made) {
+    if (made.error().is(Errc::already_exists)) {
+      co_return problem(409, "conflict", "A device with this id exists",
+                        {{"errors", json::array({{{"field", "id"}, {"code", "taken"}, {"message", "is taken"}}})}});
+    }
+    co_return internal_error(made.error());
+  }
+  const auto& [bundle, ticket] = *made;
+  s.emit(&*call.caller, "device.created", "device:" + spec.id, events::Outcome::success, call.origin,
+         {{"organisation", spec.organisation_id},
+          {"profile", spec.profile_id},
+          {"segment", spec.segment},
+          {"key_generated_by", "device"},
+          {"awaiting_enrolment", true}});
+  emit_token_issued(s, call, ticket);
+  co_return json_response(201, {{"device", device_json(bundle.device)},
+                                {"enrolment_token", ticket.token},
+                                {"enrolment_expires_at", iso(ticket.expires_at)}});
+}
+
 // JPCERT I-2, IIIT N1, J9: the device gets its own certificate (and data key). A key pair
 // made here is handed over in this answer only: it is stored nowhere, and no later answer
 // holds it. A CSR keeps the device's key on the device.
@@ -139,6 +182,7 @@ asio::awaitable<Response> create_device(ApiState& s, Call& call) {
   spec.serial_number = call.fields["serial_number"];
   spec.firmware_version = call.fields["firmware_version"];
   if (call.fields.contains("csr")) spec.csr_pem = call.fields["csr"];
+  if (call.fields["enrolment"] == "true") co_return co_await create_for_enrolment(s, call, std::move(spec));
 
   auto problems = s.ctx.devices->check(spec);
   if (!problems) co_return internal_error(problems.error());
@@ -162,10 +206,10 @@ asio::awaitable<Response> create_device(ApiState& s, Call& call) {
           {"segment", spec.segment},
           {"key_generated_by", spec.csr_pem ? "device" : "server"}});
   s.emit(&*call.caller, "certificate.issued", "device:" + spec.id, events::Outcome::success, call.origin,
-         {{"serial", bundle->certificate.serial_hex}, {"not_after", iso(bundle->certificate.not_after)}});
+         {{"serial", bundle->certificate->serial_hex}, {"not_after", iso(bundle->certificate->not_after)}});
   json body = {{"device", device_json(bundle->device)},
-               {"certificate", certificate_json(bundle->certificate)},
-               {"certificate_pem", bundle->certificate.pem},
+               {"certificate", certificate_json(*bundle->certificate)},
+               {"certificate_pem", bundle->certificate->pem},
                {"ca_bundle_pem", bundle->ca_bundle_pem}};
   if (bundle->private_key_pem) body["private_key_pem"] = to_string(bundle->private_key_pem->view());
   co_return json_response(201, body);
@@ -230,6 +274,70 @@ asio::awaitable<Response> delete_device(ApiState& s, Call& call) {
     if (auto reloaded = s.ctx.gateway.reload_routes(); !reloaded) co_return internal_error(reloaded.error());
   }
   co_return no_content();
+}
+
+// IIIT DI1, J9; JPCERT VI-4: a new one-time token for an existing device, to enrol it
+// again after its certificate expired or was revoked; its earlier token stops working.
+asio::awaitable<Response> issue_enrolment_token(ApiState& s, Call& call) {
+  if (s.ctx.enrolment == nullptr) co_return devices_unavailable();
+  auto device = reachable_device(s, call);
+  if (!device) co_return device.error();
+  auto ticket = s.ctx.enrolment->issue_token(device->id, "user:" + call.caller->user.id, token_lifetime(s));
+  if (!ticket) {
+    if (ticket.error().is(Errc::permission_denied)) {
+      co_return problem(409, "device_disabled", "The device is disabled; enable it first");
+    }
+    co_return device_error(ticket.error());
+  }
+  emit_token_issued(s, call, *ticket);
+  co_return json_response(201, {{"device", device_json(ticket->device)},
+                                {"enrolment_token", ticket->token},
+                                {"enrolment_expires_at", iso(ticket->expires_at)}});
+}
+
+// The device's side of enrolment: no session, the token is the credential (it travels in
+// the body, never in the URL, and is never logged). Every kind of token problem gets the
+// same answer, so the answer tells nothing about which tokens or devices exist; the reason
+// goes to the security log. Counted against the source's sign-in attempts (the route is
+// limited), so tokens cannot be guessed at speed.
+asio::awaitable<Response> enrol_device(ApiState& s, Call& call) {
+  if (s.ctx.enrolment == nullptr) co_return devices_unavailable();
+  auto outcome = s.ctx.enrolment->enrol(call.fields["token"], call.fields["csr"]);
+  if (!outcome) co_return internal_error(outcome.error());
+  const std::string object =
+      outcome->device_id.empty() ? std::string("device:unknown") : "device:" + outcome->device_id;
+  const std::string actor = outcome->device_id.empty() ? std::string("anonymous") : "device:" + outcome->device_id;
+  if (outcome->refused) {
+    json details = {{"reason", identity::to_string(*outcome->refused)}};
+    // Whose record this is, when the token named a device: its organisation's auditors read it.
+    if (!outcome->organisation_id.empty()) details["organisation"] = outcome->organisation_id;
+    if (s.ctx.events) {
+      s.ctx.events(
+          {actor, "device.enrolment_refused", object, events::Outcome::denied, call.origin.source, std::move(details)});
+    }
+    if (*outcome->refused == identity::EnrolmentRefusal::bad_csr) {
+      co_return invalid_input(std::vector<FieldProblem>{
+          {"csr", "invalid", "must be a PEM certificate request for an EC P-256 key, signed with that key"}});
+    }
+    co_return problem(401, "enrolment_refused", "The enrolment token is not valid; ask for a new one",
+                      {{"error", "enrolment_refused"}});
+  }
+  const auto& enrolled = *outcome->enrolled;
+  if (s.ctx.events) {
+    s.ctx.events({actor,
+                  "device.enrolled",
+                  object,
+                  events::Outcome::success,
+                  call.origin.source,
+                  {{"organisation", enrolled.device.organisation_id},
+                   {"serial", enrolled.certificate.serial_hex},
+                   {"not_after", iso(enrolled.certificate.not_after)},
+                   {"key_generated_by", "device"}}});
+  }
+  co_return json_response(201, {{"device", enrolled.device.id},
+                                {"certificate_pem", enrolled.certificate.pem},
+                                {"ca_bundle_pem", enrolled.ca_bundle_pem},
+                                {"expires_at", iso(enrolled.certificate.not_after)}});
 }
 
 // The profile the path names, when the caller may see it; otherwise the answer (404 as for
@@ -339,10 +447,27 @@ void add_device_routes(std::vector<Route>& routes) {
         {"segment", false, 64},
         {"serial_number", false, 64},
         {"firmware_version", false, 64},
-        {"csr", false, 8192}},
+        {"csr", false, 8192},
+        {"enrolment", false, 0, true}},
        false,
        create_device,
        true},
+      {"POST",
+       "/api/v1/devices/{id}/enrolment-token",
+       Access::full,
+       Permission::devices_write,
+       {},
+       false,
+       issue_enrolment_token,
+       true},
+      // Public: the device has no session; its token is the credential (see enrol_device).
+      {"POST",
+       "/api/v1/enrol",
+       Access::anyone,
+       std::nullopt,
+       {{"token", true, 128}, {"csr", true, 8192}},
+       true,
+       enrol_device},
       {"GET", "/api/v1/devices/{id}", Access::full, Permission::devices_read, {}, false, device_detail},
       {"DELETE", "/api/v1/devices/{id}", Access::full, Permission::devices_delete, {}, false, delete_device, true},
       {"POST",

@@ -12,6 +12,7 @@
 #include "console/work_pool.h"
 #include "crypto/sodium.h"
 #include "crypto/x509.h"
+#include "identity/enrolment.h"
 #include "identity/roles.h"
 #include "pki/certificate_authority.h"
 #include "policy/profile.h"
@@ -54,10 +55,22 @@ class DeviceApiTest : public ::testing::Test {
     hooks.profile_changed = [this](std::string_view id) { changed_profiles_.emplace_back(id); };
     tokens_ = std::make_unique<identity::ApiTokens>(*store_, clock_, random_,
                                                     identity::ApiTokenOptions{std::chrono::hours(24) * 90}, nullptr);
-    api_ = std::make_unique<Api>(ApiContext{config_, *store_, *accounts_, *people_, *tokens_, pool_, clock_,
-                                            [this](const events::SecurityEvent& e) { events_.push_back(e); },
-                                            "https://localhost:8443", nullptr, registry_.get(), keys_.get(),
-                                            std::move(hooks)});
+    enrolment_ = std::make_unique<identity::Enrolment>(*store_, *registry_, clock_, random_);
+    ApiContext context{config_,
+                       *store_,
+                       *accounts_,
+                       *people_,
+                       *tokens_,
+                       pool_,
+                       clock_,
+                       [this](const events::SecurityEvent& e) { events_.push_back(e); },
+                       "https://localhost:8443",
+                       nullptr,
+                       registry_.get(),
+                       keys_.get(),
+                       std::move(hooks)};
+    context.enrolment = enrolment_.get();
+    api_ = std::make_unique<Api>(std::move(context));
     ASSERT_TRUE(store_->organisations().insert({"default", "Default", false, 0}));
     ASSERT_TRUE(store_->organisations().insert({"acme", "Acme", false, 0}));
     admin_ = add_person("admin", identity::kRoleOrgAdmin, "default");
@@ -111,6 +124,53 @@ class DeviceApiTest : public ::testing::Test {
     return out;
   }
 
+  // A request without session, cookie or CSRF token: what a device sends.
+  Response call_public(const std::string& method, const std::string& target, const std::string& body,
+                       const std::string& source = "192.0.2.9:4000") {
+    Request r;
+    r.method = method;
+    r.path = target;
+    r.source = source;
+    r.headers = {{"content-type", "application/json"}};
+    r.body = body;
+    Response out;
+    boost::asio::io_context io;
+    boost::asio::co_spawn(io, api_->handle(std::move(r)), [&](const std::exception_ptr& e, Response response) {
+      EXPECT_FALSE(e);
+      out = std::move(response);
+    });
+    io.run();
+    return out;
+  }
+
+  // A CSR as a device makes it, with its key.
+  std::pair<crypto::SecretBytes, std::string> device_csr() {
+    auto key = crypto::generate_p256_key();
+    EXPECT_TRUE(key);
+    auto csr = crypto::make_csr(*key, "whatever-the-device-says");
+    EXPECT_TRUE(csr);
+    return {std::move(*key), csr ? *csr : std::string()};
+  }
+
+  Response enrol(const std::string& token, const std::string& csr, const std::string& source = "192.0.2.9:4000") {
+    return call_public("POST", "/api/v1/enrol", json{{"token", token}, {"csr", csr}}.dump(), source);
+  }
+
+  // A device created awaiting enrolment through the API: its token.
+  std::string awaiting(const std::string& id) {
+    const Response made = call("POST", "/api/v1/devices", admin_, json{{"id", id}, {"enrolment", true}}.dump());
+    EXPECT_EQ(made.status, 201) << made.body;
+    return body(made).value("enrolment_token", "");
+  }
+
+  [[nodiscard]] std::vector<std::string> reasons_refused() const {
+    std::vector<std::string> out;
+    for (const auto& e : events_) {
+      if (e.action == "device.enrolment_refused") out.push_back(e.details.value("reason", ""));
+    }
+    return out;
+  }
+
   // One request through the whole chain, as the person with a fresh session.
   Response call(const std::string& method, const std::string& target, const std::string& user_id,
                 const std::string& body = "") {
@@ -160,6 +220,7 @@ class DeviceApiTest : public ::testing::Test {
   std::unique_ptr<keys::KeyRing> keys_;
   std::unique_ptr<pki::CertificateAuthority> ca_;
   std::unique_ptr<identity::DeviceRegistry> registry_;
+  std::unique_ptr<identity::Enrolment> enrolment_;
   std::unique_ptr<identity::Accounts> accounts_;
   std::unique_ptr<identity::People> people_;
   std::unique_ptr<identity::ApiTokens> tokens_;
@@ -303,6 +364,7 @@ TEST_F(DeviceApiTest, WhatCannotBeUndoneNeedsAStepUpButDisablingDoesNot) {
            {"DELETE", "/api/v1/devices/pump-1"},
            {"POST", "/api/v1/devices/pump-1/enable"},
            {"POST", "/api/v1/devices"},
+           {"POST", "/api/v1/devices/pump-1/enrolment-token"},
            {"PUT", "/api/v1/profiles/env"},
            {"DELETE", "/api/v1/profiles/env"},
        }) {
@@ -313,6 +375,136 @@ TEST_F(DeviceApiTest, WhatCannotBeUndoneNeedsAStepUpButDisablingDoesNot) {
   EXPECT_TRUE(disconnected_.empty());
   EXPECT_EQ(call_in(session, "POST", "/api/v1/devices/pump-1/disable", "{}").status, 200);
   EXPECT_EQ(disconnected_.size(), 1u);
+}
+
+TEST_F(DeviceApiTest, ADeviceAwaitingEnrolmentEnrolsOnceWithItsToken) {
+  const Response made =
+      call("POST", "/api/v1/devices", admin_, R"({"id":"pump-1","enrolment":true,"segment":"plant-floor"})");
+  ASSERT_EQ(made.status, 201) << made.body;
+  const json j = body(made);
+  EXPECT_EQ(j["device"]["id"], "pump-1");
+  EXPECT_EQ(j["device"]["segment"], "plant-floor");
+  EXPECT_FALSE(j.contains("certificate"));
+  EXPECT_FALSE(j.contains("certificate_pem"));
+  EXPECT_FALSE(j.contains("private_key_pem"));
+  const std::string token = j["enrolment_token"];
+  EXPECT_EQ(token.size(), 43U);
+  EXPECT_EQ(j["enrolment_expires_at"], format_utc_millis(clock_.now() + std::chrono::hours(24)));
+  EXPECT_TRUE(body(call("GET", "/api/v1/devices/pump-1", admin_))["certificates"].empty());
+
+  const auto [key, csr] = device_csr();
+  const Response enrolled = enrol(token, csr);
+  ASSERT_EQ(enrolled.status, 201) << enrolled.body;
+  const json e = body(enrolled);
+  EXPECT_EQ(e["device"], "pump-1");
+  EXPECT_TRUE(crypto::check_key_matches_certificate(key, e["certificate_pem"].get<std::string>()));
+  EXPECT_EQ(e["ca_bundle_pem"], *ca_->issuing_certificate_pem() + *ca_->root_certificate_pem());
+  const json detail = body(call("GET", "/api/v1/devices/pump-1", admin_));
+  ASSERT_EQ(detail["certificates"].size(), 1U);
+  EXPECT_EQ(e["expires_at"], detail["certificates"][0]["not_after"]);
+
+  const Response again = enrol(token, csr);
+  EXPECT_EQ(again.status, 401);
+  EXPECT_EQ(body(again)["error"], "enrolment_refused");
+  EXPECT_EQ(body(call("GET", "/api/v1/devices/pump-1", admin_))["certificates"].size(), 1U);
+
+  EXPECT_THAT(actions_by("user:" + admin_), ElementsAre("device.created", "device.enrolment_token_issued"));
+  EXPECT_THAT(actions_by("device:pump-1"), ElementsAre("device.enrolled", "device.enrolment_refused"));
+  EXPECT_THAT(reasons_refused(), ElementsAre("used"));
+  for (const auto& ev : events_) {
+    EXPECT_THAT(ev.details.dump(), Not(HasSubstr(token))) << ev.action;
+    EXPECT_THAT(ev.object, Not(HasSubstr(token))) << ev.action;
+    if (ev.action == "device.enrolled") {
+      EXPECT_EQ(ev.details["serial"], detail["certificates"][0]["serial"]);
+      EXPECT_EQ(ev.details["key_generated_by"], "device");
+    }
+  }
+  // Not together with a CSR.
+  const Response both =
+      call("POST", "/api/v1/devices", admin_, json{{"id", "pump-2"}, {"enrolment", true}, {"csr", csr}}.dump());
+  EXPECT_EQ(both.status, 422);
+  EXPECT_THAT(problem_fields(both), ElementsAre("csr"));
+}
+
+TEST_F(DeviceApiTest, EveryTokenProblemGetsTheSameAnswerAndOnlyTheLogSaysWhich) {
+  const std::string used = awaiting("used-1");
+  const std::string expired = awaiting("late-1");
+  ASSERT_EQ(enrol(used, device_csr().second).status, 201);
+  clock_.advance(std::chrono::hours(23));
+  const std::string disabled = awaiting("off-1");
+  ASSERT_EQ(call("POST", "/api/v1/devices/off-1/disable", admin_, "{}").status, 200);
+  const std::string fresh = awaiting("fresh-1");
+  clock_.advance(std::chrono::hours(1));
+  const std::string csr = device_csr().second;
+
+  std::vector<std::string> answers;
+  for (const std::string& token : {crypto::random_token(random_), used, expired, disabled}) {
+    const Response r = enrol(token, csr);
+    EXPECT_EQ(r.status, 401);
+    answers.push_back(r.body);
+  }
+  EXPECT_THAT(answers, ::testing::Each(answers.front()));
+  EXPECT_EQ(json::parse(answers.front())["error"], "enrolment_refused");
+  EXPECT_THAT(reasons_refused(), ElementsAre("unknown", "used", "expired", "device_disabled"));
+  // A bad CSR with a bad token is still just a bad token.
+  EXPECT_EQ(enrol(crypto::random_token(random_), "not a CSR").status, 401);
+  EXPECT_EQ(enrol(fresh, csr).status, 201);
+}
+
+TEST_F(DeviceApiTest, ABadCsrIs422AndTheSameTokenWorksWithAGoodOne) {
+  const std::string token = awaiting("pump-1");
+  const Response bad = enrol(token, "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n");
+  EXPECT_EQ(bad.status, 422);
+  EXPECT_THAT(problem_fields(bad), ElementsAre("csr"));
+  EXPECT_THAT(reasons_refused(), ElementsAre("bad_csr"));
+  EXPECT_EQ(call_public("POST", "/api/v1/enrol", json{{"token", token}}.dump()).status, 400);
+  const Response good = enrol(token, device_csr().second);
+  EXPECT_EQ(good.status, 201) << good.body;
+}
+
+TEST_F(DeviceApiTest, EnrolmentAttemptsCountAgainstTheSourcesSignInLimit) {
+  const std::string csr = device_csr().second;
+  int refused = 0;
+  int throttled = 0;
+  for (int i = 0; i < 25; ++i) {
+    const Response r = enrol(crypto::random_token(random_), csr);
+    if (r.status == 401) ++refused;
+    if (r.status == 429) ++throttled;
+  }
+  EXPECT_EQ(refused, 20);  // console.sign_in_attempts_per_minute
+  EXPECT_EQ(throttled, 5);
+  // Another source is not held up.
+  EXPECT_EQ(enrol(crypto::random_token(random_), csr, "198.51.100.4:5000").status, 401);
+}
+
+TEST_F(DeviceApiTest, AnEnrolmentTokenForAnExistingDeviceNeedsDevicesWriteAndAStepUp) {
+  add_device("pump-1", "default");
+  add_device("acme-1", "acme");
+  ASSERT_TRUE(registry_->revoke_certificates("pump-1", "lost"));
+  const std::string viewer = add_person("vera", identity::kRoleViewer, "default");
+  EXPECT_EQ(call("POST", "/api/v1/devices/pump-1/enrolment-token", viewer, "{}").status, 403);
+  EXPECT_EQ(call("POST", "/api/v1/devices/acme-1/enrolment-token", admin_, "{}").status, 404);
+  EXPECT_EQ(call("POST", "/api/v1/devices/nope-1/enrolment-token", admin_, "{}").status, 404);
+  const std::string session = session_of(admin_);
+  clock_.advance(std::chrono::minutes(6));
+  const Response stale = call_in(session, "POST", "/api/v1/devices/pump-1/enrolment-token", "{}");
+  EXPECT_EQ(stale.status, 403);
+  EXPECT_THAT(stale.body, HasSubstr("step_up_required"));
+  EXPECT_TRUE(actions_by("user:" + admin_).empty());
+
+  const Response first = call("POST", "/api/v1/devices/pump-1/enrolment-token", admin_, "{}");
+  ASSERT_EQ(first.status, 201) << first.body;
+  EXPECT_EQ(body(first)["device"]["id"], "pump-1");
+  const Response second = call("POST", "/api/v1/devices/pump-1/enrolment-token", admin_, "{}");
+  ASSERT_EQ(second.status, 201);
+  EXPECT_THAT(actions_by("user:" + admin_),
+              ElementsAre("device.enrolment_token_issued", "device.enrolment_token_issued"));
+  // The earlier token stopped working; the new one enrols the device again.
+  EXPECT_EQ(enrol(body(first)["enrolment_token"].get<std::string>(), device_csr().second).status, 401);
+  EXPECT_EQ(enrol(body(second)["enrolment_token"].get<std::string>(), device_csr().second).status, 201);
+
+  ASSERT_EQ(call("POST", "/api/v1/devices/pump-1/disable", admin_, "{}").status, 200);
+  EXPECT_EQ(call("POST", "/api/v1/devices/pump-1/enrolment-token", admin_, "{}").status, 409);
 }
 
 TEST_F(DeviceApiTest, ProfilesAreValidatedStoredVersionedAndKeptWhileDevicesUseThem) {

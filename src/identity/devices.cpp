@@ -68,17 +68,19 @@ Result<DeviceBundle> DeviceRegistry::create(const NewDevice& spec) {
   if (!problems) return tl::unexpected(problems.error());
   if (!problems->empty()) return tl::unexpected(as_error(*problems));
 
+  if (spec.enrolment && spec.csr_pem) {
+    return fail(Errc::invalid_argument, "a device awaiting enrolment sends its CSR when it enrols");
+  }
+
   DeviceBundle bundle;
-  auto root = ca_.root_certificate_pem();
-  auto issuing = ca_.issuing_certificate_pem();
-  if (!root) return tl::unexpected(root.error());
-  if (!issuing) return tl::unexpected(issuing.error());
-  bundle.ca_bundle_pem = *issuing + *root;
+  auto ca_bundle = ca_bundle_pem();
+  if (!ca_bundle) return tl::unexpected(ca_bundle.error());
+  bundle.ca_bundle_pem = std::move(*ca_bundle);
 
   std::string csr;
   if (spec.csr_pem) {
     csr = *spec.csr_pem;
-  } else {
+  } else if (!spec.enrolment) {
     auto key = crypto::generate_p256_key();
     if (!key) return tl::unexpected(key.error());
     auto made = crypto::make_csr(*key, spec.id);
@@ -109,14 +111,24 @@ Result<DeviceBundle> DeviceRegistry::create(const NewDevice& spec) {
       return inserted;
     }
     if (auto key = keys_.ensure_data_key(keys::device_key_id(spec.id), "device"); !key) return key;
-    auto cert = ca_.issue_device_certificate(csr, spec.id);
-    if (!cert) return tl::unexpected(cert.error());
+    if (!spec.enrolment) {
+      auto cert = ca_.issue_device_certificate(csr, spec.id);
+      if (!cert) return tl::unexpected(cert.error());
+      bundle.certificate = std::move(*cert);
+    }
     bundle.device = std::move(device);
-    bundle.certificate = std::move(*cert);
     return ok();
   });
   if (!st) return tl::unexpected(st.error());
   return bundle;
+}
+
+Result<std::string> DeviceRegistry::ca_bundle_pem() {
+  auto root = ca_.root_certificate_pem();
+  if (!root) return tl::unexpected(root.error());
+  auto issuing = ca_.issuing_certificate_pem();
+  if (!issuing) return tl::unexpected(issuing.error());
+  return *issuing + *root;
 }
 
 Result<store::CertificateRecord> DeviceRegistry::issue_certificate(std::string_view device_id,

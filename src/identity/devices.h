@@ -3,8 +3,8 @@
 //
 // A device is registered with an id, an organisation, a profile and a segment; it gets its
 // own data key (its telemetry is sealed under it) and a certificate from torii's CA, from a
-// CSR made on the device (its private key never leaves it) or, until the agent's enrolment
-// is used, from a key pair made here and handed over once. Deleting a device destroys its
+// CSR made on the device (its private key never leaves it), from a key pair made here and
+// handed over once, or later, when the device enrols with a one-time token (enrolment.h). Deleting a device destroys its
 // data key (crypto-shredding), its rows, and revokes its certificates.
 //
 // Every operation runs in one store transaction. Live effects (closing the device's MQTT
@@ -36,13 +36,16 @@ struct NewDevice {
   std::string serial_number;
   std::string firmware_version;
   std::optional<std::string> csr_pem;  // none: a key pair is generated for the device
+  // Awaiting enrolment: no certificate and no key are made now; the device makes its key
+  // and enrols with a one-time token (enrolment.h). Not together with csr_pem.
+  bool enrolment = false;
 };
 
 struct DeviceBundle {
   store::DeviceRecord device;
-  store::CertificateRecord certificate;
-  std::optional<crypto::SecretBytes> private_key_pem;  // only when generated here
-  std::string ca_bundle_pem;                           // issuing CA then root: what the device trusts
+  std::optional<store::CertificateRecord> certificate;  // none for a device awaiting enrolment
+  std::optional<crypto::SecretBytes> private_key_pem;   // only when generated here
+  std::string ca_bundle_pem;                            // issuing CA then root: what the device trusts
 };
 
 class DeviceRegistry {
@@ -55,8 +58,11 @@ class DeviceRegistry {
   // invalid_argument. A taken id is not a problem here (create's already_exists), nor is a
   // CSR that does not verify (create's invalid_argument or authentication_failed).
   [[nodiscard]] Result<std::vector<FieldProblem>> check(const NewDevice& spec);
-  // invalid_argument for a bad id, name or unknown profile; already_exists for a taken id.
+  // invalid_argument for a bad id, name or unknown profile, or for a CSR with enrolment;
+  // already_exists for a taken id.
   [[nodiscard]] Result<DeviceBundle> create(const NewDevice& spec);
+  // What a device trusts: the issuing CA's certificate, then the root's (PEM).
+  [[nodiscard]] Result<std::string> ca_bundle_pem();
   // A further certificate for an existing, active device (renewal, re-enrolment).
   [[nodiscard]] Result<store::CertificateRecord> issue_certificate(std::string_view device_id,
                                                                    std::string_view csr_pem);

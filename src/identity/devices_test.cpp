@@ -48,12 +48,12 @@ TEST_F(DeviceRegistryTest, ADeviceGetsAKeyPairACertificateAndItsOwnDataKey) {
   ASSERT_TRUE(bundle.private_key_pem);
   EXPECT_EQ(bundle.device.status, store::kDeviceStatusActive);
   EXPECT_EQ(bundle.device.organisation_id, kDefaultOrganisation);
-  EXPECT_EQ(bundle.certificate.device_id, "pump-1");
-  EXPECT_TRUE(crypto::check_key_matches_certificate(*bundle.private_key_pem, bundle.certificate.pem));
+  EXPECT_EQ(bundle.certificate->device_id, "pump-1");
+  EXPECT_TRUE(crypto::check_key_matches_certificate(*bundle.private_key_pem, bundle.certificate->pem));
   const auto root = ca_->root_certificate_pem();
   const auto issuing = ca_->issuing_certificate_pem();
   EXPECT_EQ(bundle.ca_bundle_pem, *issuing + *root);
-  EXPECT_TRUE(crypto::verify_certificate_chain(bundle.certificate.pem, {*issuing}, *root, clock_.now()));
+  EXPECT_TRUE(crypto::verify_certificate_chain(bundle.certificate->pem, {*issuing}, *root, clock_.now()));
   EXPECT_TRUE(keys_->seal(keys::device_key_id("pump-1"), as_bytes("x"), "ad"));
 }
 
@@ -65,8 +65,8 @@ TEST_F(DeviceRegistryTest, AKeyMadeOnTheDeviceStaysThere) {
   auto bundle = registry_->create(spec);
   ASSERT_TRUE(bundle) << bundle.error().message;
   EXPECT_FALSE(bundle->private_key_pem);
-  EXPECT_TRUE(crypto::check_key_matches_certificate(*key, bundle->certificate.pem));
-  EXPECT_EQ(bundle->certificate.subject.find("anything"), std::string::npos);
+  EXPECT_TRUE(crypto::check_key_matches_certificate(*key, bundle->certificate->pem));
+  EXPECT_EQ(bundle->certificate->subject.find("anything"), std::string::npos);
 }
 
 TEST_F(DeviceRegistryTest, BadIdsFieldsAndDuplicatesAreRefusedWithoutLeavingAnything) {

@@ -9,6 +9,7 @@
 #include "broker/broker.h"
 #include "broker/store_writer.h"
 #include "identity/devices.h"
+#include "identity/enrolment.h"
 #include "keys/key_ring.h"
 
 namespace torii::server {
@@ -37,6 +38,13 @@ Result<std::int64_t> int_arg(const json& args, const char* name, std::int64_t fa
     return fail(Errc::invalid_argument, fmt::format("argument '{}' must be an integer", name));
   }
   return it->get<std::int64_t>();
+}
+
+Result<bool> bool_arg(const json& args, const char* name) {
+  auto it = args.find(name);
+  if (it == args.end() || it->is_null()) return false;
+  if (!it->is_boolean()) return fail(Errc::invalid_argument, fmt::format("argument '{}' must be true or false", name));
+  return it->get<bool>();
 }
 
 json device_json(const store::DeviceRecord& d) {
@@ -79,14 +87,14 @@ class Executor {
 
   Result<json> run() {
     static const std::map<std::string, Result<json> (Executor::*)(), std::less<>> ops = {
-        {"device.create", &Executor::device_create}, {"device.list", &Executor::device_list},
-        {"device.show", &Executor::device_show},     {"device.disable", &Executor::device_disable},
-        {"device.enable", &Executor::device_enable}, {"device.revoke", &Executor::device_revoke},
-        {"device.delete", &Executor::device_delete}, {"profile.put", &Executor::profile_put},
-        {"profile.list", &Executor::profile_list},   {"telemetry.list", &Executor::telemetry_list},
-        {"cert.issue", &Executor::cert_issue},       {"cert.revoke", &Executor::cert_revoke},
-        {"route.add", &Executor::route_add},         {"route.list", &Executor::route_list},
-        {"route.remove", &Executor::route_remove},
+        {"device.create", &Executor::device_create},   {"device.list", &Executor::device_list},
+        {"device.show", &Executor::device_show},       {"device.disable", &Executor::device_disable},
+        {"device.enable", &Executor::device_enable},   {"device.revoke", &Executor::device_revoke},
+        {"device.delete", &Executor::device_delete},   {"device.enrolment_token", &Executor::device_enrolment_token},
+        {"profile.put", &Executor::profile_put},       {"profile.list", &Executor::profile_list},
+        {"telemetry.list", &Executor::telemetry_list}, {"cert.issue", &Executor::cert_issue},
+        {"cert.revoke", &Executor::cert_revoke},       {"route.add", &Executor::route_add},
+        {"route.list", &Executor::route_list},         {"route.remove", &Executor::route_remove},
     };
     auto it = ops.find(r_.op);
     if (it == ops.end()) return fail(Errc::invalid_argument, fmt::format("unknown request '{}'", r_.op));
@@ -129,6 +137,9 @@ class Executor {
       if (!csr) return tl::unexpected(csr.error());
       spec.csr_pem = *csr;
     }
+    auto enrolment = bool_arg(r_.args, "enrolment");
+    if (!enrolment) return tl::unexpected(enrolment.error());
+    if (*enrolment) return device_create_for_enrolment(std::move(spec));
     auto bundle = registry_.create(spec);
     if (!bundle) return tl::unexpected(bundle.error());
     record("device.created", "device:" + spec.id,
@@ -137,14 +148,52 @@ class Executor {
             {"segment", spec.segment},
             {"key_generated_by", spec.csr_pem ? "device" : "server"}});
     record("certificate.issued", "device:" + spec.id,
-           {{"serial", bundle->certificate.serial_hex},
-            {"not_after", format_utc_millis(from_unix_millis(bundle->certificate.not_after))}});
+           {{"serial", bundle->certificate->serial_hex},
+            {"not_after", format_utc_millis(from_unix_millis(bundle->certificate->not_after))}});
     json out = {{"device", device_json(bundle->device)},
-                {"certificate", certificate_json(bundle->certificate)},
-                {"certificate_pem", bundle->certificate.pem},
+                {"certificate", certificate_json(*bundle->certificate)},
+                {"certificate_pem", bundle->certificate->pem},
                 {"ca_bundle_pem", bundle->ca_bundle_pem}};
     if (bundle->private_key_pem) out["private_key_pem"] = to_string(bundle->private_key_pem->view());
     return out;
+  }
+
+  // IIIT DI1, J9: no certificate or key now; the device makes its key and enrols with the
+  // token (POST /api/v1/enrol), which is in this result only.
+  Result<json> device_create_for_enrolment(identity::NewDevice spec) {
+    if (spec.csr_pem) return fail(Errc::invalid_argument, "a CSR and enrolment exclude each other");
+    identity::Enrolment enrolment(*c_.installation.store, registry_, c_.clock, c_.random);
+    auto made = enrolment.create_device(std::move(spec), r_.actor, token_lifetime());
+    if (!made) return tl::unexpected(made.error());
+    const auto& [bundle, ticket] = *made;
+    record("device.created", "device:" + bundle.device.id,
+           {{"organisation", bundle.device.organisation_id},
+            {"profile", bundle.device.profile_id},
+            {"segment", bundle.device.segment},
+            {"key_generated_by", "device"},
+            {"awaiting_enrolment", true}});
+    return ticket_json(ticket);
+  }
+
+  // A new one-time token for an existing, active device; its earlier token stops working.
+  Result<json> device_enrolment_token() {
+    auto id = text_arg(r_.args, "id");
+    if (!id) return tl::unexpected(id.error());
+    identity::Enrolment enrolment(*c_.installation.store, registry_, c_.clock, c_.random);
+    auto ticket = enrolment.issue_token(*id, r_.actor, token_lifetime());
+    if (!ticket) return tl::unexpected(ticket.error());
+    return ticket_json(*ticket);
+  }
+
+  std::chrono::hours token_lifetime() const { return std::chrono::hours(c_.config.devices.enrolment_token_hours); }
+
+  json ticket_json(const identity::EnrolmentTicket& ticket) {
+    const std::string expires_at = format_utc_millis(from_unix_millis(ticket.expires_at));
+    record("device.enrolment_token_issued", "device:" + ticket.device.id,
+           {{"organisation", ticket.device.organisation_id}, {"expires_at", expires_at}});
+    return {{"device", device_json(ticket.device)},
+            {"enrolment_token", ticket.token},
+            {"enrolment_expires_at", expires_at}};
   }
 
   Result<json> device_list() {
@@ -439,10 +488,11 @@ class Executor {
 }  // namespace
 
 const std::vector<std::string>& admin_ops() {
-  static const std::vector<std::string> ops = {"device.create", "device.list",    "device.show",   "device.disable",
-                                               "device.enable", "device.revoke",  "device.delete", "profile.put",
-                                               "profile.list",  "telemetry.list", "cert.issue",    "cert.revoke",
-                                               "route.add",     "route.list",     "route.remove"};
+  static const std::vector<std::string> ops = {
+      "device.create", "device.list",   "device.show",    "device.disable",
+      "device.enable", "device.revoke", "device.delete",  "device.enrolment_token",
+      "profile.put",   "profile.list",  "telemetry.list", "cert.issue",
+      "cert.revoke",   "route.add",     "route.list",     "route.remove"};
   return ops;
 }
 

@@ -30,6 +30,7 @@
 #include "identity/accounts.h"
 #include "identity/api_tokens.h"
 #include "identity/devices.h"
+#include "identity/enrolment.h"
 #include "identity/setup_token.h"
 #include "mail/outbox.h"
 #include "net/listener.h"
@@ -122,6 +123,7 @@ struct Server::State {
   std::unique_ptr<identity::People> people;
   std::unique_ptr<identity::ApiTokens> api_tokens;
   std::unique_ptr<identity::DeviceRegistry> devices;
+  std::unique_ptr<identity::Enrolment> enrolment;
   std::unique_ptr<console::Waf> waf;
   std::unique_ptr<mail::SmtpOutbox> outbox;  // outlives the api, which posts to it
   std::unique_ptr<console::Api> api;
@@ -328,6 +330,7 @@ struct Server::State {
     }
     devices = std::make_unique<identity::DeviceRegistry>(*installation.store, *installation.keys, *installation.ca,
                                                          env.clock);
+    enrolment = std::make_unique<identity::Enrolment>(*installation.store, *devices, env.clock, env.random);
     // The console's device actions take effect on the gateway as the control socket's do
     // (admin_ops.cpp); both run on the io_context thread.
     console::GatewayHooks hooks;
@@ -342,11 +345,26 @@ struct Server::State {
       config.firewall = next.firewall;
       filter.set_options(filter_options(config.firewall));
     };
-    api = std::make_unique<console::Api>(console::ApiContext{
-        file_config, *installation.store, *accounts, *people, *api_tokens, *hash_pool, env.clock,
-        [this](const events::SecurityEvent& e) { log_event(e); }, console_base_url(config, console_port()), waf.get(),
-        devices.get(), installation.keys.get(), std::move(hooks), security_log_dir(config),
-        log ? log->public_key() : Bytes{}, &live, settings_changed, outbox.get(), waf_pool.get()});
+    api = std::make_unique<console::Api>(console::ApiContext{file_config,
+                                                             *installation.store,
+                                                             *accounts,
+                                                             *people,
+                                                             *api_tokens,
+                                                             *hash_pool,
+                                                             env.clock,
+                                                             [this](const events::SecurityEvent& e) { log_event(e); },
+                                                             console_base_url(config, console_port()),
+                                                             waf.get(),
+                                                             devices.get(),
+                                                             installation.keys.get(),
+                                                             std::move(hooks),
+                                                             security_log_dir(config),
+                                                             log ? log->public_key() : Bytes{},
+                                                             &live,
+                                                             settings_changed,
+                                                             outbox.get(),
+                                                             waf_pool.get(),
+                                                             enrolment.get()});
     console::HttpLimits limits;
     limits.max_body_bytes = h.max_body_bytes;
     limits.request_timeout = std::chrono::seconds(h.request_timeout_seconds);

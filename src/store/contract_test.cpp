@@ -963,6 +963,133 @@ TEST_P(StoreContractTest, DeviceTrickyValuesRoundTrip) {
   EXPECT_THAT(*listed, ElementsAre(d));
 }
 
+// ----------------------------------------------------------------------------- enrolment tokens
+
+// A token valid for a day from created_at.
+EnrolmentToken make_enrolment_token(std::string token_hash, std::string device_id, UnixMillis created_at = kNow) {
+  EnrolmentToken t;
+  t.device_id = std::move(device_id);
+  t.organisation_id = "org-1";
+  t.created_at = created_at;
+  t.expires_at = created_at + UnixMillis{24} * 3600 * 1000;
+  t.created_by = "user:admin-1";
+  t.token_hash = std::move(token_hash);
+  return t;
+}
+
+TEST_P(StoreContractTest, EnrolmentTokenConsumedOnceReturnsItsDeviceAndFindShowsItUsed) {
+  ASSERT_TRUE(is_ok(store().devices().insert(make_device("dev-1"))));
+  ASSERT_TRUE(is_ok(store().devices().insert(make_device("dev-2"))));
+  auto& tokens = store().enrolment_tokens();
+  const auto token = make_enrolment_token(kTricky, "dev-2");
+  ASSERT_TRUE(is_ok(tokens.issue(token)));
+  auto found = tokens.find(kTricky);
+  ASSERT_TRUE(is_ok(found) && found->has_value());
+  EXPECT_EQ(**found, token);
+  auto truncated = tokens.consume("O'Brien", kNow);  // a value pasted into SQL would end here
+  ASSERT_TRUE(is_ok(truncated));
+  EXPECT_EQ(truncated->outcome, ConsumeOutcome::unknown);
+  auto first = tokens.consume(kTricky, kNow + 1);
+  ASSERT_TRUE(is_ok(first));
+  EXPECT_EQ(first->outcome, ConsumeOutcome::consumed);
+  EXPECT_EQ(first->device_id, "dev-2");
+  auto second = tokens.consume(kTricky, kNow + 2);
+  ASSERT_TRUE(is_ok(second));
+  EXPECT_EQ(second->outcome, ConsumeOutcome::already_used);
+  EXPECT_EQ(second->device_id, "");  // a refused token names no device
+  auto used = tokens.find_for_device("dev-2");
+  ASSERT_TRUE(is_ok(used) && used->has_value());
+  EXPECT_EQ((*used)->used_at, kNow + 1);
+  auto none = tokens.find_for_device("dev-1");
+  ASSERT_TRUE(is_ok(none));
+  EXPECT_FALSE(none->has_value());
+}
+
+TEST_P(StoreContractTest, EnrolmentTokenPastItsExpiryIsExpiredAndStaysUnused) {
+  ASSERT_TRUE(is_ok(store().devices().insert(make_device("dev-1"))));
+  auto& tokens = store().enrolment_tokens();
+  const auto token = make_enrolment_token("t-1", "dev-1");
+  ASSERT_TRUE(is_ok(tokens.issue(token)));
+  auto at_expiry = tokens.consume("t-1", token.expires_at);  // valid while now < expires_at
+  ASSERT_TRUE(is_ok(at_expiry));
+  EXPECT_EQ(at_expiry->outcome, ConsumeOutcome::expired);
+  EXPECT_EQ(at_expiry->device_id, "");
+  auto stored = tokens.find("t-1");
+  ASSERT_TRUE(is_ok(stored) && stored->has_value());
+  EXPECT_FALSE((*stored)->used_at.has_value());
+  auto in_time = tokens.consume("t-1", token.expires_at - 1);
+  ASSERT_TRUE(is_ok(in_time));
+  EXPECT_EQ(in_time->outcome, ConsumeOutcome::consumed);
+}
+
+TEST_P(StoreContractTest, EnrolmentTokenIssuedAgainReplacesTheDevicesEarlierOne) {
+  ASSERT_TRUE(is_ok(store().devices().insert(make_device("dev-1"))));
+  auto& tokens = store().enrolment_tokens();
+  ASSERT_TRUE(is_ok(tokens.issue(make_enrolment_token("old", "dev-1"))));
+  ASSERT_TRUE(is_ok(tokens.issue(make_enrolment_token("new", "dev-1", kNow + 5))));
+  auto old = tokens.consume("old", kNow + 6);
+  ASSERT_TRUE(is_ok(old));
+  EXPECT_EQ(old->outcome, ConsumeOutcome::unknown);
+  auto current = tokens.find_for_device("dev-1");
+  ASSERT_TRUE(is_ok(current) && current->has_value());
+  EXPECT_EQ((*current)->token_hash, "new");
+  auto fresh = tokens.consume("new", kNow + 6);
+  ASSERT_TRUE(is_ok(fresh));
+  EXPECT_EQ(fresh->outcome, ConsumeOutcome::consumed);
+}
+
+TEST_P(StoreContractTest, EnrolmentTokenRefusalsKeepTheEarlierTokenAndGoWithTheirDevice) {
+  ASSERT_TRUE(is_ok(store().devices().insert(make_device("dev-1"))));
+  ASSERT_TRUE(is_ok(store().devices().insert(make_device("dev-2"))));
+  auto& tokens = store().enrolment_tokens();
+  ASSERT_TRUE(is_ok(tokens.issue(make_enrolment_token("t-1", "dev-1"))));
+  ASSERT_TRUE(is_ok(tokens.issue(make_enrolment_token("t-2", "dev-2"))));
+  auto taken = tokens.issue(make_enrolment_token("t-2", "dev-1"));
+  ASSERT_FALSE(is_ok(taken));
+  EXPECT_TRUE(taken.error().is(Errc::already_exists));
+  auto kept = tokens.find_for_device("dev-1");
+  ASSERT_TRUE(is_ok(kept) && kept->has_value());
+  EXPECT_EQ((*kept)->token_hash, "t-1");
+  auto unknown_device = tokens.issue(make_enrolment_token("t-3", "dev-9"));
+  ASSERT_FALSE(is_ok(unknown_device));
+  EXPECT_TRUE(unknown_device.error().is(Errc::conflict));
+  auto empty = tokens.issue(make_enrolment_token("", "dev-1"));
+  ASSERT_FALSE(is_ok(empty));
+  EXPECT_TRUE(empty.error().is(Errc::invalid_argument));
+
+  ASSERT_TRUE(is_ok(store().devices().remove("dev-1")));
+  auto gone = tokens.find("t-1");
+  ASSERT_TRUE(is_ok(gone));
+  EXPECT_FALSE(gone->has_value());
+}
+
+TEST_P(StoreContractTest, EnrolmentTokenConcurrentConsumersExactlyOneWins) {
+  ASSERT_TRUE(is_ok(store().devices().insert(make_device("dev-1"))));
+  ASSERT_TRUE(is_ok(store().enrolment_tokens().issue(make_enrolment_token("race", "dev-1"))));
+  constexpr int kThreads = 8;
+  std::atomic<int> consumed{0};
+  std::atomic<int> already_used{0};
+  std::atomic<int> other{0};
+  std::vector<std::thread> threads;
+  threads.reserve(kThreads);
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&] {
+      auto r = store().enrolment_tokens().consume("race", kNow);
+      if (r && r->outcome == ConsumeOutcome::consumed) {
+        ++consumed;
+      } else if (r && r->outcome == ConsumeOutcome::already_used) {
+        ++already_used;
+      } else {
+        ++other;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(consumed.load(), 1);
+  EXPECT_EQ(already_used.load(), kThreads - 1);
+  EXPECT_EQ(other.load(), 0);
+}
+
 // ----------------------------------------------------------------------------- device profiles
 
 DeviceProfileRecord make_profile(std::string id, std::string organisation = "org-1", UnixMillis updated_at = kNow) {

@@ -618,6 +618,43 @@ class PasswordResetRepository {
   [[nodiscard]] virtual Result<std::size_t> count_active(std::string_view user_id, UnixMillis now) = 0;
 };
 
+// A device's one-time enrolment token (IIIT DI1, J9): the device sends it with a CSR made on
+// the device and gets its certificate. Only a hash of the token is stored; a device has at
+// most one token.
+struct EnrolmentToken {
+  std::string token_hash;
+  std::string device_id;
+  std::string organisation_id;
+  UnixMillis created_at = 0;
+  UnixMillis expires_at = 0;  // valid while now < expires_at
+  std::optional<UnixMillis> used_at;
+  std::string created_by;  // "user:<id>" or "admin-cli:<login>"
+
+  friend bool operator==(const EnrolmentToken&, const EnrolmentToken&) = default;
+};
+
+class EnrolmentTokenRepository {
+ public:
+  virtual ~EnrolmentTokenRepository() = default;
+  // Stores the token in place of the device's earlier one (used or not), which stops
+  // working. invalid_argument for an empty hash or device id; already_exists for a hash
+  // another device's token has; conflict for a device not stored.
+  [[nodiscard]] virtual Status issue(const EnrolmentToken& token) = 0;
+  // Atomically marks the token used at `now` if it is unused and unexpired, and returns the
+  // device it was issued for; otherwise the outcome says why and device_id is empty. A token
+  // both used and expired reports already_used. Of two concurrent consumers exactly one gets
+  // consumed.
+  struct Consumed {
+    ConsumeOutcome outcome = ConsumeOutcome::unknown;
+    std::string device_id;
+  };
+  [[nodiscard]] virtual Result<Consumed> consume(std::string_view token_hash, UnixMillis now) = 0;
+  // The token as stored (used or not), to check it before the work its use needs.
+  [[nodiscard]] virtual Result<std::optional<EnrolmentToken>> find(std::string_view token_hash) = 0;
+  // The device's token, used or not; nullopt when it has none.
+  [[nodiscard]] virtual Result<std::optional<EnrolmentToken>> find_for_device(std::string_view device_id) = 0;
+};
+
 // A person's API token for an integration (JPCERT I-10): scoped to some of the owner's
 // permissions in one organisation, expiring, revocable. Only a hash of the secret is stored.
 struct ApiTokenRecord {
@@ -742,6 +779,7 @@ class Store {
   [[nodiscard]] virtual UserRepository& users() = 0;
   [[nodiscard]] virtual ConsoleSessionRepository& console_sessions() = 0;
   [[nodiscard]] virtual PasswordResetRepository& password_resets() = 0;
+  [[nodiscard]] virtual EnrolmentTokenRepository& enrolment_tokens() = 0;
   [[nodiscard]] virtual ApiTokenRepository& api_tokens() = 0;
   [[nodiscard]] virtual CustomRoleRepository& custom_roles() = 0;
   [[nodiscard]] virtual SettingOverrideRepository& setting_overrides() = 0;

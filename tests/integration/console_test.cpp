@@ -687,6 +687,70 @@ TEST_F(Console, ADeviceCreatedThroughTheApiSendsTelemetryAndIsShutOutOnceRevoked
   EXPECT_THAT(text.str(), Not(HasSubstr("PRIVATE KEY")));
 }
 
+// IIIT DI1, J9: a device that makes its own key enrols with the one-time token the admin
+// command printed, over HTTPS with curl, then publishes with the certificate it got.
+TEST_F(Console, ADeviceEnrolsWithItsOneTimeTokenAndPublishesWithTheCertificateItGot) {
+  start_console();
+  const auto created = torii({"admin", "device", "create", "--id", "sensor-9", "--enrolment-token"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  std::string out = created.out;
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  const std::string token = out.substr(out.rfind('\n') + 1);  // the last line, alone
+  ASSERT_EQ(token.size(), 43U) << created.out;
+
+  const auto dir = work_dir() / "sensor-9";
+  std::filesystem::create_directories(dir);
+  const auto key = (dir / "sensor-9.key").string();
+  const auto request = run({"openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                            "-subj", "/CN=not-my-name", "-keyout", key, "-out", "-"});
+  ASSERT_EQ(request.exit_code, 0) << request.err;
+  const auto enrolled = call("POST", "/api/v1/enrol", json{{"token", token}, {"csr", request.out}});
+  ASSERT_EQ(enrolled.status, 201) << enrolled.body;
+  const json bundle = enrolled.body_json();
+  EXPECT_EQ(bundle["device"], "sensor-9");
+  std::ofstream(dir / "ca.crt") << bundle["ca_bundle_pem"].get<std::string>();
+  std::ofstream(dir / "sensor-9.crt") << bundle["certificate_pem"].get<std::string>();
+  const auto subject = run({"openssl", "x509", "-noout", "-subject", "-in", (dir / "sensor-9.crt").string()});
+  EXPECT_THAT(subject.out, HasSubstr("sensor-9"));
+
+  const auto sent = run({"mosquitto_pub",
+                         "--cafile",
+                         (dir / "ca.crt").string(),
+                         "--cert",
+                         (dir / "sensor-9.crt").string(),
+                         "--key",
+                         key,
+                         "-h",
+                         "127.0.0.1",
+                         "-p",
+                         std::to_string(gateway_port),
+                         "-V",
+                         "mqttv5",
+                         "-i",
+                         "sensor-9",
+                         "-q",
+                         "1",
+                         "-t",
+                         "devices/sensor-9/telemetry",
+                         "-m",
+                         R"({"temperature":19.5})",
+                         "-d"},
+                        std::chrono::seconds(30));
+  ASSERT_EQ(sent.exit_code, 0) << sent.out << sent.err;
+  EXPECT_THAT(sent.out, HasSubstr("received PUBACK"));
+
+  const auto again = call("POST", "/api/v1/enrol", json{{"token", token}, {"csr", request.out}});
+  EXPECT_EQ(again.status, 401);
+  EXPECT_EQ(again.code(), "enrolment_refused");
+
+  std::ifstream log(data_dir() / "log" / "security.log");
+  std::stringstream text;
+  text << log.rdbuf();
+  EXPECT_THAT(text.str(), HasSubstr(R"("action":"device.enrolled")"));
+  EXPECT_THAT(text.str(), HasSubstr(R"("reason":"used")"));
+  EXPECT_THAT(text.str(), Not(HasSubstr(token)));
+}
+
 // The live view as a browser opens it: a WebSocket with the session cookie from the console's
 // own origin, seeing a device connect and its telemetry arrive, closed when the person signs
 // out. The client is an independent implementation (python3-websockets).

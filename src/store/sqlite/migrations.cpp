@@ -13,7 +13,7 @@ namespace {
 
 // Append only: a released migration is never edited, a change is a new migration.
 // STRICT tables make SQLite refuse values of the wrong type instead of converting them.
-constexpr std::array<Migration, 9> kMigrations = {{
+constexpr std::array<Migration, 10> kMigrations = {{
     {1, "initial schema: meta, data keys, secrets, certificates, setup tokens, counters", R"sql(
 CREATE TABLE meta (
   key TEXT PRIMARY KEY NOT NULL,
@@ -278,6 +278,20 @@ CREATE TABLE setting_overrides (
   changed_by TEXT NOT NULL,
   changed_at_ms INTEGER NOT NULL
 ) STRICT, WITHOUT ROWID;
+)sql"},
+    {10, "devices: one-time enrolment tokens", R"sql(
+-- IIIT DI1, J9. One row per device (the primary key): issuing a new token replaces the
+-- device's earlier one. The token itself is never stored, only its hash. A device's token
+-- goes with it (foreign_keys is ON).
+CREATE TABLE enrolment_tokens (
+  device_id TEXT PRIMARY KEY NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+  token_hash TEXT NOT NULL UNIQUE CHECK (token_hash <> ''),
+  organisation_id TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  expires_at_ms INTEGER NOT NULL,
+  used_at_ms INTEGER,
+  created_by TEXT NOT NULL
+) STRICT;
 )sql"},
 }};
 

@@ -1777,6 +1777,104 @@ class SqlitePasswordResetRepository final : public PasswordResetRepository {
 
 // ---------------------------------------------------------------------------------------
 
+class SqliteEnrolmentTokenRepository final : public EnrolmentTokenRepository {
+ public:
+  explicit SqliteEnrolmentTokenRepository(Db& db) : db_(db) {}
+
+  Status issue(const EnrolmentToken& token) override {
+    if (token.token_hash.empty()) return fail(Errc::invalid_argument, "store: enrolment token hash is empty");
+    if (token.device_id.empty()) return fail(Errc::invalid_argument, "store: enrolment token device id is empty");
+    // One transaction: a refused insert (a hash taken, an unknown device) keeps the earlier token.
+    return db_.transaction([&]() -> Status {
+      {
+        auto replace = db_.cached("DELETE FROM enrolment_tokens WHERE device_id = ?1");
+        if (!replace) return tl::unexpected(std::move(replace.error()));
+        (**replace).bind_text(1, token.device_id);
+        if (auto s = (**replace).run(); !s) return s;
+      }
+      auto insert = db_.cached(
+          "INSERT INTO enrolment_tokens (device_id, token_hash, organisation_id, created_at_ms, expires_at_ms, "
+          "used_at_ms, created_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+      if (!insert) return tl::unexpected(std::move(insert.error()));
+      (**insert)
+          .bind_text(1, token.device_id)
+          .bind_text(2, token.token_hash)
+          .bind_text(3, token.organisation_id)
+          .bind_int(4, token.created_at)
+          .bind_int(5, token.expires_at)
+          .bind_optional_int(6, token.used_at)
+          .bind_text(7, token.created_by);
+      return (**insert).run();
+    });
+  }
+
+  Result<Consumed> consume(std::string_view token_hash, UnixMillis now) override {
+    Consumed consumed;
+    // The UPDATE alone decides (atomic even against other processes); the SELECT only
+    // explains a refusal.
+    auto s = db_.transaction([&]() -> Status {
+      {
+        auto update = db_.cached(
+            "UPDATE enrolment_tokens SET used_at_ms = ?2 "
+            "WHERE token_hash = ?1 AND used_at_ms IS NULL AND expires_at_ms > ?2 RETURNING device_id");
+        if (!update) return tl::unexpected(std::move(update.error()));
+        Statement& q = **update;
+        q.bind_text(1, token_hash).bind_int(2, now);
+        auto row = q.step();
+        if (!row) return tl::unexpected(std::move(row.error()));
+        if (*row) {
+          consumed.device_id = q.column_text(0);
+          consumed.outcome = ConsumeOutcome::consumed;
+          return q.run();
+        }
+      }
+      auto why = db_.cached("SELECT used_at_ms IS NOT NULL FROM enrolment_tokens WHERE token_hash = ?1");
+      if (!why) return tl::unexpected(std::move(why.error()));
+      (**why).bind_text(1, token_hash);
+      auto row = (**why).step();
+      if (!row) return tl::unexpected(std::move(row.error()));
+      if (!*row) {
+        consumed.outcome = ConsumeOutcome::unknown;
+      } else {
+        consumed.outcome = (**why).column_int(0) != 0 ? ConsumeOutcome::already_used : ConsumeOutcome::expired;
+      }
+      return ok();
+    });
+    if (!s) return tl::unexpected(std::move(s.error()));
+    return consumed;
+  }
+
+  Result<std::optional<EnrolmentToken>> find(std::string_view token_hash) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached(
+        "SELECT token_hash, device_id, organisation_id, created_at_ms, expires_at_ms, used_at_ms, created_by "
+        "FROM enrolment_tokens WHERE token_hash = ?1");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, token_hash);
+    return read_one(**stmt, read_token);
+  }
+
+  Result<std::optional<EnrolmentToken>> find_for_device(std::string_view device_id) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached(
+        "SELECT token_hash, device_id, organisation_id, created_at_ms, expires_at_ms, used_at_ms, created_by "
+        "FROM enrolment_tokens WHERE device_id = ?1");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, device_id);
+    return read_one(**stmt, read_token);
+  }
+
+ private:
+  static EnrolmentToken read_token(Statement& q) {
+    return EnrolmentToken{q.column_text(0), q.column_text(1),         q.column_text(2), q.column_int(3),
+                          q.column_int(4),  q.column_optional_int(5), q.column_text(6)};
+  }
+
+  Db& db_;
+};
+
+// ---------------------------------------------------------------------------------------
+
 // Parameter ?N binds column N of this list (insert).
 #define TORII_API_TOKEN_COLUMNS                                                                                   \
   "id, user_id, organisation_id, name, permissions, secret_hash, created_at_ms, expires_at_ms, last_used_at_ms, " \
@@ -2053,6 +2151,7 @@ class SqliteStore final : public Store {
         users_(db_),
         console_sessions_(db_),
         password_resets_(db_),
+        enrolment_tokens_(db_),
         api_tokens_(db_),
         custom_roles_(db_),
         setting_overrides_(db_) {}
@@ -2074,6 +2173,7 @@ class SqliteStore final : public Store {
   UserRepository& users() override { return users_; }
   ConsoleSessionRepository& console_sessions() override { return console_sessions_; }
   PasswordResetRepository& password_resets() override { return password_resets_; }
+  EnrolmentTokenRepository& enrolment_tokens() override { return enrolment_tokens_; }
   ApiTokenRepository& api_tokens() override { return api_tokens_; }
   CustomRoleRepository& custom_roles() override { return custom_roles_; }
   SettingOverrideRepository& setting_overrides() override { return setting_overrides_; }
@@ -2101,6 +2201,7 @@ class SqliteStore final : public Store {
   SqliteUserRepository users_;
   SqliteConsoleSessionRepository console_sessions_;
   SqlitePasswordResetRepository password_resets_;
+  SqliteEnrolmentTokenRepository enrolment_tokens_;
   SqliteApiTokenRepository api_tokens_;
   SqliteCustomRoleRepository custom_roles_;
   SqliteSettingOverrideRepository setting_overrides_;
