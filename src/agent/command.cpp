@@ -180,7 +180,11 @@ int run_simulate_command(const SimulateCommand& command, std::ostream& out, std:
     }
     auto identity = load_identity(config.state_dir, clock.now());
     if (!identity && identity.error().is(Errc::not_found) && i <= tokens.size() && !tokens[i - 1].empty()) {
-      EnrolmentRequest request{command.server, tokens[i - 1], command.ca_file, config.state_dir, {}};
+      EnrolmentRequest request;
+      request.server_url = command.server;
+      request.token = tokens[i - 1];
+      request.ca_file = command.ca_file;
+      request.state_dir = config.state_dir;
       auto enrolled = enrol(request);
       if (!enrolled) {
         err << fmt::format("torii agent simulate: device {} (token on line {}): ", i, i);

@@ -163,6 +163,7 @@ Result<ServerUrl> parse_server_url(std::string_view url) {
 Result<Enrolled> enrol(const EnrolmentRequest& request) {
   auto url = parse_server_url(request.server_url);
   if (!url) return tl::unexpected(url.error());
+  if (request.timeout <= std::chrono::seconds(0)) return fail(Errc::invalid_argument, "the timeout must be positive");
   if (request.token.empty() || request.token.size() > 512) {
     return fail(Errc::invalid_argument, "the enrolment token is empty or too long");
   }

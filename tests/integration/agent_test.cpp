@@ -35,10 +35,9 @@ class AgentTest : public ServerTest {
   }
 
   std::string ca_file() {
-    const auto path = (work_dir() / "ca.pem").string();
-    const auto r = torii({"admin", "ca", "export", "--out", path});
+    const auto r = torii({"admin", "ca", "export"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    return path;
+    return write("ca.pem", r.out);
   }
 
   std::string write(const std::string& name, const std::string& text) {
@@ -176,7 +175,8 @@ TEST_F(AgentTest, ASimulatedFleetEnrolsEachDeviceWithItsOwnKeyAndPublishes) {
                  "--server", console_url(), "--ca", ca});
   for (int i = 1; i <= 3; ++i) {
     const auto id = "sim-" + std::to_string(i);
-    ASSERT_TRUE(eventually([&] { return of_kind(stored(id), "telemetry").size() >= 4; })) << fleet.err();
+    ASSERT_TRUE(eventually([&] { return of_kind(stored(id), "telemetry").size() >= 4; }))
+        << (fleet.stop(), fleet.out() + fleet.err());
   }
   EXPECT_EQ(fleet.stop(), 0);
   std::set<std::string> keys;
