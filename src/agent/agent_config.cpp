@@ -148,23 +148,6 @@ bool valid_metric(std::string_view name) {
   });
 }
 
-// https://host[:port][/path], without user information.
-bool valid_https_url(std::string_view url) {
-  constexpr std::string_view kScheme = "https://";
-  if (!url.starts_with(kScheme)) return false;
-  if (std::any_of(url.begin(), url.end(), [](char c) { return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f; })) {
-    return false;
-  }
-  const std::string_view authority = url.substr(kScheme.size(), url.find('/', kScheme.size()) - kScheme.size());
-  if (authority.find('@') != std::string_view::npos) return false;
-  // Host and port are checked as the gateway's are; the port is optional.
-  if (parse_gateway_address(authority)) return true;
-  if (authority.starts_with('[') && authority.ends_with(']')) {
-    return IpAddress::parse(authority.substr(1, authority.size() - 2)).has_value();
-  }
-  return authority.find(':') == std::string_view::npos && config::valid_hostname(authority);
-}
-
 void read_agent(const toml::table* table, AgentConfig& c, std::vector<Problem>& problems) {
   TableReader r(table, "agent", problems);
   std::string state_dir = c.state_dir.string();
@@ -180,8 +163,8 @@ void read_agent(const toml::table* table, AgentConfig& c, std::vector<Problem>& 
       r.problem("gateway", address.error().message);
     }
   }
-  if (r.text("server", c.server) && !valid_https_url(c.server)) {
-    r.problem("server", "must be an https:// URL such as https://torii.example:8443 (the console is TLS only)");
+  if (r.text("server", c.server)) {
+    if (auto url = parse_server_url(c.server); !url) r.problem("server", url.error().message);
   }
   r.whole_number("heartbeat_seconds", c.heartbeat_seconds, 1, 86'400);
   r.whole_number("outbox_max_messages", c.outbox_max_messages, 1, 10'000'000);
@@ -488,6 +471,48 @@ signal = "door"
 # command = ["/usr/bin/vcgencmd", "measure_temp"]
 # timeout_seconds = 5
 )";
+}
+
+Result<ServerUrl> parse_server_url(std::string_view url) {
+  constexpr std::string_view kScheme = "https://";
+  const auto bad = [&](std::string_view why) {
+    return fail(Errc::invalid_argument, fmt::format("server URL '{}': {}", url, why));
+  };
+  if (!url.starts_with(kScheme)) return bad("must start with https://");
+  auto rest = url.substr(kScheme.size());
+  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+  if (rest.find_first_of("/?#@ ") != std::string_view::npos) return bad("must name only a host and a port");
+  ServerUrl out;
+  std::string_view host = rest;
+  std::string_view port;
+  if (rest.starts_with('[')) {
+    const auto close = rest.find(']');
+    if (close == std::string_view::npos) return bad("unclosed '['");
+    host = rest.substr(1, close - 1);
+    const auto after = rest.substr(close + 1);
+    if (!after.empty()) {
+      if (!after.starts_with(':')) return bad("unexpected text after ']'");
+      port = after.substr(1);
+    }
+  } else if (const auto colon = rest.rfind(':'); colon != std::string_view::npos) {
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+  }
+  if (host.empty()) return bad("names no host");
+  const bool bracketed = rest.starts_with('[');
+  if (bracketed ? !IpAddress::parse(host) : !config::valid_hostname(host)) return bad("the host is not valid");
+  out.host = std::string(host);
+  if (!port.empty() || rest.ends_with(':')) {
+    unsigned value = 0;
+    if (port.empty() || port.size() > 5) return bad("the port must be 1..65535");
+    for (const char c : port) {
+      if (c < '0' || c > '9') return bad("the port must be 1..65535");
+      value = value * 10 + static_cast<unsigned>(c - '0');
+    }
+    if (value == 0 || value > 65535) return bad("the port must be 1..65535");
+    out.port = static_cast<std::uint16_t>(value);
+  }
+  return out;
 }
 
 }  // namespace torii::agent

@@ -95,6 +95,15 @@ struct AgentParseResult {
 // Every key path the file may contain: "agent.gateway", "sensor.metric" (for docs and tests).
 [[nodiscard]] const std::vector<std::string>& known_agent_keys();
 
+// The console's address, from agent.server.
+struct ServerUrl {
+  std::string host;
+  std::uint16_t port = 443;
+};
+
+// https://host[:port][/] only: no other scheme, no path, no user information, no query.
+[[nodiscard]] Result<ServerUrl> parse_server_url(std::string_view url);
+
 // Parses "host:port" or "[v6]:port"; port 1-65535.
 [[nodiscard]] Result<GatewayAddress> parse_gateway_address(std::string_view text);
 

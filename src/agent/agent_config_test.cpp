@@ -63,7 +63,7 @@ TEST(AgentConfig, ReadsEverySource) {
 [agent]
 state_dir = "/srv/agent"
 gateway = "gateway.example:18883"
-server = "https://torii.example:8443/console"
+server = "https://torii.example:8443"
 heartbeat_seconds = 30
 outbox_max_messages = 5000
 
@@ -100,7 +100,7 @@ timeout_seconds = 2.5
   const AgentConfig& c = r.config;
   EXPECT_EQ(c.state_dir, "/srv/agent");
   EXPECT_EQ(c.gateway, (GatewayAddress{"gateway.example", 18883}));
-  EXPECT_EQ(c.server, "https://torii.example:8443/console");
+  EXPECT_EQ(c.server, "https://torii.example:8443");
   EXPECT_EQ(c.heartbeat_seconds, 30u);
   EXPECT_EQ(c.outbox_max_messages, 5000u);
   ASSERT_EQ(c.sensors.size(), 4u);
@@ -261,12 +261,12 @@ TEST(AgentConfig, GatewayAddresses) {
 
 TEST(AgentConfig, ServerMustBeHttps) {
   for (const char* good :
-       {"https://torii.example", "https://torii.example:8443", "https://[::1]:8443/", "https://192.0.2.1/console"}) {
+       {"https://torii.example", "https://torii.example:8443", "https://[::1]:8443/", "https://192.0.2.1"}) {
     const auto r = parse_agent_config(std::string("[agent]\nserver = \"") + good + "\"\n");
     EXPECT_TRUE(r.ok()) << good << config::format_problems(r.problems);
   }
   for (const char* bad : {"http://torii.example", "https://", "https://user@torii.example", "https://torii example",
-                          "ftp://torii.example", "https://torii.example:0"}) {
+                          "ftp://torii.example", "https://torii.example:0", "https://192.0.2.1/console"}) {
     const auto r = parse_agent_config(std::string("[agent]\nserver = \"") + bad + "\"\n");
     EXPECT_THAT(r.problems, Contains(any_problem_at("agent.server"))) << bad;
   }

@@ -120,46 +120,6 @@ std::string explain(const Answer& answer) {
 
 }  // namespace
 
-Result<ServerUrl> parse_server_url(std::string_view url) {
-  constexpr std::string_view kScheme = "https://";
-  const auto bad = [&](std::string_view why) {
-    return fail(Errc::invalid_argument, fmt::format("server URL '{}': {}", url, why));
-  };
-  if (!url.starts_with(kScheme)) return bad("must start with https://");
-  auto rest = url.substr(kScheme.size());
-  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
-  if (rest.find_first_of("/?#@ ") != std::string_view::npos) return bad("must name only a host and a port");
-  ServerUrl out;
-  std::string_view host = rest;
-  std::string_view port;
-  if (rest.starts_with('[')) {
-    const auto close = rest.find(']');
-    if (close == std::string_view::npos) return bad("unclosed '['");
-    host = rest.substr(1, close - 1);
-    const auto after = rest.substr(close + 1);
-    if (!after.empty()) {
-      if (!after.starts_with(':')) return bad("unexpected text after ']'");
-      port = after.substr(1);
-    }
-  } else if (const auto colon = rest.rfind(':'); colon != std::string_view::npos) {
-    host = rest.substr(0, colon);
-    port = rest.substr(colon + 1);
-  }
-  if (host.empty()) return bad("names no host");
-  out.host = std::string(host);
-  if (!port.empty() || rest.ends_with(':')) {
-    unsigned value = 0;
-    if (port.empty() || port.size() > 5) return bad("the port must be 1..65535");
-    for (const char c : port) {
-      if (c < '0' || c > '9') return bad("the port must be 1..65535");
-      value = value * 10 + static_cast<unsigned>(c - '0');
-    }
-    if (value == 0 || value > 65535) return bad("the port must be 1..65535");
-    out.port = static_cast<std::uint16_t>(value);
-  }
-  return out;
-}
-
 Result<Enrolled> enrol(const EnrolmentRequest& request) {
   auto url = parse_server_url(request.server_url);
   if (!url) return tl::unexpected(url.error());

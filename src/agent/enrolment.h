@@ -12,17 +12,10 @@
 #include <filesystem>
 #include <string>
 
+#include "agent/agent_config.h"
 #include "base/error.h"
 
 namespace torii::agent {
-
-struct ServerUrl {
-  std::string host;
-  std::uint16_t port = 443;
-};
-
-// https://host[:port][/] only: no other scheme, no path, no user info, no query.
-[[nodiscard]] Result<ServerUrl> parse_server_url(std::string_view url);
 
 struct EnrolmentRequest {
   std::string server_url;          // the console, e.g. https://torii.example:8443

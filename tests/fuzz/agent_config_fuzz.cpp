@@ -1,0 +1,49 @@
+// Fuzzes what the agent reads from outside: its configuration file (parse_agent_config),
+// the console and gateway addresses in it, and a command sensor's output (first_number).
+//
+// Properties beyond "does not crash":
+//   - a configuration either parses with no problem or reports problems that say what is
+//     wrong; parsing is deterministic;
+//   - what parses is within the documented bounds: sensor metrics valid and unique,
+//     intervals 0.1 s..1 day, heartbeat and outbox limits in range, the server URL usable;
+//   - an accepted server URL or gateway address has a host and a port 1-65535;
+//   - a number taken from command output is finite.
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <set>
+#include <string>
+#include <string_view>
+
+#include "agent/agent_config.h"
+#include "agent/sensors.h"
+#include "fuzz_check.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  using namespace torii;
+  using fuzz::check;
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+
+  const auto parsed = agent::parse_agent_config(text);
+  const auto again = agent::parse_agent_config(text);
+  check(parsed.ok() == again.ok() && parsed.problems.size() == again.problems.size());
+  if (parsed.ok()) {
+    check(parsed.config == again.config);
+    const auto& c = parsed.config;
+    check(c.heartbeat_seconds >= 1 && c.heartbeat_seconds <= 86400);
+    check(c.outbox_max_messages >= 1 && c.outbox_max_messages <= 10'000'000);
+    check(agent::parse_server_url(c.server).has_value());
+    std::set<std::string> metrics;
+    for (const auto& s : c.sensors) {
+      check(!s.metric.empty() && s.metric.size() <= 64 && metrics.insert(s.metric).second);
+      check(s.interval >= std::chrono::milliseconds(100) && s.interval <= std::chrono::hours(24));
+    }
+  } else {
+    for (const auto& p : parsed.problems) check(!p.message.empty());
+  }
+
+  if (const auto url = agent::parse_server_url(text)) check(!url->host.empty() && url->port > 0);
+  if (const auto gateway = agent::parse_gateway_address(text)) check(!gateway->host.empty() && gateway->port > 0);
+  if (const auto number = agent::first_number(text)) check(std::isfinite(*number));
+  return 0;
+}
