@@ -149,6 +149,10 @@ int run_simulate_command(const SimulateCommand& command, std::ostream& out, std:
     err << "torii agent simulate: --interval must be 0.1..86400 seconds\n";
     return kExitUsage;
   }
+  if (command.heartbeat_seconds < 1 || command.heartbeat_seconds > 86400) {
+    err << "torii agent simulate: --heartbeat must be 1..86400 seconds\n";
+    return kExitUsage;
+  }
   auto gateway = parse_gateway_address(command.gateway);
   if (!gateway) return report(err, gateway.error());
   if (auto dir = ensure_private_directory(command.dir); !dir) return report(err, dir.error());

@@ -71,7 +71,9 @@ Result<Answer> post_json(const ServerUrl& url, std::string_view target, std::str
     if (ec) co_return failed("TLS handshake with", tls_error_text(ec));
 
     http::request<http::string_body> request{http::verb::post, std::string(target), 11};
-    request.set(http::field::host, fmt::format("{}:{}", url.host, url.port));
+    const bool v6 = url.host.find(':') != std::string::npos;
+    request.set(http::field::host, v6 ? fmt::format("[{}]:{}", url.host, url.port)
+                                      : fmt::format("{}:{}", url.host, url.port));
     request.set(http::field::user_agent, fmt::format("torii-agent/{}", kVersion));
     request.set(http::field::content_type, "application/json");
     request.set(http::field::accept, "application/json");

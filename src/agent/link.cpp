@@ -110,15 +110,18 @@ class Link::Session {
     const auto endpoints = co_await resolver.async_resolve(cfg.host, std::to_string(cfg.port),
                                                            asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return fmt::format("cannot resolve {}: {}", cfg.host, deadline.disarm() ? "timed out" : ec.message());
+    if (s_.stopping) co_return std::string();
     co_await asio::async_connect(socket, endpoints, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       co_return fmt::format("cannot connect to {}:{}: {}", cfg.host, cfg.port,
                             deadline.disarm() ? "timed out" : ec.message());
     }
+    if (s_.stopping) co_return std::string();
     socket.set_option(tcp::no_delay(true), ec);
     if (!expect_server_name(stream_.native_handle(), cfg.host)) co_return "cannot set the server name to verify";
     co_await stream_.async_handshake(asio::ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return "TLS handshake: " + (deadline.disarm() ? std::string("timed out") : tls_error_text(ec));
+    if (s_.stopping) co_return std::string();
 
     mqtt::Connect connect;
     connect.version = kVersion;
@@ -160,7 +163,7 @@ class Link::Session {
       }
     }
     if (deadline.disarm()) co_return "connection setup timed out";
-    last_write_ = steady::now();
+    last_write_ = last_read_ = steady::now();
     co_return std::string();
   }
 
@@ -168,7 +171,12 @@ class Link::Session {
     for (;;) {
       auto packet = co_await next_packet();
       if (!packet) break;
-      handle(*packet);
+      last_read_ = steady::now();
+      try {
+        handle(*packet);
+      } catch (const std::exception& e) {
+        lost_ = std::string("handling a packet from the gateway: ") + e.what();
+      }
       if (!lost_.empty()) break;
     }
     if (lost_.empty()) lost_ = "connection closed";
@@ -238,13 +246,18 @@ class Link::Session {
         s_.transient.pop_front();
       }
       if (now >= paused_until_) add_publishes(now);
-      if (out_.empty() && now - last_write_ >= keep_alive_) {
-        if (ping_outstanding_) {
+      // Keep-alive both ways: a PINGREQ when nothing was written for the keep-alive (so the
+      // gateway hears from us), and also when nothing was read for it (so a gateway gone
+      // silent is noticed even while messages are written into a dead connection).
+      if (ping_outstanding_) {
+        if (now - ping_sent_ >= keep_alive_) {
           lost_ = "the gateway did not answer PINGREQ within the keep-alive";
           break;
         }
+      } else if ((out_.empty() && now - last_write_ >= keep_alive_) || now - last_read_ >= keep_alive_) {
         (void)mqtt::encode(mqtt::Pingreq{}, kVersion, out_);
         ping_outstanding_ = true;
+        ping_sent_ = now;
       }
       if (!out_.empty()) {
         co_await asio::async_write(stream_, asio::buffer(out_), asio::redirect_error(asio::use_awaitable, ec));
@@ -255,9 +268,11 @@ class Link::Session {
         last_write_ = now;
         continue;
       }
-      auto at = last_write_ + keep_alive_;
+      auto at = ping_outstanding_ ? ping_sent_ + keep_alive_ : std::min(last_write_, last_read_) + keep_alive_;
       if (paused_until_ > now) at = std::min(at, paused_until_);
-      if (paced_) at = std::min(at, now + std::max(s_.pace.time_to_available(1, now), steady::duration(1ms)));
+      if (paced_ && now >= paused_until_) {
+        at = std::min(at, now + std::max(s_.pace.time_to_available(1, now), steady::duration(1ms)));
+      }
       s_.wake.expires_at(at);
       co_await s_.wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
@@ -341,6 +356,8 @@ class Link::Session {
   std::string lost_;
   std::chrono::seconds keep_alive_{60};
   steady::time_point last_write_{};
+  steady::time_point last_read_{};
+  steady::time_point ping_sent_{};
   steady::time_point paused_until_{};
   bool ping_outstanding_ = false;
   bool paced_ = false;  // messages wait for the pace, not for acknowledgements

@@ -89,7 +89,10 @@ std::vector<HealthEvent> SensorHealth::observe(const std::string& metric, const 
     ++s.same;
   } else {
     if (!s.stuck.empty()) {
-      emit(HealthEventKind::recovered, fmt::format("changes again ({} after {} reads of {})", x, s.same, *s.last),
+      // After a failed read there is no last value to compare with (s.last was reset).
+      emit(HealthEventKind::recovered,
+           s.last ? fmt::format("changes again ({} after {} reads of {})", x, s.same, *s.last)
+                  : fmt::format("reads {} after a failed read", x),
            HealthEventKind::stuck);
       s.stuck.clear();
     }

@@ -72,6 +72,17 @@ TEST(SensorHealth, StuckCountIsConfigurableAndNeedsConsecutiveReads) {
   EXPECT_EQ(health.observe("m", 2.0, kT0).size(), 1u);
 }
 
+TEST(SensorHealth, AStuckSensorThatFailsOnceAndReadsAgainRecovers) {
+  SensorHealth health(HealthLimits{3, 3});
+  for (int i = 0; i < 3; ++i) (void)health.observe("temperature", 20.0, kT0 + seconds(i));
+  EXPECT_THAT(health.observe("temperature", failed(), kT0 + seconds(3)), IsEmpty());
+  const auto back = health.observe("temperature", 20.0, kT0 + seconds(4));
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_EQ(back[0].kind, HealthEventKind::recovered);
+  EXPECT_EQ(back[0].ended, HealthEventKind::stuck);
+  EXPECT_THAT(back[0].detail, HasSubstr("after a failed read"));
+}
+
 TEST(SensorHealth, BooleansAreNeverStuck) {
   SensorHealth health({.stuck_after_reads = 2, .failing_after_failures = 3});
   for (int i = 0; i < 100; ++i) EXPECT_THAT(health.observe("door_open", false, kT0 + seconds(i)), IsEmpty());

@@ -237,7 +237,9 @@ Result<std::string> run_command(const std::vector<std::string>& argv, std::chron
   sigfillset(&all);
   posix_spawnattr_setsigmask(&attributes, &none);
   posix_spawnattr_setsigdefault(&attributes, &all);
-  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  // Its own process group, so that a timeout ends whatever it started too.
+  posix_spawnattr_setpgroup(&attributes, 0);
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
 
   std::vector<char*> args;
   args.reserve(argv.size() + 1);
@@ -268,6 +270,7 @@ Result<std::string> run_command(const std::vector<std::string>& argv, std::chron
     pollfd fd{read_end.get(), POLLIN, 0};
     const int ready = ::poll(&fd, 1, remaining_ms());
     if (ready < 0 && errno == EINTR) continue;
+    if (ready == 0 && remaining_ms() > 0) continue;  // one poll waits at most a minute
     if (ready <= 0) {
       timed_out = true;
       break;
@@ -296,7 +299,7 @@ Result<std::string> run_command(const std::vector<std::string>& argv, std::chron
     ::poll(nullptr, 0, std::min(remaining_ms(), 10));
   }
   if (timed_out) {
-    ::kill(pid, SIGKILL);
+    ::kill(-pid, SIGKILL);  // the child's own group (above), not yet reaped: only what it started
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     return fail(Errc::unavailable,
