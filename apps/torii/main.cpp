@@ -14,11 +14,11 @@
 #include <iostream>
 #include <optional>
 
+#include "agent/agent_config.h"
+#include "agent/command.h"
 #include "base/clock.h"
 #include "base/file.h"
 #include "base/version.h"
-#include "agent/agent_config.h"
-#include "agent/command.h"
 #include "bench/bench.h"
 #include "config/config.h"
 #include "crypto/sodium.h"
@@ -701,7 +701,9 @@ int run(int argc, char** argv) {
   agent::EnrolCommand enrol_options;
   auto* agent_enroll = agent_cmd->add_subcommand(
       "enroll", "Make this device's key and get its certificate with a one-time enrolment token");
-  agent_enroll->add_option("--config", enrol_options.config_file, "the agent's configuration file (agent.server, agent.state_dir)")
+  agent_enroll
+      ->add_option("--config", enrol_options.config_file,
+                   "the agent's configuration file (agent.server, agent.state_dir)")
       ->check(CLI::ExistingFile);
   agent_enroll->add_option("--server", enrol_options.server, "the console's URL, https://host:port");
   agent_enroll->add_option("--state-dir", enrol_options.state_dir, "where the key, certificate and outbox are kept");
@@ -725,8 +727,9 @@ int run(int argc, char** argv) {
   agent_simulate->add_option("--gateway", simulate_options.gateway, "the gateway, host:port");
   agent_simulate->add_option("--interval", simulate_options.interval_seconds, "seconds between readings (0.1..86400)");
   agent_simulate->add_option("--heartbeat", simulate_options.heartbeat_seconds, "seconds between heartbeats");
-  agent_simulate->add_option("--tokens", simulate_options.tokens_file,
-                             "enrol devices not yet enrolled with these tokens, one per line, in order")
+  agent_simulate
+      ->add_option("--tokens", simulate_options.tokens_file,
+                   "enrol devices not yet enrolled with these tokens, one per line, in order")
       ->check(CLI::ExistingFile);
   agent_simulate->add_option("--server", simulate_options.server, "the console's URL, for enrolment");
   agent_simulate->add_option("--ca", simulate_options.ca_file, "torii's CA bundle, for enrolment")

@@ -9,20 +9,20 @@
 #include <iostream>
 #include <sstream>
 
+#include <fmt/format.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/thread_pool.hpp>
-#include <fmt/format.h>
 
+#include <spdlog/spdlog.h>
 #include "agent/device_agent.h"
 #include "agent/enrolment.h"
 #include "base/bytes.h"
 #include "base/clock.h"
 #include "base/file.h"
 #include "crypto/sodium.h"
-#include <spdlog/spdlog.h>
 
 namespace torii::agent {
 
@@ -130,8 +130,8 @@ int run_agent_command(const std::filesystem::path& config_file, std::ostream& er
   if (!identity) return report(err, identity.error());
   asio::io_context io(1);
   asio::thread_pool blocking(1);
-  auto agent = DeviceAgent::create(io.get_executor(), blocking.get_executor(), *config, std::move(*identity), random,
-                                   clock);
+  auto agent =
+      DeviceAgent::create(io.get_executor(), blocking.get_executor(), *config, std::move(*identity), random, clock);
   if (!agent) return report(err, agent.error());
   std::vector<std::unique_ptr<DeviceAgent>> agents;
   agents.push_back(std::move(*agent));
@@ -201,8 +201,8 @@ int run_simulate_command(const SimulateCommand& command, std::ostream& out, std:
       err << fmt::format("torii agent simulate: device {} ({}): ", i, config.state_dir.string());
       return report(err, identity.error());
     }
-    auto agent = DeviceAgent::create(io.get_executor(), blocking.get_executor(), config, std::move(*identity),
-                                     random, clock);
+    auto agent =
+        DeviceAgent::create(io.get_executor(), blocking.get_executor(), config, std::move(*identity), random, clock);
     if (!agent) return report(err, agent.error());
     agents.push_back(std::move(*agent));
   }

@@ -22,9 +22,9 @@ struct EnrolCommand {
 
 struct SimulateCommand {
   std::size_t count = 3;
-  std::filesystem::path dir;     // device i (1..count) keeps its identity and outbox in dir/i
+  std::filesystem::path dir;  // device i (1..count) keeps its identity and outbox in dir/i
   std::string gateway = "127.0.0.1:8883";
-  double interval_seconds = 5;   // every simulated sensor's
+  double interval_seconds = 5;  // every simulated sensor's
   std::uint32_t heartbeat_seconds = 60;
   // Devices not enrolled yet enrol first: device i with the token on line i of tokens_file
   // (an empty line: none).

@@ -47,15 +47,12 @@ Delivery::Outcome outcome_of(mqtt::ReasonCode reason) {
   using R = mqtt::ReasonCode;
   switch (reason) {
     case R::success:
-    case R::no_matching_subscribers:
-      return Delivery::Outcome::delivered;
+    case R::no_matching_subscribers: return Delivery::Outcome::delivered;
     case R::quota_exceeded:
     case R::server_busy:
     case R::unspecified_error:
-    case R::implementation_specific_error:
-      return Delivery::Outcome::retry_later;
-    default:
-      return mqtt::is_error(reason) ? Delivery::Outcome::refused : Delivery::Outcome::delivered;
+    case R::implementation_specific_error: return Delivery::Outcome::retry_later;
+    default: return mqtt::is_error(reason) ? Delivery::Outcome::refused : Delivery::Outcome::delivered;
   }
 }
 

@@ -9,6 +9,7 @@ using R = mqtt::ReasonCode;
 
 std::vector<std::uint64_t> seqs_of(const std::vector<Delivery::Send>& sends) {
   std::vector<std::uint64_t> out;
+  out.reserve(sends.size());
   for (const auto& s : sends) out.push_back(s.seq);
   return out;
 }

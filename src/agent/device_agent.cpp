@@ -2,13 +2,13 @@
 
 #include <cmath>
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include "agent/sensor_health.h"
 #include "agent/sensors.h"
@@ -36,8 +36,8 @@ json reading_json(const Value& value) {
 }  // namespace
 
 struct DeviceAgent::State {
-  State(asio::any_io_executor io_ex, asio::any_io_executor blocking_ex, const AgentConfig& cfg, Identity id,
-        Outbox box, Random& rnd, const Clock& clk)
+  State(asio::any_io_executor io_ex, asio::any_io_executor blocking_ex, const AgentConfig& cfg, Identity id, Outbox box,
+        Random& rnd, const Clock& clk)
       : io(std::move(io_ex)),
         blocking(std::move(blocking_ex)),
         config(cfg),
@@ -67,13 +67,13 @@ struct DeviceAgent::State {
   std::string topic_prefix;
 };
 
-Result<std::unique_ptr<DeviceAgent>> DeviceAgent::create(asio::any_io_executor io, asio::any_io_executor blocking,
-                                                         const AgentConfig& config, Identity identity,
-                                                         Random& random, const Clock& clock) {
+Result<std::unique_ptr<DeviceAgent>> DeviceAgent::create(const asio::any_io_executor& io,
+                                                         asio::any_io_executor blocking, const AgentConfig& config,
+                                                         Identity identity, Random& random, const Clock& clock) {
   auto outbox = Outbox::open(config.state_dir / "outbox.db", config.outbox_max_messages, random, clock);
   if (!outbox) return tl::unexpected(outbox.error());
-  auto state = std::make_unique<State>(io, std::move(blocking), config, std::move(identity), std::move(*outbox),
-                                       random, clock);
+  auto state =
+      std::make_unique<State>(io, std::move(blocking), config, std::move(identity), std::move(*outbox), random, clock);
   state->topic_prefix = fmt::format("devices/{}/", state->identity.device_id);
   const auto now = clock.now();
   for (const auto& sensor : config.sensors) {
@@ -235,8 +235,8 @@ std::vector<OutgoingMessage> DeviceAgent::waiting(std::size_t max) {
   }
   out.reserve(entries->size());
   for (auto& e : *entries) {
-    out.push_back({static_cast<std::uint64_t>(e.seq), s.topic_prefix + std::string(to_string(e.kind)),
-                   std::move(e.payload)});
+    out.push_back(
+        {static_cast<std::uint64_t>(e.seq), s.topic_prefix + std::string(to_string(e.kind)), std::move(e.payload)});
   }
   return out;
 }

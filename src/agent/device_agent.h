@@ -44,7 +44,7 @@ class DeviceAgent final : public MessageSource {
  public:
   // Opens the outbox (<state_dir>/outbox.db) and makes the sensors. The executors, random
   // and clock must outlive the agent.
-  [[nodiscard]] static Result<std::unique_ptr<DeviceAgent>> create(boost::asio::any_io_executor io,
+  [[nodiscard]] static Result<std::unique_ptr<DeviceAgent>> create(const boost::asio::any_io_executor& io,
                                                                    boost::asio::any_io_executor blocking,
                                                                    const AgentConfig& config, Identity identity,
                                                                    Random& random, const Clock& clock);

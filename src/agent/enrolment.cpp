@@ -2,6 +2,7 @@
 
 #include <optional>
 
+#include <fmt/format.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
@@ -14,7 +15,6 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "agent/identity.h"
@@ -72,8 +72,8 @@ Result<Answer> post_json(const ServerUrl& url, std::string_view target, std::str
 
     http::request<http::string_body> request{http::verb::post, std::string(target), 11};
     const bool v6 = url.host.find(':') != std::string::npos;
-    request.set(http::field::host, v6 ? fmt::format("[{}]:{}", url.host, url.port)
-                                      : fmt::format("{}:{}", url.host, url.port));
+    request.set(http::field::host,
+                v6 ? fmt::format("[{}]:{}", url.host, url.port) : fmt::format("{}:{}", url.host, url.port));
     request.set(http::field::user_agent, fmt::format("torii-agent/{}", kVersion));
     request.set(http::field::content_type, "application/json");
     request.set(http::field::accept, "application/json");
@@ -138,16 +138,14 @@ Result<Enrolled> enrol(const EnrolmentRequest& request) {
   auto answer = post_json(*url, "/api/v1/enrol", body.dump(), request.ca_file, request.timeout);
   if (!answer) return tl::unexpected(answer.error());
   switch (answer->status) {
-    case 201:
-      break;
+    case 201: break;
     case 401:
     case 403:
       return fail(Errc::authentication_failed,
                   fmt::format("the console refused the enrolment token ({}): it is unknown, used or expired, or "
                               "the device is disabled; ask for a new token",
                               explain(*answer)));
-    case 429:
-      return fail(Errc::limit_exceeded, "too many attempts from this address: wait, then try again");
+    case 429: return fail(Errc::limit_exceeded, "too many attempts from this address: wait, then try again");
     default:
       return fail(answer->status == 422 ? Errc::invalid_argument : Errc::unavailable,
                   "the console did not enrol the device: " + explain(*answer));

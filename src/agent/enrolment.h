@@ -18,9 +18,9 @@
 namespace torii::agent {
 
 struct EnrolmentRequest {
-  std::string server_url;          // the console, e.g. https://torii.example:8443
-  std::string token;               // one-time enrolment token
-  std::filesystem::path ca_file;   // torii's CA (PEM): the console's certificate must chain to it
+  std::string server_url;           // the console, e.g. https://torii.example:8443
+  std::string token;                // one-time enrolment token
+  std::filesystem::path ca_file;    // torii's CA (PEM): the console's certificate must chain to it
   std::filesystem::path state_dir;  // where the identity is stored (identity.h)
   std::chrono::seconds timeout{30};
 };

@@ -43,14 +43,14 @@ Result<Identity> load_identity(const std::filesystem::path& state_dir, std::chro
   while (!device->empty() && (device->back() == '\n' || device->back() == '\r')) device->pop_back();
 
   if (auto matches = crypto::check_key_matches_certificate(key_pem, *certificate); !matches) {
-    return fail(Errc::corrupt, fmt::format("{} does not belong to {}: enrol again", files.key.string(),
-                                           files.certificate.string()));
+    return fail(Errc::corrupt,
+                fmt::format("{} does not belong to {}: enrol again", files.key.string(), files.certificate.string()));
   }
   auto info = crypto::inspect_certificate(*certificate);
   if (!info) return fail(Errc::corrupt, fmt::format("{}: {}", files.certificate.string(), info.error().message));
   if (info->subject_cn != *device) {
-    return fail(Errc::corrupt, fmt::format("{} names device '{}', the certificate '{}'", files.device.string(),
-                                           *device, info->subject_cn));
+    return fail(Errc::corrupt, fmt::format("{} names device '{}', the certificate '{}'", files.device.string(), *device,
+                                           info->subject_cn));
   }
   if (info->not_after <= now) {
     return fail(Errc::expired, fmt::format("the certificate of device '{}' has expired: enrol again with a new "

@@ -24,8 +24,8 @@ class IdentityTest : public ::testing::Test {
     ca_pem_ = *crypto::make_root_ca(ca_key_, "test root", clock_.now(), hours(24 * 365), random_);
     device_key_ = *crypto::generate_p256_key();
     const auto csr = *crypto::make_csr(device_key_, "ignored");
-    device_pem_ = *crypto::issue_device_certificate({ca_pem_, &ca_key_}, csr, "pump-7", clock_.now(), hours(24 * 30),
-                                                    random_);
+    device_pem_ =
+        *crypto::issue_device_certificate({ca_pem_, &ca_key_}, csr, "pump-7", clock_.now(), hours(24 * 30), random_);
   }
 
   testing::FakeClock clock_;
@@ -101,9 +101,9 @@ TEST(ServerUrl, OnlyHttpsWithAHostAndAnOptionalPort) {
   ASSERT_TRUE(v6);
   EXPECT_EQ(v6->host, "::1");
   EXPECT_EQ(v6->port, 8443);
-  for (const char* bad : {"http://torii.example", "torii.example:8443", "https://", "https://:8443",
-                          "https://host:0", "https://host:65536", "https://host:84x3", "https://host/path",
-                          "https://user@host", "https://host?x=1", "https://host:", "https://[::1"}) {
+  for (const char* bad : {"http://torii.example", "torii.example:8443", "https://", "https://:8443", "https://host:0",
+                          "https://host:65536", "https://host:84x3", "https://host/path", "https://user@host",
+                          "https://host?x=1", "https://host:", "https://[::1"}) {
     const auto url = parse_server_url(bad);
     EXPECT_FALSE(url) << bad;
     if (!url) {

@@ -4,6 +4,8 @@
 #include <deque>
 #include <optional>
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -12,8 +14,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "agent/delivery.h"
 #include "agent/tls_client.h"
@@ -375,8 +375,7 @@ asio::awaitable<void> Link::run() {
     const auto started = steady::now();
     const auto connections_before = s.stats.connections;
     std::string problem;
-    auto tls = make_client_tls_context(s.settings.ca_bundle,
-                                       ClientCredentials{s.settings.certificate, s.settings.key});
+    auto tls = make_client_tls_context(s.settings.ca_bundle, ClientCredentials{s.settings.certificate, s.settings.key});
     if (!tls) {
       problem = tls.error().message;
     } else {

@@ -5,8 +5,8 @@
 // PINGREQ. When the connection fails or is lost it waits and tries again, with exponential
 // backoff and jitter: a random wait between half and all of the current backoff, which starts
 // at backoff_first and doubles up to backoff_max (and starts again after a connection that
-// lasted a minute), so a fleet does not reconnect in step after an outage. Messages stay in the source until the gateway acknowledges them;
-// after a reconnection the unacknowledged ones are sent again, and their message ids keep
+// lasted a minute), so a fleet does not reconnect in step after an outage. Messages stay in the source until the
+// gateway acknowledges them; after a reconnection the unacknowledged ones are sent again, and their message ids keep
 // the gateway from storing any twice.
 //
 // Everything runs on the executor's one thread; the source is called there.

@@ -5,10 +5,10 @@
 
 #include <array>
 
+#include <fmt/format.h>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/error.hpp>
-#include <fmt/format.h>
 
 namespace torii::agent {
 
@@ -50,8 +50,8 @@ Result<std::shared_ptr<asio::ssl::context>> make_client_tls_context(
   SSL_CTX_set_verify_depth(ctx, 3);
   if (credentials) {
     if (SSL_CTX_use_certificate_chain_file(ctx, credentials->certificate.c_str()) != 1) {
-      return fail(Errc::invalid_argument,
-                  fmt::format("cannot load the certificate {}: {}", credentials->certificate.string(), openssl_reason()));
+      return fail(Errc::invalid_argument, fmt::format("cannot load the certificate {}: {}",
+                                                      credentials->certificate.string(), openssl_reason()));
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, credentials->key.c_str(), SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(ctx) != 1) {

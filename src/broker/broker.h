@@ -33,8 +33,8 @@
 
 #include "base/clock.h"
 #include "base/error.h"
-#include "broker/store_writer.h"
 #include "broker/device_health.h"
+#include "broker/store_writer.h"
 #include "broker/traffic_monitor.h"
 #include "crypto/secret.h"
 #include "events/security_log.h"

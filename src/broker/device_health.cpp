@@ -12,8 +12,9 @@ namespace {
 constexpr std::size_t kMaxMetricName = 64;
 
 bool valid_metric(std::string_view name) {
-  return !name.empty() && name.size() <= kMaxMetricName &&
-         std::all_of(name.begin(), name.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; });
+  return !name.empty() && name.size() <= kMaxMetricName && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
 }
 
 // "sensor_stuck" -> "stuck", for the conditions an agent reports; empty for anything else.
@@ -37,8 +38,12 @@ std::string_view text_of(const nlohmann::json& object, const char* key) {
 // What the device reported is its own act; a missed heartbeat is the server's finding.
 events::SecurityEvent device_event(const std::string& device_id, std::string action, events::Outcome outcome,
                                    nlohmann::json details, bool reported_by_device = true) {
-  return {reported_by_device ? "device:" + device_id : "system", std::move(action), "device:" + device_id, outcome,
-          "", std::move(details)};
+  return {reported_by_device ? "device:" + device_id : "system",
+          std::move(action),
+          "device:" + device_id,
+          outcome,
+          "",
+          std::move(details)};
 }
 
 }  // namespace
@@ -46,8 +51,8 @@ events::SecurityEvent device_event(const std::string& device_id, std::string act
 DeviceHealth::DeviceHealth(std::uint32_t missed_beats) : missed_beats_(std::max<std::uint32_t>(missed_beats, 1)) {}
 
 std::vector<events::SecurityEvent> DeviceHealth::observe(const std::string& device_id, policy::TopicKind kind,
-                                                         std::string_view payload,
-                                                         std::chrono::seconds heartbeat_every, UnixMillis at) {
+                                                         std::string_view payload, std::chrono::seconds heartbeat_every,
+                                                         UnixMillis at) {
   std::vector<events::SecurityEvent> out;
   if (kind != policy::TopicKind::state && kind != policy::TopicKind::events) return out;
   // Heartbeats and events are small; anything else on these topics is not parsed twice.

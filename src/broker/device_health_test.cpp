@@ -13,6 +13,7 @@ constexpr std::string_view kBeat = R"({"type":"heartbeat","uptime_seconds":5})";
 
 std::vector<std::string> actions(const std::vector<events::SecurityEvent>& events) {
   std::vector<std::string> out;
+  out.reserve(events.size());
   for (const auto& e : events) out.push_back(e.action);
   return out;
 }
@@ -53,10 +54,10 @@ TEST(DeviceHealth, OnlyDevicesThatSendHeartbeatsAreWatched) {
 
 TEST(DeviceHealth, AnAgentsIrregularSensorIsAnAlertAndItsRecoveryIsRecorded) {
   DeviceHealth health;
-  const auto stuck = health.observe(
-      "pump-1", TopicKind::events,
-      R"({"id":"ab-3","type":"sensor_stuck","metric":"temperature","detail":"the same value 10 times"})", seconds(60),
-      kStart);
+  const auto stuck =
+      health.observe("pump-1", TopicKind::events,
+                     R"({"id":"ab-3","type":"sensor_stuck","metric":"temperature","detail":"the same value 10 times"})",
+                     seconds(60), kStart);
   ASSERT_EQ(actions(stuck), std::vector<std::string>{"device.sensor_irregular"});
   EXPECT_EQ(stuck[0].actor, "device:pump-1");
   EXPECT_EQ(stuck[0].details["condition"], "stuck");
@@ -64,16 +65,16 @@ TEST(DeviceHealth, AnAgentsIrregularSensorIsAnAlertAndItsRecoveryIsRecorded) {
   EXPECT_EQ(stuck[0].details["alert"], true);
   EXPECT_FALSE(stuck[0].details.contains("detail"));  // the device's own words stay in its message
 
-  const auto recovered = health.observe(
-      "pump-1", TopicKind::events, R"({"type":"sensor_recovered","metric":"temperature","ended":"sensor_stuck"})",
-      seconds(60), kStart);
+  const auto recovered = health.observe("pump-1", TopicKind::events,
+                                        R"({"type":"sensor_recovered","metric":"temperature","ended":"sensor_stuck"})",
+                                        seconds(60), kStart);
   ASSERT_EQ(actions(recovered), std::vector<std::string>{"device.sensor_recovered"});
   EXPECT_EQ(recovered[0].details["condition"], "stuck");
   EXPECT_FALSE(recovered[0].details.contains("alert"));
 
-  for (const char* ignored : {R"({"type":"sensor_melted","metric":"temperature"})",
-                              R"({"type":"sensor_stuck","metric":"Temperature; DROP"})",
-                              R"({"type":"sensor_stuck"})", R"({"type":"door_opened","metric":"door"})", "[]"}) {
+  for (const char* ignored :
+       {R"({"type":"sensor_melted","metric":"temperature"})", R"({"type":"sensor_stuck","metric":"Temperature; DROP"})",
+        R"({"type":"sensor_stuck"})", R"({"type":"door_opened","metric":"door"})", "[]"}) {
     EXPECT_TRUE(health.observe("pump-1", TopicKind::events, ignored, seconds(60), kStart).empty()) << ignored;
   }
 }

@@ -490,4 +490,3 @@ TEST_F(Waf, EnrolmentsCertificateRequestAndTokenAreNotTakenForAttacks) {
 
 }  // namespace
 }  // namespace torii::console
-

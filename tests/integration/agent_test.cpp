@@ -41,7 +41,7 @@ class AgentTest : public ServerTest {
   }
 
   std::string write(const std::string& name, const std::string& text) {
-    const auto path = (work_dir() / name).string();
+    auto path = (work_dir() / name).string();
     std::ofstream(path) << text;
     return path;
   }
@@ -125,8 +125,7 @@ TEST_F(AgentTest, AnEnrolledAgentDeliversEveryReadingOnceAndInOrderAcrossAServer
 
   pin_ports();
   Process running({torii_binary(), "agent", "run", "--config", agent_config(state)});
-  ASSERT_TRUE(eventually([&] { return of_kind(stored("agent-1"), "telemetry").size() >= 5; }))
-      << running.err();
+  ASSERT_TRUE(eventually([&] { return of_kind(stored("agent-1"), "telemetry").size() >= 5; })) << running.err();
   ASSERT_TRUE(eventually([&] { return !of_kind(stored("agent-1"), "state").empty(); })) << running.err();
 
   // The gateway goes away; the agent keeps sampling into its outbox.
@@ -207,12 +206,12 @@ TEST_F(AgentTest, AStuckSensorAndHeartbeatsThatStopAreAlerts) {
   while (!token.empty() && token.back() == '\n') token.pop_back();
   token = token.substr(token.rfind('\n') + 1);
   const auto state = (work_dir() / "agent-h").string();
-  ASSERT_EQ(agent({"enroll", "--server", console_url(), "--ca", ca_file(), "--token", token, "--state-dir", state})
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      agent({"enroll", "--server", console_url(), "--ca", ca_file(), "--token", token, "--state-dir", state}).exit_code,
+      0);
   // A simulated sensor that sticks at once.
-  const auto config = write("stuck.toml", "[agent]\nstate_dir = \"" + state + "\"\ngateway = \"127.0.0.1:" +
-                                              std::to_string(gateway_port) +
+  const auto config = write("stuck.toml", "[agent]\nstate_dir = \"" + state +
+                                              "\"\ngateway = \"127.0.0.1:" + std::to_string(gateway_port) +
                                               "\"\nheartbeat_seconds = 1\n\n[[sensor]]\nmetric = \"temperature\"\n"
                                               "source = \"simulated\"\nfault = \"stuck\"\ninterval_seconds = 0.1\n");
   auto security_log = [&] {
@@ -243,10 +242,10 @@ TEST_F(AgentTest, AKeyReadableByOthersIsRefused) {
   start();
   const auto ca = ca_file();
   const auto state = (work_dir() / "agent-k").string();
-  ASSERT_EQ(agent({"enroll", "--server", console_url(), "--ca", ca, "--token", new_device("agent-k"), "--state-dir",
-                   state})
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      agent({"enroll", "--server", console_url(), "--ca", ca, "--token", new_device("agent-k"), "--state-dir", state})
+          .exit_code,
+      0);
   ASSERT_EQ(::chmod((work_dir() / "agent-k" / "key.pem").c_str(), 0644), 0);
   const auto r = agent({"run", "--config", agent_config(state)});
   EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
