@@ -4,16 +4,21 @@
 # SENSORS simulated sensors read every SENSORS seconds (one message a second in all, the
 # goal's load) for DURATION seconds, and prints one RESULT line: the agent's resident memory
 # (VmRSS) and peak (VmHWM) at the end, its CPU time, the messages the server stored, and the
-# size of the torii binary stripped (the agent is one of its commands).
+# size of the agent's binary stripped. AGENT is that binary: `torii-agent` beside TORII (the
+# agent alone), or TORII itself (`torii agent`, the server's libraries linked in too).
 #
 #   TORII=build/release/apps/torii/torii bench/agent-footprint.sh
-#   DURATION=120 SENSORS=5 bench/agent-footprint.sh
+#   DURATION=120 SENSORS=5 AGENT=build/dev/apps/torii/torii bench/agent-footprint.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 DURATION="${DURATION:-60}"
 SENSORS="${SENSORS:-5}"
 PORT="${PORT:-18883}"
 
+AGENT="${AGENT:-$(dirname "$TORII")/torii-agent}"
 [[ -x "$TORII" ]] || die "no torii binary at $TORII (set TORII=)"
+[[ -x "$AGENT" ]] || die "no agent binary at $AGENT (set AGENT=)"
+agent_cmd=("$AGENT")
+[[ "$AGENT" == "$TORII" ]] && agent_cmd+=(agent)
 work="$(mktemp -d)"
 chmod 0711 "$work"
 trap 'stop_pid "$work/agent.pid"; stop_pid "$work/pid"; rm -rf "$work"' EXIT
@@ -34,7 +39,7 @@ console="$(sed -n 's/.*listening: console \(127\.0\.0\.1:[0-9]*\).*/\1/p' "$work
 admin=(--config "$work/torii.toml" --data-dir "$work/data")
 "$TORII" admin ca export "${admin[@]}" >"$work/ca.pem"
 "$TORII" admin device create "${admin[@]}" --id footprint-1 --enrolment-token | tail -n 1 >"$work/token"
-"$TORII" agent enroll --server "https://$console" --ca "$work/ca.pem" --token-file "$work/token" \
+"${agent_cmd[@]}" enroll --server "https://$console" --ca "$work/ca.pem" --token-file "$work/token" \
   --state-dir "$work/agent" >/dev/null
 
 {
@@ -46,7 +51,7 @@ admin=(--config "$work/torii.toml" --data-dir "$work/data")
       "$signal" "$i" "$signal" "$SENSORS"
   done
 } >"$work/agent.toml"
-"$TORII" agent run --config "$work/agent.toml" 2>"$work/agent.err" &
+"${agent_cmd[@]}" run --config "$work/agent.toml" 2>"$work/agent.err" &
 echo $! >"$work/agent.pid"
 pid="$(cat "$work/agent.pid")"
 log "agent $pid: $SENSORS sensors, one message a second, for ${DURATION}s"
@@ -57,9 +62,9 @@ hwm_kib="$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")"
 cpu_ticks="$(process_ticks "$pid")"
 stop_pid "$work/agent.pid"
 stored="$("$TORII" admin telemetry list "${admin[@]}" --device footprint-1 --limit 10000 | grep -c '"kind":"telemetry"')"
-cp "$TORII" "$work/torii.stripped"
-strip "$work/torii.stripped"
-size_bytes="$(stat -c %s "$work/torii.stripped")"
-printf 'RESULT {"sensors":%s,"seconds":%s,"rss_kib":%s,"peak_rss_kib":%s,"cpu_seconds":%s,"stored_telemetry":%s,"stripped_binary_bytes":%s}\n' \
-  "$SENSORS" "$DURATION" "$rss_kib" "$hwm_kib" "$(awk -v t="$cpu_ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}')" \
+cp "$AGENT" "$work/agent.stripped"
+strip "$work/agent.stripped"
+size_bytes="$(stat -c %s "$work/agent.stripped")"
+printf 'RESULT {"agent":"%s","sensors":%s,"seconds":%s,"rss_kib":%s,"peak_rss_kib":%s,"cpu_seconds":%s,"stored_telemetry":%s,"stripped_binary_bytes":%s}\n' \
+  "$(basename "$AGENT")" "$SENSORS" "$DURATION" "$rss_kib" "$hwm_kib" "$(awk -v t="$cpu_ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}')" \
   "$stored" "$size_bytes"

@@ -14,8 +14,7 @@
 #include <iostream>
 #include <optional>
 
-#include "agent/agent_config.h"
-#include "agent/command.h"
+#include "agent_cli.h"
 #include "base/clock.h"
 #include "base/file.h"
 #include "base/version.h"
@@ -698,42 +697,7 @@ int run(int argc, char** argv) {
 
   auto* agent_cmd = app.add_subcommand("agent", "The device agent: enrolment, sensors, outbox, link to the gateway");
   agent_cmd->require_subcommand(1);
-  agent::EnrolCommand enrol_options;
-  auto* agent_enroll = agent_cmd->add_subcommand(
-      "enroll", "Make this device's key and get its certificate with a one-time enrolment token");
-  agent_enroll
-      ->add_option("--config", enrol_options.config_file,
-                   "the agent's configuration file (agent.server, agent.state_dir)")
-      ->check(CLI::ExistingFile);
-  agent_enroll->add_option("--server", enrol_options.server, "the console's URL, https://host:port");
-  agent_enroll->add_option("--state-dir", enrol_options.state_dir, "where the key, certificate and outbox are kept");
-  agent_enroll->add_option("--ca", enrol_options.ca_file, "torii's CA bundle (`torii admin ca export`)")
-      ->required()
-      ->check(CLI::ExistingFile);
-  auto* token_opt = agent_enroll->add_option("--token", enrol_options.token, "the one-time enrolment token");
-  agent_enroll->add_option("--token-file", enrol_options.token_file, "read the token from a file ('-': standard input)")
-      ->excludes(token_opt);
-  std::string agent_config;
-  bool agent_print_default = false;
-  auto* agent_run = agent_cmd->add_subcommand("run", "Run the agent until SIGINT or SIGTERM");
-  agent_run->add_option("--config", agent_config, "the agent's configuration file")->check(CLI::ExistingFile);
-  agent_run->add_flag("--print-default-config", agent_print_default, "Print a commented configuration file and exit");
-  agent::SimulateCommand simulate_options;
-  auto* agent_simulate = agent_cmd->add_subcommand(
-      "simulate", "Run a fleet of simulated devices in one process, each with its own key and certificate");
-  agent_simulate->add_option("--count", simulate_options.count, "how many devices (1..10000)");
-  agent_simulate->add_option("--dir", simulate_options.dir, "device i keeps its identity and outbox in DIR/i")
-      ->required();
-  agent_simulate->add_option("--gateway", simulate_options.gateway, "the gateway, host:port");
-  agent_simulate->add_option("--interval", simulate_options.interval_seconds, "seconds between readings (0.1..86400)");
-  agent_simulate->add_option("--heartbeat", simulate_options.heartbeat_seconds, "seconds between heartbeats");
-  agent_simulate
-      ->add_option("--tokens", simulate_options.tokens_file,
-                   "enrol devices not yet enrolled with these tokens, one per line, in order")
-      ->check(CLI::ExistingFile);
-  agent_simulate->add_option("--server", simulate_options.server, "the console's URL, for enrolment");
-  agent_simulate->add_option("--ca", simulate_options.ca_file, "torii's CA bundle, for enrolment")
-      ->check(CLI::ExistingFile);
+  const apps::AgentCli agent_cli(*agent_cmd);
 
   try {
     app.parse(argc, argv);
@@ -743,26 +707,8 @@ int run(int argc, char** argv) {
   }
 
   try {
-    if (agent_enroll->parsed()) return agent::run_enrol_command(enrol_options, std::cout, std::cerr);
-    if (agent_run->parsed()) {
-      if (agent_print_default) {
-        std::cout << agent::default_agent_config_text();
-        return kExitOk;
-      }
-      if (agent_config.empty()) {
-        std::cerr << "torii agent run: --config is required\n";
-        return kExitUsage;
-      }
-      setup_logging("info");
-      return agent::run_agent_command(agent_config, std::cerr);
-    }
-    if (agent_simulate->parsed()) {
-      if (!simulate_options.tokens_file.empty() && simulate_options.ca_file.empty()) {
-        std::cerr << "torii agent simulate: --tokens needs --ca\n";
-        return kExitUsage;
-      }
-      setup_logging("info");
-      return agent::run_simulate_command(simulate_options, std::cout, std::cerr);
+    if (agent_cmd->parsed()) {
+      if (auto code = agent_cli.run()) return *code;
     }
     if (bench_cmd->parsed()) return bench::run_command(bench_options, std::cout, std::cerr);
     if (version->parsed()) {

@@ -18,8 +18,8 @@ namespace {
 using config::Problem;
 
 // Keys of each table, in the order the reference lists them.
-constexpr std::string_view kAgentKeys[] = {"state_dir", "gateway", "server", "heartbeat_seconds",
-                                           "outbox_max_messages"};
+constexpr std::string_view kAgentKeys[] = {"state_dir",           "gateway",         "server",      "heartbeat_seconds",
+                                           "outbox_max_messages", "posture_seconds", "posture_root"};
 constexpr std::string_view kSensorKeys[] = {"metric",  "source",         "interval_seconds",    "min",  "max",
                                             "signal",  "fault",          "fault_after_seconds", "path", "scale",
                                             "command", "timeout_seconds"};
@@ -168,6 +168,16 @@ void read_agent(const toml::table* table, AgentConfig& c, std::vector<Problem>& 
   }
   r.whole_number("heartbeat_seconds", c.heartbeat_seconds, 1, 86'400);
   r.whole_number("outbox_max_messages", c.outbox_max_messages, 1, 10'000'000);
+  r.whole_number("posture_seconds", c.posture_seconds, 0, 86'400);
+  if (c.posture_seconds > 0 && c.posture_seconds < 60) {
+    r.problem("posture_seconds",
+              fmt::format("must be 0 (no report) or between 60 and 86400 (got {})", c.posture_seconds));
+  }
+  std::string posture_root = c.posture_root.string();
+  if (r.text("posture_root", posture_root)) {
+    if (posture_root.empty() || posture_root.front() != '/') r.problem("posture_root", "must be an absolute path");
+    c.posture_root = posture_root;
+  }
   r.report_unknown(kAgentKeys);
 }
 
@@ -412,6 +422,12 @@ heartbeat_seconds = 60
 # Messages kept on disk while the gateway cannot be reached (1-10000000); when full, the
 # oldest is dropped and counted.
 outbox_max_messages = 100000
+# Seconds between reports of the host's security posture: listening ports, remote access,
+# UPnP, Wi-Fi security and WPS, serial consoles, accounts without a password (60-86400;
+# 0: none). The first is sent at start.
+posture_seconds = 3600
+# Where the host's files are read from for that report (/proc/net, /etc): "/" on a device.
+posture_root = "/"
 
 # One [[sensor]] table per metric. Common keys: metric ([a-z0-9_], 1-64, unique; not "id"
 # or "ts"), source (simulated, hwmon, thermal, command), interval_seconds (0.1-86400,

@@ -69,6 +69,8 @@ struct AgentConfig {
   std::string server = "https://127.0.0.1:8443";  // the console, for enrolment and renewal
   std::uint32_t heartbeat_seconds = 60;
   std::uint32_t outbox_max_messages = 100'000;
+  std::uint32_t posture_seconds = 3600;  // 0: no posture report
+  std::filesystem::path posture_root = "/";
   std::vector<SensorConfig> sensors;
   friend bool operator==(const AgentConfig&, const AgentConfig&) = default;
 };

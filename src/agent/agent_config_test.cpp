@@ -31,7 +31,17 @@ TEST(AgentConfig, EmptyFileMeansTheDefaults) {
   EXPECT_EQ(r.config.server, "https://127.0.0.1:8443");
   EXPECT_EQ(r.config.heartbeat_seconds, 60u);
   EXPECT_EQ(r.config.outbox_max_messages, 100'000u);
+  EXPECT_EQ(r.config.posture_seconds, 3600u);
+  EXPECT_EQ(r.config.posture_root, "/");
   EXPECT_TRUE(r.config.sensors.empty());
+}
+
+TEST(AgentConfig, PostureReportsAreOffOrAtMostOnceAMinute) {
+  EXPECT_TRUE(parse_agent_config("[agent]\nposture_seconds = 0\n").ok());
+  EXPECT_TRUE(parse_agent_config("[agent]\nposture_seconds = 60\nposture_root = \"/srv/host\"\n").ok());
+  const auto r = parse_agent_config("[agent]\nposture_seconds = 30\nposture_root = \"relative\"\n");
+  EXPECT_THAT(r.problems, Contains(problem_at("agent.posture_seconds", "between 60 and 86400")));
+  EXPECT_THAT(r.problems, Contains(problem_at("agent.posture_root", "absolute")));
 }
 
 TEST(AgentConfig, PrintedDefaultParsesToTheDefaultWithFourSimulatedSensorsAndNamesEveryKey) {
@@ -54,7 +64,7 @@ TEST(AgentConfig, EveryKeyIsDocumented) {
   ASSERT_TRUE(in) << "docs/agent.md is missing";
   std::ostringstream doc;
   doc << in.rdbuf();
-  EXPECT_EQ(known_agent_keys().size(), 17u);
+  EXPECT_EQ(known_agent_keys().size(), 19u);
   for (const auto& key : known_agent_keys()) EXPECT_THAT(doc.str(), HasSubstr("`" + key + "`")) << key;
 }
 

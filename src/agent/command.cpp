@@ -179,6 +179,7 @@ int run_simulate_command(const SimulateCommand& command, std::ostream& out, std:
     config.gateway = *gateway;
     config.server = command.server;
     config.heartbeat_seconds = command.heartbeat_seconds;
+    config.posture_seconds = 0;  // the devices are simulated, the host is not theirs
     for (auto& sensor : config.sensors) {
       sensor.interval = std::chrono::milliseconds(static_cast<std::int64_t>(command.interval_seconds * 1000));
     }

@@ -10,6 +10,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <nlohmann/json.hpp>
 
+#include "agent/posture.h"
 #include "agent/sensor_health.h"
 #include "agent/sensors.h"
 #include "base/version.h"
@@ -80,7 +81,8 @@ Result<std::unique_ptr<DeviceAgent>> DeviceAgent::create(const asio::any_io_exec
     state->sensors.push_back(make_sensor(sensor, random, now));
     state->timers.push_back(std::make_unique<asio::steady_timer>(io));
   }
-  state->timers.push_back(std::make_unique<asio::steady_timer>(io));
+  state->timers.push_back(std::make_unique<asio::steady_timer>(io));  // the heartbeat's
+  state->timers.push_back(std::make_unique<asio::steady_timer>(io));  // the posture report's
   state->health.add_sensors(config.sensors);
 
   std::unique_ptr<DeviceAgent> agent(new DeviceAgent(std::move(state)));
@@ -117,9 +119,10 @@ asio::awaitable<void> DeviceAgent::run() {
     if (failure) spdlog::error("agent {}: a task ended with an exception", s_->identity.device_id);
     finished();
   };
-  s.running = 2 + s.sensors.size();
+  s.running = 3 + s.sensors.size();
   asio::co_spawn(s.io, s.link->run(), done);
   asio::co_spawn(s.io, beat(), done);
+  asio::co_spawn(s.io, report_posture(), done);
   for (std::size_t i = 0; i < s.sensors.size(); ++i) asio::co_spawn(s.io, sample(i), done);
   while (s.running > 0) {
     s.idle.expires_at(steady::time_point::max());
@@ -197,7 +200,7 @@ asio::awaitable<void> DeviceAgent::sample(std::size_t index) {
 
 asio::awaitable<void> DeviceAgent::beat() {
   auto& s = *s_;
-  auto& timer = *s.timers.back();
+  auto& timer = *s.timers[s.sensors.size()];
   const auto every = std::chrono::seconds(s.config.heartbeat_seconds);
   auto next = steady::now();
   while (!s.stopping) {
@@ -218,6 +221,34 @@ asio::awaitable<void> DeviceAgent::beat() {
     }
     // The first beat follows the connection closely; then one every heartbeat_seconds.
     next = s.counts.heartbeats == 0 ? steady::now() + std::chrono::seconds(1) : next + every;
+    if (next < steady::now()) next = steady::now() + every;
+    timer.expires_at(next);
+    error_code ignored;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+}
+
+asio::awaitable<void> DeviceAgent::report_posture() {
+  auto& s = *s_;
+  if (s.config.posture_seconds == 0) co_return;
+  auto& timer = *s.timers.back();
+  const auto every = std::chrono::seconds(s.config.posture_seconds);
+  const auto root = s.config.posture_root;
+  auto next = steady::now();
+  while (!s.stopping) {
+    // Reading the host's files may take a moment: not on the link's thread.
+    auto collect = [root]() -> asio::awaitable<PostureReport> { co_return collect_posture(root); };
+    const auto report = co_await asio::co_spawn(s.blocking, collect(), asio::use_awaitable);
+    if (s.stopping) break;
+    const auto at = epoch_millis(s.clock.now());
+    auto payload = [&](std::string_view id) { return posture_message(report, at, id); };
+    if (auto pushed = s.outbox.push(TopicKind::state, payload); !pushed) {
+      spdlog::error("agent {}: cannot keep a posture report: {}", s.identity.device_id, pushed.error().message);
+    } else {
+      ++s.counts.posture_reports;
+      s.link->wake();
+    }
+    next += every;
     if (next < steady::now()) next = steady::now() + every;
     timer.expires_at(next);
     error_code ignored;

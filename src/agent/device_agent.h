@@ -4,7 +4,9 @@
 // the outbox too), and heartbeats report the agent's health (JPCERT VII-1, VIII-1).
 //
 // Topics: devices/{id}/telemetry, devices/{id}/events, and devices/{id}/state for heartbeats
-// (QoS 0, only while connected: a heartbeat is about now, so none is kept for later).
+// (QoS 0, only while connected: a heartbeat is about now, so none is kept for later) and for
+// the host's posture report (posture.h; through the outbox, at start and every
+// posture_seconds).
 //
 // Everything but a command sensor's read runs on the io executor's one thread; command
 // sensors are read on the blocking executor, so a slow program never stalls the link.
@@ -34,6 +36,7 @@ struct AgentStatus {
   std::uint64_t failed_readings = 0;
   std::uint64_t events = 0;
   std::uint64_t heartbeats = 0;
+  std::uint64_t posture_reports = 0;
   std::uint64_t outbox_waiting = 0;
   std::uint64_t outbox_evicted = 0;
   std::uint64_t refused = 0;  // messages the gateway will never take
@@ -70,6 +73,7 @@ class DeviceAgent final : public MessageSource {
 
   boost::asio::awaitable<void> sample(std::size_t index);
   boost::asio::awaitable<void> beat();
+  boost::asio::awaitable<void> report_posture();
   void finished();
 
   std::unique_ptr<State> s_;

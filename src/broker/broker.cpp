@@ -717,7 +717,7 @@ mqtt::SessionHost::PublishDecision DeviceSession::on_publish(const mqtt::Publish
 
   if (topic->kind == policy::TopicKind::state || topic->kind == policy::TopicKind::events) {
     const std::string_view text(reinterpret_cast<const char*>(publish.payload.data()), publish.payload.size());
-    for (auto& event : broker_.health_.observe(device_.id, topic->kind, text, profile->heartbeat(), received_at)) {
+    for (auto& event : broker_.health_.observe(device_.id, topic->kind, text, *profile, received_at)) {
       if (broker_.security_events_) broker_.security_events_(std::move(event));
     }
   }

@@ -51,7 +51,7 @@ events::SecurityEvent device_event(const std::string& device_id, std::string act
 DeviceHealth::DeviceHealth(std::uint32_t missed_beats) : missed_beats_(std::max<std::uint32_t>(missed_beats, 1)) {}
 
 std::vector<events::SecurityEvent> DeviceHealth::observe(const std::string& device_id, policy::TopicKind kind,
-                                                         std::string_view payload, std::chrono::seconds heartbeat_every,
+                                                         std::string_view payload, const policy::Profile& profile,
                                                          UnixMillis at) {
   std::vector<events::SecurityEvent> out;
   if (kind != policy::TopicKind::state && kind != policy::TopicKind::events) return out;
@@ -61,6 +61,22 @@ std::vector<events::SecurityEvent> DeviceHealth::observe(const std::string& devi
   if (!json.is_object()) return out;
   const auto type = text_of(json, "type");
 
+  if (kind == policy::TopicKind::state && type == "posture") {
+    auto findings = policy::evaluate_posture(profile.posture(), payload);
+    auto& before = posture_[device_id];
+    for (const auto& f : findings) {
+      if (std::binary_search(before.begin(), before.end(), f)) continue;
+      out.push_back(device_event(device_id, "device.posture_violation", events::Outcome::failure,
+                                 {{"finding", f.kind}, {"detail", f.detail}, {"alert", true}}));
+    }
+    for (const auto& f : before) {
+      if (std::binary_search(findings.begin(), findings.end(), f)) continue;
+      out.push_back(device_event(device_id, "device.posture_resolved", events::Outcome::success,
+                                 {{"finding", f.kind}, {"detail", f.detail}}));
+    }
+    before = std::move(findings);
+    return out;
+  }
   if (kind == policy::TopicKind::state) {
     if (type != "heartbeat") return out;
     auto& watch = watch_[device_id];
@@ -68,7 +84,7 @@ std::vector<events::SecurityEvent> DeviceHealth::observe(const std::string& devi
       out.push_back(device_event(device_id, "device.heartbeat_resumed", events::Outcome::success,
                                  {{"silent_seconds", (at - watch.last_beat) / 1000}}, false));
     }
-    watch = {at, heartbeat_every, false};
+    watch = {at, profile.heartbeat(), false};
     return out;
   }
 
@@ -103,6 +119,9 @@ std::vector<events::SecurityEvent> DeviceHealth::check(UnixMillis now) {
   return out;
 }
 
-void DeviceHealth::forget(const std::string& device_id) { watch_.erase(device_id); }
+void DeviceHealth::forget(const std::string& device_id) {
+  watch_.erase(device_id);
+  posture_.erase(device_id);
+}
 
 }  // namespace torii::broker

@@ -11,6 +11,10 @@
 //   device.sensor_irregular   alert: an agent's events message of type sensor_out_of_range,
 //                             sensor_stuck or sensor_failing
 //   device.sensor_recovered   the matching sensor_recovered
+//   device.posture_violation  alert: a finding of the device's posture report ({"type":
+//                             "posture"} on devices/{id}/state) against its profile's
+//                             policy (policy/posture.h) that the previous report did not have
+//   device.posture_resolved   a finding the previous report had and this one has not
 //
 // Only devices that have sent a heartbeat since the server started are watched: a device
 // that never sends one (a plain MQTT client) is never reported for missing them. What is
@@ -29,6 +33,8 @@
 #include "base/clock.h"
 #include "events/security_log.h"
 #include "policy/acl.h"
+#include "policy/posture.h"
+#include "policy/profile.h"
 
 namespace torii::broker {
 
@@ -36,11 +42,10 @@ class DeviceHealth {
  public:
   explicit DeviceHealth(std::uint32_t missed_beats = 3);
 
-  // A message the gateway accepted from the device at `at`; heartbeat_every is its profile's
-  // heartbeat_seconds.
+  // A message the gateway accepted from the device at `at`, judged by its profile.
   [[nodiscard]] std::vector<events::SecurityEvent> observe(const std::string& device_id, policy::TopicKind kind,
-                                                           std::string_view payload,
-                                                           std::chrono::seconds heartbeat_every, UnixMillis at);
+                                                           std::string_view payload, const policy::Profile& profile,
+                                                           UnixMillis at);
   // Heartbeats overdue at `now`, each reported once.
   [[nodiscard]] std::vector<events::SecurityEvent> check(UnixMillis now);
   // The device was deleted.
@@ -57,6 +62,7 @@ class DeviceHealth {
 
   std::uint32_t missed_beats_;
   std::map<std::string, Watch, std::less<>> watch_;
+  std::map<std::string, std::vector<policy::PostureFinding>, std::less<>> posture_;  // the last report's
 };
 
 }  // namespace torii::broker

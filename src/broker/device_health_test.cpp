@@ -6,10 +6,14 @@ namespace torii::broker {
 namespace {
 
 using policy::TopicKind;
-using std::chrono::seconds;
 
 constexpr UnixMillis kStart = 1'790'000'000'000;
 constexpr std::string_view kBeat = R"({"type":"heartbeat","uptime_seconds":5})";
+
+const policy::Profile& every_ten_seconds() {
+  static const policy::Profile profile = *policy::parse_profile(R"({"metrics": [], "heartbeat_seconds": 10})");
+  return profile;
+}
 
 std::vector<std::string> actions(const std::vector<events::SecurityEvent>& events) {
   std::vector<std::string> out;
@@ -20,7 +24,7 @@ std::vector<std::string> actions(const std::vector<events::SecurityEvent>& event
 
 TEST(DeviceHealth, MissedHeartbeatsAreAnAlertOnceUntilTheDeviceBeatsAgain) {
   DeviceHealth health(3);
-  EXPECT_TRUE(health.observe("pump-1", TopicKind::state, kBeat, seconds(10), kStart).empty());
+  EXPECT_TRUE(health.observe("pump-1", TopicKind::state, kBeat, every_ten_seconds(), kStart).empty());
   EXPECT_TRUE(health.check(kStart + 29'999).empty());
 
   const auto missed = health.check(kStart + 30'000);
@@ -32,7 +36,7 @@ TEST(DeviceHealth, MissedHeartbeatsAreAnAlertOnceUntilTheDeviceBeatsAgain) {
   EXPECT_EQ(missed[0].details["silent_seconds"], 30);
   EXPECT_TRUE(health.check(kStart + 90'000).empty());  // reported once
 
-  const auto back = health.observe("pump-1", TopicKind::state, kBeat, seconds(10), kStart + 100'000);
+  const auto back = health.observe("pump-1", TopicKind::state, kBeat, every_ten_seconds(), kStart + 100'000);
   ASSERT_EQ(actions(back), std::vector<std::string>{"device.heartbeat_resumed"});
   EXPECT_FALSE(back[0].details.contains("alert"));
   EXPECT_TRUE(health.check(kStart + 129'000).empty());
@@ -41,13 +45,14 @@ TEST(DeviceHealth, MissedHeartbeatsAreAnAlertOnceUntilTheDeviceBeatsAgain) {
 
 TEST(DeviceHealth, OnlyDevicesThatSendHeartbeatsAreWatched) {
   DeviceHealth health;
-  EXPECT_TRUE(health.observe("meter-1", TopicKind::telemetry, R"({"temperature":1})", seconds(10), kStart).empty());
-  EXPECT_TRUE(health.observe("meter-1", TopicKind::state, R"({"type":"booted"})", seconds(10), kStart).empty());
-  EXPECT_TRUE(health.observe("meter-1", TopicKind::state, "not json", seconds(10), kStart).empty());
+  EXPECT_TRUE(
+      health.observe("meter-1", TopicKind::telemetry, R"({"temperature":1})", every_ten_seconds(), kStart).empty());
+  EXPECT_TRUE(health.observe("meter-1", TopicKind::state, R"({"type":"booted"})", every_ten_seconds(), kStart).empty());
+  EXPECT_TRUE(health.observe("meter-1", TopicKind::state, "not json", every_ten_seconds(), kStart).empty());
   EXPECT_EQ(health.watched(), 0U);
   EXPECT_TRUE(health.check(kStart + 3'600'000).empty());
 
-  EXPECT_TRUE(health.observe("meter-1", TopicKind::state, kBeat, seconds(10), kStart).empty());
+  EXPECT_TRUE(health.observe("meter-1", TopicKind::state, kBeat, every_ten_seconds(), kStart).empty());
   health.forget("meter-1");
   EXPECT_TRUE(health.check(kStart + 3'600'000).empty());
 }
@@ -57,7 +62,7 @@ TEST(DeviceHealth, AnAgentsIrregularSensorIsAnAlertAndItsRecoveryIsRecorded) {
   const auto stuck =
       health.observe("pump-1", TopicKind::events,
                      R"({"id":"ab-3","type":"sensor_stuck","metric":"temperature","detail":"the same value 10 times"})",
-                     seconds(60), kStart);
+                     policy::generic_profile(), kStart);
   ASSERT_EQ(actions(stuck), std::vector<std::string>{"device.sensor_irregular"});
   EXPECT_EQ(stuck[0].actor, "device:pump-1");
   EXPECT_EQ(stuck[0].details["condition"], "stuck");
@@ -67,7 +72,7 @@ TEST(DeviceHealth, AnAgentsIrregularSensorIsAnAlertAndItsRecoveryIsRecorded) {
 
   const auto recovered = health.observe("pump-1", TopicKind::events,
                                         R"({"type":"sensor_recovered","metric":"temperature","ended":"sensor_stuck"})",
-                                        seconds(60), kStart);
+                                        policy::generic_profile(), kStart);
   ASSERT_EQ(actions(recovered), std::vector<std::string>{"device.sensor_recovered"});
   EXPECT_EQ(recovered[0].details["condition"], "stuck");
   EXPECT_FALSE(recovered[0].details.contains("alert"));
@@ -75,8 +80,31 @@ TEST(DeviceHealth, AnAgentsIrregularSensorIsAnAlertAndItsRecoveryIsRecorded) {
   for (const char* ignored :
        {R"({"type":"sensor_melted","metric":"temperature"})", R"({"type":"sensor_stuck","metric":"Temperature; DROP"})",
         R"({"type":"sensor_stuck"})", R"({"type":"door_opened","metric":"door"})", "[]"}) {
-    EXPECT_TRUE(health.observe("pump-1", TopicKind::events, ignored, seconds(60), kStart).empty()) << ignored;
+    EXPECT_TRUE(health.observe("pump-1", TopicKind::events, ignored, policy::generic_profile(), kStart).empty())
+        << ignored;
   }
+}
+
+TEST(DeviceHealth, APostureReportsNewFindingsAreAlertsAndThoseThatEndAreRecorded) {
+  DeviceHealth health;
+  const auto& strict = policy::generic_profile();
+  const std::string_view open_ssh =
+      R"({"type":"posture","listening":[{"protocol":"tcp","address":"0.0.0.0","port":22,"service":"ssh"}],)"
+      R"("serial_consoles":["ttyS0"]})";
+  const auto first = health.observe("gw-1", TopicKind::state, open_ssh, strict, kStart);
+  ASSERT_EQ(actions(first), (std::vector<std::string>{"device.posture_violation", "device.posture_violation"}));
+  EXPECT_EQ(first[0].details["finding"], "remote_access");
+  EXPECT_EQ(first[0].details["detail"], "tcp/22 (ssh) on 0.0.0.0");
+  EXPECT_EQ(first[0].details["alert"], true);
+  EXPECT_EQ(first[1].details["finding"], "serial_console");
+  // The same findings again: nothing new to say.
+  EXPECT_TRUE(health.observe("gw-1", TopicKind::state, open_ssh, strict, kStart + 1000).empty());
+  // ssh closed: the remote-access finding ends, the console stays.
+  const auto later = health.observe("gw-1", TopicKind::state, R"({"type":"posture","serial_consoles":["ttyS0"]})",
+                                    strict, kStart + 2000);
+  ASSERT_EQ(actions(later), std::vector<std::string>{"device.posture_resolved"});
+  EXPECT_EQ(later[0].details["finding"], "remote_access");
+  EXPECT_FALSE(later[0].details.contains("alert"));
 }
 
 }  // namespace

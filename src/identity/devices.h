@@ -4,8 +4,8 @@
 // A device is registered with an id, an organisation, a profile and a segment; it gets its
 // own data key (its telemetry is sealed under it) and a certificate from torii's CA, from a
 // CSR made on the device (its private key never leaves it), from a key pair made here and
-// handed over once, or later, when the device enrols with a one-time token (enrolment.h). Deleting a device destroys its
-// data key (crypto-shredding), its rows, and revokes its certificates.
+// handed over once, or later, when the device enrols with a one-time token (enrolment.h). Deleting a device destroys
+// its data key (crypto-shredding), its rows, and revokes its certificates.
 //
 // Every operation runs in one store transaction. Live effects (closing the device's MQTT
 // session) are the caller's: the registry knows nothing of connections.

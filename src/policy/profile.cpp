@@ -11,6 +11,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "policy/posture.h"
+
 namespace torii::policy {
 namespace {
 
@@ -117,6 +119,21 @@ bool has_control(std::string_view text) {
                      [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
 }
 
+constexpr std::size_t kMaxAllowedPorts = 256;
+
+// "tcp/8883", "udp/123": no leading zeros, 1-65535.
+bool valid_port_rule(std::string_view rule) {
+  if (!rule.starts_with("tcp/") && !rule.starts_with("udp/")) return false;
+  const auto digits = rule.substr(4);
+  if (digits.empty() || digits.size() > 5 || digits.front() == '0') return false;
+  unsigned value = 0;
+  for (const char c : digits) {
+    if (c < '0' || c > '9') return false;
+    value = value * 10 + static_cast<unsigned>(c - '0');
+  }
+  return value >= 1 && value <= 65535;
+}
+
 // Walks a parsed definition, recording every problem with its path.
 class Reader {
  public:
@@ -127,6 +144,56 @@ class Reader {
       if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
         problems_.add(child(path, key), "unknown key");
     }
+  }
+
+  PosturePolicy posture(const json& j, const std::string& path) {
+    PosturePolicy policy;
+    if (!j.is_object()) {
+      problems_.add(path, "must be an object");
+      return policy;
+    }
+    unknown_keys(j, path,
+                 {"allowed_ports", "remote_access", "upnp", "min_wifi_security", "wps", "serial_consoles",
+                  "passwordless_accounts"});
+    for (const auto& [key, out] : {std::pair<std::string_view, bool*>{"remote_access", &policy.remote_access},
+                                   {"upnp", &policy.upnp},
+                                   {"wps", &policy.wps},
+                                   {"serial_consoles", &policy.serial_consoles},
+                                   {"passwordless_accounts", &policy.passwordless_accounts}}) {
+      if (const auto it = j.find(key); it != j.end()) {
+        if (it->is_boolean()) {
+          *out = it->get<bool>();
+        } else {
+          problems_.add(child(path, key), "must be true or false");
+        }
+      }
+    }
+    if (const auto it = j.find("min_wifi_security"); it != j.end()) {
+      if (it->is_string() && wifi_security_rank(it->get_ref<const std::string&>()) >= 0 &&
+          it->get_ref<const std::string&>() != "wpa-eap") {
+        policy.min_wifi_security = it->get<std::string>();
+      } else {
+        problems_.add(child(path, "min_wifi_security"), "must be open, wep, wpa-psk, wpa2-psk or wpa3-sae");
+      }
+    }
+    if (const auto it = j.find("allowed_ports"); it != j.end()) {
+      const std::string at = child(path, "allowed_ports");
+      if (!it->is_array() || it->size() > kMaxAllowedPorts) {
+        problems_.add(at, fmt::format("must be an array of at most {} \"tcp/N\" or \"udp/N\"", kMaxAllowedPorts));
+      } else {
+        std::vector<std::string> ports;
+        for (std::size_t i = 0; i < it->size(); ++i) {
+          const auto& p = (*it)[i];
+          if (!p.is_string() || !valid_port_rule(p.get_ref<const std::string&>())) {
+            problems_.add(element(at, i), "must be \"tcp/N\" or \"udp/N\" with N 1-65535");
+          } else {
+            ports.push_back(p.get<std::string>());
+          }
+        }
+        policy.allowed_ports = std::move(ports);
+      }
+    }
+    return policy;
   }
 
   // An integer in [min, max]; `out` keeps its default when absent or wrong.
@@ -378,7 +445,7 @@ ProfileResult parse_profile(std::string_view json_text) {
     return tl::unexpected(problems.take());
   }
   Reader r(problems);
-  r.unknown_keys(root, "", {"metrics", "commands", "heartbeat_seconds", "max_message_bytes"});
+  r.unknown_keys(root, "", {"metrics", "commands", "heartbeat_seconds", "max_message_bytes", "posture"});
 
   Profile profile;
   if (const auto metrics = root.find("metrics"); metrics == root.end()) {
@@ -393,6 +460,9 @@ ProfileResult parse_profile(std::string_view json_text) {
   r.bounded_integer(root, "heartbeat_seconds", "", 1, kMaxHeartbeatSeconds, heartbeat);
   profile.heartbeat_ = std::chrono::seconds(heartbeat);
   r.bounded_integer(root, "max_message_bytes", "", kMinMessageBytes, kMaxMessageBytes, profile.max_message_bytes_);
+  if (const auto posture = root.find("posture"); posture != root.end()) {
+    profile.posture_ = r.posture(*posture, "posture");
+  }
 
   if (!problems.empty()) return tl::unexpected(problems.take());
   profile.build_index();

@@ -68,6 +68,22 @@ struct Problem {
 // "  path: message\n" per problem, for terminals and the console.
 [[nodiscard]] std::string format_problems(const std::vector<Problem>& problems);
 
+// What a device's host may show in its posture report (JPCERT IV-1…IV-4, V-1, V-2; the
+// agent's report: docs/agent.md). The defaults are the strict ones: no remote-access service,
+// no UPnP responder, Wi-Fi at least WPA2 and without WPS, no login console on a serial line,
+// no account without a password. Telnet is never allowed. Listening ports are judged only
+// when allowed_ports is given; sockets bound to loopback never count.
+struct PosturePolicy {
+  std::optional<std::vector<std::string>> allowed_ports;  // "tcp/8883", "udp/123"
+  bool remote_access = false;
+  bool upnp = false;
+  std::string min_wifi_security = "wpa2-psk";  // open, wep, wpa-psk, wpa2-psk, wpa3-sae
+  bool wps = false;
+  bool serial_consoles = false;
+  bool passwordless_accounts = false;
+  friend bool operator==(const PosturePolicy&, const PosturePolicy&) = default;
+};
+
 class Profile;
 using ProfileResult = tl::expected<Profile, std::vector<Problem>>;
 
@@ -93,6 +109,7 @@ class Profile {
 
   [[nodiscard]] std::chrono::seconds heartbeat() const { return heartbeat_; }
   [[nodiscard]] std::uint32_t max_message_bytes() const { return max_message_bytes_; }
+  [[nodiscard]] const PosturePolicy& posture() const { return posture_; }
 
   static constexpr std::size_t kGenericMaxMetrics = 64;
 
@@ -108,6 +125,7 @@ class Profile {
   bool accepts_any_metric_ = false;
   std::chrono::seconds heartbeat_{kDefaultHeartbeatSeconds};
   std::uint32_t max_message_bytes_ = kDefaultMaxMessageBytes;
+  PosturePolicy posture_;
 };
 
 // Parses a profile definition, or returns every problem found (at most 100, the last then
@@ -118,6 +136,10 @@ class Profile {
 //                      {name, type, unit?, min?, max?, max_length?, required?}}
 //   heartbeat_seconds  optional integer 1..86400, default 60
 //   max_message_bytes  optional integer 64..1048576, default 4096: the largest telemetry payload
+//   posture            optional object (PosturePolicy): allowed_ports (array of at most 256
+//                      "tcp/N" or "udp/N"), remote_access, upnp, wps, serial_consoles,
+//                      passwordless_accounts (booleans), min_wifi_security (open, wep,
+//                      wpa-psk, wpa2-psk or wpa3-sae)
 //
 // name: valid_name(), unique among its siblings; metrics may not be called "ts" or "id" (the
 // payload's own keys). type: number, integer, boolean or string. min/max: number and integer

@@ -1,5 +1,7 @@
 // Fuzzes what the agent reads from outside: its configuration file (parse_agent_config),
-// the console and gateway addresses in it, and a command sensor's output (first_number).
+// the console and gateway addresses in it, a command sensor's output (first_number), and the
+// host files its posture report parses (/proc/net tables, Wi-Fi configurations, inittab,
+// shadow).
 //
 // Properties beyond "does not crash":
 //   - a configuration either parses with no problem or reports problems that say what is
@@ -7,7 +9,8 @@
 //   - what parses is within the documented bounds: sensor metrics valid and unique,
 //     intervals 0.1 s..1 day, heartbeat and outbox limits in range, the server URL usable;
 //   - an accepted server URL or gateway address has a host and a port 1-65535;
-//   - a number taken from command output is finite.
+//   - a number taken from command output is finite;
+//   - the posture report made of whatever those parsers find is valid JSON.
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -16,8 +19,11 @@
 #include <string_view>
 
 #include "agent/agent_config.h"
+#include "agent/posture.h"
 #include "agent/sensors.h"
 #include "fuzz_check.h"
+
+#include <nlohmann/json.hpp>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace torii;
@@ -45,5 +51,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (const auto url = agent::parse_server_url(text)) check(!url->host.empty() && url->port > 0);
   if (const auto gateway = agent::parse_gateway_address(text)) check(!gateway->host.empty() && gateway->port > 0);
   if (const auto number = agent::first_number(text)) check(std::isfinite(*number));
+
+  agent::PostureReport report;
+  report.listening = agent::parse_proc_net(text, "tcp");
+  for (auto& s : agent::parse_proc_net(text, "udp")) report.listening.push_back(std::move(s));
+  for (auto* parse : {&agent::parse_wpa_supplicant, &agent::parse_hostapd, &agent::parse_networkmanager}) {
+    for (auto& n : parse(text, "fuzz")) report.wifi.push_back(std::move(n));
+  }
+  report.serial_consoles = agent::parse_inittab(text);
+  report.passwordless_accounts = agent::parse_shadow_without_password(text);
+  for (const auto& s : report.listening) check(!s.address.empty());
+  check(!nlohmann::json::parse(agent::posture_message(report, 0, "fuzz-1"), nullptr, false).is_discarded());
   return 0;
 }

@@ -13,7 +13,10 @@
 //   - a definition that parses yields a consistent profile (limits, unique valid names, an
 //     index that finds each metric), and a refused one names at least one problem;
 //   - the ACL never lets a device publish outside its own telemetry/events/state/results, nor
-//     subscribe to anything but its own commands topic without a route.
+//     subscribe to anything but its own commands topic without a route;
+//   - a posture report judged by the strict and by a lenient policy gives findings of known
+//     kinds whose details are short printable ASCII (they go to the security log); what a
+//     lenient policy finds, the strict one finds too.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -24,6 +27,7 @@
 
 #include "fuzz_check.h"
 #include "policy/acl.h"
+#include "policy/posture.h"
 #include "policy/profile.h"
 #include "policy/telemetry.h"
 
@@ -194,5 +198,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (const auto& p : command_problems) fuzz::check(!p.message.empty());
 
   fuzz::check_acl(text);
+
+  policy::PosturePolicy lenient;
+  lenient.remote_access = lenient.upnp = lenient.wps = lenient.serial_consoles = lenient.passwordless_accounts = true;
+  lenient.min_wifi_security = "open";
+  const auto strict_findings = policy::evaluate_posture(policy::PosturePolicy{}, text);
+  for (const auto& f : policy::evaluate_posture(lenient, text)) {
+    fuzz::check(f.kind == "remote_access" || f.kind == "wifi_security");  // telnet, unknown modes
+    fuzz::check(std::find(strict_findings.begin(), strict_findings.end(), f) != strict_findings.end());
+  }
+  for (const auto& f : strict_findings) {
+    fuzz::check(!f.kind.empty() && f.detail.size() <= 128);
+    fuzz::check(std::all_of(f.detail.begin(), f.detail.end(), [](char c) { return c >= 0x20 && c < 0x7f; }));
+  }
   return 0;
 }

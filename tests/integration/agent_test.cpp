@@ -1,6 +1,6 @@
 // `torii agent` against a real `torii server`: enrolment with a one-time token, delivery
 // through the durable outbox across a server outage, heartbeats, and a fleet simulated in
-// one process.
+// one process by `torii-agent`, the agent's own binary.
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -8,6 +8,7 @@
 #include <fstream>
 #include <map>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -96,7 +97,7 @@ class AgentTest : public ServerTest {
   std::string agent_config(const std::string& state_dir) {
     return write("agent.toml", "[agent]\nstate_dir = \"" + state_dir + "\"\ngateway = \"127.0.0.1:" +
                                    std::to_string(gateway_port) + "\"\nserver = \"" + console_url() +
-                                   "\"\nheartbeat_seconds = 1\n\n[[sensor]]\nmetric = \"temperature\"\n"
+                                   "\"\nheartbeat_seconds = 1\nposture_seconds = 0\n\n[[sensor]]\nmetric = \"temperature\"\n"
                                    "source = \"simulated\"\nsignal = \"temperature\"\ninterval_seconds = 0.2\n");
   }
 };
@@ -135,9 +136,13 @@ TEST_F(AgentTest, AnEnrolledAgentDeliversEveryReadingOnceAndInOrderAcrossAServer
   start();
   // Back: the outbox drains (a heartbeat after the restart says nothing waits).
   ASSERT_TRUE(eventually([&] {
-    const auto beats = of_kind(stored("agent-1"), "state");
+    std::vector<json> beats;
+    for (const auto& row : of_kind(stored("agent-1"), "state")) {
+      auto payload = json::parse(row["payload"].get<std::string>());
+      if (payload.value("type", "") == "heartbeat") beats.push_back(std::move(payload));
+    }
     if (beats.empty()) return false;
-    const auto last = json::parse(beats.back()["payload"].get<std::string>());
+    const auto& last = beats.back();
     return last["outbox"]["waiting"] == 0 && of_kind(stored("agent-1"), "telemetry").size() > before_outage + 5;
   })) << running.err();
   EXPECT_EQ(running.stop(), 0);
@@ -163,13 +168,14 @@ TEST_F(AgentTest, AnEnrolledAgentDeliversEveryReadingOnceAndInOrderAcrossAServer
   EXPECT_THAT(running.err(), HasSubstr("trying again"));
 }
 
-TEST_F(AgentTest, ASimulatedFleetEnrolsEachDeviceWithItsOwnKeyAndPublishes) {
+TEST_F(AgentTest, ASimulatedFleetOnTheLeanAgentBinaryEnrolsEachDeviceWithItsOwnKeyAndPublishes) {
   start();
   std::string tokens;
   for (int i = 1; i <= 3; ++i) tokens += new_device("sim-" + std::to_string(i)) + "\n";
   const auto ca = ca_file();
   const auto dir = (work_dir() / "fleet").string();
-  Process fleet({torii_binary(), "agent", "simulate", "--count", "3", "--dir", dir, "--gateway",
+  // torii-agent: the agent alone, as a device would install it.
+  Process fleet({TORII_AGENT, "simulate", "--count", "3", "--dir", dir, "--gateway",
                  "127.0.0.1:" + std::to_string(gateway_port), "--interval", "0.5", "--tokens", write("tokens", tokens),
                  "--server", console_url(), "--ca", ca});
   for (int i = 1; i <= 3; ++i) {
@@ -212,7 +218,7 @@ TEST_F(AgentTest, AStuckSensorAndHeartbeatsThatStopAreAlerts) {
   // A simulated sensor that sticks at once.
   const auto config = write("stuck.toml", "[agent]\nstate_dir = \"" + state +
                                               "\"\ngateway = \"127.0.0.1:" + std::to_string(gateway_port) +
-                                              "\"\nheartbeat_seconds = 1\n\n[[sensor]]\nmetric = \"temperature\"\n"
+                                              "\"\nheartbeat_seconds = 1\nposture_seconds = 0\n\n[[sensor]]\nmetric = \"temperature\"\n"
                                               "source = \"simulated\"\nfault = \"stuck\"\ninterval_seconds = 0.1\n");
   auto security_log = [&] {
     std::ifstream in(data_dir() / "log" / "security.log");
@@ -236,6 +242,45 @@ TEST_F(AgentTest, AStuckSensorAndHeartbeatsThatStopAreAlerts) {
     EXPECT_EQ(event["object"], "device:agent-h");
     EXPECT_EQ(event["details"]["alert"], true);
   }
+}
+
+TEST_F(AgentTest, TheHostsPostureIsReportedAndJudgedByTheProfile) {
+  start();
+  const auto state = (work_dir() / "agent-p").string();
+  ASSERT_EQ(agent({"enroll", "--server", console_url(), "--ca", ca_file(), "--token", new_device("agent-p"),
+                   "--state-dir", state})
+                .exit_code,
+            0);
+  // A host whose access point has WPS on and which runs a login console on a serial line.
+  const auto host = work_dir() / "host";
+  std::filesystem::create_directories(host / "etc" / "hostapd");
+  std::ofstream(host / "etc" / "hostapd" / "hostapd.conf") << "ssid=plant-ap\nwpa=2\nwps_state=2\n";
+  std::ofstream(host / "etc" / "inittab") << "T0:23:respawn:/sbin/getty -L ttyS0 115200 vt100\n";
+  const auto config = write(
+      "posture.toml", "[agent]\nstate_dir = \"" + state + "\"\ngateway = \"127.0.0.1:" + std::to_string(gateway_port) +
+                          "\"\nposture_seconds = 60\n" + "posture_root = \"" + host.string() + "\"\n");
+  Process running({torii_binary(), "agent", "run", "--config", config});
+  auto findings = [&] {
+    std::set<std::string> out;
+    std::ifstream in(data_dir() / "log" / "security.log");
+    for (std::string line; std::getline(in, line);) {
+      if (line.find("device.posture_violation") == std::string::npos) continue;
+      const auto event = json::parse(line);
+      EXPECT_EQ(event["object"], "device:agent-p");
+      EXPECT_EQ(event["details"]["alert"], true);
+      out.insert(event["details"]["finding"].get<std::string>() + ": " + event["details"]["detail"].get<std::string>());
+    }
+    return out;
+  };
+  ASSERT_TRUE(eventually([&] { return findings().size() >= 2; })) << (running.stop(), running.err());
+  EXPECT_EQ(findings(), (std::set<std::string>{"serial_console: ttyS0", "wps: Wi-Fi 'plant-ap' has WPS on"}));
+  // The report itself is stored as the device's state.
+  bool stored_report = false;
+  for (const auto& row : of_kind(stored("agent-p"), "state")) {
+    stored_report = stored_report || json::parse(row["payload"].get<std::string>())["type"] == "posture";
+  }
+  EXPECT_TRUE(stored_report);
+  EXPECT_EQ(running.stop(), 0);
 }
 
 TEST_F(AgentTest, AKeyReadableByOthersIsRefused) {
