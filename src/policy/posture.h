@@ -11,6 +11,7 @@
 
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "policy/profile.h"
@@ -22,7 +23,9 @@ struct PostureFinding {
                        // passwordless_account
   std::string detail;  // "tcp/22 (ssh) on 0.0.0.0", "Wi-Fi 'plant-ap' is open", "ttyS0", "kiosk"
   friend bool operator==(const PostureFinding&, const PostureFinding&) = default;
-  friend auto operator<=>(const PostureFinding&, const PostureFinding&) = default;
+  friend bool operator<(const PostureFinding& a, const PostureFinding& b) {
+    return std::tie(a.kind, a.detail) < std::tie(b.kind, b.detail);
+  }
 };
 
 // The rank of a Wi-Fi security mode: open 0, wep 1, wpa-psk 2, wpa2-psk and wpa-eap 3,

@@ -95,10 +95,11 @@ class AgentTest : public ServerTest {
   }
 
   std::string agent_config(const std::string& state_dir) {
-    return write("agent.toml", "[agent]\nstate_dir = \"" + state_dir + "\"\ngateway = \"127.0.0.1:" +
-                                   std::to_string(gateway_port) + "\"\nserver = \"" + console_url() +
-                                   "\"\nheartbeat_seconds = 1\nposture_seconds = 0\n\n[[sensor]]\nmetric = \"temperature\"\n"
-                                   "source = \"simulated\"\nsignal = \"temperature\"\ninterval_seconds = 0.2\n");
+    return write("agent.toml",
+                 "[agent]\nstate_dir = \"" + state_dir + "\"\ngateway = \"127.0.0.1:" + std::to_string(gateway_port) +
+                     "\"\nserver = \"" + console_url() +
+                     "\"\nheartbeat_seconds = 1\nposture_seconds = 0\n\n[[sensor]]\nmetric = \"temperature\"\n"
+                     "source = \"simulated\"\nsignal = \"temperature\"\ninterval_seconds = 0.2\n");
   }
 };
 
@@ -216,10 +217,10 @@ TEST_F(AgentTest, AStuckSensorAndHeartbeatsThatStopAreAlerts) {
       agent({"enroll", "--server", console_url(), "--ca", ca_file(), "--token", token, "--state-dir", state}).exit_code,
       0);
   // A simulated sensor that sticks at once.
-  const auto config = write("stuck.toml", "[agent]\nstate_dir = \"" + state +
-                                              "\"\ngateway = \"127.0.0.1:" + std::to_string(gateway_port) +
-                                              "\"\nheartbeat_seconds = 1\nposture_seconds = 0\n\n[[sensor]]\nmetric = \"temperature\"\n"
-                                              "source = \"simulated\"\nfault = \"stuck\"\ninterval_seconds = 0.1\n");
+  const auto config = write(
+      "stuck.toml", "[agent]\nstate_dir = \"" + state + "\"\ngateway = \"127.0.0.1:" + std::to_string(gateway_port) +
+                        "\"\nheartbeat_seconds = 1\nposture_seconds = 0\n\n[[sensor]]\nmetric = \"temperature\"\n"
+                        "source = \"simulated\"\nfault = \"stuck\"\ninterval_seconds = 0.1\n");
   auto security_log = [&] {
     std::ifstream in(data_dir() / "log" / "security.log");
     return std::string(std::istreambuf_iterator<char>(in), {});
