@@ -28,6 +28,17 @@ std::int64_t epoch_millis(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
 
+// Waits for the next tick of a fixed schedule: `next` moves on by `every`, and a tick already
+// missed (a late read) starts the schedule again from now instead of bunching up. Cancelling
+// the timer ends the wait early.
+asio::awaitable<void> next_tick(asio::steady_timer& timer, steady::time_point& next, steady::duration every) {
+  next += every;
+  if (next < steady::now()) next = steady::now() + every;
+  timer.expires_at(next);
+  error_code ignored;
+  co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+}
+
 // Readings keep three decimals: more is noise from the simulation or the scale.
 json reading_json(const Value& value) {
   if (const auto* b = std::get_if<bool>(&value)) return *b;
@@ -190,11 +201,7 @@ asio::awaitable<void> DeviceAgent::sample(std::size_t index) {
     }
     s.link->wake();
 
-    next += sensor.interval();
-    if (next < steady::now()) next = steady::now() + sensor.interval();  // a late read does not bunch up
-    timer.expires_at(next);
-    error_code ignored;
-    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    co_await next_tick(timer, next, sensor.interval());
   }
 }
 
@@ -220,11 +227,12 @@ asio::awaitable<void> DeviceAgent::beat() {
       if (s.link->send_transient(s.topic_prefix + "state", heartbeat.dump())) ++s.counts.heartbeats;
     }
     // The first beat follows the connection closely; then one every heartbeat_seconds.
-    next = s.counts.heartbeats == 0 ? steady::now() + std::chrono::seconds(1) : next + every;
-    if (next < steady::now()) next = steady::now() + every;
-    timer.expires_at(next);
-    error_code ignored;
-    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    if (s.counts.heartbeats == 0) {
+      next = steady::now();
+      co_await next_tick(timer, next, std::chrono::seconds(1));
+    } else {
+      co_await next_tick(timer, next, every);
+    }
   }
 }
 
@@ -248,11 +256,7 @@ asio::awaitable<void> DeviceAgent::report_posture() {
       ++s.counts.posture_reports;
       s.link->wake();
     }
-    next += every;
-    if (next < steady::now()) next = steady::now() + every;
-    timer.expires_at(next);
-    error_code ignored;
-    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    co_await next_tick(timer, next, every);
   }
 }
 
