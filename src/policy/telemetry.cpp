@@ -32,14 +32,6 @@ using detail::Scalar;
 constexpr std::size_t kMaxJsonDepth = 2;
 constexpr std::size_t kMaxMessageIdLength = 64;
 
-bool valid_message_id(std::string_view id) {
-  if (id.empty() || id.size() > kMaxMessageIdLength) return false;
-  return std::all_of(id.begin(), id.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
-           c == ':' || c == '-';
-  });
-}
-
 Scalar to_scalar(simdjson::dom::element value) {
   Scalar s;
   switch (value.type()) {
@@ -278,6 +270,14 @@ struct TooDeep {};
 constexpr int kMaxCommandDepth = 8;
 
 }  // namespace
+
+bool valid_message_id(std::string_view id) {
+  if (id.empty() || id.size() > kMaxMessageIdLength) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+           c == ':' || c == '-';
+  });
+}
 
 std::string message_id_of(std::string_view payload) {
   const auto json = nlohmann::json::parse(payload, nullptr, false);

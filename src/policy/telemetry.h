@@ -84,6 +84,9 @@ class TelemetryValidator {
   std::unique_ptr<Impl> impl_;
 };
 
+// 1..64 characters of [A-Za-z0-9_.:-]: the ids of messages and commands.
+[[nodiscard]] bool valid_message_id(std::string_view id);
+
 // The message id of an events or results payload: the "id" member of a JSON object, when it
 // is a valid message id (as telemetry's); empty otherwise (not JSON, no id, or not valid).
 // These payloads are stored as they come, so this is all the gateway reads of them to keep
