@@ -1063,6 +1063,84 @@ TEST_P(StoreContractTest, EnrolmentTokenRefusalsKeepTheEarlierTokenAndGoWithThei
   EXPECT_FALSE(gone->has_value());
 }
 
+// ----------------------------------------------------------------------------- device commands
+
+DeviceCommandRecord make_command(std::string id, std::string device_id, UnixMillis issued_at = kNow) {
+  DeviceCommandRecord c;
+  c.id = std::move(id);
+  c.device_id = std::move(device_id);
+  c.organisation_id = "org-1";
+  c.name = "set_interval";
+  c.key_id = "device:" + c.device_id;
+  c.params_sealed = Bytes{0x00, 0xFF, 0x27, 0x3B};  // any bytes, NUL and quote included
+  c.issued_at = issued_at;
+  c.expires_at = issued_at + 300'000;
+  c.issued_by = "user:admin-1";
+  return c;
+}
+
+TEST_P(StoreContractTest, DeviceCommandsAreFoundByIdAndListedNewestFirstPerDevice) {
+  ASSERT_TRUE(is_ok(store().devices().insert(make_device("dev-1"))));
+  ASSERT_TRUE(is_ok(store().devices().insert(make_device("dev-2"))));
+  auto& commands = store().device_commands();
+  const auto first = make_command(kTricky, "dev-1", kNow);
+  ASSERT_TRUE(is_ok(commands.add(first)));
+  ASSERT_TRUE(is_ok(commands.add(make_command("c-2", "dev-1", kNow + 10))));
+  ASSERT_TRUE(is_ok(commands.add(make_command("c-3", "dev-2", kNow + 20))));
+  auto found = commands.find(kTricky);
+  ASSERT_TRUE(is_ok(found) && found->has_value());
+  EXPECT_EQ(**found, first);
+  auto listed = commands.list_for_device("dev-1", 10);
+  ASSERT_TRUE(is_ok(listed));
+  ASSERT_EQ(listed->size(), 2U);
+  EXPECT_EQ((*listed)[0].id, "c-2");
+  EXPECT_EQ((*listed)[1].id, kTricky);
+  auto limited = commands.list_for_device("dev-1", 1);
+  ASSERT_TRUE(is_ok(limited));
+  EXPECT_EQ(limited->size(), 1U);
+
+  auto taken = commands.add(make_command("c-2", "dev-2"));
+  ASSERT_FALSE(is_ok(taken));
+  EXPECT_TRUE(taken.error().is(Errc::already_exists));
+  auto unknown_device = commands.add(make_command("c-9", "dev-9"));
+  ASSERT_FALSE(is_ok(unknown_device));
+  EXPECT_TRUE(unknown_device.error().is(Errc::conflict));
+  auto empty = commands.add(make_command("", "dev-1"));
+  ASSERT_FALSE(is_ok(empty));
+  EXPECT_TRUE(empty.error().is(Errc::invalid_argument));
+
+  ASSERT_TRUE(is_ok(store().devices().remove("dev-1")));  // its commands go with it
+  auto gone = commands.find("c-2");
+  ASSERT_TRUE(is_ok(gone));
+  EXPECT_FALSE(gone->has_value());
+  auto other = commands.find("c-3");
+  ASSERT_TRUE(is_ok(other) && other->has_value());
+}
+
+TEST_P(StoreContractTest, DeviceCommandIsAnsweredOnceAndOnlyByItsDevice) {
+  ASSERT_TRUE(is_ok(store().devices().insert(make_device("dev-1"))));
+  ASSERT_TRUE(is_ok(store().devices().insert(make_device("dev-2"))));
+  auto& commands = store().device_commands();
+  ASSERT_TRUE(is_ok(commands.add(make_command("c-1", "dev-1"))));
+  auto by_other = commands.answer("dev-2", "c-1", "done", "", kNow + 1);
+  ASSERT_TRUE(is_ok(by_other));
+  EXPECT_FALSE(*by_other);
+  auto unknown = commands.answer("dev-1", "O'Brien", "done", "", kNow + 1);
+  ASSERT_TRUE(is_ok(unknown));
+  EXPECT_FALSE(*unknown);
+  auto answered = commands.answer("dev-1", "c-1", "refused", "command expired", kNow + 2);
+  ASSERT_TRUE(is_ok(answered));
+  EXPECT_TRUE(*answered);
+  auto again = commands.answer("dev-1", "c-1", "done", "", kNow + 3);
+  ASSERT_TRUE(is_ok(again));
+  EXPECT_FALSE(*again);  // the first answer stands
+  auto stored = commands.find("c-1");
+  ASSERT_TRUE(is_ok(stored) && stored->has_value());
+  EXPECT_EQ((*stored)->status, "refused");
+  EXPECT_EQ((*stored)->reason, "command expired");
+  EXPECT_EQ((*stored)->answered_at, kNow + 2);
+}
+
 TEST_P(StoreContractTest, EnrolmentTokenConcurrentConsumersExactlyOneWins) {
   ASSERT_TRUE(is_ok(store().devices().insert(make_device("dev-1"))));
   ASSERT_TRUE(is_ok(store().enrolment_tokens().issue(make_enrolment_token("race", "dev-1"))));

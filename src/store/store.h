@@ -655,6 +655,42 @@ class EnrolmentTokenRepository {
   [[nodiscard]] virtual Result<std::optional<EnrolmentToken>> find_for_device(std::string_view device_id) = 0;
 };
 
+// A command sent to a device (IIIT J8, I7): who sent what and when, and what the device
+// answered. The parameters are sealed under the device's data key (they go with it).
+struct DeviceCommandRecord {
+  std::string id;  // the command's id on the wire ("c-<hex>")
+  std::string device_id;
+  std::string organisation_id;
+  std::string name;
+  std::string key_id;   // the data key params_sealed is sealed under
+  Bytes params_sealed;  // the parameters' JSON text
+  UnixMillis issued_at = 0;
+  UnixMillis expires_at = 0;
+  std::string issued_by;        // "user:<id>" or "admin-cli:<login>"
+  std::string status = "sent";  // sent, done, refused, failed
+  std::string reason;           // the device's, for refused and failed
+  std::optional<UnixMillis> answered_at;
+
+  friend bool operator==(const DeviceCommandRecord&, const DeviceCommandRecord&) = default;
+};
+
+class DeviceCommandRepository {
+ public:
+  virtual ~DeviceCommandRepository() = default;
+  // invalid_argument for an empty id or device id; already_exists for an id taken; conflict
+  // for a device not stored.
+  [[nodiscard]] virtual Status add(const DeviceCommandRecord& command) = 0;
+  // Records the device's answer to its command still "sent": status (done, refused or
+  // failed), reason and time. False when the device has no such command awaiting an answer
+  // (unknown, another device's, or answered already: the first answer stands).
+  [[nodiscard]] virtual Result<bool> answer(std::string_view device_id, std::string_view command_id,
+                                            std::string_view status, std::string_view reason, UnixMillis at) = 0;
+  [[nodiscard]] virtual Result<std::optional<DeviceCommandRecord>> find(std::string_view command_id) = 0;
+  // The device's commands, newest first, at most `limit`.
+  [[nodiscard]] virtual Result<std::vector<DeviceCommandRecord>> list_for_device(std::string_view device_id,
+                                                                                 std::size_t limit) = 0;
+};
+
 // A person's API token for an integration (JPCERT I-10): scoped to some of the owner's
 // permissions in one organisation, expiring, revocable. Only a hash of the secret is stored.
 struct ApiTokenRecord {
@@ -780,6 +816,7 @@ class Store {
   [[nodiscard]] virtual ConsoleSessionRepository& console_sessions() = 0;
   [[nodiscard]] virtual PasswordResetRepository& password_resets() = 0;
   [[nodiscard]] virtual EnrolmentTokenRepository& enrolment_tokens() = 0;
+  [[nodiscard]] virtual DeviceCommandRepository& device_commands() = 0;
   [[nodiscard]] virtual ApiTokenRepository& api_tokens() = 0;
   [[nodiscard]] virtual CustomRoleRepository& custom_roles() = 0;
   [[nodiscard]] virtual SettingOverrideRepository& setting_overrides() = 0;

@@ -13,7 +13,7 @@ namespace {
 
 // Append only: a released migration is never edited, a change is a new migration.
 // STRICT tables make SQLite refuse values of the wrong type instead of converting them.
-constexpr std::array<Migration, 10> kMigrations = {{
+constexpr std::array<Migration, 11> kMigrations = {{
     {1, "initial schema: meta, data keys, secrets, certificates, setup tokens, counters", R"sql(
 CREATE TABLE meta (
   key TEXT PRIMARY KEY NOT NULL,
@@ -292,6 +292,25 @@ CREATE TABLE enrolment_tokens (
   used_at_ms INTEGER,
   created_by TEXT NOT NULL
 ) STRICT;
+)sql"},
+    {11, "devices: commands sent and their answers", R"sql(
+-- IIIT J8, I7. A device's commands go with it (foreign_keys is ON); their parameters are
+-- sealed under its data key.
+CREATE TABLE device_commands (
+  id TEXT PRIMARY KEY NOT NULL CHECK (id <> ''),
+  device_id TEXT NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+  organisation_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  key_id TEXT NOT NULL,
+  params_sealed BLOB NOT NULL,
+  issued_at_ms INTEGER NOT NULL,
+  expires_at_ms INTEGER NOT NULL,
+  issued_by TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('sent', 'done', 'refused', 'failed')),
+  reason TEXT NOT NULL,
+  answered_at_ms INTEGER
+) STRICT;
+CREATE INDEX device_commands_by_device ON device_commands (device_id, issued_at_ms);
 )sql"},
 }};
 

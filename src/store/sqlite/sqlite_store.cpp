@@ -1875,6 +1875,96 @@ class SqliteEnrolmentTokenRepository final : public EnrolmentTokenRepository {
 
 // ---------------------------------------------------------------------------------------
 
+#define TORII_DEVICE_COMMAND_COLUMNS                                                                              \
+  "id, device_id, organisation_id, name, key_id, params_sealed, issued_at_ms, expires_at_ms, issued_by, status, " \
+  "reason, answered_at_ms"
+
+class SqliteDeviceCommandRepository final : public DeviceCommandRepository {
+ public:
+  explicit SqliteDeviceCommandRepository(Db& db) : db_(db) {}
+
+  Status add(const DeviceCommandRecord& c) override {
+    if (c.id.empty()) return fail(Errc::invalid_argument, "store: device command id is empty");
+    if (c.device_id.empty()) return fail(Errc::invalid_argument, "store: device command device id is empty");
+    const Lock lock(db_.mutex());
+    auto insert = db_.cached("INSERT INTO device_commands (" TORII_DEVICE_COMMAND_COLUMNS
+                             ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+    if (!insert) return tl::unexpected(std::move(insert.error()));
+    (**insert)
+        .bind_text(1, c.id)
+        .bind_text(2, c.device_id)
+        .bind_text(3, c.organisation_id)
+        .bind_text(4, c.name)
+        .bind_text(5, c.key_id)
+        .bind_blob(6, c.params_sealed)
+        .bind_int(7, c.issued_at)
+        .bind_int(8, c.expires_at)
+        .bind_text(9, c.issued_by)
+        .bind_text(10, c.status)
+        .bind_text(11, c.reason)
+        .bind_optional_int(12, c.answered_at);
+    return (**insert).run();
+  }
+
+  Result<bool> answer(std::string_view device_id, std::string_view command_id, std::string_view status,
+                      std::string_view reason, UnixMillis at) override {
+    const Lock lock(db_.mutex());
+    auto update = db_.cached(
+        "UPDATE device_commands SET status = ?3, reason = ?4, answered_at_ms = ?5 "
+        "WHERE id = ?2 AND device_id = ?1 AND status = 'sent'");
+    if (!update) return tl::unexpected(std::move(update.error()));
+    (**update)
+        .bind_text(1, device_id)
+        .bind_text(2, command_id)
+        .bind_text(3, status)
+        .bind_text(4, reason)
+        .bind_int(5, at);
+    auto changed = changed_rows(db_, **update);
+    if (!changed) return tl::unexpected(std::move(changed.error()));
+    return *changed == 1;
+  }
+
+  Result<std::optional<DeviceCommandRecord>> find(std::string_view command_id) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT " TORII_DEVICE_COMMAND_COLUMNS " FROM device_commands WHERE id = ?1");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, command_id);
+    return read_one(**stmt, read_command);
+  }
+
+  Result<std::vector<DeviceCommandRecord>> list_for_device(std::string_view device_id, std::size_t limit) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT " TORII_DEVICE_COMMAND_COLUMNS
+                           " FROM device_commands WHERE device_id = ?1 ORDER BY issued_at_ms DESC, rowid DESC "
+                           "LIMIT ?2");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, device_id).bind_int(2, static_cast<std::int64_t>(std::min<std::size_t>(limit, 1U << 20)));
+    return read_all(**stmt, read_command);
+  }
+
+ private:
+  static DeviceCommandRecord read_command(Statement& q) {
+    DeviceCommandRecord c;
+    c.id = q.column_text(0);
+    c.device_id = q.column_text(1);
+    c.organisation_id = q.column_text(2);
+    c.name = q.column_text(3);
+    c.key_id = q.column_text(4);
+    c.params_sealed = q.column_blob(5);
+    c.issued_at = q.column_int(6);
+    c.expires_at = q.column_int(7);
+    c.issued_by = q.column_text(8);
+    c.status = q.column_text(9);
+    c.reason = q.column_text(10);
+    c.answered_at = q.column_optional_int(11);
+    return c;
+  }
+
+  Db& db_;
+};
+
+// ---------------------------------------------------------------------------------------
+
 // Parameter ?N binds column N of this list (insert).
 #define TORII_API_TOKEN_COLUMNS                                                                                   \
   "id, user_id, organisation_id, name, permissions, secret_hash, created_at_ms, expires_at_ms, last_used_at_ms, " \
@@ -2152,6 +2242,7 @@ class SqliteStore final : public Store {
         console_sessions_(db_),
         password_resets_(db_),
         enrolment_tokens_(db_),
+        device_commands_(db_),
         api_tokens_(db_),
         custom_roles_(db_),
         setting_overrides_(db_) {}
@@ -2174,6 +2265,7 @@ class SqliteStore final : public Store {
   ConsoleSessionRepository& console_sessions() override { return console_sessions_; }
   PasswordResetRepository& password_resets() override { return password_resets_; }
   EnrolmentTokenRepository& enrolment_tokens() override { return enrolment_tokens_; }
+  DeviceCommandRepository& device_commands() override { return device_commands_; }
   ApiTokenRepository& api_tokens() override { return api_tokens_; }
   CustomRoleRepository& custom_roles() override { return custom_roles_; }
   SettingOverrideRepository& setting_overrides() override { return setting_overrides_; }
@@ -2202,6 +2294,7 @@ class SqliteStore final : public Store {
   SqliteConsoleSessionRepository console_sessions_;
   SqlitePasswordResetRepository password_resets_;
   SqliteEnrolmentTokenRepository enrolment_tokens_;
+  SqliteDeviceCommandRepository device_commands_;
   SqliteApiTokenRepository api_tokens_;
   SqliteCustomRoleRepository custom_roles_;
   SqliteSettingOverrideRepository setting_overrides_;

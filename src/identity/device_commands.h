@@ -1,0 +1,93 @@
+// Commands to devices (IIIT J8, I5, I7): checked against the device's profile before they
+// leave, signed with the gateway's Ed25519 command key, recorded with who sent them, and
+// answered by the device (policy/device_command.h has the wire format; the agent checks the
+// signature, the expiry and the nonce before anything runs).
+//
+//   key       made at first use, sealed in the key ring like every secret; its public half is
+//             handed to devices when they enrol (POST /api/v1/enrol, "command_key")
+//   checked   the command must be one of the device's profile and its parameters valid for
+//             it (policy::validate_command); a device without a profile takes no command
+//   expiry    each command carries one, at most policy::kMaxCommandLifetime after issue
+//   recorded  the parameters are sealed under the device's data key (they go with it)
+//
+// Sending is the caller's: the payload goes to devices/{id}/commands through the gateway.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/bytes.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/random.h"
+#include "crypto/secret.h"
+#include "keys/key_ring.h"
+#include "policy/device_command.h"
+#include "policy/profile.h"
+#include "store/store.h"
+
+namespace torii::identity {
+
+inline constexpr std::chrono::seconds kDefaultCommandLifetime{300};
+
+struct IssuedCommand {
+  store::DeviceCommandRecord record;
+  std::string topic;    // devices/{id}/commands
+  std::string payload;  // signed (policy::command_payload)
+};
+
+struct CommandIssue {
+  std::optional<IssuedCommand> issued;
+  std::vector<policy::Problem> problems;  // paths "command", "params", "params.<name>", "ttl_seconds"
+};
+
+class DeviceCommands {
+ public:
+  // Loads the command key, making it at first use. Borrows everything; all must outlive it.
+  [[nodiscard]] static Result<std::unique_ptr<DeviceCommands>> open(store::Store& store, keys::KeyRing& keys,
+                                                                    const Clock& clock, Random& random);
+  ~DeviceCommands();
+  DeviceCommands(const DeviceCommands&) = delete;
+  DeviceCommands& operator=(const DeviceCommands&) = delete;
+
+  // The Ed25519 public key devices check commands with (32 bytes).
+  [[nodiscard]] const Bytes& public_key() const { return public_key_; }
+
+  // Checks, signs and records a command for an active device, valid for `lifetime` (1 s up to
+  // policy::kMaxCommandLifetime). Problems when the command, its parameters or the lifetime are
+  // not acceptable (nothing is recorded); permission_denied for a disabled device; store and
+  // key ring failures as errors.
+  [[nodiscard]] Result<CommandIssue> issue(const store::DeviceRecord& device, std::string_view name,
+                                           std::string_view params_json, std::chrono::seconds lifetime,
+                                           std::string_view issued_by);
+
+  // Records a device's result message (policy::parse_command_result) against its command.
+  // The result when it answered one of the device's commands awaiting an answer; nullopt for
+  // anything else (not a result, another device's command, answered before).
+  [[nodiscard]] Result<std::optional<policy::CommandResult>> record_result(std::string_view device_id,
+                                                                           std::string_view payload);
+
+  // The parameters' JSON text of a recorded command.
+  [[nodiscard]] Result<std::string> params_of(const store::DeviceCommandRecord& record);
+
+ private:
+  DeviceCommands(store::Store& store, keys::KeyRing& keys, const Clock& clock, Random& random,
+                 crypto::SecretBytes secret_key, Bytes public_key);
+  [[nodiscard]] Result<policy::Profile> profile_of(const store::DeviceRecord& device);
+
+  store::Store& store_;
+  keys::KeyRing& keys_;
+  const Clock& clock_;
+  Random& random_;
+  crypto::SecretBytes secret_key_;
+  Bytes public_key_;
+};
+
+// The associated data binding a command's sealed parameters to its row.
+[[nodiscard]] std::string command_params_associated_data(std::string_view device_id, std::string_view command_id);
+
+}  // namespace torii::identity
