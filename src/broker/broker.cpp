@@ -252,6 +252,10 @@ void Broker::anomaly(const DeviceInfo& device, const std::string& source, const 
 
 void Broker::add_observer(MessageObserver observer) { observers_.push_back(std::move(observer)); }
 
+void Broker::on_commands_subscribed(std::function<void(const DeviceInfo&)> handler) {
+  commands_subscribed_ = std::move(handler);
+}
+
 void Broker::add_subscriber(const std::string& namespace_device, Subscriber subscriber) {
   auto& list = subscribers_[namespace_device];
   for (auto& s : list) {
@@ -794,6 +798,10 @@ mqtt::ReasonCode DeviceSession::on_unsubscribe(std::string_view filter) {
 
 void DeviceSession::on_subscribed(const mqtt::Subscription& subscription, bool existed) {
   if (session_expiry_seconds_ > 0) broker_.dirty_sessions_.insert(device_.id);
+  if (broker_.commands_subscribed_ &&
+      mqtt::topic_matches(subscription.filter, policy::device_topic(device_.id, policy::TopicKind::commands))) {
+    broker_.commands_subscribed_(device_);
+  }
   // 5.0 §3.3.1.3 retain handling: 0 always, 1 only for a new subscription, 2 never.
   if (subscription.retain_handling == 2 || (subscription.retain_handling == 1 && existed)) return;
   auto ns = filter_namespace(subscription.filter);

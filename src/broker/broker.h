@@ -130,6 +130,9 @@ class Broker {
   void publish_from_server(const mqtt::Publish& message);
 
   void add_observer(MessageObserver observer);
+  // Called when a device subscribes to a filter that takes its own commands topic (the
+  // server then sends the commands awaiting its answer). Empty: nothing.
+  void on_commands_subscribed(std::function<void(const DeviceInfo&)> handler);
 
   // Writes the per-device counters and last-seen times gathered since the last call.
   [[nodiscard]] Status flush_counters();
@@ -247,6 +250,7 @@ class Broker {
   BrokerOptions options_;
   SecurityEventSink security_events_;
   std::vector<MessageObserver> observers_;
+  std::function<void(const DeviceInfo&)> commands_subscribed_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 
   std::unordered_map<std::string, DeviceSession*> live_;  // device id → its connection

@@ -35,6 +35,7 @@
 #include "console/request_handler.h"
 #include "identity/accounts.h"
 #include "identity/api_tokens.h"
+#include "identity/device_commands.h"
 #include "identity/devices.h"
 #include "identity/enrolment.h"
 #include "identity/people.h"
@@ -61,6 +62,8 @@ struct GatewayHooks {
   std::function<Status()> reload_routes;
   // A profile was replaced or deleted: its next use reads it again.
   std::function<void(std::string_view profile_id)> profile_changed;
+  // Sends a signed command (identity/device_commands.h) to the device's commands topic, QoS 1.
+  std::function<void(const identity::IssuedCommand& command)> send_command;
 };
 
 // What the setting routes change on the running server that the console does not hold: the
@@ -104,6 +107,9 @@ struct ApiContext {
   // Devices that enrol with a one-time token (identity/enrolment.h), over the registry
   // above; nullptr: those routes answer 503.
   identity::Enrolment* enrolment = nullptr;
+  // Commands to devices (identity/device_commands.h); nullptr: those routes answer 503, and
+  // enrolment answers carry no command key.
+  identity::DeviceCommands* commands = nullptr;
 };
 
 // One row of the route table, for docs/permissions.md and its test.

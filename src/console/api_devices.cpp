@@ -334,10 +334,13 @@ asio::awaitable<Response> enrol_device(ApiState& s, Call& call) {
                    {"not_after", iso(enrolled.certificate.not_after)},
                    {"key_generated_by", "device"}}});
   }
-  co_return json_response(201, {{"device", enrolled.device.id},
-                                {"certificate_pem", enrolled.certificate.pem},
-                                {"ca_bundle_pem", enrolled.ca_bundle_pem},
-                                {"expires_at", iso(enrolled.certificate.not_after)}});
+  json answer = {{"device", enrolled.device.id},
+                 {"certificate_pem", enrolled.certificate.pem},
+                 {"ca_bundle_pem", enrolled.ca_bundle_pem},
+                 {"expires_at", iso(enrolled.certificate.not_after)}};
+  // The key the device checks commands with (IIIT J8), over the connection it pinned.
+  if (s.ctx.commands != nullptr) answer["command_key"] = base64url_encode(s.ctx.commands->public_key());
+  co_return json_response(201, answer);
 }
 
 // The profile the path names, when the caller may see it; otherwise the answer (404 as for

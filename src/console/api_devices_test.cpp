@@ -12,9 +12,11 @@
 #include "console/work_pool.h"
 #include "crypto/sodium.h"
 #include "crypto/x509.h"
+#include "identity/device_commands.h"
 #include "identity/enrolment.h"
 #include "identity/roles.h"
 #include "pki/certificate_authority.h"
+#include "policy/device_command.h"
 #include "policy/profile.h"
 #include "testing/fakes.h"
 #include "testing/keyed_store.h"
@@ -53,6 +55,7 @@ class DeviceApiTest : public ::testing::Test {
       return ok();
     };
     hooks.profile_changed = [this](std::string_view id) { changed_profiles_.emplace_back(id); };
+    hooks.send_command = [this](const identity::IssuedCommand& c) { sent_commands_.push_back(c); };
     tokens_ = std::make_unique<identity::ApiTokens>(*store_, clock_, random_,
                                                     identity::ApiTokenOptions{std::chrono::hours(24) * 90}, nullptr);
     enrolment_ = std::make_unique<identity::Enrolment>(*store_, *registry_, clock_, random_);
@@ -70,6 +73,10 @@ class DeviceApiTest : public ::testing::Test {
                        keys_.get(),
                        std::move(hooks)};
     context.enrolment = enrolment_.get();
+    auto commands = identity::DeviceCommands::open(*store_, *keys_, clock_, random_);
+    ASSERT_TRUE(commands) << commands.error().message;
+    commands_ = std::move(*commands);
+    context.commands = commands_.get();
     api_ = std::make_unique<Api>(std::move(context));
     ASSERT_TRUE(store_->organisations().insert({"default", "Default", false, 0}));
     ASSERT_TRUE(store_->organisations().insert({"acme", "Acme", false, 0}));
@@ -221,6 +228,8 @@ class DeviceApiTest : public ::testing::Test {
   std::unique_ptr<pki::CertificateAuthority> ca_;
   std::unique_ptr<identity::DeviceRegistry> registry_;
   std::unique_ptr<identity::Enrolment> enrolment_;
+  std::unique_ptr<identity::DeviceCommands> commands_;
+  std::vector<identity::IssuedCommand> sent_commands_;
   std::unique_ptr<identity::Accounts> accounts_;
   std::unique_ptr<identity::People> people_;
   std::unique_ptr<identity::ApiTokens> tokens_;
@@ -655,6 +664,87 @@ TEST_F(DeviceApiTest, TheLatestValuesAreOpenedForTheirReaders) {
   // Auditors do not read telemetry.
   EXPECT_EQ(call("GET", "/api/v1/devices/pump-1/latest", add_person("aud", identity::kRoleAuditor, "default")).status,
             403);
+}
+
+// IIIT I5, I7, J8: a command is checked against the device's profile, signed with the key
+// devices are given at enrolment, recorded, sent, and shown with the device's answer.
+TEST_F(DeviceApiTest, ACommandIsCheckedSignedSentAndShownWithTheDevicesAnswer) {
+  ASSERT_TRUE(store_->device_profiles().put(
+      {"env", "default", "Environment", std::string(policy::sample_environment_profile_json()), 1, 0}));
+  identity::NewDevice spec;
+  spec.id = "pump-1";
+  spec.organisation_id = "default";
+  spec.profile_id = "env";
+  ASSERT_TRUE(registry_->create(spec));
+  const std::string operator_ = add_person("op", identity::kRoleOperator, "default");
+
+  const Response refused = call("POST", "/api/v1/devices/pump-1/commands", operator_,
+                                R"({"command":"set_interval","params":{"seconds":0},"ttl_seconds":0})");
+  EXPECT_EQ(refused.status, 422) << refused.body;
+  EXPECT_EQ(problem_fields(refused), (std::set<std::string>{"params.seconds", "ttl_seconds"}));
+  const Response unknown = call("POST", "/api/v1/devices/pump-1/commands", operator_, R"({"command":"reboot"})");
+  EXPECT_EQ(unknown.status, 422) << unknown.body;
+  const Response not_a_number =
+      call("POST", "/api/v1/devices/pump-1/commands", operator_, R"({"command":"report_posture","ttl_seconds":"60"})");
+  EXPECT_EQ(not_a_number.status, 400) << not_a_number.body;
+  const Response too_long =
+      call("POST", "/api/v1/devices/pump-1/commands", operator_, R"({"command":"report_posture","ttl_seconds":86401})");
+  EXPECT_EQ(too_long.status, 400) << too_long.body;
+  EXPECT_TRUE(sent_commands_.empty());
+
+  const Response sent = call("POST", "/api/v1/devices/pump-1/commands", operator_,
+                             R"({"command":"set_interval","params":{"seconds":15},"ttl_seconds":60})");
+  ASSERT_EQ(sent.status, 202) << sent.body;
+  const json answer = body(sent);
+  EXPECT_EQ(answer["status"], "sent");
+  EXPECT_EQ(answer["params"], json({{"seconds", 15}}));
+  ASSERT_EQ(sent_commands_.size(), 1U);
+  const auto& command = sent_commands_.front();
+  EXPECT_EQ(command.topic, "devices/pump-1/commands");
+  EXPECT_EQ(command.record.id, answer["id"]);
+  auto split = policy::parse_command_payload(command.payload);
+  ASSERT_TRUE(split);
+  EXPECT_TRUE(
+      crypto::ed25519_verify(commands_->public_key(), policy::command_signing_input(split->body), split->signature));
+  EXPECT_THAT(actions_by("user:" + operator_), ::testing::Contains("device.command_sent"));
+  for (const auto& e : events_) EXPECT_EQ(e.details.dump().find("seconds"), std::string::npos);  // not logged
+
+  const std::string id = answer["id"];
+  ASSERT_TRUE(commands_->record_result("pump-1", R"({"id":"r-1","command":")" + id + R"(","status":"done"})"));
+  const Response shown = call("GET", "/api/v1/devices/pump-1/commands/" + id, operator_);
+  ASSERT_EQ(shown.status, 200) << shown.body;
+  EXPECT_EQ(body(shown)["status"], "done");
+  const Response listed =
+      call("GET", "/api/v1/devices/pump-1/commands", add_person("v", identity::kRoleViewer, "default"));
+  ASSERT_EQ(listed.status, 200) << listed.body;
+  EXPECT_EQ(body(listed)["commands"].size(), 1U);
+  EXPECT_EQ(call("GET", "/api/v1/devices/pump-1/commands/c-000", operator_).status, 404);
+
+  // Unanswered and past its expiry: expired.
+  const Response later =
+      call("POST", "/api/v1/devices/pump-1/commands", operator_, R"({"command":"report_posture","ttl_seconds":5})");
+  ASSERT_EQ(later.status, 202) << later.body;
+  clock_.advance(std::chrono::seconds(5));
+  EXPECT_EQ(
+      body(call("GET", "/api/v1/devices/pump-1/commands/" + body(later)["id"].get<std::string>(), operator_))["status"],
+      "expired");
+}
+
+TEST_F(DeviceApiTest, TheEnrolmentAnswerCarriesTheKeyCommandsAreSignedWith) {
+  const std::string token = awaiting("pump-9");
+  auto [key, csr] = device_csr();
+  const Response enrolled = enrol(token, csr);
+  ASSERT_EQ(enrolled.status, 201) << enrolled.body;
+  const auto key_text = body(enrolled).value("command_key", "");
+  EXPECT_EQ(base64url_decode(key_text), std::optional<Bytes>(commands_->public_key()));
+}
+
+TEST_F(DeviceApiTest, AnotherOrganisationsDeviceTakesNoCommandFromAnOperator) {
+  add_device("acme-1", "acme");
+  const std::string operator_ = add_person("op", identity::kRoleOperator, "default");
+  EXPECT_EQ(call("POST", "/api/v1/devices/acme-1/commands", operator_, R"({"command":"report_posture"})").status, 404);
+  EXPECT_EQ(call("GET", "/api/v1/devices/acme-1/commands", operator_).status, 404);
+  EXPECT_TRUE(sent_commands_.empty());
 }
 
 }  // namespace

@@ -167,6 +167,12 @@ std::vector<FieldProblem> read_json_fields(std::string_view body, std::span<cons
       } else {
         fields[key] = std::move(text);
       }
+    } else if (spec->integer) {
+      if (!value.is_number_unsigned() || value.get<std::uint64_t>() > spec->max_bytes) {
+        problems.push_back({key, "wrong_type", fmt::format("must be a whole number from 0 to {}", spec->max_bytes)});
+      } else {
+        fields[key] = std::to_string(value.get<std::uint64_t>());
+      }
     } else if (!value.is_string()) {
       problems.push_back({key, "wrong_type", "must be a string"});
     } else if (value.get_ref<const std::string&>().size() > spec->max_bytes) {

@@ -65,6 +65,8 @@ struct FieldSpec {
   // A JSON object (a profile's definition), kept in the fields as its compact JSON text,
   // which max_bytes bounds.
   bool object = false;
+  // A whole JSON number from 0 to max_bytes (the bound), kept in the fields as decimal text.
+  bool integer = false;
 };
 
 struct FieldProblem {

@@ -29,7 +29,7 @@ std::string random_command_id(Random& random) {
 
 }  // namespace
 
-std::string command_params_associated_data(std::string_view device_id, std::string_view command_id) {
+std::string command_payload_associated_data(std::string_view device_id, std::string_view command_id) {
   return fmt::format("torii/device-command/v1\n{}\n{}", device_id, command_id);
 }
 
@@ -119,21 +119,21 @@ Result<CommandIssue> DeviceCommands::issue(const store::DeviceRecord& device, st
   record.organisation_id = device.organisation_id;
   record.name = command.name;
   record.key_id = keys::device_key_id(device.id);
-  const auto associated = command_params_associated_data(device.id, command.id);
-  auto sealed = keys_.seal(record.key_id, as_bytes(params_json), associated);
+  auto payload = policy::command_payload(body, *signature);
+  const auto associated = command_payload_associated_data(device.id, command.id);
+  auto sealed = keys_.seal(record.key_id, as_bytes(payload), associated);
   if (!sealed && sealed.error().is(Errc::not_found)) {
     // A device registered before it had a data key: make it now.
     if (auto st = keys_.ensure_data_key(record.key_id, "device"); !st) return tl::unexpected(st.error());
-    sealed = keys_.seal(record.key_id, as_bytes(params_json), associated);
+    sealed = keys_.seal(record.key_id, as_bytes(payload), associated);
   }
   if (!sealed) return tl::unexpected(sealed.error());
-  record.params_sealed = std::move(*sealed);
+  record.payload_sealed = std::move(*sealed);
   record.issued_at = command.issued_at_ms;
   record.expires_at = command.expires_at_ms;
   record.issued_by = std::string(issued_by);
   if (auto st = store_.device_commands().add(record); !st) return tl::unexpected(st.error());
-  outcome.issued =
-      IssuedCommand{std::move(record), "devices/" + device.id + "/commands", policy::command_payload(body, *signature)};
+  outcome.issued = IssuedCommand{std::move(record), "devices/" + device.id + "/commands", std::move(payload)};
   return outcome;
 }
 
@@ -148,11 +148,36 @@ Result<std::optional<policy::CommandResult>> DeviceCommands::record_result(std::
   return result;
 }
 
-Result<std::string> DeviceCommands::params_of(const store::DeviceCommandRecord& record) {
+Result<std::string> DeviceCommands::payload_of(const store::DeviceCommandRecord& record) {
   auto opened =
-      keys_.open(record.key_id, record.params_sealed, command_params_associated_data(record.device_id, record.id));
+      keys_.open(record.key_id, record.payload_sealed, command_payload_associated_data(record.device_id, record.id));
   if (!opened) return tl::unexpected(opened.error());
   return std::string(reinterpret_cast<const char*>(opened->data()), opened->size());
+}
+
+Result<std::string> DeviceCommands::params_of(const store::DeviceCommandRecord& record) {
+  auto payload = payload_of(record);
+  if (!payload) return tl::unexpected(payload.error());
+  auto split = policy::parse_command_payload(*payload);
+  if (!split) return fail(Errc::corrupt, "stored command " + record.id + ": " + split.error());
+  auto body = policy::parse_command_body(split->body);
+  if (!body) return fail(Errc::corrupt, "stored command " + record.id + ": " + body.error());
+  return std::move(body->params_json);
+}
+
+Result<std::vector<IssuedCommand>> DeviceCommands::awaiting(std::string_view device_id) {
+  auto listed = store_.device_commands().list_for_device(device_id, kMaxCommandsAwaiting);
+  if (!listed) return tl::unexpected(listed.error());
+  const auto now = to_unix_millis(clock_.now());
+  std::vector<IssuedCommand> out;
+  for (auto it = listed->rbegin(); it != listed->rend(); ++it) {
+    if (it->status != "sent" || it->expires_at <= now) continue;
+    auto payload = payload_of(*it);
+    if (!payload) return tl::unexpected(payload.error());
+    std::string topic = "devices/" + it->device_id + "/commands";
+    out.push_back({std::move(*it), std::move(topic), std::move(*payload)});
+  }
+  return out;
 }
 
 }  // namespace torii::identity

@@ -8,7 +8,10 @@
 //   checked   the command must be one of the device's profile and its parameters valid for
 //             it (policy::validate_command); a device without a profile takes no command
 //   expiry    each command carries one, at most policy::kMaxCommandLifetime after issue
-//   recorded  the parameters are sealed under the device's data key (they go with it)
+//   recorded  the signed payload is sealed under the device's data key (it goes with the
+//             device); a command awaits its answer until the device gives one
+//   again     commands awaiting an answer and not expired are sent again when the device
+//             connects (the agent keeps each nonce, so a command runs at most once)
 //
 // Sending is the caller's: the payload goes to devices/{id}/commands through the gateway.
 #pragma once
@@ -33,6 +36,7 @@
 namespace torii::identity {
 
 inline constexpr std::chrono::seconds kDefaultCommandLifetime{300};
+inline constexpr std::size_t kMaxCommandsAwaiting = 64;
 
 struct IssuedCommand {
   store::DeviceCommandRecord record;
@@ -74,10 +78,15 @@ class DeviceCommands {
   // The parameters' JSON text of a recorded command.
   [[nodiscard]] Result<std::string> params_of(const store::DeviceCommandRecord& record);
 
+  // The device's commands awaiting an answer and not expired, oldest first, to send again
+  // (at most the newest kMaxCommandsAwaiting).
+  [[nodiscard]] Result<std::vector<IssuedCommand>> awaiting(std::string_view device_id);
+
  private:
   DeviceCommands(store::Store& store, keys::KeyRing& keys, const Clock& clock, Random& random,
                  crypto::SecretBytes secret_key, Bytes public_key);
   [[nodiscard]] Result<policy::Profile> profile_of(const store::DeviceRecord& device);
+  [[nodiscard]] Result<std::string> payload_of(const store::DeviceCommandRecord& record);
 
   store::Store& store_;
   keys::KeyRing& keys_;
@@ -87,7 +96,7 @@ class DeviceCommands {
   Bytes public_key_;
 };
 
-// The associated data binding a command's sealed parameters to its row.
-[[nodiscard]] std::string command_params_associated_data(std::string_view device_id, std::string_view command_id);
+// The associated data binding a command's sealed payload to its row.
+[[nodiscard]] std::string command_payload_associated_data(std::string_view device_id, std::string_view command_id);
 
 }  // namespace torii::identity

@@ -155,5 +155,30 @@ TEST_F(DeviceCommandsTest, TheDevicesFirstResultIsRecordedAndOthersAreNot) {
   EXPECT_EQ((*stored)->answered_at, to_unix_millis(clock_.now()));
 }
 
+TEST_F(DeviceCommandsTest, CommandsAwaitingAnAnswerAreSentAgainUnchangedUntilAnsweredOrExpired) {
+  const auto first = issue("set_interval", R"({"seconds":30})", 60s);
+  clock_.advance(1s);
+  const auto second = issue("report_posture", "{}", 600s);
+  clock_.advance(1s);
+  const auto answered = issue("report_posture", "{}", 600s);
+  ASSERT_TRUE(
+      commands_->record_result("pump-1", R"({"id":"r-1","command":")" + answered.record.id + R"(","status":"done"})"));
+  auto again = commands_->awaiting("pump-1");
+  ASSERT_TRUE(again) << again.error().message;
+  ASSERT_EQ(again->size(), 2U);
+  EXPECT_EQ((*again)[0].record.id, first.record.id);  // oldest first
+  EXPECT_EQ((*again)[0].payload, first.payload);      // the same signature and nonce
+  EXPECT_EQ((*again)[0].topic, "devices/pump-1/commands");
+  EXPECT_EQ((*again)[1].record.id, second.record.id);
+  clock_.advance(60s);  // the first has expired
+  auto later = commands_->awaiting("pump-1");
+  ASSERT_TRUE(later);
+  ASSERT_EQ(later->size(), 1U);
+  EXPECT_EQ((*later)[0].record.id, second.record.id);
+  auto other = commands_->awaiting("plain-1");
+  ASSERT_TRUE(other);
+  EXPECT_TRUE(other->empty());
+}
+
 }  // namespace
 }  // namespace torii::identity

@@ -11,11 +11,12 @@ namespace {
 
 using P = Permission;
 
-constexpr std::array<std::pair<Permission, std::string_view>, 14> kNames = {{
+constexpr std::array<std::pair<Permission, std::string_view>, 15> kNames = {{
     {P::account_self, "account.self"},
     {P::devices_read, "devices.read"},
     {P::devices_write, "devices.write"},
     {P::devices_delete, "devices.delete"},
+    {P::devices_command, "devices.command"},
     {P::profiles_read, "profiles.read"},
     {P::profiles_write, "profiles.write"},
     {P::telemetry_read, "telemetry.read"},
@@ -28,10 +29,10 @@ constexpr std::array<std::pair<Permission, std::string_view>, 14> kNames = {{
     {P::organisations_write, "organisations.write"},
 }};
 
-constexpr std::array<Permission, 14> kAll = {
-    P::account_self,   P::devices_read,   P::devices_write,      P::devices_delete,     P::profiles_read,
-    P::profiles_write, P::telemetry_read, P::users_read,         P::users_write,        P::security_log_read,
-    P::settings_read,  P::settings_write, P::organisations_read, P::organisations_write};
+constexpr std::array<Permission, 15> kAll = {
+    P::account_self,      P::devices_read,   P::devices_write,  P::devices_delete,     P::devices_command,
+    P::profiles_read,     P::profiles_write, P::telemetry_read, P::users_read,         P::users_write,
+    P::security_log_read, P::settings_read,  P::settings_write, P::organisations_read, P::organisations_write};
 static_assert(kAll.size() <= 32, "PermissionSet keeps one bit per permission in 32 bits");
 
 struct RoleDefinition {
@@ -39,11 +40,11 @@ struct RoleDefinition {
   std::span<const Permission> grants;
 };
 
-constexpr std::array<Permission, 10> kOrgAdmin = {
-    P::account_self,   P::devices_read,   P::devices_write, P::devices_delete, P::profiles_read,
+constexpr std::array<Permission, 11> kOrgAdmin = {
+    P::account_self,   P::devices_read,   P::devices_write, P::devices_delete, P::devices_command,   P::profiles_read,
     P::profiles_write, P::telemetry_read, P::users_read,    P::users_write,    P::organisations_read};
-constexpr std::array<Permission, 5> kOperator = {P::account_self, P::devices_read, P::devices_write, P::profiles_read,
-                                                 P::telemetry_read};
+constexpr std::array<Permission, 6> kOperator = {P::account_self,    P::devices_read,  P::devices_write,
+                                                 P::devices_command, P::profiles_read, P::telemetry_read};
 constexpr std::array<Permission, 4> kViewer = {P::account_self, P::devices_read, P::profiles_read, P::telemetry_read};
 // Auditors read the record of what happened, and what it happened to; they change nothing.
 constexpr std::array<Permission, 5> kAuditor = {P::account_self, P::devices_read, P::profiles_read, P::users_read,

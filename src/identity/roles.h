@@ -30,6 +30,7 @@ enum class Permission : std::uint8_t {
   settings_write,
   organisations_read,   // one's own organisation; every one for the system administrator
   organisations_write,  // create organisations and set their policy
+  devices_command,      // send commands to devices (IIIT I7)
 };
 
 // "devices.read", "security_log.read", ...

@@ -29,6 +29,7 @@
 #include "events/security_log.h"
 #include "identity/accounts.h"
 #include "identity/api_tokens.h"
+#include "identity/device_commands.h"
 #include "identity/devices.h"
 #include "identity/enrolment.h"
 #include "identity/setup_token.h"
@@ -95,6 +96,9 @@ struct Server::State {
   // The gateway (made in start(), once the store is open). The writer is stopped by
   // ~Server before the store closes; the broker outlives the connection coroutines.
   std::unique_ptr<broker::StoreWriter> writer;
+  // Commands to devices: signed and recorded here, carried by the broker (which calls back
+  // into it, so it is declared first and outlives the broker).
+  std::unique_ptr<identity::DeviceCommands> commands;
   std::unique_ptr<broker::Broker> broker;
   std::unique_ptr<broker::Gateway> gateway;
   // What the gateway accepts, for the console's live sockets; declared before io as well,
@@ -220,6 +224,7 @@ struct Server::State {
                                               [this](const events::SecurityEvent& e) { log_event(e); });
     if (auto routes = broker->load_routes(); !routes) return routes;
     if (auto kept = broker->load_kept_state(*installation.keys); !kept) return kept;
+    if (auto st = make_commands(); !st) return st;
     broker::GatewayEvents events;
     events.refused = [this](const net::PeerInfo& peer, const std::string& reason) {
       log_event({"anonymous",
@@ -250,6 +255,62 @@ struct Server::State {
     gateway = std::make_unique<broker::Gateway>(
         *broker, broker::GatewayOptions{std::chrono::seconds(config.mqtt.connect_timeout_seconds)}, std::move(events));
     return ok();
+  }
+
+  // Commands to devices (IIIT J8, I7): the key is made at the first start; results are
+  // recorded as they arrive; a device that subscribes to its commands is sent those still
+  // awaiting its answer.
+  Status make_commands() {
+    auto opened = identity::DeviceCommands::open(*installation.store, *installation.keys, env.clock, env.random);
+    if (!opened) return tl::unexpected(opened.error());
+    commands = std::move(*opened);
+    broker->on_commands_subscribed([this](const broker::DeviceInfo& device) {
+      // After the subscription's turn, so that it is in place when these are routed.
+      asio::post(io, [this, id = device.id] {
+        auto awaiting = commands->awaiting(id);
+        if (!awaiting) {
+          spdlog::error("commands for device {}: {}", id, awaiting.error().message);
+          return;
+        }
+        for (const auto& c : *awaiting) send_command(c);
+      });
+    });
+    broker->add_observer([this](const broker::AcceptedMessage& m) {
+      if (m.kind == policy::TopicKind::results) record_command_result(m);
+    });
+    return ok();
+  }
+
+  void send_command(const identity::IssuedCommand& command) {
+    const auto left_ms = command.record.expires_at - to_unix_millis(env.clock.now());
+    if (left_ms <= 0) return;
+    mqtt::Publish publish;
+    publish.qos = 1;
+    publish.topic = command.topic;
+    publish.payload.assign(command.payload.begin(), command.payload.end());
+    // MQTT 5.0 §3.3.2.3.3: a queued copy is dropped once the command has expired.
+    publish.properties.message_expiry_interval = static_cast<std::uint32_t>((left_ms + 999) / 1000);
+    broker->publish_from_server(publish);
+  }
+
+  void record_command_result(const broker::AcceptedMessage& m) {
+    const std::string_view text(reinterpret_cast<const char*>(m.publish.payload.data()), m.publish.payload.size());
+    auto result = commands->record_result(m.device.id, text);
+    if (!result) {
+      spdlog::error("command result of device {}: {}", m.device.id, result.error().message);
+      return;
+    }
+    if (!*result) return;
+    const auto& r = **result;
+    const auto outcome = r.status == policy::CommandStatus::done      ? events::Outcome::success
+                         : r.status == policy::CommandStatus::refused ? events::Outcome::denied
+                                                                      : events::Outcome::failure;
+    nlohmann::json details = {{"organisation", m.device.organisation_id},
+                              {"command_id", r.command_id},
+                              {"status", policy::to_string(r.status)}};
+    if (!r.reason.empty()) details["reason"] = r.reason;
+    log_event({"device:" + m.device.id, "device.command_answered", "device:" + m.device.id, outcome, "gateway",
+               std::move(details)});
   }
 
   // The outbox for password links by e-mail, when [mail] names a host. The password and the
@@ -339,6 +400,7 @@ struct Server::State {
     };
     hooks.reload_routes = [this] { return broker->load_routes(); };
     hooks.profile_changed = [this](std::string_view id) { broker->invalidate_profile(id); };
+    hooks.send_command = [this](const identity::IssuedCommand& command) { send_command(command); };
     // The console changes the accounts and tokens itself; the firewall is the server's. The
     // rest of `config` stays as started (what applies at the next start).
     const console::SettingsChanged settings_changed = [this](const config::Config& next) {
@@ -364,7 +426,8 @@ struct Server::State {
                                                              settings_changed,
                                                              outbox.get(),
                                                              waf_pool.get(),
-                                                             enrolment.get()});
+                                                             enrolment.get(),
+                                                             commands.get()});
     console::HttpLimits limits;
     limits.max_body_bytes = h.max_body_bytes;
     limits.request_timeout = std::chrono::seconds(h.request_timeout_seconds);

@@ -1072,7 +1072,7 @@ DeviceCommandRecord make_command(std::string id, std::string device_id, UnixMill
   c.organisation_id = "org-1";
   c.name = "set_interval";
   c.key_id = "device:" + c.device_id;
-  c.params_sealed = Bytes{0x00, 0xFF, 0x27, 0x3B};  // any bytes, NUL and quote included
+  c.payload_sealed = Bytes{0x00, 0xFF, 0x27, 0x3B};  // any bytes, NUL and quote included
   c.issued_at = issued_at;
   c.expires_at = issued_at + 300'000;
   c.issued_by = "user:admin-1";

@@ -656,14 +656,15 @@ class EnrolmentTokenRepository {
 };
 
 // A command sent to a device (IIIT J8, I7): who sent what and when, and what the device
-// answered. The parameters are sealed under the device's data key (they go with it).
+// answered. The signed payload (parameters included) is sealed under the device's data key
+// (it goes with the device), so that a command not yet answered can be sent again.
 struct DeviceCommandRecord {
   std::string id;  // the command's id on the wire ("c-<hex>")
   std::string device_id;
   std::string organisation_id;
   std::string name;
-  std::string key_id;   // the data key params_sealed is sealed under
-  Bytes params_sealed;  // the parameters' JSON text
+  std::string key_id;    // the data key payload_sealed is sealed under
+  Bytes payload_sealed;  // the signed payload as sent
   UnixMillis issued_at = 0;
   UnixMillis expires_at = 0;
   std::string issued_by;        // "user:<id>" or "admin-cli:<login>"

@@ -294,15 +294,15 @@ CREATE TABLE enrolment_tokens (
 ) STRICT;
 )sql"},
     {11, "devices: commands sent and their answers", R"sql(
--- IIIT J8, I7. A device's commands go with it (foreign_keys is ON); their parameters are
--- sealed under its data key.
+-- IIIT J8, I7. A device's commands go with it (foreign_keys is ON); their signed payloads
+-- are sealed under its data key.
 CREATE TABLE device_commands (
   id TEXT PRIMARY KEY NOT NULL CHECK (id <> ''),
   device_id TEXT NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
   organisation_id TEXT NOT NULL,
   name TEXT NOT NULL,
   key_id TEXT NOT NULL,
-  params_sealed BLOB NOT NULL,
+  payload_sealed BLOB NOT NULL,
   issued_at_ms INTEGER NOT NULL,
   expires_at_ms INTEGER NOT NULL,
   issued_by TEXT NOT NULL,

@@ -1876,7 +1876,7 @@ class SqliteEnrolmentTokenRepository final : public EnrolmentTokenRepository {
 // ---------------------------------------------------------------------------------------
 
 #define TORII_DEVICE_COMMAND_COLUMNS                                                                              \
-  "id, device_id, organisation_id, name, key_id, params_sealed, issued_at_ms, expires_at_ms, issued_by, status, " \
+  "id, device_id, organisation_id, name, key_id, payload_sealed, issued_at_ms, expires_at_ms, issued_by, status, " \
   "reason, answered_at_ms"
 
 class SqliteDeviceCommandRepository final : public DeviceCommandRepository {
@@ -1896,7 +1896,7 @@ class SqliteDeviceCommandRepository final : public DeviceCommandRepository {
         .bind_text(3, c.organisation_id)
         .bind_text(4, c.name)
         .bind_text(5, c.key_id)
-        .bind_blob(6, c.params_sealed)
+        .bind_blob(6, c.payload_sealed)
         .bind_int(7, c.issued_at)
         .bind_int(8, c.expires_at)
         .bind_text(9, c.issued_by)
@@ -1950,7 +1950,7 @@ class SqliteDeviceCommandRepository final : public DeviceCommandRepository {
     c.organisation_id = q.column_text(2);
     c.name = q.column_text(3);
     c.key_id = q.column_text(4);
-    c.params_sealed = q.column_blob(5);
+    c.payload_sealed = q.column_blob(5);
     c.issued_at = q.column_int(6);
     c.expires_at = q.column_int(7);
     c.issued_by = q.column_text(8);
