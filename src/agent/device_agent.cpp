@@ -1,6 +1,7 @@
 #include "agent/device_agent.h"
 
 #include <cmath>
+#include <variant>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -77,6 +78,13 @@ struct DeviceAgent::State {
   std::size_t running = 0;  // coroutines run() started and waits for
   AgentStatus counts;
   std::string topic_prefix;
+  std::unique_ptr<CommandRunner> commands;
+  // Set by set_interval: every sensor's interval, in place of its configured one; each
+  // set_interval counts, so each starts the sensors' schedules afresh.
+  std::optional<std::chrono::milliseconds> interval;
+  std::uint64_t interval_changes = 0;
+  bool actuator_on = false;     // set_actuator's simulated actuator
+  bool posture_wanted = false;  // report_posture asked for a report the loop has not begun
 };
 
 Result<std::unique_ptr<DeviceAgent>> DeviceAgent::create(const asio::any_io_executor& io,
@@ -95,6 +103,8 @@ Result<std::unique_ptr<DeviceAgent>> DeviceAgent::create(const asio::any_io_exec
   state->timers.push_back(std::make_unique<asio::steady_timer>(io));  // the heartbeat's
   state->timers.push_back(std::make_unique<asio::steady_timer>(io));  // the posture report's
   state->health.add_sensors(config.sensors);
+  state->commands =
+      std::make_unique<CommandRunner>(state->identity.device_id, state->identity.command_key, state->outbox);
 
   std::unique_ptr<DeviceAgent> agent(new DeviceAgent(std::move(state)));
   LinkSettings link;
@@ -105,6 +115,8 @@ Result<std::unique_ptr<DeviceAgent>> DeviceAgent::create(const asio::any_io_exec
   link.certificate = agent->s_->identity.files.certificate;
   link.key = agent->s_->identity.files.key;
   agent->s_->link = std::make_unique<Link>(io, link, *agent, random);
+  agent->s_->link->subscribe_at_connect(agent->s_->topic_prefix + "commands");
+  agent->s_->link->on_message([raw = agent.get()](const mqtt::Publish& message) { raw->on_command(message); });
   return agent;
 }
 
@@ -119,6 +131,8 @@ AgentStatus DeviceAgent::status() const {
   out.outbox_waiting = s_->outbox.size();
   out.outbox_evicted = s_->outbox.evicted();
   out.link = s_->link->stats();
+  out.actuator_on = s_->actuator_on;
+  out.sensor_interval = s_->interval;
   return out;
 }
 
@@ -126,6 +140,12 @@ asio::awaitable<void> DeviceAgent::run() {
   auto& s = *s_;
   spdlog::info("agent {}: {} sensors, gateway {}, {} messages waiting in the outbox", s.identity.device_id,
                s.sensors.size(), s.config.gateway.to_string(), s.outbox.size());
+  if (!s.commands->has_key()) {
+    spdlog::warn(
+        "agent {}: {} holds no command key (enrolled before torii sent one): every command will be "
+        "refused; enrol again",
+        s.identity.device_id, s.config.state_dir.string());
+  }
   auto done = [this](const std::exception_ptr& failure) {
     if (failure) spdlog::error("agent {}: a task ended with an exception", s_->identity.device_id);
     finished();
@@ -161,6 +181,7 @@ asio::awaitable<void> DeviceAgent::sample(std::size_t index) {
   auto& timer = *s.timers[index];
   const bool blocking = s.config.sensors[index].source == SensorSource::command;
   auto next = steady::now();
+  std::uint64_t interval_changes = s.interval_changes;
   while (!s.stopping) {
     const auto at = s.clock.now();
     Result<Value> reading = fail(Errc::unavailable, "not read");
@@ -201,7 +222,12 @@ asio::awaitable<void> DeviceAgent::sample(std::size_t index) {
     }
     s.link->wake();
 
-    co_await next_tick(timer, next, sensor.interval());
+    // A new interval (set_interval) starts its schedule from now.
+    if (interval_changes != s.interval_changes) {
+      interval_changes = s.interval_changes;
+      next = steady::now();
+    }
+    co_await next_tick(timer, next, s.interval.value_or(sensor.interval()));
   }
 }
 
@@ -223,7 +249,8 @@ asio::awaitable<void> DeviceAgent::beat() {
                               {"agent_version", kVersion},
                               {"uptime_seconds", uptime},
                               {"outbox", {{"waiting", s.outbox.size()}, {"evicted", s.outbox.evicted()}}},
-                              {"sensors", sensors}};
+                              {"sensors", sensors},
+                              {"actuator", {{"on", s.actuator_on}}}};
       if (s.link->send_transient(s.topic_prefix + "state", heartbeat.dump())) ++s.counts.heartbeats;
     }
     // The first beat follows the connection closely; then one every heartbeat_seconds.
@@ -244,6 +271,7 @@ asio::awaitable<void> DeviceAgent::report_posture() {
   const auto root = s.config.posture_root;
   auto next = steady::now();
   while (!s.stopping) {
+    s.posture_wanted = false;
     // Reading the host's files may take a moment: not on the link's thread.
     auto collect = [root]() -> asio::awaitable<PostureReport> { co_return collect_posture(root); };
     const auto report = co_await asio::co_spawn(s.blocking, collect(), asio::use_awaitable);
@@ -256,7 +284,76 @@ asio::awaitable<void> DeviceAgent::report_posture() {
       ++s.counts.posture_reports;
       s.link->wake();
     }
-    co_await next_tick(timer, next, every);
+    // A report asked for while this one was being made is made at once.
+    if (!s.posture_wanted) co_await next_tick(timer, next, every);
+  }
+}
+
+void DeviceAgent::on_command(const mqtt::Publish& message) {
+  auto& s = *s_;
+  const auto& id = s.identity.device_id;
+  if (message.topic != s.topic_prefix + "commands") {
+    spdlog::warn("agent {}: a message on a topic the agent did not subscribe to is ignored", id);
+    return;
+  }
+  const auto now = s.clock.now();
+  const std::string_view payload(reinterpret_cast<const char*>(message.payload.data()), message.payload.size());
+  auto decision = s.commands->decide(payload, now);
+  auto& result = decision.result;
+  if (decision.action) {
+    ++s.counts.commands_run;
+    run_command(*decision.action, result);
+  } else {
+    ++s.counts.commands_refused;
+    spdlog::warn("agent {}: command {} refused: {}", id, result.command_id, result.reason);
+  }
+
+  const auto at = epoch_millis(now);
+  if (decision.clock_skew_ms) {
+    const auto skew = *decision.clock_skew_ms;
+    auto event = [&](std::string_view message_id) {
+      const json out = {{"ts", at},
+                        {"id", message_id},
+                        {"type", "clock_skew"},
+                        {"command", result.command_id},
+                        {"skew_ms", skew},
+                        {"detail", fmt::format("a command was issued {} ms ahead of the device's clock", skew)}};
+      return out.dump(-1, ' ', false, json::error_handler_t::replace);
+    };
+    if (auto pushed = s.outbox.push(TopicKind::events, event); !pushed) {
+      spdlog::error("agent {}: cannot keep an event: {}", id, pushed.error().message);
+    } else {
+      ++s.counts.events;
+    }
+    spdlog::warn("agent {}: clock_skew: a command was issued {} ms ahead of the device's clock", id, skew);
+  }
+  auto answer = [&](std::string_view message_id) { return policy::command_result_payload(message_id, result, at); };
+  if (auto pushed = s.outbox.push(TopicKind::results, answer); !pushed) {
+    spdlog::error("agent {}: cannot keep a command's result: {}", id, pushed.error().message);
+  }
+  s.link->wake();
+}
+
+void DeviceAgent::run_command(const CommandAction& action, policy::CommandResult& result) {
+  auto& s = *s_;
+  const auto& id = s.identity.device_id;
+  if (const auto* set = std::get_if<SetInterval>(&action)) {
+    s.interval = std::chrono::duration_cast<std::chrono::milliseconds>(set->every);
+    ++s.interval_changes;
+    for (std::size_t i = 0; i < s.sensors.size(); ++i) s.timers[i]->cancel();  // read now, then at the new pace
+    spdlog::info("agent {}: command {}: sensors read every {} s until the agent restarts", id, result.command_id,
+                 set->every.count());
+  } else if (const auto* actuator = std::get_if<SetActuator>(&action)) {
+    s.actuator_on = actuator->on;
+    spdlog::info("agent {}: command {}: actuator {}", id, result.command_id, actuator->on ? "on" : "off");
+  } else if (s.config.posture_seconds == 0) {
+    result.status = policy::CommandStatus::failed;
+    result.reason = "posture reports are off on this device";
+    spdlog::warn("agent {}: command {}: {}", id, result.command_id, result.reason);
+  } else {
+    s.posture_wanted = true;
+    s.timers.back()->cancel();
+    spdlog::info("agent {}: command {}: posture report", id, result.command_id);
   }
 }
 

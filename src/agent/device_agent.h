@@ -8,12 +8,20 @@
 // the host's posture report (posture.h; through the outbox, at start and every
 // posture_seconds).
 //
+// Commands (IIIT J8, I5, I7): the agent subscribes to devices/{id}/commands (QoS 1) at every
+// connection; each message is decided by a CommandRunner (command_runner.h), run when
+// accepted, and answered on devices/{id}/results through the outbox, refused ones included.
+// A command refused for having been issued too far ahead of the device's clock is also a
+// clock_skew event (JPCERT VIII-1). What set_interval and set_actuator change is not kept
+// across restarts.
+//
 // Everything but a command sensor's read runs on the io executor's one thread; command
 // sensors are read on the blocking executor, so a slow program never stalls the link.
 #pragma once
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include <utility>  // boost 1.74 awaitable.hpp uses std::exchange without it
@@ -22,6 +30,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "agent/agent_config.h"
+#include "agent/command_runner.h"
 #include "agent/identity.h"
 #include "agent/link.h"
 #include "agent/outbox.h"
@@ -39,7 +48,11 @@ struct AgentStatus {
   std::uint64_t posture_reports = 0;
   std::uint64_t outbox_waiting = 0;
   std::uint64_t outbox_evicted = 0;
-  std::uint64_t refused = 0;  // messages the gateway will never take
+  std::uint64_t refused = 0;       // messages the gateway will never take
+  std::uint64_t commands_run = 0;  // done or failed
+  std::uint64_t commands_refused = 0;
+  bool actuator_on = false;                                  // set_actuator's simulated actuator
+  std::optional<std::chrono::milliseconds> sensor_interval;  // set_interval's, for every sensor
   LinkStats link;
 };
 
@@ -61,6 +74,10 @@ class DeviceAgent final : public MessageSource {
 
   [[nodiscard]] const std::string& device_id() const;
 
+  // A message from the gateway on the device's commands topic: decided, run when accepted, and
+  // answered through the outbox (the link calls it when connected; tests call it directly).
+  void on_command(const mqtt::Publish& message);
+
   // The outbox, as the link sees it (MessageSource).
   std::vector<OutgoingMessage> waiting(std::size_t max) override;
   void delivered(std::uint64_t seq) override;
@@ -75,6 +92,8 @@ class DeviceAgent final : public MessageSource {
   boost::asio::awaitable<void> beat();
   boost::asio::awaitable<void> report_posture();
   void finished();
+  // Runs an accepted command's action; a failure turns `result` into failed, with the reason.
+  void run_command(const CommandAction& action, policy::CommandResult& result);
 
   std::unique_ptr<State> s_;
 };

@@ -3,6 +3,7 @@
 #include <optional>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
@@ -122,6 +123,28 @@ std::string explain(const Answer& answer) {
 
 }  // namespace
 
+Result<EnrolmentAnswer> parse_enrolment_answer(std::string_view body) {
+  const auto json = nlohmann::json::parse(body, nullptr, false);
+  const auto member = [&](const char* name) -> const nlohmann::json* {
+    if (!json.is_object()) return nullptr;
+    const auto it = json.find(name);
+    return it != json.end() ? &*it : nullptr;
+  };
+  const auto text = [&](const char* name) -> std::string {
+    const auto* value = member(name);
+    return value != nullptr && value->is_string() ? value->get<std::string>() : std::string();
+  };
+  EnrolmentAnswer answer{text("device"), text("certificate_pem"), text("ca_bundle_pem"), std::nullopt};
+  if (answer.device_id.empty() || answer.certificate_pem.empty() || answer.ca_bundle_pem.empty()) {
+    return fail(Errc::corrupt, "the console's answer lacks the device, its certificate or the CA bundle");
+  }
+  if (const auto* key = member("command_key"); key != nullptr) {
+    if (key->is_string()) answer.command_key = parse_command_key(key->get_ref<const std::string&>());
+    if (!answer.command_key) return fail(Errc::corrupt, "the console's command_key is not an Ed25519 public key");
+  }
+  return answer;
+}
+
 Result<Enrolled> enrol(const EnrolmentRequest& request) {
   auto url = parse_server_url(request.server_url);
   if (!url) return tl::unexpected(url.error());
@@ -151,18 +174,10 @@ Result<Enrolled> enrol(const EnrolmentRequest& request) {
                   "the console did not enrol the device: " + explain(*answer));
   }
 
-  const auto json = nlohmann::json::parse(answer->body, nullptr, false);
-  const auto text = [&](const char* name) -> std::string {
-    if (!json.is_object()) return {};
-    const auto it = json.find(name);
-    return it != json.end() && it->is_string() ? it->get<std::string>() : std::string();
-  };
-  const auto device_id = text("device");
-  const auto certificate = text("certificate_pem");
-  const auto ca_bundle = text("ca_bundle_pem");
-  if (device_id.empty() || certificate.empty() || ca_bundle.empty()) {
-    return fail(Errc::corrupt, "the console's answer lacks the device, its certificate or the CA bundle");
-  }
+  auto read = parse_enrolment_answer(answer->body);
+  if (!read) return tl::unexpected(read.error());
+  const auto& device_id = read->device_id;
+  const auto& certificate = read->certificate_pem;
   if (auto matches = crypto::check_key_matches_certificate(*key, certificate); !matches) {
     return fail(Errc::corrupt, "the certificate the console returned is not for this device's key");
   }
@@ -171,10 +186,18 @@ Result<Enrolled> enrol(const EnrolmentRequest& request) {
   if (info->subject_cn != device_id) {
     return fail(Errc::corrupt, fmt::format("the certificate names '{}', the answer '{}'", info->subject_cn, device_id));
   }
-  if (auto stored = store_identity(request.state_dir, *key, certificate, ca_bundle, device_id); !stored) {
+  if (auto stored =
+          store_identity(request.state_dir, *key, certificate, read->ca_bundle_pem, device_id, read->command_key);
+      !stored) {
     return tl::unexpected(stored.error());
   }
-  return Enrolled{device_id, info->serial_hex, info->not_after};
+  if (!read->command_key) {
+    spdlog::warn(
+        "device {} enrolled, but the console sent no command key: the device will refuse every command "
+        "until it enrols again with a console that sends one",
+        device_id);
+  }
+  return Enrolled{device_id, info->serial_hex, info->not_after, read->command_key.has_value()};
 }
 
 }  // namespace torii::agent

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "base/file.h"
+#include "crypto/sodium.h"
 #include "crypto/x509.h"
 
 namespace torii::agent {
@@ -18,11 +19,19 @@ Result<std::string> read_text(const std::filesystem::path& path) {
 }  // namespace
 
 IdentityFiles identity_files(const std::filesystem::path& state_dir) {
-  return {state_dir / "key.pem", state_dir / "certificate.pem", state_dir / "ca.pem", state_dir / "device"};
+  return {state_dir / "key.pem", state_dir / "certificate.pem", state_dir / "ca.pem", state_dir / "device",
+          state_dir / "command-key.pub"};
+}
+
+std::optional<Bytes> parse_command_key(std::string_view text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
+  auto key = base64url_decode(text);
+  if (!key || key->size() != crypto::kEd25519PublicKeyBytes) return std::nullopt;
+  return key;
 }
 
 Result<Identity> load_identity(const std::filesystem::path& state_dir, std::chrono::system_clock::time_point now) {
-  Identity identity{identity_files(state_dir), {}, {}, {}, {}};
+  Identity identity{identity_files(state_dir), {}, {}, {}, {}, {}};
   const auto& files = identity.files;
   std::error_code ec;
   if (!std::filesystem::exists(files.certificate, ec) || !std::filesystem::exists(files.key, ec)) {
@@ -57,6 +66,15 @@ Result<Identity> load_identity(const std::filesystem::path& state_dir, std::chro
                                            "token (`torii agent enroll`)",
                                            *device));
   }
+  if (std::filesystem::exists(files.command_key, ec)) {
+    auto text = read_text(files.command_key);
+    if (!text) return tl::unexpected(text.error());
+    identity.command_key = parse_command_key(*text);
+    if (!identity.command_key) {
+      return fail(Errc::corrupt,
+                  fmt::format("{} holds no Ed25519 public key: enrol again", files.command_key.string()));
+    }
+  }
   identity.device_id = std::move(*device);
   identity.certificate_serial = info->serial_hex;
   identity.not_before = info->not_before;
@@ -65,14 +83,23 @@ Result<Identity> load_identity(const std::filesystem::path& state_dir, std::chro
 }
 
 Status store_identity(const std::filesystem::path& state_dir, const crypto::SecretBytes& key_pem,
-                      std::string_view certificate_pem, std::string_view ca_bundle_pem, std::string_view device_id) {
+                      std::string_view certificate_pem, std::string_view ca_bundle_pem, std::string_view device_id,
+                      const std::optional<Bytes>& command_key) {
   if (auto dir = ensure_private_directory(state_dir); !dir) return dir;
   const auto files = identity_files(state_dir);
   if (auto written = write_file_atomic(files.key, key_pem.view(), 0600); !written) return written;
   if (auto written = write_file_atomic(files.certificate, as_bytes(certificate_pem), 0644); !written) return written;
   if (auto written = write_file_atomic(files.ca_bundle, as_bytes(ca_bundle_pem), 0644); !written) return written;
   const std::string device_line = std::string(device_id) + "\n";
-  return write_file_atomic(files.device, as_bytes(device_line), 0644);
+  if (auto written = write_file_atomic(files.device, as_bytes(device_line), 0644); !written) return written;
+  if (!command_key) {
+    std::error_code ec;
+    std::filesystem::remove(files.command_key, ec);
+    if (ec) return fail(Errc::io_error, fmt::format("cannot remove {}: {}", files.command_key.string(), ec.message()));
+    return ok();
+  }
+  const std::string key_line = base64url_encode(*command_key) + "\n";
+  return write_file_atomic(files.command_key, as_bytes(key_line), 0600);
 }
 
 }  // namespace torii::agent

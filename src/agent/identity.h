@@ -5,6 +5,9 @@
 //   ca.pem           the CA bundle it trusts (issuing CA, then root): the gateway's and
 //                    the console's certificates must chain to it
 //   device           its device id, as the certificate names it
+//   command-key.pub  the gateway's Ed25519 public key, base64url: commands must be signed with
+//                    it (IIIT J8, I7; command_runner.h). Missing in state directories enrolled
+//                    before torii sent one: then every command is refused.
 //
 // The directory must be the owner's alone (0700) and the key file too: a key readable by
 // anyone else is refused, not used.
@@ -12,8 +15,10 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <string>
 
+#include "base/bytes.h"
 #include "base/error.h"
 #include "crypto/secret.h"
 
@@ -24,6 +29,7 @@ struct IdentityFiles {
   std::filesystem::path certificate;
   std::filesystem::path ca_bundle;
   std::filesystem::path device;
+  std::filesystem::path command_key;
 };
 
 [[nodiscard]] IdentityFiles identity_files(const std::filesystem::path& state_dir);
@@ -34,19 +40,25 @@ struct Identity {
   std::string certificate_serial;
   std::chrono::system_clock::time_point not_before;
   std::chrono::system_clock::time_point not_after;
+  std::optional<Bytes> command_key;  // 32 bytes (Ed25519); nullopt when the file is missing
 };
 
 // The enrolled identity, checked: not_found when the agent has not enrolled yet;
 // permission_denied when the directory or the key is readable by others; expired when the
 // certificate is (the device must enrol again); corrupt when the files do not belong
-// together (key and certificate, device id and certificate).
+// together (key and certificate, device id and certificate) or the command key is not one.
 [[nodiscard]] Result<Identity> load_identity(const std::filesystem::path& state_dir,
                                              std::chrono::system_clock::time_point now);
 
-// Stores what enrolment returned: the key first, then the certificate, the CA bundle and
-// the device id, each written atomically.
+// Stores what enrolment returned: the key first, then the certificate, the CA bundle, the
+// device id and the command key (0600), each written atomically. Without a command key, one
+// left by an earlier enrolment is removed: it belonged to that enrolment.
 [[nodiscard]] Status store_identity(const std::filesystem::path& state_dir, const crypto::SecretBytes& key_pem,
                                     std::string_view certificate_pem, std::string_view ca_bundle_pem,
-                                    std::string_view device_id);
+                                    std::string_view device_id, const std::optional<Bytes>& command_key);
+
+// The text of a command-key.pub file (base64url of 32 bytes, a line end allowed); nullopt when
+// it is not one.
+[[nodiscard]] std::optional<Bytes> parse_command_key(std::string_view text);
 
 }  // namespace torii::agent

@@ -3,8 +3,11 @@
 #include <sys/stat.h>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "agent/enrolment.h"
+#include "base/file.h"
+#include "crypto/sodium.h"
 #include "crypto/x509.h"
 #include "testing/fakes.h"
 #include "testing/temp_dir.h"
@@ -39,7 +42,7 @@ class IdentityTest : public ::testing::Test {
 
 TEST_F(IdentityTest, AStoredIdentityLoadsWithItsDeviceAndLifetime) {
   const auto state = dir_ / "state";
-  ASSERT_TRUE(store_identity(state, device_key_, device_pem_, ca_pem_, "pump-7"));
+  ASSERT_TRUE(store_identity(state, device_key_, device_pem_, ca_pem_, "pump-7", std::nullopt));
   struct stat st {};
   ASSERT_EQ(::stat((state / "key.pem").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600U);
@@ -61,7 +64,7 @@ TEST_F(IdentityTest, NothingEnrolledIsNotFound) {
 
 TEST_F(IdentityTest, AKeyOthersCanReadIsRefused) {
   const auto state = dir_ / "state";
-  ASSERT_TRUE(store_identity(state, device_key_, device_pem_, ca_pem_, "pump-7"));
+  ASSERT_TRUE(store_identity(state, device_key_, device_pem_, ca_pem_, "pump-7", std::nullopt));
   ASSERT_EQ(::chmod((state / "key.pem").c_str(), 0640), 0);
   const auto identity = load_identity(state, clock_.now());
   ASSERT_FALSE(identity);
@@ -71,7 +74,7 @@ TEST_F(IdentityTest, AKeyOthersCanReadIsRefused) {
 
 TEST_F(IdentityTest, AnExpiredCertificateNeedsANewEnrolment) {
   const auto state = dir_ / "state";
-  ASSERT_TRUE(store_identity(state, device_key_, device_pem_, ca_pem_, "pump-7"));
+  ASSERT_TRUE(store_identity(state, device_key_, device_pem_, ca_pem_, "pump-7", std::nullopt));
   const auto identity = load_identity(state, clock_.now() + hours(24 * 31));
   ASSERT_FALSE(identity);
   EXPECT_TRUE(identity.error().is(Errc::expired));
@@ -81,11 +84,93 @@ TEST_F(IdentityTest, AnExpiredCertificateNeedsANewEnrolment) {
 TEST_F(IdentityTest, FilesThatDoNotBelongTogetherAreRefused) {
   const auto state = dir_ / "state";
   const auto other_key = *crypto::generate_p256_key();
-  ASSERT_TRUE(store_identity(state, other_key, device_pem_, ca_pem_, "pump-7"));
+  ASSERT_TRUE(store_identity(state, other_key, device_pem_, ca_pem_, "pump-7", std::nullopt));
   EXPECT_TRUE(load_identity(state, clock_.now()).error().is(Errc::corrupt));
 
-  ASSERT_TRUE(store_identity(state, device_key_, device_pem_, ca_pem_, "pump-8"));
+  ASSERT_TRUE(store_identity(state, device_key_, device_pem_, ca_pem_, "pump-8", std::nullopt));
   EXPECT_TRUE(load_identity(state, clock_.now()).error().is(Errc::corrupt));
+}
+
+TEST_F(IdentityTest, TheCommandKeyIsStoredOwnerOnlyAndLoadsWithTheIdentity) {
+  const auto state = dir_ / "state";
+  const auto key = crypto::ed25519_generate().public_key;
+  ASSERT_TRUE(store_identity(state, device_key_, device_pem_, ca_pem_, "pump-7", key));
+  struct stat st {};
+  ASSERT_EQ(::stat((state / "command-key.pub").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600U);
+  const auto text = read_file(state / "command-key.pub", 4096);
+  ASSERT_TRUE(text);
+  EXPECT_EQ(torii::to_string(*text), base64url_encode(key) + "\n");
+
+  const auto identity = load_identity(state, clock_.now());
+  ASSERT_TRUE(identity) << identity.error().message;
+  ASSERT_TRUE(identity->command_key.has_value());
+  EXPECT_EQ(*identity->command_key, key);
+}
+
+TEST_F(IdentityTest, AnIdentityWithoutACommandKeyLoadsWithoutOneAndAnOldKeyGoes) {
+  const auto state = dir_ / "state";
+  ASSERT_TRUE(
+      store_identity(state, device_key_, device_pem_, ca_pem_, "pump-7", crypto::ed25519_generate().public_key));
+  ASSERT_TRUE(std::filesystem::exists(state / "command-key.pub"));
+  // Enrolled again with a console that sends no key: the old one belonged to the old enrolment.
+  ASSERT_TRUE(store_identity(state, device_key_, device_pem_, ca_pem_, "pump-7", std::nullopt));
+  EXPECT_FALSE(std::filesystem::exists(state / "command-key.pub"));
+  const auto identity = load_identity(state, clock_.now());
+  ASSERT_TRUE(identity) << identity.error().message;
+  EXPECT_FALSE(identity->command_key.has_value());
+}
+
+TEST_F(IdentityTest, ADamagedCommandKeyIsRefused) {
+  const auto state = dir_ / "state";
+  ASSERT_TRUE(store_identity(state, device_key_, device_pem_, ca_pem_, "pump-7", std::nullopt));
+  for (const std::string& text :
+       std::vector<std::string>{"", "not base64url!\n", base64url_encode(Bytes(31, 7)) + "\n"}) {
+    ASSERT_TRUE(write_file_atomic(state / "command-key.pub", as_bytes(text), 0600));
+    const auto identity = load_identity(state, clock_.now());
+    ASSERT_FALSE(identity) << text;
+    EXPECT_TRUE(identity.error().is(Errc::corrupt)) << text;
+    EXPECT_NE(identity.error().message.find("command-key.pub"), std::string::npos);
+  }
+}
+
+TEST(EnrolmentAnswer, TheCommandKeyIsReadWhenSentAndOptional) {
+  const auto key = crypto::ed25519_generate().public_key;
+  nlohmann::json answer = {{"device", "pump-7"},
+                           {"certificate_pem", "CERT"},
+                           {"ca_bundle_pem", "CA"},
+                           {"command_key", base64url_encode(key)}};
+  const auto with_key = parse_enrolment_answer(answer.dump());
+  ASSERT_TRUE(with_key) << with_key.error().message;
+  EXPECT_EQ(with_key->device_id, "pump-7");
+  EXPECT_EQ(with_key->certificate_pem, "CERT");
+  EXPECT_EQ(with_key->ca_bundle_pem, "CA");
+  ASSERT_TRUE(with_key->command_key.has_value());
+  EXPECT_EQ(*with_key->command_key, key);
+
+  answer.erase("command_key");
+  const auto without_key = parse_enrolment_answer(answer.dump());
+  ASSERT_TRUE(without_key) << without_key.error().message;
+  EXPECT_FALSE(without_key->command_key.has_value());
+}
+
+TEST(EnrolmentAnswer, ABadCommandKeyOrAMissingPartIsRefused) {
+  const nlohmann::json good = {{"device", "pump-7"}, {"certificate_pem", "CERT"}, {"ca_bundle_pem", "CA"}};
+  for (const nlohmann::json& key :
+       {nlohmann::json(""), nlohmann::json("*"), nlohmann::json(base64url_encode(Bytes(16, 1))), nlohmann::json(42),
+        nlohmann::json(nullptr)}) {
+    auto answer = good;
+    answer["command_key"] = key;
+    const auto read = parse_enrolment_answer(answer.dump());
+    ASSERT_FALSE(read) << key.dump();
+    EXPECT_TRUE(read.error().is(Errc::corrupt));
+  }
+  for (const char* part : {"device", "certificate_pem", "ca_bundle_pem"}) {
+    auto answer = good;
+    answer.erase(part);
+    EXPECT_FALSE(parse_enrolment_answer(answer.dump())) << part;
+  }
+  EXPECT_FALSE(parse_enrolment_answer("not json"));
 }
 
 TEST(ServerUrl, OnlyHttpsWithAHostAndAnOptionalPort) {

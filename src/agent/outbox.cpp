@@ -17,7 +17,8 @@ namespace {
 using store::sqlite::Statement;
 
 // The schema version kept in PRAGMA user_version; 0 is a file SQLite has just created.
-constexpr int kSchemaVersion = 1;
+// Version 2 added command_nonces; a version 1 file gains the table when opened.
+constexpr int kSchemaVersion = 2;
 
 constexpr std::string_view kCreateSchema = R"(
 CREATE TABLE outbox_meta (
@@ -33,7 +34,16 @@ CREATE TABLE outbox (
   payload TEXT NOT NULL,
   created_ms INTEGER NOT NULL
 );
-PRAGMA user_version = 1;
+)";
+
+// The nonces of the commands the agent has taken, until their commands expire (device time).
+constexpr std::string_view kCreateNonces = R"(
+CREATE TABLE command_nonces (
+  nonce TEXT PRIMARY KEY,
+  expires_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX command_nonces_by_expiry ON command_nonces (expires_ms);
+PRAGMA user_version = 2;
 )";
 
 struct CloseDb {
@@ -153,10 +163,13 @@ struct Outbox::Impl {
       random.fill(bytes);
       const std::string prefix = hex_encode(bytes);
       if (auto c = script(kCreateSchema, "create the outbox"); !c) return c;
+      if (auto c = script(kCreateNonces, "create the nonce table"); !c) return c;
       auto insert = Statement::prepare(
           db.get(), "INSERT INTO outbox_meta (id, id_prefix, next_seq, evicted) VALUES (1, ?1, 1, 0)");
       if (!insert) return failure(std::move(insert.error()));
       if (auto r = insert->bind_text(1, prefix).run(); !r) return failure(std::move(r.error()));
+    } else if (*version == 1) {
+      if (auto c = script(kCreateNonces, "add the nonce table"); !c) return c;
     } else if (*version != kSchemaVersion) {
       return fail(Errc::corrupt,
                   fmt::format("outbox {}: unknown outbox format version {} (this agent reads version {})",
@@ -176,6 +189,26 @@ struct Outbox::Impl {
     if (!count) return tl::unexpected(std::move(count.error()));
     size = static_cast<std::uint64_t>(*count);
     return ok();
+  }
+
+  // The writes of one record_nonce, inside its transaction.
+  [[nodiscard]] Result<NonceCheck> note_nonce(std::string_view nonce, std::int64_t expires_ms, std::int64_t now_ms,
+                                              std::uint64_t max_nonces) {
+    auto prune = Statement::prepare(db.get(), "DELETE FROM command_nonces WHERE expires_ms <= ?1");
+    if (!prune) return failure(std::move(prune.error()));
+    if (auto r = prune->bind_int(1, now_ms).run(); !r) return failure(std::move(r.error()));
+    auto seen = Statement::prepare(db.get(), "SELECT 1 FROM command_nonces WHERE nonce = ?1");
+    if (!seen) return failure(std::move(seen.error()));
+    auto row = seen->bind_text(1, nonce).step();
+    if (!row) return failure(std::move(row.error()));
+    if (*row) return NonceCheck::replayed;
+    auto kept = query_int("SELECT count(*) FROM command_nonces");
+    if (!kept) return tl::unexpected(std::move(kept.error()));
+    if (static_cast<std::uint64_t>(*kept) >= max_nonces) return NonceCheck::full;
+    auto insert = Statement::prepare(db.get(), "INSERT INTO command_nonces (nonce, expires_ms) VALUES (?1, ?2)");
+    if (!insert) return failure(std::move(insert.error()));
+    if (auto r = insert->bind_text(1, nonce).bind_int(2, expires_ms).run(); !r) return failure(std::move(r.error()));
+    return NonceCheck::fresh;
   }
 
   // The writes of one push, inside its transaction; returns how many entries were evicted.
@@ -285,6 +318,28 @@ Status Outbox::remove(std::int64_t seq) {
   if (auto r = stmt->bind_int(1, seq).run(); !r) return d.failure(std::move(r.error()));
   d.size -= std::min<std::uint64_t>(d.size, static_cast<std::uint64_t>(sqlite3_changes(d.db.get())));
   return ok();
+}
+
+Result<NonceCheck> Outbox::record_nonce(std::string_view nonce, std::chrono::system_clock::time_point expires_at,
+                                        std::chrono::system_clock::time_point now, std::uint64_t max_nonces) {
+  Impl& d = *impl_;
+  if (auto s = d.script("BEGIN IMMEDIATE", "begin transaction"); !s) return tl::unexpected(std::move(s.error()));
+  auto check = d.note_nonce(nonce, to_unix_millis(expires_at), to_unix_millis(now), max_nonces);
+  if (!check) {
+    d.roll_back();
+    return tl::unexpected(std::move(check.error()));
+  }
+  if (auto s = d.script("COMMIT", "commit transaction"); !s) {
+    d.roll_back();
+    return tl::unexpected(std::move(s.error()));
+  }
+  return *check;
+}
+
+Result<std::uint64_t> Outbox::nonces() {
+  auto count = impl_->query_int("SELECT count(*) FROM command_nonces");
+  if (!count) return tl::unexpected(std::move(count.error()));
+  return static_cast<std::uint64_t>(*count);
 }
 
 std::uint64_t Outbox::size() const { return impl_->size; }

@@ -7,7 +7,9 @@
 // into a full outbox drops the oldest waiting message and counts it (evicted(), stored in
 // the file). Message ids are "<prefix>-<seq>": the 8-hex-digit prefix is drawn once, when
 // the file is created, so an outbox made afresh never repeats an old one's ids, which the
-// gateway uses to drop duplicates (docs/devices.md, `id`). Not thread-safe.
+// gateway uses to drop duplicates (docs/devices.md, `id`). The same file keeps the nonces of
+// the commands the agent has taken (record_nonce), so that a command replayed after a restart
+// is still refused. Not thread-safe.
 #pragma once
 
 #include <chrono>
@@ -28,6 +30,10 @@ namespace torii::agent {
 // Which of the device's topics a message goes to: devices/{id}/<kind>.
 enum class TopicKind { telemetry, events, state, results };
 [[nodiscard]] std::string_view to_string(TopicKind kind);
+
+// What record_nonce found: a nonce not seen before (now recorded), one recorded before, or no
+// room to record it.
+enum class NonceCheck { fresh, replayed, full };
 
 struct OutboxEntry {
   std::int64_t seq = 0;  // 1, 2, 3 … in push order; never reused within one file
@@ -64,6 +70,17 @@ class Outbox {
   [[nodiscard]] Result<std::vector<OutboxEntry>> oldest(std::size_t n);
   // Forgets an entry the gateway acknowledged (in any order); an unknown seq is not an error.
   [[nodiscard]] Status remove(std::int64_t seq);
+
+  // Records a command's nonce as used until `expires_at` (device time), durably, after
+  // forgetting the nonces of commands expired at `now` (those commands are refused as expired,
+  // so their nonces need not be kept; IIIT J8). replayed: recorded before; full: max_nonces
+  // are kept and none has expired (nothing is forgotten early, so the caller must refuse the
+  // command). The nonce is recorded only when fresh; on error nothing changes.
+  [[nodiscard]] Result<NonceCheck> record_nonce(std::string_view nonce,
+                                                std::chrono::system_clock::time_point expires_at,
+                                                std::chrono::system_clock::time_point now, std::uint64_t max_nonces);
+  // Nonces kept.
+  [[nodiscard]] Result<std::uint64_t> nonces();
 
   [[nodiscard]] std::uint64_t size() const;     // entries waiting
   [[nodiscard]] std::uint64_t evicted() const;  // entries dropped for room, over the file's life

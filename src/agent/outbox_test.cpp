@@ -273,6 +273,55 @@ TEST_F(OutboxTest, ADatabaseThatIsNotAnOutboxIsLeftAlone) {
   EXPECT_THAT(box.error().message, HasSubstr("not an outbox"));
 }
 
+TEST_F(OutboxTest, ANonceIsNewOnceUntilItsCommandExpires) {
+  auto box = open();
+  ASSERT_TRUE(box.has_value()) << box.error().message;
+  const auto now = clock_.now();
+  EXPECT_EQ(box->record_nonce("n1", now + seconds(60), now, 10).value(), NonceCheck::fresh);
+  EXPECT_EQ(box->record_nonce("n1", now + seconds(60), now + seconds(59), 10).value(), NonceCheck::replayed);
+  EXPECT_EQ(box->record_nonce("n2", now + seconds(120), now, 10).value(), NonceCheck::fresh);
+  EXPECT_EQ(box->nonces().value(), 2U);
+  // At n1's expiry it is forgotten (its command is refused as expired by then); n2 stays.
+  EXPECT_EQ(box->record_nonce("n3", now + seconds(180), now + seconds(60), 10).value(), NonceCheck::fresh);
+  EXPECT_EQ(box->nonces().value(), 2U);
+  EXPECT_EQ(box->record_nonce("n2", now + seconds(120), now + seconds(60), 10).value(), NonceCheck::replayed);
+  EXPECT_EQ(box->size(), 0U);  // nonces are not messages
+}
+
+TEST_F(OutboxTest, AnOutboxOfTheFirstVersionGainsTheNonceTableAndKeepsItsMessages) {
+  {
+    std::ofstream(path_).close();
+    std::filesystem::permissions(path_, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    const char* v1 = R"(
+      CREATE TABLE outbox_meta (id INTEGER PRIMARY KEY CHECK (id = 1), id_prefix TEXT NOT NULL,
+                                next_seq INTEGER NOT NULL, evicted INTEGER NOT NULL);
+      CREATE TABLE outbox (seq INTEGER PRIMARY KEY, message_id TEXT NOT NULL UNIQUE,
+                           kind TEXT NOT NULL CHECK (kind IN ('telemetry', 'events', 'state', 'results')),
+                           payload TEXT NOT NULL, created_ms INTEGER NOT NULL);
+      INSERT INTO outbox_meta VALUES (1, '0a0b0c0d', 2, 0);
+      INSERT INTO outbox VALUES (1, '0a0b0c0d-1', 'telemetry', '{"id":"0a0b0c0d-1","t":1}', 1790000000000);
+      PRAGMA user_version = 1;)";
+    ASSERT_EQ(sqlite3_exec(db, v1, nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  {
+    auto box = open();
+    ASSERT_TRUE(box.has_value()) << box.error().message;
+    EXPECT_EQ(box->size(), 1U);
+    EXPECT_EQ(box->id_prefix(), "0a0b0c0d");
+    EXPECT_EQ(box->record_nonce("n1", clock_.now() + seconds(60), clock_.now(), 10).value(), NonceCheck::fresh);
+  }
+  auto box = open();
+  ASSERT_TRUE(box.has_value()) << box.error().message;
+  EXPECT_EQ(box->record_nonce("n1", clock_.now() + seconds(60), clock_.now(), 10).value(), NonceCheck::replayed);
+  auto entries = box->oldest(10);
+  ASSERT_TRUE(entries.has_value());
+  ASSERT_EQ(entries->size(), 1U);
+  EXPECT_EQ((*entries)[0].id, "0a0b0c0d-1");
+}
+
 TEST_F(OutboxTest, PathsThatCannotBeAnOutboxAreErrors) {
   std::filesystem::create_directory(path_);
   auto directory = open();

@@ -43,7 +43,7 @@ namespace torii::policy {
 inline constexpr std::chrono::hours kMaxCommandLifetime{24};
 inline constexpr std::size_t kCommandNonceBytes = 16;
 // The largest command payload a device accepts (body, escaping and signature included).
-inline constexpr std::size_t kMaxCommandPayloadBytes = 16 * 1024;
+inline constexpr std::size_t kMaxCommandPayloadBytes = std::size_t{16} * 1024;
 
 struct DeviceCommand {
   std::string id;

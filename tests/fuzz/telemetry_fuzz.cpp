@@ -16,7 +16,10 @@
 //     subscribe to anything but its own commands topic without a route;
 //   - a posture report judged by the strict and by a lenient policy gives findings of known
 //     kinds whose details are short printable ASCII (they go to the security log); what a
-//     lenient policy finds, the strict one finds too.
+//     lenient policy finds, the strict one finds too;
+//   - a command payload or body (device_command.h) that parses is within the documented
+//     bounds and reads back unchanged once written again; a refusal reason is short printable
+//     ASCII; a result that parses names a valid command id.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -27,6 +30,7 @@
 
 #include "fuzz_check.h"
 #include "policy/acl.h"
+#include "policy/device_command.h"
 #include "policy/posture.h"
 #include "policy/profile.h"
 #include "policy/telemetry.h"
@@ -181,6 +185,36 @@ void check_acl(std::string_view topic) {
   }
 }
 
+void check_refusal(const CommandRefusal& reason) {
+  check(!reason.empty() && reason.size() <= 200 && printable_ascii(reason));
+}
+
+void check_command(std::string_view text) {
+  if (const auto payload = parse_command_payload(text)) {
+    check(text.size() <= kMaxCommandPayloadBytes);
+    const auto again = parse_command_payload(command_payload(payload->body, payload->signature));
+    check(again.has_value() && again->body == payload->body && again->signature == payload->signature);
+  } else {
+    check_refusal(payload.error());
+  }
+  if (const auto body = parse_command_body(text)) {
+    check(valid_message_id(body->id) && valid_name(body->name));
+    check(!body->device_id.empty() && body->device_id.size() <= 128 && printable_ascii(body->device_id));
+    check(body->nonce.size() == 22);
+    check(body->issued_at_ms >= 0 && body->issued_at_ms < body->expires_at_ms);
+    check(body->expires_at_ms - body->issued_at_ms <= 24LL * 3600 * 1000);
+    const auto again = parse_command_body(command_body(*body));
+    check(again.has_value() && *again == *body);
+    const auto fits = check_command_time_and_target(*body, body->device_id, body->issued_at_ms, {});
+    check(fits.has_value());
+  } else {
+    check_refusal(body.error());
+  }
+  if (const auto result = parse_command_result(text)) {
+    check(valid_message_id(result->command_id) && result->reason.size() <= 200 && !has_control(result->reason));
+  }
+}
+
 }  // namespace
 }  // namespace torii::fuzz
 
@@ -198,6 +232,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (const auto& p : command_problems) fuzz::check(!p.message.empty());
 
   fuzz::check_acl(text);
+  fuzz::check_command(text);
 
   policy::PosturePolicy lenient;
   lenient.remote_access = lenient.upnp = lenient.wps = lenient.serial_consoles = lenient.passwordless_accounts = true;
