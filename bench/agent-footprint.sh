@@ -40,10 +40,10 @@ admin=(--config "$work/torii.toml" --data-dir "$work/data")
 "$TORII" admin ca export "${admin[@]}" >"$work/ca.pem"
 "$TORII" admin device create "${admin[@]}" --id footprint-1 --enrolment-token | tail -n 1 >"$work/token"
 "${agent_cmd[@]}" enroll --server "https://$console" --ca "$work/ca.pem" --token-file "$work/token" \
-  --state-dir "$work/agent" >/dev/null
+  --state-dir "$work/agent" --user nobody >/dev/null
 
 {
-  printf '[agent]\nstate_dir = "%s"\ngateway = "127.0.0.1:%s"\nserver = "https://%s"\n' "$work/agent" "$PORT" "$console"
+  printf '[agent]\nuser = "nobody"\nstate_dir = "%s"\ngateway = "127.0.0.1:%s"\nserver = "https://%s"\n' "$work/agent" "$PORT" "$console"
   signals=(temperature humidity power door)
   for i in $(seq 1 "$SENSORS"); do
     signal="${signals[$(((i - 1) % 4))]}"

@@ -30,6 +30,7 @@ AgentCli::AgentCli(CLI::App& parent) {
       ->check(CLI::ExistingFile);
   enroll_->add_option("--server", enrol_.server, "the console's URL, https://host:port");
   enroll_->add_option("--state-dir", enrol_.state_dir, "where the key, certificate and outbox are kept");
+  enroll_->add_option("--user", enrol_.user, "started as root, run as this account (default: agent.user, torii-agent)");
   enroll_->add_option("--ca", enrol_.ca_file, "torii's CA bundle (`torii admin ca export`)")
       ->required()
       ->check(CLI::ExistingFile);
@@ -54,10 +55,14 @@ AgentCli::AgentCli(CLI::App& parent) {
       ->check(CLI::ExistingFile);
   simulate_->add_option("--server", s.server, "the console's URL, for enrolment");
   simulate_->add_option("--ca", s.ca_file, "torii's CA bundle, for enrolment")->check(CLI::ExistingFile);
+  simulate_->add_option("--user", s.user, "started as root, run as this account (default: torii-agent)");
 }
 
 std::optional<int> AgentCli::run() const {
-  if (enroll_->parsed()) return agent::run_enrol_command(enrol_, std::cout, std::cerr);
+  if (enroll_->parsed()) {
+    set_up_logging();
+    return agent::run_enrol_command(enrol_, std::cout, std::cerr);
+  }
   if (run_->parsed()) {
     if (print_default_) {
       std::cout << agent::default_agent_config_text();

@@ -17,6 +17,7 @@
 #include "agent_cli.h"
 #include "base/clock.h"
 #include "base/file.h"
+#include "base/privileges.h"
 #include "base/version.h"
 #include "bench/bench.h"
 #include "config/config.h"
@@ -26,7 +27,6 @@
 #include "server/admin_ops.h"
 #include "server/control.h"
 #include "server/installation.h"
-#include "server/privileges.h"
 #include "server/server.h"
 
 namespace {
@@ -85,9 +85,9 @@ void setup_logging(const std::string& level) {
 // the owner the server expects.
 Status become_service_user(const config::Config& c) {
   if (::geteuid() != 0) return ok();
-  auto account = server::lookup_account(c.server.user);
+  auto account = lookup_account(c.server.user, "server.user");
   if (!account) return tl::unexpected(account.error());
-  return server::drop_privileges(*account);
+  return drop_privileges(*account);
 }
 
 SystemClock g_clock;

@@ -11,6 +11,7 @@
 #include "base/bytes.h"
 #include "base/file.h"
 #include "base/ip.h"
+#include "base/privileges.h"
 
 namespace torii::agent {
 namespace {
@@ -18,8 +19,9 @@ namespace {
 using config::Problem;
 
 // Keys of each table, in the order the reference lists them.
-constexpr std::string_view kAgentKeys[] = {"state_dir",           "gateway",         "server",      "heartbeat_seconds",
-                                           "outbox_max_messages", "posture_seconds", "posture_root"};
+constexpr std::string_view kAgentKeys[] = {
+    "state_dir",       "user",        "gateway", "server", "heartbeat_seconds", "outbox_max_messages",
+    "posture_seconds", "posture_root"};
 constexpr std::string_view kSensorKeys[] = {"metric",  "source",         "interval_seconds",    "min",  "max",
                                             "signal",  "fault",          "fault_after_seconds", "path", "scale",
                                             "command", "timeout_seconds"};
@@ -154,6 +156,13 @@ void read_agent(const toml::table* table, AgentConfig& c, std::vector<Problem>& 
   if (r.text("state_dir", state_dir)) {
     if (state_dir.empty() || state_dir.front() != '/') r.problem("state_dir", "must be an absolute path");
     c.state_dir = state_dir;
+  }
+  if (r.text("user", c.user)) {
+    if (c.user == "root") {
+      r.problem("user", "must not be root: started as root, the agent switches to this account (JPCERT I-5)");
+    } else if (!valid_account_name(c.user)) {
+      r.problem("user", "must be a system user name ([a-z_][a-z0-9_-]*)");
+    }
   }
   std::string gateway;
   if (r.text("gateway", gateway)) {
@@ -413,6 +422,10 @@ std::string default_agent_config_text() {
 [agent]
 # The device key, certificate, CA bundle and outbox live here.
 state_dir = "/var/lib/torii-agent"
+# Started as root, the agent makes state_dir (0700) for this account if it is missing and
+# runs as it, without root, before it opens its key, outbox or network. Create it with
+# `useradd --system --no-create-home --shell /usr/sbin/nologin torii-agent`. Never root.
+user = "torii-agent"
 # host:port of torii's MQTT/TLS gateway: a DNS name or an address ([::1]:8883 for IPv6).
 gateway = "127.0.0.1:8883"
 # The console's URL, for enrolment and certificate renewal (https only).

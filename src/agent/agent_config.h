@@ -65,6 +65,8 @@ struct GatewayAddress {
 struct AgentConfig {
   // The device key, certificate, CA bundle and outbox live here.
   std::filesystem::path state_dir = "/var/lib/torii-agent";
+  // Started as root, the agent runs as this account (JPCERT I-5); never root.
+  std::string user = "torii-agent";
   GatewayAddress gateway;
   std::string server = "https://127.0.0.1:8443";  // the console, for enrolment and renewal
   std::uint32_t heartbeat_seconds = 60;

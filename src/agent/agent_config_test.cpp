@@ -33,7 +33,18 @@ TEST(AgentConfig, EmptyFileMeansTheDefaults) {
   EXPECT_EQ(r.config.outbox_max_messages, 100'000u);
   EXPECT_EQ(r.config.posture_seconds, 3600u);
   EXPECT_EQ(r.config.posture_root, "/");
+  EXPECT_EQ(r.config.user, "torii-agent");
   EXPECT_TRUE(r.config.sensors.empty());
+}
+
+TEST(AgentConfig, TheAccountIsASystemUserNameAndNeverRoot) {
+  EXPECT_EQ(parse_agent_config("[agent]\nuser = \"sensor_svc\"\n").config.user, "sensor_svc");
+  EXPECT_THAT(parse_agent_config("[agent]\nuser = \"root\"\n").problems,
+              ElementsAre(problem_at("agent.user", "must not be root")));
+  EXPECT_THAT(parse_agent_config("[agent]\nuser = \"Agent User\"\n").problems,
+              ElementsAre(problem_at("agent.user", "system user name")));
+  EXPECT_THAT(parse_agent_config("[agent]\nuser = 1000\n").problems,
+              ElementsAre(problem_at("agent.user", "must be a string")));
 }
 
 TEST(AgentConfig, PostureReportsAreOffOrAtMostOnceAMinute) {
@@ -64,7 +75,7 @@ TEST(AgentConfig, EveryKeyIsDocumented) {
   ASSERT_TRUE(in) << "docs/agent.md is missing";
   std::ostringstream doc;
   doc << in.rdbuf();
-  EXPECT_EQ(known_agent_keys().size(), 19u);
+  EXPECT_EQ(known_agent_keys().size(), 20u);
   for (const auto& key : known_agent_keys()) EXPECT_THAT(doc.str(), HasSubstr("`" + key + "`")) << key;
 }
 

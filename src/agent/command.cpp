@@ -22,6 +22,7 @@
 #include "base/bytes.h"
 #include "base/clock.h"
 #include "base/file.h"
+#include "base/privileges.h"
 #include "crypto/sodium.h"
 
 namespace torii::agent {
@@ -71,6 +72,29 @@ Result<std::string> read_token(const std::filesystem::path& file) {
   return line;
 }
 
+// The --ca file: read before the switch, so it need not be readable by the agent's account.
+Result<std::string> read_ca_bundle(const std::filesystem::path& file) {
+  auto bytes = read_file(file, 1U << 20);
+  if (!bytes) return tl::unexpected(bytes.error());
+  return torii::to_string(*bytes);
+}
+
+// JPCERT I-5: started as root, makes `dir` (0700) for the account if it is missing and gives
+// root up for good. `setting` names where the account came from, for the refusal. Not root:
+// nothing to do.
+Status run_as_account(const std::string& user, std::string_view setting, const std::filesystem::path& dir) {
+  if (::geteuid() != 0) return ok();
+  if (!valid_account_name(user) || user == "root") {
+    return fail(Errc::invalid_argument, fmt::format("{} must name a system account other than root", setting));
+  }
+  auto account = lookup_account(user, setting);
+  if (!account) return tl::unexpected(account.error());
+  if (auto st = prepare_directory_for(dir, *account); !st) return st;
+  if (auto st = drop_privileges(*account); !st) return st;
+  spdlog::info("agent: running as {} (uid {}, gid {})", account->name, account->uid, account->gid);
+  return ok();
+}
+
 // Runs agents until SIGINT or SIGTERM.
 int run_agents(asio::io_context& io, std::vector<std::unique_ptr<DeviceAgent>>& agents) {
   asio::signal_set signals(io, SIGINT, SIGTERM);
@@ -93,25 +117,33 @@ int run_agents(asio::io_context& io, std::vector<std::unique_ptr<DeviceAgent>>& 
 
 int run_enrol_command(const EnrolCommand& command, std::ostream& out, std::ostream& err) {
   EnrolmentRequest request;
+  std::string user = AgentConfig{}.user;
   if (!command.config_file.empty()) {
     auto config = load_config(command.config_file, err);
     if (!config) return kExitUsage;
     request.server_url = config->server;
     request.state_dir = config->state_dir;
+    user = config->user;
   }
+  if (!command.user.empty()) user = command.user;
   if (!command.server.empty()) request.server_url = command.server;
   if (!command.state_dir.empty()) request.state_dir = command.state_dir;
   if (request.server_url.empty() || request.state_dir.empty()) {
     err << "torii agent enroll: name the console (--server) and the state directory (--state-dir), or --config\n";
     return kExitUsage;
   }
-  request.ca_file = command.ca_file;
+  auto ca = read_ca_bundle(command.ca_file);
+  if (!ca) return report(err, ca.error());
+  request.ca_pem = std::move(*ca);
   if (!command.token_file.empty()) {
     auto token = read_token(command.token_file);
     if (!token) return report(err, token.error());
     request.token = std::move(*token);
   } else {
     request.token = command.token;
+  }
+  if (auto st = run_as_account(user, command.user.empty() ? "agent.user" : "--user", request.state_dir); !st) {
+    return report(err, st.error());
   }
   auto enrolled = enrol(request);
   if (!enrolled) return report(err, enrolled.error());
@@ -124,6 +156,7 @@ int run_enrol_command(const EnrolCommand& command, std::ostream& out, std::ostre
 int run_agent_command(const std::filesystem::path& config_file, std::ostream& err) {
   auto config = load_config(config_file, err);
   if (!config) return kExitUsage;
+  if (auto st = run_as_account(config->user, "agent.user", config->state_dir); !st) return report(err, st.error());
   SystemClock clock;
   crypto::SystemRandom random;
   auto identity = load_identity(config->state_dir, clock.now());
@@ -155,8 +188,13 @@ int run_simulate_command(const SimulateCommand& command, std::ostream& out, std:
   }
   auto gateway = parse_gateway_address(command.gateway);
   if (!gateway) return report(err, gateway.error());
-  if (auto dir = ensure_private_directory(command.dir); !dir) return report(err, dir.error());
 
+  std::string ca_pem;
+  if (!command.ca_file.empty()) {
+    auto ca = read_ca_bundle(command.ca_file);
+    if (!ca) return report(err, ca.error());
+    ca_pem = std::move(*ca);
+  }
   std::vector<std::string> tokens;
   if (!command.tokens_file.empty()) {
     auto bytes = read_file(command.tokens_file, 1u << 20);
@@ -167,6 +205,8 @@ int run_simulate_command(const SimulateCommand& command, std::ostream& out, std:
       tokens.push_back(line);  // an empty line: no token for that device
     }
   }
+  if (auto st = run_as_account(command.user, "--user", command.dir); !st) return report(err, st.error());
+  if (auto dir = ensure_private_directory(command.dir); !dir) return report(err, dir.error());
 
   SystemClock clock;
   crypto::SystemRandom random;
@@ -188,7 +228,7 @@ int run_simulate_command(const SimulateCommand& command, std::ostream& out, std:
       EnrolmentRequest request;
       request.server_url = command.server;
       request.token = tokens[i - 1];
-      request.ca_file = command.ca_file;
+      request.ca_pem = ca_pem;
       request.state_dir = config.state_dir;
       auto enrolled = enrol(request);
       if (!enrolled) {

@@ -1,6 +1,13 @@
 // `torii agent ...`: the commands, after argument parsing (apps/torii/main.cpp). Exit
 // codes as docs/cli.md: 0 done, 1 a runtime failure, 2 bad arguments or configuration,
-// 3 refused for security (a token refused, a key readable by others).
+// 3 refused for security (a token refused, a key readable by others, an account to run as
+// that does not exist).
+//
+// JPCERT I-5: started as root, each command makes its state directory (0700) for the
+// agent's account if it is missing and gives root up for good (no supplementary groups, gid
+// then uid, no_new_privs) before it opens a key, an outbox or a connection. Files named on
+// the command line (the configuration, a token file, the --ca bundle) are read before, so
+// they need not be readable by the account. Not started as root: they run as they are.
 #pragma once
 
 #include <cstddef>
@@ -15,6 +22,7 @@ struct EnrolCommand {
   std::filesystem::path config_file;  // optional: server and state_dir come from it
   std::string server;                 // overrides the file's
   std::filesystem::path state_dir;    // overrides the file's
+  std::string user;                   // overrides the file's agent.user
   std::filesystem::path ca_file;      // torii's CA (`torii admin ca export`)
   std::string token;                  // or token_file ("-": standard input)
   std::filesystem::path token_file;
@@ -31,6 +39,7 @@ struct SimulateCommand {
   std::filesystem::path tokens_file;
   std::string server = "https://127.0.0.1:8443";
   std::filesystem::path ca_file;
+  std::string user = "torii-agent";  // started as root, the fleet runs as this account
 };
 
 [[nodiscard]] int run_enrol_command(const EnrolCommand& command, std::ostream& out, std::ostream& err);

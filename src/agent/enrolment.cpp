@@ -40,11 +40,11 @@ struct Answer {
   std::string body;
 };
 
-// POSTs a JSON body over HTTPS; the server's certificate must chain to ca_file and name the
+// POSTs a JSON body over HTTPS; the server's certificate must chain to ca_pem and name the
 // host. Every step together must finish within `timeout`.
-Result<Answer> post_json(const ServerUrl& url, std::string_view target, std::string body,
-                         const std::filesystem::path& ca_file, std::chrono::seconds timeout) {
-  auto tls = make_client_tls_context(ca_file, std::nullopt);
+Result<Answer> post_json(const ServerUrl& url, std::string_view target, std::string body, std::string_view ca_pem,
+                         std::chrono::seconds timeout) {
+  auto tls = make_client_tls_context_for_pem(ca_pem);
   if (!tls) return tl::unexpected(tls.error());
   asio::io_context io;
   asio::ssl::stream<tcp::socket> stream(io, **tls);
@@ -158,7 +158,7 @@ Result<Enrolled> enrol(const EnrolmentRequest& request) {
   if (!csr) return tl::unexpected(csr.error());
 
   const nlohmann::json body = {{"token", request.token}, {"csr", *csr}};
-  auto answer = post_json(*url, "/api/v1/enrol", body.dump(), request.ca_file, request.timeout);
+  auto answer = post_json(*url, "/api/v1/enrol", body.dump(), request.ca_pem, request.timeout);
   if (!answer) return tl::unexpected(answer.error());
   switch (answer->status) {
     case 201: break;

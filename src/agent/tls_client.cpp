@@ -6,6 +6,7 @@
 #include <array>
 
 #include <fmt/format.h>
+#include <boost/asio/buffer.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/error.hpp>
@@ -30,10 +31,8 @@ std::string openssl_reason() {
   return buffer.data();
 }
 
-}  // namespace
-
-Result<std::shared_ptr<asio::ssl::context>> make_client_tls_context(
-    const std::filesystem::path& ca_bundle, const std::optional<ClientCredentials>& credentials) {
+// The profile, without the CAs to trust.
+Result<std::shared_ptr<asio::ssl::context>> make_profile() {
   auto tls = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
   SSL_CTX* ctx = tls->native_handle();
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
@@ -42,12 +41,32 @@ Result<std::shared_ptr<asio::ssl::context>> make_client_tls_context(
     return fail(Errc::crypto_error, "cannot set the TLS suites: " + openssl_reason());
   }
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  SSL_CTX_set_verify_depth(ctx, 3);
+  return tls;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<asio::ssl::context>> make_client_tls_context_for_pem(std::string_view ca_bundle_pem) {
+  auto tls = make_profile();
+  if (!tls) return tls;
+  boost::system::error_code ec;
+  (*tls)->add_certificate_authority(asio::buffer(ca_bundle_pem.data(), ca_bundle_pem.size()), ec);
+  if (ec) return fail(Errc::invalid_argument, "the CA bundle holds no usable PEM certificate: " + tls_error_text(ec));
+  return tls;
+}
+
+Result<std::shared_ptr<asio::ssl::context>> make_client_tls_context(
+    const std::filesystem::path& ca_bundle, const std::optional<ClientCredentials>& credentials) {
+  auto made = make_profile();
+  if (!made) return made;
+  auto tls = std::move(*made);
+  SSL_CTX* ctx = tls->native_handle();
   if (SSL_CTX_load_verify_locations(ctx, ca_bundle.c_str(), nullptr) != 1) {
     return fail(Errc::invalid_argument,
                 fmt::format("cannot load the CA bundle {}: {}", ca_bundle.string(), openssl_reason()));
   }
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
-  SSL_CTX_set_verify_depth(ctx, 3);
   if (credentials) {
     if (SSL_CTX_use_certificate_chain_file(ctx, credentials->certificate.c_str()) != 1) {
       return fail(Errc::invalid_argument, fmt::format("cannot load the certificate {}: {}",

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <boost/system/error_code.hpp>
 
@@ -29,6 +30,11 @@ struct ClientCredentials {
 
 [[nodiscard]] Result<std::shared_ptr<boost::asio::ssl::context>> make_client_tls_context(
     const std::filesystem::path& ca_bundle, const std::optional<ClientCredentials>& credentials);
+
+// The same without client credentials, trusting the CA certificates of PEM text (the
+// enrolment's --ca file, read before the agent gave root up).
+[[nodiscard]] Result<std::shared_ptr<boost::asio::ssl::context>> make_client_tls_context_for_pem(
+    std::string_view ca_bundle_pem);
 
 // Asks the connection to check that the server's certificate names `host` (a DNS name,
 // also sent as SNI, or an IP address). false when OpenSSL refuses the name.

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/ip.h"
+#include "base/privileges.h"
 
 namespace torii::config {
 namespace {
@@ -145,14 +146,6 @@ class Reader {
 bool ascii_lower_or_digit(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 bool ascii_letter_or_digit(char c) { return ascii_lower_or_digit(c) || (c >= 'A' && c <= 'Z'); }
 
-// A system user name: [a-z_][a-z0-9_-]{0,31}.
-bool valid_user_name(std::string_view name) {
-  if (name.empty() || name.size() > 32) return false;
-  const char first = name.front();
-  return ((first >= 'a' && first <= 'z') || first == '_') &&
-         std::all_of(name.begin(), name.end(), [](char c) { return ascii_lower_or_digit(c) || c == '_' || c == '-'; });
-}
-
 void check_cipher_list(Reader& r, std::string_view key, const std::string& value,
                        const std::set<std::string_view>& allowed) {
   if (value.empty()) return;
@@ -200,7 +193,7 @@ void read_all(Reader& r, Config& c) {
   r.text("server.user", c.server.user, [&](std::string_view key, const std::string& v) {
     if (v == "root") {
       r.problem(key, "must not be root: torii drops root privileges after binding its ports (JPCERT I-5)");
-    } else if (!valid_user_name(v)) {
+    } else if (!valid_account_name(v)) {
       r.problem(key, "must be a system user name ([a-z_][a-z0-9_-]*)");
     }
   });

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "base/file.h"
+#include "base/privileges.h"
 #include "base/version.h"
 #include "broker/broker.h"
 #include "broker/gateway.h"
@@ -40,7 +41,6 @@
 #include "server/admin_ops.h"
 #include "server/control.h"
 #include "server/passphrase.h"
-#include "server/privileges.h"
 
 namespace torii::server {
 namespace asio = boost::asio;
@@ -566,10 +566,10 @@ Status Server::bind_listeners() {
 Status Server::drop_privileges() {
   auto& s = *state_;
   if (::geteuid() != 0) return ok();
-  auto account = lookup_account(s.config.server.user);
+  auto account = lookup_account(s.config.server.user, "server.user");
   if (!account) return tl::unexpected(account.error());
   if (auto st = prepare_directory_for(s.data_dir, *account); !st) return st;
-  if (auto st = server::drop_privileges(*account); !st) return st;
+  if (auto st = torii::drop_privileges(*account); !st) return st;
   s.dropped_to_user = true;
   spdlog::info("running as {} (uid {}, gid {})", account->name, account->uid, account->gid);
   return ok();

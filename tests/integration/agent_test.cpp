@@ -1,6 +1,7 @@
 // `torii agent` against a real `torii server`: enrolment with a one-time token, delivery
 // through the durable outbox across a server outage, heartbeats, and a fleet simulated in
 // one process by `torii-agent`, the agent's own binary.
+#include <pwd.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -47,9 +48,12 @@ class AgentTest : public ServerTest {
     return path;
   }
 
+  // Started as root, the agent runs as `nobody`, as the server does (server_fixture.cpp);
+  // enroll takes it from --user, run from agent.user in the configuration file.
   RunResult agent(std::vector<std::string> args) {
     std::vector<std::string> argv{torii_binary(), "agent"};
     argv.insert(argv.end(), args.begin(), args.end());
+    if (args.front() == "enroll") argv.insert(argv.end(), {"--user", "nobody"});
     return run(argv, std::chrono::seconds(60));
   }
 
@@ -96,8 +100,8 @@ class AgentTest : public ServerTest {
 
   std::string agent_config(const std::string& state_dir) {
     return write("agent.toml",
-                 "[agent]\nstate_dir = \"" + state_dir + "\"\ngateway = \"127.0.0.1:" + std::to_string(gateway_port) +
-                     "\"\nserver = \"" + console_url() +
+                 "[agent]\nuser = \"nobody\"\nstate_dir = \"" + state_dir +
+                     "\"\ngateway = \"127.0.0.1:" + std::to_string(gateway_port) + "\"\nserver = \"" + console_url() +
                      "\"\nheartbeat_seconds = 1\nposture_seconds = 0\n\n[[sensor]]\nmetric = \"temperature\"\n"
                      "source = \"simulated\"\nsignal = \"temperature\"\ninterval_seconds = 0.2\n");
   }
@@ -178,7 +182,7 @@ TEST_F(AgentTest, ASimulatedFleetOnTheLeanAgentBinaryEnrolsEachDeviceWithItsOwnK
   // torii-agent: the agent alone, as a device would install it.
   Process fleet({TORII_AGENT, "simulate", "--count", "3", "--dir", dir, "--gateway",
                  "127.0.0.1:" + std::to_string(gateway_port), "--interval", "0.5", "--tokens", write("tokens", tokens),
-                 "--server", console_url(), "--ca", ca});
+                 "--server", console_url(), "--ca", ca, "--user", "nobody"});
   for (int i = 1; i <= 3; ++i) {
     const auto id = "sim-" + std::to_string(i);
     ASSERT_TRUE(eventually([&] { return of_kind(stored(id), "telemetry").size() >= 4; }))
@@ -217,10 +221,11 @@ TEST_F(AgentTest, AStuckSensorAndHeartbeatsThatStopAreAlerts) {
       agent({"enroll", "--server", console_url(), "--ca", ca_file(), "--token", token, "--state-dir", state}).exit_code,
       0);
   // A simulated sensor that sticks at once.
-  const auto config = write(
-      "stuck.toml", "[agent]\nstate_dir = \"" + state + "\"\ngateway = \"127.0.0.1:" + std::to_string(gateway_port) +
-                        "\"\nheartbeat_seconds = 1\nposture_seconds = 0\n\n[[sensor]]\nmetric = \"temperature\"\n"
-                        "source = \"simulated\"\nfault = \"stuck\"\ninterval_seconds = 0.1\n");
+  const auto config =
+      write("stuck.toml", "[agent]\nuser = \"nobody\"\nstate_dir = \"" + state +
+                              "\"\ngateway = \"127.0.0.1:" + std::to_string(gateway_port) +
+                              "\"\nheartbeat_seconds = 1\nposture_seconds = 0\n\n[[sensor]]\nmetric = \"temperature\"\n"
+                              "source = \"simulated\"\nfault = \"stuck\"\ninterval_seconds = 0.1\n");
   auto security_log = [&] {
     std::ifstream in(data_dir() / "log" / "security.log");
     return std::string(std::istreambuf_iterator<char>(in), {});
@@ -257,9 +262,10 @@ TEST_F(AgentTest, TheHostsPostureIsReportedAndJudgedByTheProfile) {
   std::filesystem::create_directories(host / "etc" / "hostapd");
   std::ofstream(host / "etc" / "hostapd" / "hostapd.conf") << "ssid=plant-ap\nwpa=2\nwps_state=2\n";
   std::ofstream(host / "etc" / "inittab") << "T0:23:respawn:/sbin/getty -L ttyS0 115200 vt100\n";
-  const auto config = write(
-      "posture.toml", "[agent]\nstate_dir = \"" + state + "\"\ngateway = \"127.0.0.1:" + std::to_string(gateway_port) +
-                          "\"\nposture_seconds = 60\n" + "posture_root = \"" + host.string() + "\"\n");
+  const auto config =
+      write("posture.toml", "[agent]\nuser = \"nobody\"\nstate_dir = \"" + state +
+                                "\"\ngateway = \"127.0.0.1:" + std::to_string(gateway_port) +
+                                "\"\nposture_seconds = 60\n" + "posture_root = \"" + host.string() + "\"\n");
   Process running({torii_binary(), "agent", "run", "--config", config});
   auto findings = [&] {
     std::set<std::string> out;
@@ -296,6 +302,58 @@ TEST_F(AgentTest, AKeyReadableByOthersIsRefused) {
   const auto r = agent({"run", "--config", agent_config(state)});
   EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
   EXPECT_THAT(r.err, HasSubstr("key.pem"));
+}
+
+// JPCERT I-5: started as root, the agent gives root up before it opens its key.
+TEST_F(AgentTest, StartedAsRootTheLeanAgentRunsAsTheConfiguredUnprivilegedAccount) {
+  if (!is_root()) GTEST_SKIP() << "needs root to test the privilege drop";
+  start();
+  const struct passwd* nobody = ::getpwnam("nobody");  // NOLINT(concurrency-mt-unsafe): one thread
+  ASSERT_NE(nobody, nullptr);
+  const auto state = work_dir() / "agent-u";
+  // What the command line names is read before the switch: the account need not read it.
+  const auto ca = ca_file();
+  ASSERT_EQ(::chmod(ca.c_str(), 0600), 0);
+  const auto enrolled = run({TORII_AGENT, "enroll", "--server", console_url(), "--ca", ca, "--token",
+                             new_device("agent-u"), "--state-dir", state.string(), "--user", "nobody"},
+                            std::chrono::seconds(60));
+  ASSERT_EQ(enrolled.exit_code, 0) << enrolled.out << enrolled.err;
+  // The state directory and the key belong to the account, not to root.
+  for (const auto& path : {state, state / "key.pem"}) {
+    struct stat st {};
+    ASSERT_EQ(::stat(path.c_str(), &st), 0) << path;
+    EXPECT_EQ(st.st_uid, nobody->pw_uid) << path;
+    EXPECT_EQ(st.st_mode & 077, 0U) << path;
+  }
+
+  pin_ports();
+  Process running({TORII_AGENT, "run", "--config", agent_config(state.string())});
+  ASSERT_TRUE(eventually([&] { return !of_kind(stored("agent-u"), "telemetry").empty(); }))
+      << (running.stop(), running.err());
+  std::ifstream in("/proc/" + std::to_string(running.pid()) + "/status");
+  const std::string status(std::istreambuf_iterator<char>(in), {});
+  const std::string uid = std::to_string(nobody->pw_uid);
+  const std::string gid = std::to_string(nobody->pw_gid);
+  EXPECT_THAT(status, HasSubstr("Uid:\t" + uid + "\t" + uid + "\t" + uid + "\t" + uid + "\n"));
+  EXPECT_THAT(status, HasSubstr("Gid:\t" + gid + "\t" + gid + "\t" + gid + "\t" + gid + "\n"));
+  EXPECT_TRUE(std::regex_search(status, std::regex("\nGroups:\\s*\n"))) << status;
+  EXPECT_THAT(status, HasSubstr("CapEff:\t0000000000000000"));
+  EXPECT_THAT(status, HasSubstr("NoNewPrivs:\t1"));
+  EXPECT_EQ(running.stop(), 0);
+  EXPECT_THAT(running.err(), HasSubstr("running as nobody"));
+}
+
+TEST_F(AgentTest, StartedAsRootWithAnAccountThatDoesNotExistTheAgentRefusesToRun) {
+  if (!is_root()) GTEST_SKIP() << "not started as root, the agent runs as it is";
+  start();
+  const auto state = work_dir() / "agent-x";
+  const auto config = write("missing-user.toml", "[agent]\nuser = \"torii-no-such-account\"\nstate_dir = \"" +
+                                                     state.string() + "\"\nposture_seconds = 0\n");
+  const auto r = run({TORII_AGENT, "run", "--config", config}, std::chrono::seconds(60));
+  EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
+  EXPECT_THAT(r.err, HasSubstr("the account 'torii-no-such-account' (agent.user) does not exist"));
+  EXPECT_THAT(r.err, HasSubstr("useradd --system"));
+  EXPECT_FALSE(std::filesystem::exists(state));
 }
 
 }  // namespace

@@ -1,19 +1,28 @@
-#include "server/privileges.h"
+#include "base/privileges.h"
 
 #include <grp.h>
 #include <pwd.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <vector>
 
 #include <fmt/format.h>
 
-namespace torii::server {
+namespace torii {
 
-Result<Account> lookup_account(const std::string& name) {
+bool valid_account_name(std::string_view name) {
+  if (name.empty() || name.size() > 32) return false;
+  const auto lower_or_digit = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  const char first = name.front();
+  return ((first >= 'a' && first <= 'z') || first == '_') &&
+         std::all_of(name.begin(), name.end(), [&](char c) { return lower_or_digit(c) || c == '_' || c == '-'; });
+}
+
+Result<Account> lookup_account(const std::string& name, std::string_view setting) {
   struct passwd pw {};
   struct passwd* found = nullptr;
   std::vector<char> buffer(16384);
@@ -21,12 +30,12 @@ Result<Account> lookup_account(const std::string& name) {
   if (rc != 0 || found == nullptr) {
     // Refused for security (exit 3): torii never keeps running as root.
     return fail(Errc::permission_denied,
-                fmt::format("the account '{}' (server.user) does not exist; create it with "
+                fmt::format("the account '{}' ({}) does not exist; create it with "
                             "`useradd --system --no-create-home --shell /usr/sbin/nologin {}` or "
-                            "name another in server.user",
-                            name, name));
+                            "name another in {}",
+                            name, setting, name, setting));
   }
-  if (pw.pw_uid == 0) return fail(Errc::permission_denied, fmt::format("server.user '{}' is root", name));
+  if (pw.pw_uid == 0) return fail(Errc::permission_denied, fmt::format("{} '{}' is root", setting, name));
   return Account{name, pw.pw_uid, pw.pw_gid};
 }
 
@@ -63,4 +72,4 @@ Status prepare_directory_for(const std::filesystem::path& dir, const Account& ac
   return ok();
 }
 
-}  // namespace torii::server
+}  // namespace torii
