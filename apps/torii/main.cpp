@@ -23,6 +23,7 @@
 #include "config/config.h"
 #include "crypto/sodium.h"
 #include "events/log_verify.h"
+#include "identity/device_commands.h"
 #include "identity/setup_token.h"
 #include "server/admin_ops.h"
 #include "server/control.h"
@@ -588,6 +589,20 @@ int run(int argc, char** argv) {
       "enrolment-token", "A new one-time enrolment token for a device (replaces its earlier one); printed last");
   add_common(device_token, device_options);
   device_token->add_option("--id", target_id, "device id")->required();
+  std::string command_name;
+  std::string command_params = "{}";
+  std::int64_t command_ttl = identity::kDefaultCommandLifetime.count();
+  auto* device_command = device->add_subcommand(
+      "command", "Send a command to a device: checked against its profile, signed, answered by the device later");
+  add_common(device_command, device_options);
+  device_command->add_option("--id", target_id, "device id")->required();
+  device_command->add_option("--command", command_name, "one of the device profile's commands")->required();
+  device_command->add_option("--params", command_params, "the command's parameters as a JSON object (default {})");
+  device_command->add_option("--ttl", command_ttl, "seconds the device may run it (1-86400, default 300)");
+  auto* device_commands =
+      device->add_subcommand("commands", "A device's last 100 commands, newest first, with the device's answers");
+  add_common(device_commands, device_options);
+  device_commands->add_option("--id", target_id, "device id")->required();
   auto* device_delete = device->add_subcommand(
       "delete", "Delete a device with all its data: certificates revoked, key destroyed (cannot be undone)");
   add_common(device_delete, device_options);
@@ -756,6 +771,17 @@ int run(int argc, char** argv) {
     }
     if (device_delete->parsed()) {
       return run_request(device_options, {"device.delete", {{"id", target_id}}, ""}, print_json);
+    }
+    if (device_command->parsed()) {
+      return run_request(
+          device_options,
+          {"device.command",
+           {{"id", target_id}, {"command", command_name}, {"params", command_params}, {"ttl_seconds", command_ttl}},
+           ""},
+          print_json);
+    }
+    if (device_commands->parsed()) {
+      return run_request(device_options, {"command.list", {{"id", target_id}}, ""}, print_json_lines);
     }
     if (profile_put->parsed()) {
       auto text = read_file(profile_file, std::size_t{1024} * 1024);

@@ -95,6 +95,7 @@ class Executor {
         {"telemetry.list", &Executor::telemetry_list}, {"cert.issue", &Executor::cert_issue},
         {"cert.revoke", &Executor::cert_revoke},       {"route.add", &Executor::route_add},
         {"route.list", &Executor::route_list},         {"route.remove", &Executor::route_remove},
+        {"device.command", &Executor::device_command}, {"command.list", &Executor::command_list},
     };
     auto it = ops.find(r_.op);
     if (it == ops.end()) return fail(Errc::invalid_argument, fmt::format("unknown request '{}'", r_.op));
@@ -260,6 +261,77 @@ class Executor {
     record("device.disabled", "device:" + *id, {{"reason", *reason}});
     disconnect(*id, "device disabled");
     return json{{"id", *id}, {"status", "disabled"}};
+  }
+
+  // IIIT I5, I7, J8: checked against the device's profile, signed and recorded as the
+  // console does (identity/device_commands.h); sent at once inside the running server.
+  Result<json> device_command() {
+    auto id = text_arg(r_.args, "id");
+    auto name = text_arg(r_.args, "command");
+    auto params = text_arg(r_.args, "params", "{}");
+    auto ttl = int_arg(r_.args, "ttl_seconds", identity::kDefaultCommandLifetime.count());
+    if (!id) return tl::unexpected(id.error());
+    if (!name) return tl::unexpected(name.error());
+    if (!params) return tl::unexpected(params.error());
+    if (!ttl) return tl::unexpected(ttl.error());
+    auto device = c_.installation.store->devices().find(*id);
+    if (!device) return tl::unexpected(device.error());
+    if (!*device) return fail(Errc::not_found, "no such device");
+    auto commands = identity::DeviceCommands::open(*c_.installation.store, *c_.installation.keys, c_.clock, c_.random);
+    if (!commands) return tl::unexpected(commands.error());
+    auto outcome = (*commands)->issue(**device, *name, *params, std::chrono::seconds(*ttl), r_.actor);
+    if (!outcome) return tl::unexpected(outcome.error());
+    if (!outcome->issued) {
+      std::string problems;
+      for (const auto& p : outcome->problems) {
+        problems += fmt::format("{}{}: {}", problems.empty() ? "" : "; ", p.path, p.message);
+      }
+      return fail(Errc::invalid_argument, problems);
+    }
+    const auto& issued = *outcome->issued;
+    record("device.command_sent", "device:" + *id,
+           {{"organisation", (*device)->organisation_id},
+            {"command", issued.record.name},
+            {"command_id", issued.record.id},
+            {"expires_at", format_utc_millis(from_unix_millis(issued.record.expires_at))}});
+    if (c_.send_command) c_.send_command(issued);
+    return command_json(**commands, issued.record);
+  }
+
+  Result<json> command_list() {
+    auto id = text_arg(r_.args, "id");
+    if (!id) return tl::unexpected(id.error());
+    auto device = c_.installation.store->devices().find(*id);
+    if (!device) return tl::unexpected(device.error());
+    if (!*device) return fail(Errc::not_found, "no such device");
+    auto commands = identity::DeviceCommands::open(*c_.installation.store, *c_.installation.keys, c_.clock, c_.random);
+    if (!commands) return tl::unexpected(commands.error());
+    auto listed = c_.installation.store->device_commands().list_for_device(*id, 100);
+    if (!listed) return tl::unexpected(listed.error());
+    json rows = json::array();
+    for (const auto& c : *listed) {
+      auto row = command_json(**commands, c);
+      if (!row) return tl::unexpected(row.error());
+      rows.push_back(std::move(*row));
+    }
+    return rows;
+  }
+
+  Result<json> command_json(identity::DeviceCommands& commands, const store::DeviceCommandRecord& c) {
+    auto params = commands.params_of(c);
+    if (!params) return tl::unexpected(params.error());
+    const bool expired = c.status == "sent" && c.expires_at <= to_unix_millis(c_.clock.now());
+    json j = {{"id", c.id},
+              {"device", c.device_id},
+              {"command", c.name},
+              {"params", json::parse(*params, nullptr, false)},
+              {"status", expired ? std::string("expired") : c.status},
+              {"issued_at", format_utc_millis(from_unix_millis(c.issued_at))},
+              {"expires_at", format_utc_millis(from_unix_millis(c.expires_at))},
+              {"issued_by", c.issued_by}};
+    if (c.answered_at) j["answered_at"] = format_utc_millis(from_unix_millis(*c.answered_at));
+    if (!c.reason.empty()) j["reason"] = c.reason;
+    return j;
   }
 
   Result<json> device_enable() {
@@ -489,10 +561,11 @@ class Executor {
 
 const std::vector<std::string>& admin_ops() {
   static const std::vector<std::string> ops = {
-      "device.create", "device.list",   "device.show",    "device.disable",
-      "device.enable", "device.revoke", "device.delete",  "device.enrolment_token",
-      "profile.put",   "profile.list",  "telemetry.list", "cert.issue",
-      "cert.revoke",   "route.add",     "route.list",     "route.remove"};
+      "device.create",  "device.list",   "device.show",    "device.disable",
+      "device.enable",  "device.revoke", "device.delete",  "device.enrolment_token",
+      "profile.put",    "profile.list",  "telemetry.list", "cert.issue",
+      "cert.revoke",    "route.add",     "route.list",     "route.remove",
+      "device.command", "command.list"};
   return ops;
 }
 

@@ -13,6 +13,7 @@
 // the result of device.create only; they are never logged.
 #pragma once
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -21,6 +22,7 @@
 #include "base/random.h"
 #include "config/config.h"
 #include "events/security_log.h"
+#include "identity/device_commands.h"
 #include "server/installation.h"
 
 namespace torii::broker {
@@ -42,6 +44,9 @@ struct AdminContext {
   broker::Broker* broker = nullptr;    // set inside the running server
   const Clock& clock;
   Random& random;
+  // Inside the running server: sends a signed command through the gateway at once. Empty:
+  // the command waits for the device's next subscription to its commands after a start.
+  std::function<void(const identity::IssuedCommand&)> send_command = {};
 };
 
 // Every op's name, for help texts and the control socket's checks.

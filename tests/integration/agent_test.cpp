@@ -356,5 +356,97 @@ TEST_F(AgentTest, StartedAsRootWithAnAccountThatDoesNotExistTheAgentRefusesToRun
   EXPECT_FALSE(std::filesystem::exists(state));
 }
 
+// IIIT I5, I7, J8: a command an operator sends is checked against the device's profile,
+// signed by the gateway, run once by the agent and answered; one sent while the device is
+// away reaches it when it is back (before it expires).
+TEST_F(AgentTest, ACommandRunsOnceOnTheDeviceAndItsAnswerIsRecordedEvenWhenSentWhileItWasAway) {
+  start();
+  const auto profile = write("env.json", R"({"metrics": [{"name": "temperature", "type": "number"}],
+      "commands": [{"name": "set_interval", "params": [{"name": "seconds", "type": "integer", "min": 1, "max": 86400, "required": true}]},
+                   {"name": "set_actuator", "params": [{"name": "on", "type": "boolean", "required": true}]}]})");
+  ASSERT_EQ(torii({"admin", "profile", "put", "--id", "env", "--file", profile}).exit_code, 0);
+  const auto made = torii({"admin", "device", "create", "--id", "agent-c", "--profile", "env", "--enrolment-token"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  std::string token = made.out;
+  while (!token.empty() && token.back() == '\n') token.pop_back();
+  token = token.substr(token.rfind('\n') + 1);
+  const auto state = (work_dir() / "agent-c").string();
+  ASSERT_EQ(
+      agent({"enroll", "--server", console_url(), "--ca", ca_file(), "--token", token, "--state-dir", state}).exit_code,
+      0);
+  EXPECT_TRUE(std::filesystem::exists(work_dir() / "agent-c" / "command-key.pub"));
+
+  auto command = [&](const std::string& name, const std::string& params) {
+    return torii({"admin", "device", "command", "--id", "agent-c", "--command", name, "--params", params});
+  };
+  auto status_of = [&](const std::string& id) {
+    const auto listed = torii({"admin", "device", "commands", "--id", "agent-c"});
+    EXPECT_EQ(listed.exit_code, 0) << listed.err;
+    std::istringstream lines(listed.out);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.empty()) continue;
+      const auto row = json::parse(line);
+      if (row["id"] == id)
+        return row["status"].get<std::string>() +
+               (row.contains("reason") ? " " + row["reason"].get<std::string>() : "");
+    }
+    return std::string("missing");
+  };
+
+  // What the profile does not allow never leaves.
+  const auto refused = command("set_interval", R"({"seconds": 0})");
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_THAT(refused.err, HasSubstr("params.seconds"));
+  EXPECT_NE(command("reboot", "{}").exit_code, 0);
+
+  pin_ports();
+  const auto config = agent_config(state);
+  std::string actuator_id;
+  {
+    Process running({torii_binary(), "agent", "run", "--config", config});
+    ASSERT_TRUE(eventually([&] { return !of_kind(stored("agent-c"), "telemetry").empty(); })) << running.err();
+    const auto sent = command("set_actuator", R"({"on": true})");
+    ASSERT_EQ(sent.exit_code, 0) << sent.err;
+    actuator_id = json::parse(sent.out)["id"].get<std::string>();
+    EXPECT_EQ(json::parse(sent.out)["status"], "sent");
+    ASSERT_TRUE(eventually([&] { return status_of(actuator_id) == "done"; }))
+        << status_of(actuator_id) << (running.stop(), running.err());
+    // The actuator is on: the heartbeats say so.
+    ASSERT_TRUE(eventually([&] {
+      for (const auto& row : of_kind(stored("agent-c"), "state")) {
+        const auto beat = json::parse(row["payload"].get<std::string>());
+        if (beat.value("type", "") == "heartbeat" && beat.contains("actuator") && beat["actuator"]["on"] == true) {
+          return true;
+        }
+      }
+      return false;
+    })) << running.err();
+    EXPECT_EQ(running.stop(), 0);
+  }
+
+  // Sent while the agent is away: it runs when the agent is back.
+  const auto later = command("set_interval", R"({"seconds": 2})");
+  ASSERT_EQ(later.exit_code, 0) << later.err;
+  const auto later_id = json::parse(later.out)["id"].get<std::string>();
+  EXPECT_EQ(status_of(later_id), "sent");
+  {
+    Process running({torii_binary(), "agent", "run", "--config", config});
+    ASSERT_TRUE(eventually([&] { return status_of(later_id) == "done"; }))
+        << status_of(later_id) << (running.stop(), running.err());
+    EXPECT_EQ(running.stop(), 0);
+  }
+  // Each ran once: the first answer stands, and nothing was answered twice.
+  EXPECT_EQ(status_of(actuator_id), "done");
+  std::ifstream in(data_dir() / "log" / "security.log");
+  int sent_events = 0;
+  int answers = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("\"device.command_sent\"") != std::string::npos) ++sent_events;
+    if (line.find("\"device.command_answered\"") != std::string::npos) ++answers;
+  }
+  EXPECT_EQ(sent_events, 2);
+  EXPECT_EQ(answers, 2);
+}
+
 }  // namespace
 }  // namespace torii::testing
