@@ -252,9 +252,12 @@ TEST_F(AgentTest, TheHostsPostureIsReportedAndJudgedByTheProfile) {
                    "--state-dir", state})
                 .exit_code,
             0);
-  // A host whose access point has WPS on and which runs a login console on a serial line.
+  // A host whose access point has WPS on, which runs a login console on a serial line and
+  // whose kernel waits for a debugger on it.
   const auto host = work_dir() / "host";
   std::filesystem::create_directories(host / "etc" / "hostapd");
+  std::filesystem::create_directories(host / "proc");
+  std::ofstream(host / "proc" / "cmdline") << "console=ttyS0,115200 kgdboc=ttyS0,115200\n";
   std::ofstream(host / "etc" / "hostapd" / "hostapd.conf") << "ssid=plant-ap\nwpa=2\nwps_state=2\n";
   std::ofstream(host / "etc" / "inittab") << "T0:23:respawn:/sbin/getty -L ttyS0 115200 vt100\n";
   const auto config = write(
@@ -273,8 +276,9 @@ TEST_F(AgentTest, TheHostsPostureIsReportedAndJudgedByTheProfile) {
     }
     return out;
   };
-  ASSERT_TRUE(eventually([&] { return findings().size() >= 2; })) << (running.stop(), running.err());
-  EXPECT_EQ(findings(), (std::set<std::string>{"serial_console: ttyS0", "wps: Wi-Fi 'plant-ap' has WPS on"}));
+  ASSERT_TRUE(eventually([&] { return findings().size() >= 3; })) << (running.stop(), running.err());
+  EXPECT_EQ(findings(), (std::set<std::string>{"debug_interface: kgdb: kgdboc=ttyS0,115200", "serial_console: ttyS0",
+                                               "wps: Wi-Fi 'plant-ap' has WPS on"}));
   // The report itself is stored as the device's state.
   bool stored_report = false;
   for (const auto& row : of_kind(stored("agent-p"), "state")) {
