@@ -10,6 +10,8 @@ namespace torii::broker {
 namespace {
 
 constexpr std::size_t kMaxMetricName = 64;
+// Tamper inputs remembered per device: a device naming more gets its alerts, not deduplicated.
+constexpr std::size_t kMaxTamperInputs = 64;
 
 bool valid_metric(std::string_view name) {
   return !name.empty() && name.size() <= kMaxMetricName && std::all_of(name.begin(), name.end(), [](char c) {
@@ -90,6 +92,23 @@ std::vector<events::SecurityEvent> DeviceHealth::observe(const std::string& devi
 
   const auto metric = text_of(json, "metric");
   if (!valid_metric(metric)) return out;
+  if (type == "tamper" || type == "tamper_cleared") {
+    const bool tampered = type == "tamper";
+    auto& inputs = tamper_[device_id];
+    if (const auto it = inputs.find(metric); it != inputs.end()) {
+      if (it->second == tampered) return out;  // sent again (an agent restarted): no new transition
+      it->second = tampered;
+    } else if (inputs.size() < kMaxTamperInputs) {
+      inputs.emplace(metric, tampered);
+    }
+    if (tampered) {
+      out.push_back(
+          device_event(device_id, "device.tamper", events::Outcome::failure, {{"metric", metric}, {"alert", true}}));
+    } else {
+      out.push_back(device_event(device_id, "device.tamper_cleared", events::Outcome::success, {{"metric", metric}}));
+    }
+    return out;
+  }
   if (const auto condition = condition_of(type); !condition.empty()) {
     out.push_back(device_event(device_id, "device.sensor_irregular", events::Outcome::failure,
                                {{"metric", metric}, {"condition", condition}, {"alert", true}}));
@@ -122,6 +141,7 @@ std::vector<events::SecurityEvent> DeviceHealth::check(UnixMillis now) {
 void DeviceHealth::forget(const std::string& device_id) {
   watch_.erase(device_id);
   posture_.erase(device_id);
+  tamper_.erase(device_id);
 }
 
 }  // namespace torii::broker

@@ -11,6 +11,11 @@
 //   device.sensor_irregular   alert: an agent's events message of type sensor_out_of_range,
 //                             sensor_stuck or sensor_failing
 //   device.sensor_recovered   the matching sensor_recovered
+//   device.tamper             alert: an agent's events message of type tamper (a tamper input
+//                             reads true: the enclosure is open; JPCERT IV-1, VIII-1); once per
+//                             device and metric until tamper_cleared
+//   device.tamper_cleared     the matching tamper_cleared; once, unless nothing was known of
+//                             the input (the server restarted meanwhile)
 //   device.posture_violation  alert: a finding of the device's posture report ({"type":
 //                             "posture"} on devices/{id}/state) against its profile's
 //                             policy (policy/posture.h) that the previous report did not have
@@ -63,6 +68,8 @@ class DeviceHealth {
   std::uint32_t missed_beats_;
   std::map<std::string, Watch, std::less<>> watch_;
   std::map<std::string, std::vector<policy::PostureFinding>, std::less<>> posture_;  // the last report's
+  // Per device, each tamper input's last state (true: tampered); at most kMaxTamperInputs each.
+  std::map<std::string, std::map<std::string, bool, std::less<>>, std::less<>> tamper_;
 };
 
 }  // namespace torii::broker

@@ -85,6 +85,46 @@ TEST(DeviceHealth, AnAgentsIrregularSensorIsAnAlertAndItsRecoveryIsRecorded) {
   }
 }
 
+TEST(DeviceHealth, ATamperInputIsAnAlertOncePerTransition) {
+  DeviceHealth health;
+  const auto& generic = policy::generic_profile();
+  const std::string open = R"({"id":"ab-7","type":"tamper","metric":"lid","detail":"the tamper input reads 1"})";
+  const std::string closed = R"({"id":"ab-8","type":"tamper_cleared","metric":"lid","detail":"reads 0 again"})";
+  const auto tampered = health.observe("cabinet-1", TopicKind::events, open, generic, kStart);
+  ASSERT_EQ(actions(tampered), std::vector<std::string>{"device.tamper"});
+  EXPECT_EQ(tampered[0].actor, "device:cabinet-1");
+  EXPECT_EQ(tampered[0].object, "device:cabinet-1");
+  EXPECT_EQ(tampered[0].outcome, events::Outcome::failure);
+  EXPECT_EQ(tampered[0].details["metric"], "lid");
+  EXPECT_EQ(tampered[0].details["alert"], true);
+  EXPECT_FALSE(tampered[0].details.contains("detail"));
+  // The same state again (an agent that restarted with the lid open): no second alert.
+  EXPECT_TRUE(health.observe("cabinet-1", TopicKind::events, open, generic, kStart + 1000).empty());
+  // Another device, or another input of this one, is its own transition.
+  EXPECT_EQ(actions(health.observe("cabinet-2", TopicKind::events, open, generic, kStart)),
+            std::vector<std::string>{"device.tamper"});
+
+  const auto cleared = health.observe("cabinet-1", TopicKind::events, closed, generic, kStart + 2000);
+  ASSERT_EQ(actions(cleared), std::vector<std::string>{"device.tamper_cleared"});
+  EXPECT_EQ(cleared[0].details["metric"], "lid");
+  EXPECT_FALSE(cleared[0].details.contains("alert"));
+  EXPECT_TRUE(health.observe("cabinet-1", TopicKind::events, closed, generic, kStart + 3000).empty());
+  EXPECT_EQ(actions(health.observe("cabinet-1", TopicKind::events, open, generic, kStart + 4000)),
+            std::vector<std::string>{"device.tamper"});
+
+  // What the server does not know of (it restarted): a clearance is still recorded.
+  EXPECT_EQ(actions(health.observe("cabinet-3", TopicKind::events, closed, generic, kStart)),
+            std::vector<std::string>{"device.tamper_cleared"});
+  EXPECT_TRUE(
+      health.observe("cabinet-1", TopicKind::events, R"({"type":"tamper","metric":"Lid<script>"})", generic, kStart)
+          .empty());
+  EXPECT_TRUE(health.observe("cabinet-1", TopicKind::state, open, generic, kStart).empty());  // events only
+  // A deleted device starts afresh.
+  health.forget("cabinet-2");
+  EXPECT_EQ(actions(health.observe("cabinet-2", TopicKind::events, open, generic, kStart)),
+            std::vector<std::string>{"device.tamper"});
+}
+
 TEST(DeviceHealth, APostureReportsNewFindingsAreAlertsAndThoseThatEndAreRecorded) {
   DeviceHealth health;
   const auto& strict = policy::generic_profile();

@@ -245,6 +245,51 @@ TEST_F(AgentTest, AStuckSensorAndHeartbeatsThatStopAreAlerts) {
   }
 }
 
+TEST_F(AgentTest, ATamperInputThatTripsAndClosesIsAnAlertAndItsClearance) {
+  start();
+  const auto state = (work_dir() / "agent-t").string();
+  ASSERT_EQ(agent({"enroll", "--server", console_url(), "--ca", ca_file(), "--token", new_device("agent-t"),
+                   "--state-dir", state})
+                .exit_code,
+            0);
+  // A tamper switch as a GPIO value file: 0 closed, 1 open. Replaced whole, never half written.
+  const auto gpio = work_dir() / "gpio17";
+  auto set_switch = [&](const char* value) {
+    std::ofstream(work_dir() / "gpio17.new") << value << "\n";
+    std::filesystem::rename(work_dir() / "gpio17.new", gpio);
+  };
+  set_switch("0");
+  const auto config = write(
+      "tamper.toml", "[agent]\nstate_dir = \"" + state + "\"\ngateway = \"127.0.0.1:" + std::to_string(gateway_port) +
+                         "\"\nheartbeat_seconds = 1\nposture_seconds = 0\n\n[[sensor]]\nmetric = \"lid\"\n"
+                         "source = \"hwmon\"\npath = \"" +
+                         gpio.string() + "\"\nscale = 1\ntamper = true\ninterval_seconds = 0.1\n");
+  auto count = [&](const std::string& action) {
+    std::ifstream in(data_dir() / "log" / "security.log");
+    std::size_t n = 0;
+    for (std::string line; std::getline(in, line);) {
+      const auto event = json::parse(line, nullptr, false);
+      if (!event.is_object() || event.value("action", "") != action) continue;
+      EXPECT_EQ(event["object"], "device:agent-t");
+      EXPECT_EQ(event["details"]["metric"], "lid");
+      ++n;
+    }
+    return n;
+  };
+  Process running({torii_binary(), "agent", "run", "--config", config});
+  // Readings arrive while the switch is closed: nothing to report yet.
+  ASSERT_TRUE(eventually([&] { return of_kind(stored("agent-t"), "telemetry").size() >= 3; })) << running.err();
+  EXPECT_EQ(count("device.tamper"), 0u);
+  set_switch("1");
+  ASSERT_TRUE(eventually([&] { return count("device.tamper") >= 1; })) << (running.stop(), running.err());
+  set_switch("0");
+  ASSERT_TRUE(eventually([&] { return count("device.tamper_cleared") >= 1; })) << (running.stop(), running.err());
+  // Once per transition, though the switch was read open and closed many times.
+  EXPECT_EQ(count("device.tamper"), 1u);
+  EXPECT_EQ(count("device.tamper_cleared"), 1u);
+  EXPECT_EQ(running.stop(), 0);
+}
+
 TEST_F(AgentTest, TheHostsPostureIsReportedAndJudgedByTheProfile) {
   start();
   const auto state = (work_dir() / "agent-p").string();
