@@ -287,6 +287,10 @@ TEST_F(AgentTest, ATamperInputThatTripsAndClosesIsAnAlertAndItsClearance) {
   // Once per transition, though the switch was read open and closed many times.
   EXPECT_EQ(count("device.tamper"), 1u);
   EXPECT_EQ(count("device.tamper_cleared"), 1u);
+  // The agent's heartbeats carry its time in milliseconds, as the gateway reads them: this
+  // host's clock is the server's, so no skew.
+  ASSERT_TRUE(eventually([&] { return !of_kind(stored("agent-t"), "state").empty(); })) << running.err();
+  EXPECT_EQ(count("device.clock_skew"), 0u);
   EXPECT_EQ(running.stop(), 0);
 }
 
