@@ -22,9 +22,9 @@ using config::Problem;
 constexpr std::string_view kAgentKeys[] = {
     "state_dir",       "user",        "gateway", "server", "heartbeat_seconds", "outbox_max_messages",
     "posture_seconds", "posture_root"};
-constexpr std::string_view kSensorKeys[] = {"metric",  "source",         "interval_seconds",    "min",  "max",
-                                            "signal",  "fault",          "fault_after_seconds", "path", "scale",
-                                            "command", "timeout_seconds"};
+constexpr std::string_view kSensorKeys[] = {
+    "metric", "source",  "interval_seconds", "min", "max", "tamper", "signal", "fault", "fault_after_seconds", "path",
+    "scale",  "command", "timeout_seconds"};
 
 // Reads the keys of one table. Each read marks the key as known, converts the value and
 // records a problem with the key's path instead of stopping at the first one.
@@ -48,6 +48,16 @@ class TableReader {
     }
     problem(name, "must be a string");
     return false;
+  }
+
+  void boolean(std::string_view name, bool& out) {
+    const toml::node* node = table_ != nullptr ? table_->get(name) : nullptr;
+    if (node == nullptr) return;
+    if (const auto* v = node->as_boolean()) {
+      out = v->get();
+      return;
+    }
+    problem(name, "must be true or false");
   }
 
   void whole_number(std::string_view name, std::uint32_t& out, std::uint32_t min, std::uint32_t max) {
@@ -215,7 +225,9 @@ SensorConfig read_sensor(const toml::table& table, std::size_t index, std::vecto
   if (r.real("max", bound)) s.max = bound;
   if (s.min && s.max && !(*s.min < *s.max)) r.problem("max", "must be greater than min");
 
-  choice(r, "signal", s.signal, {Signal::temperature, Signal::humidity, Signal::power, Signal::door});
+  choice(r, "signal", s.signal, {Signal::temperature, Signal::humidity, Signal::power, Signal::door, Signal::tamper});
+  s.tamper = s.source == SensorSource::simulated && s.signal == Signal::tamper;
+  r.boolean("tamper", s.tamper);
   choice(r, "fault", s.fault, {Fault::none, Fault::stuck, Fault::drift, Fault::out_of_range, Fault::read_failure});
   r.seconds("fault_after_seconds", s.fault_after, 0, 365.0 * 86'400);
 
@@ -234,10 +246,12 @@ SensorConfig read_sensor(const toml::table& table, std::size_t index, std::vecto
     case SensorSource::simulated:
       refuse_keys(r, {"path", "scale"}, "hwmon and thermal sensors");
       refuse_keys(r, {"command", "timeout_seconds"}, "command sensors");
-      if (s.signal == Signal::door) {
-        refuse_keys(r, {"min", "max"}, "numeric sensors (signal \"door\" is a boolean)");
+      if (s.signal == Signal::door || s.signal == Signal::tamper) {
+        refuse_keys(r, {"min", "max"},
+                    fmt::format("numeric sensors (signal \"{}\" is a boolean)", to_string(s.signal)));
         if (s.fault == Fault::drift || s.fault == Fault::out_of_range) {
-          r.problem("fault", "a door (a boolean) can only be \"none\", \"stuck\" or \"read_failure\"");
+          r.problem("fault", fmt::format("a {} (a boolean) can only be \"none\", \"stuck\" or \"read_failure\"",
+                                         to_string(s.signal)));
         }
       } else if (s.fault == Fault::out_of_range && !s.min && !s.max) {
         r.problem("fault", "\"out_of_range\" needs min or max, which it goes beyond");
@@ -280,6 +294,7 @@ std::string_view to_string(Signal signal) {
     case Signal::humidity: return "humidity";
     case Signal::power: return "power";
     case Signal::door: return "door";
+    case Signal::tamper: return "tamper";
   }
   return "?";
 }
@@ -453,7 +468,9 @@ source = "simulated"
 interval_seconds = 5
 min = -20
 max = 60
-# What it imitates: temperature, humidity, power or door.
+# What it imitates: temperature, humidity, power, door or tamper (a tamper switch).
+# tamper = true makes any sensor a tamper input: a reading of true or of a number other
+# than 0 is sent as a "tamper" event, its return to false or 0 as "tamper_cleared".
 signal = "temperature"
 # A fault to inject: none, stuck, drift, out_of_range or read_failure, starting
 # fault_after_seconds after the agent starts.

@@ -20,8 +20,9 @@
 namespace torii::agent {
 
 enum class SensorSource { simulated, hwmon, thermal, command };
-// What a simulated sensor imitates: °C, % relative humidity, W, or a door (open: true).
-enum class Signal { temperature, humidity, power, door };
+// What a simulated sensor imitates: °C, % relative humidity, W, a door (open: true), or a
+// tamper switch (tripped: true).
+enum class Signal { temperature, humidity, power, door, tamper };
 enum class Fault { none, stuck, drift, out_of_range, read_failure };
 
 [[nodiscard]] std::string_view to_string(SensorSource source);
@@ -35,6 +36,9 @@ struct SensorConfig {
   // The expected range; a reading outside it is an out-of-range event. Numeric sensors only.
   std::optional<double> min;
   std::optional<double> max;
+  // A tamper input (JPCERT IV-1, VIII-1): a reading of true, or a number other than 0, means
+  // the enclosure is open. Default: true for the simulated signal "tamper", false otherwise.
+  bool tamper = false;
 
   // simulated
   Signal signal = Signal::temperature;

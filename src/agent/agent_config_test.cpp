@@ -231,11 +231,55 @@ source = "simulated"
   EXPECT_THAT(p, Contains(problem_at("sensor[6].fault", "boolean")));
   EXPECT_THAT(p, Contains(problem_at("sensor[7].fault", "needs min or max")));
   EXPECT_THAT(p, Contains(problem_at("sensor[8].metric", "reserved")));
-  EXPECT_THAT(p, Contains(problem_at("sensor[8].signal", "temperature, humidity, power, door")));
+  EXPECT_THAT(p, Contains(problem_at("sensor[8].signal", "temperature, humidity, power, door, tamper")));
   EXPECT_THAT(p, Contains(problem_at("sensor[9].metric", "is required")));
   // Problems are reported where they are, and nowhere else.
   EXPECT_THAT(p, Not(Contains(any_problem_at("sensor[1].metric"))));
   EXPECT_THAT(p, Not(Contains(any_problem_at("sensor[7].metric"))));
+}
+
+TEST(AgentConfig, TamperInputs) {
+  const auto r = parse_agent_config(R"([[sensor]]
+metric = "tamper"
+signal = "tamper"
+
+[[sensor]]
+metric = "lid"
+source = "hwmon"
+path = "/sys/class/gpio/gpio17/value"
+scale = 1
+tamper = true
+
+[[sensor]]
+metric = "door_open"
+signal = "door"
+
+[[sensor]]
+metric = "quiet_switch"
+signal = "tamper"
+tamper = false
+)");
+  ASSERT_TRUE(r.ok()) << r.problems.front().key << ": " << r.problems.front().message;
+  ASSERT_EQ(r.config.sensors.size(), 4u);
+  EXPECT_TRUE(r.config.sensors[0].tamper);  // the simulated switch is one by default
+  EXPECT_EQ(r.config.sensors[0].signal, Signal::tamper);
+  EXPECT_TRUE(r.config.sensors[1].tamper);
+  EXPECT_FALSE(r.config.sensors[2].tamper);  // a door is not, unless it says so
+  EXPECT_FALSE(r.config.sensors[3].tamper);
+
+  const auto bad = parse_agent_config(R"([[sensor]]
+metric = "lid"
+tamper = "yes"
+
+[[sensor]]
+metric = "switch"
+signal = "tamper"
+max = 1
+fault = "drift"
+)");
+  EXPECT_THAT(bad.problems, Contains(problem_at("sensor[0].tamper", "true or false")));
+  EXPECT_THAT(bad.problems, Contains(problem_at("sensor[1].max", "signal \"tamper\" is a boolean")));
+  EXPECT_THAT(bad.problems, Contains(problem_at("sensor[1].fault", "a tamper (a boolean)")));
 }
 
 TEST(AgentConfig, ReportsTomlSyntaxErrorsWithTheirLine) {

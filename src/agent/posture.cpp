@@ -28,6 +28,13 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+// trim() and line ends: for one-value files such as /proc/sys/kernel/sysrq.
+std::string_view trim_value(std::string_view s) {
+  s = trim(s);
+  while (!s.empty() && s.back() == '\n') s = trim(s.substr(0, s.size() - 1));
+  return s;
+}
+
 std::vector<std::string_view> lines_of(std::string_view text) {
   std::vector<std::string_view> out;
   while (!text.empty()) {
@@ -79,8 +86,8 @@ std::optional<std::string> proc_address(std::string_view hex) {
 
 bool serial_line(std::string_view tty) {
   if (tty.starts_with("/dev/")) tty.remove_prefix(5);
-  constexpr std::array<std::string_view, 8> kPrefixes{"ttyS",   "ttyAMA", "ttyUSB", "ttyACM",
-                                                      "ttymxc", "ttySAC", "ttyO",   "hvc"};
+  constexpr std::array<std::string_view, 9> kPrefixes{"ttyS",   "ttyAMA", "ttyUSB", "ttyACM", "ttymxc",
+                                                      "ttySAC", "ttyO",   "hvc",    "ttyGS"};
   return std::any_of(kPrefixes.begin(), kPrefixes.end(), [&](std::string_view p) {
     return tty.size() > p.size() && tty.starts_with(p) &&
            std::all_of(tty.begin() + static_cast<std::ptrdiff_t>(p.size()), tty.end(),
@@ -356,6 +363,36 @@ std::vector<std::string> parse_shadow_without_password(std::string_view text) {
   return out;
 }
 
+std::vector<std::string> parse_debugfs_mounts(std::string_view mounts) {
+  std::vector<std::string> out;
+  for (const auto line : lines_of(mounts)) {
+    const auto f = fields_of(line);
+    if (f.size() >= 3 && f[2] == "debugfs") out.emplace_back(f[1]);
+  }
+  return out;
+}
+
+std::vector<std::string> parse_kgdb_cmdline(std::string_view cmdline) {
+  std::vector<std::string> out;
+  for (auto word : fields_of(cmdline)) {
+    word = trim_value(word);
+    if (word == "kgdbwait" || word.starts_with("kgdboc=") || word.starts_with("ekgdboc=")) out.emplace_back(word);
+  }
+  return out;
+}
+
+std::optional<std::uint32_t> parse_sysrq(std::string_view text) {
+  text = trim_value(text);
+  std::uint32_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+bool adbd_unit(std::string_view file_name) {
+  return file_name == "adbd.service" || file_name.ends_with("-adbd.service");
+}
+
 PostureReport collect_posture(const fs::path& root) {
   PostureReport r;
   for (const auto& [file, protocol] : {std::pair{"tcp", "tcp"}, {"tcp6", "tcp"}, {"udp", "udp"}, {"udp6", "udp"}}) {
@@ -398,19 +435,52 @@ PostureReport collect_posture(const fs::path& root) {
   }
 
   std::set<std::string> consoles;
+  std::set<DebugInterface> debug;
   if (const auto text = read_text(etc / "inittab", r.unreadable)) {
     for (auto& tty : parse_inittab(*text)) consoles.insert(std::move(tty));
   }
   for (const auto& wants : files_in(etc / "systemd" / "system")) {
     if (wants.extension() != ".wants") continue;
     for (const auto& unit : files_in(wants)) {
-      if (auto tty = serial_getty_unit(unit.filename().string())) consoles.insert(std::move(*tty));
+      const auto name = unit.filename().string();
+      if (auto tty = serial_getty_unit(name)) consoles.insert(std::move(*tty));
+      if (adbd_unit(name)) debug.insert({"adb", name});
     }
   }
   r.serial_consoles.assign(consoles.begin(), consoles.end());
 
   if (const auto text = read_text(etc / "shadow", r.unreadable))
     r.passwordless_accounts = parse_shadow_without_password(*text);
+
+  // JPCERT IV-1: debug interfaces, as far as software can see them.
+  const auto proc = root / "proc";
+  if (const auto mounts = read_proc(proc / "mounts")) {
+    for (auto& at : parse_debugfs_mounts(*mounts)) debug.insert({"debugfs", std::move(at)});
+  }
+  for (const auto& s : r.listening) {
+    if (s.protocol == "tcp" && s.port == 5555) debug.insert({"adb", fmt::format("tcp/5555 on {}", s.address)});
+  }
+  for (const auto* script : {"adbd", "android-tools-adbd"}) {
+    if (fs::exists(etc / "init.d" / script, ec)) debug.insert({"adb", fmt::format("/etc/init.d/{}", script)});
+  }
+  for (const auto& gadget : files_in(root / "sys" / "kernel" / "config" / "usb_gadget")) {
+    for (const auto& function : files_in(gadget / "functions")) {
+      const auto name = function.filename().string();
+      if (name.starts_with("ffs.adb")) debug.insert({"adb", "USB gadget function " + name});
+    }
+  }
+  if (const auto kgdboc = read_proc(root / "sys" / "module" / "kgdboc" / "parameters" / "kgdboc")) {
+    const auto value = trim_value(*kgdboc);
+    if (!value.empty()) debug.insert({"kgdb", fmt::format("kgdboc={}", value)});
+  }
+  if (const auto cmdline = read_proc(proc / "cmdline")) {
+    for (auto& setting : parse_kgdb_cmdline(*cmdline)) debug.insert({"kgdb", std::move(setting)});
+  }
+  if (const auto sysrq = read_proc(proc / "sys" / "kernel" / "sysrq")) {
+    if (const auto mask = parse_sysrq(*sysrq); mask && *mask != 0)
+      debug.insert({"sysrq", fmt::format("sysrq={}", *mask)});
+  }
+  r.debug_interfaces.assign(debug.begin(), debug.end());
   return r;
 }
 
@@ -426,6 +496,8 @@ std::string posture_message(const PostureReport& report, std::int64_t ts_ms, std
   for (const auto& n : report.wifi) {
     wifi.push_back({{"source", n.source}, {"ssid", n.ssid}, {"security", n.security}, {"wps", n.wps}});
   }
+  json debug = json::array();
+  for (const auto& d : report.debug_interfaces) debug.push_back({{"kind", d.kind}, {"detail", d.detail}});
   const json out = {{"type", "posture"},
                     {"ts", ts_ms},
                     {"id", id},
@@ -434,6 +506,7 @@ std::string posture_message(const PostureReport& report, std::int64_t ts_ms, std
                     {"wifi", wifi},
                     {"serial_consoles", report.serial_consoles},
                     {"passwordless_accounts", report.passwordless_accounts},
+                    {"debug_interfaces", debug},
                     {"unreadable", report.unreadable}};
   // File contents (an SSID) need not be UTF-8: what is not is replaced, not thrown on.
   return out.dump(-1, ' ', false, json::error_handler_t::replace);

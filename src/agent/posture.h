@@ -1,6 +1,8 @@
 // The security posture of the agent's host (JPCERT IV-1…IV-4, V-1, V-2), read from its
 // files: what listens on the network, remote-access services, a UPnP responder, Wi-Fi
-// security and WPS, login consoles on serial ports, and accounts without a password.
+// security and WPS, login consoles on serial ports, accounts without a password, and debug
+// interfaces software can see (debugfs, adb, kgdb, magic SysRq; JTAG and SWD pins cannot be
+// seen from software and are not reported).
 //
 // The parsers are pure (text in, values out) so that they are tested on fixture text and
 // fuzzed; collect_posture() reads the files under a root directory ("/" on a device, a
@@ -52,8 +54,8 @@ struct WifiNetwork {
 // [wifi] ssid=, [wifi-security] key-mgmt=, wep-key0=, wps-method= (flags 2, 4 or 8: WPS).
 [[nodiscard]] std::vector<WifiNetwork> parse_networkmanager(std::string_view text, std::string_view source);
 
-// Serial lines (ttyS*, ttyAMA*, ttyUSB*, ttyACM*, ttymxc*, ttySAC*, ttyO*, hvc*) that an
-// /etc/inittab entry runs a getty on.
+// Serial lines (ttyS*, ttyAMA*, ttyUSB*, ttyACM*, ttymxc*, ttySAC*, ttyO*, hvc*, and ttyGS*,
+// a USB gadget's serial port) that an /etc/inittab entry runs a getty on.
 [[nodiscard]] std::vector<std::string> parse_inittab(std::string_view text);
 // The same for systemd: the instance of a serial-getty@TTY.service or getty@TTY.service file
 // name (an enabled unit's link in a *.wants directory), when TTY is a serial line.
@@ -63,6 +65,33 @@ struct WifiNetwork {
 // Locked ("!...", "*") and hashed fields are fine.
 [[nodiscard]] std::vector<std::string> parse_shadow_without_password(std::string_view text);
 
+// A debug interface the host offers (JPCERT IV-1). `kind` is one of:
+//   debugfs  the kernel's debug file system is mounted (detail: the mount point)
+//   adb      the Android debug bridge: a socket on TCP 5555 (detail "tcp/5555 on ADDRESS"), an
+//            enabled adbd unit or init script, or a USB gadget's ffs.adb function
+//   kgdb     the kernel debugger on a serial line: kgdboc set in sysfs or kgdboc=, ekgdboc=
+//            or kgdbwait on the kernel command line (detail: that setting)
+//   sysrq    magic SysRq keys enabled, from the serial console's break too (detail "sysrq=N")
+struct DebugInterface {
+  std::string kind;
+  std::string detail;
+  friend bool operator==(const DebugInterface&, const DebugInterface&) = default;
+  friend bool operator<(const DebugInterface& a, const DebugInterface& b) {
+    return a.kind != b.kind ? a.kind < b.kind : a.detail < b.detail;
+  }
+};
+
+// Mount points of debugfs in a /proc/mounts table (fields: device, mount point, type, ...).
+[[nodiscard]] std::vector<std::string> parse_debugfs_mounts(std::string_view mounts);
+// The kgdb settings of a kernel command line (/proc/cmdline): kgdboc=..., ekgdboc=...,
+// kgdbwait, in order.
+[[nodiscard]] std::vector<std::string> parse_kgdb_cmdline(std::string_view cmdline);
+// /proc/sys/kernel/sysrq: the bitmask of SysRq functions enabled (0: none, 1: all); nullopt
+// when the text is not a number.
+[[nodiscard]] std::optional<std::uint32_t> parse_sysrq(std::string_view text);
+// Whether an enabled unit's file name starts adbd: adbd.service, android-tools-adbd.service.
+[[nodiscard]] bool adbd_unit(std::string_view file_name);
+
 struct PostureReport {
   std::vector<ListeningSocket> listening;
   std::vector<ListeningSocket> remote_access;  // those of `listening` that remote_access_service() names
@@ -70,18 +99,23 @@ struct PostureReport {
   std::vector<WifiNetwork> wifi;
   std::vector<std::string> serial_consoles;
   std::vector<std::string> passwordless_accounts;
-  std::vector<std::string> unreadable;  // files that exist but could not be read
+  std::vector<DebugInterface> debug_interfaces;  // sorted, each once
+  std::vector<std::string> unreadable;           // files that exist but could not be read
 };
 
 // Reads root/proc/net/{tcp,tcp6,udp,udp6}, root/etc/wpa_supplicant/*.conf and
 // root/etc/wpa_supplicant.conf, root/etc/hostapd/*.conf and root/etc/hostapd.conf,
 // root/etc/NetworkManager/system-connections/*, root/etc/miniupnpd/miniupnpd.conf,
-// root/etc/inittab, root/etc/systemd/system/*.wants/, and root/etc/shadow.
+// root/etc/inittab, root/etc/systemd/system/*.wants/, root/etc/shadow, and for debug
+// interfaces root/proc/mounts, root/proc/cmdline, root/proc/sys/kernel/sysrq,
+// root/sys/module/kgdboc/parameters/kgdboc, root/etc/init.d/{adbd,android-tools-adbd} and
+// root/sys/kernel/config/usb_gadget/*/functions/.
 [[nodiscard]] PostureReport collect_posture(const std::filesystem::path& root);
 
 // The message the agent sends on its state topic: {"type": "posture", "ts", "id",
 // "listening": [{"protocol", "address", "port", "service"?}], "upnp", "wifi": [{"source",
-// "ssid", "security", "wps"}], "serial_consoles", "passwordless_accounts", "unreadable"}.
+// "ssid", "security", "wps"}], "serial_consoles", "passwordless_accounts", "debug_interfaces":
+// [{"kind", "detail"}], "unreadable"}.
 [[nodiscard]] std::string posture_message(const PostureReport& report, std::int64_t ts_ms, std::string_view id);
 
 }  // namespace torii::agent

@@ -132,6 +132,7 @@ TEST(Posture, LoginConsolesOnSerialLines) {
               ElementsAre("ttyS0", "ttyAMA0"));
   EXPECT_EQ(serial_getty_unit("serial-getty@ttyS0.service"), "ttyS0");
   EXPECT_EQ(serial_getty_unit("getty@ttyUSB1.service"), "ttyUSB1");
+  EXPECT_EQ(serial_getty_unit("serial-getty@ttyGS0.service"), "ttyGS0");  // a USB gadget's serial port
   EXPECT_EQ(serial_getty_unit("getty@tty1.service"), std::nullopt);
   EXPECT_EQ(serial_getty_unit("serial-getty@ttyS.service"), std::nullopt);
 }
@@ -143,6 +144,28 @@ TEST(Posture, AccountsWithoutPassword) {
                                             "locked:!:19000::::::\n"
                                             "broken\n"),
               ElementsAre("kiosk"));
+}
+
+TEST(Posture, DebugInterfacesSoftwareCanSee) {
+  EXPECT_THAT(parse_debugfs_mounts("sysfs /sys sysfs rw,nosuid 0 0\n"
+                                   "debugfs /sys/kernel/debug debugfs rw,relatime 0 0\n"
+                                   "none /mnt/debugfs tmpfs rw 0 0\n"
+                                   "short line\n"),
+              ElementsAre("/sys/kernel/debug"));
+  EXPECT_THAT(parse_kgdb_cmdline("console=ttyS0,115200 kgdboc=ttyS0,115200 root=/dev/mmcblk0p2 kgdbwait\n"),
+              ElementsAre("kgdboc=ttyS0,115200", "kgdbwait"));
+  EXPECT_THAT(parse_kgdb_cmdline("ekgdboc=kbd quiet"), ElementsAre("ekgdboc=kbd"));
+  EXPECT_THAT(parse_kgdb_cmdline("console=ttyS0 nokgdbwait kgdboc"), IsEmpty());
+  EXPECT_EQ(parse_sysrq("0\n"), 0u);
+  EXPECT_EQ(parse_sysrq("176\n"), 176u);
+  EXPECT_EQ(parse_sysrq("1"), 1u);
+  EXPECT_EQ(parse_sysrq(""), std::nullopt);
+  EXPECT_EQ(parse_sysrq("-1"), std::nullopt);
+  EXPECT_EQ(parse_sysrq("1 2"), std::nullopt);
+  EXPECT_TRUE(adbd_unit("adbd.service"));
+  EXPECT_TRUE(adbd_unit("android-tools-adbd.service"));
+  EXPECT_FALSE(adbd_unit("sshd.service"));
+  EXPECT_FALSE(adbd_unit("adbd.socket"));
 }
 
 void write(const fs::path& path, std::string_view text) {
@@ -163,6 +186,13 @@ TEST(Posture, AFixtureTreeIsReportedWhole) {
   write(root / "etc/systemd/system/getty.target.wants/serial-getty@ttyAMA0.service", "");
   write(root / "etc/systemd/system/getty.target.wants/getty@tty1.service", "");
   write(root / "etc/shadow", "kiosk::19000:0:99999:7:::\n");
+  write(root / "proc/mounts", "proc /proc proc rw 0 0\ndebugfs /sys/kernel/debug debugfs rw,relatime 0 0\n");
+  write(root / "proc/cmdline", "console=ttyS0,115200 kgdboc=ttyS0,115200 kgdbwait\n");
+  write(root / "proc/sys/kernel/sysrq", "1\n");
+  write(root / "sys/module/kgdboc/parameters/kgdboc", "ttyS0,115200\n");
+  write(root / "etc/systemd/system/multi-user.target.wants/android-tools-adbd.service", "");
+  fs::create_directories(root / "sys/kernel/config/usb_gadget/g1/functions/ffs.adb");
+  fs::create_directories(root / "sys/kernel/config/usb_gadget/g1/functions/acm.usb0");
 
   const auto r = collect_posture(root.path());
   EXPECT_EQ(r.listening.size(), 7u);
@@ -173,6 +203,11 @@ TEST(Posture, AFixtureTreeIsReportedWhole) {
               Contains(WifiNetwork{(root / "etc/hostapd/hostapd.conf").string(), "plant-ap", "wpa2-psk", true}));
   EXPECT_THAT(r.serial_consoles, ElementsAre("ttyAMA0", "ttyS0"));
   EXPECT_THAT(r.passwordless_accounts, ElementsAre("kiosk"));
+  EXPECT_THAT(r.debug_interfaces,
+              ElementsAre(DebugInterface{"adb", "USB gadget function ffs.adb"},
+                          DebugInterface{"adb", "android-tools-adbd.service"},
+                          DebugInterface{"debugfs", "/sys/kernel/debug"}, DebugInterface{"kgdb", "kgdboc=ttyS0,115200"},
+                          DebugInterface{"kgdb", "kgdbwait"}, DebugInterface{"sysrq", "sysrq=1"}));
   EXPECT_THAT(r.unreadable, IsEmpty());
 
   const auto message = nlohmann::json::parse(posture_message(r, 1'790'000'000'000, "ab12cd34-9"));
@@ -181,6 +216,19 @@ TEST(Posture, AFixtureTreeIsReportedWhole) {
   EXPECT_EQ(message["listening"][0]["service"], "ssh");
   EXPECT_EQ(message["upnp"], true);
   EXPECT_EQ(message["passwordless_accounts"][0], "kiosk");
+  EXPECT_EQ(message["debug_interfaces"][2], (nlohmann::json{{"kind", "debugfs"}, {"detail", "/sys/kernel/debug"}}));
+}
+
+TEST(Posture, AdbListeningAndItsInitScriptAreDebugInterfacesAndSysRqOffIsNot) {
+  testing::TempDir root;
+  write(root / "proc/net/tcp6",
+        "  sl  local_address                         remote_address                        st\n"
+        "   0: 00000000000000000000000000000000:15B3 00000000000000000000000000000000:0000 0A\n");
+  write(root / "etc/init.d/adbd", "#!/bin/sh\n");
+  write(root / "proc/sys/kernel/sysrq", "0\n");
+  write(root / "sys/module/kgdboc/parameters/kgdboc", "\n");  // loaded, not attached to a line
+  EXPECT_THAT(collect_posture(root.path()).debug_interfaces,
+              ElementsAre(DebugInterface{"adb", "/etc/init.d/adbd"}, DebugInterface{"adb", "tcp/5555 on ::"}));
 }
 
 TEST(Posture, AnEmptyTreeIsACleanReport) {
@@ -191,6 +239,7 @@ TEST(Posture, AnEmptyTreeIsACleanReport) {
   EXPECT_THAT(r.wifi, IsEmpty());
   EXPECT_THAT(r.serial_consoles, IsEmpty());
   EXPECT_THAT(r.passwordless_accounts, IsEmpty());
+  EXPECT_THAT(r.debug_interfaces, IsEmpty());
   // An SSID that is not UTF-8 is reported, not thrown on.
   PostureReport odd;
   odd.wifi.push_back({"f", std::string("caf\xe9", 4), "open", false});

@@ -13,6 +13,8 @@ std::string_view to_string(HealthEventKind kind) {
     case HealthEventKind::stuck: return "sensor_stuck";
     case HealthEventKind::failing: return "sensor_failing";
     case HealthEventKind::recovered: return "sensor_recovered";
+    case HealthEventKind::tamper: return "tamper";
+    case HealthEventKind::tamper_cleared: return "tamper_cleared";
   }
   return "?";
 }
@@ -32,14 +34,16 @@ SensorHealth::SensorHealth(HealthLimits limits) : limits_(limits) {
   limits_.failing_after_failures = std::max<std::uint32_t>(limits_.failing_after_failures, 1);
 }
 
-void SensorHealth::add_sensor(const std::string& metric, std::optional<double> min, std::optional<double> max) {
+void SensorHealth::add_sensor(const std::string& metric, std::optional<double> min, std::optional<double> max,
+                              bool tamper) {
   State& s = sensors_[metric];
   s.min = min;
   s.max = max;
+  s.tamper_input = tamper;
 }
 
 void SensorHealth::add_sensors(const std::vector<SensorConfig>& sensors) {
-  for (const auto& s : sensors) add_sensor(s.metric, s.min, s.max);
+  for (const auto& s : sensors) add_sensor(s.metric, s.min, s.max, s.tamper);
 }
 
 std::vector<HealthEvent> SensorHealth::observe(const std::string& metric, const Result<Value>& reading,
@@ -69,6 +73,16 @@ std::vector<HealthEvent> SensorHealth::observe(const std::string& metric, const 
   s.failures = 0;
 
   const auto* number = std::get_if<double>(&*reading);
+  if (s.tamper_input) {
+    const bool open = number != nullptr ? *number != 0.0 : std::get<bool>(*reading);
+    const std::string text = number != nullptr ? fmt::format("{}", *number) : open ? "true" : "false";
+    if (open && !s.tampered) {
+      emit(HealthEventKind::tamper, fmt::format("the tamper input reads {}", text));
+    } else if (!open && s.tampered) {
+      emit(HealthEventKind::tamper_cleared, fmt::format("the tamper input reads {} again", text));
+    }
+    s.tampered = open;
+  }
   if (number == nullptr) return events;  // booleans have no range and are never stuck
   const double x = *number;
 
@@ -99,7 +113,7 @@ std::vector<HealthEvent> SensorHealth::observe(const std::string& metric, const 
     s.last = x;
     s.same = 1;
   }
-  if (s.same >= limits_.stuck_after_reads && s.stuck.empty()) {
+  if (s.same >= limits_.stuck_after_reads && s.stuck.empty() && !s.tamper_input) {
     s.stuck = fmt::format("{} for {} reads in a row", x, s.same);
     emit(HealthEventKind::stuck, s.stuck);
   }

@@ -6,6 +6,10 @@
 //   sensor_stuck         the same number for stuck_after_reads reads in a row (booleans,
 //                        which may rightly stay the same for days, never count)
 //   sensor_failing       failing_after_failures failed reads in a row
+//   tamper               a tamper input reads true or a number other than 0 (JPCERT IV-1,
+//                        VIII-1); it ends with tamper_cleared, not sensor_recovered, when it
+//                        reads false or 0 again. A failed read changes neither. Tamper inputs
+//                        are never stuck: a switch may rightly stay closed for years.
 // Not thread-safe.
 #pragma once
 
@@ -22,8 +26,9 @@
 
 namespace torii::agent {
 
-enum class HealthEventKind { out_of_range, stuck, failing, recovered };
-// "sensor_out_of_range", "sensor_stuck", "sensor_failing", "sensor_recovered".
+enum class HealthEventKind { out_of_range, stuck, failing, recovered, tamper, tamper_cleared };
+// "sensor_out_of_range", "sensor_stuck", "sensor_failing", "sensor_recovered", "tamper",
+// "tamper_cleared".
 [[nodiscard]] std::string_view to_string(HealthEventKind kind);
 
 struct HealthEvent {
@@ -57,9 +62,9 @@ class SensorHealth {
  public:
   explicit SensorHealth(HealthLimits limits = {});
 
-  // Declares a sensor and its expected range (either bound may be missing). A metric that
-  // observe() sees without this has no range.
-  void add_sensor(const std::string& metric, std::optional<double> min, std::optional<double> max);
+  // Declares a sensor, its expected range (either bound may be missing) and whether it is a
+  // tamper input. A metric that observe() sees without this has no range and is not one.
+  void add_sensor(const std::string& metric, std::optional<double> min, std::optional<double> max, bool tamper = false);
   void add_sensors(const std::vector<SensorConfig>& sensors);
 
   // One reading of `metric` taken at `at`; returns the events it causes (usually none).
@@ -74,6 +79,8 @@ class SensorHealth {
   struct State {
     std::optional<double> min;
     std::optional<double> max;
+    bool tamper_input = false;
+    bool tampered = false;       // the last successful read of a tamper input said so
     std::uint32_t failures = 0;  // failed reads in a row
     std::optional<double> last;  // the last number read
     std::uint32_t same = 0;      // reads in a row that gave `last`

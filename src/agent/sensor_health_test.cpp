@@ -14,6 +14,44 @@ constexpr std::chrono::system_clock::time_point kT0{std::chrono::milliseconds(1'
 
 Result<Value> failed() { return fail(Errc::io_error, "cannot open temp1_input"); }
 
+TEST(SensorHealth, ATamperInputIsReportedOncePerTransition) {
+  SensorHealth health;
+  health.add_sensor("tamper", std::nullopt, std::nullopt, true);
+  health.add_sensor("door_open", std::nullopt, std::nullopt);
+  EXPECT_THAT(health.observe("tamper", false, kT0), IsEmpty());
+  const auto open = health.observe("tamper", true, kT0 + seconds(1));
+  ASSERT_EQ(open.size(), 1u);
+  EXPECT_EQ(open[0].kind, HealthEventKind::tamper);
+  EXPECT_EQ(to_string(open[0].kind), "tamper");
+  EXPECT_EQ(open[0].metric, "tamper");
+  EXPECT_EQ(open[0].time, kT0 + seconds(1));
+  EXPECT_THAT(open[0].detail, HasSubstr("reads true"));
+  EXPECT_THAT(health.observe("tamper", true, kT0 + seconds(2)), IsEmpty());
+  EXPECT_THAT(health.observe("tamper", failed(), kT0 + seconds(3)), IsEmpty());  // a failed read ends nothing
+  EXPECT_THAT(health.observe("tamper", true, kT0 + seconds(4)), IsEmpty());
+  const auto closed = health.observe("tamper", false, kT0 + seconds(5));
+  ASSERT_EQ(closed.size(), 1u);
+  EXPECT_EQ(closed[0].kind, HealthEventKind::tamper_cleared);
+  EXPECT_EQ(to_string(closed[0].kind), "tamper_cleared");
+  EXPECT_THAT(health.observe("tamper", false, kT0 + seconds(6)), IsEmpty());
+  ASSERT_EQ(health.observe("tamper", true, kT0 + seconds(7)).size(), 1u);  // and again
+  // A door is not a tamper input unless declared one.
+  EXPECT_THAT(health.observe("door_open", true, kT0), IsEmpty());
+}
+
+TEST(SensorHealth, ANumericTamperInputIsTrippedByAnythingButZeroAndNeverStuck) {
+  SensorHealth health;
+  health.add_sensor("lid", std::nullopt, std::nullopt, true);  // a GPIO value file: 0 or 1
+  for (int i = 0; i < 30; ++i) EXPECT_THAT(health.observe("lid", 0.0, kT0 + seconds(i)), IsEmpty()) << i;
+  const auto open = health.observe("lid", 1.0, kT0 + seconds(30));
+  ASSERT_EQ(open.size(), 1u);
+  EXPECT_EQ(open[0].kind, HealthEventKind::tamper);
+  EXPECT_THAT(open[0].detail, HasSubstr("reads 1"));
+  const auto closed = health.observe("lid", 0.0, kT0 + seconds(31));
+  ASSERT_EQ(closed.size(), 1u);
+  EXPECT_EQ(closed[0].kind, HealthEventKind::tamper_cleared);
+}
+
 TEST(SensorHealth, OutOfRangeIsReportedOnceAndItsEndOnce) {
   SensorHealth health;
   health.add_sensor("temperature", 0.0, 40.0);

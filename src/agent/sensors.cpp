@@ -92,6 +92,11 @@ class SimulatedSensor final : public ConfiguredSensor {
         door_open_ = door_open_ ? draw >= 0.3 : draw < 0.02;
         return door_open_;
       }
+      case Signal::tamper: {  // tripped rarely (one read in a thousand), for a few reads
+        const double draw = (noise() + 1.0) / 2.0;
+        door_open_ = door_open_ ? draw >= 0.3 : draw < 0.001;
+        return door_open_;
+      }
     }
     return 0.0;
   }
@@ -101,7 +106,8 @@ class SimulatedSensor final : public ConfiguredSensor {
       case Signal::temperature: return 0.01;
       case Signal::humidity: return 0.02;
       case Signal::power: return 0.5;
-      case Signal::door: break;
+      case Signal::door:
+      case Signal::tamper: break;
     }
     return 0.0;
   }

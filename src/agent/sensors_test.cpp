@@ -97,6 +97,21 @@ TEST(SimulatedSensor, DoorOpensNowAndThenAndClosesAgain) {
   EXPECT_LT(open_reads, 400);  // mostly closed
 }
 
+TEST(SimulatedSensor, ATamperSwitchTripsRarely) {
+  testing::SeededRandom random(3);
+  auto tamper = make_simulated_sensor(simulated(Signal::tamper), random, kStart);
+  int tripped = 0;
+  bool was = false;
+  for (int i = 0; i < 20000; ++i) {
+    const auto r = tamper->read(kStart + seconds(i));
+    ASSERT_TRUE(r && std::holds_alternative<bool>(*r));
+    if (std::get<bool>(*r) && !was) ++tripped;
+    was = std::get<bool>(*r);
+  }
+  EXPECT_GE(tripped, 2);
+  EXPECT_LE(tripped, 60);  // about one read in a thousand, far rarer than a door
+}
+
 TEST(SimulatedSensor, StuckFaultRepeatsTheLastValueFromItsStart) {
   testing::SeededRandom random(1);
   auto s = make_simulated_sensor(simulated(Signal::power, Fault::stuck, seconds(60)), random, kStart);

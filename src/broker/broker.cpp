@@ -56,7 +56,12 @@ std::string value_json(const policy::MetricValue& value) {
 
 Broker::Broker(store::Store& store, StoreWriter& writer, const Clock& clock, BrokerOptions options,
                SecurityEventSink security_events)
-    : store_(store), writer_(writer), clock_(clock), options_(options), security_events_(std::move(security_events)) {}
+    : store_(store),
+      writer_(writer),
+      clock_(clock),
+      options_(options),
+      security_events_(std::move(security_events)),
+      health_(DeviceHealth::kDefaultMissedBeats, options_.max_clock_skew) {}
 
 Result<policy::Route> to_policy_route(const store::RouteRecord& r) {
   const auto end = [](const std::string& kind, const std::string& value) {

@@ -62,6 +62,9 @@ struct BrokerOptions {
   std::chrono::seconds offence_window{60};
   std::chrono::seconds device_ban{300};
   std::size_t max_retained_per_device = 32;
+  // How far the time in a device's heartbeats may be from the server's (DeviceHealth); 0: not
+  // checked.
+  std::chrono::seconds max_clock_skew{60};
 };
 
 struct DeviceInfo {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 
 #include <nlohmann/json.hpp>
 
@@ -10,6 +11,10 @@ namespace torii::broker {
 namespace {
 
 constexpr std::size_t kMaxMetricName = 64;
+// A skew is reported up to about 31,700 years either way.
+constexpr double kMaxSkewMs = 1e15;
+// Tamper inputs remembered per device: a device naming more gets its alerts, not deduplicated.
+constexpr std::size_t kMaxTamperInputs = 64;
 
 bool valid_metric(std::string_view name) {
   return !name.empty() && name.size() <= kMaxMetricName && std::all_of(name.begin(), name.end(), [](char c) {
@@ -48,7 +53,9 @@ events::SecurityEvent device_event(const std::string& device_id, std::string act
 
 }  // namespace
 
-DeviceHealth::DeviceHealth(std::uint32_t missed_beats) : missed_beats_(std::max<std::uint32_t>(missed_beats, 1)) {}
+DeviceHealth::DeviceHealth(std::uint32_t missed_beats, std::chrono::seconds max_clock_skew)
+    : missed_beats_(std::max<std::uint32_t>(missed_beats, 1)),
+      max_clock_skew_(std::max(max_clock_skew, std::chrono::seconds(0))) {}
 
 std::vector<events::SecurityEvent> DeviceHealth::observe(const std::string& device_id, policy::TopicKind kind,
                                                          std::string_view payload, const policy::Profile& profile,
@@ -84,12 +91,47 @@ std::vector<events::SecurityEvent> DeviceHealth::observe(const std::string& devi
       out.push_back(device_event(device_id, "device.heartbeat_resumed", events::Outcome::success,
                                  {{"silent_seconds", (at - watch.last_beat) / 1000}}, false));
     }
-    watch = {at, profile.heartbeat(), false};
+    watch.last_beat = at;
+    watch.every = profile.heartbeat();
+    watch.reported = false;
+    const auto ts = json.find("ts");
+    if (max_clock_skew_.count() == 0 || ts == json.end() || !ts->is_number()) return out;
+    // Positive: the device's clock is ahead. Clamped so that any number gives a finite integer.
+    const double skew_ms = std::clamp(ts->get<double>() - static_cast<double>(at), -kMaxSkewMs, kMaxSkewMs);
+    const auto skew_seconds = static_cast<std::int64_t>(std::llround(skew_ms / 1000.0));
+    const bool beyond = std::abs(skew_ms) > static_cast<double>(max_clock_skew_.count()) * 1000.0;
+    if (beyond && !watch.skewed) {
+      out.push_back(device_event(
+          device_id, "device.clock_skew", events::Outcome::failure,
+          {{"skew_seconds", skew_seconds}, {"max_clock_skew_seconds", max_clock_skew_.count()}, {"alert", true}},
+          false));
+    } else if (!beyond && watch.skewed) {
+      out.push_back(device_event(device_id, "device.clock_skew_resolved", events::Outcome::success,
+                                 {{"skew_seconds", skew_seconds}}, false));
+    }
+    watch.skewed = beyond;
     return out;
   }
 
   const auto metric = text_of(json, "metric");
   if (!valid_metric(metric)) return out;
+  if (type == "tamper" || type == "tamper_cleared") {
+    const bool tampered = type == "tamper";
+    auto& inputs = tamper_[device_id];
+    if (const auto it = inputs.find(metric); it != inputs.end()) {
+      if (it->second == tampered) return out;  // sent again (an agent restarted): no new transition
+      it->second = tampered;
+    } else if (inputs.size() < kMaxTamperInputs) {
+      inputs.emplace(metric, tampered);
+    }
+    if (tampered) {
+      out.push_back(
+          device_event(device_id, "device.tamper", events::Outcome::failure, {{"metric", metric}, {"alert", true}}));
+    } else {
+      out.push_back(device_event(device_id, "device.tamper_cleared", events::Outcome::success, {{"metric", metric}}));
+    }
+    return out;
+  }
   if (const auto condition = condition_of(type); !condition.empty()) {
     out.push_back(device_event(device_id, "device.sensor_irregular", events::Outcome::failure,
                                {{"metric", metric}, {"condition", condition}, {"alert", true}}));
@@ -122,6 +164,7 @@ std::vector<events::SecurityEvent> DeviceHealth::check(UnixMillis now) {
 void DeviceHealth::forget(const std::string& device_id) {
   watch_.erase(device_id);
   posture_.erase(device_id);
+  tamper_.erase(device_id);
 }
 
 }  // namespace torii::broker

@@ -1,16 +1,26 @@
-// Device health as the gateway sees it (JPCERT VII-1, VIII-1): heartbeats that stop, and
-// the irregular sensor states agents report. Pure: fed accepted messages and the time, it
-// returns the security events to record; the server feeds it from the broker's observer and
-// a timer.
+// Device health as the gateway sees it (JPCERT VII-1, VIII-1): heartbeats that stop or carry
+// a clock that is off, and the irregular sensor states and tamper inputs agents report.
+// Pure: fed accepted messages and the time, it returns the security events to record; the
+// server feeds it from the broker's observer and a timer.
 //
 //   device.heartbeat_missed   alert: a device that sends heartbeats ({"type":"heartbeat"} on
 //                             devices/{id}/state, as `torii agent` does) sent none for
 //                             `missed_beats` times its profile's heartbeat_seconds; once,
 //                             until it beats again
 //   device.heartbeat_resumed  its heartbeats came back
+//   device.clock_skew         alert: the time a heartbeat carries ("ts", milliseconds since the
+//                             epoch, device time) is more than max_clock_skew from the server's
+//                             when it arrives, either way (JPCERT VIII-1); once, with the
+//                             measured skew, until a heartbeat is within the bound again
+//   device.clock_skew_resolved  that heartbeat
 //   device.sensor_irregular   alert: an agent's events message of type sensor_out_of_range,
 //                             sensor_stuck or sensor_failing
 //   device.sensor_recovered   the matching sensor_recovered
+//   device.tamper             alert: an agent's events message of type tamper (a tamper input
+//                             reads true: the enclosure is open; JPCERT IV-1, VIII-1); once per
+//                             device and metric until tamper_cleared
+//   device.tamper_cleared     the matching tamper_cleared; once, unless nothing was known of
+//                             the input (the server restarted meanwhile)
 //   device.posture_violation  alert: a finding of the device's posture report ({"type":
 //                             "posture"} on devices/{id}/state) against its profile's
 //                             policy (policy/posture.h) that the previous report did not have
@@ -40,7 +50,11 @@ namespace torii::broker {
 
 class DeviceHealth {
  public:
-  explicit DeviceHealth(std::uint32_t missed_beats = 3);
+  static constexpr std::uint32_t kDefaultMissedBeats = 3;
+
+  // max_clock_skew 0: clocks are not compared.
+  explicit DeviceHealth(std::uint32_t missed_beats = kDefaultMissedBeats,
+                        std::chrono::seconds max_clock_skew = std::chrono::seconds(60));
 
   // A message the gateway accepted from the device at `at`, judged by its profile.
   [[nodiscard]] std::vector<events::SecurityEvent> observe(const std::string& device_id, policy::TopicKind kind,
@@ -57,12 +71,16 @@ class DeviceHealth {
   struct Watch {
     UnixMillis last_beat = 0;
     std::chrono::seconds every{60};
-    bool reported = false;
+    bool reported = false;  // heartbeat_missed, until the next beat
+    bool skewed = false;    // clock_skew, until a beat within the bound
   };
 
   std::uint32_t missed_beats_;
+  std::chrono::seconds max_clock_skew_;
   std::map<std::string, Watch, std::less<>> watch_;
   std::map<std::string, std::vector<policy::PostureFinding>, std::less<>> posture_;  // the last report's
+  // Per device, each tamper input's last state (true: tampered); at most kMaxTamperInputs each.
+  std::map<std::string, std::map<std::string, bool, std::less<>>, std::less<>> tamper_;
 };
 
 }  // namespace torii::broker

@@ -85,6 +85,102 @@ TEST(DeviceHealth, AnAgentsIrregularSensorIsAnAlertAndItsRecoveryIsRecorded) {
   }
 }
 
+std::string beat_at(std::int64_t device_ms) {
+  return R"({"type":"heartbeat","ts":)" + std::to_string(device_ms) + R"(,"uptime_seconds":5})";
+}
+
+TEST(DeviceHealth, AClockBeyondTheBoundIsAnAlertOnceUntilItIsRightAgain) {
+  DeviceHealth health(3, std::chrono::seconds(60));
+  const auto& profile = every_ten_seconds();
+  // Within a minute either way: nothing.
+  EXPECT_TRUE(health.observe("meter-1", TopicKind::state, beat_at(kStart + 59'000), profile, kStart).empty());
+  EXPECT_TRUE(health.observe("meter-1", TopicKind::state, beat_at(kStart - 60'000), profile, kStart).empty());
+  // The device's clock is 90 s behind the server's.
+  const auto skewed =
+      health.observe("meter-1", TopicKind::state, beat_at(kStart + 10'000 - 90'000), profile, kStart + 10'000);
+  ASSERT_EQ(actions(skewed), std::vector<std::string>{"device.clock_skew"});
+  EXPECT_EQ(skewed[0].actor, "system");  // the server's finding
+  EXPECT_EQ(skewed[0].object, "device:meter-1");
+  EXPECT_EQ(skewed[0].outcome, events::Outcome::failure);
+  EXPECT_EQ(skewed[0].details["skew_seconds"], -90);
+  EXPECT_EQ(skewed[0].details["max_clock_skew_seconds"], 60);
+  EXPECT_EQ(skewed[0].details["alert"], true);
+  // Still off, even further the other way: no second alert.
+  EXPECT_TRUE(
+      health.observe("meter-1", TopicKind::state, beat_at(kStart + 20'000 + 3'600'000), profile, kStart + 20'000)
+          .empty());
+  // Set right: resolved, once.
+  const auto resolved =
+      health.observe("meter-1", TopicKind::state, beat_at(kStart + 30'000 + 1'500), profile, kStart + 30'000);
+  ASSERT_EQ(actions(resolved), std::vector<std::string>{"device.clock_skew_resolved"});
+  EXPECT_EQ(resolved[0].details["skew_seconds"], 2);
+  EXPECT_FALSE(resolved[0].details.contains("alert"));
+  EXPECT_TRUE(health.observe("meter-1", TopicKind::state, beat_at(kStart + 40'000), profile, kStart + 40'000).empty());
+  // And again when it drifts away.
+  EXPECT_EQ(
+      actions(health.observe("meter-1", TopicKind::state, beat_at(kStart + 50'000 + 61'000), profile, kStart + 50'000)),
+      std::vector<std::string>{"device.clock_skew"});
+
+  // Heartbeats without a time, or with one that is not a number, are not judged; absurd
+  // times are reported as a finite skew.
+  EXPECT_TRUE(health.observe("meter-2", TopicKind::state, kBeat, profile, kStart).empty());
+  EXPECT_TRUE(
+      health.observe("meter-2", TopicKind::state, R"({"type":"heartbeat","ts":"yesterday"})", profile, kStart).empty());
+  const auto absurd =
+      health.observe("meter-2", TopicKind::state, R"({"type":"heartbeat","ts":1e300})", profile, kStart);
+  ASSERT_EQ(actions(absurd), std::vector<std::string>{"device.clock_skew"});
+  EXPECT_TRUE(absurd[0].details["skew_seconds"].is_number_integer());
+  EXPECT_GT(absurd[0].details["skew_seconds"].get<std::int64_t>(), 0);
+  // Other state messages carry times of their own (a posture report from the outbox may be
+  // hours old): only heartbeats are compared.
+  EXPECT_TRUE(health.observe("meter-3", TopicKind::state, R"({"type":"posture","ts":1})", profile, kStart).empty());
+}
+
+TEST(DeviceHealth, ABoundOfZeroComparesNoClocks) {
+  DeviceHealth health(3, std::chrono::seconds(0));
+  EXPECT_TRUE(health.observe("meter-1", TopicKind::state, beat_at(1), every_ten_seconds(), kStart).empty());
+}
+
+TEST(DeviceHealth, ATamperInputIsAnAlertOncePerTransition) {
+  DeviceHealth health;
+  const auto& generic = policy::generic_profile();
+  const std::string open = R"({"id":"ab-7","type":"tamper","metric":"lid","detail":"the tamper input reads 1"})";
+  const std::string closed = R"({"id":"ab-8","type":"tamper_cleared","metric":"lid","detail":"reads 0 again"})";
+  const auto tampered = health.observe("cabinet-1", TopicKind::events, open, generic, kStart);
+  ASSERT_EQ(actions(tampered), std::vector<std::string>{"device.tamper"});
+  EXPECT_EQ(tampered[0].actor, "device:cabinet-1");
+  EXPECT_EQ(tampered[0].object, "device:cabinet-1");
+  EXPECT_EQ(tampered[0].outcome, events::Outcome::failure);
+  EXPECT_EQ(tampered[0].details["metric"], "lid");
+  EXPECT_EQ(tampered[0].details["alert"], true);
+  EXPECT_FALSE(tampered[0].details.contains("detail"));
+  // The same state again (an agent that restarted with the lid open): no second alert.
+  EXPECT_TRUE(health.observe("cabinet-1", TopicKind::events, open, generic, kStart + 1000).empty());
+  // Another device, or another input of this one, is its own transition.
+  EXPECT_EQ(actions(health.observe("cabinet-2", TopicKind::events, open, generic, kStart)),
+            std::vector<std::string>{"device.tamper"});
+
+  const auto cleared = health.observe("cabinet-1", TopicKind::events, closed, generic, kStart + 2000);
+  ASSERT_EQ(actions(cleared), std::vector<std::string>{"device.tamper_cleared"});
+  EXPECT_EQ(cleared[0].details["metric"], "lid");
+  EXPECT_FALSE(cleared[0].details.contains("alert"));
+  EXPECT_TRUE(health.observe("cabinet-1", TopicKind::events, closed, generic, kStart + 3000).empty());
+  EXPECT_EQ(actions(health.observe("cabinet-1", TopicKind::events, open, generic, kStart + 4000)),
+            std::vector<std::string>{"device.tamper"});
+
+  // What the server does not know of (it restarted): a clearance is still recorded.
+  EXPECT_EQ(actions(health.observe("cabinet-3", TopicKind::events, closed, generic, kStart)),
+            std::vector<std::string>{"device.tamper_cleared"});
+  EXPECT_TRUE(
+      health.observe("cabinet-1", TopicKind::events, R"({"type":"tamper","metric":"Lid<script>"})", generic, kStart)
+          .empty());
+  EXPECT_TRUE(health.observe("cabinet-1", TopicKind::state, open, generic, kStart).empty());  // events only
+  // A deleted device starts afresh.
+  health.forget("cabinet-2");
+  EXPECT_EQ(actions(health.observe("cabinet-2", TopicKind::events, open, generic, kStart)),
+            std::vector<std::string>{"device.tamper"});
+}
+
 TEST(DeviceHealth, APostureReportsNewFindingsAreAlertsAndThoseThatEndAreRecorded) {
   DeviceHealth health;
   const auto& strict = policy::generic_profile();

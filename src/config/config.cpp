@@ -325,6 +325,7 @@ void read_all(Reader& r, Config& c) {
 
   // [devices]
   r.number("devices.enrolment_token_hours", c.devices.enrolment_token_hours, 1, 720);
+  r.number("devices.max_clock_skew_seconds", c.devices.max_clock_skew_seconds, 0, 86'400);
 
   // [pki]
   r.number("pki.root_ca_lifetime_days", c.pki.root_ca_lifetime_days, 365, 9125);

@@ -163,9 +163,12 @@ struct MailConfig {
   friend bool operator==(const MailConfig&, const MailConfig&) = default;
 };
 
-// Devices that make their own key and enrol with a one-time token (identity/enrolment.h).
+// Devices that make their own key and enrol with a one-time token (identity/enrolment.h), and
+// how far a device's clock may be from the server's before it is an alert (JPCERT VIII-1;
+// broker/device_health.h).
 struct DevicesConfig {
   std::uint32_t enrolment_token_hours = 24;
+  std::uint32_t max_clock_skew_seconds = 60;  // 0: not checked
   friend bool operator==(const DevicesConfig&, const DevicesConfig&) = default;
 };
 

@@ -77,6 +77,8 @@ level = "verbose"
 lisen = 1
 [setup]
 token_lifetime_minutes = 600
+[devices]
+max_clock_skew_seconds = 86401
 [extra]
 x = 1
 )");
@@ -98,8 +100,9 @@ x = 1
   EXPECT_THAT(p, Contains(problem_at("log.level", "one of trace")));
   EXPECT_THAT(p, Contains(problem_at("log.lisen", "unknown key")));
   EXPECT_THAT(p, Contains(problem_at("setup.token_lifetime_minutes", "between 5 and 60")));
+  EXPECT_THAT(p, Contains(problem_at("devices.max_clock_skew_seconds", "between 0 and 86400")));
   EXPECT_THAT(p, Contains(problem_at("extra", "unknown section")));
-  EXPECT_EQ(p.size(), 17u) << format_problems(p);
+  EXPECT_EQ(p.size(), 18u) << format_problems(p);
 }
 
 TEST(Config, MailIsOffByDefaultAndItsProblemsAreAllReported) {

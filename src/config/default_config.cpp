@@ -175,6 +175,9 @@ disable_unused_devices_after_days = 90
 # Lifetime of a device's one-time enrolment token (hours, 1-720): the device sends it with
 # its CSR to POST /api/v1/enrol.
 enrolment_token_hours = 24
+# How far the time in a device's heartbeats may be from the server's (seconds, 0-86400; 0: not
+# checked). Beyond it, device.clock_skew is an alert until the device's clock is right again.
+max_clock_skew_seconds = 60
 
 [setup]
 # Lifetime of the one-time setup link printed while no administrator exists.

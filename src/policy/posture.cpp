@@ -120,6 +120,16 @@ std::vector<PostureFinding> evaluate_posture(const PosturePolicy& policy, std::s
       add("passwordless_account", is_word(account, 32) ? std::string(account) : "");
     }
   }
+  if (const auto it = root.find("debug_interfaces"); it != root.end() && it->is_array() && !policy.debug_interfaces) {
+    for (const auto& d : *it) {
+      if (!d.is_object()) continue;
+      const auto kind = text(d, "kind");
+      const auto detail = text(d, "detail");
+      const bool known = kind == "debugfs" || kind == "adb" || kind == "kgdb" || kind == "sysrq";
+      const std::string name = known ? std::string(kind) : "a debug interface";
+      add("debug_interface", printable(detail, 64) ? fmt::format("{}: {}", name, detail) : name);
+    }
+  }
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;

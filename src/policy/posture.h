@@ -5,8 +5,9 @@
 // account, so what a finding quotes from it is checked first: ports and protocols as
 // numbers and tcp/udp, service, security and console names only when they are short words,
 // account names only when they look like account names, an SSID only when it is printable
-// ASCII of at most 32 bytes. Anything else is left out of the finding (it stays in the
-// stored message).
+// ASCII of at most 32 bytes, a debug interface's kind only when it is one the agent reports
+// and its detail only when it is printable ASCII of at most 64 bytes. Anything else is left
+// out of the finding (it stays in the stored message).
 #pragma once
 
 #include <string>
@@ -20,8 +21,9 @@ namespace torii::policy {
 
 struct PostureFinding {
   std::string kind;    // port_not_allowed, remote_access, upnp, wifi_security, wps, serial_console,
-                       // passwordless_account
-  std::string detail;  // "tcp/22 (ssh) on 0.0.0.0", "Wi-Fi 'plant-ap' is open", "ttyS0", "kiosk"
+                       // passwordless_account, debug_interface
+  std::string detail;  // "tcp/22 (ssh) on 0.0.0.0", "Wi-Fi 'plant-ap' is open", "ttyS0", "kiosk",
+                       // "kgdb: kgdboc=ttyS0,115200"
   friend bool operator==(const PostureFinding&, const PostureFinding&) = default;
   friend bool operator<(const PostureFinding& a, const PostureFinding& b) {
     return std::tie(a.kind, a.detail) < std::tie(b.kind, b.detail);

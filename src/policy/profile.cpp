@@ -154,12 +154,13 @@ class Reader {
     }
     unknown_keys(j, path,
                  {"allowed_ports", "remote_access", "upnp", "min_wifi_security", "wps", "serial_consoles",
-                  "passwordless_accounts"});
+                  "passwordless_accounts", "debug_interfaces"});
     for (const auto& [key, out] : {std::pair<std::string_view, bool*>{"remote_access", &policy.remote_access},
                                    {"upnp", &policy.upnp},
                                    {"wps", &policy.wps},
                                    {"serial_consoles", &policy.serial_consoles},
-                                   {"passwordless_accounts", &policy.passwordless_accounts}}) {
+                                   {"passwordless_accounts", &policy.passwordless_accounts},
+                                   {"debug_interfaces", &policy.debug_interfaces}}) {
       if (const auto it = j.find(key); it != j.end()) {
         if (it->is_boolean()) {
           *out = it->get<bool>();

@@ -71,8 +71,8 @@ struct Problem {
 // What a device's host may show in its posture report (JPCERT IV-1…IV-4, V-1, V-2; the
 // agent's report: docs/agent.md). The defaults are the strict ones: no remote-access service,
 // no UPnP responder, Wi-Fi at least WPA2 and without WPS, no login console on a serial line,
-// no account without a password. Telnet is never allowed. Listening ports are judged only
-// when allowed_ports is given; sockets bound to loopback never count.
+// no account without a password, no debug interface. Telnet is never allowed. Listening
+// ports are judged only when allowed_ports is given; sockets bound to loopback never count.
 struct PosturePolicy {
   std::optional<std::vector<std::string>> allowed_ports;  // "tcp/8883", "udp/123"
   bool remote_access = false;
@@ -81,6 +81,7 @@ struct PosturePolicy {
   bool wps = false;
   bool serial_consoles = false;
   bool passwordless_accounts = false;
+  bool debug_interfaces = false;  // debugfs, adb, kgdb, magic SysRq (JPCERT IV-1)
   friend bool operator==(const PosturePolicy&, const PosturePolicy&) = default;
 };
 
@@ -138,8 +139,8 @@ class Profile {
 //   max_message_bytes  optional integer 64..1048576, default 4096: the largest telemetry payload
 //   posture            optional object (PosturePolicy): allowed_ports (array of at most 256
 //                      "tcp/N" or "udp/N"), remote_access, upnp, wps, serial_consoles,
-//                      passwordless_accounts (booleans), min_wifi_security (open, wep,
-//                      wpa-psk, wpa2-psk or wpa3-sae)
+//                      passwordless_accounts, debug_interfaces (booleans),
+//                      min_wifi_security (open, wep, wpa-psk, wpa2-psk or wpa3-sae)
 //
 // name: valid_name(), unique among its siblings; metrics may not be called "ts" or "id" (the
 // payload's own keys). type: number, integer, boolean or string. min/max: number and integer

@@ -212,6 +212,7 @@ struct Server::State {
     o.offences_before_ban = m.offences_before_ban;
     o.offence_window = std::chrono::seconds(m.offence_window_seconds);
     o.device_ban = std::chrono::seconds(m.device_ban_seconds);
+    o.max_clock_skew = std::chrono::seconds(config.devices.max_clock_skew_seconds);
     return o;
   }
 

@@ -1,7 +1,7 @@
 // Fuzzes what the agent reads from outside: its configuration file (parse_agent_config),
 // the console and gateway addresses in it, a command sensor's output (first_number), and the
 // host files its posture report parses (/proc/net tables, Wi-Fi configurations, inittab,
-// shadow).
+// shadow, /proc/mounts, the kernel command line, /proc/sys/kernel/sysrq).
 //
 // Properties beyond "does not crash":
 //   - a configuration either parses with no problem or reports problems that say what is
@@ -10,6 +10,7 @@
 //     intervals 0.1 s..1 day, heartbeat and outbox limits in range, the server URL usable;
 //   - an accepted server URL or gateway address has a host and a port 1-65535;
 //   - a number taken from command output is finite;
+//   - a debugfs mount point is a field of the text and a kgdb setting one of those named;
 //   - the posture report made of whatever those parsers find is valid JSON.
 #include <cmath>
 #include <cstddef>
@@ -60,6 +61,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   report.serial_consoles = agent::parse_inittab(text);
   report.passwordless_accounts = agent::parse_shadow_without_password(text);
+  for (auto& at : agent::parse_debugfs_mounts(text)) {
+    check(!at.empty() && text.find(at) != std::string_view::npos);
+    report.debug_interfaces.push_back({"debugfs", std::move(at)});
+  }
+  for (auto& setting : agent::parse_kgdb_cmdline(text)) {
+    check(setting == "kgdbwait" || setting.starts_with("kgdboc=") || setting.starts_with("ekgdboc="));
+    report.debug_interfaces.push_back({"kgdb", std::move(setting)});
+  }
+  if (const auto sysrq = agent::parse_sysrq(text)) report.debug_interfaces.push_back({"sysrq", std::to_string(*sysrq)});
+  (void)agent::adbd_unit(text);
   for (const auto& s : report.listening) check(!s.address.empty());
   check(!nlohmann::json::parse(agent::posture_message(report, 0, "fuzz-1"), nullptr, false).is_discarded());
   return 0;

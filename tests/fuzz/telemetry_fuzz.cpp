@@ -235,7 +235,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   fuzz::check_command(text);
 
   policy::PosturePolicy lenient;
-  lenient.remote_access = lenient.upnp = lenient.wps = lenient.serial_consoles = lenient.passwordless_accounts = true;
+  lenient.remote_access = lenient.upnp = lenient.wps = lenient.serial_consoles = lenient.passwordless_accounts =
+      lenient.debug_interfaces = true;
   lenient.min_wifi_security = "open";
   const auto strict_findings = policy::evaluate_posture(policy::PosturePolicy{}, text);
   for (const auto& f : policy::evaluate_posture(lenient, text)) {

@@ -250,6 +250,55 @@ TEST_F(AgentTest, AStuckSensorAndHeartbeatsThatStopAreAlerts) {
   }
 }
 
+TEST_F(AgentTest, ATamperInputThatTripsAndClosesIsAnAlertAndItsClearance) {
+  start();
+  const auto state = (work_dir() / "agent-t").string();
+  ASSERT_EQ(agent({"enroll", "--server", console_url(), "--ca", ca_file(), "--token", new_device("agent-t"),
+                   "--state-dir", state})
+                .exit_code,
+            0);
+  // A tamper switch as a GPIO value file: 0 closed, 1 open. Replaced whole, never half written.
+  const auto gpio = work_dir() / "gpio17";
+  auto set_switch = [&](const char* value) {
+    std::ofstream(work_dir() / "gpio17.new") << value << "\n";
+    std::filesystem::rename(work_dir() / "gpio17.new", gpio);
+  };
+  set_switch("0");
+  const auto config = write(
+      "tamper.toml", "[agent]\nstate_dir = \"" + state + "\"\ngateway = \"127.0.0.1:" + std::to_string(gateway_port) +
+                         "\"\nheartbeat_seconds = 1\nposture_seconds = 0\n\n[[sensor]]\nmetric = \"lid\"\n"
+                         "source = \"hwmon\"\npath = \"" +
+                         gpio.string() + "\"\nscale = 1\ntamper = true\ninterval_seconds = 0.1\n");
+  auto count = [&](const std::string& action) {
+    std::ifstream in(data_dir() / "log" / "security.log");
+    std::size_t n = 0;
+    for (std::string line; std::getline(in, line);) {
+      const auto event = json::parse(line, nullptr, false);
+      if (!event.is_object() || event.value("action", "") != action) continue;
+      EXPECT_EQ(event["object"], "device:agent-t");
+      EXPECT_EQ(event["details"]["metric"], "lid");
+      ++n;
+    }
+    return n;
+  };
+  Process running({torii_binary(), "agent", "run", "--config", config});
+  // Readings arrive while the switch is closed: nothing to report yet.
+  ASSERT_TRUE(eventually([&] { return of_kind(stored("agent-t"), "telemetry").size() >= 3; })) << running.err();
+  EXPECT_EQ(count("device.tamper"), 0u);
+  set_switch("1");
+  ASSERT_TRUE(eventually([&] { return count("device.tamper") >= 1; })) << (running.stop(), running.err());
+  set_switch("0");
+  ASSERT_TRUE(eventually([&] { return count("device.tamper_cleared") >= 1; })) << (running.stop(), running.err());
+  // Once per transition, though the switch was read open and closed many times.
+  EXPECT_EQ(count("device.tamper"), 1u);
+  EXPECT_EQ(count("device.tamper_cleared"), 1u);
+  // The agent's heartbeats carry its time in milliseconds, as the gateway reads them: this
+  // host's clock is the server's, so no skew.
+  ASSERT_TRUE(eventually([&] { return !of_kind(stored("agent-t"), "state").empty(); })) << running.err();
+  EXPECT_EQ(count("device.clock_skew"), 0u);
+  EXPECT_EQ(running.stop(), 0);
+}
+
 TEST_F(AgentTest, TheHostsPostureIsReportedAndJudgedByTheProfile) {
   start();
   const auto state = (work_dir() / "agent-p").string();
@@ -257,9 +306,12 @@ TEST_F(AgentTest, TheHostsPostureIsReportedAndJudgedByTheProfile) {
                    "--state-dir", state})
                 .exit_code,
             0);
-  // A host whose access point has WPS on and which runs a login console on a serial line.
+  // A host whose access point has WPS on, which runs a login console on a serial line and
+  // whose kernel waits for a debugger on it.
   const auto host = work_dir() / "host";
   std::filesystem::create_directories(host / "etc" / "hostapd");
+  std::filesystem::create_directories(host / "proc");
+  std::ofstream(host / "proc" / "cmdline") << "console=ttyS0,115200 kgdboc=ttyS0,115200\n";
   std::ofstream(host / "etc" / "hostapd" / "hostapd.conf") << "ssid=plant-ap\nwpa=2\nwps_state=2\n";
   std::ofstream(host / "etc" / "inittab") << "T0:23:respawn:/sbin/getty -L ttyS0 115200 vt100\n";
   const auto config =
@@ -279,8 +331,9 @@ TEST_F(AgentTest, TheHostsPostureIsReportedAndJudgedByTheProfile) {
     }
     return out;
   };
-  ASSERT_TRUE(eventually([&] { return findings().size() >= 2; })) << (running.stop(), running.err());
-  EXPECT_EQ(findings(), (std::set<std::string>{"serial_console: ttyS0", "wps: Wi-Fi 'plant-ap' has WPS on"}));
+  ASSERT_TRUE(eventually([&] { return findings().size() >= 3; })) << (running.stop(), running.err());
+  EXPECT_EQ(findings(), (std::set<std::string>{"debug_interface: kgdb: kgdboc=ttyS0,115200", "serial_console: ttyS0",
+                                               "wps: Wi-Fi 'plant-ap' has WPS on"}));
   // The report itself is stored as the device's state.
   bool stored_report = false;
   for (const auto& row : of_kind(stored("agent-p"), "state")) {

@@ -186,6 +186,40 @@ TEST_F(Gateway, MosquittoClientsPublishAtEveryQosInBothVersionsAndEachMessageIsS
   EXPECT_EQ(bytes.str().find("north-wing-7"), std::string::npos);
 }
 
+TEST_F(Gateway, AHeartbeatWhoseClockIsOffIsAnAlertUntilItIsRightAgain) {
+  config_text += "\n[devices]\nmax_clock_skew_seconds = 120\n";
+  start();
+  create_device("meter-9");
+  const auto now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  auto heartbeat = [](std::int64_t ts) {
+    return R"({"type":"heartbeat","ts":)" + std::to_string(ts) + R"(,"uptime_seconds":1})";
+  };
+  auto lines_of = [&](const std::string& action) {
+    std::vector<json> out;
+    std::istringstream lines(security_log());
+    for (std::string line; std::getline(lines, line);) {
+      const auto event = json::parse(line, nullptr, false);
+      if (event.is_object() && event.value("action", "") == action) out.push_back(event);
+    }
+    return out;
+  };
+  // A device whose clock is an hour behind: beyond the configured 120 s.
+  ASSERT_EQ(publish("meter-9", "mqttv5", "devices/meter-9/state", heartbeat(now_ms - 3'600'000)).exit_code, 0);
+  ASSERT_EQ(publish("meter-9", "mqttv5", "devices/meter-9/state", heartbeat(now_ms - 3'600'000)).exit_code, 0);
+  const auto skewed = lines_of("device.clock_skew");
+  ASSERT_EQ(skewed.size(), 1u) << security_log();
+  EXPECT_EQ(skewed[0]["object"], "device:meter-9");
+  EXPECT_EQ(skewed[0]["details"]["alert"], true);
+  EXPECT_EQ(skewed[0]["details"]["max_clock_skew_seconds"], 120);
+  EXPECT_LE(skewed[0]["details"]["skew_seconds"].get<std::int64_t>(), -3'600 + 60);
+  // Ninety seconds ahead is within that bound: resolved.
+  ASSERT_EQ(publish("meter-9", "mqttv5", "devices/meter-9/state", heartbeat(now_ms + 90'000)).exit_code, 0);
+  EXPECT_EQ(lines_of("device.clock_skew_resolved").size(), 1u) << security_log();
+  EXPECT_EQ(lines_of("device.clock_skew").size(), 1u);
+}
+
 TEST_F(Gateway, AnEventOrResultSentAgainWithItsIdIsStoredOnce) {
   start();
   create_device("door-1");
