@@ -75,7 +75,7 @@ TEST(AgentConfig, EveryKeyIsDocumented) {
   ASSERT_TRUE(in) << "docs/agent.md is missing";
   std::ostringstream doc;
   doc << in.rdbuf();
-  EXPECT_EQ(known_agent_keys().size(), 20u);
+  EXPECT_EQ(known_agent_keys().size(), 21u);
   for (const auto& key : known_agent_keys()) EXPECT_THAT(doc.str(), HasSubstr("`" + key + "`")) << key;
 }
 

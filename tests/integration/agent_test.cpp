@@ -264,11 +264,12 @@ TEST_F(AgentTest, ATamperInputThatTripsAndClosesIsAnAlertAndItsClearance) {
     std::filesystem::rename(work_dir() / "gpio17.new", gpio);
   };
   set_switch("0");
-  const auto config = write(
-      "tamper.toml", "[agent]\nstate_dir = \"" + state + "\"\ngateway = \"127.0.0.1:" + std::to_string(gateway_port) +
-                         "\"\nheartbeat_seconds = 1\nposture_seconds = 0\n\n[[sensor]]\nmetric = \"lid\"\n"
-                         "source = \"hwmon\"\npath = \"" +
-                         gpio.string() + "\"\nscale = 1\ntamper = true\ninterval_seconds = 0.1\n");
+  const auto config =
+      write("tamper.toml", "[agent]\nuser = \"nobody\"\nstate_dir = \"" + state +
+                               "\"\ngateway = \"127.0.0.1:" + std::to_string(gateway_port) +
+                               "\"\nheartbeat_seconds = 1\nposture_seconds = 0\n\n[[sensor]]\nmetric = \"lid\"\n"
+                               "source = \"hwmon\"\npath = \"" +
+                               gpio.string() + "\"\nscale = 1\ntamper = true\ninterval_seconds = 0.1\n");
   auto count = [&](const std::string& action) {
     std::ifstream in(data_dir() / "log" / "security.log");
     std::size_t n = 0;
