@@ -1875,7 +1875,7 @@ class SqliteEnrolmentTokenRepository final : public EnrolmentTokenRepository {
 
 // ---------------------------------------------------------------------------------------
 
-#define TORII_DEVICE_COMMAND_COLUMNS                                                                              \
+#define TORII_DEVICE_COMMAND_COLUMNS                                                                               \
   "id, device_id, organisation_id, name, key_id, payload_sealed, issued_at_ms, expires_at_ms, issued_by, status, " \
   "reason, answered_at_ms"
 
