@@ -274,12 +274,10 @@ class Executor {
     if (!name) return tl::unexpected(name.error());
     if (!params) return tl::unexpected(params.error());
     if (!ttl) return tl::unexpected(ttl.error());
-    auto device = c_.installation.store->devices().find(*id);
-    if (!device) return tl::unexpected(device.error());
-    if (!*device) return fail(Errc::not_found, "no such device");
-    auto commands = identity::DeviceCommands::open(*c_.installation.store, *c_.installation.keys, c_.clock, c_.random);
-    if (!commands) return tl::unexpected(commands.error());
-    auto outcome = (*commands)->issue(**device, *name, *params, std::chrono::seconds(*ttl), r_.actor);
+    auto opened = device_and_commands(*id);
+    if (!opened) return tl::unexpected(opened.error());
+    auto& [device, commands] = *opened;
+    auto outcome = commands->issue(device, *name, *params, std::chrono::seconds(*ttl), r_.actor);
     if (!outcome) return tl::unexpected(outcome.error());
     if (!outcome->issued) {
       std::string problems;
@@ -290,31 +288,40 @@ class Executor {
     }
     const auto& issued = *outcome->issued;
     record("device.command_sent", "device:" + *id,
-           {{"organisation", (*device)->organisation_id},
+           {{"organisation", device.organisation_id},
             {"command", issued.record.name},
             {"command_id", issued.record.id},
             {"expires_at", format_utc_millis(from_unix_millis(issued.record.expires_at))}});
     if (c_.send_command) c_.send_command(issued);
-    return command_json(**commands, issued.record);
+    return command_json(*commands, issued.record);
   }
 
   Result<json> command_list() {
     auto id = text_arg(r_.args, "id");
     if (!id) return tl::unexpected(id.error());
-    auto device = c_.installation.store->devices().find(*id);
-    if (!device) return tl::unexpected(device.error());
-    if (!*device) return fail(Errc::not_found, "no such device");
-    auto commands = identity::DeviceCommands::open(*c_.installation.store, *c_.installation.keys, c_.clock, c_.random);
-    if (!commands) return tl::unexpected(commands.error());
+    auto opened = device_and_commands(*id);
+    if (!opened) return tl::unexpected(opened.error());
+    auto& commands = opened->second;
     auto listed = c_.installation.store->device_commands().list_for_device(*id, 100);
     if (!listed) return tl::unexpected(listed.error());
     json rows = json::array();
     for (const auto& c : *listed) {
-      auto row = command_json(**commands, c);
+      auto row = command_json(*commands, c);
       if (!row) return tl::unexpected(row.error());
       rows.push_back(std::move(*row));
     }
     return rows;
+  }
+
+  // The device (not_found when unknown) and the installation's commands.
+  Result<std::pair<store::DeviceRecord, std::unique_ptr<identity::DeviceCommands>>> device_and_commands(
+      const std::string& id) {
+    auto device = c_.installation.store->devices().find(id);
+    if (!device) return tl::unexpected(device.error());
+    if (!*device) return fail(Errc::not_found, "no such device");
+    auto commands = identity::DeviceCommands::open(*c_.installation.store, *c_.installation.keys, c_.clock, c_.random);
+    if (!commands) return tl::unexpected(commands.error());
+    return std::pair{std::move(**device), std::move(*commands)};
   }
 
   Result<json> command_json(identity::DeviceCommands& commands, const store::DeviceCommandRecord& c) {
