@@ -17,7 +17,7 @@ using identity::Permission;
 
 namespace {
 
-constexpr std::size_t kMaxParamsBytes = 16 * 1024;
+constexpr std::size_t kMaxParamsBytes = std::size_t{16} * 1024;
 constexpr std::size_t kCommandsListed = 100;
 
 Response commands_unavailable() {
