@@ -313,16 +313,18 @@ struct Server::State {
 
   void renew_certificate(const broker::DeviceInfo& device, std::string_view payload) {
     const std::string actor = "device:" + device.id;
-    const auto refuse = [&](const std::string& request_id, const std::string& reason) {
+    // The log has the reason; the device learns only what it can act on.
+    const auto refuse = [&](const std::string& request_id, const std::string& reason,
+                            const std::string& answer = "refused") {
       log_event(
           {actor, "certificate.renewal_refused", actor, events::Outcome::denied, "gateway", {{"reason", reason}}});
-      answer_renewal(device.id, nlohmann::json{{"id", request_id}, {"error", reason}}.dump(
+      answer_renewal(device.id, nlohmann::json{{"id", request_id}, {"error", answer}}.dump(
                                     -1, ' ', false, nlohmann::json::error_handler_t::replace));
     };
     const auto request = nlohmann::json::parse(payload, nullptr, false);
     if (!request.is_object() || !request.contains("id") || !request["id"].is_string() || !request.contains("csr") ||
         !request["csr"].is_string()) {
-      refuse("", "a renewal request is {\"id\": string, \"csr\": PEM}");
+      refuse("", "not a renewal request", "a renewal request is {\"id\": string, \"csr\": PEM}");
       return;
     }
     const auto request_id = request["id"].get<std::string>();
@@ -332,7 +334,7 @@ struct Server::State {
         answer_renewal(device.id, it->second.answer);
         return;
       }
-      refuse(request_id, "at most one renewal per hour");
+      refuse(request_id, "at most one renewal per hour", "at most one renewal per hour");
       return;
     }
     if (!devices) {
