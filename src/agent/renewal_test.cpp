@@ -1,8 +1,14 @@
 #include "agent/renewal.h"
 
-#include <gtest/gtest.h>
+#include <utility>  // boost 1.74 awaitable.hpp uses std::exchange without it
 
+#include <gtest/gtest.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "agent/device_agent.h"
 #include "testing/fakes.h"
+#include "testing/temp_dir.h"
 
 namespace torii::agent {
 namespace {
@@ -51,6 +57,29 @@ TEST_F(RenewalTest, TheFractionMovesTheDueTime) {
   EXPECT_EQ(step(0.5), RenewalStep::renew);
   EXPECT_EQ(step(0.51), RenewalStep::wait);
   EXPECT_EQ(step(kMaxRenewAt), RenewalStep::wait);
+}
+
+// An agent whose certificate expired while it ran stops and asks for a new enrolment.
+TEST(DeviceAgentRenewal, AnExpiredCertificateStopsTheAgent) {
+  testing::TempDir dir;
+  testing::FakeClock clock;
+  testing::SeededRandom random;
+  AgentConfig config = default_agent_config(1);
+  config.state_dir = dir.path();
+  config.posture_seconds = 0;
+  config.gateway.port = 1;  // nothing listens there: the agent never connects
+  Identity identity;
+  identity.device_id = "pump-7";
+  identity.not_before = clock.now() - hours(24 * 90);
+  identity.not_after = clock.now() - hours(1);
+  boost::asio::io_context io;
+  auto agent = DeviceAgent::create(io.get_executor(), io.get_executor(), config, identity, random, clock);
+  ASSERT_TRUE(agent.has_value()) << agent.error().message;
+  bool ended = false;
+  boost::asio::co_spawn(io, (*agent)->run(), [&](const std::exception_ptr&) { ended = true; });
+  io.run_for(std::chrono::seconds(30));  // a bound, not a timing check: it ends at once
+  EXPECT_TRUE(ended);
+  EXPECT_TRUE((*agent)->needs_enrolment());
 }
 
 TEST(RenewalMessages, AnAnswerIsACertificateOrAnError) {

@@ -100,7 +100,7 @@ using MessageObserver = std::function<void(const AcceptedMessage&)>;
 // A certificate renewal request a device published on its own renew topic; the payload is
 // as the device sent it (at most kMaxRenewalRequestBytes), unparsed.
 using RenewalHandler = std::function<void(const DeviceInfo& device, std::string_view payload)>;
-inline constexpr std::size_t kMaxRenewalRequestBytes = 8 * 1024;
+inline constexpr std::size_t kMaxRenewalRequestBytes = std::size_t{8} * 1024;
 
 using SecurityEventSink = std::function<void(events::SecurityEvent)>;
 
