@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include "agent/renewal.h"
 #include "base/bytes.h"
 #include "base/file.h"
 #include "base/ip.h"
@@ -20,8 +21,8 @@ using config::Problem;
 
 // Keys of each table, in the order the reference lists them.
 constexpr std::string_view kAgentKeys[] = {
-    "state_dir",       "user",        "gateway", "server", "heartbeat_seconds", "outbox_max_messages",
-    "posture_seconds", "posture_root"};
+    "state_dir",       "user",         "gateway", "server", "heartbeat_seconds", "outbox_max_messages",
+    "posture_seconds", "posture_root", "renew_at"};
 constexpr std::string_view kSensorKeys[] = {
     "metric", "source",  "interval_seconds", "min", "max", "tamper", "signal", "fault", "fault_after_seconds", "path",
     "scale",  "command", "timeout_seconds"};
@@ -196,6 +197,9 @@ void read_agent(const toml::table* table, AgentConfig& c, std::vector<Problem>& 
   if (r.text("posture_root", posture_root)) {
     if (posture_root.empty() || posture_root.front() != '/') r.problem("posture_root", "must be an absolute path");
     c.posture_root = posture_root;
+  }
+  if (r.real("renew_at", c.renew_at) && (c.renew_at < 0.0 || c.renew_at > kMaxRenewAt)) {
+    r.problem("renew_at", fmt::format("must be between 0.0 and {} (got {})", kMaxRenewAt, c.renew_at));
   }
   r.report_unknown(kAgentKeys);
 }
@@ -443,7 +447,7 @@ state_dir = "/var/lib/torii-agent"
 user = "torii-agent"
 # host:port of torii's MQTT/TLS gateway: a DNS name or an address ([::1]:8883 for IPv6).
 gateway = "127.0.0.1:8883"
-# The console's URL, for enrolment and certificate renewal (https only).
+# The console's URL, for enrolment (https only).
 server = "https://127.0.0.1:8443"
 # Seconds between heartbeats (1-86400).
 heartbeat_seconds = 60
@@ -456,6 +460,9 @@ outbox_max_messages = 100000
 posture_seconds = 3600
 # Where the host's files are read from for that report (/proc/net, /etc): "/" on a device.
 posture_root = "/"
+# When the device certificate is renewed, as the fraction of its lifetime passed (0.0-0.95;
+# the default, two thirds). Renewal needs no token: the gateway answers over mutual TLS.
+# renew_at = 0.667
 
 # One [[sensor]] table per metric. Common keys: metric ([a-z0-9_], 1-64, unique; not "id"
 # or "ts"), source (simulated, hwmon, thermal, command), interval_seconds (0.1-86400,

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/renewal.h"
 #include "config/config.h"
 
 namespace torii::agent {
@@ -72,11 +73,13 @@ struct AgentConfig {
   // Started as root, the agent runs as this account (JPCERT I-5); never root.
   std::string user = "torii-agent";
   GatewayAddress gateway;
-  std::string server = "https://127.0.0.1:8443";  // the console, for enrolment and renewal
+  std::string server = "https://127.0.0.1:8443";  // the console, for enrolment
   std::uint32_t heartbeat_seconds = 60;
   std::uint32_t outbox_max_messages = 100'000;
   std::uint32_t posture_seconds = 3600;  // 0: no posture report
   std::filesystem::path posture_root = "/";
+  // The fraction of the certificate's lifetime after which it is renewed (renewal.h).
+  double renew_at = kDefaultRenewAt;
   std::vector<SensorConfig> sensors;
   friend bool operator==(const AgentConfig&, const AgentConfig&) = default;
 };

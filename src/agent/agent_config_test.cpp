@@ -75,8 +75,24 @@ TEST(AgentConfig, EveryKeyIsDocumented) {
   ASSERT_TRUE(in) << "docs/agent.md is missing";
   std::ostringstream doc;
   doc << in.rdbuf();
-  EXPECT_EQ(known_agent_keys().size(), 21u);
+  EXPECT_EQ(known_agent_keys().size(), 22u);
   for (const auto& key : known_agent_keys()) EXPECT_THAT(doc.str(), HasSubstr("`" + key + "`")) << key;
+}
+
+TEST(AgentConfig, RenewAtIsAFractionOfTheLifetime) {
+  EXPECT_DOUBLE_EQ(parse_agent_config("").config.renew_at, 2.0 / 3.0);
+  const auto zero = parse_agent_config("[agent]\nrenew_at = 0\n");
+  ASSERT_TRUE(zero.ok()) << config::format_problems(zero.problems);
+  EXPECT_DOUBLE_EQ(zero.config.renew_at, 0.0);
+  const auto half = parse_agent_config("[agent]\nrenew_at = 0.5\n");
+  ASSERT_TRUE(half.ok()) << config::format_problems(half.problems);
+  EXPECT_DOUBLE_EQ(half.config.renew_at, 0.5);
+  for (const char* bad : {"[agent]\nrenew_at = 0.96\n", "[agent]\nrenew_at = -0.1\n", "[agent]\nrenew_at = 1\n",
+                          "[agent]\nrenew_at = \"soon\"\n"}) {
+    const auto r = parse_agent_config(bad);
+    ASSERT_EQ(r.problems.size(), 1u) << bad;
+    EXPECT_EQ(r.problems[0].key, "agent.renew_at") << bad;
+  }
 }
 
 TEST(AgentConfig, ReadsEverySource) {

@@ -110,6 +110,9 @@ int run_agents(asio::io_context& io, std::vector<std::unique_ptr<DeviceAgent>>& 
     });
   }
   io.run();
+  for (const auto& agent : agents) {
+    if (agent->needs_enrolment()) return kExitRefused;
+  }
   return kExitOk;
 }
 

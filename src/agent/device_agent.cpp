@@ -1,6 +1,8 @@
 #include "agent/device_agent.h"
 
+#include <algorithm>
 #include <cmath>
+#include <optional>
 #include <variant>
 
 #include <fmt/format.h>
@@ -12,9 +14,11 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/posture.h"
+#include "agent/renewal.h"
 #include "agent/sensor_health.h"
 #include "agent/sensors.h"
 #include "base/version.h"
+#include "crypto/x509.h"
 
 namespace torii::agent {
 
@@ -40,6 +44,11 @@ asio::awaitable<void> next_tick(asio::steady_timer& timer, steady::time_point& n
   co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
 }
 
+// While a renewal is due but the link is down, how often the agent looks again; while none is
+// due, the longest wait before the clock is read again (the wall clock may be set meanwhile).
+constexpr auto kRenewalConnectPoll = std::chrono::seconds(2);
+constexpr auto kRenewalLongestWait = std::chrono::hours(1);
+
 // Readings keep three decimals: more is noise from the simulation or the scale.
 json reading_json(const Value& value) {
   if (const auto* b = std::get_if<bool>(&value)) return *b;
@@ -59,6 +68,7 @@ struct DeviceAgent::State {
         random(rnd),
         clock(clk),
         idle(io),
+        renewal_timer(io),
         started(steady::now()) {}
 
   asio::any_io_executor io;
@@ -73,6 +83,16 @@ struct DeviceAgent::State {
   std::vector<std::unique_ptr<asio::steady_timer>> timers;  // one per sensor, then the heartbeat's
   SensorHealth health;
   asio::steady_timer idle;  // run() waits on it
+  asio::steady_timer renewal_timer;
+  // A renewal request made and not answered yet: the same key, CSR and id are sent again.
+  struct PendingRenewal {
+    std::string id;
+    crypto::SecretBytes key;
+    std::string csr;
+    std::optional<steady::time_point> sent;
+  };
+  std::optional<PendingRenewal> renewal;
+  bool must_reenrol = false;
   steady::time_point started;
   bool stopping = false;
   std::size_t running = 0;  // coroutines run() started and waits for
@@ -116,7 +136,14 @@ Result<std::unique_ptr<DeviceAgent>> DeviceAgent::create(const asio::any_io_exec
   link.key = agent->s_->identity.files.key;
   agent->s_->link = std::make_unique<Link>(io, link, *agent, random);
   agent->s_->link->subscribe_at_connect(agent->s_->topic_prefix + "commands");
-  agent->s_->link->on_message([raw = agent.get()](const mqtt::Publish& message) { raw->on_command(message); });
+  agent->s_->link->subscribe_at_connect(agent->s_->topic_prefix + "certificate");
+  agent->s_->link->on_message([raw = agent.get()](const mqtt::Publish& message) {
+    if (message.topic == raw->s_->topic_prefix + "certificate") {
+      raw->on_certificate(message);
+    } else {
+      raw->on_command(message);
+    }
+  });
   return agent;
 }
 
@@ -150,8 +177,9 @@ asio::awaitable<void> DeviceAgent::run() {
     if (failure) spdlog::error("agent {}: a task ended with an exception", s_->identity.device_id);
     finished();
   };
-  s.running = 3 + s.sensors.size();
+  s.running = 4 + s.sensors.size();
   asio::co_spawn(s.io, s.link->run(), done);
+  asio::co_spawn(s.io, renew(), done);
   asio::co_spawn(s.io, beat(), done);
   asio::co_spawn(s.io, report_posture(), done);
   for (std::size_t i = 0; i < s.sensors.size(); ++i) asio::co_spawn(s.io, sample(i), done);
@@ -167,8 +195,11 @@ void DeviceAgent::stop() {
   auto& s = *s_;
   s.stopping = true;
   s.link->stop();
+  s.renewal_timer.cancel();
   for (auto& timer : s.timers) timer->cancel();
 }
+
+bool DeviceAgent::needs_enrolment() const { return s_->must_reenrol; }
 
 void DeviceAgent::finished() {
   --s_->running;
@@ -287,6 +318,106 @@ asio::awaitable<void> DeviceAgent::report_posture() {
     // A report asked for while this one was being made is made at once.
     if (!s.posture_wanted) co_await next_tick(timer, next, every);
   }
+}
+
+asio::awaitable<void> DeviceAgent::renew() {
+  auto& s = *s_;
+  while (!s.stopping) {
+    const auto now = s.clock.now();
+    const auto& id = s.identity;
+    const auto step = renewal_step(id.not_before, id.not_after, now, s.config.renew_at);
+    if (step == RenewalStep::reenrol) {
+      spdlog::error(
+          "agent {}: the certificate {} expired at {} and cannot be renewed: the device must be enrolled again "
+          "with a new token (`torii agent enroll`)",
+          id.device_id, id.certificate_serial, format_utc_millis(id.not_after));
+      s.must_reenrol = true;
+      stop();
+      break;
+    }
+    steady::duration wait = kRenewalLongestWait;
+    if (step == RenewalStep::wait) {
+      wait = std::min<steady::duration>(renewal_due(id.not_before, id.not_after, s.config.renew_at) - now, wait);
+    } else if (!s.link->connected()) {
+      wait = kRenewalConnectPoll;
+    } else if (!s.renewal || !s.renewal->sent || steady::now() - *s.renewal->sent >= kRenewalRetry) {
+      request_renewal();
+      wait = kRenewalRetry;
+    } else {
+      wait = *s.renewal->sent + kRenewalRetry - steady::now();
+    }
+    // An expiry is noticed when it comes, whatever else the agent waits for.
+    wait = std::max<steady::duration>(std::min<steady::duration>(wait, id.not_after - now), std::chrono::seconds(1));
+    s.renewal_timer.expires_after(wait);
+    error_code ignored;
+    co_await s.renewal_timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+}
+
+void DeviceAgent::request_renewal() {
+  auto& s = *s_;
+  const auto& device = s.identity.device_id;
+  if (!s.renewal) {
+    auto key = crypto::generate_p256_key();
+    if (!key) {
+      spdlog::error("agent {}: cannot make a key for the renewal: {}", device, key.error().message);
+      return;
+    }
+    auto csr = crypto::make_csr(*key, device);
+    if (!csr) {
+      spdlog::error("agent {}: cannot make the renewal's CSR: {}", device, csr.error().message);
+      return;
+    }
+    Bytes nonce(16);
+    s.random.fill(nonce);
+    s.renewal = State::PendingRenewal{hex_encode(nonce), std::move(*key), std::move(*csr), std::nullopt};
+  }
+  if (!s.link->send_transient(s.topic_prefix + "renew", renewal_request_payload(s.renewal->id, s.renewal->csr))) return;
+  spdlog::info("agent {}: certificate {} is due for renewal (valid until {}): request {} sent", device,
+               s.identity.certificate_serial, format_utc_millis(s.identity.not_after), s.renewal->id);
+  s.renewal->sent = steady::now();
+}
+
+void DeviceAgent::on_certificate(const mqtt::Publish& message) {
+  auto& s = *s_;
+  const auto& device = s.identity.device_id;
+  const std::string_view payload(reinterpret_cast<const char*>(message.payload.data()), message.payload.size());
+  auto answer = parse_renewal_answer(payload);
+  if (!answer) {
+    spdlog::warn("agent {}: a message on the certificate topic is ignored: {}", device, answer.error().message);
+    return;
+  }
+  if (!s.renewal || answer->id != s.renewal->id) {
+    spdlog::warn("agent {}: an answer to no pending renewal request ({}) is ignored", device, answer->id);
+    return;
+  }
+  if (!answer->error.empty()) {
+    spdlog::warn("agent {}: renewal request {} refused: {}; asking again in {} minutes", device, answer->id,
+                 answer->error, kRenewalRetry.count());
+    return;
+  }
+  if (auto stored = store_renewed_identity(s.config.state_dir, s.renewal->key, answer->certificate_pem,
+                                           answer->ca_bundle_pem, device);
+      !stored) {
+    spdlog::error("agent {}: the renewed certificate is not used: {}", device, stored.error().message);
+    s.renewal.reset();  // the next request brings a new key
+    return;
+  }
+  s.renewal.reset();
+  auto renewed = load_identity(s.config.state_dir, s.clock.now());
+  if (!renewed) {
+    spdlog::error("agent {}: the renewed identity cannot be read back: {}", device, renewed.error().message);
+    return;
+  }
+  const auto previous = s.identity.certificate_serial;
+  s.identity.certificate_serial = renewed->certificate_serial;
+  s.identity.not_before = renewed->not_before;
+  s.identity.not_after = renewed->not_after;
+  ++s.counts.renewals;
+  spdlog::info("agent {}: certificate renewed: {} replaces {}, valid until {}; reconnecting with it", device,
+               s.identity.certificate_serial, previous, format_utc_millis(s.identity.not_after));
+  s.link->reconnect();
+  s.renewal_timer.cancel();
 }
 
 void DeviceAgent::on_command(const mqtt::Publish& message) {

@@ -15,6 +15,14 @@
 // clock_skew event (JPCERT VIII-1). What set_interval and set_actuator change is not kept
 // across restarts.
 //
+// Certificate renewal (renewal.h; docs/agent.md): once renew_at of the certificate's lifetime
+// has passed, the agent makes a new P-256 key, publishes a CSR on devices/{id}/renew (again
+// every kRenewalRetry until answered) and takes the answer from devices/{id}/certificate
+// (subscribed at every connection): the certificate must be for the new key and name the
+// device; key and certificate are stored (store_renewed_identity) and the link reconnects
+// with them. The outbox keeps every message across that reconnection. An expired certificate
+// cannot be renewed: the agent stops, and needs_enrolment() says why.
+//
 // Everything but a command sensor's read runs on the io executor's one thread; command
 // sensors are read on the blocking executor, so a slow program never stalls the link.
 #pragma once
@@ -51,6 +59,7 @@ struct AgentStatus {
   std::uint64_t refused = 0;       // messages the gateway will never take
   std::uint64_t commands_run = 0;  // done or failed
   std::uint64_t commands_refused = 0;
+  std::uint64_t renewals = 0;                                // certificates renewed and in use
   bool actuator_on = false;                                  // set_actuator's simulated actuator
   std::optional<std::chrono::milliseconds> sensor_interval;  // set_interval's, for every sensor
   LinkStats link;
@@ -77,6 +86,12 @@ class DeviceAgent final : public MessageSource {
   // A message from the gateway on the device's commands topic: decided, run when accepted, and
   // answered through the outbox (the link calls it when connected; tests call it directly).
   void on_command(const mqtt::Publish& message);
+  // A message from the gateway on the device's certificate topic: the answer to a renewal
+  // request.
+  void on_certificate(const mqtt::Publish& message);
+
+  // The certificate expired: the agent stopped, and the device must be enrolled again.
+  [[nodiscard]] bool needs_enrolment() const;
 
   // The outbox, as the link sees it (MessageSource).
   std::vector<OutgoingMessage> waiting(std::size_t max) override;
@@ -91,6 +106,9 @@ class DeviceAgent final : public MessageSource {
   boost::asio::awaitable<void> sample(std::size_t index);
   boost::asio::awaitable<void> beat();
   boost::asio::awaitable<void> report_posture();
+  boost::asio::awaitable<void> renew();
+  // Publishes the pending renewal request, made first when there is none.
+  void request_renewal();
   void finished();
   // Runs an accepted command's action; a failure turns `result` into failed, with the reason.
   void run_command(const CommandAction& action, policy::CommandResult& result);

@@ -16,10 +16,52 @@ Result<std::string> read_text(const std::filesystem::path& path) {
   return to_string(*bytes);
 }
 
+Result<crypto::SecretBytes> read_key(const std::filesystem::path& path) {
+  auto key = read_file(path, 64u << 10);
+  if (!key) return tl::unexpected(key.error());
+  crypto::SecretBytes key_pem(*key);
+  std::fill(key->begin(), key->end(), std::uint8_t{0});
+  return key_pem;
+}
+
+Status rename_into_place(const std::filesystem::path& from, const std::filesystem::path& to) {
+  std::error_code ec;
+  std::filesystem::rename(from, to, ec);
+  if (ec)
+    return fail(Errc::io_error, fmt::format("cannot rename {} to {}: {}", from.string(), to.string(), ec.message()));
+  return ok();
+}
+
+// A renewal interrupted after both renewed-* files were written is finished (key first, so
+// the certificate left may already match the key in place); anything else left is removed.
+Status finish_renewal(const IdentityFiles& files) {
+  std::error_code ec;
+  if (!std::filesystem::exists(files.renewed_certificate, ec)) {
+    std::filesystem::remove(files.renewed_key, ec);
+    return ok();
+  }
+  auto certificate = read_text(files.renewed_certificate);
+  if (!certificate) return tl::unexpected(certificate.error());
+  const bool key_staged = std::filesystem::exists(files.renewed_key, ec);
+  auto key = read_key(key_staged ? files.renewed_key : files.key);
+  if (!key) return tl::unexpected(key.error());
+  if (!crypto::check_key_matches_certificate(*key, *certificate)) {
+    std::filesystem::remove(files.renewed_key, ec);
+    std::filesystem::remove(files.renewed_certificate, ec);
+    return ok();
+  }
+  if (key_staged) {
+    if (auto moved = rename_into_place(files.renewed_key, files.key); !moved) return moved;
+  }
+  return rename_into_place(files.renewed_certificate, files.certificate);
+}
+
 }  // namespace
 
 IdentityFiles identity_files(const std::filesystem::path& state_dir) {
-  return {state_dir / "key.pem", state_dir / "certificate.pem", state_dir / "ca.pem", state_dir / "device",
+  return {state_dir / "key.pem",         state_dir / "certificate.pem",
+          state_dir / "renewed-key.pem", state_dir / "renewed-certificate.pem",
+          state_dir / "ca.pem",          state_dir / "device",
           state_dir / "command-key.pub"};
 }
 
@@ -40,11 +82,11 @@ Result<Identity> load_identity(const std::filesystem::path& state_dir, std::chro
   }
   if (auto owner_only = check_owner_only(state_dir); !owner_only) return tl::unexpected(owner_only.error());
   if (auto owner_only = check_owner_only(files.key); !owner_only) return tl::unexpected(owner_only.error());
+  if (auto finished = finish_renewal(files); !finished) return tl::unexpected(finished.error());
 
-  auto key = read_file(files.key, 64u << 10);
+  auto key = read_key(files.key);
   if (!key) return tl::unexpected(key.error());
-  const crypto::SecretBytes key_pem(*key);
-  std::fill(key->begin(), key->end(), std::uint8_t{0});
+  const crypto::SecretBytes& key_pem = *key;
   auto certificate = read_text(files.certificate);
   if (!certificate) return tl::unexpected(certificate.error());
   auto device = read_text(files.device);
@@ -100,6 +142,28 @@ Status store_identity(const std::filesystem::path& state_dir, const crypto::Secr
   }
   const std::string key_line = base64url_encode(*command_key) + "\n";
   return write_file_atomic(files.command_key, as_bytes(key_line), 0600);
+}
+
+Status store_renewed_identity(const std::filesystem::path& state_dir, const crypto::SecretBytes& key_pem,
+                              std::string_view certificate_pem, std::string_view ca_bundle_pem,
+                              std::string_view device_id) {
+  if (!crypto::check_key_matches_certificate(key_pem, certificate_pem)) {
+    return fail(Errc::corrupt, "the renewed certificate is not for the key the device made");
+  }
+  auto info = crypto::inspect_certificate(certificate_pem);
+  if (!info) return fail(Errc::corrupt, fmt::format("the renewed certificate: {}", info.error().message));
+  if (info->subject_cn != device_id) {
+    return fail(Errc::corrupt,
+                fmt::format("the renewed certificate names device '{}', not '{}'", info->subject_cn, device_id));
+  }
+  const auto files = identity_files(state_dir);
+  if (auto written = write_file_atomic(files.renewed_key, key_pem.view(), 0600); !written) return written;
+  if (auto written = write_file_atomic(files.renewed_certificate, as_bytes(certificate_pem), 0644); !written) {
+    return written;
+  }
+  if (auto moved = rename_into_place(files.renewed_key, files.key); !moved) return moved;
+  if (auto moved = rename_into_place(files.renewed_certificate, files.certificate); !moved) return moved;
+  return write_file_atomic(files.ca_bundle, as_bytes(ca_bundle_pem), 0644);
 }
 
 }  // namespace torii::agent

@@ -5,6 +5,9 @@
 //   ca.pem           the CA bundle it trusts (issuing CA, then root): the gateway's and
 //                    the console's certificates must chain to it
 //   device           its device id, as the certificate names it
+//   renewed-key.pem, renewed-certificate.pem
+//                    a renewed pair while it is being put in place (store_renewed_identity);
+//                    a pair left by an interruption is finished by load_identity
 //   command-key.pub  the gateway's Ed25519 public key, base64url: commands must be signed with
 //                    it (IIIT J8, I7; command_runner.h). Missing in state directories enrolled
 //                    before torii sent one: then every command is refused.
@@ -27,6 +30,8 @@ namespace torii::agent {
 struct IdentityFiles {
   std::filesystem::path key;
   std::filesystem::path certificate;
+  std::filesystem::path renewed_key;
+  std::filesystem::path renewed_certificate;
   std::filesystem::path ca_bundle;
   std::filesystem::path device;
   std::filesystem::path command_key;
@@ -43,7 +48,8 @@ struct Identity {
   std::optional<Bytes> command_key;  // 32 bytes (Ed25519); nullopt when the file is missing
 };
 
-// The enrolled identity, checked: not_found when the agent has not enrolled yet;
+// The enrolled identity, checked (a renewal that was interrupted after its pair was written
+// is finished first): not_found when the agent has not enrolled yet;
 // permission_denied when the directory or the key is readable by others; expired when the
 // certificate is (the device must enrol again); corrupt when the files do not belong
 // together (key and certificate, device id and certificate) or the command key is not one.
@@ -56,6 +62,15 @@ struct Identity {
 [[nodiscard]] Status store_identity(const std::filesystem::path& state_dir, const crypto::SecretBytes& key_pem,
                                     std::string_view certificate_pem, std::string_view ca_bundle_pem,
                                     std::string_view device_id, const std::optional<Bytes>& command_key);
+
+// Stores a renewed key and certificate (and the CA bundle that came with them) in place of
+// the current ones. Refused, with nothing written: corrupt when the certificate is not for
+// this key, or names another device than `device_id`. The pair is written to the renewed-*
+// files first, then each renamed into place, key first: an interruption leaves either the old
+// pair or a renewal that load_identity finishes, never a key without its certificate.
+[[nodiscard]] Status store_renewed_identity(const std::filesystem::path& state_dir, const crypto::SecretBytes& key_pem,
+                                            std::string_view certificate_pem, std::string_view ca_bundle_pem,
+                                            std::string_view device_id);
 
 // The text of a command-key.pub file (base64url of 32 bytes, a line end allowed); nullopt when
 // it is not one.

@@ -55,6 +55,66 @@ TEST_F(IdentityTest, AStoredIdentityLoadsWithItsDeviceAndLifetime) {
   EXPECT_GT(identity->not_after, clock_.now() + hours(24 * 29));
 }
 
+TEST_F(IdentityTest, ARenewedCertificateReplacesTheOldPair) {
+  const auto state = dir_ / "state";
+  ASSERT_TRUE(store_identity(state, device_key_, device_pem_, ca_pem_, "pump-7", std::nullopt));
+  const auto before = load_identity(state, clock_.now());
+  ASSERT_TRUE(before) << before.error().message;
+  clock_.advance(hours(24 * 20));
+  const auto new_key = *crypto::generate_p256_key();
+  const auto renewed = *crypto::issue_device_certificate({ca_pem_, &ca_key_}, *crypto::make_csr(new_key, "pump-7"),
+                                                         "pump-7", clock_.now(), hours(24 * 30), random_);
+  ASSERT_TRUE(store_renewed_identity(state, new_key, renewed, ca_pem_, "pump-7"));
+  const auto after = load_identity(state, clock_.now());
+  ASSERT_TRUE(after) << after.error().message;
+  EXPECT_NE(after->certificate_serial, before->certificate_serial);
+  EXPECT_GT(after->not_after, before->not_after);
+  const auto key_bytes = read_file(state / "key.pem");
+  ASSERT_TRUE(key_bytes);
+  EXPECT_TRUE(crypto::check_key_matches_certificate(crypto::SecretBytes(*key_bytes), renewed));
+  struct stat st {};
+  ASSERT_EQ(::stat((state / "key.pem").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600U);
+  EXPECT_FALSE(std::filesystem::exists(state / "renewed-key.pem"));
+  EXPECT_FALSE(std::filesystem::exists(state / "renewed-certificate.pem"));
+}
+
+TEST_F(IdentityTest, ARenewedCertificateForAnotherKeyOrDeviceIsRefused) {
+  const auto state = dir_ / "state";
+  ASSERT_TRUE(store_identity(state, device_key_, device_pem_, ca_pem_, "pump-7", std::nullopt));
+  const auto new_key = *crypto::generate_p256_key();
+  const auto other_key = *crypto::generate_p256_key();
+  const auto for_other_key = *crypto::issue_device_certificate(
+      {ca_pem_, &ca_key_}, *crypto::make_csr(other_key, "pump-7"), "pump-7", clock_.now(), hours(24), random_);
+  auto refused = store_renewed_identity(state, new_key, for_other_key, ca_pem_, "pump-7");
+  ASSERT_FALSE(refused);
+  EXPECT_TRUE(refused.error().is(Errc::corrupt));
+  const auto for_other_device = *crypto::issue_device_certificate(
+      {ca_pem_, &ca_key_}, *crypto::make_csr(new_key, "pump-8"), "pump-8", clock_.now(), hours(24), random_);
+  refused = store_renewed_identity(state, new_key, for_other_device, ca_pem_, "pump-7");
+  ASSERT_FALSE(refused);
+  EXPECT_TRUE(refused.error().is(Errc::corrupt));
+  // Nothing was written: the enrolled pair is still the one in use.
+  const auto identity = load_identity(state, clock_.now());
+  ASSERT_TRUE(identity) << identity.error().message;
+  EXPECT_EQ(identity->certificate_serial, crypto::inspect_certificate(device_pem_)->serial_hex);
+}
+
+TEST_F(IdentityTest, ARenewalInterruptedAfterTheKeyIsFinishedAtTheNextLoad) {
+  const auto state = dir_ / "state";
+  ASSERT_TRUE(store_identity(state, device_key_, device_pem_, ca_pem_, "pump-7", std::nullopt));
+  const auto new_key = *crypto::generate_p256_key();
+  const auto renewed = *crypto::issue_device_certificate({ca_pem_, &ca_key_}, *crypto::make_csr(new_key, "pump-7"),
+                                                         "pump-7", clock_.now(), hours(24), random_);
+  // As if stopped between the two renames: the new key in place, its certificate staged.
+  ASSERT_TRUE(write_file_atomic(state / "key.pem", new_key.view(), 0600));
+  ASSERT_TRUE(write_file_atomic(state / "renewed-certificate.pem", as_bytes(renewed), 0644));
+  const auto identity = load_identity(state, clock_.now());
+  ASSERT_TRUE(identity) << identity.error().message;
+  EXPECT_EQ(identity->certificate_serial, crypto::inspect_certificate(renewed)->serial_hex);
+  EXPECT_FALSE(std::filesystem::exists(state / "renewed-certificate.pem"));
+}
+
 TEST_F(IdentityTest, NothingEnrolledIsNotFound) {
   const auto identity = load_identity(dir_ / "empty", clock_.now());
   ASSERT_FALSE(identity);

@@ -59,6 +59,7 @@ struct Link::State {
   asio::steady_timer wake;   // the writer's wait
   asio::steady_timer pause;  // between connection attempts
   bool stopping = false;
+  bool reconnecting = false;  // reconnect(): the current connection ends, the next starts at once
   bool connected = false;
   tcp::socket* socket = nullptr;  // of the connection being made or in use
   std::deque<std::pair<std::string, std::string>> transient;
@@ -94,6 +95,7 @@ class Link::Session {
     s_.connected = false;
     s_.delivery.connection_lost();
     s_.transient.clear();
+    if (s_.reconnecting && lost_.empty()) lost_ = "reconnecting";
     co_return s_.stopping ? std::string() : lost_;
   }
 
@@ -229,7 +231,9 @@ class Link::Session {
     error_code ec;
     while (lost_.empty()) {
       out_.clear();
-      if (s_.stopping) {
+      if (s_.stopping || s_.reconnecting) {
+        for (const auto id : pending_acks_) (void)mqtt::encode(mqtt::Puback{id, {}, {}}, kVersion, out_);
+        pending_acks_.clear();
         (void)mqtt::encode(mqtt::Disconnect{}, kVersion, out_);
         co_await asio::async_write(stream_, asio::buffer(out_), asio::redirect_error(asio::use_awaitable, ec));
         break;
@@ -386,6 +390,12 @@ asio::awaitable<void> Link::run() {
       s.socket = nullptr;
     }
     if (s.stopping) break;
+    if (s.reconnecting) {
+      s.reconnecting = false;
+      spdlog::info("agent {}: reconnecting with the certificate in {}", s.settings.client_id,
+                   s.settings.certificate.string());
+      continue;
+    }
     if (s.stats.connections == connections_before) ++s.stats.attempts_failed;
     s.stats.last_problem = problem;
     if (s.stats.connections > connections_before && steady::now() - started >= kStableConnection) {
@@ -417,6 +427,13 @@ void Link::stop() {
 
 void Link::wake() { state_->wake.cancel(); }
 
+void Link::reconnect() {
+  auto& s = *state_;
+  if (!s.connected) return;  // the next connection reads the files anyway
+  s.reconnecting = true;
+  s.wake.cancel();
+}
+
 bool Link::send_transient(std::string topic, std::string payload) {
   if (!state_->connected) return false;
   state_->transient.emplace_back(std::move(topic), std::move(payload));
@@ -428,7 +445,7 @@ void Link::on_message(std::function<void(const mqtt::Publish&)> handler) { state
 
 void Link::subscribe_at_connect(std::string filter) { state_->filters.push_back(std::move(filter)); }
 
-bool Link::connected() const { return state_->connected; }
+bool Link::connected() const { return state_->connected && !state_->reconnecting; }
 
 const LinkStats& Link::stats() const { return state_->stats; }
 

@@ -90,6 +90,10 @@ class Link {
   void stop();
   // The source holds new messages.
   void wake();
+  // Ends the current connection (DISCONNECT) and connects again at once, reading the
+  // certificate and key files anew (after a renewal). Unacknowledged messages are sent again
+  // on the new connection, as after any reconnection.
+  void reconnect();
   // Publishes now with QoS 0 when connected (heartbeats); dropped otherwise. Returns
   // whether it was queued.
   bool send_transient(std::string topic, std::string payload);

@@ -261,6 +261,8 @@ void Broker::on_commands_subscribed(std::function<void(const DeviceInfo&)> handl
   commands_subscribed_ = std::move(handler);
 }
 
+void Broker::on_renewal_requested(RenewalHandler handler) { renewal_requested_ = std::move(handler); }
+
 void Broker::add_subscriber(const std::string& namespace_device, Subscriber subscriber) {
   auto& list = subscribers_[namespace_device];
   for (auto& s : list) {
@@ -692,6 +694,24 @@ mqtt::SessionHost::PublishDecision DeviceSession::on_publish(const mqtt::Publish
   const auto now = steady::now();
   if (!rt.quota->try_admit(publish.payload.size() + publish.topic.size(), now)) {
     return refuse(ReasonCode::quota_exceeded, "mqtt.rate_limited", "message or byte rate above the device's quota");
+  }
+
+  // Renewal requests go to the server's handler only: never stored as telemetry, retained
+  // or routed.
+  if (topic->kind == policy::TopicKind::renew) {
+    if (publish.payload.size() > kMaxRenewalRequestBytes) {
+      return refuse(ReasonCode::packet_too_large, "mqtt.payload_invalid", "renewal request too large");
+    }
+    if (!broker_.renewal_requested_) {
+      return refuse(ReasonCode::implementation_specific_error, "mqtt.publish_denied", "renewal is not offered");
+    }
+    ++rt.total.messages;
+    ++rt.unflushed.messages;
+    rt.total.bytes += publish.payload.size();
+    rt.unflushed.bytes += publish.payload.size();
+    broker_.renewal_requested_(
+        device_, std::string_view(reinterpret_cast<const char*>(publish.payload.data()), publish.payload.size()));
+    return decision;
   }
 
   // JPCERT II-5: telemetry must match the device profile.

@@ -10,6 +10,7 @@
 //                      ─▶ payload validated against the device profile
 //                      ─▶ routed to permitted subscribers ─▶ StoreWriter (acknowledged once durable)
 //   SUBSCRIBE          ─▶ ACL (own commands, or a route) ─▶ retained messages
+//   PUBLISH renew      ─▶ ACL ─▶ quotas ─▶ the renewal handler (not stored, not routed)
 //
 // Every refusal is counted per device; a device that keeps sending refused messages is
 // disconnected and refused for a while. Security-relevant refusals go to the security log
@@ -96,6 +97,11 @@ struct AcceptedMessage {
 };
 using MessageObserver = std::function<void(const AcceptedMessage&)>;
 
+// A certificate renewal request a device published on its own renew topic; the payload is
+// as the device sent it (at most kMaxRenewalRequestBytes), unparsed.
+using RenewalHandler = std::function<void(const DeviceInfo& device, std::string_view payload)>;
+inline constexpr std::size_t kMaxRenewalRequestBytes = std::size_t{8} * 1024;
+
 using SecurityEventSink = std::function<void(events::SecurityEvent)>;
 
 struct DeviceTraffic {
@@ -136,6 +142,9 @@ class Broker {
   // Called when a device subscribes to a filter that takes its own commands topic (the
   // server then sends the commands awaiting its answer). Empty: nothing.
   void on_commands_subscribed(std::function<void(const DeviceInfo&)> handler);
+  // Called for each message a device publishes on its own renew topic, on the io thread; the
+  // server answers on the device's certificate topic. Empty: renewal requests are refused.
+  void on_renewal_requested(RenewalHandler handler);
 
   // Writes the per-device counters and last-seen times gathered since the last call.
   [[nodiscard]] Status flush_counters();
@@ -254,6 +263,7 @@ class Broker {
   SecurityEventSink security_events_;
   std::vector<MessageObserver> observers_;
   std::function<void(const DeviceInfo&)> commands_subscribed_;
+  RenewalHandler renewal_requested_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 
   std::unordered_map<std::string, DeviceSession*> live_;  // device id → its connection

@@ -14,12 +14,14 @@ constexpr std::size_t kMaxDeviceIdLength = 63;
 constexpr std::size_t kMaxTopicBytes = 65535;  // MQTT §1.5.4: a UTF-8 string's length is 16 bits
 constexpr std::string_view kDevices = "devices";
 
-constexpr std::array<std::pair<std::string_view, TopicKind>, 5> kKinds{{
+constexpr std::array<std::pair<std::string_view, TopicKind>, 7> kKinds{{
     {"telemetry", TopicKind::telemetry},
     {"events", TopicKind::events},
     {"state", TopicKind::state},
     {"results", TopicKind::results},
     {"commands", TopicKind::commands},
+    {"renew", TopicKind::renew},
+    {"certificate", TopicKind::certificate},
 }};
 
 // Splits "a/b/c" into its levels without allocating; at most N levels are kept, `count`
@@ -157,6 +159,9 @@ Decision own_namespace_publish(const DeviceIdentity& who, std::string_view topic
   const auto parsed = parse_device_topic(topic);
   if (!parsed || parsed->device_id != who.id) return Decision::abstain();
   if (parsed->kind == TopicKind::commands) return Decision::deny("a device does not publish to its commands topic");
+  if (parsed->kind == TopicKind::certificate) {
+    return Decision::deny("a device does not publish to its certificate topic");
+  }
   return Decision::allow("own namespace");
 }
 
@@ -200,7 +205,8 @@ Decision own_commands_subscribe(const DeviceIdentity& who, std::string_view filt
   const Levels<3> levels(filter);
   if (levels.count < 2 || levels.level[0] != kDevices || levels.level[1] != who.id) return Decision::abstain();
   if (levels.count == 3 && levels.level[2] == "commands") return Decision::allow("own commands topic");
-  return Decision::deny("a device subscribes only to its own commands topic");
+  if (levels.count == 3 && levels.level[2] == "certificate") return Decision::allow("own certificate topic");
+  return Decision::deny("a device subscribes only to its own commands and certificate topics");
 }
 
 Decision routed_subscribe(const DeviceIdentity& who, std::string_view filter, const RouteTable& routes,
@@ -244,9 +250,10 @@ Decision authorize_delivery(const DeviceIdentity& who, std::string_view topic, c
   if (!parsed) return Decision::deny("not a device topic");
   if (parsed->device_id == who.id) {
     if (parsed->kind == TopicKind::commands) return Decision::allow("own commands topic");
-    return Decision::deny("a device receives only its own commands");
+    if (parsed->kind == TopicKind::certificate) return Decision::allow("own certificate topic");
+    return Decision::deny("a device receives only its own commands and certificates");
   }
-  if (!readable_kind(parsed->kind)) return Decision::deny("another device's commands or results");
+  if (!readable_kind(parsed->kind)) return Decision::deny("another device's commands, results or certificates");
   if (routes.allows(parsed->device_id, who, segment_of)) return Decision::allow("route");
   return Decision::deny("no route from the publishing device");
 }

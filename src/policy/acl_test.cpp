@@ -11,9 +11,11 @@ namespace {
 
 using Verdict = Decision::Verdict;
 
+// NOLINTBEGIN(cert-err58-cpp): short strings; a test binary that cannot allocate them fails anyway
 const DeviceIdentity kA{"sensor-a", "lab"};
 const DeviceIdentity kB{"sensor-b", "office"};
 const DeviceIdentity kC{"sensor-c", ""};
+// NOLINTEND(cert-err58-cpp)
 
 class AclTest : public ::testing::Test {
  protected:
@@ -51,13 +53,13 @@ TEST(DeviceId, Rule) {
   EXPECT_FALSE(valid_segment_name("Lab"));
 }
 
-TEST(DeviceTopic, ParsesOnlyTheFiveKinds) {
+TEST(DeviceTopic, ParsesOnlyTheSevenKinds) {
   const auto t = parse_device_topic("devices/sensor-a/telemetry");
   ASSERT_TRUE(t.has_value());
   EXPECT_EQ(t->device_id, "sensor-a");
   EXPECT_EQ(t->kind, TopicKind::telemetry);
-  for (const TopicKind kind :
-       {TopicKind::telemetry, TopicKind::events, TopicKind::state, TopicKind::results, TopicKind::commands}) {
+  for (const TopicKind kind : {TopicKind::telemetry, TopicKind::events, TopicKind::state, TopicKind::results,
+                               TopicKind::commands, TopicKind::renew, TopicKind::certificate}) {
     const std::string topic = device_topic("d1", kind);
     const auto parsed = parse_device_topic(topic);
     ASSERT_TRUE(parsed.has_value()) << topic;
@@ -65,6 +67,8 @@ TEST(DeviceTopic, ParsesOnlyTheFiveKinds) {
     EXPECT_EQ(parsed->device_id, "d1");
   }
   EXPECT_EQ(device_topic("d1", TopicKind::results), "devices/d1/results");
+  EXPECT_EQ(device_topic("d1", TopicKind::renew), "devices/d1/renew");
+  EXPECT_EQ(device_topic("d1", TopicKind::certificate), "devices/d1/certificate");
   for (const char* bad : {"devices/sensor-a", "devices/sensor-a/telemetry/x", "devices/Sensor/telemetry",
                           "devices//telemetry", "devices/+/telemetry", "devices/a/logs", "device/a/telemetry",
                           "/devices/a/telemetry", "devices/a/telemetry/", "", "devices/a/Telemetry"}) {
@@ -84,20 +88,23 @@ TEST(Decisions, AnyDenyWinsAndNobodyAllowingMeansDeny) {
 }
 
 TEST_F(AclTest, DevicePublishesOnlyToItsOwnDeviceTopics) {
-  for (const char* kind : {"telemetry", "events", "state", "results"}) {
+  for (const char* kind : {"telemetry", "events", "state", "results", "renew"}) {
     const std::string topic = std::string("devices/sensor-a/") + kind;
     const Decision d = authorize_publish(kA, topic);
     EXPECT_TRUE(d.allowed()) << topic << ": " << d.reason;
   }
   EXPECT_EQ(authorize_publish(kA, "devices/sensor-a/commands").reason,
             "a device does not publish to its commands topic");
+  EXPECT_EQ(authorize_publish(kA, "devices/sensor-a/certificate").reason,
+            "a device does not publish to its certificate topic");
 }
 
 TEST_F(AclTest, PublishingIntoAnotherNamespaceIsNeverAllowedEvenWithARoute) {
   ASSERT_TRUE(routes_.add({Selector::device("sensor-a"), Selector::device("sensor-b")}));
   ASSERT_TRUE(routes_.add({Selector::device("sensor-b"), Selector::device("sensor-a")}));
-  for (const char* topic : {"devices/sensor-b/telemetry", "devices/sensor-b/commands", "devices/sensor-b/x",
-                            "devices/sensor-b", "devices//telemetry", "devices/sensor-a-2/telemetry"}) {
+  for (const char* topic : {"devices/sensor-b/telemetry", "devices/sensor-b/commands", "devices/sensor-b/renew",
+                            "devices/sensor-b/certificate", "devices/sensor-b/x", "devices/sensor-b",
+                            "devices//telemetry", "devices/sensor-a-2/telemetry"}) {
     const Decision d = authorize_publish(kA, topic);
     EXPECT_EQ(d.verdict, Verdict::deny) << topic;
     EXPECT_EQ(d.reason, "another device's namespace") << topic;
@@ -122,14 +129,29 @@ TEST_F(AclTest, MalformedPublishTopicsAreDenied) {
   EXPECT_EQ(authorize_publish(kA, std::string(65536, 'a')).reason, "topic longer than 65535 bytes");
 }
 
-TEST_F(AclTest, DeviceSubscribesOnlyToItsOwnCommandsTopic) {
+TEST_F(AclTest, DeviceSubscribesOnlyToItsOwnCommandsAndCertificateTopics) {
   EXPECT_TRUE(subscribe(kA, "devices/sensor-a/commands").allowed());
+  EXPECT_TRUE(subscribe(kA, "devices/sensor-a/certificate").allowed());
   for (const char* filter : {"devices/sensor-a/+", "devices/sensor-a/#", "devices/sensor-a/telemetry",
-                             "devices/sensor-a/commands/#", "devices/sensor-a/commands/x", "devices/sensor-a"}) {
+                             "devices/sensor-a/renew", "devices/sensor-a/commands/#", "devices/sensor-a/commands/x",
+                             "devices/sensor-a/certificate/x", "devices/sensor-a"}) {
     const Decision d = subscribe(kA, filter);
     EXPECT_EQ(d.verdict, Verdict::deny) << filter;
-    EXPECT_EQ(d.reason, "a device subscribes only to its own commands topic") << filter;
+    EXPECT_EQ(d.reason, "a device subscribes only to its own commands and certificate topics") << filter;
   }
+}
+
+TEST_F(AclTest, AnotherDevicesRenewalTopicsAreClosedEvenWithARoute) {
+  ASSERT_TRUE(routes_.add({Selector::device("sensor-a"), Selector::device("sensor-b")}));
+  EXPECT_EQ(authorize_publish(kB, "devices/sensor-a/renew").reason, "another device's namespace");
+  EXPECT_EQ(authorize_publish(kB, "devices/sensor-a/certificate").reason, "another device's namespace");
+  for (const char* filter : {"devices/sensor-a/renew", "devices/sensor-a/certificate"}) {
+    EXPECT_EQ(subscribe(kB, filter).verdict, Verdict::deny) << filter;
+  }
+  // devices/sensor-a/+ is routed, but never carries renewal traffic.
+  EXPECT_TRUE(subscribe(kB, "devices/sensor-a/+").allowed());
+  EXPECT_EQ(deliver(kB, "devices/sensor-a/renew").reason, "another device's commands, results or certificates");
+  EXPECT_EQ(deliver(kB, "devices/sensor-a/certificate").reason, "another device's commands, results or certificates");
 }
 
 TEST_F(AclTest, BroadAndDollarFiltersAreAlwaysDenied) {
@@ -213,10 +235,13 @@ TEST_F(AclTest, DeliveryIsCheckedPerMessage) {
   EXPECT_TRUE(deliver(kB, "devices/sensor-a/telemetry").allowed());
   EXPECT_TRUE(deliver(kB, "devices/sensor-a/state").allowed());
   // devices/sensor-a/+ matches these too, but they are not routed.
-  EXPECT_EQ(deliver(kB, "devices/sensor-a/commands").reason, "another device's commands or results");
-  EXPECT_EQ(deliver(kB, "devices/sensor-a/results").reason, "another device's commands or results");
+  EXPECT_EQ(deliver(kB, "devices/sensor-a/commands").reason, "another device's commands, results or certificates");
+  EXPECT_EQ(deliver(kB, "devices/sensor-a/results").reason, "another device's commands, results or certificates");
+  EXPECT_TRUE(deliver(kA, "devices/sensor-a/certificate").allowed());
+  EXPECT_EQ(deliver(kA, "devices/sensor-a/renew").reason, "a device receives only its own commands and certificates");
   EXPECT_EQ(deliver(kC, "devices/sensor-a/telemetry").reason, "no route from the publishing device");
-  EXPECT_EQ(deliver(kA, "devices/sensor-a/telemetry").reason, "a device receives only its own commands");
+  EXPECT_EQ(deliver(kA, "devices/sensor-a/telemetry").reason,
+            "a device receives only its own commands and certificates");
   EXPECT_EQ(deliver(kA, "$SYS/broker/load").reason, "not a device topic");
   ASSERT_TRUE(routes_.remove({Selector::device("sensor-a"), Selector::device("sensor-b")}));
   EXPECT_EQ(deliver(kB, "devices/sensor-a/telemetry").verdict, Verdict::deny);

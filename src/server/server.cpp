@@ -9,9 +9,11 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <functional>
 #include <ostream>
 #include <thread>
+#include <unordered_map>
 
 #include "base/file.h"
 #include "base/privileges.h"
@@ -226,6 +228,7 @@ struct Server::State {
     if (auto routes = broker->load_routes(); !routes) return routes;
     if (auto kept = broker->load_kept_state(*installation.keys); !kept) return kept;
     if (auto st = make_commands(); !st) return st;
+    make_renewal();
     broker::GatewayEvents events;
     events.refused = [this](const net::PeerInfo& peer, const std::string& reason) {
       log_event({"anonymous",
@@ -280,6 +283,89 @@ struct Server::State {
       if (m.kind == policy::TopicKind::results) record_command_result(m);
     });
     return ok();
+  }
+
+  // Certificate renewal over the device's own session (docs/agent.md "Certificate renewal"):
+  // a CSR on devices/{id}/renew is answered on devices/{id}/certificate. At most one
+  // certificate per device per kRenewalInterval; a request repeated with the same id (its
+  // answer was lost) gets the same answer again. The old certificate is not revoked: the
+  // device is still connected with it, and it expires on its own.
+  static constexpr std::chrono::hours kRenewalInterval{1};
+  struct LastRenewal {
+    std::chrono::system_clock::time_point at;
+    std::string request_id;
+    std::string answer;
+  };
+  std::unordered_map<std::string, LastRenewal> renewals;
+
+  void make_renewal() {
+    broker->on_renewal_requested(
+        [this](const broker::DeviceInfo& device, std::string_view payload) { renew_certificate(device, payload); });
+  }
+
+  void answer_renewal(const std::string& device_id, const std::string& answer) {
+    mqtt::Publish publish;
+    publish.qos = 1;
+    publish.topic = policy::device_topic(device_id, policy::TopicKind::certificate);
+    publish.payload.assign(answer.begin(), answer.end());
+    broker->publish_from_server(publish);
+  }
+
+  void renew_certificate(const broker::DeviceInfo& device, std::string_view payload) {
+    const std::string actor = "device:" + device.id;
+    // The log has the reason; the device learns only what it can act on.
+    const auto refuse = [&](const std::string& request_id, const std::string& reason,
+                            const std::string& answer = "refused") {
+      log_event(
+          {actor, "certificate.renewal_refused", actor, events::Outcome::denied, "gateway", {{"reason", reason}}});
+      answer_renewal(device.id, nlohmann::json{{"id", request_id}, {"error", answer}}.dump(
+                                    -1, ' ', false, nlohmann::json::error_handler_t::replace));
+    };
+    const auto request = nlohmann::json::parse(payload, nullptr, false);
+    if (!request.is_object() || !request.contains("id") || !request["id"].is_string() || !request.contains("csr") ||
+        !request["csr"].is_string()) {
+      refuse("", "not a renewal request", "a renewal request is {\"id\": string, \"csr\": PEM}");
+      return;
+    }
+    const auto request_id = request["id"].get<std::string>();
+    const auto now = env.clock.now();
+    if (auto it = renewals.find(device.id); it != renewals.end() && now - it->second.at < kRenewalInterval) {
+      if (it->second.request_id == request_id) {
+        answer_renewal(device.id, it->second.answer);
+        return;
+      }
+      refuse(request_id, "at most one renewal per hour", "at most one renewal per hour");
+      return;
+    }
+    if (!devices) {
+      refuse(request_id, "the server is starting");
+      return;
+    }
+    auto issued = devices->issue_certificate(device.id, request["csr"].get<std::string>());
+    if (!issued) {
+      refuse(request_id, issued.error().message);
+      return;
+    }
+    auto bundle = devices->ca_bundle_pem();
+    if (!bundle) {
+      refuse(request_id, bundle.error().message);
+      return;
+    }
+    const auto expires_at = format_utc_millis(from_unix_millis(issued->not_after));
+    std::string answer = nlohmann::json{
+        {"id", request_id},
+        {"certificate_pem", issued->pem},
+        {"ca_bundle_pem", *bundle},
+        {"expires_at",
+         expires_at}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    log_event({actor,
+               "certificate.renewed",
+               actor,
+               events::Outcome::success,
+               "gateway",
+               {{"serial", issued->serial_hex}, {"not_after", expires_at}}});
+    renewals[device.id] = LastRenewal{now, request_id, answer};
+    answer_renewal(device.id, answer);
   }
 
   void send_command(const identity::IssuedCommand& command) {

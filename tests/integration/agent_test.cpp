@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "crypto/x509.h"
 #include "server_fixture.h"
 
 namespace torii::testing {
@@ -98,9 +99,10 @@ class AgentTest : public ServerTest {
                                      "[console]\nlisten = [\"" + console + "\"]");
   }
 
-  std::string agent_config(const std::string& state_dir) {
+  // `extra`: more [agent] keys, one a line.
+  std::string agent_config(const std::string& state_dir, const std::string& extra = "") {
     return write("agent.toml",
-                 "[agent]\nuser = \"nobody\"\nstate_dir = \"" + state_dir +
+                 "[agent]\n" + extra + "user = \"nobody\"\nstate_dir = \"" + state_dir +
                      "\"\ngateway = \"127.0.0.1:" + std::to_string(gateway_port) + "\"\nserver = \"" + console_url() +
                      "\"\nheartbeat_seconds = 1\nposture_seconds = 0\n\n[[sensor]]\nmetric = \"temperature\"\n"
                      "source = \"simulated\"\nsignal = \"temperature\"\ninterval_seconds = 0.2\n");
@@ -171,6 +173,72 @@ TEST_F(AgentTest, AnEnrolledAgentDeliversEveryReadingOnceAndInOrderAcrossAServer
   ASSERT_GT(seqs.size(), before_outage + 5);
   for (std::size_t i = 0; i < seqs.size(); ++i) EXPECT_EQ(seqs[i], static_cast<std::int64_t>(i + 1)) << i;
   EXPECT_THAT(running.err(), HasSubstr("trying again"));
+}
+
+TEST_F(AgentTest, AnAgentRenewsItsCertificateOverItsSessionWithoutLosingAMessage) {
+  start();
+  const auto token = new_device("renew-1");
+  ASSERT_FALSE(token.empty());
+  const auto state = (work_dir() / "renew-1").string();
+  const auto enrolled = agent({"enroll", "--server", console_url(), "--ca", ca_file(), "--token-file",
+                               write("token", token + "\n"), "--state-dir", state});
+  ASSERT_EQ(enrolled.exit_code, 0) << enrolled.out << enrolled.err;
+  auto read_text = [](const std::filesystem::path& path) {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  auto security_log = [&] { return read_text(data_dir() / "log" / "security.log"); };
+  const auto enrolled_certificate = read_text(work_dir() / "renew-1" / "certificate.pem");
+  const auto enrolled_key = read_text(work_dir() / "renew-1" / "key.pem");
+  ASSERT_FALSE(enrolled_certificate.empty());
+
+  // renew_at = 0: renewal is due at once.
+  Process running({torii_binary(), "agent", "run", "--config", agent_config(state, "renew_at = 0.0\n")});
+  ASSERT_TRUE(eventually([&] { return security_log().find("certificate.renewed") != std::string::npos; }))
+      << (running.stop(), running.err());
+  ASSERT_TRUE(eventually([&] { return read_text(work_dir() / "renew-1" / "certificate.pem") != enrolled_certificate; }))
+      << (running.stop(), running.err());
+  const auto renewed_certificate = read_text(work_dir() / "renew-1" / "certificate.pem");
+  const auto enrolled_serial = crypto::inspect_certificate(enrolled_certificate);
+  const auto renewed_serial = crypto::inspect_certificate(renewed_certificate);
+  ASSERT_TRUE(enrolled_serial && renewed_serial);
+  EXPECT_NE(renewed_serial->serial_hex, enrolled_serial->serial_hex);
+  EXPECT_EQ(renewed_serial->subject_cn, "renew-1");
+  EXPECT_NE(read_text(work_dir() / "renew-1" / "key.pem"), enrolled_key);
+  struct stat key {};
+  ASSERT_EQ(::stat((work_dir() / "renew-1" / "key.pem").c_str(), &key), 0);
+  EXPECT_EQ(key.st_mode & 0777, 0600U);
+  EXPECT_THAT(security_log(), HasSubstr(renewed_serial->serial_hex));
+
+  // Telemetry keeps arriving after the reconnection with the new certificate.
+  const auto at_renewal = of_kind(stored("renew-1"), "telemetry").size();
+  ASSERT_TRUE(eventually([&] { return of_kind(stored("renew-1"), "telemetry").size() >= at_renewal + 10; }))
+      << (running.stop(), running.err());
+  // With renew_at = 0 the agent asks again at once: one renewal an hour, the rest refused.
+  ASSERT_TRUE(eventually([&] { return security_log().find("certificate.renewal_refused") != std::string::npos; }))
+      << (running.stop(), running.err());
+  EXPECT_THAT(security_log(), HasSubstr("at most one renewal per hour"));
+  EXPECT_EQ(running.stop(), 0);
+  EXPECT_THAT(running.err(), HasSubstr("certificate renewed: " + renewed_serial->serial_hex));
+  EXPECT_THAT(running.err(), HasSubstr("reconnecting with the certificate"));
+  EXPECT_THAT(running.err(), HasSubstr("refused: at most one renewal per hour"));
+
+  // No message was lost or stored twice across the reconnection.
+  std::vector<std::int64_t> seqs;
+  for (const auto& row : stored("renew-1")) {
+    if (row["kind"] == "state") continue;
+    const auto id = row["message_id"].get<std::string>();
+    seqs.push_back(std::stoll(id.substr(id.rfind('-') + 1)));
+  }
+  ASSERT_GT(seqs.size(), at_renewal);
+  for (std::size_t i = 0; i < seqs.size(); ++i) EXPECT_EQ(seqs[i], static_cast<std::int64_t>(i + 1)) << i;
+
+  // The renewed identity is the one the agent starts with next time.
+  Process again({torii_binary(), "agent", "run", "--config", agent_config(state)});
+  const auto before_restart = of_kind(stored("renew-1"), "telemetry").size();
+  ASSERT_TRUE(eventually([&] { return of_kind(stored("renew-1"), "telemetry").size() >= before_restart + 3; }))
+      << (again.stop(), again.err());
+  EXPECT_EQ(again.stop(), 0);
 }
 
 TEST_F(AgentTest, ASimulatedFleetOnTheLeanAgentBinaryEnrolsEachDeviceWithItsOwnKeyAndPublishes) {

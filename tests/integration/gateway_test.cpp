@@ -277,6 +277,33 @@ TEST_F(Gateway, DeviceACannotWriteIntoOrReadFromDeviceB) {
   EXPECT_THAT(security_log(), HasSubstr(R"("action":"mqtt.subscribe_denied")"));
 }
 
+TEST_F(Gateway, ADevicesRenewalTopicsAreItsOwnAndRequestsAreNeverStored) {
+  start();
+  create_device("device-a");
+  create_device("device-b");
+  // Nobody renews for another device, or answers in the platform's place.
+  for (const std::string topic : {"devices/device-b/renew", "devices/device-b/certificate"}) {
+    const auto intrusion = publish("device-a", "mqttv5", topic, R"({"id":"x","csr":"y"})");
+    EXPECT_THAT(intrusion.out, HasSubstr("RC:135")) << topic;
+    const auto denied = subscribe_briefly("device-a", "mqttv5", topic, 1);
+    EXPECT_THAT(denied.err, HasSubstr("All subscription requests were denied")) << topic;
+  }
+  EXPECT_THAT(publish("device-b", "mqttv5", "devices/device-b/certificate", "{}").out, HasSubstr("RC:135"));
+  EXPECT_THAT(subscribe_briefly("device-b", "mqttv5", "devices/device-b/renew", 1).err,
+              HasSubstr("All subscription requests were denied"));
+  const auto own = subscribe_briefly("device-b", "mqttv5", "devices/device-b/certificate", 1);
+  EXPECT_THAT(own.out, HasSubstr("Subscribed (mid: 1): 0")) << own.out << own.err;
+
+  // A device's own request goes to the server's renewal, not to the store: this one holds no
+  // CSR and is refused, and logged.
+  EXPECT_EQ(publish("device-b", "mqttv5", "devices/device-b/renew", R"({"id":"r-1","csr":"not a CSR"})").exit_code, 0);
+  EXPECT_EQ(stored("device-a").size(), 0u);
+  EXPECT_EQ(stored("device-b").size(), 0u);
+  ASSERT_EQ(stop(), 0);
+  EXPECT_THAT(security_log(), HasSubstr(R"("action":"certificate.renewal_refused")"));
+  EXPECT_THAT(security_log(), Not(HasSubstr(R"("action":"certificate.renewed")")));
+}
+
 TEST_F(Gateway, TelemetryIsValidatedAgainstTheDeviceProfile) {
   start();
   std::ofstream(work_dir() / "thermo.json")
