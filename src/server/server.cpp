@@ -297,6 +297,8 @@ struct Server::State {
     std::string answer;
   };
   std::unordered_map<std::string, LastRenewal> renewals;
+  // A device sending refused requests in a loop writes one refusal a minute to the log.
+  std::unordered_map<std::string, std::chrono::system_clock::time_point> renewal_refusal_logged;
 
   void make_renewal() {
     broker->on_renewal_requested(
@@ -316,8 +318,17 @@ struct Server::State {
     // The log has the reason; the device learns only what it can act on.
     const auto refuse = [&](const std::string& request_id, const std::string& reason,
                             const std::string& answer = "refused") {
-      log_event(
-          {actor, "certificate.renewal_refused", actor, events::Outcome::denied, "gateway", {{"reason", reason}}});
+      const auto at = env.clock.now();
+      auto [logged, first] = renewal_refusal_logged.try_emplace(device.id, at);
+      if (first || at - logged->second >= std::chrono::minutes(1)) {
+        logged->second = at;
+        log_event({actor,
+                   "certificate.renewal_refused",
+                   actor,
+                   events::Outcome::denied,
+                   "gateway",
+                   {{"organisation", device.organisation_id}, {"reason", reason}}});
+      }
       answer_renewal(device.id, nlohmann::json{{"id", request_id}, {"error", answer}}.dump(
                                     -1, ' ', false, nlohmann::json::error_handler_t::replace));
     };
@@ -363,7 +374,7 @@ struct Server::State {
                actor,
                events::Outcome::success,
                "gateway",
-               {{"serial", issued->serial_hex}, {"not_after", expires_at}}});
+               {{"organisation", device.organisation_id}, {"serial", issued->serial_hex}, {"not_after", expires_at}}});
     renewals[device.id] = LastRenewal{now, request_id, answer};
     answer_renewal(device.id, answer);
   }
