@@ -3,7 +3,6 @@
 // identity::DeviceCommands' (checked against the profile, signed, recorded); the gateway
 // carries them through ApiContext::gateway.send_command. Each command sent is a security
 // event with the person as actor; its parameters are not logged (they are the device's data).
-#include <fmt/format.h>
 
 #include <charconv>
 #include <string>
@@ -22,27 +21,6 @@ constexpr std::size_t kCommandsListed = 100;
 
 Response commands_unavailable() {
   return problem(503, "unavailable", "Commands to devices are not available on this server");
-}
-
-// "sent" past its expiry is "expired": the device can no longer run it.
-std::string status_at(const store::DeviceCommandRecord& c, UnixMillis now) {
-  return c.status == "sent" && c.expires_at <= now ? std::string("expired") : c.status;
-}
-
-Result<json> command_json(ApiState& s, const store::DeviceCommandRecord& c) {
-  auto params = s.ctx.commands->params_of(c);
-  if (!params) return tl::unexpected(params.error());
-  json j = {{"id", c.id},
-            {"device", c.device_id},
-            {"command", c.name},
-            {"params", json::parse(*params, nullptr, false)},
-            {"status", status_at(c, to_unix_millis(s.ctx.clock.now()))},
-            {"issued_at", iso(c.issued_at)},
-            {"expires_at", iso(c.expires_at)},
-            {"issued_by", c.issued_by}};
-  if (c.answered_at) j["answered_at"] = iso(*c.answered_at);
-  if (!c.reason.empty()) j["reason"] = c.reason;
-  return j;
 }
 
 std::chrono::seconds lifetime_of(Call& call) {
@@ -80,7 +58,7 @@ asio::awaitable<Response> send_command(ApiState& s, Call& call) {
           {"command_id", issued.record.id},
           {"expires_at", iso(issued.record.expires_at)}});
   if (s.ctx.gateway.send_command) s.ctx.gateway.send_command(issued);
-  auto body = command_json(s, issued.record);
+  auto body = s.ctx.commands->describe(issued.record);
   if (!body) co_return internal_error(body.error());
   co_return json_response(202, *body);
 }
@@ -93,7 +71,7 @@ asio::awaitable<Response> list_commands(ApiState& s, Call& call) {
   if (!listed) co_return internal_error(listed.error());
   json commands = json::array();
   for (const auto& c : *listed) {
-    auto j = command_json(s, c);
+    auto j = s.ctx.commands->describe(c);
     if (!j) co_return internal_error(j.error());
     commands.push_back(std::move(*j));
   }
@@ -107,7 +85,7 @@ asio::awaitable<Response> show_command(ApiState& s, Call& call) {
   auto found = s.ctx.store.device_commands().find(call.params["command"]);
   if (!found) co_return internal_error(found.error());
   if (!*found || (*found)->device_id != device->id) co_return problem(404, "not_found", "No such command");
-  auto j = command_json(s, **found);
+  auto j = s.ctx.commands->describe(**found);
   if (!j) co_return internal_error(j.error());
   co_return json_response(200, *j);
 }

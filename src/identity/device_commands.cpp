@@ -165,6 +165,24 @@ Result<std::string> DeviceCommands::params_of(const store::DeviceCommandRecord& 
   return std::move(body->params_json);
 }
 
+Result<nlohmann::json> DeviceCommands::describe(const store::DeviceCommandRecord& record) {
+  auto params = params_of(record);
+  if (!params) return tl::unexpected(params.error());
+  const auto iso = [](UnixMillis ms) { return format_utc_millis(from_unix_millis(ms)); };
+  const bool expired = record.status == "sent" && record.expires_at <= to_unix_millis(clock_.now());
+  nlohmann::json j = {{"id", record.id},
+                      {"device", record.device_id},
+                      {"command", record.name},
+                      {"params", nlohmann::json::parse(*params, nullptr, false)},
+                      {"status", expired ? std::string("expired") : record.status},
+                      {"issued_at", iso(record.issued_at)},
+                      {"expires_at", iso(record.expires_at)},
+                      {"issued_by", record.issued_by}};
+  if (record.answered_at) j["answered_at"] = iso(*record.answered_at);
+  if (!record.reason.empty()) j["reason"] = record.reason;
+  return j;
+}
+
 Result<std::vector<IssuedCommand>> DeviceCommands::awaiting(std::string_view device_id) {
   auto listed = store_.device_commands().list_for_device(device_id, kMaxCommandsAwaiting);
   if (!listed) return tl::unexpected(listed.error());

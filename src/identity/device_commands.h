@@ -23,6 +23,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "base/bytes.h"
 #include "base/clock.h"
 #include "base/error.h"
@@ -77,6 +79,10 @@ class DeviceCommands {
 
   // The parameters' JSON text of a recorded command.
   [[nodiscard]] Result<std::string> params_of(const store::DeviceCommandRecord& record);
+  // A recorded command as the API and the CLI show it: id, device, command, params, status
+  // ("sent" past its expiry is "expired": the device can no longer run it), issued_at,
+  // expires_at, issued_by, and answered_at and reason when there are some.
+  [[nodiscard]] Result<nlohmann::json> describe(const store::DeviceCommandRecord& record);
 
   // The device's commands awaiting an answer and not expired, oldest first, to send again
   // (at most the newest kMaxCommandsAwaiting).

@@ -276,7 +276,7 @@ class Executor {
     if (!ttl) return tl::unexpected(ttl.error());
     auto opened = device_and_commands(*id);
     if (!opened) return tl::unexpected(opened.error());
-    auto& [device, commands] = *opened;
+    auto [device, commands] = std::move(*opened);
     auto outcome = commands->issue(device, *name, *params, std::chrono::seconds(*ttl), r_.actor);
     if (!outcome) return tl::unexpected(outcome.error());
     if (!outcome->issued) {
@@ -293,7 +293,7 @@ class Executor {
             {"command_id", issued.record.id},
             {"expires_at", format_utc_millis(from_unix_millis(issued.record.expires_at))}});
     if (c_.send_command) c_.send_command(issued);
-    return command_json(*commands, issued.record);
+    return commands->describe(issued.record);
   }
 
   Result<json> command_list() {
@@ -301,44 +301,32 @@ class Executor {
     if (!id) return tl::unexpected(id.error());
     auto opened = device_and_commands(*id);
     if (!opened) return tl::unexpected(opened.error());
-    auto& commands = opened->second;
+    auto* commands = opened->second;
     auto listed = c_.installation.store->device_commands().list_for_device(*id, 100);
     if (!listed) return tl::unexpected(listed.error());
     json rows = json::array();
     for (const auto& c : *listed) {
-      auto row = command_json(*commands, c);
+      auto row = commands->describe(c);
       if (!row) return tl::unexpected(row.error());
       rows.push_back(std::move(*row));
     }
     return rows;
   }
 
-  // The device (not_found when unknown) and the installation's commands.
-  Result<std::pair<store::DeviceRecord, std::unique_ptr<identity::DeviceCommands>>> device_and_commands(
-      const std::string& id) {
+  // The device (not_found when unknown) and the installation's commands: the running
+  // server's, or opened here when the CLI runs the request itself.
+  Result<std::pair<store::DeviceRecord, identity::DeviceCommands*>> device_and_commands(const std::string& id) {
     auto device = c_.installation.store->devices().find(id);
     if (!device) return tl::unexpected(device.error());
     if (!*device) return fail(Errc::not_found, "no such device");
-    auto commands = identity::DeviceCommands::open(*c_.installation.store, *c_.installation.keys, c_.clock, c_.random);
-    if (!commands) return tl::unexpected(commands.error());
-    return std::pair{std::move(**device), std::move(*commands)};
-  }
-
-  Result<json> command_json(identity::DeviceCommands& commands, const store::DeviceCommandRecord& c) {
-    auto params = commands.params_of(c);
-    if (!params) return tl::unexpected(params.error());
-    const bool expired = c.status == "sent" && c.expires_at <= to_unix_millis(c_.clock.now());
-    json j = {{"id", c.id},
-              {"device", c.device_id},
-              {"command", c.name},
-              {"params", json::parse(*params, nullptr, false)},
-              {"status", expired ? std::string("expired") : c.status},
-              {"issued_at", format_utc_millis(from_unix_millis(c.issued_at))},
-              {"expires_at", format_utc_millis(from_unix_millis(c.expires_at))},
-              {"issued_by", c.issued_by}};
-    if (c.answered_at) j["answered_at"] = format_utc_millis(from_unix_millis(*c.answered_at));
-    if (!c.reason.empty()) j["reason"] = c.reason;
-    return j;
+    identity::DeviceCommands* commands = c_.commands;
+    if (commands == nullptr) {
+      auto opened = identity::DeviceCommands::open(*c_.installation.store, *c_.installation.keys, c_.clock, c_.random);
+      if (!opened) return tl::unexpected(opened.error());
+      own_commands_ = std::move(*opened);
+      commands = own_commands_.get();
+    }
+    return std::pair{std::move(**device), commands};
   }
 
   Result<json> device_enable() {
@@ -562,6 +550,7 @@ class Executor {
   AdminContext& c_;
   const AdminRequest& r_;
   identity::DeviceRegistry registry_;
+  std::unique_ptr<identity::DeviceCommands> own_commands_;  // when c_.commands is not set
 };
 
 }  // namespace

@@ -44,8 +44,11 @@ struct AdminContext {
   broker::Broker* broker = nullptr;    // set inside the running server
   const Clock& clock;
   Random& random;
-  // Inside the running server: sends a signed command through the gateway at once. Empty:
-  // the command waits for the device's next subscription to its commands after a start.
+  // Inside the running server: its commands (the key loaded once), and a way to send a
+  // signed command through the gateway at once. Unset: the request opens the commands
+  // itself, and a command waits for the device's next subscription to its commands after
+  // a start.
+  identity::DeviceCommands* commands = nullptr;
   std::function<void(const identity::IssuedCommand&)> send_command = {};
 };
 

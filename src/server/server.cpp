@@ -755,6 +755,7 @@ Status Server::start() {
   s.control =
       std::make_unique<ControlServer>(s.io, s.data_dir / kControlSocketName, [&s](const AdminRequest& request, uid_t) {
         AdminContext context{s.config, s.installation, s.log.get(), s.broker.get(), s.env.clock, s.env.random};
+        context.commands = s.commands.get();
         context.send_command = [&s](const identity::IssuedCommand& command) { s.send_command(command); };
         return execute_admin(context, request);
       });
