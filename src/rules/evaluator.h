@@ -1,0 +1,142 @@
+// Evaluation of one rule for one device, in the telemetry stream (issue 6: Decision
+// Trigger). Pure: messages and times in, transitions out; no I/O, no clock, no threads.
+//
+// The caller keeps one DeviceState per (rule, device), hands each message of a matching
+// device to observe() with its server receive time, and calls tick() from a timer (e.g. every
+// second, or at next_deadline()) so that absence and the hold timers fire without messages.
+// An Evaluator is immutable: one may serve many threads; a DeviceState is not synchronised,
+// so one state is used by one thread at a time. serialize()/restore() keep the state across
+// restarts, including the time a pending transition started.
+//
+// Firing (docs/rules.md, "Evaluation"): the condition is three-valued; the rule fires once it
+// has been true for `hold`, and clears once it has been not true (false or unknown) for
+// `clear_hold`. A condition that flips back before its hold has passed restarts the wait, so
+// a value oscillating around a threshold does not flap.
+#pragma once
+
+#include <cstddef>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+#include "base/clock.h"
+#include "policy/telemetry.h"
+#include "rules/expression.h"
+#include "rules/rule.h"
+
+namespace torii::rules {
+
+// Samples kept per windowed metric and device. When more arrive within the window the
+// oldest are dropped, so that a window then covers less than its duration (docs/rules.md).
+inline constexpr std::size_t kMaxWindowSamples = 1000;
+// A serialised state larger than this is refused by restore().
+inline constexpr std::size_t kMaxStateBytes = std::size_t{4} * 1024 * 1024;
+// dry_run() stops ticking after this many ticks.
+inline constexpr std::size_t kMaxDryRunTicks = 1'000'000;
+
+enum class Transition { none, fired, cleared };
+[[nodiscard]] std::string_view to_string(Transition transition);
+
+struct Evaluation {
+  Transition transition = Transition::none;
+  bool active = false;                                  // firing after this step
+  std::vector<std::pair<std::string, double>> derived;  // metric actions' values on this step (observe only)
+  // On a transition: the condition's comparisons and their values ("avg(temperature, 5m) > 30:
+  // 31.2 > 30"); empty otherwise. Holds no device-supplied strings.
+  std::string summary;
+};
+
+class DeviceState;
+[[nodiscard]] std::string serialize(const DeviceState& state);
+[[nodiscard]] tl::expected<DeviceState, std::string> restore(std::string_view text);
+
+// One device's state for one rule: the latest value and a bounded window of recent samples
+// of each metric the rule reads, the last message time, the pending transition and the
+// active flag.
+class DeviceState {
+ public:
+  [[nodiscard]] bool active() const { return active_; }
+  // Since when the condition has disagreed with active(); nullopt when it agrees.
+  [[nodiscard]] std::optional<UnixMillis> pending_since() const { return pending_since_; }
+  [[nodiscard]] std::optional<UnixMillis> last_message_at() const { return last_message_at_; }
+  // The latest time observe() or tick() saw; nullopt before the first.
+  [[nodiscard]] std::optional<UnixMillis> now() const {
+    return started_at_ ? std::optional<UnixMillis>(now_) : std::nullopt;
+  }
+
+  friend bool operator==(const DeviceState&, const DeviceState&) = default;
+
+ private:
+  friend class Evaluator;
+  friend class StateInputs;
+  friend std::string serialize(const DeviceState& state);
+  friend tl::expected<DeviceState, std::string> restore(std::string_view text);
+
+  struct History {
+    std::optional<std::variant<double, bool>> latest;  // nullopt: the last value was a string
+    UnixMillis latest_at = 0;
+    std::deque<std::pair<UnixMillis, double>> window;  // numeric samples, oldest first
+    friend bool operator==(const History&, const History&) = default;
+  };
+
+  bool active_ = false;
+  std::optional<UnixMillis> pending_since_;
+  std::optional<UnixMillis> last_message_at_;
+  std::optional<UnixMillis> started_at_;  // the first observe() or tick()
+  UnixMillis now_ = 0;                    // the latest time seen, once started
+  std::map<std::string, History, std::less<>> metrics_;
+};
+
+class Evaluator {
+ public:
+  explicit Evaluator(std::shared_ptr<const RuleDefinition> rule);
+
+  [[nodiscard]] const RuleDefinition& rule() const { return *rule_; }
+
+  // A telemetry message of a matching device, at server receive time. A time earlier than
+  // the state's latest counts as that latest time (windows stay in order). String values
+  // make their metric missing; metrics the rule does not read are ignored.
+  [[nodiscard]] Evaluation observe(DeviceState& state, const std::vector<policy::Metric>& metrics, UnixMillis at) const;
+  // Time passing without a message: absence, window expiry and the hold timers.
+  [[nodiscard]] Evaluation tick(DeviceState& state, UnixMillis now) const;
+  // The earliest time after the state's latest at which tick() could change the outcome (a
+  // hold ending, a sample leaving a window, an absence reaching its duration); nullopt when
+  // nothing is pending. Lets a caller sleep instead of ticking every second.
+  [[nodiscard]] std::optional<UnixMillis> next_deadline(const DeviceState& state) const;
+
+ private:
+  void advance(DeviceState& state, UnixMillis at) const;
+  [[nodiscard]] Evaluation decide(DeviceState& state) const;
+
+  std::shared_ptr<const RuleDefinition> rule_;
+  std::set<std::string, std::less<>> reads_;                                // every metric read
+  std::map<std::string, std::chrono::milliseconds, std::less<>> longest_;   // windowed metric -> longest window
+  std::vector<std::pair<std::string, std::chrono::milliseconds>> windows_;  // every (metric, window)
+  std::vector<std::chrono::milliseconds> absences_;
+};
+
+// Dry run: replays one device's stored samples (in time order) through a fresh state,
+// ticking at each deadline between them and up to `until`; returns every transition.
+struct Sample {
+  UnixMillis at = 0;
+  std::vector<policy::Metric> metrics;
+};
+struct DryRunEvent {
+  UnixMillis at = 0;
+  Transition transition = Transition::none;
+  std::string summary;
+  friend bool operator==(const DryRunEvent&, const DryRunEvent&) = default;
+};
+[[nodiscard]] std::vector<DryRunEvent> dry_run(const RuleDefinition& rule, const std::vector<Sample>& samples,
+                                               UnixMillis until);
+
+}  // namespace torii::rules

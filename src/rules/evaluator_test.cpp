@@ -1,0 +1,282 @@
+#include "rules/evaluator.h"
+
+#include <string>
+
+#include <fmt/format.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace torii::rules {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+using ::testing::Pair;
+using ::testing::SizeIs;
+
+constexpr UnixMillis kT0 = 1'780'000'000'000;  // a fixed time; no real clock
+constexpr UnixMillis kSecond = 1000;
+constexpr UnixMillis kMinute = 60 * kSecond;
+
+std::shared_ptr<const RuleDefinition> rule(std::string_view condition, std::string_view extra = "") {
+  const std::string text =
+      fmt::format(R"j({{"name":"r","condition":"{}"{},"actions":[{{"type":"alert"}}]}})j", condition, extra);
+  auto r = parse_rule(text);
+  EXPECT_TRUE(r.has_value()) << text << ": " << (r ? "" : ::testing::PrintToString(r.error()));
+  return std::make_shared<const RuleDefinition>(r ? *r : RuleDefinition{});
+}
+
+std::vector<policy::Metric> m(std::string name, policy::MetricValue value) {
+  return {policy::Metric{std::move(name), std::move(value)}};
+}
+
+TEST(Evaluator, FiresAndClearsOnAComparison) {
+  const Evaluator e(rule("temperature > 30"));
+  DeviceState s;
+  EXPECT_EQ(e.observe(s, m("temperature", 25.0), kT0).transition, Transition::none);
+  const Evaluation fired = e.observe(s, m("temperature", 31.5), kT0 + kSecond);
+  EXPECT_EQ(fired.transition, Transition::fired);
+  EXPECT_TRUE(fired.active);
+  EXPECT_EQ(fired.summary, "temperature > 30: 31.5 > 30");
+  EXPECT_EQ(e.observe(s, m("temperature", 32.0), kT0 + 2 * kSecond).transition, Transition::none);
+  const Evaluation cleared = e.observe(s, m("temperature", 29.0), kT0 + 3 * kSecond);
+  EXPECT_EQ(cleared.transition, Transition::cleared);
+  EXPECT_FALSE(cleared.active);
+}
+
+TEST(Evaluator, IntegersCountAsNumbersStringsAsMissing) {
+  const Evaluator e(rule("level >= 3"));
+  DeviceState s;
+  EXPECT_EQ(e.observe(s, m("level", std::int64_t{3}), kT0).transition, Transition::fired);
+  // A string makes the metric missing: the condition is unknown, so the rule clears.
+  EXPECT_EQ(e.observe(s, m("level", std::string("high")), kT0 + kSecond).transition, Transition::cleared);
+}
+
+TEST(Evaluator, MissingMetricNeverFires) {
+  const Evaluator e(rule("humidity < 80 or not humidity < 80"));
+  DeviceState s;
+  const Evaluation r = e.observe(s, m("temperature", 20.0), kT0);
+  EXPECT_EQ(r.transition, Transition::none);
+  EXPECT_FALSE(e.tick(s, kT0 + kMinute).active);
+}
+
+TEST(Evaluator, DivisionByZeroDoesNotFire) {
+  const Evaluator e(rule("100 / load > 1 or not (100 / load > 1)"));
+  DeviceState s;
+  EXPECT_EQ(e.observe(s, m("load", 0.0), kT0).transition, Transition::none);
+  EXPECT_EQ(e.observe(s, m("load", 50.0), kT0 + kSecond).transition, Transition::fired);
+}
+
+TEST(Evaluator, WindowAverageEvictsAtTheEdge) {
+  const Evaluator e(rule("avg(t, 10s) > 20"));
+  DeviceState s;
+  EXPECT_EQ(e.observe(s, m("t", 30.0), kT0).transition, Transition::fired);                 // avg 30
+  EXPECT_EQ(e.observe(s, m("t", 0.0), kT0 + 5 * kSecond).transition, Transition::cleared);  // avg 15
+  // The window is (now - 10 s, now]: at kT0 + 10 s the 30 has left it, so avg(0, 35) = 17.5.
+  EXPECT_EQ(e.observe(s, m("t", 35.0), kT0 + 10 * kSecond).transition, Transition::none);
+
+  DeviceState earlier;
+  (void)e.observe(earlier, m("t", 30.0), kT0);
+  (void)e.observe(earlier, m("t", 0.0), kT0 + 5 * kSecond);
+  // One millisecond before the edge the 30 still counts: avg(30, 0, 35) = 21.7.
+  EXPECT_EQ(e.observe(earlier, m("t", 35.0), kT0 + 10 * kSecond - 1).transition, Transition::fired);
+}
+
+TEST(Evaluator, WindowFunctionsMinMaxCountRate) {
+  const Evaluator e(rule("min(t, 1m) < 5 and max(t, 1m) > 50 and count(t, 1m) == 3 and rate(t, 1m) == 2"));
+  DeviceState s;
+  (void)e.observe(s, m("t", 4.0), kT0);
+  (void)e.observe(s, m("t", 60.0), kT0 + 10 * kSecond);
+  // rate: (84 - 4) / 40 s = 2 per second.
+  const Evaluation r = e.observe(s, m("t", 84.0), kT0 + 40 * kSecond);
+  EXPECT_EQ(r.transition, Transition::fired);
+  EXPECT_THAT(r.summary, HasSubstr("count(t, 1m) == 3: 3 == 3"));
+  // At kT0 + 60 s the 4 leaves: min is 60, count 2.
+  EXPECT_EQ(e.tick(s, kT0 + 60 * kSecond - 1).transition, Transition::none);
+  EXPECT_EQ(e.tick(s, kT0 + 60 * kSecond).transition, Transition::cleared);
+}
+
+TEST(Evaluator, WindowKeepsTheNewestSamples) {
+  const Evaluator e(rule("count(t, 24h) >= 1000 and min(t, 24h) >= 5"));
+  DeviceState s;
+  Evaluation last;
+  for (int i = 0; i < 1005; ++i) last = e.observe(s, m("t", static_cast<double>(i)), kT0 + i * kSecond);
+  // 1000 samples kept, the newest: values 5..1004.
+  EXPECT_TRUE(last.active);
+  const std::string saved = serialize(s);
+  EXPECT_THAT(saved, HasSubstr("[1780000005000,5.0]"));
+  EXPECT_THAT(saved, Not(HasSubstr("[1780000004000,4.0]")));
+}
+
+TEST(Evaluator, AbsenceFiresThroughTick) {
+  const Evaluator e(rule("absent(5m)", R"j(,"clear_for":"0s")j"));
+  DeviceState s;
+  EXPECT_EQ(e.observe(s, m("t", 1.0), kT0).transition, Transition::none);
+  EXPECT_EQ(e.next_deadline(s), kT0 + 5 * kMinute);
+  EXPECT_EQ(e.tick(s, kT0 + 5 * kMinute - 1).transition, Transition::none);
+  const Evaluation fired = e.tick(s, kT0 + 5 * kMinute);
+  EXPECT_EQ(fired.transition, Transition::fired);
+  EXPECT_EQ(fired.summary, "absent(5m): true");
+  EXPECT_EQ(e.observe(s, m("t", 1.0), kT0 + 6 * kMinute).transition, Transition::cleared);
+}
+
+TEST(Evaluator, AbsenceCountsFromTheFirstTickWithoutMessages) {
+  const Evaluator e(rule("absent(1m)"));
+  DeviceState s;
+  EXPECT_EQ(e.tick(s, kT0).transition, Transition::none);
+  EXPECT_EQ(e.tick(s, kT0 + kMinute).transition, Transition::fired);
+}
+
+// A value oscillating around the threshold with hold and clear_hold fires once.
+TEST(Evaluator, HysteresisPreventsFlapping) {
+  const Evaluator e(rule("t > 30", R"j(,"for":"30s","clear_for":"1m")j"));
+  DeviceState s;
+  std::vector<Transition> transitions;
+  // Every 10 s: above for 20 s, below for 10 s: never 30 s above in a row.
+  for (int i = 0; i < 30; ++i) {
+    const double v = i % 3 == 2 ? 29.0 : 31.0;
+    const auto r = e.observe(s, m("t", v), kT0 + i * 10 * kSecond);
+    if (r.transition != Transition::none) transitions.push_back(r.transition);
+  }
+  EXPECT_THAT(transitions, IsEmpty());
+  // Above for good: fires once, 30 s after it was first seen above.
+  UnixMillis t = kT0 + 300 * kSecond;
+  std::vector<std::pair<UnixMillis, Transition>> seen;
+  for (int i = 0; i < 10; ++i, t += 10 * kSecond) {
+    const auto r = e.observe(s, m("t", 31.0), t);
+    if (r.transition != Transition::none) seen.emplace_back(t, r.transition);
+  }
+  EXPECT_THAT(seen, ElementsAre(Pair(kT0 + 330 * kSecond, Transition::fired)));
+  // Now oscillating again: below for 20 s at most, so it stays active.
+  seen.clear();
+  for (int i = 0; i < 30; ++i, t += 10 * kSecond) {
+    const double v = i % 3 == 2 ? 31.0 : 29.0;
+    const auto r = e.observe(s, m("t", v), t);
+    if (r.transition != Transition::none) seen.emplace_back(t, r.transition);
+  }
+  EXPECT_THAT(seen, IsEmpty());
+  EXPECT_TRUE(s.active());
+}
+
+TEST(Evaluator, HoldCompletesThroughTick) {
+  const Evaluator e(rule("t > 30", R"j(,"for":"30s")j"));
+  DeviceState s;
+  EXPECT_EQ(e.observe(s, m("t", 31.0), kT0).transition, Transition::none);
+  EXPECT_EQ(s.pending_since(), kT0);
+  EXPECT_EQ(e.next_deadline(s), kT0 + 30 * kSecond);
+  EXPECT_EQ(e.tick(s, kT0 + 29 * kSecond).transition, Transition::none);
+  EXPECT_EQ(e.tick(s, kT0 + 30 * kSecond).transition, Transition::fired);
+  EXPECT_FALSE(s.pending_since().has_value());
+}
+
+TEST(Evaluator, TimeNeverRunsBackwards) {
+  const Evaluator e(rule("avg(t, 10s) > 0"));
+  DeviceState s;
+  (void)e.observe(s, m("t", 1.0), kT0 + 5 * kSecond);
+  (void)e.observe(s, m("t", 2.0), kT0);  // earlier: counted at kT0 + 5 s
+  EXPECT_EQ(s.now(), kT0 + 5 * kSecond);
+  EXPECT_EQ(s.last_message_at(), kT0 + 5 * kSecond);
+}
+
+TEST(Evaluator, DerivedMetrics) {
+  const std::string text = R"j({"name":"r","condition":"t > 100","actions":[
+    {"type":"metric","name":"t_avg","value":"avg(t, 1m)"},{"type":"metric","name":"t_f","value":"t * 9 / 5 + 32"},
+    {"type":"metric","name":"h_x","value":"h * 2"}]})j";
+  const Evaluator e(std::make_shared<const RuleDefinition>(parse_rule(text).value()));
+  DeviceState s;
+  (void)e.observe(s, m("t", 10.0), kT0);
+  const Evaluation r = e.observe(s, m("t", 20.0), kT0 + kSecond);
+  // h has no value: its derived metric is left out.
+  EXPECT_THAT(r.derived, ElementsAre(Pair("t_avg", 15.0), Pair("t_f", 68.0)));
+  EXPECT_THAT(e.tick(s, kT0 + 2 * kSecond).derived, IsEmpty());
+}
+
+TEST(DeviceStateStore, SerializeRestoreRoundTrip) {
+  const Evaluator e(rule("avg(t, 1m) > 30 and door == false", R"j(,"for":"30s")j"));
+  DeviceState s;
+  EXPECT_EQ(serialize(restore(serialize(s)).value()), serialize(s));
+  (void)e.observe(s, {policy::Metric{"t", 31.0}, policy::Metric{"door", false}}, kT0);
+  (void)e.observe(s, m("t", 35.5), kT0 + 10 * kSecond);
+  ASSERT_TRUE(s.pending_since().has_value());
+  const std::string saved = serialize(s);
+  auto restored = restore(saved);
+  ASSERT_TRUE(restored.has_value()) << restored.error();
+  EXPECT_EQ(*restored, s);
+  // The restored state keeps the timing: it fires 30 s after the condition first held.
+  EXPECT_EQ(e.tick(*restored, kT0 + 30 * kSecond).transition, Transition::fired);
+}
+
+TEST(DeviceStateStore, RestoreRefusesMalformedOrOversized) {
+  const Evaluator e(rule("avg(t, 1m) > 30"));
+  DeviceState s;
+  (void)e.observe(s, m("t", 31.0), kT0);
+  const std::string good = serialize(s);
+  ASSERT_TRUE(restore(good).has_value());
+  const auto replaced = [&good](std::string_view from, std::string_view to) {
+    std::string out = good;
+    const auto at = out.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    if (at != std::string::npos) out.replace(at, from.size(), to);
+    return out;
+  };
+  const std::vector<std::string> bad = {
+      "",
+      "not json",
+      "[]",
+      "{}",
+      replaced(R"j("v":1)j", R"j("v":2)j"),
+      replaced(R"j("active":true)j", R"j("active":1)j"),
+      replaced(R"j("now":1780000000000)j", R"j("now":-5)j"),
+      replaced(R"j("now":1780000000000)j", R"j("now":1)j"),  // last after now
+      replaced(R"j("now":1780000000000)j", R"j("now":1e300)j"),
+      replaced(R"j("metrics":{)j", R"j("extra":1,"metrics":{)j"),
+      replaced(R"j("t":)j", R"j("T":)j"),
+      replaced(R"j([1780000000000,31.0])j", R"j([1780000000000,"31"])j"),
+      replaced(R"j([1780000000000,31.0])j", R"j([1780000000000,31.0,1])j"),
+      replaced(R"j("value":31.0)j", R"j("value":"x")j"),
+      replaced(R"j([[1780000000000,31.0]])j", R"j([[1780000000000,31.0],[1,2.0]])j"),  // out of order
+  };
+  for (const std::string& text : bad) EXPECT_FALSE(restore(text).has_value()) << text;
+
+  std::string window = "[";
+  for (int i = 0; i < 1001; ++i) window += fmt::format("{}[1780000000000,1.0]", i == 0 ? "" : ",");
+  window += "]";
+  EXPECT_FALSE(restore(replaced(R"j([[1780000000000,31.0]])j", window)).has_value());
+  EXPECT_THAT(restore(std::string(kMaxStateBytes + 1, ' ')).error(), HasSubstr("larger than"));
+}
+
+TEST(DryRun, ReportsWhenARuleWouldHaveFired) {
+  const auto r = rule("avg(temperature, 2m) > 30", R"j(,"for":"1m","clear_for":"1m")j");
+  std::vector<Sample> samples;
+  // One sample a minute for an hour: 20 degrees, then 40 from minute 10 to 19, then 20 again.
+  for (int i = 0; i < 60; ++i) {
+    const double v = i >= 10 && i < 20 ? 40.0 : 20.0;
+    samples.push_back({kT0 + i * kMinute, m("temperature", v)});
+  }
+  const auto events = dry_run(*r, samples, kT0 + 60 * kMinute);
+  ASSERT_THAT(events, SizeIs(2));
+  // avg over (now - 2m, now]: at minute 10 it is (20 + 40) / 2 = 30, not above; at 11, 40. Held 1 min: 12.
+  EXPECT_EQ(events[0].at, kT0 + 12 * kMinute);
+  EXPECT_EQ(events[0].transition, Transition::fired);
+  EXPECT_THAT(events[0].summary, HasSubstr("avg(temperature, 2m) > 30: 40 > 30"));
+  // At 20: (40 + 20) / 2 = 30, not above; held 1 min: cleared at 21.
+  EXPECT_EQ(events[1].at, kT0 + 21 * kMinute);
+  EXPECT_EQ(events[1].transition, Transition::cleared);
+}
+
+TEST(DryRun, AbsenceBetweenSamples) {
+  const auto r = rule("absent(5m)");
+  const std::vector<Sample> samples = {{kT0, m("t", 1.0)}, {kT0 + 20 * kMinute, m("t", 1.0)}};
+  const auto events = dry_run(*r, samples, kT0 + 30 * kMinute);
+  ASSERT_THAT(events, SizeIs(3));
+  EXPECT_EQ(events[0], (DryRunEvent{kT0 + 5 * kMinute, Transition::fired, "absent(5m): true"}));
+  EXPECT_EQ(events[1].at, kT0 + 20 * kMinute);
+  EXPECT_EQ(events[1].transition, Transition::cleared);
+  EXPECT_EQ(events[2].at, kT0 + 25 * kMinute);
+  EXPECT_THAT(dry_run(*r, {}, kT0), IsEmpty());
+}
+
+}  // namespace
+}  // namespace torii::rules
