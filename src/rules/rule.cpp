@@ -48,7 +48,7 @@ class Reader {
       // The key is input: named only when it looks like a field name.
       const bool nameable = key.size() <= 32 && policy::valid_name(key);
       if (nameable) {
-        add(path.empty() ? key : path + "." + key, "unknown field");
+        add(path.empty() ? key : fmt::format("{}.{}", path, key), "unknown field");
       } else {
         add(path.empty() ? "(root)" : path, "unknown field");
       }
