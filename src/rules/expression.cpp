@@ -117,7 +117,7 @@ std::optional<milliseconds> duration_of(std::string_view digits, char unit) {
   }
 }
 
-// A name safe to quote in an error: identifier characters only, cut short.
+// A token safe to quote in an error (identifier, number or operator characters only), cut short.
 std::string quoted(std::string_view word) {
   constexpr std::size_t kMaxQuoted = 32;
   std::string out(word.substr(0, kMaxQuoted));
@@ -160,7 +160,7 @@ class Parser {
     switch (t.kind) {
       case Tok::end: return "end of text";
       case Tok::word: return quoted(t.word);
-      default: return "'" + std::string(text_.substr(t.begin, t.end - t.begin)) + "'";
+      default: return quoted(text_.substr(t.begin, t.end - t.begin));  // a number can be long
     }
   }
 

@@ -207,6 +207,10 @@ TEST(Expression, ErrorsPointAtTheirPosition) {
     EXPECT_THAT(e.message, HasSubstr(c.message)) << c.text;
   }
   EXPECT_EQ(describe(ParseError{12, "expected ')'"}), "12: expected ')'");
+  // A long token is quoted cut short.
+  const ParseError long_token = error_of("t > 1 " + std::string(200, '2'));
+  EXPECT_EQ(long_token.position, 6U);
+  EXPECT_EQ(long_token.message, "unexpected '" + std::string(32, '2') + "...'");
 }
 
 TEST(Expression, LimitsHavePositions) {
