@@ -193,6 +193,31 @@ TEST(Evaluator, DerivedMetrics) {
   EXPECT_THAT(e.tick(s, kT0 + 2 * kSecond).derived, IsEmpty());
 }
 
+TEST(Evaluator, NextDeadlineIsWhenASampleLeavesItsWindow) {
+  const Evaluator e(rule("avg(t, 10s) > 1 and max(t, 1m) < 100"));
+  DeviceState s;
+  EXPECT_FALSE(e.next_deadline(s).has_value());
+  (void)e.observe(s, m("t", 5.0), kT0);
+  (void)e.observe(s, m("t", 6.0), kT0 + 4 * kSecond);
+  EXPECT_EQ(e.next_deadline(s), kT0 + 10 * kSecond);
+  (void)e.tick(s, kT0 + 10 * kSecond);
+  EXPECT_EQ(e.next_deadline(s), kT0 + 14 * kSecond);
+  (void)e.tick(s, kT0 + 14 * kSecond);
+  EXPECT_EQ(e.next_deadline(s), kT0 + 60 * kSecond);  // the 1-minute window still holds the 5
+}
+
+TEST(DeviceStateStore, StateOfAnEditedRuleDropsWhatItNoLongerReads) {
+  const Evaluator before(rule("avg(t, 1m) > 1 and h > 1"));
+  DeviceState s;
+  (void)before.observe(s, {policy::Metric{"t", 2.0}, policy::Metric{"h", 2.0}}, kT0);
+  EXPECT_TRUE(s.active());
+  const Evaluator after(rule("h > 1"));
+  const Evaluation r = after.tick(s, kT0 + kSecond);
+  EXPECT_EQ(r.transition, Transition::none);
+  EXPECT_THAT(serialize(s), Not(HasSubstr(R"j("t":)j")));
+  EXPECT_THAT(serialize(s), HasSubstr(R"j("h":{"at":1780000000000,"value":2.0,"window":[]})j"));
+}
+
 TEST(DeviceStateStore, SerializeRestoreRoundTrip) {
   const Evaluator e(rule("avg(t, 1m) > 30 and door == false", R"j(,"for":"30s")j"));
   DeviceState s;

@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -108,6 +109,20 @@ TEST(Rule, RefusesWholeTextProblems) {
   std::string name;
   for (int i = 0; i < 100; ++i) name += "\xc3\xa9";
   EXPECT_TRUE(parse_rule(R"j({"name":")j" + name + R"j(","condition":"t > 1","actions":[{"type":"alert"}]})j"));
+}
+
+TEST(Rule, RefusesMoreThan64MetricsAcrossConditionAndMetricActions) {
+  std::string condition = "m0 > 0";
+  for (int i = 1; i < 8; ++i) condition = "(" + condition + fmt::format(") or m{} > 0", i);
+  std::string actions = R"j({"type":"alert"})j";
+  for (int a = 0; a < 5; ++a) {
+    std::string value = fmt::format("n{}_0", a);
+    for (int i = 1; i < 12; ++i) value += fmt::format(" + n{}_{}", a, i);
+    actions += fmt::format(R"j(,{{"type":"metric","name":"d{}","value":"{}"}})j", a, value);
+  }
+  const std::string text = fmt::format(R"j({{"name":"wide","condition":"{}","actions":[{}]}})j", condition, actions);
+  // 8 metrics in the condition and 5 * 12 in the metric actions: 68.
+  EXPECT_THAT(problems_of(text), ElementsAre("(root): the condition and metric actions read more than 64 metrics"));
 }
 
 TEST(Rule, SelectorMatching) {
