@@ -1168,6 +1168,123 @@ TEST_P(StoreContractTest, EnrolmentTokenConcurrentConsumersExactlyOneWins) {
   EXPECT_EQ(other.load(), 0);
 }
 
+// ----------------------------------------------------------------------------- rules
+
+RuleRecord make_rule(std::string id, std::string organisation_id = "org-1", std::string name = "hot") {
+  RuleRecord r;
+  r.id = std::move(id);
+  r.organisation_id = std::move(organisation_id);
+  r.name = std::move(name);
+  r.definition = R"({"condition":"temperature > 30"})";
+  r.created_by = "user:admin-1";
+  r.created_at = kNow;
+  r.updated_by = "user:admin-1";
+  r.updated_at = kNow;
+  return r;
+}
+
+TEST_P(StoreContractTest, RuleIsStoredListedAndEveryVersionKept) {
+  auto& rules = store().rules();
+  auto tricky = make_rule("r-1", "org-1", kTricky);
+  tricky.definition = kTricky;
+  ASSERT_TRUE(is_ok(rules.insert(tricky)));
+  ASSERT_TRUE(is_ok(rules.insert(make_rule("r-2", "org-1", "A first"))));
+  auto other = make_rule("r-3", "org-2");
+  other.enabled = false;
+  ASSERT_TRUE(is_ok(rules.insert(other)));
+
+  auto found = rules.find("r-1");
+  ASSERT_TRUE(is_ok(found) && found->has_value());
+  EXPECT_EQ(**found, tricky);
+  auto listed = rules.list("org-1");
+  ASSERT_TRUE(is_ok(listed));
+  ASSERT_EQ(listed->size(), 2U);
+  EXPECT_EQ((*listed)[0].id, "r-2");  // by name
+  auto enabled = rules.list_enabled();
+  ASSERT_TRUE(is_ok(enabled));
+  ASSERT_EQ(enabled->size(), 2U);  // r-3 is disabled
+
+  auto changed = make_rule("r-1", "org-1", "hotter");
+  changed.definition = R"({"condition":"temperature > 35"})";
+  changed.updated_by = "user:op-2";
+  changed.updated_at = kNow + 5;
+  auto updated = rules.update(changed, 1);
+  ASSERT_TRUE(is_ok(updated));
+  EXPECT_EQ(updated->version, 2U);
+  EXPECT_EQ(updated->name, "hotter");
+  EXPECT_EQ(updated->created_by, "user:admin-1");  // the owner stays
+  EXPECT_EQ(updated->updated_by, "user:op-2");
+
+  // A change made from version 1 after version 2 exists is someone else's stale view.
+  auto stale = rules.update(make_rule("r-1"), 1);
+  EXPECT_TRUE(fails_with(stale, Errc::conflict));
+  EXPECT_TRUE(fails_with(rules.update(make_rule("r-9"), 1), Errc::not_found));
+
+  auto history = rules.versions("r-1");
+  ASSERT_TRUE(is_ok(history));
+  ASSERT_EQ(history->size(), 2U);
+  EXPECT_EQ((*history)[0].version, 2U);
+  EXPECT_EQ((*history)[0].changed_by, "user:op-2");
+  EXPECT_EQ((*history)[1].version, 1U);
+  EXPECT_EQ((*history)[1].definition, kTricky);
+
+  EXPECT_TRUE(fails_with(rules.insert(make_rule("r-2")), Errc::already_exists));
+  EXPECT_TRUE(fails_with(rules.insert(make_rule("")), Errc::invalid_argument));
+  auto no_definition = make_rule("r-4");
+  no_definition.definition.clear();
+  EXPECT_TRUE(fails_with(rules.insert(no_definition), Errc::invalid_argument));
+}
+
+TEST_P(StoreContractTest, RuleStatesGoWithTheRuleAndTheDevice) {
+  ASSERT_TRUE(is_ok(store().devices().insert(make_device("dev-1"))));
+  ASSERT_TRUE(is_ok(store().devices().insert(make_device("dev-2"))));
+  auto& rules = store().rules();
+  ASSERT_TRUE(is_ok(rules.insert(make_rule("r-1"))));
+  ASSERT_TRUE(is_ok(rules.insert(make_rule("r-2"))));
+  const Bytes sealed{0x00, 0xFF, 0x27, 0x3B};  // any bytes, NUL and quote included
+  ASSERT_TRUE(is_ok(rules.save_states({{"r-1", "dev-1", kTricky, sealed, kNow},
+                                       {"r-1", "dev-2", "device:dev-2", sealed, kNow},
+                                       {"r-2", "dev-1", "device:dev-1", sealed, kNow},
+                                       {"r-1", "dev-9", "device:dev-9", sealed, kNow},            // no such device
+                                       {"r-9", "dev-1", "device:dev-1", sealed, kNow}})));        // no such rule
+  ASSERT_TRUE(is_ok(rules.save_states({{"r-1", "dev-2", "device:dev-2", Bytes{1}, kNow + 1}})));  // replaces
+  auto states = rules.states("r-1");
+  ASSERT_TRUE(is_ok(states));
+  ASSERT_EQ(states->size(), 2U);
+  EXPECT_EQ((*states)[0], (RuleStateRecord{"r-1", "dev-1", kTricky, sealed, kNow}));
+  EXPECT_EQ((*states)[1].sealed, Bytes{1});
+  EXPECT_EQ((*states)[1].updated_at, kNow + 1);
+
+  ASSERT_TRUE(is_ok(store().devices().remove("dev-1")));
+  states = rules.states("r-1");
+  ASSERT_TRUE(is_ok(states));
+  ASSERT_EQ(states->size(), 1U);
+  EXPECT_EQ((*states)[0].device_id, "dev-2");
+
+  ASSERT_TRUE(is_ok(rules.clear_states("r-1")));
+  states = rules.states("r-1");
+  ASSERT_TRUE(is_ok(states));
+  EXPECT_TRUE(states->empty());
+
+  ASSERT_TRUE(is_ok(rules.save_states({{"r-2", "dev-2", "device:dev-2", sealed, kNow}})));
+  ASSERT_TRUE(is_ok(rules.mark_fired("r-2", kNow + 7)));
+  auto fired = rules.find("r-2");
+  ASSERT_TRUE(is_ok(fired) && fired->has_value());
+  EXPECT_EQ((*fired)->last_fired_at, kNow + 7);
+  auto removed = rules.remove("r-2");
+  ASSERT_TRUE(is_ok(removed));
+  EXPECT_TRUE(*removed);
+  auto again = rules.remove("r-2");
+  ASSERT_TRUE(is_ok(again));
+  EXPECT_FALSE(*again);
+  auto history = rules.versions("r-2");  // its history went with it
+  ASSERT_TRUE(is_ok(history));
+  EXPECT_TRUE(history->empty());
+  states = rules.states("r-2");
+  ASSERT_TRUE(is_ok(states));
+  EXPECT_TRUE(states->empty());
+}
+
 // ----------------------------------------------------------------------------- device profiles
 
 DeviceProfileRecord make_profile(std::string id, std::string organisation = "org-1", UnixMillis updated_at = kNow) {

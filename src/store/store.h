@@ -692,6 +692,80 @@ class DeviceCommandRepository {
                                                                                  std::size_t limit) = 0;
 };
 
+// A rule of the rules engine (the Decision Trigger): the definition as the JSON its author
+// wrote (rules/rule.h parses it), versioned: every change makes a new version, and every
+// version is kept in the rule's history until the rule is deleted.
+struct RuleRecord {
+  std::string id;
+  std::string organisation_id;
+  std::string name;
+  std::string definition;  // JSON text accepted by rules::parse_rule
+  std::uint32_t version = 1;
+  bool enabled = true;
+  std::string created_by;  // "user:<id>" or "admin-cli:<login>"
+  UnixMillis created_at = 0;
+  std::string updated_by;  // who wrote this version: the commands it sends are checked against them
+  UnixMillis updated_at = 0;
+  std::optional<UnixMillis> last_fired_at;
+
+  friend bool operator==(const RuleRecord&, const RuleRecord&) = default;
+};
+
+struct RuleVersionRecord {
+  std::string rule_id;
+  std::uint32_t version = 0;
+  std::string name;
+  std::string definition;
+  bool enabled = true;
+  std::string changed_by;
+  UnixMillis changed_at = 0;
+
+  friend bool operator==(const RuleVersionRecord&, const RuleVersionRecord&) = default;
+};
+
+// One device's evaluation state for one rule (rules::serialize), kept so that windows,
+// "for at least" timers and firing alerts survive a restart. It holds the device's recent
+// values, so the caller seals it under the device's data key like its telemetry. A
+// device's states go with it.
+struct RuleStateRecord {
+  std::string rule_id;
+  std::string device_id;
+  std::string key_id;  // the WrappedKey that seals it
+  Bytes sealed;
+  UnixMillis updated_at = 0;
+
+  friend bool operator==(const RuleStateRecord&, const RuleStateRecord&) = default;
+};
+
+class RuleRepository {
+ public:
+  virtual ~RuleRepository() = default;
+  // Stores the rule with version 1 and records that version in its history. invalid_argument
+  // for an empty id, organisation, name or definition; already_exists for an id taken.
+  [[nodiscard]] virtual Status insert(const RuleRecord& rule) = 0;
+  // Replaces name, definition, enabled, updated_by and updated_at of the rule with rule.id
+  // when its stored version is expected_version; the stored version becomes
+  // expected_version + 1 and the history gets it. Returns the rule as stored. not_found for an
+  // unknown id; conflict when the stored version is another (someone changed it first).
+  [[nodiscard]] virtual Result<RuleRecord> update(const RuleRecord& rule, std::uint32_t expected_version) = 0;
+  [[nodiscard]] virtual Result<std::optional<RuleRecord>> find(std::string_view id) = 0;
+  // The organisation's rules, by name.
+  [[nodiscard]] virtual Result<std::vector<RuleRecord>> list(std::string_view organisation_id) = 0;
+  // Every organisation's enabled rules (what the engine loads at start).
+  [[nodiscard]] virtual Result<std::vector<RuleRecord>> list_enabled() = 0;
+  // The rule's versions, newest first.
+  [[nodiscard]] virtual Result<std::vector<RuleVersionRecord>> versions(std::string_view rule_id) = 0;
+  // Deletes the rule with its history and states; false for an unknown id.
+  [[nodiscard]] virtual Result<bool> remove(std::string_view id) = 0;
+  [[nodiscard]] virtual Status mark_fired(std::string_view id, UnixMillis at) = 0;
+  // Inserts or replaces each state, all in one transaction. States of a rule or device no
+  // longer stored are skipped (the rule or device was deleted meanwhile).
+  [[nodiscard]] virtual Status save_states(const std::vector<RuleStateRecord>& states) = 0;
+  [[nodiscard]] virtual Result<std::vector<RuleStateRecord>> states(std::string_view rule_id) = 0;
+  // Forgets the rule's states (its definition changed: windows and timers start afresh).
+  [[nodiscard]] virtual Status clear_states(std::string_view rule_id) = 0;
+};
+
 // A person's API token for an integration (JPCERT I-10): scoped to some of the owner's
 // permissions in one organisation, expiring, revocable. Only a hash of the secret is stored.
 struct ApiTokenRecord {
@@ -818,6 +892,7 @@ class Store {
   [[nodiscard]] virtual PasswordResetRepository& password_resets() = 0;
   [[nodiscard]] virtual EnrolmentTokenRepository& enrolment_tokens() = 0;
   [[nodiscard]] virtual DeviceCommandRepository& device_commands() = 0;
+  [[nodiscard]] virtual RuleRepository& rules() = 0;
   [[nodiscard]] virtual ApiTokenRepository& api_tokens() = 0;
   [[nodiscard]] virtual CustomRoleRepository& custom_roles() = 0;
   [[nodiscard]] virtual SettingOverrideRepository& setting_overrides() = 0;

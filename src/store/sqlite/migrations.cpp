@@ -13,7 +13,7 @@ namespace {
 
 // Append only: a released migration is never edited, a change is a new migration.
 // STRICT tables make SQLite refuse values of the wrong type instead of converting them.
-constexpr std::array<Migration, 11> kMigrations = {{
+constexpr std::array<Migration, 12> kMigrations = {{
     {1, "initial schema: meta, data keys, secrets, certificates, setup tokens, counters", R"sql(
 CREATE TABLE meta (
   key TEXT PRIMARY KEY NOT NULL,
@@ -311,6 +311,43 @@ CREATE TABLE device_commands (
   answered_at_ms INTEGER
 ) STRICT;
 CREATE INDEX device_commands_by_device ON device_commands (device_id, issued_at_ms);
+)sql"},
+    {12, "rules: definitions, their versions and per-device state", R"sql(
+-- The Decision Trigger. Every version of a rule is kept with it; its per-device evaluation
+-- state goes with the rule and with the device (foreign_keys is ON).
+CREATE TABLE rules (
+  id TEXT PRIMARY KEY NOT NULL CHECK (id <> ''),
+  organisation_id TEXT NOT NULL CHECK (organisation_id <> ''),
+  name TEXT NOT NULL CHECK (name <> ''),
+  definition TEXT NOT NULL CHECK (definition <> ''),
+  version INTEGER NOT NULL CHECK (version >= 1),
+  enabled INTEGER NOT NULL CHECK (enabled IN (0, 1)),
+  created_by TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  updated_by TEXT NOT NULL,
+  updated_at_ms INTEGER NOT NULL,
+  last_fired_at_ms INTEGER
+) STRICT;
+CREATE INDEX rules_by_organisation ON rules (organisation_id, name);
+CREATE TABLE rule_versions (
+  rule_id TEXT NOT NULL REFERENCES rules (id) ON DELETE CASCADE,
+  version INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  definition TEXT NOT NULL,
+  enabled INTEGER NOT NULL CHECK (enabled IN (0, 1)),
+  changed_by TEXT NOT NULL,
+  changed_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (rule_id, version)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE rule_states (
+  rule_id TEXT NOT NULL REFERENCES rules (id) ON DELETE CASCADE,
+  device_id TEXT NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+  key_id TEXT NOT NULL,
+  sealed BLOB NOT NULL,
+  updated_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (rule_id, device_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX rule_states_by_device ON rule_states (device_id);
 )sql"},
 }};
 

@@ -1965,6 +1965,211 @@ class SqliteDeviceCommandRepository final : public DeviceCommandRepository {
 
 // ---------------------------------------------------------------------------------------
 
+#define TORII_RULE_COLUMNS                                                                           \
+  "id, organisation_id, name, definition, version, enabled, created_by, created_at_ms, updated_by, " \
+  "updated_at_ms, last_fired_at_ms"
+
+class SqliteRuleRepository final : public RuleRepository {
+ public:
+  explicit SqliteRuleRepository(Db& db) : db_(db) {}
+
+  Status insert(const RuleRecord& r) override {
+    if (auto s = check(r); !s) return s;
+    return db_.transaction([&]() -> Status {
+      auto insert =
+          db_.cached("INSERT INTO rules (" TORII_RULE_COLUMNS ") VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9, ?10)");
+      if (!insert) return tl::unexpected(std::move(insert.error()));
+      (**insert)
+          .bind_text(1, r.id)
+          .bind_text(2, r.organisation_id)
+          .bind_text(3, r.name)
+          .bind_text(4, r.definition)
+          .bind_int(5, r.enabled ? 1 : 0)
+          .bind_text(6, r.created_by)
+          .bind_int(7, r.created_at)
+          .bind_text(8, r.updated_by.empty() ? r.created_by : r.updated_by)
+          .bind_int(9, r.updated_at == 0 ? r.created_at : r.updated_at)
+          .bind_optional_int(10, r.last_fired_at);
+      if (auto s = (**insert).run(); !s) return s;
+      return add_version(r.id, 1, r.name, r.definition, r.enabled, r.created_by, r.created_at);
+    });
+  }
+
+  Result<RuleRecord> update(const RuleRecord& r, std::uint32_t expected_version) override {
+    if (auto s = check(r); !s) return tl::unexpected(std::move(s.error()));
+    std::optional<RuleRecord> stored;
+    auto s = db_.transaction([&]() -> Status {
+      auto stmt = db_.cached(
+          "UPDATE rules SET name = ?2, definition = ?3, enabled = ?4, updated_by = ?5, updated_at_ms = ?6, "
+          "version = version + 1 WHERE id = ?1 AND version = ?7");
+      if (!stmt) return tl::unexpected(std::move(stmt.error()));
+      (**stmt)
+          .bind_text(1, r.id)
+          .bind_text(2, r.name)
+          .bind_text(3, r.definition)
+          .bind_int(4, r.enabled ? 1 : 0)
+          .bind_text(5, r.updated_by)
+          .bind_int(6, r.updated_at)
+          .bind_int(7, expected_version);
+      auto changed = changed_rows(db_, **stmt);
+      if (!changed) return tl::unexpected(std::move(changed.error()));
+      auto found = find(r.id);
+      if (!found) return tl::unexpected(std::move(found.error()));
+      if (!*found) return fail(Errc::not_found, "store: no such rule");
+      if (*changed == 0) return fail(Errc::conflict, "store: the rule was changed by someone else first");
+      stored = std::move(*found);
+      return add_version(r.id, stored->version, r.name, r.definition, r.enabled, r.updated_by, r.updated_at);
+    });
+    if (!s) return tl::unexpected(std::move(s.error()));
+    return std::move(*stored);
+  }
+
+  Result<std::optional<RuleRecord>> find(std::string_view id) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT " TORII_RULE_COLUMNS " FROM rules WHERE id = ?1");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, id);
+    return read_one(**stmt, read_rule);
+  }
+
+  Result<std::vector<RuleRecord>> list(std::string_view organisation_id) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT " TORII_RULE_COLUMNS " FROM rules WHERE organisation_id = ?1 ORDER BY name, id");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, organisation_id);
+    return read_all(**stmt, read_rule);
+  }
+
+  Result<std::vector<RuleRecord>> list_enabled() override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT " TORII_RULE_COLUMNS " FROM rules WHERE enabled = 1 ORDER BY id");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    return read_all(**stmt, read_rule);
+  }
+
+  Result<std::vector<RuleVersionRecord>> versions(std::string_view rule_id) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached(
+        "SELECT rule_id, version, name, definition, enabled, changed_by, changed_at_ms FROM rule_versions "
+        "WHERE rule_id = ?1 ORDER BY version DESC");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, rule_id);
+    return read_all(**stmt, [](const Statement& q) {
+      return RuleVersionRecord{q.column_text(0),     static_cast<std::uint32_t>(q.column_int(1)),
+                               q.column_text(2),     q.column_text(3),
+                               q.column_int(4) != 0, q.column_text(5),
+                               q.column_int(6)};
+    });
+  }
+
+  Result<bool> remove(std::string_view id) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("DELETE FROM rules WHERE id = ?1");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, id);
+    auto changed = changed_rows(db_, **stmt);
+    if (!changed) return tl::unexpected(std::move(changed.error()));
+    return *changed > 0;
+  }
+
+  Status mark_fired(std::string_view id, UnixMillis at) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("UPDATE rules SET last_fired_at_ms = ?2 WHERE id = ?1");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, id).bind_int(2, at);
+    return (**stmt).run();
+  }
+
+  Status save_states(const std::vector<RuleStateRecord>& states) override {
+    if (states.empty()) return ok();
+    return db_.transaction([&]() -> Status {
+      // The SELECTs skip a state whose rule or device is gone, instead of failing the batch.
+      auto stmt = db_.cached(
+          "INSERT OR REPLACE INTO rule_states (rule_id, device_id, key_id, sealed, updated_at_ms) "
+          "SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM rules WHERE id = ?1) "
+          "AND EXISTS (SELECT 1 FROM devices WHERE id = ?2)");
+      if (!stmt) return tl::unexpected(std::move(stmt.error()));
+      for (const auto& st : states) {
+        (**stmt)
+            .bind_text(1, st.rule_id)
+            .bind_text(2, st.device_id)
+            .bind_text(3, st.key_id)
+            .bind_blob(4, st.sealed)
+            .bind_int(5, st.updated_at);
+        if (auto s = (**stmt).run(); !s) return s;
+        (**stmt).reset();
+      }
+      return ok();
+    });
+  }
+
+  Result<std::vector<RuleStateRecord>> states(std::string_view rule_id) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached(
+        "SELECT rule_id, device_id, key_id, sealed, updated_at_ms FROM rule_states WHERE rule_id = ?1 "
+        "ORDER BY device_id");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, rule_id);
+    return read_all(**stmt, [](const Statement& q) {
+      return RuleStateRecord{q.column_text(0), q.column_text(1), q.column_text(2), q.column_blob(3), q.column_int(4)};
+    });
+  }
+
+  Status clear_states(std::string_view rule_id) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("DELETE FROM rule_states WHERE rule_id = ?1");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, rule_id);
+    return (**stmt).run();
+  }
+
+ private:
+  static Status check(const RuleRecord& r) {
+    if (r.id.empty()) return fail(Errc::invalid_argument, "store: rule id is empty");
+    if (r.organisation_id.empty()) return fail(Errc::invalid_argument, "store: rule organisation is empty");
+    if (r.name.empty()) return fail(Errc::invalid_argument, "store: rule name is empty");
+    if (r.definition.empty()) return fail(Errc::invalid_argument, "store: rule definition is empty");
+    return ok();
+  }
+
+  Status add_version(std::string_view id, std::uint32_t version, std::string_view name, std::string_view definition,
+                     bool enabled, std::string_view by, UnixMillis at) {
+    auto stmt = db_.cached(
+        "INSERT INTO rule_versions (rule_id, version, name, definition, enabled, changed_by, changed_at_ms) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt)
+        .bind_text(1, id)
+        .bind_int(2, version)
+        .bind_text(3, name)
+        .bind_text(4, definition)
+        .bind_int(5, enabled ? 1 : 0)
+        .bind_text(6, by)
+        .bind_int(7, at);
+    return (**stmt).run();
+  }
+
+  static RuleRecord read_rule(const Statement& q) {
+    RuleRecord r;
+    r.id = q.column_text(0);
+    r.organisation_id = q.column_text(1);
+    r.name = q.column_text(2);
+    r.definition = q.column_text(3);
+    r.version = static_cast<std::uint32_t>(q.column_int(4));
+    r.enabled = q.column_int(5) != 0;
+    r.created_by = q.column_text(6);
+    r.created_at = q.column_int(7);
+    r.updated_by = q.column_text(8);
+    r.updated_at = q.column_int(9);
+    r.last_fired_at = q.column_optional_int(10);
+    return r;
+  }
+
+  Db& db_;
+};
+
+// ---------------------------------------------------------------------------------------
+
 // Parameter ?N binds column N of this list (insert).
 #define TORII_API_TOKEN_COLUMNS                                                                                   \
   "id, user_id, organisation_id, name, permissions, secret_hash, created_at_ms, expires_at_ms, last_used_at_ms, " \
@@ -2243,6 +2448,7 @@ class SqliteStore final : public Store {
         password_resets_(db_),
         enrolment_tokens_(db_),
         device_commands_(db_),
+        rules_(db_),
         api_tokens_(db_),
         custom_roles_(db_),
         setting_overrides_(db_) {}
@@ -2266,6 +2472,7 @@ class SqliteStore final : public Store {
   PasswordResetRepository& password_resets() override { return password_resets_; }
   EnrolmentTokenRepository& enrolment_tokens() override { return enrolment_tokens_; }
   DeviceCommandRepository& device_commands() override { return device_commands_; }
+  RuleRepository& rules() override { return rules_; }
   ApiTokenRepository& api_tokens() override { return api_tokens_; }
   CustomRoleRepository& custom_roles() override { return custom_roles_; }
   SettingOverrideRepository& setting_overrides() override { return setting_overrides_; }
@@ -2295,6 +2502,7 @@ class SqliteStore final : public Store {
   SqlitePasswordResetRepository password_resets_;
   SqliteEnrolmentTokenRepository enrolment_tokens_;
   SqliteDeviceCommandRepository device_commands_;
+  SqliteRuleRepository rules_;
   SqliteApiTokenRepository api_tokens_;
   SqliteCustomRoleRepository custom_roles_;
   SqliteSettingOverrideRepository setting_overrides_;

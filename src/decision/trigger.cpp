@@ -1,0 +1,239 @@
+#include "decision/trigger.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "base/bytes.h"
+
+namespace torii::decision {
+
+namespace {
+
+std::string_view severity_name(rules::Severity s) {
+  switch (s) {
+    case rules::Severity::info: return "info";
+    case rules::Severity::warning: return "warning";
+    case rules::Severity::critical: return "critical";
+  }
+  return "warning";
+}
+
+}  // namespace
+
+std::string rule_state_associated_data(std::string_view rule_id, std::string_view device_id) {
+  return fmt::format("rule_state:{}:{}", rule_id, device_id);
+}
+
+Trigger::Trigger(store::Store& store, keys::KeyRing& keys, const Clock& clock, TriggerActions actions)
+    : store_(store), keys_(keys), clock_(clock), actions_(std::move(actions)) {}
+
+Status Trigger::load() {
+  auto enabled = store_.rules().list_enabled();
+  if (!enabled) return tl::unexpected(enabled.error());
+  for (const auto& record : *enabled) {
+    if (auto st = load_rule(record); !st) return st;
+  }
+  return ok();
+}
+
+Status Trigger::reload(const std::string& rule_id) {
+  // States of the version being replaced are written first, unless the definition changed:
+  // RuleBook::change cleared them, and writing them back would revive them.
+  drop(rule_id);
+  auto found = store_.rules().find(rule_id);
+  if (!found) return tl::unexpected(found.error());
+  if (!*found || !(*found)->enabled) return ok();
+  return load_rule(**found);
+}
+
+Status Trigger::load_rule(const store::RuleRecord& record) {
+  auto parsed = rules::parse_rule(record.definition);
+  if (!parsed) {
+    spdlog::error("rule {}: its stored definition does not parse ({} problems); it does not run", record.id,
+                  parsed.error().size());
+    return ok();
+  }
+  auto loaded = std::make_unique<Loaded>();
+  loaded->record = record;
+  loaded->definition = std::make_shared<const rules::RuleDefinition>(std::move(*parsed));
+  loaded->evaluator = std::make_unique<rules::Evaluator>(loaded->definition);
+  auto states = store_.rules().states(record.id);
+  if (!states) return tl::unexpected(states.error());
+  for (const auto& row : *states) {
+    auto plain = keys_.open(row.key_id, row.sealed, rule_state_associated_data(row.rule_id, row.device_id));
+    if (!plain) {
+      ++counters_.states_dropped;
+      spdlog::warn("rule {}: the state of device {} does not open ({}); it starts afresh", record.id, row.device_id,
+                   plain.error().message);
+      continue;
+    }
+    auto state = rules::restore(to_string(plain->view()));
+    if (!state) {
+      ++counters_.states_dropped;
+      spdlog::warn("rule {}: the state of device {} is refused ({}); it starts afresh", record.id, row.device_id,
+                   state.error());
+      continue;
+    }
+    loaded->states.emplace(row.device_id, std::move(*state));
+  }
+  // Devices the rule selects that have no state yet are watched from now on, so that an
+  // absence rule also notices one that never sends anything.
+  auto devices = store_.devices().list(record.organisation_id);
+  if (!devices) return tl::unexpected(devices.error());
+  const UnixMillis now = to_unix_millis(clock_.now());
+  std::vector<std::string> fresh;
+  for (const auto& d : *devices) {
+    if (d.status != store::kDeviceStatusActive) continue;
+    if (loaded->states.contains(d.id)) continue;
+    if (!rules::matches(loaded->definition->selector, {d.id, d.profile_id, d.segment})) continue;
+    loaded->states.emplace(d.id, rules::DeviceState{});
+    fresh.push_back(d.id);
+  }
+  by_organisation_[record.organisation_id].push_back(record.id);
+  Loaded& rule = *loaded;
+  rules_[record.id] = std::move(loaded);
+  // The first tick starts each fresh state's clock: absence counts from now.
+  for (const auto& device : fresh) {
+    const auto evaluation = rule.evaluator->tick(rule.states[device], now);
+    rule.dirty.insert(device);
+    apply(rule, device, evaluation, now);
+    if (!rules_.contains(record.id)) break;  // an action removed the rule
+  }
+  return ok();
+}
+
+void Trigger::drop(const std::string& rule_id) {
+  const auto it = rules_.find(rule_id);
+  if (it == rules_.end()) return;
+  auto& ids = by_organisation_[it->second->record.organisation_id];
+  ids.erase(std::remove(ids.begin(), ids.end(), rule_id), ids.end());
+  if (ids.empty()) by_organisation_.erase(it->second->record.organisation_id);
+  rules_.erase(it);
+}
+
+void Trigger::observe(const DeviceMessage& message) {
+  const auto org = by_organisation_.find(message.organisation_id);
+  if (org == by_organisation_.end()) return;
+  // A copy: an action may reload rules of this organisation.
+  const std::vector<std::string> ids = org->second;
+  for (const auto& id : ids) {
+    const auto it = rules_.find(id);
+    if (it == rules_.end()) continue;
+    Loaded& rule = *it->second;
+    if (!rules::matches(rule.definition->selector, message.device)) continue;
+    auto state = rule.states.find(message.device.id);
+    if (state == rule.states.end()) {
+      state = rule.states.emplace(message.device.id, rules::DeviceState{}).first;
+    }
+    ++counters_.evaluations;
+    const auto evaluation = rule.evaluator->observe(state->second, message.metrics, message.at);
+    rule.dirty.insert(message.device.id);
+    apply(rule, message.device.id, evaluation, message.at);
+  }
+}
+
+void Trigger::tick(UnixMillis now) {
+  std::vector<std::string> ids;
+  ids.reserve(rules_.size());
+  for (const auto& [id, rule] : rules_) ids.push_back(id);
+  for (const auto& id : ids) {
+    const auto it = rules_.find(id);
+    if (it == rules_.end()) continue;
+    Loaded& rule = *it->second;
+    std::vector<std::string> devices;
+    devices.reserve(rule.states.size());
+    for (const auto& [device, state] : rule.states) devices.push_back(device);
+    for (const auto& device : devices) {
+      const auto state = rule.states.find(device);
+      if (state == rule.states.end()) continue;
+      const auto evaluation = rule.evaluator->tick(state->second, now);
+      if (evaluation.transition == rules::Transition::none) continue;
+      rule.dirty.insert(device);
+      apply(rule, device, evaluation, now);
+      if (!rules_.contains(id)) break;  // an action removed the rule
+    }
+  }
+}
+
+void Trigger::apply(Loaded& rule, const std::string& device_id, const rules::Evaluation& evaluation, UnixMillis at) {
+  if (actions_.derived) {
+    for (const auto& [name, value] : evaluation.derived) {
+      actions_.derived(rule.record.organisation_id, device_id, name, value, at);
+    }
+  }
+  if (evaluation.transition == rules::Transition::none) return;
+  const bool fired = evaluation.transition == rules::Transition::fired;
+  if (fired) {
+    ++counters_.fired;
+    rule.record.last_fired_at = at;
+    if (auto st = store_.rules().mark_fired(rule.record.id, at); !st) {
+      spdlog::error("rule {}: {}", rule.record.id, st.error().message);
+    }
+  } else {
+    ++counters_.cleared;
+  }
+  Firing firing{rule.record.id,         rule.record.name,          rule.record.organisation_id,
+                rule.record.updated_by, rule.definition->severity, device_id,
+                evaluation.transition,  evaluation.summary,        at};
+  if (actions_.security_event) {
+    actions_.security_event({"rule:" + rule.record.id,
+                             fired ? "rule.fired" : "rule.cleared",
+                             "device:" + device_id,
+                             events::Outcome::success,
+                             "local",
+                             {{"organisation", rule.record.organisation_id},
+                              {"rule", rule.record.name},
+                              {"version", rule.record.version},
+                              {"severity", severity_name(rule.definition->severity)},
+                              {"summary", evaluation.summary}}});
+  }
+  // The definition stays alive through the actions even if one of them reloads the rule.
+  const auto definition = rule.definition;
+  for (const auto& action : definition->actions) {
+    if (std::holds_alternative<rules::AlertAction>(action)) {
+      if (actions_.alert) actions_.alert(firing);
+    } else if (const auto* command = std::get_if<rules::CommandAction>(&action)) {
+      if (command->on_clear != fired && actions_.command) actions_.command(firing, *command);
+    } else if (const auto* notify = std::get_if<rules::NotifyAction>(&action)) {
+      if (actions_.notify) actions_.notify(firing, *notify);
+    }
+  }
+}
+
+Status Trigger::save() {
+  std::vector<store::RuleStateRecord> batch;
+  const UnixMillis now = to_unix_millis(clock_.now());
+  for (auto& [id, rule] : rules_) {
+    for (const auto& device : rule->dirty) {
+      const auto state = rule->states.find(device);
+      if (state == rule->states.end()) continue;
+      const std::string text = rules::serialize(state->second);
+      const auto key_id = keys::device_key_id(device);
+      auto sealed = keys_.seal(key_id, as_bytes(text), rule_state_associated_data(id, device));
+      if (!sealed && sealed.error().is(Errc::not_found)) {
+        // A device whose data key does not exist yet (it has sent nothing that was stored).
+        if (auto st = keys_.ensure_data_key(key_id, "device"); st) {
+          sealed = keys_.seal(key_id, as_bytes(text), rule_state_associated_data(id, device));
+        }
+      }
+      if (!sealed) {
+        spdlog::error("rule {}: cannot seal the state of device {}: {}", id, device, sealed.error().message);
+        continue;
+      }
+      batch.push_back({id, device, key_id, std::move(*sealed), now});
+    }
+    rule->dirty.clear();
+  }
+  return store_.rules().save_states(batch);
+}
+
+void Trigger::forget_device(const std::string& device_id) {
+  for (auto& [id, rule] : rules_) {
+    rule->states.erase(device_id);
+    rule->dirty.erase(device_id);
+  }
+}
+
+}  // namespace torii::decision

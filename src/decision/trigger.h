@@ -1,0 +1,132 @@
+// The running rules (the Decision Trigger): every enabled rule of every organisation,
+// evaluated in the stream of accepted telemetry (not by polling the store) and as time
+// passes (absence, "for at least"), with each device's state kept across restarts.
+//
+//   load      at start, every enabled rule and its stored states (sealed under each device's
+//             data key: they hold the device's recent values); a state that does not open or
+//             restore is dropped and logged, and that device starts afresh
+//   observe   a telemetry message the gateway accepted, with its validated values: each rule
+//             of the device's organisation whose selector matches evaluates it
+//   tick      time passing (the server calls it every second)
+//   save      the states that changed since the last save, in one transaction (the server
+//             calls it every few seconds and at stop: a crash loses at most that much)
+//   reload    after a rule is created, changed, switched on or off or deleted
+//
+// What a rule does when it fires or clears goes to the TriggerActions the server gives (raise
+// or resolve an alert, send a command, notify channels, publish a derived metric); each
+// firing and clearing is also a security event (rule.fired, rule.cleared).
+//
+// Threading: not thread-safe; the server calls everything on its io_context thread, where
+// the broker's observers run.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/error.h"
+#include "events/security_log.h"
+#include "keys/key_ring.h"
+#include "policy/telemetry.h"
+#include "rules/evaluator.h"
+#include "rules/rule.h"
+#include "store/store.h"
+
+namespace torii::decision {
+
+// One rule firing or clearing for one device.
+struct Firing {
+  std::string rule_id;
+  std::string rule_name;
+  std::string organisation_id;
+  std::string author;  // the rule's, "user:<id>" or "admin-cli": its commands are checked against it
+  rules::Severity severity = rules::Severity::warning;
+  std::string device_id;
+  rules::Transition transition = rules::Transition::none;  // fired or cleared
+  std::string summary;
+  UnixMillis at = 0;
+};
+
+struct TriggerActions {
+  // The rule has an alert action: raise it (fired) or resolve it (cleared).
+  std::function<void(const Firing&)> alert;
+  // A command action whose moment this is (on fire, or on clear for "on": "clear").
+  std::function<void(const Firing&, const rules::CommandAction&)> command;
+  std::function<void(const Firing&, const rules::NotifyAction&)> notify;
+  // A derived metric computed from a device's message.
+  std::function<void(const std::string& organisation_id, const std::string& device_id, const std::string& metric,
+                     double value, UnixMillis at)>
+      derived;
+  std::function<void(events::SecurityEvent)> security_event;
+};
+
+// The device a message came from, as the rules' selectors see it.
+struct DeviceMessage {
+  std::string organisation_id;
+  rules::DeviceFacts device;
+  const std::vector<policy::Metric>& metrics;
+  UnixMillis at = 0;
+};
+
+class Trigger {
+ public:
+  struct Counters {
+    std::uint64_t evaluations = 0;
+    std::uint64_t fired = 0;
+    std::uint64_t cleared = 0;
+    std::uint64_t states_dropped = 0;  // stored states that did not open or restore
+  };
+
+  // Borrows everything; all must outlive it.
+  Trigger(store::Store& store, keys::KeyRing& keys, const Clock& clock, TriggerActions actions);
+
+  // Every enabled rule with its stored states. A rule whose stored definition no longer
+  // parses is skipped and logged (rules::parse_rule refused it at creation, so only a newer
+  // version's rule or a damaged row does that).
+  [[nodiscard]] Status load();
+  // The rule as stored now: loaded afresh when enabled, dropped when disabled or gone.
+  [[nodiscard]] Status reload(const std::string& rule_id);
+
+  void observe(const DeviceMessage& message);
+  void tick(UnixMillis now);
+  // Writes the states changed since the last call.
+  [[nodiscard]] Status save();
+  // The device was deleted (its stored states went with it).
+  void forget_device(const std::string& device_id);
+
+  [[nodiscard]] std::size_t rules() const { return rules_.size(); }
+  [[nodiscard]] const Counters& counters() const { return counters_; }
+
+ private:
+  struct Loaded {
+    store::RuleRecord record;
+    std::shared_ptr<const rules::RuleDefinition> definition;
+    std::unique_ptr<rules::Evaluator> evaluator;
+    std::map<std::string, rules::DeviceState, std::less<>> states;  // by device id
+    std::set<std::string, std::less<>> dirty;                       // device ids
+  };
+
+  [[nodiscard]] Status load_rule(const store::RuleRecord& record);
+  void drop(const std::string& rule_id);
+  void apply(Loaded& rule, const std::string& device_id, const rules::Evaluation& evaluation, UnixMillis at);
+
+  store::Store& store_;
+  keys::KeyRing& keys_;
+  const Clock& clock_;
+  TriggerActions actions_;
+  std::map<std::string, std::unique_ptr<Loaded>, std::less<>> rules_;             // by rule id
+  std::map<std::string, std::vector<std::string>, std::less<>> by_organisation_;  // rule ids
+  Counters counters_;
+};
+
+// The associated data a rule state is sealed with: the row it belongs to.
+[[nodiscard]] std::string rule_state_associated_data(std::string_view rule_id, std::string_view device_id);
+
+}  // namespace torii::decision

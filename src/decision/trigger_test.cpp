@@ -1,0 +1,167 @@
+#include "decision/trigger.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "crypto/sodium.h"
+#include "decision/rule_book.h"
+#include "testing/fakes.h"
+#include "testing/keyed_store.h"
+#include "testing/temp_dir.h"
+
+namespace torii::decision {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+
+class TriggerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto opened = testing::open_keyed_store(dir_.path(), random_, clock_);
+    ASSERT_TRUE(opened) << opened.error().message;
+    store_ = std::move(opened->store);
+    keys_ = std::move(opened->keys);
+    ASSERT_TRUE(store_->device_profiles().put(
+        {"env", "org-1", "Environment", std::string(policy::sample_environment_profile_json()), 1, 0}));
+    for (const auto& [id, org, profile] : {std::tuple{"fan-1", "org-1", "env"}, std::tuple{"sensor-1", "org-1", "env"},
+                                           std::tuple{"plain-1", "org-1", ""}, std::tuple{"far-1", "org-2", "env"}}) {
+      store::DeviceRecord d;
+      d.id = id;
+      d.organisation_id = org;
+      d.name = id;
+      d.profile_id = profile;
+      ASSERT_TRUE(store_->devices().insert(d));
+    }
+    book_ = std::make_unique<RuleBook>(*store_, *keys_, clock_, random_);
+    trigger_ = make_trigger();
+  }
+
+  std::unique_ptr<Trigger> make_trigger() {
+    TriggerActions actions;
+    actions.alert = [this](const Firing& f) {
+      seen_.push_back(std::string(f.transition == rules::Transition::fired ? "alert+" : "alert-") + ":" + f.device_id);
+    };
+    actions.command = [this](const Firing& f, const rules::CommandAction& c) {
+      seen_.push_back("command:" + c.device_id + ":" + c.params.dump() + ":" + f.author);
+    };
+    actions.security_event = [this](events::SecurityEvent e) { events_.push_back(e.action + ":" + e.object); };
+    return std::make_unique<Trigger>(*store_, *keys_, clock_, std::move(actions));
+  }
+
+  std::string create(std::string_view definition) {
+    auto outcome = book_->create({"user:op-1", "org-1", identity::builtin_role_permissions(identity::kRoleOperator)},
+                                 definition, true);
+    EXPECT_TRUE(outcome && outcome->rule) << (outcome ? "" : outcome.error().message);
+    if (!outcome || !outcome->rule) return {};
+    EXPECT_TRUE(trigger_->reload(outcome->rule->id));
+    return outcome->rule->id;
+  }
+
+  void send(const std::string& device, double temperature, const std::string& org = "org-1",
+            const std::string& profile = "env") {
+    const std::vector<policy::Metric> metrics{{"temperature", temperature}};
+    trigger_->observe({org, {device, profile, "default"}, metrics, to_unix_millis(clock_.now())});
+  }
+
+  testing::TempDir dir_;
+  crypto::SystemRandom random_;
+  testing::FakeClock clock_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<keys::KeyRing> keys_;
+  std::unique_ptr<RuleBook> book_;
+  std::unique_ptr<Trigger> trigger_;
+  std::vector<std::string> seen_;
+  std::vector<std::string> events_;
+};
+
+TEST_F(TriggerTest, ARuleFiresOnceWhileItsConditionHoldsAndClearsWhenItStops) {
+  const auto id = create(R"({"name":"hot","selector":{"profiles":["env"]},"condition":"temperature > 30",
+    "actions":[{"type":"alert"},
+               {"type":"command","device":"fan-1","command":"set_actuator","params":{"on":true}},
+               {"type":"command","device":"fan-1","command":"set_actuator","params":{"on":false},"on":"clear"}]})");
+  send("sensor-1", 25);
+  EXPECT_THAT(seen_, IsEmpty());
+  for (const double t : {31.0, 35.0, 40.0}) {
+    clock_.advance(1s);
+    send("sensor-1", t);
+  }
+  EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1", R"(command:fan-1:{"on":true}:user:op-1)"));
+  clock_.advance(1s);
+  send("sensor-1", 20);
+  EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1", R"(command:fan-1:{"on":true}:user:op-1)", "alert-:sensor-1",
+                                 R"(command:fan-1:{"on":false}:user:op-1)"));
+  EXPECT_THAT(events_, ElementsAre("rule.fired:device:sensor-1", "rule.cleared:device:sensor-1"));
+  EXPECT_EQ(trigger_->counters().fired, 1U);
+  EXPECT_EQ(trigger_->counters().cleared, 1U);
+  auto stored = store_->rules().find(id);
+  ASSERT_TRUE(stored && *stored);
+  EXPECT_TRUE((*stored)->last_fired_at.has_value());
+}
+
+TEST_F(TriggerTest, OnlyDevicesTheSelectorNamesInTheRulesOrganisationAreEvaluated) {
+  create(
+      R"({"name":"hot","selector":{"profiles":["env"]},"condition":"temperature > 30","actions":[{"type":"alert"}]})");
+  send("plain-1", 50, "org-1", "");   // another profile
+  send("far-1", 50, "org-2", "env");  // another organisation
+  EXPECT_THAT(seen_, IsEmpty());
+  send("sensor-1", 50);
+  EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1"));
+}
+
+// Rules keep per-device state across restarts: a "for at least" timer started before a
+// restart goes on after it.
+TEST_F(TriggerTest, StateSurvivesARestartSealedInTheStore) {
+  create(R"({"name":"hot","condition":"temperature > 30","for":"60s","actions":[{"type":"alert"}]})");
+  send("sensor-1", 40);
+  EXPECT_THAT(seen_, IsEmpty());
+  ASSERT_TRUE(trigger_->save());
+  auto rows = store_->rules().list_enabled();
+  ASSERT_TRUE(rows && rows->size() == 1U);
+  auto states = store_->rules().states((*rows)[0].id);
+  ASSERT_TRUE(states);
+  ASSERT_FALSE(states->empty());
+  for (const auto& s : *states) {
+    // Sealed: the device's values do not stand in the store in clear.
+    EXPECT_EQ(to_string(s.sealed).find("temperature"), std::string::npos);
+  }
+
+  trigger_ = make_trigger();  // the server restarts
+  ASSERT_TRUE(trigger_->load());
+  EXPECT_EQ(trigger_->rules(), 1U);
+  clock_.advance(61s);
+  send("sensor-1", 41);
+  EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1"));
+}
+
+TEST_F(TriggerTest, AnAbsenceRuleFiresForADeviceThatSendsNothing) {
+  create(R"j({"name":"silent","selector":{"devices":["sensor-1"]},"condition":"absent(5m)",
+    "actions":[{"type":"alert"}]})j");
+  clock_.advance(4min);
+  trigger_->tick(to_unix_millis(clock_.now()));
+  EXPECT_THAT(seen_, IsEmpty());
+  clock_.advance(2min);
+  trigger_->tick(to_unix_millis(clock_.now()));
+  EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1"));
+  trigger_->tick(to_unix_millis(clock_.now()));
+  EXPECT_EQ(seen_.size(), 1U);
+  send("sensor-1", 20);
+  EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1", "alert-:sensor-1"));
+}
+
+TEST_F(TriggerTest, ARuleSwitchedOffOrDeletedStopsAtOnce) {
+  const auto id = create(R"({"name":"hot","condition":"temperature > 30","actions":[{"type":"alert"}]})");
+  auto stored = store_->rules().find(id);
+  ASSERT_TRUE(stored && *stored);
+  auto off = book_->change({"user:op-1", "org-1", identity::builtin_role_permissions(identity::kRoleOperator)}, id,
+                           (*stored)->definition, false, (*stored)->version);
+  ASSERT_TRUE(off && off->rule);
+  ASSERT_TRUE(trigger_->reload(id));
+  EXPECT_EQ(trigger_->rules(), 0U);
+  send("sensor-1", 50);
+  EXPECT_THAT(seen_, IsEmpty());
+}
+
+}  // namespace
+}  // namespace torii::decision
