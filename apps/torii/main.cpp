@@ -644,6 +644,33 @@ int run(int argc, char** argv) {
   add_common(route_list, device_options);
   route_list->add_option("--organisation", organisation, "organisation (default: default)");
 
+  auto* rule = admin->add_subcommand("rule", "Rules of the Decision Trigger: conditions over telemetry, and actions");
+  rule->require_subcommand(1);
+  std::string rule_file;
+  bool rule_disabled = false;
+  const auto add_rule_common = [&](CLI::App* c) {
+    add_common(c, device_options);
+    c->add_option("--organisation", organisation, "organisation (default: default)");
+  };
+  auto* rule_create = rule->add_subcommand("create", "Create a rule from its JSON definition (docs/rules.md)");
+  add_rule_common(rule_create);
+  rule_create->add_option("--file", rule_file, "JSON definition")->required()->check(CLI::ExistingFile);
+  rule_create->add_flag("--disabled", rule_disabled, "store it switched off (try it with the console's dry run)");
+  auto* rule_change = rule->add_subcommand("change", "A new version of a rule: a new definition, or on/off");
+  add_rule_common(rule_change);
+  rule_change->add_option("--id", target_id, "rule id")->required();
+  rule_change->add_option("--file", rule_file, "new JSON definition (default: keep the current one)")
+      ->check(CLI::ExistingFile);
+  rule_change->add_flag("--disabled", rule_disabled, "switch it off (without it, the new version is on)");
+  auto* rule_list = rule->add_subcommand("list", "An organisation's rules, one JSON object per line");
+  add_rule_common(rule_list);
+  auto* rule_show = rule->add_subcommand("show", "One rule (JSON)");
+  add_rule_common(rule_show);
+  rule_show->add_option("--id", target_id, "rule id")->required();
+  auto* rule_delete = rule->add_subcommand("delete", "Delete a rule with its history and state");
+  add_rule_common(rule_delete);
+  rule_delete->add_option("--id", target_id, "rule id")->required();
+
   auto* telemetry = admin->add_subcommand("telemetry", "Stored device messages");
   telemetry->require_subcommand(1);
   std::int64_t telemetry_limit = 100;
@@ -782,6 +809,24 @@ int run(int argc, char** argv) {
     }
     if (device_commands->parsed()) {
       return run_request(device_options, {"command.list", {{"id", target_id}}, ""}, print_json_lines);
+    }
+    if (rule_create->parsed() || rule_change->parsed() || rule_list->parsed() || rule_show->parsed() ||
+        rule_delete->parsed()) {
+      nlohmann::json args = nlohmann::json::object();
+      if (!organisation.empty()) args["organisation"] = organisation;
+      if (!rule_create->parsed() && !rule_list->parsed()) args["id"] = target_id;
+      if (!rule_file.empty()) {
+        auto text = read_file(rule_file, std::size_t{64} * 1024);
+        if (!text) return report(text.error());
+        args["definition"] = to_string(*text);
+      }
+      if (rule_create->parsed() || rule_change->parsed()) args["disabled"] = rule_disabled;
+      const char* op = rule_create->parsed()   ? "rule.create"
+                       : rule_change->parsed() ? "rule.change"
+                       : rule_list->parsed()   ? "rule.list"
+                       : rule_show->parsed()   ? "rule.show"
+                                               : "rule.delete";
+      return run_request(device_options, {op, args, ""}, rule_list->parsed() ? print_json_lines : print_json);
     }
     if (profile_put->parsed()) {
       auto text = read_file(profile_file, std::size_t{1024} * 1024);

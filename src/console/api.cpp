@@ -385,6 +385,7 @@ struct Api::Impl {
     api::add_people_routes(routes);
     api::add_device_routes(routes);
     api::add_command_routes(routes);
+    api::add_rule_routes(routes);
     api::add_role_routes(routes);
     api::add_settings_routes(routes);
     api::add_token_routes(routes);

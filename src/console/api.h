@@ -33,6 +33,7 @@
 #include "config/config.h"
 #include "console/request_checks.h"
 #include "console/request_handler.h"
+#include "decision/rule_book.h"
 #include "identity/accounts.h"
 #include "identity/api_tokens.h"
 #include "identity/device_commands.h"
@@ -110,6 +111,8 @@ struct ApiContext {
   // Commands to devices (identity/device_commands.h); nullptr: those routes answer 503, and
   // enrolment answers carry no command key.
   identity::DeviceCommands* commands = nullptr;
+  // The Decision Trigger's rules (decision/rule_book.h); nullptr: the rule routes answer 503.
+  decision::RuleBook* rules = nullptr;
 };
 
 // One row of the route table, for docs/permissions.md and its test.

@@ -31,6 +31,8 @@ enum class Permission : std::uint8_t {
   organisations_read,   // one's own organisation; every one for the system administrator
   organisations_write,  // create organisations and set their policy
   devices_command,      // send commands to devices (IIIT I7)
+  rules_read,           // the Decision Trigger's rules and their history
+  rules_write,          // create, change, switch on or off, delete and dry-run rules
 };
 
 // "devices.read", "security_log.read", ...

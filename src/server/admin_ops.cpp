@@ -96,6 +96,9 @@ class Executor {
         {"cert.revoke", &Executor::cert_revoke},       {"route.add", &Executor::route_add},
         {"route.list", &Executor::route_list},         {"route.remove", &Executor::route_remove},
         {"device.command", &Executor::device_command}, {"command.list", &Executor::command_list},
+        {"rule.create", &Executor::rule_create},       {"rule.change", &Executor::rule_change},
+        {"rule.list", &Executor::rule_list},           {"rule.show", &Executor::rule_show},
+        {"rule.delete", &Executor::rule_delete},
     };
     auto it = ops.find(r_.op);
     if (it == ops.end()) return fail(Errc::invalid_argument, fmt::format("unknown request '{}'", r_.op));
@@ -547,9 +550,110 @@ class Executor {
     return out;
   }
 
+  // The Decision Trigger's rules (decision/rule_book.h), written as the host's administrator:
+  // every permission, in the organisation named (the default one unless told).
+  decision::RuleBook& rule_book() {
+    if (c_.rules != nullptr) return *c_.rules;
+    if (!own_rules_) {
+      own_rules_ =
+          std::make_unique<decision::RuleBook>(*c_.installation.store, *c_.installation.keys, c_.clock, c_.random);
+    }
+    return *own_rules_;
+  }
+
+  Result<decision::Author> rule_author() {
+    auto organisation = text_arg(r_.args, "organisation", std::string(identity::kDefaultOrganisation));
+    if (!organisation) return tl::unexpected(organisation.error());
+    return decision::Author{r_.actor, *organisation, identity::PermissionSet::of(identity::all_permissions())};
+  }
+
+  static Error rule_problems(const std::vector<decision::RuleProblem>& problems) {
+    std::string text;
+    for (const auto& p : problems) text += fmt::format("{}{}: {}", text.empty() ? "" : "; ", p.path, p.message);
+    return Error{make_error_code(Errc::invalid_argument), text};
+  }
+
+  void record_rule(std::string action, const store::RuleRecord& rule) {
+    record(std::move(action), "rule:" + rule.id,
+           {{"organisation", rule.organisation_id},
+            {"rule", rule.name},
+            {"version", rule.version},
+            {"enabled", rule.enabled}});
+  }
+
+  Result<json> rule_create() {
+    auto author = rule_author();
+    auto definition = text_arg(r_.args, "definition");
+    auto disabled = bool_arg(r_.args, "disabled");
+    if (!author) return tl::unexpected(author.error());
+    if (!definition) return tl::unexpected(definition.error());
+    if (!disabled) return tl::unexpected(disabled.error());
+    auto outcome = rule_book().create(*author, *definition, !*disabled);
+    if (!outcome) return tl::unexpected(outcome.error());
+    if (!outcome->rule) return tl::unexpected(rule_problems(outcome->problems));
+    record_rule("rule.created", *outcome->rule);
+    return decision::RuleBook::describe(*outcome->rule);
+  }
+
+  // A new version: the definition given, or the stored one (to switch a rule on or off).
+  Result<json> rule_change() {
+    auto author = rule_author();
+    auto id = text_arg(r_.args, "id");
+    auto disabled = bool_arg(r_.args, "disabled");
+    if (!author) return tl::unexpected(author.error());
+    if (!id) return tl::unexpected(id.error());
+    if (!disabled) return tl::unexpected(disabled.error());
+    auto found = rule_book().find(author->organisation_id, *id);
+    if (!found) return tl::unexpected(found.error());
+    if (!*found) return fail(Errc::not_found, "no such rule");
+    auto definition = text_arg(r_.args, "definition", (*found)->definition);
+    if (!definition) return tl::unexpected(definition.error());
+    auto outcome = rule_book().change(*author, *id, *definition, !*disabled, (*found)->version);
+    if (!outcome) return tl::unexpected(outcome.error());
+    if (!outcome->rule) return tl::unexpected(rule_problems(outcome->problems));
+    record_rule("rule.changed", *outcome->rule);
+    return decision::RuleBook::describe(*outcome->rule);
+  }
+
+  Result<json> rule_list() {
+    auto author = rule_author();
+    if (!author) return tl::unexpected(author.error());
+    auto listed = c_.installation.store->rules().list(author->organisation_id);
+    if (!listed) return tl::unexpected(listed.error());
+    json rows = json::array();
+    for (const auto& r : *listed) rows.push_back(decision::RuleBook::describe(r));
+    return rows;
+  }
+
+  Result<json> rule_show() {
+    auto author = rule_author();
+    auto id = text_arg(r_.args, "id");
+    if (!author) return tl::unexpected(author.error());
+    if (!id) return tl::unexpected(id.error());
+    auto found = rule_book().find(author->organisation_id, *id);
+    if (!found) return tl::unexpected(found.error());
+    if (!*found) return fail(Errc::not_found, "no such rule");
+    return decision::RuleBook::describe(**found);
+  }
+
+  Result<json> rule_delete() {
+    auto author = rule_author();
+    auto id = text_arg(r_.args, "id");
+    if (!author) return tl::unexpected(author.error());
+    if (!id) return tl::unexpected(id.error());
+    auto found = rule_book().find(author->organisation_id, *id);
+    if (!found) return tl::unexpected(found.error());
+    if (!*found) return fail(Errc::not_found, "no such rule");
+    auto removed = rule_book().remove(author->organisation_id, *id);
+    if (!removed) return tl::unexpected(removed.error());
+    record_rule("rule.deleted", **found);
+    return json{{"id", *id}, {"deleted", *removed}};
+  }
+
   AdminContext& c_;
   const AdminRequest& r_;
   identity::DeviceRegistry registry_;
+  std::unique_ptr<decision::RuleBook> own_rules_;           // when c_.rules is not set
   std::unique_ptr<identity::DeviceCommands> own_commands_;  // when c_.commands is not set
 };
 
@@ -561,7 +665,8 @@ const std::vector<std::string>& admin_ops() {
       "device.enable",  "device.revoke", "device.delete",  "device.enrolment_token",
       "profile.put",    "profile.list",  "telemetry.list", "cert.issue",
       "cert.revoke",    "route.add",     "route.list",     "route.remove",
-      "device.command", "command.list"};
+      "device.command", "command.list",  "rule.create",    "rule.change",
+      "rule.list",      "rule.show",     "rule.delete"};
   return ops;
 }
 

@@ -21,6 +21,7 @@
 #include "base/error.h"
 #include "base/random.h"
 #include "config/config.h"
+#include "decision/rule_book.h"
 #include "events/security_log.h"
 #include "identity/device_commands.h"
 #include "server/installation.h"
@@ -50,6 +51,9 @@ struct AdminContext {
   // a start.
   identity::DeviceCommands* commands = nullptr;
   std::function<void(const identity::IssuedCommand&)> send_command = {};
+  // Inside the running server: its rules, whose changes reach the running engine at once.
+  // Unset: the request keeps the rules itself, and the server runs them from its next start.
+  decision::RuleBook* rules = nullptr;
 };
 
 // Every op's name, for help texts and the control socket's checks.

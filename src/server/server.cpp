@@ -29,9 +29,12 @@
 #include "console/work_pool.h"
 #include "crypto/sodium.h"
 #include "crypto/x509.h"
+#include "decision/rule_book.h"
+#include "decision/trigger.h"
 #include "events/security_log.h"
 #include "identity/accounts.h"
 #include "identity/api_tokens.h"
+#include "identity/custom_roles.h"
 #include "identity/device_commands.h"
 #include "identity/devices.h"
 #include "identity/enrolment.h"
@@ -101,6 +104,9 @@ struct Server::State {
   // Commands to devices: signed and recorded here, carried by the broker (which calls back
   // into it, so it is declared first and outlives the broker).
   std::unique_ptr<identity::DeviceCommands> commands;
+  // The Decision Trigger: the rules people keep, and the engine running them (make_rules()).
+  std::unique_ptr<decision::RuleBook> rule_book;
+  std::unique_ptr<decision::Trigger> trigger;
   std::unique_ptr<broker::Broker> broker;
   std::unique_ptr<broker::Gateway> gateway;
   // What the gateway accepts, for the console's live sockets; declared before io as well,
@@ -123,6 +129,7 @@ struct Server::State {
   asio::steady_timer unused_devices_timer{io};
   asio::steady_timer sessions_timer{io};
   asio::steady_timer unused_people_timer{io};
+  asio::steady_timer rules_timer{io};
   // The console (made in start()). The work pools are declared last so that they are destroyed
   // first: their threads are joined while everything their jobs use still exists.
   std::unique_ptr<identity::Accounts> accounts;
@@ -228,6 +235,7 @@ struct Server::State {
     if (auto routes = broker->load_routes(); !routes) return routes;
     if (auto kept = broker->load_kept_state(*installation.keys); !kept) return kept;
     if (auto st = make_commands(); !st) return st;
+    if (auto st = make_rules(); !st) return st;
     make_renewal();
     broker::GatewayEvents events;
     events.refused = [this](const net::PeerInfo& peer, const std::string& reason) {
@@ -283,6 +291,98 @@ struct Server::State {
       if (m.kind == policy::TopicKind::results) record_command_result(m);
     });
     return ok();
+  }
+
+  // The Decision Trigger (docs/rules.md): every enabled rule evaluates the telemetry the
+  // gateway accepts, in the stream, and time passing (every second). Their per-device states
+  // are written every 10 s and at stop. Rule changes through the console or the control
+  // socket reload the rule at once (both run on this thread).
+  Status make_rules() {
+    decision::TriggerActions actions;
+    actions.security_event = [this](events::SecurityEvent e) { log_event(e); };
+    actions.command = [this](const decision::Firing& f, const rules::CommandAction& c) { rule_command(f, c); };
+    actions.derived = [this](const std::string& organisation_id, const std::string& device_id,
+                             const std::string& metric, double value, UnixMillis at) {
+      if (live.open() == 0) return;
+      live.publish({organisation_id, device_id,
+                    console::telemetry_message(device_id, format_utc_millis(from_unix_millis(at)),
+                                               {policy::Metric{metric, value}})});
+    };
+    trigger =
+        std::make_unique<decision::Trigger>(*installation.store, *installation.keys, env.clock, std::move(actions));
+    if (auto st = trigger->load(); !st) return st;
+    rule_book = std::make_unique<decision::RuleBook>(*installation.store, *installation.keys, env.clock, env.random,
+                                                     [this](const std::string& rule_id) {
+                                                       if (auto st = trigger->reload(rule_id); !st)
+                                                         spdlog::error("rule {}: {}", rule_id, st.error().message);
+                                                     });
+    broker->add_observer([this](const broker::AcceptedMessage& m) {
+      if (m.telemetry == nullptr) return;
+      trigger->observe({m.device.organisation_id,
+                        {m.device.id, m.device.profile_id, m.device.segment},
+                        m.telemetry->metrics,
+                        m.received_at});
+    });
+    return ok();
+  }
+
+  // Whether a rule's author may still send commands in the rule's organisation when it
+  // fires (IIIT I7): an account that is gone, disabled or no longer holds devices.command
+  // makes its rules' commands refused. "admin-cli:<login>" is the host's administrator.
+  Result<bool> author_may_command(const std::string& author, const std::string& organisation_id) {
+    if (author.starts_with("admin-cli")) return true;
+    constexpr std::string_view kUser = "user:";
+    if (!author.starts_with(kUser)) return false;
+    auto user = installation.store->users().find(author.substr(kUser.size()));
+    if (!user) return tl::unexpected(user.error());
+    if (!*user || !identity::active_at(**user, to_unix_millis(env.clock.now()))) return false;
+    if ((*user)->organisation_id != organisation_id && !identity::role_spans_organisations((*user)->role)) {
+      return false;
+    }
+    auto granted = identity::role_permissions(*installation.store, (*user)->organisation_id, (*user)->role);
+    if (!granted) return tl::unexpected(granted.error());
+    return granted->has(identity::Permission::devices_command);
+  }
+
+  void rule_command(const decision::Firing& f, const rules::CommandAction& c) {
+    const auto refuse = [&](std::string_view reason) {
+      log_event({"rule:" + f.rule_id,
+                 "rule.command_refused",
+                 "device:" + c.device_id,
+                 events::Outcome::denied,
+                 "local",
+                 {{"organisation", f.organisation_id},
+                  {"rule", f.rule_name},
+                  {"command", c.command},
+                  {"reason", std::string(reason)}}});
+    };
+    auto allowed = author_may_command(f.author, f.organisation_id);
+    if (!allowed) {
+      spdlog::error("rule {}: {}", f.rule_id, allowed.error().message);
+      return;
+    }
+    if (!*allowed) return refuse("the rule's author may not send commands");
+    auto device = installation.store->devices().find(c.device_id);
+    if (!device) {
+      spdlog::error("rule {}: {}", f.rule_id, device.error().message);
+      return;
+    }
+    if (!*device || (*device)->organisation_id != f.organisation_id) return refuse("no such device");
+    auto outcome =
+        commands->issue(**device, c.command, c.params.dump(), identity::kDefaultCommandLifetime, "rule:" + f.rule_id);
+    if (!outcome) return refuse(outcome.error().is(Errc::permission_denied) ? "the device is disabled" : "error");
+    if (!outcome->issued) return refuse("the device's profile refuses it");
+    const auto& issued = *outcome->issued;
+    log_event({"rule:" + f.rule_id,
+               "device.command_sent",
+               "device:" + c.device_id,
+               events::Outcome::success,
+               "local",
+               {{"organisation", f.organisation_id},
+                {"command", issued.record.name},
+                {"command_id", issued.record.id},
+                {"expires_at", format_utc_millis(from_unix_millis(issued.record.expires_at))}}});
+    send_command(issued);
   }
 
   // Certificate renewal over the device's own session (docs/agent.md "Certificate renewal"):
@@ -525,7 +625,8 @@ struct Server::State {
                                                              outbox.get(),
                                                              waf_pool.get(),
                                                              enrolment.get(),
-                                                             commands.get()});
+                                                             commands.get(),
+                                                             rule_book.get()});
     console::HttpLimits limits;
     limits.max_body_bytes = h.max_body_bytes;
     limits.request_timeout = std::chrono::seconds(h.request_timeout_seconds);
@@ -546,7 +647,9 @@ struct Server::State {
       broker->publish_due_wills();
       broker->persist_dirty_sessions();
     });
+    every(rules_timer, std::chrono::seconds(1), [this] { trigger->tick(to_unix_millis(env.clock.now())); });
     every(counters_timer, std::chrono::seconds(10), [this] {
+      if (auto st = trigger->save(); !st) spdlog::error("rule states: {}", st.error().message);
       broker->expire_sessions();
       broker->check_device_health();
       if (auto st = broker->flush_counters(); !st) spdlog::error("device counters: {}", st.error().message);
@@ -757,6 +860,7 @@ Status Server::start() {
         AdminContext context{s.config, s.installation, s.log.get(), s.broker.get(), s.env.clock, s.env.random};
         context.commands = s.commands.get();
         context.send_command = [&s](const identity::IssuedCommand& command) { s.send_command(command); };
+        context.rules = s.rule_book.get();
         return execute_admin(context, request);
       });
   if (auto st = s.control->start(); !st) return st;
@@ -833,6 +937,10 @@ void Server::request_stop() {
     s.unused_devices_timer.cancel();
     s.sessions_timer.cancel();
     s.unused_people_timer.cancel();
+    s.rules_timer.cancel();
+    if (s.trigger) {
+      if (auto st = s.trigger->save(); !st) spdlog::error("rule states: {}", st.error().message);
+    }
     for (auto& l : s.listeners) l->stop();
     s.io.stop();
   });

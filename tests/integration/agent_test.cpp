@@ -570,5 +570,132 @@ TEST_F(AgentTest, ACommandRunsOnceOnTheDeviceAndItsAnswerIsRecordedEvenWhenSentW
   EXPECT_EQ(answers, 2);
 }
 
+// The Decision Trigger end to end (issue 6): a reading crosses a rule's threshold, one alert
+// opens and a signed command reaches the actuator, which runs it and answers; the reading
+// returns, the alert resolves and the actuator is switched back. A rule on absence fires when
+// the device goes silent.
+TEST_F(AgentTest, ARuleOpensOneAlertCommandsTheActuatorAndResolvesWhenTheReadingReturns) {
+  start();
+  const auto profile = write("env.json", R"({"metrics": [{"name": "temperature", "type": "number"}],
+      "commands": [{"name": "set_actuator", "params": [{"name": "on", "type": "boolean", "required": true}]}]})");
+  ASSERT_EQ(torii({"admin", "profile", "put", "--id", "env", "--file", profile}).exit_code, 0);
+  const auto made = torii({"admin", "device", "create", "--id", "thermo-1", "--profile", "env", "--enrolment-token"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  std::string token = made.out;
+  while (!token.empty() && token.back() == '\n') token.pop_back();
+  token = token.substr(token.rfind('\n') + 1);
+  const auto state = (work_dir() / "thermo-1").string();
+  ASSERT_EQ(
+      agent({"enroll", "--server", console_url(), "--ca", ca_file(), "--token", token, "--state-dir", state}).exit_code,
+      0);
+
+  // The reading, as a sensor file the test sets; replaced whole, never half written.
+  const auto reading = work_dir() / "reading";
+  auto set_reading = [&](const char* value) {
+    std::ofstream(work_dir() / "reading.new") << value << "\n";
+    std::filesystem::rename(work_dir() / "reading.new", reading);
+  };
+  set_reading("20");
+  const auto rule = write("hot.json", R"({"name": "too hot", "selector": {"devices": ["thermo-1"]},
+      "condition": "temperature > 30", "severity": "critical",
+      "actions": [{"type": "alert"},
+                  {"type": "command", "device": "thermo-1", "command": "set_actuator", "params": {"on": true}},
+                  {"type": "command", "device": "thermo-1", "command": "set_actuator", "params": {"on": false},
+                   "on": "clear"}]})");
+  const auto created = torii({"admin", "rule", "create", "--file", rule});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  const auto rule_id = json::parse(created.out)["id"].get<std::string>();
+
+  auto lines_of = [](const std::string& text) {
+    std::vector<json> rows;
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);) {
+      if (!line.empty()) rows.push_back(json::parse(line));
+    }
+    return rows;
+  };
+  auto alerts_titled = [&](const std::string& title) {
+    const auto r = torii({"admin", "alerts"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::vector<json> out;
+    for (auto& a : lines_of(r.out)) {
+      if (a["title"] == title) out.push_back(a);
+    }
+    return out;
+  };
+  auto commands = [&] {
+    const auto r = torii({"admin", "device", "commands", "--id", "thermo-1"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return lines_of(r.out);
+  };
+  auto done_with = [&](bool on) {
+    for (const auto& c : commands()) {
+      if (c["command"] == "set_actuator" && c["params"]["on"] == on && c["status"] == "done") return true;
+    }
+    return false;
+  };
+  auto security_log = [&] {
+    std::ifstream in(data_dir() / "log" / "security.log");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+
+  pin_ports();
+  const auto config = write("thermo.toml", "[agent]\nuser = \"nobody\"\nstate_dir = \"" + state +
+                                               "\"\ngateway = \"127.0.0.1:" + std::to_string(gateway_port) +
+                                               "\"\nheartbeat_seconds = 1\nposture_seconds = 0\n\n[[sensor]]\nmetric = "
+                                               "\"temperature\"\nsource = \"hwmon\"\npath = \"" +
+                                               reading.string() + "\"\nscale = 1\ninterval_seconds = 0.2\n");
+  Process running({torii_binary(), "agent", "run", "--config", config});
+  ASSERT_TRUE(eventually([&] { return of_kind(stored("thermo-1"), "telemetry").size() >= 3; })) << running.err();
+  EXPECT_TRUE(alerts_titled("too hot").empty());
+
+  set_reading("35");
+  ASSERT_TRUE(eventually([&] { return alerts_titled("too hot").size() == 1; })) << (running.stop(), running.err());
+  ASSERT_TRUE(eventually([&] { return done_with(true); })) << (running.stop(), running.err());
+  // The actuator is on: the device's heartbeats say so.
+  ASSERT_TRUE(eventually([&] {
+    for (const auto& row : of_kind(stored("thermo-1"), "state")) {
+      const auto beat = json::parse(row["payload"].get<std::string>());
+      if (beat.value("type", "") == "heartbeat" && beat.contains("actuator") && beat["actuator"]["on"] == true) {
+        return true;
+      }
+    }
+    return false;
+  })) << running.err();
+  // Readings stay above the threshold: still one alert, one command.
+  const auto readings = of_kind(stored("thermo-1"), "telemetry").size();
+  ASSERT_TRUE(eventually([&] { return of_kind(stored("thermo-1"), "telemetry").size() >= readings + 5; }));
+  auto open = alerts_titled("too hot");
+  ASSERT_EQ(open.size(), 1U);
+  EXPECT_EQ(open[0]["status"], "open");
+  EXPECT_EQ(open[0]["severity"], "critical");
+  EXPECT_EQ(open[0]["device"], "thermo-1");
+  EXPECT_EQ(commands().size(), 1U);
+
+  set_reading("20");
+  ASSERT_TRUE(eventually([&] {
+    const auto a = alerts_titled("too hot");
+    return a.size() == 1 && a[0]["status"] == "resolved";
+  })) << (running.stop(), running.err());
+  ASSERT_TRUE(eventually([&] { return done_with(false); })) << (running.stop(), running.err());
+  const auto sent = commands();
+  ASSERT_EQ(sent.size(), 2U);
+  for (const auto& c : sent) EXPECT_EQ(c["issued_by"], "rule:" + rule_id);
+  const auto log = security_log();
+  EXPECT_NE(log.find("\"rule.fired\""), std::string::npos);
+  EXPECT_NE(log.find("\"rule.cleared\""), std::string::npos);
+  EXPECT_NE(log.find("\"actor\":\"rule:" + rule_id + "\""), std::string::npos);
+
+  // A device that goes silent.
+  const auto silent = write("silent.json", R"j({"name": "silent", "selector": {"devices": ["thermo-1"]},
+      "condition": "absent(5s)", "actions": [{"type": "alert"}]})j");
+  ASSERT_EQ(torii({"admin", "rule", "create", "--file", silent}).exit_code, 0);
+  running.kill();
+  ASSERT_TRUE(eventually([&] {
+    const auto a = alerts_titled("silent");
+    return a.size() == 1 && a[0]["status"] == "open";
+  }));
+}
+
 }  // namespace
 }  // namespace torii::testing
