@@ -132,6 +132,8 @@ std::string notification_json(const Notice& notice, std::string_view delivery_id
     optional_string(out, "device_id", alert->device_id);
     optional_string(out, "rule_id", alert->rule_id);
     out.key("status").string(alert->status);
+    optional_string(out, "source", alert->source);
+    out.key("occurrences").number(alert->occurrences);
     date_or_null(out, "opened_at", alert->opened_at);
     date_or_null(out, "acknowledged_at", alert->acknowledged_at);
     date_or_null(out, "resolved_at", alert->resolved_at);
@@ -209,6 +211,7 @@ std::string syslog_message(const Notice& notice, const SyslogOrigin& origin,
     if (!alert->device_id.empty()) sd_param(out, "device", alert->device_id);
     if (!alert->rule_id.empty()) sd_param(out, "rule", alert->rule_id);
     sd_param(out, "status", alert->status);
+    if (!alert->source.empty()) sd_param(out, "source", alert->source);
     text = without_controls(alert->title);
     if (!alert->summary.empty()) text += ": " + without_controls(alert->summary);
   } else {

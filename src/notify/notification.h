@@ -30,9 +30,11 @@ struct AlertNotice {
   std::string severity;  // "critical", "warning", "info"
   std::string title;
   std::string summary;
-  std::string device_id;  // empty: the alert is not about one device
-  std::string rule_id;    // empty: raised by torii itself
-  std::string status;     // "open", "acknowledged", "resolved"
+  std::string device_id;          // empty: the alert is not about one device
+  std::string rule_id;            // empty: raised by torii itself
+  std::string status;             // "open", "acknowledged", "resolved"
+  std::string source;             // "rule", "device", "security"; empty: not said
+  std::uint32_t occurrences = 1;  // times raised while not resolved
   UnixMillis opened_at = 0;
   std::optional<UnixMillis> acknowledged_at;
   std::optional<UnixMillis> resolved_at;

@@ -35,6 +35,8 @@ TEST(NotificationTest, ThePayloadHoldsTheAlertAndTheDelivery) {
   EXPECT_TRUE(got["alert"]["rule_id"].is_null());
   EXPECT_EQ(got["alert"]["opened_at"], "2026-09-21T14:13:20.123Z");
   EXPECT_TRUE(got["alert"]["resolved_at"].is_null());
+  EXPECT_TRUE(got["alert"]["source"].is_null());
+  EXPECT_EQ(got["alert"]["occurrences"], 1);
   EXPECT_TRUE(text.starts_with(R"({"event":"alert.opened","alert":{"id":"al-1",)")) << text;
 
   const auto summary = nlohmann::json::parse(notification_json(SuppressedNotice{12}, "d-2", 0));
