@@ -21,6 +21,7 @@ constexpr std::size_t kMaxAppNameBytes = 48;  // RFC 5424 §6.2.5
 constexpr std::size_t kMaxTopicBytes = 256;
 constexpr std::size_t kMaxCaBytes = std::size_t{64} * 1024;
 constexpr int kMaxFacility = 23;
+constexpr std::int64_t kMaxRate = 10'000;
 
 bool has_control(std::string_view text) {
   return std::ranges::any_of(text, [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
@@ -69,6 +70,7 @@ class Parser {
         case ChannelType::syslog: syslog(); break;
         case ChannelType::mqtt: mqtt(); break;
       }
+      if (*type != ChannelType::mqtt) rate_limit();
       for (const auto& [key, value] : definition_.items()) {
         if (!known_.contains(key)) add(key, "not a member of a " + std::string(channel_type_name(*type)) + " channel");
       }
@@ -210,6 +212,28 @@ class Parser {
     ca();
   }
 
+  void rate_limit() {
+    known_.insert("rate_limit");
+    const auto it = definition_.find("rate_limit");
+    if (it == definition_.end()) return;
+    if (!it->is_object()) {
+      add("rate_limit", "must be an object: {\"burst\":10,\"per_minute\":30}");
+      return;
+    }
+    for (const auto& [key, value] : it->items()) {
+      const std::string path = "rate_limit." + key;
+      if (key != "burst" && key != "per_minute") {
+        add(path, "not a member of rate_limit (burst, per_minute)");
+        continue;
+      }
+      if (!value.is_number_integer() || value.get<std::int64_t>() < 1 || value.get<std::int64_t>() > kMaxRate) {
+        add(path, "must be an integer from 1 to 10000");
+        continue;
+      }
+      (key == "burst" ? channel_.rate.burst : channel_.rate.per_minute) = value.get<std::size_t>();
+    }
+  }
+
   void mqtt() {
     const auto* topic = string("topic", true);
     if (topic == nullptr) return;
@@ -326,6 +350,9 @@ json redacted_json(const Channel& channel) {
   }
   if (channel.type == ChannelType::webhook || channel.type == ChannelType::syslog) {
     if (!channel.ca_pem.empty()) out["ca"] = channel.ca_pem;
+  }
+  if (channel.type != ChannelType::mqtt) {
+    out["rate_limit"] = {{"burst", channel.rate.burst}, {"per_minute", channel.rate.per_minute}};
   }
   return out;
 }

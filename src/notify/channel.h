@@ -8,6 +8,9 @@
 //    "app_name":"torii","facility":10}
 //   {"name":"backend","type":"mqtt","topic":"alerts/ops"}
 //
+// Any type but mqtt may add "rate_limit":{"burst":10,"per_minute":30} (the defaults; each
+// 1 to 10000).
+//
 // Webhooks are HTTPS only and their URL holds no credentials (no user-info): what
 // authenticates a notification is its HMAC signature (notification.h). Syslog is TLS only
 // (RFC 5425). The webhook secret leaves torii once, in the answer that created the channel:
@@ -23,6 +26,7 @@
 #include <tl/expected.hpp>
 
 #include "base/random.h"
+#include "notify/rate_limit.h"
 
 namespace torii::notify {
 
@@ -61,6 +65,8 @@ struct Channel {
   int facility = kDefaultSyslogFacility;
   // mqtt
   std::string topic;
+  // every type but mqtt (the broker's own limits apply there)
+  RateLimit rate;
   friend bool operator==(const Channel&, const Channel&) = default;
 };
 

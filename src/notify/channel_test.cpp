@@ -113,6 +113,20 @@ TEST(ChannelTest, MembersOfAnotherTypeAndBadTextAreProblems) {
   EXPECT_EQ(problems(R"({"name":"b","type":"pager"})")[0].path, "type");
 }
 
+TEST(ChannelTest, ARateLimitMayBeSetPerChannel) {
+  auto channel = parse(R"({"name":"s","type":"syslog","host":"h.example","rate_limit":{"burst":3}})");
+  ASSERT_TRUE(channel.has_value()) << format_problems(channel.error());
+  EXPECT_EQ(channel->rate, (RateLimit{3, 30}));
+  EXPECT_EQ(parse(R"({"name":"e","type":"email","to":["a@b.example"]})")->rate, RateLimit{});
+  const auto found =
+      problems(R"({"name":"s","type":"syslog","host":"h.example","rate_limit":{"burst":0,"per_minute":"9","x":1}})");
+  ASSERT_EQ(found.size(), 3U) << format_problems(found);
+  EXPECT_EQ(found[0].path, "rate_limit.burst");
+  EXPECT_EQ(found[1].path, "rate_limit.per_minute");
+  EXPECT_EQ(found[2].path, "rate_limit.x");
+  EXPECT_EQ(problems(R"({"name":"b","type":"mqtt","topic":"t","rate_limit":{}})")[0].path, "rate_limit");
+}
+
 TEST(ChannelTest, TheRedactedViewNeverHoldsTheSecret) {
   auto channel = parse(R"({"name":"h","type":"webhook","url":"https://h.example/","secret":")" + kSecret + R"("})");
   ASSERT_TRUE(channel.has_value());

@@ -71,9 +71,11 @@ Status Dispatcher::set_channel(const std::string& id, Channel channel) {
   const std::lock_guard lock(mutex_);
   auto shared = std::make_shared<const Channel>(std::move(channel));
   if (auto it = channels_.find(id); it != channels_.end()) {
+    if (it->second.channel->rate != shared->rate) it->second.limiter = RateLimiter(shared->rate, *options_.clock);
     it->second.channel = std::move(shared);
   } else {
-    channels_.emplace(id, ChannelState{std::move(shared), RateLimiter(options_.policy.rate, *options_.clock), {}, {}});
+    const RateLimit rate = shared->rate;
+    channels_.emplace(id, ChannelState{std::move(shared), RateLimiter(rate, *options_.clock), {}, {}});
   }
   return ok();
 }
@@ -202,7 +204,7 @@ void Dispatcher::run() {
   }
 }
 
-Status Dispatcher::attempt(const Channel& channel, const Delivery& delivery) {
+Status Dispatcher::attempt(const Channel& channel, Delivery& delivery) {
   switch (channel.type) {
     case ChannelType::webhook: return send_webhook(channel, delivery);
     case ChannelType::syslog: return send_syslog(channel, delivery);
@@ -262,10 +264,10 @@ Status Dispatcher::send_syslog(const Channel& channel, const Delivery& delivery)
   return ok();
 }
 
-Status Dispatcher::send_email(const Channel& channel, const Delivery& delivery) {
+Status Dispatcher::send_email(const Channel& channel, Delivery& delivery) {
   const auto text = email_text(delivery.notice);
-  for (const auto& to : channel.to) {
-    if (!options_.outbox->post(mail::MailMessage{to, text.subject, text.body})) {
+  for (; delivery.recipients_posted < channel.to.size(); ++delivery.recipients_posted) {
+    if (!options_.outbox->post(mail::MailMessage{channel.to[delivery.recipients_posted], text.subject, text.body})) {
       return fail(Errc::unavailable, "email: the outbox is full");
     }
   }

@@ -17,7 +17,7 @@
 // dispatcher's thread, so the server logs notify.dead_letter. Queues are bounded per channel:
 // a full queue forgets its oldest delivery and counts it as dropped.
 //
-// Each channel has a RateLimiter: a notice it refuses is counted and notify() fails with
+// Each channel has a RateLimiter with the channel's RateLimit: a notice it refuses is counted and notify() fails with
 // limit_exceeded; one SuppressedNotice goes out once a token is back.
 //
 // MQTT channels are published by the broker, not here: set_channel refuses them.
@@ -53,7 +53,6 @@ struct DeliveryPolicy {
   std::chrono::milliseconds timeout{10'000};  // connect, handshake, each write and read
   std::size_t queue_per_channel = 100;
   std::size_t dead_letters_kept = 100;
-  RateLimit rate;
 };
 
 // The wait after the `failures`-th failed attempt (1-based): first_backoff * 2^(failures-1),
@@ -102,7 +101,8 @@ class Dispatcher {
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
 
-  // Adds or replaces a channel; a replaced channel keeps its queue and rate limit.
+  // Adds or replaces a channel; a replaced channel keeps its queue, and its rate limiter
+  // unless the limit changed.
   // invalid_argument for an MQTT channel, or an email channel without an outbox.
   [[nodiscard]] Status set_channel(const std::string& id, Channel channel);
   // Forgets the channel and its queued deliveries.
@@ -121,6 +121,7 @@ class Dispatcher {
     Notice notice;
     std::size_t attempts = 0;
     std::chrono::steady_clock::time_point due;
+    std::size_t recipients_posted = 0;  // email: a retry skips those the outbox took
   };
   struct ChannelState {
     std::shared_ptr<const Channel> channel;
@@ -130,10 +131,10 @@ class Dispatcher {
   };
 
   void run();
-  [[nodiscard]] Status attempt(const Channel& channel, const Delivery& delivery);
+  [[nodiscard]] Status attempt(const Channel& channel, Delivery& delivery);
   [[nodiscard]] Status send_webhook(const Channel& channel, const Delivery& delivery);
   [[nodiscard]] Status send_syslog(const Channel& channel, const Delivery& delivery);
-  [[nodiscard]] Status send_email(const Channel& channel, const Delivery& delivery);
+  [[nodiscard]] Status send_email(const Channel& channel, Delivery& delivery);
   // With mutex_ held.
   void enqueue(ChannelState& state, Notice notice);
   void queue_summaries();

@@ -396,9 +396,10 @@ TEST_F(DispatcherTest, TheRateLimitSuppressesAndThenSendsOneSummary) {
   testing::FakeClock fake(std::chrono::system_clock::now());
   auto o = options();
   o.clock = &fake;
-  o.policy.rate = RateLimit{2, 60};
   Dispatcher dispatcher(o);
-  ASSERT_TRUE(dispatcher.set_channel("c1", webhook(receiver.port(), certificates.ca_pem)).has_value());
+  auto channel = webhook(receiver.port(), certificates.ca_pem);
+  channel.rate = RateLimit{2, 60};
+  ASSERT_TRUE(dispatcher.set_channel("c1", channel).has_value());
   EXPECT_TRUE(dispatcher.notify("c1", sample_notice("a1")).has_value());
   EXPECT_TRUE(dispatcher.notify("c1", sample_notice("a2")).has_value());
   const auto refused = dispatcher.notify("c1", sample_notice("a3"));
@@ -449,6 +450,41 @@ TEST_F(DispatcherTest, UnknownAndUndeliverableChannelsAreRefused) {
   email.type = ChannelType::email;
   email.to = {"a@b.example"};
   EXPECT_FALSE(dispatcher.set_channel("e", email).has_value()) << "no outbox";
+}
+
+// Takes every message but refuses the second one offered (a full outbox), once.
+class RefusingOnceOutbox final : public mail::Outbox {
+ public:
+  bool post(mail::MailMessage message) override {
+    const std::lock_guard lock(mutex_);
+    if (++offered_ == 2) return false;
+    taken_.push_back(message.to);
+    return true;
+  }
+  std::vector<std::string> taken() const {
+    const std::lock_guard lock(mutex_);
+    return taken_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  int offered_ = 0;
+  std::vector<std::string> taken_;
+};
+
+TEST_F(DispatcherTest, AnEmailRetryDoesNotRepeatRecipientsTheOutboxTook) {
+  RefusingOnceOutbox outbox;
+  auto o = options();
+  o.outbox = &outbox;
+  Dispatcher dispatcher(o);
+  Channel email;
+  email.type = ChannelType::email;
+  email.to = {"ann@example.org", "bob@example.org", "cy@example.org"};
+  ASSERT_TRUE(dispatcher.set_channel("e1", email).has_value());
+  ASSERT_TRUE(dispatcher.notify("e1", sample_notice()).has_value());
+  ASSERT_TRUE(eventually([&] { return dispatcher.stats("e1").delivered == 1; }));
+  EXPECT_EQ(dispatcher.stats("e1").failed_attempts, 1U);
+  EXPECT_EQ(outbox.taken(), (std::vector<std::string>{"ann@example.org", "bob@example.org", "cy@example.org"}));
 }
 
 TEST(BackoffDelay, DoublesFromOneSecondUpToFiveMinutesWithJitter) {

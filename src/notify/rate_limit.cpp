@@ -8,12 +8,12 @@ namespace torii::notify {
 RateLimiter::RateLimiter(RateLimit limit, const Clock& clock)
     : capacity_units_(static_cast<std::int64_t>(std::max<std::size_t>(limit.burst, 1)) * kUnitsPerToken),
       units_per_ms_(static_cast<std::int64_t>(std::max<std::size_t>(limit.per_minute, 1))),
-      clock_(clock),
+      clock_(&clock),
       units_(capacity_units_),
       refilled_at_(to_unix_millis(clock.now())) {}
 
 void RateLimiter::refill() {
-  const UnixMillis now = to_unix_millis(clock_.now());
+  const UnixMillis now = to_unix_millis(clock_->now());
   if (now <= refilled_at_) return;  // a clock set back gives nothing
   const std::int64_t elapsed = now - refilled_at_;
   // Saturate before multiplying: a long idle time fills the bucket, no more.

@@ -18,6 +18,7 @@ namespace torii::notify {
 struct RateLimit {
   std::size_t burst = 10;
   std::size_t per_minute = 30;
+  friend bool operator==(const RateLimit&, const RateLimit&) = default;
 };
 
 class RateLimiter {
@@ -41,9 +42,9 @@ class RateLimiter {
   // per_minute * 60000 units, one per millisecond per token a minute.
   static constexpr std::int64_t kUnitsPerToken = 60'000;
 
-  const std::int64_t capacity_units_;
-  const std::int64_t units_per_ms_;
-  const Clock& clock_;
+  std::int64_t capacity_units_;
+  std::int64_t units_per_ms_;
+  const Clock* clock_;
   std::int64_t units_;
   UnixMillis refilled_at_;
   std::size_t suppressed_ = 0;
