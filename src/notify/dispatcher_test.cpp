@@ -332,6 +332,19 @@ TEST_F(DispatcherTest, AReceiverThatAlwaysFailsMakesADeadLetterAfterMaxAttempts)
   EXPECT_EQ(dead_letters()[0], (std::vector<std::string>{"c1", *delivery, letters[0].reason}));
 }
 
+TEST_F(DispatcherTest, ARedirectIsNotFollowed) {
+  WebhookReceiver receiver(certificates, {302});
+  auto o = options();
+  o.policy.max_attempts = 1;
+  Dispatcher dispatcher(o);
+  ASSERT_TRUE(dispatcher.set_channel("c1", webhook(receiver.port(), certificates.ca_pem)).has_value());
+  ASSERT_TRUE(dispatcher.notify("c1", sample_notice()).has_value());
+  ASSERT_TRUE(eventually([&] { return dispatcher.stats("c1").dead_letters == 1; }));
+  EXPECT_EQ(receiver.requests().size(), 1U);
+  EXPECT_NE(dispatcher.dead_letters()[0].reason.find("HTTP 302 (redirects are not followed)"), std::string::npos)
+      << dispatcher.dead_letters()[0].reason;
+}
+
 TEST_F(DispatcherTest, AnUntrustedCertificateIsRefusedBeforeAnythingIsSent) {
   WebhookReceiver receiver(certificates, {200});
   const auto other = make_certificates();
@@ -358,6 +371,26 @@ TEST_F(DispatcherTest, ACertificateForAnotherAddressIsRefused) {
   ASSERT_TRUE(dispatcher.notify("c1", sample_notice()).has_value());
   ASSERT_TRUE(eventually([&] { return dispatcher.stats("c1").dead_letters == 1; }));
   EXPECT_TRUE(receiver.requests().empty());
+}
+
+TEST_F(DispatcherTest, AReceiverThatNeverAnswersMeetsTheDeadline) {
+  // A listening socket nobody accepts on: the kernel completes the connection, then silence
+  // through the TLS handshake.
+  asio::io_context io;
+  tcp::acceptor silent(io, {asio::ip::make_address_v4("127.0.0.1"), 0});
+  auto o = options();
+  o.policy.timeout = 300ms;
+  o.policy.max_attempts = 1;
+  Dispatcher dispatcher(o);
+  ASSERT_TRUE(dispatcher.set_channel("c1", webhook(silent.local_endpoint().port(), certificates.ca_pem)).has_value());
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(dispatcher.notify("c1", sample_notice()).has_value());
+  ASSERT_TRUE(eventually([&] { return dispatcher.stats("c1").dead_letters == 1; }));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  EXPECT_NE(dispatcher.dead_letters()[0].reason.find("handshake"), std::string::npos)
+      << dispatcher.dead_letters()[0].reason;
+  EXPECT_NE(dispatcher.dead_letters()[0].reason.find("timed out"), std::string::npos)
+      << dispatcher.dead_letters()[0].reason;
 }
 
 TEST_F(DispatcherTest, PlainHttpIsRefusedWhenTheChannelIsDefined) {
