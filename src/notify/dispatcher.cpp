@@ -50,7 +50,11 @@ std::chrono::milliseconds backoff_delay(const DeliveryPolicy& policy, std::size_
       half + static_cast<std::int64_t>(random_below(random, static_cast<std::uint64_t>(delay.count() - half) + 1)));
 }
 
-Dispatcher::Dispatcher(Options options) : options_(std::move(options)), thread_([this] { run(); }) {}
+Dispatcher::Dispatcher(Options options)
+    : options_(std::move(options)),
+      clock_(options_.clock != nullptr ? options_.clock : &system_clock_),
+      random_(options_.random != nullptr ? options_.random : &system_random_),
+      thread_([this] { run(); }) {}
 
 Dispatcher::~Dispatcher() {
   {
@@ -68,14 +72,23 @@ Status Dispatcher::set_channel(const std::string& id, Channel channel) {
   if (channel.type == ChannelType::email && options_.outbox == nullptr) {
     return fail(Errc::invalid_argument, "notify: e-mail is not configured on this server");
   }
+  // What parse_channel guarantees, for channels built otherwise.
+  if (channel.type == ChannelType::webhook &&
+      (channel.webhook.host.empty() || channel.secret.size() < kMinSecretChars)) {
+    return fail(Errc::invalid_argument, "notify: a webhook needs a host and a secret of at least 32 characters");
+  }
+  if ((channel.type == ChannelType::syslog && channel.host.empty()) ||
+      (channel.type == ChannelType::email && channel.to.empty())) {
+    return fail(Errc::invalid_argument, "notify: the channel has nowhere to send to");
+  }
   const std::lock_guard lock(mutex_);
   auto shared = std::make_shared<const Channel>(std::move(channel));
   if (auto it = channels_.find(id); it != channels_.end()) {
-    if (it->second.channel->rate != shared->rate) it->second.limiter = RateLimiter(shared->rate, *options_.clock);
+    if (it->second.channel->rate != shared->rate) it->second.limiter = RateLimiter(shared->rate, *clock_);
     it->second.channel = std::move(shared);
   } else {
     const RateLimit rate = shared->rate;
-    channels_.emplace(id, ChannelState{std::move(shared), RateLimiter(rate, *options_.clock), {}, {}});
+    channels_.emplace(id, ChannelState{std::move(shared), RateLimiter(rate, *clock_), {}, {}});
   }
   return ok();
 }
@@ -87,7 +100,7 @@ void Dispatcher::remove_channel(std::string_view id) {
 
 std::string Dispatcher::new_delivery_id() {
   std::array<std::uint8_t, 16> bytes{};
-  options_.random->fill(bytes);
+  random_->fill(bytes);
   return hex_encode(bytes);
 }
 
@@ -181,7 +194,7 @@ void Dispatcher::run() {
     if (delivery.attempts < std::max<std::size_t>(options_.policy.max_attempts, 1) &&
         outcome.error().is(Errc::unavailable)) {
       const auto wait = options_.backoff ? options_.backoff(delivery.attempts)
-                                         : backoff_delay(options_.policy, delivery.attempts, *options_.random);
+                                         : backoff_delay(options_.policy, delivery.attempts, *random_);
       delivery.due = std::chrono::steady_clock::now() + wait;
       // The queue filled up during the attempt: this delivery is the oldest, so it goes.
       if (state.queue.size() >= std::max<std::size_t>(options_.policy.queue_per_channel, 1)) {
@@ -193,7 +206,7 @@ void Dispatcher::run() {
     }
     ++state.stats.dead_letters;
     DeadLetter dead{due_channel, delivery.id, outcome.error().message, delivery.attempts,
-                    to_unix_millis(options_.clock->now())};
+                    to_unix_millis(clock_->now())};
     if (dead_letters_.size() >= std::max<std::size_t>(options_.policy.dead_letters_kept, 1)) dead_letters_.pop_front();
     dead_letters_.push_back(dead);
     if (options_.on_dead_letter) {
@@ -215,7 +228,7 @@ Status Dispatcher::attempt(const Channel& channel, Delivery& delivery) {
 }
 
 Status Dispatcher::send_webhook(const Channel& channel, const Delivery& delivery) {
-  const auto now = options_.clock->now();
+  const auto now = clock_->now();
   const std::string body = notification_json(delivery.notice, delivery.id, to_unix_millis(now));
   if (body.size() > kMaxWebhookBodyBytes) {
     return fail(Errc::invalid_argument, "webhook: the notification is larger than 64 KiB");
@@ -256,7 +269,7 @@ Status Dispatcher::send_webhook(const Channel& channel, const Delivery& delivery
 
 Status Dispatcher::send_syslog(const Channel& channel, const Delivery& delivery) {
   const std::string frame = octet_counted(syslog_message(
-      delivery.notice, SyslogOrigin{options_.hostname, channel.app_name, channel.facility}, options_.clock->now()));
+      delivery.notice, SyslogOrigin{options_.hostname, channel.app_name, channel.facility}, clock_->now()));
   auto client = net::TlsClient::connect({channel.host, channel.port, channel.ca_pem, options_.policy.timeout});
   if (!client) return fail(Errc::unavailable, "syslog: " + client.error().message);
   if (auto st = (*client)->write(frame); !st) return fail(Errc::unavailable, "syslog: " + st.error().message);

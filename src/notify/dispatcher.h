@@ -39,6 +39,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/random.h"
+#include "crypto/sodium.h"
 #include "mail/outbox.h"
 #include "notify/channel.h"
 #include "notify/notification.h"
@@ -88,13 +89,13 @@ class Dispatcher {
     DeliveryPolicy policy;
     std::string hostname;            // syslog HOSTNAME
     mail::Outbox* outbox = nullptr;  // for email channels; null: they are refused
-    const Clock* clock = nullptr;    // required: timestamps, signatures, rate limits
-    Random* random = nullptr;        // required: delivery ids, jitter
+    const Clock* clock = nullptr;    // timestamps, signatures, rate limits; null: the system's
+    Random* random = nullptr;        // delivery ids, jitter; null: the system's CSPRNG
     OnDeadLetter on_dead_letter;     // may be empty
     Backoff backoff;                 // empty: backoff_delay(policy, n, random)
   };
 
-  // Starts the thread. The clock, random and outbox must outlive the dispatcher.
+  // Starts the thread. A clock, random or outbox given must outlive the dispatcher.
   explicit Dispatcher(Options options);
   // Forgets what is queued and waits for the attempt in progress (bounded by the timeouts).
   ~Dispatcher();
@@ -103,7 +104,8 @@ class Dispatcher {
 
   // Adds or replaces a channel; a replaced channel keeps its queue, and its rate limiter
   // unless the limit changed.
-  // invalid_argument for an MQTT channel, or an email channel without an outbox.
+  // invalid_argument for an MQTT channel, an email channel without an outbox, and a channel
+  // parse_channel would not have made (no host, no recipients, a webhook secret too short).
   [[nodiscard]] Status set_channel(const std::string& id, Channel channel);
   // Forgets the channel and its queued deliveries.
   void remove_channel(std::string_view id);
@@ -141,6 +143,10 @@ class Dispatcher {
   std::string new_delivery_id();
 
   const Options options_;
+  const SystemClock system_clock_;
+  crypto::SystemRandom system_random_;
+  const Clock* const clock_;
+  Random* const random_;
   mutable std::mutex mutex_;  // guards everything below but thread_
   std::condition_variable wake_;
   std::map<std::string, ChannelState, std::less<>> channels_;

@@ -483,6 +483,14 @@ TEST_F(DispatcherTest, UnknownAndUndeliverableChannelsAreRefused) {
   email.type = ChannelType::email;
   email.to = {"a@b.example"};
   EXPECT_FALSE(dispatcher.set_channel("e", email).has_value()) << "no outbox";
+  Channel hook;
+  hook.type = ChannelType::webhook;
+  hook.webhook = {"h.example", 443, "/"};
+  hook.secret = "short";
+  EXPECT_FALSE(dispatcher.set_channel("w", hook).has_value()) << "a short secret";
+  Channel syslog;
+  syslog.type = ChannelType::syslog;
+  EXPECT_FALSE(dispatcher.set_channel("s", syslog).has_value()) << "no host";
 }
 
 // Takes every message but refuses the second one offered (a full outbox), once.
@@ -553,11 +561,7 @@ TEST(DispatcherEmailTest, AnEmailChannelSendsThroughTheOutboxToEachRecipient) {
   settings.ca_pem = read_text(sink_certificates.ca);
   settings.timeout = 10s;
   mail::SmtpOutbox outbox(settings, nullptr);
-  SystemClock clock;
-  crypto::SystemRandom random;
-  Dispatcher::Options options;
-  options.clock = &clock;
-  options.random = &random;
+  Dispatcher::Options options;  // the system's clock and random
   options.outbox = &outbox;
   Dispatcher dispatcher(options);
   testing::SeededRandom seeded;
