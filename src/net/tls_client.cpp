@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -125,9 +126,17 @@ Result<std::unique_ptr<TlsClient>> TlsClient::connect(const TlsClientOptions& op
     return unavailable("tls: resolving " + options.host + " timed out");
   }
   if (ec) return unavailable("tls: cannot resolve " + options.host + ": " + ec.message());
+  std::vector<tcp::endpoint> allowed;
+  for (const auto& entry : endpoints) {
+    const auto address = IpAddress::parse(entry.endpoint().address().to_string());
+    if (!options.allow_address || (address && options.allow_address(*address))) allowed.push_back(entry.endpoint());
+  }
+  if (allowed.empty()) {
+    return fail(Errc::permission_denied, "tls: " + options.host + " resolves only to addresses not allowed here");
+  }
 
   done = false;
-  asio::async_connect(impl->stream->lowest_layer(), endpoints, [&](const error_code& e, const tcp::endpoint&) {
+  asio::async_connect(impl->stream->lowest_layer(), allowed, [&](const error_code& e, const tcp::endpoint&) {
     done = true;
     ec = e;
   });

@@ -6,19 +6,22 @@
 // iPAddress SAN, a DNS name as a dNSName, also sent as SNI). Every step (resolve, connect,
 // handshake, each write, each read) has the deadline `timeout`. Errors are unavailable for
 // network and TLS failures ("not trusted" when the certificate did not verify),
-// invalid_argument for options that cannot be used; messages never hold data sent.
+// permission_denied when allow_address refuses every address of the host, invalid_argument
+// for options that cannot be used; messages never hold data sent.
 #pragma once
 
 #include <openssl/ssl.h>
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 
 #include "base/error.h"
+#include "base/ip.h"
 
 namespace torii::net {
 
@@ -27,6 +30,9 @@ struct TlsClientOptions {
   std::uint16_t port = 443;
   std::string ca_pem;  // the CAs trusted for the peer (PEM); empty: the system's
   std::chrono::milliseconds timeout{10'000};
+  // Which resolved addresses may be connected to; empty: any. Checked after resolution, on
+  // the addresses actually used, so a name that resolves elsewhere later changes nothing.
+  std::function<bool(const IpAddress&)> allow_address;
 };
 
 // Shared by the outbound clients (SMTP, webhooks, syslog): TLS 1.2+, no compression, peer

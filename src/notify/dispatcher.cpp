@@ -5,6 +5,7 @@
 #include <charconv>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include "base/bytes.h"
 #include "net/tls_client.h"
@@ -39,7 +40,28 @@ std::string host_header(const WebhookUrl& url) {
   return host;
 }
 
+net::TlsClientOptions client_options(const DeliveryPolicy& policy, const std::string& host, std::uint16_t port,
+                                     const std::string& ca_pem) {
+  net::TlsClientOptions options{host, port, ca_pem, policy.timeout, {}};
+  if (!policy.allow_local_destinations) {
+    options.allow_address = [](const IpAddress& address) { return !is_local_destination(address); };
+  }
+  return options;
+}
+
 }  // namespace
+
+bool is_local_destination(const IpAddress& address) {
+  static const std::vector<CidrBlock> kLocal = [] {
+    std::vector<CidrBlock> blocks;
+    for (const char* text : {"127.0.0.0/8", "::1/128", "169.254.0.0/16", "fe80::/10", "0.0.0.0/8", "::/128",
+                             "224.0.0.0/4", "ff00::/8", "::ffff:0:0/96"}) {
+      blocks.push_back(*CidrBlock::parse(text));
+    }
+    return blocks;
+  }();
+  return std::ranges::any_of(kLocal, [&](const CidrBlock& block) { return block.contains(address); });
+}
 
 std::chrono::milliseconds backoff_delay(const DeliveryPolicy& policy, std::size_t failures, Random& random) {
   auto delay = policy.first_backoff;
@@ -244,9 +266,9 @@ Status Dispatcher::send_webhook(const Channel& channel, const Delivery& delivery
   request += "Connection: close\r\n\r\n";
   request += body;
 
-  auto client =
-      net::TlsClient::connect({channel.webhook.host, channel.webhook.port, channel.ca_pem, options_.policy.timeout});
-  if (!client) return fail(Errc::unavailable, "webhook: " + client.error().message);
+  auto client = net::TlsClient::connect(
+      client_options(options_.policy, channel.webhook.host, channel.webhook.port, channel.ca_pem));
+  if (!client) return tl::unexpected(Error{client.error().code, "webhook: " + client.error().message});
   if (auto st = (*client)->write(request); !st) return fail(Errc::unavailable, "webhook: " + st.error().message);
   std::string answer;
   std::array<char, 1024> buffer{};
@@ -270,8 +292,8 @@ Status Dispatcher::send_webhook(const Channel& channel, const Delivery& delivery
 Status Dispatcher::send_syslog(const Channel& channel, const Delivery& delivery) {
   const std::string frame = octet_counted(syslog_message(
       delivery.notice, SyslogOrigin{options_.hostname, channel.app_name, channel.facility}, clock_->now()));
-  auto client = net::TlsClient::connect({channel.host, channel.port, channel.ca_pem, options_.policy.timeout});
-  if (!client) return fail(Errc::unavailable, "syslog: " + client.error().message);
+  auto client = net::TlsClient::connect(client_options(options_.policy, channel.host, channel.port, channel.ca_pem));
+  if (!client) return tl::unexpected(Error{client.error().code, "syslog: " + client.error().message});
   if (auto st = (*client)->write(frame); !st) return fail(Errc::unavailable, "syslog: " + st.error().message);
   (*client)->close();
   return ok();

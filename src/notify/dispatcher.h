@@ -11,6 +11,9 @@
 //   syslog   one RFC 5424 message, RFC 5425 octet-counted, over TLS;
 //   email    one mail::MailMessage per recipient posted to the server's mail::Outbox, which
 //            sends it (a refused post is a failed attempt; the outbox reports its own failures).
+// Destinations on the server's own host or link are refused unless the policy allows them
+// (allow_local_destinations), checked on the resolved addresses; such a refusal is a dead
+// letter at once.
 // A failed attempt is retried after backoff_delay(): 1 s, 2 s, 4 s … capped at 5 min, each
 // drawn between half and all of that (jitter), until max_attempts; then the delivery is a dead
 // letter: kept in a bounded list (oldest forgotten) and handed to on_dead_letter, from the
@@ -38,6 +41,7 @@
 
 #include "base/clock.h"
 #include "base/error.h"
+#include "base/ip.h"
 #include "base/random.h"
 #include "crypto/sodium.h"
 #include "mail/outbox.h"
@@ -54,7 +58,15 @@ struct DeliveryPolicy {
   std::chrono::milliseconds timeout{10'000};  // connect, handshake, each write and read
   std::size_t queue_per_channel = 100;
   std::size_t dead_letters_kept = 100;
+  // Webhooks and syslog reach no loopback, link-local (cloud metadata services),
+  // unspecified or multicast address unless this is set: a channel defined through the API
+  // must not make the server call services on its own host. Private ranges are allowed.
+  bool allow_local_destinations = false;
 };
+
+// Whether an address is one allow_local_destinations guards: 127.0.0.0/8, ::1,
+// 169.254.0.0/16, fe80::/10, 0.0.0.0/8, ::, 224.0.0.0/4, ff00::/8, ::ffff:0:0/96.
+[[nodiscard]] bool is_local_destination(const IpAddress& address);
 
 // The wait after the `failures`-th failed attempt (1-based): first_backoff * 2^(failures-1),
 // at most max_backoff, then drawn uniformly between half of it and all of it.

@@ -238,6 +238,7 @@ class DispatcherTest : public ::testing::Test {
     o.random = &random;
     o.hostname = "gw-test";
     o.policy.timeout = 5s;
+    o.policy.allow_local_destinations = true;     // the receivers are on 127.0.0.1
     o.backoff = [](std::size_t) { return 5ms; };  // the schedule itself: BackoffDelay below
     o.on_dead_letter = [this](const std::string& channel, const std::string& delivery, const std::string& reason) {
       const std::lock_guard lock(mutex);
@@ -391,6 +392,31 @@ TEST_F(DispatcherTest, AReceiverThatNeverAnswersMeetsTheDeadline) {
       << dispatcher.dead_letters()[0].reason;
   EXPECT_NE(dispatcher.dead_letters()[0].reason.find("timed out"), std::string::npos)
       << dispatcher.dead_letters()[0].reason;
+}
+
+TEST_F(DispatcherTest, TheServersOwnHostIsNotReachableByDefault) {
+  WebhookReceiver receiver(certificates, {200});
+  auto o = options();
+  o.policy.allow_local_destinations = false;  // the default
+  Dispatcher dispatcher(o);
+  ASSERT_TRUE(dispatcher.set_channel("c1", webhook(receiver.port(), certificates.ca_pem)).has_value());
+  ASSERT_TRUE(dispatcher.notify("c1", sample_notice()).has_value());
+  ASSERT_TRUE(eventually([&] { return dispatcher.stats("c1").dead_letters == 1; }));
+  EXPECT_EQ(dispatcher.stats("c1").failed_attempts, 1U) << "a refusal is not retried";
+  EXPECT_NE(dispatcher.dead_letters()[0].reason.find("not allowed"), std::string::npos)
+      << dispatcher.dead_letters()[0].reason;
+  EXPECT_EQ(receiver.handshakes(), 0);
+  EXPECT_FALSE(DeliveryPolicy{}.allow_local_destinations);
+}
+
+TEST(LocalDestinations, LoopbackLinkLocalAndSuchAreLocalPrivateRangesAreNot) {
+  for (const char* local : {"127.0.0.1", "127.8.9.10", "::1", "169.254.169.254", "fe80::1", "0.0.0.0",
+                            "::", "224.0.0.1", "ff02::1", "::ffff:127.0.0.1"}) {
+    EXPECT_TRUE(is_local_destination(*IpAddress::parse(local))) << local;
+  }
+  for (const char* remote : {"10.0.0.5", "192.168.1.10", "172.16.0.1", "203.0.113.7", "2001:db8::1", "fd00::1"}) {
+    EXPECT_FALSE(is_local_destination(*IpAddress::parse(remote))) << remote;
+  }
 }
 
 TEST_F(DispatcherTest, PlainHttpIsRefusedWhenTheChannelIsDefined) {
