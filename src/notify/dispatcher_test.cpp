@@ -228,6 +228,19 @@ AlertNotice sample_notice(std::string id = "al-1") {
   return a;
 }
 
+// A fake clock the dispatcher's thread may read while the test moves it.
+class SharedFakeClock final : public Clock {
+ public:
+  explicit SharedFakeClock(std::chrono::system_clock::time_point start) : now_(start.time_since_epoch().count()) {}
+  [[nodiscard]] std::chrono::system_clock::time_point now() const override {
+    return std::chrono::system_clock::time_point(std::chrono::system_clock::duration(now_.load()));
+  }
+  void advance(std::chrono::system_clock::duration d) { now_ += d.count(); }
+
+ private:
+  std::atomic<std::chrono::system_clock::rep> now_;
+};
+
 const std::string kSecret = "whsec-" + std::string(40, 'q');
 
 class DispatcherTest : public ::testing::Test {
@@ -452,7 +465,7 @@ TEST_F(DispatcherTest, SyslogArrivesAsAnOctetCountedRfc5424Frame) {
 
 TEST_F(DispatcherTest, TheRateLimitSuppressesAndThenSendsOneSummary) {
   WebhookReceiver receiver(certificates, {200});
-  testing::FakeClock fake(std::chrono::system_clock::now());
+  SharedFakeClock fake(std::chrono::system_clock::now());
   auto o = options();
   o.clock = &fake;
   Dispatcher dispatcher(o);
