@@ -13,15 +13,16 @@
 //            sends it (a refused post is a failed attempt; the outbox reports its own failures).
 // Destinations on the server's own host or link are refused unless the policy allows them
 // (allow_local_destinations), checked on the resolved addresses; such a refusal is a dead
-// letter at once.
-// A failed attempt is retried after backoff_delay(): 1 s, 2 s, 4 s … capped at 5 min, each
-// drawn between half and all of that (jitter), until max_attempts; then the delivery is a dead
-// letter: kept in a bounded list (oldest forgotten) and handed to on_dead_letter, from the
-// dispatcher's thread, so the server logs notify.dead_letter. Queues are bounded per channel:
-// a full queue forgets its oldest delivery and counts it as dropped.
+// letter at once. A failed attempt is retried after backoff_delay(): 1 s, 2 s, 4 s … capped
+// at 5 min, each drawn between half and all of that (jitter), until max_attempts; then the
+// delivery is a dead letter: kept in a bounded list (oldest forgotten) and handed to
+// on_dead_letter, from the dispatcher's thread, for the server to log as notify.dead_letter.
+// Queues are bounded per channel: a full queue forgets its oldest delivery and counts it as
+// dropped.
 //
-// Each channel has a RateLimiter with the channel's RateLimit: a notice it refuses is counted and notify() fails with
-// limit_exceeded; one SuppressedNotice goes out once a token is back.
+// Each channel has a RateLimiter with the channel's RateLimit: a notice it refuses is
+// counted and notify() fails with limit_exceeded; one SuppressedNotice goes out once a token
+// is back (checked at each notify() and at least once a second on the dispatcher's thread).
 //
 // MQTT channels are published by the broker, not here: set_channel refuses them.
 #pragma once
