@@ -25,6 +25,7 @@
 #include "crypto/sodium.h"
 #include "mail/smtp_reply.h"
 #include "net/socket_deadline.h"
+#include "net/tls_client.h"
 
 namespace torii::mail {
 namespace {
@@ -146,18 +147,9 @@ class Session {
   }
 
   Status prepare_tls() {
-    error_code ec;
-    tls_context_.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-                                 ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::no_compression,
-                             ec);
-    SSL_CTX_set_min_proto_version(tls_context_.native_handle(), TLS1_2_VERSION);
-    if (settings_.ca_pem.empty()) {
-      tls_context_.set_default_verify_paths(ec);
-    } else {
-      tls_context_.add_certificate_authority(asio::buffer(settings_.ca_pem), ec);
+    if (auto st = net::configure_client_context(tls_context_.native_handle(), settings_.ca_pem); !st) {
+      return tl::unexpected(Error{st.error().code, "smtp: " + st.error().message});
     }
-    if (ec) return fail(Errc::invalid_argument, fmt::format("smtp: cannot load the trusted CAs: {}", ec.message()));
-    tls_context_.set_verify_mode(ssl::verify_peer);
     return ok();
   }
 
@@ -165,15 +157,10 @@ class Session {
     if (auto st = prepare_tls(); !st) co_return st;
     tls_.emplace(std::move(socket_), tls_context_);
     SSL* handle = tls_->native_handle();
-    // The certificate must name the host (RFC 6125): an IP address as an iPAddress SAN, a
-    // DNS name as a dNSName, which is also sent as SNI.
-    // (SSL_set_tlsext_host_name is a macro with a C cast, hence SSL_ctrl.)
-    const bool named = IpAddress::parse(settings_.host)
-                           ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(handle), settings_.host.c_str()) == 1
-                           : SSL_set1_host(handle, settings_.host.c_str()) == 1 &&
-                                 SSL_ctrl(handle, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-                                          const_cast<char*>(settings_.host.c_str())) == 1;
-    if (!named) co_return fail(Errc::invalid_argument, "smtp: the host name cannot be checked in a certificate");
+    // The certificate must name the host (RFC 6125).
+    if (auto st = net::expect_peer_name(handle, settings_.host); !st) {
+      co_return fail(Errc::invalid_argument, "smtp: " + st.error().message);
+    }
     error_code ec;
     Deadline deadline(tls_->get_executor(), settings_.timeout, [this] {
       error_code ignored;
