@@ -41,6 +41,10 @@
 #include "identity/people.h"
 #include "store/store.h"
 
+namespace torii::alerts {
+class AlertBook;
+}  // namespace torii::alerts
+
 namespace torii::mail {
 class Outbox;
 }
@@ -110,6 +114,8 @@ struct ApiContext {
   // Commands to devices (identity/device_commands.h); nullptr: those routes answer 503, and
   // enrolment answers carry no command key.
   identity::DeviceCommands* commands = nullptr;
+  // The installation's alerts (alerts/alert_book.h); nullptr: the alert routes answer 503.
+  alerts::AlertBook* alerts = nullptr;
 };
 
 // One row of the route table, for docs/permissions.md and its test.

@@ -31,6 +31,8 @@ enum class Permission : std::uint8_t {
   organisations_read,   // one's own organisation; every one for the system administrator
   organisations_write,  // create organisations and set their policy
   devices_command,      // send commands to devices (IIIT I7)
+  alerts_read,          // the organisation's alerts (JPCERT VIII-1, VIII-2)
+  alerts_manage,        // acknowledge and resolve them
 };
 
 // "devices.read", "security_log.read", ...
