@@ -195,7 +195,11 @@ std::optional<AlertChange> alert_change_for(const events::SecurityEvent& e) {
   }
   for (const auto& t : kSecurityTitles) {
     if (t.action == e.action) {
-      return raise(e, std::move(key), "security", std::string(t.severity), std::string(t.title), std::move(summary));
+      auto change =
+          raise(e, std::move(key), "security", std::string(t.severity), std::string(t.title), std::move(summary));
+      // The settings are the installation's, whichever organisation the administrator is of.
+      if (e.action == "settings.changed") change.organisation_id.clear();
+      return change;
     }
   }
   // Marked an alert by code this table does not know yet: an alert all the same, titled by

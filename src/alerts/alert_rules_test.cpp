@@ -131,6 +131,10 @@ TEST(AlertRules, SecurityEventsMarkedAsAlertsOpenOne) {
   EXPECT_EQ(waf->key, "waf.blocked:198.51.100.7");
   EXPECT_EQ(waf->summary.find("script"), std::string::npos);
   EXPECT_EQ(alert_change_for(raised[2])->organisation_id, "org-1");
+  auto settings = raised[8];
+  settings.details["organisation"] = "org-1";  // the administrator's, as the console adds it
+  EXPECT_EQ(alert_change_for(settings)->organisation_id, "") << "the settings are the installation's";
+  EXPECT_EQ(alert_change_for(settings)->key, "settings.weakened:firewall.allow");
 }
 
 TEST(AlertRules, UnrelatedEventsAndTheBooksOwnChangeNothing) {

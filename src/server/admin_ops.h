@@ -25,6 +25,10 @@
 #include "identity/device_commands.h"
 #include "server/installation.h"
 
+namespace torii::alerts {
+class AlertBook;
+}
+
 namespace torii::broker {
 class Broker;
 }
@@ -50,6 +54,8 @@ struct AdminContext {
   // a start.
   identity::DeviceCommands* commands = nullptr;
   std::function<void(const identity::IssuedCommand&)> send_command = {};
+  // Inside the running server: its alerts. Unset: the request makes a book over the store.
+  alerts::AlertBook* alerts = nullptr;
 };
 
 // Every op's name, for help texts and the control socket's checks.

@@ -15,6 +15,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "alerts/alert_book.h"
 #include "base/file.h"
 #include "base/privileges.h"
 #include "base/version.h"
@@ -114,6 +115,8 @@ struct Server::State {
 
   Installation installation;
   std::unique_ptr<events::SecurityLog> log;
+  // The installation's alerts, fed by log_event (made in open_state(), with the log).
+  std::unique_ptr<alerts::AlertBook> alerts;
   bool dropped_to_user = false;
   asio::steady_timer checkpoint_timer{io};
   asio::steady_timer tls_refresh_timer{io};
@@ -137,9 +140,16 @@ struct Server::State {
   std::unique_ptr<console::WorkPool> hash_pool;
   std::unique_ptr<console::WorkPool> waf_pool;  // inspections read the waf and the request
 
+  // Every server-side security event comes through here, the console's too (its sink), from
+  // the io thread and the console's hashing threads. Each may open or resolve an alert
+  // (JPCERT VIII-1, VIII-2; alerts/alert_rules.h). The book writes its own events
+  // (alert.acknowledged, alert.resolved) to the log directly, and alert_change_for ignores
+  // them anyway, so an alert never feeds itself.
   void log_event(const events::SecurityEvent& event) {
-    if (!log) return;
-    if (auto st = log->append(event); !st) spdlog::error("security log: {}", st.error().message);
+    if (log) {
+      if (auto st = log->append(event); !st) spdlog::error("security log: {}", st.error().message);
+    }
+    if (alerts) alerts->observe(event);
   }
 
   struct TlsContexts {
@@ -525,7 +535,8 @@ struct Server::State {
                                                              outbox.get(),
                                                              waf_pool.get(),
                                                              enrolment.get(),
-                                                             commands.get()});
+                                                             commands.get(),
+                                                             alerts.get()});
     console::HttpLimits limits;
     limits.max_body_bytes = h.max_body_bytes;
     limits.request_timeout = std::chrono::seconds(h.request_timeout_seconds);
@@ -696,6 +707,7 @@ Status Server::open_state() {
   auto log = open_security_log(s.config, s.installation, s.env.clock);
   if (!log) return tl::unexpected(log.error());
   s.log = std::move(*log);
+  s.alerts = std::make_unique<alerts::AlertBook>(*s.installation.store, s.log.get(), s.env.clock, s.env.random);
 
   if (s.installation.first_start) {
     s.log_event({"system",
@@ -756,6 +768,7 @@ Status Server::start() {
       std::make_unique<ControlServer>(s.io, s.data_dir / kControlSocketName, [&s](const AdminRequest& request, uid_t) {
         AdminContext context{s.config, s.installation, s.log.get(), s.broker.get(), s.env.clock, s.env.random};
         context.commands = s.commands.get();
+        context.alerts = s.alerts.get();
         context.send_command = [&s](const identity::IssuedCommand& command) { s.send_command(command); };
         return execute_admin(context, request);
       });
