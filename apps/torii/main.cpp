@@ -609,6 +609,23 @@ int run(int argc, char** argv) {
   device_delete->add_option("--id", target_id, "device id")->required();
   device_delete->add_flag("--yes", confirmed, "confirm: the device's stored data becomes unrecoverable")->required();
 
+  std::string alert_status;
+  std::int64_t alert_limit = 100;
+  std::string alert_id;
+  auto* alerts_list =
+      admin->add_subcommand("alerts", "Alerts of every organisation and the installation, newest first");
+  add_common(alerts_list, device_options);
+  alerts_list->add_option("--status", alert_status, "open, acknowledged, resolved; several separated by commas");
+  alerts_list->add_option("--limit", alert_limit, "at most this many (1-500, default 100)");
+  auto* alert = admin->add_subcommand("alert", "Acknowledge or resolve an alert");
+  alert->require_subcommand(1);
+  auto* alert_acknowledge = alert->add_subcommand("acknowledge", "Acknowledge an open alert");
+  add_common(alert_acknowledge, device_options);
+  alert_acknowledge->add_option("--id", alert_id, "alert id")->required();
+  auto* alert_resolve = alert->add_subcommand("resolve", "Resolve an open or acknowledged alert");
+  add_common(alert_resolve, device_options);
+  alert_resolve->add_option("--id", alert_id, "alert id")->required();
+
   auto* profile = admin->add_subcommand("profile", "Device profiles: metrics and commands devices may use");
   profile->require_subcommand(1);
   std::string profile_file;
@@ -827,6 +844,16 @@ int run(int argc, char** argv) {
                        : rule_show->parsed()   ? "rule.show"
                                                : "rule.delete";
       return run_request(device_options, {op, args, ""}, rule_list->parsed() ? print_json_lines : print_json);
+    }
+    if (alerts_list->parsed()) {
+      nlohmann::json args = {{"limit", alert_limit}};
+      if (!alert_status.empty()) args["status"] = alert_status;
+      return run_request(device_options, {"alert.list", args, ""}, print_json_lines);
+    }
+    if (alert_acknowledge->parsed() || alert_resolve->parsed()) {
+      return run_request(device_options,
+                         {alert_resolve->parsed() ? "alert.resolve" : "alert.acknowledge", {{"id", alert_id}}, ""},
+                         print_json);
     }
     if (profile_put->parsed()) {
       auto text = read_file(profile_file, std::size_t{1024} * 1024);

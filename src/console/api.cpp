@@ -391,6 +391,7 @@ struct Api::Impl {
     api::add_token_routes(routes);
     api::add_telemetry_routes(routes);
     api::add_security_routes(routes);
+    api::add_alert_routes(routes);
   }
 
   api::ApiState state;

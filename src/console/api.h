@@ -42,6 +42,10 @@
 #include "identity/people.h"
 #include "store/store.h"
 
+namespace torii::alerts {
+class AlertBook;
+}  // namespace torii::alerts
+
 namespace torii::mail {
 class Outbox;
 }
@@ -113,6 +117,8 @@ struct ApiContext {
   identity::DeviceCommands* commands = nullptr;
   // The Decision Trigger's rules (decision/rule_book.h); nullptr: the rule routes answer 503.
   decision::RuleBook* rules = nullptr;
+  // The installation's alerts (alerts/alert_book.h); nullptr: the alert routes answer 503.
+  alerts::AlertBook* alerts = nullptr;
 };
 
 // One row of the route table, for docs/permissions.md and its test.

@@ -152,6 +152,8 @@ void add_role_routes(std::vector<Route>& routes);
 void add_settings_routes(std::vector<Route>& routes);
 void add_token_routes(std::vector<Route>& routes);
 void add_telemetry_routes(std::vector<Route>& routes);
+// Alerts: listing, acknowledging, resolving (api_alerts.cpp).
+void add_alert_routes(std::vector<Route>& routes);
 // The security log, its verification, alerts; turning one's second factor off, an
 // administrator's reset of someone's, new recovery codes.
 void add_security_routes(std::vector<Route>& routes);

@@ -1,13 +1,13 @@
-// The console API (api.h), security: reading and verifying the security log, alerts
-// (JPCERT III-1, VII-2, VIII-2), and the second factor's end of life: turning one's own TOTP
-// off, an administrator's reset of someone's, new recovery codes (JPCERT I-4).
+// The console API (api.h), security: reading and verifying the security log (JPCERT III-1,
+// VII-2; alerts have their own model, api_alerts.cpp), and the second factor's end of life:
+// turning one's own TOTP off, an administrator's reset of someone's, new recovery codes
+// (JPCERT I-4).
 //
 // Who sees which events (events/log_reader.h): the system administrator every event, or
 // one organisation's with ?organisation=; anyone else only their own organisation's (events
 // the console marked with it, and events whose actor or object is one of its people or
-// devices). Alerts take devices.read, which every role holds: holders of security_log.read
-// or users.read see all their organisation's alerts, the others only those about the
-// organisation's devices. Reading and verifying run on the WorkPool: they read files.
+// devices); ?alert=true keeps the events marked "alert". Reading and verifying run on the
+// WorkPool: they read files.
 #include <fmt/format.h>
 
 #include <charconv>
@@ -61,7 +61,7 @@ std::optional<std::uint64_t> parse_number(std::string_view text) {
   return value;
 }
 
-// The filters of GET /api/v1/security-log and /api/v1/alerts; every problem reported.
+// The filters of GET /api/v1/security-log; every problem reported.
 events::LogQuery read_query(const Call& call, std::vector<FieldProblem>& problems) {
   events::LogQuery q;
   const auto param = [&](std::string_view name) -> std::string {
@@ -146,19 +146,17 @@ Response log_unavailable() {
   return r;
 }
 
-// Reads one page of the log for the caller. all_of_organisation: the caller may see every
-// event of their organisation, not only those about its devices.
-asio::awaitable<Response> answer_log(ApiState& s, Call& call, bool alerts, bool all_of_organisation) {
+// Reads one page of the log for the caller: every event of their organisation's scope.
+asio::awaitable<Response> security_log(ApiState& s, Call& call) {
   std::vector<FieldProblem> problems;
   events::LogQuery query = read_query(call, problems);
   if (!problems.empty()) co_return invalid_input(problems, 400);
-  query.alerts_only = query.alerts_only || alerts;
   auto organisation = organisation_scope(call);
   if (!organisation) co_return problem(403, "forbidden", "You may not act on that organisation");
   const bool named = !query_parameter(call.request.query, "organisation").value_or("").empty();
   const bool everything = identity::role_spans_organisations(call.caller->user.role) && !named;
   if (!everything) {
-    auto scope = organisation_scope_of(s, *organisation, all_of_organisation);
+    auto scope = organisation_scope_of(s, *organisation, true);
     if (!scope) co_return internal_error(scope.error());
     query.scope = std::move(*scope);
   }
@@ -171,19 +169,10 @@ asio::awaitable<Response> answer_log(ApiState& s, Call& call, bool alerts, bool 
   json out = json::array();
   for (const auto& e : (*page)->events) out.push_back(event_json(e));
   co_return json_response(200,
-                          {{alerts ? "alerts" : "events", out},
+                          {{"events", out},
                            {"organisation", everything ? json(nullptr) : json(*organisation)},
                            {"next_before_seq", (*page)->next_before_seq ? json(*(*page)->next_before_seq) : json()},
                            {"scan_limit_reached", (*page)->scan_limit_reached}});
-}
-
-asio::awaitable<Response> security_log(ApiState& s, Call& call) { co_return co_await answer_log(s, call, false, true); }
-
-asio::awaitable<Response> alerts(ApiState& s, Call& call) {
-  // What the caller holds (a custom role, and for a token its scope, count too).
-  const bool all = identity::ApiTokens::grants(*call.caller, Permission::security_log_read) ||
-                   identity::ApiTokens::grants(*call.caller, Permission::users_read);
-  co_return co_await answer_log(s, call, true, all);
 }
 
 // JPCERT VII-2: anyone who may read the log may check that it was not altered. The log is
@@ -252,7 +241,6 @@ void add_security_routes(std::vector<Route>& routes) {
   const std::vector<Route> mine = {
       {"GET", "/api/v1/security-log", Access::full, Permission::security_log_read, {}, false, security_log},
       {"GET", "/api/v1/security-log/verify", Access::full, Permission::security_log_read, {}, false, verify},
-      {"GET", "/api/v1/alerts", Access::full, Permission::devices_read, {}, false, alerts},
       {"DELETE", "/api/v1/account/totp", Access::full, Permission::account_self, {}, false, disable_totp, true},
       {"POST",
        "/api/v1/account/recovery-codes",

@@ -9,19 +9,6 @@
 
 namespace torii::decision {
 
-namespace {
-
-std::string_view severity_name(rules::Severity s) {
-  switch (s) {
-    case rules::Severity::info: return "info";
-    case rules::Severity::warning: return "warning";
-    case rules::Severity::critical: return "critical";
-  }
-  return "warning";
-}
-
-}  // namespace
-
 std::string rule_state_associated_data(std::string_view rule_id, std::string_view device_id) {
   return fmt::format("rule_state:{}:{}", rule_id, device_id);
 }
@@ -186,7 +173,7 @@ void Trigger::apply(Loaded& rule, const std::string& device_id, const rules::Eva
                              {{"organisation", rule.record.organisation_id},
                               {"rule", rule.record.name},
                               {"version", rule.record.version},
-                              {"severity", severity_name(rule.definition->severity)},
+                              {"severity", rules::to_string(rule.definition->severity)},
                               {"summary", evaluation.summary}}});
   }
   // The definition stays alive through the actions even if one of them reloads the rule.

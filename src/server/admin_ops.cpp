@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 
+#include "alerts/alert_book.h"
 #include "broker/broker.h"
 #include "broker/store_writer.h"
 #include "identity/devices.h"
@@ -87,18 +88,32 @@ class Executor {
 
   Result<json> run() {
     static const std::map<std::string, Result<json> (Executor::*)(), std::less<>> ops = {
-        {"device.create", &Executor::device_create},   {"device.list", &Executor::device_list},
-        {"device.show", &Executor::device_show},       {"device.disable", &Executor::device_disable},
-        {"device.enable", &Executor::device_enable},   {"device.revoke", &Executor::device_revoke},
-        {"device.delete", &Executor::device_delete},   {"device.enrolment_token", &Executor::device_enrolment_token},
-        {"profile.put", &Executor::profile_put},       {"profile.list", &Executor::profile_list},
-        {"telemetry.list", &Executor::telemetry_list}, {"cert.issue", &Executor::cert_issue},
-        {"cert.revoke", &Executor::cert_revoke},       {"route.add", &Executor::route_add},
-        {"route.list", &Executor::route_list},         {"route.remove", &Executor::route_remove},
-        {"device.command", &Executor::device_command}, {"command.list", &Executor::command_list},
-        {"rule.create", &Executor::rule_create},       {"rule.change", &Executor::rule_change},
-        {"rule.list", &Executor::rule_list},           {"rule.show", &Executor::rule_show},
+        {"device.create", &Executor::device_create},
+        {"device.list", &Executor::device_list},
+        {"device.show", &Executor::device_show},
+        {"device.disable", &Executor::device_disable},
+        {"device.enable", &Executor::device_enable},
+        {"device.revoke", &Executor::device_revoke},
+        {"device.delete", &Executor::device_delete},
+        {"device.enrolment_token", &Executor::device_enrolment_token},
+        {"profile.put", &Executor::profile_put},
+        {"profile.list", &Executor::profile_list},
+        {"telemetry.list", &Executor::telemetry_list},
+        {"cert.issue", &Executor::cert_issue},
+        {"cert.revoke", &Executor::cert_revoke},
+        {"route.add", &Executor::route_add},
+        {"route.list", &Executor::route_list},
+        {"route.remove", &Executor::route_remove},
+        {"device.command", &Executor::device_command},
+        {"command.list", &Executor::command_list},
+        {"rule.create", &Executor::rule_create},
+        {"rule.change", &Executor::rule_change},
+        {"rule.list", &Executor::rule_list},
+        {"rule.show", &Executor::rule_show},
         {"rule.delete", &Executor::rule_delete},
+        {"alert.list", &Executor::alert_list},
+        {"alert.acknowledge", &Executor::alert_acknowledge},
+        {"alert.resolve", &Executor::alert_resolve},
     };
     auto it = ops.find(r_.op);
     if (it == ops.end()) return fail(Errc::invalid_argument, fmt::format("unknown request '{}'", r_.op));
@@ -314,6 +329,63 @@ class Executor {
       rows.push_back(std::move(*row));
     }
     return rows;
+  }
+
+  // JPCERT VIII-1, VIII-2: the operator sees every organisation's alerts and the
+  // installation-wide ones (alerts/alert_book.h).
+  Result<json> alert_list() {
+    store::AlertRepository::Query q;
+    auto status = text_arg(r_.args, "status", "");
+    if (!status) return tl::unexpected(status.error());
+    for (std::string_view rest = *status; !rest.empty();) {
+      const auto comma = rest.find(',');
+      const std::string_view one = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      if (one != store::kAlertOpen && one != store::kAlertAcknowledged && one != store::kAlertResolved) {
+        return fail(Errc::invalid_argument, "status: open, acknowledged or resolved, separated by commas");
+      }
+      q.statuses.emplace_back(one);
+    }
+    auto limit = int_arg(r_.args, "limit", 100);
+    if (!limit) return tl::unexpected(limit.error());
+    if (*limit < 1 || *limit > static_cast<std::int64_t>(alerts::kMaxAlertsListed)) {
+      return fail(Errc::invalid_argument, fmt::format("limit: a number from 1 to {}", alerts::kMaxAlertsListed));
+    }
+    q.limit = static_cast<std::size_t>(*limit);
+    auto listed = book().list(q, alerts::Scope::everything());
+    if (!listed) return tl::unexpected(listed.error());
+    json rows = json::array();
+    for (const auto& a : *listed) rows.push_back(alerts::to_json(a));
+    return rows;
+  }
+
+  Result<json> alert_acknowledge() { return alert_change(false); }
+  Result<json> alert_resolve() { return alert_change(true); }
+
+  // The book records alert.acknowledged / alert.resolved with the operator as actor.
+  Result<json> alert_change(bool resolve) {
+    auto id = text_arg(r_.args, "id");
+    if (!id) return tl::unexpected(id.error());
+    const auto scope = alerts::Scope::everything();
+    auto done = resolve ? book().resolve(*id, r_.actor, scope) : book().acknowledge(*id, r_.actor, scope);
+    if (!done) return tl::unexpected(done.error());
+    if (*done == alerts::Transition::not_found) return fail(Errc::not_found, "no such alert");
+    if (*done == alerts::Transition::already) {
+      return fail(Errc::conflict, resolve ? "the alert is already resolved" : "only an open alert can be acknowledged");
+    }
+    auto found = book().find(*id, scope);
+    if (!found) return tl::unexpected(found.error());
+    if (!*found) return fail(Errc::not_found, "no such alert");
+    return alerts::to_json(**found);
+  }
+
+  // The running server's book, or one made here when the CLI runs the request itself.
+  alerts::AlertBook& book() {
+    if (c_.alerts != nullptr) return *c_.alerts;
+    if (!own_alerts_) {
+      own_alerts_ = std::make_unique<alerts::AlertBook>(*c_.installation.store, c_.log, c_.clock, c_.random);
+    }
+    return *own_alerts_;
   }
 
   // The device (not_found when unknown) and the installation's commands: the running
@@ -655,18 +727,20 @@ class Executor {
   identity::DeviceRegistry registry_;
   std::unique_ptr<decision::RuleBook> own_rules_;           // when c_.rules is not set
   std::unique_ptr<identity::DeviceCommands> own_commands_;  // when c_.commands is not set
+  std::unique_ptr<alerts::AlertBook> own_alerts_;           // when c_.alerts is not set
 };
 
 }  // namespace
 
 const std::vector<std::string>& admin_ops() {
   static const std::vector<std::string> ops = {
-      "device.create",  "device.list",   "device.show",    "device.disable",
-      "device.enable",  "device.revoke", "device.delete",  "device.enrolment_token",
-      "profile.put",    "profile.list",  "telemetry.list", "cert.issue",
-      "cert.revoke",    "route.add",     "route.list",     "route.remove",
-      "device.command", "command.list",  "rule.create",    "rule.change",
-      "rule.list",      "rule.show",     "rule.delete"};
+      "device.create",     "device.list",   "device.show",    "device.disable",
+      "device.enable",     "device.revoke", "device.delete",  "device.enrolment_token",
+      "profile.put",       "profile.list",  "telemetry.list", "cert.issue",
+      "cert.revoke",       "route.add",     "route.list",     "route.remove",
+      "device.command",    "command.list",  "rule.create",    "rule.change",
+      "rule.list",         "rule.show",     "rule.delete",    "alert.list",
+      "alert.acknowledge", "alert.resolve"};
   return ops;
 }
 

@@ -26,6 +26,10 @@
 #include "identity/device_commands.h"
 #include "server/installation.h"
 
+namespace torii::alerts {
+class AlertBook;
+}
+
 namespace torii::broker {
 class Broker;
 }
@@ -54,6 +58,8 @@ struct AdminContext {
   // Inside the running server: its rules, whose changes reach the running engine at once.
   // Unset: the request keeps the rules itself, and the server runs them from its next start.
   decision::RuleBook* rules = nullptr;
+  // Inside the running server: its alerts. Unset: the request makes a book over the store.
+  alerts::AlertBook* alerts = nullptr;
 };
 
 // Every op's name, for help texts and the control socket's checks.

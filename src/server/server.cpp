@@ -15,6 +15,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "alerts/alert_book.h"
 #include "base/file.h"
 #include "base/privileges.h"
 #include "base/version.h"
@@ -120,6 +121,8 @@ struct Server::State {
 
   Installation installation;
   std::unique_ptr<events::SecurityLog> log;
+  // The installation's alerts, fed by log_event (made in open_state(), with the log).
+  std::unique_ptr<alerts::AlertBook> alerts;
   bool dropped_to_user = false;
   asio::steady_timer checkpoint_timer{io};
   asio::steady_timer tls_refresh_timer{io};
@@ -144,9 +147,16 @@ struct Server::State {
   std::unique_ptr<console::WorkPool> hash_pool;
   std::unique_ptr<console::WorkPool> waf_pool;  // inspections read the waf and the request
 
+  // Every server-side security event comes through here, the console's too (its sink), from
+  // the io thread and the console's hashing threads. Each may open or resolve an alert
+  // (JPCERT VIII-1, VIII-2; alerts/alert_rules.h). The book writes its own events
+  // (alert.acknowledged, alert.resolved) to the log directly, and alert_change_for ignores
+  // them anyway, so an alert never feeds itself.
   void log_event(const events::SecurityEvent& event) {
-    if (!log) return;
-    if (auto st = log->append(event); !st) spdlog::error("security log: {}", st.error().message);
+    if (log) {
+      if (auto st = log->append(event); !st) spdlog::error("security log: {}", st.error().message);
+    }
+    if (alerts) alerts->observe(event);
   }
 
   struct TlsContexts {
@@ -301,6 +311,7 @@ struct Server::State {
     decision::TriggerActions actions;
     actions.security_event = [this](events::SecurityEvent e) { log_event(e); };
     actions.command = [this](const decision::Firing& f, const rules::CommandAction& c) { rule_command(f, c); };
+    actions.alert = [this](const decision::Firing& f) { rule_alert(f); };
     actions.derived = [this](const std::string& organisation_id, const std::string& device_id,
                              const std::string& metric, double value, UnixMillis at) {
       if (live.open() == 0) return;
@@ -324,6 +335,28 @@ struct Server::State {
                         m.received_at});
     });
     return ok();
+  }
+
+  // A rule's alert action: one alert per rule and device while the rule fires (the store's
+  // de-duplication), resolved by the rule when it clears.
+  void rule_alert(const decision::Firing& f) {
+    const std::string key = "rule:" + f.rule_id + ":" + f.device_id;
+    if (f.transition == rules::Transition::cleared) {
+      if (auto r = alerts->resolve_key(f.organisation_id, key, "rule:" + f.rule_id); !r) {
+        spdlog::error("rule {}: {}", f.rule_id, r.error().message);
+      }
+      return;
+    }
+    store::AlertRecord a;
+    a.organisation_id = f.organisation_id;
+    a.source = "rule";
+    a.key = key;
+    a.device_id = f.device_id;
+    a.rule_id = f.rule_id;
+    a.severity = std::string(rules::to_string(f.severity));
+    a.title = f.rule_name;
+    a.summary = f.summary;
+    if (auto r = alerts->raise(std::move(a)); !r) spdlog::error("rule {}: {}", f.rule_id, r.error().message);
   }
 
   // Whether a rule's author may still send commands in the rule's organisation when it
@@ -626,7 +659,8 @@ struct Server::State {
                                                              waf_pool.get(),
                                                              enrolment.get(),
                                                              commands.get(),
-                                                             rule_book.get()});
+                                                             rule_book.get(),
+                                                             alerts.get()});
     console::HttpLimits limits;
     limits.max_body_bytes = h.max_body_bytes;
     limits.request_timeout = std::chrono::seconds(h.request_timeout_seconds);
@@ -799,6 +833,7 @@ Status Server::open_state() {
   auto log = open_security_log(s.config, s.installation, s.env.clock);
   if (!log) return tl::unexpected(log.error());
   s.log = std::move(*log);
+  s.alerts = std::make_unique<alerts::AlertBook>(*s.installation.store, s.log.get(), s.env.clock, s.env.random);
 
   if (s.installation.first_start) {
     s.log_event({"system",
@@ -859,6 +894,7 @@ Status Server::start() {
       std::make_unique<ControlServer>(s.io, s.data_dir / kControlSocketName, [&s](const AdminRequest& request, uid_t) {
         AdminContext context{s.config, s.installation, s.log.get(), s.broker.get(), s.env.clock, s.env.random};
         context.commands = s.commands.get();
+        context.alerts = s.alerts.get();
         context.send_command = [&s](const identity::IssuedCommand& command) { s.send_command(command); };
         context.rules = s.rule_book.get();
         return execute_admin(context, request);

@@ -2204,5 +2204,203 @@ TEST_P(StoreContractTest, TransactionsFromSeveralThreadsDoNotInterleave) {
   EXPECT_EQ(*last, static_cast<std::uint64_t>(2 * kThreads * kRounds + 1));
 }
 
+// --- Alerts ----------------------------------------------------------------------------
+
+AlertRecord make_alert(std::string id, std::string organisation, std::string key, UnixMillis at = kNow) {
+  AlertRecord a;
+  a.id = std::move(id);
+  a.organisation_id = std::move(organisation);
+  a.source = "device";
+  a.key = std::move(key);
+  a.device_id = "dev-1";
+  a.severity = "warning";
+  a.title = "Heartbeat missed";
+  a.summary = "no heartbeat for 180 s";
+  a.opened_at = at;
+  return a;
+}
+
+TEST_P(StoreContractTest, AlertRaisedTwiceIsOneAlertWithTwoOccurrences) {
+  auto& alerts = store().alerts();
+  auto first = alerts.raise(make_alert("a-1", "org-1", kTricky));
+  ASSERT_TRUE(is_ok(first));
+  EXPECT_TRUE(first->second);
+  EXPECT_EQ(first->first.status, "open");
+  EXPECT_EQ(first->first.occurrences, 1U);
+  auto critical = make_alert("a-2", "org-1", kTricky, kNow + 50);
+  critical.severity = "critical";
+  auto second = alerts.raise(critical);
+  ASSERT_TRUE(is_ok(second));
+  EXPECT_FALSE(second->second);
+  EXPECT_EQ(second->first.id, "a-1");
+  EXPECT_EQ(second->first.occurrences, 2U);
+  EXPECT_EQ(second->first.opened_at, kNow);
+  EXPECT_EQ(second->first.last_raised_at, kNow + 50);
+  EXPECT_EQ(second->first.severity, "critical");  // the severity only goes up
+  auto info = make_alert("a-3", "org-1", kTricky, kNow + 60);
+  info.severity = "info";
+  auto third = alerts.raise(info);
+  ASSERT_TRUE(is_ok(third));
+  EXPECT_EQ(third->first.severity, "critical");
+  EXPECT_EQ(third->first.occurrences, 3U);
+  auto missing = alerts.find("a-2");
+  ASSERT_TRUE(is_ok(missing));
+  EXPECT_FALSE(missing->has_value());
+
+  // The same key elsewhere is another alert.
+  auto other = alerts.raise(make_alert("a-4", "org-2", kTricky));
+  ASSERT_TRUE(is_ok(other));
+  EXPECT_TRUE(other->second);
+  auto installation = alerts.raise(make_alert("a-5", "", kTricky));
+  ASSERT_TRUE(is_ok(installation));
+  EXPECT_TRUE(installation->second);
+  auto active = alerts.count_active(std::nullopt);
+  ASSERT_TRUE(is_ok(active));
+  EXPECT_EQ(*active, 3U);
+  auto of_org = alerts.count_active("org-1");
+  ASSERT_TRUE(is_ok(of_org));
+  EXPECT_EQ(*of_org, 1U);
+}
+
+TEST_P(StoreContractTest, AlertIsAcknowledgedOnlyWhenOpenAndResolvedOnce) {
+  auto& alerts = store().alerts();
+  ASSERT_TRUE(is_ok(alerts.raise(make_alert("a-1", "org-1", "k"))));
+  auto unknown = alerts.acknowledge("O'Brien", "user:u-1", kNow + 1);
+  ASSERT_TRUE(is_ok(unknown));
+  EXPECT_FALSE(*unknown);
+  auto acked = alerts.acknowledge("a-1", "user:u-1", kNow + 2);
+  ASSERT_TRUE(is_ok(acked));
+  EXPECT_TRUE(*acked);
+  auto again = alerts.acknowledge("a-1", "user:u-2", kNow + 3);
+  ASSERT_TRUE(is_ok(again));
+  EXPECT_FALSE(*again);
+  auto found = alerts.find("a-1");
+  ASSERT_TRUE(is_ok(found) && found->has_value());
+  EXPECT_EQ((*found)->status, "acknowledged");
+  EXPECT_EQ((*found)->acknowledged_by, "user:u-1");
+  EXPECT_EQ((*found)->acknowledged_at, kNow + 2);
+
+  // Still active while acknowledged: raised again it counts on the same alert.
+  auto raised = alerts.raise(make_alert("a-2", "org-1", "k", kNow + 4));
+  ASSERT_TRUE(is_ok(raised));
+  EXPECT_FALSE(raised->second);
+  EXPECT_EQ(raised->first.status, "acknowledged");
+
+  auto resolved = alerts.resolve("a-1", "admin-cli", kNow + 5);
+  ASSERT_TRUE(is_ok(resolved));
+  EXPECT_TRUE(*resolved);
+  auto twice = alerts.resolve("a-1", "user:u-1", kNow + 6);
+  ASSERT_TRUE(is_ok(twice));
+  EXPECT_FALSE(*twice);
+  auto late_ack = alerts.acknowledge("a-1", "user:u-1", kNow + 7);
+  ASSERT_TRUE(is_ok(late_ack));
+  EXPECT_FALSE(*late_ack);
+  found = alerts.find("a-1");
+  ASSERT_TRUE(is_ok(found) && found->has_value());
+  EXPECT_EQ((*found)->status, "resolved");
+  EXPECT_EQ((*found)->resolved_by, "admin-cli");
+  EXPECT_EQ((*found)->resolved_at, kNow + 5);
+
+  // Raised after it was resolved: a new alert.
+  auto fresh = alerts.raise(make_alert("a-3", "org-1", "k", kNow + 8));
+  ASSERT_TRUE(is_ok(fresh));
+  EXPECT_TRUE(fresh->second);
+  EXPECT_EQ(fresh->first.id, "a-3");
+  EXPECT_EQ(fresh->first.occurrences, 1U);
+}
+
+TEST_P(StoreContractTest, AlertIsResolvedByItsKeyWithinItsOrganisation) {
+  auto& alerts = store().alerts();
+  ASSERT_TRUE(is_ok(alerts.raise(make_alert("a-1", "org-1", "device.tamper:dev-1:lid"))));
+  auto elsewhere = alerts.resolve_key("org-2", "device.tamper:dev-1:lid", "system", kNow + 1);
+  ASSERT_TRUE(is_ok(elsewhere));
+  EXPECT_FALSE(elsewhere->has_value());
+  auto resolved = alerts.resolve_key("org-1", "device.tamper:dev-1:lid", "system", kNow + 2);
+  ASSERT_TRUE(is_ok(resolved) && resolved->has_value());
+  EXPECT_EQ((*resolved)->id, "a-1");
+  EXPECT_EQ((*resolved)->status, "resolved");
+  EXPECT_EQ((*resolved)->resolved_by, "system");
+  auto again = alerts.resolve_key("org-1", "device.tamper:dev-1:lid", "system", kNow + 3);
+  ASSERT_TRUE(is_ok(again));
+  EXPECT_FALSE(again->has_value());
+}
+
+TEST_P(StoreContractTest, AlertsAreListedNewestFirstWithFilters) {
+  auto& alerts = store().alerts();
+  auto a1 = make_alert("a-1", "org-1", "k1", kNow);
+  auto a2 = make_alert("a-2", "org-1", "k2", kNow + 10);
+  a2.severity = "critical";
+  a2.device_id = "dev-2";
+  auto a3 = make_alert("a-3", "org-2", "k3", kNow + 20);
+  auto a4 = make_alert("a-4", "", "k4", kNow + 30);
+  a4.device_id.clear();
+  for (const auto& a : {a1, a2, a3, a4}) ASSERT_TRUE(is_ok(alerts.raise(a)));
+  ASSERT_TRUE(is_ok(alerts.acknowledge("a-1", "user:u-1", kNow + 40)));
+
+  const auto ids = [&](const AlertRepository::Query& q) {
+    std::vector<std::string> out;
+    auto listed = alerts.list(q);
+    EXPECT_TRUE(is_ok(listed));
+    if (listed) {
+      for (const auto& a : *listed) out.push_back(a.id);
+    }
+    return out;
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(ids({}), (V{"a-4", "a-3", "a-2", "a-1"}));
+  AlertRepository::Query q;
+  q.organisation_id = "org-1";
+  EXPECT_EQ(ids(q), (V{"a-2", "a-1"}));
+  q.organisation_id = "";
+  EXPECT_EQ(ids(q), (V{"a-4"}));
+  q = {};
+  q.statuses = {"acknowledged"};
+  EXPECT_EQ(ids(q), (V{"a-1"}));
+  q.statuses = {"open", "resolved"};
+  EXPECT_EQ(ids(q), (V{"a-4", "a-3", "a-2"}));
+  q = {};
+  q.device_id = "dev-2";
+  EXPECT_EQ(ids(q), (V{"a-2"}));
+  q = {};
+  q.severity = "critical";
+  EXPECT_EQ(ids(q), (V{"a-2"}));
+  q = {};
+  q.before = kNow + 20;
+  EXPECT_EQ(ids(q), (V{"a-2", "a-1"}));
+  q.limit = 1;
+  EXPECT_EQ(ids(q), (V{"a-2"}));
+  q = {};
+  q.statuses = {"O'Brien"};
+  EXPECT_TRUE(ids(q).empty());
+}
+
+TEST_P(StoreContractTest, AlertInputIsCheckedAndADevicesAlertsGoWithIt) {
+  auto& alerts = store().alerts();
+  auto bad = make_alert("a-1", "org-1", "");
+  EXPECT_TRUE(fails_with(alerts.raise(bad), Errc::invalid_argument));
+  bad = make_alert("a-1", "org-1", "k");
+  bad.severity = "loud";
+  EXPECT_TRUE(fails_with(alerts.raise(bad), Errc::invalid_argument));
+  bad = make_alert("a-1", "org-1", "k");
+  bad.source = "elsewhere";
+  EXPECT_TRUE(fails_with(alerts.raise(bad), Errc::invalid_argument));
+  bad = make_alert("", "org-1", "k");
+  EXPECT_TRUE(fails_with(alerts.raise(bad), Errc::invalid_argument));
+
+  ASSERT_TRUE(is_ok(store().devices().insert(make_device("dev-1"))));
+  ASSERT_TRUE(is_ok(alerts.raise(make_alert("a-1", "org-1", "k1"))));
+  auto other = make_alert("a-2", "org-1", "k2");
+  other.device_id = "dev-2";
+  ASSERT_TRUE(is_ok(alerts.raise(other)));
+  EXPECT_TRUE(fails_with(alerts.raise(make_alert("a-2", "org-1", "k3")), Errc::already_exists));
+  ASSERT_TRUE(is_ok(store().devices().remove("dev-1")));
+  auto gone = alerts.find("a-1");
+  ASSERT_TRUE(is_ok(gone));
+  EXPECT_FALSE(gone->has_value());
+  auto kept = alerts.find("a-2");
+  ASSERT_TRUE(is_ok(kept));
+  EXPECT_TRUE(kept->has_value());
+}
+
 }  // namespace
 }  // namespace torii::store::testing

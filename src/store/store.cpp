@@ -75,6 +75,20 @@ Status validate_custom_role(const CustomRoleRecord& role) {
   return ok();
 }
 
+Status validate_alert(const AlertRecord& alert) {
+  if (alert.id.empty()) return fail(Errc::invalid_argument, "store: alert id is empty");
+  if (alert.key.empty()) return fail(Errc::invalid_argument, "store: alert key is empty");
+  if (alert.title.empty()) return fail(Errc::invalid_argument, "store: alert title is empty");
+  if (alert.source != "rule" && alert.source != "device" && alert.source != "security") {
+    return fail(Errc::invalid_argument, "store: alert source is not one of rule, device, security");
+  }
+  if (alert.severity != "info" && alert.severity != "warning" && alert.severity != "critical") {
+    return fail(Errc::invalid_argument, "store: alert severity is not one of info, warning, critical");
+  }
+  if (alert.opened_at <= 0) return fail(Errc::invalid_argument, "store: alert opened_at is not set");
+  return ok();
+}
+
 bool is_user_status(std::string_view status) { return status == kUserStatusActive || status == kUserStatusDisabled; }
 
 Status validate_user(const UserRecord& user) {

@@ -808,6 +808,78 @@ class ApiTokenRepository {
   [[nodiscard]] virtual Result<std::vector<ApiTokenRecord>> list_unused_since(UnixMillis cutoff) = 0;
 };
 
+// --- Alerts ----------------------------------------------------------------------------------
+
+// One alert: a rule's finding, a device's health (missed heartbeats, irregular sensors,
+// tamper, posture: JPCERT VIII-1) or a security event (JPCERT VIII-2), in one model:
+// open -> acknowledged -> resolved (open -> resolved too), each step with who and when.
+struct AlertRecord {
+  std::string id;               // random ("a-<hex>")
+  std::string organisation_id;  // empty: installation-wide (e.g. a burst of failed sign-ins)
+  std::string source;           // "rule", "device", "security"
+  // De-duplication: at most one alert not resolved per (organisation_id, key).
+  std::string key;
+  std::string device_id;  // may be empty
+  std::string rule_id;    // may be empty
+  std::string severity;   // "info", "warning", "critical"
+  std::string title;      // short, from a fixed vocabulary or a rule's name (never raw device text)
+  std::string summary;    // short, never secrets
+  std::string status;     // "open", "acknowledged", "resolved"
+  // Raised again while not resolved: +1 and last_raised_at, no second alert.
+  std::uint32_t occurrences = 1;
+  UnixMillis opened_at = 0;
+  UnixMillis last_raised_at = 0;
+  std::optional<UnixMillis> acknowledged_at;
+  std::string acknowledged_by;  // "user:<id>", "admin-cli"
+  std::optional<UnixMillis> resolved_at;
+  std::string resolved_by;  // "user:<id>", "admin-cli", "system", "rule:<id>"
+
+  friend bool operator==(const AlertRecord&, const AlertRecord&) = default;
+};
+
+inline constexpr std::string_view kAlertOpen = "open";
+inline constexpr std::string_view kAlertAcknowledged = "acknowledged";
+inline constexpr std::string_view kAlertResolved = "resolved";
+
+// The checks every backend applies before AlertRepository::raise (invalid_argument): an
+// id, a key, a title, a known source and severity, and a non-zero opened_at.
+[[nodiscard]] Status validate_alert(const AlertRecord& alert);
+
+class AlertRepository {
+ public:
+  virtual ~AlertRepository() = default;
+  // Opens `alert` (status open, occurrences 1, last_raised_at = opened_at; its own status,
+  // occurrences and acknowledgement are ignored), or, when the organisation has an alert
+  // with the same key that is not resolved, adds an occurrence to that one instead
+  // (occurrences + 1, last_raised_at = alert.opened_at; severity raised to the new one's if
+  // higher). Returns the stored alert and whether it is new. Atomic: two callers raising the
+  // same key get one alert. invalid_argument per validate_alert; already_exists for an id taken.
+  [[nodiscard]] virtual Result<std::pair<AlertRecord, bool>> raise(const AlertRecord& alert) = 0;
+  // open -> acknowledged, by whom and when. False unless the alert exists and is open.
+  [[nodiscard]] virtual Result<bool> acknowledge(std::string_view id, std::string_view by, UnixMillis at) = 0;
+  // open or acknowledged -> resolved. False when unknown or already resolved.
+  [[nodiscard]] virtual Result<bool> resolve(std::string_view id, std::string_view by, UnixMillis at) = 0;
+  // Resolves the organisation's alert with this key that is not resolved; returns it as
+  // resolved, or nullopt when there was none.
+  [[nodiscard]] virtual Result<std::optional<AlertRecord>> resolve_key(std::string_view organisation_id,
+                                                                       std::string_view key, std::string_view by,
+                                                                       UnixMillis at) = 0;
+  [[nodiscard]] virtual Result<std::optional<AlertRecord>> find(std::string_view id) = 0;
+
+  struct Query {
+    std::optional<std::string> organisation_id;  // nullopt: every organisation and installation-wide
+    std::vector<std::string> statuses;           // empty: any
+    std::string device_id;                       // empty: any
+    std::string severity;                        // empty: any
+    std::size_t limit = 100;
+    std::optional<UnixMillis> before;  // only alerts opened before this
+  };
+  // Newest (opened_at) first, ties by id descending; at most limit.
+  [[nodiscard]] virtual Result<std::vector<AlertRecord>> list(const Query& query) = 0;
+  // Alerts not resolved, of one organisation (nullopt: all).
+  [[nodiscard]] virtual Result<std::size_t> count_active(std::optional<std::string> organisation_id) = 0;
+};
+
 // --- Custom roles (console) -----------------------------------------------------------------
 
 // A role an organisation defines as a set of named permissions (JPCERT I-8). The built-in
@@ -896,6 +968,7 @@ class Store {
   [[nodiscard]] virtual ApiTokenRepository& api_tokens() = 0;
   [[nodiscard]] virtual CustomRoleRepository& custom_roles() = 0;
   [[nodiscard]] virtual SettingOverrideRepository& setting_overrides() = 0;
+  [[nodiscard]] virtual AlertRepository& alerts() = 0;
 
   // Runs body in a transaction: commits when it returns ok, rolls back otherwise and returns
   // its error (or the commit's). A nested call joins the enclosing transaction: nothing is

@@ -555,7 +555,7 @@ TEST_F(Console, AnAuditorListsALockoutAmongTheAlertsAndTheLogVerifies) {
   ASSERT_EQ(alerts.status, 200) << alerts.body;
   bool locked = false;
   const json listed = alerts.body_json();
-  for (const auto& a : listed["alerts"]) locked = locked || a["action"] == "account.locked";
+  for (const auto& a : listed["alerts"]) locked = locked || (a["title"] == "Account locked" && a["status"] == "open");
   EXPECT_TRUE(locked) << alerts.body;
   auto failures = call("GET", "/api/v1/security-log?action=login.failed&limit=2", std::nullopt, session);
   ASSERT_EQ(failures.status, 200) << failures.body;

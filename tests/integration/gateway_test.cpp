@@ -220,6 +220,47 @@ TEST_F(Gateway, AHeartbeatWhoseClockIsOffIsAnAlertUntilItIsRightAgain) {
   EXPECT_EQ(lines_of("device.clock_skew").size(), 1u);
 }
 
+// JPCERT VIII-1: a device's tamper event opens one alert, which the operator sees and
+// acknowledges; the input's clearing resolves it.
+TEST_F(Gateway, ATamperEventOpensAnAlertAndItsClearingResolvesIt) {
+  start();
+  create_device("door-7");
+  auto alerts = [&](const std::string& status) {
+    const auto r = torii({"admin", "alerts", "--status", status});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::vector<json> out;
+    std::istringstream lines(r.out);
+    for (std::string line; std::getline(lines, line);) {
+      const auto alert = json::parse(line, nullptr, false);
+      if (alert.is_object() && alert.value("key", "") == "device.tamper:door-7:lid") out.push_back(alert);
+    }
+    return out;
+  };
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_EQ(publish("door-7", "mqttv5", "devices/door-7/events", R"({"type":"tamper","metric":"lid"})").exit_code, 0);
+  }
+  const auto open = alerts("open");
+  ASSERT_EQ(open.size(), 1u) << security_log();
+  EXPECT_EQ(open[0]["device"], "door-7");
+  EXPECT_EQ(open[0]["severity"], "critical");
+  EXPECT_EQ(open[0]["occurrences"], 1) << "the gateway reports a transition once";
+  const std::string id = open[0]["id"];
+  const auto acked = torii({"admin", "alert", "acknowledge", "--id", id});
+  ASSERT_EQ(acked.exit_code, 0) << acked.err;
+  EXPECT_THAT(acked.out, HasSubstr("\"acknowledged\""));
+  EXPECT_NE(torii({"admin", "alert", "acknowledge", "--id", id}).exit_code, 0) << "acknowledged already";
+  EXPECT_EQ(alerts("acknowledged").size(), 1u);
+
+  ASSERT_EQ(
+      publish("door-7", "mqttv5", "devices/door-7/events", R"({"type":"tamper_cleared","metric":"lid"})").exit_code, 0);
+  EXPECT_TRUE(alerts("open,acknowledged").empty());
+  const auto resolved = alerts("resolved");
+  ASSERT_EQ(resolved.size(), 1u);
+  EXPECT_EQ(resolved[0]["id"], id);
+  EXPECT_EQ(resolved[0]["resolved_by"], "system");
+  EXPECT_THAT(security_log(), HasSubstr("\"alert.acknowledged\""));
+}
+
 TEST_F(Gateway, AnEventOrResultSentAgainWithItsIdIsStoredOnce) {
   start();
   create_device("door-1");

@@ -13,7 +13,7 @@ namespace {
 
 // Append only: a released migration is never edited, a change is a new migration.
 // STRICT tables make SQLite refuse values of the wrong type instead of converting them.
-constexpr std::array<Migration, 12> kMigrations = {{
+constexpr std::array<Migration, 13> kMigrations = {{
     {1, "initial schema: meta, data keys, secrets, certificates, setup tokens, counters", R"sql(
 CREATE TABLE meta (
   key TEXT PRIMARY KEY NOT NULL,
@@ -348,6 +348,34 @@ CREATE TABLE rule_states (
   PRIMARY KEY (rule_id, device_id)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX rule_states_by_device ON rule_states (device_id);
+)sql"},
+    {13, "alerts: open, acknowledged, resolved", R"sql(
+-- JPCERT VIII-1, VIII-2. No foreign key to devices: an alert may name a device the store
+-- does not hold (an unknown certificate's claim); a device's alerts go with it
+-- (DeviceRepository::remove). The partial unique index is the de-duplication: one alert not
+-- resolved per (organisation_id, key).
+CREATE TABLE alerts (
+  id TEXT PRIMARY KEY NOT NULL CHECK (id <> ''),
+  organisation_id TEXT NOT NULL,
+  source TEXT NOT NULL CHECK (source IN ('rule', 'device', 'security')),
+  alert_key TEXT NOT NULL CHECK (alert_key <> ''),
+  device_id TEXT NOT NULL,
+  rule_id TEXT NOT NULL,
+  severity TEXT NOT NULL CHECK (severity IN ('info', 'warning', 'critical')),
+  title TEXT NOT NULL,
+  summary TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('open', 'acknowledged', 'resolved')),
+  occurrences INTEGER NOT NULL CHECK (occurrences >= 1),
+  opened_at_ms INTEGER NOT NULL,
+  last_raised_at_ms INTEGER NOT NULL,
+  acknowledged_at_ms INTEGER,
+  acknowledged_by TEXT NOT NULL,
+  resolved_at_ms INTEGER,
+  resolved_by TEXT NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX alerts_active_by_key ON alerts (organisation_id, alert_key) WHERE status <> 'resolved';
+CREATE INDEX alerts_by_organisation ON alerts (organisation_id, opened_at_ms);
+CREATE INDEX alerts_by_device ON alerts (device_id);
 )sql"},
 }};
 

@@ -741,8 +741,8 @@ class SqliteDeviceRepository final : public DeviceRepository {
 
   Result<bool> remove(std::string_view id) override {
     bool removed = false;
-    // The foreign keys' ON DELETE CASCADE removes the device's telemetry, latest values and
-    // counters; its routes go in the same transaction.
+    // The foreign keys' ON DELETE CASCADE removes the device's telemetry, latest values,
+    // counters and commands; its routes and alerts go in the same transaction.
     auto s = db_.transaction([&]() -> Status {
       auto stmt = db_.cached("DELETE FROM devices WHERE id = ?1");
       if (!stmt) return tl::unexpected(std::move(stmt.error()));
@@ -750,6 +750,11 @@ class SqliteDeviceRepository final : public DeviceRepository {
       auto changed = changed_rows(db_, **stmt);
       if (!changed) return tl::unexpected(std::move(changed.error()));
       removed = *changed > 0;
+      // Its alerts go too: a device deleted "with its data" leaves nothing that names it.
+      auto alerts = db_.cached("DELETE FROM alerts WHERE device_id = ?1");
+      if (!alerts) return tl::unexpected(std::move(alerts.error()));
+      (**alerts).bind_text(1, id);
+      if (auto gone = changed_rows(db_, **alerts); !gone) return tl::unexpected(std::move(gone.error()));
       auto routes = db_.cached(
           "DELETE FROM routes WHERE (from_kind = 'device' AND from_value = ?1) OR (to_kind = 'device' AND to_value = "
           "?1)");
@@ -2425,6 +2430,208 @@ class SqliteSettingOverrideRepository final : public SettingOverrideRepository {
 
 // ---------------------------------------------------------------------------------------
 
+// Parameter ?N binds column N of this list (insert).
+#define TORII_ALERT_COLUMNS                                                                                     \
+  "id, organisation_id, source, alert_key, device_id, rule_id, severity, title, summary, status, occurrences, " \
+  "opened_at_ms, last_raised_at_ms, acknowledged_at_ms, acknowledged_by, resolved_at_ms, resolved_by"
+
+class SqliteAlertRepository final : public AlertRepository {
+ public:
+  explicit SqliteAlertRepository(Db& db) : db_(db) {}
+
+  Result<std::pair<AlertRecord, bool>> raise(const AlertRecord& alert) override {
+    if (auto valid = validate_alert(alert); !valid) return tl::unexpected(std::move(valid.error()));
+    const Lock lock(db_.mutex());
+    std::pair<AlertRecord, bool> out;
+    auto s = db_.transaction([&]() -> Status {
+      auto active = find_active(alert.organisation_id, alert.key);
+      if (!active) return tl::unexpected(std::move(active.error()));
+      if (*active) {
+        // Raised again: one more occurrence; the severity only goes up.
+        auto update = db_.cached(
+            "UPDATE alerts SET occurrences = occurrences + 1, last_raised_at_ms = MAX(last_raised_at_ms, ?2), "
+            "severity = CASE WHEN ?3 = 'critical' OR (?3 = 'warning' AND severity = 'info') THEN ?3 ELSE severity "
+            "END WHERE id = ?1");
+        if (!update) return tl::unexpected(std::move(update.error()));
+        (**update).bind_text(1, (*active)->id).bind_int(2, alert.opened_at).bind_text(3, alert.severity);
+        if (auto st = (**update).run(); !st) return st;
+        auto again = find_locked((*active)->id);
+        if (!again) return tl::unexpected(std::move(again.error()));
+        if (!*again) return fail(Errc::corrupt, "store: raised alert vanished");
+        out = {std::move(**again), false};
+        return ok();
+      }
+      AlertRecord a = alert;
+      a.status = std::string(kAlertOpen);
+      a.occurrences = 1;
+      a.last_raised_at = a.opened_at;
+      a.acknowledged_at.reset();
+      a.acknowledged_by.clear();
+      a.resolved_at.reset();
+      a.resolved_by.clear();
+      auto insert = db_.cached("INSERT INTO alerts (" TORII_ALERT_COLUMNS
+                               ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)");
+      if (!insert) return tl::unexpected(std::move(insert.error()));
+      (**insert)
+          .bind_text(1, a.id)
+          .bind_text(2, a.organisation_id)
+          .bind_text(3, a.source)
+          .bind_text(4, a.key)
+          .bind_text(5, a.device_id)
+          .bind_text(6, a.rule_id)
+          .bind_text(7, a.severity)
+          .bind_text(8, a.title)
+          .bind_text(9, a.summary)
+          .bind_text(10, a.status)
+          .bind_int(11, a.occurrences)
+          .bind_int(12, a.opened_at)
+          .bind_int(13, a.last_raised_at)
+          .bind_optional_int(14, a.acknowledged_at)
+          .bind_text(15, a.acknowledged_by)
+          .bind_optional_int(16, a.resolved_at)
+          .bind_text(17, a.resolved_by);
+      if (auto st = (**insert).run(); !st) return st;
+      out = {std::move(a), true};
+      return ok();
+    });
+    if (!s) return tl::unexpected(std::move(s.error()));
+    return out;
+  }
+
+  Result<bool> acknowledge(std::string_view id, std::string_view by, UnixMillis at) override {
+    const Lock lock(db_.mutex());
+    auto update = db_.cached(
+        "UPDATE alerts SET status = 'acknowledged', acknowledged_at_ms = ?2, acknowledged_by = ?3 "
+        "WHERE id = ?1 AND status = 'open'");
+    if (!update) return tl::unexpected(std::move(update.error()));
+    (**update).bind_text(1, id).bind_int(2, at).bind_text(3, by);
+    auto changed = changed_rows(db_, **update);
+    if (!changed) return tl::unexpected(std::move(changed.error()));
+    return *changed == 1;
+  }
+
+  Result<bool> resolve(std::string_view id, std::string_view by, UnixMillis at) override {
+    const Lock lock(db_.mutex());
+    auto update = db_.cached(
+        "UPDATE alerts SET status = 'resolved', resolved_at_ms = ?2, resolved_by = ?3 "
+        "WHERE id = ?1 AND status <> 'resolved'");
+    if (!update) return tl::unexpected(std::move(update.error()));
+    (**update).bind_text(1, id).bind_int(2, at).bind_text(3, by);
+    auto changed = changed_rows(db_, **update);
+    if (!changed) return tl::unexpected(std::move(changed.error()));
+    return *changed == 1;
+  }
+
+  Result<std::optional<AlertRecord>> resolve_key(std::string_view organisation_id, std::string_view key,
+                                                 std::string_view by, UnixMillis at) override {
+    const Lock lock(db_.mutex());
+    std::optional<AlertRecord> out;
+    auto s = db_.transaction([&]() -> Status {
+      auto active = find_active(organisation_id, key);
+      if (!active) return tl::unexpected(std::move(active.error()));
+      if (!*active) return ok();
+      auto resolved = resolve((*active)->id, by, at);
+      if (!resolved) return tl::unexpected(std::move(resolved.error()));
+      auto after = find_locked((*active)->id);
+      if (!after) return tl::unexpected(std::move(after.error()));
+      out = std::move(*after);
+      return ok();
+    });
+    if (!s) return tl::unexpected(std::move(s.error()));
+    return out;
+  }
+
+  Result<std::optional<AlertRecord>> find(std::string_view id) override {
+    const Lock lock(db_.mutex());
+    return find_locked(id);
+  }
+
+  Result<std::vector<AlertRecord>> list(const Query& q) override {
+    // The statuses as ",open,acknowledged," so that one fixed statement filters by any set.
+    std::string statuses;
+    for (const auto& status : q.statuses) statuses += "," + status;
+    if (!statuses.empty()) statuses += ",";
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT " TORII_ALERT_COLUMNS
+                           " FROM alerts WHERE (?1 IS NULL OR organisation_id = ?1) "
+                           "AND (?2 = '' OR instr(?2, ',' || status || ',') > 0) AND (?3 = '' OR device_id = ?3) "
+                           "AND (?4 = '' OR severity = ?4) AND (?5 IS NULL OR opened_at_ms < ?5) "
+                           "ORDER BY opened_at_ms DESC, id DESC LIMIT ?6");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    if (q.organisation_id) {
+      (**stmt).bind_text(1, *q.organisation_id);
+    } else {
+      (**stmt).bind_null(1);
+    }
+    (**stmt)
+        .bind_text(2, statuses)
+        .bind_text(3, q.device_id)
+        .bind_text(4, q.severity)
+        .bind_optional_int(5, q.before)
+        .bind_int(6, static_cast<std::int64_t>(std::min<std::size_t>(q.limit, 1U << 20)));
+    return read_all(**stmt, read_alert);
+  }
+
+  Result<std::size_t> count_active(std::optional<std::string> organisation_id) override {
+    const Lock lock(db_.mutex());
+    auto stmt =
+        db_.cached("SELECT COUNT(*) FROM alerts WHERE status <> 'resolved' AND (?1 IS NULL OR organisation_id = ?1)");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    if (organisation_id) {
+      (**stmt).bind_text(1, *organisation_id);
+    } else {
+      (**stmt).bind_null(1);
+    }
+    auto row = (**stmt).step();
+    if (!row) return tl::unexpected(std::move(row.error()));
+    return *row ? static_cast<std::size_t>((**stmt).column_int(0)) : std::size_t{0};
+  }
+
+ private:
+  // With the mutex held.
+  Result<std::optional<AlertRecord>> find_locked(std::string_view id) {
+    auto stmt = db_.cached("SELECT " TORII_ALERT_COLUMNS " FROM alerts WHERE id = ?1");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, id);
+    return read_one(**stmt, read_alert);
+  }
+
+  // With the mutex held.
+  Result<std::optional<AlertRecord>> find_active(std::string_view organisation_id, std::string_view key) {
+    auto stmt = db_.cached("SELECT " TORII_ALERT_COLUMNS
+                           " FROM alerts WHERE organisation_id = ?1 AND alert_key = ?2 AND status <> 'resolved'");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, organisation_id).bind_text(2, key);
+    return read_one(**stmt, read_alert);
+  }
+
+  static AlertRecord read_alert(Statement& q) {
+    AlertRecord a;
+    a.id = q.column_text(0);
+    a.organisation_id = q.column_text(1);
+    a.source = q.column_text(2);
+    a.key = q.column_text(3);
+    a.device_id = q.column_text(4);
+    a.rule_id = q.column_text(5);
+    a.severity = q.column_text(6);
+    a.title = q.column_text(7);
+    a.summary = q.column_text(8);
+    a.status = q.column_text(9);
+    a.occurrences = static_cast<std::uint32_t>(std::clamp<std::int64_t>(q.column_int(10), 1, UINT32_MAX));
+    a.opened_at = q.column_int(11);
+    a.last_raised_at = q.column_int(12);
+    a.acknowledged_at = q.column_optional_int(13);
+    a.acknowledged_by = q.column_text(14);
+    a.resolved_at = q.column_optional_int(15);
+    a.resolved_by = q.column_text(16);
+    return a;
+  }
+
+  Db& db_;
+};
+
+// ---------------------------------------------------------------------------------------
+
 class SqliteStore final : public Store {
  public:
   SqliteStore(DbHandle db, bool file_backed, int version)
@@ -2451,7 +2658,8 @@ class SqliteStore final : public Store {
         rules_(db_),
         api_tokens_(db_),
         custom_roles_(db_),
-        setting_overrides_(db_) {}
+        setting_overrides_(db_),
+        alerts_(db_) {}
 
   MetaRepository& meta() override { return meta_; }
   DataKeyRepository& data_keys() override { return data_keys_; }
@@ -2476,6 +2684,7 @@ class SqliteStore final : public Store {
   ApiTokenRepository& api_tokens() override { return api_tokens_; }
   CustomRoleRepository& custom_roles() override { return custom_roles_; }
   SettingOverrideRepository& setting_overrides() override { return setting_overrides_; }
+  AlertRepository& alerts() override { return alerts_; }
 
   Status transaction(const std::function<Status()>& body) override { return db_.transaction(body); }
 
@@ -2506,6 +2715,7 @@ class SqliteStore final : public Store {
   SqliteApiTokenRepository api_tokens_;
   SqliteCustomRoleRepository custom_roles_;
   SqliteSettingOverrideRepository setting_overrides_;
+  SqliteAlertRepository alerts_;
 };
 
 // ---------------------------------------------------------------------------------------
