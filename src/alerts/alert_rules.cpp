@@ -149,6 +149,7 @@ constexpr SecurityTitle kSecurityTitles[] = {
     {"role.created", "warning", "Administrative role defined"},
     {"role.changed", "warning", "Administrative role defined"},
     {"settings.changed", "warning", "Security setting weakened"},
+    {"traffic.anomaly", "warning", "Traffic anomaly"},
 };
 
 }  // namespace
@@ -185,6 +186,13 @@ std::optional<AlertChange> alert_change_for(const events::SecurityEvent& e) {
     const std::string user = named(e.object, "user:");
     key = "account.locked:" + user;
     summary = "user " + user;
+  } else if (e.action == "traffic.anomaly") {
+    // JPCERT VIII-1, IIIT N6: one alert per device and kind of anomaly while it is open; the
+    // detail (rates, sizes, the topic's shape) is in the event.
+    const std::string device = named(e.object, "device:");
+    const std::string anomaly = bounded(text_of(e.details, "anomaly"));
+    key = "traffic.anomaly:" + device + ":" + anomaly;
+    summary = anomaly + " on device " + device;
   } else if (e.action == "settings.changed") {
     const std::string setting = named(e.object, "setting:");
     key = "settings.weakened:" + setting;

@@ -137,6 +137,30 @@ TEST(AlertRules, SecurityEventsMarkedAsAlertsOpenOne) {
   EXPECT_EQ(alert_change_for(settings)->key, "settings.weakened:firewall.allow");
 }
 
+// JPCERT VIII-1, IIIT N6: a traffic anomaly the gateway finds is an alert of its device, one
+// per kind of anomaly while it is open.
+TEST(AlertRules, ATrafficAnomalyIsAnAlertOfItsDevicePerKind) {
+  auto spike = alert_change_for({"system",
+                                 "traffic.anomaly",
+                                 "device:pump-1",
+                                 Outcome::failure,
+                                 "10.0.0.9:4000",
+                                 {{"anomaly", "rate_spike"}, {"detail", "120 messages/min"}, {"alert", true}}});
+  ASSERT_TRUE(spike);
+  EXPECT_EQ(spike->kind, Kind::raise);
+  EXPECT_EQ(spike->device_id, "pump-1");
+  EXPECT_EQ(spike->key, "traffic.anomaly:pump-1:rate_spike");
+  EXPECT_EQ(spike->title, "Traffic anomaly");
+  auto topic = alert_change_for({"system",
+                                 "traffic.anomaly",
+                                 "device:pump-1",
+                                 Outcome::failure,
+                                 "10.0.0.9:4000",
+                                 {{"anomaly", "unusual_topic"}, {"detail", "x"}, {"alert", true}}});
+  ASSERT_TRUE(topic);
+  EXPECT_NE(topic->key, spike->key);
+}
+
 TEST(AlertRules, UnrelatedEventsAndTheBooksOwnChangeNothing) {
   const std::vector<SecurityEvent> quiet = {
       {"user:u-1", "login.succeeded", "user:u-1", Outcome::success, "", {}},

@@ -252,7 +252,7 @@ void Broker::anomaly(const DeviceInfo& device, const std::string& source, const 
                     "device:" + device.id,
                     events::Outcome::failure,
                     source,
-                    {{"anomaly", std::string(to_string(report.anomaly))}, {"detail", report.detail}}});
+                    {{"anomaly", std::string(to_string(report.anomaly))}, {"detail", report.detail}, {"alert", true}}});
 }
 
 void Broker::add_observer(MessageObserver observer) { observers_.push_back(std::move(observer)); }
