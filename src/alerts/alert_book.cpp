@@ -29,12 +29,16 @@ Result<std::pair<store::AlertRecord, bool>> AlertBook::raise(store::AlertRecord 
   alert.id = random_alert_id(random_);
   alert.opened_at = to_unix_millis(clock_.now());
   alert.status = std::string(store::kAlertOpen);
-  return store_.alerts().raise(alert);
+  auto raised = store_.alerts().raise(alert);
+  if (raised && raised->second && changed_) changed_(raised->first, "alert.opened");
+  return raised;
 }
 
 Result<std::optional<store::AlertRecord>> AlertBook::resolve_key(std::string_view organisation_id, std::string_view key,
                                                                  std::string_view by) {
-  return store_.alerts().resolve_key(organisation_id, key, by, to_unix_millis(clock_.now()));
+  auto resolved = store_.alerts().resolve_key(organisation_id, key, by, to_unix_millis(clock_.now()));
+  if (resolved && *resolved && changed_) changed_(**resolved, "alert.resolved");
+  return resolved;
 }
 
 Result<std::optional<store::AlertRecord>> AlertBook::find(std::string_view id, const Scope& scope) {
@@ -53,6 +57,7 @@ Result<Transition> AlertBook::acknowledge(std::string_view id, std::string_view 
   if (!changed) return tl::unexpected(std::move(changed.error()));
   if (!*changed) return Transition::already;
   record("alert.acknowledged", by, **found, source);
+  tell(id, "alert.acknowledged");
   return Transition::done;
 }
 
@@ -65,6 +70,7 @@ Result<Transition> AlertBook::resolve(std::string_view id, std::string_view by, 
   if (!changed) return tl::unexpected(std::move(changed.error()));
   if (!*changed) return Transition::already;
   record("alert.resolved", by, **found, source);
+  tell(id, "alert.resolved");
   return Transition::done;
 }
 
@@ -108,6 +114,16 @@ std::string AlertBook::organisation_for(const AlertChange& change) {
     if (user && *user) return (*user)->organisation_id;
   }
   return {};
+}
+
+void AlertBook::tell(std::string_view id, std::string_view event) {
+  if (!changed_) return;
+  auto now = store_.alerts().find(id);
+  if (!now || !*now) {
+    spdlog::error("alerts: alert {} changed but cannot be read back", id);
+    return;
+  }
+  changed_(**now, event);
 }
 
 void AlertBook::record(std::string_view action, std::string_view by, const store::AlertRecord& alert,

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -81,14 +82,24 @@ class AlertBook {
   // event itself is already recorded.
   void observe(const events::SecurityEvent& event);
 
+  // What happens to alerts, for the notification channels (JPCERT VIII-2): "alert.opened" (a
+  // new alert, not another occurrence of an open one), "alert.acknowledged", "alert.resolved",
+  // with the alert as stored after the change. Called on the thread that made the change,
+  // after it is stored; it must not call back into the book. Set it once, before the book is
+  // shared.
+  using Changed = std::function<void(const store::AlertRecord& alert, std::string_view event)>;
+  void on_change(Changed changed) { changed_ = std::move(changed); }
+
  private:
   std::string organisation_for(const AlertChange& change);
+  void tell(std::string_view id, std::string_view event);
   void record(std::string_view action, std::string_view by, const store::AlertRecord& alert, std::string_view source);
 
   store::Store& store_;
   events::SecurityLog* log_;
   const Clock& clock_;
   Random& random_;
+  Changed changed_;
 };
 
 // The alert as the API and the CLI show it.
