@@ -327,6 +327,9 @@ void read_all(Reader& r, Config& c) {
   r.number("devices.enrolment_token_hours", c.devices.enrolment_token_hours, 1, 720);
   r.number("devices.max_clock_skew_seconds", c.devices.max_clock_skew_seconds, 0, 86'400);
 
+  // [notifications]
+  r.flag("notifications.allow_local_destinations", c.notifications.allow_local_destinations);
+
   // [pki]
   r.number("pki.root_ca_lifetime_days", c.pki.root_ca_lifetime_days, 365, 9125);
   r.number("pki.issuing_ca_lifetime_days", c.pki.issuing_ca_lifetime_days, 30, 3650);

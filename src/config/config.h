@@ -172,6 +172,14 @@ struct DevicesConfig {
   friend bool operator==(const DevicesConfig&, const DevicesConfig&) = default;
 };
 
+// Notification channels (docs/notifications.md).
+struct NotificationsConfig {
+  // Webhooks and syslog to loopback, link-local (cloud metadata), unspecified and multicast
+  // addresses are refused unless this is set (a host's own services, for tests and labs).
+  bool allow_local_destinations = false;
+  friend bool operator==(const NotificationsConfig&, const NotificationsConfig&) = default;
+};
+
 struct SetupConfig {
   std::uint32_t token_lifetime_minutes = 60;
   friend bool operator==(const SetupConfig&, const SetupConfig&) = default;
@@ -184,6 +192,7 @@ struct Config {
   ConsoleConfig console_http;
   MqttConfig mqtt;
   DevicesConfig devices;
+  NotificationsConfig notifications;
   AccountsConfig accounts;
   TlsConfig tls;
   FirewallConfig firewall;

@@ -179,6 +179,11 @@ enrolment_token_hours = 24
 # checked). Beyond it, device.clock_skew is an alert until the device's clock is right again.
 max_clock_skew_seconds = 60
 
+[notifications]
+# Webhooks and syslog are refused to loopback, link-local (cloud metadata), unspecified and
+# multicast addresses; true allows them (a host's own receiver, a lab).
+allow_local_destinations = false
+
 [setup]
 # Lifetime of the one-time setup link printed while no administrator exists.
 token_lifetime_minutes = 60

@@ -100,6 +100,7 @@ json settings_json(const config::Config& c) {
         {"checkpoint_every_events", c.log.checkpoint_every_events},
         {"checkpoint_interval_seconds", c.log.checkpoint_interval_seconds}}},
       {"keys", {{"kek_source", c.keys.kek_source == config::KekSource::file ? "file" : "passphrase"}}},
+      {"notifications", {{"allow_local_destinations", c.notifications.allow_local_destinations}}},
   };
 }
 
