@@ -52,6 +52,7 @@ struct Firing {
   rules::Transition transition = rules::Transition::none;  // fired or cleared
   std::string summary;
   UnixMillis at = 0;
+  bool alerts = false;  // the rule has an alert action
 };
 
 struct TriggerActions {
