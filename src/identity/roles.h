@@ -33,6 +33,8 @@ enum class Permission : std::uint8_t {
   devices_command,      // send commands to devices (IIIT I7)
   rules_read,           // the Decision Trigger's rules and their history
   rules_write,          // create, change, switch on or off, delete and dry-run rules
+  channels_read,        // the organisation's notification channels, redacted
+  channels_write,       // create, change, delete and test notification channels
 };
 
 // "devices.read", "security_log.read", ...
