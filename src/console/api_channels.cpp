@@ -33,7 +33,7 @@ Response refused(const std::vector<notify::Problem>& problems) {
   out.reserve(problems.size());
   for (const auto& p : problems) {
     std::string field = p.path;
-    if (field != "id" && field != "min_severity") field = field.empty() ? "definition" : "definition." + field;
+    if (field != "id" && field != "min_severity") field.insert(0, field.empty() ? "definition" : "definition.");
     out.push_back({std::move(field), "invalid", p.message});
   }
   return invalid_input(out);
