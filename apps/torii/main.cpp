@@ -688,6 +688,29 @@ int run(int argc, char** argv) {
   add_rule_common(rule_delete);
   rule_delete->add_option("--id", target_id, "rule id")->required();
 
+  auto* channel = admin->add_subcommand("channel", "Notification channels: where an organisation's alerts are sent");
+  channel->require_subcommand(1);
+  std::string channel_file;
+  std::string channel_min_severity;
+  const auto add_channel_common = [&](CLI::App* c) {
+    add_common(c, device_options);
+    c->add_option("--organisation", organisation, "organisation (default: default)");
+  };
+  auto* channel_create =
+      channel->add_subcommand("create", "Create a channel from its JSON definition (docs/notifications.md)");
+  add_channel_common(channel_create);
+  channel_create->add_option("--id", target_id, "channel id (1..64 of A-Z, a-z, 0-9 and _.:-)")->required();
+  channel_create->add_option("--file", channel_file, "JSON definition")->required()->check(CLI::ExistingFile);
+  channel_create->add_option("--min-severity", channel_min_severity,
+                             "info, warning or critical: every alert at or above it is sent; none (default): only "
+                             "rules that name the channel");
+  auto* channel_list =
+      channel->add_subcommand("list", "An organisation's channels, redacted, one JSON object per line");
+  add_channel_common(channel_list);
+  auto* channel_delete = channel->add_subcommand("delete", "Delete a channel");
+  add_channel_common(channel_delete);
+  channel_delete->add_option("--id", target_id, "channel id")->required();
+
   auto* telemetry = admin->add_subcommand("telemetry", "Stored device messages");
   telemetry->require_subcommand(1);
   std::int64_t telemetry_limit = 100;
@@ -854,6 +877,21 @@ int run(int argc, char** argv) {
       return run_request(device_options,
                          {alert_resolve->parsed() ? "alert.resolve" : "alert.acknowledge", {{"id", alert_id}}, ""},
                          print_json);
+    }
+    if (channel_create->parsed() || channel_list->parsed() || channel_delete->parsed()) {
+      nlohmann::json args = nlohmann::json::object();
+      if (!organisation.empty()) args["organisation"] = organisation;
+      if (!channel_list->parsed()) args["id"] = target_id;
+      if (channel_create->parsed()) {
+        auto text = read_file(channel_file, std::size_t{64} * 1024);
+        if (!text) return report(text.error());
+        args["definition"] = to_string(*text);
+        if (!channel_min_severity.empty()) args["min_severity"] = channel_min_severity;
+      }
+      const char* op = channel_create->parsed() ? "channel.create"
+                       : channel_list->parsed() ? "channel.list"
+                                                : "channel.delete";
+      return run_request(device_options, {op, args, ""}, channel_list->parsed() ? print_json_lines : print_json);
     }
     if (profile_put->parsed()) {
       auto text = read_file(profile_file, std::size_t{1024} * 1024);

@@ -386,6 +386,7 @@ struct Api::Impl {
     api::add_device_routes(routes);
     api::add_command_routes(routes);
     api::add_rule_routes(routes);
+    api::add_channel_routes(routes);
     api::add_role_routes(routes);
     api::add_settings_routes(routes);
     api::add_token_routes(routes);

@@ -40,6 +40,7 @@
 #include "identity/devices.h"
 #include "identity/enrolment.h"
 #include "identity/people.h"
+#include "notify/channel_book.h"
 #include "store/store.h"
 
 namespace torii::alerts {
@@ -119,6 +120,15 @@ struct ApiContext {
   decision::RuleBook* rules = nullptr;
   // The installation's alerts (alerts/alert_book.h); nullptr: the alert routes answer 503.
   alerts::AlertBook* alerts = nullptr;
+  // The organisations' notification channels (notify/channel_book.h); nullptr: the channel
+  // routes answer 503.
+  notify::ChannelBook* channels = nullptr;
+  // Queues a test notice to the organisation's channel and returns its delivery id; the
+  // server wires it to the dispatcher. Errors: not_found (no such channel), limit_exceeded
+  // (its rate limit holds notices back), unavailable; anything else is answered 409. Empty:
+  // POST /api/v1/channels/{channel}/test answers 503.
+  std::function<Result<std::string>(const std::string& organisation_id, const std::string& channel_id)> test_channel =
+      {};
 };
 
 // One row of the route table, for docs/permissions.md and its test.

@@ -148,6 +148,7 @@ void add_people_routes(std::vector<Route>& routes);
 void add_device_routes(std::vector<Route>& routes);
 void add_command_routes(std::vector<Route>& routes);
 void add_rule_routes(std::vector<Route>& routes);
+void add_channel_routes(std::vector<Route>& routes);
 void add_role_routes(std::vector<Route>& routes);
 void add_settings_routes(std::vector<Route>& routes);
 void add_token_routes(std::vector<Route>& routes);

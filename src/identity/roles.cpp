@@ -11,7 +11,7 @@ namespace {
 
 using P = Permission;
 
-constexpr std::array<std::pair<Permission, std::string_view>, 19> kNames = {{
+constexpr std::array<std::pair<Permission, std::string_view>, 21> kNames = {{
     {P::account_self, "account.self"},
     {P::devices_read, "devices.read"},
     {P::devices_write, "devices.write"},
@@ -31,13 +31,16 @@ constexpr std::array<std::pair<Permission, std::string_view>, 19> kNames = {{
     {P::rules_write, "rules.write"},
     {P::alerts_read, "alerts.read"},
     {P::alerts_manage, "alerts.manage"},
+    {P::channels_read, "channels.read"},
+    {P::channels_write, "channels.write"},
 }};
 
-constexpr std::array<Permission, 19> kAll = {
+constexpr std::array<Permission, 21> kAll = {
     P::account_self,      P::devices_read,   P::devices_write,  P::devices_delete,     P::devices_command,
     P::profiles_read,     P::profiles_write, P::telemetry_read, P::users_read,         P::users_write,
     P::security_log_read, P::settings_read,  P::settings_write, P::organisations_read, P::organisations_write,
-    P::rules_read,        P::rules_write,    P::alerts_read,    P::alerts_manage};
+    P::rules_read,        P::rules_write,    P::alerts_read,    P::alerts_manage,      P::channels_read,
+    P::channels_write};
 static_assert(kAll.size() <= 32, "PermissionSet keeps one bit per permission in 32 bits");
 
 struct RoleDefinition {
@@ -45,18 +48,19 @@ struct RoleDefinition {
   std::span<const Permission> grants;
 };
 
-constexpr std::array<Permission, 15> kOrgAdmin = {
-    P::account_self,       P::devices_read,   P::devices_write,  P::devices_delete, P::devices_command,
-    P::profiles_read,      P::profiles_write, P::telemetry_read, P::users_read,     P::users_write,
-    P::organisations_read, P::rules_read,     P::rules_write,    P::alerts_read,    P::alerts_manage};
+constexpr std::array<Permission, 17> kOrgAdmin = {
+    P::account_self,   P::devices_read,   P::devices_write, P::devices_delete, P::devices_command,    P::profiles_read,
+    P::profiles_write, P::telemetry_read, P::users_read,    P::users_write,    P::organisations_read, P::rules_read,
+    P::rules_write,    P::alerts_read,    P::alerts_manage, P::channels_read,  P::channels_write};
 constexpr std::array<Permission, 10> kOperator = {
     P::account_self,   P::devices_read, P::devices_write, P::devices_command, P::profiles_read,
     P::telemetry_read, P::rules_read,   P::rules_write,   P::alerts_read,     P::alerts_manage};
 constexpr std::array<Permission, 6> kViewer = {P::account_self,   P::devices_read, P::profiles_read,
                                                P::telemetry_read, P::rules_read,   P::alerts_read};
 // Auditors read the record of what happened, and what it happened to; they change nothing.
-constexpr std::array<Permission, 7> kAuditor = {P::account_self,      P::devices_read, P::profiles_read, P::users_read,
-                                                P::security_log_read, P::rules_read,   P::alerts_read};
+constexpr std::array<Permission, 8> kAuditor = {P::account_self, P::devices_read,      P::profiles_read,
+                                                P::users_read,   P::security_log_read, P::rules_read,
+                                                P::alerts_read,  P::channels_read};
 
 constexpr std::array<RoleDefinition, 5> kRoles = {{
     {kRoleSystemAdmin, kAll},

@@ -35,6 +35,8 @@ enum class Permission : std::uint8_t {
   rules_write,          // create, change, switch on or off, delete and dry-run rules
   alerts_read,          // the organisation's alerts (JPCERT VIII-1, VIII-2)
   alerts_manage,        // acknowledge and resolve them
+  channels_read,        // the organisation's notification channels, redacted
+  channels_write,       // create, change, delete and test notification channels
 };
 
 // "devices.read", "security_log.read", ...

@@ -114,6 +114,9 @@ class Executor {
         {"alert.list", &Executor::alert_list},
         {"alert.acknowledge", &Executor::alert_acknowledge},
         {"alert.resolve", &Executor::alert_resolve},
+        {"channel.create", &Executor::channel_create},
+        {"channel.list", &Executor::channel_list},
+        {"channel.delete", &Executor::channel_delete},
     };
     auto it = ops.find(r_.op);
     if (it == ops.end()) return fail(Errc::invalid_argument, fmt::format("unknown request '{}'", r_.op));
@@ -722,10 +725,88 @@ class Executor {
     return json{{"id", *id}, {"deleted", *removed}};
   }
 
+  // Notification channels (notify/channel_book.h) of the organisation named (the default
+  // one unless told). Events name where a channel sends to by host or topic only.
+  notify::ChannelBook& channel_book() {
+    if (c_.channels != nullptr) return *c_.channels;
+    if (!own_channels_) {
+      own_channels_ =
+          std::make_unique<notify::ChannelBook>(*c_.installation.store, *c_.installation.keys, c_.clock, c_.random);
+    }
+    return *own_channels_;
+  }
+
+  void record_channel(std::string action, const store::NotificationChannelRecord& channel,
+                      const notify::Channel* opened) {
+    json details = {{"organisation", channel.organisation_id},
+                    {"channel", channel.id},
+                    {"name", channel.name},
+                    {"type", channel.type},
+                    {"min_severity", channel.min_severity},
+                    {"enabled", channel.enabled}};
+    if (opened != nullptr && opened->type == notify::ChannelType::webhook)
+      details["destination"] = opened->webhook.host;
+    if (opened != nullptr && opened->type == notify::ChannelType::syslog) details["destination"] = opened->host;
+    if (opened != nullptr && opened->type == notify::ChannelType::mqtt) details["destination"] = opened->topic;
+    record(std::move(action), "channel:" + channel.organisation_id + ":" + channel.id, std::move(details));
+  }
+
+  Result<json> channel_create() {
+    auto organisation = text_arg(r_.args, "organisation", std::string(identity::kDefaultOrganisation));
+    auto id = text_arg(r_.args, "id");
+    auto definition = text_arg(r_.args, "definition");
+    auto min_severity = text_arg(r_.args, "min_severity", std::string());
+    if (!organisation) return tl::unexpected(organisation.error());
+    if (!id) return tl::unexpected(id.error());
+    if (!definition) return tl::unexpected(definition.error());
+    if (!min_severity) return tl::unexpected(min_severity.error());
+    auto outcome = channel_book().create(*organisation, *id, *definition, *min_severity, r_.actor);
+    if (!outcome) return tl::unexpected(outcome.error());
+    if (!outcome->stored) {
+      return tl::unexpected(Error{make_error_code(Errc::invalid_argument), notify::format_problems(outcome->problems)});
+    }
+    record_channel("channel.created", outcome->stored->record, &outcome->stored->channel);
+    auto out = channel_book().to_json(outcome->stored->record);
+    if (!out) return tl::unexpected(out.error());
+    (*out)["organisation"] = *organisation;
+    if (outcome->secret_shown_once) (*out)["secret"] = *outcome->secret_shown_once;
+    return out;
+  }
+
+  Result<json> channel_list() {
+    auto organisation = text_arg(r_.args, "organisation", std::string(identity::kDefaultOrganisation));
+    if (!organisation) return tl::unexpected(organisation.error());
+    auto listed = channel_book().list(*organisation);
+    if (!listed) return tl::unexpected(listed.error());
+    json rows = json::array();
+    for (const auto& c : *listed) {
+      auto j = channel_book().to_json(c);
+      if (!j) return tl::unexpected(j.error());
+      (*j)["organisation"] = c.organisation_id;
+      rows.push_back(std::move(*j));
+    }
+    return rows;
+  }
+
+  Result<json> channel_delete() {
+    auto organisation = text_arg(r_.args, "organisation", std::string(identity::kDefaultOrganisation));
+    auto id = text_arg(r_.args, "id");
+    if (!organisation) return tl::unexpected(organisation.error());
+    if (!id) return tl::unexpected(id.error());
+    auto found = channel_book().find(*organisation, *id);
+    if (!found) return tl::unexpected(found.error());
+    if (!*found) return fail(Errc::not_found, "no such channel");
+    auto removed = channel_book().remove(*organisation, *id);
+    if (!removed) return tl::unexpected(removed.error());
+    record_channel("channel.deleted", **found, nullptr);
+    return json{{"id", *id}, {"organisation", *organisation}, {"deleted", *removed}};
+  }
+
   AdminContext& c_;
   const AdminRequest& r_;
   identity::DeviceRegistry registry_;
   std::unique_ptr<decision::RuleBook> own_rules_;           // when c_.rules is not set
+  std::unique_ptr<notify::ChannelBook> own_channels_;       // when c_.channels is not set
   std::unique_ptr<identity::DeviceCommands> own_commands_;  // when c_.commands is not set
   std::unique_ptr<alerts::AlertBook> own_alerts_;           // when c_.alerts is not set
 };
@@ -740,7 +821,8 @@ const std::vector<std::string>& admin_ops() {
       "cert.revoke",       "route.add",     "route.list",     "route.remove",
       "device.command",    "command.list",  "rule.create",    "rule.change",
       "rule.list",         "rule.show",     "rule.delete",    "alert.list",
-      "alert.acknowledge", "alert.resolve"};
+      "alert.acknowledge", "alert.resolve", "channel.create", "channel.list",
+      "channel.delete"};
   return ops;
 }
 

@@ -10,7 +10,8 @@
 //
 // Requests and results are JSON objects. Every state change is written to the security
 // log with the requesting person as actor. Private keys generated for a device appear in
-// the result of device.create only; they are never logged.
+// the result of device.create only; they are never logged. A webhook secret torii generates
+// appears in the result of channel.create only.
 #pragma once
 
 #include <functional>
@@ -24,6 +25,7 @@
 #include "decision/rule_book.h"
 #include "events/security_log.h"
 #include "identity/device_commands.h"
+#include "notify/channel_book.h"
 #include "server/installation.h"
 
 namespace torii::alerts {
@@ -60,6 +62,10 @@ struct AdminContext {
   decision::RuleBook* rules = nullptr;
   // Inside the running server: its alerts. Unset: the request makes a book over the store.
   alerts::AlertBook* alerts = nullptr;
+  // Inside the running server: its notification channels, whose changes reach the running
+  // dispatcher at once. Unset: the request keeps the channels itself, and the server reads
+  // them at its next start.
+  notify::ChannelBook* channels = nullptr;
 };
 
 // Every op's name, for help texts and the control socket's checks.

@@ -43,6 +43,8 @@
 #include "mail/outbox.h"
 #include "net/listener.h"
 #include "net/tls_context.h"
+#include "notify/channel_book.h"
+#include "notify/dispatcher.h"
 #include "pki/certificate_authority.h"
 #include "server/admin_ops.h"
 #include "server/control.h"
@@ -142,6 +144,11 @@ struct Server::State {
   std::unique_ptr<identity::Enrolment> enrolment;
   std::unique_ptr<console::Waf> waf;
   std::unique_ptr<mail::SmtpOutbox> outbox;  // outlives the api, which posts to it
+  // Notification channels (make_notifications()): each organisation's, kept by the book and
+  // delivered by the dispatcher's own thread, which posts e-mail to the outbox above (so it
+  // is declared after it: destroyed, its thread joined, first).
+  std::unique_ptr<notify::ChannelBook> channels;
+  std::unique_ptr<notify::Dispatcher> dispatcher;
   std::unique_ptr<console::Api> api;
   std::unique_ptr<console::HttpServer> http;
   std::unique_ptr<console::WorkPool> hash_pool;
@@ -312,6 +319,7 @@ struct Server::State {
     actions.security_event = [this](events::SecurityEvent e) { log_event(e); };
     actions.command = [this](const decision::Firing& f, const rules::CommandAction& c) { rule_command(f, c); };
     actions.alert = [this](const decision::Firing& f) { rule_alert(f); };
+    actions.notify = [this](const decision::Firing& f, const rules::NotifyAction& n) { rule_notify(f, n); };
     actions.derived = [this](const std::string& organisation_id, const std::string& device_id,
                              const std::string& metric, double value, UnixMillis at) {
       if (live.open() == 0) return;
@@ -335,6 +343,164 @@ struct Server::State {
                         m.received_at});
     });
     return ok();
+  }
+
+  // Notification channels (docs/notifications.md; JPCERT VIII-2, I-10). Every alert opened,
+  // acknowledged or resolved goes to each enabled channel of its organisation whose
+  // min_severity it reaches; installation-wide alerts to the channels of the default
+  // organisation, where the installation's administrators are. A rule's notify action tells
+  // the channels it names. Delivery is the dispatcher's (retries, dead letters, rate limits);
+  // a dead letter is a notify.dead_letter event.
+  static std::string dispatch_id(std::string_view organisation_id, std::string_view channel_id) {
+    return fmt::format("{}/{}", organisation_id, channel_id);
+  }
+
+  Status make_notifications() {
+    notify::Dispatcher::Options o;
+    o.hostname = config.server.hostnames.empty() ? std::string("torii") : config.server.hostnames.front();
+    o.outbox = outbox.get();
+    o.clock = &env.clock;
+    o.random = &env.random;
+    o.policy.allow_local_destinations = config.notifications.allow_local_destinations;
+    o.on_dead_letter = [this](const std::string& channel, const std::string& delivery, const std::string& reason) {
+      // From the dispatcher's thread to the io thread, where events are written.
+      asio::post(io, [this, channel, delivery, reason] {
+        log_event({"system",
+                   "notify.dead_letter",
+                   "channel:" + channel,
+                   events::Outcome::failure,
+                   "local",
+                   {{"delivery", delivery}, {"reason", reason}}});
+      });
+    };
+    dispatcher = std::make_unique<notify::Dispatcher>(std::move(o));
+    channels = std::make_unique<notify::ChannelBook>(
+        *installation.store, *installation.keys, env.clock, env.random,
+        [this](const std::string& organisation_id, const std::string& id) { load_channel(organisation_id, id); });
+    auto all = installation.store->notification_channels().list_all();
+    if (!all) return tl::unexpected(all.error());
+    for (const auto& c : *all) load_channel(c.organisation_id, c.id);
+    alerts->on_change([this](const store::AlertRecord& a, std::string_view event) { notify_alert(a, event); });
+    return ok();
+  }
+
+  // The channel as stored now goes to the dispatcher; a deleted or disabled one, or one that
+  // does not open, is taken away from it.
+  void load_channel(const std::string& organisation_id, const std::string& id) {
+    const auto key = dispatch_id(organisation_id, id);
+    auto found = channels->find(organisation_id, id);
+    if (!found) spdlog::error("channel {}: {}", key, found.error().message);
+    if (!found || !*found || !(*found)->enabled) {
+      dispatcher->remove_channel(key);
+      return;
+    }
+    auto opened = channels->open(**found);
+    if (!opened) {
+      spdlog::error("channel {}: {}", key, opened.error().message);
+      dispatcher->remove_channel(key);
+      return;
+    }
+    if (opened->type == notify::ChannelType::mqtt) {
+      dispatcher->remove_channel(key);
+      return;  // not delivered yet (docs/notifications.md)
+    }
+    if (auto st = dispatcher->set_channel(key, std::move(*opened)); !st) {
+      spdlog::error("channel {}: {}", key, st.error().message);
+    }
+  }
+
+  static notify::AlertNotice notice_of(const store::AlertRecord& a, notify::AlertEvent event) {
+    notify::AlertNotice n;
+    n.event = event;
+    n.id = a.id;
+    n.organisation_id = a.organisation_id;
+    n.severity = a.severity;
+    n.title = a.title;
+    n.summary = a.summary;
+    n.device_id = a.device_id;
+    n.rule_id = a.rule_id;
+    n.status = a.status;
+    n.source = a.source;
+    n.occurrences = a.occurrences;
+    n.opened_at = a.opened_at;
+    n.acknowledged_at = a.acknowledged_at;
+    n.resolved_at = a.resolved_at;
+    return n;
+  }
+
+  void deliver(const std::string& organisation_id, const std::string& channel_id, const notify::AlertNotice& n) {
+    auto queued = dispatcher->notify(dispatch_id(organisation_id, channel_id), n);
+    if (!queued && !queued.error().is(Errc::limit_exceeded)) {
+      spdlog::warn("channel {}/{}: {}", organisation_id, channel_id, queued.error().message);
+    }
+  }
+
+  void notify_alert(const store::AlertRecord& a, std::string_view event) {
+    const auto kind = event == "alert.opened"         ? notify::AlertEvent::opened
+                      : event == "alert.acknowledged" ? notify::AlertEvent::acknowledged
+                                                      : notify::AlertEvent::resolved;
+    const std::string organisation =
+        a.organisation_id.empty() ? std::string(identity::kDefaultOrganisation) : a.organisation_id;
+    auto listed = channels->list(organisation);
+    if (!listed) {
+      spdlog::error("channels of {}: {}", organisation, listed.error().message);
+      return;
+    }
+    const auto notice = notice_of(a, kind);
+    for (const auto& c : *listed) {
+      if (c.enabled && notify::severity_reaches(a.severity, c.min_severity)) deliver(organisation, c.id, notice);
+    }
+  }
+
+  // A rule's notify action: its channels hear of the firing and the clearing. A channel the
+  // rule's alert already reaches (its min_severity) is not told twice.
+  void rule_notify(const decision::Firing& f, const rules::NotifyAction& action) {
+    store::AlertRecord a;
+    a.id = "rule:" + f.rule_id + ":" + f.device_id;
+    a.organisation_id = f.organisation_id;
+    a.source = "rule";
+    a.device_id = f.device_id;
+    a.rule_id = f.rule_id;
+    a.severity = std::string(rules::to_string(f.severity));
+    a.title = f.rule_name;
+    a.summary = f.summary;
+    a.status = f.transition == rules::Transition::fired ? "open" : "resolved";
+    a.opened_at = f.at;
+    if (f.transition == rules::Transition::cleared) a.resolved_at = f.at;
+    const auto notice = notice_of(
+        a, f.transition == rules::Transition::fired ? notify::AlertEvent::opened : notify::AlertEvent::resolved);
+    for (const auto& id : action.channels) {
+      auto found = channels->find(f.organisation_id, id);
+      if (!found) {
+        spdlog::error("channel {}/{}: {}", f.organisation_id, id, found.error().message);
+        continue;
+      }
+      if (!*found || !(*found)->enabled) {
+        log_event(
+            {"rule:" + f.rule_id,
+             "rule.notify_refused",
+             "channel:" + id,
+             events::Outcome::failure,
+             "local",
+             {{"organisation", f.organisation_id}, {"rule", f.rule_name}, {"reason", "no such channel, or disabled"}}});
+        continue;
+      }
+      if (f.alerts && notify::severity_reaches(a.severity, (*found)->min_severity)) continue;
+      deliver(f.organisation_id, id, notice);
+    }
+  }
+
+  // Sends a channel a test notice (the console's "test" button); the delivery id, or why not.
+  Result<std::string> test_channel(const std::string& organisation_id, const std::string& id) {
+    notify::AlertNotice n;
+    n.id = "test";
+    n.organisation_id = organisation_id;
+    n.severity = "info";
+    n.title = "Test notification";
+    n.summary = "a test of the channel " + id;
+    n.status = "open";
+    n.opened_at = to_unix_millis(env.clock.now());
+    return dispatcher->notify(dispatch_id(organisation_id, id), n);
   }
 
   // A rule's alert action: one alert per rule and device while the rule fires (the store's
@@ -588,7 +754,6 @@ struct Server::State {
   }
 
   Status make_console() {
-    if (auto st = make_mail(); !st) return st;
     const auto& a = config.accounts;
     const identity::AccountsOptions o = console::accounts_options(a);
     accounts = std::make_unique<identity::Accounts>(*installation.store, *installation.keys, env.clock, env.random, o,
@@ -638,29 +803,34 @@ struct Server::State {
       config.firewall = next.firewall;
       filter.set_options(filter_options(config.firewall));
     };
-    api = std::make_unique<console::Api>(console::ApiContext{file_config,
-                                                             *installation.store,
-                                                             *accounts,
-                                                             *people,
-                                                             *api_tokens,
-                                                             *hash_pool,
-                                                             env.clock,
-                                                             [this](const events::SecurityEvent& e) { log_event(e); },
-                                                             console_base_url(config, console_port()),
-                                                             waf.get(),
-                                                             devices.get(),
-                                                             installation.keys.get(),
-                                                             std::move(hooks),
-                                                             security_log_dir(config),
-                                                             log ? log->public_key() : Bytes{},
-                                                             &live,
-                                                             settings_changed,
-                                                             outbox.get(),
-                                                             waf_pool.get(),
-                                                             enrolment.get(),
-                                                             commands.get(),
-                                                             rule_book.get(),
-                                                             alerts.get()});
+    api = std::make_unique<console::Api>(
+        console::ApiContext{file_config,
+                            *installation.store,
+                            *accounts,
+                            *people,
+                            *api_tokens,
+                            *hash_pool,
+                            env.clock,
+                            [this](const events::SecurityEvent& e) { log_event(e); },
+                            console_base_url(config, console_port()),
+                            waf.get(),
+                            devices.get(),
+                            installation.keys.get(),
+                            std::move(hooks),
+                            security_log_dir(config),
+                            log ? log->public_key() : Bytes{},
+                            &live,
+                            settings_changed,
+                            outbox.get(),
+                            waf_pool.get(),
+                            enrolment.get(),
+                            commands.get(),
+                            rule_book.get(),
+                            alerts.get(),
+                            channels.get(),
+                            [this](const std::string& organisation_id, const std::string& channel_id) {
+                              return test_channel(organisation_id, channel_id);
+                            }});
     console::HttpLimits limits;
     limits.max_body_bytes = h.max_body_bytes;
     limits.request_timeout = std::chrono::seconds(h.request_timeout_seconds);
@@ -888,6 +1058,9 @@ Status Server::start() {
     spdlog::warn("{}: connection {} failed: {}", peer.listener, peer.endpoint(), what);
   };
 
+  // Mail and the channels first: rules loaded with the gateway may notify at once.
+  if (auto mail = s.make_mail(); !mail) return mail;
+  if (auto notifications = s.make_notifications(); !notifications) return notifications;
   if (auto gateway = s.make_gateway(); !gateway) return gateway;
   if (auto console = s.make_console(); !console) return console;
   s.control =
@@ -895,6 +1068,7 @@ Status Server::start() {
         AdminContext context{s.config, s.installation, s.log.get(), s.broker.get(), s.env.clock, s.env.random};
         context.commands = s.commands.get();
         context.alerts = s.alerts.get();
+        context.channels = s.channels.get();
         context.send_command = [&s](const identity::IssuedCommand& command) { s.send_command(command); };
         context.rules = s.rule_book.get();
         return execute_admin(context, request);

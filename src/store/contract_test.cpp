@@ -1285,6 +1285,115 @@ TEST_P(StoreContractTest, RuleStatesGoWithTheRuleAndTheDevice) {
   EXPECT_TRUE(states->empty());
 }
 
+// ----------------------------------------------------------------------------- notification channels
+
+NotificationChannelRecord make_channel(std::string organisation_id, std::string id, std::string type = "webhook") {
+  NotificationChannelRecord c;
+  c.organisation_id = std::move(organisation_id);
+  c.id = std::move(id);
+  c.name = "ops hook";
+  c.type = std::move(type);
+  c.min_severity = "warning";
+  c.key_id = "notify";
+  c.definition_sealed = Bytes{0x00, 0xFF, 0x27, 0x3B};  // any bytes, NUL and quote included
+  c.created_by = "user:admin-1";
+  c.created_at = kNow;
+  c.updated_at = kNow;
+  return c;
+}
+
+std::vector<std::string> channel_keys(const std::vector<NotificationChannelRecord>& channels) {
+  std::vector<std::string> out;
+  out.reserve(channels.size());
+  for (const auto& c : channels) out.push_back(c.organisation_id + "/" + c.id);
+  return out;
+}
+
+TEST_P(StoreContractTest, NotificationChannelsAreKeptPerOrganisationAndListedById) {
+  auto& channels = store().notification_channels();
+  auto tricky = make_channel("org-1", "ops.hook:1", "email");
+  tricky.name = kTricky;
+  tricky.created_by = kTricky;
+  tricky.key_id = kTricky;
+  tricky.definition_sealed = all_byte_values();
+  tricky.enabled = false;
+  tricky.min_severity = "none";
+  ASSERT_TRUE(is_ok(channels.insert(tricky)));
+  ASSERT_TRUE(is_ok(channels.insert(make_channel("org-1", "a-first", "syslog"))));
+  ASSERT_TRUE(is_ok(channels.insert(make_channel("org-2", "ops.hook:1", "mqtt"))));  // same id, other organisation
+
+  auto found = channels.find("org-1", "ops.hook:1");
+  ASSERT_TRUE(is_ok(found) && found->has_value());
+  EXPECT_EQ(**found, tricky);
+  auto elsewhere = channels.find("org-3", "ops.hook:1");
+  ASSERT_TRUE(is_ok(elsewhere));
+  EXPECT_FALSE(elsewhere->has_value());
+
+  auto listed = channels.list("org-1");
+  ASSERT_TRUE(is_ok(listed));
+  EXPECT_EQ(channel_keys(*listed), (std::vector<std::string>{"org-1/a-first", "org-1/ops.hook:1"}));
+  auto none = channels.list("org-3");
+  ASSERT_TRUE(is_ok(none));
+  EXPECT_TRUE(none->empty());
+  auto all = channels.list_all();
+  ASSERT_TRUE(is_ok(all));
+  EXPECT_EQ(channel_keys(*all), (std::vector<std::string>{"org-1/a-first", "org-1/ops.hook:1", "org-2/ops.hook:1"}));
+
+  auto taken = channels.insert(make_channel("org-1", "a-first"));
+  EXPECT_TRUE(fails_with(taken, Errc::already_exists));
+  EXPECT_TRUE(does_not_quote(taken.error(), "a-first"));
+  EXPECT_TRUE(fails_with(channels.insert(make_channel("org-1", "")), Errc::invalid_argument));
+  EXPECT_TRUE(fails_with(channels.insert(make_channel("", "x")), Errc::invalid_argument));
+  auto unsealed = make_channel("org-1", "x");
+  unsealed.definition_sealed.clear();
+  EXPECT_TRUE(fails_with(channels.insert(unsealed), Errc::invalid_argument));
+  EXPECT_TRUE(fails_with(channels.insert(make_channel("org-1", "x", "pager")), Errc::invalid_argument));
+}
+
+TEST_P(StoreContractTest, NotificationChannelReplaceKeepsItsAuthorAndRemoveTakesOnlyThatChannel) {
+  auto& channels = store().notification_channels();
+  ASSERT_TRUE(is_ok(channels.insert(make_channel("org-1", "hook"))));
+  ASSERT_TRUE(is_ok(channels.insert(make_channel("org-2", "hook"))));
+
+  auto changed = make_channel("org-1", "hook", "email");
+  changed.name = "on call";
+  changed.min_severity = "critical";
+  changed.enabled = false;
+  changed.key_id = "notify-2";
+  changed.definition_sealed = Bytes{1, 2, 3};
+  changed.created_by = "user:someone-else";
+  changed.created_at = kNow + 99;
+  changed.updated_at = kNow + 5;
+  ASSERT_TRUE(is_ok(channels.replace(changed)));
+  auto found = channels.find("org-1", "hook");
+  ASSERT_TRUE(is_ok(found) && found->has_value());
+  auto expected = changed;
+  expected.created_by = "user:admin-1";  // the author and creation time stay
+  expected.created_at = kNow;
+  EXPECT_EQ(**found, expected);
+  auto other = channels.find("org-2", "hook");
+  ASSERT_TRUE(is_ok(other) && other->has_value());
+  EXPECT_EQ(**other, make_channel("org-2", "hook"));  // the other organisation's is untouched
+
+  EXPECT_TRUE(fails_with(channels.replace(make_channel("org-3", "hook")), Errc::not_found));
+  auto unnamed = make_channel("org-1", "hook");
+  unnamed.name.clear();
+  EXPECT_TRUE(fails_with(channels.replace(unnamed), Errc::invalid_argument));
+
+  auto removed = channels.remove("org-1", "hook");
+  ASSERT_TRUE(is_ok(removed));
+  EXPECT_TRUE(*removed);
+  auto again = channels.remove("org-1", "hook");
+  ASSERT_TRUE(is_ok(again));
+  EXPECT_FALSE(*again);
+  auto unknown = channels.remove("org-1", kTricky);
+  ASSERT_TRUE(is_ok(unknown));
+  EXPECT_FALSE(*unknown);
+  auto left = channels.list_all();
+  ASSERT_TRUE(is_ok(left));
+  EXPECT_EQ(channel_keys(*left), (std::vector<std::string>{"org-2/hook"}));
+}
+
 // ----------------------------------------------------------------------------- device profiles
 
 DeviceProfileRecord make_profile(std::string id, std::string organisation = "org-1", UnixMillis updated_at = kNow) {

@@ -766,6 +766,44 @@ class RuleRepository {
   [[nodiscard]] virtual Status clear_states(std::string_view rule_id) = 0;
 };
 
+// A notification channel of an organisation (issue 6 item 4; JPCERT VIII-2, I-10): where its
+// alerts go. The definition (notify/channel.h), webhook secret included, is kept only sealed;
+// the columns beside it are what listing and routing need without opening it.
+struct NotificationChannelRecord {
+  std::string organisation_id;  // with id, the key
+  std::string id;               // what people and rules call it: 1..64 of [A-Za-z0-9_.:-]
+  std::string name;
+  std::string type;          // "webhook", "email", "syslog", "mqtt"
+  std::string min_severity;  // "info", "warning", "critical": alerts at or above it; "none": rules only
+  bool enabled = true;
+  std::string key_id;       // the data key sealing definition_sealed
+  Bytes definition_sealed;  // the full definition JSON (secret included), sealed
+  std::string created_by;   // "user:<id>" or "admin-cli:<login>"
+  UnixMillis created_at = 0;
+  UnixMillis updated_at = 0;
+
+  friend bool operator==(const NotificationChannelRecord&, const NotificationChannelRecord&) = default;
+};
+
+class NotificationChannelRepository {
+ public:
+  virtual ~NotificationChannelRepository() = default;
+  // invalid_argument for an empty organisation, id, name, type or key id, or an empty sealed
+  // definition; already_exists for an (organisation_id, id) taken.
+  [[nodiscard]] virtual Status insert(const NotificationChannelRecord& channel) = 0;
+  // Replaces every field but created_by and created_at of the channel with the record's
+  // (organisation_id, id). Same checks as insert; not_found when there is no such channel.
+  [[nodiscard]] virtual Status replace(const NotificationChannelRecord& channel) = 0;
+  [[nodiscard]] virtual Result<std::optional<NotificationChannelRecord>> find(std::string_view organisation_id,
+                                                                              std::string_view id) = 0;
+  // The organisation's channels, by id.
+  [[nodiscard]] virtual Result<std::vector<NotificationChannelRecord>> list(std::string_view organisation_id) = 0;
+  // Every organisation's channels, by organisation then id (what the server loads at start).
+  [[nodiscard]] virtual Result<std::vector<NotificationChannelRecord>> list_all() = 0;
+  // False when there was no such channel.
+  [[nodiscard]] virtual Result<bool> remove(std::string_view organisation_id, std::string_view id) = 0;
+};
+
 // A person's API token for an integration (JPCERT I-10): scoped to some of the owner's
 // permissions in one organisation, expiring, revocable. Only a hash of the secret is stored.
 struct ApiTokenRecord {
@@ -965,6 +1003,7 @@ class Store {
   [[nodiscard]] virtual EnrolmentTokenRepository& enrolment_tokens() = 0;
   [[nodiscard]] virtual DeviceCommandRepository& device_commands() = 0;
   [[nodiscard]] virtual RuleRepository& rules() = 0;
+  [[nodiscard]] virtual NotificationChannelRepository& notification_channels() = 0;
   [[nodiscard]] virtual ApiTokenRepository& api_tokens() = 0;
   [[nodiscard]] virtual CustomRoleRepository& custom_roles() = 0;
   [[nodiscard]] virtual SettingOverrideRepository& setting_overrides() = 0;

@@ -14,6 +14,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "server_fixture.h"
 
 namespace torii::testing {
@@ -353,6 +355,40 @@ allow = ["10.0.0.1/8"]
   EXPECT_THAT(refused.err, HasSubstr("log.level"));
   EXPECT_THAT(refused.err, HasSubstr("firewall.allow[0]"));
   EXPECT_FALSE(std::filesystem::exists(data_dir()));  // nothing was created
+}
+
+// Notification channels from the host: the generated webhook secret is printed once, never
+// listed, and not in the security log.
+TEST_F(ToriiServer, AChannelCreatedFromTheCliShowsItsSecretOnceAndIsListedRedacted) {
+  start();
+  ASSERT_EQ(stop(), 0);
+  const auto file = work_dir() / "hook.json";
+  std::ofstream(file) << R"({"name": "ops hook", "type": "webhook", "url": "https://hooks.example/torii"})";
+  const auto created =
+      torii({"admin", "channel", "create", "--id", "ops", "--file", file.string(), "--min-severity", "warning"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  const auto made = nlohmann::json::parse(created.out);
+  const std::string secret = made.value("secret", "");
+  ASSERT_GE(secret.size(), 32U) << created.out;
+  EXPECT_EQ(made["min_severity"], "warning");
+
+  const auto listed = torii({"admin", "channel", "list"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_THAT(listed.out, HasSubstr("\"id\":\"ops\""));
+  EXPECT_THAT(listed.out, HasSubstr("\"secret_set\":true"));
+  EXPECT_THAT(listed.out, Not(HasSubstr(secret)));
+
+  const auto taken = torii({"admin", "channel", "create", "--id", "ops", "--file", file.string()});
+  EXPECT_NE(taken.exit_code, 0);
+  EXPECT_THAT(taken.err, HasSubstr("id: is already in use"));
+
+  const auto deleted = torii({"admin", "channel", "delete", "--id", "ops"});
+  EXPECT_EQ(deleted.exit_code, 0) << deleted.err;
+  EXPECT_EQ(torii({"admin", "channel", "list"}).out, "");
+  const std::string log = slurp(data_dir() / "log" / "security.log");
+  EXPECT_THAT(log, HasSubstr("channel.created"));
+  EXPECT_THAT(log, HasSubstr("channel.deleted"));
+  EXPECT_THAT(log, Not(HasSubstr(secret)));
 }
 
 TEST_F(ToriiServer, CliDocumentsItselfAndPrintsItsDefaults) {

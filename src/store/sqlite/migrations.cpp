@@ -13,7 +13,7 @@ namespace {
 
 // Append only: a released migration is never edited, a change is a new migration.
 // STRICT tables make SQLite refuse values of the wrong type instead of converting them.
-constexpr std::array<Migration, 13> kMigrations = {{
+constexpr std::array<Migration, 14> kMigrations = {{
     {1, "initial schema: meta, data keys, secrets, certificates, setup tokens, counters", R"sql(
 CREATE TABLE meta (
   key TEXT PRIMARY KEY NOT NULL,
@@ -376,6 +376,24 @@ CREATE TABLE alerts (
 CREATE UNIQUE INDEX alerts_active_by_key ON alerts (organisation_id, alert_key) WHERE status <> 'resolved';
 CREATE INDEX alerts_by_organisation ON alerts (organisation_id, opened_at_ms);
 CREATE INDEX alerts_by_device ON alerts (device_id);
+)sql"},
+    {14, "notification channels of each organisation, their definitions sealed", R"sql(
+-- Issue 6 item 4, JPCERT VIII-2, I-10. The definition (a webhook's secret included) is kept
+-- only sealed under a data key; the other columns are what listing and routing need.
+CREATE TABLE notification_channels (
+  organisation_id TEXT NOT NULL CHECK (organisation_id <> ''),
+  id TEXT NOT NULL CHECK (id <> ''),
+  name TEXT NOT NULL CHECK (name <> ''),
+  type TEXT NOT NULL CHECK (type IN ('webhook', 'email', 'syslog', 'mqtt')),
+  min_severity TEXT NOT NULL CHECK (min_severity IN ('info', 'warning', 'critical', 'none')),
+  enabled INTEGER NOT NULL CHECK (enabled IN (0, 1)),
+  key_id TEXT NOT NULL CHECK (key_id <> ''),
+  definition_sealed BLOB NOT NULL,
+  created_by TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  updated_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (organisation_id, id)
+) STRICT, WITHOUT ROWID;
 )sql"},
 }};
 

@@ -2175,6 +2175,121 @@ class SqliteRuleRepository final : public RuleRepository {
 
 // ---------------------------------------------------------------------------------------
 
+// Parameter ?N binds column N of this list (insert and replace).
+#define TORII_CHANNEL_COLUMNS                                                                                      \
+  "organisation_id, id, name, type, min_severity, enabled, key_id, definition_sealed, created_by, created_at_ms, " \
+  "updated_at_ms"
+
+class SqliteNotificationChannelRepository final : public NotificationChannelRepository {
+ public:
+  explicit SqliteNotificationChannelRepository(Db& db) : db_(db) {}
+
+  Status insert(const NotificationChannelRecord& c) override {
+    if (auto s = check(c); !s) return s;
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("INSERT INTO notification_channels (" TORII_CHANNEL_COLUMNS
+                           ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt)
+        .bind_text(1, c.organisation_id)
+        .bind_text(2, c.id)
+        .bind_text(3, c.name)
+        .bind_text(4, c.type)
+        .bind_text(5, c.min_severity)
+        .bind_int(6, c.enabled ? 1 : 0)
+        .bind_text(7, c.key_id)
+        .bind_blob(8, c.definition_sealed)
+        .bind_text(9, c.created_by)
+        .bind_int(10, c.created_at)
+        .bind_int(11, c.updated_at);
+    return (**stmt).run();
+  }
+
+  Status replace(const NotificationChannelRecord& c) override {
+    if (auto s = check(c); !s) return s;
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached(
+        "UPDATE notification_channels SET name = ?3, type = ?4, min_severity = ?5, enabled = ?6, key_id = ?7, "
+        "definition_sealed = ?8, updated_at_ms = ?9 WHERE organisation_id = ?1 AND id = ?2");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt)
+        .bind_text(1, c.organisation_id)
+        .bind_text(2, c.id)
+        .bind_text(3, c.name)
+        .bind_text(4, c.type)
+        .bind_text(5, c.min_severity)
+        .bind_int(6, c.enabled ? 1 : 0)
+        .bind_text(7, c.key_id)
+        .bind_blob(8, c.definition_sealed)
+        .bind_int(9, c.updated_at);
+    return expect_changed(db_, **stmt, "no such notification channel");
+  }
+
+  Result<std::optional<NotificationChannelRecord>> find(std::string_view organisation_id,
+                                                        std::string_view id) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT " TORII_CHANNEL_COLUMNS
+                           " FROM notification_channels WHERE organisation_id = ?1 AND id = ?2");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, organisation_id).bind_text(2, id);
+    return read_one(**stmt, read_channel);
+  }
+
+  Result<std::vector<NotificationChannelRecord>> list(std::string_view organisation_id) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT " TORII_CHANNEL_COLUMNS
+                           " FROM notification_channels WHERE organisation_id = ?1 ORDER BY id");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, organisation_id);
+    return read_all(**stmt, read_channel);
+  }
+
+  Result<std::vector<NotificationChannelRecord>> list_all() override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("SELECT " TORII_CHANNEL_COLUMNS " FROM notification_channels ORDER BY organisation_id, id");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    return read_all(**stmt, read_channel);
+  }
+
+  Result<bool> remove(std::string_view organisation_id, std::string_view id) override {
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("DELETE FROM notification_channels WHERE organisation_id = ?1 AND id = ?2");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, organisation_id).bind_text(2, id);
+    return changed_any(db_, **stmt);
+  }
+
+ private:
+  static Status check(const NotificationChannelRecord& c) {
+    if (c.organisation_id.empty() || c.id.empty() || c.name.empty() || c.type.empty() || c.key_id.empty() ||
+        c.definition_sealed.empty()) {
+      return fail(Errc::invalid_argument,
+                  "store: a notification channel needs an organisation, id, name, type, key id and definition");
+    }
+    return ok();
+  }
+
+  static NotificationChannelRecord read_channel(const Statement& q) {
+    NotificationChannelRecord c;
+    c.organisation_id = q.column_text(0);
+    c.id = q.column_text(1);
+    c.name = q.column_text(2);
+    c.type = q.column_text(3);
+    c.min_severity = q.column_text(4);
+    c.enabled = q.column_int(5) != 0;
+    c.key_id = q.column_text(6);
+    c.definition_sealed = q.column_blob(7);
+    c.created_by = q.column_text(8);
+    c.created_at = q.column_int(9);
+    c.updated_at = q.column_int(10);
+    return c;
+  }
+
+  Db& db_;
+};
+
+// ---------------------------------------------------------------------------------------
+
 // Parameter ?N binds column N of this list (insert).
 #define TORII_API_TOKEN_COLUMNS                                                                                   \
   "id, user_id, organisation_id, name, permissions, secret_hash, created_at_ms, expires_at_ms, last_used_at_ms, " \
@@ -2656,6 +2771,7 @@ class SqliteStore final : public Store {
         enrolment_tokens_(db_),
         device_commands_(db_),
         rules_(db_),
+        notification_channels_(db_),
         api_tokens_(db_),
         custom_roles_(db_),
         setting_overrides_(db_),
@@ -2681,6 +2797,7 @@ class SqliteStore final : public Store {
   EnrolmentTokenRepository& enrolment_tokens() override { return enrolment_tokens_; }
   DeviceCommandRepository& device_commands() override { return device_commands_; }
   RuleRepository& rules() override { return rules_; }
+  NotificationChannelRepository& notification_channels() override { return notification_channels_; }
   ApiTokenRepository& api_tokens() override { return api_tokens_; }
   CustomRoleRepository& custom_roles() override { return custom_roles_; }
   SettingOverrideRepository& setting_overrides() override { return setting_overrides_; }
@@ -2712,6 +2829,7 @@ class SqliteStore final : public Store {
   SqliteEnrolmentTokenRepository enrolment_tokens_;
   SqliteDeviceCommandRepository device_commands_;
   SqliteRuleRepository rules_;
+  SqliteNotificationChannelRepository notification_channels_;
   SqliteApiTokenRepository api_tokens_;
   SqliteCustomRoleRepository custom_roles_;
   SqliteSettingOverrideRepository setting_overrides_;
