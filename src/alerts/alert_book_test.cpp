@@ -171,6 +171,30 @@ TEST_F(AlertBookTest, ARuleRaisesAndResolvesByKey) {
   EXPECT_FALSE(book_->raise(a));
 }
 
+// JPCERT VIII-2: the notification channels hear of each alert opened, acknowledged and
+// resolved once; another occurrence of an open alert is not news.
+TEST_F(AlertBookTest, EachChangeOfAnAlertIsToldOnceWithTheAlertAsStored) {
+  std::vector<std::string> told;
+  book_->on_change([&](const store::AlertRecord& a, std::string_view event) {
+    told.push_back(std::string(event) + " " + a.status + " " + a.device_id);
+  });
+  book_->observe(tamper(true));
+  book_->observe(tamper(true));  // again while open: one more occurrence
+  auto open = listed(Scope::everything());
+  ASSERT_EQ(open.size(), 1U);
+  EXPECT_EQ(open[0].occurrences, 2U);
+  ASSERT_TRUE(book_->acknowledge(open[0].id, "user:u-1", Scope::everything()));
+  book_->observe(tamper(false));
+  EXPECT_EQ(told, (std::vector<std::string>{"alert.opened open pump-1", "alert.acknowledged acknowledged pump-1",
+                                            "alert.resolved resolved pump-1"}));
+  book_->observe(tamper(true));
+  auto again = listed(Scope::everything(), {"open"});
+  ASSERT_EQ(again.size(), 1U);
+  ASSERT_TRUE(book_->resolve(again[0].id, "user:u-1", Scope::everything()));
+  EXPECT_EQ(told.size(), 5U);
+  EXPECT_EQ(told.back(), "alert.resolved resolved pump-1");
+}
+
 TEST_F(AlertBookTest, TheListIsCappedAndScopedToTheCallersOrganisation) {
   book_->observe(tamper(true));
   book_->observe(

@@ -19,6 +19,7 @@
 
 #include "crypto/x509.h"
 #include "server_fixture.h"
+#include "testing/smtp_sink.h"
 
 namespace torii::testing {
 namespace {
@@ -695,6 +696,78 @@ TEST_F(AgentTest, ARuleOpensOneAlertCommandsTheActuatorAndResolvesWhenTheReading
     const auto a = alerts_titled("silent");
     return a.size() == 1 && a[0]["status"] == "open";
   }));
+}
+
+// JPCERT VIII-2, I-10: an alert leaves torii through the organisation's channels: a webhook
+// over HTTPS to a receiver that checks the signature with the channel's secret, and an e-mail
+// through the server's SMTP settings to a real SMTP server. The alert comes from a rule on a
+// device that never sends anything (absence).
+TEST_F(AgentTest, AnAlertReachesASignedWebhookAndAnEMailThroughTheOrganisationsChannels) {
+  // Where the server, running as nobody when started as root, can read them.
+  const auto mail_dir = work_dir() / "mail";
+  std::filesystem::create_directory(mail_dir);
+  ::chmod(mail_dir.c_str(), 0711);
+  const auto certificates = make_sink_certificates(mail_dir);
+  SmtpSink sink(SinkOptions{certificates, ""});
+  ASSERT_NE(sink.port(), 0);
+  config_text += "[mail]\nhost = \"127.0.0.1\"\nport = " + std::to_string(sink.port()) +
+                 "\nfrom = \"torii@example.org\"\nca_file = \"" + certificates.ca.string() +
+                 "\"\ntimeout_seconds = 10\n[notifications]\nallow_local_destinations = true\n";
+  start();
+
+  const std::string secret = "receiver-shared-secret-" + std::to_string(::getpid()) + "-0123456789abcdef";
+  const auto received = work_dir() / "webhook.jsonl";
+  Process receiver({"/usr/bin/python3", WEBHOOK_RECEIVER, certificates.cert.string(), certificates.key.string(), secret,
+                    received.string()});
+  ASSERT_TRUE(receiver.wait_for_output("PORT ", std::chrono::seconds(20))) << receiver.err();
+  const auto out = receiver.out();
+  const std::string port = out.substr(out.find("PORT ") + 5, out.find('\n', out.find("PORT ")) - out.find("PORT ") - 5);
+  std::ifstream ca_in(certificates.ca);
+  const std::string ca_pem{std::istreambuf_iterator<char>(ca_in), {}};
+
+  const auto hook = write("hook.json", json{{"name", "ops hook"},
+                                            {"type", "webhook"},
+                                            {"url", "https://127.0.0.1:" + port + "/torii"},
+                                            {"secret", secret},
+                                            {"ca", ca_pem}}
+                                           .dump());
+  const auto made_hook =
+      torii({"admin", "channel", "create", "--id", "ops-hook", "--file", hook, "--min-severity", "warning"});
+  ASSERT_EQ(made_hook.exit_code, 0) << made_hook.err;
+  EXPECT_EQ(made_hook.out.find(secret), std::string::npos) << "a secret given is not shown back";
+  const auto mail = write("mail.json", R"({"name": "on call", "type": "email", "to": ["oncall@example.org"]})");
+  const auto made_mail =
+      torii({"admin", "channel", "create", "--id", "on-call", "--file", mail, "--min-severity", "critical"});
+  ASSERT_EQ(made_mail.exit_code, 0) << made_mail.err;
+
+  ASSERT_EQ(torii({"admin", "device", "create", "--id", "quiet-1", "--enrolment-token"}).exit_code, 0);
+  const auto rule = write("quiet.json", R"j({"name": "quiet device", "selector": {"devices": ["quiet-1"]},
+      "condition": "absent(2s)", "severity": "critical", "actions": [{"type": "alert"}]})j");
+  ASSERT_EQ(torii({"admin", "rule", "create", "--file", rule}).exit_code, 0);
+
+  auto deliveries = [&] {
+    std::vector<json> rows;
+    std::ifstream in(received);
+    for (std::string line; std::getline(in, line);) {
+      if (!line.empty()) rows.push_back(json::parse(line));
+    }
+    return rows;
+  };
+  ASSERT_TRUE(eventually([&] { return !deliveries().empty(); })) << receiver.err();
+  const auto first = deliveries().front();
+  EXPECT_EQ(first["valid"], true) << first.dump();
+  const auto notice = json::parse(first["body"].get<std::string>());
+  EXPECT_EQ(notice["event"], "alert.opened");
+  EXPECT_EQ(notice["alert"]["title"], "quiet device");
+  EXPECT_EQ(notice["alert"]["device_id"], "quiet-1");
+  EXPECT_EQ(first["body"].get<std::string>().find(secret), std::string::npos);
+
+  const auto message = sink.message(1, std::chrono::seconds(60));
+  ASSERT_TRUE(message);
+  const auto email = json::parse(*message);
+  EXPECT_EQ(email["rcpt_tos"], json::array({"oncall@example.org"}));
+  EXPECT_NE(email["data"].get<std::string>().find("quiet device"), std::string::npos);
+  EXPECT_EQ(email["tls"], true);
 }
 
 }  // namespace
