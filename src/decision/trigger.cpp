@@ -161,9 +161,15 @@ void Trigger::apply(Loaded& rule, const std::string& device_id, const rules::Eva
   } else {
     ++counters_.cleared;
   }
-  Firing firing{rule.record.id,         rule.record.name,          rule.record.organisation_id,
-                rule.record.updated_by, rule.definition->severity, device_id,
-                evaluation.transition,  evaluation.summary,        at,
+  Firing firing{rule.record.id,
+                rule.record.name,
+                rule.record.organisation_id,
+                rule.record.updated_by,
+                rule.definition->severity,
+                device_id,
+                evaluation.transition,
+                evaluation.summary,
+                at,
                 std::any_of(rule.definition->actions.begin(), rule.definition->actions.end(),
                             [](const rules::Action& a) { return std::holds_alternative<rules::AlertAction>(a); })};
   if (actions_.security_event) {

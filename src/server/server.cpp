@@ -316,7 +316,7 @@ struct Server::State {
   // socket reload the rule at once (both run on this thread).
   Status make_rules() {
     decision::TriggerActions actions;
-    actions.security_event = [this](events::SecurityEvent e) { log_event(e); };
+    actions.security_event = [this](const events::SecurityEvent& e) { log_event(e); };
     actions.command = [this](const decision::Firing& f, const rules::CommandAction& c) { rule_command(f, c); };
     actions.alert = [this](const decision::Firing& f) { rule_alert(f); };
     actions.notify = [this](const decision::Firing& f, const rules::NotifyAction& n) { rule_notify(f, n); };
