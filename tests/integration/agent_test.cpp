@@ -719,7 +719,8 @@ TEST_F(AgentTest, AnAlertReachesASignedWebhookAndAnEMailThroughTheOrganisationsC
   const auto received = work_dir() / "webhook.jsonl";
   Process receiver({"/usr/bin/python3", WEBHOOK_RECEIVER, certificates.cert.string(), certificates.key.string(), secret,
                     received.string()});
-  ASSERT_TRUE(receiver.wait_for_output("PORT ", std::chrono::seconds(20))) << receiver.err();
+  // Its first line, whole: "PORT <n>".
+  ASSERT_TRUE(receiver.wait_for_output("\n", std::chrono::seconds(20))) << receiver.err();
   const auto out = receiver.out();
   const std::string port = out.substr(out.find("PORT ") + 5, out.find('\n', out.find("PORT ")) - out.find("PORT ") - 5);
   std::ifstream ca_in(certificates.ca);

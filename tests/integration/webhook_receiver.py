@@ -42,5 +42,7 @@ server = HTTPServer(("127.0.0.1", 0), Handler)
 context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 context.load_cert_chain(cert, key)
 server.socket = context.wrap_socket(server.socket, server_side=True)
-print("PORT", server.server_address[1], flush=True)
+# One write, so a reader never sees half of the line.
+sys.stdout.write(f"PORT {server.server_address[1]}\n")
+sys.stdout.flush()
 server.serve_forever()
