@@ -26,8 +26,8 @@ Status Trigger::load() {
 }
 
 Status Trigger::reload(const std::string& rule_id) {
-  // States of the version being replaced are written first, unless the definition changed:
-  // RuleBook::change cleared them, and writing them back would revive them.
+  // The loaded version's unsaved states go with it: every change of a rule (definition or
+  // enabled) clears its stored states too (RuleBook::change), and a deleted rule has none.
   drop(rule_id);
   auto found = store_.rules().find(rule_id);
   if (!found) return tl::unexpected(found.error());
