@@ -28,6 +28,17 @@ tl::expected<decision::Author, Response> author_of(const Call& call) {
   return decision::Author{"user:" + call.caller->user.id, *organisation, call.caller->permissions};
 }
 
+// The rule the path's {rule} names, when it is of the caller's organisation; otherwise the
+// answer (404 as for a rule that does not exist).
+tl::expected<std::pair<decision::Author, store::RuleRecord>, Response> reachable_rule(ApiState& s, Call& call) {
+  auto author = author_of(call);
+  if (!author) return tl::unexpected(author.error());
+  auto found = s.ctx.rules->find(author->organisation_id, call.params["rule"]);
+  if (!found) return tl::unexpected(internal_error(found.error()));
+  if (!*found) return tl::unexpected(problem(404, "not_found", "No such rule"));
+  return std::pair{std::move(*author), std::move(**found)};
+}
+
 bool enabled_of(Call& call) {
   const auto it = call.fields.find("enabled");
   return it == call.fields.end() || it->second == "true";
@@ -79,12 +90,9 @@ asio::awaitable<Response> create_rule(ApiState& s, Call& call) {
 
 asio::awaitable<Response> show_rule(ApiState& s, Call& call) {
   if (s.ctx.rules == nullptr) co_return rules_unavailable();
-  auto author = author_of(call);
-  if (!author) co_return author.error();
-  auto found = s.ctx.rules->find(author->organisation_id, call.params["rule"]);
-  if (!found) co_return internal_error(found.error());
-  if (!*found) co_return problem(404, "not_found", "No such rule");
-  co_return json_response(200, decision::RuleBook::describe(**found));
+  auto found = reachable_rule(s, call);
+  if (!found) co_return found.error();
+  co_return json_response(200, decision::RuleBook::describe(found->second));
 }
 
 asio::awaitable<Response> change_rule(ApiState& s, Call& call) {
@@ -109,26 +117,21 @@ asio::awaitable<Response> change_rule(ApiState& s, Call& call) {
 
 asio::awaitable<Response> delete_rule(ApiState& s, Call& call) {
   if (s.ctx.rules == nullptr) co_return rules_unavailable();
-  auto author = author_of(call);
-  if (!author) co_return author.error();
-  auto found = s.ctx.rules->find(author->organisation_id, call.params["rule"]);
-  if (!found) co_return internal_error(found.error());
-  if (!*found) co_return problem(404, "not_found", "No such rule");
-  auto removed = s.ctx.rules->remove(author->organisation_id, call.params["rule"]);
+  auto found = reachable_rule(s, call);
+  if (!found) co_return found.error();
+  const auto& [author, rule] = *found;
+  auto removed = s.ctx.rules->remove(author.organisation_id, rule.id);
   if (!removed) co_return internal_error(removed.error());
   if (!*removed) co_return problem(404, "not_found", "No such rule");
-  record(s, call, "rule.deleted", **found);
+  record(s, call, "rule.deleted", rule);
   co_return no_content();
 }
 
 asio::awaitable<Response> rule_versions(ApiState& s, Call& call) {
   if (s.ctx.rules == nullptr) co_return rules_unavailable();
-  auto author = author_of(call);
-  if (!author) co_return author.error();
-  auto found = s.ctx.rules->find(author->organisation_id, call.params["rule"]);
-  if (!found) co_return internal_error(found.error());
-  if (!*found) co_return problem(404, "not_found", "No such rule");
-  auto versions = s.ctx.store.rules().versions((*found)->id);
+  auto found = reachable_rule(s, call);
+  if (!found) co_return found.error();
+  auto versions = s.ctx.store.rules().versions(found->second.id);
   if (!versions) co_return internal_error(versions.error());
   json out = json::array();
   for (const auto& v : *versions) {
@@ -141,7 +144,7 @@ asio::awaitable<Response> rule_versions(ApiState& s, Call& call) {
                    {"changed_by", v.changed_by},
                    {"changed_at", iso(v.changed_at)}});
   }
-  co_return json_response(200, {{"rule", (*found)->id}, {"versions", std::move(out)}});
+  co_return json_response(200, {{"rule", found->second.id}, {"versions", std::move(out)}});
 }
 
 // Decision Trigger, dry run: when the definition would have fired and cleared over the last

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "base/bytes.h"
+#include "identity/device_commands.h"
 #include "policy/series.h"
 #include "policy/telemetry.h"
 
@@ -73,16 +74,9 @@ Result<std::vector<RuleProblem>> RuleBook::check(const Author& author, std::stri
       problems.push_back({path + ".device", "no such device in the organisation"});
       continue;
     }
-    policy::Profile profile = policy::generic_profile();
-    if (!(*device)->profile_id.empty()) {
-      auto record = store_.device_profiles().find((*device)->profile_id);
-      if (!record) return tl::unexpected(record.error());
-      if (*record) {
-        auto p = policy::parse_profile((*record)->definition_json);
-        if (p) profile = std::move(*p);
-      }
-    }
-    for (const auto& p : policy::validate_command(profile, command->command, command->params.dump())) {
+    auto profile = identity::command_profile(store_, **device);
+    if (!profile) return tl::unexpected(profile.error());
+    for (const auto& p : policy::validate_command(*profile, command->command, command->params.dump())) {
       problems.push_back({path + "." + (p.path == "command" ? std::string("command") : p.path), p.message});
     }
   }

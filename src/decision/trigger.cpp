@@ -19,8 +19,16 @@ Trigger::Trigger(store::Store& store, keys::KeyRing& keys, const Clock& clock, T
 Status Trigger::load() {
   auto enabled = store_.rules().list_enabled();
   if (!enabled) return tl::unexpected(enabled.error());
+  // Each organisation's devices are read once, however many rules it has.
+  std::map<std::string, std::vector<store::DeviceRecord>, std::less<>> devices;
   for (const auto& record : *enabled) {
-    if (auto st = load_rule(record); !st) return st;
+    auto it = devices.find(record.organisation_id);
+    if (it == devices.end()) {
+      auto listed = store_.devices().list(record.organisation_id);
+      if (!listed) return tl::unexpected(listed.error());
+      it = devices.emplace(record.organisation_id, std::move(*listed)).first;
+    }
+    if (auto st = load_rule(record, it->second); !st) return st;
   }
   return ok();
 }
@@ -32,10 +40,12 @@ Status Trigger::reload(const std::string& rule_id) {
   auto found = store_.rules().find(rule_id);
   if (!found) return tl::unexpected(found.error());
   if (!*found || !(*found)->enabled) return ok();
-  return load_rule(**found);
+  auto devices = store_.devices().list((*found)->organisation_id);
+  if (!devices) return tl::unexpected(devices.error());
+  return load_rule(**found, *devices);
 }
 
-Status Trigger::load_rule(const store::RuleRecord& record) {
+Status Trigger::load_rule(const store::RuleRecord& record, const std::vector<store::DeviceRecord>& devices) {
   auto parsed = rules::parse_rule(record.definition);
   if (!parsed) {
     spdlog::error("rule {}: its stored definition does not parse ({} problems); it does not run", record.id,
@@ -67,11 +77,9 @@ Status Trigger::load_rule(const store::RuleRecord& record) {
   }
   // Devices the rule selects that have no state yet are watched from now on, so that an
   // absence rule also notices one that never sends anything.
-  auto devices = store_.devices().list(record.organisation_id);
-  if (!devices) return tl::unexpected(devices.error());
   const UnixMillis now = to_unix_millis(clock_.now());
   std::vector<std::string> fresh;
-  for (const auto& d : *devices) {
+  for (const auto& d : devices) {
     if (d.status != store::kDeviceStatusActive) continue;
     if (loaded->states.contains(d.id)) continue;
     if (!rules::matches(loaded->definition->selector, {d.id, d.profile_id, d.segment})) continue;

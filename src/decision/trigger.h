@@ -114,7 +114,8 @@ class Trigger {
     std::set<std::string, std::less<>> dirty;                       // device ids
   };
 
-  [[nodiscard]] Status load_rule(const store::RuleRecord& record);
+  // devices: the rule's organisation's, as stored now.
+  [[nodiscard]] Status load_rule(const store::RuleRecord& record, const std::vector<store::DeviceRecord>& devices);
   void drop(const std::string& rule_id);
   void apply(Loaded& rule, const std::string& device_id, const rules::Evaluation& evaluation, UnixMillis at);
 

@@ -72,9 +72,9 @@ Result<std::unique_ptr<DeviceCommands>> DeviceCommands::open(store::Store& store
       new DeviceCommands(store, keys, clock, random, std::move(secret), std::move(public_key)));
 }
 
-Result<policy::Profile> DeviceCommands::profile_of(const store::DeviceRecord& device) {
+Result<policy::Profile> command_profile(store::Store& store, const store::DeviceRecord& device) {
   if (device.profile_id.empty()) return policy::generic_profile();
-  auto record = store_.device_profiles().find(device.profile_id);
+  auto record = store.device_profiles().find(device.profile_id);
   if (!record) return tl::unexpected(record.error());
   if (!*record) return policy::generic_profile();  // the profile was deleted: no commands
   auto parsed = policy::parse_profile((*record)->definition_json);
@@ -95,7 +95,7 @@ Result<CommandIssue> DeviceCommands::issue(const store::DeviceRecord& device, st
          fmt::format("must be 1..{}",
                      std::chrono::duration_cast<std::chrono::seconds>(policy::kMaxCommandLifetime).count())});
   }
-  auto profile = profile_of(device);
+  auto profile = command_profile(store_, device);
   if (!profile) return tl::unexpected(profile.error());
   for (auto& p : policy::validate_command(*profile, name, params_json)) outcome.problems.push_back(std::move(p));
   if (!outcome.problems.empty()) return outcome;

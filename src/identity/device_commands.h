@@ -51,6 +51,11 @@ struct CommandIssue {
   std::vector<policy::Problem> problems;  // paths "command", "params", "params.<name>", "ttl_seconds"
 };
 
+// The profile a device's commands are checked against: its stored profile, or the generic
+// one (which takes no command) for a device without one or whose profile was deleted.
+// corrupt when the stored profile no longer parses.
+[[nodiscard]] Result<policy::Profile> command_profile(store::Store& store, const store::DeviceRecord& device);
+
 class DeviceCommands {
  public:
   // Loads the command key, making it at first use. Borrows everything; all must outlive it.
@@ -91,7 +96,6 @@ class DeviceCommands {
  private:
   DeviceCommands(store::Store& store, keys::KeyRing& keys, const Clock& clock, Random& random,
                  crypto::SecretBytes secret_key, Bytes public_key);
-  [[nodiscard]] Result<policy::Profile> profile_of(const store::DeviceRecord& device);
   [[nodiscard]] Result<std::string> payload_of(const store::DeviceCommandRecord& record);
 
   store::Store& store_;

@@ -642,6 +642,19 @@ class Executor {
     return decision::Author{r_.actor, *organisation, identity::PermissionSet::of(identity::all_permissions())};
   }
 
+  // The rule args "id" names in the organisation args name (not_found otherwise), with the
+  // author the request acts as.
+  Result<std::pair<decision::Author, store::RuleRecord>> named_rule() {
+    auto author = rule_author();
+    auto id = text_arg(r_.args, "id");
+    if (!author) return tl::unexpected(author.error());
+    if (!id) return tl::unexpected(id.error());
+    auto found = rule_book().find(author->organisation_id, *id);
+    if (!found) return tl::unexpected(found.error());
+    if (!*found) return fail(Errc::not_found, "no such rule");
+    return std::pair{std::move(*author), std::move(**found)};
+  }
+
   static Error rule_problems(const std::vector<decision::RuleProblem>& problems) {
     std::string text;
     for (const auto& p : problems) text += fmt::format("{}{}: {}", text.empty() ? "" : "; ", p.path, p.message);
@@ -672,18 +685,14 @@ class Executor {
 
   // A new version: the definition given, or the stored one (to switch a rule on or off).
   Result<json> rule_change() {
-    auto author = rule_author();
-    auto id = text_arg(r_.args, "id");
+    auto found = named_rule();
     auto disabled = bool_arg(r_.args, "disabled");
-    if (!author) return tl::unexpected(author.error());
-    if (!id) return tl::unexpected(id.error());
-    if (!disabled) return tl::unexpected(disabled.error());
-    auto found = rule_book().find(author->organisation_id, *id);
     if (!found) return tl::unexpected(found.error());
-    if (!*found) return fail(Errc::not_found, "no such rule");
-    auto definition = text_arg(r_.args, "definition", (*found)->definition);
+    if (!disabled) return tl::unexpected(disabled.error());
+    const auto& [author, rule] = *found;
+    auto definition = text_arg(r_.args, "definition", rule.definition);
     if (!definition) return tl::unexpected(definition.error());
-    auto outcome = rule_book().change(*author, *id, *definition, !*disabled, (*found)->version);
+    auto outcome = rule_book().change(author, rule.id, *definition, !*disabled, rule.version);
     if (!outcome) return tl::unexpected(outcome.error());
     if (!outcome->rule) return tl::unexpected(rule_problems(outcome->problems));
     record_rule("rule.changed", *outcome->rule);
@@ -701,28 +710,19 @@ class Executor {
   }
 
   Result<json> rule_show() {
-    auto author = rule_author();
-    auto id = text_arg(r_.args, "id");
-    if (!author) return tl::unexpected(author.error());
-    if (!id) return tl::unexpected(id.error());
-    auto found = rule_book().find(author->organisation_id, *id);
+    auto found = named_rule();
     if (!found) return tl::unexpected(found.error());
-    if (!*found) return fail(Errc::not_found, "no such rule");
-    return decision::RuleBook::describe(**found);
+    return decision::RuleBook::describe(found->second);
   }
 
   Result<json> rule_delete() {
-    auto author = rule_author();
-    auto id = text_arg(r_.args, "id");
-    if (!author) return tl::unexpected(author.error());
-    if (!id) return tl::unexpected(id.error());
-    auto found = rule_book().find(author->organisation_id, *id);
+    auto found = named_rule();
     if (!found) return tl::unexpected(found.error());
-    if (!*found) return fail(Errc::not_found, "no such rule");
-    auto removed = rule_book().remove(author->organisation_id, *id);
+    const auto& [author, rule] = *found;
+    auto removed = rule_book().remove(author.organisation_id, rule.id);
     if (!removed) return tl::unexpected(removed.error());
-    record_rule("rule.deleted", **found);
-    return json{{"id", *id}, {"deleted", *removed}};
+    record_rule("rule.deleted", rule);
+    return json{{"id", rule.id}, {"deleted", *removed}};
   }
 
   // Notification channels (notify/channel_book.h) of the organisation named (the default
