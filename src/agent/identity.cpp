@@ -13,7 +13,7 @@ namespace {
 Result<std::string> read_text(const std::filesystem::path& path) {
   auto bytes = read_file(path, 1u << 20);
   if (!bytes) return tl::unexpected(bytes.error());
-  return to_string(*bytes);
+  return torii::to_string(*bytes);
 }
 
 Result<crypto::SecretBytes> read_key(const std::filesystem::path& path) {

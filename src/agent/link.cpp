@@ -34,7 +34,7 @@ namespace {
 
 constexpr std::size_t kMaxIncomingPacket = 256u << 10;
 constexpr auto kStableConnection = std::chrono::minutes(1);
-constexpr auto kVersion = mqtt::ProtocolVersion::v5;
+constexpr auto kProtocolVersion = mqtt::ProtocolVersion::v5;
 
 }  // namespace
 
@@ -126,12 +126,12 @@ class Link::Session {
     if (s_.stopping) co_return std::string();
 
     mqtt::Connect connect;
-    connect.version = kVersion;
+    connect.version = kProtocolVersion;
     connect.clean_start = true;
     connect.keep_alive_seconds = static_cast<std::uint16_t>(std::min<std::int64_t>(cfg.keep_alive.count(), 0xFFFF));
     connect.client_id = cfg.client_id;
     out_.clear();
-    (void)mqtt::encode(connect, kVersion, out_);
+    (void)mqtt::encode(connect, kProtocolVersion, out_);
     co_await asio::async_write(stream_, asio::buffer(out_), asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return "CONNECT: " + (deadline.disarm() ? std::string("timed out") : tls_error_text(ec));
     auto connack = co_await next_packet();
@@ -150,7 +150,7 @@ class Link::Session {
       subscribe.packet_id = 1;
       for (const auto& filter : s_.filters) subscribe.subscriptions.push_back({filter, 1, false, false, 0});
       out_.clear();
-      (void)mqtt::encode(subscribe, kVersion, out_);
+      (void)mqtt::encode(subscribe, kProtocolVersion, out_);
       co_await asio::async_write(stream_, asio::buffer(out_), asio::redirect_error(asio::use_awaitable, ec));
       if (ec) co_return "SUBSCRIBE: " + tls_error_text(ec);
       auto suback = co_await next_packet();
@@ -232,21 +232,21 @@ class Link::Session {
     while (lost_.empty()) {
       out_.clear();
       if (s_.stopping || s_.reconnecting) {
-        for (const auto id : pending_acks_) (void)mqtt::encode(mqtt::Puback{id, {}, {}}, kVersion, out_);
+        for (const auto id : pending_acks_) (void)mqtt::encode(mqtt::Puback{id, {}, {}}, kProtocolVersion, out_);
         pending_acks_.clear();
-        (void)mqtt::encode(mqtt::Disconnect{}, kVersion, out_);
+        (void)mqtt::encode(mqtt::Disconnect{}, kProtocolVersion, out_);
         co_await asio::async_write(stream_, asio::buffer(out_), asio::redirect_error(asio::use_awaitable, ec));
         break;
       }
       const auto now = steady::now();
-      for (const auto id : pending_acks_) (void)mqtt::encode(mqtt::Puback{id, {}, {}}, kVersion, out_);
+      for (const auto id : pending_acks_) (void)mqtt::encode(mqtt::Puback{id, {}, {}}, kProtocolVersion, out_);
       pending_acks_.clear();
       while (!s_.transient.empty()) {
         auto& [topic, payload] = s_.transient.front();
         mqtt::Publish publish;
         publish.topic = std::move(topic);
         publish.payload.assign(payload.begin(), payload.end());
-        (void)mqtt::encode(publish, kVersion, out_);
+        (void)mqtt::encode(publish, kProtocolVersion, out_);
         s_.transient.pop_front();
       }
       if (now >= paused_until_) add_publishes(now);
@@ -259,7 +259,7 @@ class Link::Session {
           break;
         }
       } else if ((out_.empty() && now - last_write_ >= keep_alive_) || now - last_read_ >= keep_alive_) {
-        (void)mqtt::encode(mqtt::Pingreq{}, kVersion, out_);
+        (void)mqtt::encode(mqtt::Pingreq{}, kProtocolVersion, out_);
         ping_outstanding_ = true;
         ping_sent_ = now;
       }
@@ -303,7 +303,7 @@ class Link::Session {
       publish.packet_id = send.packet_id;
       const auto bytes = as_bytes(it->payload);
       publish.payload.assign(bytes.begin(), bytes.end());
-      (void)mqtt::encode(publish, kVersion, out_);
+      (void)mqtt::encode(publish, kProtocolVersion, out_);
       ++s_.stats.published;
     }
   }
@@ -319,7 +319,7 @@ class Link::Session {
       }
       if (*f && (*f)->total_bytes() <= available.size()) {
         const auto size = (*f)->total_bytes();
-        auto packet = mqtt::decode(available.first(size), kVersion);
+        auto packet = mqtt::decode(available.first(size), kProtocolVersion);
         begin_ += size;
         if (!packet) {
           lost_ = "protocol error: " + packet.error().message;

@@ -45,7 +45,7 @@ bool plain_id(std::string_view text) {
 }
 
 // The list's filters; every problem reported.
-store::AlertRepository::Query read_query(const Call& call, std::vector<FieldProblem>& problems) {
+store::AlertRepository::Query read_alert_query(const Call& call, std::vector<FieldProblem>& problems) {
   store::AlertRepository::Query q;
   q.limit = kDefaultAlertsListed;
   const auto param = [&](std::string_view name) { return query_parameter(call.request.query, name).value_or(""); };
@@ -93,7 +93,7 @@ store::AlertRepository::Query read_query(const Call& call, std::vector<FieldProb
 asio::awaitable<Response> list_alerts(ApiState& s, Call& call) {
   if (s.ctx.alerts == nullptr) co_return alerts_unavailable();
   std::vector<FieldProblem> problems;
-  auto query = read_query(call, problems);
+  auto query = read_alert_query(call, problems);
   if (!problems.empty()) co_return invalid_input(problems, 400);
   auto scope = alert_scope(call);
   if (!scope) co_return problem(403, "forbidden", "You may not act on that organisation");

@@ -17,7 +17,7 @@ using identity::Permission;
 
 namespace {
 
-constexpr std::size_t kMaxDefinitionBytes = std::size_t{16} * 1024;
+constexpr std::size_t kMaxChannelBytes = std::size_t{16} * 1024;
 
 Response channels_unavailable() {
   return problem(503, "unavailable", "Notification channels are not available on this server");
@@ -178,7 +178,7 @@ asio::awaitable<Response> test_channel(ApiState& s, Call& call) {
 }  // namespace
 
 void add_channel_routes(std::vector<Route>& routes) {
-  const FieldSpec definition{"definition", true, kMaxDefinitionBytes, false, 0, true};
+  const FieldSpec definition{"definition", true, kMaxChannelBytes, false, 0, true};
   const FieldSpec min_severity{"min_severity", false, 16};
   const std::vector<Route> mine = {
       {"GET", "/api/v1/channels", Access::full, Permission::channels_read, {}, false, list_channels},

@@ -17,7 +17,7 @@ using identity::Permission;
 
 namespace {
 
-constexpr std::size_t kMaxDefinitionBytes = std::size_t{16} * 1024;
+constexpr std::size_t kMaxRuleBytes = std::size_t{16} * 1024;
 constexpr std::size_t kMaxVersion = 1'000'000'000;
 
 Response rules_unavailable() { return problem(503, "unavailable", "Rules are not available on this server"); }
@@ -185,7 +185,7 @@ asio::awaitable<Response> dry_run_rule(ApiState& s, Call& call) {
 }  // namespace
 
 void add_rule_routes(std::vector<Route>& routes) {
-  const FieldSpec definition{"definition", true, kMaxDefinitionBytes, false, 0, true};
+  const FieldSpec definition{"definition", true, kMaxRuleBytes, false, 0, true};
   const FieldSpec enabled{"enabled", false, 5, true};
   const std::vector<Route> mine = {
       {"GET", "/api/v1/rules", Access::full, Permission::rules_read, {}, false, list_rules},

@@ -62,7 +62,7 @@ std::optional<std::uint64_t> parse_number(std::string_view text) {
 }
 
 // The filters of GET /api/v1/security-log; every problem reported.
-events::LogQuery read_query(const Call& call, std::vector<FieldProblem>& problems) {
+events::LogQuery read_log_query(const Call& call, std::vector<FieldProblem>& problems) {
   events::LogQuery q;
   const auto param = [&](std::string_view name) -> std::string {
     auto raw = query_parameter(call.request.query, name);
@@ -149,7 +149,7 @@ Response log_unavailable() {
 // Reads one page of the log for the caller: every event of their organisation's scope.
 asio::awaitable<Response> security_log(ApiState& s, Call& call) {
   std::vector<FieldProblem> problems;
-  events::LogQuery query = read_query(call, problems);
+  events::LogQuery query = read_log_query(call, problems);
   if (!problems.empty()) co_return invalid_input(problems, 400);
   auto organisation = organisation_scope(call);
   if (!organisation) co_return problem(403, "forbidden", "You may not act on that organisation");

@@ -22,7 +22,7 @@ constexpr std::size_t kSessionIdLength = 43;  // 256 bits, base64url
 constexpr std::size_t kMaxUnknownNames = 10000;
 // A session's last_seen_at is written at most this often: the idle timeout is 15 minutes
 // by default, and a write per request would serialise every request on the store.
-constexpr UnixMillis kTouchEveryMs = 30'000;
+constexpr UnixMillis kSessionTouchEveryMs = 30'000;
 
 std::string user_key_id(std::string_view user_id) { return fmt::format("user:{}", user_id); }
 std::string totp_aad(std::string_view user_id) { return fmt::format("user-totp|{}", user_id); }
@@ -548,7 +548,7 @@ Result<std::optional<Caller>> Accounts::resolve_session(std::string_view session
     }
     return std::optional<Caller>{};
   }
-  if (now - session.last_seen_at >= kTouchEveryMs) {
+  if (now - session.last_seen_at >= kSessionTouchEveryMs) {
     session.last_seen_at = now;
     if (auto st = store_.console_sessions().update(session); !st) return tl::unexpected(st.error());
   }

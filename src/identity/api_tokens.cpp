@@ -15,10 +15,10 @@ namespace {
 constexpr std::string_view kSecretHashDomain = "torii api token";
 constexpr std::size_t kIdBytes = 8;        // the public handle: 16 hex digits
 constexpr std::size_t kSecretLength = 43;  // 256 bits, base64url
-constexpr std::size_t kMaxNameBytes = 100;
+constexpr std::size_t kMaxTokenNameBytes = 100;
 // last_used_at is written at most this often: a busy integration must not turn every
 // request into a write, and a minute is precise enough to find unused tokens by the day.
-constexpr UnixMillis kTouchEveryMs = 60'000;
+constexpr UnixMillis kTokenTouchEveryMs = 60'000;
 
 std::string secret_hash(std::string_view presented) { return crypto::token_hash(kSecretHashDomain, presented); }
 
@@ -71,8 +71,8 @@ Result<IssuedApiToken> ApiTokens::create(const Caller& actor, const NewApiToken&
   if (actor.token) return fail(Errc::permission_denied, "an API token cannot create API tokens");
   IssuedApiToken issued;
   auto& problems = issued.problems;
-  if (request.name.empty() || request.name.size() > kMaxNameBytes) {
-    problems.push_back({"name", "invalid", fmt::format("must be 1 to {} bytes", kMaxNameBytes)});
+  if (request.name.empty() || request.name.size() > kMaxTokenNameBytes) {
+    problems.push_back({"name", "invalid", fmt::format("must be 1 to {} bytes", kMaxTokenNameBytes)});
   }
   std::vector<std::string> permissions;
   if (request.permissions.empty()) problems.push_back({"permissions", "missing", "name at least one permission"});
@@ -184,7 +184,7 @@ Result<std::optional<Caller>> ApiTokens::resolve(std::string_view presented, con
   if (!*user || !active_at(**user, now)) {
     return std::optional<Caller>{};
   }
-  if (!token.last_used_at || now - *token.last_used_at >= kTouchEveryMs) {
+  if (!token.last_used_at || now - *token.last_used_at >= kTokenTouchEveryMs) {
     if (auto st = store_.api_tokens().touch(token.id, now); !st) return tl::unexpected(st.error());
     token.last_used_at = now;
   }

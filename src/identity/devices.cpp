@@ -10,7 +10,7 @@ namespace torii::identity {
 
 namespace {
 
-constexpr std::size_t kMaxNameBytes = 128;
+constexpr std::size_t kMaxDeviceNameBytes = 128;
 constexpr std::size_t kMaxFieldBytes = 64;
 
 constexpr std::string_view kIdRule =
@@ -44,7 +44,7 @@ Result<std::vector<FieldProblem>> DeviceRegistry::check(const NewDevice& spec) {
   std::vector<FieldProblem> problems;
   if (!policy::valid_device_id(spec.id)) problems.push_back({"id", "invalid", std::string(kIdRule)});
   for (auto [field, value, max] :
-       {std::tuple{"name", std::string_view(spec.name), kMaxNameBytes},
+       {std::tuple{"name", std::string_view(spec.name), kMaxDeviceNameBytes},
         std::tuple{"organisation", std::string_view(spec.organisation_id), kMaxFieldBytes},
         std::tuple{"serial_number", std::string_view(spec.serial_number), kMaxFieldBytes},
         std::tuple{"firmware_version", std::string_view(spec.firmware_version), kMaxFieldBytes}}) {
@@ -207,7 +207,7 @@ Result<std::vector<std::string>> DeviceRegistry::disable_unused(std::chrono::hou
 std::vector<FieldProblem> DeviceRegistry::check_profile(const store::DeviceProfileRecord& profile) {
   std::vector<FieldProblem> problems;
   if (!policy::valid_device_id(profile.id)) problems.push_back({"id", "invalid", std::string(kIdRule)});
-  if (auto problem = check_text("name", profile.name, kMaxNameBytes)) problems.push_back(std::move(*problem));
+  if (auto problem = check_text("name", profile.name, kMaxDeviceNameBytes)) problems.push_back(std::move(*problem));
   if (auto parsed = policy::parse_profile(profile.definition_json); !parsed) {
     for (const auto& p : parsed.error()) {
       problems.push_back({p.path.empty() ? "definition" : "definition." + p.path, "invalid", p.message});

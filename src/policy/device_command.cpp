@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "policy/acl.h"
 #include "policy/profile.h"
 #include "policy/telemetry.h"
 
@@ -17,7 +18,6 @@ using nlohmann::json;
 
 constexpr std::string_view kSigningDomain = "torii-command-v1";
 constexpr std::size_t kNonceChars = 22;  // base64url of 16 bytes, unpadded
-constexpr std::size_t kMaxDeviceIdLength = 128;
 constexpr std::size_t kMaxReasonBytes = 200;
 
 // Exactly `names` as members: nothing missing, nothing more.
@@ -28,10 +28,6 @@ bool has_exactly(const json& object, std::initializer_list<std::string_view> nam
 
 bool whole_millis(const json& value) {
   return (value.is_number_unsigned() || value.is_number_integer()) && value.get<std::int64_t>() >= 0;
-}
-
-bool printable_ascii(std::string_view text) {
-  return std::all_of(text.begin(), text.end(), [](char c) { return c > 0x20 && c < 0x7f; });
 }
 
 // Control characters become spaces; the text is cut to at most `max` bytes on a character
@@ -106,9 +102,7 @@ tl::expected<DeviceCommand, CommandRefusal> parse_command_body(std::string_view 
   }
   c.id = id.get<std::string>();
   const auto& device = root["device"];
-  if (!device.is_string() || device.get_ref<const std::string&>().empty() ||
-      device.get_ref<const std::string&>().size() > kMaxDeviceIdLength ||
-      !printable_ascii(device.get_ref<const std::string&>())) {
+  if (!device.is_string() || !valid_device_id(device.get_ref<const std::string&>())) {
     return refuse("command device invalid");
   }
   c.device_id = device.get<std::string>();

@@ -52,7 +52,7 @@ std::string child(const std::string& path, std::string_view key) {
 }
 std::string element(const std::string& path, std::size_t index) { return fmt::format("{}[{}]", path, index); }
 
-struct TooDeep {};
+struct ProfileTooDeep {};
 
 // nlohmann keeps the last of duplicate keys silently; a definition where "max" appears twice
 // is ambiguous, so the parser callback records each duplicate with its path. Also stops
@@ -65,7 +65,7 @@ class KeyTracker {
     switch (event) {
       case json::parse_event_t::object_start:
       case json::parse_event_t::array_start:
-        if (depth >= kMaxDepth) throw TooDeep{};
+        if (depth >= kMaxDepth) throw ProfileTooDeep{};
         frames_.push_back({event == json::parse_event_t::object_start, {}, 0, {}});
         break;
       case json::parse_event_t::key: {
@@ -432,7 +432,7 @@ ProfileResult parse_profile(std::string_view json_text) {
           return tracker.on_event(depth, event, parsed);
         },
         /*allow_exceptions=*/true, /*ignore_comments=*/false);
-  } catch (const TooDeep&) {
+  } catch (const ProfileTooDeep&) {
     return tl::unexpected(std::vector<Problem>{{"", fmt::format("nested deeper than {} levels", kMaxDepth)}});
   } catch (const json::parse_error& e) {
     return tl::unexpected(std::vector<Problem>{{"", fmt::format("not valid JSON (at byte {})", e.byte)}});

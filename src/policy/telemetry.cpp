@@ -266,7 +266,7 @@ TelemetryResult TelemetryValidator::validate(const Profile& profile, std::string
 
 namespace {
 
-struct TooDeep {};
+struct PayloadTooDeep {};
 constexpr int kMaxCommandDepth = 8;
 
 }  // namespace
@@ -312,7 +312,7 @@ std::vector<Problem> validate_command(const Profile& profile, std::string_view c
         [&](int depth, json::parse_event_t event, json& parsed) {
           if ((event == json::parse_event_t::object_start || event == json::parse_event_t::array_start) &&
               depth >= kMaxCommandDepth) {
-            throw TooDeep{};
+            throw PayloadTooDeep{};
           }
           if (event == json::parse_event_t::key && depth == 1) {
             auto key = parsed.get<std::string>();
@@ -321,7 +321,7 @@ std::vector<Problem> validate_command(const Profile& profile, std::string_view c
           return true;
         },
         /*allow_exceptions=*/true, /*ignore_comments=*/false);
-  } catch (const TooDeep&) {
+  } catch (const PayloadTooDeep&) {
     problems.push_back({"params", "nested values are not allowed"});
     return problems;
   } catch (const json::parse_error& e) {

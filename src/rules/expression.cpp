@@ -596,9 +596,9 @@ Value finite(double v) {
   return v;
 }
 
-class Evaluation {
+class Interpreter {
  public:
-  Evaluation(const Tree& tree, const Inputs& inputs) : tree_(tree), inputs_(inputs) {}
+  Interpreter(const Tree& tree, const Inputs& inputs) : tree_(tree), inputs_(inputs) {}
 
   // Recursion is bounded by kMaxDepth, checked when parsing.
   Value eval(int index) const {
@@ -757,11 +757,11 @@ std::vector<std::chrono::milliseconds> Expression::absences() const {
 
 ValueKind Expression::kind() const { return tree_->nodes[static_cast<std::size_t>(tree_->root)].kind; }
 
-Value Expression::evaluate(const Inputs& inputs) const { return Evaluation(*tree_, inputs).eval(tree_->root); }
+Value Expression::evaluate(const Inputs& inputs) const { return Interpreter(*tree_, inputs).eval(tree_->root); }
 
 std::string Expression::explain(const Inputs& inputs) const {
   constexpr std::size_t kMaxParts = 4;
-  const Evaluation evaluation(*tree_, inputs);
+  const Interpreter evaluation(*tree_, inputs);
   std::vector<int> parts;
   std::vector<int> pending{tree_->root};
   while (!pending.empty() && parts.size() < kMaxParts) {
