@@ -75,6 +75,9 @@ Status Trigger::load_rule(const store::RuleRecord& record, const std::vector<sto
     }
     loaded->states.emplace(row.device_id, std::move(*state));
   }
+  // A restored state's deadline may have passed while the server was down: the next tick
+  // evaluates it.
+  for (const auto& [device, state] : loaded->states) schedule(*loaded, device);
   // Devices the rule selects that have no state yet are watched from now on, so that an
   // absence rule also notices one that never sends anything.
   const UnixMillis now = to_unix_millis(clock_.now());
@@ -87,14 +90,19 @@ Status Trigger::load_rule(const store::RuleRecord& record, const std::vector<sto
     fresh.push_back(d.id);
   }
   by_organisation_[record.organisation_id].push_back(record.id);
-  Loaded& rule = *loaded;
   rules_[record.id] = std::move(loaded);
   // The first tick starts each fresh state's clock: absence counts from now.
+  const std::string id = record.id;
   for (const auto& device : fresh) {
-    const auto evaluation = rule.evaluator->tick(rule.states[device], now);
-    rule.dirty.insert(device);
-    apply(rule, device, evaluation, now);
-    if (!rules_.contains(record.id)) break;  // an action removed the rule
+    const auto it = rules_.find(id);
+    if (it == rules_.end()) break;  // an action removed the rule
+    Loaded& current = *it->second;
+    const auto state = current.states.find(device);
+    if (state == current.states.end()) continue;
+    const auto evaluation = current.evaluator->tick(state->second, now);
+    current.dirty.insert(device);
+    schedule(current, device);
+    apply(current, device, evaluation, now);
   }
   return ok();
 }
@@ -102,6 +110,7 @@ Status Trigger::load_rule(const store::RuleRecord& record, const std::vector<sto
 void Trigger::drop(const std::string& rule_id) {
   const auto it = rules_.find(rule_id);
   if (it == rules_.end()) return;
+  for (const auto& [device, at] : it->second->deadlines) due_.erase(Due{at, rule_id, device});
   auto& ids = by_organisation_[it->second->record.organisation_id];
   ids.erase(std::remove(ids.begin(), ids.end(), rule_id), ids.end());
   if (ids.empty()) by_organisation_.erase(it->second->record.organisation_id);
@@ -125,31 +134,46 @@ void Trigger::observe(const DeviceMessage& message) {
     ++counters_.evaluations;
     const auto evaluation = rule.evaluator->observe(state->second, message.metrics, message.at);
     rule.dirty.insert(message.device.id);
+    schedule(rule, message.device.id);
     apply(rule, message.device.id, evaluation, message.at);
   }
 }
 
 void Trigger::tick(UnixMillis now) {
-  std::vector<std::string> ids;
-  ids.reserve(rules_.size());
-  for (const auto& [id, rule] : rules_) ids.push_back(id);
-  for (const auto& id : ids) {
-    const auto it = rules_.find(id);
+  while (!due_.empty() && std::get<0>(*due_.begin()) <= now) {
+    const auto [at, rule_id, device] = *due_.begin();
+    due_.erase(due_.begin());
+    const auto it = rules_.find(rule_id);
     if (it == rules_.end()) continue;
     Loaded& rule = *it->second;
-    std::vector<std::string> devices;
-    devices.reserve(rule.states.size());
-    for (const auto& [device, state] : rule.states) devices.push_back(device);
-    for (const auto& device : devices) {
-      const auto state = rule.states.find(device);
-      if (state == rule.states.end()) continue;
-      const auto evaluation = rule.evaluator->tick(state->second, now);
-      if (evaluation.transition == rules::Transition::none) continue;
-      rule.dirty.insert(device);
-      apply(rule, device, evaluation, now);
-      if (!rules_.contains(id)) break;  // an action removed the rule
-    }
+    rule.deadlines.erase(device);
+    const auto state = rule.states.find(device);
+    if (state == rule.states.end()) continue;
+    ++counters_.deadlines;
+    const auto evaluation = rule.evaluator->tick(state->second, now);
+    // The next deadline is after `now` (the state's time is now at least that), so this loop ends.
+    schedule(rule, device);
+    if (evaluation.transition == rules::Transition::none) continue;
+    rule.dirty.insert(device);
+    apply(rule, device, evaluation, now);
   }
+}
+
+void Trigger::schedule(Loaded& rule, const std::string& device_id) {
+  unschedule(rule, device_id);
+  const auto state = rule.states.find(device_id);
+  if (state == rule.states.end()) return;
+  const auto next = rule.evaluator->next_deadline(state->second);
+  if (!next) return;
+  due_.emplace(*next, rule.record.id, device_id);
+  rule.deadlines[device_id] = *next;
+}
+
+void Trigger::unschedule(Loaded& rule, const std::string& device_id) {
+  const auto it = rule.deadlines.find(device_id);
+  if (it == rule.deadlines.end()) return;
+  due_.erase(Due{it->second, rule.record.id, device_id});
+  rule.deadlines.erase(it);
 }
 
 void Trigger::apply(Loaded& rule, const std::string& device_id, const rules::Evaluation& evaluation, UnixMillis at) {
@@ -234,6 +258,7 @@ Status Trigger::save() {
 
 void Trigger::forget_device(const std::string& device_id) {
   for (auto& [id, rule] : rules_) {
+    unschedule(*rule, device_id);
     rule->states.erase(device_id);
     rule->dirty.erase(device_id);
   }

@@ -7,7 +7,10 @@
 //             restore is dropped and logged, and that device starts afresh
 //   observe   a telemetry message the gateway accepted, with its validated values: each rule
 //             of the device's organisation whose selector matches evaluates it
-//   tick      time passing (the server calls it every second)
+//   tick      time passing (the server calls it every second): only the states with a deadline
+//             due by then (a hold ending, a sample leaving a window, an absence reaching its
+//             length; rules::Evaluator::next_deadline) are evaluated, so a tick costs what is
+//             due, not every rule times every device
 //   save      the states that changed since the last save, in one transaction (the server
 //             calls it every few seconds and at stop: a crash loses at most that much)
 //   reload    after a rule is created, changed, switched on or off or deleted
@@ -27,6 +30,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -79,7 +83,8 @@ struct DeviceMessage {
 class Trigger {
  public:
   struct Counters {
-    std::uint64_t evaluations = 0;
+    std::uint64_t evaluations = 0;  // a message against a rule
+    std::uint64_t deadlines = 0;    // a state evaluated by tick() at its deadline
     std::uint64_t fired = 0;
     std::uint64_t cleared = 0;
     std::uint64_t states_dropped = 0;  // stored states that did not open or restore
@@ -112,11 +117,17 @@ class Trigger {
     std::unique_ptr<rules::Evaluator> evaluator;
     std::map<std::string, rules::DeviceState, std::less<>> states;  // by device id
     std::set<std::string, std::less<>> dirty;                       // device ids
+    std::map<std::string, UnixMillis, std::less<>> deadlines;       // device id -> its entry in due_
   };
+  // (deadline, rule id, device id)
+  using Due = std::tuple<UnixMillis, std::string, std::string>;
 
   // devices: the rule's organisation's, as stored now.
   [[nodiscard]] Status load_rule(const store::RuleRecord& record, const std::vector<store::DeviceRecord>& devices);
   void drop(const std::string& rule_id);
+  // Puts the device's state of the rule in due_ at its next deadline, if it has one.
+  void schedule(Loaded& rule, const std::string& device_id);
+  void unschedule(Loaded& rule, const std::string& device_id);
   void apply(Loaded& rule, const std::string& device_id, const rules::Evaluation& evaluation, UnixMillis at);
 
   store::Store& store_;
@@ -125,6 +136,7 @@ class Trigger {
   TriggerActions actions_;
   std::map<std::string, std::unique_ptr<Loaded>, std::less<>> rules_;             // by rule id
   std::map<std::string, std::vector<std::string>, std::less<>> by_organisation_;  // rule ids
+  std::set<Due> due_;                                                             // earliest first
   Counters counters_;
 };
 

@@ -150,6 +150,60 @@ TEST_F(TriggerTest, AnAbsenceRuleFiresForADeviceThatSendsNothing) {
   EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1", "alert-:sensor-1"));
 }
 
+// A tick evaluates only the states with a deadline due by then, not every rule times every
+// device: a plain comparison never, a "for" rule when its hold ends.
+TEST_F(TriggerTest, ATickEvaluatesOnlyTheStatesWhoseDeadlineIsDue) {
+  create(R"({"name":"hot","selector":{"profiles":["env"]},"condition":"temperature > 50",
+    "actions":[{"type":"alert"}]})");
+  create(R"({"name":"warm","selector":{"devices":["sensor-1"]},"condition":"temperature > 30","for":"60s",
+    "actions":[{"type":"alert"}]})");
+  send("sensor-1", 40);
+  send("fan-1", 20);
+  const auto tick_for = [this](int seconds) {
+    for (int i = 0; i < seconds; ++i) {
+      clock_.advance(1s);
+      trigger_->tick(to_unix_millis(clock_.now()));
+    }
+  };
+  tick_for(59);
+  EXPECT_EQ(trigger_->counters().deadlines, 0U);
+  EXPECT_THAT(seen_, IsEmpty());
+  tick_for(1);
+  EXPECT_EQ(trigger_->counters().deadlines, 1U);
+  EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1"));
+  tick_for(30);
+  EXPECT_EQ(trigger_->counters().deadlines, 1U);
+  EXPECT_EQ(trigger_->counters().evaluations, 3U);  // sensor-1 against both rules, fan-1 against "hot"
+}
+
+// Without any message, the sample leaving the window changes the outcome at its deadline.
+TEST_F(TriggerTest, ASampleLeavingItsWindowIsEvaluatedWhenItLeaves) {
+  create(R"({"name":"hot","selector":{"devices":["sensor-1"]},"condition":"avg(temperature, 1m) > 30",
+    "actions":[{"type":"alert"}]})");
+  send("sensor-1", 40);
+  EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1"));
+  clock_.advance(59s);
+  trigger_->tick(to_unix_millis(clock_.now()));
+  EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1"));
+  clock_.advance(1s);
+  trigger_->tick(to_unix_millis(clock_.now()));
+  EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1", "alert-:sensor-1"));
+}
+
+// A restored state whose deadline passed while the server was down is evaluated at the
+// first tick.
+TEST_F(TriggerTest, ADeadlineThatPassedDuringARestartIsEvaluatedAtTheFirstTick) {
+  create(R"({"name":"warm","selector":{"devices":["sensor-1"]},"condition":"temperature > 30","for":"60s",
+    "actions":[{"type":"alert"}]})");
+  send("sensor-1", 40);
+  ASSERT_TRUE(trigger_->save());
+  trigger_ = make_trigger();
+  ASSERT_TRUE(trigger_->load());
+  clock_.advance(5min);
+  trigger_->tick(to_unix_millis(clock_.now()));
+  EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1"));
+}
+
 TEST_F(TriggerTest, ARuleSwitchedOffOrDeletedStopsAtOnce) {
   const auto id = create(R"({"name":"hot","condition":"temperature > 30","actions":[{"type":"alert"}]})");
   auto stored = store_->rules().find(id);
