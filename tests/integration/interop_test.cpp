@@ -417,7 +417,7 @@ constexpr const char* kFloodQuotas = R"(device_messages_per_second = 20
 device_message_burst = 20
 )";
 
-TEST_F(Interop, OneDeviceFloodsWhileAHundredWellBehavedOnesPublishAndTheyAreUnaffected) {
+TEST_F(Interop, OneDeviceFloodsWhileWellBehavedOnesPublishAndTheyAreUnaffected) {
   // The flooder is refused message by message but never banned here: it keeps flooding
   // until the well-behaved devices are done (the next test covers the ban).
   config_text += std::string(R"([firewall]
@@ -426,7 +426,14 @@ max_connections_per_source = 256
 offences_before_ban = 1000000
 )") + kFloodQuotas;
   start();
+  // A hundred well-behaved devices; 25 against the ASan+UBSan build of the server, where each
+  // TLS handshake and message costs several times more (the flood then took 112 s of the
+  // sanitized suite's time against 17 s in the dev build).
+#ifdef TORII_SANITIZED_SERVER
+  constexpr int kWellBehaved = 25;
+#else
   constexpr int kWellBehaved = 100;
+#endif
   constexpr int kMessages = 10;
   std::vector<std::string> devices{"flooder"};
   for (int d = 0; d < kWellBehaved; ++d) devices.push_back("calm-" + std::to_string(d));
