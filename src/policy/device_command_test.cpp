@@ -78,6 +78,9 @@ TEST(DeviceCommand, BodiesWithAMissingExtraOrInvalidMemberAreRefused) {
       {"device", ""},
       {"device", "dev\n1"},
       {"device", std::string(129, 'd')},
+      {"device", std::string(64, 'd')},  // device ids: 1 to 63 of a-z, 0-9 and '-' (valid_device_id)
+      {"device", "Sensor-1"},
+      {"device", "-sensor"},
       {"name", "no spaces allowed"},
       {"name", ""},
       {"params", json::array()},
