@@ -761,7 +761,7 @@ Value Expression::evaluate(const Inputs& inputs) const { return Interpreter(*tre
 
 std::string Expression::explain(const Inputs& inputs) const {
   constexpr std::size_t kMaxParts = 4;
-  const Interpreter evaluation(*tree_, inputs);
+  const Interpreter interpreter(*tree_, inputs);
   std::vector<int> parts;
   std::vector<int> pending{tree_->root};
   while (!pending.empty() && parts.size() < kMaxParts) {
@@ -784,9 +784,9 @@ std::string Expression::explain(const Inputs& inputs) const {
     out += source(*tree_, n);
     out += ": ";
     if (is_comparison(n.op)) {
-      out += fmt::format("{} {} {}", show(evaluation.eval(n.left)), op_text(n.op), show(evaluation.eval(n.right)));
+      out += fmt::format("{} {} {}", show(interpreter.eval(n.left)), op_text(n.op), show(interpreter.eval(n.right)));
     } else {
-      out += show(evaluation.eval(index));
+      out += show(interpreter.eval(index));
     }
   }
   return out;
