@@ -135,6 +135,9 @@ class Broker {
   // forgets its stored session.
   void disconnect_device(std::string_view device_id, mqtt::ReasonCode reason, const std::string& why);
 
+  // Whether the device has a live connection now.
+  [[nodiscard]] bool is_connected(std::string_view device_id) const { return live_.contains(std::string(device_id)); }
+
   // Sends a message from the server (e.g. a command) to the subscribers of the topic.
   void publish_from_server(const mqtt::Publish& message);
 

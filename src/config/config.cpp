@@ -224,6 +224,7 @@ void read_all(Reader& r, Config& c) {
   r.number("console.waf_paranoia_level", h.waf_paranoia_level, 1, 4);
   r.number("console.waf_anomaly_threshold", h.waf_anomaly_threshold, 1, 1000);
   r.number("console.waf_threads", h.waf_threads, 0, 64);
+  r.path("console.assets", h.assets, true);
 
   // [accounts]
   auto& a = c.accounts;

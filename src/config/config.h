@@ -123,6 +123,9 @@ struct ConsoleConfig {
   // Threads that run the firewall's inspections beside the I/O thread; 0: one per core but
   // the I/O thread's (at least one).
   std::uint32_t waf_threads = 0;
+  // The web console's built files (web/); empty: beside the executable or in
+  // ../share/torii/console from it.
+  std::filesystem::path assets;
   friend bool operator==(const ConsoleConfig&, const ConsoleConfig&) = default;
 };
 

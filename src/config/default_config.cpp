@@ -53,6 +53,9 @@ waf_anomaly_threshold = 5
 # rather than taken from the thread serving every connection; 0: one per core but the one
 # that thread needs (at least one).
 waf_threads = 0
+# The web console's built files; empty: "console" beside the torii executable (a build), or
+# ../share/torii/console from it (an installation).
+assets = ""
 
 [accounts]
 # A console session ends after this long without a request, and this long after sign-in

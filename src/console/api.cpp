@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <array>
 #include <map>
 #include <optional>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "console/api_internal.h"
+#include "console/assets.h"
 #include "console/request_checks.h"
 #include "console/settings.h"
 #include "console/waf.h"
@@ -242,6 +244,16 @@ asio::awaitable<Response> dispatch(ApiState& s, const std::vector<Route>& routes
                         "The request was refused by the web application firewall");
     }
   }
+  if (s.ctx.assets != nullptr && request.path != "/api" && !request.path.starts_with("/api/")) {
+    if (request.method != "GET" && request.method != "HEAD") {
+      Response r = problem(405, "method_not_allowed", "The console's pages are only read (GET, HEAD)");
+      r.set("Allow", "GET, HEAD");
+      co_return r;
+    }
+    const auto* file = s.ctx.assets->find(request.path);
+    if (file == nullptr) co_return problem(404, "not_found", "No such resource");
+    co_return asset_response(*file, request.method, request.header("if-none-match"));
+  }
   std::map<std::string, std::string> params;
   const Route* route = nullptr;
   std::vector<std::string_view> allowed;
@@ -421,7 +433,11 @@ std::vector<RouteInfo> Api::routes() const {
 
 asio::awaitable<Response> Api::handle(Request request) {
   Response response = co_await api::dispatch(impl_->state, impl_->routes, request);
-  for (const auto& [name, value] : api::kSecurityHeaders) response.set(std::string(name), std::string(value));
+  for (const auto& [name, value] : api::kSecurityHeaders) {
+    // The console's pages bring their own policy and caching (assets.cpp).
+    const bool own = std::ranges::any_of(response.headers, [&](const auto& h) { return h.first == name; });
+    if (!own) response.set(std::string(name), std::string(value));
+  }
   co_return response;
 }
 

@@ -1,7 +1,9 @@
 // The console's REST API (eUtility): every request passes the same chain before its handler.
 //
-//   security headers on every answer (HSTS, CSP, nosniff, no-referrer, no-store)
+//   security headers on every answer (HSTS, CSP, nosniff, no-referrer, no-store; the
+//     console's files keep their own CSP and caching, assets.h)
 //   → the web application firewall: ModSecurity with the OWASP CRS (403, an alert)
+//   → a path outside /api/: the web console's files (GET and HEAD only, 405 otherwise)
 //   → route (404 / 405 with Allow)
 //   → no API token in the query string (400)
 //   → per-source limit on sign-in, setup and second-factor attempts (429)
@@ -55,6 +57,7 @@ namespace torii::console {
 
 class WorkPool;
 class Waf;
+class Assets;
 class LiveFeed;
 
 // What the device routes change on the running gateway, which the console does not know: the
@@ -68,6 +71,8 @@ struct GatewayHooks {
   std::function<Status()> reload_routes;
   // A profile was replaced or deleted: its next use reads it again.
   std::function<void(std::string_view profile_id)> profile_changed;
+  // Whether the device has a live MQTT connection now (the device answers' "connected").
+  std::function<bool(std::string_view device_id)> connected;
   // Sends a signed command (identity/device_commands.h) to the device's commands topic, QoS 1.
   std::function<void(const identity::IssuedCommand& command)> send_command;
 };
@@ -129,6 +134,9 @@ struct ApiContext {
   // POST /api/v1/channels/{channel}/test answers 503.
   std::function<Result<std::string>(const std::string& organisation_id, const std::string& channel_id)> test_channel =
       {};
+  // The web console's files (assets.h), served for every path outside /api/; nullptr: none,
+  // and such paths answer 404 like any unknown resource.
+  const Assets* assets = nullptr;
 };
 
 // One row of the route table, for docs/permissions.md and its test.

@@ -25,7 +25,7 @@ namespace {
 // A device as the API shows it. Written straight as text: the device list is the console's
 // most frequent request, and a document tree of every device cost it more than everything
 // else the request does (docs/benchmarks.md).
-void write_device(JsonWriter& w, const store::DeviceRecord& d) {
+void write_device(JsonWriter& w, const store::DeviceRecord& d, std::optional<bool> connected = std::nullopt) {
   w.begin_object()
       .key("id")
       .string(d.id)
@@ -48,6 +48,7 @@ void write_device(JsonWriter& w, const store::DeviceRecord& d) {
     w.null();
   }
   if (d.disabled_at) w.key("disabled_at").string(iso(*d.disabled_at)).key("disabled_reason").string(d.disabled_reason);
+  if (connected) w.key("connected").boolean(*connected);
   w.end_object();
 }
 
@@ -88,6 +89,12 @@ Response device_answer(ApiState& s, std::string_view id) {
   return json_response(200, device_json(**device));
 }
 
+// Whether the device has a live MQTT connection now; nullopt when there is no gateway to ask.
+std::optional<bool> connected(const ApiState& s, std::string_view id) {
+  if (!s.ctx.gateway.connected) return std::nullopt;
+  return s.ctx.gateway.connected(id);
+}
+
 void disconnect(ApiState& s, std::string_view id, std::string_view why) {
   if (s.ctx.gateway.disconnect_device) s.ctx.gateway.disconnect_device(id, why);
 }
@@ -99,7 +106,7 @@ asio::awaitable<Response> list_devices(ApiState& s, Call& call) {
   if (!devices) co_return internal_error(devices.error());
   JsonWriter w;
   w.begin_object().key("organisation").string(*organisation).key("devices").begin_array();
-  for (const auto& d : *devices) write_device(w, d);
+  for (const auto& d : *devices) write_device(w, d, connected(s, d.id));
   w.end_array().end_object();
   co_return json_text_response(200, w.take());
 }
@@ -108,6 +115,7 @@ asio::awaitable<Response> device_detail(ApiState& s, Call& call) {
   auto device = reachable_device(s, call);
   if (!device) co_return device.error();
   json j = device_json(*device);
+  if (auto c = connected(s, device->id)) j["connected"] = *c;
   auto counters = s.ctx.store.device_counters().find(device->id);
   if (!counters) co_return internal_error(counters.error());
   if (*counters) {

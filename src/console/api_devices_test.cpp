@@ -8,6 +8,10 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include <map>
+#include <set>
+#include <string>
+
 #include "console/api.h"
 #include "console/work_pool.h"
 #include "crypto/sodium.h"
@@ -56,6 +60,7 @@ class DeviceApiTest : public ::testing::Test {
     };
     hooks.profile_changed = [this](std::string_view id) { changed_profiles_.emplace_back(id); };
     hooks.send_command = [this](const identity::IssuedCommand& c) { sent_commands_.push_back(c); };
+    hooks.connected = [this](std::string_view id) { return connected_.contains(std::string(id)); };
     tokens_ = std::make_unique<identity::ApiTokens>(*store_, clock_, random_,
                                                     identity::ApiTokenOptions{std::chrono::hours(24) * 90}, nullptr);
     enrolment_ = std::make_unique<identity::Enrolment>(*store_, *registry_, clock_, random_);
@@ -238,6 +243,7 @@ class DeviceApiTest : public ::testing::Test {
   std::vector<std::pair<std::string, std::string>> disconnected_;
   int route_reloads_ = 0;
   std::vector<std::string> changed_profiles_;
+  std::set<std::string> connected_;  // devices the gateway reports connected
   std::string admin_;
 };
 
@@ -331,6 +337,24 @@ TEST_F(DeviceApiTest, DisablingRevokingAndDeletingCloseTheLiveSessionAndAreRecor
               ElementsAre("device.disabled", "device.enabled", "certificate.revoked", "device.deleted"));
   EXPECT_EQ(events_.front().object, "device:pump-1");
   EXPECT_EQ(events_.front().source, "192.0.2.7:4000");
+}
+
+TEST_F(DeviceApiTest, TheListAndADevicesPageSayWhetherItIsConnectedNow) {
+  add_device("pump-1", "default");
+  add_device("pump-2", "default");
+  connected_.insert("pump-2");
+  const Response list = call("GET", "/api/v1/devices", admin_);
+  ASSERT_EQ(list.status, 200) << list.body;
+  std::map<std::string, bool> seen;
+  const json listed = body(list);
+  for (const auto& d : listed["devices"]) seen[d["id"]] = d["connected"];
+  EXPECT_THAT(seen, ElementsAre(Pair("pump-1", false), Pair("pump-2", true))) << list.body;
+
+  const Response one = call("GET", "/api/v1/devices/pump-2", admin_);
+  ASSERT_EQ(one.status, 200) << one.body;
+  EXPECT_EQ(body(one)["connected"], true);
+  connected_.clear();
+  EXPECT_EQ(body(call("GET", "/api/v1/devices/pump-2", admin_))["connected"], false);
 }
 
 TEST_F(DeviceApiTest, AnotherOrganisationsDevicesAndProfilesDoNotExist) {

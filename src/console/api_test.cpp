@@ -18,6 +18,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "alerts/alert_book.h"
+#include "console/assets.h"
 #include "console/http_server.h"
 #include "console/live.h"
 #include "console/waf.h"
@@ -134,6 +135,16 @@ class ApiTest : public ::testing::Test {
                                             &live_});
   }
 
+  // Rebuilds the API serving the web console's files (nullptr: none).
+  void use_assets(const Assets* assets) {
+    const auto sink = [this](const events::SecurityEvent& e) { events_.push_back(e); };
+    ApiContext context{
+        config_, *store_,        *accounts_,  *people_, *tokens_, pool_, clock_, sink, "https://localhost:8443",
+        nullptr, devices_.get(), keys_.get(), {}};
+    context.assets = assets;
+    api_ = std::make_unique<Api>(std::move(context));
+  }
+
   // Rebuilds the API with mail going to `outbox` (nullptr: no mail).
   void use_mail(mail::Outbox* outbox) {
     const auto sink = [this](const events::SecurityEvent& e) { events_.push_back(e); };
@@ -242,6 +253,51 @@ std::string header_of(const Response& r, std::string_view name) {
     if (n == name) return v;
   }
   return "";
+}
+
+// The web console's pages come from the same listener as the API: every path outside /api/,
+// read only, with the pages' own policy; the API keeps its own, and both keep HSTS.
+TEST_F(ApiTest, PathsOutsideTheApiServeTheWebConsoleUnderItsOwnPolicy) {
+  using ::testing::HasSubstr;
+  using ::testing::Not;
+  EXPECT_EQ(send("GET", "/", {}, "").status, 404) << "without the console's files, nothing";
+
+  const auto dir = dir_.path() / "console";
+  std::filesystem::create_directories(dir / "assets");
+  std::ofstream(dir / "index.html") << "<!doctype html><title>torii</title>";
+  std::ofstream(dir / "assets" / "index-Ab12.js") << "console.log(1)";
+  auto assets = Assets::load(dir);
+  ASSERT_TRUE(assets) << assets.error().message;
+  use_assets(&*assets);
+
+  for (const char* path : {"/", "/devices/sensor-1", "/setup"}) {
+    const Response page = send("GET", path, {}, "");
+    EXPECT_EQ(page.status, 200) << path;
+    EXPECT_EQ(page.body, "<!doctype html><title>torii</title>") << path;
+    EXPECT_EQ(header_of(page, "Content-Type"), "text/html; charset=utf-8");
+    EXPECT_THAT(header_of(page, "Content-Security-Policy"), HasSubstr("script-src 'self'"));
+    EXPECT_EQ(header_of(page, "Cache-Control"), "no-cache");
+    EXPECT_THAT(header_of(page, "Strict-Transport-Security"), HasSubstr("max-age="));
+    EXPECT_EQ(header_of(page, "X-Content-Type-Options"), "nosniff");
+    EXPECT_EQ(header_of(page, "X-Frame-Options"), "DENY");
+  }
+  const Response script = send("GET", "/assets/index-Ab12.js", {}, "");
+  EXPECT_EQ(script.status, 200);
+  EXPECT_EQ(header_of(script, "Cache-Control"), "public, max-age=31536000, immutable");
+  EXPECT_EQ(send("GET", "/assets/gone.js", {}, "").status, 404);
+
+  const Response posted = send("POST", "/devices", {{"origin", "https://localhost:8443"}}, "{}");
+  EXPECT_EQ(posted.status, 405);
+  EXPECT_EQ(header_of(posted, "Allow"), "GET, HEAD");
+
+  // The API is untouched: its own answers, its own policy, nothing cached.
+  const Response api = send("GET", "/api/v1/no-such-thing", {}, "");
+  EXPECT_EQ(api.status, 404);
+  EXPECT_EQ(header_of(api, "Content-Type"), "application/problem+json");
+  EXPECT_THAT(header_of(api, "Content-Security-Policy"), HasSubstr("default-src 'none'"));
+  EXPECT_THAT(header_of(api, "Content-Security-Policy"), Not(HasSubstr("script-src")));
+  EXPECT_EQ(header_of(api, "Cache-Control"), "no-store");
+  EXPECT_EQ(send("GET", "/api", {}, "").status, 404) << "/api itself is the API's, not a page";
 }
 
 // JPCERT I-10: a token is shown once, works only within its scope and on the routes open to

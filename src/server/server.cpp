@@ -23,6 +23,7 @@
 #include "broker/gateway.h"
 #include "broker/store_writer.h"
 #include "console/api.h"
+#include "console/assets.h"
 #include "console/http_server.h"
 #include "console/live.h"
 #include "console/settings.h"
@@ -150,6 +151,7 @@ struct Server::State {
   std::unique_ptr<notify::ChannelBook> channels;
   std::unique_ptr<notify::Dispatcher> dispatcher;
   std::unique_ptr<console::Api> api;
+  std::unique_ptr<console::Assets> console_assets;  // nullptr: the web console was not found
   std::unique_ptr<console::HttpServer> http;
   std::unique_ptr<console::WorkPool> hash_pool;
   std::unique_ptr<console::WorkPool> waf_pool;  // inspections read the waf and the request
@@ -753,7 +755,25 @@ struct Server::State {
     return ok();
   }
 
+  // The web console's files (console/assets.h): console.assets, or where the build or the
+  // installation puts them. Without them the API is still served.
+  Status load_console_assets() {
+    std::optional<std::filesystem::path> dir;
+    if (!config.console_http.assets.empty()) dir = config.console_http.assets;
+    if (!dir) dir = console::default_assets_dir();
+    if (!dir) {
+      spdlog::warn("console: the web console's files were not found (set console.assets); serving the API only");
+      return ok();
+    }
+    auto loaded = console::Assets::load(*dir);
+    if (!loaded) return fail(Errc::invalid_argument, "console.assets: " + loaded.error().message);
+    spdlog::info("console: {} files ({} bytes) from {}", loaded->size(), loaded->bytes(), dir->string());
+    console_assets = std::make_unique<console::Assets>(std::move(*loaded));
+    return ok();
+  }
+
   Status make_console() {
+    if (auto st = load_console_assets(); !st) return st;
     const auto& a = config.accounts;
     const identity::AccountsOptions o = console::accounts_options(a);
     accounts = std::make_unique<identity::Accounts>(*installation.store, *installation.keys, env.clock, env.random, o,
@@ -795,6 +815,7 @@ struct Server::State {
       broker->disconnect_device(id, mqtt::ReasonCode::administrative_action, std::string(why));
     };
     hooks.reload_routes = [this] { return broker->load_routes(); };
+    hooks.connected = [this](std::string_view id) { return broker->is_connected(id); };
     hooks.profile_changed = [this](std::string_view id) { broker->invalidate_profile(id); };
     hooks.send_command = [this](const identity::IssuedCommand& command) { send_command(command); };
     // The console changes the accounts and tokens itself; the firewall is the server's. The
@@ -830,7 +851,8 @@ struct Server::State {
                             channels.get(),
                             [this](const std::string& organisation_id, const std::string& channel_id) {
                               return test_channel(organisation_id, channel_id);
-                            }});
+                            },
+                            console_assets.get()});
     console::HttpLimits limits;
     limits.max_body_bytes = h.max_body_bytes;
     limits.request_timeout = std::chrono::seconds(h.request_timeout_seconds);

@@ -575,8 +575,9 @@ TEST_F(Console, AnAuditorListsALockoutAmongTheAlertsAndTheLogVerifies) {
 
 TEST_F(Console, EveryAnswerCarriesTheSecurityHeaders) {
   start_console();
-  for (const auto& answer : {call("GET", "/api/v1/setup"), call("GET", "/nothing/here"), call("GET", "/api/v1/devices"),
-                             call("PUT", "/api/v1/setup")}) {
+  for (const auto& answer :
+       {call("GET", "/api/v1/setup"), call("GET", "/api/v1/nothing/here"), call("GET", "/api/v1/devices"),
+        call("PUT", "/api/v1/setup"), call("GET", "/missing.png")}) {
     EXPECT_EQ(answer.header("strict-transport-security"), "max-age=63072000; includeSubDomains");
     EXPECT_THAT(answer.header("content-security-policy"), HasSubstr("default-src 'none'"));
     EXPECT_THAT(answer.header("content-security-policy"), HasSubstr("frame-ancestors 'none'"));
@@ -585,11 +586,27 @@ TEST_F(Console, EveryAnswerCarriesTheSecurityHeaders) {
     EXPECT_EQ(answer.header("cache-control"), "no-store");
     EXPECT_EQ(answer.header("access-control-allow-origin"), "") << "no CORS";
   }
-  EXPECT_EQ(call("GET", "/nothing/here").status, 404);
-  EXPECT_EQ(call("GET", "/nothing/here").header("content-type"), "application/problem+json");
+  EXPECT_EQ(call("GET", "/api/v1/nothing/here").status, 404);
+  EXPECT_EQ(call("GET", "/api/v1/nothing/here").header("content-type"), "application/problem+json");
+  EXPECT_EQ(call("GET", "/missing.png").status, 404);
   auto wrong_method = call("PUT", "/api/v1/setup");
   EXPECT_EQ(wrong_method.status, 405);
   EXPECT_EQ(wrong_method.header("allow"), "GET, POST");
+
+  // The web console's page (built beside the binary) for any other path: the same headers but
+  // its own policy, which lets it load its own scripts and styles and nothing else, and
+  // revalidated rather than never stored.
+  auto page = call("GET", "/nothing/here");
+  EXPECT_EQ(page.status, 200);
+  EXPECT_EQ(page.header("content-type"), "text/html; charset=utf-8");
+  EXPECT_EQ(page.header("strict-transport-security"), "max-age=63072000; includeSubDomains");
+  EXPECT_THAT(page.header("content-security-policy"), HasSubstr("default-src 'none'"));
+  EXPECT_THAT(page.header("content-security-policy"), HasSubstr("script-src 'self'"));
+  EXPECT_THAT(page.header("content-security-policy"), HasSubstr("frame-ancestors 'none'"));
+  EXPECT_THAT(page.header("content-security-policy"), Not(HasSubstr("unsafe")));
+  EXPECT_EQ(page.header("x-content-type-options"), "nosniff");
+  EXPECT_EQ(page.header("cache-control"), "no-cache");
+  EXPECT_EQ(call("POST", "/nothing/here").status, 405);
 }
 
 TEST_F(Console, RequestsFromOtherOriginsWithoutCsrfTokenOrOfUnknownShapeAreRefused) {

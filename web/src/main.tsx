@@ -1,0 +1,149 @@
+// The torii web console: served by `torii server`, it talks only to its REST API and live
+// WebSocket. Who is signed in comes from GET /api/v1/session at load; nothing is stored in
+// the browser beyond the session's HttpOnly cookie.
+import { render, type ComponentChildren } from "preact";
+import { useEffect, useState } from "preact/hooks";
+import { del, get, setCsrfToken, type Session } from "./api";
+import { navigate, onLinkClick, usePath } from "./router";
+import { EnrolTotp, Setup, SignIn } from "./pages/auth";
+import { DevicePage, Devices, Overview } from "./pages/fleet";
+import { Alerts } from "./pages/alerts";
+import { Loading } from "./ui";
+import "./style.css";
+
+const kNav: [string, string][] = [
+  ["/", "Overview"],
+  ["/devices", "Devices"],
+  ["/alerts", "Alerts"],
+];
+
+function View({ path }: { path: string }) {
+  if (path === "/") return <Overview />;
+  if (path === "/devices") return <Devices />;
+  const device = /^\/devices\/([^/]+)$/.exec(path);
+  if (device) return <DevicePage id={decodeURIComponent(device[1])} />;
+  if (path === "/alerts") return <Alerts />;
+  return (
+    <>
+      <h1>Not found</h1>
+      <p>There is no page at {path}.</p>
+    </>
+  );
+}
+
+function Shell({ session, onSignOut, path }: { session: Session; onSignOut: () => void; path: string }) {
+  const [menu, setMenu] = useState(false);
+  useEffect(() => setMenu(false), [path]);
+  return (
+    <>
+      <a class="skip" href="#main">
+        Skip to content
+      </a>
+      <header class="top">
+        <a class="brand" href="/" onClick={onLinkClick}>
+          torii
+        </a>
+        <button type="button" class="menu-toggle secondary" aria-expanded={menu} aria-controls="nav" onClick={() => setMenu(!menu)}>
+          Menu
+        </button>
+        <nav id="nav" class={menu ? "open" : ""} aria-label="Main">
+          {kNav.map(([href, label]) => {
+            const current = href === "/" ? path === "/" : path.startsWith(href);
+            return (
+              <a key={href} href={href} onClick={onLinkClick} aria-current={current ? "page" : undefined}>
+                {label}
+              </a>
+            );
+          })}
+          <span class="who" data-testid="who">
+            {session.user.username} <span class="muted">({session.user.role})</span>
+          </span>
+          <button type="button" class="secondary" onClick={onSignOut}>
+            Sign out
+          </button>
+        </nav>
+      </header>
+      <main id="main" tabIndex={-1}>
+        <View path={path} />
+      </main>
+    </>
+  );
+}
+
+let returnTo = "/";
+
+function App() {
+  const path = usePath();
+  // undefined: asking the server; null: nobody is signed in.
+  const [session, setSession] = useState<Session | null | undefined>(undefined);
+
+  useEffect(() => {
+    if (path === "/setup") {
+      setSession((s) => (s === undefined ? null : s));
+      return;
+    }
+    get<Session>("/session")
+      .then((s) => {
+        setCsrfToken(s.csrf_token);
+        setSession(s);
+      })
+      .catch(() => setSession(null));
+    // Only at load: afterwards the pages change the session themselves.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, []);
+
+  useEffect(() => {
+    // Any answer saying the session is gone (timed out, ended elsewhere) leads to sign-in.
+    const gone = () => setSession((s) => (s === undefined ? s : null));
+    addEventListener("torii:signed-out", gone);
+    return () => removeEventListener("torii:signed-out", gone);
+  }, []);
+
+  // Signed out, every page leads to sign-in, and back to the page asked for after it.
+  useEffect(() => {
+    if (session !== null || path === "/sign-in" || path === "/setup") return;
+    returnTo = path;
+    navigate("/sign-in", true);
+  }, [session, path]);
+
+  const signedIn = (s: Session) => {
+    setSession(s);
+    if (path === "/setup" || path === "/sign-in") navigate(returnTo, true);
+    returnTo = "/";
+  };
+  const signOut = async () => {
+    try {
+      await del("/session");
+    } catch {
+      /* signed out already */
+    }
+    setCsrfToken("");
+    returnTo = "/";
+    navigate("/sign-in", true);
+    setSession(null);
+  };
+
+  if (path === "/setup" && (!session || session.stage !== "full")) return <Frame><Setup onSession={signedIn} /></Frame>;
+  if (session === undefined) return <Frame><Loading what="the console" /></Frame>;
+  if (session === null) return <Frame><SignIn stage="password" onSession={signedIn} /></Frame>;
+  if (session.stage === "second-factor") return <Frame><SignIn stage="second-factor" onSession={signedIn} /></Frame>;
+  if (session.stage === "enrol") {
+    return <Frame><EnrolTotp title="Your organisation requires a second factor" onDone={signedIn} /></Frame>;
+  }
+  if (path === "/sign-in" || path === "/setup") {
+    navigate("/", true);
+    return null;
+  }
+  return <Shell session={session} onSignOut={signOut} path={path} />;
+}
+
+function Frame({ children }: { children: ComponentChildren }) {
+  return (
+    <main id="main" class="frame">
+      <p class="brand">torii</p>
+      {children}
+    </main>
+  );
+}
+
+render(<App />, document.getElementById("app")!);

@@ -1,0 +1,350 @@
+// The fleet at a glance, the device list and the live view of one device (JPCERT VII-1).
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { get, type Alert, type Bucket, type Device, type DeviceDetail } from "../api";
+import { ago, value, when } from "../format";
+import { Chart, type Series } from "../chart";
+import { Badge, FormError, Link, Loading } from "../ui";
+
+// The organisation's live messages (docs/console.md, "Live telemetry"): one WebSocket over
+// the console's own origin, carrying the session cookie; closed with the view.
+export function useLive(path: string, onMessage: (m: LiveMessage) => void): void {
+  const handler = useRef(onMessage);
+  handler.current = onMessage;
+  useEffect(() => {
+    let socket: WebSocket | null = null;
+    let retry: number | undefined;
+    let closed = false;
+    const open = () => {
+      socket = new WebSocket(`wss://${location.host}/api/v1${path}`);
+      socket.onmessage = (e) => {
+        try {
+          handler.current(JSON.parse(String(e.data)) as LiveMessage);
+        } catch {
+          /* not JSON: ignored */
+        }
+      };
+      socket.onclose = (e) => {
+        // 1008: the session ended; anything else: try again in a while.
+        if (!closed && e.code !== 1008) retry = window.setTimeout(open, 5000);
+      };
+    };
+    open();
+    return () => {
+      closed = true;
+      window.clearTimeout(retry);
+      socket?.close();
+    };
+  }, [path]);
+}
+
+export type LiveMessage =
+  | { type: "telemetry"; device: string; at: string; metrics: Record<string, unknown> }
+  | { type: "status"; device: string; online: boolean; at: string }
+  | { type: "dropped"; count: number };
+
+function statusOf(d: Device): { kind: string; text: string } {
+  if (d.status !== "active") return { kind: "muted", text: d.status };
+  if (d.connected) return { kind: "ok", text: "online" };
+  return { kind: "warn", text: "offline" };
+}
+
+function useDevices(): { devices: Device[] | null; error: unknown } {
+  const [devices, set] = useState<Device[] | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const [reload, setReload] = useState(0);
+  useEffect(() => {
+    let stop = false;
+    const load = () =>
+      get<{ devices: Device[] }>("/devices")
+        .then((r) => !stop && set(r.devices))
+        .catch((e) => !stop && setError(e));
+    load();
+    const timer = window.setInterval(load, 30000);
+    return () => {
+      stop = true;
+      window.clearInterval(timer);
+    };
+  }, [reload]);
+  useLive("/live", (m) => {
+    if (m.type !== "status" && m.type !== "telemetry") return;
+    // A device the list does not have yet (just enrolled): the list is read again.
+    if (devices && !devices.some((d) => d.id === m.device)) {
+      setReload((n) => n + 1);
+      return;
+    }
+    set((list) =>
+      list
+        ? list.map((d) =>
+            d.id !== m.device ? d : { ...d, connected: m.type === "status" ? m.online : true, last_seen_at: m.at }
+          )
+        : list
+    );
+  });
+  return { devices, error };
+}
+
+export function Overview() {
+  const { devices, error } = useDevices();
+  const [alerts, setAlerts] = useState<Alert[] | null>(null);
+  useEffect(() => {
+    get<{ alerts: Alert[] }>("/alerts?status=open,acknowledged&limit=100")
+      .then((r) => setAlerts(r.alerts))
+      .catch(() => setAlerts([]));
+  }, []);
+  if (error) return <FormError error={error} />;
+  if (!devices || !alerts) return <Loading what="the fleet" />;
+  const active = devices.filter((d) => d.status === "active");
+  const online = active.filter((d) => d.connected).length;
+  const alerting = new Set(alerts.filter((a) => a.device).map((a) => a.device));
+  const critical = alerts.filter((a) => a.severity === "critical").length;
+  return (
+    <>
+      <h1>Overview</h1>
+      <div class="tiles">
+        <Link class="tile" href="/devices">
+          <span class="number" data-testid="online-count">{online}</span> online
+        </Link>
+        <Link class="tile" href="/devices">
+          <span class="number">{active.length - online}</span> offline
+        </Link>
+        <Link class="tile" href="/devices">
+          <span class="number">{devices.length - active.length}</span> disabled
+        </Link>
+        <Link class={`tile ${alerts.length ? "alerting" : ""}`} href="/alerts">
+          <span class="number">{alerts.length}</span> open alerts{critical ? `, ${critical} critical` : ""}
+        </Link>
+        <Link class="tile" href="/alerts">
+          <span class="number">{alerting.size}</span> devices with alerts
+        </Link>
+      </div>
+      <h2>Latest alerts</h2>
+      {alerts.length === 0 ? (
+        <p class="empty">No open alerts.</p>
+      ) : (
+        <ul class="list">
+          {alerts.slice(0, 5).map((a) => (
+            <li key={a.id}>
+              <Badge kind={a.severity}>{a.severity}</Badge> {a.title}
+              {a.device && (
+                <>
+                  {" "}
+                  on <Link href={`/devices/${encodeURIComponent(a.device)}`}>{a.device}</Link>
+                </>
+              )}{" "}
+              <span class="muted">{ago(a.last_raised_at)}</span>
+            </li>
+          ))}
+        </ul>
+      )}
+    </>
+  );
+}
+
+export function Devices() {
+  const { devices, error } = useDevices();
+  const [query, setQuery] = useState("");
+  const [filter, setFilter] = useState("all");
+  const shown = useMemo(() => {
+    const q = query.trim().toLowerCase();
+    return (devices ?? []).filter((d) => {
+      const s = statusOf(d).text;
+      if (filter !== "all" && s !== filter) return false;
+      return !q || [d.id, d.name, d.profile, d.segment].some((f) => f.toLowerCase().includes(q));
+    });
+  }, [devices, query, filter]);
+  if (error) return <FormError error={error} />;
+  if (!devices) return <Loading what="devices" />;
+  return (
+    <>
+      <h1>Devices</h1>
+      <div class="toolbar">
+        <label>
+          Search <input type="search" value={query} onInput={(e) => setQuery((e.currentTarget as HTMLInputElement).value)} placeholder="id, name, profile, segment" />
+        </label>
+        <label>
+          Status{" "}
+          <select value={filter} onChange={(e) => setFilter((e.currentTarget as HTMLSelectElement).value)}>
+            <option value="all">all</option>
+            <option value="online">online</option>
+            <option value="offline">offline</option>
+            <option value="disabled">disabled</option>
+          </select>
+        </label>
+      </div>
+      {devices.length === 0 ? (
+        <p class="empty">
+          No devices yet. Create one with <code>torii admin device create</code> and enrol it with <code>torii agent enroll</code>.
+        </p>
+      ) : shown.length === 0 ? (
+        <p class="empty">No device matches.</p>
+      ) : (
+        <div class="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Device</th>
+                <th scope="col">Status</th>
+                <th scope="col">Profile</th>
+                <th scope="col">Segment</th>
+                <th scope="col">Last seen</th>
+              </tr>
+            </thead>
+            <tbody>
+              {shown.map((d) => {
+                const s = statusOf(d);
+                return (
+                  <tr key={d.id}>
+                    <td>
+                      <Link href={`/devices/${encodeURIComponent(d.id)}`}>{d.name || d.id}</Link>
+                      {d.name && d.name !== d.id && <div class="muted">{d.id}</div>}
+                    </td>
+                    <td>
+                      <Badge kind={s.kind}>{s.text}</Badge>
+                    </td>
+                    <td>{d.profile || "—"}</td>
+                    <td>{d.segment || "—"}</td>
+                    <td title={when(d.last_seen_at)}>{ago(d.last_seen_at)}</td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </>
+  );
+}
+
+const kHistoryMinutes = 60;
+
+export function DevicePage({ id }: { id: string }) {
+  const [device, setDevice] = useState<DeviceDetail | null>(null);
+  const [latest, setLatest] = useState<Record<string, { value: unknown; at: string }>>({});
+  const [error, setError] = useState<unknown>(null);
+  const [metric, setMetric] = useState("");
+  const [series, setSeries] = useState<Series>({ t: [], v: [] });
+
+  useEffect(() => {
+    setDevice(null);
+    setError(null);
+    get<DeviceDetail>(`/devices/${encodeURIComponent(id)}`).then(setDevice).catch(setError);
+    get<{ latest: Record<string, { value: unknown; at: string }> }>(`/devices/${encodeURIComponent(id)}/latest`)
+      .then((r) => {
+        setLatest(r.latest);
+        const numeric = Object.keys(r.latest).filter((k) => typeof r.latest[k].value === "number").sort();
+        setMetric((m) => m || numeric[0] || "");
+      })
+      .catch(() => setLatest({}));
+  }, [id]);
+
+  useEffect(() => {
+    if (!metric) return;
+    const from = new Date(Date.now() - kHistoryMinutes * 60000).toISOString();
+    get<{ buckets: Bucket[] }>(`/devices/${encodeURIComponent(id)}/telemetry?metric=${encodeURIComponent(metric)}&from=${from}&points=300`)
+      .then((r) => {
+        const t = r.buckets.map((b) => (new Date(b.from).getTime() + new Date(b.to).getTime()) / 2000);
+        setSeries({ t, v: r.buckets.map((b) => b.avg) });
+      })
+      .catch(() => setSeries({ t: [], v: [] }));
+  }, [id, metric]);
+
+  useLive(`/devices/${encodeURIComponent(id)}/live`, (m) => {
+    if (m.type === "status") setDevice((d) => (d ? { ...d, connected: m.online } : d));
+    if (m.type !== "telemetry") return;
+    setDevice((d) => (d ? { ...d, connected: true, last_seen_at: m.at } : d));
+    setLatest((l) => {
+      const next = { ...l };
+      for (const [k, v] of Object.entries(m.metrics)) next[k] = { value: v, at: m.at };
+      return next;
+    });
+    setMetric((current) => current || Object.keys(m.metrics).find((k) => typeof m.metrics[k] === "number") || "");
+    const v = m.metrics[metric];
+    if (typeof v === "number") {
+      const t = new Date(m.at).getTime() / 1000;
+      setSeries((s) => ({ t: [...s.t, t].slice(-2000), v: [...s.v, v].slice(-2000) }));
+    }
+  });
+
+  if (error) return <FormError error={error} />;
+  if (!device) return <Loading what={`device ${id}`} />;
+  const s = statusOf(device);
+  const names = Object.keys(latest).sort();
+  const numeric = names.filter((k) => typeof latest[k].value === "number");
+  return (
+    <>
+      <p class="crumbs">
+        <Link href="/devices">Devices</Link> /
+      </p>
+      <h1>
+        {device.name || device.id} <Badge kind={s.kind}>{s.text}</Badge>
+      </h1>
+      <dl class="facts">
+        <dt>Id</dt>
+        <dd>{device.id}</dd>
+        <dt>Profile</dt>
+        <dd>{device.profile || "—"}</dd>
+        <dt>Segment</dt>
+        <dd>{device.segment || "—"}</dd>
+        <dt>Last seen</dt>
+        <dd data-testid="last-seen" title={when(device.last_seen_at)}>{ago(device.last_seen_at)}</dd>
+        {device.counters && (
+          <>
+            <dt>Traffic</dt>
+            <dd>
+              {device.counters.messages} messages, {device.counters.bytes} bytes, {device.counters.refusals} refused, {device.counters.connects} connects
+            </dd>
+          </>
+        )}
+        {device.certificates?.filter((c) => !c.revoked).map((c) => (
+          <>
+            <dt>Certificate</dt>
+            <dd>expires {when(c.not_after)}</dd>
+          </>
+        ))}
+      </dl>
+      <h2>Latest values</h2>
+      {names.length === 0 ? (
+        <p class="empty">No telemetry yet.</p>
+      ) : (
+        <div class="table-wrap">
+          <table data-testid="latest">
+            <thead>
+              <tr>
+                <th scope="col">Metric</th>
+                <th scope="col">Value</th>
+                <th scope="col">At</th>
+              </tr>
+            </thead>
+            <tbody>
+              {names.map((k) => (
+                <tr key={k}>
+                  <td>{k}</td>
+                  <td class="num">{value(latest[k].value)}</td>
+                  <td>{when(latest[k].at)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {numeric.length > 0 && (
+        <>
+          <h2>
+            <label>
+              Chart{" "}
+              <select value={metric} onChange={(e) => setMetric((e.currentTarget as HTMLSelectElement).value)}>
+                {numeric.map((k) => (
+                  <option key={k} value={k}>
+                    {k}
+                  </option>
+                ))}
+              </select>
+            </label>
+          </h2>
+          <Chart label={metric} series={series} />
+          <p class="muted">The last {kHistoryMinutes} minutes (stored averages), then live. Drag to zoom, double-click to reset.</p>
+        </>
+      )}
+    </>
+  );
+}
