@@ -57,6 +57,7 @@ asio::awaitable<Response> session_info(ApiState& s, Call& call) {
   co_return json_response(200, {{"stage", session.stage},
                                 {"csrf_token", csrf_token(call.session_id)},
                                 {"user", user_json(call.caller->user)},
+                                {"permissions", call.caller->permissions.names()},
                                 {"session",
                                  {{"handle", session.handle},
                                   {"created_at", iso(session.created_at)},

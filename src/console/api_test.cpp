@@ -391,6 +391,24 @@ TEST_F(ApiTest, CreatingATokenNeedsStepUpAndItsScopeWithinTheRole) {
 
 // JPCERT I-10, III-7: a token changes what its scope allows without a CSRF token (no cookie
 // is involved); a session doing the same still needs one.
+// The web console shows only what the person may do: the session answer names what their
+// role grants. The server still checks every request.
+TEST_F(ApiTest, TheSessionNamesThePermissionsOfThePersonsRole) {
+  ASSERT_TRUE(store_->organisations().insert({"default", "Default", false, 0}));
+  const auto permissions_of = [&](const std::string& user) {
+    const Response r = call("GET", "/api/v1/session", user);
+    EXPECT_EQ(r.status, 200) << r.body;
+    return nlohmann::json::parse(r.body)["permissions"].get<std::set<std::string>>();
+  };
+  const auto viewer = permissions_of(add_person("vera", identity::kRoleViewer, "default"));
+  EXPECT_TRUE(viewer.contains("devices.read"));
+  EXPECT_FALSE(viewer.contains("devices.write"));
+  EXPECT_FALSE(viewer.contains("users.write"));
+  const auto admin = permissions_of(add_person("olga", identity::kRoleOrgAdmin, "default"));
+  EXPECT_TRUE(admin.contains("users.write"));
+  EXPECT_TRUE(admin.contains("devices.write"));
+}
+
 TEST_F(ApiTest, ATokenActsWithinItsScopeWithoutACsrfTokenWhileASessionStillNeedsOne) {
   ASSERT_TRUE(store_->organisations().insert({"default", "Default", false, 0}));
   const std::string op = add_person("op", identity::kRoleOperator, "default");

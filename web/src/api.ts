@@ -50,6 +50,11 @@ export interface Session {
   csrf_token: string;
   user: User;
   recovery_codes?: string[];
+  permissions?: string[]; // GET /session only
+}
+
+export function may(session: Session | null | undefined, permission: string): boolean {
+  return !!session?.permissions?.includes(permission);
 }
 
 export interface Device {
@@ -104,7 +109,16 @@ export function setCsrfToken(token: string): void {
   csrfToken = token;
 }
 
-export async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+// Operations that need a recent proof of identity answer 403 step_up_required: the console
+// then asks for the password or a code (stepup.tsx) and sends the request once more.
+type StepUp = () => Promise<boolean>;
+let stepUp: StepUp | null = null;
+
+export function onStepUpRequired(handler: StepUp | null): void {
+  stepUp = handler;
+}
+
+export async function call<T>(method: string, path: string, body?: unknown, retried = false): Promise<T> {
   const headers: Record<string, string> = { Accept: "application/json" };
   if (method !== "GET" && method !== "HEAD" && csrfToken) headers["X-CSRF-Token"] = csrfToken;
   if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -132,6 +146,9 @@ export async function call<T>(method: string, path: string, body?: unknown): Pro
     const p = data as Partial<Problem> | null;
     // The session ended (timed out, signed out elsewhere): the console goes back to sign-in.
     if (response.status === 401 && p?.code === "unauthenticated") dispatchEvent(new Event("torii:signed-out"));
+    if (response.status === 403 && p?.code === "step_up_required" && !retried && stepUp && (await stepUp())) {
+      return call<T>(method, path, body, true);
+    }
     throw new ApiError({
       status: response.status,
       code: p?.code ?? `http_${response.status}`,
@@ -145,7 +162,8 @@ export async function call<T>(method: string, path: string, body?: unknown): Pro
 
 export const get = <T>(path: string) => call<T>("GET", path);
 export const post = <T>(path: string, body?: unknown) => call<T>("POST", path, body);
-export const del = <T>(path: string) => call<T>("DELETE", path);
+export const del = <T>(path: string, body?: unknown) => call<T>("DELETE", path, body);
+export const patch = <T>(path: string, body?: unknown) => call<T>("PATCH", path, body);
 
 export function errorText(e: unknown): string {
   if (e instanceof ApiError) return e.message;

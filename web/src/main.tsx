@@ -3,26 +3,47 @@
 // the browser beyond the session's HttpOnly cookie.
 import { render, type ComponentChildren } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { del, get, setCsrfToken, type Session } from "./api";
+import { del, get, may, setCsrfToken, type Session } from "./api";
 import { navigate, onLinkClick, usePath } from "./router";
 import { EnrolTotp, Setup, SignIn } from "./pages/auth";
-import { DevicePage, Devices, Overview } from "./pages/fleet";
+import { AddDevice, DevicePage, Devices, Overview } from "./pages/fleet";
+import { People, SetPassword } from "./pages/people";
+import { SecurityLog } from "./pages/security";
+import { Account } from "./pages/account";
+import { StepUpDialog } from "./stepup";
 import { Alerts } from "./pages/alerts";
 import { Loading } from "./ui";
 import "./style.css";
 
-const kNav: [string, string][] = [
-  ["/", "Overview"],
-  ["/devices", "Devices"],
-  ["/alerts", "Alerts"],
+// The pages, and the permission each needs; the server checks every request all the same.
+const kNav: [string, string, string][] = [
+  ["/", "Overview", "devices.read"],
+  ["/devices", "Devices", "devices.read"],
+  ["/alerts", "Alerts", "alerts.read"],
+  ["/people", "People", "users.read"],
+  ["/security-log", "Security log", "security_log.read"],
 ];
 
-function View({ path }: { path: string }) {
-  if (path === "/") return <Overview />;
-  if (path === "/devices") return <Devices />;
+function Forbidden() {
+  return (
+    <>
+      <h1>Not for your role</h1>
+      <p>Your role does not include this page. An administrator of your organisation can change that.</p>
+    </>
+  );
+}
+
+function View({ path, session }: { path: string; session: Session }) {
+  const page = (permission: string, view: preact.JSX.Element) => (may(session, permission) ? view : <Forbidden />);
+  if (path === "/") return page("devices.read", <Overview />);
+  if (path === "/devices") return page("devices.read", <Devices session={session} />);
+  if (path === "/devices/new") return page("devices.write", <AddDevice />);
   const device = /^\/devices\/([^/]+)$/.exec(path);
-  if (device) return <DevicePage id={decodeURIComponent(device[1])} />;
-  if (path === "/alerts") return <Alerts />;
+  if (device) return page("devices.read", <DevicePage id={decodeURIComponent(device[1])} session={session} />);
+  if (path === "/alerts") return page("alerts.read", <Alerts />);
+  if (path === "/people") return page("users.read", <People session={session} />);
+  if (path === "/security-log") return page("security_log.read", <SecurityLog />);
+  if (path === "/account") return <Account session={session} />;
   return (
     <>
       <h1>Not found</h1>
@@ -47,7 +68,7 @@ function Shell({ session, onSignOut, path }: { session: Session; onSignOut: () =
           Menu
         </button>
         <nav id="nav" class={menu ? "open" : ""} aria-label="Main">
-          {kNav.map(([href, label]) => {
+          {kNav.filter(([, , permission]) => may(session, permission)).map(([href, label]) => {
             const current = href === "/" ? path === "/" : path.startsWith(href);
             return (
               <a key={href} href={href} onClick={onLinkClick} aria-current={current ? "page" : undefined}>
@@ -55,17 +76,18 @@ function Shell({ session, onSignOut, path }: { session: Session; onSignOut: () =
               </a>
             );
           })}
-          <span class="who" data-testid="who">
+          <a class="who" data-testid="who" href="/account" onClick={onLinkClick} aria-current={path === "/account" ? "page" : undefined}>
             {session.user.username} <span class="muted">({session.user.role})</span>
-          </span>
+          </a>
           <button type="button" class="secondary" onClick={onSignOut}>
             Sign out
           </button>
         </nav>
       </header>
       <main id="main" tabIndex={-1}>
-        <View path={path} />
+        <View path={path} session={session} />
       </main>
+      <StepUpDialog />
     </>
   );
 }
@@ -101,13 +123,17 @@ function App() {
 
   // Signed out, every page leads to sign-in, and back to the page asked for after it.
   useEffect(() => {
-    if (session !== null || path === "/sign-in" || path === "/setup") return;
+    if (session !== null || path === "/sign-in" || path === "/setup" || path === "/password") return;
     returnTo = path;
     navigate("/sign-in", true);
   }, [session, path]);
 
-  const signedIn = (s: Session) => {
-    setSession(s);
+  const signedIn = async (s: Session) => {
+    setCsrfToken(s.csrf_token);
+    // The session answer names what the person may do (the sign-in answers do not).
+    const full = await get<Session>("/session").catch(() => s);
+    setCsrfToken(full.csrf_token);
+    setSession(full);
     if (path === "/setup" || path === "/sign-in") navigate(returnTo, true);
     returnTo = "/";
   };
@@ -124,6 +150,7 @@ function App() {
   };
 
   if (path === "/setup" && (!session || session.stage !== "full")) return <Frame><Setup onSession={signedIn} /></Frame>;
+  if (path === "/password") return <Frame><SetPassword /></Frame>;
   if (session === undefined) return <Frame><Loading what="the console" /></Frame>;
   if (session === null) return <Frame><SignIn stage="password" onSession={signedIn} /></Frame>;
   if (session.stage === "second-factor") return <Frame><SignIn stage="second-factor" onSession={signedIn} /></Frame>;

@@ -1,16 +1,19 @@
 // The fleet at a glance, the device list and the live view of one device (JPCERT VII-1).
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { get, type Alert, type Bucket, type Device, type DeviceDetail } from "../api";
+import { ApiError, del, get, may, post, type Alert, type Bucket, type Device, type DeviceDetail, type Session } from "../api";
 import { ago, value, when } from "../format";
 import { Chart, type Series } from "../chart";
-import { Badge, FormError, Link, Loading } from "../ui";
+import { navigate } from "../router";
+import { Badge, Field, FormError, Link, Loading, Notice } from "../ui";
 
 // The organisation's live messages (docs/console.md, "Live telemetry"): one WebSocket over
 // the console's own origin, carrying the session cookie; closed with the view.
-export function useLive(path: string, onMessage: (m: LiveMessage) => void): void {
+// A null path opens nothing (yet).
+export function useLive(path: string | null, onMessage: (m: LiveMessage) => void): void {
   const handler = useRef(onMessage);
   handler.current = onMessage;
   useEffect(() => {
+    if (path === null) return;
     let socket: WebSocket | null = null;
     let retry: number | undefined;
     let closed = false;
@@ -42,8 +45,11 @@ export type LiveMessage =
   | { type: "status"; device: string; online: boolean; at: string }
   | { type: "dropped"; count: number };
 
-function statusOf(d: Device): { kind: string; text: string } {
+function statusOf(d: DeviceDetail): { kind: string; text: string } {
   if (d.status !== "active") return { kind: "muted", text: d.status };
+  if (d.certificates && d.certificates.length > 0 && d.certificates.every((c) => c.revoked)) {
+    return { kind: "muted", text: "revoked" };
+  }
   if (d.connected) return { kind: "ok", text: "online" };
   return { kind: "warn", text: "offline" };
 }
@@ -140,7 +146,7 @@ export function Overview() {
   );
 }
 
-export function Devices() {
+export function Devices({ session }: { session: Session }) {
   const { devices, error } = useDevices();
   const [query, setQuery] = useState("");
   const [filter, setFilter] = useState("all");
@@ -156,7 +162,14 @@ export function Devices() {
   if (!devices) return <Loading what="devices" />;
   return (
     <>
-      <h1>Devices</h1>
+      <div class="title-row">
+        <h1>Devices</h1>
+        {may(session, "devices.write") && (
+          <Link class="button" href="/devices/new">
+            Add device
+          </Link>
+        )}
+      </div>
       <div class="toolbar">
         <label>
           Search <input type="search" value={query} onInput={(e) => setQuery((e.currentTarget as HTMLInputElement).value)} placeholder="id, name, profile, segment" />
@@ -217,7 +230,7 @@ export function Devices() {
 
 const kHistoryMinutes = 60;
 
-export function DevicePage({ id }: { id: string }) {
+export function DevicePage({ id, session }: { id: string; session: Session }) {
   const [device, setDevice] = useState<DeviceDetail | null>(null);
   const [latest, setLatest] = useState<Record<string, { value: unknown; at: string }>>({});
   const [error, setError] = useState<unknown>(null);
@@ -248,7 +261,8 @@ export function DevicePage({ id }: { id: string }) {
       .catch(() => setSeries({ t: [], v: [] }));
   }, [id, metric]);
 
-  useLive(`/devices/${encodeURIComponent(id)}/live`, (m) => {
+  // Opened once the device is known to exist here.
+  useLive(device ? `/devices/${encodeURIComponent(id)}/live` : null, (m) => {
     if (m.type === "status") setDevice((d) => (d ? { ...d, connected: m.online } : d));
     if (m.type !== "telemetry") return;
     setDevice((d) => (d ? { ...d, connected: true, last_seen_at: m.at } : d));
@@ -265,7 +279,17 @@ export function DevicePage({ id }: { id: string }) {
     }
   });
 
-  if (error) return <FormError error={error} />;
+  if (error) {
+    if (error instanceof ApiError && error.status === 404) {
+      return (
+        <>
+          <h1>No such device</h1>
+          <p class="empty">There is no device {id} in your organisation.</p>
+        </>
+      );
+    }
+    return <FormError error={error} />;
+  }
   if (!device) return <Loading what={`device ${id}`} />;
   const s = statusOf(device);
   const names = Object.keys(latest).sort();
@@ -302,6 +326,7 @@ export function DevicePage({ id }: { id: string }) {
           </>
         ))}
       </dl>
+      <DeviceActions device={device} session={session} onChange={setDevice} />
       <h2>Latest values</h2>
       {names.length === 0 ? (
         <p class="empty">No telemetry yet.</p>
@@ -345,6 +370,178 @@ export function DevicePage({ id }: { id: string }) {
           <p class="muted">The last {kHistoryMinutes} minutes (stored averages), then live. Drag to zoom, double-click to reset.</p>
         </>
       )}
+    </>
+  );
+}
+
+// Disable / enable, revoke the certificates, delete with all its data. What cannot be undone
+// asks for confirmation here and for a recent proof of identity on the server (step-up).
+function DeviceActions({ device, session, onChange }: { device: DeviceDetail; session: Session; onChange: (d: DeviceDetail) => void }) {
+  const [error, setError] = useState<unknown>(null);
+  const [done, setDone] = useState("");
+  const [busy, setBusy] = useState(false);
+  const write = may(session, "devices.write");
+  const remove = may(session, "devices.delete");
+  if (!write && !remove) return null;
+  const path = `/devices/${encodeURIComponent(device.id)}`;
+  const run = async (what: string, action: () => Promise<void>) => {
+    setBusy(true);
+    setError(null);
+    setDone("");
+    try {
+      await action();
+      setDone(what);
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const reload = async () => onChange({ ...(await get<DeviceDetail>(path)), connected: false });
+  const revocable = (device.certificates ?? []).some((c) => !c.revoked);
+  return (
+    <section aria-label="Actions">
+      <div class="actions">
+        {write && device.status === "active" && (
+          <button type="button" class="secondary" disabled={busy} onClick={() => run("Disabled: its connection was closed.", async () => {
+            await post(`${path}/disable`, { reason: "disabled in the console" });
+            await reload();
+          })}>
+            Disable
+          </button>
+        )}
+        {write && device.status === "disabled" && (
+          <button type="button" class="secondary" disabled={busy} onClick={() => run("Enabled.", async () => {
+            await post(`${path}/enable`);
+            await reload();
+          })}>
+            Enable
+          </button>
+        )}
+        {write && revocable && (
+          <button type="button" class="secondary danger" disabled={busy} onClick={() => {
+            if (!confirm(`Revoke the certificates of ${device.id}? It is refused from now on and must enrol again.`)) return;
+            void run("Revoked: the device is refused from now on.", async () => {
+              await post(`${path}/revoke`, { reason: "revoked in the console" });
+              await reload();
+            });
+          }}>
+            Revoke certificates
+          </button>
+        )}
+        {remove && (
+          <button type="button" class="secondary danger" disabled={busy} onClick={() => {
+            if (!confirm(`Delete ${device.id} and all its data? This cannot be undone.`)) return;
+            void run("Deleted.", async () => {
+              await del(path);
+              navigate("/devices");
+            });
+          }}>
+            Delete with its data
+          </button>
+        )}
+      </div>
+      {done && <Notice kind="ok">{done}</Notice>}
+      <FormError error={error} />
+    </section>
+  );
+}
+
+interface Profile {
+  id: string;
+  name: string;
+}
+
+// A new device awaiting enrolment: its one-time token is shown here once, with what to run
+// on the device (the key is made there and never leaves it).
+export function AddDevice() {
+  const [id, setId] = useState("");
+  const [name, setName] = useState("");
+  const [profile, setProfile] = useState("");
+  const [segment, setSegment] = useState("");
+  const [profiles, setProfiles] = useState<Profile[]>([]);
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  const [made, setMade] = useState<{ device: Device; enrolment_token: string; enrolment_expires_at: string } | null>(null);
+
+  useEffect(() => {
+    get<{ profiles: Profile[] }>("/profiles")
+      .then((r) => setProfiles(r.profiles))
+      .catch(() => setProfiles([]));
+  }, []);
+
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    const body: Record<string, unknown> = { id: id.trim(), enrolment: true };
+    if (name.trim()) body.name = name.trim();
+    if (profile) body.profile = profile;
+    if (segment.trim()) body.segment = segment.trim();
+    try {
+      setMade(await post("/devices", body));
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  if (made) {
+    const server = location.origin;
+    return (
+      <>
+        <h1>Enrol {made.device.id}</h1>
+        <Notice kind="ok">
+          <p>
+            The device is registered and waits for its agent. Its one-time enrolment token is shown only now; it works once,
+            until {when(made.enrolment_expires_at)}.
+          </p>
+        </Notice>
+        <p>
+          Token: <code data-testid="enrolment-token">{made.enrolment_token}</code>
+        </p>
+        <p>On the device, as root, with torii's CA bundle in ca.pem (torii admin ca export on this server's host):</p>
+        <pre class="commands">
+          {`torii-agent run --print-default-config > /etc/torii/agent.toml  # set gateway, server = "${server}", sensors
+torii-agent enroll --config /etc/torii/agent.toml --ca ca.pem --token-file -   # paste the token, then Ctrl-D
+torii-agent run --config /etc/torii/agent.toml`}
+        </pre>
+        <p>The agent makes its key on the device, sends a certificate request with the token and publishes from then on.</p>
+        <p>
+          <Link href={`/devices/${encodeURIComponent(made.device.id)}`}>Go to {made.device.id}</Link>
+        </p>
+      </>
+    );
+  }
+  const apiError = error instanceof ApiError ? error : null;
+  return (
+    <>
+      <p class="crumbs">
+        <Link href="/devices">Devices</Link> /
+      </p>
+      <h1>Add a device</h1>
+      <form class="card narrow" onSubmit={submit} noValidate>
+        <Field label="Device id" name="id" value={id} onInput={setId} error={apiError} hint="Lower-case letters, digits and '-', starting with a letter or digit: the name in its certificate and topics." required autoFocus />
+        <Field label="Name (optional)" name="name" value={name} onInput={setName} error={apiError} />
+        <div class="field">
+          <label for="profile">Profile</label>
+          <select id="profile" value={profile} onChange={(e) => setProfile((e.currentTarget as HTMLSelectElement).value)}>
+            <option value="">none</option>
+            {profiles.map((p) => (
+              <option key={p.id} value={p.id}>
+                {p.name || p.id}
+              </option>
+            ))}
+          </select>
+          {apiError?.field("profile") && <p class="field-error">{apiError.field("profile")}</p>}
+        </div>
+        <Field label="Segment (optional)" name="segment" value={segment} onInput={setSegment} error={apiError} hint="The network segment its routes are drawn between; default: default." />
+        <FormError error={error} fields={["id", "name", "profile", "segment"]} />
+        <button type="submit" disabled={busy}>
+          {busy ? "Registering…" : "Register and get an enrolment token"}
+        </button>
+      </form>
     </>
   );
 }

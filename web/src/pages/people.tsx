@@ -1,0 +1,298 @@
+// People and organisations (org and system administrators), and the page a one-time
+// password link opens. New people start without a password: they set one through their link.
+import { useEffect, useState } from "preact/hooks";
+import { ApiError, get, may, post, type Session, type User } from "../api";
+import { ago, when } from "../format";
+import { navigate } from "../router";
+import { Badge, Field, FormError, Loading, Notice } from "../ui";
+
+interface Person extends User {
+  status: string;
+  created_at: string;
+  last_login_at: string | null;
+  expires_at: string | null;
+  locked: boolean;
+  has_password: boolean;
+}
+
+interface Organisation {
+  id: string;
+  name: string;
+  require_second_factor: boolean;
+}
+
+interface PasswordLink {
+  password_link: string;
+  expires_at: string;
+}
+
+function LinkShownOnce({ who, link }: { who: string; link: PasswordLink }) {
+  return (
+    <Notice kind="ok">
+      <p>
+        Give {who} this one-time link to set a password (it works once, until {when(link.expires_at)}; it is not shown
+        again):
+      </p>
+      <p>
+        <code data-testid="password-link">{link.password_link}</code>
+      </p>
+    </Notice>
+  );
+}
+
+export function People({ session }: { session: Session }) {
+  const [people, setPeople] = useState<Person[] | null>(null);
+  const [roles, setRoles] = useState<string[]>([]);
+  const [organisations, setOrganisations] = useState<Organisation[]>([]);
+  const [organisation, setOrganisation] = useState(session.user.organisation);
+  const [error, setError] = useState<unknown>(null);
+  const [reload, setReload] = useState(0);
+  const [link, setLink] = useState<{ who: string; link: PasswordLink } | null>(null);
+  const acrossOrganisations = may(session, "organisations.read");
+
+  useEffect(() => {
+    setError(null);
+    const q = `?organisation=${encodeURIComponent(organisation)}`;
+    get<{ people: Person[] }>(`/users${q}`)
+      .then((r) => setPeople(r.people))
+      .catch(setError);
+    get<{ roles: { name: string }[] }>(`/roles${q}`)
+      .then((r) => setRoles(r.roles.map((x) => x.name)))
+      .catch(() => setRoles(["viewer"]));
+  }, [organisation, reload]);
+
+  useEffect(() => {
+    if (!acrossOrganisations) return;
+    get<{ organisations: Organisation[] }>("/organisations")
+      .then((r) => setOrganisations(r.organisations))
+      .catch(() => setOrganisations([]));
+  }, [acrossOrganisations, reload]);
+
+  const act = async (p: Person, what: "unlock" | "password-link") => {
+    setError(null);
+    try {
+      if (what === "unlock") await post(`/users/${encodeURIComponent(p.id)}/unlock`);
+      else setLink({ who: p.username, link: await post<PasswordLink>(`/users/${encodeURIComponent(p.id)}/password-link`, { send: "answer" }) });
+      setReload((n) => n + 1);
+    } catch (e) {
+      setError(e);
+    }
+  };
+
+  return (
+    <>
+      <h1>People</h1>
+      {acrossOrganisations && organisations.length > 0 && (
+        <div class="toolbar">
+          <label>
+            Organisation{" "}
+            <select value={organisation} onChange={(e) => setOrganisation((e.currentTarget as HTMLSelectElement).value)}>
+              {organisations.map((o) => (
+                <option key={o.id} value={o.id}>
+                  {o.name || o.id}
+                </option>
+              ))}
+            </select>
+          </label>
+        </div>
+      )}
+      {link && <LinkShownOnce who={link.who} link={link.link} />}
+      <FormError error={error} />
+      {!people ? (
+        <Loading what="people" />
+      ) : (
+        <div class="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Person</th>
+                <th scope="col">Role</th>
+                <th scope="col">Status</th>
+                <th scope="col">Second factor</th>
+                <th scope="col">Last sign-in</th>
+                {may(session, "users.write") && <th scope="col">Actions</th>}
+              </tr>
+            </thead>
+            <tbody>
+              {people.map((p) => (
+                <tr key={p.id}>
+                  <td>
+                    {p.username}
+                    <div class="muted">{p.email}</div>
+                  </td>
+                  <td>{p.role}</td>
+                  <td>
+                    <Badge kind={p.status === "active" ? "ok" : "muted"}>{p.status}</Badge>
+                    {p.locked && <Badge kind="warn">locked</Badge>}
+                    {!p.has_password && <Badge kind="muted">no password yet</Badge>}
+                  </td>
+                  <td>{p.second_factor ? "TOTP" : "—"}</td>
+                  <td title={when(p.last_login_at)}>{ago(p.last_login_at)}</td>
+                  {may(session, "users.write") && (
+                    <td class="actions">
+                      {p.locked && (
+                        <button type="button" class="secondary" onClick={() => act(p, "unlock")}>
+                          Unlock
+                        </button>
+                      )}
+                      {p.id !== session.user.id && (
+                        <button type="button" class="secondary" onClick={() => act(p, "password-link")}>
+                          New password link
+                        </button>
+                      )}
+                    </td>
+                  )}
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {may(session, "users.write") && (
+        <AddPerson organisation={organisation} roles={roles} onAdded={(who, l) => { setLink({ who, link: l }); setReload((n) => n + 1); }} />
+      )}
+      {may(session, "organisations.write") && <AddOrganisation onAdded={(id) => { setOrganisation(id); setReload((n) => n + 1); }} />}
+    </>
+  );
+}
+
+function AddPerson({ organisation, roles, onAdded }: { organisation: string; roles: string[]; onAdded: (who: string, link: PasswordLink) => void }) {
+  const [username, setUsername] = useState("");
+  const [email, setEmail] = useState("");
+  const [role, setRole] = useState("viewer");
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      const made = await post<PasswordLink & { username: string }>("/users", { username: username.trim(), email: email.trim(), role, organisation });
+      setUsername("");
+      setEmail("");
+      onAdded(made.username, made);
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const apiError = error instanceof ApiError ? error : null;
+  return (
+    <form class="card narrow" onSubmit={submit} noValidate>
+      <h2>Add a person</h2>
+      <Field label="User name" name="username" value={username} onInput={setUsername} autoComplete="off" error={apiError} required />
+      <Field label="E-mail" name="email" type="email" value={email} onInput={setEmail} autoComplete="off" error={apiError} required />
+      <div class="field">
+        <label for="role">Role</label>
+        <select id="role" value={role} onChange={(e) => setRole((e.currentTarget as HTMLSelectElement).value)}>
+          {(roles.length ? roles : ["viewer"]).map((r) => (
+            <option key={r} value={r}>
+              {r}
+            </option>
+          ))}
+        </select>
+        {apiError?.field("role") && <p class="field-error">{apiError.field("role")}</p>}
+      </div>
+      <FormError error={error} fields={["username", "email", "role"]} />
+      <button type="submit" disabled={busy}>
+        {busy ? "Adding…" : "Add and get a password link"}
+      </button>
+    </form>
+  );
+}
+
+function AddOrganisation({ onAdded }: { onAdded: (id: string) => void }) {
+  const [id, setId] = useState("");
+  const [name, setName] = useState("");
+  const [error, setError] = useState<unknown>(null);
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      await post("/organisations", { id: id.trim(), name: name.trim() || id.trim() });
+      setId("");
+      setName("");
+      onAdded(id.trim());
+    } catch (err) {
+      setError(err);
+    }
+  };
+  const apiError = error instanceof ApiError ? error : null;
+  return (
+    <form class="card narrow" onSubmit={submit} noValidate>
+      <h2>Add an organisation</h2>
+      <Field label="Organisation id" name="id" value={id} onInput={setId} error={apiError} required />
+      <Field label="Name" name="name" value={name} onInput={setName} error={apiError} />
+      <FormError error={error} fields={["id", "name"]} />
+      <button type="submit">Add the organisation</button>
+    </form>
+  );
+}
+
+// /password#<token>: a one-time link from an administrator (or a reset by e-mail). The token
+// stays in the fragment, never sent, and leaves the address bar at once.
+let passwordToken = "";
+
+export function SetPassword() {
+  if (!passwordToken && location.hash.length > 1) {
+    passwordToken = decodeURIComponent(location.hash.slice(1));
+    history.replaceState(null, "", "/password");
+  }
+  const [password, setPassword] = useState("");
+  const [repeat, setRepeat] = useState("");
+  const [error, setError] = useState<unknown>(null);
+  const [done, setDone] = useState(false);
+  const [busy, setBusy] = useState(false);
+  if (done) {
+    return (
+      <section class="card narrow">
+        <h1>Password set</h1>
+        <p>Sign in with it now.</p>
+        <button type="button" onClick={() => navigate("/sign-in", true)}>
+          Sign in
+        </button>
+      </section>
+    );
+  }
+  if (!passwordToken) {
+    return (
+      <section class="card narrow">
+        <h1>Set a password</h1>
+        <Notice kind="error">Open the one-time link you were given: it carries the token.</Notice>
+      </section>
+    );
+  }
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    if (password !== repeat) {
+      setError(new ApiError({ status: 400, code: "invalid_input", title: "The passwords differ", errors: [{ field: "repeat", code: "mismatch", message: "Type the same password twice" }] }));
+      return;
+    }
+    setBusy(true);
+    setError(null);
+    try {
+      await post("/password-link", { token: passwordToken, new_password: password });
+      passwordToken = "";
+      setDone(true);
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const apiError = error instanceof ApiError ? error : null;
+  return (
+    <section class="card narrow">
+      <h1>Set a password</h1>
+      <form onSubmit={submit} noValidate>
+        <Field label="New password" name="new_password" type="password" value={password} onInput={setPassword} autoComplete="new-password" error={apiError} hint="At least 12 characters; common, breached or guessable passwords are refused." required autoFocus />
+        <Field label="New password again" name="repeat" type="password" value={repeat} onInput={setRepeat} autoComplete="new-password" error={apiError} required />
+        <FormError error={error} fields={["new_password", "repeat"]} />
+        <button type="submit" disabled={busy}>
+          {busy ? "Saving…" : "Set the password"}
+        </button>
+      </form>
+    </section>
+  );
+}
