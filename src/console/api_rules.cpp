@@ -157,9 +157,12 @@ asio::awaitable<Response> dry_run_rule(ApiState& s, Call& call) {
   const auto hours = call.fields.contains("hours") ? number_of(call, "hours") : 24;
   auto* book = s.ctx.rules;
   const std::string definition = call.fields["definition"];
-  auto result = co_await s.ctx.work.run([book, author = *author, definition, hours] {
+  // Named before co_await: GCC 12 destroys a non-trivial temporary in a co_await operand
+  // twice (here, the copies of the author and the definition).
+  auto job = [book, author = *author, definition, hours] {
     return book->dry_run(author, definition, std::chrono::hours(hours));
-  });
+  };
+  auto result = co_await s.ctx.work.run(std::move(job));
   if (!result) co_return busy();
   if (!*result) co_return internal_error(result->error());
   if (!**result) co_return refused((**result).error());
