@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/ip.h"
+#include "base/version.h"
 #include "console/api_internal.h"
 #include "console/settings.h"
 
@@ -136,7 +137,8 @@ json sources_json(const ApiState& s, const std::vector<store::SettingOverrideRec
 Result<json> settings_answer(ApiState& s) {
   auto overrides = s.ctx.store.setting_overrides().list();
   if (!overrides) return tl::unexpected(overrides.error());
-  return json{{"settings", settings_json(s.settings)},
+  return json{{"version", kVersion},
+              {"settings", settings_json(s.settings)},
               {"source", "configuration file, then changes made in the console"},
               {"keys", sources_json(s, *overrides)}};
 }

@@ -18,6 +18,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "alerts/alert_book.h"
+#include "base/version.h"
 #include "console/assets.h"
 #include "console/http_server.h"
 #include "console/live.h"
@@ -1349,6 +1350,7 @@ TEST_F(ApiTest, TheSettingsInForceAreShownUnderTheConfigurationsOwnNames) {
   const auto& settings = body.at("settings");
   EXPECT_EQ(settings.at("accounts").at("lock_after_failures"), config_.accounts.lock_after_failures);
   EXPECT_EQ(settings.at("console").at("listen"), nlohmann::json::array({"127.0.0.1:8443"}));
+  EXPECT_EQ(body.at("version"), std::string(kVersion)) << "for the About page";
   const auto& known = config::known_keys();
   int checked = 0;
   for (const auto& [section, values] : settings.items()) {

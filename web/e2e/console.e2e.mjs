@@ -128,6 +128,7 @@ async function screenshot(page, name) {
 }
 
 const problems = [];
+let serverLog = () => "";
 
 // Script errors and policy violations of a page fail the test at its end.
 function watch(page) {
@@ -162,6 +163,7 @@ async function setPasswordAndSignIn(page, link, username, password) {
 async function main() {
   step("torii server starts and prints its one-time setup link");
   const server = await start([torii, "server", "--config", config, "--data-dir", data], /\/setup#\S+\n/);
+  serverLog = () => server.err();
   const consolePort = Number(/listening: console 127\.0\.0\.1:(\d+)/.exec(server.out())[1]);
   const gatewayPort = Number(/listening: gateway 127\.0\.0\.1:(\d+)/.exec(server.out())[1]);
   const setupLink = /(https:\/\/\S+\/setup#\S+)/.exec(server.out())[1];
@@ -336,6 +338,36 @@ async function main() {
   await expectText(page, "h1", "Alerts");
   await screenshot(page, "alerts-desktop");
 
+  step("a rule with a mistake is refused at its position; fixed, it dry-runs and is saved");
+  await page.getByRole("navigation").getByRole("link", { name: "Rules", exact: true }).click();
+  await expectText(page, ".empty", "No rules yet");
+  await page.getByRole("link", { name: "New rule" }).click();
+  const rule = (condition) =>
+    JSON.stringify({ name: "hot room", selector: { devices: ["sensor-1"] }, condition, for: "10s", severity: "warning", actions: [{ type: "alert" }] }, null, 2);
+  await page.getByLabel("Definition (JSON)").fill(rule("avg(temperature, 5m) >"));
+  await page.getByRole("button", { name: "Create the rule" }).click();
+  const mistake = await (await expectText(page, "[data-testid=rule-problems]", "definition.condition")).innerText();
+  console.log(`   refused: ${mistake}`);
+  await page.getByLabel("Definition (JSON)").fill(rule("avg(temperature, 5m) > -100"));
+  await page.getByRole("button", { name: /Dry run/ }).click();
+  await expectText(page, "[data-testid=dry-run]", /sensor-1|would not have fired/);
+  await page.getByRole("button", { name: "Create the rule" }).click();
+  await expectText(page, "h1", "hot room");
+  await expectText(page, "p.muted", "Version 1");
+  await screenshot(page, "rule-desktop");
+
+  step("a setting out of range is refused next to it; a valid change is saved and applies at once");
+  await page.getByRole("navigation").getByRole("link", { name: "Settings", exact: true }).click();
+  await expectText(page, "h1", "Settings");
+  await page.getByLabel("accounts.lock_after_failures").fill("0");
+  await page.getByRole("button", { name: "Save the changes" }).click();
+  await expectText(page, "tr .field-error", /./);
+  await page.getByLabel("accounts.lock_after_failures").fill("6");
+  await page.getByRole("button", { name: "Save the changes" }).click();
+  await expectText(page, ".notice", "accounts.lock_after_failures: applies now");
+  await page.getByRole("navigation").getByRole("link", { name: "About", exact: true }).click();
+  await expectText(page, "[data-testid=version]", /\d+\.\d+/);
+
   step("revoking the device in the console shuts it out: it goes offline");
   await page.goto(`${origin}/devices/sensor-1`);
   await expectText(page, "h1", "sensor-1");
@@ -432,6 +464,7 @@ try {
   console.log("PASS: the web console end to end");
 } catch (e) {
   console.error(`FAIL: ${e.stack ?? e}`);
+  console.error(`server's log (the end):\n${serverLog().slice(-4000)}`);
   code = 1;
 } finally {
   await browser?.close().catch(() => {});

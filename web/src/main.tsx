@@ -10,6 +10,8 @@ import { AddDevice, DevicePage, Devices, Overview } from "./pages/fleet";
 import { People, SetPassword } from "./pages/people";
 import { SecurityLog } from "./pages/security";
 import { Account } from "./pages/account";
+import { RuleEditor, Rules } from "./pages/rules";
+import { About, SettingsPage } from "./pages/settings";
 import { StepUpDialog } from "./stepup";
 import { Alerts } from "./pages/alerts";
 import { Loading } from "./ui";
@@ -20,8 +22,11 @@ const kNav: [string, string, string][] = [
   ["/", "Overview", "devices.read"],
   ["/devices", "Devices", "devices.read"],
   ["/alerts", "Alerts", "alerts.read"],
+  ["/rules", "Rules", "rules.read"],
   ["/people", "People", "users.read"],
   ["/security-log", "Security log", "security_log.read"],
+  ["/settings", "Settings", "settings.read"],
+  ["/about", "About", "settings.read"],
 ];
 
 function Forbidden() {
@@ -35,7 +40,7 @@ function Forbidden() {
 
 function View({ path, session }: { path: string; session: Session }) {
   const page = (permission: string, view: preact.JSX.Element) => (may(session, permission) ? view : <Forbidden />);
-  if (path === "/") return page("devices.read", <Overview />);
+  if (path === "/") return page("devices.read", <Overview session={session} />);
   if (path === "/devices") return page("devices.read", <Devices session={session} />);
   if (path === "/devices/new") return page("devices.write", <AddDevice />);
   const device = /^\/devices\/([^/]+)$/.exec(path);
@@ -44,6 +49,12 @@ function View({ path, session }: { path: string; session: Session }) {
   if (path === "/people") return page("users.read", <People session={session} />);
   if (path === "/security-log") return page("security_log.read", <SecurityLog />);
   if (path === "/account") return <Account session={session} />;
+  if (path === "/rules") return page("rules.read", <Rules session={session} />);
+  if (path === "/rules/new") return page("rules.write", <RuleEditor id={null} session={session} />);
+  const rule = /^\/rules\/([^/]+)$/.exec(path);
+  if (rule) return page("rules.read", <RuleEditor id={decodeURIComponent(rule[1])} session={session} />);
+  if (path === "/settings") return page("settings.read", <SettingsPage />);
+  if (path === "/about") return page("settings.read", <About />);
   return (
     <>
       <h1>Not found</h1>

@@ -89,14 +89,29 @@ function useDevices(): { devices: Device[] | null; error: unknown } {
   return { devices, error };
 }
 
-export function Overview() {
+interface SecurityEvent {
+  seq: number;
+  ts: string;
+  action: string;
+  object: string;
+  outcome: string;
+}
+
+export function Overview({ session }: { session: Session }) {
   const { devices, error } = useDevices();
   const [alerts, setAlerts] = useState<Alert[] | null>(null);
+  const [events, setEvents] = useState<SecurityEvent[] | null>(null);
+  const auditor = may(session, "security_log.read");
   useEffect(() => {
     get<{ alerts: Alert[] }>("/alerts?status=open,acknowledged&limit=100")
       .then((r) => setAlerts(r.alerts))
       .catch(() => setAlerts([]));
-  }, []);
+    if (auditor) {
+      get<{ events: SecurityEvent[] }>("/security-log?alert=true&limit=5")
+        .then((r) => setEvents(r.events))
+        .catch(() => setEvents(null));
+    }
+  }, [auditor]);
   if (error) return <FormError error={error} />;
   if (!devices || !alerts) return <Loading what="the fleet" />;
   const active = devices.filter((d) => d.status === "active");
@@ -141,6 +156,23 @@ export function Overview() {
             </li>
           ))}
         </ul>
+      )}
+      {events && (
+        <>
+          <h2>Recent security events</h2>
+          {events.length === 0 ? (
+            <p class="empty">No security alerts in the log.</p>
+          ) : (
+            <ul class="list">
+              {events.map((e) => (
+                <li key={e.seq}>
+                  {e.action} <span class="muted">{e.object}</span> <span class="muted">{ago(e.ts)}</span>
+                </li>
+              ))}
+            </ul>
+          )}
+          <Link href="/security-log">The security log</Link>
+        </>
       )}
     </>
   );
