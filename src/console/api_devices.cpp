@@ -8,6 +8,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -364,6 +366,48 @@ tl::expected<store::DeviceProfileRecord, Response> reachable_profile(ApiState& s
   return std::move(**profile);
 }
 
+// JPCERT VII-1: the organisation's device certificates that expire within ?days= (1-365,
+// default 30), expired ones included, soonest first; a certificate already replaced by a
+// later-expiring one of the same device (renewal) and revoked ones are left out.
+asio::awaitable<Response> expiring_certificates(ApiState& s, Call& call) {
+  auto organisation = organisation_scope(call);
+  if (!organisation) co_return problem(403, "forbidden", "You may not act on that organisation");
+  std::int64_t days = 30;
+  if (auto text = query_parameter(call.request.query, "days")) {
+    char* end = nullptr;
+    const long n = std::strtol(text->c_str(), &end, 10);
+    if (text->empty() || *end != '\0' || n < 1 || n > 365) {
+      co_return invalid_input({{"days", "invalid", "a number of days from 1 to 365"}}, 400);
+    }
+    days = n;
+  }
+  const UnixMillis now = to_unix_millis(s.ctx.clock.now());
+  auto expiring = s.ctx.store.certificates().list_expiring(now + days * 86'400'000);
+  if (!expiring) co_return internal_error(expiring.error());
+  json out = json::array();
+  std::map<std::string, bool, std::less<>> of_organisation;
+  for (const auto& c : *expiring) {
+    if (c.kind != store::kCertKindDevice || !c.device_id) continue;
+    const std::string& id = *c.device_id;
+    auto known = of_organisation.find(id);
+    if (known == of_organisation.end()) {
+      auto device = s.ctx.store.devices().find(id);
+      if (!device) co_return internal_error(device.error());
+      known = of_organisation.emplace(id, *device && (*device)->organisation_id == *organisation).first;
+    }
+    if (!known->second) continue;
+    auto all = s.ctx.store.certificates().list_for_device(id);
+    if (!all) co_return internal_error(all.error());
+    const bool renewed = std::ranges::any_of(*all, [&](const store::CertificateRecord& other) {
+      return !other.revoked_at && other.not_after > c.not_after;
+    });
+    if (renewed) continue;
+    out.push_back(
+        {{"device", id}, {"serial", c.serial_hex}, {"not_after", iso(c.not_after)}, {"expired", c.not_after <= now}});
+  }
+  co_return json_response(200, {{"organisation", *organisation}, {"days", days}, {"certificates", std::move(out)}});
+}
+
 asio::awaitable<Response> list_profiles(ApiState& s, Call& call) {
   auto organisation = organisation_scope(call);
   if (!organisation) co_return problem(403, "forbidden", "You may not act on that organisation");
@@ -497,6 +541,13 @@ void add_device_routes(std::vector<Route>& routes) {
        false,
        revoke_device,
        true},
+      {"GET",
+       "/api/v1/certificates/expiring",
+       Access::full,
+       Permission::devices_read,
+       {},
+       false,
+       expiring_certificates},
       {"GET", "/api/v1/profiles", Access::full, Permission::profiles_read, {}, false, list_profiles},
       {"GET", "/api/v1/profiles/{id}", Access::full, Permission::profiles_read, {}, false, show_profile},
       {"PUT",

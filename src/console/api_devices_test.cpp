@@ -357,6 +357,34 @@ TEST_F(DeviceApiTest, TheListAndADevicesPageSayWhetherItIsConnectedNow) {
   EXPECT_EQ(body(call("GET", "/api/v1/devices/pump-2", admin_))["connected"], false);
 }
 
+// JPCERT VII-1: what expires soon, for the overview: the organisation's own device
+// certificates only, revoked ones left out, expired ones marked.
+TEST_F(DeviceApiTest, CertificatesExpiringSoonAreTheOrganisationsOwnAndNotRevoked) {
+  add_device("pump-1", "default");
+  add_device("pump-2", "default");
+  add_device("far-1", "acme");  // the fixture's other organisation
+  const auto listed = [&](const std::string& query) {
+    const Response r = call("GET", "/api/v1/certificates/expiring" + query, admin_);
+    EXPECT_EQ(r.status, 200) << r.body;
+    std::map<std::string, bool> out;  // device -> expired
+    const json answer = body(r);
+    for (const auto& c : answer["certificates"]) out[c["device"]] = c["expired"];
+    return out;
+  };
+  EXPECT_TRUE(listed("").empty()) << "90-day certificates, 30 days asked";
+  clock_.advance(std::chrono::hours(24) * 70);
+  EXPECT_THAT(listed(""), ElementsAre(Pair("pump-1", false), Pair("pump-2", false)));
+  ASSERT_EQ(call("POST", "/api/v1/devices/pump-2/revoke", admin_, "{}").status, 200);
+  EXPECT_THAT(listed("?days=30"), ElementsAre(Pair("pump-1", false)));
+  clock_.advance(std::chrono::hours(24) * 30);
+  EXPECT_THAT(listed("?days=1"), ElementsAre(Pair("pump-1", true)));
+  for (const char* bad : {"?days=0", "?days=366", "?days=x"}) {
+    const Response r = call("GET", std::string("/api/v1/certificates/expiring") + bad, admin_);
+    EXPECT_EQ(r.status, 400) << bad;
+    EXPECT_EQ(problem_fields(r), (std::set<std::string>{"days"})) << bad;
+  }
+}
+
 TEST_F(DeviceApiTest, AnotherOrganisationsDevicesAndProfilesDoNotExist) {
   add_device("pump-1", "default");
   ASSERT_TRUE(store_->device_profiles().put(

@@ -243,6 +243,13 @@ async function main() {
   await expectText(page, ".notice.error", /locked for \d+ more seconds/);
   await screenshot(page, "sign-in-locked-desktop");
 
+  step("a forgotten password asks for an e-mail link, and says plainly that this server cannot send one");
+  await page.getByRole("button", { name: "Forgot your password?" }).click();
+  await page.getByLabel("User name or e-mail").fill("ada");
+  await page.getByRole("button", { name: "Send a link" }).click();
+  await expectText(page, ".notice.error", "Sending e-mail is not configured on this server");
+  await page.getByRole("button", { name: "Back to sign-in" }).click();
+
   step("signing in takes the password, then a TOTP code, and returns to the page asked for");
   await page.getByLabel("User name").fill("ada");
   await page.getByLabel("Password").fill(password);
@@ -319,6 +326,7 @@ async function main() {
     { timeout: 30000 }
   ).catch(() => fail(`no live value arrived after: ${first}`));
   await page.locator(".chart canvas").first().waitFor();
+  await expectText(page, "h2", "Alerts and posture findings");
   await screenshot(page, "device-desktop");
 
   step("the same pages at phone width (360 px)");

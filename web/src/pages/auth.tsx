@@ -196,7 +196,7 @@ export function SignIn({ stage, onSession }: { stage: "password" | "second-facto
   const [username, setUsername] = useState("");
   const [password, setPassword] = useState("");
   const [code, setCode] = useState("");
-  const [step, setStep] = useState(stage);
+  const [step, setStep] = useState<"password" | "second-factor" | "forgot">(stage);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
 
@@ -233,6 +233,7 @@ export function SignIn({ stage, onSession }: { stage: "password" | "second-facto
       </section>
     );
   }
+  if (step === "forgot") return <ForgotPassword onBack={() => setStep("password")} />;
   return (
     <section class="card narrow">
       <h1>Sign in to torii</h1>
@@ -244,6 +245,51 @@ export function SignIn({ stage, onSession }: { stage: "password" | "second-facto
           {busy ? "Signing in…" : "Sign in"}
         </button>
       </form>
+      <p>
+        <button type="button" class="link" onClick={() => setStep("forgot")}>
+          Forgot your password?
+        </button>
+      </p>
+    </section>
+  );
+}
+
+// A password link by e-mail (POST /api/v1/password-reset). The answer is the same whoever
+// is named, so it says nothing about which accounts exist.
+function ForgotPassword({ onBack }: { onBack: () => void }) {
+  const [name, setName] = useState("");
+  const [sent, setSent] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      await post("/password-reset", { name: name.trim() });
+      setSent(true);
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <section class="card narrow">
+      <h1>Forgot your password?</h1>
+      {sent ? (
+        <Notice kind="ok">
+          If that names an account with an e-mail address, a link to set a new password is on its way; it works once, for 15
+          minutes.
+        </Notice>
+      ) : (
+        <form onSubmit={submit} noValidate>
+          <Field label="User name or e-mail" name="name" value={name} onInput={setName} autoComplete="username" error={error instanceof ApiError ? error : null} required autoFocus />
+          <FormError error={error} fields={["name"]} />
+          <button type="submit">Send a link</button>
+        </form>
+      )}
+      <p>
+        <button type="button" class="link" onClick={onBack}>
+          Back to sign-in
+        </button>
+      </p>
     </section>
   );
 }

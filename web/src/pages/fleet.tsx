@@ -89,6 +89,15 @@ function useDevices(): { devices: Device[] | null; error: unknown } {
   return { devices, error };
 }
 
+interface Expiring {
+  device: string;
+  serial: string;
+  not_after: string;
+  expired: boolean;
+}
+
+const kExpiringDays = 30;
+
 interface SecurityEvent {
   seq: number;
   ts: string;
@@ -101,11 +110,15 @@ export function Overview({ session }: { session: Session }) {
   const { devices, error } = useDevices();
   const [alerts, setAlerts] = useState<Alert[] | null>(null);
   const [events, setEvents] = useState<SecurityEvent[] | null>(null);
+  const [expiring, setExpiring] = useState<Expiring[]>([]);
   const auditor = may(session, "security_log.read");
   useEffect(() => {
     get<{ alerts: Alert[] }>("/alerts?status=open,acknowledged&limit=100")
       .then((r) => setAlerts(r.alerts))
       .catch(() => setAlerts([]));
+    get<{ certificates: Expiring[] }>(`/certificates/expiring?days=${kExpiringDays}`)
+      .then((r) => setExpiring(r.certificates))
+      .catch(() => setExpiring([]));
     if (auditor) {
       get<{ events: SecurityEvent[] }>("/security-log?alert=true&limit=5")
         .then((r) => setEvents(r.events))
@@ -137,6 +150,9 @@ export function Overview({ session }: { session: Session }) {
         <Link class="tile" href="/alerts">
           <span class="number">{alerting.size}</span> devices with alerts
         </Link>
+        <a class={`tile ${expiring.length ? "alerting" : ""}`} href="#expiring">
+          <span class="number">{expiring.length}</span> certificates expiring within {kExpiringDays} days
+        </a>
       </div>
       <h2>Latest alerts</h2>
       {alerts.length === 0 ? (
@@ -153,6 +169,19 @@ export function Overview({ session }: { session: Session }) {
                 </>
               )}{" "}
               <span class="muted">{ago(a.last_raised_at)}</span>
+            </li>
+          ))}
+        </ul>
+      )}
+      <h2 id="expiring">Certificates expiring soon</h2>
+      {expiring.length === 0 ? (
+        <p class="empty">No device certificate expires within {kExpiringDays} days.</p>
+      ) : (
+        <ul class="list">
+          {expiring.map((c) => (
+            <li key={c.serial}>
+              <Link href={`/devices/${encodeURIComponent(c.device)}`}>{c.device}</Link>:{" "}
+              {c.expired ? <Badge kind="critical">expired</Badge> : "expires"} {when(c.not_after)}
             </li>
           ))}
         </ul>
@@ -182,14 +211,20 @@ export function Devices({ session }: { session: Session }) {
   const { devices, error } = useDevices();
   const [query, setQuery] = useState("");
   const [filter, setFilter] = useState("all");
+  const [profile, setProfile] = useState("");
+  const [segment, setSegment] = useState("");
+  const profiles = useMemo(() => [...new Set((devices ?? []).map((d) => d.profile).filter(Boolean))].sort(), [devices]);
+  const segments = useMemo(() => [...new Set((devices ?? []).map((d) => d.segment).filter(Boolean))].sort(), [devices]);
   const shown = useMemo(() => {
     const q = query.trim().toLowerCase();
     return (devices ?? []).filter((d) => {
       const s = statusOf(d).text;
       if (filter !== "all" && s !== filter) return false;
+      if (profile && d.profile !== profile) return false;
+      if (segment && d.segment !== segment) return false;
       return !q || [d.id, d.name, d.profile, d.segment].some((f) => f.toLowerCase().includes(q));
     });
-  }, [devices, query, filter]);
+  }, [devices, query, filter, profile, segment]);
   if (error) return <FormError error={error} />;
   if (!devices) return <Loading what="devices" />;
   return (
@@ -215,6 +250,32 @@ export function Devices({ session }: { session: Session }) {
             <option value="disabled">disabled</option>
           </select>
         </label>
+        {profiles.length > 0 && (
+          <label>
+            Profile{" "}
+            <select value={profile} onChange={(e) => setProfile((e.currentTarget as HTMLSelectElement).value)}>
+              <option value="">all</option>
+              {profiles.map((p) => (
+                <option key={p} value={p}>
+                  {p}
+                </option>
+              ))}
+            </select>
+          </label>
+        )}
+        {segments.length > 1 && (
+          <label>
+            Segment{" "}
+            <select value={segment} onChange={(e) => setSegment((e.currentTarget as HTMLSelectElement).value)}>
+              <option value="">all</option>
+              {segments.map((x) => (
+                <option key={x} value={x}>
+                  {x}
+                </option>
+              ))}
+            </select>
+          </label>
+        )}
       </div>
       {devices.length === 0 ? (
         <p class="empty">
@@ -359,6 +420,7 @@ export function DevicePage({ id, session }: { id: string; session: Session }) {
         ))}
       </dl>
       <DeviceActions device={device} session={session} onChange={setDevice} />
+      <DeviceAlerts id={device.id} />
       <h2>Latest values</h2>
       {names.length === 0 ? (
         <p class="empty">No telemetry yet.</p>
@@ -574,6 +636,35 @@ torii-agent run --config /etc/torii/agent.toml`}
           {busy ? "Registering…" : "Register and get an enrolment token"}
         </button>
       </form>
+    </>
+  );
+}
+
+// The device's alerts not yet resolved: missed heartbeats, irregular sensors, posture
+// violations of its host (open ports, remote-access services, Wi-Fi), rules.
+function DeviceAlerts({ id }: { id: string }) {
+  const [alerts, setAlerts] = useState<Alert[] | null>(null);
+  useEffect(() => {
+    get<{ alerts: Alert[] }>(`/alerts?device=${encodeURIComponent(id)}&status=open,acknowledged&limit=20`)
+      .then((r) => setAlerts(r.alerts))
+      .catch(() => setAlerts(null));
+  }, [id]);
+  if (alerts === null) return null;
+  return (
+    <>
+      <h2>Alerts and posture findings</h2>
+      {alerts.length === 0 ? (
+        <p class="empty">Nothing open for this device.</p>
+      ) : (
+        <ul class="list" data-testid="device-alerts">
+          {alerts.map((a) => (
+            <li key={a.id}>
+              <Badge kind={a.severity}>{a.severity}</Badge> {a.title} <span class="muted">{a.summary}</span>{" "}
+              <span class="muted">{ago(a.last_raised_at)}</span>
+            </li>
+          ))}
+        </ul>
+      )}
     </>
   );
 }
