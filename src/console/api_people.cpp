@@ -228,6 +228,27 @@ asio::awaitable<Response> create_organisation(ApiState& s, Call& call) {
       201, {{"id", record.id}, {"name", record.name}, {"require_second_factor", record.require_second_factor}});
 }
 
+asio::awaitable<Response> change_organisation(ApiState& s, Call& call) {
+  std::optional<std::string> name;
+  std::optional<bool> required;
+  if (auto it = call.fields.find("name"); it != call.fields.end()) name = it->second;
+  if (auto it = call.fields.find("require_second_factor"); it != call.fields.end()) required = it->second == "true";
+  const std::string id = call.params["id"];
+  auto problems = s.ctx.people.change_organisation(*call.caller, id, name, required, call.origin);
+  if (!problems) {
+    if (problems.error().is(Errc::not_found)) co_return problem(404, "not_found", "No such organisation");
+    co_return person_error(problems.error());
+  }
+  if (!problems->empty()) co_return invalid_input(*problems);
+  auto found = s.ctx.store.organisations().find(id);
+  if (!found || !*found) co_return internal_error(found ? Error{{}, "organisation vanished"} : found.error());
+  const auto& o = **found;
+  co_return json_response(200, {{"id", o.id},
+                                {"name", o.name},
+                                {"require_second_factor", o.require_second_factor},
+                                {"created_at", iso(o.created_at)}});
+}
+
 }  // namespace
 
 void add_people_routes(std::vector<Route>& routes) {
@@ -280,6 +301,14 @@ void add_people_routes(std::vector<Route>& routes) {
        {{"id", true, 64}, {"name", true, 256}, {"require_second_factor", false, 8, true}},
        false,
        create_organisation,
+       true},
+      {"PATCH",
+       "/api/v1/organisations/{id}",
+       Access::full,
+       Permission::organisations_write,
+       {{"name", false, 256}, {"require_second_factor", false, 8, true}},
+       false,
+       change_organisation,
        true},
   };
   routes.insert(routes.end(), mine.begin(), mine.end());

@@ -428,4 +428,34 @@ Result<std::vector<FieldProblem>> People::create_organisation(const Caller& acto
   return problems;
 }
 
+Result<std::vector<FieldProblem>> People::change_organisation(const Caller& actor, std::string_view id,
+                                                              std::optional<std::string> name,
+                                                              std::optional<bool> require_second_factor,
+                                                              const Origin& origin) {
+  if (!spans_organisations(actor)) {
+    return fail(Errc::permission_denied, "only a system administrator changes organisations");
+  }
+  auto found = store_.organisations().find(id);
+  if (!found) return tl::unexpected(found.error());
+  if (!*found) return fail(Errc::not_found, "no such organisation");
+  std::vector<FieldProblem> problems;
+  if (name && (name->empty() || name->size() > 200)) problems.push_back({"name", "invalid", "must be 1 to 200 bytes"});
+  if (!problems.empty()) return problems;
+  auto record = **found;
+  nlohmann::json details = nlohmann::json::object();
+  if (name && *name != record.name) {
+    details["name"] = {{"old", record.name}, {"new", *name}};
+    record.name = *name;
+  }
+  if (require_second_factor && *require_second_factor != record.require_second_factor) {
+    details["require_second_factor"] = {{"old", record.require_second_factor}, {"new", *require_second_factor}};
+    if (!*require_second_factor) details["alert"] = true;
+    record.require_second_factor = *require_second_factor;
+  }
+  if (details.empty()) return problems;
+  if (auto st = store_.organisations().update(record); !st) return tl::unexpected(st.error());
+  emit(actor, "organisation.changed", "organisation:" + record.id, origin, std::move(details));
+  return problems;
+}
+
 }  // namespace torii::identity

@@ -123,6 +123,13 @@ class People {
   [[nodiscard]] Result<std::vector<FieldProblem>> create_organisation(const Caller& actor,
                                                                       const store::OrganisationRecord& organisation,
                                                                       const Origin& origin);
+  // Renames it and/or sets whether everyone in it must use a second factor (the system
+  // administrator's). not_found for an unknown organisation. Turning the requirement off is
+  // recorded as an alert: it weakens a protection (JPCERT VIII-2).
+  [[nodiscard]] Result<std::vector<FieldProblem>> change_organisation(const Caller& actor, std::string_view id,
+                                                                      std::optional<std::string> name,
+                                                                      std::optional<bool> require_second_factor,
+                                                                      const Origin& origin);
 
  private:
   [[nodiscard]] Status check_reach(const Caller& actor, const store::UserRecord& person) const;

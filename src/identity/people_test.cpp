@@ -236,5 +236,31 @@ TEST_F(PeopleTest, OnlyTheSystemAdministratorCreatesOrganisations) {
   EXPECT_EQ(seen[0].id, "acme");
 }
 
+// JPCERT I-4: the system administrator sets whether an organisation requires a second
+// factor; turning the requirement off weakens a protection and is an alert.
+TEST_F(PeopleTest, OnlyTheSystemAdministratorChangesAnOrganisationAndRelaxingTwoFactorIsAnAlert) {
+  ASSERT_THAT(people_->create_organisation(admin_, {"globex", "Globex", false, 0}, origin_).value(), IsEmpty());
+  EXPECT_THAT(people_->change_organisation(admin_, "globex", std::nullopt, true, origin_).value(), IsEmpty());
+  EXPECT_TRUE(store_->organisations().find("globex").value()->require_second_factor);
+  EXPECT_THAT(people_->change_organisation(admin_, "globex", "Globex Corp", false, origin_).value(), IsEmpty());
+  const auto after = store_->organisations().find("globex").value();
+  EXPECT_FALSE(after->require_second_factor);
+  EXPECT_EQ(after->name, "Globex Corp");
+  EXPECT_THAT(events_, ::testing::Contains("organisation.changed"));
+  EXPECT_THAT(events_, ::testing::Contains("organisation.changed (alert)"));
+  // A change to the same values records nothing.
+  const auto recorded = events_.size();
+  EXPECT_THAT(people_->change_organisation(admin_, "globex", "Globex Corp", false, origin_).value(), IsEmpty());
+  EXPECT_EQ(events_.size(), recorded);
+
+  EXPECT_THAT(people_->change_organisation(admin_, "globex", std::string(), std::nullopt, origin_).value(),
+              ElementsAre(Field(&FieldProblem::field, "name")));
+  EXPECT_TRUE(people_->change_organisation(admin_, "nowhere", std::nullopt, true, origin_).error().is(Errc::not_found));
+  person(admin_, "acme-admin", "org-admin", "acme");
+  EXPECT_TRUE(people_->change_organisation(caller("acme-admin"), "acme", std::nullopt, false, origin_)
+                  .error()
+                  .is(Errc::permission_denied));
+}
+
 }  // namespace
 }  // namespace torii::identity

@@ -1,7 +1,7 @@
 // People and organisations (org and system administrators), and the page a one-time
 // password link opens. New people start without a password: they set one through their link.
 import { useEffect, useState } from "preact/hooks";
-import { ApiError, get, may, post, type Session, type User } from "../api";
+import { ApiError, del, get, may, patch, post, type Session, type User } from "../api";
 import { ago, when } from "../format";
 import { navigate } from "../router";
 import { Badge, Field, FormError, Loading, Notice } from "../ui";
@@ -151,8 +151,150 @@ export function People({ session }: { session: Session }) {
       {may(session, "users.write") && (
         <AddPerson organisation={organisation} roles={roles} onAdded={(who, l) => { setLink({ who, link: l }); setReload((n) => n + 1); }} />
       )}
+      <Roles session={session} organisation={organisation} />
+      {may(session, "organisations.write") && (
+        <Organisations organisations={organisations} onChange={() => setReload((n) => n + 1)} />
+      )}
       {may(session, "organisations.write") && <AddOrganisation onAdded={(id) => { setOrganisation(id); setReload((n) => n + 1); }} />}
     </>
+  );
+}
+
+interface Role {
+  name: string;
+  description: string;
+  builtin: boolean;
+  permissions: string[];
+}
+
+// The built-in roles and the organisation's own: sets of named permissions (docs/permissions.md).
+function Roles({ session, organisation }: { session: Session; organisation: string }) {
+  const [roles, setRoles] = useState<Role[] | null>(null);
+  const [name, setName] = useState("");
+  const [description, setDescription] = useState("");
+  const [chosen, setChosen] = useState<string[]>([]);
+  const [error, setError] = useState<unknown>(null);
+  const [reload, setReload] = useState(0);
+  const q = `?organisation=${encodeURIComponent(organisation)}`;
+  useEffect(() => {
+    get<{ roles: Role[] }>(`/roles${q}`)
+      .then((r) => setRoles(r.roles))
+      .catch(() => setRoles(null));
+  }, [q, reload]);
+  if (!roles) return null;
+  const writable = may(session, "users.write");
+  const grantable = (session.permissions ?? []).filter((p) => !["settings.write", "organisations.write", "organisations.read"].includes(p));
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      await post("/roles", { name: name.trim(), description: description.trim(), permissions: chosen, organisation });
+      setName("");
+      setDescription("");
+      setChosen([]);
+      setReload((n) => n + 1);
+    } catch (err) {
+      setError(err);
+    }
+  };
+  const remove = async (r: Role) => {
+    setError(null);
+    try {
+      await del(`/roles/${encodeURIComponent(r.name)}${q}`);
+      setReload((n) => n + 1);
+    } catch (err) {
+      setError(err);
+    }
+  };
+  const apiError = error instanceof ApiError ? error : null;
+  return (
+    <section>
+      <h2>Roles</h2>
+      <div class="table-wrap">
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Role</th>
+              <th scope="col">Permissions</th>
+              {writable && <th scope="col">Actions</th>}
+            </tr>
+          </thead>
+          <tbody>
+            {roles.map((r) => (
+              <tr key={r.name}>
+                <td>
+                  {r.name} {r.builtin && <Badge kind="muted">built-in</Badge>}
+                  {r.description && <div class="muted">{r.description}</div>}
+                </td>
+                <td>{r.permissions.join(", ")}</td>
+                {writable && (
+                  <td>
+                    {!r.builtin && (
+                      <button type="button" class="secondary" onClick={() => remove(r)}>
+                        Delete
+                      </button>
+                    )}
+                  </td>
+                )}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      {writable && (
+        <form class="card narrow" onSubmit={submit} noValidate>
+          <h3>Add a role</h3>
+          <Field label="Role name" name="name" value={name} onInput={setName} error={apiError} required />
+          <Field label="Description" name="description" value={description} onInput={setDescription} error={apiError} />
+          <fieldset>
+            <legend>Permissions (within your own)</legend>
+            {grantable.map((p) => (
+              <label key={p} class="check">
+                <input type="checkbox" checked={chosen.includes(p)} onChange={(e) => {
+                  const on = (e.currentTarget as HTMLInputElement).checked;
+                  setChosen((c) => (on ? [...c, p] : c.filter((x) => x !== p)));
+                }} />{" "}
+                {p}
+              </label>
+            ))}
+          </fieldset>
+          <FormError error={error} fields={["name", "description"]} />
+          <button type="submit">Add the role</button>
+        </form>
+      )}
+    </section>
+  );
+}
+
+// The system administrator's: whether everyone in an organisation must use a second factor.
+function Organisations({ organisations, onChange }: { organisations: Organisation[]; onChange: () => void }) {
+  const [error, setError] = useState<unknown>(null);
+  if (organisations.length === 0) return null;
+  const toggle = async (o: Organisation, on: boolean) => {
+    setError(null);
+    try {
+      await patch(`/organisations/${encodeURIComponent(o.id)}`, { require_second_factor: on });
+      onChange();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return (
+    <section>
+      <h2>Organisations</h2>
+      <FormError error={error} />
+      <ul class="list">
+        {organisations.map((o) => (
+          <li key={o.id}>
+            <strong>{o.name}</strong> <span class="muted">({o.id})</span>{" "}
+            <label class="check">
+              <input type="checkbox" checked={o.require_second_factor} onChange={(e) => toggle(o, (e.currentTarget as HTMLInputElement).checked)} />{" "}
+              everyone must use a second factor
+            </label>
+          </li>
+        ))}
+      </ul>
+    </section>
   );
 }
 
@@ -205,12 +347,13 @@ function AddPerson({ organisation, roles, onAdded }: { organisation: string; rol
 function AddOrganisation({ onAdded }: { onAdded: (id: string) => void }) {
   const [id, setId] = useState("");
   const [name, setName] = useState("");
+  const [required, setRequired] = useState(true);
   const [error, setError] = useState<unknown>(null);
   const submit = async (e: Event) => {
     e.preventDefault();
     setError(null);
     try {
-      await post("/organisations", { id: id.trim(), name: name.trim() || id.trim() });
+      await post("/organisations", { id: id.trim(), name: name.trim() || id.trim(), require_second_factor: required });
       setId("");
       setName("");
       onAdded(id.trim());
@@ -224,6 +367,10 @@ function AddOrganisation({ onAdded }: { onAdded: (id: string) => void }) {
       <h2>Add an organisation</h2>
       <Field label="Organisation id" name="id" value={id} onInput={setId} error={apiError} required />
       <Field label="Name" name="name" value={name} onInput={setName} error={apiError} />
+      <label class="check">
+        <input type="checkbox" checked={required} onChange={(e) => setRequired((e.currentTarget as HTMLInputElement).checked)} /> everyone must use
+        a second factor
+      </label>
       <FormError error={error} fields={["id", "name"]} />
       <button type="submit">Add the organisation</button>
     </form>
