@@ -376,6 +376,17 @@ async function main() {
   await page.getByRole("navigation").getByRole("link", { name: "About", exact: true }).click();
   await expectText(page, "[data-testid=version]", /\d+\.\d+/);
 
+  step("a webhook channel is added with its signing secret shown once, and a test notice queued");
+  await page.getByRole("navigation").getByRole("link", { name: "Channels", exact: true }).click();
+  await expectText(page, ".empty", "No channels");
+  await page.getByLabel("Channel id").fill("ops");
+  await page.getByLabel(/Definition/).fill(JSON.stringify({ name: "ops hook", type: "webhook", url: "https://hooks.example/torii" }));
+  await page.getByRole("button", { name: "Add the channel" }).click();
+  await expectText(page, "[data-testid=channel-notice]", /signing secret, shown only now: \S{16,}/);
+  await expectText(page, "td", "ops hook");
+  await page.getByRole("button", { name: "Send a test" }).click();
+  await expectText(page, "[data-testid=channel-notice]", "A test notice is queued for ops");
+
   step("revoking the device in the console shuts it out: it goes offline");
   await page.goto(`${origin}/devices/sensor-1`);
   await expectText(page, "h1", "sensor-1");

@@ -11,6 +11,7 @@ import { People, SetPassword } from "./pages/people";
 import { SecurityLog } from "./pages/security";
 import { Account } from "./pages/account";
 import { RuleEditor, Rules } from "./pages/rules";
+import { Channels } from "./pages/channels";
 import { About, SettingsPage } from "./pages/settings";
 import { StepUpDialog } from "./stepup";
 import { Alerts } from "./pages/alerts";
@@ -23,6 +24,7 @@ const kNav: [string, string, string][] = [
   ["/devices", "Devices", "devices.read"],
   ["/alerts", "Alerts", "alerts.read"],
   ["/rules", "Rules", "rules.read"],
+  ["/channels", "Channels", "channels.read"],
   ["/people", "People", "users.read"],
   ["/security-log", "Security log", "security_log.read"],
   ["/settings", "Settings", "settings.read"],
@@ -53,6 +55,7 @@ function View({ path, session }: { path: string; session: Session }) {
   if (path === "/rules/new") return page("rules.write", <RuleEditor id={null} session={session} />);
   const rule = /^\/rules\/([^/]+)$/.exec(path);
   if (rule) return page("rules.read", <RuleEditor id={decodeURIComponent(rule[1])} session={session} />);
+  if (path === "/channels") return page("channels.read", <Channels session={session} />);
   if (path === "/settings") return page("settings.read", <SettingsPage />);
   if (path === "/about") return page("settings.read", <About />);
   return (

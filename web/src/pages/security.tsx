@@ -22,7 +22,25 @@ interface Verification {
   lines_after_last_checkpoint: number;
 }
 
+// "user:<id>" shown as the person's name where the reader may see people (their own
+// organisation's); the id stays in the tooltip.
+function usePeopleNames(): Map<string, string> {
+  const [names, setNames] = useState(new Map<string, string>());
+  useEffect(() => {
+    get<{ people: { id: string; username: string }[] }>("/users")
+      .then((r) => setNames(new Map(r.people.map((p) => [`user:${p.id}`, p.username]))))
+      .catch(() => setNames(new Map()));
+  }, []);
+  return names;
+}
+
+function Who({ id, names }: { id: string; names: Map<string, string> }) {
+  const name = names.get(id);
+  return name ? <span title={id}>{name}</span> : <>{id}</>;
+}
+
 export function SecurityLog() {
+  const names = usePeopleNames();
   const [events, setEvents] = useState<LogEvent[] | null>(null);
   const [verification, setVerification] = useState<Verification | null>(null);
   const [q, setQ] = useState("");
@@ -112,8 +130,12 @@ export function SecurityLog() {
                   <td>
                     <Badge kind={e.outcome === "success" ? "ok" : "warn"}>{e.outcome}</Badge>
                   </td>
-                  <td>{e.actor}</td>
-                  <td>{e.object}</td>
+                  <td>
+                    <Who id={e.actor} names={names} />
+                  </td>
+                  <td>
+                    <Who id={e.object} names={names} />
+                  </td>
                   <td>{e.source}</td>
                 </tr>
               ))}
