@@ -373,6 +373,7 @@ async function main() {
   await page.getByLabel("accounts.lock_after_failures").fill("6");
   await page.getByRole("button", { name: "Save the changes" }).click();
   await expectText(page, ".notice", "accounts.lock_after_failures: applies now");
+  await expectText(page, "[data-testid=password-policy]", "12 to 128 characters");
   await page.getByRole("navigation").getByRole("link", { name: "About", exact: true }).click();
   await expectText(page, "[data-testid=version]", /\d+\.\d+/);
 
@@ -386,6 +387,14 @@ async function main() {
   await expectText(page, "td", "ops hook");
   await page.getByRole("button", { name: "Send a test" }).click();
   await expectText(page, "[data-testid=channel-notice]", "A test notice is queued for ops");
+
+  step("a device without the agent gets a certificate bundle, its key shown once");
+  await page.getByRole("navigation").getByRole("link", { name: "Devices", exact: true }).click();
+  await page.getByRole("link", { name: "Add device" }).click();
+  await page.getByLabel("Device id").fill("meter-1");
+  await page.getByLabel(/made here, with its/).check();
+  await page.getByRole("button", { name: "Register and get its certificate bundle" }).click();
+  await expectText(page, "[data-testid=bundle-key]", "PRIVATE KEY");
 
   step("revoking the device in the console shuts it out: it goes offline");
   await page.goto(`${origin}/devices/sensor-1`);

@@ -546,6 +546,13 @@ interface Profile {
   name: string;
 }
 
+interface Bundle {
+  device: Device;
+  certificate_pem: string;
+  ca_bundle_pem: string;
+  private_key_pem: string;
+}
+
 // A new device awaiting enrolment: its one-time token is shown here once, with what to run
 // on the device (the key is made there and never leaves it).
 export function AddDevice() {
@@ -557,6 +564,8 @@ export function AddDevice() {
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const [made, setMade] = useState<{ device: Device; enrolment_token: string; enrolment_expires_at: string } | null>(null);
+  const [bundle, setBundle] = useState<Bundle | null>(null);
+  const [how, setHow] = useState<"enrolment" | "bundle">("enrolment");
 
   useEffect(() => {
     get<{ profiles: Profile[] }>("/profiles")
@@ -568,12 +577,14 @@ export function AddDevice() {
     e.preventDefault();
     setBusy(true);
     setError(null);
-    const body: Record<string, unknown> = { id: id.trim(), enrolment: true };
+    const body: Record<string, unknown> = { id: id.trim() };
+    if (how === "enrolment") body.enrolment = true;
     if (name.trim()) body.name = name.trim();
     if (profile) body.profile = profile;
     if (segment.trim()) body.segment = segment.trim();
     try {
-      setMade(await post("/devices", body));
+      if (how === "enrolment") setMade(await post("/devices", body));
+      else setBundle(await post<Bundle>("/devices", body));
     } catch (err) {
       setError(err);
     } finally {
@@ -581,6 +592,28 @@ export function AddDevice() {
     }
   };
 
+  if (bundle) {
+    return (
+      <>
+        <h1>Certificate bundle of {bundle.device.id}</h1>
+        <Notice kind="ok">
+          <p>
+            The device's key was made here and is shown only now: torii keeps no copy. Put the three files on the device
+            (the key readable by its agent only), then forget this page.
+          </p>
+        </Notice>
+        <h2>key.pem</h2>
+        <pre class="commands" data-testid="bundle-key">{bundle.private_key_pem}</pre>
+        <h2>certificate.pem</h2>
+        <pre class="commands">{bundle.certificate_pem}</pre>
+        <h2>ca.pem</h2>
+        <pre class="commands">{bundle.ca_bundle_pem}</pre>
+        <p>
+          <Link href={`/devices/${encodeURIComponent(bundle.device.id)}`}>Go to {bundle.device.id}</Link>
+        </p>
+      </>
+    );
+  }
   if (made) {
     const server = location.origin;
     return (
@@ -631,9 +664,20 @@ torii-agent run --config /etc/torii/agent.toml`}
           {apiError?.field("profile") && <p class="field-error">{apiError.field("profile")}</p>}
         </div>
         <Field label="Segment (optional)" name="segment" value={segment} onInput={setSegment} error={apiError} hint="The network segment its routes are drawn between; default: default." />
+        <fieldset>
+          <legend>Its key</legend>
+          <label class="check">
+            <input type="radio" name="how" checked={how === "enrolment"} onChange={() => setHow("enrolment")} /> made on the device by
+            torii-agent (a one-time enrolment token)
+          </label>
+          <label class="check">
+            <input type="radio" name="how" checked={how === "bundle"} onChange={() => setHow("bundle")} /> made here, with its
+            certificate (a bundle shown once, for devices without the agent)
+          </label>
+        </fieldset>
         <FormError error={error} fields={["id", "name", "profile", "segment"]} />
         <button type="submit" disabled={busy}>
-          {busy ? "Registering…" : "Register and get an enrolment token"}
+          {busy ? "Registering…" : how === "enrolment" ? "Register and get an enrolment token" : "Register and get its certificate bundle"}
         </button>
       </form>
     </>

@@ -73,7 +73,9 @@ export function SettingsPage() {
         The configuration file's values, then the changes made here. Each change is recorded in the security log, and one
         that weakens a protection is an alert.
       </p>
+      <PasswordPolicy policy={settings.settings.password_policy ?? {}} />
       <form onSubmit={save} noValidate>
+        <h2>Changeable settings</h2>
         <div class="table-wrap">
           <table class="settings">
             <thead>
@@ -129,6 +131,24 @@ export function SettingsPage() {
         </button>
       </form>
     </>
+  );
+}
+
+// Fixed by torii (JPCERT I-3): shown, not changed.
+function PasswordPolicy({ policy }: { policy: Record<string, unknown> }) {
+  return (
+    <section>
+      <h2>Password policy</h2>
+      <ul class="list" data-testid="password-policy">
+        <li>
+          {String(policy.min_length ?? 12)} to {String(policy.max_length ?? 128)} characters, strength (zxcvbn) at least{" "}
+          {String(policy.min_zxcvbn_score ?? 3)} of 4
+        </li>
+        <li>refused when common or breached{policy.common_list ? " (the list shipped with torii)" : ""}, or when it contains the user's name or e-mail</li>
+        <li>none of the last {String(policy.history ?? 5)} passwords again</li>
+        <li>{policy.second_factor_for_administrators ? "administrators must use a second factor" : "a second factor is optional"}</li>
+      </ul>
+    </section>
   );
 }
 
