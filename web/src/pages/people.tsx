@@ -269,13 +269,21 @@ function Roles({ session, organisation }: { session: Session; organisation: stri
 // The system administrator's: whether everyone in an organisation must use a second factor.
 function Organisations({ organisations, onChange }: { organisations: Organisation[]; onChange: () => void }) {
   const [error, setError] = useState<unknown>(null);
+  // A switch shows its new state while the change is on its way; the list read back replaces it.
+  const [pending, setPending] = useState<Record<string, boolean>>({});
+  useEffect(() => setPending({}), [organisations]);
   if (organisations.length === 0) return null;
   const toggle = async (o: Organisation, on: boolean) => {
     setError(null);
+    setPending((p) => ({ ...p, [o.id]: on }));
     try {
       await patch(`/organisations/${encodeURIComponent(o.id)}`, { require_second_factor: on });
       onChange();
     } catch (err) {
+      setPending((p) => {
+        const { [o.id]: _dropped, ...rest } = p;
+        return rest;
+      });
       setError(err);
     }
   };
@@ -288,7 +296,7 @@ function Organisations({ organisations, onChange }: { organisations: Organisatio
           <li key={o.id}>
             <strong>{o.name}</strong> <span class="muted">({o.id})</span>{" "}
             <label class="check">
-              <input type="checkbox" checked={o.require_second_factor} onChange={(e) => toggle(o, (e.currentTarget as HTMLInputElement).checked)} />{" "}
+              <input type="checkbox" checked={pending[o.id] ?? o.require_second_factor} onChange={(e) => toggle(o, (e.currentTarget as HTMLInputElement).checked)} />{" "}
               everyone must use a second factor
             </label>
           </li>
