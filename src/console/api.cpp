@@ -433,10 +433,11 @@ std::vector<RouteInfo> Api::routes() const {
 
 asio::awaitable<Response> Api::handle(Request request) {
   Response response = co_await api::dispatch(impl_->state, impl_->routes, request);
-  for (const auto& [name, value] : api::kSecurityHeaders) {
+  for (const auto& header : api::kSecurityHeaders) {
     // The console's pages bring their own policy and caching (assets.cpp).
-    const bool own = std::ranges::any_of(response.headers, [&](const auto& h) { return h.first == name; });
-    if (!own) response.set(std::string(name), std::string(value));
+    const std::string_view name = header.first;
+    const bool own = std::ranges::any_of(response.headers, [name](const auto& h) { return h.first == name; });
+    if (!own) response.set(std::string(name), std::string(header.second));
   }
   co_return response;
 }
