@@ -32,3 +32,12 @@ export function onLinkClick(e: MouseEvent): void {
   e.preventDefault();
   navigate(a.getAttribute("href") ?? "/");
 }
+
+// A one-time link's token rides in the fragment (/setup#<token>, /password#<token>), which
+// the browser never sends; it is read once and taken out of the address bar at once.
+export function takeFragmentToken(path: string): string {
+  if (location.hash.length <= 1) return "";
+  const token = decodeURIComponent(location.hash.slice(1));
+  history.replaceState(null, "", path);
+  return token;
+}

@@ -1,6 +1,7 @@
 // Small building blocks shared by the pages: labelled fields that show the server's message
 // for their own field, notices, and a loading / failure frame.
 import type { ComponentChildren, JSX } from "preact";
+import type { StateUpdater, Dispatch } from "preact/hooks";
 import { useId } from "preact/hooks";
 import { ApiError, errorText } from "./api";
 import { onLinkClick } from "./router";
@@ -104,4 +105,36 @@ export function Link(props: JSX.HTMLAttributes<HTMLAnchorElement> & { href: stri
 
 export function Badge({ kind, children }: { kind: string; children: ComponentChildren }) {
   return <span class={`badge ${kind}`}>{children}</span>;
+}
+
+// The error a form shows when its two password fields differ, next to the second.
+export function passwordsDiffer(): ApiError {
+  return new ApiError({
+    status: 400,
+    code: "invalid_input",
+    title: "The passwords differ",
+    errors: [{ field: "repeat", code: "mismatch", message: "Type the same password twice" }],
+  });
+}
+
+// Checkboxes over permission names (a role's, a token's): the chosen ones in `chosen`.
+export function PermissionChoice(p: { legend: string; offered: string[]; chosen: string[]; onChange: Dispatch<StateUpdater<string[]>> }) {
+  return (
+    <fieldset>
+      <legend>{p.legend}</legend>
+      {p.offered.map((name) => (
+        <label key={name} class="check">
+          <input
+            type="checkbox"
+            checked={p.chosen.includes(name)}
+            onChange={(e) => {
+              const on = (e.currentTarget as HTMLInputElement).checked;
+              p.onChange((c) => (on ? [...c, name] : c.filter((x) => x !== name)));
+            }}
+          />{" "}
+          {name}
+        </label>
+      ))}
+    </fieldset>
+  );
 }

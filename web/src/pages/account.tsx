@@ -3,7 +3,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { ApiError, del, get, post, setCsrfToken, type Session } from "../api";
 import { ago, when } from "../format";
-import { Badge, Field, FormError, Loading, Notice } from "../ui";
+import { Badge, Field, FormError, Loading, Notice, PermissionChoice } from "../ui";
 
 interface SessionRow {
   handle: string;
@@ -217,22 +217,7 @@ function Tokens({ session }: { session: Session }) {
       <form class="card narrow" onSubmit={submit} noValidate>
         <Field label="Token name" name="name" value={name} onInput={setName} error={apiError} required />
         <Field label="Valid for (days)" name="expires_at" value={days} onInput={setDays} inputMode="numeric" error={apiError} />
-        <fieldset>
-          <legend>Permissions</legend>
-          {grantable.map((p) => (
-            <label key={p} class="check">
-              <input
-                type="checkbox"
-                checked={chosen.includes(p)}
-                onChange={(e) => {
-                  const on = (e.currentTarget as HTMLInputElement).checked;
-                  setChosen((c) => (on ? [...c, p] : c.filter((x) => x !== p)));
-                }}
-              />{" "}
-              {p}
-            </label>
-          ))}
-        </fieldset>
+        <PermissionChoice legend="Permissions" offered={grantable} chosen={chosen} onChange={setChosen} />
         <FormError error={error} fields={["name", "expires_at"]} />
         <button type="submit">Make a token</button>
       </form>

@@ -1,8 +1,8 @@
 // First-run setup, signing in (password, then TOTP or a recovery code) and TOTP enrolment.
 import { useEffect, useState } from "preact/hooks";
 import { ApiError, get, post, setCsrfToken, type Session } from "../api";
-import { navigate } from "../router";
-import { Field, FormError, Loading, Notice } from "../ui";
+import { navigate, takeFragmentToken } from "../router";
+import { Field, FormError, Loading, Notice, passwordsDiffer } from "../ui";
 
 type Done = (session: Session) => void;
 
@@ -16,10 +16,7 @@ function accepted(session: Session, done: Done): void {
 let setupToken = "";
 
 export function Setup({ onSession }: { onSession: Done }) {
-  if (!setupToken && location.hash.length > 1) {
-    setupToken = decodeURIComponent(location.hash.slice(1));
-    history.replaceState(null, "", "/setup");
-  }
+  if (!setupToken) setupToken = takeFragmentToken("/setup");
   const [pending, setPending] = useState<boolean | null>(null);
   const [username, setUsername] = useState("");
   const [email, setEmail] = useState("");
@@ -62,7 +59,7 @@ export function Setup({ onSession }: { onSession: Done }) {
   const submit = async (e: Event) => {
     e.preventDefault();
     if (password !== repeat) {
-      setError(new ApiError({ status: 400, code: "invalid_input", title: "The passwords differ", errors: [{ field: "repeat", code: "mismatch", message: "Type the same password twice" }] }));
+      setError(passwordsDiffer());
       return;
     }
     setBusy(true);

@@ -3,8 +3,8 @@
 import { useEffect, useState } from "preact/hooks";
 import { ApiError, del, get, may, patch, post, type Session, type User } from "../api";
 import { ago, when } from "../format";
-import { navigate } from "../router";
-import { Badge, Field, FormError, Loading, Notice } from "../ui";
+import { navigate, takeFragmentToken } from "../router";
+import { Badge, Field, FormError, Loading, Notice, PermissionChoice, passwordsDiffer } from "../ui";
 
 interface Person extends User {
   status: string;
@@ -246,18 +246,7 @@ function Roles({ session, organisation }: { session: Session; organisation: stri
           <h3>Add a role</h3>
           <Field label="Role name" name="name" value={name} onInput={setName} error={apiError} required />
           <Field label="Description" name="description" value={description} onInput={setDescription} error={apiError} />
-          <fieldset>
-            <legend>Permissions (within your own)</legend>
-            {grantable.map((p) => (
-              <label key={p} class="check">
-                <input type="checkbox" checked={chosen.includes(p)} onChange={(e) => {
-                  const on = (e.currentTarget as HTMLInputElement).checked;
-                  setChosen((c) => (on ? [...c, p] : c.filter((x) => x !== p)));
-                }} />{" "}
-                {p}
-              </label>
-            ))}
-          </fieldset>
+          <PermissionChoice legend="Permissions (within your own)" offered={grantable} chosen={chosen} onChange={setChosen} />
           <FormError error={error} fields={["name", "description"]} />
           <button type="submit">Add the role</button>
         </form>
@@ -390,10 +379,7 @@ function AddOrganisation({ onAdded }: { onAdded: (id: string) => void }) {
 let passwordToken = "";
 
 export function SetPassword() {
-  if (!passwordToken && location.hash.length > 1) {
-    passwordToken = decodeURIComponent(location.hash.slice(1));
-    history.replaceState(null, "", "/password");
-  }
+  if (!passwordToken) passwordToken = takeFragmentToken("/password");
   const [password, setPassword] = useState("");
   const [repeat, setRepeat] = useState("");
   const [error, setError] = useState<unknown>(null);
@@ -421,7 +407,7 @@ export function SetPassword() {
   const submit = async (e: Event) => {
     e.preventDefault();
     if (password !== repeat) {
-      setError(new ApiError({ status: 400, code: "invalid_input", title: "The passwords differ", errors: [{ field: "repeat", code: "mismatch", message: "Type the same password twice" }] }));
+      setError(passwordsDiffer());
       return;
     }
     setBusy(true);
