@@ -327,6 +327,8 @@ async function main() {
   ).catch(() => fail(`no live value arrived after: ${first}`));
   await page.locator(".chart canvas").first().waitFor();
   await expectText(page, "h2", "Alerts and posture findings");
+  await page.getByLabel("Over").selectOption(String(24 * 60));
+  await page.locator(".chart canvas").first().waitFor();
   await screenshot(page, "device-desktop");
 
   step("the same pages at phone width (360 px)");
@@ -508,6 +510,10 @@ async function main() {
   await page.getByTestId("who").click();
   await expectText(page, "h1", "Your account");
   await expectText(page, ".badge", "this one");
+  // An administrator may not go without a second factor: the server refuses, the page says so.
+  page.once("dialog", (d) => d.accept());
+  await page.getByRole("button", { name: "Turn it off" }).click();
+  await expectText(page, ".notice.error", /./);
   await screenshot(page, "account-desktop");
 
   const csp = problems.filter((p) => /Content Security Policy/i.test(p));

@@ -4,6 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import { ApiError, del, get, post, setCsrfToken, type Session } from "../api";
 import { ago, when } from "../format";
 import { Badge, Field, FormError, Loading, Notice, PermissionChoice } from "../ui";
+import { EnrolTotp } from "./auth";
 
 interface SessionRow {
   handle: string;
@@ -33,6 +34,7 @@ export function Account({ session }: { session: Session }) {
       </p>
       <Sessions />
       <ChangePassword />
+      <SecondFactor on={session.user.second_factor} />
       <RecoveryCodes />
       <Tokens session={session} />
     </>
@@ -221,6 +223,43 @@ function Tokens({ session }: { session: Session }) {
         <FormError error={error} fields={["name", "expires_at"]} />
         <button type="submit">Make a token</button>
       </form>
+    </section>
+  );
+}
+
+// TOTP on (enrolment with a QR code and new recovery codes) or off (step-up; refused to
+// administrators and where the organisation requires it, and an alert when done).
+function SecondFactor({ on }: { on: boolean }) {
+  const [enabled, setEnabled] = useState(on);
+  const [enrolling, setEnrolling] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  if (enrolling) {
+    return <EnrolTotp title="Turn on a second factor" onDone={() => { setEnrolling(false); setEnabled(true); }} />;
+  }
+  const turnOff = async () => {
+    if (!confirm("Turn your second factor off? Signing in will need only your password.")) return;
+    setError(null);
+    try {
+      await del("/account/totp");
+      setEnabled(false);
+    } catch (e) {
+      setError(e);
+    }
+  };
+  return (
+    <section>
+      <h2>Second factor</h2>
+      <p>{enabled ? "On: signing in needs a code from your authenticator app." : "Off: signing in needs only your password."}</p>
+      <FormError error={error} />
+      {enabled ? (
+        <button type="button" class="secondary" onClick={turnOff}>
+          Turn it off
+        </button>
+      ) : (
+        <button type="button" class="secondary" onClick={() => setEnrolling(true)}>
+          Turn it on
+        </button>
+      )}
     </section>
   );
 }

@@ -321,7 +321,12 @@ export function Devices({ session }: { session: Session }) {
   );
 }
 
-const kHistoryMinutes = 60;
+// How far back the chart reads the store (averaged into at most 300 points), then live.
+const kRanges: [string, number][] = [
+  ["the last hour", 60],
+  ["the last 24 hours", 24 * 60],
+  ["the last 7 days", 7 * 24 * 60],
+];
 
 export function DevicePage({ id, session }: { id: string; session: Session }) {
   const [device, setDevice] = useState<DeviceDetail | null>(null);
@@ -329,6 +334,7 @@ export function DevicePage({ id, session }: { id: string; session: Session }) {
   const [error, setError] = useState<unknown>(null);
   const [metric, setMetric] = useState("");
   const [series, setSeries] = useState<Series>({ t: [], v: [] });
+  const [minutes, setMinutes] = useState(60);
 
   useEffect(() => {
     setDevice(null);
@@ -345,14 +351,14 @@ export function DevicePage({ id, session }: { id: string; session: Session }) {
 
   useEffect(() => {
     if (!metric) return;
-    const from = new Date(Date.now() - kHistoryMinutes * 60000).toISOString();
+    const from = new Date(Date.now() - minutes * 60000).toISOString();
     get<{ buckets: Bucket[] }>(`/devices/${encodeURIComponent(id)}/telemetry?metric=${encodeURIComponent(metric)}&from=${from}&points=300`)
       .then((r) => {
         const t = r.buckets.map((b) => (new Date(b.from).getTime() + new Date(b.to).getTime()) / 2000);
         setSeries({ t, v: r.buckets.map((b) => b.avg) });
       })
       .catch(() => setSeries({ t: [], v: [] }));
-  }, [id, metric]);
+  }, [id, metric, minutes]);
 
   // Opened once the device is known to exist here.
   useLive(device ? `/devices/${encodeURIComponent(id)}/live` : null, (m) => {
@@ -460,8 +466,18 @@ export function DevicePage({ id, session }: { id: string; session: Session }) {
               </select>
             </label>
           </h2>
+          <label>
+            Over{" "}
+            <select value={minutes} onChange={(e) => setMinutes(Number((e.currentTarget as HTMLSelectElement).value))}>
+              {kRanges.map(([label, m]) => (
+                <option key={m} value={m}>
+                  {label}
+                </option>
+              ))}
+            </select>
+          </label>
           <Chart label={metric} series={series} />
-          <p class="muted">The last {kHistoryMinutes} minutes (stored averages), then live. Drag to zoom, double-click to reset.</p>
+          <p class="muted">Stored averages, then live as it arrives. Drag across the chart to zoom, double-click to reset.</p>
         </>
       )}
     </>
