@@ -89,7 +89,7 @@ Status Trigger::load_rule(const store::RuleRecord& record, const std::vector<sto
     loaded->states.emplace(d.id, rules::DeviceState{});
     fresh.push_back(d.id);
   }
-  by_organisation_[record.organisation_id].push_back(record.id);
+  index(*loaded);
   rules_[record.id] = std::move(loaded);
   // The first tick starts each fresh state's clock: absence counts from now.
   const std::string id = record.id;
@@ -111,17 +111,80 @@ void Trigger::drop(const std::string& rule_id) {
   const auto it = rules_.find(rule_id);
   if (it == rules_.end()) return;
   for (const auto& [device, at] : it->second->deadlines) due_.erase(Due{at, rule_id, device});
-  auto& ids = by_organisation_[it->second->record.organisation_id];
-  ids.erase(std::remove(ids.begin(), ids.end(), rule_id), ids.end());
-  if (ids.empty()) by_organisation_.erase(it->second->record.organisation_id);
+  unindex(*it->second);
   rules_.erase(it);
+}
+
+namespace {
+
+// The lists of an index a selector puts its rule in: its devices', else its profiles', else
+// its segments', else the list for every device (key nullopt).
+template <class F>
+void for_each_key(const rules::Selector& selector, F&& f) {
+  if (!selector.device_ids.empty()) {
+    for (const auto& id : selector.device_ids) f(0, id);
+  } else if (!selector.profiles.empty()) {
+    for (const auto& profile : selector.profiles) f(1, profile);
+  } else if (!selector.segments.empty()) {
+    for (const auto& segment : selector.segments) f(2, segment);
+  } else {
+    f(3, std::string());
+  }
+}
+
+}  // namespace
+
+void Trigger::index(const Loaded& rule) {
+  auto& index = by_organisation_[rule.record.organisation_id];
+  ++index.rules;
+  for_each_key(rule.definition->selector, [&](int kind, const std::string& key) {
+    switch (kind) {
+      case 0: index.by_device[key].push_back(rule.record.id); break;
+      case 1: index.by_profile[key].push_back(rule.record.id); break;
+      case 2: index.by_segment[key].push_back(rule.record.id); break;
+      default: index.every_device.push_back(rule.record.id); break;
+    }
+  });
+}
+
+void Trigger::unindex(const Loaded& rule) {
+  const auto org = by_organisation_.find(rule.record.organisation_id);
+  if (org == by_organisation_.end()) return;
+  auto& index = org->second;
+  const auto take = [&](std::vector<std::string>& ids) {
+    ids.erase(std::remove(ids.begin(), ids.end(), rule.record.id), ids.end());
+  };
+  const auto take_from = [&](auto& by, const std::string& key) {
+    const auto it = by.find(key);
+    if (it == by.end()) return;
+    take(it->second);
+    if (it->second.empty()) by.erase(it);
+  };
+  for_each_key(rule.definition->selector, [&](int kind, const std::string& key) {
+    switch (kind) {
+      case 0: take_from(index.by_device, key); break;
+      case 1: take_from(index.by_profile, key); break;
+      case 2: take_from(index.by_segment, key); break;
+      default: take(index.every_device); break;
+    }
+  });
+  if (--index.rules == 0) by_organisation_.erase(org);
 }
 
 void Trigger::observe(const DeviceMessage& message) {
   const auto org = by_organisation_.find(message.organisation_id);
   if (org == by_organisation_.end()) return;
-  // A copy: an action may reload rules of this organisation.
-  const std::vector<std::string> ids = org->second;
+  // The rules whose selector may take this device; a copy, since an action may reload rules
+  // of this organisation. A rule is in one kind of list only, so it is met at most once.
+  const RuleIndex& index = org->second;
+  std::vector<std::string> ids = index.every_device;
+  const auto add = [&](const auto& by, const std::string& key) {
+    if (const auto it = by.find(key); it != by.end()) ids.insert(ids.end(), it->second.begin(), it->second.end());
+  };
+  add(index.by_device, message.device.id);
+  add(index.by_profile, message.device.profile_id);
+  add(index.by_segment, message.device.segment);
+  counters_.candidates += ids.size();
   for (const auto& id : ids) {
     const auto it = rules_.find(id);
     if (it == rules_.end()) continue;

@@ -83,6 +83,7 @@ struct DeviceMessage {
 class Trigger {
  public:
   struct Counters {
+    std::uint64_t candidates = 0;   // a rule a message's device led to (its selector then checked)
     std::uint64_t evaluations = 0;  // a message against a rule
     std::uint64_t deadlines = 0;    // a state evaluated by tick() at its deadline
     std::uint64_t fired = 0;
@@ -134,9 +135,19 @@ class Trigger {
   keys::KeyRing& keys_;
   const Clock& clock_;
   TriggerActions actions_;
-  std::map<std::string, std::unique_ptr<Loaded>, std::less<>> rules_;             // by rule id
-  std::map<std::string, std::vector<std::string>, std::less<>> by_organisation_;  // rule ids
-  std::set<Due> due_;                                                             // earliest first
+  std::map<std::string, std::unique_ptr<Loaded>, std::less<>> rules_;  // by rule id
+  // An organisation's rules by the first part of their selector that names something: its
+  // devices, else its profiles, else its segments, else none (every device). A message looks
+  // at the lists its device's id, profile and segment lead to, not at every rule.
+  struct RuleIndex {
+    std::map<std::string, std::vector<std::string>, std::less<>> by_device, by_profile, by_segment;
+    std::vector<std::string> every_device;
+    std::size_t rules = 0;
+  };
+  void index(const Loaded& rule);
+  void unindex(const Loaded& rule);
+  std::map<std::string, RuleIndex, std::less<>> by_organisation_;  // rule ids
+  std::set<Due> due_;                                              // earliest first
   Counters counters_;
 };
 

@@ -217,5 +217,47 @@ TEST_F(TriggerTest, ARuleSwitchedOffOrDeletedStopsAtOnce) {
   EXPECT_THAT(seen_, IsEmpty());
 }
 
+// A message meets only the rules whose selector can take its device (found through the
+// index by device, profile, segment or none), and a changed selector moves its rule.
+TEST_F(TriggerTest, AMessageMeetsOnlyTheRulesThatCanSelectItsDevice) {
+  const auto rule = [](const std::string& name, const std::string& selector) {
+    return R"({"name":")" + name + R"(","selector":)" + selector +
+           R"(,"condition":"temperature > 30","actions":[{"type":"alert"}]})";
+  };
+  create(rule("by device", R"({"devices":["fan-1"]})"));
+  create(rule("by profile", R"({"profiles":["env"]})"));
+  create(rule("by segment", R"({"segments":["default"]})"));
+  create(rule("both", R"({"devices":["sensor-1"],"profiles":["other"]})"));  // names a profile it lacks
+  const auto everywhere = create(rule("everywhere", "{}"));
+  const auto evaluations = [&] { return trigger_->counters().evaluations; };
+
+  auto before = evaluations();
+  auto met = trigger_->counters().candidates;
+  send("sensor-1", 20);
+  EXPECT_EQ(evaluations() - before, 3U) << "by profile, by segment, everywhere";
+  EXPECT_EQ(trigger_->counters().candidates - met, 4U) << "and 'both', by its device; never 'by device'";
+  before = evaluations();
+  send("fan-1", 20);
+  EXPECT_EQ(evaluations() - before, 4U) << "and by device";
+  before = evaluations();
+  send("plain-1", 20, "org-1", "");
+  EXPECT_EQ(evaluations() - before, 2U) << "by segment, everywhere";
+
+  // The rule for every device now names one: it leaves the list for every device.
+  auto stored = store_->rules().find(everywhere);
+  ASSERT_TRUE(stored && *stored);
+  auto moved = book_->change({"user:op-1", "org-1", identity::builtin_role_permissions(identity::kRoleOperator)},
+                             everywhere, rule("everywhere", R"({"devices":["plain-1"]})"), true, (*stored)->version);
+  ASSERT_TRUE(moved && moved->rule);
+  ASSERT_TRUE(trigger_->reload(everywhere));
+  before = evaluations();
+  send("sensor-1", 20);
+  EXPECT_EQ(evaluations() - before, 2U);
+  before = evaluations();
+  send("plain-1", 20, "org-1", "");
+  EXPECT_EQ(evaluations() - before, 2U) << "by segment, and the moved rule by device";
+  EXPECT_EQ(trigger_->rules(), 5U);
+}
+
 }  // namespace
 }  // namespace torii::decision
