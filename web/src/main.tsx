@@ -42,6 +42,14 @@ function Forbidden() {
 
 function View({ path, session }: { path: string; session: Session }) {
   const page = (permission: string, view: preact.JSX.Element) => (may(session, permission) ? view : <Forbidden />);
+  if (path === "/" && !may(session, "devices.read")) {
+    // A role without the fleet (a custom one, say) starts at the first page it has.
+    const first = kNav.find(([, , permission]) => may(session, permission));
+    if (first) {
+      navigate(first[0], true);
+      return null;
+    }
+  }
   if (path === "/") return page("devices.read", <Overview session={session} />);
   if (path === "/devices") return page("devices.read", <Devices session={session} />);
   if (path === "/devices/new") return page("devices.write", <AddDevice />);
