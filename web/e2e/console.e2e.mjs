@@ -342,6 +342,12 @@ async function main() {
   if (wide > 360) fail(`the overview is ${wide} px wide on a 360-px screen`);
   await page.setViewportSize({ width: 1280, height: 800 });
   await screenshot(page, "overview-desktop");
+  // The dark theme follows the system's preference.
+  await page.emulateMedia({ colorScheme: "dark" });
+  const dark = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  if (dark !== "rgb(21, 21, 19)") fail(`the dark theme's background is ${dark}`);
+  await screenshot(page, "overview-dark-desktop");
+  await page.emulateMedia({ colorScheme: "light" });
 
   step("the alerts page lists what is open");
   await page.getByRole("navigation").getByRole("link", { name: "Alerts", exact: true }).click();
