@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -384,24 +385,30 @@ asio::awaitable<Response> expiring_certificates(ApiState& s, Call& call) {
   const UnixMillis now = to_unix_millis(s.ctx.clock.now());
   auto expiring = s.ctx.store.certificates().list_expiring(now + days * 86'400'000);
   if (!expiring) co_return internal_error(expiring.error());
+  // Per device met, read once: nullopt when it is not the organisation's, else the latest
+  // expiry among its certificates not revoked.
+  std::map<std::string, std::optional<UnixMillis>, std::less<>> latest;
   json out = json::array();
-  std::map<std::string, bool, std::less<>> of_organisation;
   for (const auto& c : *expiring) {
     if (c.kind != store::kCertKindDevice || !c.device_id) continue;
     const std::string& id = *c.device_id;
-    auto known = of_organisation.find(id);
-    if (known == of_organisation.end()) {
+    auto known = latest.find(id);
+    if (known == latest.end()) {
       auto device = s.ctx.store.devices().find(id);
       if (!device) co_return internal_error(device.error());
-      known = of_organisation.emplace(id, *device && (*device)->organisation_id == *organisation).first;
+      std::optional<UnixMillis> until;
+      if (*device && (*device)->organisation_id == *organisation) {
+        auto all = s.ctx.store.certificates().list_for_device(id);
+        if (!all) co_return internal_error(all.error());
+        until = 0;
+        for (const auto& other : *all) {
+          if (!other.revoked_at) until = std::max(*until, other.not_after);
+        }
+      }
+      known = latest.emplace(id, until).first;
     }
-    if (!known->second) continue;
-    auto all = s.ctx.store.certificates().list_for_device(id);
-    if (!all) co_return internal_error(all.error());
-    const bool renewed = std::ranges::any_of(*all, [&](const store::CertificateRecord& other) {
-      return !other.revoked_at && other.not_after > c.not_after;
-    });
-    if (renewed) continue;
+    // Not the organisation's, or replaced by a later-expiring certificate (a renewal).
+    if (!known->second || *known->second > c.not_after) continue;
     out.push_back(
         {{"device", id}, {"serial", c.serial_hex}, {"not_after", iso(c.not_after)}, {"expired", c.not_after <= now}});
   }

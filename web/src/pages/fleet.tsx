@@ -507,7 +507,7 @@ function DeviceActions({ device, session, onChange }: { device: DeviceDetail; se
       setBusy(false);
     }
   };
-  const reload = async () => onChange({ ...(await get<DeviceDetail>(path)), connected: false });
+  const reload = async () => onChange(await get<DeviceDetail>(path));
   const revocable = (device.certificates ?? []).some((c) => !c.revoked);
   return (
     <section aria-label="Actions">

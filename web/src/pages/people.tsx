@@ -42,7 +42,7 @@ function LinkShownOnce({ who, link }: { who: string; link: PasswordLink }) {
 
 export function People({ session }: { session: Session }) {
   const [people, setPeople] = useState<Person[] | null>(null);
-  const [roles, setRoles] = useState<string[]>([]);
+  const [roles, setRoles] = useState<Role[] | null>(null);
   const [organisations, setOrganisations] = useState<Organisation[]>([]);
   const [organisation, setOrganisation] = useState(session.user.organisation);
   const [error, setError] = useState<unknown>(null);
@@ -56,9 +56,9 @@ export function People({ session }: { session: Session }) {
     get<{ people: Person[] }>(`/users${q}`)
       .then((r) => setPeople(r.people))
       .catch(setError);
-    get<{ roles: { name: string }[] }>(`/roles${q}`)
-      .then((r) => setRoles(r.roles.map((x) => x.name)))
-      .catch(() => setRoles(["viewer"]));
+    get<{ roles: Role[] }>(`/roles${q}`)
+      .then((r) => setRoles(r.roles))
+      .catch(() => setRoles(null));
   }, [organisation, reload]);
 
   useEffect(() => {
@@ -149,9 +149,9 @@ export function People({ session }: { session: Session }) {
         </div>
       )}
       {may(session, "users.write") && (
-        <AddPerson organisation={organisation} roles={roles} onAdded={(who, l) => { setLink({ who, link: l }); setReload((n) => n + 1); }} />
+        <AddPerson organisation={organisation} roles={(roles ?? []).map((r) => r.name)} onAdded={(who, l) => { setLink({ who, link: l }); setReload((n) => n + 1); }} />
       )}
-      <Roles session={session} organisation={organisation} />
+      {roles && <Roles session={session} organisation={organisation} roles={roles} onChange={() => setReload((n) => n + 1)} />}
       {may(session, "organisations.write") && (
         <Organisations organisations={organisations} onChange={() => setReload((n) => n + 1)} />
       )}
@@ -168,20 +168,14 @@ interface Role {
 }
 
 // The built-in roles and the organisation's own: sets of named permissions (docs/permissions.md).
-function Roles({ session, organisation }: { session: Session; organisation: string }) {
-  const [roles, setRoles] = useState<Role[] | null>(null);
+// The page reads them (its person form offers them too) and reads them again on onChange.
+function Roles(p: { session: Session; organisation: string; roles: Role[]; onChange: () => void }) {
+  const { session, organisation, roles, onChange } = p;
   const [name, setName] = useState("");
   const [description, setDescription] = useState("");
   const [chosen, setChosen] = useState<string[]>([]);
   const [error, setError] = useState<unknown>(null);
-  const [reload, setReload] = useState(0);
   const q = `?organisation=${encodeURIComponent(organisation)}`;
-  useEffect(() => {
-    get<{ roles: Role[] }>(`/roles${q}`)
-      .then((r) => setRoles(r.roles))
-      .catch(() => setRoles(null));
-  }, [q, reload]);
-  if (!roles) return null;
   const writable = may(session, "users.write");
   const grantable = (session.permissions ?? []).filter((p) => !["settings.write", "organisations.write", "organisations.read"].includes(p));
   const submit = async (e: Event) => {
@@ -192,7 +186,7 @@ function Roles({ session, organisation }: { session: Session; organisation: stri
       setName("");
       setDescription("");
       setChosen([]);
-      setReload((n) => n + 1);
+      onChange();
     } catch (err) {
       setError(err);
     }
@@ -201,7 +195,7 @@ function Roles({ session, organisation }: { session: Session; organisation: stri
     setError(null);
     try {
       await del(`/roles/${encodeURIComponent(r.name)}${q}`);
-      setReload((n) => n + 1);
+      onChange();
     } catch (err) {
       setError(err);
     }
