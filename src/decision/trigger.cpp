@@ -73,44 +73,52 @@ Status Trigger::load_rule(const store::RuleRecord& record, const std::vector<sto
                    state.error());
       continue;
     }
-    loaded->states.emplace(row.device_id, std::move(*state));
+    loaded->watches[intern(row.device_id)].state = std::move(*state);
   }
   // A restored state's deadline may have passed while the server was down: the next tick
   // evaluates it.
-  for (const auto& [device, state] : loaded->states) schedule(*loaded, device);
+  for (auto& [device, watch] : loaded->watches) schedule(*loaded, device, watch);
   // Devices the rule selects that have no state yet are watched from now on, so that an
   // absence rule also notices one that never sends anything.
   const UnixMillis now = to_unix_millis(clock_.now());
-  std::vector<std::string> fresh;
+  std::vector<DeviceSlot> fresh;
   for (const auto& d : devices) {
     if (d.status != store::kDeviceStatusActive) continue;
-    if (loaded->states.contains(d.id)) continue;
+    const DeviceSlot device = intern(d.id);
+    if (loaded->watches.contains(device)) continue;
     if (!rules::matches(loaded->definition->selector, {d.id, d.profile_id, d.segment})) continue;
-    loaded->states.emplace(d.id, rules::DeviceState{});
-    fresh.push_back(d.id);
+    loaded->watches.emplace(device, Watch{});
+    fresh.push_back(device);
   }
+  const RuleSlot slot = loaded->slot = static_cast<RuleSlot>(loaded_.size());
+  loaded_.push_back(loaded.get());
   index(*loaded);
   rules_[record.id] = std::move(loaded);
   // The first tick starts each fresh state's clock: absence counts from now.
-  const std::string id = record.id;
-  for (const auto& device : fresh) {
-    const auto it = rules_.find(id);
-    if (it == rules_.end()) break;  // an action removed the rule
-    Loaded& current = *it->second;
-    const auto state = current.states.find(device);
-    if (state == current.states.end()) continue;
-    const auto evaluation = current.evaluator->tick(state->second, now);
-    current.dirty.insert(device);
-    schedule(current, device);
-    apply(current, device, evaluation, now);
+  for (const DeviceSlot device : fresh) {
+    Loaded* current = this->loaded(slot);
+    if (current == nullptr) break;  // an action removed the rule
+    const auto watch = current->watches.find(device);
+    if (watch == current->watches.end()) continue;
+    const auto evaluation = current->evaluator->tick(watch->second.state, now);
+    mark_dirty(*current, device, watch->second);
+    schedule(*current, device, watch->second);
+    apply(*current, device, evaluation, now);
   }
   return ok();
+}
+
+Trigger::DeviceSlot Trigger::intern(const std::string& device_id) {
+  const auto [it, added] = device_slots_.try_emplace(device_id, static_cast<DeviceSlot>(device_ids_.size()));
+  if (added) device_ids_.push_back(device_id);
+  return it->second;
 }
 
 void Trigger::drop(const std::string& rule_id) {
   const auto it = rules_.find(rule_id);
   if (it == rules_.end()) return;
-  for (const auto& [device, at] : it->second->deadlines) due_.erase(Due{at, rule_id, device});
+  // Its entries in due_ become stale.
+  loaded_[it->second->slot] = nullptr;
   unindex(*it->second);
   rules_.erase(it);
 }
@@ -139,10 +147,10 @@ void Trigger::index(const Loaded& rule) {
   ++index.rules;
   for_each_key(rule.definition->selector, [&](int kind, const std::string& key) {
     switch (kind) {
-      case 0: index.by_device[key].push_back(rule.record.id); break;
-      case 1: index.by_profile[key].push_back(rule.record.id); break;
-      case 2: index.by_segment[key].push_back(rule.record.id); break;
-      default: index.every_device.push_back(rule.record.id); break;
+      case 0: index.by_device[key].push_back(rule.slot); break;
+      case 1: index.by_profile[key].push_back(rule.slot); break;
+      case 2: index.by_segment[key].push_back(rule.slot); break;
+      default: index.every_device.push_back(rule.slot); break;
     }
   });
 }
@@ -151,8 +159,8 @@ void Trigger::unindex(const Loaded& rule) {
   const auto org = by_organisation_.find(rule.record.organisation_id);
   if (org == by_organisation_.end()) return;
   auto& index = org->second;
-  const auto take = [&](std::vector<std::string>& ids) {
-    ids.erase(std::remove(ids.begin(), ids.end(), rule.record.id), ids.end());
+  const auto take = [&](std::vector<RuleSlot>& slots) {
+    slots.erase(std::remove(slots.begin(), slots.end(), rule.slot), slots.end());
   };
   const auto take_from = [&](auto& by, const std::string& key) {
     const auto it = by.find(key);
@@ -177,69 +185,92 @@ void Trigger::observe(const DeviceMessage& message) {
   // The rules whose selector may take this device; a copy, since an action may reload rules
   // of this organisation. A rule is in one kind of list only, so it is met at most once.
   const RuleIndex& index = org->second;
-  std::vector<std::string> ids = index.every_device;
+  std::vector<RuleSlot> slots = index.every_device;
   const auto add = [&](const auto& by, const std::string& key) {
-    if (const auto it = by.find(key); it != by.end()) ids.insert(ids.end(), it->second.begin(), it->second.end());
+    if (const auto it = by.find(key); it != by.end()) slots.insert(slots.end(), it->second.begin(), it->second.end());
   };
   add(index.by_device, message.device.id);
   add(index.by_profile, message.device.profile_id);
   add(index.by_segment, message.device.segment);
-  counters_.candidates += ids.size();
-  for (const auto& id : ids) {
-    const auto it = rules_.find(id);
-    if (it == rules_.end()) continue;
-    Loaded& rule = *it->second;
-    if (!rules::matches(rule.definition->selector, message.device)) continue;
-    auto state = rule.states.find(message.device.id);
-    if (state == rule.states.end()) {
-      state = rule.states.emplace(message.device.id, rules::DeviceState{}).first;
-    }
+  counters_.candidates += slots.size();
+  if (slots.empty()) return;
+  const DeviceSlot device = intern(message.device.id);
+  for (const RuleSlot slot : slots) {
+    Loaded* rule = loaded(slot);
+    if (rule == nullptr) continue;  // an action dropped it
+    if (!rules::matches(rule->definition->selector, message.device)) continue;
+    Watch& watch = rule->watches[device];
     ++counters_.evaluations;
-    const auto evaluation = rule.evaluator->observe(state->second, message.metrics, message.at);
-    rule.dirty.insert(message.device.id);
-    schedule(rule, message.device.id);
-    apply(rule, message.device.id, evaluation, message.at);
+    const auto evaluation = rule->evaluator->observe(watch.state, message.metrics, message.at);
+    mark_dirty(*rule, device, watch);
+    schedule(*rule, device, watch);
+    apply(*rule, device, evaluation, message.at);
   }
 }
 
 void Trigger::tick(UnixMillis now) {
-  while (!due_.empty() && std::get<0>(*due_.begin()) <= now) {
-    const auto [at, rule_id, device] = *due_.begin();
-    due_.erase(due_.begin());
-    const auto it = rules_.find(rule_id);
-    if (it == rules_.end()) continue;
-    Loaded& rule = *it->second;
-    rule.deadlines.erase(device);
-    const auto state = rule.states.find(device);
-    if (state == rule.states.end()) continue;
+  while (!due_.empty() && due_.front().at <= now) {
+    std::pop_heap(due_.begin(), due_.end(), later);
+    const Due due = due_.back();
+    due_.pop_back();
+    Loaded* rule = loaded(due.rule);
+    if (rule == nullptr) continue;
+    const auto it = rule->watches.find(due.device);
+    if (it == rule->watches.end() || it->second.queued != due.at) continue;  // stale
+    Watch& watch = it->second;
+    watch.queued = kNoDeadline;
+    if (watch.deadline == kNoDeadline) continue;
+    if (watch.deadline > now) {  // it moved later since it was queued
+      enqueue(*rule, due.device, watch);
+      continue;
+    }
     ++counters_.deadlines;
-    const auto evaluation = rule.evaluator->tick(state->second, now);
+    const auto evaluation = rule->evaluator->tick(watch.state, now);
     // The next deadline is after `now` (the state's time is now at least that), so this loop ends.
-    schedule(rule, device);
+    schedule(*rule, due.device, watch);
     if (evaluation.transition == rules::Transition::none) continue;
-    rule.dirty.insert(device);
-    apply(rule, device, evaluation, now);
+    mark_dirty(*rule, due.device, watch);
+    apply(*rule, due.device, evaluation, now);
   }
 }
 
-void Trigger::schedule(Loaded& rule, const std::string& device_id) {
-  unschedule(rule, device_id);
-  const auto state = rule.states.find(device_id);
-  if (state == rule.states.end()) return;
-  const auto next = rule.evaluator->next_deadline(state->second);
-  if (!next) return;
-  due_.emplace(*next, rule.record.id, device_id);
-  rule.deadlines[device_id] = *next;
+void Trigger::schedule(Loaded& rule, DeviceSlot device, Watch& watch) {
+  const auto next = rule.evaluator->next_deadline(watch.state);
+  watch.deadline = next ? *next : kNoDeadline;
+  if (watch.deadline == kNoDeadline) return;  // an entry it has is dropped when it comes up
+  // A deadline that moved later keeps its earlier entry: tick() queues it again when that
+  // comes up (an absence's deadline moves with every message; this way it costs nothing).
+  if (watch.queued != kNoDeadline && watch.queued <= watch.deadline) return;
+  enqueue(rule, device, watch);
 }
 
-void Trigger::unschedule(Loaded& rule, const std::string& device_id) {
-  const auto it = rule.deadlines.find(device_id);
-  if (it == rule.deadlines.end()) return;
-  due_.erase(Due{it->second, rule.record.id, device_id});
-  rule.deadlines.erase(it);
+void Trigger::enqueue(Loaded& rule, DeviceSlot device, Watch& watch) {
+  if (due_.size() >= compact_at_) compact_due();
+  watch.queued = watch.deadline;
+  due_.push_back({watch.deadline, rule.slot, device});
+  std::push_heap(due_.begin(), due_.end(), later);
 }
 
-void Trigger::apply(Loaded& rule, const std::string& device_id, const rules::Evaluation& evaluation, UnixMillis at) {
+void Trigger::compact_due() {
+  std::erase_if(due_, [this](const Due& due) {
+    const Loaded* rule = loaded(due.rule);
+    if (rule == nullptr) return true;
+    const auto it = rule->watches.find(due.device);
+    return it == rule->watches.end() || it->second.queued != due.at;
+  });
+  std::make_heap(due_.begin(), due_.end(), later);
+  // At least as many entries again before the next compaction: its cost is spread over them.
+  compact_at_ = std::max<std::size_t>(4096, 2 * due_.size());
+}
+
+void Trigger::mark_dirty(Loaded& rule, DeviceSlot device, Watch& watch) {
+  if (watch.dirty) return;
+  watch.dirty = true;
+  rule.dirty.push_back(device);
+}
+
+void Trigger::apply(Loaded& rule, DeviceSlot device, const rules::Evaluation& evaluation, UnixMillis at) {
+  const std::string& device_id = device_ids_[device];
   if (actions_.derived) {
     for (const auto& [name, value] : evaluation.derived) {
       actions_.derived(rule.record.organisation_id, device_id, name, value, at);
@@ -296,23 +327,25 @@ Status Trigger::save() {
   std::vector<store::RuleStateRecord> batch;
   const UnixMillis now = to_unix_millis(clock_.now());
   for (auto& [id, rule] : rules_) {
-    for (const auto& device : rule->dirty) {
-      const auto state = rule->states.find(device);
-      if (state == rule->states.end()) continue;
-      const std::string text = rules::serialize(state->second);
-      const auto key_id = keys::device_key_id(device);
-      auto sealed = keys_.seal(key_id, as_bytes(text), rule_state_associated_data(id, device));
+    for (const DeviceSlot device : rule->dirty) {
+      const auto it = rule->watches.find(device);
+      if (it == rule->watches.end() || !it->second.dirty) continue;  // forgotten since
+      it->second.dirty = false;
+      const std::string& device_id = device_ids_[device];
+      const std::string text = rules::serialize(it->second.state);
+      const auto key_id = keys::device_key_id(device_id);
+      auto sealed = keys_.seal(key_id, as_bytes(text), rule_state_associated_data(id, device_id));
       if (!sealed && sealed.error().is(Errc::not_found)) {
         // A device whose data key does not exist yet (it has sent nothing that was stored).
         if (auto st = keys_.ensure_data_key(key_id, "device"); st) {
-          sealed = keys_.seal(key_id, as_bytes(text), rule_state_associated_data(id, device));
+          sealed = keys_.seal(key_id, as_bytes(text), rule_state_associated_data(id, device_id));
         }
       }
       if (!sealed) {
-        spdlog::error("rule {}: cannot seal the state of device {}: {}", id, device, sealed.error().message);
+        spdlog::error("rule {}: cannot seal the state of device {}: {}", id, device_id, sealed.error().message);
         continue;
       }
-      batch.push_back({id, device, key_id, std::move(*sealed), now});
+      batch.push_back({id, device_id, key_id, std::move(*sealed), now});
     }
     rule->dirty.clear();
   }
@@ -320,10 +353,12 @@ Status Trigger::save() {
 }
 
 void Trigger::forget_device(const std::string& device_id) {
+  const auto slot = device_slots_.find(device_id);
+  if (slot == device_slots_.end()) return;
   for (auto& [id, rule] : rules_) {
-    unschedule(*rule, device_id);
-    rule->states.erase(device_id);
-    rule->dirty.erase(device_id);
+    const auto it = rule->watches.find(slot->second);
+    if (it == rule->watches.end()) continue;
+    rule->watches.erase(it);  // its entry in due_ is stale now
   }
 }
 

@@ -24,13 +24,14 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
-#include <set>
 #include <string>
 #include <string_view>
-#include <tuple>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -110,44 +111,73 @@ class Trigger {
 
   [[nodiscard]] std::size_t rules() const { return rules_.size(); }
   [[nodiscard]] const Counters& counters() const { return counters_; }
+  // Entries in the deadline queue, stale ones included (see Due).
+  [[nodiscard]] std::size_t queued() const { return due_.size(); }
 
  private:
+  using DeviceSlot = std::uint32_t;  // a device id, interned: device_ids_[slot]
+  using RuleSlot = std::uint32_t;    // a loaded rule: loaded_[slot] (nullptr once dropped; never reused)
+  static constexpr UnixMillis kNoDeadline = std::numeric_limits<UnixMillis>::min();
+
+  // One device's state of one rule, with its bookkeeping.
+  struct Watch {
+    rules::DeviceState state;
+    UnixMillis deadline = kNoDeadline;  // its next deadline (rules::Evaluator::next_deadline)
+    UnixMillis queued = kNoDeadline;    // its entry in due_: never later than deadline
+    bool dirty = false;                 // changed since the last save()
+  };
   struct Loaded {
     store::RuleRecord record;
+    RuleSlot slot = 0;
     std::shared_ptr<const rules::RuleDefinition> definition;
     std::unique_ptr<rules::Evaluator> evaluator;
-    std::map<std::string, rules::DeviceState, std::less<>> states;  // by device id
-    std::set<std::string, std::less<>> dirty;                       // device ids
-    std::map<std::string, UnixMillis, std::less<>> deadlines;       // device id -> its entry in due_
+    std::unordered_map<DeviceSlot, Watch> watches;
+    std::vector<DeviceSlot> dirty;  // the watches whose dirty flag is set
   };
-  // (deadline, rule id, device id)
-  using Due = std::tuple<UnixMillis, std::string, std::string>;
+  // An entry of the deadline queue. A watch has one (at its `queued` time) while it has a
+  // deadline; an entry that is not its watch's `queued` one (or whose watch is gone) is stale:
+  // tick() skips it, and compact_due() drops the stale ones once due_ has doubled.
+  struct Due {
+    UnixMillis at = 0;
+    RuleSlot rule = 0;
+    DeviceSlot device = 0;
+  };
+  // due_'s order: a min-heap by time.
+  static bool later(const Due& a, const Due& b) { return a.at > b.at; }
 
   // devices: the rule's organisation's, as stored now.
   [[nodiscard]] Status load_rule(const store::RuleRecord& record, const std::vector<store::DeviceRecord>& devices);
   void drop(const std::string& rule_id);
-  // Puts the device's state of the rule in due_ at its next deadline, if it has one.
-  void schedule(Loaded& rule, const std::string& device_id);
-  void unschedule(Loaded& rule, const std::string& device_id);
-  void apply(Loaded& rule, const std::string& device_id, const rules::Evaluation& evaluation, UnixMillis at);
+  [[nodiscard]] DeviceSlot intern(const std::string& device_id);
+  [[nodiscard]] Loaded* loaded(RuleSlot slot) const { return slot < loaded_.size() ? loaded_[slot] : nullptr; }
+  // Sets the watch's next deadline and queues it in due_ unless an earlier entry is there.
+  void schedule(Loaded& rule, DeviceSlot device, Watch& watch);
+  void enqueue(Loaded& rule, DeviceSlot device, Watch& watch);
+  void compact_due();
+  static void mark_dirty(Loaded& rule, DeviceSlot device, Watch& watch);
+  void apply(Loaded& rule, DeviceSlot device, const rules::Evaluation& evaluation, UnixMillis at);
 
   store::Store& store_;
   keys::KeyRing& keys_;
   const Clock& clock_;
   TriggerActions actions_;
   std::map<std::string, std::unique_ptr<Loaded>, std::less<>> rules_;  // by rule id
+  std::vector<Loaded*> loaded_;                                        // by RuleSlot
+  std::unordered_map<std::string, DeviceSlot> device_slots_;
+  std::deque<std::string> device_ids_;  // by DeviceSlot; a deque, so references stay valid as it grows
   // An organisation's rules by the first part of their selector that names something: its
   // devices, else its profiles, else its segments, else none (every device). A message looks
   // at the lists its device's id, profile and segment lead to, not at every rule.
   struct RuleIndex {
-    std::map<std::string, std::vector<std::string>, std::less<>> by_device, by_profile, by_segment;
-    std::vector<std::string> every_device;
+    std::map<std::string, std::vector<RuleSlot>, std::less<>> by_device, by_profile, by_segment;
+    std::vector<RuleSlot> every_device;
     std::size_t rules = 0;
   };
   void index(const Loaded& rule);
   void unindex(const Loaded& rule);
-  std::map<std::string, RuleIndex, std::less<>> by_organisation_;  // rule ids
-  std::set<Due> due_;                                              // earliest first
+  std::map<std::string, RuleIndex, std::less<>> by_organisation_;
+  std::vector<Due> due_;           // a min-heap by time, with stale entries
+  std::size_t compact_at_ = 4096;  // due_'s size at which compact_due() runs
   Counters counters_;
 };
 

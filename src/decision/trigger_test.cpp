@@ -15,6 +15,7 @@ namespace {
 using namespace std::chrono_literals;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
+using ::testing::UnorderedElementsAre;
 
 class TriggerTest : public ::testing::Test {
  protected:
@@ -202,6 +203,74 @@ TEST_F(TriggerTest, ADeadlineThatPassedDuringARestartIsEvaluatedAtTheFirstTick) 
   clock_.advance(5min);
   trigger_->tick(to_unix_millis(clock_.now()));
   EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1"));
+}
+
+// A deadline that moves later (an absence's, with every message) keeps its entry in the
+// queue; one that moves earlier (a hold starting) gets a new one and the old is skipped.
+TEST_F(TriggerTest, ADeadlineMovingLaterOrEarlierIsEvaluatedOnceAtItsTime) {
+  create(R"j({"name":"quiet or hot","selector":{"devices":["sensor-1"]},"condition":"absent(5m) or temperature > 30",
+    "for":"60s","actions":[{"type":"alert"}]})j");
+  const auto queued = trigger_->queued();
+  for (int i = 0; i < 100; ++i) {
+    clock_.advance(1s);
+    send("sensor-1", 20);
+    trigger_->tick(to_unix_millis(clock_.now()));
+  }
+  EXPECT_EQ(trigger_->queued(), queued) << "the absence's deadline moved 100 times without a new entry";
+  EXPECT_EQ(trigger_->counters().deadlines, 0U);
+  send("sensor-1", 40);  // the hold starts: a deadline 60 s from now, before the absence's
+  const auto tick_for = [this](std::chrono::seconds span) {
+    for (auto t = 0s; t < span; t += 1s) {
+      clock_.advance(1s);
+      trigger_->tick(to_unix_millis(clock_.now()));
+    }
+  };
+  tick_for(59s);
+  EXPECT_THAT(seen_, IsEmpty());
+  tick_for(1s);
+  EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1"));
+  EXPECT_EQ(trigger_->counters().deadlines, 1U);
+  send("sensor-1", 20);  // it clears at once; 5 min after this message the absence starts its hold
+  EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1", "alert-:sensor-1"));
+  tick_for(10min);
+  EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1", "alert-:sensor-1", "alert+:sensor-1"));
+  EXPECT_EQ(trigger_->counters().deadlines, 3U) << "the first hold's end, the absence's start and its hold's end";
+  EXPECT_EQ(trigger_->queued(), 0U);
+}
+
+// A rule reloaded over and over leaves stale entries behind; they are dropped before the
+// queue grows past twice what is live.
+TEST_F(TriggerTest, TheDeadlineQueueStaysBoundedWhileARuleIsReloaded) {
+  const auto id = create(R"j({"name":"quiet","selector":{"profiles":["env"]},"condition":"absent(5m)",
+    "actions":[{"type":"alert"}]})j");
+  std::size_t most = 0;
+  for (int i = 0; i < 5000; ++i) {
+    ASSERT_TRUE(trigger_->reload(id));
+    most = std::max(most, trigger_->queued());
+  }
+  EXPECT_LE(most, 4096U);
+  EXPECT_GE(most, 4000U) << "stale entries did pile up before they were dropped";
+  clock_.advance(6min);
+  trigger_->tick(to_unix_millis(clock_.now()));
+  EXPECT_THAT(seen_, UnorderedElementsAre("alert+:fan-1", "alert+:sensor-1"));
+  EXPECT_EQ(trigger_->queued(), 0U);
+}
+
+// A deleted device's states go: its absence is not reported, its messages' states are not saved.
+TEST_F(TriggerTest, ADeletedDeviceIsForgotten) {
+  create(R"j({"name":"quiet","selector":{"profiles":["env"]},"condition":"absent(5m)",
+    "actions":[{"type":"alert"}]})j");
+  trigger_->forget_device("fan-1");
+  clock_.advance(6min);
+  trigger_->tick(to_unix_millis(clock_.now()));
+  EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1"));
+  ASSERT_TRUE(trigger_->save());
+  auto rules = store_->rules().list("org-1");
+  ASSERT_TRUE(rules && rules->size() == 1);
+  auto states = store_->rules().states(rules->front().id);
+  ASSERT_TRUE(states);
+  ASSERT_EQ(states->size(), 1U);
+  EXPECT_EQ(states->front().device_id, "sensor-1");
 }
 
 TEST_F(TriggerTest, ARuleSwitchedOffOrDeletedStopsAtOnce) {
