@@ -75,6 +75,8 @@ struct GatewayHooks {
   std::function<bool(std::string_view device_id)> connected;
   // Sends a signed command (identity/device_commands.h) to the device's commands topic, QoS 1.
   std::function<void(const identity::IssuedCommand& command)> send_command;
+  // The device was deleted: the running rules drop their states of it.
+  std::function<void(std::string_view device_id)> device_deleted;
 };
 
 // What the setting routes change on the running server that the console does not hold: the

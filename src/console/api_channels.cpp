@@ -3,7 +3,7 @@
 // torii generated is in the answer that made it and nowhere else. Creating, changing and
 // deleting need step-up: a channel sends the organisation's alerts out of the installation.
 // Every change is a security event with the person as actor, naming the channel and where it
-// sends to (a host or topic), never a secret, a URL's path or query, or e-mail addresses.
+// sends to (a host or devices), never a secret, a URL's path or query, or e-mail addresses.
 
 #include <string>
 #include <vector>
@@ -45,7 +45,7 @@ json destination_of(const notify::Channel& channel) {
   switch (channel.type) {
     case notify::ChannelType::webhook: return channel.webhook.host;
     case notify::ChannelType::syslog: return channel.host;
-    case notify::ChannelType::mqtt: return channel.topic;
+    case notify::ChannelType::mqtt: return channel.devices;
     case notify::ChannelType::email: return std::to_string(channel.to.size()) + " recipient(s)";
   }
   return nullptr;

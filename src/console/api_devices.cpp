@@ -280,6 +280,7 @@ asio::awaitable<Response> delete_device(ApiState& s, Call& call) {
   if (auto st = s.ctx.devices->remove(device->id); !st) co_return device_error(st.error());
   s.emit(&*call.caller, "device.deleted", "device:" + device->id, events::Outcome::success, call.origin,
          {{"data", "deleted; its key destroyed"}});
+  if (s.ctx.gateway.device_deleted) s.ctx.gateway.device_deleted(device->id);
   // The store deleted the routes naming the device; the gateway drops them as well.
   if (s.ctx.gateway.reload_routes) {
     if (auto reloaded = s.ctx.gateway.reload_routes(); !reloaded) co_return internal_error(reloaded.error());

@@ -61,6 +61,7 @@ class DeviceApiTest : public ::testing::Test {
     hooks.profile_changed = [this](std::string_view id) { changed_profiles_.emplace_back(id); };
     hooks.send_command = [this](const identity::IssuedCommand& c) { sent_commands_.push_back(c); };
     hooks.connected = [this](std::string_view id) { return connected_.contains(std::string(id)); };
+    hooks.device_deleted = [this](std::string_view id) { deleted_.emplace_back(id); };
     tokens_ = std::make_unique<identity::ApiTokens>(*store_, clock_, random_,
                                                     identity::ApiTokenOptions{std::chrono::hours(24) * 90}, nullptr);
     enrolment_ = std::make_unique<identity::Enrolment>(*store_, *registry_, clock_, random_);
@@ -241,6 +242,7 @@ class DeviceApiTest : public ::testing::Test {
   std::unique_ptr<Api> api_;
   std::vector<events::SecurityEvent> events_;
   std::vector<std::pair<std::string, std::string>> disconnected_;
+  std::vector<std::string> deleted_;
   int route_reloads_ = 0;
   std::vector<std::string> changed_profiles_;
   std::set<std::string> connected_;  // devices the gateway reports connected
@@ -328,6 +330,7 @@ TEST_F(DeviceApiTest, DisablingRevokingAndDeletingCloseTheLiveSessionAndAreRecor
 
   EXPECT_EQ(call("DELETE", "/api/v1/devices/pump-1", admin_).status, 204);
   EXPECT_EQ(disconnected_.back(), (std::pair<std::string, std::string>{"pump-1", "device deleted"}));
+  EXPECT_THAT(deleted_, ElementsAre("pump-1")) << "the running rules forget it";
   EXPECT_EQ(route_reloads_, 1);
   EXPECT_FALSE(*store_->devices().find("pump-1"));
   EXPECT_FALSE(keys_->seal(keys::device_key_id("pump-1"), as_bytes("x"), "ad")) << "its key is destroyed";

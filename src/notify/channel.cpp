@@ -8,6 +8,7 @@
 #include "base/ip.h"
 #include "crypto/sodium.h"
 #include "mail/message.h"
+#include "policy/acl.h"
 
 namespace torii::notify {
 namespace {
@@ -18,7 +19,6 @@ constexpr std::size_t kMaxNameBytes = 100;
 constexpr std::size_t kMaxUrlBytes = 2048;
 constexpr std::size_t kMaxHostBytes = 253;
 constexpr std::size_t kMaxAppNameBytes = 48;  // RFC 5424 §6.2.5
-constexpr std::size_t kMaxTopicBytes = 256;
 constexpr std::size_t kMaxCaBytes = std::size_t{64} * 1024;
 constexpr int kMaxFacility = 23;
 constexpr std::int64_t kMaxRate = 10'000;
@@ -70,7 +70,7 @@ class Parser {
         case ChannelType::syslog: syslog(); break;
         case ChannelType::mqtt: mqtt(); break;
       }
-      if (*type != ChannelType::mqtt) rate_limit();
+      rate_limit();
       for (const auto& [key, value] : definition_.items()) {
         if (!known_.contains(key)) add(key, "not a member of a " + std::string(channel_type_name(*type)) + " channel");
       }
@@ -234,17 +234,31 @@ class Parser {
     }
   }
 
+  // The devices (backends) that receive the notifications on their own alerts topic.
   void mqtt() {
-    const auto* topic = string("topic", true);
-    if (topic == nullptr) return;
-    if (topic->empty() || topic->size() > kMaxTopicBytes || has_control(*topic)) {
-      add("topic", "must be 1 to 256 characters without control characters");
-    } else if (topic->find_first_of("+#") != std::string::npos) {
-      add("topic", "must be a topic name, not a filter (no + or #)");
-    } else if (topic->front() == '$') {
-      add("topic", "topics starting with $ are the broker's");
-    } else {
-      channel_.topic = *topic;
+    known_.insert("devices");
+    const auto it = definition_.find("devices");
+    if (it == definition_.end()) {
+      add("devices", "required: the ids of the devices that receive the alerts on devices/<id>/alerts");
+      return;
+    }
+    if (!it->is_array() || it->empty() || it->size() > kMaxRecipients) {
+      add("devices", "must be a list of 1 to 20 device ids");
+      return;
+    }
+    for (std::size_t i = 0; i < it->size(); ++i) {
+      const std::string path = "devices[" + std::to_string(i) + "]";
+      const auto& id = (*it)[i];
+      if (!id.is_string() || !policy::valid_device_id(id.get_ref<const std::string&>())) {
+        add(path, "must be a device id (1 to 63 of a-z, 0-9 and -, starting with a letter or digit)");
+        continue;
+      }
+      const auto& text = id.get_ref<const std::string&>();
+      if (std::ranges::find(channel_.devices, text) != channel_.devices.end()) {
+        add(path, "listed twice");
+        continue;
+      }
+      channel_.devices.push_back(text);
     }
   }
 
@@ -346,14 +360,12 @@ json redacted_json(const Channel& channel) {
       out["app_name"] = channel.app_name;
       out["facility"] = channel.facility;
       break;
-    case ChannelType::mqtt: out["topic"] = channel.topic; break;
+    case ChannelType::mqtt: out["devices"] = channel.devices; break;
   }
   if (channel.type == ChannelType::webhook || channel.type == ChannelType::syslog) {
     if (!channel.ca_pem.empty()) out["ca"] = channel.ca_pem;
   }
-  if (channel.type != ChannelType::mqtt) {
-    out["rate_limit"] = {{"burst", channel.rate.burst}, {"per_minute", channel.rate.per_minute}};
-  }
+  out["rate_limit"] = {{"burst", channel.rate.burst}, {"per_minute", channel.rate.per_minute}};
   return out;
 }
 

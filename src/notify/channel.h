@@ -6,10 +6,13 @@
 //   {"name":"on call","type":"email","to":["oncall@example.org"]}
 //   {"name":"siem","type":"syslog","host":"siem.example","port":6514,"ca":"<PEM>",
 //    "app_name":"torii","facility":10}
-//   {"name":"backend","type":"mqtt","topic":"alerts/ops"}
+//   {"name":"backend","type":"mqtt","devices":["backend-1"]}
 //
-// Any type but mqtt may add "rate_limit":{"burst":10,"per_minute":30} (the defaults; each
-// 1 to 10000).
+// An mqtt channel's notifications go to each device it names, on that device's own
+// devices/<id>/alerts topic (policy/acl.h): a backend holding a device certificate of the
+// organisation subscribes there, and no other client can.
+//
+// Any type may add "rate_limit":{"burst":10,"per_minute":30} (the defaults; each 1 to 10000).
 //
 // Webhooks are HTTPS only and their URL holds no credentials (no user-info): what
 // authenticates a notification is its HMAC signature (notification.h). Syslog is TLS only
@@ -63,9 +66,8 @@ struct Channel {
   std::uint16_t port = 6514;
   std::string app_name = "torii";
   int facility = kDefaultSyslogFacility;
-  // mqtt
-  std::string topic;
-  // every type but mqtt (the broker's own limits apply there)
+  // mqtt: the receiving devices
+  std::vector<std::string> devices;
   RateLimit rate;
   friend bool operator==(const Channel&, const Channel&) = default;
 };

@@ -154,7 +154,7 @@ TEST_F(ChannelBookTest, ReplaceKeepsTheStoredSecretUnlessANewOneIsGiven) {
   EXPECT_EQ(opened->secret, kGivenSecret);
 
   // From another type to a webhook: a fresh secret, shown once.
-  ASSERT_TRUE(create("org-1", "bus", R"({"name":"bus","type":"mqtt","topic":"alerts/ops"})").stored);
+  ASSERT_TRUE(create("org-1", "bus", R"({"name":"bus","type":"mqtt","devices":["backend-1"]})").stored);
   auto to_hook = book_->replace("org-1", "bus", kHook, "", "user:u-2");
   ASSERT_TRUE(to_hook && to_hook->stored);
   ASSERT_TRUE(to_hook->secret_shown_once);

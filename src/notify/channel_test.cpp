@@ -97,17 +97,25 @@ TEST(ChannelTest, ASyslogChannelHasDefaultsAndBounds) {
   EXPECT_EQ(found[3].path, "facility");
 }
 
-TEST(ChannelTest, AnMqttTopicIsANameNotAFilter) {
-  auto channel = parse(R"({"name":"b","type":"mqtt","topic":"alerts/ops"})");
-  ASSERT_TRUE(channel.has_value());
-  EXPECT_EQ(channel->topic, "alerts/ops");
-  EXPECT_EQ(problems(R"({"name":"b","type":"mqtt","topic":"alerts/#"})")[0].path, "topic");
-  EXPECT_EQ(problems(R"({"name":"b","type":"mqtt","topic":"$SYS/x"})")[0].path, "topic");
-  EXPECT_EQ(problems(R"({"name":"b","type":"mqtt"})")[0], (Problem{"topic", "required"}));
+TEST(ChannelTest, AnMqttChannelNamesTheDevicesThatReceiveIt) {
+  auto channel = parse(R"({"name":"b","type":"mqtt","devices":["backend-1","backend-2"]})");
+  ASSERT_TRUE(channel.has_value()) << format_problems(channel.error());
+  EXPECT_EQ(channel->devices, (std::vector<std::string>{"backend-1", "backend-2"}));
+  EXPECT_EQ(redacted_json(*channel)["devices"], nlohmann::json::array({"backend-1", "backend-2"}));
+  const auto found = problems(R"({"name":"b","type":"mqtt","devices":["Backend","b-1","b-1",7,"#"]})");
+  ASSERT_EQ(found.size(), 4U) << format_problems(found);
+  EXPECT_EQ(found[0].path, "devices[0]");
+  EXPECT_EQ(found[1], (Problem{"devices[2]", "listed twice"}));
+  EXPECT_EQ(found[2].path, "devices[3]");
+  EXPECT_EQ(found[3].path, "devices[4]");
+  EXPECT_EQ(problems(R"({"name":"b","type":"mqtt","devices":[]})")[0].path, "devices");
+  EXPECT_EQ(problems(R"({"name":"b","type":"mqtt"})")[0].path, "devices");
+  // A topic of one's choosing is not offered: other clients could not be kept from it.
+  EXPECT_EQ(problems(R"({"name":"b","type":"mqtt","devices":["b-1"],"topic":"alerts/ops"})")[0].path, "topic");
 }
 
 TEST(ChannelTest, MembersOfAnotherTypeAndBadTextAreProblems) {
-  EXPECT_EQ(problems(R"({"name":"b","type":"mqtt","topic":"t","url":"https://x/"})")[0].path, "url");
+  EXPECT_EQ(problems(R"({"name":"b","type":"mqtt","devices":["b-1"],"url":"https://x/"})")[0].path, "url");
   EXPECT_EQ(problems("{not json")[0], (Problem{"", "not valid JSON"}));
   EXPECT_EQ(problems("[]")[0].path, "");
   EXPECT_EQ(problems(R"({"name":"b","type":"pager"})")[0].path, "type");
@@ -124,7 +132,8 @@ TEST(ChannelTest, ARateLimitMayBeSetPerChannel) {
   EXPECT_EQ(found[0].path, "rate_limit.burst");
   EXPECT_EQ(found[1].path, "rate_limit.per_minute");
   EXPECT_EQ(found[2].path, "rate_limit.x");
-  EXPECT_EQ(problems(R"({"name":"b","type":"mqtt","topic":"t","rate_limit":{}})")[0].path, "rate_limit");
+  EXPECT_EQ(parse(R"({"name":"b","type":"mqtt","devices":["b-1"],"rate_limit":{"burst":2}})")->rate,
+            (RateLimit{2, 30}));
 }
 
 TEST(ChannelTest, TheRedactedViewNeverHoldsTheSecret) {

@@ -88,8 +88,8 @@ Dispatcher::~Dispatcher() {
 }
 
 Status Dispatcher::set_channel(const std::string& id, Channel channel) {
-  if (channel.type == ChannelType::mqtt) {
-    return fail(Errc::invalid_argument, "notify: MQTT channels are published by the broker");
+  if (channel.type == ChannelType::mqtt && !options_.publish_mqtt) {
+    return fail(Errc::invalid_argument, "notify: MQTT is not configured on this server");
   }
   if (channel.type == ChannelType::email && options_.outbox == nullptr) {
     return fail(Errc::invalid_argument, "notify: e-mail is not configured on this server");
@@ -100,7 +100,8 @@ Status Dispatcher::set_channel(const std::string& id, Channel channel) {
     return fail(Errc::invalid_argument, "notify: a webhook needs a host and a secret of at least 32 characters");
   }
   if ((channel.type == ChannelType::syslog && channel.host.empty()) ||
-      (channel.type == ChannelType::email && channel.to.empty())) {
+      (channel.type == ChannelType::email && channel.to.empty()) ||
+      (channel.type == ChannelType::mqtt && channel.devices.empty())) {
     return fail(Errc::invalid_argument, "notify: the channel has nowhere to send to");
   }
   const std::lock_guard lock(mutex_);
@@ -201,7 +202,7 @@ void Dispatcher::run() {
     due_state->queue.erase(due_state->queue.begin() + static_cast<std::ptrdiff_t>(due_index));
     const auto channel = due_state->channel;
     lock.unlock();
-    const Status outcome = attempt(*channel, delivery);
+    const Status outcome = attempt(due_channel, *channel, delivery);
     lock.lock();
     ++delivery.attempts;
     // The channel may have been removed (or replaced) meanwhile.
@@ -239,14 +240,16 @@ void Dispatcher::run() {
   }
 }
 
-Status Dispatcher::attempt(const Channel& channel, Delivery& delivery) {
+Status Dispatcher::attempt(const std::string& channel_id, const Channel& channel, Delivery& delivery) {
   switch (channel.type) {
     case ChannelType::webhook: return send_webhook(channel, delivery);
     case ChannelType::syslog: return send_syslog(channel, delivery);
     case ChannelType::email: return send_email(channel, delivery);
-    case ChannelType::mqtt: break;
+    case ChannelType::mqtt:
+      return options_.publish_mqtt(channel_id, channel.devices,
+                                   notification_json(delivery.notice, delivery.id, to_unix_millis(clock_->now())));
   }
-  return fail(Errc::invalid_argument, "notify: MQTT channels are published by the broker");
+  return fail(Errc::invalid_argument, "notify: unknown channel type");
 }
 
 Status Dispatcher::send_webhook(const Channel& channel, const Delivery& delivery) {

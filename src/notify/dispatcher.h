@@ -24,7 +24,8 @@
 // counted and notify() fails with limit_exceeded; one SuppressedNotice goes out once a token
 // is back (checked at each notify() and at least once a second on the dispatcher's thread).
 //
-// MQTT channels are published by the broker, not here: set_channel refuses them.
+//   mqtt     the notification's JSON handed to Options::publish_mqtt with the channel's
+//            devices; the server's gateway publishes it on each one's alerts topic (QoS 1).
 #pragma once
 
 #include <chrono>
@@ -97,6 +98,10 @@ class Dispatcher {
       std::function<void(const std::string& channel_id, const std::string& delivery_id, const std::string& reason)>;
   // The wait after the n-th failure; a seam so tests need not sleep through real backoffs.
   using Backoff = std::function<std::chrono::milliseconds(std::size_t failures)>;
+  // Hands an MQTT channel's notification (its JSON) to the gateway for the devices it names;
+  // called on the dispatcher's thread. An error is a failed attempt.
+  using PublishMqtt = std::function<Status(const std::string& channel_id, const std::vector<std::string>& devices,
+                                           const std::string& body)>;
 
   struct Options {
     DeliveryPolicy policy;
@@ -106,6 +111,7 @@ class Dispatcher {
     Random* random = nullptr;        // delivery ids, jitter; null: the system's CSPRNG
     OnDeadLetter on_dead_letter;     // may be empty
     Backoff backoff;                 // empty: backoff_delay(policy, n, random)
+    PublishMqtt publish_mqtt;        // for mqtt channels; empty: they are refused
   };
 
   // Starts the thread. A clock, random or outbox given must outlive the dispatcher.
@@ -117,8 +123,9 @@ class Dispatcher {
 
   // Adds or replaces a channel; a replaced channel keeps its queue, and its rate limiter
   // unless the limit changed.
-  // invalid_argument for an MQTT channel, an email channel without an outbox, and a channel
-  // parse_channel would not have made (no host, no recipients, a webhook secret too short).
+  // invalid_argument for an MQTT channel without publish_mqtt, an email channel without an
+  // outbox, and a channel parse_channel would not have made (no host, no recipients or
+  // devices, a webhook secret too short).
   [[nodiscard]] Status set_channel(const std::string& id, Channel channel);
   // Forgets the channel and its queued deliveries.
   void remove_channel(std::string_view id);
@@ -146,7 +153,7 @@ class Dispatcher {
   };
 
   void run();
-  [[nodiscard]] Status attempt(const Channel& channel, Delivery& delivery);
+  [[nodiscard]] Status attempt(const std::string& channel_id, const Channel& channel, Delivery& delivery);
   [[nodiscard]] Status send_webhook(const Channel& channel, const Delivery& delivery);
   [[nodiscard]] Status send_syslog(const Channel& channel, const Delivery& delivery);
   [[nodiscard]] Status send_email(const Channel& channel, Delivery& delivery);

@@ -489,6 +489,46 @@ TEST_F(DispatcherTest, TheRateLimitSuppressesAndThenSendsOneSummary) {
   EXPECT_EQ(summary["suppressed"], 2);
 }
 
+// An MQTT channel's notification goes to the gateway with the channel's devices; a refusal
+// there is a failed attempt, retried like any other, and the rate limit holds as for the rest.
+TEST_F(DispatcherTest, AnMqttChannelIsHandedToTheGatewayWithItsDevices) {
+  struct Handed {
+    std::string channel;
+    std::vector<std::string> devices;
+    nlohmann::json body;
+  };
+  std::mutex handed_mutex;
+  std::vector<Handed> handed;
+  int refusals = 1;
+  auto o = options();
+  o.publish_mqtt = [&](const std::string& channel, const std::vector<std::string>& devices,
+                       const std::string& body) -> Status {
+    const std::lock_guard lock(handed_mutex);
+    if (refusals-- > 0) return fail(Errc::unavailable, "the gateway is busy");
+    handed.push_back({channel, devices, nlohmann::json::parse(body)});
+    return ok();
+  };
+  Dispatcher dispatcher(o);
+  testing::SeededRandom seeded;
+  auto channel = parse_channel_text(R"({"name":"bus","type":"mqtt","devices":["backend-1","backend-2"],
+                                        "rate_limit":{"burst":1,"per_minute":1}})",
+                                    seeded);
+  ASSERT_TRUE(channel.has_value()) << format_problems(channel.error());
+  ASSERT_TRUE(dispatcher.set_channel("org-1/bus", *channel).has_value());
+  const auto delivery = dispatcher.notify("org-1/bus", sample_notice());
+  ASSERT_TRUE(delivery.has_value());
+  EXPECT_TRUE(dispatcher.notify("org-1/bus", sample_notice("al-2")).error().is(Errc::limit_exceeded));
+  ASSERT_TRUE(eventually([&] { return dispatcher.stats("org-1/bus").delivered == 1; }));
+  EXPECT_EQ(dispatcher.stats("org-1/bus").failed_attempts, 1U);
+  const std::lock_guard lock(handed_mutex);
+  ASSERT_EQ(handed.size(), 1U);
+  EXPECT_EQ(handed[0].channel, "org-1/bus");
+  EXPECT_EQ(handed[0].devices, (std::vector<std::string>{"backend-1", "backend-2"}));
+  EXPECT_EQ(handed[0].body["event"], "alert.opened");
+  EXPECT_EQ(handed[0].body["alert"]["id"], "al-1");
+  EXPECT_EQ(handed[0].body["delivery"], *delivery);
+}
+
 TEST_F(DispatcherTest, AFullQueueForgetsItsOldestDeliveries) {
   // Nothing listens on the port of a closed acceptor: every attempt fails at once.
   std::uint16_t port = 0;
@@ -516,8 +556,8 @@ TEST_F(DispatcherTest, UnknownAndUndeliverableChannelsAreRefused) {
   EXPECT_TRUE(dispatcher.notify("nope", sample_notice()).error().is(Errc::not_found));
   Channel mqtt;
   mqtt.type = ChannelType::mqtt;
-  mqtt.topic = "alerts/x";
-  EXPECT_FALSE(dispatcher.set_channel("m", mqtt).has_value());
+  mqtt.devices = {"backend-1"};
+  EXPECT_FALSE(dispatcher.set_channel("m", mqtt).has_value()) << "no gateway to publish";
   Channel email;
   email.type = ChannelType::email;
   email.to = {"a@b.example"};

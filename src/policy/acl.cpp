@@ -14,7 +14,7 @@ constexpr std::size_t kMaxDeviceIdLength = 63;
 constexpr std::size_t kMaxTopicBytes = 65535;  // MQTT §1.5.4: a UTF-8 string's length is 16 bits
 constexpr std::string_view kDevices = "devices";
 
-constexpr std::array<std::pair<std::string_view, TopicKind>, 7> kKinds{{
+constexpr std::array<std::pair<std::string_view, TopicKind>, 8> kKinds{{
     {"telemetry", TopicKind::telemetry},
     {"events", TopicKind::events},
     {"state", TopicKind::state},
@@ -22,6 +22,7 @@ constexpr std::array<std::pair<std::string_view, TopicKind>, 7> kKinds{{
     {"commands", TopicKind::commands},
     {"renew", TopicKind::renew},
     {"certificate", TopicKind::certificate},
+    {"alerts", TopicKind::alerts},
 }};
 
 // Splits "a/b/c" into its levels without allocating; at most N levels are kept, `count`
@@ -162,6 +163,7 @@ Decision own_namespace_publish(const DeviceIdentity& who, std::string_view topic
   if (parsed->kind == TopicKind::certificate) {
     return Decision::deny("a device does not publish to its certificate topic");
   }
+  if (parsed->kind == TopicKind::alerts) return Decision::deny("a device does not publish to its alerts topic");
   return Decision::allow("own namespace");
 }
 
@@ -206,7 +208,8 @@ Decision own_commands_subscribe(const DeviceIdentity& who, std::string_view filt
   if (levels.count < 2 || levels.level[0] != kDevices || levels.level[1] != who.id) return Decision::abstain();
   if (levels.count == 3 && levels.level[2] == "commands") return Decision::allow("own commands topic");
   if (levels.count == 3 && levels.level[2] == "certificate") return Decision::allow("own certificate topic");
-  return Decision::deny("a device subscribes only to its own commands and certificate topics");
+  if (levels.count == 3 && levels.level[2] == "alerts") return Decision::allow("own alerts topic");
+  return Decision::deny("a device subscribes only to its own commands, certificate and alerts topics");
 }
 
 Decision routed_subscribe(const DeviceIdentity& who, std::string_view filter, const RouteTable& routes,
@@ -251,9 +254,12 @@ Decision authorize_delivery(const DeviceIdentity& who, std::string_view topic, c
   if (parsed->device_id == who.id) {
     if (parsed->kind == TopicKind::commands) return Decision::allow("own commands topic");
     if (parsed->kind == TopicKind::certificate) return Decision::allow("own certificate topic");
-    return Decision::deny("a device receives only its own commands and certificates");
+    if (parsed->kind == TopicKind::alerts) return Decision::allow("own alerts topic");
+    return Decision::deny("a device receives only its own commands, certificates and alerts");
   }
-  if (!readable_kind(parsed->kind)) return Decision::deny("another device's commands, results or certificates");
+  if (!readable_kind(parsed->kind)) {
+    return Decision::deny("another device's commands, results, certificates or alerts");
+  }
   if (routes.allows(parsed->device_id, who, segment_of)) return Decision::allow("route");
   return Decision::deny("no route from the publishing device");
 }

@@ -10,16 +10,18 @@
 //   devices/{id}/commands    platform -> device   commands
 //   devices/{id}/renew       device -> platform   certificate renewal requests (a CSR)
 //   devices/{id}/certificate platform -> device   answers to renewal requests
+//   devices/{id}/alerts      platform -> device   alert notifications of MQTT channels naming
+//                                                 the device (a backend's; notify/channel.h)
 //
 // Rules, denied by default:
 //   - a device publishes only to its own telemetry, events, state, results and renew topics;
 //     publishing into another device's namespace is never allowed, whatever the routes;
-//   - a device subscribes only to its own commands and certificate topics (those exact
-//     filters, no wildcards);
+//   - a device subscribes only to its own commands, certificate and alerts topics (those
+//     exact filters, no wildcards);
 //   - reading another device's telemetry, events or state needs a Route from it (or its
 //     segment) to the reader (or the reader's segment), and a filter confined to that one
 //     device: devices/A/telemetry, devices/A/events, devices/A/state or devices/A/+; a
-//     device's renew and certificate topics are never delivered to another device;
+//     device's renew, certificate and alerts topics are never delivered to another device;
 //   - never: "#", "+/..." (a wildcard first level), "$SYS/#" or any topic or filter starting
 //     with '$', a wildcard in place of the device id.
 //
@@ -45,7 +47,7 @@ namespace torii::policy {
 // Segment names follow the same rule.
 [[nodiscard]] bool valid_segment_name(std::string_view name);
 
-enum class TopicKind { telemetry, events, state, results, commands, renew, certificate };
+enum class TopicKind { telemetry, events, state, results, commands, renew, certificate, alerts };
 [[nodiscard]] std::string_view to_string(TopicKind kind);
 
 struct DeviceTopic {
@@ -129,8 +131,8 @@ namespace acl {
 [[nodiscard]] Decision identity(const DeviceIdentity& who);
 // Deny: empty, NUL, wildcards, '$' first, longer than 65535 bytes. Otherwise abstain.
 [[nodiscard]] Decision topic_name_syntax(std::string_view topic);
-// Allow: own telemetry/events/state/results/renew. Deny: own commands and certificate (the
-// platform's topics). Otherwise abstain.
+// Allow: own telemetry/events/state/results/renew. Deny: own commands, certificate and alerts
+// (the platform's topics). Otherwise abstain.
 [[nodiscard]] Decision own_namespace_publish(const DeviceIdentity& who, std::string_view topic);
 // Deny: a topic or filter under devices/{other}/ or with a wildcard as device id. Otherwise abstain.
 [[nodiscard]] Decision foreign_namespace_publish(const DeviceIdentity& who, std::string_view topic);
@@ -138,8 +140,8 @@ namespace acl {
 // Deny: empty, NUL, malformed wildcards, '$' first, a wildcard first level ("#", "+/..."), a
 // wildcard in place of the device id, longer than 65535 bytes. Otherwise abstain.
 [[nodiscard]] Decision filter_syntax(std::string_view filter);
-// Allow: exactly devices/{own id}/commands or devices/{own id}/certificate. Deny: anything
-// else under devices/{own id}/.
+// Allow: exactly devices/{own id}/commands, devices/{own id}/certificate or
+// devices/{own id}/alerts. Deny: anything else under devices/{own id}/.
 [[nodiscard]] Decision own_commands_subscribe(const DeviceIdentity& who, std::string_view filter);
 // For filters under another device's namespace. Deny: a shape other than
 // devices/A/{telemetry,events,state,+}. Allow: that shape and a route from A to who.

@@ -53,13 +53,13 @@ TEST(DeviceId, Rule) {
   EXPECT_FALSE(valid_segment_name("Lab"));
 }
 
-TEST(DeviceTopic, ParsesOnlyTheSevenKinds) {
+TEST(DeviceTopic, ParsesOnlyTheEightKinds) {
   const auto t = parse_device_topic("devices/sensor-a/telemetry");
   ASSERT_TRUE(t.has_value());
   EXPECT_EQ(t->device_id, "sensor-a");
   EXPECT_EQ(t->kind, TopicKind::telemetry);
   for (const TopicKind kind : {TopicKind::telemetry, TopicKind::events, TopicKind::state, TopicKind::results,
-                               TopicKind::commands, TopicKind::renew, TopicKind::certificate}) {
+                               TopicKind::commands, TopicKind::renew, TopicKind::certificate, TopicKind::alerts}) {
     const std::string topic = device_topic("d1", kind);
     const auto parsed = parse_device_topic(topic);
     ASSERT_TRUE(parsed.has_value()) << topic;
@@ -69,6 +69,7 @@ TEST(DeviceTopic, ParsesOnlyTheSevenKinds) {
   EXPECT_EQ(device_topic("d1", TopicKind::results), "devices/d1/results");
   EXPECT_EQ(device_topic("d1", TopicKind::renew), "devices/d1/renew");
   EXPECT_EQ(device_topic("d1", TopicKind::certificate), "devices/d1/certificate");
+  EXPECT_EQ(device_topic("d1", TopicKind::alerts), "devices/d1/alerts");
   for (const char* bad : {"devices/sensor-a", "devices/sensor-a/telemetry/x", "devices/Sensor/telemetry",
                           "devices//telemetry", "devices/+/telemetry", "devices/a/logs", "device/a/telemetry",
                           "/devices/a/telemetry", "devices/a/telemetry/", "", "devices/a/Telemetry"}) {
@@ -97,6 +98,7 @@ TEST_F(AclTest, DevicePublishesOnlyToItsOwnDeviceTopics) {
             "a device does not publish to its commands topic");
   EXPECT_EQ(authorize_publish(kA, "devices/sensor-a/certificate").reason,
             "a device does not publish to its certificate topic");
+  EXPECT_EQ(authorize_publish(kA, "devices/sensor-a/alerts").reason, "a device does not publish to its alerts topic");
 }
 
 TEST_F(AclTest, PublishingIntoAnotherNamespaceIsNeverAllowedEvenWithARoute) {
@@ -129,15 +131,16 @@ TEST_F(AclTest, MalformedPublishTopicsAreDenied) {
   EXPECT_EQ(authorize_publish(kA, std::string(65536, 'a')).reason, "topic longer than 65535 bytes");
 }
 
-TEST_F(AclTest, DeviceSubscribesOnlyToItsOwnCommandsAndCertificateTopics) {
+TEST_F(AclTest, DeviceSubscribesOnlyToItsOwnCommandsCertificateAndAlertsTopics) {
   EXPECT_TRUE(subscribe(kA, "devices/sensor-a/commands").allowed());
   EXPECT_TRUE(subscribe(kA, "devices/sensor-a/certificate").allowed());
+  EXPECT_TRUE(subscribe(kA, "devices/sensor-a/alerts").allowed());
   for (const char* filter : {"devices/sensor-a/+", "devices/sensor-a/#", "devices/sensor-a/telemetry",
                              "devices/sensor-a/renew", "devices/sensor-a/commands/#", "devices/sensor-a/commands/x",
-                             "devices/sensor-a/certificate/x", "devices/sensor-a"}) {
+                             "devices/sensor-a/certificate/x", "devices/sensor-a/alerts/x", "devices/sensor-a"}) {
     const Decision d = subscribe(kA, filter);
     EXPECT_EQ(d.verdict, Verdict::deny) << filter;
-    EXPECT_EQ(d.reason, "a device subscribes only to its own commands and certificate topics") << filter;
+    EXPECT_EQ(d.reason, "a device subscribes only to its own commands, certificate and alerts topics") << filter;
   }
 }
 
@@ -145,13 +148,14 @@ TEST_F(AclTest, AnotherDevicesRenewalTopicsAreClosedEvenWithARoute) {
   ASSERT_TRUE(routes_.add({Selector::device("sensor-a"), Selector::device("sensor-b")}));
   EXPECT_EQ(authorize_publish(kB, "devices/sensor-a/renew").reason, "another device's namespace");
   EXPECT_EQ(authorize_publish(kB, "devices/sensor-a/certificate").reason, "another device's namespace");
-  for (const char* filter : {"devices/sensor-a/renew", "devices/sensor-a/certificate"}) {
+  for (const char* filter : {"devices/sensor-a/renew", "devices/sensor-a/certificate", "devices/sensor-a/alerts"}) {
     EXPECT_EQ(subscribe(kB, filter).verdict, Verdict::deny) << filter;
   }
-  // devices/sensor-a/+ is routed, but never carries renewal traffic.
+  // devices/sensor-a/+ is routed, but never carries renewal traffic or sensor-a's alerts.
   EXPECT_TRUE(subscribe(kB, "devices/sensor-a/+").allowed());
-  EXPECT_EQ(deliver(kB, "devices/sensor-a/renew").reason, "another device's commands, results or certificates");
-  EXPECT_EQ(deliver(kB, "devices/sensor-a/certificate").reason, "another device's commands, results or certificates");
+  for (const char* topic : {"devices/sensor-a/renew", "devices/sensor-a/certificate", "devices/sensor-a/alerts"}) {
+    EXPECT_EQ(deliver(kB, topic).reason, "another device's commands, results, certificates or alerts") << topic;
+  }
 }
 
 TEST_F(AclTest, BroadAndDollarFiltersAreAlwaysDenied) {
@@ -235,13 +239,17 @@ TEST_F(AclTest, DeliveryIsCheckedPerMessage) {
   EXPECT_TRUE(deliver(kB, "devices/sensor-a/telemetry").allowed());
   EXPECT_TRUE(deliver(kB, "devices/sensor-a/state").allowed());
   // devices/sensor-a/+ matches these too, but they are not routed.
-  EXPECT_EQ(deliver(kB, "devices/sensor-a/commands").reason, "another device's commands, results or certificates");
-  EXPECT_EQ(deliver(kB, "devices/sensor-a/results").reason, "another device's commands, results or certificates");
+  EXPECT_EQ(deliver(kB, "devices/sensor-a/commands").reason,
+            "another device's commands, results, certificates or alerts");
+  EXPECT_EQ(deliver(kB, "devices/sensor-a/results").reason,
+            "another device's commands, results, certificates or alerts");
   EXPECT_TRUE(deliver(kA, "devices/sensor-a/certificate").allowed());
-  EXPECT_EQ(deliver(kA, "devices/sensor-a/renew").reason, "a device receives only its own commands and certificates");
+  EXPECT_TRUE(deliver(kA, "devices/sensor-a/alerts").allowed());
+  EXPECT_EQ(deliver(kA, "devices/sensor-a/renew").reason,
+            "a device receives only its own commands, certificates and alerts");
   EXPECT_EQ(deliver(kC, "devices/sensor-a/telemetry").reason, "no route from the publishing device");
   EXPECT_EQ(deliver(kA, "devices/sensor-a/telemetry").reason,
-            "a device receives only its own commands and certificates");
+            "a device receives only its own commands, certificates and alerts");
   EXPECT_EQ(deliver(kA, "$SYS/broker/load").reason, "not a device topic");
   ASSERT_TRUE(routes_.remove({Selector::device("sensor-a"), Selector::device("sensor-b")}));
   EXPECT_EQ(deliver(kB, "devices/sensor-a/telemetry").verdict, Verdict::deny);

@@ -435,6 +435,7 @@ class Executor {
     disconnect(*id, "device deleted");
     if (auto st = registry_.remove(*id); !st) return tl::unexpected(st.error());
     record("device.deleted", "device:" + *id, {{"data", "deleted; its key destroyed"}});
+    if (c_.device_deleted) c_.device_deleted(*id);
     // The store deleted the routes naming the device; the broker drops them as well.
     if (c_.broker) {
       if (auto reloaded = c_.broker->load_routes(); !reloaded) return tl::unexpected(reloaded.error());
@@ -747,7 +748,7 @@ class Executor {
     if (opened != nullptr && opened->type == notify::ChannelType::webhook)
       details["destination"] = opened->webhook.host;
     if (opened != nullptr && opened->type == notify::ChannelType::syslog) details["destination"] = opened->host;
-    if (opened != nullptr && opened->type == notify::ChannelType::mqtt) details["destination"] = opened->topic;
+    if (opened != nullptr && opened->type == notify::ChannelType::mqtt) details["destination"] = opened->devices;
     record(std::move(action), "channel:" + channel.organisation_id + ":" + channel.id, std::move(details));
   }
 

@@ -66,6 +66,9 @@ struct AdminContext {
   // dispatcher at once. Unset: the request keeps the channels itself, and the server reads
   // them at its next start.
   notify::ChannelBook* channels = nullptr;
+  // Inside the running server: the device was deleted, and the running rules drop their
+  // states of it. Unset: the stored states went with the device.
+  std::function<void(const std::string& device_id)> device_deleted = {};
 };
 
 // Every op's name, for help texts and the control socket's checks.

@@ -364,6 +364,11 @@ struct Server::State {
     o.clock = &env.clock;
     o.random = &env.random;
     o.policy.allow_local_destinations = config.notifications.allow_local_destinations;
+    o.publish_mqtt = [this](const std::string& channel, const std::vector<std::string>& receivers,
+                            const std::string& body) {
+      asio::post(io, [this, channel, receivers, body] { publish_notification(channel, receivers, body); });
+      return ok();
+    };
     o.on_dead_letter = [this](const std::string& channel, const std::string& delivery, const std::string& reason) {
       // From the dispatcher's thread to the io thread, where events are written.
       asio::post(io, [this, channel, delivery, reason] {
@@ -402,10 +407,6 @@ struct Server::State {
       dispatcher->remove_channel(key);
       return;
     }
-    if (opened->type == notify::ChannelType::mqtt) {
-      dispatcher->remove_channel(key);
-      return;  // not delivered yet (docs/notifications.md)
-    }
     if (auto st = dispatcher->set_channel(key, std::move(*opened)); !st) {
       spdlog::error("channel {}: {}", key, st.error().message);
     }
@@ -434,6 +435,30 @@ struct Server::State {
     auto queued = dispatcher->notify(dispatch_id(organisation_id, channel_id), n);
     if (!queued && !queued.error().is(Errc::limit_exceeded)) {
       spdlog::warn("channel {}/{}: {}", organisation_id, channel_id, queued.error().message);
+    }
+  }
+
+  // An MQTT channel's notification (from the dispatcher's thread, handed over here): QoS 1 on
+  // the alerts topic of each device the channel names that is a device of its organisation
+  // now, to its live connection or its kept session. On the io thread.
+  void publish_notification(const std::string& dispatch_key, const std::vector<std::string>& receivers,
+                            const std::string& body) {
+    const std::string organisation_id = dispatch_key.substr(0, dispatch_key.find('/'));
+    for (const auto& device_id : receivers) {
+      auto device = installation.store->devices().find(device_id);
+      if (!device) {
+        spdlog::error("channel {}: {}", dispatch_key, device.error().message);
+        continue;
+      }
+      if (!*device || (*device)->organisation_id != organisation_id) {
+        spdlog::warn("channel {}: the organisation has no device {}; nothing was sent to it", dispatch_key, device_id);
+        continue;
+      }
+      mqtt::Publish publish;
+      publish.qos = 1;
+      publish.topic = policy::device_topic(device_id, policy::TopicKind::alerts);
+      publish.payload.assign(body.begin(), body.end());
+      broker->publish_from_server(publish);
     }
   }
 
@@ -818,6 +843,9 @@ struct Server::State {
     hooks.connected = [this](std::string_view id) { return broker->is_connected(id); };
     hooks.profile_changed = [this](std::string_view id) { broker->invalidate_profile(id); };
     hooks.send_command = [this](const identity::IssuedCommand& command) { send_command(command); };
+    hooks.device_deleted = [this](std::string_view id) {
+      if (trigger) trigger->forget_device(std::string(id));
+    };
     // The console changes the accounts and tokens itself; the firewall is the server's. The
     // rest of `config` stays as started (what applies at the next start).
     const console::SettingsChanged settings_changed = [this](const config::Config& next) {
@@ -1093,6 +1121,9 @@ Status Server::start() {
         context.channels = s.channels.get();
         context.send_command = [&s](const identity::IssuedCommand& command) { s.send_command(command); };
         context.rules = s.rule_book.get();
+        context.device_deleted = [&s](const std::string& id) {
+          if (s.trigger) s.trigger->forget_device(id);
+        };
         return execute_admin(context, request);
       });
   if (auto st = s.control->start(); !st) return st;

@@ -730,5 +730,64 @@ TEST_F(Gateway, ADelayedWillWaitsForTheDeviceToReturnAndIsSentWhenItDoesNot) {
   watcher.stop();
 }
 
+// JPCERT VIII-2: an MQTT channel's alerts reach the backends it names on each one's own
+// alerts topic, live or kept for a persistent session while the backend is away; no other
+// device can subscribe there, and no device publishes there.
+TEST_F(Gateway, AnMqttChannelPublishesAlertsToTheBackendsItNamesOnTheirOwnAlertsTopic) {
+  start();
+  for (const char* id : {"meter-1", "backend-1", "backend-2", "other-1"}) create_device(id);
+  const auto write = [this](const std::string& name, const std::string& text) {
+    const auto path = work_dir() / name;
+    std::ofstream(path) << text;
+    return path.string();
+  };
+  const auto bus =
+      write("bus.json", R"({"name": "bus", "type": "mqtt", "devices": ["backend-1", "backend-2", "gone-1"]})");
+  const auto made = torii({"admin", "channel", "create", "--id", "bus", "--file", bus, "--min-severity", "warning"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const auto rule = write("hot.json", R"j({"name": "hot meter", "selector": {"devices": ["meter-1"]},
+      "condition": "temperature > 30", "severity": "warning", "actions": [{"type": "alert"}]})j");
+  ASSERT_EQ(torii({"admin", "rule", "create", "--file", rule}).exit_code, 0);
+
+  auto live_argv = client("mosquitto_sub", "backend-1", "mqttv5");
+  live_argv.insert(live_argv.end(), {"-q", "1", "-t", "devices/backend-1/alerts", "-F", "got: %p", "-d"});
+  live_argv.insert(live_argv.begin(), {"stdbuf", "-oL"});
+  Process live(live_argv);
+  ASSERT_TRUE(live.wait_for_output("Subscribed (mid: 1): 1", std::chrono::seconds(10))) << live.out();
+  {
+    Process away(persistent_subscriber("backend-2", "devices/backend-2/alerts"));
+    ASSERT_TRUE(away.wait_for_output("Subscribed", std::chrono::seconds(10))) << away.out();
+    away.kill();
+  }
+  EXPECT_THAT(subscribe_briefly("other-1", "mqttv5", "devices/backend-1/alerts", 1).err,
+              HasSubstr("All subscription requests were denied"));
+  EXPECT_THAT(publish("other-1", "mqttv5", "devices/other-1/alerts", "{}").out, HasSubstr("RC:135"));
+
+  ASSERT_EQ(publish("meter-1", "mqttv5", "devices/meter-1/telemetry", R"({"temperature":40})").exit_code, 0);
+  ASSERT_TRUE(live.wait_for_output(R"("event":"alert.opened")", std::chrono::seconds(20))) << live.out();
+  ASSERT_EQ(publish("meter-1", "mqttv5", "devices/meter-1/telemetry", R"({"temperature":20})").exit_code, 0);
+  ASSERT_TRUE(live.wait_for_output(R"("event":"alert.resolved")", std::chrono::seconds(20))) << live.out();
+  live.stop();
+  std::vector<json> notices;
+  std::istringstream lines(live.out());
+  for (std::string line; std::getline(lines, line);) {
+    if (line.starts_with("got: ")) notices.push_back(json::parse(line.substr(5)));
+  }
+  ASSERT_EQ(notices.size(), 2U) << live.out();
+  EXPECT_EQ(notices[0]["alert"]["title"], "hot meter");
+  EXPECT_EQ(notices[0]["alert"]["device_id"], "meter-1");
+  EXPECT_EQ(notices[0]["alert"]["severity"], "warning");
+  EXPECT_EQ(notices[1]["alert"]["status"], "resolved");
+  EXPECT_NE(notices[0]["delivery"], notices[1]["delivery"]);
+
+  // The backend that was away gets both from its kept session.
+  Process back(persistent_subscriber("backend-2", "devices/backend-2/alerts"));
+  EXPECT_TRUE(back.wait_for_output(R"("event":"alert.opened")", std::chrono::seconds(10))) << back.out();
+  EXPECT_TRUE(back.wait_for_output(R"("event":"alert.resolved")", std::chrono::seconds(10))) << back.out();
+  back.stop();
+  ASSERT_EQ(stop(), 0);  // its output read to the end
+  EXPECT_THAT(server->err(), HasSubstr("the organisation has no device gone-1; nothing was sent to it"));
+}
+
 }  // namespace
 }  // namespace torii::testing

@@ -92,7 +92,7 @@ export function Channels({ session }: { session: Session }) {
                     {c.name} <span class="muted">({c.id})</span> {!c.enabled && <Badge kind="muted">disabled</Badge>}
                   </td>
                   <td>{c.type}</td>
-                  <td>{c.min_severity === "none" ? "every severity" : c.min_severity}</td>
+                  <td>{c.min_severity === "none" ? "only rules naming it" : `${c.min_severity} and above`}</td>
                   <td>{when(c.updated_at)}</td>
                   {writable && (
                     <td class="actions">
@@ -127,7 +127,7 @@ export function Channels({ session }: { session: Session }) {
             <input id="channel-id" value={id} onInput={(e) => setId((e.currentTarget as HTMLInputElement).value)} required />
           </div>
           <div class="field">
-            <label for="channel-definition">Definition (JSON: webhook, email or syslog; docs/notifications.md)</label>
+            <label for="channel-definition">Definition (JSON: webhook, email, syslog or mqtt; docs/notifications.md)</label>
             <textarea id="channel-definition" class="code" rows={8} spellcheck={false} value={text} onInput={(e) => setText((e.currentTarget as HTMLTextAreaElement).value)} />
           </div>
           <div class="field">
@@ -136,7 +136,7 @@ export function Channels({ session }: { session: Session }) {
               <option value="info">info</option>
               <option value="warning">warning</option>
               <option value="critical">critical</option>
-              <option value="none">every severity</option>
+              <option value="none">none: only rules that name it</option>
             </select>
           </div>
           <button type="submit">Add the channel</button>
