@@ -150,33 +150,44 @@ class Parser {
   }
 
   void email() {
-    known_.insert("to");
-    const auto it = definition_.find("to");
+    string_list("to", "required", "must be a list of 1 to 20 addresses", channel_.to, [](const std::string& text) {
+      auto st = mail::check_address(text, "the recipient");
+      return st ? std::string() : st.error().message;
+    });
+  }
+
+  // A list of 1 to kMaxRecipients distinct strings, each of which `problem` accepts (answers
+  // empty), into `out`; every other entry is a problem at its index.
+  template <class Check>
+  void string_list(const std::string& key, std::string_view if_missing, std::string_view if_not_a_list,
+                   std::vector<std::string>& out, Check problem) {
+    known_.insert(key);
+    const auto it = definition_.find(key);
     if (it == definition_.end()) {
-      add("to", "required");
+      add(key, std::string(if_missing));
       return;
     }
     if (!it->is_array() || it->empty() || it->size() > kMaxRecipients) {
-      add("to", "must be a list of 1 to 20 addresses");
+      add(key, std::string(if_not_a_list));
       return;
     }
     for (std::size_t i = 0; i < it->size(); ++i) {
-      const std::string path = "to[" + std::to_string(i) + "]";
-      const auto& address = (*it)[i];
-      if (!address.is_string()) {
+      const std::string path = key + "[" + std::to_string(i) + "]";
+      const auto& entry = (*it)[i];
+      if (!entry.is_string()) {
         add(path, "must be a string");
         continue;
       }
-      const auto& text = address.get_ref<const std::string&>();
-      if (auto st = mail::check_address(text, "the recipient"); !st) {
-        add(path, st.error().message);
+      const auto& text = entry.get_ref<const std::string&>();
+      if (auto why = problem(text); !why.empty()) {
+        add(path, std::move(why));
         continue;
       }
-      if (std::ranges::find(channel_.to, text) != channel_.to.end()) {
+      if (std::ranges::find(out, text) != out.end()) {
         add(path, "listed twice");
         continue;
       }
-      channel_.to.push_back(text);
+      out.push_back(text);
     }
   }
 
@@ -236,30 +247,14 @@ class Parser {
 
   // The devices (backends) that receive the notifications on their own alerts topic.
   void mqtt() {
-    known_.insert("devices");
-    const auto it = definition_.find("devices");
-    if (it == definition_.end()) {
-      add("devices", "required: the ids of the devices that receive the alerts on devices/<id>/alerts");
-      return;
-    }
-    if (!it->is_array() || it->empty() || it->size() > kMaxRecipients) {
-      add("devices", "must be a list of 1 to 20 device ids");
-      return;
-    }
-    for (std::size_t i = 0; i < it->size(); ++i) {
-      const std::string path = "devices[" + std::to_string(i) + "]";
-      const auto& id = (*it)[i];
-      if (!id.is_string() || !policy::valid_device_id(id.get_ref<const std::string&>())) {
-        add(path, "must be a device id (1 to 63 of a-z, 0-9 and -, starting with a letter or digit)");
-        continue;
-      }
-      const auto& text = id.get_ref<const std::string&>();
-      if (std::ranges::find(channel_.devices, text) != channel_.devices.end()) {
-        add(path, "listed twice");
-        continue;
-      }
-      channel_.devices.push_back(text);
-    }
+    string_list("devices", "required: the ids of the devices that receive the alerts on devices/<id>/alerts",
+                "must be a list of 1 to 20 device ids", channel_.devices, [](const std::string& id) {
+                  return policy::valid_device_id(id)
+                             ? std::string()
+                             : std::string(
+                                   "must be a device id (1 to 63 of a-z, 0-9 and -, starting with a letter "
+                                   "or digit)");
+                });
   }
 
   const json& definition_;
