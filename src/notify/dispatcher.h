@@ -10,7 +10,10 @@
 //            anything else (redirects too: they are not followed) is a failed attempt;
 //   syslog   one RFC 5424 message, RFC 5425 octet-counted, over TLS;
 //   email    one mail::MailMessage per recipient posted to the server's mail::Outbox, which
-//            sends it (a refused post is a failed attempt; the outbox reports its own failures).
+//            sends it (a refused post is a failed attempt; the outbox reports its own failures);
+//   mqtt     the notification's JSON handed to Options::publish_mqtt with the channel's
+//            devices; the server's gateway publishes it on each one's alerts topic (QoS 1),
+//            so "delivered" means handed over.
 // Destinations on the server's own host or link are refused unless the policy allows them
 // (allow_local_destinations), checked on the resolved addresses; such a refusal is a dead
 // letter at once. A failed attempt is retried after backoff_delay(): 1 s, 2 s, 4 s … capped
@@ -23,9 +26,6 @@
 // Each channel has a RateLimiter with the channel's RateLimit: a notice it refuses is
 // counted and notify() fails with limit_exceeded; one SuppressedNotice goes out once a token
 // is back (checked at each notify() and at least once a second on the dispatcher's thread).
-//
-//   mqtt     the notification's JSON handed to Options::publish_mqtt with the channel's
-//            devices; the server's gateway publishes it on each one's alerts topic (QoS 1).
 #pragma once
 
 #include <chrono>
