@@ -443,6 +443,7 @@ struct Server::State {
   // now, to its live connection or its kept session. On the io thread.
   void publish_notification(const std::string& dispatch_key, const std::vector<std::string>& receivers,
                             const std::string& body) {
+    if (!broker) return;  // defensive: io runs only once start() has made the gateway
     const std::string organisation_id = dispatch_key.substr(0, dispatch_key.find('/'));
     for (const auto& device_id : receivers) {
       auto device = installation.store->devices().find(device_id);
