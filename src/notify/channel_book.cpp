@@ -173,13 +173,22 @@ Result<Channel> ChannelBook::open(const store::NotificationChannelRecord& record
   const std::string_view text(reinterpret_cast<const char*>(plain->data()), plain->size());
   // The secret is always in the sealed form, so nothing is drawn from random_ here.
   auto channel = parse_channel_text(text, random_);
-  if (!channel) return fail(Errc::corrupt, "notify: a stored channel's definition is no longer valid");
+  if (!channel) {
+    // Problems name paths and rules, never values: nothing secret is repeated.
+    std::string why;
+    for (const auto& p : channel.error()) {
+      why += (why.empty() ? "" : "; ") + (p.path.empty() ? "" : p.path + ": ") + p.message;
+    }
+    return fail(Errc::corrupt, "the stored definition is no longer valid (replace or delete the channel): " + why);
+  }
   return std::move(*channel);
 }
 
 Result<json> ChannelBook::to_json(const store::NotificationChannelRecord& record) {
   auto channel = open(record);
-  if (!channel) return tl::unexpected(std::move(channel.error()));
+  // One that no longer parses (an mqtt channel with the former "topic") is still listed, so
+  // that it can be seen, replaced or deleted; it sends nothing meanwhile.
+  if (!channel && !channel.error().is(Errc::corrupt)) return tl::unexpected(std::move(channel.error()));
   const auto iso = [](UnixMillis ms) { return format_utc_millis(from_unix_millis(ms)); };
   json out = {{"id", record.id},
               {"min_severity", record.min_severity},
@@ -187,7 +196,8 @@ Result<json> ChannelBook::to_json(const store::NotificationChannelRecord& record
               {"created_by", record.created_by},
               {"created_at", iso(record.created_at)},
               {"updated_at", iso(record.updated_at)},
-              {"definition", redacted_json(*channel)}};
+              {"definition", channel ? redacted_json(*channel) : json(nullptr)}};
+  if (!channel) out["problem"] = channel.error().message;
   out["name"] = record.name;
   out["type"] = record.type;
   return out;

@@ -99,7 +99,8 @@ class ChannelBook {
   [[nodiscard]] Result<Channel> open(const store::NotificationChannelRecord& record);
 
   // The redacted view (redacted_json plus id, name, type, min_severity, enabled, created_by,
-  // created_at, updated_at): never the secret.
+  // created_at, updated_at): never the secret. A stored definition that no longer parses
+  // has "definition": null and a "problem" saying why, instead of failing the whole list.
   [[nodiscard]] Result<nlohmann::json> to_json(const store::NotificationChannelRecord& record);
 
  private:

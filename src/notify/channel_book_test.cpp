@@ -166,6 +166,37 @@ TEST_F(ChannelBookTest, ReplaceKeepsTheStoredSecretUnlessANewOneIsGiven) {
   EXPECT_EQ(changed_, (std::vector<std::string>{"org-1/ops", "org-1/ops", "org-1/ops", "org-1/bus", "org-1/bus"}));
 }
 
+// A stored definition this version no longer accepts (an mqtt channel with the former
+// "topic") does not break the list: it shows with its problem, sends nothing, and can be
+// replaced or deleted.
+TEST_F(ChannelBookTest, AStoredDefinitionThatNoLongerParsesIsListedWithItsProblemAndCanBeReplaced) {
+  ASSERT_TRUE(create("org-1", "bus", R"({"name":"bus","type":"mqtt","devices":["backend-1"]})").stored);
+  auto record = store_->notification_channels().find("org-1", "bus");
+  ASSERT_TRUE(record && record->has_value());
+  const std::string former = R"({"name":"bus","type":"mqtt","topic":"alerts/ops"})";
+  auto sealed = keys_->seal(kChannelKeyId, as_bytes(former), channel_associated_data("org-1", "bus"));
+  ASSERT_TRUE(sealed);
+  (*record)->definition_sealed = std::move(*sealed);
+  ASSERT_TRUE(store_->notification_channels().replace(**record));
+
+  const auto opened = book_->open(**record);
+  ASSERT_FALSE(opened);
+  EXPECT_TRUE(opened.error().is(Errc::corrupt));
+  const auto shown = book_->to_json(**record);
+  ASSERT_TRUE(shown) << shown.error().message;
+  EXPECT_TRUE((*shown)["definition"].is_null());
+  const auto problem = (*shown)["problem"].get<std::string>();
+  EXPECT_NE(problem.find("devices: required"), std::string::npos) << problem;
+  EXPECT_NE(problem.find("topic: "), std::string::npos) << problem;
+
+  auto replaced =
+      book_->replace("org-1", "bus", R"({"name":"bus","type":"mqtt","devices":["backend-2"]})", "", "user:u-2");
+  ASSERT_TRUE(replaced && replaced->stored);
+  auto again = store_->notification_channels().find("org-1", "bus");
+  ASSERT_TRUE(again && again->has_value());
+  EXPECT_FALSE(book_->to_json(**again)->contains("problem"));
+}
+
 TEST_F(ChannelBookTest, AnotherOrganisationsChannelIsUnreachableAndASealedDefinitionIsBoundToItsRow) {
   ASSERT_TRUE(create("org-1", "ops", kHook).stored);
   auto elsewhere = book_->find("org-2", "ops");
