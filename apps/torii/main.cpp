@@ -710,6 +710,17 @@ int run(int argc, char** argv) {
   auto* channel_delete = channel->add_subcommand("delete", "Delete a channel");
   add_channel_common(channel_delete);
   channel_delete->add_option("--id", target_id, "channel id")->required();
+  std::string channel_enabled;
+  auto* channel_change = channel->add_subcommand(
+      "change", "Replace a channel's definition, and optionally its severity floor or whether it is enabled");
+  add_channel_common(channel_change);
+  channel_change->add_option("--id", target_id, "channel id")->required();
+  channel_change->add_option("--file", channel_file, "JSON definition (a webhook without secret keeps its secret)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  channel_change->add_option("--min-severity", channel_min_severity, "info, warning, critical or none (default: kept)");
+  channel_change->add_option("--enabled", channel_enabled, "true or false (default: kept)")
+      ->check(CLI::IsMember({"true", "false"}));
 
   auto* telemetry = admin->add_subcommand("telemetry", "Stored device messages");
   telemetry->require_subcommand(1);
@@ -878,19 +889,21 @@ int run(int argc, char** argv) {
                          {alert_resolve->parsed() ? "alert.resolve" : "alert.acknowledge", {{"id", alert_id}}, ""},
                          print_json);
     }
-    if (channel_create->parsed() || channel_list->parsed() || channel_delete->parsed()) {
+    if (channel_create->parsed() || channel_change->parsed() || channel_list->parsed() || channel_delete->parsed()) {
       nlohmann::json args = nlohmann::json::object();
       if (!organisation.empty()) args["organisation"] = organisation;
       if (!channel_list->parsed()) args["id"] = target_id;
-      if (channel_create->parsed()) {
+      if (channel_create->parsed() || channel_change->parsed()) {
         auto text = read_file(channel_file, std::size_t{64} * 1024);
         if (!text) return report(text.error());
         args["definition"] = to_string(*text);
         if (!channel_min_severity.empty()) args["min_severity"] = channel_min_severity;
+        if (!channel_enabled.empty()) args["enabled"] = channel_enabled == "true";
       }
-      const char* op = channel_create->parsed() ? "channel.create"
-                       : channel_list->parsed() ? "channel.list"
-                                                : "channel.delete";
+      const char* op = channel_create->parsed()   ? "channel.create"
+                       : channel_change->parsed() ? "channel.change"
+                       : channel_list->parsed()   ? "channel.list"
+                                                  : "channel.delete";
       return run_request(device_options, {op, args, ""}, channel_list->parsed() ? print_json_lines : print_json);
     }
     if (profile_put->parsed()) {

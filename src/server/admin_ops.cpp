@@ -115,6 +115,7 @@ class Executor {
         {"alert.acknowledge", &Executor::alert_acknowledge},
         {"alert.resolve", &Executor::alert_resolve},
         {"channel.create", &Executor::channel_create},
+        {"channel.change", &Executor::channel_change},
         {"channel.list", &Executor::channel_list},
         {"channel.delete", &Executor::channel_delete},
     };
@@ -752,7 +753,11 @@ class Executor {
     record(std::move(action), "channel:" + channel.organisation_id + ":" + channel.id, std::move(details));
   }
 
-  Result<json> channel_create() {
+  // What channel.create and channel.change are given.
+  struct ChannelArgs {
+    std::string organisation, id, definition, min_severity;  // min_severity: empty when not given
+  };
+  Result<ChannelArgs> channel_args() {
     auto organisation = text_arg(r_.args, "organisation", std::string(identity::kDefaultOrganisation));
     auto id = text_arg(r_.args, "id");
     auto definition = text_arg(r_.args, "definition");
@@ -761,17 +766,55 @@ class Executor {
     if (!id) return tl::unexpected(id.error());
     if (!definition) return tl::unexpected(definition.error());
     if (!min_severity) return tl::unexpected(min_severity.error());
-    auto outcome = channel_book().create(*organisation, *id, *definition, *min_severity, r_.actor);
+    return ChannelArgs{*organisation, *id, *definition, *min_severity};
+  }
+
+  Result<json> channel_create() {
+    auto a = channel_args();
+    if (!a) return tl::unexpected(a.error());
+    return channel_stored(channel_book().create(a->organisation, a->id, a->definition, a->min_severity, r_.actor),
+                          "channel.created", std::nullopt);
+  }
+
+  // A create's or change's outcome: refused with every problem, or recorded as `action` (after
+  // switching the channel on or off when `enabled` says so) and printed redacted, with the
+  // secret torii generated, once.
+  Result<json> channel_stored(Result<notify::ChannelOutcome> outcome, const char* action, std::optional<bool> enabled) {
     if (!outcome) return tl::unexpected(outcome.error());
     if (!outcome->stored) {
       return tl::unexpected(Error{make_error_code(Errc::invalid_argument), notify::format_problems(outcome->problems)});
     }
-    record_channel("channel.created", outcome->stored->record, &outcome->stored->channel);
-    auto out = channel_book().to_json(outcome->stored->record);
+    auto& record = outcome->stored->record;
+    if (enabled && *enabled != record.enabled) {
+      if (auto st = channel_book().set_enabled(record.organisation_id, record.id, *enabled); !st) {
+        return tl::unexpected(st.error());
+      }
+      record.enabled = *enabled;
+    }
+    record_channel(action, record, &outcome->stored->channel);
+    auto out = channel_book().to_json(record);
     if (!out) return tl::unexpected(out.error());
-    (*out)["organisation"] = *organisation;
+    (*out)["organisation"] = record.organisation_id;
     if (outcome->secret_shown_once) (*out)["secret"] = *outcome->secret_shown_once;
     return out;
+  }
+
+  // The definition replaced; min_severity and enabled kept unless given. Logged as
+  // channel.changed, as through the console.
+  Result<json> channel_change() {
+    auto a = channel_args();
+    if (!a) return tl::unexpected(a.error());
+    std::optional<bool> enabled;
+    if (const auto it = r_.args.find("enabled"); it != r_.args.end()) {
+      if (!it->is_boolean()) return fail(Errc::invalid_argument, "enabled: true or false");
+      enabled = it->get<bool>();
+    }
+    auto found = channel_book().find(a->organisation, a->id);
+    if (!found) return tl::unexpected(found.error());
+    if (!*found) return fail(Errc::not_found, "no such channel");
+    const std::string severity = a->min_severity.empty() ? (*found)->min_severity : a->min_severity;
+    return channel_stored(channel_book().replace(a->organisation, a->id, a->definition, severity, r_.actor),
+                          "channel.changed", enabled);
   }
 
   Result<json> channel_list() {
@@ -822,8 +865,8 @@ const std::vector<std::string>& admin_ops() {
       "cert.revoke",       "route.add",     "route.list",     "route.remove",
       "device.command",    "command.list",  "rule.create",    "rule.change",
       "rule.list",         "rule.show",     "rule.delete",    "alert.list",
-      "alert.acknowledge", "alert.resolve", "channel.create", "channel.list",
-      "channel.delete"};
+      "alert.acknowledge", "alert.resolve", "channel.create", "channel.change",
+      "channel.list",      "channel.delete"};
   return ops;
 }
 

@@ -382,11 +382,29 @@ TEST_F(ToriiServer, AChannelCreatedFromTheCliShowsItsSecretOnceAndIsListedRedact
   EXPECT_NE(taken.exit_code, 0);
   EXPECT_THAT(taken.err, HasSubstr("id: is already in use"));
 
+  // A new URL, disabled: the secret and the severity floor are kept; a bad definition changes nothing.
+  std::ofstream(file) << R"({"name": "ops hook", "type": "webhook", "url": "https://other.example/torii"})";
+  const auto changed =
+      torii({"admin", "channel", "change", "--id", "ops", "--file", file.string(), "--enabled", "false"});
+  ASSERT_EQ(changed.exit_code, 0) << changed.err;
+  const auto now = nlohmann::json::parse(changed.out);
+  EXPECT_EQ(now["definition"]["url"], "https://other.example/torii");
+  EXPECT_EQ(now["min_severity"], "warning");
+  EXPECT_EQ(now["enabled"], false);
+  EXPECT_FALSE(now.contains("secret")) << "the secret is kept, so it is not shown";
+  std::ofstream(file) << R"({"name": "ops hook", "type": "webhook", "url": "http://plain.example/"})";
+  const auto refused = torii({"admin", "channel", "change", "--id", "ops", "--file", file.string()});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_THAT(refused.err, HasSubstr("url: "));
+  EXPECT_THAT(torii({"admin", "channel", "list"}).out, HasSubstr("https://other.example/torii"));
+  EXPECT_NE(torii({"admin", "channel", "change", "--id", "nope", "--file", file.string()}).exit_code, 0);
+
   const auto deleted = torii({"admin", "channel", "delete", "--id", "ops"});
   EXPECT_EQ(deleted.exit_code, 0) << deleted.err;
   EXPECT_EQ(torii({"admin", "channel", "list"}).out, "");
   const std::string log = slurp(data_dir() / "log" / "security.log");
   EXPECT_THAT(log, HasSubstr("channel.created"));
+  EXPECT_THAT(log, HasSubstr("channel.changed"));
   EXPECT_THAT(log, HasSubstr("channel.deleted"));
   EXPECT_THAT(log, Not(HasSubstr(secret)));
 }
