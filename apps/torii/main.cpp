@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
@@ -341,6 +342,7 @@ struct DeviceCreateOptions {
   std::string segment;
   std::string serial_number;
   std::string firmware_version;
+  std::vector<std::string> tags;
   std::string csr_file;
   std::string out_dir;
   bool enrolment_token = false;
@@ -367,6 +369,7 @@ int run_device_create(const CommonOptions& o, const DeviceCreateOptions& d) {
         std::pair{"firmware_version", &d.firmware_version}}) {
     if (!value->empty()) args[key] = *value;
   }
+  if (!d.tags.empty()) args["tags"] = d.tags;
   if (!d.csr_file.empty()) {
     auto csr = read_file(d.csr_file, std::size_t{64} * 1024);
     if (!csr) return report(csr.error());
@@ -422,14 +425,16 @@ int run_device_create(const CommonOptions& o, const DeviceCreateOptions& d) {
 }
 
 int print_device_table(const nlohmann::json& devices) {
-  std::cout << fmt::format("{:<24} {:<9} {:<12} {:<14} {:<12} {}\n", "ID", "STATUS", "ORGANISATION", "PROFILE",
-                           "SEGMENT", "LAST SEEN");
+  std::cout << fmt::format("{:<24} {:<9} {:<12} {:<14} {:<12} {:<24} {}\n", "ID", "STATUS", "ORGANISATION", "PROFILE",
+                           "SEGMENT", "LAST SEEN", "TAGS");
   for (const auto& d : devices) {
-    std::cout << fmt::format("{:<24} {:<9} {:<12} {:<14} {:<12} {}\n", d["id"].get<std::string>(),
+    const auto tags = d["tags"].get<std::vector<std::string>>();
+    std::cout << fmt::format("{:<24} {:<9} {:<12} {:<14} {:<12} {:<24} {}\n", d["id"].get<std::string>(),
                              d["status"].get<std::string>(), d["organisation"].get<std::string>(),
                              d["profile"].get<std::string>().empty() ? "-" : d["profile"].get<std::string>(),
                              d["segment"].get<std::string>(),
-                             d["last_seen_at"].is_null() ? "never" : d["last_seen_at"].get<std::string>());
+                             d["last_seen_at"].is_null() ? "never" : d["last_seen_at"].get<std::string>(),
+                             tags.empty() ? "-" : fmt::format("{}", fmt::join(tags, ",")));
   }
   return kExitOk;
 }
@@ -553,6 +558,7 @@ int run(int argc, char** argv) {
   device_create->add_option("--segment", create.segment, "network segment (default: default)");
   device_create->add_option("--serial-number", create.serial_number, "hardware serial number");
   device_create->add_option("--firmware-version", create.firmware_version, "firmware version");
+  device_create->add_option("--tag", create.tags, "a tag rules select it by (repeat, or a,b)")->delimiter(',');
   device_create->add_option("--csr", create.csr_file, "PKCS#10 request made on the device (its key stays there)")
       ->check(CLI::ExistingFile);
   auto* create_out = device_create->add_option(
@@ -579,6 +585,15 @@ int run(int argc, char** argv) {
   auto* device_enable = device->add_subcommand("enable", "Enable a disabled device");
   add_common(device_enable, device_options);
   device_enable->add_option("--id", target_id, "device id")->required();
+  std::vector<std::string> device_tags;
+  bool no_tags = false;
+  auto* device_tag = device->add_subcommand("tag", "Replace a device's tags, which rules select devices by");
+  add_common(device_tag, device_options);
+  device_tag->add_option("--id", target_id, "device id")->required();
+  auto* new_tags = device_tag->add_option_group("tags", "--tag or --none");
+  new_tags->add_option("--tag", device_tags, "its tags from now on (repeat, or a,b)")->delimiter(',');
+  new_tags->add_flag("--none", no_tags, "no tags from now on");
+  new_tags->require_option(1);
   auto* device_revoke =
       device->add_subcommand("revoke", "Revoke every certificate of a device; a live connection is closed at once");
   add_common(device_revoke, device_options);
@@ -843,6 +858,9 @@ int run(int argc, char** argv) {
     }
     if (device_enable->parsed()) {
       return run_request(device_options, {"device.enable", {{"id", target_id}}, ""}, print_json);
+    }
+    if (device_tag->parsed()) {
+      return run_request(device_options, {"device.tags", {{"id", target_id}, {"tags", device_tags}}, ""}, print_json);
     }
     if (device_token->parsed()) {
       return run_request(device_options, {"device.enrolment_token", {{"id", target_id}}, ""}, print_enrolment_token);

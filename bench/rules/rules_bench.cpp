@@ -114,16 +114,14 @@ int main(int argc, char** argv) {
   auto& store = *opened->store;
   auto& keys = *opened->keys;
   if (!store.organisations().insert({"bench", "Bench", false, 0})) return 1;
-  std::vector<rules::DeviceFacts> facts;
-  facts.reserve(o.devices);
+  std::vector<store::DeviceRecord> devices(o.devices);
   for (std::size_t i = 0; i < o.devices; ++i) {
-    store::DeviceRecord d;
+    store::DeviceRecord& d = devices[i];
     d.id = device_id(i);
     d.organisation_id = "bench";
     d.name = d.id;
     d.profile_id = profile_of(i);
     d.segment = segment_of(i);
-    facts.push_back({d.id, d.profile_id, d.segment});
     if (!store.devices().insert(d)) return 1;
   }
   decision::RuleBook book(store, keys, clock, random);
@@ -165,7 +163,7 @@ int main(int argc, char** argv) {
     temperature[i] = std::clamp(temperature[i] + step(pick), 15.0, 35.0);
     const std::vector<policy::Metric> metrics{{"temperature", temperature[i]}};
     const auto before = Wall::now();
-    trigger.observe({"bench", facts[i], metrics, at});
+    trigger.observe({"bench", devices[i].id, devices[i].profile_id, devices[i].segment, metrics, at});
     nanos.push_back(static_cast<std::uint64_t>(std::chrono::nanoseconds(Wall::now() - before).count()));
     if (at - last_tick >= 1000) {
       last_tick = at;

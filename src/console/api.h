@@ -77,6 +77,9 @@ struct GatewayHooks {
   std::function<void(const identity::IssuedCommand& command)> send_command;
   // The device was deleted: the running rules drop their states of it.
   std::function<void(std::string_view device_id)> device_deleted;
+  // The device was created or its tags changed: the running rules read it again
+  // (decision::Trigger::device_changed).
+  std::function<void(const store::DeviceRecord& device)> device_changed;
 };
 
 // What the setting routes change on the running server that the console does not hold: the

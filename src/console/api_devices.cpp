@@ -40,11 +40,10 @@ void write_device(JsonWriter& w, const store::DeviceRecord& d, std::optional<boo
       .string(d.profile_id)
       .key("segment")
       .string(d.segment)
-      .key("status")
-      .string(d.status)
-      .key("created_at")
-      .string(iso(d.created_at))
-      .key("last_seen_at");
+      .key("tags")
+      .begin_array();
+  for (const auto& tag : d.tags) w.string(tag);
+  w.end_array().key("status").string(d.status).key("created_at").string(iso(d.created_at)).key("last_seen_at");
   if (d.last_seen_at) {
     w.string(iso(*d.last_seen_at));
   } else {
@@ -100,6 +99,11 @@ std::optional<bool> connected(const ApiState& s, std::string_view id) {
 
 void disconnect(ApiState& s, std::string_view id, std::string_view why) {
   if (s.ctx.gateway.disconnect_device) s.ctx.gateway.disconnect_device(id, why);
+}
+
+// The running rules read the device again (created, enabled, tags changed).
+void device_changed(const ApiState& s, const store::DeviceRecord& device) {
+  if (s.ctx.gateway.device_changed) s.ctx.gateway.device_changed(device);
 }
 
 asio::awaitable<Response> list_devices(ApiState& s, Call& call) {
@@ -169,9 +173,11 @@ asio::awaitable<Response> create_for_enrolment(ApiState& s, Call& call, identity
          {{"organisation", spec.organisation_id},
           {"profile", spec.profile_id},
           {"segment", spec.segment},
+          {"tags", bundle.device.tags},
           {"key_generated_by", "device"},
           {"awaiting_enrolment", true}});
   emit_token_issued(s, call, ticket);
+  device_changed(s, bundle.device);
   co_return json_response(201, {{"device", device_json(bundle.device)},
                                 {"enrolment_token", ticket.token},
                                 {"enrolment_expires_at", iso(ticket.expires_at)}});
@@ -190,6 +196,7 @@ asio::awaitable<Response> create_device(ApiState& s, Call& call) {
   spec.organisation_id = *organisation;
   spec.profile_id = call.fields["profile"];
   if (call.fields.contains("segment")) spec.segment = call.fields["segment"];
+  spec.tags = call.lists["tags"];
   spec.serial_number = call.fields["serial_number"];
   spec.firmware_version = call.fields["firmware_version"];
   if (call.fields.contains("csr")) spec.csr_pem = call.fields["csr"];
@@ -215,6 +222,7 @@ asio::awaitable<Response> create_device(ApiState& s, Call& call) {
          {{"organisation", spec.organisation_id},
           {"profile", spec.profile_id},
           {"segment", spec.segment},
+          {"tags", bundle->device.tags},
           {"key_generated_by", spec.csr_pem ? "device" : "server"}});
   s.emit(&*call.caller, "certificate.issued", "device:" + spec.id, events::Outcome::success, call.origin,
          {{"serial", bundle->certificate->serial_hex}, {"not_after", iso(bundle->certificate->not_after)}});
@@ -223,6 +231,7 @@ asio::awaitable<Response> create_device(ApiState& s, Call& call) {
                {"certificate_pem", bundle->certificate->pem},
                {"ca_bundle_pem", bundle->ca_bundle_pem}};
   if (bundle->private_key_pem) body["private_key_pem"] = to_string(bundle->private_key_pem->view());
+  device_changed(s, bundle->device);
   co_return json_response(201, body);
 }
 
@@ -251,7 +260,31 @@ asio::awaitable<Response> enable_device(ApiState& s, Call& call) {
   if (!device) co_return device.error();
   if (auto st = s.ctx.devices->enable(device->id); !st) co_return device_error(st.error());
   s.emit(&*call.caller, "device.enabled", "device:" + device->id, events::Outcome::success, call.origin);
-  co_return device_answer(s, device->id);
+  auto enabled = s.ctx.store.devices().find(device->id);
+  if (!enabled) co_return internal_error(enabled.error());
+  if (!*enabled) co_return problem(404, "not_found", "No such device");
+  device_changed(s, **enabled);
+  co_return json_response(200, device_json(**enabled));
+}
+
+// Tags are labels rules select devices by (docs/rules.md); replacing them takes effect on
+// the running rules at once.
+asio::awaitable<Response> set_device_tags(ApiState& s, Call& call) {
+  if (s.ctx.devices == nullptr) co_return devices_unavailable();
+  auto device = reachable_device(s, call);
+  if (!device) co_return device.error();
+  const auto& tags = call.lists["tags"];
+  if (auto problems = identity::DeviceRegistry::check_tags(tags); !problems.empty()) {
+    co_return invalid_input(problems);
+  }
+  auto changed = s.ctx.devices->set_tags(device->id, tags);
+  if (!changed) co_return device_error(changed.error());
+  if (changed->tags != device->tags) {
+    s.emit(&*call.caller, "device.tags_changed", "device:" + device->id, events::Outcome::success, call.origin,
+           {{"before", device->tags}, {"after", changed->tags}});
+    device_changed(s, *changed);
+  }
+  co_return json_response(200, device_json(*changed));
 }
 
 // JPCERT VI-4, IIIT N1: the certificates go on the revocation list, the live session is
@@ -508,6 +541,7 @@ void add_device_routes(std::vector<Route>& routes) {
         {"name", false, 128},
         {"profile", false, 64},
         {"segment", false, 64},
+        {"tags", false, 64, false, store::kMaxDeviceTags},
         {"serial_number", false, 64},
         {"firmware_version", false, 64},
         {"csr", false, 8192},
@@ -541,6 +575,13 @@ void add_device_routes(std::vector<Route>& routes) {
        false,
        disable_device},
       {"POST", "/api/v1/devices/{id}/enable", Access::full, Permission::devices_write, {}, false, enable_device, true},
+      {"PUT",
+       "/api/v1/devices/{id}/tags",
+       Access::full,
+       Permission::devices_write,
+       {{"tags", true, 64, false, store::kMaxDeviceTags}},
+       false,
+       set_device_tags},
       {"POST",
        "/api/v1/devices/{id}/revoke",
        Access::full,

@@ -1,5 +1,7 @@
 // The device, profile and telemetry routes of the console API, through the whole request
 // chain, with a real store, key ring, CA and device registry; the gateway is a recorder.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -8,6 +10,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <string>
@@ -62,6 +65,9 @@ class DeviceApiTest : public ::testing::Test {
     hooks.send_command = [this](const identity::IssuedCommand& c) { sent_commands_.push_back(c); };
     hooks.connected = [this](std::string_view id) { return connected_.contains(std::string(id)); };
     hooks.device_deleted = [this](std::string_view id) { deleted_.emplace_back(id); };
+    hooks.device_changed = [this](const store::DeviceRecord& d) {
+      changed_devices_.push_back(fmt::format("{}:{}:{}", d.id, d.status, fmt::join(d.tags, ",")));
+    };
     tokens_ = std::make_unique<identity::ApiTokens>(*store_, clock_, random_,
                                                     identity::ApiTokenOptions{std::chrono::hours(24) * 90}, nullptr);
     enrolment_ = std::make_unique<identity::Enrolment>(*store_, *registry_, clock_, random_);
@@ -243,6 +249,7 @@ class DeviceApiTest : public ::testing::Test {
   std::vector<events::SecurityEvent> events_;
   std::vector<std::pair<std::string, std::string>> disconnected_;
   std::vector<std::string> deleted_;
+  std::vector<std::string> changed_devices_;  // "id:status:tag,tag"
   int route_reloads_ = 0;
   std::vector<std::string> changed_profiles_;
   std::set<std::string> connected_;  // devices the gateway reports connected
@@ -319,6 +326,7 @@ TEST_F(DeviceApiTest, DisablingRevokingAndDeletingCloseTheLiveSessionAndAreRecor
   ASSERT_EQ(enabled.status, 200) << enabled.body;
   EXPECT_EQ(body(enabled)["status"], "active");
   EXPECT_EQ(disconnected_.size(), 1u) << "enabling closes nothing";
+  EXPECT_THAT(changed_devices_, ElementsAre("pump-1:active:")) << "the running rules watch it again";
 
   const Response revoked = call("POST", "/api/v1/devices/pump-1/revoke", admin_, "{}");
   ASSERT_EQ(revoked.status, 200) << revoked.body;
@@ -397,13 +405,15 @@ TEST_F(DeviceApiTest, AnotherOrganisationsDevicesAndProfilesDoNotExist) {
            {"POST", "/api/v1/devices/pump-1/disable"},
            {"POST", "/api/v1/devices/pump-1/enable"},
            {"POST", "/api/v1/devices/pump-1/revoke"},
+           {"PUT", "/api/v1/devices/pump-1/tags"},
            {"DELETE", "/api/v1/devices/pump-1"},
            {"GET", "/api/v1/devices/pump-1/telemetry?metric=temperature"},
            {"GET", "/api/v1/devices/pump-1/latest"},
            {"GET", "/api/v1/profiles/env"},
            {"DELETE", "/api/v1/profiles/env"},
        }) {
-    const Response r = call(method, target, outsider, method == "POST" ? "{}" : "");
+    const Response r =
+        call(method, target, outsider, method == "POST" ? "{}" : (method == "PUT" ? R"({"tags":["x"]})" : ""));
     EXPECT_EQ(r.status, 404) << method << " " << target << ": " << r.body;
   }
   EXPECT_TRUE(disconnected_.empty());
@@ -417,6 +427,54 @@ TEST_F(DeviceApiTest, AnotherOrganisationsDevicesAndProfilesDoNotExist) {
   ASSERT_EQ(for_acme.status, 201) << for_acme.body;
   EXPECT_EQ(body(for_acme)["device"]["organisation"], "acme");
   EXPECT_EQ(call("GET", "/api/v1/devices/acme-1", outsider).status, 200);
+}
+
+// Tags (docs/rules.md): given at creation or replaced later, kept sorted without repeats; the
+// running rules are told at once, and a change is recorded with what it was before.
+TEST_F(DeviceApiTest, TagsAreGivenAtCreationOrReplacedAndTheRunningRulesAreTold) {
+  const Response made =
+      call("POST", "/api/v1/devices", admin_, R"({"id":"pump-1","tags":["roof","cold-room","roof"]})");
+  ASSERT_EQ(made.status, 201) << made.body;
+  EXPECT_EQ(body(made)["device"]["tags"], json({"cold-room", "roof"}));
+  EXPECT_THAT(changed_devices_, ElementsAre("pump-1:active:cold-room,roof"));
+
+  const Response put = call("PUT", "/api/v1/devices/pump-1/tags", admin_, R"({"tags":["floor-2"]})");
+  ASSERT_EQ(put.status, 200) << put.body;
+  EXPECT_EQ(body(put)["tags"], json({"floor-2"}));
+  EXPECT_EQ(body(call("GET", "/api/v1/devices", admin_))["devices"][0]["tags"], json({"floor-2"}));
+  EXPECT_EQ((*store_->devices().find("pump-1"))->tags, std::vector<std::string>{"floor-2"});
+  EXPECT_THAT(changed_devices_, ElementsAre("pump-1:active:cold-room,roof", "pump-1:active:floor-2"));
+  // The same tags again change nothing and record nothing.
+  EXPECT_EQ(call("PUT", "/api/v1/devices/pump-1/tags", admin_, R"({"tags":["floor-2","floor-2"]})").status, 200);
+  EXPECT_EQ(changed_devices_.size(), 2U);
+  const auto changes = std::count_if(events_.begin(), events_.end(),
+                                     [](const events::SecurityEvent& e) { return e.action == "device.tags_changed"; });
+  EXPECT_EQ(changes, 1);
+  const auto change = std::find_if(events_.begin(), events_.end(),
+                                   [](const events::SecurityEvent& e) { return e.action == "device.tags_changed"; });
+  ASSERT_NE(change, events_.end());
+  EXPECT_EQ(change->details["before"], json({"cold-room", "roof"}));
+  EXPECT_EQ(change->details["after"], json({"floor-2"}));
+
+  const Response bad = call("PUT", "/api/v1/devices/pump-1/tags", admin_, R"({"tags":["ok","Not A Tag"]})");
+  EXPECT_EQ(bad.status, 422) << bad.body;
+  EXPECT_EQ(problem_fields(bad), (std::set<std::string>{"tags"}));
+  EXPECT_EQ(call("PUT", "/api/v1/devices/pump-1/tags", admin_, "{}").status, 400) << "the tags are required";
+  json too_many = json::array();
+  for (int i = 0; i < 17; ++i) too_many.push_back(fmt::format("t{}", i));
+  EXPECT_EQ(call("PUT", "/api/v1/devices/pump-1/tags", admin_, json({{"tags", too_many}}).dump()).status, 400);
+  EXPECT_EQ(problem_fields(call("POST", "/api/v1/devices", admin_, R"({"id":"pump-2","tags":["A"]})")),
+            (std::set<std::string>{"tags"}));
+  EXPECT_EQ((*store_->devices().find("pump-1"))->tags, std::vector<std::string>{"floor-2"})
+      << "nothing refused is kept";
+  EXPECT_EQ(call("PUT", "/api/v1/devices/nope/tags", admin_, R"({"tags":[]})").status, 404);
+  const std::string viewer = add_person("viewer", identity::kRoleViewer, "default");
+  EXPECT_EQ(call("PUT", "/api/v1/devices/pump-1/tags", viewer, R"({"tags":[]})").status, 403);
+
+  const Response cleared = call("PUT", "/api/v1/devices/pump-1/tags", admin_, R"({"tags":[]})");
+  ASSERT_EQ(cleared.status, 200) << cleared.body;
+  EXPECT_EQ(body(cleared)["tags"], json::array());
+  EXPECT_EQ(changed_devices_.back(), "pump-1:active:");
 }
 
 TEST_F(DeviceApiTest, WhatCannotBeUndoneNeedsAStepUpButDisablingDoesNot) {

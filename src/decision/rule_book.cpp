@@ -176,7 +176,7 @@ Result<tl::expected<DryRun, std::vector<RuleProblem>>> RuleBook::dry_run(const A
   run.from = run.to - std::chrono::duration_cast<std::chrono::milliseconds>(span).count();
   const auto metrics = rule->condition.metrics();
   for (const auto& device : *devices) {
-    if (!rules::matches(rule->selector, {device.id, device.profile_id, device.segment})) continue;
+    if (!rules::matches(rule->selector, {device.id, device.profile_id, device.segment, device.tags})) continue;
     if (run.devices.size() == kMaxDryRunDevices) {
       ++run.devices_skipped;
       continue;

@@ -56,9 +56,19 @@ Status Trigger::load_rule(const store::RuleRecord& record, const std::vector<sto
   loaded->record = record;
   loaded->definition = std::make_shared<const rules::RuleDefinition>(std::move(*parsed));
   loaded->evaluator = std::make_unique<rules::Evaluator>(loaded->definition);
+  // The devices as stored now (by id): their tags may have changed since last read.
+  for (const auto& d : devices) device_tags_[intern(d.id)] = d.tags;
+  const auto selects = [&](std::string_view device_id) {
+    const auto d = std::lower_bound(devices.begin(), devices.end(), device_id,
+                                    [](const store::DeviceRecord& r, std::string_view id) { return r.id < id; });
+    return d != devices.end() && d->id == device_id &&
+           rules::matches(loaded->definition->selector, {d->id, d->profile_id, d->segment, d->tags});
+  };
   auto states = store_.rules().states(record.id);
   if (!states) return tl::unexpected(states.error());
   for (const auto& row : *states) {
+    // A device whose tags changed while the server was down may no longer be selected.
+    if (!selects(row.device_id)) continue;
     auto plain = keys_.open(row.key_id, row.sealed, rule_state_associated_data(row.rule_id, row.device_id));
     if (!plain) {
       ++counters_.states_dropped;
@@ -86,7 +96,7 @@ Status Trigger::load_rule(const store::RuleRecord& record, const std::vector<sto
     if (d.status != store::kDeviceStatusActive) continue;
     const DeviceSlot device = intern(d.id);
     if (loaded->watches.contains(device)) continue;
-    if (!rules::matches(loaded->definition->selector, {d.id, d.profile_id, d.segment})) continue;
+    if (!rules::matches(loaded->definition->selector, {d.id, d.profile_id, d.segment, d.tags})) continue;
     loaded->watches.emplace(device, Watch{});
     fresh.push_back(device);
   }
@@ -98,20 +108,26 @@ Status Trigger::load_rule(const store::RuleRecord& record, const std::vector<sto
   for (const DeviceSlot device : fresh) {
     Loaded* current = this->loaded(slot);
     if (current == nullptr) break;  // an action removed the rule
-    const auto watch = current->watches.find(device);
-    if (watch == current->watches.end()) continue;
-    const auto evaluation = current->evaluator->tick(watch->second.state, now);
-    mark_dirty(*current, device, watch->second);
-    schedule(*current, device, watch->second);
-    apply(*current, device, evaluation, now);
+    if (current->watches.contains(device)) watch_from(*current, device, now);
   }
   return ok();
 }
 
-Trigger::DeviceSlot Trigger::intern(const std::string& device_id) {
-  const auto [it, added] = device_slots_.try_emplace(device_id, static_cast<DeviceSlot>(device_ids_.size()));
-  if (added) device_ids_.push_back(device_id);
-  return it->second;
+void Trigger::watch_from(Loaded& rule, DeviceSlot device, UnixMillis now) {
+  Watch& watch = rule.watches[device];
+  const auto evaluation = rule.evaluator->tick(watch.state, now);
+  mark_dirty(rule, device, watch);
+  schedule(rule, device, watch);
+  apply(rule, device, evaluation, now);
+}
+
+Trigger::DeviceSlot Trigger::intern(std::string_view device_id) {
+  if (const auto it = device_slots_.find(device_id); it != device_slots_.end()) return it->second;
+  const auto slot = static_cast<DeviceSlot>(device_ids_.size());
+  device_ids_.emplace_back(device_id);
+  device_tags_.emplace_back();
+  device_slots_.emplace(device_ids_.back(), slot);
+  return slot;
 }
 
 void Trigger::drop(const std::string& rule_id) {
@@ -126,7 +142,7 @@ void Trigger::drop(const std::string& rule_id) {
 namespace {
 
 // The lists of an index a selector puts its rule in: its devices', else its profiles', else
-// its segments', else the list for every device (key nullopt).
+// its segments', else its tags', else the list for every device (kind 4).
 template <class F>
 void for_each_key(const rules::Selector& selector, F&& f) {
   if (!selector.device_ids.empty()) {
@@ -135,8 +151,10 @@ void for_each_key(const rules::Selector& selector, F&& f) {
     for (const auto& profile : selector.profiles) f(1, profile);
   } else if (!selector.segments.empty()) {
     for (const auto& segment : selector.segments) f(2, segment);
+  } else if (!selector.tags.empty()) {
+    for (const auto& tag : selector.tags) f(3, tag);
   } else {
-    f(3, std::string());
+    f(4, std::string());
   }
 }
 
@@ -150,6 +168,7 @@ void Trigger::index(const Loaded& rule) {
       case 0: index.by_device[key].push_back(rule.slot); break;
       case 1: index.by_profile[key].push_back(rule.slot); break;
       case 2: index.by_segment[key].push_back(rule.slot); break;
+      case 3: index.by_tag[key].push_back(rule.slot); break;
       default: index.every_device.push_back(rule.slot); break;
     }
   });
@@ -173,6 +192,7 @@ void Trigger::unindex(const Loaded& rule) {
       case 0: take_from(index.by_device, key); break;
       case 1: take_from(index.by_profile, key); break;
       case 2: take_from(index.by_segment, key); break;
+      case 3: take_from(index.by_tag, key); break;
       default: take(index.every_device); break;
     }
   });
@@ -182,23 +202,35 @@ void Trigger::unindex(const Loaded& rule) {
 void Trigger::observe(const DeviceMessage& message) {
   const auto org = by_organisation_.find(message.organisation_id);
   if (org == by_organisation_.end()) return;
+  const DeviceSlot device = intern(message.device_id);
+  // A copy: an action may reload a rule, which reads the device's tags afresh.
+  const std::vector<std::string> tags = device_tags_[device];
   // The rules whose selector may take this device; a copy, since an action may reload rules
-  // of this organisation. A rule is in one kind of list only, so it is met at most once.
+  // of this organisation. A rule is in one kind of list only, and in one list of each kind
+  // but tags (a device has several): it is met at most once unless by two of its tags.
   const RuleIndex& index = org->second;
   std::vector<RuleSlot> slots = index.every_device;
-  const auto add = [&](const auto& by, const std::string& key) {
-    if (const auto it = by.find(key); it != by.end()) slots.insert(slots.end(), it->second.begin(), it->second.end());
+  const auto add = [&](const auto& by, std::string_view key) {
+    const auto it = by.find(key);
+    if (it == by.end()) return false;
+    slots.insert(slots.end(), it->second.begin(), it->second.end());
+    return true;
   };
-  add(index.by_device, message.device.id);
-  add(index.by_profile, message.device.profile_id);
-  add(index.by_segment, message.device.segment);
+  add(index.by_device, message.device_id);
+  add(index.by_profile, message.profile_id);
+  add(index.by_segment, message.segment);
+  int tag_lists = 0;
+  for (const auto& tag : tags) tag_lists += add(index.by_tag, tag) ? 1 : 0;
+  if (tag_lists > 1) {
+    std::sort(slots.begin(), slots.end());
+    slots.erase(std::unique(slots.begin(), slots.end()), slots.end());
+  }
   counters_.candidates += slots.size();
-  if (slots.empty()) return;
-  const DeviceSlot device = intern(message.device.id);
+  const rules::DeviceFacts facts{message.device_id, message.profile_id, message.segment, tags};
   for (const RuleSlot slot : slots) {
     Loaded* rule = loaded(slot);
     if (rule == nullptr) continue;  // an action dropped it
-    if (!rules::matches(rule->definition->selector, message.device)) continue;
+    if (!rules::matches(rule->definition->selector, facts)) continue;
     Watch& watch = rule->watches[device];
     ++counters_.evaluations;
     const auto evaluation = rule->evaluator->observe(watch.state, message.metrics, message.at);
@@ -350,6 +382,38 @@ Status Trigger::save() {
     rule->dirty.clear();
   }
   return store_.rules().save_states(batch);
+}
+
+void Trigger::device_changed(const store::DeviceRecord& record) {
+  const DeviceSlot device = intern(record.id);
+  device_tags_[device] = record.tags;
+  if (!by_organisation_.contains(record.organisation_id)) return;
+  const rules::DeviceFacts facts{record.id, record.profile_id, record.segment, record.tags};
+  const UnixMillis now = to_unix_millis(clock_.now());
+  // Every rule of the organisation: this is rare, and an index would miss the rules the
+  // device leaves. Slots, since an action may reload rules.
+  std::vector<RuleSlot> slots;
+  for (const auto& [id, rule] : rules_) {
+    if (rule->record.organisation_id == record.organisation_id) slots.push_back(rule->slot);
+  }
+  for (const RuleSlot slot : slots) {
+    Loaded* rule = loaded(slot);
+    if (rule == nullptr) continue;
+    const bool selected = rules::matches(rule->definition->selector, facts);
+    const auto it = rule->watches.find(device);
+    if (selected && it == rule->watches.end() && record.status == store::kDeviceStatusActive) {
+      watch_from(*rule, device, now);
+    } else if (!selected && it != rule->watches.end()) {
+      const bool fired = it->second.state.active();
+      rule->watches.erase(it);  // its entry in due_ is stale now
+      if (fired) {
+        rules::Evaluation cleared;
+        cleared.transition = rules::Transition::cleared;
+        cleared.summary = "the rule no longer selects the device";
+        apply(*rule, device, cleared, now);
+      }
+    }
+  }
 }
 
 void Trigger::forget_device(const std::string& device_id) {

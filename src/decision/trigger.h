@@ -14,6 +14,8 @@
 //   save      the states that changed since the last save, in one transaction (the server
 //             calls it every few seconds and at stop: a crash loses at most that much)
 //   reload    after a rule is created, changed, switched on or off or deleted
+//   device_changed  after a device is created or its tags change: rules that now select it
+//             watch it, rules that no longer do forget it (clearing what they fired for it)
 //
 // What a rule does when it fires or clears goes to the TriggerActions the server gives (raise
 // or resolve an alert, send a command, notify channels, publish a derived metric); each
@@ -73,10 +75,11 @@ struct TriggerActions {
   std::function<void(events::SecurityEvent)> security_event;
 };
 
-// The device a message came from, as the rules' selectors see it.
+// A telemetry message with the device it came from. The device's tags are not in it: the
+// Trigger keeps them (load, device_changed), since they change while the device is connected.
 struct DeviceMessage {
-  std::string organisation_id;
-  rules::DeviceFacts device;
+  std::string_view organisation_id;
+  std::string_view device_id, profile_id, segment;
   const std::vector<policy::Metric>& metrics;
   UnixMillis at = 0;
 };
@@ -108,6 +111,11 @@ class Trigger {
   [[nodiscard]] Status save();
   // The device was deleted (its stored states went with it).
   void forget_device(const std::string& device_id);
+  // The device was created or its tags changed (its profile and segment are fixed). The rules
+  // of its organisation that select it now and had no state of it watch it from now on (an
+  // absence rule notices a device that never sends); those that no longer select it drop its
+  // state, and where they had fired for it, clear ("the rule no longer selects the device").
+  void device_changed(const store::DeviceRecord& record);
 
   [[nodiscard]] std::size_t rules() const { return rules_.size(); }
   [[nodiscard]] const Counters& counters() const { return counters_; }
@@ -145,10 +153,13 @@ class Trigger {
   // due_'s order: a min-heap by time.
   static bool later(const Due& a, const Due& b) { return a.at > b.at; }
 
-  // devices: the rule's organisation's, as stored now.
+  // devices: the rule's organisation's, as stored now, by id (DeviceRepository::list).
   [[nodiscard]] Status load_rule(const store::RuleRecord& record, const std::vector<store::DeviceRecord>& devices);
   void drop(const std::string& rule_id);
-  [[nodiscard]] DeviceSlot intern(const std::string& device_id);
+  [[nodiscard]] DeviceSlot intern(std::string_view device_id);
+  // Starts (or goes on) watching the device at `now`: its state's clock starts, and what that
+  // first step decides is applied.
+  void watch_from(Loaded& rule, DeviceSlot device, UnixMillis now);
   [[nodiscard]] Loaded* loaded(RuleSlot slot) const { return slot < loaded_.size() ? loaded_[slot] : nullptr; }
   // Sets the watch's next deadline and queues it in due_ unless an earlier entry is there.
   void schedule(Loaded& rule, DeviceSlot device, Watch& watch);
@@ -163,13 +174,20 @@ class Trigger {
   TriggerActions actions_;
   std::map<std::string, std::unique_ptr<Loaded>, std::less<>> rules_;  // by rule id
   std::vector<Loaded*> loaded_;                                        // by RuleSlot
-  std::unordered_map<std::string, DeviceSlot> device_slots_;
+  struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, DeviceSlot, StringHash, std::equal_to<>> device_slots_;
   std::deque<std::string> device_ids_;  // by DeviceSlot; a deque, so references stay valid as it grows
+  // By DeviceSlot: each device's tags as last read (load_rule, device_changed), sorted.
+  std::deque<std::vector<std::string>> device_tags_;
   // An organisation's rules by the first part of their selector that names something: its
-  // devices, else its profiles, else its segments, else none (every device). A message looks
-  // at the lists its device's id, profile and segment lead to, not at every rule.
+  // devices, else its profiles, else its segments, else its tags, else none (every device). A
+  // message looks at the lists its device's id, profile, segment and tags lead to, not at
+  // every rule.
   struct RuleIndex {
-    std::map<std::string, std::vector<RuleSlot>, std::less<>> by_device, by_profile, by_segment;
+    std::map<std::string, std::vector<RuleSlot>, std::less<>> by_device, by_profile, by_segment, by_tag;
     std::vector<RuleSlot> every_device;
     std::size_t rules = 0;
   };

@@ -63,7 +63,15 @@ class TriggerTest : public ::testing::Test {
   void send(const std::string& device, double temperature, const std::string& org = "org-1",
             const std::string& profile = "env") {
     const std::vector<policy::Metric> metrics{{"temperature", temperature}};
-    trigger_->observe({org, {device, profile, "default"}, metrics, to_unix_millis(clock_.now())});
+    trigger_->observe({org, device, profile, "default", metrics, to_unix_millis(clock_.now())});
+  }
+
+  // Replaces a device's tags, as the console or the CLI does, and tells the running rules.
+  void tag(const std::string& device, const std::vector<std::string>& tags) {
+    ASSERT_TRUE(store_->devices().set_tags(device, tags));
+    auto record = store_->devices().find(device);
+    ASSERT_TRUE(record && *record);
+    trigger_->device_changed(**record);
   }
 
   testing::TempDir dir_;
@@ -326,6 +334,71 @@ TEST_F(TriggerTest, AMessageMeetsOnlyTheRulesThatCanSelectItsDevice) {
   send("plain-1", 20, "org-1", "");
   EXPECT_EQ(evaluations() - before, 2U) << "by segment, and the moved rule by device";
   EXPECT_EQ(trigger_->rules(), 5U);
+}
+
+// A rule selecting tags watches the devices that have any of them, and follows their tags as
+// they change while the server runs: a device tagged later is watched from then on, one
+// untagged is dropped, and what the rule fired for it clears.
+TEST_F(TriggerTest, ARuleSelectingTagsFollowsTheDevicesTagsAsTheyChange) {
+  ASSERT_TRUE(store_->devices().set_tags("sensor-1", {"cold-room", "floor-2"}));
+  create(R"({"name":"cold room","selector":{"tags":["cold-room","floor-2"]},"condition":"temperature > 30",
+    "actions":[{"type":"alert"}]})");
+  const auto evaluations = trigger_->counters().evaluations;
+  send("sensor-1", 50);
+  EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1"));
+  EXPECT_EQ(trigger_->counters().evaluations - evaluations, 1U) << "met through both its tags, evaluated once";
+  send("fan-1", 50);
+  EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1"));
+
+  tag("fan-1", {"cold-room"});
+  send("fan-1", 50);
+  EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1", "alert+:fan-1"));
+
+  tag("sensor-1", {"office"});
+  EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1", "alert+:fan-1", "alert-:sensor-1"));
+  EXPECT_THAT(events_,
+              ElementsAre("rule.fired:device:sensor-1", "rule.fired:device:fan-1", "rule.cleared:device:sensor-1"));
+  send("sensor-1", 50);
+  EXPECT_EQ(seen_.size(), 3U);
+  ASSERT_TRUE(trigger_->save());
+}
+
+TEST_F(TriggerTest, AnAbsenceRuleWatchesADeviceFromWhenItIsCreatedOrTagged) {
+  create(R"j({"name":"roof quiet","selector":{"tags":["roof"]},"condition":"absent(5m)",
+    "actions":[{"type":"alert"}]})j");
+  store::DeviceRecord added;
+  added.id = "new-1";
+  added.organisation_id = "org-1";
+  added.name = "new-1";
+  added.tags = {"roof"};
+  ASSERT_TRUE(store_->devices().insert(added));
+  trigger_->device_changed(added);
+  clock_.advance(2min);
+  tag("plain-1", {"roof"});
+  clock_.advance(4min);
+  trigger_->tick(to_unix_millis(clock_.now()));
+  EXPECT_THAT(seen_, ElementsAre("alert+:new-1"));
+  clock_.advance(2min);
+  trigger_->tick(to_unix_millis(clock_.now()));
+  EXPECT_THAT(seen_, ElementsAre("alert+:new-1", "alert+:plain-1"));
+}
+
+// Tags changed while the server was down (the CLI writes the store directly then): a stored
+// state of a device the rule no longer selects is not restored.
+TEST_F(TriggerTest, AStoredStateOfADeviceNoLongerSelectedIsNotRestored) {
+  ASSERT_TRUE(store_->devices().set_tags("sensor-1", {"roof"}));
+  create(R"({"name":"hot roof","selector":{"tags":["roof"]},"condition":"temperature > 30","for":"60s",
+    "actions":[{"type":"alert"}]})");
+  send("sensor-1", 40);
+  ASSERT_TRUE(trigger_->save());
+  ASSERT_TRUE(store_->devices().set_tags("sensor-1", {}));
+  trigger_ = make_trigger();
+  ASSERT_TRUE(trigger_->load());
+  clock_.advance(61s);
+  trigger_->tick(to_unix_millis(clock_.now()));
+  send("sensor-1", 41);
+  EXPECT_THAT(seen_, IsEmpty());
+  EXPECT_EQ(trigger_->queued(), 0U);
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "identity/devices.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "crypto/x509.h"
@@ -25,6 +27,13 @@ std::optional<FieldProblem> check_text(std::string_view field, std::string_view 
       return FieldProblem{std::string(field), "invalid", "must not contain control characters"};
   }
   return std::nullopt;
+}
+
+// Sorted and distinct, as the store keeps them.
+std::vector<std::string> normal_tags(std::vector<std::string> tags) {
+  std::sort(tags.begin(), tags.end());
+  tags.erase(std::unique(tags.begin(), tags.end()), tags.end());
+  return tags;
 }
 
 // The problems as one invalid_argument error, for callers that show a message.
@@ -60,7 +69,34 @@ Result<std::vector<FieldProblem>> DeviceRegistry::check(const NewDevice& spec) {
       problems.push_back({"profile", "unknown", "no such device profile in the organisation"});
     }
   }
+  for (auto& problem : check_tags(spec.tags)) problems.push_back(std::move(problem));
   return problems;
+}
+
+std::vector<FieldProblem> DeviceRegistry::check_tags(const std::vector<std::string>& tags) {
+  std::vector<FieldProblem> problems;
+  if (!std::all_of(tags.begin(), tags.end(), policy::valid_tag)) {
+    problems.push_back({"tags", "invalid", "each " + std::string(kIdRule)});
+  } else if (normal_tags(tags).size() > store::kMaxDeviceTags) {
+    problems.push_back({"tags", "too_many", fmt::format("must be at most {} different tags", store::kMaxDeviceTags)});
+  }
+  return problems;
+}
+
+Result<store::DeviceRecord> DeviceRegistry::set_tags(std::string_view device_id, std::vector<std::string> tags) {
+  if (auto problems = check_tags(tags); !problems.empty()) return tl::unexpected(as_error(problems));
+  tags = normal_tags(std::move(tags));
+  Result<store::DeviceRecord> changed = fail(Errc::not_found, "no device with this id");
+  auto st = store_.transaction([&]() -> Status {
+    if (auto set = store_.devices().set_tags(device_id, tags); !set) return set;
+    auto found = store_.devices().find(device_id);
+    if (!found) return tl::unexpected(found.error());
+    if (!*found) return fail(Errc::not_found, "no device with this id");
+    changed = std::move(**found);
+    return ok();
+  });
+  if (!st) return tl::unexpected(st.error());
+  return changed;
 }
 
 Result<DeviceBundle> DeviceRegistry::create(const NewDevice& spec) {
@@ -105,6 +141,7 @@ Result<DeviceBundle> DeviceRegistry::create(const NewDevice& spec) {
     device.segment = spec.segment;
     device.serial_number = spec.serial_number;
     device.firmware_version = spec.firmware_version;
+    device.tags = normal_tags(spec.tags);
     device.created_at = to_unix_millis(clock_.now());
     if (auto inserted = store_.devices().insert(device); !inserted) {
       if (inserted.error().is(Errc::already_exists)) return fail(Errc::already_exists, "a device with this id exists");

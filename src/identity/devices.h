@@ -35,6 +35,7 @@ struct NewDevice {
   std::string segment = "default";
   std::string serial_number;
   std::string firmware_version;
+  std::vector<std::string> tags;       // any order, repeats allowed: stored sorted and distinct
   std::optional<std::string> csr_pem;  // none: a key pair is generated for the device
   // Awaiting enrolment: no certificate and no key are made now; the device makes its key
   // and enrols with a one-time token (enrolment.h). Not together with csr_pem.
@@ -54,7 +55,7 @@ class DeviceRegistry {
   DeviceRegistry(store::Store& store, keys::KeyRing& keys, pki::CertificateAuthority& ca, const Clock& clock);
 
   // Every problem of the spec's fields, each named by its field ("id", "name", "profile",
-  // "segment", "serial_number", "firmware_version"): what create() refuses as
+  // "segment", "serial_number", "firmware_version", "tags"): what create() refuses as
   // invalid_argument. A taken id is not a problem here (create's already_exists), nor is a
   // CSR that does not verify (create's invalid_argument or authentication_failed).
   [[nodiscard]] Result<std::vector<FieldProblem>> check(const NewDevice& spec);
@@ -73,6 +74,12 @@ class DeviceRegistry {
   // Revokes every unrevoked certificate of the device; returns their serials.
   [[nodiscard]] Result<std::vector<std::string>> revoke_certificates(std::string_view device_id,
                                                                      std::string_view reason);
+  // The problems of a device's tags (field "tags"): each a policy::valid_tag, at most
+  // store::kMaxDeviceTags distinct ones.
+  [[nodiscard]] static std::vector<FieldProblem> check_tags(const std::vector<std::string>& tags);
+  // Replaces the device's tags; returns the device as stored now. not_found for an unknown
+  // id, invalid_argument for what check_tags refuses.
+  [[nodiscard]] Result<store::DeviceRecord> set_tags(std::string_view device_id, std::vector<std::string> tags);
   // Revokes the certificates, removes the device and all its data, destroys its key.
   [[nodiscard]] Status remove(std::string_view device_id);
   // Active devices not seen for `unused_for` are disabled (JPCERT I-2); returns their ids.

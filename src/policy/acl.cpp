@@ -64,6 +64,7 @@ bool selector_valid(const Selector& s) {
 
 bool valid_device_id(std::string_view id) { return valid_identifier(id); }
 bool valid_segment_name(std::string_view name) { return valid_identifier(name); }
+bool valid_tag(std::string_view tag) { return valid_identifier(tag); }
 
 std::string_view to_string(TopicKind kind) {
   for (const auto& [name, k] : kKinds) {

@@ -46,6 +46,8 @@ namespace torii::policy {
 [[nodiscard]] bool valid_device_id(std::string_view id);
 // Segment names follow the same rule.
 [[nodiscard]] bool valid_segment_name(std::string_view name);
+// A device tag (rules select devices by them) follows the same rule.
+[[nodiscard]] bool valid_tag(std::string_view tag);
 
 enum class TopicKind { telemetry, events, state, results, commands, renew, certificate, alerts };
 [[nodiscard]] std::string_view to_string(TopicKind kind);

@@ -115,7 +115,7 @@ class Reader {
       add("selector", "must be an object");
       return s;
     }
-    only(*it, "selector", {"devices", "profiles", "segments"});
+    only(*it, "selector", {"devices", "profiles", "segments", "tags"});
     s.device_ids = list(*it, "devices", "selector.devices", kMaxSelectorEntries, policy::valid_device_id,
                         "must be a device id (a-z, 0-9 and -, at most 63)");
     s.profiles = list(
@@ -124,6 +124,8 @@ class Reader {
         "must be a profile id (1..128 printable characters, no spaces)");
     s.segments = list(*it, "segments", "selector.segments", kMaxSelectorEntries, policy::valid_segment_name,
                       "must be a segment name (a-z, 0-9 and -, at most 63)");
+    s.tags = list(*it, "tags", "selector.tags", kMaxSelectorEntries, policy::valid_tag,
+                  "must be a tag (a-z, 0-9 and -, at most 63)");
     return s;
   }
 
@@ -276,11 +278,16 @@ std::string_view severity_name(Severity s) { return to_string(s); }
 }  // namespace
 
 bool matches(const Selector& selector, const DeviceFacts& device) {
-  const auto in = [](const std::vector<std::string>& list, const std::string& value) {
+  const auto in = [](const std::vector<std::string>& list, std::string_view value) {
     return list.empty() || std::find(list.begin(), list.end(), value) != list.end();
   };
+  const auto tagged = [&] {
+    return selector.tags.empty() || std::any_of(selector.tags.begin(), selector.tags.end(), [&](const std::string& t) {
+             return std::binary_search(device.tags.begin(), device.tags.end(), t);
+           });
+  };
   return in(selector.device_ids, device.id) && in(selector.profiles, device.profile_id) &&
-         in(selector.segments, device.segment);
+         in(selector.segments, device.segment) && tagged();
 }
 
 std::string_view to_string(Severity severity) {
@@ -351,6 +358,7 @@ nlohmann::json to_json(const RuleDefinition& rule) {
   if (!rule.selector.device_ids.empty()) selector["devices"] = rule.selector.device_ids;
   if (!rule.selector.profiles.empty()) selector["profiles"] = rule.selector.profiles;
   if (!rule.selector.segments.empty()) selector["segments"] = rule.selector.segments;
+  if (!rule.selector.tags.empty()) selector["tags"] = rule.selector.tags;
   out["selector"] = std::move(selector);
   out["condition"] = rule.condition.text();
   if (rule.hold.count() != 0) out["for"] = format_duration(rule.hold);

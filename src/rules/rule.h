@@ -3,7 +3,7 @@
 //
 // The JSON people write (API body, CLI file); docs/rules.md has the full reference:
 //
-//   {"name": "hot", "selector": {"profiles": ["thermo"]},
+//   {"name": "hot", "selector": {"profiles": ["thermo"], "tags": ["cold-room"]},
 //    "condition": "avg(temperature, 5m) > 30 and humidity < 80",
 //    "for": "30s", "clear_for": "1m", "severity": "critical",
 //    "actions": [{"type": "alert"},
@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -38,15 +39,17 @@ inline constexpr std::size_t kMaxCommandParamsBytes = 4096;
 inline constexpr std::size_t kMaxRuleMetrics = 64;
 inline constexpr std::chrono::milliseconds kMaxHold = std::chrono::hours(24);
 
-// Every non-empty list must match (AND); within a list any entry (OR); all empty: every
-// device of the organisation.
+// Every non-empty list must match (AND); within a list any entry (OR): a device matches
+// `tags` when it has at least one of them. All empty: every device of the organisation.
 struct Selector {
-  std::vector<std::string> device_ids, profiles, segments;
+  std::vector<std::string> device_ids, profiles, segments, tags;
   friend bool operator==(const Selector&, const Selector&) = default;
 };
 
+// A device as selectors see it; views into the caller's strings.
 struct DeviceFacts {
-  std::string id, profile_id, segment;
+  std::string_view id, profile_id, segment;
+  std::span<const std::string> tags;  // sorted (store::DeviceRecord::tags)
 };
 
 [[nodiscard]] bool matches(const Selector& selector, const DeviceFacts& device);

@@ -16,7 +16,7 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::SizeIs;
 
-constexpr std::string_view kExample = R"j({"name":"hot","selector":{"profiles":["thermo"]},
+constexpr std::string_view kExample = R"j({"name":"hot","selector":{"profiles":["thermo"],"tags":["cold-room"]},
   "condition":"avg(temperature, 5m) > 30 and humidity < 80",
   "for":"30s","clear_for":"1m","severity":"critical",
   "actions":[{"type":"alert"},{"type":"command","device":"fan-1","command":"set_actuator","params":{"state":true}},
@@ -34,6 +34,7 @@ TEST(Rule, ParsesTheDocumentedExample) {
   ASSERT_TRUE(r.has_value()) << ::testing::PrintToString(r.error());
   EXPECT_EQ(r->name, "hot");
   EXPECT_THAT(r->selector.profiles, ElementsAre("thermo"));
+  EXPECT_THAT(r->selector.tags, ElementsAre("cold-room"));
   EXPECT_TRUE(r->selector.device_ids.empty());
   EXPECT_EQ(r->condition.text(), "avg(temperature, 5m) > 30 and humidity < 80");
   EXPECT_EQ(r->hold, seconds(30));
@@ -68,7 +69,8 @@ TEST(Rule, ToJsonRoundTrips) {
 }
 
 TEST(Rule, ReportsEveryProblemWithItsPath) {
-  const auto problems = problems_of(R"j({"name":"","selector":{"devices":["Bad Id"],"colour":["x"]},
+  const auto problems =
+      problems_of(R"j({"name":"","selector":{"devices":["Bad Id"],"colour":["x"],"tags":["ok","Not Ok"]},
     "condition":"mean(t, 5m) > 1","for":"5d","clear_for":"48h","severity":"loud","extra":1,
     "actions":[{"type":"alert"},{"type":"command","command":"Go"},{"type":"metric","name":"x","value":"t > 1"},
                {"type":"notify","channels":[]},{"type":"teleport"},{"type":"alert"},
@@ -76,6 +78,7 @@ TEST(Rule, ReportsEveryProblemWithItsPath) {
   EXPECT_THAT(problems, Contains("name: 1..100 characters, no control characters"));
   EXPECT_THAT(problems, Contains(HasSubstr("selector.devices[0]: must be a device id")));
   EXPECT_THAT(problems, Contains("selector.colour: unknown field"));
+  EXPECT_THAT(problems, Contains("selector.tags[1]: must be a tag (a-z, 0-9 and -, at most 63)"));
   EXPECT_THAT(problems, Contains("condition: 0: unknown function 'mean'"));
   EXPECT_THAT(problems, Contains(HasSubstr("for: must be a duration")));
   EXPECT_THAT(problems, Contains("clear_for: must be at most 24h"));
@@ -89,7 +92,7 @@ TEST(Rule, ReportsEveryProblemWithItsPath) {
   EXPECT_THAT(problems, Contains("actions[5]: only one alert action"));
   EXPECT_THAT(problems, Contains("actions[6].on: must be \"fire\" or \"clear\""));
   EXPECT_THAT(problems, Contains("actions[6].params: must be an object"));
-  EXPECT_THAT(problems, SizeIs(16));
+  EXPECT_THAT(problems, SizeIs(17));
 }
 
 TEST(Rule, RefusesWholeTextProblems) {
@@ -126,13 +129,20 @@ TEST(Rule, RefusesMoreThan64MetricsAcrossConditionAndMetricActions) {
 }
 
 TEST(Rule, SelectorMatching) {
-  const DeviceFacts thermo{"dev-1", "thermo", "lab"};
+  const std::vector<std::string> tags = {"cold-room", "floor-2"};
+  const DeviceFacts thermo{"dev-1", "thermo", "lab", tags};
   EXPECT_TRUE(matches(Selector{}, thermo));
-  EXPECT_TRUE(matches(Selector{{}, {"thermo", "other"}, {}}, thermo));
-  EXPECT_FALSE(matches(Selector{{}, {"other"}, {}}, thermo));
-  EXPECT_TRUE(matches(Selector{{"dev-1"}, {"thermo"}, {"lab"}}, thermo));
-  EXPECT_FALSE(matches(Selector{{"dev-1"}, {"thermo"}, {"office"}}, thermo));  // every list must match
-  EXPECT_FALSE(matches(Selector{{"dev-2"}, {}, {}}, thermo));
+  EXPECT_TRUE(matches(Selector{{}, {"thermo", "other"}, {}, {}}, thermo));
+  EXPECT_FALSE(matches(Selector{{}, {"other"}, {}, {}}, thermo));
+  EXPECT_TRUE(matches(Selector{{"dev-1"}, {"thermo"}, {"lab"}, {}}, thermo));
+  EXPECT_FALSE(matches(Selector{{"dev-1"}, {"thermo"}, {"office"}, {}}, thermo));  // every list must match
+  EXPECT_FALSE(matches(Selector{{"dev-2"}, {}, {}, {}}, thermo));
+  // Tags: any one of the selector's that the device has.
+  EXPECT_TRUE(matches(Selector{{}, {}, {}, {"floor-2"}}, thermo));
+  EXPECT_TRUE(matches(Selector{{}, {}, {}, {"roof", "cold-room"}}, thermo));
+  EXPECT_FALSE(matches(Selector{{}, {}, {}, {"roof"}}, thermo));
+  EXPECT_FALSE(matches(Selector{{}, {"thermo"}, {}, {"roof"}}, thermo));
+  EXPECT_FALSE(matches(Selector{{}, {}, {}, {"floor-2"}}, DeviceFacts{"dev-1", "thermo", "lab", {}}));
 }
 
 }  // namespace

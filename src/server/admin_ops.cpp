@@ -32,6 +32,16 @@ Result<std::string> text_arg(const json& args, const char* name, std::optional<s
   return it->get<std::string>();
 }
 
+// Reads a list of strings; absent → empty.
+Result<std::vector<std::string>> strings_arg(const json& args, const char* name) {
+  auto it = args.find(name);
+  if (it == args.end() || it->is_null()) return std::vector<std::string>{};
+  const bool strings =
+      it->is_array() && std::all_of(it->begin(), it->end(), [](const json& e) { return e.is_string(); });
+  if (!strings) return fail(Errc::invalid_argument, fmt::format("argument '{}' must be a list of strings", name));
+  return it->get<std::vector<std::string>>();
+}
+
 Result<std::int64_t> int_arg(const json& args, const char* name, std::int64_t fallback) {
   auto it = args.find(name);
   if (it == args.end() || it->is_null()) return fallback;
@@ -54,6 +64,7 @@ json device_json(const store::DeviceRecord& d) {
             {"organisation", d.organisation_id},
             {"profile", d.profile_id},
             {"segment", d.segment},
+            {"tags", d.tags},
             {"serial_number", d.serial_number},
             {"firmware_version", d.firmware_version},
             {"status", d.status},
@@ -93,6 +104,7 @@ class Executor {
         {"device.show", &Executor::device_show},
         {"device.disable", &Executor::device_disable},
         {"device.enable", &Executor::device_enable},
+        {"device.tags", &Executor::device_tags},
         {"device.revoke", &Executor::device_revoke},
         {"device.delete", &Executor::device_delete},
         {"device.enrolment_token", &Executor::device_enrolment_token},
@@ -155,6 +167,9 @@ class Executor {
       if (!v) return tl::unexpected(v.error());
       *field = std::move(*v);
     }
+    auto tags = strings_arg(r_.args, "tags");
+    if (!tags) return tl::unexpected(tags.error());
+    spec.tags = std::move(*tags);
     if (r_.args.contains("csr")) {
       auto csr = text_arg(r_.args, "csr");
       if (!csr) return tl::unexpected(csr.error());
@@ -169,7 +184,9 @@ class Executor {
            {{"organisation", spec.organisation_id},
             {"profile", spec.profile_id},
             {"segment", spec.segment},
+            {"tags", bundle->device.tags},
             {"key_generated_by", spec.csr_pem ? "device" : "server"}});
+    if (c_.device_changed) c_.device_changed(bundle->device);
     record("certificate.issued", "device:" + spec.id,
            {{"serial", bundle->certificate->serial_hex},
             {"not_after", format_utc_millis(from_unix_millis(bundle->certificate->not_after))}});
@@ -193,8 +210,10 @@ class Executor {
            {{"organisation", bundle.device.organisation_id},
             {"profile", bundle.device.profile_id},
             {"segment", bundle.device.segment},
+            {"tags", bundle.device.tags},
             {"key_generated_by", "device"},
             {"awaiting_enrolment", true}});
+    if (c_.device_changed) c_.device_changed(bundle.device);
     return ticket_json(ticket);
   }
 
@@ -413,7 +432,30 @@ class Executor {
     if (!id) return tl::unexpected(id.error());
     if (auto st = registry_.enable(*id); !st) return tl::unexpected(st.error());
     record("device.enabled", "device:" + *id);
+    if (c_.device_changed) {
+      auto device = c_.installation.store->devices().find(*id);
+      if (!device) return tl::unexpected(device.error());
+      if (*device) c_.device_changed(**device);
+    }
     return json{{"id", *id}, {"status", "active"}};
+  }
+
+  // Replaces the device's tags (rules select devices by them).
+  Result<json> device_tags() {
+    auto id = text_arg(r_.args, "id");
+    if (!id) return tl::unexpected(id.error());
+    auto tags = strings_arg(r_.args, "tags");
+    if (!tags) return tl::unexpected(tags.error());
+    auto before = c_.installation.store->devices().find(*id);
+    if (!before) return tl::unexpected(before.error());
+    if (!*before) return fail(Errc::not_found, "no such device");
+    auto changed = registry_.set_tags(*id, std::move(*tags));
+    if (!changed) return tl::unexpected(changed.error());
+    if (changed->tags != (*before)->tags) {
+      record("device.tags_changed", "device:" + *id, {{"before", (*before)->tags}, {"after", changed->tags}});
+      if (c_.device_changed) c_.device_changed(*changed);
+    }
+    return device_json(*changed);
   }
 
   Result<json> device_revoke() {
@@ -858,15 +900,17 @@ class Executor {
 }  // namespace
 
 const std::vector<std::string>& admin_ops() {
-  static const std::vector<std::string> ops = {
-      "device.create",     "device.list",   "device.show",    "device.disable",
-      "device.enable",     "device.revoke", "device.delete",  "device.enrolment_token",
-      "profile.put",       "profile.list",  "telemetry.list", "cert.issue",
-      "cert.revoke",       "route.add",     "route.list",     "route.remove",
-      "device.command",    "command.list",  "rule.create",    "rule.change",
-      "rule.list",         "rule.show",     "rule.delete",    "alert.list",
-      "alert.acknowledge", "alert.resolve", "channel.create", "channel.change",
-      "channel.list",      "channel.delete"};
+  static const std::vector<std::string> ops = {"device.create",  "device.list",       "device.show",
+                                               "device.disable", "device.enable",     "device.tags",
+                                               "device.revoke",  "device.delete",     "device.enrolment_token",
+                                               "profile.put",    "profile.list",      "telemetry.list",
+                                               "cert.issue",     "cert.revoke",       "route.add",
+                                               "route.list",     "route.remove",      "device.command",
+                                               "command.list",   "rule.create",       "rule.change",
+                                               "rule.list",      "rule.show",         "rule.delete",
+                                               "alert.list",     "alert.acknowledge", "alert.resolve",
+                                               "channel.create", "channel.change",    "channel.list",
+                                               "channel.delete"};
   return ops;
 }
 

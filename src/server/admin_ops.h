@@ -69,6 +69,9 @@ struct AdminContext {
   // Inside the running server: the device was deleted, and the running rules drop their
   // states of it. Unset: the stored states went with the device.
   std::function<void(const std::string& device_id)> device_deleted = {};
+  // Inside the running server: the device was created or its tags changed, and the running
+  // rules read it again. Unset: the server reads the devices at its next start.
+  std::function<void(const store::DeviceRecord& device)> device_changed = {};
 };
 
 // Every op's name, for help texts and the control socket's checks.

@@ -339,10 +339,8 @@ struct Server::State {
                                                      });
     broker->add_observer([this](const broker::AcceptedMessage& m) {
       if (m.telemetry == nullptr) return;
-      trigger->observe({m.device.organisation_id,
-                        {m.device.id, m.device.profile_id, m.device.segment},
-                        m.telemetry->metrics,
-                        m.received_at});
+      trigger->observe({m.device.organisation_id, m.device.id, m.device.profile_id, m.device.segment,
+                        m.telemetry->metrics, m.received_at});
     });
     return ok();
   }
@@ -847,6 +845,9 @@ struct Server::State {
     hooks.device_deleted = [this](std::string_view id) {
       if (trigger) trigger->forget_device(std::string(id));
     };
+    hooks.device_changed = [this](const store::DeviceRecord& device) {
+      if (trigger) trigger->device_changed(device);
+    };
     // The console changes the accounts and tokens itself; the firewall is the server's. The
     // rest of `config` stays as started (what applies at the next start).
     const console::SettingsChanged settings_changed = [this](const config::Config& next) {
@@ -1124,6 +1125,9 @@ Status Server::start() {
         context.rules = s.rule_book.get();
         context.device_deleted = [&s](const std::string& id) {
           if (s.trigger) s.trigger->forget_device(id);
+        };
+        context.device_changed = [&s](const store::DeviceRecord& device) {
+          if (s.trigger) s.trigger->device_changed(device);
         };
         return execute_admin(context, request);
       });

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 
 namespace torii::store::testing {
@@ -830,6 +831,42 @@ TEST_P(StoreContractTest, DeviceUpdateFirmware) {
   expected.firmware_version = "2.1.0";
   EXPECT_EQ(**found, expected);
   EXPECT_TRUE(fails_with(devices.update_firmware("nope", "2.1.0"), Errc::not_found));
+}
+
+TEST_P(StoreContractTest, DeviceTagsAreStoredReplacedAndChecked) {
+  auto& devices = store().devices();
+  DeviceRecord tagged = make_device("d");
+  tagged.tags = {"cold-room", "floor-2"};
+  ASSERT_TRUE(is_ok(devices.insert(tagged)));
+  ASSERT_TRUE(is_ok(devices.insert(make_device("other"))));
+  auto listed = devices.list_all();
+  ASSERT_TRUE(is_ok(listed));
+  ASSERT_EQ(listed->size(), 2U);
+  EXPECT_EQ((*listed)[0], tagged);
+  EXPECT_TRUE((*listed)[1].tags.empty());
+
+  ASSERT_TRUE(is_ok(devices.set_tags("d", {"floor-3"})));
+  auto found = devices.find("d");
+  ASSERT_TRUE(is_ok(found));
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->tags, std::vector<std::string>{"floor-3"});
+  ASSERT_TRUE(is_ok(devices.set_tags("d", {})));
+  found = devices.find("d");
+  ASSERT_TRUE(is_ok(found));
+  ASSERT_TRUE(found->has_value());
+  EXPECT_TRUE((*found)->tags.empty());
+
+  EXPECT_TRUE(fails_with(devices.set_tags("nope", {"a"}), Errc::not_found));
+  std::vector<std::string> too_many;
+  for (std::size_t i = 0; i <= kMaxDeviceTags; ++i) too_many.push_back(fmt::format("t{:02}", i));
+  ASSERT_TRUE(is_ok(devices.set_tags("d", std::vector<std::string>(too_many.begin(), too_many.end() - 1))));
+  for (const std::vector<std::string>& bad :
+       {std::vector<std::string>{"b", "a"}, {"a", "a"}, {""}, {"a,b"}, too_many}) {
+    EXPECT_TRUE(fails_with(devices.set_tags("d", bad), Errc::invalid_argument));
+  }
+  DeviceRecord unsorted = make_device("e");
+  unsorted.tags = {"z", "a"};
+  EXPECT_TRUE(fails_with(devices.insert(unsorted), Errc::invalid_argument));
 }
 
 TelemetryRecord make_telemetry(std::string device_id, UnixMillis received_at, std::string message_key = "",

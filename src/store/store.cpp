@@ -28,8 +28,25 @@ bool is_device_status(std::string_view status) {
   return status == kDeviceStatusActive || status == kDeviceStatusDisabled;
 }
 
+Status validate_device_tags(const std::vector<std::string>& tags) {
+  if (tags.size() > kMaxDeviceTags) {
+    return fail(Errc::invalid_argument, fmt::format("store: a device has at most {} tags", kMaxDeviceTags));
+  }
+  for (std::size_t i = 0; i < tags.size(); ++i) {
+    // The column joins them with commas.
+    if (tags[i].empty() || tags[i].find(',') != std::string::npos) {
+      return fail(Errc::invalid_argument, "store: a device tag is empty or holds a comma");
+    }
+    if (i > 0 && !(tags[i - 1] < tags[i])) {
+      return fail(Errc::invalid_argument, "store: device tags are not sorted and distinct");
+    }
+  }
+  return ok();
+}
+
 Status validate_device(const DeviceRecord& device) {
   if (device.id.empty()) return fail(Errc::invalid_argument, "store: device id is empty");
+  if (auto s = validate_device_tags(device.tags); !s) return s;
   if (device.organisation_id.empty()) return fail(Errc::invalid_argument, "store: device organisation id is empty");
   if (!is_device_status(device.status)) {
     return fail(Errc::invalid_argument,

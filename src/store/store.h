@@ -195,12 +195,20 @@ struct DeviceRecord {
   std::optional<UnixMillis> last_seen_at;
   std::optional<UnixMillis> disabled_at;  // set exactly when status is disabled
   std::string disabled_reason;
+  // Labels rules select devices by (rules::Selector::tags): sorted, distinct, each a
+  // policy::valid_tag, at most kMaxDeviceTags.
+  std::vector<std::string> tags;
 
   friend bool operator==(const DeviceRecord&, const DeviceRecord&) = default;
 };
 
+inline constexpr std::size_t kMaxDeviceTags = 16;
+
 // The checks every backend applies before DeviceRepository::insert (invalid_argument).
 [[nodiscard]] Status validate_device(const DeviceRecord& device);
+// ... and before DeviceRepository::set_tags: the store's part of them (the column's form);
+// what a tag may be is policy::valid_tag.
+[[nodiscard]] Status validate_device_tags(const std::vector<std::string>& tags);
 
 class DeviceRepository {
  public:
@@ -222,6 +230,9 @@ class DeviceRepository {
   [[nodiscard]] virtual Status touch_last_seen(std::string_view id, UnixMillis at) = 0;
   // not_found for an unknown id.
   [[nodiscard]] virtual Status update_firmware(std::string_view id, std::string_view firmware_version) = 0;
+  // Replaces the device's tags (sorted and distinct, as validate_device wants them);
+  // not_found for an unknown id, invalid_argument for tags validate_device refuses.
+  [[nodiscard]] virtual Status set_tags(std::string_view id, const std::vector<std::string>& tags) = 0;
   // True when a device was deleted. Its telemetry, latest values, counters and the routes
   // naming it go with it, atomically; its certificates stay (the CA's records are kept for revocation lists).
   [[nodiscard]] virtual Result<bool> remove(std::string_view id) = 0;

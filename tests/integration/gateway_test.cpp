@@ -5,6 +5,8 @@
 
 #include <array>
 #include <fstream>
+#include <iterator>
+#include <map>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -787,6 +789,61 @@ TEST_F(Gateway, AnMqttChannelPublishesAlertsToTheBackendsItNamesOnTheirOwnAlerts
   back.stop();
   ASSERT_EQ(stop(), 0);  // its output read to the end
   EXPECT_THAT(server->err(), HasSubstr("the organisation has no device gone-1; nothing was sent to it"));
+}
+
+// A rule selects devices by tag. Tags given at creation and replaced through the CLI while
+// the server runs take effect at once: a device tagged later is evaluated from its next
+// message, and one untagged is no longer watched, its open alert resolved.
+TEST_F(Gateway, ARuleSelectsDevicesByTagAndFollowsTagChangesWhileTheServerRuns) {
+  start();
+  create_device("meter-1", {"--tag", "cold-room,floor-2"});
+  create_device("meter-2");
+  const auto rule = work_dir() / "cold.json";
+  std::ofstream(rule) << R"j({"name": "cold room warm", "selector": {"tags": ["cold-room"]},
+      "condition": "temperature > 8", "actions": [{"type": "alert"}]})j";
+  ASSERT_EQ(torii({"admin", "rule", "create", "--file", rule.string()}).exit_code, 0);
+  const auto alerts = [this] {
+    std::map<std::string, std::string> by_device;  // device → status
+    const auto r = torii({"admin", "alerts"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::istringstream lines(r.out);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.empty()) continue;
+      const auto a = json::parse(line);
+      if (a["title"] == "cold room warm") by_device[a["device"]] = a["status"];
+    }
+    return by_device;
+  };
+  const auto until = [&](const std::map<std::string, std::string>& want) {
+    for (int i = 0; i < 120 && alerts() != want; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    return alerts() == want;
+  };
+  const auto listed = torii({"admin", "device", "list"});
+  EXPECT_THAT(listed.out, HasSubstr("cold-room,floor-2"));
+
+  for (const char* id : {"meter-1", "meter-2"}) {
+    const std::string topic = std::string("devices/") + id + "/telemetry";
+    ASSERT_EQ(publish(id, "mqttv5", topic, R"({"temperature":12})").exit_code, 0);
+  }
+  ASSERT_TRUE(until({{"meter-1", "open"}})) << (stop(), server->err());
+
+  const auto tagged = torii({"admin", "device", "tag", "--id", "meter-2", "--tag", "cold-room"});
+  ASSERT_EQ(tagged.exit_code, 0) << tagged.err;
+  EXPECT_EQ(json::parse(tagged.out)["tags"], json({"cold-room"}));
+  ASSERT_EQ(publish("meter-2", "mqttv5", "devices/meter-2/telemetry", R"({"temperature":12})").exit_code, 0);
+  ASSERT_TRUE(until({{"meter-1", "open"}, {"meter-2", "open"}})) << (stop(), server->err());
+
+  ASSERT_EQ(torii({"admin", "device", "tag", "--id", "meter-1", "--none"}).exit_code, 0);
+  ASSERT_TRUE(until({{"meter-1", "resolved"}, {"meter-2", "open"}})) << (stop(), server->err());
+
+  const auto bad = torii({"admin", "device", "tag", "--id", "meter-2", "--tag", "Cold Room"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_THAT(bad.err, HasSubstr("tags: each must be"));
+  EXPECT_NE(torii({"admin", "device", "tag", "--id", "meter-2"}).exit_code, 0) << "--tag or --none";
+  ASSERT_EQ(stop(), 0);
+  std::ifstream log(data_dir() / "log" / "security.log");
+  const std::string events{std::istreambuf_iterator<char>(log), {}};
+  EXPECT_THAT(events, HasSubstr(R"("action":"device.tags_changed")"));
 }
 
 }  // namespace

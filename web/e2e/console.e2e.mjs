@@ -400,9 +400,24 @@ async function main() {
   await page.getByRole("navigation").getByRole("link", { name: "Devices", exact: true }).click();
   await page.getByRole("link", { name: "Add device" }).click();
   await page.getByLabel("Device id").fill("meter-1");
+  await page.getByLabel("Tags (optional)").fill("floor-2, cold-room");
   await page.getByLabel(/made here, with its/).check();
   await page.getByRole("button", { name: "Register and get its certificate bundle" }).click();
   await expectText(page, "[data-testid=bundle-key]", "PRIVATE KEY");
+
+  step("tags given at creation or changed on the device's page filter the device list");
+  await page.goto(`${origin}/devices/sensor-1`);
+  await expectText(page, "h1", "sensor-1");
+  await page.getByLabel("Tags", { exact: true }).fill("roof, cold-room");
+  await page.getByRole("button", { name: "Save tags" }).click();
+  await expectText(page, "[data-testid=tags]", "cold-room, roof");
+  await page.getByRole("navigation").getByRole("link", { name: "Devices", exact: true }).click();
+  await page.getByRole("combobox", { name: /^Tag\b/ }).selectOption("floor-2");
+  await page.locator("tbody tr").filter({ hasText: "meter-1" }).waitFor();
+  if (await page.locator("tbody tr").filter({ hasText: "sensor-1" }).count()) fail("the tag filter shows a device without the tag");
+  await page.getByRole("combobox", { name: /^Tag\b/ }).selectOption("cold-room");
+  await page.locator("tbody tr").filter({ hasText: "sensor-1" }).waitFor();
+  if ((await page.locator("tbody tr").count()) !== 2) fail("the tag filter left out a device with the tag");
 
   step("revoking the device in the console shuts it out: it goes offline");
   await page.goto(`${origin}/devices/sensor-1`);

@@ -63,6 +63,7 @@ export interface Device {
   organisation: string;
   profile: string;
   segment: string;
+  tags: string[];
   status: string;
   created_at: string;
   last_seen_at: string | null;
@@ -164,6 +165,7 @@ export const get = <T>(path: string) => call<T>("GET", path);
 export const post = <T>(path: string, body?: unknown) => call<T>("POST", path, body);
 export const del = <T>(path: string, body?: unknown) => call<T>("DELETE", path, body);
 export const patch = <T>(path: string, body?: unknown) => call<T>("PATCH", path, body);
+export const put = <T>(path: string, body?: unknown) => call<T>("PUT", path, body);
 
 export function errorText(e: unknown): string {
   if (e instanceof ApiError) return e.message;

@@ -13,7 +13,7 @@ namespace {
 
 // Append only: a released migration is never edited, a change is a new migration.
 // STRICT tables make SQLite refuse values of the wrong type instead of converting them.
-constexpr std::array<Migration, 14> kMigrations = {{
+constexpr std::array<Migration, 15> kMigrations = {{
     {1, "initial schema: meta, data keys, secrets, certificates, setup tokens, counters", R"sql(
 CREATE TABLE meta (
   key TEXT PRIMARY KEY NOT NULL,
@@ -394,6 +394,11 @@ CREATE TABLE notification_channels (
   updated_at_ms INTEGER NOT NULL,
   PRIMARY KEY (organisation_id, id)
 ) STRICT, WITHOUT ROWID;
+)sql"},
+    {15, "device tags, which rules select devices by", R"sql(
+-- Issue 6 item 1: a rule's selector may name tags. A device's tags are kept sorted and
+-- joined by commas (a tag is an identifier: it holds no comma); '' for none.
+ALTER TABLE devices ADD COLUMN tags TEXT NOT NULL DEFAULT '';
 )sql"},
 }};
 

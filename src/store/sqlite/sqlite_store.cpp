@@ -25,6 +25,7 @@
 #include <utility>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "base/file.h"
 #include "store/sqlite/migrations.h"
@@ -636,7 +637,20 @@ Result<std::size_t> changed_rows(Db& db, Statement& stmt) {
 
 #define TORII_DEVICE_COLUMNS                                                                                 \
   "id, organisation_id, name, profile_id, segment, serial_number, firmware_version, status, created_at_ms, " \
-  "last_seen_at_ms, disabled_at_ms, disabled_reason"
+  "last_seen_at_ms, disabled_at_ms, disabled_reason, tags"
+
+std::string join_tags(const std::vector<std::string>& tags) { return fmt::format("{}", fmt::join(tags, ",")); }
+
+std::vector<std::string> split_tags(std::string_view joined) {
+  std::vector<std::string> tags;
+  while (!joined.empty()) {
+    const auto comma = joined.find(',');
+    tags.emplace_back(joined.substr(0, comma));
+    if (comma == std::string_view::npos) break;
+    joined.remove_prefix(comma + 1);
+  }
+  return tags;
+}
 
 DeviceRecord read_device(const Statement& stmt) {
   DeviceRecord d;
@@ -652,6 +666,7 @@ DeviceRecord read_device(const Statement& stmt) {
   d.last_seen_at = stmt.column_optional_int(9);
   d.disabled_at = stmt.column_optional_int(10);
   d.disabled_reason = stmt.column_text(11);
+  d.tags = split_tags(stmt.column_text(12));
   return d;
 }
 
@@ -661,9 +676,10 @@ class SqliteDeviceRepository final : public DeviceRepository {
 
   Status insert(const DeviceRecord& device) override {
     if (auto s = validate_device(device); !s) return s;
+    const std::string tags = join_tags(device.tags);  // bound by reference: lives until run()
     const Lock lock(db_.mutex());
     auto stmt = db_.cached("INSERT INTO devices (" TORII_DEVICE_COLUMNS
-                           ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+                           ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
     if (!stmt) return tl::unexpected(std::move(stmt.error()));
     Statement& q = **stmt;
     q.bind_text(1, device.id)
@@ -677,7 +693,8 @@ class SqliteDeviceRepository final : public DeviceRepository {
         .bind_int(9, device.created_at)
         .bind_optional_int(10, device.last_seen_at)
         .bind_optional_int(11, device.disabled_at)
-        .bind_text(12, device.disabled_reason);
+        .bind_text(12, device.disabled_reason)
+        .bind_text(13, tags);
     return q.run();
   }
 
@@ -737,6 +754,16 @@ class SqliteDeviceRepository final : public DeviceRepository {
     if (!stmt) return tl::unexpected(std::move(stmt.error()));
     (**stmt).bind_text(1, id).bind_text(2, firmware_version);
     return expect_one_row(**stmt, "update device firmware");
+  }
+
+  Status set_tags(std::string_view id, const std::vector<std::string>& tags) override {
+    if (auto s = validate_device_tags(tags); !s) return s;
+    const std::string joined = join_tags(tags);  // bound by reference: lives until run()
+    const Lock lock(db_.mutex());
+    auto stmt = db_.cached("UPDATE devices SET tags = ?2 WHERE id = ?1");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    (**stmt).bind_text(1, id).bind_text(2, joined);
+    return expect_one_row(**stmt, "set device tags");
   }
 
   Result<bool> remove(std::string_view id) override {

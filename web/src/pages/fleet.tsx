@@ -1,6 +1,6 @@
 // The fleet at a glance, the device list and the live view of one device (JPCERT VII-1).
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { ApiError, del, get, may, post, type Alert, type Bucket, type Device, type DeviceDetail, type Session } from "../api";
+import { ApiError, del, get, may, post, put, type Alert, type Bucket, type Device, type DeviceDetail, type Session } from "../api";
 import { ago, value, when } from "../format";
 import { Chart, type Series } from "../chart";
 import { navigate } from "../router";
@@ -213,8 +213,10 @@ export function Devices({ session }: { session: Session }) {
   const [filter, setFilter] = useState("all");
   const [profile, setProfile] = useState("");
   const [segment, setSegment] = useState("");
+  const [tag, setTag] = useState("");
   const profiles = useMemo(() => [...new Set((devices ?? []).map((d) => d.profile).filter(Boolean))].sort(), [devices]);
   const segments = useMemo(() => [...new Set((devices ?? []).map((d) => d.segment).filter(Boolean))].sort(), [devices]);
+  const tags = useMemo(() => [...new Set((devices ?? []).flatMap((d) => d.tags ?? []))].sort(), [devices]);
   const shown = useMemo(() => {
     const q = query.trim().toLowerCase();
     return (devices ?? []).filter((d) => {
@@ -222,9 +224,10 @@ export function Devices({ session }: { session: Session }) {
       if (filter !== "all" && s !== filter) return false;
       if (profile && d.profile !== profile) return false;
       if (segment && d.segment !== segment) return false;
-      return !q || [d.id, d.name, d.profile, d.segment].some((f) => f.toLowerCase().includes(q));
+      if (tag && !(d.tags ?? []).includes(tag)) return false;
+      return !q || [d.id, d.name, d.profile, d.segment, ...(d.tags ?? [])].some((f) => f.toLowerCase().includes(q));
     });
-  }, [devices, query, filter, profile, segment]);
+  }, [devices, query, filter, profile, segment, tag]);
   if (error) return <FormError error={error} />;
   if (!devices) return <Loading what="devices" />;
   return (
@@ -239,7 +242,7 @@ export function Devices({ session }: { session: Session }) {
       </div>
       <div class="toolbar">
         <label>
-          Search <input type="search" value={query} onInput={(e) => setQuery((e.currentTarget as HTMLInputElement).value)} placeholder="id, name, profile, segment" />
+          Search <input type="search" value={query} onInput={(e) => setQuery((e.currentTarget as HTMLInputElement).value)} placeholder="id, name, profile, segment, tag" />
         </label>
         <label>
           Status{" "}
@@ -276,6 +279,19 @@ export function Devices({ session }: { session: Session }) {
             </select>
           </label>
         )}
+        {tags.length > 0 && (
+          <label>
+            Tag{" "}
+            <select value={tag} onChange={(e) => setTag((e.currentTarget as HTMLSelectElement).value)}>
+              <option value="">all</option>
+              {tags.map((x) => (
+                <option key={x} value={x}>
+                  {x}
+                </option>
+              ))}
+            </select>
+          </label>
+        )}
       </div>
       {devices.length === 0 ? (
         <p class="empty">
@@ -292,6 +308,7 @@ export function Devices({ session }: { session: Session }) {
                 <th scope="col">Status</th>
                 <th scope="col">Profile</th>
                 <th scope="col">Segment</th>
+                <th scope="col">Tags</th>
                 <th scope="col">Last seen</th>
               </tr>
             </thead>
@@ -309,6 +326,7 @@ export function Devices({ session }: { session: Session }) {
                     </td>
                     <td>{d.profile || "—"}</td>
                     <td>{d.segment || "—"}</td>
+                    <td>{(d.tags ?? []).join(", ") || "—"}</td>
                     <td title={when(d.last_seen_at)}>{ago(d.last_seen_at)}</td>
                   </tr>
                 );
@@ -408,6 +426,8 @@ export function DevicePage({ id, session }: { id: string; session: Session }) {
         <dd>{device.profile || "—"}</dd>
         <dt>Segment</dt>
         <dd>{device.segment || "—"}</dd>
+        <dt>Tags</dt>
+        <dd data-testid="tags">{(device.tags ?? []).join(", ") || "—"}</dd>
         <dt>Last seen</dt>
         <dd data-testid="last-seen" title={when(device.last_seen_at)}>{ago(device.last_seen_at)}</dd>
         {device.counters && (
@@ -426,6 +446,7 @@ export function DevicePage({ id, session }: { id: string; session: Session }) {
         ))}
       </dl>
       <DeviceActions device={device} session={session} onChange={setDevice} />
+      {may(session, "devices.write") && <TagsEditor device={device} onChange={setDevice} />}
       <DeviceAlerts id={device.id} />
       <h2>Latest values</h2>
       {names.length === 0 ? (
@@ -481,6 +502,54 @@ export function DevicePage({ id, session }: { id: string; session: Session }) {
         </>
       )}
     </>
+  );
+}
+
+// Tags separated by commas or spaces, as people type them.
+function parseTags(text: string): string[] {
+  return text.split(/[\s,]+/).filter(Boolean);
+}
+
+// The device's tags, which rules select devices by; they take effect on the running rules at once.
+function TagsEditor({ device, onChange }: { device: DeviceDetail; onChange: (d: DeviceDetail) => void }) {
+  const [text, setText] = useState((device.tags ?? []).join(", "));
+  const [error, setError] = useState<unknown>(null);
+  const [done, setDone] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const save = async (e: Event) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    setDone(false);
+    try {
+      const path = `/devices/${encodeURIComponent(device.id)}`;
+      await put(`${path}/tags`, { tags: parseTags(text) });
+      const next = await get<DeviceDetail>(path);
+      setText((next.tags ?? []).join(", "));
+      onChange(next);
+      setDone(true);
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <form class="card narrow" aria-label="Device tags" onSubmit={save} noValidate>
+      <Field
+        label="Tags"
+        name="tags"
+        value={text}
+        onInput={setText}
+        error={error instanceof ApiError ? error : null}
+        hint="Labels rules select devices by (a rule's selector.tags), separated by commas: cold-room, floor-2."
+      />
+      <button type="submit" class="secondary" disabled={busy}>
+        {busy ? "Saving…" : "Save tags"}
+      </button>
+      {done && <Notice kind="ok">Tags saved: rules that select them follow at once.</Notice>}
+      <FormError error={error} fields={["tags"]} />
+    </form>
   );
 }
 
@@ -576,6 +645,7 @@ export function AddDevice() {
   const [name, setName] = useState("");
   const [profile, setProfile] = useState("");
   const [segment, setSegment] = useState("");
+  const [tags, setTags] = useState("");
   const [profiles, setProfiles] = useState<Profile[]>([]);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
@@ -598,6 +668,7 @@ export function AddDevice() {
     if (name.trim()) body.name = name.trim();
     if (profile) body.profile = profile;
     if (segment.trim()) body.segment = segment.trim();
+    if (parseTags(tags).length > 0) body.tags = parseTags(tags);
     try {
       if (how === "enrolment") setMade(await post("/devices", body));
       else setBundle(await post<Bundle>("/devices", body));
@@ -680,6 +751,7 @@ torii-agent run --config /etc/torii/agent.toml`}
           {apiError?.field("profile") && <p class="field-error">{apiError.field("profile")}</p>}
         </div>
         <Field label="Segment (optional)" name="segment" value={segment} onInput={setSegment} error={apiError} hint="The network segment its routes are drawn between; default: default." />
+        <Field label="Tags (optional)" name="tags" value={tags} onInput={setTags} error={apiError} hint="Labels rules select devices by, separated by commas: cold-room, floor-2. Changeable later." />
         <fieldset>
           <legend>Its key</legend>
           <label class="check">
@@ -691,7 +763,7 @@ torii-agent run --config /etc/torii/agent.toml`}
             certificate (a bundle shown once, for devices without the agent)
           </label>
         </fieldset>
-        <FormError error={error} fields={["id", "name", "profile", "segment"]} />
+        <FormError error={error} fields={["id", "name", "profile", "segment", "tags"]} />
         <button type="submit" disabled={busy}>
           {busy ? "Registering…" : how === "enrolment" ? "Register and get an enrolment token" : "Register and get its certificate bundle"}
         </button>
