@@ -381,6 +381,7 @@ Status Trigger::save() {
     }
     rule->dirty.clear();
   }
+  counters_.states_saved += batch.size();
   return store_.rules().save_states(batch);
 }
 

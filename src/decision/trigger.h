@@ -93,6 +93,7 @@ class Trigger {
     std::uint64_t fired = 0;
     std::uint64_t cleared = 0;
     std::uint64_t states_dropped = 0;  // stored states that did not open or restore
+    std::uint64_t states_saved = 0;    // states written by save()
   };
 
   // Borrows everything; all must outlive it.

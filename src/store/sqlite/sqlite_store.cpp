@@ -2115,11 +2115,13 @@ class SqliteRuleRepository final : public RuleRepository {
   Status save_states(const std::vector<RuleStateRecord>& states) override {
     if (states.empty()) return ok();
     return db_.transaction([&]() -> Status {
-      // The SELECTs skip a state whose rule or device is gone, instead of failing the batch.
+      // An upsert: the row is updated in place (no delete and insert, no index churn). A state
+      // whose rule or device is gone fails its foreign key and is skipped: a constraint
+      // failure ends the statement, not the transaction.
       auto stmt = db_.cached(
-          "INSERT OR REPLACE INTO rule_states (rule_id, device_id, key_id, sealed, updated_at_ms) "
-          "SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM rules WHERE id = ?1) "
-          "AND EXISTS (SELECT 1 FROM devices WHERE id = ?2)");
+          "INSERT INTO rule_states (rule_id, device_id, key_id, sealed, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5) "
+          "ON CONFLICT (rule_id, device_id) DO UPDATE SET key_id = excluded.key_id, sealed = excluded.sealed, "
+          "updated_at_ms = excluded.updated_at_ms");
       if (!stmt) return tl::unexpected(std::move(stmt.error()));
       for (const auto& st : states) {
         (**stmt)
@@ -2128,8 +2130,9 @@ class SqliteRuleRepository final : public RuleRepository {
             .bind_text(3, st.key_id)
             .bind_blob(4, st.sealed)
             .bind_int(5, st.updated_at);
-        if (auto s = (**stmt).run(); !s) return s;
+        auto s = (**stmt).run();
         (**stmt).reset();
+        if (!s && !s.error().is(Errc::conflict)) return s;
       }
       return ok();
     });
