@@ -337,6 +337,7 @@ void read_all(Reader& r, Config& c) {
   r.number("pki.server_certificate_lifetime_days", c.pki.server_certificate_lifetime_days, 1, 397);
   r.number("pki.device_certificate_lifetime_days", c.pki.device_certificate_lifetime_days, 1, 397);
   r.number("pki.crl_next_update_hours", c.pki.crl_next_update_hours, 1, 168);
+  r.number("pki.expiry_alert_days", c.pki.expiry_alert_days, 0, 90);
   if (c.pki.issuing_ca_lifetime_days > c.pki.root_ca_lifetime_days) {
     r.problem("pki.issuing_ca_lifetime_days", "must not exceed pki.root_ca_lifetime_days");
   }

@@ -71,6 +71,8 @@ struct PkiConfig {
   std::uint32_t server_certificate_lifetime_days = 90;
   std::uint32_t device_certificate_lifetime_days = 90;
   std::uint32_t crl_next_update_hours = 24;
+  // A certificate in use expiring within this many days is an alert; 0: none.
+  std::uint32_t expiry_alert_days = 14;
   friend bool operator==(const PkiConfig&, const PkiConfig&) = default;
 };
 

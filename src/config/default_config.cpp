@@ -127,6 +127,9 @@ issuing_ca_lifetime_days = 1095
 server_certificate_lifetime_days = 90
 device_certificate_lifetime_days = 90
 crl_next_update_hours = 24
+# A certificate in use (each device's, the server's, the CAs') expiring within this many
+# days is an alert, raised daily until it is renewed; 0: none.
+expiry_alert_days = 14
 
 [log]
 # Operational log level on standard error: trace, debug, info, warn, error.

@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "alerts/alert_book.h"
+#include "alerts/certificate_expiry.h"
 #include "base/file.h"
 #include "base/privileges.h"
 #include "base/version.h"
@@ -133,6 +134,7 @@ struct Server::State {
   asio::steady_timer counters_timer{io};
   asio::steady_timer wills_timer{io};
   asio::steady_timer unused_devices_timer{io};
+  asio::steady_timer certificate_expiry_timer{io};
   asio::steady_timer sessions_timer{io};
   asio::steady_timer unused_people_timer{io};
   asio::steady_timer rules_timer{io};
@@ -957,6 +959,24 @@ struct Server::State {
       run();
       every(unused_devices_timer, std::chrono::hours(24), run);
     }
+    // Certificates in use that expire within pki.expiry_alert_days are alerts (JPCERT VI-4,
+    // VIII-2), raised again daily until renewed (alerts/certificate_expiry.h).
+    if (config.pki.expiry_alert_days > 0) {
+      const auto run = [this] {
+        auto report = alerts::check_certificate_expiry(*installation.store, *alerts, env.clock,
+                                                       std::chrono::hours(24) * config.pki.expiry_alert_days);
+        if (!report) {
+          spdlog::error("certificate expiry: {}", report.error().message);
+          return;
+        }
+        if (report->expiring + report->expired > 0) {
+          spdlog::warn("certificates: {} expire within {} days, {} expired", report->expiring,
+                       config.pki.expiry_alert_days, report->expired);
+        }
+      };
+      run();
+      every(certificate_expiry_timer, std::chrono::hours(24), run);
+    }
     // Seals the log's tail even when no further event comes to trigger a checkpoint.
     every(checkpoint_timer, std::chrono::seconds(config.log.checkpoint_interval_seconds), [this] {
       if (auto st = log->checkpoint(); !st) spdlog::error("security log: {}", st.error().message);
@@ -1203,6 +1223,7 @@ void Server::request_stop() {
     s.wills_timer.cancel();
     if (s.control) s.control->stop();
     s.unused_devices_timer.cancel();
+    s.certificate_expiry_timer.cancel();
     s.sessions_timer.cancel();
     s.unused_people_timer.cancel();
     s.rules_timer.cancel();

@@ -846,5 +846,44 @@ TEST_F(Gateway, ARuleSelectsDevicesByTagAndFollowsTagChangesWhileTheServerRuns) 
   EXPECT_THAT(events, HasSubstr(R"("action":"device.tags_changed")"));
 }
 
+// JPCERT VI-4, VIII-2: a device certificate near its end is an alert, raised when the server
+// starts (and daily), and resolved once the certificate is no longer in use.
+TEST_F(Gateway, ADeviceCertificateNearItsEndIsAnAlertUntilItIsNoLongerInUse) {
+  config_text += "[pki]\ndevice_certificate_lifetime_days = 10\n";
+  start();
+  create_device("meter-1");
+  create_device("meter-2");
+  const auto alerts = [this] {
+    std::map<std::string, json> by_device;
+    const auto r = torii({"admin", "alerts"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::istringstream lines(r.out);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.empty()) continue;
+      auto a = json::parse(line);
+      if (a["title"] == "Certificate expires soon") by_device[a["device"]] = a;
+    }
+    return by_device;
+  };
+  EXPECT_TRUE(alerts().empty()) << "checked at start and daily, not at each issue";
+  ASSERT_EQ(stop(), 0);
+  start();
+  auto raised = alerts();
+  ASSERT_EQ(raised.size(), 2U);
+  EXPECT_EQ(raised["meter-1"]["status"], "open");
+  EXPECT_EQ(raised["meter-1"]["severity"], "warning");
+  EXPECT_THAT(raised["meter-1"]["summary"].get<std::string>(), HasSubstr("the certificate of device meter-1"));
+
+  ASSERT_EQ(torii({"admin", "device", "revoke", "--id", "meter-2"}).exit_code, 0);
+  ASSERT_EQ(stop(), 0);
+  start();
+  raised = alerts();
+  EXPECT_EQ(raised["meter-1"]["status"], "open");
+  EXPECT_EQ(raised["meter-1"]["occurrences"], 2);
+  EXPECT_EQ(raised["meter-2"]["status"], "resolved");
+  EXPECT_EQ(raised["meter-2"]["resolved_by"], "system");
+  ASSERT_EQ(stop(), 0);
+}
+
 }  // namespace
 }  // namespace torii::testing

@@ -207,6 +207,23 @@ export function Overview({ session }: { session: Session }) {
   );
 }
 
+// One of the device list's filters: "all" or one of the values the devices have.
+function Choice({ label, value, options, onChange }: { label: string; value: string; options: string[]; onChange: (v: string) => void }) {
+  return (
+    <label>
+      {label}{" "}
+      <select value={value} onChange={(e) => onChange((e.currentTarget as HTMLSelectElement).value)}>
+        <option value="">all</option>
+        {options.map((x) => (
+          <option key={x} value={x}>
+            {x}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
 export function Devices({ session }: { session: Session }) {
   const { devices, error } = useDevices();
   const [query, setQuery] = useState("");
@@ -253,45 +270,9 @@ export function Devices({ session }: { session: Session }) {
             <option value="disabled">disabled</option>
           </select>
         </label>
-        {profiles.length > 0 && (
-          <label>
-            Profile{" "}
-            <select value={profile} onChange={(e) => setProfile((e.currentTarget as HTMLSelectElement).value)}>
-              <option value="">all</option>
-              {profiles.map((p) => (
-                <option key={p} value={p}>
-                  {p}
-                </option>
-              ))}
-            </select>
-          </label>
-        )}
-        {segments.length > 1 && (
-          <label>
-            Segment{" "}
-            <select value={segment} onChange={(e) => setSegment((e.currentTarget as HTMLSelectElement).value)}>
-              <option value="">all</option>
-              {segments.map((x) => (
-                <option key={x} value={x}>
-                  {x}
-                </option>
-              ))}
-            </select>
-          </label>
-        )}
-        {tags.length > 0 && (
-          <label>
-            Tag{" "}
-            <select value={tag} onChange={(e) => setTag((e.currentTarget as HTMLSelectElement).value)}>
-              <option value="">all</option>
-              {tags.map((x) => (
-                <option key={x} value={x}>
-                  {x}
-                </option>
-              ))}
-            </select>
-          </label>
-        )}
+        {profiles.length > 0 && <Choice label="Profile" value={profile} options={profiles} onChange={setProfile} />}
+        {segments.length > 1 && <Choice label="Segment" value={segment} options={segments} onChange={setSegment} />}
+        {tags.length > 0 && <Choice label="Tag" value={tag} options={tags} onChange={setTag} />}
       </div>
       {devices.length === 0 ? (
         <p class="empty">

@@ -1,0 +1,101 @@
+#include "alerts/certificate_expiry.h"
+
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+namespace torii::alerts {
+namespace {
+
+constexpr std::string_view kExpiring = "certificate.expiring:";
+constexpr std::string_view kExpired = "certificate.expired:";
+
+// One certificate in use and who holds it.
+struct InUse {
+  std::string organisation_id;  // empty: installation-wide
+  std::string holder;           // "device:<id>", "server", "issuing-ca", "root-ca"
+  std::string device_id;        // for a device's certificate
+  store::CertificateRecord certificate;
+};
+
+// The certificates in use: each active device's latest-expiring unrevoked one, and the
+// installation's newest unrevoked server and CA certificates.
+Result<std::vector<InUse>> certificates_in_use(store::Store& store) {
+  std::vector<InUse> out;
+  for (const std::string_view kind : {store::kCertKindServer, store::kCertKindIssuingCa, store::kCertKindRootCa}) {
+    auto latest = store.certificates().latest(kind);
+    if (!latest) return tl::unexpected(latest.error());
+    if (*latest) out.push_back({"", std::string(kind), "", std::move(**latest)});
+  }
+  auto devices = store.devices().list_all();
+  if (!devices) return tl::unexpected(devices.error());
+  for (const auto& device : *devices) {
+    if (device.status != store::kDeviceStatusActive) continue;
+    auto certificates = store.certificates().list_for_device(device.id);
+    if (!certificates) return tl::unexpected(certificates.error());
+    std::optional<store::CertificateRecord> last;
+    for (auto& c : *certificates) {
+      if (c.revoked_at) continue;
+      if (!last || c.not_after > last->not_after) last = std::move(c);
+    }
+    if (last) out.push_back({device.organisation_id, "device:" + device.id, device.id, std::move(*last)});
+  }
+  return out;
+}
+
+std::string describe(const InUse& in_use) {
+  if (!in_use.device_id.empty()) return "the certificate of device " + in_use.device_id;
+  if (in_use.holder == store::kCertKindServer) return "the server certificate";
+  if (in_use.holder == store::kCertKindIssuingCa) return "the issuing CA certificate";
+  return "the root CA certificate";
+}
+
+}  // namespace
+
+Result<ExpiryReport> check_certificate_expiry(store::Store& store, AlertBook& book, const Clock& clock,
+                                              std::chrono::hours within) {
+  auto in_use = certificates_in_use(store);
+  if (!in_use) return tl::unexpected(in_use.error());
+  const UnixMillis now = to_unix_millis(clock.now());
+  const UnixMillis horizon = to_unix_millis(clock.now() + within);
+  ExpiryReport report;
+  std::set<std::pair<std::string, std::string>> wanted;  // (organisation, key) that stay open
+  for (const auto& u : *in_use) {
+    const auto& c = u.certificate;
+    if (c.not_after > horizon) continue;
+    const bool expired = c.not_after <= now;
+    store::AlertRecord a;
+    a.organisation_id = u.organisation_id;
+    a.source = "security";
+    a.key = fmt::format("{}{}", expired ? kExpired : kExpiring, u.holder);
+    a.device_id = u.device_id;
+    a.severity = expired ? "critical" : "warning";
+    a.title = expired ? "Certificate expired" : "Certificate expires soon";
+    a.summary = fmt::format("{} (serial {}) {} {}", describe(u), c.serial_hex, expired ? "expired" : "expires",
+                            format_utc_millis(from_unix_millis(c.not_after)));
+    wanted.emplace(a.organisation_id, a.key);
+    if (auto raised = book.raise(std::move(a)); !raised) return tl::unexpected(raised.error());
+    ++(expired ? report.expired : report.expiring);
+  }
+  // What is open and no longer wanted: renewed, revoked, no longer in use, or now expired
+  // (its warning gives way to the critical alert).
+  store::AlertRepository::Query query;
+  query.statuses = {std::string(store::kAlertOpen), std::string(store::kAlertAcknowledged)};
+  query.limit = 100000;
+  auto active = book.list(query, Scope::everything());
+  if (!active) return tl::unexpected(active.error());
+  for (const auto& a : *active) {
+    if (!a.key.starts_with(kExpiring) && !a.key.starts_with(kExpired)) continue;
+    if (wanted.contains({a.organisation_id, a.key})) continue;
+    auto resolved = book.resolve_key(a.organisation_id, a.key, "system");
+    if (!resolved) return tl::unexpected(resolved.error());
+    if (*resolved) ++report.resolved;
+  }
+  return report;
+}
+
+}  // namespace torii::alerts
