@@ -114,15 +114,25 @@ int main(int argc, char** argv) {
   auto& store = *opened->store;
   auto& keys = *opened->keys;
   if (!store.organisations().insert({"bench", "Bench", false, 0})) return 1;
+  // Each device with its data key, as the registry makes them (identity::DeviceRegistry):
+  // the states are sealed under it.
   std::vector<store::DeviceRecord> devices(o.devices);
-  for (std::size_t i = 0; i < o.devices; ++i) {
-    store::DeviceRecord& d = devices[i];
-    d.id = device_id(i);
-    d.organisation_id = "bench";
-    d.name = d.id;
-    d.profile_id = profile_of(i);
-    d.segment = segment_of(i);
-    if (!store.devices().insert(d)) return 1;
+  const auto registered = store.transaction([&]() -> Status {
+    for (std::size_t i = 0; i < o.devices; ++i) {
+      store::DeviceRecord& d = devices[i];
+      d.id = device_id(i);
+      d.organisation_id = "bench";
+      d.name = d.id;
+      d.profile_id = profile_of(i);
+      d.segment = segment_of(i);
+      if (auto st = store.devices().insert(d); !st) return st;
+      if (auto st = keys.ensure_data_key(keys::device_key_id(d.id), "device"); !st) return st;
+    }
+    return ok();
+  });
+  if (!registered) {
+    std::fprintf(stderr, "devices: %s\n", registered.error().message.c_str());
+    return 1;
   }
   decision::RuleBook book(store, keys, clock, random);
   const decision::Author author{"admin-cli", "bench", identity::builtin_role_permissions(identity::kRoleOrgAdmin)};

@@ -1,9 +1,11 @@
 #include "decision/trigger.h"
 
 #include <algorithm>
+#include <string>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "base/bytes.h"
 
@@ -16,9 +18,55 @@ std::string rule_state_associated_data(std::string_view rule_id, std::string_vie
 Trigger::Trigger(store::Store& store, keys::KeyRing& keys, const Clock& clock, TriggerActions actions)
     : store_(store), keys_(keys), clock_(clock), actions_(std::move(actions)) {}
 
+std::string device_rule_states_associated_data(std::string_view device_id) {
+  return fmt::format("device_rule_states:{}", device_id);
+}
+
+// A device's saved states, format 1 (sealed under the device's data key):
+//   {"v":1,"rules":[{"rule":"r-1","version":3,"state":{...rules::serialize...}}, ...]}
+// A state counts only for the rule's version it was saved with: a changed rule starts afresh.
+Result<Trigger::Restored> Trigger::read_saved_states() {
+  Restored out;
+  auto rows = store_.rules().device_states();
+  if (!rows) return tl::unexpected(rows.error());
+  for (const auto& row : *rows) {
+    const auto drop = [&](std::string_view why) {
+      ++counters_.states_dropped;
+      spdlog::warn("rule states of device {}: {}; they start afresh", row.device_id, why);
+    };
+    auto plain = keys_.open(row.key_id, row.sealed, device_rule_states_associated_data(row.device_id));
+    if (!plain) {
+      drop("they do not open (" + plain.error().message + ")");
+      continue;
+    }
+    const auto saved = nlohmann::json::parse(to_string(plain->view()), nullptr, false);
+    if (!saved.is_object() || saved.value("v", 0) != 1 || !saved.contains("rules") || !saved["rules"].is_array()) {
+      drop("not a known format");
+      continue;
+    }
+    for (const auto& entry : saved["rules"]) {
+      if (!entry.is_object() || !entry.contains("rule") || !entry["rule"].is_string() || !entry.contains("version") ||
+          !entry["version"].is_number_unsigned() || !entry.contains("state")) {
+        drop("an entry is not a rule's state");
+        continue;
+      }
+      auto state = rules::restore(entry["state"].dump());
+      if (!state) {
+        drop("a state is refused (" + state.error() + ")");
+        continue;
+      }
+      out[entry["rule"].get<std::string>()].push_back(
+          {row.device_id, entry["version"].get<std::uint32_t>(), std::move(*state)});
+    }
+  }
+  return out;
+}
+
 Status Trigger::load() {
   auto enabled = store_.rules().list_enabled();
   if (!enabled) return tl::unexpected(enabled.error());
+  auto saved = read_saved_states();
+  if (!saved) return tl::unexpected(saved.error());
   // Each organisation's devices are read once, however many rules it has.
   std::map<std::string, std::vector<store::DeviceRecord>, std::less<>> devices;
   for (const auto& record : *enabled) {
@@ -28,24 +76,28 @@ Status Trigger::load() {
       if (!listed) return tl::unexpected(listed.error());
       it = devices.emplace(record.organisation_id, std::move(*listed)).first;
     }
-    if (auto st = load_rule(record, it->second); !st) return st;
+    const auto restored = saved->find(record.id);
+    if (auto st = load_rule(record, it->second, restored == saved->end() ? nullptr : &restored->second); !st) {
+      return st;
+    }
   }
   return ok();
 }
 
 Status Trigger::reload(const std::string& rule_id) {
   // The loaded version's unsaved states go with it: every change of a rule (definition or
-  // enabled) clears its stored states too (RuleBook::change), and a deleted rule has none.
+  // enabled) makes a new version, whose saved states are none, and a deleted rule has none.
   drop(rule_id);
   auto found = store_.rules().find(rule_id);
   if (!found) return tl::unexpected(found.error());
   if (!*found || !(*found)->enabled) return ok();
   auto devices = store_.devices().list((*found)->organisation_id);
   if (!devices) return tl::unexpected(devices.error());
-  return load_rule(**found, *devices);
+  return load_rule(**found, *devices, nullptr);
 }
 
-Status Trigger::load_rule(const store::RuleRecord& record, const std::vector<store::DeviceRecord>& devices) {
+Status Trigger::load_rule(const store::RuleRecord& record, const std::vector<store::DeviceRecord>& devices,
+                          std::vector<SavedState>* saved) {
   auto parsed = rules::parse_rule(record.definition);
   if (!parsed) {
     spdlog::error("rule {}: its stored definition does not parse ({} problems); it does not run", record.id,
@@ -85,6 +137,13 @@ Status Trigger::load_rule(const store::RuleRecord& record, const std::vector<sto
     }
     loaded->watches[intern(row.device_id)].state = std::move(*state);
   }
+  // Then the states saved per device, newer than those rows: only this version's.
+  if (saved != nullptr) {
+    for (auto& s : *saved) {
+      if (s.version != record.version || !selects(s.device_id)) continue;
+      loaded->watches[intern(s.device_id)].state = std::move(s.state);
+    }
+  }
   // A restored state's deadline may have passed while the server was down: the next tick
   // evaluates it.
   for (auto& [device, watch] : loaded->watches) schedule(*loaded, device, watch);
@@ -102,6 +161,7 @@ Status Trigger::load_rule(const store::RuleRecord& record, const std::vector<sto
   }
   const RuleSlot slot = loaded->slot = static_cast<RuleSlot>(loaded_.size());
   loaded_.push_back(loaded.get());
+  for (const auto& [device, watch] : loaded->watches) device_rules_[device].push_back(slot);
   index(*loaded);
   rules_[record.id] = std::move(loaded);
   // The first tick starts each fresh state's clock: absence counts from now.
@@ -113,10 +173,16 @@ Status Trigger::load_rule(const store::RuleRecord& record, const std::vector<sto
   return ok();
 }
 
+Trigger::Watch& Trigger::watch_of(Loaded& rule, DeviceSlot device) {
+  const auto [it, added] = rule.watches.try_emplace(device);
+  if (added) device_rules_[device].push_back(rule.slot);
+  return it->second;
+}
+
 void Trigger::watch_from(Loaded& rule, DeviceSlot device, UnixMillis now) {
-  Watch& watch = rule.watches[device];
+  Watch& watch = watch_of(rule, device);
   const auto evaluation = rule.evaluator->tick(watch.state, now);
-  mark_dirty(rule, device, watch);
+  mark_dirty(device);
   schedule(rule, device, watch);
   apply(rule, device, evaluation, now);
 }
@@ -126,6 +192,8 @@ Trigger::DeviceSlot Trigger::intern(std::string_view device_id) {
   const auto slot = static_cast<DeviceSlot>(device_ids_.size());
   device_ids_.emplace_back(device_id);
   device_tags_.emplace_back();
+  device_rules_.emplace_back();
+  device_dirty_.push_back(false);
   device_slots_.emplace(device_ids_.back(), slot);
   return slot;
 }
@@ -231,10 +299,10 @@ void Trigger::observe(const DeviceMessage& message) {
     Loaded* rule = loaded(slot);
     if (rule == nullptr) continue;  // an action dropped it
     if (!rules::matches(rule->definition->selector, facts)) continue;
-    Watch& watch = rule->watches[device];
+    Watch& watch = watch_of(*rule, device);
     ++counters_.evaluations;
     const auto evaluation = rule->evaluator->observe(watch.state, message.metrics, message.at);
-    mark_dirty(*rule, device, watch);
+    mark_dirty(device);
     schedule(*rule, device, watch);
     apply(*rule, device, evaluation, message.at);
   }
@@ -261,7 +329,7 @@ void Trigger::tick(UnixMillis now) {
     // The next deadline is after `now` (the state's time is now at least that), so this loop ends.
     schedule(*rule, due.device, watch);
     if (evaluation.transition == rules::Transition::none) continue;
-    mark_dirty(*rule, due.device, watch);
+    mark_dirty(due.device);
     apply(*rule, due.device, evaluation, now);
   }
 }
@@ -295,10 +363,10 @@ void Trigger::compact_due() {
   compact_at_ = std::max<std::size_t>(4096, 2 * due_.size());
 }
 
-void Trigger::mark_dirty(Loaded& rule, DeviceSlot device, Watch& watch) {
-  if (watch.dirty) return;
-  watch.dirty = true;
-  rule.dirty.push_back(device);
+void Trigger::mark_dirty(DeviceSlot device) {
+  if (device_dirty_[device]) return;
+  device_dirty_[device] = true;
+  dirty_devices_.push_back(device);
 }
 
 void Trigger::apply(Loaded& rule, DeviceSlot device, const rules::Evaluation& evaluation, UnixMillis at) {
@@ -356,33 +424,55 @@ void Trigger::apply(Loaded& rule, DeviceSlot device, const rules::Evaluation& ev
 }
 
 Status Trigger::save() {
-  std::vector<store::RuleStateRecord> batch;
+  std::vector<store::DeviceRuleStatesRecord> batch;
+  batch.reserve(dirty_devices_.size());
   const UnixMillis now = to_unix_millis(clock_.now());
-  for (auto& [id, rule] : rules_) {
-    for (const DeviceSlot device : rule->dirty) {
+  std::string text;
+  for (const DeviceSlot device : dirty_devices_) {
+    if (!device_dirty_[device]) continue;  // forgotten since
+    device_dirty_[device] = false;
+    // Every state of the device, changed or not: its row is replaced whole. The rules that
+    // no longer watch it (dropped, changed, no longer selecting it) leave its list here.
+    text.assign(R"({"v":1,"rules":[)");
+    bool first = true;
+    auto& slots = device_rules_[device];
+    std::sort(slots.begin(), slots.end());  // a rule that left and came back is listed twice
+    slots.erase(std::unique(slots.begin(), slots.end()), slots.end());
+    std::erase_if(slots, [&](RuleSlot slot) {
+      const Loaded* rule = loaded(slot);
+      if (rule == nullptr) return true;
       const auto it = rule->watches.find(device);
-      if (it == rule->watches.end() || !it->second.dirty) continue;  // forgotten since
-      it->second.dirty = false;
-      const std::string& device_id = device_ids_[device];
-      const std::string text = rules::serialize(it->second.state);
-      const auto key_id = keys::device_key_id(device_id);
-      auto sealed = keys_.seal(key_id, as_bytes(text), rule_state_associated_data(id, device_id));
-      if (!sealed && sealed.error().is(Errc::not_found)) {
-        // A device whose data key does not exist yet (it has sent nothing that was stored).
-        if (auto st = keys_.ensure_data_key(key_id, "device"); st) {
-          sealed = keys_.seal(key_id, as_bytes(text), rule_state_associated_data(id, device_id));
-        }
-      }
-      if (!sealed) {
-        spdlog::error("rule {}: cannot seal the state of device {}: {}", id, device_id, sealed.error().message);
-        continue;
-      }
-      batch.push_back({id, device_id, key_id, std::move(*sealed), now});
+      if (it == rule->watches.end()) return true;
+      text += first ? "" : ",";
+      first = false;
+      text += R"({"rule":)";
+      text += nlohmann::json(rule->record.id).dump();
+      text += R"(,"version":)";
+      text += std::to_string(rule->record.version);
+      text += R"(,"state":)";
+      text += rules::serialize(it->second.state);
+      text += '}';
+      ++counters_.states_saved;
+      return false;
+    });
+    text += "]}";
+    const std::string& device_id = device_ids_[device];
+    const auto key_id = keys::device_key_id(device_id);
+    const std::string associated = device_rule_states_associated_data(device_id);
+    auto sealed = keys_.seal(key_id, as_bytes(text), associated);
+    if (!sealed && sealed.error().is(Errc::not_found)) {
+      // A device whose data key does not exist yet (it has sent nothing that was stored).
+      if (auto st = keys_.ensure_data_key(key_id, "device"); st)
+        sealed = keys_.seal(key_id, as_bytes(text), associated);
     }
-    rule->dirty.clear();
+    if (!sealed) {
+      spdlog::error("cannot seal the rule states of device {}: {}", device_id, sealed.error().message);
+      continue;
+    }
+    batch.push_back({device_id, key_id, std::move(*sealed), now});
   }
-  counters_.states_saved += batch.size();
-  return store_.rules().save_states(batch);
+  dirty_devices_.clear();
+  return store_.rules().save_device_states(batch);
 }
 
 void Trigger::device_changed(const store::DeviceRecord& record) {
@@ -406,7 +496,8 @@ void Trigger::device_changed(const store::DeviceRecord& record) {
       watch_from(*rule, device, now);
     } else if (!selected && it != rule->watches.end()) {
       const bool fired = it->second.state.active();
-      rule->watches.erase(it);  // its entry in due_ is stale now
+      rule->watches.erase(it);  // its entry in due_ is stale now; its device_rules_ entry is dropped at save
+      mark_dirty(device);
       if (fired) {
         rules::Evaluation cleared;
         cleared.transition = rules::Transition::cleared;
@@ -420,6 +511,9 @@ void Trigger::device_changed(const store::DeviceRecord& record) {
 void Trigger::forget_device(const std::string& device_id) {
   const auto slot = device_slots_.find(device_id);
   if (slot == device_slots_.end()) return;
+  // Its saved row went with it.
+  device_rules_[slot->second].clear();
+  device_dirty_[slot->second] = false;
   for (auto& [id, rule] : rules_) {
     const auto it = rule->watches.find(slot->second);
     if (it == rule->watches.end()) continue;

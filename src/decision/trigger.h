@@ -11,8 +11,9 @@
 //             due by then (a hold ending, a sample leaving a window, an absence reaching its
 //             length; rules::Evaluator::next_deadline) are evaluated, so a tick costs what is
 //             due, not every rule times every device
-//   save      the states that changed since the last save, in one transaction (the server
-//             calls it every few seconds and at stop: a crash loses at most that much)
+//   save      the states of each device with a state changed since the last save, one
+//             sealed row per device holding all its rules' states, in one transaction (the
+//             server calls it every few seconds and at stop: a crash loses at most that much)
 //   reload    after a rule is created, changed, switched on or off or deleted
 //   device_changed  after a device is created or its tags change: rules that now select it
 //             watch it, rules that no longer do forget it (clearing what they fired for it)
@@ -108,7 +109,8 @@ class Trigger {
 
   void observe(const DeviceMessage& message);
   void tick(UnixMillis now);
-  // Writes the states changed since the last call.
+  // Writes the states of each device with a state changed since the last call: one row per
+  // device, sealed under its data key (device_rule_states_associated_data).
   [[nodiscard]] Status save();
   // The device was deleted (its stored states went with it).
   void forget_device(const std::string& device_id);
@@ -133,7 +135,6 @@ class Trigger {
     rules::DeviceState state;
     UnixMillis deadline = kNoDeadline;  // its next deadline (rules::Evaluator::next_deadline)
     UnixMillis queued = kNoDeadline;    // its entry in due_: never later than deadline
-    bool dirty = false;                 // changed since the last save()
   };
   struct Loaded {
     store::RuleRecord record;
@@ -141,8 +142,14 @@ class Trigger {
     std::shared_ptr<const rules::RuleDefinition> definition;
     std::unique_ptr<rules::Evaluator> evaluator;
     std::unordered_map<DeviceSlot, Watch> watches;
-    std::vector<DeviceSlot> dirty;  // the watches whose dirty flag is set
   };
+  // A state saved with a device's row, for a rule's version.
+  struct SavedState {
+    std::string device_id;
+    std::uint32_t version = 0;
+    rules::DeviceState state;
+  };
+  using Restored = std::unordered_map<std::string, std::vector<SavedState>>;  // by rule id
   // An entry of the deadline queue. A watch has one (at its `queued` time) while it has a
   // deadline; an entry that is not its watch's `queued` one (or whose watch is gone) is stale:
   // tick() skips it, and compact_due() drops the stale ones once due_ has doubled.
@@ -154,10 +161,16 @@ class Trigger {
   // due_'s order: a min-heap by time.
   static bool later(const Due& a, const Due& b) { return a.at > b.at; }
 
-  // devices: the rule's organisation's, as stored now, by id (DeviceRepository::list).
-  [[nodiscard]] Status load_rule(const store::RuleRecord& record, const std::vector<store::DeviceRecord>& devices);
+  // Every device's saved states (a row that does not open or parse is dropped and logged).
+  [[nodiscard]] Result<Restored> read_saved_states();
+  // devices: the rule's organisation's, as stored now, by id (DeviceRepository::list);
+  // saved: the rule's saved states (those of other versions are left out), or null.
+  [[nodiscard]] Status load_rule(const store::RuleRecord& record, const std::vector<store::DeviceRecord>& devices,
+                                 std::vector<SavedState>* saved);
   void drop(const std::string& rule_id);
   [[nodiscard]] DeviceSlot intern(std::string_view device_id);
+  // The rule's watch of the device, made (and listed in device_rules_) when it has none.
+  [[nodiscard]] Watch& watch_of(Loaded& rule, DeviceSlot device);
   // Starts (or goes on) watching the device at `now`: its state's clock starts, and what that
   // first step decides is applied.
   void watch_from(Loaded& rule, DeviceSlot device, UnixMillis now);
@@ -166,7 +179,7 @@ class Trigger {
   void schedule(Loaded& rule, DeviceSlot device, Watch& watch);
   void enqueue(Loaded& rule, DeviceSlot device, Watch& watch);
   void compact_due();
-  static void mark_dirty(Loaded& rule, DeviceSlot device, Watch& watch);
+  void mark_dirty(DeviceSlot device);
   void apply(Loaded& rule, DeviceSlot device, const rules::Evaluation& evaluation, UnixMillis at);
 
   store::Store& store_;
@@ -183,6 +196,11 @@ class Trigger {
   std::deque<std::string> device_ids_;  // by DeviceSlot; a deque, so references stay valid as it grows
   // By DeviceSlot: each device's tags as last read (load_rule, device_changed), sorted.
   std::deque<std::vector<std::string>> device_tags_;
+  // By DeviceSlot: the rules that watch the device (and, until the next save, some that no
+  // longer do), whose states its saved row holds.
+  std::deque<std::vector<RuleSlot>> device_rules_;
+  std::vector<bool> device_dirty_;         // by DeviceSlot: a state changed since the last save()
+  std::vector<DeviceSlot> dirty_devices_;  // the devices whose flag is set
   // An organisation's rules by the first part of their selector that names something: its
   // devices, else its profiles, else its segments, else its tags, else none (every device). A
   // message looks at the lists its device's id, profile, segment and tags lead to, not at
@@ -200,7 +218,10 @@ class Trigger {
   Counters counters_;
 };
 
-// The associated data a rule state is sealed with: the row it belongs to.
+// The associated data a rule state is sealed with: the row it belongs to (rule_states, as a
+// previous version saved them; read at start).
 [[nodiscard]] std::string rule_state_associated_data(std::string_view rule_id, std::string_view device_id);
+// ... and a device's row of all its rule states (device_rule_states).
+[[nodiscard]] std::string device_rule_states_associated_data(std::string_view device_id);
 
 }  // namespace torii::decision

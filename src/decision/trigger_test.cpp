@@ -126,9 +126,7 @@ TEST_F(TriggerTest, StateSurvivesARestartSealedInTheStore) {
   send("sensor-1", 40);
   EXPECT_THAT(seen_, IsEmpty());
   ASSERT_TRUE(trigger_->save());
-  auto rows = store_->rules().list_enabled();
-  ASSERT_TRUE(rows && rows->size() == 1U);
-  auto states = store_->rules().states((*rows)[0].id);
+  auto states = store_->rules().device_states();
   ASSERT_TRUE(states);
   ASSERT_FALSE(states->empty());
   for (const auto& s : *states) {
@@ -273,12 +271,44 @@ TEST_F(TriggerTest, ADeletedDeviceIsForgotten) {
   trigger_->tick(to_unix_millis(clock_.now()));
   EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1"));
   ASSERT_TRUE(trigger_->save());
-  auto rules = store_->rules().list("org-1");
-  ASSERT_TRUE(rules && rules->size() == 1);
-  auto states = store_->rules().states(rules->front().id);
+  auto states = store_->rules().device_states();
   ASSERT_TRUE(states);
   ASSERT_EQ(states->size(), 1U);
   EXPECT_EQ(states->front().device_id, "sensor-1");
+}
+
+// A device's states of all its rules are saved as one sealed row; each comes back to its
+// rule after a restart, but only to the version it was saved with.
+TEST_F(TriggerTest, ADevicesStatesOfEveryRuleAreOneRowAndComeBackToTheirRulesVersion) {
+  create(R"({"name":"warm","condition":"temperature > 30","for":"60s","actions":[{"type":"alert"}]})");
+  const auto hot = create(R"({"name":"hot","condition":"temperature > 35","for":"60s","actions":[{"type":"alert"}]})");
+  send("sensor-1", 40);
+  send("fan-1", 20);
+  ASSERT_TRUE(trigger_->save());
+  auto rows = store_->rules().device_states();
+  ASSERT_TRUE(rows);
+  std::vector<std::string> devices;
+  for (const auto& r : *rows) devices.push_back(r.device_id);
+  EXPECT_THAT(devices, ElementsAre("fan-1", "plain-1", "sensor-1"))
+      << "one row per device (plain-1: watched from load)";
+  EXPECT_EQ(trigger_->counters().states_saved, 6U) << "two rules for each of three devices";
+  ASSERT_TRUE(trigger_->save());
+  EXPECT_EQ(trigger_->counters().states_saved, 6U) << "nothing changed since";
+
+  // "hot" changes (a new version) while the server is down: its timer starts afresh; "warm"'s goes on.
+  auto stored = store_->rules().find(hot);
+  ASSERT_TRUE(stored && *stored);
+  ASSERT_TRUE(book_->change({"user:op-1", "org-1", identity::builtin_role_permissions(identity::kRoleOperator)}, hot,
+                            (*stored)->definition, true, (*stored)->version));
+  trigger_ = make_trigger();
+  ASSERT_TRUE(trigger_->load());
+  EXPECT_EQ(trigger_->counters().states_dropped, 0U);
+  clock_.advance(61s);
+  send("sensor-1", 41);
+  EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1")) << "warm fired; hot's hold started again at this message";
+  clock_.advance(60s);
+  send("sensor-1", 41);
+  EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1", "alert+:sensor-1")) << "hot, a minute after its new start";
 }
 
 TEST_F(TriggerTest, ARuleSwitchedOffOrDeletedStopsAtOnce) {

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <limits>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 namespace torii::rules {
@@ -225,28 +227,60 @@ std::optional<UnixMillis> Evaluator::next_deadline(const DeviceState& state) con
 // State format, version 1:
 //   {"v":1,"active":false,"pending":null,"last":123,"start":100,"now":123,
 //    "metrics":{"temperature":{"at":123,"value":21.5,"window":[[100,21.0],[123,21.5]]}}}
+// Written straight as text: the server saves every changed state every few seconds, and a
+// document tree of each cost more than sealing and writing it (docs/benchmarks.md). Numbers
+// are written in their shortest form that reads back to the same double (with ".0" when
+// whole, as JSON libraries write doubles); metric names are JSON-quoted. restore() reads it
+// (and any equal JSON).
 std::string serialize(const DeviceState& state) {
-  using json = nlohmann::json;
-  const auto optional = [](const std::optional<UnixMillis>& t) { return t ? json(*t) : json(nullptr); };
-  json metrics = json::object();
-  for (const auto& [name, h] : state.metrics_) {
-    json window = json::array();
-    for (const auto& [at, v] : h.window) window.push_back(json::array({at, v}));
-    json value = nullptr;
-    if (h.latest) {
-      value =
-          std::holds_alternative<bool>(*h.latest) ? json(std::get<bool>(*h.latest)) : json(std::get<double>(*h.latest));
+  fmt::memory_buffer out;
+  const auto put = [&out](std::string_view text) { out.append(text); };
+  const auto number = [&](double v) {
+    const std::size_t start = out.size();
+    fmt::format_to(std::back_inserter(out), "{}", v);
+    if (std::string_view(out.data() + start, out.size() - start).find_first_of(".e") == std::string_view::npos) {
+      put(".0");
     }
-    metrics[name] = json{{"at", h.latest_at}, {"value", std::move(value)}, {"window", std::move(window)}};
+  };
+  const auto time = [&](const std::optional<UnixMillis>& t) {
+    if (t) {
+      fmt::format_to(std::back_inserter(out), "{}", *t);
+    } else {
+      put("null");
+    }
+  };
+  fmt::format_to(std::back_inserter(out), R"({{"v":1,"active":{},"pending":)", state.active_);
+  time(state.pending_since_);
+  put(R"(,"last":)");
+  time(state.last_message_at_);
+  put(R"(,"start":)");
+  time(state.started_at_);
+  fmt::format_to(std::back_inserter(out), R"(,"now":{},"metrics":{{)", state.now_);
+  bool first_metric = true;
+  for (const auto& [name, h] : state.metrics_) {
+    if (!first_metric) put(",");
+    first_metric = false;
+    put(nlohmann::json(name).dump());
+    fmt::format_to(std::back_inserter(out), R"(:{{"at":{},"value":)", h.latest_at);
+    if (!h.latest) {
+      put("null");
+    } else if (const bool* b = std::get_if<bool>(&*h.latest)) {
+      put(*b ? "true" : "false");
+    } else {
+      number(std::get<double>(*h.latest));
+    }
+    put(R"(,"window":[)");
+    bool first_sample = true;
+    for (const auto& [at, v] : h.window) {
+      fmt::format_to(std::back_inserter(out), "{}[{},", first_sample ? "" : ",", at);
+      number(v);
+      put("]");
+      first_sample = false;
+    }
+    put("]}");
   }
-  const json out{{"v", 1},
-                 {"active", state.active_},
-                 {"pending", optional(state.pending_since_)},
-                 {"last", optional(state.last_message_at_)},
-                 {"start", optional(state.started_at_)},
-                 {"now", state.now_},
-                 {"metrics", std::move(metrics)}};
-  return out.dump();
+  put("}}");
+  return fmt::to_string(out);
 }
 
 namespace {

@@ -1272,6 +1272,28 @@ TEST_P(StoreContractTest, RuleIsStoredListedAndEveryVersionKept) {
   EXPECT_TRUE(fails_with(rules.insert(no_definition), Errc::invalid_argument));
 }
 
+TEST_P(StoreContractTest, DeviceRuleStatesAreOneRowPerDeviceReplacedAndGoneWithTheDevice) {
+  ASSERT_TRUE(is_ok(store().devices().insert(make_device("dev-1"))));
+  ASSERT_TRUE(is_ok(store().devices().insert(make_device("dev-2"))));
+  auto& rules = store().rules();
+  const Bytes sealed{0x00, 0xFF, 0x27, 0x3B};  // any bytes, NUL and quote included
+  ASSERT_TRUE(is_ok(rules.save_device_states({{"dev-2", "device:dev-2", sealed, kNow},
+                                              {"dev-1", kTricky, sealed, kNow},
+                                              {"dev-9", "device:dev-9", sealed, kNow}})));        // no such device
+  ASSERT_TRUE(is_ok(rules.save_device_states({{"dev-2", "device:dev-2", Bytes{1}, kNow + 1}})));  // replaces
+  auto rows = rules.device_states();
+  ASSERT_TRUE(is_ok(rows));
+  ASSERT_EQ(rows->size(), 2U);
+  EXPECT_EQ((*rows)[0], (DeviceRuleStatesRecord{"dev-1", kTricky, sealed, kNow}));
+  EXPECT_EQ((*rows)[1], (DeviceRuleStatesRecord{"dev-2", "device:dev-2", Bytes{1}, kNow + 1}));
+
+  ASSERT_TRUE(is_ok(store().devices().remove("dev-1")));
+  rows = rules.device_states();
+  ASSERT_TRUE(is_ok(rows));
+  ASSERT_EQ(rows->size(), 1U);
+  EXPECT_EQ((*rows)[0].device_id, "dev-2");
+}
+
 TEST_P(StoreContractTest, RuleStatesGoWithTheRuleAndTheDevice) {
   ASSERT_TRUE(is_ok(store().devices().insert(make_device("dev-1"))));
   ASSERT_TRUE(is_ok(store().devices().insert(make_device("dev-2"))));

@@ -748,6 +748,18 @@ struct RuleStateRecord {
   friend bool operator==(const RuleStateRecord&, const RuleStateRecord&) = default;
 };
 
+// All of one device's rule states, sealed together under the device's data key: one row and
+// one seal per device, not per (rule, device). What it holds is the engine's
+// (decision::Trigger); the store keeps it as bytes.
+struct DeviceRuleStatesRecord {
+  std::string device_id;
+  std::string key_id;  // the WrappedKey that seals it
+  Bytes sealed;
+  UnixMillis updated_at = 0;
+
+  friend bool operator==(const DeviceRuleStatesRecord&, const DeviceRuleStatesRecord&) = default;
+};
+
 class RuleRepository {
  public:
   virtual ~RuleRepository() = default;
@@ -770,8 +782,15 @@ class RuleRepository {
   [[nodiscard]] virtual Result<bool> remove(std::string_view id) = 0;
   [[nodiscard]] virtual Status mark_fired(std::string_view id, UnixMillis at) = 0;
   // Inserts or replaces each state, all in one transaction. States of a rule or device no
-  // longer stored are skipped (the rule or device was deleted meanwhile).
+  // longer stored are skipped (the rule or device was deleted meanwhile). The engine now keeps
+  // its states per device (save_device_states); these rows are read at start, as a previous
+  // version left them.
   [[nodiscard]] virtual Status save_states(const std::vector<RuleStateRecord>& states) = 0;
+  // Inserts or replaces each device's row, all in one transaction; a row whose device is no
+  // longer stored is skipped. A device's row goes with the device.
+  [[nodiscard]] virtual Status save_device_states(const std::vector<DeviceRuleStatesRecord>& rows) = 0;
+  // Every device's row, by device id.
+  [[nodiscard]] virtual Result<std::vector<DeviceRuleStatesRecord>> device_states() = 0;
   [[nodiscard]] virtual Result<std::vector<RuleStateRecord>> states(std::string_view rule_id) = 0;
   // Forgets the rule's states (its definition changed: windows and timers start afresh).
   [[nodiscard]] virtual Status clear_states(std::string_view rule_id) = 0;

@@ -13,7 +13,7 @@ namespace {
 
 // Append only: a released migration is never edited, a change is a new migration.
 // STRICT tables make SQLite refuse values of the wrong type instead of converting them.
-constexpr std::array<Migration, 15> kMigrations = {{
+constexpr std::array<Migration, 16> kMigrations = {{
     {1, "initial schema: meta, data keys, secrets, certificates, setup tokens, counters", R"sql(
 CREATE TABLE meta (
   key TEXT PRIMARY KEY NOT NULL,
@@ -399,6 +399,17 @@ CREATE TABLE notification_channels (
 -- Issue 6 item 1: a rule's selector may name tags. A device's tags are kept sorted and
 -- joined by commas (a tag is an identifier: it holds no comma); '' for none.
 ALTER TABLE devices ADD COLUMN tags TEXT NOT NULL DEFAULT '';
+)sql"},
+    {16, "rule states kept per device, sealed together", R"sql(
+-- Issue 6: one row and one seal per device for all its rule states (rule_states held one per
+-- rule and device). rule_states stays, read at start, no longer written.
+-- A rowid table: a row holds tens of kilobytes, which WITHOUT ROWID tables store poorly.
+CREATE TABLE device_rule_states (
+  device_id TEXT PRIMARY KEY NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+  key_id TEXT NOT NULL,
+  sealed BLOB NOT NULL,
+  updated_at_ms INTEGER NOT NULL
+) STRICT;
 )sql"},
 }};
 

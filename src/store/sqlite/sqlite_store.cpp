@@ -2150,6 +2150,39 @@ class SqliteRuleRepository final : public RuleRepository {
     });
   }
 
+  Status save_device_states(const std::vector<DeviceRuleStatesRecord>& rows) override {
+    if (rows.empty()) return ok();
+    return db_.transaction([&]() -> Status {
+      // A row whose device is gone fails its foreign key and is skipped (see save_states).
+      auto stmt = db_.cached(
+          "INSERT INTO device_rule_states (device_id, key_id, sealed, updated_at_ms) VALUES (?1, ?2, ?3, ?4) "
+          "ON CONFLICT (device_id) DO UPDATE SET key_id = excluded.key_id, sealed = excluded.sealed, "
+          "updated_at_ms = excluded.updated_at_ms");
+      if (!stmt) return tl::unexpected(std::move(stmt.error()));
+      for (const auto& row : rows) {
+        (**stmt)
+            .bind_text(1, row.device_id)
+            .bind_text(2, row.key_id)
+            .bind_blob(3, row.sealed)
+            .bind_int(4, row.updated_at);
+        auto s = (**stmt).run();
+        (**stmt).reset();
+        if (!s && !s.error().is(Errc::conflict)) return s;
+      }
+      return ok();
+    });
+  }
+
+  Result<std::vector<DeviceRuleStatesRecord>> device_states() override {
+    const Lock lock(db_.mutex());
+    auto stmt =
+        db_.cached("SELECT device_id, key_id, sealed, updated_at_ms FROM device_rule_states ORDER BY device_id");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    return read_all(**stmt, [](const Statement& q) {
+      return DeviceRuleStatesRecord{q.column_text(0), q.column_text(1), q.column_blob(2), q.column_int(3)};
+    });
+  }
+
   Status clear_states(std::string_view rule_id) override {
     const Lock lock(db_.mutex());
     auto stmt = db_.cached("DELETE FROM rule_states WHERE rule_id = ?1");
