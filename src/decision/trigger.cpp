@@ -75,6 +75,7 @@ Status Trigger::load() {
       auto listed = store_.devices().list(record.organisation_id);
       if (!listed) return tl::unexpected(listed.error());
       it = devices.emplace(record.organisation_id, std::move(*listed)).first;
+      remember_tags(it->second);
     }
     const auto restored = saved->find(record.id);
     if (auto st = load_rule(record, it->second, restored == saved->end() ? nullptr : &restored->second); !st) {
@@ -93,7 +94,12 @@ Status Trigger::reload(const std::string& rule_id) {
   if (!*found || !(*found)->enabled) return ok();
   auto devices = store_.devices().list((*found)->organisation_id);
   if (!devices) return tl::unexpected(devices.error());
+  remember_tags(*devices);
   return load_rule(**found, *devices, nullptr);
+}
+
+void Trigger::remember_tags(const std::vector<store::DeviceRecord>& devices) {
+  for (const auto& d : devices) device_tags_[intern(d.id)] = d.tags;
 }
 
 Status Trigger::load_rule(const store::RuleRecord& record, const std::vector<store::DeviceRecord>& devices,
@@ -108,8 +114,6 @@ Status Trigger::load_rule(const store::RuleRecord& record, const std::vector<sto
   loaded->record = record;
   loaded->definition = std::make_shared<const rules::RuleDefinition>(std::move(*parsed));
   loaded->evaluator = std::make_unique<rules::Evaluator>(loaded->definition);
-  // The devices as stored now (by id): their tags may have changed since last read.
-  for (const auto& d : devices) device_tags_[intern(d.id)] = d.tags;
   const auto selects = [&](std::string_view device_id) {
     const auto d = std::lower_bound(devices.begin(), devices.end(), device_id,
                                     [](const store::DeviceRecord& r, std::string_view id) { return r.id < id; });

@@ -161,9 +161,13 @@ class Trigger {
   // due_'s order: a min-heap by time.
   static bool later(const Due& a, const Due& b) { return a.at > b.at; }
 
+  // The devices' tags as just read from the store (they may have changed since last read):
+  // once per list read, not once per rule loaded from it.
+  void remember_tags(const std::vector<store::DeviceRecord>& devices);
   // Every device's saved states (a row that does not open or parse is dropped and logged).
   [[nodiscard]] Result<Restored> read_saved_states();
-  // devices: the rule's organisation's, as stored now, by id (DeviceRepository::list);
+  // devices: the rule's organisation's, as stored now, by id (DeviceRepository::list), their
+  // tags remembered (remember_tags);
   // saved: the rule's saved states (those of other versions are left out), or null.
   [[nodiscard]] Status load_rule(const store::RuleRecord& record, const std::vector<store::DeviceRecord>& devices,
                                  std::vector<SavedState>* saved);
