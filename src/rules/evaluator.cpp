@@ -1,6 +1,8 @@
 #include "rules/evaluator.h"
 
 #include <algorithm>
+#include <array>
+#include <charconv>
 #include <cmath>
 #include <iterator>
 #include <limits>
@@ -23,42 +25,46 @@ class StateInputs final : public Inputs {
     return it->second.latest;
   }
 
+  // Evaluated after Evaluator::advance: the window holds exactly the buckets still inside.
   [[nodiscard]] std::optional<double> window(WindowFunction function, std::string_view metric,
                                              milliseconds window) const override {
-    const auto it = state_.metrics_.find(metric);
-    std::size_t count = 0;
-    double sum = 0;
+    const DeviceState::Window* found = nullptr;
+    if (const auto it = state_.metrics_.find(metric); it != state_.metrics_.end()) {
+      for (const auto& w : it->second.windows) {
+        if (w.duration == window.count()) found = &w;
+      }
+    }
+    if (found == nullptr || found->buckets.empty()) {
+      if (function == WindowFunction::count) return 0.0;
+      return std::nullopt;
+    }
+    const auto& buckets = found->buckets;
+    std::uint64_t count = 0;
+    double total = 0;
     double low = std::numeric_limits<double>::infinity();
     double high = -std::numeric_limits<double>::infinity();
-    std::pair<UnixMillis, double> oldest{};
-    std::pair<UnixMillis, double> newest{};
-    if (it != state_.metrics_.end()) {
-      const UnixMillis edge = state_.now_ - window.count();  // samples at or before it are out
-      const auto& samples = it->second.window;
-      for (auto s = samples.rbegin(); s != samples.rend() && s->first > edge; ++s) {
-        if (count == 0) newest = *s;
-        oldest = *s;
-        ++count;
-        sum += s->second;
-        low = std::min(low, s->second);
-        high = std::max(high, s->second);
-      }
+    for (const auto& b : buckets) {
+      count += b.count;
+      total += b.mean * static_cast<double>(b.count);
+      low = std::min(low, b.low);
+      high = std::max(high, b.high);
     }
     switch (function) {
       case WindowFunction::count: return static_cast<double>(count);
-      case WindowFunction::avg:
-        if (count == 0) return std::nullopt;
-        return sum / static_cast<double>(count);
-      case WindowFunction::min:
-        if (count == 0) return std::nullopt;
-        return low;
-      case WindowFunction::max:
-        if (count == 0) return std::nullopt;
-        return high;
+      case WindowFunction::avg: {
+        if (std::isfinite(total)) return total / static_cast<double>(count);
+        double mean = 0;  // the sum overflowed: each bucket's share instead (no term exceeds its mean)
+        for (const auto& b : buckets) mean += b.mean * (static_cast<double>(b.count) / static_cast<double>(count));
+        return mean;
+      }
+      case WindowFunction::min: return low;
+      case WindowFunction::max: return high;
       case WindowFunction::rate: {
-        if (count < 2 || newest.first == oldest.first) return std::nullopt;
-        const double seconds = static_cast<double>(newest.first - oldest.first) / 1000.0;
-        return (newest.second - oldest.second) / seconds;
+        const auto& oldest = buckets.front();
+        const auto& newest = buckets.back();
+        if (count < 2 || newest.last_at == oldest.first_at) return std::nullopt;
+        const double seconds = static_cast<double>(newest.last_at - oldest.first_at) / 1000.0;
+        return (newest.last - oldest.first) / seconds;
       }
     }
     return std::nullopt;
@@ -77,6 +83,8 @@ class StateInputs final : public Inputs {
 namespace {
 
 constexpr std::size_t kMaxSummaryBytes = 300;
+
+std::int64_t bucket_width(std::int64_t duration) { return std::max<std::int64_t>(1, duration / kWindowBuckets); }
 
 std::optional<std::variant<double, bool>> usable(const policy::MetricValue& value) {
   if (const auto* d = std::get_if<double>(&value)) {
@@ -102,25 +110,50 @@ std::string_view to_string(Transition transition) {
 Evaluator::Evaluator(std::shared_ptr<const RuleDefinition> rule) : rule_(std::move(rule)) {
   const auto collect = [this](const Expression& e) {
     for (auto& m : e.metrics()) reads_.insert(std::move(m));
-    for (auto& w : e.windows()) {
-      auto& longest = longest_[w.first];
-      longest = std::max(longest, w.second);
-      windows_.push_back(std::move(w));
-    }
+    for (auto& [metric, duration] : e.windows()) windows_[metric].push_back(duration.count());
     for (const auto d : e.absences()) absences_.push_back(d);
   };
   collect(rule_->condition);
   for (const Action& a : rule_->actions) {
     if (const auto* m = std::get_if<MetricAction>(&a)) collect(m->value);
   }
-  std::sort(windows_.begin(), windows_.end());
-  windows_.erase(std::unique(windows_.begin(), windows_.end()), windows_.end());
+  for (auto& [metric, durations] : windows_) {
+    std::sort(durations.begin(), durations.end());
+    durations.erase(std::unique(durations.begin(), durations.end()), durations.end());
+  }
   std::sort(absences_.begin(), absences_.end());
   absences_.erase(std::unique(absences_.begin(), absences_.end()), absences_.end());
 }
 
-// Moves the state's time to `at` (never backwards) and drops what has left every window,
-// as well as the history of metrics the rule no longer reads (a state kept across an edit).
+DeviceState::Window& Evaluator::window_of(DeviceState::History& history, std::int64_t duration) {
+  auto& windows = history.windows;
+  auto it = std::lower_bound(windows.begin(), windows.end(), duration,
+                             [](const DeviceState::Window& w, std::int64_t d) { return w.duration < d; });
+  if (it == windows.end() || it->duration != duration) it = windows.insert(it, DeviceState::Window{duration, {}});
+  return *it;
+}
+
+void Evaluator::add(DeviceState::Window& window, UnixMillis at, double value) {
+  auto& buckets = window.buckets;
+  const std::int64_t width = bucket_width(window.duration);
+  if (window.duration != 0 && !buckets.empty() && buckets.back().last_at / width == at / width) {
+    auto& b = buckets.back();
+    ++b.count;
+    const double n = static_cast<double>(b.count);
+    b.last_at = at;
+    b.last = value;
+    b.low = std::min(b.low, value);
+    b.high = std::max(b.high, value);
+    // A running mean stays within [low, high] (a sum could overflow); clamped against rounding.
+    b.mean = std::clamp(b.mean * ((n - 1) / n) + value / n, b.low, b.high);
+    return;
+  }
+  buckets.push_back({at, at, 1, value, value, value, value, value});
+}
+
+// Moves the state's time to `at` (never backwards) and drops the buckets that have left their
+// windows, as well as the history of metrics and windows the rule no longer reads (a state
+// kept across an edit). Samples restored from a format-1 state go into the metric's windows.
 void Evaluator::advance(DeviceState& state, UnixMillis at) const {
   if (!state.started_at_) {
     state.started_at_ = at;
@@ -128,19 +161,32 @@ void Evaluator::advance(DeviceState& state, UnixMillis at) const {
   } else {
     state.now_ = std::max(state.now_, at);
   }
+  static const std::vector<std::int64_t> kNone;
   for (auto it = state.metrics_.begin(); it != state.metrics_.end();) {
     if (!reads_.contains(it->first)) {
       it = state.metrics_.erase(it);
       continue;
     }
-    auto& window = it->second.window;
-    const auto longest = longest_.find(it->first);
-    if (longest == longest_.end()) {
-      window.clear();
-    } else {
-      const UnixMillis edge = state.now_ - longest->second.count();
-      while (!window.empty() && window.front().first <= edge) window.pop_front();
+    auto& history = it->second;
+    const auto wanted = windows_.find(it->first);
+    const auto& durations = wanted == windows_.end() ? kNone : wanted->second;
+    if (!history.windows.empty() && history.windows.front().duration == 0) {
+      const DeviceState::Window samples = std::move(history.windows.front());
+      history.windows.erase(history.windows.begin());
+      for (const std::int64_t d : durations) {
+        auto& window = window_of(history, d);
+        for (const auto& s : samples.buckets) {
+          if (s.first_at > state.now_ - d) add(window, s.first_at, s.first);
+        }
+      }
     }
+    for (auto& w : history.windows) {
+      const UnixMillis edge = state.now_ - w.duration;  // a bucket whose oldest sample is at or before it is out
+      while (!w.buckets.empty() && w.buckets.front().first_at <= edge) w.buckets.pop_front();
+    }
+    std::erase_if(history.windows, [&durations](const DeviceState::Window& w) {
+      return w.buckets.empty() || !std::binary_search(durations.begin(), durations.end(), w.duration);
+    });
     ++it;
   }
 }
@@ -179,9 +225,9 @@ Evaluation Evaluator::observe(DeviceState& state, const std::vector<policy::Metr
     auto& history = state.metrics_[m.name];
     history.latest = usable(m.value);
     history.latest_at = now;
-    if (history.latest && std::holds_alternative<double>(*history.latest) && longest_.contains(m.name)) {
-      history.window.emplace_back(now, std::get<double>(*history.latest));
-      if (history.window.size() > kMaxWindowSamples) history.window.pop_front();
+    if (!history.latest || !std::holds_alternative<double>(*history.latest)) continue;
+    if (const auto w = windows_.find(m.name); w != windows_.end()) {
+      for (const std::int64_t d : w->second) add(window_of(history, d), now, std::get<double>(*history.latest));
     }
   }
   Evaluation out = decide(state);
@@ -212,21 +258,33 @@ std::optional<UnixMillis> Evaluator::next_deadline(const DeviceState& state) con
   }
   const UnixMillis since = state.last_message_at_ ? *state.last_message_at_ : *state.started_at_;
   for (const auto d : absences_) consider(since + d.count());
-  for (const auto& [metric, d] : windows_) {
+  for (const auto& [metric, durations] : windows_) {
     const auto it = state.metrics_.find(metric);
     if (it == state.metrics_.end()) continue;
-    const auto& window = it->second.window;
-    // The oldest sample still inside (now - d, now] leaves the window at its time + d.
-    const auto inside = std::upper_bound(window.begin(), window.end(), now - d.count(),
-                                         [](UnixMillis edge, const auto& s) { return edge < s.first; });
-    if (inside != window.end()) consider(inside->first + d.count());
+    for (const auto& w : it->second.windows) {
+      if (w.duration != 0) {
+        // Its oldest bucket leaves the window when that bucket's oldest sample does.
+        if (!w.buckets.empty()) consider(w.buckets.front().first_at + w.duration);
+        continue;
+      }
+      for (const std::int64_t d : durations) {  // samples of a format-1 state, not yet in their windows
+        const auto inside = std::find_if(w.buckets.begin(), w.buckets.end(),
+                                         [edge = now - d](const DeviceState::Bucket& s) { return s.first_at > edge; });
+        if (inside != w.buckets.end()) consider(inside->first_at + d);
+      }
+    }
   }
   return best;
 }
 
-// State format, version 1:
-//   {"v":1,"active":false,"pending":null,"last":123,"start":100,"now":123,
-//    "metrics":{"temperature":{"at":123,"value":21.5,"window":[[100,21.0],[123,21.5]]}}}
+// State format, version 2:
+//   {"v":2,"active":false,"pending":null,"last":123,"start":100,"now":123,
+//    "metrics":{"temperature":{"at":123,"value":21.5,"windows":{"60000":[[100,21.0],
+//      [110,118,3,21.1,21.4,21.2,21.0,21.5]]}}}}
+// Each window (by its duration in milliseconds; "0" for samples restored from version 1 and not
+// yet put into windows) lists its buckets, oldest first: a bucket of one sample as [time, value],
+// else [first time, last time, count, first value, last value, mean, min, max].
+// Version 1 (read, no longer written) had "window":[[time,value],...] in place of "windows".
 // Written straight as text: the server saves every changed state every few seconds, and a
 // document tree of each cost more than sealing and writing it (docs/benchmarks.md). Numbers
 // are written in their shortest form that reads back to the same double (with ".0" when
@@ -249,7 +307,7 @@ std::string serialize(const DeviceState& state) {
       put("null");
     }
   };
-  fmt::format_to(std::back_inserter(out), R"({{"v":1,"active":{},"pending":)", state.active_);
+  fmt::format_to(std::back_inserter(out), R"({{"v":2,"active":{},"pending":)", state.active_);
   time(state.pending_since_);
   put(R"(,"last":)");
   time(state.last_message_at_);
@@ -269,15 +327,30 @@ std::string serialize(const DeviceState& state) {
     } else {
       number(std::get<double>(*h.latest));
     }
-    put(R"(,"window":[)");
-    bool first_sample = true;
-    for (const auto& [at, v] : h.window) {
-      fmt::format_to(std::back_inserter(out), "{}[{},", first_sample ? "" : ",", at);
-      number(v);
+    put(R"(,"windows":{)");
+    bool first_window = true;
+    for (const auto& w : h.windows) {
+      fmt::format_to(std::back_inserter(out), R"({}"{}":[)", first_window ? "" : ",", w.duration);
+      first_window = false;
+      bool first_bucket = true;
+      for (const auto& b : w.buckets) {
+        put(first_bucket ? "[" : ",[");
+        first_bucket = false;
+        if (b.count == 1) {
+          fmt::format_to(std::back_inserter(out), "{},", b.first_at);
+          number(b.first);
+        } else {
+          fmt::format_to(std::back_inserter(out), "{},{},{}", b.first_at, b.last_at, b.count);
+          for (const double v : {b.first, b.last, b.mean, b.low, b.high}) {
+            put(",");
+            number(v);
+          }
+        }
+        put("]");
+      }
       put("]");
-      first_sample = false;
     }
-    put("]}");
+    put("}}");
   }
   put("}}");
   return fmt::to_string(out);
@@ -296,6 +369,13 @@ std::optional<UnixMillis> time_of(const json& j) {
   return t;
 }
 
+std::optional<double> finite(const json& j) {
+  if (!j.is_number()) return std::nullopt;
+  const double v = j.get<double>();
+  if (!std::isfinite(v)) return std::nullopt;
+  return v;
+}
+
 bool exactly(const json& object, std::initializer_list<const char*> keys) {
   if (!object.is_object() || object.size() != keys.size()) return false;
   return std::all_of(keys.begin(), keys.end(), [&object](const char* k) { return object.contains(k); });
@@ -311,7 +391,9 @@ tl::expected<DeviceState, std::string> restore(std::string_view text) {
   if (!exactly(root, {"v", "active", "pending", "last", "start", "now", "metrics"})) {
     return refuse("not a rule state object");
   }
-  if (root["v"] != 1) return refuse("unknown version");
+  const json& format = root["v"];
+  if (format != 1 && format != 2) return refuse("unknown version");
+  const bool samples = format == 1;  // format 1 kept each metric's samples, not buckets
   DeviceState s;
   if (!root["active"].is_boolean()) return refuse("active must be true or false");
   s.active_ = root["active"].get<bool>();
@@ -338,9 +420,60 @@ tl::expected<DeviceState, std::string> restore(std::string_view text) {
   }
   if (s.last_message_at_ && *s.last_message_at_ < *s.started_at_) return refuse("last is before start");
   if (metrics.size() > kMaxRuleMetrics) return refuse("too many metrics");
+  // A bucket as serialize() writes it: [time, value] or the eight-element form.
+  const auto bucket_of = [](const json& j) -> std::optional<DeviceState::Bucket> {
+    if (!j.is_array()) return std::nullopt;
+    if (j.size() == 2) {
+      const auto t = time_of(j[0]);
+      const auto v = finite(j[1]);
+      if (!t || !v) return std::nullopt;
+      return DeviceState::Bucket{*t, *t, 1, *v, *v, *v, *v, *v};
+    }
+    if (j.size() != 8 || !j[2].is_number_unsigned()) return std::nullopt;
+    const auto first_at = time_of(j[0]);
+    const auto last_at = time_of(j[1]);
+    const auto count = j[2].get<std::uint64_t>();
+    std::array<double, 5> v{};
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      const auto x = finite(j[3 + i]);
+      if (!x) return std::nullopt;
+      v[i] = *x;
+    }
+    if (!first_at || !last_at || *first_at > *last_at || count < 2 || count > static_cast<std::uint64_t>(kMaxMillis)) {
+      return std::nullopt;
+    }
+    const double low = v[3];
+    const double high = v[4];
+    if (!std::all_of(v.begin(), v.begin() + 3, [low, high](double x) { return low <= x && x <= high; })) {
+      return std::nullopt;
+    }
+    return DeviceState::Bucket{*first_at, *last_at, count, v[0], v[1], v[2], low, high};
+  };
+  // One window's buckets: in time order, each in a bucket of its own (of the window's width),
+  // no later than now and still inside the window; format-1 samples one each, at most 1000.
+  const auto read_window = [&s, &bucket_of](std::int64_t duration, const json& list) -> std::optional<DeviceState::Window> {
+    const std::int64_t width = bucket_width(duration);
+    const std::size_t most = duration == 0 ? kMaxWindowSamples : static_cast<std::size_t>(duration / width + 2);
+    if (!list.is_array() || list.size() > most) return std::nullopt;
+    DeviceState::Window w{duration, {}};
+    for (const json& j : list) {
+      const auto b = bucket_of(j);
+      if (!b || b->last_at > s.now_) return std::nullopt;
+      if (duration == 0) {
+        if (b->count != 1 || (!w.buckets.empty() && b->first_at < w.buckets.back().last_at)) return std::nullopt;
+      } else if (b->first_at <= s.now_ - duration || b->first_at / width != b->last_at / width ||
+                 (!w.buckets.empty() && w.buckets.back().last_at / width >= b->first_at / width)) {
+        return std::nullopt;
+      }
+      w.buckets.push_back(*b);
+    }
+    return w;
+  };
   for (const auto& [name, m] : metrics.items()) {
     if (!policy::valid_name(name)) return refuse("invalid metric name");
-    if (!exactly(m, {"at", "value", "window"})) return refuse("a metric must hold at, value and window");
+    if (!exactly(m, {"at", "value", samples ? "window" : "windows"})) {
+      return refuse("a metric must hold at, value and its windows");
+    }
     DeviceState::History h;
     const auto at = time_of(m["at"]);
     if (!at || *at > s.now_) return refuse("a metric's time must be no later than now");
@@ -349,22 +482,38 @@ tl::expected<DeviceState, std::string> restore(std::string_view text) {
     if (value.is_boolean()) {
       h.latest = value.get<bool>();
     } else if (value.is_number()) {
-      const double v = value.get<double>();
-      if (!std::isfinite(v)) return refuse("a metric's value must be finite");
-      h.latest = v;
+      const auto v = finite(value);
+      if (!v) return refuse("a metric's value must be finite");
+      h.latest = *v;
     } else if (!value.is_null()) {
       return refuse("a metric's value must be a number, true, false or null");
     }
-    const json& window = m["window"];
-    if (!window.is_array() || window.size() > kMaxWindowSamples) return refuse("a window holds at most 1000 samples");
-    UnixMillis previous = 0;
-    for (const json& sample : window) {
-      if (!sample.is_array() || sample.size() != 2 || !sample[1].is_number()) return refuse("malformed sample");
-      const auto t = time_of(sample[0]);
-      const double v = sample[1].get<double>();
-      if (!t || *t > s.now_ || *t < previous || !std::isfinite(v)) return refuse("samples out of order or range");
-      previous = *t;
-      h.window.emplace_back(*t, v);
+    if (samples) {
+      auto w = read_window(0, m["window"]);
+      if (!w) return refuse("a window holds at most 1000 samples, in time order, no later than now");
+      if (!w->buckets.empty()) h.windows.push_back(std::move(*w));
+    } else {
+      const json& windows = m["windows"];
+      if (!windows.is_object() || windows.size() > kMaxWindowCalls)
+        return refuse("windows must be an object of at most 8");
+      for (const auto& [key, list] : windows.items()) {
+        std::int64_t duration = -1;
+        const auto [end, error] = std::from_chars(key.data(), key.data() + key.size(), duration);
+        const bool known = duration == 0 || (duration >= kMinWindow.count() && duration <= kMaxWindow.count());
+        if (error != std::errc{} || end != key.data() + key.size() || !known) return refuse("unknown window duration");
+        auto w = read_window(duration, list);
+        if (!w || w->buckets.empty())
+          return refuse("a window's buckets must be in time order, inside it and no later than now");
+        h.windows.push_back(std::move(*w));
+      }
+      std::sort(h.windows.begin(), h.windows.end(),
+                [](const auto& a, const auto& b) { return a.duration < b.duration; });
+      for (std::size_t i = 1; i < h.windows.size(); ++i) {
+        if (h.windows[i].duration == h.windows[i - 1].duration) return refuse("a window is listed twice");
+      }
+      if (!h.windows.empty() && h.windows.front().duration == 0 && h.windows.size() > 1) {
+        return refuse("samples of format 1 go with no window");
+      }
     }
     s.metrics_.emplace(name, std::move(h));
   }

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
@@ -35,8 +36,13 @@
 
 namespace torii::rules {
 
-// Samples kept per windowed metric and device. When more arrive within the window the
-// oldest are dropped, so that a window then covers less than its duration (docs/rules.md).
+// A window of duration D keeps its metric's samples in buckets D / kWindowBuckets wide (at
+// least 1 ms), each holding its oldest and newest sample and the count, mean, min and max of
+// its samples: a window costs the same at any message rate. A bucket leaves the window with
+// its oldest sample, so with at most one sample per bucket width a window is exact, and with
+// more it covers between D less one bucket width and D (docs/rules.md, "Windows").
+inline constexpr std::int64_t kWindowBuckets = 60;
+// Samples per metric a state saved in format 1 (which kept samples, not buckets) may hold.
 inline constexpr std::size_t kMaxWindowSamples = 1000;
 // A serialised state larger than this is refused by restore().
 inline constexpr std::size_t kMaxStateBytes = std::size_t{4} * 1024 * 1024;
@@ -81,10 +87,25 @@ class DeviceState {
   friend std::string serialize(const DeviceState& state);
   friend tl::expected<DeviceState, std::string> restore(std::string_view text);
 
+  // Some of a metric's numeric samples: those of one bucket of a window (kWindowBuckets).
+  struct Bucket {
+    UnixMillis first_at = 0;  // its oldest sample's time
+    UnixMillis last_at = 0;   // its newest's
+    std::uint64_t count = 0;
+    double first = 0, last = 0, mean = 0, low = 0, high = 0;
+    friend bool operator==(const Bucket&, const Bucket&) = default;
+  };
+  struct Window {
+    // Milliseconds. 0: samples restored from a format-1 state, one per bucket, put into the
+    // rule's windows of the metric at the next step.
+    std::int64_t duration = 0;
+    std::deque<Bucket> buckets;  // oldest first, none empty
+    friend bool operator==(const Window&, const Window&) = default;
+  };
   struct History {
     std::optional<std::variant<double, bool>> latest;  // nullopt: the last value was a string
     UnixMillis latest_at = 0;
-    std::deque<std::pair<UnixMillis, double>> window;  // numeric samples, oldest first
+    std::vector<Window> windows;  // by duration; only those holding samples
     friend bool operator==(const History&, const History&) = default;
   };
 
@@ -116,11 +137,15 @@ class Evaluator {
  private:
   void advance(DeviceState& state, UnixMillis at) const;
   [[nodiscard]] Evaluation decide(DeviceState& state) const;
+  // The history's window of that duration, made when it has none.
+  static DeviceState::Window& window_of(DeviceState::History& history, std::int64_t duration);
+  // A sample joins the window's newest bucket when it falls in the same one, else starts one.
+  static void add(DeviceState::Window& window, UnixMillis at, double value);
 
   std::shared_ptr<const RuleDefinition> rule_;
-  std::set<std::string, std::less<>> reads_;                                // every metric read
-  std::map<std::string, std::chrono::milliseconds, std::less<>> longest_;   // windowed metric -> longest window
-  std::vector<std::pair<std::string, std::chrono::milliseconds>> windows_;  // every (metric, window)
+  std::set<std::string, std::less<>> reads_;  // every metric read
+  // Each windowed metric's distinct window durations in milliseconds, ascending.
+  std::map<std::string, std::vector<std::int64_t>, std::less<>> windows_;
   std::vector<std::chrono::milliseconds> absences_;
 };
 

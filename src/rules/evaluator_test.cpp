@@ -1,10 +1,12 @@
 #include "rules/evaluator.h"
 
+#include <map>
 #include <string>
 
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 namespace torii::rules {
 namespace {
@@ -98,16 +100,58 @@ TEST(Evaluator, WindowFunctionsMinMaxCountRate) {
   EXPECT_EQ(e.tick(s, kT0 + 60 * kSecond).transition, Transition::cleared);
 }
 
-TEST(Evaluator, WindowKeepsTheNewestSamples) {
-  const Evaluator e(rule("count(t, 24h) >= 1000 and min(t, 24h) >= 5"));
+// Derived metrics report the window functions' values after each message.
+std::map<std::string, double> window_values(const Evaluation& e) { return {e.derived.begin(), e.derived.end()}; }
+
+TEST(Evaluator, AWindowKeepsBucketsOfSamplesWhateverTheRate) {
+  const std::string text = R"j({"name":"r","condition":"count(t, 1m) > 5950","actions":[
+    {"type":"metric","name":"n","value":"count(t, 1m)"},{"type":"metric","name":"lo","value":"min(t, 1m)"},
+    {"type":"metric","name":"hi","value":"max(t, 1m)"},{"type":"metric","name":"mean","value":"avg(t, 1m)"},
+    {"type":"metric","name":"slope","value":"rate(t, 1m)"}]})j";
+  const Evaluator e(std::make_shared<const RuleDefinition>(parse_rule(text).value()));
   DeviceState s;
+  // 100 samples a second for a minute (value i at i * 10 ms): buckets of 1 s, 100 samples each.
   Evaluation last;
-  for (int i = 0; i < 1005; ++i) last = e.observe(s, m("t", static_cast<double>(i)), kT0 + i * kSecond);
-  // 1000 samples kept, the newest: values 5..1004.
+  for (int i = 0; i < 6000; ++i) last = e.observe(s, m("t", static_cast<double>(i)), kT0 + i * 10);
   EXPECT_TRUE(last.active);
-  const std::string saved = serialize(s);
-  EXPECT_THAT(saved, HasSubstr("[1780000005000,5.0]"));
-  EXPECT_THAT(saved, Not(HasSubstr("[1780000004000,4.0]")));
+  auto v = window_values(last);
+  EXPECT_EQ(v["n"], 6000);  // every sample counts: none is dropped at a high rate
+  EXPECT_EQ(v["lo"], 0);
+  EXPECT_EQ(v["hi"], 5999);
+  EXPECT_NEAR(v["mean"], 2999.5, 1e-6);
+  EXPECT_NEAR(v["slope"], 5999 / 59.99, 1e-9);  // (newest - oldest) / seconds between them
+  // What is kept, and saved, is 60 buckets, not 6000 samples.
+  const auto saved = nlohmann::json::parse(serialize(s));
+  const auto& buckets = saved["metrics"]["t"]["windows"]["60000"];
+  ASSERT_EQ(buckets.size(), 60U);
+  // [first time, last time, count, first, last, mean, min, max]
+  EXPECT_EQ(buckets[0][0], kT0);
+  EXPECT_EQ(buckets[0][1], kT0 + 990);
+  EXPECT_EQ(buckets[0][2], 100);
+  EXPECT_EQ(buckets[0][3], 0.0);
+  EXPECT_EQ(buckets[0][4], 99.0);
+  EXPECT_NEAR(buckets[0][5].get<double>(), 49.5, 1e-9);
+  EXPECT_EQ(buckets[0][6], 0.0);
+  EXPECT_EQ(buckets[0][7], 99.0);
+  // A bucket leaves the window with its oldest sample: at kT0 + 1 min the first second's 100.
+  EXPECT_EQ(e.tick(s, kT0 + kMinute - 1).transition, Transition::none);
+  EXPECT_EQ(e.tick(s, kT0 + kMinute).transition, Transition::cleared);  // 5900 left
+  v = window_values(e.observe(s, m("t", 1.0), kT0 + kMinute + 10));
+  EXPECT_EQ(v["n"], 5901);
+  EXPECT_EQ(v["lo"], 1);
+}
+
+TEST(Evaluator, EachWindowOfAMetricHasItsOwnBuckets) {
+  const std::string text = R"j({"name":"r","condition":"t > 100","actions":[
+    {"type":"metric","name":"short","value":"count(t, 10s)"},{"type":"metric","name":"long","value":"count(t, 1h)"}]})j";
+  const Evaluator e(std::make_shared<const RuleDefinition>(parse_rule(text).value()));
+  DeviceState s;
+  // One sample a second for two minutes: the 10 s window's buckets are 166 ms wide (one sample
+  // each, exact); the hour's are 1 min wide.
+  Evaluation last;
+  for (int i = 0; i < 120; ++i) last = e.observe(s, m("t", 1.0), kT0 + i * kSecond);
+  EXPECT_EQ(window_values(last)["short"], 10);
+  EXPECT_EQ(window_values(last)["long"], 120);
 }
 
 TEST(Evaluator, AbsenceFiresThroughTick) {
@@ -215,7 +259,7 @@ TEST(DeviceStateStore, StateOfAnEditedRuleDropsWhatItNoLongerReads) {
   const Evaluation r = after.tick(s, kT0 + kSecond);
   EXPECT_EQ(r.transition, Transition::none);
   EXPECT_THAT(serialize(s), Not(HasSubstr(R"j("t":)j")));
-  EXPECT_THAT(serialize(s), HasSubstr(R"j("h":{"at":1780000000000,"value":2.0,"window":[]})j"));
+  EXPECT_THAT(serialize(s), HasSubstr(R"j("h":{"at":1780000000000,"value":2.0,"windows":{}})j"));
 }
 
 TEST(DeviceStateStore, SerializeRestoreRoundTrip) {
@@ -251,7 +295,8 @@ TEST(DeviceStateStore, RestoreRefusesMalformedOrOversized) {
       "not json",
       "[]",
       "{}",
-      replaced(R"j("v":1)j", R"j("v":2)j"),
+      replaced(R"j("v":2)j", R"j("v":3)j"),
+      replaced(R"j("v":2)j", R"j("v":1)j"),  // format 1 had "window"
       replaced(R"j("active":true)j", R"j("active":1)j"),
       replaced(R"j("now":1780000000000)j", R"j("now":-5)j"),
       replaced(R"j("now":1780000000000)j", R"j("now":1)j"),  // last after now
@@ -261,15 +306,44 @@ TEST(DeviceStateStore, RestoreRefusesMalformedOrOversized) {
       replaced(R"j([1780000000000,31.0])j", R"j([1780000000000,"31"])j"),
       replaced(R"j([1780000000000,31.0])j", R"j([1780000000000,31.0,1])j"),
       replaced(R"j("value":31.0)j", R"j("value":"x")j"),
-      replaced(R"j([[1780000000000,31.0]])j", R"j([[1780000000000,31.0],[1,2.0]])j"),  // out of order
+      replaced(R"j("60000":)j", R"j("61":)j"),  // not a window duration
+      replaced(R"j("60000":)j", R"j("sixty":)j"),
+      replaced(R"j("60000":[)j", R"j("0":[[1,2.0]],"60000":[)j"),  // format-1 samples beside windows
+      replaced(R"j("60000":[[1780000000000,31.0]])j", R"j("60000":[])j"),
+      // Out of order, in one bucket, or already out of the window:
+      replaced(R"j([[1780000000000,31.0]])j", R"j([[1780000000000,31.0],[1779999999000,2.0]])j"),
+      replaced(R"j([[1780000000000,31.0]])j", R"j([[1779999999000,2.0],[1779999999500,31.0]])j"),
+      replaced(R"j([[1780000000000,31.0]])j", R"j([[1779999940000,2.0],[1780000000000,31.0]])j"),
+      // The eight-element form: at least two samples, in one bucket, values within min and max.
+      replaced(R"j([1780000000000,31.0])j", R"j([1780000000000,1780000000000,1,31.0,31.0,31.0,31.0,31.0])j"),
+      replaced(R"j([1780000000000,31.0])j", R"j([1779999999900,1780000000000,2,30.0,31.0,30.5,30.0,31.0])j"),
+      replaced(R"j([1780000000000,31.0])j", R"j([1780000000000,1780000000000,2,30.0,31.0,32.0,30.0,31.0])j"),
+      replaced(R"j([1780000000000,31.0])j", R"j([1780000000000,1780000000000,-2,30.0,31.0,30.5,30.0,31.0])j"),
   };
   for (const std::string& text : bad) EXPECT_FALSE(restore(text).has_value()) << text;
-
-  std::string window = "[";
-  for (int i = 0; i < 1001; ++i) window += fmt::format("{}[1780000000000,1.0]", i == 0 ? "" : ",");
-  window += "]";
-  EXPECT_FALSE(restore(replaced(R"j([[1780000000000,31.0]])j", window)).has_value());
+  EXPECT_TRUE(
+      restore(replaced(R"j([1780000000000,31.0])j", R"j([1780000000000,1780000000000,2,30.0,31.0,30.5,30.0,31.0])j"))
+          .has_value());
   EXPECT_THAT(restore(std::string(kMaxStateBytes + 1, ' ')).error(), HasSubstr("larger than"));
+}
+
+TEST(DeviceStateStore, AFormat1StateComesBackWithItsSamplesInTheRulesWindows) {
+  // As version 1 saved it: samples, not buckets.
+  const std::string saved = R"j({"v":1,"active":true,"pending":null,"last":1780000020000,"start":1780000000000,
+    "now":1780000020000,"metrics":{"t":{"at":1780000020000,"value":40.0,"window":[[1780000000000,10.0],
+    [1780000010000,40.0],[1780000020000,40.0]]}}})j";
+  auto restored = restore(saved);
+  ASSERT_TRUE(restored.has_value()) << restored.error();
+  EXPECT_EQ(restore(serialize(*restored)).value(), *restored);  // as written again: the samples kept apart
+  const std::string text = R"j({"name":"r","condition":"avg(t, 15s) > 30","actions":[
+    {"type":"metric","name":"n","value":"count(t, 1m)"},{"type":"metric","name":"recent","value":"avg(t, 15s)"}]})j";
+  const Evaluator e(std::make_shared<const RuleDefinition>(parse_rule(text).value()));
+  // The 10.0 is in the minute's window, not in the 15 seconds'.
+  EXPECT_EQ(e.next_deadline(*restored), kT0 + 25 * kSecond);  // the 40 of kT0 + 10 s leaves the 15 s window
+  const Evaluation r = e.observe(*restored, m("t", 40.0), kT0 + 21 * kSecond);
+  EXPECT_EQ(r.transition, Transition::none);
+  EXPECT_THAT(r.derived, ElementsAre(Pair("n", 4.0), Pair("recent", 40.0)));
+  EXPECT_THAT(serialize(*restored), HasSubstr(R"j("windows":{"15000":[[1780000010000,40.0],)j"));
 }
 
 TEST(DryRun, ReportsWhenARuleWouldHaveFired) {

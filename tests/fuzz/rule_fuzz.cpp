@@ -152,6 +152,10 @@ void check_state(std::string_view text) {
   const UnixMillis now = state.now().value_or(kT0);
   check_evaluation(evaluator.tick(state, now + 1000));
   check_evaluation(evaluator.observe(state, {{"t", 2.0}, {"u", 3.0}}, now + 2000));
+  // What the evaluator made of it (format-1 samples put into windows, buckets dropped) is
+  // itself a state restore() accepts.
+  const auto stepped = restore(serialize(state));
+  check(stepped.has_value() && *stepped == state);
 }
 
 }  // namespace
