@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/bytes.h"
+#include "decision/state_writer.h"
 
 namespace torii::decision {
 
@@ -16,7 +17,13 @@ std::string rule_state_associated_data(std::string_view rule_id, std::string_vie
 }
 
 Trigger::Trigger(store::Store& store, keys::KeyRing& keys, const Clock& clock, TriggerActions actions)
-    : store_(store), keys_(keys), clock_(clock), actions_(std::move(actions)) {}
+    : store_(store),
+      keys_(keys),
+      clock_(clock),
+      actions_(std::move(actions)),
+      writer_(std::make_unique<StateWriter>(store, keys)) {}
+
+Trigger::~Trigger() = default;
 
 std::string device_rule_states_associated_data(std::string_view device_id) {
   return fmt::format("device_rule_states:{}", device_id);
@@ -427,17 +434,18 @@ void Trigger::apply(Loaded& rule, DeviceSlot device, const rules::Evaluation& ev
   }
 }
 
-Status Trigger::save() {
-  std::vector<store::DeviceRuleStatesRecord> batch;
-  batch.reserve(dirty_devices_.size());
+void Trigger::save() {
+  std::vector<StateWriter::Row> rows;
+  rows.reserve(dirty_devices_.size());
   const UnixMillis now = to_unix_millis(clock_.now());
-  std::string text;
   for (const DeviceSlot device : dirty_devices_) {
     if (!device_dirty_[device]) continue;  // forgotten since
     device_dirty_[device] = false;
     // Every state of the device, changed or not: its row is replaced whole. The rules that
     // no longer watch it (dropped, changed, no longer selecting it) leave its list here.
-    text.assign(R"({"v":1,"rules":[)");
+    std::string text;
+    text.reserve(last_row_size_);
+    text = R"({"v":1,"rules":[)";
     bool first = true;
     auto& slots = device_rules_[device];
     std::sort(slots.begin(), slots.end());  // a rule that left and came back is listed twice
@@ -454,29 +462,22 @@ Status Trigger::save() {
       text += R"(,"version":)";
       text += std::to_string(rule->record.version);
       text += R"(,"state":)";
-      text += rules::serialize(it->second.state);
+      rules::serialize(it->second.state, text);
       text += '}';
       ++counters_.states_saved;
       return false;
     });
     text += "]}";
-    const std::string& device_id = device_ids_[device];
-    const auto key_id = keys::device_key_id(device_id);
-    const std::string associated = device_rule_states_associated_data(device_id);
-    auto sealed = keys_.seal(key_id, as_bytes(text), associated);
-    if (!sealed && sealed.error().is(Errc::not_found)) {
-      // A device whose data key does not exist yet (it has sent nothing that was stored).
-      if (auto st = keys_.ensure_data_key(key_id, "device"); st)
-        sealed = keys_.seal(key_id, as_bytes(text), associated);
-    }
-    if (!sealed) {
-      spdlog::error("cannot seal the rule states of device {}: {}", device_id, sealed.error().message);
-      continue;
-    }
-    batch.push_back({device_id, key_id, std::move(*sealed), now});
+    last_row_size_ = text.size();
+    rows.push_back({device_ids_[device], std::move(text), now});
   }
   dirty_devices_.clear();
-  return store_.rules().save_device_states(batch);
+  writer_->submit(std::move(rows));
+}
+
+Status Trigger::flush() {
+  save();
+  return writer_->wait();
 }
 
 void Trigger::device_changed(const store::DeviceRecord& record) {
@@ -516,6 +517,7 @@ void Trigger::forget_device(const std::string& device_id) {
   const auto slot = device_slots_.find(device_id);
   if (slot == device_slots_.end()) return;
   // Its saved row went with it.
+  writer_->forget(device_id);
   device_rules_[slot->second].clear();
   device_dirty_[slot->second] = false;
   for (auto& [id, rule] : rules_) {

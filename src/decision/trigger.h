@@ -13,7 +13,9 @@
 //             due, not every rule times every device
 //   save      the states of each device with a state changed since the last save, one
 //             sealed row per device holding all its rules' states, in one transaction (the
-//             server calls it every few seconds and at stop: a crash loses at most that much)
+//             server calls it every few seconds, and flush at stop: a crash loses at most that
+//             much); only the serialising happens on the caller's thread, a StateWriter seals
+//             and writes
 //   reload    after a rule is created, changed, switched on or off or deleted
 //   device_changed  after a device is created or its tags change: rules that now select it
 //             watch it, rules that no longer do forget it (clearing what they fired for it)
@@ -23,7 +25,7 @@
 // firing and clearing is also a security event (rule.fired, rule.cleared).
 //
 // Threading: not thread-safe; the server calls everything on its io_context thread, where
-// the broker's observers run.
+// the broker's observers run. The StateWriter's thread sees only the serialised rows.
 #pragma once
 
 #include <cstdint>
@@ -48,6 +50,8 @@
 #include "store/store.h"
 
 namespace torii::decision {
+
+class StateWriter;
 
 // One rule firing or clearing for one device.
 struct Firing {
@@ -99,6 +103,10 @@ class Trigger {
 
   // Borrows everything; all must outlive it.
   Trigger(store::Store& store, keys::KeyRing& keys, const Clock& clock, TriggerActions actions);
+  // Writes the states handed over by save() (not those changed since).
+  ~Trigger();
+  Trigger(const Trigger&) = delete;
+  Trigger& operator=(const Trigger&) = delete;
 
   // Every enabled rule with its stored states. A rule whose stored definition no longer
   // parses is skipped and logged (rules::parse_rule refused it at creation, so only a newer
@@ -109,9 +117,13 @@ class Trigger {
 
   void observe(const DeviceMessage& message);
   void tick(UnixMillis now);
-  // Writes the states of each device with a state changed since the last call: one row per
-  // device, sealed under its data key (device_rule_states_associated_data).
-  [[nodiscard]] Status save();
+  // Hands the states of each device with a state changed since the last call to the writer's
+  // thread, which seals each device's row under its data key (device_rule_states_associated_data)
+  // and writes them; returns without waiting for the store (a failure there is logged).
+  void save();
+  // save(), then waits until everything handed over is written: the first write failure since
+  // the previous flush, if any (at stop, and for tests).
+  [[nodiscard]] Status flush();
   // The device was deleted (its stored states went with it).
   void forget_device(const std::string& device_id);
   // The device was created or its tags changed (its profile and segment are fixed). The rules
@@ -220,6 +232,8 @@ class Trigger {
   std::vector<Due> due_;           // a min-heap by time, with stale entries
   std::size_t compact_at_ = 4096;  // due_'s size at which compact_due() runs
   Counters counters_;
+  std::size_t last_row_size_ = 0;        // of the latest device row saved: the next one's first guess
+  std::unique_ptr<StateWriter> writer_;  // last: its destructor writes what save() handed over
 };
 
 // The associated data a rule state is sealed with: the row it belongs to (rule_states, as a

@@ -1,5 +1,8 @@
 #include "decision/trigger.h"
 
+#include <future>
+#include <thread>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -119,13 +122,46 @@ TEST_F(TriggerTest, OnlyDevicesTheSelectorNamesInTheRulesOrganisationAreEvaluate
   EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1"));
 }
 
+// save() only serialises the states: sealing and writing happen on the Trigger's writer
+// thread, so a store held by another thread (as a group commit holds it) does not hold the
+// caller, the server's I/O thread.
+TEST_F(TriggerTest, ASaveDoesNotWaitForTheStoreAndAFlushWritesWhatItHandedOver) {
+  create(R"({"name":"hot","condition":"temperature > 30","actions":[{"type":"alert"}]})");
+  send("sensor-1", 40);
+  std::promise<void> holding;
+  std::promise<void> saved;
+  auto saved_future = saved.get_future();
+  auto waited = std::future_status::ready;
+  std::thread holder([&] {
+    ASSERT_TRUE(store_->transaction([&]() -> Status {
+      holding.set_value();
+      // A save that wrote on its caller's thread would wait for this transaction: then this
+      // wait runs out instead of seeing save() return.
+      waited = saved_future.wait_for(60s);
+      return ok();
+    }));
+  });
+  holding.get_future().wait();
+  trigger_->save();
+  saved.set_value();
+  holder.join();
+  EXPECT_EQ(waited, std::future_status::ready);
+  ASSERT_TRUE(trigger_->flush());
+  auto rows = store_->rules().device_states();
+  ASSERT_TRUE(rows);
+  // The rule selects every device of org-1: each has its row.
+  std::vector<std::string> devices;
+  for (const auto& row : *rows) devices.push_back(row.device_id);
+  EXPECT_THAT(devices, ElementsAre("fan-1", "plain-1", "sensor-1"));
+}
+
 // Rules keep per-device state across restarts: a "for at least" timer started before a
 // restart goes on after it.
 TEST_F(TriggerTest, StateSurvivesARestartSealedInTheStore) {
   create(R"({"name":"hot","condition":"temperature > 30","for":"60s","actions":[{"type":"alert"}]})");
   send("sensor-1", 40);
   EXPECT_THAT(seen_, IsEmpty());
-  ASSERT_TRUE(trigger_->save());
+  ASSERT_TRUE(trigger_->flush());
   auto states = store_->rules().device_states();
   ASSERT_TRUE(states);
   ASSERT_FALSE(states->empty());
@@ -203,7 +239,7 @@ TEST_F(TriggerTest, ADeadlineThatPassedDuringARestartIsEvaluatedAtTheFirstTick) 
   create(R"({"name":"warm","selector":{"devices":["sensor-1"]},"condition":"temperature > 30","for":"60s",
     "actions":[{"type":"alert"}]})");
   send("sensor-1", 40);
-  ASSERT_TRUE(trigger_->save());
+  ASSERT_TRUE(trigger_->flush());
   trigger_ = make_trigger();
   ASSERT_TRUE(trigger_->load());
   clock_.advance(5min);
@@ -270,7 +306,7 @@ TEST_F(TriggerTest, ADeletedDeviceIsForgotten) {
   clock_.advance(6min);
   trigger_->tick(to_unix_millis(clock_.now()));
   EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1"));
-  ASSERT_TRUE(trigger_->save());
+  ASSERT_TRUE(trigger_->flush());
   auto states = store_->rules().device_states();
   ASSERT_TRUE(states);
   ASSERT_EQ(states->size(), 1U);
@@ -284,7 +320,7 @@ TEST_F(TriggerTest, ADevicesStatesOfEveryRuleAreOneRowAndComeBackToTheirRulesVer
   const auto hot = create(R"({"name":"hot","condition":"temperature > 35","for":"60s","actions":[{"type":"alert"}]})");
   send("sensor-1", 40);
   send("fan-1", 20);
-  ASSERT_TRUE(trigger_->save());
+  ASSERT_TRUE(trigger_->flush());
   auto rows = store_->rules().device_states();
   ASSERT_TRUE(rows);
   std::vector<std::string> devices;
@@ -292,7 +328,7 @@ TEST_F(TriggerTest, ADevicesStatesOfEveryRuleAreOneRowAndComeBackToTheirRulesVer
   EXPECT_THAT(devices, ElementsAre("fan-1", "plain-1", "sensor-1"))
       << "one row per device (plain-1: watched from load)";
   EXPECT_EQ(trigger_->counters().states_saved, 6U) << "two rules for each of three devices";
-  ASSERT_TRUE(trigger_->save());
+  ASSERT_TRUE(trigger_->flush());
   EXPECT_EQ(trigger_->counters().states_saved, 6U) << "nothing changed since";
 
   // "hot" changes (a new version) while the server is down: its timer starts afresh; "warm"'s goes on.
@@ -390,7 +426,7 @@ TEST_F(TriggerTest, ARuleSelectingTagsFollowsTheDevicesTagsAsTheyChange) {
               ElementsAre("rule.fired:device:sensor-1", "rule.fired:device:fan-1", "rule.cleared:device:sensor-1"));
   send("sensor-1", 50);
   EXPECT_EQ(seen_.size(), 3U);
-  ASSERT_TRUE(trigger_->save());
+  ASSERT_TRUE(trigger_->flush());
 }
 
 TEST_F(TriggerTest, AnAbsenceRuleWatchesADeviceFromWhenItIsCreatedOrTagged) {
@@ -420,7 +456,7 @@ TEST_F(TriggerTest, AStoredStateOfADeviceNoLongerSelectedIsNotRestored) {
   create(R"({"name":"hot roof","selector":{"tags":["roof"]},"condition":"temperature > 30","for":"60s",
     "actions":[{"type":"alert"}]})");
   send("sensor-1", 40);
-  ASSERT_TRUE(trigger_->save());
+  ASSERT_TRUE(trigger_->flush());
   ASSERT_TRUE(store_->devices().set_tags("sensor-1", {}));
   trigger_ = make_trigger();
   ASSERT_TRUE(trigger_->load());

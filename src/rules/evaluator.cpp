@@ -279,11 +279,12 @@ std::optional<UnixMillis> Evaluator::next_deadline(const DeviceState& state) con
 
 // State format, version 2:
 //   {"v":2,"active":false,"pending":null,"last":123,"start":100,"now":123,
-//    "metrics":{"temperature":{"at":123,"value":21.5,"windows":{"60000":[[100,21.0],
-//      [110,118,3,21.1,21.4,21.2,21.0,21.5]]}}}}
+//    "metrics":{"temperature":{"at":123,"value":21.5,"windows":{"60000":[[23,21.0],
+//      [13,5,3,21.1,21.4,21.2,21.0,21.5]]}}}}
 // Each window (by its duration in milliseconds; "0" for samples restored from version 1 and not
-// yet put into windows) lists its buckets, oldest first: a bucket of one sample as [time, value],
-// else [first time, last time, count, first value, last value, mean, min, max].
+// yet put into windows) lists its buckets, oldest first: a bucket of one sample as [age, value],
+// else [age of the first, age of the last, count, first value, last value, mean, min, max], an
+// age being milliseconds before "now" (shorter than a time: a save writes many).
 // Version 1 (read, no longer written) had "window":[[time,value],...] in place of "windows".
 // Written straight as text: the server saves every changed state every few seconds, and a
 // document tree of each cost more than sealing and writing it (docs/benchmarks.md). Numbers
@@ -291,7 +292,15 @@ std::optional<UnixMillis> Evaluator::next_deadline(const DeviceState& state) con
 // whole, as JSON libraries write doubles); metric names are JSON-quoted. restore() reads it
 // (and any equal JSON).
 std::string serialize(const DeviceState& state) {
-  fmt::memory_buffer out;
+  std::string out;
+  serialize(state, out);
+  return out;
+}
+
+void serialize(const DeviceState& state, std::string& into) {
+  thread_local fmt::memory_buffer buffer;  // keeps its capacity from one state to the next
+  fmt::memory_buffer& out = buffer;
+  out.clear();
   const auto put = [&out](std::string_view text) { out.append(text); };
   const auto number = [&](double v) {
     const std::size_t start = out.size();
@@ -337,10 +346,10 @@ std::string serialize(const DeviceState& state) {
         put(first_bucket ? "[" : ",[");
         first_bucket = false;
         if (b.count == 1) {
-          fmt::format_to(std::back_inserter(out), "{},", b.first_at);
+          fmt::format_to(std::back_inserter(out), "{},", state.now_ - b.first_at);
           number(b.first);
         } else {
-          fmt::format_to(std::back_inserter(out), "{},{},{}", b.first_at, b.last_at, b.count);
+          fmt::format_to(std::back_inserter(out), "{},{},{}", state.now_ - b.first_at, state.now_ - b.last_at, b.count);
           for (const double v : {b.first, b.last, b.mean, b.low, b.high}) {
             put(",");
             number(v);
@@ -353,7 +362,7 @@ std::string serialize(const DeviceState& state) {
     put("}}");
   }
   put("}}");
-  return fmt::to_string(out);
+  into.append(out.data(), out.size());
 }
 
 namespace {
@@ -420,18 +429,26 @@ tl::expected<DeviceState, std::string> restore(std::string_view text) {
   }
   if (s.last_message_at_ && *s.last_message_at_ < *s.started_at_) return refuse("last is before start");
   if (metrics.size() > kMaxRuleMetrics) return refuse("too many metrics");
-  // A bucket as serialize() writes it: [time, value] or the eight-element form.
-  const auto bucket_of = [](const json& j) -> std::optional<DeviceState::Bucket> {
+  // A bucket as serialize() writes it: [age, value] or the eight-element form, ages in
+  // milliseconds before now; format 1's samples are [time, value].
+  const bool ages = !samples;
+  const auto time_in = [&s, ages](const json& j) -> std::optional<UnixMillis> {
+    const auto t = time_of(j);
+    if (!ages || !t) return t;
+    if (*t > s.now_) return std::nullopt;
+    return s.now_ - *t;
+  };
+  const auto bucket_of = [&time_in](const json& j) -> std::optional<DeviceState::Bucket> {
     if (!j.is_array()) return std::nullopt;
     if (j.size() == 2) {
-      const auto t = time_of(j[0]);
+      const auto t = time_in(j[0]);
       const auto v = finite(j[1]);
       if (!t || !v) return std::nullopt;
       return DeviceState::Bucket{*t, *t, 1, *v, *v, *v, *v, *v};
     }
     if (j.size() != 8 || !j[2].is_number_unsigned()) return std::nullopt;
-    const auto first_at = time_of(j[0]);
-    const auto last_at = time_of(j[1]);
+    const auto first_at = time_in(j[0]);
+    const auto last_at = time_in(j[1]);
     const auto count = j[2].get<std::uint64_t>();
     std::array<double, 5> v{};
     for (std::size_t i = 0; i < v.size(); ++i) {
@@ -451,7 +468,8 @@ tl::expected<DeviceState, std::string> restore(std::string_view text) {
   };
   // One window's buckets: in time order, each in a bucket of its own (of the window's width),
   // no later than now and still inside the window; format-1 samples one each, at most 1000.
-  const auto read_window = [&s, &bucket_of](std::int64_t duration, const json& list) -> std::optional<DeviceState::Window> {
+  const auto read_window = [&s, &bucket_of](std::int64_t duration,
+                                            const json& list) -> std::optional<DeviceState::Window> {
     const std::int64_t width = bucket_width(duration);
     const std::size_t most = duration == 0 ? kMaxWindowSamples : static_cast<std::size_t>(duration / width + 2);
     if (!list.is_array() || list.size() > most) return std::nullopt;

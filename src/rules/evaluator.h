@@ -63,6 +63,8 @@ struct Evaluation {
 
 class DeviceState;
 [[nodiscard]] std::string serialize(const DeviceState& state);
+// The same, appended to `out` (a caller writing many states into one text).
+void serialize(const DeviceState& state, std::string& out);
 [[nodiscard]] tl::expected<DeviceState, std::string> restore(std::string_view text);
 
 // One device's state for one rule: the latest value and a bounded window of recent samples
@@ -84,7 +86,7 @@ class DeviceState {
  private:
   friend class Evaluator;
   friend class StateInputs;
-  friend std::string serialize(const DeviceState& state);
+  friend void serialize(const DeviceState& state, std::string& out);
   friend tl::expected<DeviceState, std::string> restore(std::string_view text);
 
   // Some of a metric's numeric samples: those of one bucket of a window (kWindowBuckets).

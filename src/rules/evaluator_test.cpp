@@ -124,9 +124,9 @@ TEST(Evaluator, AWindowKeepsBucketsOfSamplesWhateverTheRate) {
   const auto saved = nlohmann::json::parse(serialize(s));
   const auto& buckets = saved["metrics"]["t"]["windows"]["60000"];
   ASSERT_EQ(buckets.size(), 60U);
-  // [first time, last time, count, first, last, mean, min, max]
-  EXPECT_EQ(buckets[0][0], kT0);
-  EXPECT_EQ(buckets[0][1], kT0 + 990);
+  // [age of the first, age of the last, count, first, last, mean, min, max], ages before now
+  EXPECT_EQ(buckets[0][0], 59'990);
+  EXPECT_EQ(buckets[0][1], 59'000);
   EXPECT_EQ(buckets[0][2], 100);
   EXPECT_EQ(buckets[0][3], 0.0);
   EXPECT_EQ(buckets[0][4], 99.0);
@@ -303,27 +303,29 @@ TEST(DeviceStateStore, RestoreRefusesMalformedOrOversized) {
       replaced(R"j("now":1780000000000)j", R"j("now":1e300)j"),
       replaced(R"j("metrics":{)j", R"j("extra":1,"metrics":{)j"),
       replaced(R"j("t":)j", R"j("T":)j"),
-      replaced(R"j([1780000000000,31.0])j", R"j([1780000000000,"31"])j"),
-      replaced(R"j([1780000000000,31.0])j", R"j([1780000000000,31.0,1])j"),
+      replaced(R"j([0,31.0])j", R"j([0,"31"])j"),
+      replaced(R"j([0,31.0])j", R"j([0,31.0,1])j"),
       replaced(R"j("value":31.0)j", R"j("value":"x")j"),
       replaced(R"j("60000":)j", R"j("61":)j"),  // not a window duration
       replaced(R"j("60000":)j", R"j("sixty":)j"),
       replaced(R"j("60000":[)j", R"j("0":[[1,2.0]],"60000":[)j"),  // format-1 samples beside windows
-      replaced(R"j("60000":[[1780000000000,31.0]])j", R"j("60000":[])j"),
-      // Out of order, in one bucket, or already out of the window:
-      replaced(R"j([[1780000000000,31.0]])j", R"j([[1780000000000,31.0],[1779999999000,2.0]])j"),
-      replaced(R"j([[1780000000000,31.0]])j", R"j([[1779999999000,2.0],[1779999999500,31.0]])j"),
-      replaced(R"j([[1780000000000,31.0]])j", R"j([[1779999940000,2.0],[1780000000000,31.0]])j"),
-      // The eight-element form: at least two samples, in one bucket, values within min and max.
-      replaced(R"j([1780000000000,31.0])j", R"j([1780000000000,1780000000000,1,31.0,31.0,31.0,31.0,31.0])j"),
-      replaced(R"j([1780000000000,31.0])j", R"j([1779999999900,1780000000000,2,30.0,31.0,30.5,30.0,31.0])j"),
-      replaced(R"j([1780000000000,31.0])j", R"j([1780000000000,1780000000000,2,30.0,31.0,32.0,30.0,31.0])j"),
-      replaced(R"j([1780000000000,31.0])j", R"j([1780000000000,1780000000000,-2,30.0,31.0,30.5,30.0,31.0])j"),
+      replaced(R"j("60000":[[0,31.0]])j", R"j("60000":[])j"),
+      // Ages: milliseconds before now, so none greater than now. Out of order, in one bucket, or
+      // already out of the window:
+      replaced(R"j([0,31.0])j", R"j([1780000000001,31.0])j"),
+      replaced(R"j([[0,31.0]])j", R"j([[0,31.0],[1000,2.0]])j"),
+      replaced(R"j([[0,31.0]])j", R"j([[1000,2.0],[500,31.0]])j"),
+      replaced(R"j([[0,31.0]])j", R"j([[60000,2.0],[0,31.0]])j"),
+      // The eight-element form: at least two samples, the first no later than the last, in one
+      // bucket, values within min and max.
+      replaced(R"j([0,31.0])j", R"j([0,0,1,31.0,31.0,31.0,31.0,31.0])j"),
+      replaced(R"j([0,31.0])j", R"j([0,100,2,30.0,31.0,30.5,30.0,31.0])j"),
+      replaced(R"j([0,31.0])j", R"j([100,0,2,30.0,31.0,30.5,30.0,31.0])j"),
+      replaced(R"j([0,31.0])j", R"j([0,0,2,30.0,31.0,32.0,30.0,31.0])j"),
+      replaced(R"j([0,31.0])j", R"j([0,0,-2,30.0,31.0,30.5,30.0,31.0])j"),
   };
   for (const std::string& text : bad) EXPECT_FALSE(restore(text).has_value()) << text;
-  EXPECT_TRUE(
-      restore(replaced(R"j([1780000000000,31.0])j", R"j([1780000000000,1780000000000,2,30.0,31.0,30.5,30.0,31.0])j"))
-          .has_value());
+  EXPECT_TRUE(restore(replaced(R"j([0,31.0])j", R"j([0,0,2,30.0,31.0,30.5,30.0,31.0])j")).has_value());
   EXPECT_THAT(restore(std::string(kMaxStateBytes + 1, ' ')).error(), HasSubstr("larger than"));
 }
 
@@ -343,7 +345,7 @@ TEST(DeviceStateStore, AFormat1StateComesBackWithItsSamplesInTheRulesWindows) {
   const Evaluation r = e.observe(*restored, m("t", 40.0), kT0 + 21 * kSecond);
   EXPECT_EQ(r.transition, Transition::none);
   EXPECT_THAT(r.derived, ElementsAre(Pair("n", 4.0), Pair("recent", 40.0)));
-  EXPECT_THAT(serialize(*restored), HasSubstr(R"j("windows":{"15000":[[1780000010000,40.0],)j"));
+  EXPECT_THAT(serialize(*restored), HasSubstr(R"j("windows":{"15000":[[11000,40.0],)j"));
 }
 
 TEST(DryRun, ReportsWhenARuleWouldHaveFired) {

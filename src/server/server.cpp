@@ -907,7 +907,7 @@ struct Server::State {
     });
     every(rules_timer, std::chrono::seconds(1), [this] { trigger->tick(to_unix_millis(env.clock.now())); });
     every(counters_timer, std::chrono::seconds(10), [this] {
-      if (auto st = trigger->save(); !st) spdlog::error("rule states: {}", st.error().message);
+      trigger->save();  // written on the Trigger's writer thread, which logs a failure
       broker->expire_sessions();
       broker->check_device_health();
       if (auto st = broker->flush_counters(); !st) spdlog::error("device counters: {}", st.error().message);
@@ -1228,7 +1228,7 @@ void Server::request_stop() {
     s.unused_people_timer.cancel();
     s.rules_timer.cancel();
     if (s.trigger) {
-      if (auto st = s.trigger->save(); !st) spdlog::error("rule states: {}", st.error().message);
+      if (auto st = s.trigger->flush(); !st) spdlog::error("rule states: {}", st.error().message);
     }
     for (auto& l : s.listeners) l->stop();
     s.io.stop();

@@ -1,0 +1,120 @@
+#include "decision/state_writer.h"
+
+#include <future>
+#include <map>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "base/bytes.h"
+#include "crypto/sodium.h"
+#include "decision/trigger.h"
+#include "testing/fakes.h"
+#include "testing/keyed_store.h"
+#include "testing/temp_dir.h"
+
+namespace torii::decision {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::ElementsAre;
+using ::testing::Pair;
+
+class StateWriterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto opened = testing::open_keyed_store(dir_.path(), random_, clock_);
+    ASSERT_TRUE(opened) << opened.error().message;
+    store_ = std::move(opened->store);
+    keys_ = std::move(opened->keys);
+    for (const char* id : {"a", "b", "c"}) {
+      store::DeviceRecord d;
+      d.id = id;
+      d.organisation_id = "org-1";
+      d.name = id;
+      ASSERT_TRUE(store_->devices().insert(d));
+    }
+  }
+
+  // Every stored row, opened: device -> text.
+  std::map<std::string, std::string> stored() {
+    std::map<std::string, std::string> out;
+    auto rows = store_->rules().device_states();
+    EXPECT_TRUE(rows);
+    for (const auto& row : rows ? *rows : std::vector<store::DeviceRuleStatesRecord>{}) {
+      auto opened = keys_->open(row.key_id, row.sealed, device_rule_states_associated_data(row.device_id));
+      EXPECT_TRUE(opened) << row.device_id;
+      if (opened) out[row.device_id] = to_string(opened->view());
+    }
+    return out;
+  }
+
+  // Runs `during` while another thread holds the store in a transaction, as a group commit
+  // does, so that the writer's transaction waits behind it.
+  template <typename F>
+  void while_the_store_is_held(F during) {
+    std::promise<void> holding;
+    std::promise<void> done;
+    auto done_future = done.get_future();
+    std::thread holder([&] {
+      ASSERT_TRUE(store_->transaction([&]() -> Status {
+        holding.set_value();
+        (void)done_future.wait_for(60s);
+        return ok();
+      }));
+    });
+    holding.get_future().wait();
+    during();
+    done.set_value();
+    holder.join();
+  }
+
+  testing::TempDir dir_;
+  crypto::SystemRandom random_;
+  testing::FakeClock clock_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<keys::KeyRing> keys_;
+};
+
+TEST_F(StateWriterTest, RowsAreSealedUnderTheirDevicesKeyAndWritten) {
+  StateWriter writer(*store_, *keys_);
+  writer.submit({{"a", "one", 1}, {"b", "two", 1}});
+  ASSERT_TRUE(writer.wait());
+  EXPECT_THAT(stored(), ElementsAre(Pair("a", "one"), Pair("b", "two")));
+}
+
+// While the writer waits for the store, a device's newer row replaces its waiting one, and a
+// deleted device's waiting row is dropped.
+TEST_F(StateWriterTest, WhileTheWriterIsBehindANewerRowReplacesTheWaitingOne) {
+  StateWriter writer(*store_, *keys_);
+  while_the_store_is_held([&] {
+    writer.submit({{"a", "a1", 1}});
+    while (writer.waiting() != 0) std::this_thread::yield();  // taken: the writer waits for the store
+    writer.submit({{"b", "b1", 2}, {"c", "c1", 2}});
+    writer.submit({{"b", "b2", 3}});
+    writer.forget("c");
+  });
+  ASSERT_TRUE(writer.wait());
+  EXPECT_THAT(stored(), ElementsAre(Pair("a", "a1"), Pair("b", "b2")));
+}
+
+TEST_F(StateWriterTest, WhatWasHandedOverIsWrittenBeforeItStops) {
+  {
+    StateWriter writer(*store_, *keys_);
+    while_the_store_is_held([&] { writer.submit({{"a", "last", 1}}); });
+  }
+  EXPECT_THAT(stored(), ElementsAre(Pair("a", "last")));
+}
+
+// A device deleted before its row is written: the row is skipped, the others are written.
+TEST_F(StateWriterTest, ARowOfADeletedDeviceIsSkipped) {
+  ASSERT_TRUE(store_->devices().remove("c"));
+  StateWriter writer(*store_, *keys_);
+  writer.submit({{"a", "one", 1}, {"c", "gone", 1}});
+  ASSERT_TRUE(writer.wait());
+  EXPECT_THAT(stored(), ElementsAre(Pair("a", "one")));
+}
+
+}  // namespace
+}  // namespace torii::decision
