@@ -10,7 +10,8 @@
 # meets about RULES × 2/3 / 20 rules), with the rules bench's four conditions (threshold,
 # windowed average, rate of change, absence — of an hour, so that the silent devices raise
 # nothing during the run), each held 5 s. Then:
-#   1. the maximum: `torii bench` QoS 1 from CONNECTIONS connections as fast as it goes;
+#   1. the maximum: `torii bench` QoS 1 from CONNECTIONS connections as fast as it goes, for
+#      MAX_SECONDS (longer than the rules' windows, 1 min, to see them full);
 #   2. half of it, with a probe beside it: device probe-1 (its own rule "probe hot",
 #      temperature > 30, no hold) publishes 40 and 20 in turn every INTERVAL seconds through
 #      one mosquitto_pub connection (connected before the first timed line), noting the time
@@ -28,6 +29,7 @@ PROBES="${PROBES:-200}"
 INTERVAL="${INTERVAL:-0.25}"
 PORT="${PORT:-18883}"
 PARALLEL="${PARALLEL:-4}"
+MAX_SECONDS="${MAX_SECONDS:-15}"
 ((PROBES <= 250)) || die "PROBES: at most 250 (the alert list shows 500, two per probe)"
 ((CONNECTIONS <= DEVICES)) || die "CONNECTIONS: at most DEVICES"
 need_binaries
@@ -75,7 +77,7 @@ server_pid="$(cat "$work/torii/pid")"
 bench=("$TORII" bench --host 127.0.0.1 --port "$PORT" --cafile "$work/certs/ca.crt" --cert-dir "$work/certs"
   --connections "$CONNECTIONS" --qos 1 --quiet --server-pid "$server_pid")
 log "the maximum: QoS 1 from $CONNECTIONS connections, as fast as it goes"
-max_line="$("${bench[@]}" --warmup 3 --duration 15 --payload '{"id":"max-{device}-{seq}","temperature":21.5}' | tail -n 1)"
+max_line="$("${bench[@]}" --warmup 3 --duration "$MAX_SECONDS" --payload '{"id":"max-{device}-{seq}","temperature":21.5}' | tail -n 1)"
 echo "max: $max_line"
 max_rate="$(sed -n 's/.*"msgs_per_s":\([0-9.]*\).*/\1/p' <<<"$max_line")"
 [[ -n "$max_rate" ]] || die "no msgs_per_s in: $max_line"

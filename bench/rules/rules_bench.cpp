@@ -15,8 +15,8 @@
 // holds and absences behave as in a fleet publishing at that rate. Nothing here is timed
 // against a threshold: the numbers go to docs/benchmarks.md.
 #include <algorithm>
-#include <cmath>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>

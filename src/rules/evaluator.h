@@ -63,8 +63,8 @@ struct Evaluation {
 
 class DeviceState;
 [[nodiscard]] std::string serialize(const DeviceState& state);
-// The same, appended to `out` (a caller writing many states into one text).
-void serialize(const DeviceState& state, std::string& out);
+// The same, appended to `into` (a caller writing many states into one text).
+void serialize(const DeviceState& state, std::string& into);
 [[nodiscard]] tl::expected<DeviceState, std::string> restore(std::string_view text);
 
 // One device's state for one rule: the latest value and a bounded window of recent samples
@@ -86,7 +86,7 @@ class DeviceState {
  private:
   friend class Evaluator;
   friend class StateInputs;
-  friend void serialize(const DeviceState& state, std::string& out);
+  friend void serialize(const DeviceState& state, std::string& into);
   friend tl::expected<DeviceState, std::string> restore(std::string_view text);
 
   // Some of a metric's numeric samples: those of one bucket of a window (kWindowBuckets).
