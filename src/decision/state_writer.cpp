@@ -87,6 +87,7 @@ Status StateWriter::write(std::vector<Row>& rows) {
   // gateway's group commits and the server's other writes (an alert being raised) wait for a
   // few milliseconds, not for the whole save.
   std::vector<store::DeviceRuleStatesRecord> batch;
+  Status failed = ok();
   for (std::size_t start = 0; start < rows.size(); start += kRowsPerTransaction) {
     batch.clear();
     const std::size_t end = std::min(rows.size(), start + kRowsPerTransaction);
@@ -108,9 +109,10 @@ Status StateWriter::write(std::vector<Row>& rows) {
       std::string().swap(row.text);  // no longer needed: a large save holds less at a time
       batch.push_back({std::move(row.device_id), key_id, std::move(*sealed), row.at});
     }
-    if (auto st = store_.rules().save_device_states(batch); !st) return st;
+    // One transaction failing does not keep the others from being written.
+    if (auto st = store_.rules().save_device_states(batch); !st && failed) failed = std::move(st);
   }
-  return ok();
+  return failed;
 }
 
 }  // namespace torii::decision

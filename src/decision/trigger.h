@@ -12,10 +12,10 @@
 //             length; rules::Evaluator::next_deadline) are evaluated, so a tick costs what is
 //             due, not every rule times every device
 //   save      the states of each device with a state changed since the last save, one
-//             sealed row per device holding all its rules' states, in one transaction (the
-//             server calls it every few seconds, and flush at stop: a crash loses at most that
-//             much); only the serialising happens on the caller's thread, a StateWriter seals
-//             and writes
+//             sealed row per device holding all its rules' states (the server calls it every
+//             few seconds, and flush at stop: a crash loses at most that much); only the
+//             serialising happens on the caller's thread, a StateWriter seals and writes the
+//             rows, a few hundred per transaction
 //   reload    after a rule is created, changed, switched on or off or deleted
 //   device_changed  after a device is created or its tags change: rules that now select it
 //             watch it, rules that no longer do forget it (clearing what they fired for it)

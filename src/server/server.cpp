@@ -1005,6 +1005,11 @@ Server::~Server() {
     state_->waf_pool.reset();
     state_->hash_pool.reset();
   }
+  if (state_ && state_->trigger) {
+    // The rules' states handed to the Trigger's writer thread are written before the store
+    // closes (request_stop flushed them already, unless the server ended another way).
+    if (auto st = state_->trigger->flush(); !st) spdlog::error("rule states: {}", st.error().message);
+  }
   if (state_ && state_->writer) {
     // Everything accepted is stored before the store closes (it was never acknowledged,
     // but it is not lost either), and so are the persistent sessions.
