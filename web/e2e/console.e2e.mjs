@@ -329,6 +329,15 @@ async function main() {
   await expectText(page, "h2", "Alerts and posture findings");
   await page.getByLabel("Over").selectOption(String(24 * 60));
   await page.locator(".chart canvas").first().waitFor();
+  // The time axis has covered at most the range asked for, even while the device's day held a
+  // single stored point (uPlot's own range for one time is years).
+  await latest.waitFor();
+  await page.waitForFunction((before) => {
+    const row = [...document.querySelectorAll("[data-testid=latest] tbody tr")].find((r) => r.textContent.includes("temperature"));
+    return row && row.innerText !== before;
+  }, await latest.innerText(), { timeout: 30000 });
+  const widest = Number(await page.locator(".chart").first().getAttribute("data-widest"));
+  if (!(widest > 0 && widest <= 24 * 3600 * 1.05)) fail(`the chart's time axis spanned ${widest} s over the last 24 hours`);
   await screenshot(page, "device-desktop");
 
   step("the same pages at phone width (360 px)");
@@ -467,9 +476,13 @@ async function main() {
   await page.getByLabel("Organisation id").fill("acme");
   await page.getByLabel("Name", { exact: true }).fill("Acme");
   await page.getByRole("button", { name: "Add the organisation" }).click();
+  // Looked up afresh each time (not a handle on one element), with the time a loaded machine
+  // under the sanitizers may need for the add and the list's reload.
   const shown = page.getByRole("combobox", { name: "Organisation" });
-  await page.waitForFunction((el) => el.value === "acme", await shown.elementHandle(), { timeout: 15000 })
-    .catch(() => fail("the new organisation is not the one shown"));
+  for (const deadline = Date.now() + 30000; (await shown.inputValue()) !== "acme"; ) {
+    if (Date.now() > deadline) fail(`the new organisation is not the one shown: ${await shown.inputValue()}`);
+    await page.waitForTimeout(100);
+  }
   const ottoLink = await addPerson(page, "otto", "org-admin");
   step("a custom role is added, and an organisation's second-factor rule switched off and on");
   await page.getByLabel("Role name").fill("night-shift");

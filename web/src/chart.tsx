@@ -1,5 +1,6 @@
 // A time series drawn by uPlot: fits its container's width, zooms by dragging, resets on a
-// double click; colours follow the page's theme.
+// double click; colours follow the page's theme. With a single point (or all at one time) the
+// time axis spans the `span` seconds before it, not uPlot's default of years around it.
 import { useEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
@@ -13,9 +14,11 @@ function themeColour(name: string, fallback: string): string {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
 }
 
-export function Chart({ label, series }: { label: string; series: Series }) {
+export function Chart({ label, series, span }: { label: string; series: Series; span: number }) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
+  const spanNow = useRef(span);
+  spanNow.current = span;
 
   useEffect(() => {
     const el = box.current;
@@ -29,8 +32,29 @@ export function Chart({ label, series }: { label: string; series: Series }) {
         width: el.clientWidth || 600,
         height: 260,
         series: [{}, { label, stroke: accent, width: 2, spanGaps: false }],
+        scales: {
+          x: {
+            time: true,
+            // uPlot's own range for a single time is 86,400,000 s (years) after it.
+            range: (u, min, max): uPlot.Range.MinMax => {
+              const xs = u.data[0];
+              const one = xs.length > 0 && xs[0] === xs[xs.length - 1];
+              return one ? [xs[0] - spanNow.current, xs[0]] : [min, max];
+            },
+          },
+        },
         axes: [axis, { ...axis, size: 64 }],
         cursor: { drag: { x: true, y: false } },
+        // The widest the time axis has been (seconds), for tests: its ticks are drawn, not text.
+        hooks: {
+          setScale: [
+            (u, key) => {
+              const { min, max } = u.scales.x;
+              if (key !== "x" || min == null || max == null) return;
+              el.dataset.widest = String(Math.max(Number(el.dataset.widest ?? 0), max - min));
+            },
+          ],
+        },
         legend: { show: true },
       },
       [series.t, series.v],

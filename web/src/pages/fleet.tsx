@@ -478,7 +478,7 @@ export function DevicePage({ id, session }: { id: string; session: Session }) {
               ))}
             </select>
           </label>
-          <Chart label={metric} series={series} />
+          <Chart label={metric} series={series} span={minutes * 60} />
           <p class="muted">Stored averages, then live as it arrives. Drag across the chart to zoom, double-click to reset.</p>
         </>
       )}
