@@ -3,10 +3,10 @@
 // here, so that sealing and the store's transaction, the larger part of a save of many states
 // (docs/benchmarks.md), do not delay the messages and alerts behind it.
 //
-// Rows are written in the order they were handed over, kRowsPerTransaction per transaction. A device's row
-// handed over again while its earlier one still waits replaces it (the newer holds all its
-// states). A row whose device is gone is skipped (its foreign key fails); forget() drops one
-// still waiting.
+// Rows are written in the order they were handed over, kRowsPerTransaction per transaction. A
+// device's row handed over again while its earlier one still waits replaces it (the newer holds
+// all its states). A row whose device is gone is skipped (its foreign key fails); forget() drops
+// one still waiting.
 #pragma once
 
 #include <condition_variable>
@@ -56,7 +56,8 @@ class StateWriter {
 
  private:
   void run();
-  // Seals each row under its device's data key and writes them in one transaction.
+  // Seals each row under its device's data key and writes them, kRowsPerTransaction at a time:
+  // the first failure, the other transactions written all the same.
   [[nodiscard]] Status write(std::vector<Row>& rows);
 
   store::Store& store_;

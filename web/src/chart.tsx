@@ -1,6 +1,6 @@
 // A time series drawn by uPlot: fits its container's width, zooms by dragging, resets on a
 // double click; colours follow the page's theme. With a single point (or all at one time) the
-// time axis spans the `span` seconds before it, not uPlot's default of years around it.
+// time axis spans the `span` seconds before it, not uPlot's default of years after it.
 import { useEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
