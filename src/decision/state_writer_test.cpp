@@ -1,6 +1,5 @@
 #include "decision/state_writer.h"
 
-#include <future>
 #include <map>
 #include <thread>
 
@@ -17,7 +16,6 @@
 namespace torii::decision {
 namespace {
 
-using namespace std::chrono_literals;
 using ::testing::ElementsAre;
 using ::testing::Pair;
 
@@ -50,26 +48,6 @@ class StateWriterTest : public ::testing::Test {
     return out;
   }
 
-  // Runs `during` while another thread holds the store in a transaction, as a group commit
-  // does, so that the writer's transaction waits behind it.
-  template <typename F>
-  void while_the_store_is_held(F during) {
-    std::promise<void> holding;
-    std::promise<void> done;
-    auto done_future = done.get_future();
-    std::thread holder([&] {
-      ASSERT_TRUE(store_->transaction([&]() -> Status {
-        holding.set_value();
-        (void)done_future.wait_for(60s);
-        return ok();
-      }));
-    });
-    holding.get_future().wait();
-    during();
-    done.set_value();
-    holder.join();
-  }
-
   testing::TempDir dir_;
   crypto::SystemRandom random_;
   testing::FakeClock clock_;
@@ -88,13 +66,13 @@ TEST_F(StateWriterTest, RowsAreSealedUnderTheirDevicesKeyAndWritten) {
 // deleted device's waiting row is dropped.
 TEST_F(StateWriterTest, WhileTheWriterIsBehindANewerRowReplacesTheWaitingOne) {
   StateWriter writer(*store_, *keys_);
-  while_the_store_is_held([&] {
+  ASSERT_TRUE(testing::while_store_is_held(*store_, [&] {
     writer.submit({{"a", "a1", 1}});
     while (writer.waiting() != 0) std::this_thread::yield();  // taken: the writer waits for the store
     writer.submit({{"b", "b1", 2}, {"c", "c1", 2}});
     writer.submit({{"b", "b2", 3}});
     writer.forget("c");
-  });
+  }));
   ASSERT_TRUE(writer.wait());
   EXPECT_THAT(stored(), ElementsAre(Pair("a", "a1"), Pair("b", "b2")));
 }
@@ -102,7 +80,7 @@ TEST_F(StateWriterTest, WhileTheWriterIsBehindANewerRowReplacesTheWaitingOne) {
 TEST_F(StateWriterTest, WhatWasHandedOverIsWrittenBeforeItStops) {
   {
     StateWriter writer(*store_, *keys_);
-    while_the_store_is_held([&] { writer.submit({{"a", "last", 1}}); });
+    ASSERT_TRUE(testing::while_store_is_held(*store_, [&] { writer.submit({{"a", "last", 1}}); }));
   }
   EXPECT_THAT(stored(), ElementsAre(Pair("a", "last")));
 }

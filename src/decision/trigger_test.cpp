@@ -1,8 +1,5 @@
 #include "decision/trigger.h"
 
-#include <future>
-#include <thread>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -128,24 +125,9 @@ TEST_F(TriggerTest, OnlyDevicesTheSelectorNamesInTheRulesOrganisationAreEvaluate
 TEST_F(TriggerTest, ASaveDoesNotWaitForTheStoreAndAFlushWritesWhatItHandedOver) {
   create(R"({"name":"hot","condition":"temperature > 30","actions":[{"type":"alert"}]})");
   send("sensor-1", 40);
-  std::promise<void> holding;
-  std::promise<void> saved;
-  auto saved_future = saved.get_future();
-  auto waited = std::future_status::ready;
-  std::thread holder([&] {
-    ASSERT_TRUE(store_->transaction([&]() -> Status {
-      holding.set_value();
-      // A save that wrote on its caller's thread would wait for this transaction: then this
-      // wait runs out instead of seeing save() return.
-      waited = saved_future.wait_for(60s);
-      return ok();
-    }));
-  });
-  holding.get_future().wait();
-  trigger_->save();
-  saved.set_value();
-  holder.join();
-  EXPECT_EQ(waited, std::future_status::ready);
+  // A save that wrote on its caller's thread would wait for the held store until the holder
+  // lets go: then this is false.
+  EXPECT_TRUE(testing::while_store_is_held(*store_, [&] { trigger_->save(); }));
   ASSERT_TRUE(trigger_->flush());
   auto rows = store_->rules().device_states();
   ASSERT_TRUE(rows);

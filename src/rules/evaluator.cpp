@@ -31,7 +31,10 @@ class StateInputs final : public Inputs {
     const DeviceState::Window* found = nullptr;
     if (const auto it = state_.metrics_.find(metric); it != state_.metrics_.end()) {
       for (const auto& w : it->second.windows) {
-        if (w.duration == window.count()) found = &w;
+        if (w.duration == window.count()) {
+          found = &w;
+          break;
+        }
       }
     }
     if (found == nullptr || found->buckets.empty()) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 
 #include "base/clock.h"
@@ -21,5 +22,11 @@ struct KeyedStore {
 };
 
 [[nodiscard]] Result<KeyedStore> open_keyed_store(const std::filesystem::path& dir, Random& random, const Clock& clock);
+
+// Runs `during` on this thread while another thread holds the store in a transaction (as the
+// gateway's group commit does), so that whatever needs the store meanwhile waits for it. True
+// when `during` returned while the store was held; the holder lets go after a minute without
+// (and then false), so a `during` that waits for the store ends instead of hanging.
+[[nodiscard]] bool while_store_is_held(store::Store& store, const std::function<void()>& during);
 
 }  // namespace torii::testing
