@@ -6,7 +6,7 @@ target_compile_options(torii_flags INTERFACE
   -fstack-protector-strong -fstack-clash-protection -fcf-protection
   $<$<BOOL:${TORII_WERROR}>:-Werror>)
 # Optimisation and debug information are chosen here per kind of code, in place of CMake's
-# per-configuration defaults (cleared in CMakeLists.txt; Release keeps -O3 -DNDEBUG):
+# per-configuration defaults (cleared in CMakeLists.txt; Release is -O2 -DNDEBUG there):
 #   - the product's code (modules, the torii binary): -O2 -DNDEBUG in RelWithDebInfo (the dev
 #     build), unoptimised in Debug (the sanitizer build);
 #   - test code (targets with the TORII_TEST_CODE property, see torii_test_code()): -Og with
