@@ -7,7 +7,10 @@
 #            PUBACK latency and publish -> subscriber latency (torii: bench-sub subscribes to
 #            each device's telemetry, readable through a segment route)
 #   idle     as many idle mutual-TLS connections as there are devices (up to
-#            $IDLE_CONNECTIONS), servers freshly started: server RSS per connection
+#            $IDLE_CONNECTIONS), servers freshly started: server RSS per connection. Each
+#            client sends its own certificate only (torii bench sends what the file holds).
+#   idle-chain  the same with clients that send torii's issuing and root CA after their
+#            certificate (what OpenSSL clients do by default when their CA file holds them)
 #
 # Both servers run on loopback with TLS 1.3 and client certificates issued by torii's CA
 # (Mosquitto: the certificate's CN is the user name, no persistence). They are started by
@@ -28,7 +31,7 @@ IDLE_HOLD_S="${IDLE_HOLD_S:-10}"
 DEVICE_BUDGET_S="${DEVICE_BUDGET_S:-180}"
 TORII_PORT="${TORII_PORT:-18883}"
 MOSQUITTO_PORT="${MOSQUITTO_PORT:-18884}"
-SCENARIOS="${SCENARIOS:-qos1 qos0 latency idle}"
+SCENARIOS="${SCENARIOS:-qos1 qos0 latency idle idle-chain}"
 OUT="${OUT:-$REPO_DIR/build/bench-results/$(date +%Y%m%d-%H%M%S)}"
 if [[ -z "${WORK:-}" ]]; then
   WORK="$(mktemp -d /tmp/torii-bench.XXXXXX)"
@@ -72,7 +75,7 @@ run_bench() {
   printf '%s/%s (machine %s %% idle before): %s\n' "$scenario" "$broker" "$idle" "${cmd[*]}" >>"$OUT/commands.txt"
   # torii stores what it accepts; count it, so that "read" is never mistaken for "stored".
   local stored_before=0
-  [[ "$broker" == torii && "$scenario" != idle ]] && stored_before="$(torii_stored_total)"
+  [[ "$broker" == torii && "$scenario" != idle* ]] && stored_before="$(torii_stored_total)"
   # What else kept the machine busy meanwhile: all busy time minus the server's and the bench's.
   local server_pid busy0 server0 start_ns line
   server_pid="$(cat "$pid_file")"
@@ -89,7 +92,7 @@ run_bench() {
   printf '%s\n' "$line" >"$OUT/$scenario-$broker.json"
   # The store may still be writing what was accepted (QoS 0): wait until the count settles.
   local stored=null stored_per_s=null
-  if [[ "$broker" == torii && "$scenario" != idle ]]; then
+  if [[ "$broker" == torii && "$scenario" != idle* ]]; then
     local previous=-1 now_total settled_ns unchanged=0
     for _ in $(seq 1 600); do
       now_total="$(torii_stored_total)"
@@ -168,7 +171,7 @@ for scenario in $SCENARIOS; do
         run_bench torii latency-same "${common[@]}" --qos 1 --rate "$same" --payload "$(payload_ts lr)" "${sub[@]}"
       fi
       ;;
-    idle)
+    idle | idle-chain)
       log "creating devices for the idle run: up to $IDLE_CONNECTIONS within $DEVICE_BUDGET_S s"
       started="$(date +%s)"
       next="$(devices_available)"
@@ -180,26 +183,38 @@ for scenario in $SCENARIOS; do
       done
       idle_n="$(devices_available)"
       log "$idle_n devices in $(($(date +%s) - started)) s"
-      echo "idle: $idle_n devices created in $(($(date +%s) - started)) s" >>"$OUT/commands.txt"
+      echo "$scenario: $idle_n devices created in $(($(date +%s) - started)) s" >>"$OUT/commands.txt"
+      cert_dir="$WORK/certs"
+      if [[ "$scenario" == idle-chain ]]; then
+        # Each device's certificate followed by torii's CA bundle (issuing CA, then root).
+        cert_dir="$WORK/certs-chain"
+        mkdir -p "$cert_dir"
+        for ((i = 0; i < idle_n; i++)); do
+          [[ -f "$cert_dir/bench-$i.crt" ]] || cat "$WORK/certs/bench-$i.crt" "$WORK/certs/ca.crt" >"$cert_dir/bench-$i.crt"
+          ln -sf "$WORK/certs/bench-$i.key" "$cert_dir/bench-$i.key"
+        done
+      fi
       idle=(--idle --connect-rate 500 --source-addresses "$SOURCES" --duration "$IDLE_HOLD_S" --keep-alive 300
-            --drain-timeout 0 --cert-dir "$WORK/certs")
+            --drain-timeout 0 --cert-dir "$cert_dir")
       # Fresh processes, so that memory freed by the earlier runs does not hide the cost.
       stop_pid "$WORK/torii/pid"
       stop_pid "$WORK/mosquitto/pid"
       start_torii "$WORK" "$TORII_PORT"
-      run_bench torii idle "${idle[@]}" --connections "$idle_n"
+      run_bench torii "$scenario" "${idle[@]}" --connections "$idle_n"
       stop_pid "$WORK/torii/pid"
       start_mosquitto "$WORK" "$MOSQUITTO_PORT"
-      run_bench mosquitto idle "${idle[@]}" --connections "$idle_n"
-      if ((idle_n < IDLE_CONNECTIONS)); then
+      run_bench mosquitto "$scenario" "${idle[@]}" --connections "$idle_n"
+      if [[ "$scenario" == idle ]] && ((idle_n < IDLE_CONNECTIONS)); then
         # Mosquitto keys sessions by client id, so it can hold the full count with fewer
         # certificates (--devices: identities reused, client ids distinct).
         stop_pid "$WORK/mosquitto/pid"
         start_mosquitto "$WORK" "$MOSQUITTO_PORT"
         run_bench mosquitto idle-full "${idle[@]}" --connections "$IDLE_CONNECTIONS" --devices "$idle_n"
       fi
+      # Later scenarios expect both servers running.
+      [[ -f "$WORK/torii/pid" ]] && kill -0 "$(cat "$WORK/torii/pid")" 2>/dev/null || start_torii "$WORK" "$TORII_PORT"
       ;;
-    *) die "unknown scenario '$scenario' (qos1 qos0 latency idle)" ;;
+    *) die "unknown scenario '$scenario' (qos1 qos0 latency idle idle-chain)" ;;
   esac
 done
 

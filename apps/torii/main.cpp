@@ -761,9 +761,12 @@ int run(int argc, char** argv) {
     c->add_option("--host", b.host, "broker address or name")->capture_default_str();
     c->add_option("--port", b.port, "broker port")->capture_default_str();
     c->add_option("--cafile", b.cafile, "CA bundle that verifies the broker (TLS is always on)");
-    c->add_option("--cert", b.cert, "client certificate (PEM) for every connection; with --key");
+    c->add_option("--cert", b.cert,
+                  "client certificate (PEM) for every connection, sent as the file has it (no issuers added "
+                  "from --cafile); with --key");
     c->add_option("--key", b.key, "private key of --cert");
-    c->add_option("--cert-dir", b.cert_dir, "one identity per device: DIR/<device>.crt and DIR/<device>.key");
+    c->add_option("--cert-dir", b.cert_dir,
+                  "one identity per device: DIR/<device>.crt (sent as the file has it) and DIR/<device>.key");
     c->add_option("--tls-server-name", b.tls_server_name,
                   "name to verify in the broker's certificate (default: --host)");
     c->add_flag("--insecure-plaintext", b.insecure_plaintext, "no TLS, only to compare with a plaintext broker");

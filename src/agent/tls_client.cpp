@@ -68,6 +68,11 @@ Result<std::shared_ptr<asio::ssl::context>> make_client_tls_context(
                 fmt::format("cannot load the CA bundle {}: {}", ca_bundle.string(), openssl_reason()));
   }
   if (credentials) {
+    // The device's certificate goes alone (with whatever its file holds after it): OpenSSL
+    // would otherwise complete its chain from the CA bundle, which the gateway trusts
+    // already, and the gateway parses and keeps every certificate sent for as long as the
+    // connection lasts (about 4 KiB each).
+    SSL_CTX_set_mode(ctx, SSL_MODE_NO_AUTO_CHAIN);
     if (SSL_CTX_use_certificate_chain_file(ctx, credentials->certificate.c_str()) != 1) {
       return fail(Errc::invalid_argument, fmt::format("cannot load the certificate {}: {}",
                                                       credentials->certificate.string(), openssl_reason()));

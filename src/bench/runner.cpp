@@ -886,6 +886,10 @@ class Controller {
     SSL_CTX_set_ciphersuites(ctx, kCiphersuites);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);  // every connection a full handshake
     if (o_.mode == Mode::idle) SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    // A client certificate goes as its file has it: OpenSSL would otherwise add the issuers
+    // it finds in --cafile, and so send more to a broker whose CA is in it than to one whose
+    // is not.
+    SSL_CTX_set_mode(ctx, SSL_MODE_NO_AUTO_CHAIN);
     tls->load_verify_file(o_.cafile, ec);
     if (ec)
       return fail(Errc::invalid_argument, fmt::format("--cafile: cannot load {}: {}", o_.cafile, tls_error_text(ec)));
