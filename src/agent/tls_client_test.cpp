@@ -12,6 +12,7 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "base/bytes.h"
 #include "base/file.h"
 #include "crypto/sodium.h"
 #include "crypto/x509.h"
@@ -68,6 +69,7 @@ TEST(AgentTlsClient, SendsTheDeviceCertificateWithoutTheIssuersItTrusts) {
   tcp::acceptor acceptor(io, {asio::ip::make_address_v4("127.0.0.1"), 0});
   error_code server_handshake{asio::error::not_connected}, client_handshake{asio::error::not_connected};
   std::string peer_cn;
+  std::string peer_fingerprint;
   int issuers_received = -1;
   asio::co_spawn(
       io,
@@ -78,6 +80,7 @@ TEST(AgentTlsClient, SendsTheDeviceCertificateWithoutTheIssuersItTrusts) {
         SSL* ssl = stream.native_handle();
         // On the server side the chain the peer sent, without its own certificate.
         issuers_received = sk_X509_num(SSL_get_peer_cert_chain(ssl));
+        peer_fingerprint = hex_encode(crypto::sha256(stream.peer_certificate_der()));
         if (X509* cert = SSL_get0_peer_certificate(ssl)) {
           std::array<char, 65> cn{};
           X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn.data(), cn.size());
@@ -100,6 +103,8 @@ TEST(AgentTlsClient, SendsTheDeviceCertificateWithoutTheIssuersItTrusts) {
   EXPECT_FALSE(client_handshake) << tls_error_text(client_handshake);
   ASSERT_FALSE(server_handshake) << server_handshake.message();
   EXPECT_EQ(peer_cn, "dev-1");
+  // What the gateway authenticates the device by.
+  EXPECT_EQ(peer_fingerprint, crypto::inspect_certificate(*device_cert)->fingerprint_sha256_hex);
   EXPECT_EQ(issuers_received, 0);
 }
 

@@ -218,7 +218,7 @@ Gateway::Gateway(Broker& broker, GatewayOptions options, GatewayEvents events)
     : broker_(broker), options_(options), events_(std::move(events)) {}
 
 asio::awaitable<void> Gateway::serve(net::TlsStream& stream, const net::PeerInfo& peer) {
-  auto device = broker_.authenticate(peer.client_certificate_der);
+  auto device = broker_.authenticate(stream.peer_certificate_der());
   if (!device) {
     if (events_.refused) events_.refused(peer, device.error().message);
     // The client learns "not authorized" (or "banned"), never which check failed.

@@ -1,5 +1,7 @@
 #include "broker/traffic_monitor.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace torii::broker {
@@ -66,7 +68,9 @@ std::optional<AnomalyReport> TrafficMonitor::on_message(const std::string& devic
 std::optional<AnomalyReport> TrafficMonitor::on_connect(const std::string& device_id, time_point now) {
   auto& d = devices_[device_id];
   d.connects.push_back(now);
-  while (!d.connects.empty() && now - d.connects.front() > options_.connect_window) d.connects.pop_front();
+  const auto recent = std::find_if(d.connects.begin(), d.connects.end(),
+                                   [&](time_point at) { return now - at <= options_.connect_window; });
+  d.connects.erase(d.connects.begin(), recent);
   if (d.connects.size() > options_.max_connects_per_window) {
     return report(d, Anomaly::connect_flapping,
                   fmt::format("{} connections within {} s", d.connects.size(), options_.connect_window.count()), now);

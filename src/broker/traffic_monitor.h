@@ -14,11 +14,11 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 namespace torii::broker {
 
@@ -59,7 +59,9 @@ class TrafficMonitor {
     std::uint64_t windows_seen = 0;
     double average_bytes = 0;
     std::uint64_t messages_seen = 0;
-    std::deque<time_point> connects;
+    // Oldest first. A vector: every device has one, and a std::deque holds about 0.6 KiB
+    // from its first element on.
+    std::vector<time_point> connects;
     time_point last_report[3]{};
     bool reported[3]{};
   };

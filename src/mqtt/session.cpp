@@ -72,14 +72,16 @@ void Session::receive(ByteView bytes) {
 Bytes Session::take_output() { return std::exchange(out_, {}); }
 
 std::optional<Will> Session::take_will() {
-  if (!will_due_) return std::nullopt;
+  if (!will_due_ || !will_) return std::nullopt;
   will_due_ = false;
-  return std::exchange(will_, std::nullopt);
+  std::optional<Will> will(std::move(*will_));
+  will_.reset();
+  return will;
 }
 
 void Session::connection_lost() {
   if (phase_ == Phase::closed) return;
-  if (phase_ == Phase::connected) will_due_ = will_.has_value();
+  if (phase_ == Phase::connected) will_due_ = will_ != nullptr;
   phase_ = Phase::closed;
   close_reason_ = ReasonCode::unspecified_error;
   close_detail_ = "connection lost";
@@ -124,7 +126,7 @@ void Session::handle(Packet& packet) {
             session_expiry_seconds_ =
                 std::min(*p.properties.session_expiry_interval, limits_.max_session_expiry_seconds);
           }
-          will_due_ = p.reason == ReasonCode::disconnect_with_will && will_.has_value();
+          will_due_ = p.reason == ReasonCode::disconnect_with_will && will_ != nullptr;
           if (!will_due_) will_.reset();  // §3.1.2.5: a normal DISCONNECT discards the will
           phase_ = Phase::closed;
           close_reason_ = ReasonCode::success;
@@ -175,7 +177,7 @@ void Session::on_connect(Connect& connect) {
     return;
   }
   state_ = decision.state ? std::move(decision.state) : std::make_shared<SessionState>();
-  will_ = std::move(connect.will);
+  if (connect.will) will_ = std::make_unique<Will>(std::move(*connect.will));
   phase_ = Phase::connected;
 
   Connack connack;
@@ -447,7 +449,7 @@ void Session::close(ReasonCode reason, std::string detail) {
   if (phase_ == Phase::closed) return;
   if (phase_ == Phase::connected) {
     if (version_ == ProtocolVersion::v5) send(Disconnect{reason, {}});
-    will_due_ = will_.has_value() && reason != ReasonCode::success;
+    will_due_ = will_ != nullptr && reason != ReasonCode::success;
   }
   phase_ = Phase::closed;
   close_reason_ = reason;

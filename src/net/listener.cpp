@@ -6,7 +6,6 @@
 
 #include <fmt/format.h>
 #include <openssl/ssl.h>
-#include <openssl/x509.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/v6_only.hpp>
@@ -182,15 +181,6 @@ asio::awaitable<void> TlsListener::serve_connection(tcp::socket socket, PeerInfo
   SSL* ssl = stream.native_handle();
   peer.tls_version = SSL_get_version(ssl);
   peer.cipher = SSL_CIPHER_get_name(SSL_get_current_cipher(ssl));
-  if (X509* cert = SSL_get1_peer_certificate(ssl)) {
-    const int length = i2d_X509(cert, nullptr);
-    if (length > 0) {
-      peer.client_certificate_der.resize(static_cast<std::size_t>(length));
-      unsigned char* out = peer.client_certificate_der.data();
-      i2d_X509(cert, &out);
-    }
-    X509_free(cert);
-  }
 
   try {
     co_await handler_->serve(stream, peer);

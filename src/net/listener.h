@@ -22,7 +22,6 @@
 #include <memory>
 #include <string>
 
-#include "base/bytes.h"
 #include "base/error.h"
 #include "base/ip.h"
 #include "config/config.h"
@@ -38,10 +37,9 @@ namespace torii::net {
 struct PeerInfo {
   IpAddress address;
   std::uint16_t port = 0;
-  std::string listener;          // "gateway", "console"
-  std::string tls_version;       // "TLSv1.3"
-  std::string cipher;            // "TLS_AES_128_GCM_SHA256"
-  Bytes client_certificate_der;  // empty without client verification
+  std::string listener;     // "gateway", "console"
+  std::string tls_version;  // "TLSv1.3"
+  std::string cipher;       // "TLS_AES_128_GCM_SHA256"
 
   [[nodiscard]] std::string endpoint() const;  // "127.0.0.1:51234", "[::1]:51234"
 };

@@ -74,12 +74,27 @@ error_code TlsStream::failure(int result) {
   }
 }
 
+// Not coroutines: they hand back the wait's own awaitable, so that waiting costs no frame
+// beyond the operation's.
 asio::awaitable<void> TlsStream::wait_for(Want want, error_code& ec) {
-  co_await socket_.async_wait(want == Want::read ? asio::ip::tcp::socket::wait_read : asio::ip::tcp::socket::wait_write,
-                              asio::redirect_error(asio::use_awaitable, ec));
+  return socket_.async_wait(want == Want::read ? asio::ip::tcp::socket::wait_read : asio::ip::tcp::socket::wait_write,
+                            asio::redirect_error(asio::use_awaitable, ec));
 }
 
-asio::awaitable<void> TlsStream::wait(error_code& ec) { co_await wait_for(want_, ec); }
+asio::awaitable<void> TlsStream::wait(error_code& ec) { return wait_for(want_, ec); }
+
+Bytes TlsStream::peer_certificate_der() const {
+  Bytes der;
+  if (ssl_ == nullptr) return der;
+  X509* cert = SSL_get0_peer_certificate(ssl_);
+  if (cert == nullptr) return der;
+  const int length = i2d_X509(cert, nullptr);
+  if (length <= 0) return der;
+  der.resize(static_cast<std::size_t>(length));
+  unsigned char* out = der.data();
+  if (i2d_X509(cert, &out) != length) der.clear();
+  return der;
+}
 
 asio::awaitable<void> TlsStream::handshake(error_code& ec) {
   if (ssl_ == nullptr) {

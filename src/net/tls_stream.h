@@ -8,7 +8,8 @@
 //
 //   handshake()     server side; fails with the OpenSSL error (asio's ssl category)
 //   read_now(buf)   whatever is readable now; error::would_block when nothing is
-//   wait()          until the socket is ready for what the last read_now needed
+//   wait()          until the socket is ready for what the last read_now needed (no
+//                   coroutine frame of its own: an idle connection waits here)
 //   write(data)     all of it, waiting for the socket as needed
 //   shutdown()      close_notify, then discards input until the peer's close_notify or EOF
 //
@@ -32,6 +33,8 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/system/error_code.hpp>
 
+#include "base/bytes.h"
+
 namespace torii::net {
 
 class TlsStream {
@@ -51,6 +54,10 @@ class TlsStream {
   boost::asio::awaitable<void> wait(boost::system::error_code& ec);
   boost::asio::awaitable<void> write(std::span<const std::uint8_t> data, boost::system::error_code& ec);
   boost::asio::awaitable<void> shutdown(boost::system::error_code& ec);
+
+  // The certificate the peer presented, DER-encoded (empty: none). A copy, made when asked:
+  // a connection keeps none beyond OpenSSL's own.
+  [[nodiscard]] Bytes peer_certificate_der() const;
 
   [[nodiscard]] SSL* native_handle() const { return ssl_; }
   [[nodiscard]] boost::asio::ip::tcp::socket& socket() { return socket_; }
