@@ -58,13 +58,16 @@ void StoreWriter::run() {
   }
 }
 
-Result<Bytes> StoreWriter::seal_for_device(const std::string& key_id, ByteView plain,
+Result<Bytes> StoreWriter::seal_for_device(const std::string& device_id, ByteView plain,
                                            const std::string& associated_data) {
+  const auto key_id = keys::device_key_id(device_id);
   auto sealed = keys_.seal(key_id, plain, associated_data);
   if (!sealed && sealed.error().is(Errc::not_found)) {
-    // A device registered before it had a data key (or whose key was created by another
-    // process since): create it now.
-    if (auto st = keys_.ensure_data_key(key_id, "device"); st) sealed = keys_.seal(key_id, plain, associated_data);
+    // A device registered before devices were given a key with their record: create it now.
+    // A device deleted since its message was queued gets none (not_found stays).
+    auto made = keys_.ensure_device_data_key(device_id);
+    if (!made) return tl::unexpected(made.error());
+    sealed = keys_.seal(key_id, plain, associated_data);
   }
   return sealed;
 }
@@ -98,8 +101,8 @@ void StoreWriter::write_batch(std::vector<std::pair<IngestItem, IngestDone>>& ba
           i, change.plain.empty(),
           store::MqttStateRecord{item.device_id, change.kind, change.name, key_id, {}, change.expires_at, change.at}};
       if (!write.remove) {
-        auto sealed_state =
-            seal_for_device(key_id, change.plain, mqtt_state_associated_data(item.device_id, change.kind, change.name));
+        auto sealed_state = seal_for_device(item.device_id, change.plain,
+                                            mqtt_state_associated_data(item.device_id, change.kind, change.name));
         if (sealed_state) {
           write.record.sealed = std::move(*sealed_state);
         } else {
@@ -113,8 +116,9 @@ void StoreWriter::write_batch(std::vector<std::pair<IngestItem, IngestDone>>& ba
       sealed_ok[i] = true;
       continue;
     }
-    auto sealed = seal_for_device(
-        key_id, item.payload, telemetry_associated_data(item.device_id, item.kind, item.received_at, item.message_key));
+    auto sealed =
+        seal_for_device(item.device_id, item.payload,
+                        telemetry_associated_data(item.device_id, item.kind, item.received_at, item.message_key));
     if (!sealed) {
       spdlog::error("store writer: cannot seal a message of device {}: {}", item.device_id, sealed.error().message);
       continue;

@@ -97,8 +97,9 @@ class StoreWriter {
  private:
   void run();
   void write_batch(std::vector<std::pair<IngestItem, IngestDone>>& batch);
-  // Seals under a device's data key, creating the key when the device has none yet.
-  [[nodiscard]] Result<Bytes> seal_for_device(const std::string& key_id, ByteView plain,
+  // Seals under a device's data key, creating the key when the device, still registered, has
+  // none yet.
+  [[nodiscard]] Result<Bytes> seal_for_device(const std::string& device_id, ByteView plain,
                                               const std::string& associated_data);
 
   store::Store& store_;

@@ -97,10 +97,11 @@ Status StateWriter::write(std::vector<Row>& rows) {
       const std::string associated = device_rule_states_associated_data(row.device_id);
       auto sealed = keys_.seal(key_id, as_bytes(row.text), associated);
       if (!sealed && sealed.error().is(Errc::not_found)) {
-        // A device whose data key does not exist yet (it has sent nothing that was stored).
-        if (auto st = keys_.ensure_data_key(key_id, "device"); st) {
-          sealed = keys_.seal(key_id, as_bytes(row.text), associated);
-        }
+        // A device registered before devices were given a key with their record, or one
+        // deleted since its row was handed over (then nothing is made for it).
+        auto made = keys_.ensure_device_data_key(row.device_id);
+        if (!made && made.error().is(Errc::not_found)) continue;  // deleted: nothing to keep
+        if (made) sealed = keys_.seal(key_id, as_bytes(row.text), associated);
       }
       if (!sealed) {
         spdlog::error("cannot seal the rule states of device {}: {}", row.device_id, sealed.error().message);

@@ -85,13 +85,18 @@ TEST_F(StateWriterTest, WhatWasHandedOverIsWrittenBeforeItStops) {
   EXPECT_THAT(stored(), ElementsAre(Pair("a", "last")));
 }
 
-// A device deleted before its row is written: the row is skipped, the others are written.
+// A device deleted before its row is written: the row is skipped, the others are written,
+// and no data key is made for the device that no longer exists (the registry destroyed its
+// key with it).
 TEST_F(StateWriterTest, ARowOfADeletedDeviceIsSkipped) {
   ASSERT_TRUE(store_->devices().remove("c"));
   StateWriter writer(*store_, *keys_);
   writer.submit({{"a", "one", 1}, {"c", "gone", 1}});
   ASSERT_TRUE(writer.wait());
   EXPECT_THAT(stored(), ElementsAre(Pair("a", "one")));
+  const auto key = store_->data_keys().find(keys::device_key_id("c"));
+  ASSERT_TRUE(key);
+  EXPECT_FALSE(key->has_value());
 }
 
 }  // namespace

@@ -214,6 +214,15 @@ Status KeyRing::ensure_data_key(std::string_view key_id, std::string_view purpos
   return create_data_key(key_id, purpose);
 }
 
+Status KeyRing::ensure_device_data_key(std::string_view device_id) {
+  return store_.transaction([&]() -> Status {
+    auto device = store_.devices().find(device_id);
+    if (!device) return tl::unexpected(device.error());
+    if (!*device) return fail(Errc::not_found, fmt::format("device '{}' is not registered", device_id));
+    return ensure_data_key(device_key_id(device_id), "device");
+  });
+}
+
 Result<bool> KeyRing::destroy_data_key(std::string_view key_id) {
   auto removed = store_.data_keys().remove(key_id);
   std::lock_guard lock(mutex_);

@@ -79,6 +79,10 @@ class KeyRing {
   [[nodiscard]] Status create_data_key(std::string_view key_id, std::string_view purpose);
   // Creates the key when it does not exist yet.
   [[nodiscard]] Status ensure_data_key(std::string_view key_id, std::string_view purpose);
+  // The same for a device's key, in one transaction with a check that the device is still
+  // registered (not_found otherwise): a writer that seals for a device deleted meanwhile,
+  // whose key the registry destroyed after its rows, must not make it a new one.
+  [[nodiscard]] Status ensure_device_data_key(std::string_view device_id);
   // Erases the wrapped key (crypto-shredding). Returns false when there was none.
   [[nodiscard]] Result<bool> destroy_data_key(std::string_view key_id);
 
