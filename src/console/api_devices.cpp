@@ -17,6 +17,7 @@
 #include "base/json_writer.h"
 #include "console/api_internal.h"
 #include "identity/enrolment.h"
+#include "policy/acl.h"
 #include "policy/profile.h"
 
 namespace torii::console::api {
@@ -106,14 +107,74 @@ void device_changed(const ApiState& s, const store::DeviceRecord& device) {
   if (s.ctx.gateway.device_changed) s.ctx.gateway.device_changed(device);
 }
 
+// What GET /devices may be narrowed to: each filter given must hold.
+struct DeviceFilter {
+  std::vector<std::string> tags;  // every one of them
+  std::optional<std::string> segment;
+  std::optional<std::string> profile;
+  std::optional<std::string> status;
+
+  [[nodiscard]] bool admits(const store::DeviceRecord& d) const {
+    if (segment && d.segment != *segment) return false;
+    if (profile && d.profile_id != *profile) return false;
+    if (status && d.status != *status) return false;
+    return std::all_of(tags.begin(), tags.end(),
+                       [&](const std::string& tag) { return std::binary_search(d.tags.begin(), d.tags.end(), tag); });
+  }
+};
+
+// ?tag=a,b&segment=s&profile=p&status=active|disabled. Tags and names are identifiers, so a
+// value is taken as sent; a comma may also come percent-encoded.
+tl::expected<DeviceFilter, std::vector<FieldProblem>> device_filter(std::string_view query) {
+  DeviceFilter filter;
+  std::vector<FieldProblem> problems;
+  if (auto text = query_parameter(query, "profile")) {
+    if (!policy::valid_device_id(*text)) problems.push_back({"profile", "invalid", "a profile id"});
+    filter.profile = std::move(*text);
+  }
+  if (auto text = query_parameter(query, "segment")) {
+    if (!policy::valid_segment_name(*text)) problems.push_back({"segment", "invalid", "a segment name"});
+    filter.segment = std::move(*text);
+  }
+  if (auto text = query_parameter(query, "status")) {
+    if (*text != store::kDeviceStatusActive && *text != store::kDeviceStatusDisabled) {
+      problems.push_back({"status", "invalid", "active or disabled"});
+    }
+    filter.status = std::move(*text);
+  }
+  if (auto text = query_parameter(query, "tag")) {
+    for (const std::string_view encoded : {"%2C", "%2c"}) {
+      for (auto at = text->find(encoded); at != std::string::npos; at = text->find(encoded, at + 1)) {
+        text->replace(at, encoded.size(), ",");
+      }
+    }
+    for (std::size_t start = 0;;) {
+      const std::size_t comma = text->find(',', start);
+      filter.tags.push_back(text->substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+    if (!std::all_of(filter.tags.begin(), filter.tags.end(), policy::valid_tag) ||
+        filter.tags.size() > store::kMaxDeviceTags) {
+      problems.push_back({"tag", "invalid", fmt::format("up to {} tags, separated by commas", store::kMaxDeviceTags)});
+    }
+  }
+  if (!problems.empty()) return tl::unexpected(std::move(problems));
+  return filter;
+}
+
 asio::awaitable<Response> list_devices(ApiState& s, Call& call) {
   auto organisation = organisation_scope(call);
   if (!organisation) co_return problem(403, "forbidden", "You may not act on that organisation");
+  auto filter = device_filter(call.request.query);
+  if (!filter) co_return invalid_input(filter.error(), 400);
   auto devices = s.ctx.store.devices().list(*organisation);
   if (!devices) co_return internal_error(devices.error());
   JsonWriter w;
   w.begin_object().key("organisation").string(*organisation).key("devices").begin_array();
-  for (const auto& d : *devices) write_device(w, d, connected(s, d.id));
+  for (const auto& d : *devices) {
+    if (filter->admits(d)) write_device(w, d, connected(s, d.id));
+  }
   w.end_array().end_object();
   co_return json_text_response(200, w.take());
 }

@@ -368,6 +368,38 @@ TEST_F(DeviceApiTest, TheListAndADevicesPageSayWhetherItIsConnectedNow) {
   EXPECT_EQ(body(call("GET", "/api/v1/devices/pump-2", admin_))["connected"], false);
 }
 
+// The list narrowed by the server: every filter given must hold (tags: each one named).
+TEST_F(DeviceApiTest, TheListIsFilteredByTagsSegmentProfileAndStatus) {
+  for (const char* made :
+       {R"({"id":"d-1","tags":["cold-room","floor-2"],"segment":"north"})",
+        R"({"id":"d-2","tags":["cold-room"],"segment":"south"})", R"({"id":"d-3","segment":"north"})"}) {
+    ASSERT_EQ(call("POST", "/api/v1/devices", admin_, made).status, 201) << made;
+  }
+  ASSERT_TRUE(store_->devices().set_status("d-2", store::kDeviceStatusDisabled, 1, "test"));
+  const auto ids = [&](const std::string& query) {
+    const Response r = call("GET", "/api/v1/devices" + query, admin_);
+    EXPECT_EQ(r.status, 200) << query << ": " << r.body;
+    const json listed = body(r);
+    std::vector<std::string> out;
+    for (const auto& d : listed["devices"]) out.push_back(d["id"]);
+    return out;
+  };
+  EXPECT_THAT(ids(""), ElementsAre("d-1", "d-2", "d-3"));
+  EXPECT_THAT(ids("?tag=cold-room"), ElementsAre("d-1", "d-2"));
+  EXPECT_THAT(ids("?tag=cold-room,floor-2"), ElementsAre("d-1"));
+  EXPECT_THAT(ids("?tag=cold-room%2Cfloor-2"), ElementsAre("d-1"));
+  EXPECT_THAT(ids("?segment=north"), ElementsAre("d-1", "d-3"));
+  EXPECT_THAT(ids("?segment=north&tag=cold-room"), ElementsAre("d-1"));
+  EXPECT_THAT(ids("?status=disabled"), ElementsAre("d-2"));
+  EXPECT_THAT(ids("?status=active&tag=cold-room"), ElementsAre("d-1"));
+  EXPECT_THAT(ids("?profile=nothing-uses-it"), ElementsAre());
+  EXPECT_THAT(ids("?tag=nobody-has-it"), ElementsAre());
+
+  const Response bad = call("GET", "/api/v1/devices?tag=a%20b&status=asleep&segment=&profile=x/y", admin_);
+  EXPECT_EQ(bad.status, 400) << bad.body;
+  EXPECT_EQ(problem_fields(bad), (std::set<std::string>{"profile", "segment", "status", "tag"}));
+}
+
 // JPCERT VII-1: what expires soon, for the overview: the organisation's own device
 // certificates only, revoked ones left out, expired ones marked.
 TEST_F(DeviceApiTest, CertificatesExpiringSoonAreTheOrganisationsOwnAndNotRevoked) {
