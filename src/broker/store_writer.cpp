@@ -58,20 +58,6 @@ void StoreWriter::run() {
   }
 }
 
-Result<Bytes> StoreWriter::seal_for_device(const std::string& device_id, ByteView plain,
-                                           const std::string& associated_data) {
-  const auto key_id = keys::device_key_id(device_id);
-  auto sealed = keys_.seal(key_id, plain, associated_data);
-  if (!sealed && sealed.error().is(Errc::not_found)) {
-    // A device registered before devices were given a key with their record: create it now.
-    // A device deleted since its message was queued gets none (not_found stays).
-    auto made = keys_.ensure_device_data_key(device_id);
-    if (!made) return tl::unexpected(made.error());
-    sealed = keys_.seal(key_id, plain, associated_data);
-  }
-  return sealed;
-}
-
 void StoreWriter::write_batch(std::vector<std::pair<IngestItem, IngestDone>>& batch) {
   // Sealing happens outside the transaction: a key ring miss reads the store, which a
   // transaction on this thread would otherwise hold.
@@ -101,8 +87,8 @@ void StoreWriter::write_batch(std::vector<std::pair<IngestItem, IngestDone>>& ba
           i, change.plain.empty(),
           store::MqttStateRecord{item.device_id, change.kind, change.name, key_id, {}, change.expires_at, change.at}};
       if (!write.remove) {
-        auto sealed_state = seal_for_device(item.device_id, change.plain,
-                                            mqtt_state_associated_data(item.device_id, change.kind, change.name));
+        auto sealed_state = keys_.seal_for_device(item.device_id, change.plain,
+                                                  mqtt_state_associated_data(item.device_id, change.kind, change.name));
         if (sealed_state) {
           write.record.sealed = std::move(*sealed_state);
         } else {
@@ -117,8 +103,8 @@ void StoreWriter::write_batch(std::vector<std::pair<IngestItem, IngestDone>>& ba
       continue;
     }
     auto sealed =
-        seal_for_device(item.device_id, item.payload,
-                        telemetry_associated_data(item.device_id, item.kind, item.received_at, item.message_key));
+        keys_.seal_for_device(item.device_id, item.payload,
+                              telemetry_associated_data(item.device_id, item.kind, item.received_at, item.message_key));
     if (!sealed) {
       spdlog::error("store writer: cannot seal a message of device {}: {}", item.device_id, sealed.error().message);
       continue;

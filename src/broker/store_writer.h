@@ -97,10 +97,6 @@ class StoreWriter {
  private:
   void run();
   void write_batch(std::vector<std::pair<IngestItem, IngestDone>>& batch);
-  // Seals under a device's data key, creating the key when the device, still registered, has
-  // none yet.
-  [[nodiscard]] Result<Bytes> seal_for_device(const std::string& device_id, ByteView plain,
-                                              const std::string& associated_data);
 
   store::Store& store_;
   keys::KeyRing& keys_;

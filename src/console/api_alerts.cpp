@@ -49,23 +49,12 @@ store::AlertRepository::Query read_alert_query(const Call& call, std::vector<Fie
   store::AlertRepository::Query q;
   q.limit = kDefaultAlertsListed;
   const auto param = [&](std::string_view name) { return query_parameter(call.request.query, name).value_or(""); };
-  std::string statuses = param("status");
-  // A comma may come percent-encoded.
-  for (auto at = statuses.find("%2"); at != std::string::npos; at = statuses.find("%2", at + 1)) {
-    if (at + 2 < statuses.size() && (statuses[at + 2] == 'C' || statuses[at + 2] == 'c')) statuses.replace(at, 3, ",");
-  }
-  if (!statuses.empty()) {
-    std::string_view rest = statuses;
-    while (!rest.empty()) {
-      const auto comma = rest.find(',');
-      const std::string_view one = rest.substr(0, comma);
-      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-      if (one == store::kAlertOpen || one == store::kAlertAcknowledged || one == store::kAlertResolved) {
-        q.statuses.emplace_back(one);
-      } else {
-        problems.push_back({"status", "invalid", "open, acknowledged or resolved, separated by commas"});
-        break;
-      }
+  for (const auto& one : query_list(call.request.query, "status").value_or(std::vector<std::string>{})) {
+    if (one == store::kAlertOpen || one == store::kAlertAcknowledged || one == store::kAlertResolved) {
+      q.statuses.push_back(one);
+    } else {
+      problems.push_back({"status", "invalid", "open, acknowledged or resolved, separated by commas"});
+      break;
     }
   }
   q.device_id = param("device");

@@ -124,7 +124,7 @@ struct DeviceFilter {
 };
 
 // ?tag=a,b&segment=s&profile=p&status=active|disabled. Tags and names are identifiers, so a
-// value is taken as sent; a comma may also come percent-encoded.
+// value is taken as sent.
 tl::expected<DeviceFilter, std::vector<FieldProblem>> device_filter(std::string_view query) {
   DeviceFilter filter;
   std::vector<FieldProblem> problems;
@@ -142,19 +142,9 @@ tl::expected<DeviceFilter, std::vector<FieldProblem>> device_filter(std::string_
     }
     filter.status = std::move(*text);
   }
-  if (auto text = query_parameter(query, "tag")) {
-    for (const std::string_view encoded : {"%2C", "%2c"}) {
-      for (auto at = text->find(encoded); at != std::string::npos; at = text->find(encoded, at + 1)) {
-        text->replace(at, encoded.size(), ",");
-      }
-    }
-    for (std::size_t start = 0;;) {
-      const std::size_t comma = text->find(',', start);
-      filter.tags.push_back(text->substr(start, comma == std::string::npos ? std::string::npos : comma - start));
-      if (comma == std::string::npos) break;
-      start = comma + 1;
-    }
-    if (!std::all_of(filter.tags.begin(), filter.tags.end(), policy::valid_tag) ||
+  if (auto tags = query_list(query, "tag")) {
+    filter.tags = std::move(*tags);
+    if (filter.tags.empty() || !std::all_of(filter.tags.begin(), filter.tags.end(), policy::valid_tag) ||
         filter.tags.size() > store::kMaxDeviceTags) {
       problems.push_back({"tag", "invalid", fmt::format("up to {} tags, separated by commas", store::kMaxDeviceTags)});
     }

@@ -85,6 +85,17 @@ std::optional<std::string> query_parameter(std::string_view query, std::string_v
   return found;
 }
 
+std::optional<std::vector<std::string>> query_list(std::string_view query, std::string_view name) {
+  auto value = query_parameter(query, name);
+  if (!value) return std::nullopt;
+  for (auto at = value->find("%2"); at != std::string::npos; at = value->find("%2", at + 1)) {
+    if (at + 2 < value->size() && ((*value)[at + 2] == 'C' || (*value)[at + 2] == 'c')) value->replace(at, 3, ",");
+  }
+  std::vector<std::string> items;
+  split(*value, ',', [&](std::string_view item) { items.emplace_back(item); });
+  return items;
+}
+
 bool match_route(std::string_view pattern, std::string_view path, std::map<std::string, std::string>& params) {
   const auto want = segments(pattern);
   const auto got = segments(path);

@@ -41,6 +41,9 @@ struct CookieSpan {
 
 // The value of a query parameter, as sent (not percent-decoded), if any.
 [[nodiscard]] std::optional<std::string> query_parameter(std::string_view query, std::string_view name);
+// The items of a query parameter holding a comma-separated list, as sent, a comma also taken
+// percent-encoded (%2C); empty for an empty value (and no item after a trailing comma).
+[[nodiscard]] std::optional<std::vector<std::string>> query_list(std::string_view query, std::string_view name);
 
 // "/api/v1/devices/{id}" against "/api/v1/devices/pump-1": true, params {id: pump-1}. A
 // parameter matches one non-empty segment of at most 128 bytes.

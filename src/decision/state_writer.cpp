@@ -95,14 +95,8 @@ Status StateWriter::write(std::vector<Row>& rows) {
       Row& row = rows[i];
       const auto key_id = keys::device_key_id(row.device_id);
       const std::string associated = device_rule_states_associated_data(row.device_id);
-      auto sealed = keys_.seal(key_id, as_bytes(row.text), associated);
-      if (!sealed && sealed.error().is(Errc::not_found)) {
-        // A device registered before devices were given a key with their record, or one
-        // deleted since its row was handed over (then nothing is made for it).
-        auto made = keys_.ensure_device_data_key(row.device_id);
-        if (!made && made.error().is(Errc::not_found)) continue;  // deleted: nothing to keep
-        if (made) sealed = keys_.seal(key_id, as_bytes(row.text), associated);
-      }
+      auto sealed = keys_.seal_for_device(row.device_id, as_bytes(row.text), associated);
+      if (!sealed && sealed.error().is(Errc::not_found)) continue;  // deleted since: nothing to keep
       if (!sealed) {
         spdlog::error("cannot seal the rule states of device {}: {}", row.device_id, sealed.error().message);
         continue;

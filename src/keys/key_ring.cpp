@@ -255,6 +255,15 @@ Result<Bytes> KeyRing::seal(std::string_view key_id, ByteView plaintext, std::st
   return crypto::aead_seal(it->second, plaintext, as_bytes(value_ad(key_id, associated_data)), nonces_);
 }
 
+Result<Bytes> KeyRing::seal_for_device(std::string_view device_id, ByteView plaintext,
+                                       std::string_view associated_data) {
+  const auto key_id = device_key_id(device_id);
+  auto sealed = seal(key_id, plaintext, associated_data);
+  if (sealed || !sealed.error().is(Errc::not_found)) return sealed;
+  if (auto made = ensure_device_data_key(device_id); !made) return tl::unexpected(made.error());
+  return seal(key_id, plaintext, associated_data);
+}
+
 Result<crypto::SecretBytes> KeyRing::open(std::string_view key_id, ByteView sealed, std::string_view associated_data) {
   if (auto st = cache_data_key(key_id); !st) return tl::unexpected(st.error());
   std::lock_guard lock(mutex_);

@@ -79,16 +79,18 @@ class KeyRing {
   [[nodiscard]] Status create_data_key(std::string_view key_id, std::string_view purpose);
   // Creates the key when it does not exist yet.
   [[nodiscard]] Status ensure_data_key(std::string_view key_id, std::string_view purpose);
-  // The same for a device's key, in one transaction with a check that the device is still
-  // registered (not_found otherwise): a writer that seals for a device deleted meanwhile,
-  // whose key the registry destroyed after its rows, must not make it a new one.
-  [[nodiscard]] Status ensure_device_data_key(std::string_view device_id);
   // Erases the wrapped key (crypto-shredding). Returns false when there was none.
   [[nodiscard]] Result<bool> destroy_data_key(std::string_view key_id);
 
   // Seals plaintext under a data key; associated_data names the row (e.g. "telemetry:42")
   // and must be given again, unchanged, to open it.
   [[nodiscard]] Result<Bytes> seal(std::string_view key_id, ByteView plaintext, std::string_view associated_data);
+  // The same under a device's key (device_key_id), made first when the device has none (one
+  // registered before devices were given a key with their record). not_found when the device
+  // is no longer registered: a writer sealing for a device deleted meanwhile, whose key the
+  // registry destroyed after its rows, must not make it a new one.
+  [[nodiscard]] Result<Bytes> seal_for_device(std::string_view device_id, ByteView plaintext,
+                                              std::string_view associated_data);
   // not_found when the key was destroyed; authentication_failed for wrong data or AD.
   [[nodiscard]] Result<crypto::SecretBytes> open(std::string_view key_id, ByteView sealed,
                                                  std::string_view associated_data);
@@ -98,6 +100,9 @@ class KeyRing {
   [[nodiscard]] Result<std::optional<crypto::SecretBytes>> get_secret(std::string_view name);
 
  private:
+  // Creates a device's key when it has none, in one transaction with a check that the device
+  // is still registered (not_found otherwise).
+  [[nodiscard]] Status ensure_device_data_key(std::string_view device_id);
   // Loads the key into the cache unless it is there.
   [[nodiscard]] Status cache_data_key(std::string_view key_id);
 
