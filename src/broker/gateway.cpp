@@ -1,13 +1,12 @@
 #include "broker/gateway.h"
 
+#include "net/socket_deadline.h"
+
 #include <array>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 #include <memory>
 
 namespace torii::broker {
@@ -23,48 +22,36 @@ namespace {
 thread_local std::array<std::uint8_t, 16384> read_buffer;
 constexpr unsigned kReadsBeforeYielding = 8;
 
-// One MQTT connection. Shared by its reader (the serve() coroutine) and its writer, so that
-// whichever frame the io_context destroys last at shutdown still finds it alive.
+// One MQTT connection, driven by callbacks: an idle connection is this object, its TLS
+// connection, a wait for input on its socket and its deadline timer, and nothing else (no
+// coroutine frames, no buffers). Each pending wait holds a shared_ptr to it; the last one
+// to end frees it, which closes the socket.
+//
+//   reader   reads what TLS has, feeds the session, then waits for the socket again
+//   writer   writes what the session produced (flush), waiting while the socket is full
+//   timer    no CONNECT within connect_timeout, or no packet within 1.5 × keep-alive, closes
+//
+// When the session is closed, or the peer went away, the writer writes what is left, then
+// the connection ends (finish): the broker learns it, close_notify is sent, and the
+// gateway reports the disconnection.
 class Connection final : public ClientLink, public std::enable_shared_from_this<Connection> {
  public:
-  Connection(net::TlsStream& stream, Broker& broker, DeviceInfo device, const net::PeerInfo& peer,
-             const GatewayOptions& options, mqtt::SessionLimits limits)
-      : stream_(stream),
+  Connection(std::unique_ptr<net::TlsConnection> tls, Broker& broker, DeviceInfo device, const GatewayOptions& options,
+             const GatewayEvents& events, mqtt::SessionLimits limits)
+      : tls_(std::move(tls)),
         options_(options),
-        host_(broker.open_session(std::move(device), *this, peer.endpoint())),
+        events_(events),
+        host_(broker.open_session(std::move(device), *this, tls_->peer().endpoint())),
         session_(*host_, limits),
-        wake_(stream.get_executor()),
-        writer_exited_(stream.get_executor()),
+        deadline_timer_(stream().get_executor()),
         started_(steady::now()),
         last_activity_(started_) {}
 
-  asio::awaitable<void> run() {
-    asio::co_spawn(stream_.get_executor(), write_loop(shared_from_this()), asio::detached);
-    co_await read_loop();
-    if (!session_.closed()) session_.connection_lost();
-    wake();
-    boost::system::error_code ec;
-    while (!writer_done_) {
-      writer_exited_.expires_at(steady::time_point::max());
-      co_await writer_exited_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    }
-    host_->ended(session_);
-    // TLS close_notify, so that the peer can tell our close from a cut connection; a peer
-    // that does not answer it gets one second.
-    if (!write_failed_) {
-      asio::steady_timer limit(stream_.get_executor(), std::chrono::seconds(1));
-      limit.async_wait([this](const boost::system::error_code& e) {
-        if (e) return;
-        boost::system::error_code ignored;
-        stream_.socket().cancel(ignored);
-      });
-      co_await stream_.shutdown(ec);
-      limit.cancel();
-    }
+  void start() {
+    if (events_.connected) events_.connected(tls_->peer(), host_->device());
+    arm_deadline();
+    read();
   }
-
-  [[nodiscard]] const mqtt::Session& session() const { return session_; }
-  [[nodiscard]] const DeviceInfo& device() const { return host_->device(); }
 
   void deliver(mqtt::Publish message) override {
     session_.deliver(std::move(message));
@@ -80,7 +67,32 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
   }
 
  private:
-  void wake() { wake_.cancel(); }
+  using error_code = boost::system::error_code;
+
+  net::TlsStream& stream() { return tls_->stream(); }
+
+  // The broker calls in while the session may be in the middle of receive(): writing waits
+  // for the next turn of the io_context, once per turn however many calls came.
+  void wake() {
+    if (flush_posted_ || finished_) return;
+    flush_posted_ = true;
+    asio::post(stream().get_executor(), [self = shared_from_this()] {
+      self->flush_posted_ = false;
+      self->guarded([&] { self->flush(); });
+    });
+  }
+
+  // Every callback's work: an exception ends this connection only, reported as a handler's.
+  template <class Work>
+  void guarded(Work&& work) {
+    if (finished_) return;
+    try {
+      work();
+    } catch (const std::exception& e) {
+      tls_->report_failure(e.what());
+      abandon();
+    }
+  }
 
   [[nodiscard]] steady::time_point deadline() const {
     if (!session_.connected()) return started_ + options_.connect_timeout;
@@ -89,82 +101,148 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
     return last_activity_ + std::chrono::milliseconds(keep_alive) * 3 / 2;  // MQTT 5.0 §3.1.2.10: one and a half times
   }
 
-  asio::awaitable<void> read_loop() {
-    boost::system::error_code ec;
-    unsigned reads_in_a_row = 0;
-    while (!session_.closed()) {
-      const std::size_t n = stream_.read_now(read_buffer, ec);
+  // The timer is set for the earliest the deadline can be; input moves it later, and the
+  // timer, when it fires early, sets itself again instead of being moved at every packet.
+  void arm_deadline() {
+    armed_for_ = deadline();
+    if (armed_for_ == steady::time_point::max()) return;
+    deadline_timer_.expires_at(armed_for_);
+    deadline_timer_.async_wait([self = shared_from_this()](const error_code& ec) {
+      if (ec) return;  // set again, or the connection ended
+      self->guarded([&] { self->on_deadline(); });
+    });
+  }
+
+  void on_deadline() {
+    if (steady::now() < deadline()) {
+      arm_deadline();
+      return;
+    }
+    if (session_.connected()) {
+      session_.close(mqtt::ReasonCode::keep_alive_timeout, "no packet within 1.5 x keep-alive");
+    } else {
+      session_.close(mqtt::ReasonCode::maximum_connect_time, "no CONNECT in time");
+    }
+    flush();
+  }
+
+  void read() {
+    error_code ec;
+    for (unsigned reads = 0; reads < kReadsBeforeYielding; ++reads) {
+      if (session_.closed()) return stop_reading();
+      const std::size_t n = stream().read_now(read_buffer, ec);
       if (ec == asio::error::would_block) {
-        reads_in_a_row = 0;
-        co_await stream_.wait(ec);  // idle: no buffer held while waiting
-        if (ec) break;
-        continue;
+        // Idle: no buffer held while waiting.
+        stream().async_wait([self = shared_from_this()](const error_code& e) {
+          if (e) return self->guarded([&] { self->stop_reading(); });
+          self->guarded([&] { self->read(); });
+        });
+        return;
       }
-      if (ec) break;
+      if (ec) return stop_reading();
       last_activity_ = steady::now();
+      const bool was_connected = session_.connected();
       session_.receive(ByteView(read_buffer.data(), n));
-      if (session_.has_output() || session_.closed()) wake();
-      // A client that keeps its socket full must not keep the thread: after a few reads in
-      // a row, the other connections (and this one's writer) get their turn first.
-      if (++reads_in_a_row == kReadsBeforeYielding) {
-        reads_in_a_row = 0;
-        co_await asio::post(stream_.get_executor(), asio::use_awaitable);
-      }
+      if (session_.connected() != was_connected && deadline() < armed_for_) arm_deadline();
+      if (session_.has_output()) wake();  // written once this turn's reads are done
     }
+    // A client that keeps its socket full must not keep the thread: after a few reads in a
+    // row, the other connections (and this one's writes) get their turn first.
+    asio::post(stream().get_executor(), [self = shared_from_this()] { self->guarded([&] { self->read(); }); });
+  }
+
+  void stop_reading() {
+    if (reader_done_) return;
     reader_done_ = true;
+    if (!session_.closed()) session_.connection_lost();
+    flush();
   }
 
-  // Writes whatever the session produced; sleeps until woken or until the connection's
-  // deadline, which it enforces.
-  asio::awaitable<void> write_loop(std::shared_ptr<Connection> self) {
-    struct Exit {
-      Connection& c;
-      ~Exit() {
-        c.writer_done_ = true;
-        c.writer_exited_.cancel();
-      }
-    } exit{*self};
-    boost::system::error_code ec;
+  // Writes what the session has produced, from where the last write stopped; ends the
+  // connection once everything is written and nothing more will come.
+  void flush() {
+    if (writing_ || finished_) return;
+    error_code ec;
     for (;;) {
-      if (session_.has_output()) {
+      if (written_ == out_.size()) {
+        out_ = Bytes{};  // an idle connection keeps no output buffer
+        written_ = 0;
+        if (!session_.has_output()) break;
         out_ = session_.take_output();
-        co_await stream_.write(out_, ec);
-        if (ec) {
-          write_failed_ = true;
-          break;
-        }
-        continue;
       }
-      if (session_.closed() || reader_done_) break;
-      wake_.expires_at(deadline());
-      co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-      if (!ec && steady::now() >= deadline()) {
-        if (session_.connected()) {
-          session_.close(mqtt::ReasonCode::keep_alive_timeout, "no packet within 1.5 x keep-alive");
-        } else {
-          session_.close(mqtt::ReasonCode::maximum_connect_time, "no CONNECT in time");
-        }
+      const std::size_t n = stream().write_now(std::span(out_).subspan(written_), ec);
+      if (ec == asio::error::would_block) {
+        writing_ = true;
+        stream().async_wait_write([self = shared_from_this()](const error_code& e) {
+          self->writing_ = false;
+          if (e) {
+            self->write_failed_ = true;
+            return self->guarded([&] { self->finish(); });
+          }
+          self->guarded([&] { self->flush(); });
+        });
+        return;
       }
+      if (ec) {
+        write_failed_ = true;
+        return finish();
+      }
+      written_ += n;
     }
-    out_.clear();
-    out_.shrink_to_fit();
-    // Our last packets are written: end the reader, which may be waiting for bytes.
-    boost::system::error_code ignored;
-    stream_.socket().cancel(ignored);
+    if (session_.closed() || reader_done_) finish();
   }
 
-  net::TlsStream& stream_;
+  // Our last packets are written (or cannot be): the broker learns the connection ended,
+  // the peer gets close_notify (a peer that does not answer it gets one second), and the
+  // gateway reports the disconnection. The socket closes when the last wait has ended.
+  void finish() {
+    if (finished_) return;
+    finished_ = true;
+    deadline_timer_.cancel();
+    error_code ignored;
+    stream().socket().cancel(ignored);  // ends the reader's wait
+    if (!session_.closed()) session_.connection_lost();
+    host_->ended(session_);
+    asio::co_spawn(stream().get_executor(), close(shared_from_this()), asio::detached);
+  }
+
+  static asio::awaitable<void> close(std::shared_ptr<Connection> self) {
+    if (!self->write_failed_) {
+      net::SocketDeadline limit(self->stream().socket(), std::chrono::seconds(1));
+      error_code ec;
+      co_await self->stream().shutdown(ec);
+      limit.disarm();
+    }
+    if (self->events_.disconnected) {
+      self->events_.disconnected(self->tls_->peer(), self->host_->device(), self->session_.close_reason(),
+                                 self->session_.close_detail());
+    }
+  }
+
+  // After an exception: no more reading, writing or reporting; the socket closes now.
+  void abandon() {
+    finished_ = true;
+    deadline_timer_.cancel();
+    error_code ignored;
+    stream().socket().close(ignored);
+  }
+
+  std::unique_ptr<net::TlsConnection> tls_;
   const GatewayOptions& options_;
+  const GatewayEvents& events_;
   std::unique_ptr<DeviceSession> host_;
   mqtt::Session session_;
-  asio::steady_timer wake_;
-  asio::steady_timer writer_exited_;
+  asio::steady_timer deadline_timer_;
   steady::time_point started_;
   steady::time_point last_activity_;
+  steady::time_point armed_for_;
   Bytes out_;
+  std::size_t written_ = 0;
+  bool writing_ = false;
+  bool flush_posted_ = false;
   bool reader_done_ = false;
-  bool writer_done_ = false;
   bool write_failed_ = false;
+  bool finished_ = false;
 };
 
 // Answers the CONNECT of a TLS-authenticated client whose certificate names no usable
@@ -183,17 +261,14 @@ class RefusingHost final : public mqtt::SessionHost {
   mqtt::ReasonCode reason_;
 };
 
-asio::awaitable<void> refuse_connect(net::TlsStream& stream, mqtt::ReasonCode reason, std::chrono::seconds timeout) {
+asio::awaitable<void> refuse_connect(std::unique_ptr<net::TlsConnection> tls, mqtt::ReasonCode reason,
+                                     std::chrono::seconds timeout) {
+  net::TlsStream& stream = tls->stream();
   RefusingHost host(reason);
   mqtt::SessionLimits limits;
   limits.maximum_packet_bytes = 4096;  // a CONNECT needs no more
   mqtt::Session session(host, limits);
-  asio::steady_timer deadline(stream.get_executor(), timeout);
-  deadline.async_wait([&stream](const boost::system::error_code& ec) {
-    if (ec) return;
-    boost::system::error_code ignored;
-    stream.socket().cancel(ignored);
-  });
+  net::SocketDeadline deadline(stream.socket(), timeout);
   boost::system::error_code ec;
   while (!session.closed()) {
     const std::size_t n = stream.read_now(read_buffer, ec);
@@ -209,7 +284,6 @@ asio::awaitable<void> refuse_connect(net::TlsStream& stream, mqtt::ReasonCode re
     const Bytes out = session.take_output();
     co_await stream.write(out, ec);
   }
-  deadline.cancel();
 }
 
 }  // namespace
@@ -217,24 +291,19 @@ asio::awaitable<void> refuse_connect(net::TlsStream& stream, mqtt::ReasonCode re
 Gateway::Gateway(Broker& broker, GatewayOptions options, GatewayEvents events)
     : broker_(broker), options_(options), events_(std::move(events)) {}
 
-asio::awaitable<void> Gateway::serve(net::TlsStream& stream, const net::PeerInfo& peer) {
-  auto device = broker_.authenticate(stream.peer_certificate_der());
+void Gateway::adopt(std::unique_ptr<net::TlsConnection> tls) {
+  auto device = broker_.authenticate(tls->stream().peer_certificate_der());
   if (!device) {
-    if (events_.refused) events_.refused(peer, device.error().message);
+    if (events_.refused) events_.refused(tls->peer(), device.error().message);
     // The client learns "not authorized" (or "banned"), never which check failed.
-    co_await refuse_connect(
-        stream, device.error().is(Errc::limit_exceeded) ? mqtt::ReasonCode::banned : mqtt::ReasonCode::not_authorized,
-        options_.connect_timeout);
-    co_return;
+    const auto reason =
+        device.error().is(Errc::limit_exceeded) ? mqtt::ReasonCode::banned : mqtt::ReasonCode::not_authorized;
+    const auto executor = tls->stream().get_executor();
+    asio::co_spawn(executor, refuse_connect(std::move(tls), reason, options_.connect_timeout), asio::detached);
+    return;
   }
-  auto connection =
-      std::make_shared<Connection>(stream, broker_, std::move(*device), peer, options_, broker_.session_limits());
-  if (events_.connected) events_.connected(peer, connection->device());
-  co_await connection->run();
-  if (events_.disconnected) {
-    events_.disconnected(peer, connection->device(), connection->session().close_reason(),
-                         connection->session().close_detail());
-  }
+  std::make_shared<Connection>(std::move(tls), broker_, std::move(*device), options_, events_, broker_.session_limits())
+      ->start();
 }
 
 }  // namespace torii::broker

@@ -3,9 +3,11 @@
 // For each connection (already past the firewall and a mutual-TLS handshake, net/listener.h):
 //   1. the client certificate names the device (Broker::authenticate); anything else is
 //      closed before a byte of MQTT is read (IIIT N1, J9);
-//   2. one coroutine reads and feeds an mqtt::Session, a second writes what the session
-//      produced, and doubles as the watchdog: no CONNECT within connect_timeout, or no
-//      packet within 1.5 × keep-alive, closes the connection (JPCERT II-6).
+//   2. the connection reads and feeds an mqtt::Session, writes what the session produced,
+//      and keeps a watchdog: no CONNECT within connect_timeout, or no packet within
+//      1.5 × keep-alive, closes the connection (JPCERT II-6).
+// A connection is driven by callbacks, not coroutines: an idle one holds its TLS connection,
+// its session, one wait for input and one timer, and nothing else (no frames, no buffers).
 //
 // Threading: everything runs on the listener's io_context thread.
 #pragma once
@@ -34,7 +36,7 @@ class Gateway final : public net::ConnectionHandler {
  public:
   Gateway(Broker& broker, GatewayOptions options, GatewayEvents events);
 
-  boost::asio::awaitable<void> serve(net::TlsStream& stream, const net::PeerInfo& peer) override;
+  void adopt(std::unique_ptr<net::TlsConnection> tls) override;
 
  private:
   Broker& broker_;

@@ -32,7 +32,7 @@ struct HttpLimits {
   unsigned max_requests_per_connection = 1000;
 };
 
-class HttpServer final : public net::ConnectionHandler {
+class HttpServer final : public net::CoroutineHandler {
  public:
   // The handler must outlive the server's connections.
   HttpServer(RequestHandler& handler, HttpLimits limits) : handler_(handler), limits_(limits) {}

@@ -37,19 +37,6 @@ IpAddress to_ip(const asio::ip::address& a) {
   return out;
 }
 
-// Releases the filter slot however the connection ends.
-class SlotGuard {
- public:
-  SlotGuard(ConnectionFilter& filter, IpAddress address) : filter_(filter), address_(address) {}
-  SlotGuard(const SlotGuard&) = delete;
-  SlotGuard& operator=(const SlotGuard&) = delete;
-  ~SlotGuard() { filter_.release(address_); }
-
- private:
-  ConnectionFilter& filter_;
-  IpAddress address_;
-};
-
 std::string handshake_reason(const boost::system::error_code& ec, bool timed_out) {
   if (timed_out) return "handshake deadline passed";
   if (ec.category() == asio::error::get_ssl_category()) {
@@ -156,39 +143,61 @@ asio::awaitable<void> TlsListener::accept_loop() {
       if (events_.refused) events_.refused(peer, admission);
       continue;
     }
-    asio::co_spawn(io_, serve_connection(std::move(socket), std::move(peer)), asio::detached);
+    // The connection is on the heap from the start: after the handshake, its handler keeps
+    // it, and this coroutine's frame ends.
+    auto connection =
+        std::make_unique<TlsConnection>(std::move(socket), tls_->native_handle(), std::move(peer), filter_, events_);
+    asio::co_spawn(io_, handshake(std::move(connection)), asio::detached);
   }
 }
 
-asio::awaitable<void> TlsListener::serve_connection(tcp::socket socket, PeerInfo peer) {
-  SlotGuard slot(filter_, peer.address);
-  socket.set_option(tcp::no_delay(true));
-  const auto tls = tls_;  // keeps this connection's context alive across update_tls()
-  TlsStream stream(std::move(socket), tls->native_handle());
-
-  SocketDeadline deadline(stream.socket(), options_.handshake_timeout);
+asio::awaitable<void> TlsListener::handshake(std::unique_ptr<TlsConnection> connection) {
+  const auto tls = tls_;  // the context the connection was made with, alive across update_tls()
+  TlsStream& stream = connection->stream();
   boost::system::error_code ec;
+  stream.socket().set_option(tcp::no_delay(true), ec);
+  SocketDeadline deadline(stream.socket(), options_.handshake_timeout);
   co_await stream.handshake(ec);
   const bool timed_out = deadline.disarm();
   if (ec) {
+    const PeerInfo& peer = connection->peer();
     const auto verdict = filter_.record_failure(peer.address);
     if (events_.handshake_failed) events_.handshake_failed(peer, handshake_reason(ec, timed_out), verdict.in_window);
     if (verdict.banned_now && events_.banned) events_.banned(peer);
     if (!timed_out) co_await linger_close(stream.socket());
     co_return;
   }
-
   SSL* ssl = stream.native_handle();
-  peer.tls_version = SSL_get_version(ssl);
-  peer.cipher = SSL_CIPHER_get_name(SSL_get_current_cipher(ssl));
+  connection->peer_.tls_version = SSL_get_version(ssl);
+  connection->peer_.cipher = SSL_CIPHER_get_name(SSL_get_current_cipher(ssl));
+  handler_->adopt(std::move(connection));
+}
 
-  try {
-    co_await handler_->serve(stream, peer);
-  } catch (const std::exception& e) {
-    if (events_.handler_failed) events_.handler_failed(peer, e.what());
-  }
+TlsConnection::TlsConnection(tcp::socket socket, SSL_CTX* context, PeerInfo peer, ConnectionFilter& filter,
+                             const ListenerEvents& events)
+    : stream_(std::move(socket), context), peer_(std::move(peer)), filter_(filter), events_(events) {}
+
+TlsConnection::~TlsConnection() {
   boost::system::error_code ignored;
-  stream.socket().close(ignored);
+  stream_.socket().close(ignored);
+  filter_.release(peer_.address);
+}
+
+void TlsConnection::report_failure(const std::string& what) const {
+  if (events_.handler_failed) events_.handler_failed(peer_, what);
+}
+
+void CoroutineHandler::adopt(std::unique_ptr<TlsConnection> connection) {
+  const auto executor = connection->stream().get_executor();
+  asio::co_spawn(executor, run(std::move(connection)), asio::detached);
+}
+
+asio::awaitable<void> CoroutineHandler::run(std::unique_ptr<TlsConnection> connection) {
+  try {
+    co_await serve(connection->stream(), connection->peer());
+  } catch (const std::exception& e) {
+    connection->report_failure(e.what());
+  }
 }
 
 asio::awaitable<void> CloseAfterHandshake::serve(TlsStream& stream, const PeerInfo&) {

@@ -1,11 +1,14 @@
 // A TLS-only TCP listener: the network shell every protocol handler sits behind.
 //
 //   accept → ConnectionFilter::admit (lists, bans, limits) → TLS handshake with a deadline
-//          → ConnectionHandler::serve → ConnectionFilter::release
+//          → ConnectionHandler::adopt → ... → ConnectionFilter::release when the connection ends
 //
 // Nothing is ever read or written in plain text: the handler receives an established TLS
-// stream. Each connection runs as its own coroutine on the listener's io_context; an
-// exception escaping a handler is caught, reported and closes that connection only.
+// connection and owns it from then on. A CoroutineHandler serves each connection as its own
+// coroutine on the listener's io_context; an exception escaping it is caught, reported and
+// closes that connection only. A handler that holds tens of thousands of mostly idle
+// connections (the gateway) adopts them directly and waits with callbacks, so that an idle
+// connection keeps no coroutine frames.
 //
 // Lifetime: bind() may run as root before privileges are dropped; start() later, once
 // the TLS context exists. The listener, its filter, its handler and its events must
@@ -44,13 +47,6 @@ struct PeerInfo {
   [[nodiscard]] std::string endpoint() const;  // "127.0.0.1:51234", "[::1]:51234"
 };
 
-class ConnectionHandler {
- public:
-  virtual ~ConnectionHandler() = default;
-  // Owns the connection until it returns; the stream is closed afterwards.
-  virtual boost::asio::awaitable<void> serve(TlsStream& stream, const PeerInfo& peer) = 0;
-};
-
 // What a listener reports; each callback may be empty.
 struct ListenerEvents {
   std::function<void(const PeerInfo&, Admission)> refused;
@@ -59,6 +55,52 @@ struct ListenerEvents {
   std::function<void(const PeerInfo&, const std::string& reason, std::size_t failures_in_window)> handshake_failed;
   std::function<void(const PeerInfo&)> banned;
   std::function<void(const PeerInfo&, const std::string& what)> handler_failed;
+};
+
+// An accepted connection: its TLS stream, who the peer is, and its place in the filter.
+// Destroying it closes the socket and gives the source's slot back to the filter.
+class TlsConnection {
+ public:
+  TlsConnection(boost::asio::ip::tcp::socket socket, SSL_CTX* context, PeerInfo peer, ConnectionFilter& filter,
+                const ListenerEvents& events);
+  ~TlsConnection();
+  TlsConnection(const TlsConnection&) = delete;
+  TlsConnection& operator=(const TlsConnection&) = delete;
+
+  [[nodiscard]] TlsStream& stream() { return stream_; }
+  [[nodiscard]] const PeerInfo& peer() const { return peer_; }
+  // Reports an exception that ended the connection (ListenerEvents::handler_failed). Only
+  // while the io_context runs: the listener's events outlive its run(), not its destruction.
+  void report_failure(const std::string& what) const;
+
+ private:
+  friend class TlsListener;  // names the negotiated version and cipher after the handshake
+
+  TlsStream stream_;
+  PeerInfo peer_;
+  ConnectionFilter& filter_;
+  const ListenerEvents& events_;
+};
+
+class ConnectionHandler {
+ public:
+  virtual ~ConnectionHandler() = default;
+  // Called on the io_context's thread once the handshake succeeded. The handler owns the
+  // connection from now on; the connection ends when it is destroyed.
+  virtual void adopt(std::unique_ptr<TlsConnection> connection) = 0;
+};
+
+// A handler that serves each connection as one coroutine.
+class CoroutineHandler : public ConnectionHandler {
+ public:
+  void adopt(std::unique_ptr<TlsConnection> connection) final;
+
+ protected:
+  // Owns the connection until it returns; the stream is closed afterwards.
+  virtual boost::asio::awaitable<void> serve(TlsStream& stream, const PeerInfo& peer) = 0;
+
+ private:
+  boost::asio::awaitable<void> run(std::unique_ptr<TlsConnection> connection);
 };
 
 struct ListenerOptions {
@@ -88,7 +130,7 @@ class TlsListener {
 
  private:
   boost::asio::awaitable<void> accept_loop();
-  boost::asio::awaitable<void> serve_connection(boost::asio::ip::tcp::socket socket, PeerInfo peer);
+  boost::asio::awaitable<void> handshake(std::unique_ptr<TlsConnection> connection);
 
   boost::asio::io_context& io_;
   ListenerOptions options_;
@@ -101,8 +143,8 @@ class TlsListener {
 
 // A handler that completes the TLS handshake and closes the connection with a TLS
 // close_notify: used by listeners whose protocol layer is not configured.
-class CloseAfterHandshake final : public ConnectionHandler {
- public:
+class CloseAfterHandshake final : public CoroutineHandler {
+ protected:
   boost::asio::awaitable<void> serve(TlsStream& stream, const PeerInfo& peer) override;
 };
 

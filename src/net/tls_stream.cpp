@@ -77,8 +77,7 @@ error_code TlsStream::failure(int result) {
 // Not coroutines: they hand back the wait's own awaitable, so that waiting costs no frame
 // beyond the operation's.
 asio::awaitable<void> TlsStream::wait_for(Want want, error_code& ec) {
-  return socket_.async_wait(want == Want::read ? asio::ip::tcp::socket::wait_read : asio::ip::tcp::socket::wait_write,
-                            asio::redirect_error(asio::use_awaitable, ec));
+  return socket_.async_wait(wait_type(want), asio::redirect_error(asio::use_awaitable, ec));
 }
 
 asio::awaitable<void> TlsStream::wait(error_code& ec) { return wait_for(want_, ec); }
@@ -131,31 +130,42 @@ std::size_t TlsStream::read_now(std::span<std::uint8_t> buffer, error_code& ec) 
   return 0;
 }
 
-asio::awaitable<void> TlsStream::write(std::span<const std::uint8_t> data, error_code& ec) {
+std::size_t TlsStream::write_now(std::span<const std::uint8_t> data, error_code& ec) {
   if (ssl_ == nullptr) {
     ec = asio::error::bad_descriptor;
-    co_return;
+    return 0;
   }
+  clear_errors();
+  std::size_t written = 0;
+  const int result = SSL_write_ex(ssl_, data.data(), data.size(), &written);
+  if (result == 1) {
+    ec = {};
+    return written;
+  }
+  // Not want_: that belongs to the reader, which may be waiting at the same time.
+  const int error = SSL_get_error(ssl_, result);
+  if (error == SSL_ERROR_WANT_WRITE || error == SSL_ERROR_WANT_READ) {
+    write_wants_ = error == SSL_ERROR_WANT_WRITE ? Want::write : Want::read;
+    ec = asio::error::would_block;
+    return 0;
+  }
+  const Want reader_wants = want_;
+  ec = failure(result);
+  want_ = reader_wants;
+  return 0;
+}
+
+asio::awaitable<void> TlsStream::write(std::span<const std::uint8_t> data, error_code& ec) {
   ec = {};
   while (!data.empty()) {
-    clear_errors();
-    std::size_t written = 0;
-    const int result = SSL_write_ex(ssl_, data.data(), data.size(), &written);
-    if (result == 1) {
-      data = data.subspan(written);
-      continue;
-    }
-    // Not want_: that belongs to the reader, which may be waiting at the same time.
-    const int error = SSL_get_error(ssl_, result);
-    if (error == SSL_ERROR_WANT_WRITE || error == SSL_ERROR_WANT_READ) {
-      co_await wait_for(error == SSL_ERROR_WANT_WRITE ? Want::write : Want::read, ec);
+    const std::size_t written = write_now(data, ec);
+    if (ec == asio::error::would_block) {
+      co_await wait_for(write_wants_, ec);
       if (ec) co_return;
       continue;
     }
-    const Want reader_wants = want_;
-    ec = failure(result);
-    want_ = reader_wants;
-    co_return;
+    if (ec) co_return;
+    data = data.subspan(written);
   }
 }
 

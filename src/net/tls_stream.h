@@ -13,6 +13,11 @@
 //   write(data)     all of it, waiting for the socket as needed
 //   shutdown()      close_notify, then discards input until the peer's close_notify or EOF
 //
+// For connections driven by callbacks instead of coroutines (the gateway's):
+//   async_wait(h)        as wait(), calling h(error_code)
+//   write_now(data)      what the socket takes now; error::would_block when nothing
+//   async_wait_write(h)  until the socket is ready for what the last write_now needed
+//
 // Creating the first stream sets SIGPIPE to be ignored in the process: OpenSSL writes with
 // plain send(), and a peer gone away must give an error, not end the process.
 //
@@ -53,6 +58,18 @@ class TlsStream {
   // while TLS needs to write first).
   boost::asio::awaitable<void> wait(boost::system::error_code& ec);
   boost::asio::awaitable<void> write(std::span<const std::uint8_t> data, boost::system::error_code& ec);
+
+  template <class Handler>
+  void async_wait(Handler&& handler) {
+    socket_.async_wait(wait_type(want_), std::forward<Handler>(handler));
+  }
+  // Bytes of `data` written (> 0), or 0 with ec set: would_block (then async_wait_write), or
+  // an error. A write that would block must be retried with the same bytes.
+  std::size_t write_now(std::span<const std::uint8_t> data, boost::system::error_code& ec);
+  template <class Handler>
+  void async_wait_write(Handler&& handler) {
+    socket_.async_wait(wait_type(write_wants_), std::forward<Handler>(handler));
+  }
   boost::asio::awaitable<void> shutdown(boost::system::error_code& ec);
 
   // The certificate the peer presented, DER-encoded (empty: none). A copy, made when asked:
@@ -70,10 +87,14 @@ class TlsStream {
   // would_block when OpenSSL waits for the socket, otherwise the error.
   boost::system::error_code failure(int result);
   boost::asio::awaitable<void> wait_for(Want want, boost::system::error_code& ec);
+  static boost::asio::socket_base::wait_type wait_type(Want want) {
+    return want == Want::read ? boost::asio::socket_base::wait_read : boost::asio::socket_base::wait_write;
+  }
 
   boost::asio::ip::tcp::socket socket_;
   SSL* ssl_ = nullptr;
-  Want want_ = Want::read;  // of the last read_now
+  Want want_ = Want::read;          // of the last read_now
+  Want write_wants_ = Want::write;  // of the last write_now
 };
 
 }  // namespace torii::net

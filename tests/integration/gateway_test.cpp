@@ -475,6 +475,22 @@ TEST_F(Gateway, AConnectionSilentForOneAndAHalfKeepAlivesIsClosed) {
   EXPECT_EQ(r.out, std::string("\x20\x02\x00\x00", 4));  // CONNACK accepted, then nothing
 }
 
+TEST_F(Gateway, ASecondConnectionOfADeviceTakesOverAndTheFirstIsToldWhy) {
+  start();
+  create_device("twice-1");
+  auto argv = client("mosquitto_sub", "twice-1", "mqttv5");
+  argv.insert(argv.end(), {"-t", "devices/twice-1/commands", "-d"});
+  argv.insert(argv.begin(), {"stdbuf", "-oL"});
+  Process first(argv);
+  ASSERT_TRUE(first.wait_for_output("Subscribed", std::chrono::seconds(10))) << first.out();
+  // The second connection is accepted and served; the first is closed with 0x8E (session
+  // taken over), written before its socket closes.
+  const auto second = publish("twice-1", "mqttv5", "devices/twice-1/telemetry", R"({"temperature":21.5})");
+  EXPECT_EQ(second.exit_code, 0) << second.out << second.err;
+  EXPECT_THAT(second.out, HasSubstr("received PUBACK"));
+  EXPECT_TRUE(first.wait_for_output("DISCONNECT (142)", std::chrono::seconds(10))) << first.out();
+}
+
 TEST_F(Gateway, StoredMessagesSurviveARestart) {
   start();
   create_device("logger-1");
