@@ -253,6 +253,7 @@ void read_all(Reader& r, Config& c) {
   r.number("mqtt.receive_maximum", m.receive_maximum, 1, 65'535);
   r.number("mqtt.max_inflight_messages", m.max_inflight_messages, 1, 65'535);
   r.number("mqtt.max_queued_messages", m.max_queued_messages, 0, 1'000'000);
+  r.number("mqtt.max_pending_output_bytes", m.max_pending_output_bytes, 65'536, 1'073'741'824);
   r.number("mqtt.max_session_expiry_seconds", m.max_session_expiry_seconds, 0, 30 * 86'400);
   r.number("mqtt.max_subscriptions", m.max_subscriptions, 1, 1000);
   r.number("mqtt.device_messages_per_second", m.device_messages_per_second, 1, 1'000'000);

@@ -95,6 +95,7 @@ struct MqttConfig {
   std::uint32_t receive_maximum = 64;
   std::uint32_t max_inflight_messages = 32;
   std::uint32_t max_queued_messages = 1000;
+  std::uint32_t max_pending_output_bytes = 1048576;
   std::uint32_t max_session_expiry_seconds = 604800;
   std::uint32_t max_subscriptions = 32;
   std::uint32_t device_messages_per_second = 50;

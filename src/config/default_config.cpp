@@ -159,6 +159,9 @@ max_inflight_messages = 32
 # Messages kept for a device beyond those in flight (also while it is offline with a
 # persistent session); the oldest is dropped, and counted, when full.
 max_queued_messages = 1000
+# Bytes waiting to be written to a device that is not reading (a stalled subscriber):
+# QoS 0 messages for it are dropped, and counted, while this much waits.
+max_pending_output_bytes = 1048576
 # Longest session expiry granted to a persistent session (seconds).
 max_session_expiry_seconds = 604800
 max_subscriptions = 32

@@ -372,6 +372,10 @@ void Session::deliver(Publish message) {
   }
   if (message.qos == 0) {
     if (phase_ != Phase::connected) return;
+    if (out_.size() >= limits_.max_pending_output_bytes) {
+      ++state_->dropped_out;  // at most once: dropping is allowed, holding without end is not
+      return;
+    }
     message.packet_id = 0;
     ++counters_.publishes_out;
     send(message);

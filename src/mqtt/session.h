@@ -54,6 +54,10 @@ struct SessionLimits {
   std::uint16_t max_inflight_out = 32;
   // Messages waiting beyond those in flight (also while offline); older ones are dropped.
   std::size_t max_queued_out = 1000;
+  // Output the connection has not taken yet (it takes more only once it has written what
+  // it took): QoS 0 messages arriving while this much waits are dropped and counted, so a
+  // client that stops reading costs the server at most about twice this, not without end.
+  std::size_t max_pending_output_bytes = std::size_t{1024} * 1024;
   std::uint32_t max_session_expiry_seconds = 7 * 24 * 3600;
   std::size_t max_subscriptions = 32;
 };
@@ -87,7 +91,7 @@ struct SessionState {
   boost::container::deque<Queued> queued_out;
   std::set<std::uint16_t> inbound_qos2;  // received, PUBREC sent, PUBREL not yet received
   std::uint16_t last_packet_id = 0;
-  std::uint64_t dropped_out = 0;  // queue overflow and oversized messages
+  std::uint64_t dropped_out = 0;  // queue overflow, oversized messages, QoS 0 to a client not reading
   std::uint64_t expired_out = 0;  // expired while queued
 };
 

@@ -475,6 +475,29 @@ TEST_F(SessionTest, MessagesLargerThanTheClientAcceptsAreDroppedAndCounted) {
   EXPECT_EQ(s->state()->dropped_out, 1u);
 }
 
+TEST_F(SessionTest, QosZeroMessagesForAClientThatDoesNotReadAreDroppedOnceItsOutputIsFull) {
+  limits.max_pending_output_bytes = std::size_t{64} * 1024;
+  auto s = connect5();
+  Publish m;
+  m.topic = "devices/dev-1/commands";
+  m.payload.assign(1000, 'x');
+  const std::size_t packet = bytes_of(m, ProtocolVersion::v5).size();
+  constexpr std::size_t kDelivered = 100;  // about 100 KiB: more than the limit
+  for (std::size_t i = 0; i < kDelivered; ++i) s->deliver(m);
+  // The connection has taken nothing (it is still writing): what waits stops at the limit.
+  const Bytes held = s->take_output();
+  EXPECT_GE(held.size(), limits.max_pending_output_bytes);
+  EXPECT_LT(held.size(), limits.max_pending_output_bytes + packet);
+  const std::size_t kept = packets_in(held, ProtocolVersion::v5).size();
+  EXPECT_LT(kept, kDelivered);
+  EXPECT_EQ(s->state()->dropped_out, kDelivered - kept);
+  EXPECT_EQ(s->counters().publishes_out, kept);
+  // Taken by the connection: messages are accepted again.
+  s->deliver(m);
+  EXPECT_EQ(packets_in(s->take_output(), ProtocolVersion::v5).size(), 1u);
+  EXPECT_EQ(s->state()->dropped_out, kDelivered - kept);
+}
+
 TEST_F(SessionTest, GarbageAfterConnectIsAMalformedPacket) {
   auto s = connect311();
   s->receive(Bytes{0x30, 0x03, 0x00, 0x05, 'a'});  // topic length beyond the packet

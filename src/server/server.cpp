@@ -233,6 +233,7 @@ struct Server::State {
     o.session.max_keep_alive_seconds = static_cast<std::uint16_t>(m.max_keep_alive_seconds);
     o.session.max_inflight_out = static_cast<std::uint16_t>(m.max_inflight_messages);
     o.session.max_queued_out = m.max_queued_messages;
+    o.session.max_pending_output_bytes = m.max_pending_output_bytes;
     o.session.max_session_expiry_seconds = m.max_session_expiry_seconds;
     o.session.max_subscriptions = m.max_subscriptions;
     o.messages_per_second = m.device_messages_per_second;

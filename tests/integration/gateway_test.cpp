@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <array>
+#include <csignal>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -489,6 +490,58 @@ TEST_F(Gateway, ASecondConnectionOfADeviceTakesOverAndTheFirstIsToldWhy) {
   EXPECT_EQ(second.exit_code, 0) << second.out << second.err;
   EXPECT_THAT(second.out, HasSubstr("received PUBACK"));
   EXPECT_TRUE(first.wait_for_output("DISCONNECT (142)", std::chrono::seconds(10))) << first.out();
+}
+
+TEST_F(Gateway, ASubscriberThatStopsReadingCostsABoundedBacklogAndIsServedAgainWhenItReads) {
+  // Quotas far above what this test sends: only the subscriber's pace matters here.
+  config_text += R"([mqtt]
+device_messages_per_second = 1000000
+device_message_burst = 1000000
+device_bytes_per_second = 1000000000
+device_byte_burst = 1000000000
+max_pending_output_bytes = 65536
+)";
+  start();
+  create_routed_pair("hose-1", "stalled-1");
+  auto argv = client("mosquitto_sub", "stalled-1", "mqttv5");
+  argv.insert(argv.end(), {"-t", "devices/hose-1/telemetry", "-F", "%p", "-d"});
+  argv.insert(argv.begin(), {"stdbuf", "-oL"});
+  Process subscriber(argv);
+  ASSERT_TRUE(subscriber.wait_for_output("Subscribed", std::chrono::seconds(10))) << subscriber.out();
+  ASSERT_TRUE(subscriber.signal(SIGSTOP));
+  // About 12 MiB, more than the two sockets' buffers hold on loopback: the gateway's writes
+  // to the stopped subscriber wait for room, and what waits in the server stops at 64 KiB;
+  // the rest is dropped (the subscription is QoS 0, which allows it). Published at QoS 1,
+  // so that every message is known to have reached the gateway.
+  constexpr int kMessages = 6000;
+  std::string metrics;
+  for (int m = 0; m < 8; ++m) metrics += R"(,"note_)" + std::to_string(m) + R"(":")" + std::string(240, 'x') + "\"";
+  std::string lines;
+  for (int i = 0; i < kMessages; ++i) lines += R"({"id":"m-)" + std::to_string(i) + "\"" + metrics + "}\n";
+  auto pub = client("mosquitto_pub", "hose-1", "mqttv5");
+  pub.insert(pub.end(), {"-q", "1", "-t", "devices/hose-1/telemetry", "-l"});
+  const auto published = run(pub, std::chrono::seconds(120), lines);
+  ASSERT_EQ(published.exit_code, 0) << published.err;
+  ASSERT_TRUE(subscriber.signal(SIGCONT));
+  // Reading again, it is served again: a message sent once it has caught up arrives (sent
+  // until one does, since one sent while the backlog is still full is dropped too).
+  int sent_after = 0;
+  bool served = false;
+  while (sent_after < 20 && !served) {
+    const auto r = publish("hose-1", "mqttv5", "devices/hose-1/telemetry",
+                           R"({"id":"after-)" + std::to_string(sent_after++) + R"(","temperature":21.5})", 0);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    served = subscriber.wait_for_output(R"("id":"after-)", std::chrono::seconds(3));
+  }
+  EXPECT_TRUE(served) << "nothing arrived once the subscriber read again";
+  std::size_t received = 0;
+  for (std::size_t at = subscriber.out().find(R"("id":"m-)"); at != std::string::npos;
+       at = subscriber.out().find(R"("id":"m-)", at + 1)) {
+    ++received;
+  }
+  EXPECT_GT(received, 0u);
+  EXPECT_LT(received, static_cast<std::size_t>(kMessages))
+      << "every message reached the stopped subscriber: its backlog was not bounded";
 }
 
 TEST_F(Gateway, StoredMessagesSurviveARestart) {
