@@ -500,18 +500,23 @@ async function main() {
     });
   const switched = () =>
     page.waitForResponse((r) => r.url().endsWith("/api/v1/organisations/acme") && r.request().method() === "PATCH" && r.status() === 200);
+  // The box shows what the server stored, so it changes only once the answer is back:
+  // click and wait for that, not check()/uncheck(), which expect the change at once.
+  const acmeShows = (checked) =>
+    page.waitForFunction((want) => {
+      const li = [...document.querySelectorAll("li")].find((x) => x.textContent.includes("(acme)"));
+      return li && li.querySelector("input").checked === want;
+    }, checked);
   let done = switched();
-  await acmeRule.uncheck();
+  await acmeRule.click();
   await done;
   if (await acmeRequires()) fail("acme still requires a second factor after switching it off");
+  await acmeShows(false);
   done = switched();
-  await acmeRule.check();
+  await acmeRule.click();
   await done;
   if (!(await acmeRequires())) fail("acme does not require a second factor after switching it on");
-  await page.waitForFunction(() => {
-    const li = [...document.querySelectorAll("li")].find((x) => x.textContent.includes("(acme)"));
-    return li && li.querySelector("input").checked;
-  });
+  await acmeShows(true);
   await screenshot(page, "people-desktop");
 
   const acmeContext = await browser.newContext({ viewport: { width: 1280, height: 800 } });

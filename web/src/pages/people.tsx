@@ -252,9 +252,18 @@ function Roles(p: { session: Session; organisation: string; roles: Role[]; onCha
 // The system administrator's: whether everyone in an organisation must use a second factor.
 function Organisations({ organisations, onChange }: { organisations: Organisation[]; onChange: () => void }) {
   const [error, setError] = useState<unknown>(null);
-  // A switch shows its new state while the change is on its way; the list read back replaces it.
+  // A switch shows its new state while the change is on its way, until a list read back
+  // agrees with it: a list read after an earlier switch must not undo a later one.
   const [pending, setPending] = useState<Record<string, boolean>>({});
-  useEffect(() => setPending({}), [organisations]);
+  useEffect(
+    () =>
+      setPending((p) =>
+        Object.fromEntries(
+          Object.entries(p).filter(([id, on]) => organisations.find((o) => o.id === id)?.require_second_factor !== on),
+        ),
+      ),
+    [organisations],
+  );
   if (organisations.length === 0) return null;
   const toggle = async (o: Organisation, on: boolean) => {
     setError(null);
