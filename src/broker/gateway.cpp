@@ -8,6 +8,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <memory>
+#include <vector>
 
 namespace torii::broker {
 
@@ -21,15 +22,48 @@ namespace {
 // idle connection holds no read buffer. A TLS record's payload is at most 16 KiB.
 thread_local std::array<std::uint8_t, 16384> read_buffer;
 constexpr unsigned kReadsBeforeYielding = 8;
+// A closed session's last packets get this long while the peer takes none of them; then
+// the connection is cut without them.
+constexpr std::chrono::seconds kCloseGrace{5};
+
+class Connection;
+
+}  // namespace
+
+// The deadlines of every connection of a gateway, checked once a second by one timer: a
+// connection keeps two links of this list instead of a timer and a pending wait of its
+// own, so a deadline is enforced up to a second late. Shared by the connections and the
+// timer's wait; the timer stops while no connection is listed, and the object goes with
+// the last connection.
+class Deadlines final : public std::enable_shared_from_this<Deadlines> {
+ public:
+  explicit Deadlines(const asio::any_io_executor& executor) : timer_(executor) {}
+  Deadlines(const Deadlines&) = delete;
+  Deadlines& operator=(const Deadlines&) = delete;
+  ~Deadlines() = default;
+
+  void add(Connection& connection);
+  void remove(Connection& connection);
+
+ private:
+  void tick();
+  void start_ticking();
+
+  asio::steady_timer timer_;
+  Connection* first_ = nullptr;
+  bool ticking_ = false;
+};
+
+namespace {
 
 // One MQTT connection, driven by callbacks: an idle connection is this object, its TLS
-// connection, a wait for input on its socket and its deadline timer, and nothing else (no
-// coroutine frames, no buffers). Each pending wait holds a shared_ptr to it; the last one
+// connection and a wait for input on its socket, and nothing else (no coroutine frames, no
+// buffers, no timer of its own). Each pending wait holds a shared_ptr to it; the last one
 // to end frees it, which closes the socket.
 //
-//   reader   reads what TLS has, feeds the session, then waits for the socket again
-//   writer   writes what the session produced (flush), waiting while the socket is full
-//   timer    no CONNECT within connect_timeout, or no packet within 1.5 × keep-alive, closes
+//   reader     reads what TLS has, feeds the session, then waits for the socket again
+//   writer     writes what the session produced (flush), waiting while the socket is full
+//   deadlines  no CONNECT within connect_timeout, or no packet within 1.5 × keep-alive, closes
 //
 // When the session is closed, or the peer went away, the writer writes what is left, then
 // the connection ends (finish): the broker learns it, close_notify is sent, and the
@@ -37,21 +71,37 @@ constexpr unsigned kReadsBeforeYielding = 8;
 class Connection final : public ClientLink, public std::enable_shared_from_this<Connection> {
  public:
   Connection(std::unique_ptr<net::TlsConnection> tls, Broker& broker, DeviceInfo device, const GatewayOptions& options,
-             const GatewayEvents& events, mqtt::SessionLimits limits)
+             const GatewayEvents& events, mqtt::SessionLimits limits, std::shared_ptr<Deadlines> deadlines)
       : tls_(std::move(tls)),
         options_(options),
         events_(events),
         host_(broker.open_session(std::move(device), *this, tls_->peer().endpoint())),
         session_(*host_, limits),
-        deadline_timer_(stream().get_executor()),
+        deadlines_(std::move(deadlines)),
         started_(steady::now()),
         last_activity_(started_) {}
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  Connection(Connection&&) = delete;
+  Connection& operator=(Connection&&) = delete;
+  ~Connection() override { deadlines_->remove(*this); }
 
   void start() {
     if (events_.connected) events_.connected(tls_->peer(), host_->device());
-    arm_deadline();
+    deadlines_->add(*this);
     read();
   }
+
+  // For Deadlines: whether the deadline has passed, and acting on it.
+  [[nodiscard]] bool due(steady::time_point now) const { return !finished_ && now >= deadline(); }
+  void expire() {
+    guarded([&] { on_deadline(); });
+  }
+
+  // Deadlines' links (a connection is in one list at most).
+  Connection* previous = nullptr;
+  Connection* next = nullptr;
+  bool listed = false;
 
   void deliver(mqtt::Publish message) override {
     session_.deliver(std::move(message));
@@ -95,27 +145,17 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
   }
 
   [[nodiscard]] steady::time_point deadline() const {
+    if (session_.closed()) return writing_ ? waiting_to_write_since_ + kCloseGrace : steady::time_point::max();
     if (!session_.connected()) return started_ + options_.connect_timeout;
     const auto keep_alive = session_.keep_alive();
     if (keep_alive.count() == 0) return steady::time_point::max();
     return last_activity_ + std::chrono::milliseconds(keep_alive) * 3 / 2;  // MQTT 5.0 §3.1.2.10: one and a half times
   }
 
-  // The timer is set for the earliest the deadline can be; input moves it later, and the
-  // timer, when it fires early, sets itself again instead of being moved at every packet.
-  void arm_deadline() {
-    armed_for_ = deadline();
-    if (armed_for_ == steady::time_point::max()) return;
-    deadline_timer_.expires_at(armed_for_);
-    deadline_timer_.async_wait([self = shared_from_this()](const error_code& ec) {
-      if (ec) return;  // set again, or the connection ended
-      self->guarded([&] { self->on_deadline(); });
-    });
-  }
-
   void on_deadline() {
-    if (steady::now() < deadline()) {
-      arm_deadline();
+    if (session_.closed()) {  // the peer has taken nothing of our last packets for kCloseGrace
+      write_failed_ = true;
+      finish();
       return;
     }
     if (session_.connected()) {
@@ -141,9 +181,7 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
       }
       if (ec) return stop_reading();
       last_activity_ = steady::now();
-      const bool was_connected = session_.connected();
       session_.receive(ByteView(read_buffer.data(), n));
-      if (session_.connected() != was_connected && deadline() < armed_for_) arm_deadline();
       if (session_.has_output()) wake();  // written once this turn's reads are done
     }
     // A client that keeps its socket full must not keep the thread: after a few reads in a
@@ -173,6 +211,7 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
       const std::size_t n = stream().write_now(std::span(out_).subspan(written_), ec);
       if (ec == asio::error::would_block) {
         writing_ = true;
+        waiting_to_write_since_ = steady::now();
         stream().async_wait_write([self = shared_from_this()](const error_code& e) {
           self->writing_ = false;
           if (e) {
@@ -198,7 +237,7 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
   void finish() {
     if (finished_) return;
     finished_ = true;
-    deadline_timer_.cancel();
+    deadlines_->remove(*this);
     error_code ignored;
     stream().socket().cancel(ignored);  // ends the reader's wait
     if (!session_.closed()) session_.connection_lost();
@@ -222,7 +261,7 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
   // After an exception: no more reading, writing or reporting; the socket closes now.
   void abandon() {
     finished_ = true;
-    deadline_timer_.cancel();
+    deadlines_->remove(*this);
     error_code ignored;
     stream().socket().close(ignored);
   }
@@ -232,10 +271,10 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
   const GatewayEvents& events_;
   std::unique_ptr<DeviceSession> host_;
   mqtt::Session session_;
-  asio::steady_timer deadline_timer_;
+  std::shared_ptr<Deadlines> deadlines_;
   steady::time_point started_;
   steady::time_point last_activity_;
-  steady::time_point armed_for_;
+  steady::time_point waiting_to_write_since_;
   Bytes out_;
   std::size_t written_ = 0;
   bool writing_ = false;
@@ -288,6 +327,47 @@ asio::awaitable<void> refuse_connect(std::unique_ptr<net::TlsConnection> tls, mq
 
 }  // namespace
 
+void Deadlines::add(Connection& connection) {
+  if (connection.listed) return;
+  connection.listed = true;
+  connection.previous = nullptr;
+  connection.next = first_;
+  if (first_ != nullptr) first_->previous = &connection;
+  first_ = &connection;
+  start_ticking();
+}
+
+void Deadlines::remove(Connection& connection) {
+  if (!connection.listed) return;
+  connection.listed = false;
+  (connection.previous != nullptr ? connection.previous->next : first_) = connection.next;
+  if (connection.next != nullptr) connection.next->previous = connection.previous;
+  connection.previous = nullptr;
+  connection.next = nullptr;
+}
+
+void Deadlines::start_ticking() {
+  if (ticking_ || first_ == nullptr) return;
+  ticking_ = true;
+  timer_.expires_after(std::chrono::seconds(1));
+  timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    self->ticking_ = false;
+    if (!ec) self->tick();
+  });
+}
+
+void Deadlines::tick() {
+  // What is due is collected first: acting on a connection may end it, which takes it out
+  // of the list being walked.
+  const auto now = steady::now();
+  std::vector<std::shared_ptr<Connection>> due;
+  for (Connection* c = first_; c != nullptr; c = c->next) {
+    if (c->due(now)) due.push_back(c->shared_from_this());
+  }
+  for (const auto& c : due) c->expire();
+  start_ticking();
+}
+
 Gateway::Gateway(Broker& broker, GatewayOptions options, GatewayEvents events)
     : broker_(broker), options_(options), events_(std::move(events)) {}
 
@@ -302,7 +382,13 @@ void Gateway::adopt(std::unique_ptr<net::TlsConnection> tls) {
     asio::co_spawn(executor, refuse_connect(std::move(tls), reason, options_.connect_timeout), asio::detached);
     return;
   }
-  std::make_shared<Connection>(std::move(tls), broker_, std::move(*device), options_, events_, broker_.session_limits())
+  auto deadlines = deadlines_.lock();
+  if (!deadlines) {
+    deadlines = std::make_shared<Deadlines>(tls->stream().get_executor());
+    deadlines_ = deadlines;
+  }
+  std::make_shared<Connection>(std::move(tls), broker_, std::move(*device), options_, events_, broker_.session_limits(),
+                               std::move(deadlines))
       ->start();
 }
 

@@ -544,6 +544,42 @@ max_pending_output_bytes = 65536
       << "every message reached the stopped subscriber: its backlog was not bounded";
 }
 
+TEST_F(Gateway, AConnectionWhoseLastPacketsThePeerDoesNotReadIsCutLoose) {
+  config_text += R"([mqtt]
+device_messages_per_second = 1000000
+device_message_burst = 1000000
+device_bytes_per_second = 1000000000
+device_byte_burst = 1000000000
+)";
+  start();
+  create_routed_pair("hose-2", "stalled-2");
+  auto argv = client("mosquitto_sub", "stalled-2", "mqttv5");
+  argv.insert(argv.end(), {"-t", "devices/hose-2/telemetry", "-d"});
+  argv.insert(argv.begin(), {"stdbuf", "-oL"});
+  Process subscriber(argv);
+  ASSERT_TRUE(subscriber.wait_for_output("Subscribed", std::chrono::seconds(10))) << subscriber.out();
+  ASSERT_TRUE(subscriber.signal(SIGSTOP));
+  // Enough to fill both sockets' buffers (as above), so that nothing more can be written.
+  std::string metrics;
+  for (int m = 0; m < 8; ++m) metrics += R"(,"note_)" + std::to_string(m) + R"(":")" + std::string(240, 'x') + "\"";
+  std::string lines;
+  for (int i = 0; i < 6000; ++i) lines += R"({"id":"m-)" + std::to_string(i) + "\"" + metrics + "}\n";
+  auto pub = client("mosquitto_pub", "hose-2", "mqttv5");
+  pub.insert(pub.end(), {"-q", "1", "-t", "devices/hose-2/telemetry", "-l"});
+  ASSERT_EQ(run(pub, std::chrono::seconds(120), lines).exit_code, 0);
+  ASSERT_EQ(established_connections(server->pid(), gateway_port), 1u);
+  // Disabling the device closes its session; its DISCONNECT cannot be written, and after a
+  // few seconds without the peer taking anything the server lets go of the connection.
+  ASSERT_EQ(torii({"admin", "device", "disable", "--id", "stalled-2", "--reason", "test"}).exit_code, 0);
+  std::size_t held = 1;
+  for (int i = 0; i < 60 && held > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    held = established_connections(server->pid(), gateway_port);
+  }
+  EXPECT_EQ(held, 0u) << "the server still holds the connection of a peer that reads nothing";
+  subscriber.signal(SIGCONT);
+}
+
 TEST_F(Gateway, StoredMessagesSurviveARestart) {
   start();
   create_device("logger-1");

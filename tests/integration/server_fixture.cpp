@@ -52,6 +52,25 @@ std::set<ListeningSocket> listening_sockets(pid_t pid) {
   return out;
 }
 
+std::size_t established_connections(pid_t pid, std::uint16_t port) {
+  const auto inodes = socket_inodes(pid);
+  std::size_t count = 0;
+  for (const char* table : {"tcp", "tcp6"}) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/net/" + table);
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
+      fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >> timeout >> inode;
+      if (state != "01" || !inodes.contains(inode)) continue;  // 01: ESTABLISHED
+      const auto local_port = std::stoul(local.substr(local.find(':') + 1), nullptr, 16);
+      if (local_port == port) ++count;
+    }
+  }
+  return count;
+}
+
 ServerTest::ServerTest() {
   // Started as root, the server runs as `nobody`, which must be able to reach the data dir.
   ::chmod(dir_.path().c_str(), 0711);

@@ -26,6 +26,8 @@ struct ListeningSocket {
 
 // Every TCP socket in LISTEN state that the process owns, read from /proc.
 std::set<ListeningSocket> listening_sockets(pid_t pid);
+// Established TCP connections (IPv4 and IPv6) that the process holds on its local `port`.
+std::size_t established_connections(pid_t pid, std::uint16_t port);
 
 class ServerTest : public ::testing::Test {
  protected:
