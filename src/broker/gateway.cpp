@@ -87,9 +87,11 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
   ~Connection() override { deadlines_->remove(*this); }
 
   void start() {
-    if (events_.connected) events_.connected(tls_->peer(), host_->device());
-    deadlines_->add(*this);
-    read();
+    guarded([&] {
+      if (events_.connected) events_.connected(tls_->peer(), host_->device());
+      deadlines_->add(*this);
+      read();
+    });
   }
 
   // For Deadlines: whether the deadline has passed, and acting on it.
@@ -105,7 +107,7 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
 
   void deliver(mqtt::Publish message) override {
     session_.deliver(std::move(message));
-    if (session_.has_output()) wake();
+    if (session_.has_output() || session_.closed()) wake();
   }
   void disconnect(mqtt::ReasonCode reason, std::string detail) override {
     session_.close(reason, std::move(detail));
@@ -139,13 +141,14 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
     try {
       work();
     } catch (const std::exception& e) {
-      tls_->report_failure(e.what());
-      abandon();
+      abandon(e.what());
     }
   }
 
   [[nodiscard]] steady::time_point deadline() const {
-    if (session_.closed()) return writing_ ? waiting_to_write_since_ + kCloseGrace : steady::time_point::max();
+    // Closed: what is left is being written (given kCloseGrace without progress), or the
+    // connection ends at the next check, should nothing else end it first.
+    if (session_.closed()) return writing_ ? waiting_to_write_since_ + kCloseGrace : started_;
     if (!session_.connected()) return started_ + options_.connect_timeout;
     const auto keep_alive = session_.keep_alive();
     if (keep_alive.count() == 0) return steady::time_point::max();
@@ -153,10 +156,10 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
   }
 
   void on_deadline() {
-    if (session_.closed()) {  // the peer has taken nothing of our last packets for kCloseGrace
-      write_failed_ = true;
-      finish();
-      return;
+    if (session_.closed()) {
+      if (!writing_) return flush();  // writes what is left, then finishes
+      write_failed_ = true;           // the peer has taken nothing of it for kCloseGrace
+      return finish();
     }
     if (session_.connected()) {
       session_.close(mqtt::ReasonCode::keep_alive_timeout, "no packet within 1.5 x keep-alive");
@@ -258,12 +261,23 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
     }
   }
 
-  // After an exception: no more reading, writing or reporting; the socket closes now.
-  void abandon() {
+  // After an exception: no more reading or writing, the socket closes now; the failure, the
+  // end of the session and the disconnection are reported as far as they can be.
+  void abandon(const char* what) {
     finished_ = true;
     deadlines_->remove(*this);
     error_code ignored;
     stream().socket().close(ignored);
+    try {
+      tls_->report_failure(what);
+      if (!session_.closed()) session_.connection_lost();
+      host_->ended(session_);
+      if (events_.disconnected) {
+        events_.disconnected(tls_->peer(), host_->device(), session_.close_reason(), session_.close_detail());
+      }
+    } catch (const std::exception&) {
+      // This connection is gone either way; the others go on.
+    }
   }
 
   std::unique_ptr<net::TlsConnection> tls_;
