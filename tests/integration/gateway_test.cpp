@@ -103,6 +103,39 @@ class Gateway : public ServerTest {
     return argv;
   }
 
+  // Quotas far above what the stalled-subscriber tests send: only the subscriber's pace
+  // matters there.
+  static constexpr std::string_view kUnlimitedQuotas = R"([mqtt]
+device_messages_per_second = 1000000
+device_message_burst = 1000000
+device_bytes_per_second = 1000000000
+device_byte_burst = 1000000000
+)";
+
+  // A line-buffered mosquitto_sub as `to`, subscribed to `from`'s telemetry through a route
+  // and then stopped (SIGSTOP), so that it reads nothing. Null (with a failure recorded)
+  // when any step fails.
+  std::unique_ptr<Process> stopped_subscriber(const std::string& from, const std::string& to) {
+    auto subscriber = watch_through_route(from, to, "devices/" + from + "/telemetry", "%p");
+    if (!subscriber) return nullptr;
+    EXPECT_TRUE(subscriber->signal(SIGSTOP));
+    return subscriber;
+  }
+
+  // `count` messages of about 2 KiB (ids "m-0", "m-1", ...) from `id` at QoS 1, so that each
+  // is known to have reached the gateway: 6,000 of them are more than two sockets' buffers
+  // hold on loopback.
+  void publish_large(const std::string& id, int count) {
+    std::string metrics;
+    for (int m = 0; m < 8; ++m) metrics += R"(,"note_)" + std::to_string(m) + R"(":")" + std::string(240, 'x') + "\"";
+    std::string lines;
+    for (int i = 0; i < count; ++i) lines += R"({"id":"m-)" + std::to_string(i) + "\"" + metrics + "}\n";
+    auto argv = client("mosquitto_pub", id, "mqttv5");
+    argv.insert(argv.end(), {"-q", "1", "-t", "devices/" + id + "/telemetry", "-l"});
+    const auto published = run(argv, std::chrono::seconds(120), lines);
+    ASSERT_EQ(published.exit_code, 0) << published.err;
+  }
+
   // mosquitto_sub that gives up after `seconds` without a message.
   RunResult subscribe_briefly(const std::string& id, const std::string& version, const std::string& filter,
                               int seconds = 2) const {
@@ -493,36 +526,16 @@ TEST_F(Gateway, ASecondConnectionOfADeviceTakesOverAndTheFirstIsToldWhy) {
 }
 
 TEST_F(Gateway, ASubscriberThatStopsReadingCostsABoundedBacklogAndIsServedAgainWhenItReads) {
-  // Quotas far above what this test sends: only the subscriber's pace matters here.
-  config_text += R"([mqtt]
-device_messages_per_second = 1000000
-device_message_burst = 1000000
-device_bytes_per_second = 1000000000
-device_byte_burst = 1000000000
-max_pending_output_bytes = 65536
-)";
+  config_text += std::string(kUnlimitedQuotas) + "max_pending_output_bytes = 65536\n";
   start();
-  create_routed_pair("hose-1", "stalled-1");
-  auto argv = client("mosquitto_sub", "stalled-1", "mqttv5");
-  argv.insert(argv.end(), {"-t", "devices/hose-1/telemetry", "-F", "%p", "-d"});
-  argv.insert(argv.begin(), {"stdbuf", "-oL"});
-  Process subscriber(argv);
-  ASSERT_TRUE(subscriber.wait_for_output("Subscribed", std::chrono::seconds(10))) << subscriber.out();
-  ASSERT_TRUE(subscriber.signal(SIGSTOP));
-  // About 12 MiB, more than the two sockets' buffers hold on loopback: the gateway's writes
-  // to the stopped subscriber wait for room, and what waits in the server stops at 64 KiB;
-  // the rest is dropped (the subscription is QoS 0, which allows it). Published at QoS 1,
-  // so that every message is known to have reached the gateway.
+  auto subscriber = stopped_subscriber("hose-1", "stalled-1");
+  ASSERT_TRUE(subscriber);
+  // The gateway's writes to the stopped subscriber wait for room, and what waits in the
+  // server stops at 64 KiB; the rest is dropped (the subscription is QoS 0, which allows it).
   constexpr int kMessages = 6000;
-  std::string metrics;
-  for (int m = 0; m < 8; ++m) metrics += R"(,"note_)" + std::to_string(m) + R"(":")" + std::string(240, 'x') + "\"";
-  std::string lines;
-  for (int i = 0; i < kMessages; ++i) lines += R"({"id":"m-)" + std::to_string(i) + "\"" + metrics + "}\n";
-  auto pub = client("mosquitto_pub", "hose-1", "mqttv5");
-  pub.insert(pub.end(), {"-q", "1", "-t", "devices/hose-1/telemetry", "-l"});
-  const auto published = run(pub, std::chrono::seconds(120), lines);
-  ASSERT_EQ(published.exit_code, 0) << published.err;
-  ASSERT_TRUE(subscriber.signal(SIGCONT));
+  publish_large("hose-1", kMessages);
+  if (HasFatalFailure()) return;
+  ASSERT_TRUE(subscriber->signal(SIGCONT));
   // Reading again, it is served again: a message sent once it has caught up arrives (sent
   // until one does, since one sent while the backlog is still full is dropped too).
   int sent_after = 0;
@@ -531,12 +544,12 @@ max_pending_output_bytes = 65536
     const auto r = publish("hose-1", "mqttv5", "devices/hose-1/telemetry",
                            R"({"id":"after-)" + std::to_string(sent_after++) + R"(","temperature":21.5})", 0);
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    served = subscriber.wait_for_output(R"("id":"after-)", std::chrono::seconds(3));
+    served = subscriber->wait_for_output(R"("id":"after-)", std::chrono::seconds(3));
   }
   EXPECT_TRUE(served) << "nothing arrived once the subscriber read again";
   std::size_t received = 0;
-  for (std::size_t at = subscriber.out().find(R"("id":"m-)"); at != std::string::npos;
-       at = subscriber.out().find(R"("id":"m-)", at + 1)) {
+  for (std::size_t at = subscriber->out().find(R"("id":"m-)"); at != std::string::npos;
+       at = subscriber->out().find(R"("id":"m-)", at + 1)) {
     ++received;
   }
   EXPECT_GT(received, 0u);
@@ -545,28 +558,12 @@ max_pending_output_bytes = 65536
 }
 
 TEST_F(Gateway, AConnectionWhoseLastPacketsThePeerDoesNotReadIsCutLoose) {
-  config_text += R"([mqtt]
-device_messages_per_second = 1000000
-device_message_burst = 1000000
-device_bytes_per_second = 1000000000
-device_byte_burst = 1000000000
-)";
+  config_text += kUnlimitedQuotas;
   start();
-  create_routed_pair("hose-2", "stalled-2");
-  auto argv = client("mosquitto_sub", "stalled-2", "mqttv5");
-  argv.insert(argv.end(), {"-t", "devices/hose-2/telemetry", "-d"});
-  argv.insert(argv.begin(), {"stdbuf", "-oL"});
-  Process subscriber(argv);
-  ASSERT_TRUE(subscriber.wait_for_output("Subscribed", std::chrono::seconds(10))) << subscriber.out();
-  ASSERT_TRUE(subscriber.signal(SIGSTOP));
-  // Enough to fill both sockets' buffers (as above), so that nothing more can be written.
-  std::string metrics;
-  for (int m = 0; m < 8; ++m) metrics += R"(,"note_)" + std::to_string(m) + R"(":")" + std::string(240, 'x') + "\"";
-  std::string lines;
-  for (int i = 0; i < 6000; ++i) lines += R"({"id":"m-)" + std::to_string(i) + "\"" + metrics + "}\n";
-  auto pub = client("mosquitto_pub", "hose-2", "mqttv5");
-  pub.insert(pub.end(), {"-q", "1", "-t", "devices/hose-2/telemetry", "-l"});
-  ASSERT_EQ(run(pub, std::chrono::seconds(120), lines).exit_code, 0);
+  auto subscriber = stopped_subscriber("hose-2", "stalled-2");
+  ASSERT_TRUE(subscriber);
+  publish_large("hose-2", 6000);  // fills both sockets' buffers: nothing more can be written
+  if (HasFatalFailure()) return;
   ASSERT_EQ(established_connections(server->pid(), gateway_port), 1u);
   // Disabling the device closes its session; its DISCONNECT cannot be written, and after a
   // few seconds without the peer taking anything the server lets go of the connection.
@@ -577,7 +574,7 @@ device_byte_burst = 1000000000
     held = established_connections(server->pid(), gateway_port);
   }
   EXPECT_EQ(held, 0u) << "the server still holds the connection of a peer that reads nothing";
-  subscriber.signal(SIGCONT);
+  subscriber->signal(SIGCONT);
 }
 
 TEST_F(Gateway, StoredMessagesSurviveARestart) {

@@ -2,9 +2,11 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <fstream>
 #include <regex>
 #include <sstream>
+#include <vector>
 
 namespace torii::testing {
 namespace {
@@ -27,13 +29,16 @@ std::string ipv4_from_hex(const std::string& hex) {
   return s.str();
 }
 
-}  // namespace
+// The process's TCP sockets (IPv4 and IPv6) as /proc lists them: local address, port, state.
+struct TcpSocket {
+  std::string host_hex;
+  std::uint16_t port = 0;
+  std::string state;  // hex, as in include/net/tcp_states.h: 01 established, 0A listen
+};
 
-std::string torii_binary() { return TORII_BINARY; }
-
-std::set<ListeningSocket> listening_sockets(pid_t pid) {
+std::vector<TcpSocket> tcp_sockets(pid_t pid) {
   const auto inodes = socket_inodes(pid);
-  std::set<ListeningSocket> out;
+  std::vector<TcpSocket> out;
   for (const char* table : {"tcp", "tcp6"}) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/net/" + table);
     std::string line;
@@ -42,33 +47,33 @@ std::set<ListeningSocket> listening_sockets(pid_t pid) {
       std::istringstream fields(line);
       std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
       fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >> timeout >> inode;
-      if (state != "0A" || !inodes.contains(inode)) continue;  // 0A: LISTEN
+      if (!inodes.contains(inode)) continue;
       const auto colon = local.find(':');
-      const std::string host_hex = local.substr(0, colon);
-      const auto port = static_cast<std::uint16_t>(std::stoul(local.substr(colon + 1), nullptr, 16));
-      out.insert({host_hex.size() == 8 ? ipv4_from_hex(host_hex) : "ipv6:" + host_hex, port});
+      out.push_back({local.substr(0, colon),
+                     static_cast<std::uint16_t>(std::stoul(local.substr(colon + 1), nullptr, 16)), state});
     }
   }
   return out;
 }
 
-std::size_t established_connections(pid_t pid, std::uint16_t port) {
-  const auto inodes = socket_inodes(pid);
-  std::size_t count = 0;
-  for (const char* table : {"tcp", "tcp6"}) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/net/" + table);
-    std::string line;
-    std::getline(in, line);  // header
-    while (std::getline(in, line)) {
-      std::istringstream fields(line);
-      std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
-      fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >> timeout >> inode;
-      if (state != "01" || !inodes.contains(inode)) continue;  // 01: ESTABLISHED
-      const auto local_port = std::stoul(local.substr(local.find(':') + 1), nullptr, 16);
-      if (local_port == port) ++count;
-    }
+}  // namespace
+
+std::string torii_binary() { return TORII_BINARY; }
+
+std::set<ListeningSocket> listening_sockets(pid_t pid) {
+  std::set<ListeningSocket> out;
+  for (const auto& socket : tcp_sockets(pid)) {
+    if (socket.state != "0A") continue;  // LISTEN
+    out.insert({socket.host_hex.size() == 8 ? ipv4_from_hex(socket.host_hex) : "ipv6:" + socket.host_hex, socket.port});
   }
-  return count;
+  return out;
+}
+
+std::size_t established_connections(pid_t pid, std::uint16_t port) {
+  const auto sockets = tcp_sockets(pid);
+  return static_cast<std::size_t>(std::count_if(sockets.begin(), sockets.end(), [port](const TcpSocket& s) {
+    return s.state == "01" && s.port == port;  // ESTABLISHED
+  }));
 }
 
 ServerTest::ServerTest() {
