@@ -147,12 +147,14 @@ asio::awaitable<void> TlsListener::accept_loop() {
     // it, and this coroutine's frame ends.
     auto connection =
         std::make_unique<TlsConnection>(std::move(socket), tls_->native_handle(), std::move(peer), filter_, events_);
-    asio::co_spawn(io_, handshake(std::move(connection)), asio::detached);
+    asio::co_spawn(io_, handshake(tls_, std::move(connection)), asio::detached);
   }
 }
 
-asio::awaitable<void> TlsListener::handshake(std::unique_ptr<TlsConnection> connection) {
-  const auto tls = tls_;  // the context the connection was made with, alive across update_tls()
+// `tls`: the context the connection was made with, kept alive across update_tls() for the
+// handshake (the SSL object holds a reference of its own on the OpenSSL context).
+asio::awaitable<void> TlsListener::handshake([[maybe_unused]] std::shared_ptr<asio::ssl::context> tls,
+                                             std::unique_ptr<TlsConnection> connection) {
   TlsStream& stream = connection->stream();
   boost::system::error_code ec;
   stream.socket().set_option(tcp::no_delay(true), ec);

@@ -130,7 +130,8 @@ class TlsListener {
 
  private:
   boost::asio::awaitable<void> accept_loop();
-  boost::asio::awaitable<void> handshake(std::unique_ptr<TlsConnection> connection);
+  boost::asio::awaitable<void> handshake(std::shared_ptr<boost::asio::ssl::context> tls,
+                                         std::unique_ptr<TlsConnection> connection);
 
   boost::asio::io_context& io_;
   ListenerOptions options_;
