@@ -244,6 +244,7 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
     error_code ignored;
     stream().socket().cancel(ignored);  // ends the reader's wait
     if (!session_.closed()) session_.connection_lost();
+    ended_ = true;
     host_->ended(session_);
     asio::co_spawn(stream().get_executor(), close(shared_from_this()), asio::detached);
   }
@@ -270,8 +271,11 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
     stream().socket().close(ignored);
     try {
       tls_->report_failure(what);
-      if (!session_.closed()) session_.connection_lost();
-      host_->ended(session_);
+      if (!ended_) {  // not when ending it is what failed
+        ended_ = true;
+        if (!session_.closed()) session_.connection_lost();
+        host_->ended(session_);
+      }
       if (events_.disconnected) {
         events_.disconnected(tls_->peer(), host_->device(), session_.close_reason(), session_.close_detail());
       }
@@ -296,6 +300,7 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
   bool reader_done_ = false;
   bool write_failed_ = false;
   bool finished_ = false;
+  bool ended_ = false;  // the broker was told (DeviceSession::ended)
 };
 
 // Answers the CONNECT of a TLS-authenticated client whose certificate names no usable
