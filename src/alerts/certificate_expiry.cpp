@@ -22,27 +22,24 @@ struct InUse {
   store::CertificateRecord certificate;
 };
 
-// The certificates in use: each active device's latest-expiring unrevoked one, and the
-// installation's newest unrevoked server and CA certificates.
-Result<std::vector<InUse>> certificates_in_use(store::Store& store) {
+// The certificates in use that end by `horizon`: of each active device, its unrevoked one
+// that ends last, and of the installation, the newest unrevoked server and CA certificates.
+// Only those that end by then are read (not every device's certificates), so a check costs
+// what expires, not the size of the fleet.
+Result<std::vector<InUse>> in_use_ending_by(store::Store& store, UnixMillis horizon) {
   std::vector<InUse> out;
   for (const std::string_view kind : {store::kCertKindServer, store::kCertKindIssuingCa, store::kCertKindRootCa}) {
     auto latest = store.certificates().latest(kind);
     if (!latest) return tl::unexpected(latest.error());
-    if (*latest) out.push_back({"", std::string(kind), "", std::move(**latest)});
+    if (*latest && (*latest)->not_after <= horizon) out.push_back({"", std::string(kind), "", std::move(**latest)});
   }
-  auto devices = store.devices().list_all();
-  if (!devices) return tl::unexpected(devices.error());
-  for (const auto& device : *devices) {
-    if (device.status != store::kDeviceStatusActive) continue;
-    auto certificates = store.certificates().list_for_device(device.id);
-    if (!certificates) return tl::unexpected(certificates.error());
-    std::optional<store::CertificateRecord> last;
-    for (auto& c : *certificates) {
-      if (c.revoked_at) continue;
-      if (!last || c.not_after > last->not_after) last = std::move(c);
-    }
-    if (last) out.push_back({device.organisation_id, "device:" + device.id, device.id, std::move(*last)});
+  auto ending = store.certificates().list_last_of_devices_ending_by(horizon);
+  if (!ending) return tl::unexpected(ending.error());
+  for (auto& certificate : *ending) {
+    auto device = store.devices().find(*certificate.device_id);
+    if (!device) return tl::unexpected(device.error());
+    if (!*device || (*device)->status != store::kDeviceStatusActive) continue;
+    out.push_back({(*device)->organisation_id, "device:" + (*device)->id, (*device)->id, std::move(certificate)});
   }
   return out;
 }
@@ -58,15 +55,14 @@ std::string describe(const InUse& in_use) {
 
 Result<ExpiryReport> check_certificate_expiry(store::Store& store, AlertBook& book, const Clock& clock,
                                               std::chrono::hours within) {
-  auto in_use = certificates_in_use(store);
-  if (!in_use) return tl::unexpected(in_use.error());
   const UnixMillis now = to_unix_millis(clock.now());
   const UnixMillis horizon = to_unix_millis(clock.now() + within);
+  auto in_use = in_use_ending_by(store, horizon);
+  if (!in_use) return tl::unexpected(in_use.error());
   ExpiryReport report;
   std::set<std::pair<std::string, std::string>> wanted;  // (organisation, key) that stay open
   for (const auto& u : *in_use) {
     const auto& c = u.certificate;
-    if (c.not_after > horizon) continue;
     const bool expired = c.not_after <= now;
     store::AlertRecord a;
     a.organisation_id = u.organisation_id;

@@ -439,6 +439,35 @@ TEST_P(StoreContractTest, CertificateListForDeviceIncludesRevoked) {
   EXPECT_THAT(*none, IsEmpty());
 }
 
+TEST_P(StoreContractTest, CertificateLastOfDevicesEndingByLeavesOutRenewedAndRevoked) {
+  auto& certs = store().certificates();
+  // dev-a: renewed (02 ends after `by`), so its old 01 is not its last.
+  ASSERT_TRUE(is_ok(certs.insert(make_cert("01", kCertKindDevice, kNow, kNow + 100, "dev-a"))));
+  ASSERT_TRUE(is_ok(certs.insert(make_cert("02", kCertKindDevice, kNow + 50, kNow + 900, "dev-a"))));
+  // dev-b: its last (04) ends by then; 03 ended earlier.
+  ASSERT_TRUE(is_ok(certs.insert(make_cert("03", kCertKindDevice, kNow, kNow + 100, "dev-b"))));
+  ASSERT_TRUE(is_ok(certs.insert(make_cert("04", kCertKindDevice, kNow + 50, kNow + 400, "dev-b"))));
+  // dev-c: its later certificate is revoked, so the earlier one is its last.
+  ASSERT_TRUE(is_ok(certs.insert(make_cert("05", kCertKindDevice, kNow, kNow + 200, "dev-c"))));
+  ASSERT_TRUE(is_ok(certs.insert(make_cert("06", kCertKindDevice, kNow + 50, kNow + 900, "dev-c"))));
+  ASSERT_TRUE(is_ok(certs.revoke("06", kNow + 60, "keyCompromise")));
+  // dev-d: two ending at the same time: the greater serial. dev-e: exactly at `by`.
+  ASSERT_TRUE(is_ok(certs.insert(make_cert("07", kCertKindDevice, kNow, kNow + 300, "dev-d"))));
+  ASSERT_TRUE(is_ok(certs.insert(make_cert("08", kCertKindDevice, kNow + 1, kNow + 300, "dev-d"))));
+  ASSERT_TRUE(is_ok(certs.insert(make_cert("09", kCertKindDevice, kNow, kNow + 500, "dev-e"))));
+  // dev-f: only a revoked one. Not a device's: a server certificate.
+  ASSERT_TRUE(is_ok(certs.insert(make_cert("0a", kCertKindDevice, kNow, kNow + 100, "dev-f"))));
+  ASSERT_TRUE(is_ok(certs.revoke("0a", kNow + 1, "superseded")));
+  ASSERT_TRUE(is_ok(certs.insert(make_cert("0b", kCertKindServer, kNow, kNow + 100))));
+
+  auto ending = certs.list_last_of_devices_ending_by(kNow + 500);
+  ASSERT_TRUE(is_ok(ending));
+  EXPECT_THAT(serials(*ending), ElementsAre("04", "05", "08", "09"));
+  auto sooner = certs.list_last_of_devices_ending_by(kNow + 250);
+  ASSERT_TRUE(is_ok(sooner));
+  EXPECT_THAT(serials(*sooner), ElementsAre("05"));
+}
+
 TEST_P(StoreContractTest, CertificateTrickyTextRoundTrips) {
   CertificateRecord c = make_cert(kTricky, kCertKindDevice, kNow, kNow + 1, kTricky, kTricky);
   c.subject = kTricky;

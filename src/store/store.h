@@ -137,6 +137,10 @@ class CertificateRepository {
   [[nodiscard]] virtual Result<std::optional<CertificateRecord>> latest(std::string_view kind) = 0;
   // Every certificate (revoked included) issued to the device, by not_before then serial.
   [[nodiscard]] virtual Result<std::vector<CertificateRecord>> list_for_device(std::string_view device_id) = 0;
+  // Of each device, its unrevoked device certificate that ends last (ties: the greater serial),
+  // when that one ends by `by` (not_after <= by); by device id. A device renewed since is
+  // left out: its newer certificate ends later. One statement, whatever the fleet's size.
+  [[nodiscard]] virtual Result<std::vector<CertificateRecord>> list_last_of_devices_ending_by(UnixMillis by) = 0;
 };
 
 // A one-time setup link. Only a hash of the token is stored.

@@ -475,6 +475,22 @@ class SqliteCertificateRepository final : public CertificateRepository {
     return read_all_certificates(*stmt);
   }
 
+  Result<std::vector<CertificateRecord>> list_last_of_devices_ending_by(UnixMillis by) override {
+    const Lock lock(db_.mutex());
+    // Through the index on not_after; each candidate is checked against the device's other
+    // certificates through the index on device_id.
+    auto stmt = db_.prepare(
+        "SELECT " TORII_CERT_COLUMNS
+        " FROM certificates AS c WHERE c.not_after_ms <= ?1 AND c.kind = 'device' AND c.revoked_at_ms IS NULL "
+        "AND c.device_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM certificates AS n "
+        "WHERE n.device_id = c.device_id AND n.kind = 'device' AND n.revoked_at_ms IS NULL "
+        "AND (n.not_after_ms > c.not_after_ms OR (n.not_after_ms = c.not_after_ms AND n.serial_hex > c.serial_hex))) "
+        "ORDER BY c.device_id");
+    if (!stmt) return tl::unexpected(std::move(stmt.error()));
+    stmt->bind_int(1, by);
+    return read_all_certificates(*stmt);
+  }
+
   Result<std::optional<CertificateRecord>> latest(std::string_view kind) override {
     const Lock lock(db_.mutex());
     auto stmt = db_.prepare("SELECT " TORII_CERT_COLUMNS
