@@ -24,8 +24,8 @@ struct InUse {
 
 // The certificates in use that end by `horizon`: of each active device, its unrevoked one
 // that ends last, and of the installation, the newest unrevoked server and CA certificates.
-// Only those that end by then are read (not every device's certificates), so a check costs
-// what expires, not the size of the fleet.
+// Only those are read and kept (not every device's certificates): the store finds them
+// through its index on the end date, checking each against the device's other certificates.
 Result<std::vector<InUse>> in_use_ending_by(store::Store& store, UnixMillis horizon) {
   std::vector<InUse> out;
   for (const std::string_view kind : {store::kCertKindServer, store::kCertKindIssuingCa, store::kCertKindRootCa}) {
