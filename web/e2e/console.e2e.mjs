@@ -570,10 +570,13 @@ try {
   console.error(`server's log (the end):\n${serverLog().slice(-4000)}`);
   code = 1;
 } finally {
-  await browser?.close().catch(() => {});
+  // A failed step can leave a wait pending (a response it expected); it rejects as the
+  // browser closes. That is not a crash to die of before the server is stopped.
+  process.on("unhandledRejection", () => {});
   for (const c of children.reverse()) {
     if (c.exitCode === null) c.kill("SIGTERM");
   }
+  await browser?.close().catch(() => {});
   await new Promise((r) => setTimeout(r, 500));
   for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
   rmSync(work, { recursive: true, force: true });
