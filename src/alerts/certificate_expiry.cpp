@@ -1,6 +1,5 @@
 #include "alerts/certificate_expiry.h"
 
-#include <optional>
 #include <set>
 #include <string>
 #include <utility>

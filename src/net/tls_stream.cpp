@@ -142,16 +142,15 @@ std::size_t TlsStream::write_now(std::span<const std::uint8_t> data, error_code&
     ec = {};
     return written;
   }
-  // Not want_: that belongs to the reader, which may be waiting at the same time.
+  // write_wants_, not want_: that belongs to the reader, which may be waiting at the same
+  // time. failure() touches want_ only for the two cases handled here.
   const int error = SSL_get_error(ssl_, result);
   if (error == SSL_ERROR_WANT_WRITE || error == SSL_ERROR_WANT_READ) {
     write_wants_ = error == SSL_ERROR_WANT_WRITE ? Want::write : Want::read;
     ec = asio::error::would_block;
     return 0;
   }
-  const Want reader_wants = want_;
   ec = failure(result);
-  want_ = reader_wants;
   return 0;
 }
 
