@@ -143,7 +143,7 @@ void Broker::drop_expired(RetainedTopics& topics, std::chrono::steady_clock::tim
 
 Broker::~Broker() { *alive_ = false; }
 
-Result<DeviceInfo> Broker::authenticate(ByteView certificate_der) {
+Result<DeviceInfo> Broker::authenticate(ByteView certificate_der, const std::string& source) {
   if (certificate_der.empty()) return fail(Errc::authentication_failed, "no client certificate");
   auto cert = store_.certificates().find_by_fingerprint(fingerprint_of(certificate_der));
   if (!cert) return tl::unexpected(cert.error());
@@ -161,8 +161,29 @@ Result<DeviceInfo> Broker::authenticate(ByteView certificate_der) {
   if ((*device)->status != store::kDeviceStatusActive) return fail(Errc::permission_denied, "device disabled");
   auto& rt = runtime((*device)->id);
   if (steady::now() < rt.banned_until) return fail(Errc::limit_exceeded, "device temporarily banned");
+  supersede_older_certificates(record, source, now);
   return DeviceInfo{(*device)->id,         (*device)->organisation_id, (*device)->segment,
                     (*device)->profile_id, record.serial_hex,          record.not_after};
+}
+
+void Broker::supersede_older_certificates(const store::CertificateRecord& in_use, const std::string& source,
+                                          UnixMillis now) {
+  auto revoked = store_.certificates().revoke_superseded(*in_use.device_id, in_use.not_before, now);
+  if (!revoked) {
+    // The device itself is admitted: its certificate is valid. The older ones stay valid
+    // until its next connection tries again.
+    spdlog::error("device {}: older certificates not revoked: {}", *in_use.device_id, revoked.error().message);
+    return;
+  }
+  if (!security_events_) return;
+  for (const auto& serial : *revoked) {
+    security_events_({"device:" + *in_use.device_id,
+                      "certificate.superseded",
+                      "certificate:" + serial,
+                      events::Outcome::success,
+                      source,
+                      {{"device", *in_use.device_id}, {"by", in_use.serial_hex}}});
+  }
 }
 
 std::unique_ptr<DeviceSession> Broker::open_session(DeviceInfo device, ClientLink& link, std::string source) {

@@ -125,8 +125,10 @@ class Broker {
   Broker& operator=(const Broker&) = delete;
 
   // The device a client certificate (DER) names, or why it is refused (for the log; the
-  // client only learns "not authorized").
-  [[nodiscard]] Result<DeviceInfo> authenticate(ByteView certificate_der);
+  // client only learns "not authorized"). A device's first connection with a newer
+  // certificate revokes its older unrevoked ones ("superseded", a certificate.superseded
+  // event each, from `source`): a renewed device's old key no longer opens a connection.
+  [[nodiscard]] Result<DeviceInfo> authenticate(ByteView certificate_der, const std::string& source);
 
   // A session host for one connection of an authenticated device. The link must outlive it.
   [[nodiscard]] std::unique_ptr<DeviceSession> open_session(DeviceInfo device, ClientLink& link, std::string source);
@@ -225,6 +227,7 @@ class Broker {
   [[nodiscard]] policy::Decision authorize_read(const std::string& reader_id, std::string_view filter_or_topic,
                                                 bool subscribing);
   [[nodiscard]] Runtime& runtime(const std::string& device_id);
+  void supersede_older_certificates(const store::CertificateRecord& in_use, const std::string& source, UnixMillis now);
   void route(const std::string& source_device, const mqtt::Publish& message, const std::string* publisher);
   // Retains (when flagged) and routes a will as a message of its device.
   void publish_will(const std::string& device_id, const mqtt::Publish& message);

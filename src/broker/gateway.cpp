@@ -391,7 +391,7 @@ Gateway::Gateway(Broker& broker, GatewayOptions options, GatewayEvents events)
     : broker_(broker), options_(options), events_(std::move(events)) {}
 
 void Gateway::adopt(std::unique_ptr<net::TlsConnection> tls) {
-  auto device = broker_.authenticate(tls->stream().peer_certificate_der());
+  auto device = broker_.authenticate(tls->stream().peer_certificate_der(), tls->peer().endpoint());
   if (!device) {
     if (events_.refused) events_.refused(tls->peer(), device.error().message);
     // The client learns "not authorized" (or "banned"), never which check failed.

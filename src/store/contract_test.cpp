@@ -468,6 +468,44 @@ TEST_P(StoreContractTest, CertificateLastOfDevicesEndingByLeavesOutRenewedAndRev
   EXPECT_THAT(serials(*sooner), ElementsAre("05"));
 }
 
+TEST_P(StoreContractTest, CertificateRevokeSupersededRevokesOnlyTheDevicesOlderUnrevokedOnes) {
+  auto& certs = store().certificates();
+  ASSERT_TRUE(is_ok(certs.insert(make_cert("01", kCertKindDevice, kNow, kNow + 900, "dev-a"))));
+  ASSERT_TRUE(is_ok(certs.insert(make_cert("02", kCertKindDevice, kNow + 10, kNow + 900, "dev-a"))));
+  ASSERT_TRUE(is_ok(certs.insert(make_cert("03", kCertKindDevice, kNow + 20, kNow + 900, "dev-a"))));
+  ASSERT_TRUE(is_ok(certs.revoke("02", kNow + 15, "keyCompromise")));
+  ASSERT_TRUE(is_ok(certs.insert(make_cert("04", kCertKindDevice, kNow + 30, kNow + 900, "dev-a"))));
+  ASSERT_TRUE(is_ok(certs.insert(make_cert("05", kCertKindDevice, kNow, kNow + 900, "dev-b"))));
+
+  // The newest in use: nothing of another device, nothing revoked before, nothing newer.
+  auto none = certs.revoke_superseded("dev-a", kNow, kNow + 40);
+  ASSERT_TRUE(is_ok(none));
+  EXPECT_THAT(*none, IsEmpty());
+  auto revoked = certs.revoke_superseded("dev-a", kNow + 20, kNow + 40);
+  ASSERT_TRUE(is_ok(revoked));
+  EXPECT_THAT(*revoked, ElementsAre("01"));
+  auto one = certs.find_by_serial("01");
+  ASSERT_TRUE(is_ok(one) && one->has_value());
+  EXPECT_EQ((*one)->revoked_at, kNow + 40);
+  EXPECT_EQ((*one)->revocation_reason, "superseded");
+  auto two = certs.find_by_serial("02");
+  ASSERT_TRUE(is_ok(two) && two->has_value());
+  EXPECT_EQ((*two)->revoked_at, kNow + 15);  // the first revocation stands
+  EXPECT_EQ((*two)->revocation_reason, "keyCompromise");
+  for (const auto* serial : {"03", "04", "05"}) {
+    auto kept = certs.find_by_serial(serial);
+    ASSERT_TRUE(is_ok(kept) && kept->has_value());
+    EXPECT_FALSE((*kept)->revoked_at.has_value()) << serial;
+  }
+
+  auto later = certs.revoke_superseded("dev-a", kNow + 30, kNow + 50);
+  ASSERT_TRUE(is_ok(later));
+  EXPECT_THAT(*later, ElementsAre("03"));
+  auto again = certs.revoke_superseded("dev-a", kNow + 30, kNow + 60);
+  ASSERT_TRUE(is_ok(again));
+  EXPECT_THAT(*again, IsEmpty());
+}
+
 TEST_P(StoreContractTest, CertificateTrickyTextRoundTrips) {
   CertificateRecord c = make_cert(kTricky, kCertKindDevice, kNow, kNow + 1, kTricky, kTricky);
   c.subject = kTricky;

@@ -141,6 +141,12 @@ class CertificateRepository {
   // when that one ends by `by` (not_after <= by); by device id. A device renewed since is
   // left out: its newer certificate ends later. One statement, whatever the fleet's size.
   [[nodiscard]] virtual Result<std::vector<CertificateRecord>> list_last_of_devices_ending_by(UnixMillis by) = 0;
+  // Revokes (at `at`, reason "superseded") the device's unrevoked device certificates issued
+  // before `not_before` (theirs < it): those a newer certificate of the device in use
+  // replaces. Returns their serials, by not_before then serial; nothing is written when there
+  // are none, the usual case.
+  [[nodiscard]] virtual Result<std::vector<std::string>> revoke_superseded(std::string_view device_id,
+                                                                           UnixMillis not_before, UnixMillis at) = 0;
 };
 
 // A one-time setup link. Only a hash of the token is stored.

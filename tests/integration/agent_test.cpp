@@ -234,6 +234,36 @@ TEST_F(AgentTest, AnAgentRenewsItsCertificateOverItsSessionWithoutLosingAMessage
   ASSERT_GT(seqs.size(), at_renewal);
   for (std::size_t i = 0; i < seqs.size(); ++i) EXPECT_EQ(seqs[i], static_cast<std::int64_t>(i + 1)) << i;
 
+  // Its first connection with the renewed certificate revoked the enrolled one: the old key
+  // no longer opens a connection.
+  ASSERT_TRUE(eventually([&] { return security_log().find("certificate.superseded") != std::string::npos; }));
+  EXPECT_THAT(security_log(), HasSubstr("certificate:" + enrolled_serial->serial_hex));
+  const auto with_old_key = run({"mosquitto_pub",
+                                 "--cafile",
+                                 ca_file(),
+                                 "--cert",
+                                 write("old.crt", enrolled_certificate),
+                                 "--key",
+                                 write("old.key", enrolled_key),
+                                 "-h",
+                                 "127.0.0.1",
+                                 "-p",
+                                 std::to_string(gateway_port),
+                                 "-V",
+                                 "mqttv5",
+                                 "-i",
+                                 "renew-1",
+                                 "-q",
+                                 "1",
+                                 "-t",
+                                 "devices/renew-1/telemetry",
+                                 "-m",
+                                 R"({"temperature":20})"},
+                                std::chrono::seconds(30));
+  EXPECT_NE(with_old_key.exit_code, 0);
+  EXPECT_THAT(with_old_key.out + with_old_key.err, HasSubstr("authori"));
+  EXPECT_THAT(security_log(), HasSubstr("certificate revoked"));
+
   // The renewed identity is the one the agent starts with next time.
   Process again({torii_binary(), "agent", "run", "--config", agent_config(state)});
   const auto before_restart = of_kind(stored("renew-1"), "telemetry").size();

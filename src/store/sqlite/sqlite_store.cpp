@@ -491,6 +491,46 @@ class SqliteCertificateRepository final : public CertificateRepository {
     return read_all_certificates(*stmt);
   }
 
+  Result<std::vector<std::string>> revoke_superseded(std::string_view device_id, UnixMillis not_before,
+                                                     UnixMillis at) override {
+    const auto older = [&]() -> Result<std::vector<std::string>> {
+      auto stmt = db_.prepare(
+          "SELECT serial_hex FROM certificates WHERE device_id = ?1 AND kind = 'device' "
+          "AND revoked_at_ms IS NULL AND not_before_ms < ?2 ORDER BY not_before_ms, serial_hex");
+      if (!stmt) return tl::unexpected(std::move(stmt.error()));
+      stmt->bind_text(1, device_id).bind_int(2, not_before);
+      std::vector<std::string> serials;
+      for (;;) {
+        auto row = stmt->step();
+        if (!row) return tl::unexpected(std::move(row.error()));
+        if (!*row) return serials;
+        serials.push_back(stmt->column_text(0));
+      }
+    };
+    {
+      // A read first: it takes no write lock, and there is nearly always nothing to revoke.
+      const Lock lock(db_.mutex());
+      auto found = older();
+      if (!found || found->empty()) return found;
+    }
+    std::vector<std::string> revoked;
+    auto done = db_.transaction([&]() -> Status {
+      auto found = older();
+      if (!found) return tl::unexpected(std::move(found.error()));
+      revoked = std::move(*found);
+      auto update = db_.prepare(
+          "UPDATE certificates SET revoked_at_ms = ?3, revocation_reason = 'superseded' "
+          "WHERE device_id = ?1 AND kind = 'device' AND revoked_at_ms IS NULL AND not_before_ms < ?2");
+      if (!update) return tl::unexpected(std::move(update.error()));
+      update->bind_text(1, device_id).bind_int(2, not_before).bind_int(3, at);
+      auto changed = db_.execute(*update);
+      if (!changed) return tl::unexpected(std::move(changed.error()));
+      return ok();
+    });
+    if (!done) return tl::unexpected(std::move(done.error()));
+    return revoked;
+  }
+
   Result<std::optional<CertificateRecord>> latest(std::string_view kind) override {
     const Lock lock(db_.mutex());
     auto stmt = db_.prepare("SELECT " TORII_CERT_COLUMNS
