@@ -1,4 +1,4 @@
-// The Decision Trigger at scale (issue 6): how much the rules engine adds to each accepted
+// The Decision Trigger at scale: how much the rules engine adds to each accepted
 // telemetry message, with many rules over many devices. It drives decision::Trigger exactly
 // as the server does (observe for each message on one thread, tick every simulated second)
 // over rules stored through the RuleBook in a real SQLite store, and reports messages per

@@ -1,4 +1,4 @@
-// The console API (api.h), notification channels (notify/channel_book.h; issue 6 item 4,
+// The console API (api.h), notification channels (notify/channel_book.h;
 // JPCERT VIII-2, I-10): an organisation's channels, always shown redacted; a webhook secret
 // torii generated is in the answer that made it and nowhere else. Creating, changing and
 // deleting need step-up: a channel sends the organisation's alerts out of the installation.

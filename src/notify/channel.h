@@ -1,5 +1,5 @@
 // Notification channels as people write them (JSON), validated with every problem reported
-// with its path (issue 6 item 4; JPCERT VIII-2, I-10).
+// with its path (JPCERT VIII-2, I-10).
 //
 //   {"name":"ops hook","type":"webhook","url":"https://hooks.example:8443/torii",
 //    "secret":"<32..256 characters; omitted: generated>","ca":"<PEM; omitted: system CAs>"}

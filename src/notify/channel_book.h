@@ -1,4 +1,4 @@
-// The notification channels each organisation keeps (issue 6 item 4; JPCERT VIII-2, I-10):
+// The notification channels each organisation keeps (JPCERT VIII-2, I-10):
 // checked like every definition (channel.h), stored with the definition sealed, and opened
 // again for whoever delivers.
 //

@@ -1,5 +1,5 @@
 // Delivers notifications to channels off the caller's thread, with retries, dead letters and
-// rate limits (issue 6 item 4; JPCERT VIII-2, I-10). A plain header: Asio stays in
+// rate limits (JPCERT VIII-2, I-10). A plain header: Asio stays in
 // net/tls_client.cpp.
 //
 // notify() only queues and returns at once. One thread of the dispatcher's own takes the

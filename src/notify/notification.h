@@ -1,6 +1,6 @@
 // What a notification says, and how it travels: the JSON payload of webhooks, its HMAC
 // signature, the RFC 5424 syslog message with RFC 5425 framing, the e-mail text
-// (issue 6 item 4; JPCERT VIII-1, VIII-2, I-10).
+// (JPCERT VIII-1, VIII-2, I-10).
 //
 // A notice holds the alert's own fields only: no credentials, tokens or device secrets.
 #pragma once

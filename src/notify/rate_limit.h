@@ -1,4 +1,4 @@
-// A token bucket per channel, so an alert storm cannot flood a channel (issue 6 item 4).
+// A token bucket per channel, so an alert storm cannot flood a channel.
 //
 // A channel may send `burst` notifications at once and `per_minute` a minute after that.
 // A notification the bucket refuses is counted, not queued; when a token is back, the

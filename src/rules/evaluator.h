@@ -1,4 +1,4 @@
-// Evaluation of one rule for one device, in the telemetry stream (issue 6: Decision
+// Evaluation of one rule for one device, in the telemetry stream (the Decision
 // Trigger). Pure: messages and times in, transitions out; no I/O, no clock, no threads.
 //
 // The caller keeps one DeviceState per (rule, device), hands each message of a matching

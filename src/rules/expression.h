@@ -1,4 +1,4 @@
-// The condition language of rules (issue 6: Decision Trigger): a small, total expression
+// The condition language of rules (the Decision Trigger): a small, total expression
 // language over a device's metrics. Pure: text in, values out; no I/O, no clock.
 //
 // Grammar, functions, limits and the error format: docs/rules.md, "The condition language".

@@ -1,4 +1,4 @@
-// Rule definitions (issue 6: Decision Trigger): which devices a rule watches, the condition
+// Rule definitions (the Decision Trigger): which devices a rule watches, the condition
 // that makes it fire, its hysteresis and what it does. Pure: JSON text in, values out.
 //
 // The JSON people write (API body, CLI file); docs/rules.md has the full reference:

@@ -806,7 +806,7 @@ class RuleRepository {
   [[nodiscard]] virtual Status clear_states(std::string_view rule_id) = 0;
 };
 
-// A notification channel of an organisation (issue 6 item 4; JPCERT VIII-2, I-10): where its
+// A notification channel of an organisation (JPCERT VIII-2, I-10): where its
 // alerts go. The definition (notify/channel.h), webhook secret included, is kept only sealed;
 // the columns beside it are what listing and routing need without opening it.
 struct NotificationChannelRecord {

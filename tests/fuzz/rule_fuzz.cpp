@@ -1,4 +1,4 @@
-// Fuzzes the rules engine's parsers (issue 6): the condition language (Expression::parse),
+// Fuzzes the rules engine's parsers: the condition language (Expression::parse),
 // rule definitions (parse_rule) and saved device states (restore). The first byte picks
 // which (% 3 = 0 expression, 1 rule, 2 state); the rest is the text.
 //

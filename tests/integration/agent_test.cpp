@@ -601,7 +601,7 @@ TEST_F(AgentTest, ACommandRunsOnceOnTheDeviceAndItsAnswerIsRecordedEvenWhenSentW
   EXPECT_EQ(answers, 2);
 }
 
-// The Decision Trigger end to end (issue 6): a reading crosses a rule's threshold, one alert
+// The Decision Trigger end to end: a reading crosses a rule's threshold, one alert
 // opens and a signed command reaches the actuator, which runs it and answers; the reading
 // returns, the alert resolves and the actuator is switched back. A rule on absence fires when
 // the device goes silent.

@@ -1,5 +1,5 @@
 // The gateway as the Eclipse Paho MQTT C client meets it (tests/interop/paho_client.cpp,
-// MQTT 3.1.1 and 5.0 over mutual TLS), and two proofs of issue 7 that need many real
+// MQTT 3.1.1 and 5.0 over mutual TLS), and two proofs of the gateway that need many real
 // clients at once:
 //
 //   - crash: `kill -9` the server during QoS 1 ingest from many connections; after a restart

@@ -378,7 +378,7 @@ CREATE INDEX alerts_by_organisation ON alerts (organisation_id, opened_at_ms);
 CREATE INDEX alerts_by_device ON alerts (device_id);
 )sql"},
     {14, "notification channels of each organisation, their definitions sealed", R"sql(
--- Issue 6 item 4, JPCERT VIII-2, I-10. The definition (a webhook's secret included) is kept
+-- JPCERT VIII-2, I-10. The definition (a webhook's secret included) is kept
 -- only sealed under a data key; the other columns are what listing and routing need.
 CREATE TABLE notification_channels (
   organisation_id TEXT NOT NULL CHECK (organisation_id <> ''),
@@ -396,12 +396,12 @@ CREATE TABLE notification_channels (
 ) STRICT, WITHOUT ROWID;
 )sql"},
     {15, "device tags, which rules select devices by", R"sql(
--- Issue 6 item 1: a rule's selector may name tags. A device's tags are kept sorted and
+-- A rule's selector may name tags. A device's tags are kept sorted and
 -- joined by commas (a tag is an identifier: it holds no comma); '' for none.
 ALTER TABLE devices ADD COLUMN tags TEXT NOT NULL DEFAULT '';
 )sql"},
     {16, "rule states kept per device, sealed together", R"sql(
--- Issue 6: one row and one seal per device for all its rule states (rule_states held one per
+-- One row and one seal per device for all its rule states (rule_states held one per
 -- rule and device). rule_states stays, read at start, no longer written.
 -- A rowid table: a row holds tens of kilobytes, which WITHOUT ROWID tables store poorly.
 CREATE TABLE device_rule_states (
