@@ -709,6 +709,8 @@ TEST_F(DeviceApiTest, TelemetryIsOpenedAndDownsampledIntoBuckets) {
   store_message("pump-1", t0 + 1'800'000, R"({"temperature":30.5})");
   store_message("pump-1", t0 + 1'800'001, R"({"humidity":40})");  // another metric
   store_message("pump-1", t0 + 1'800'002, R"({"temperature":99})", store::kTelemetryKindEvents);
+  // A rule's derived metric charts like the device's own.
+  store_message("pump-1", t0 + 1'800'003, R"({"$rule":"r-1","temperature_f":86.9})", store::kTelemetryKindDerived);
 
   const std::string from = format_utc_millis(from_unix_millis(t0));
   const std::string to = format_utc_millis(from_unix_millis(t0 + 3'600'000));
@@ -719,7 +721,7 @@ TEST_F(DeviceApiTest, TelemetryIsOpenedAndDownsampledIntoBuckets) {
   EXPECT_EQ(j["metric"], "temperature");
   EXPECT_EQ(j["from"], from);
   EXPECT_EQ(j["truncated"], false);
-  EXPECT_EQ(j["messages_read"], 5);
+  EXPECT_EQ(j["messages_read"], 6);
   ASSERT_EQ(j["buckets"].size(), 2u) << r.body;
   EXPECT_EQ(j["buckets"][0], (json{{"from", from},
                                    {"to", format_utc_millis(from_unix_millis(t0 + 1'800'000))},
@@ -729,6 +731,11 @@ TEST_F(DeviceApiTest, TelemetryIsOpenedAndDownsampledIntoBuckets) {
                                    {"count", 1 + 1}}));
   EXPECT_EQ(j["buckets"][1]["count"], 1) << "only telemetry, only the metric asked for";
   EXPECT_EQ(j["buckets"][1]["max"], 30.5);
+  const Response f = call(
+      "GET", "/api/v1/devices/pump-1/telemetry?metric=temperature_f&from=" + from + "&to=" + to + "&points=2", admin_);
+  ASSERT_EQ(f.status, 200) << f.body;
+  ASSERT_EQ(body(f)["buckets"].size(), 1u) << f.body;  // an empty bucket is left out
+  EXPECT_EQ(body(f)["buckets"][0]["max"], 86.9);
 
   // Booleans chart as 0 and 1; the query's times may come percent-encoded, as browsers send them.
   std::string encoded = from;

@@ -104,7 +104,8 @@ Result<Series> read_series(store::Store& data, keys::KeyRing& ring, const Query&
   std::vector<policy::Sample> samples;
   samples.reserve(rows->size());
   for (const auto& row : *rows) {
-    if (row.kind != store::kTelemetryKindTelemetry) continue;
+    // What the device sent, and what rules derived from it (docs/rules.md).
+    if (row.kind != store::kTelemetryKindTelemetry && row.kind != store::kTelemetryKindDerived) continue;
     auto plain = ring.open(row.key_id, row.sealed,
                            keys::telemetry_associated_data(row.device_id, row.kind, row.received_at, row.message_key));
     if (!plain) {

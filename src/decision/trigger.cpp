@@ -315,6 +315,10 @@ void Trigger::observe(const DeviceMessage& message) {
     const auto evaluation = rule->evaluator->observe(watch.state, message.metrics, message.at);
     mark_dirty(device);
     schedule(*rule, device, watch);
+    if (actions_.derived && !evaluation.derived.empty()) {
+      actions_.derived({rule->record.organisation_id, device_ids_[device], rule->record.id, message.message_id,
+                        message.at, evaluation.derived});
+    }
     apply(*rule, device, evaluation, message.at);
   }
 }
@@ -382,11 +386,6 @@ void Trigger::mark_dirty(DeviceSlot device) {
 
 void Trigger::apply(Loaded& rule, DeviceSlot device, const rules::Evaluation& evaluation, UnixMillis at) {
   const std::string& device_id = device_ids_[device];
-  if (actions_.derived) {
-    for (const auto& [name, value] : evaluation.derived) {
-      actions_.derived(rule.record.organisation_id, device_id, name, value, at);
-    }
-  }
   if (evaluation.transition == rules::Transition::none) return;
   const bool fired = evaluation.transition == rules::Transition::fired;
   if (fired) {

@@ -67,16 +67,25 @@ struct Firing {
   bool alerts = false;  // the rule has an alert action
 };
 
+// What one rule's metric actions computed from one message of a device.
+struct DerivedValues {
+  const std::string& organisation_id;
+  const std::string& device_id;
+  const std::string& rule_id;
+  std::string_view message_id;  // the message's id ("id" in its payload); empty when it had none
+  UnixMillis at = 0;            // the message's time, as the rule saw it
+  const std::vector<std::pair<std::string, double>>& values;  // metric name, value
+};
+
 struct TriggerActions {
   // The rule has an alert action: raise it (fired) or resolve it (cleared).
   std::function<void(const Firing&)> alert;
   // A command action whose moment this is (on fire, or on clear for "on": "clear").
   std::function<void(const Firing&, const rules::CommandAction&)> command;
   std::function<void(const Firing&, const rules::NotifyAction&)> notify;
-  // A derived metric computed from a device's message.
-  std::function<void(const std::string& organisation_id, const std::string& device_id, const std::string& metric,
-                     double value, UnixMillis at)>
-      derived;
+  // The values a rule's metric actions computed from a device's message (one call per rule
+  // and message, when it computed any). It must not change the rules.
+  std::function<void(const DerivedValues&)> derived;
   std::function<void(events::SecurityEvent)> security_event;
 };
 
@@ -87,6 +96,7 @@ struct DeviceMessage {
   std::string_view device_id, profile_id, segment;
   const std::vector<policy::Metric>& metrics;
   UnixMillis at = 0;
+  std::string_view message_id = {};  // its "id", when it had one
 };
 
 class Trigger {

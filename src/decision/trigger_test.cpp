@@ -48,6 +48,12 @@ class TriggerTest : public ::testing::Test {
       seen_.push_back("command:" + c.device_id + ":" + c.params.dump() + ":" + f.author);
     };
     actions.security_event = [this](events::SecurityEvent e) { events_.push_back(e.action + ":" + e.object); };
+    actions.derived = [this](const DerivedValues& d) {
+      std::string line = "derived:" + d.organisation_id + ":" + d.device_id + ":" + d.rule_id + ":" +
+                         std::string(d.message_id) + ":" + std::to_string(d.at);
+      for (const auto& [name, value] : d.values) line += ":" + name + "=" + std::to_string(value);
+      seen_.push_back(line);
+    };
     return std::make_unique<Trigger>(*store_, *keys_, clock_, std::move(actions));
   }
 
@@ -107,6 +113,29 @@ TEST_F(TriggerTest, ARuleFiresOnceWhileItsConditionHoldsAndClearsWhenItStops) {
   auto stored = store_->rules().find(id);
   ASSERT_TRUE(stored && *stored);
   EXPECT_TRUE((*stored)->last_fired_at.has_value());
+}
+
+TEST_F(TriggerTest, ARulesMetricActionsGiveOneSetOfValuesPerMessageWithTheMessagesId) {
+  const auto id = create(R"({"name":"fahrenheit","selector":{"devices":["sensor-1"]},"condition":"temperature > 100",
+    "actions":[{"type":"metric","name":"temperature_f","value":"temperature * 9 / 5 + 32"},
+               {"type":"metric","name":"humidity_copy","value":"humidity"}]})");
+  const auto at = std::to_string(to_unix_millis(clock_.now()));
+  const std::vector<policy::Metric> metrics{{"temperature", 20.0}};
+  trigger_->observe({"org-1", "sensor-1", "env", "default", metrics, to_unix_millis(clock_.now()), "m-1"});
+  // humidity has no value: left out. Another device's message: not this rule's.
+  send("fan-1", 20);
+  EXPECT_THAT(seen_, ElementsAre("derived:org-1:sensor-1:" + id + ":m-1:" + at + ":temperature_f=68.000000"));
+  seen_.clear();
+  clock_.advance(1s);
+  send("sensor-1", 101);  // fires: the values come first, then the firing (no alert action here)
+  EXPECT_THAT(seen_, ElementsAre("derived:org-1:sensor-1:" + id + "::" + std::to_string(to_unix_millis(clock_.now())) +
+                                 ":temperature_f=213.800000"));
+  EXPECT_EQ(trigger_->counters().fired, 1U);
+  // Time passing computes nothing.
+  seen_.clear();
+  clock_.advance(10s);
+  trigger_->tick(to_unix_millis(clock_.now()));
+  EXPECT_THAT(seen_, IsEmpty());
 }
 
 TEST_F(TriggerTest, OnlyDevicesTheSelectorNamesInTheRulesOrganisationAreEvaluated) {

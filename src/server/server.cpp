@@ -10,7 +10,9 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <cmath>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <ostream>
 #include <thread>
 #include <unordered_map>
@@ -325,13 +327,7 @@ struct Server::State {
     actions.command = [this](const decision::Firing& f, const rules::CommandAction& c) { rule_command(f, c); };
     actions.alert = [this](const decision::Firing& f) { rule_alert(f); };
     actions.notify = [this](const decision::Firing& f, const rules::NotifyAction& n) { rule_notify(f, n); };
-    actions.derived = [this](const std::string& organisation_id, const std::string& device_id,
-                             const std::string& metric, double value, UnixMillis at) {
-      if (live.open() == 0) return;
-      live.publish({organisation_id, device_id,
-                    console::telemetry_message(device_id, format_utc_millis(from_unix_millis(at)),
-                                               {policy::Metric{metric, value}})});
-    };
+    actions.derived = [this](const decision::DerivedValues& d) { store_derived(d); };
     trigger =
         std::make_unique<decision::Trigger>(*installation.store, *installation.keys, env.clock, std::move(actions));
     if (auto st = trigger->load(); !st) return st;
@@ -343,10 +339,53 @@ struct Server::State {
     broker->add_observer([this](const broker::AcceptedMessage& m) {
       if (m.telemetry == nullptr) return;
       trigger->observe({m.device.organisation_id, m.device.id, m.device.profile_id, m.device.segment,
-                        m.telemetry->metrics, m.received_at});
+                        m.telemetry->metrics, m.received_at, m.telemetry->message_id});
     });
     return ok();
   }
+
+  // What a rule's metric actions computed (docs/rules.md "Derived metrics"): a row of kind
+  // "derived" under the device, through the telemetry writer (sealed, the latest values
+  // kept), and the live view. Its key is the message's id and the rule's, so a message the
+  // device sends again is not counted twice. Values the writer could not take are counted
+  // and logged at most once a minute.
+  void store_derived(const decision::DerivedValues& d) {
+    broker::IngestItem item;
+    item.device_id = d.device_id;
+    item.kind = std::string(store::kTelemetryKindDerived);
+    item.received_at = d.at;
+    if (!d.message_id.empty()) item.message_key = fmt::format("{}/{}", d.message_id, d.rule_id);
+    nlohmann::json payload = {{kDerivedRuleKey, d.rule_id}};
+    std::vector<policy::Metric> shown;
+    for (const auto& [name, value] : d.values) {
+      if (!std::isfinite(value)) continue;  // JSON has no such number
+      payload[name] = value;
+      item.metrics.push_back({name, nlohmann::json(value).dump()});
+      shown.push_back(policy::Metric{name, value});
+    }
+    if (shown.empty()) return;
+    const auto text = payload.dump();
+    item.payload.assign(text.begin(), text.end());
+    if (live.open() > 0) {
+      live.publish({d.organisation_id, d.device_id,
+                    console::telemetry_message(d.device_id, format_utc_millis(from_unix_millis(d.at)), shown)});
+    }
+    const auto lost = [this](const std::string& device_id) {
+      ++derived_lost;
+      const auto now = std::chrono::steady_clock::now();
+      if (now - derived_lost_logged < std::chrono::minutes(1)) return;
+      derived_lost_logged = now;
+      spdlog::warn("derived metrics of device {} not stored (the store is behind); {} so far", device_id, derived_lost);
+    };
+    if (!writer->submit(std::move(item), [lost, device_id = d.device_id](bool stored) {
+          if (!stored) lost(device_id);
+        })) {
+      lost(d.device_id);
+    }
+  }
+  static constexpr std::string_view kDerivedRuleKey = "$rule";  // not a metric name (policy::valid_name)
+  std::uint64_t derived_lost = 0;
+  std::chrono::steady_clock::time_point derived_lost_logged{};
 
   // Notification channels (docs/notifications.md; JPCERT VIII-2, I-10). Every alert opened,
   // acknowledged or resolved goes to each enabled channel of its organisation whose

@@ -157,7 +157,7 @@ Status validate_api_token(const ApiTokenRecord& token) {
 
 bool is_telemetry_kind(std::string_view kind) {
   return kind == kTelemetryKindTelemetry || kind == kTelemetryKindEvents || kind == kTelemetryKindState ||
-         kind == kTelemetryKindResults;
+         kind == kTelemetryKindResults || kind == kTelemetryKindDerived;
 }
 
 std::string_view to_string(ConsumeOutcome outcome) {

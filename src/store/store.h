@@ -285,6 +285,9 @@ inline constexpr std::string_view kTelemetryKindTelemetry = "telemetry";
 inline constexpr std::string_view kTelemetryKindEvents = "events";
 inline constexpr std::string_view kTelemetryKindState = "state";
 inline constexpr std::string_view kTelemetryKindResults = "results";  // command results
+// Values a rule's metric actions computed from a device's telemetry (rules.md), stored under
+// the device: not sent by it.
+inline constexpr std::string_view kTelemetryKindDerived = "derived";
 [[nodiscard]] bool is_telemetry_kind(std::string_view kind);
 
 // One message a device sent, sealed by the caller under a data key.

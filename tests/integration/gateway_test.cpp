@@ -898,6 +898,41 @@ TEST_F(Gateway, AnMqttChannelPublishesAlertsToTheBackendsItNamesOnTheirOwnAlerts
   EXPECT_THAT(server->err(), HasSubstr("the organisation has no device gone-1; nothing was sent to it"));
 }
 
+// What a rule's metric actions compute is stored under the device as kind "derived", once
+// per message even when the device sends the message again, keyed by the message's id and
+// the rule's.
+TEST_F(Gateway, ValuesARuleDerivesAreStoredUnderTheDeviceOncePerMessage) {
+  start();
+  create_device("meter-1");
+  const auto rule = work_dir() / "fahrenheit.json";
+  std::ofstream(rule) << R"j({"name": "fahrenheit", "selector": {"devices": ["meter-1"]},
+      "condition": "temperature > 1000",
+      "actions": [{"type": "metric", "name": "temperature_f", "value": "temperature * 9 / 5 + 32"}]})j";
+  const auto created = torii({"admin", "rule", "create", "--file", rule.string()});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  const auto rule_id = json::parse(created.out)["id"].get<std::string>();
+  for (const char* message :
+       {R"({"id": "m-1", "temperature": 20})", R"({"id": "m-1", "temperature": 20})", R"({"temperature": 25})"}) {
+    ASSERT_EQ(publish("meter-1", "mqttv5", "devices/meter-1/telemetry", message).exit_code, 0);
+  }
+  const auto listed = torii({"admin", "telemetry", "list", "--device", "meter-1"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  std::vector<json> sent;
+  std::vector<json> derived;
+  std::istringstream lines(listed.out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty()) continue;
+    auto row = json::parse(line);
+    (row["kind"] == "derived" ? derived : sent).push_back(row);
+  }
+  EXPECT_EQ(sent.size(), 2U) << listed.out;
+  ASSERT_EQ(derived.size(), 2U) << listed.out;
+  EXPECT_EQ(derived[0]["message_id"], "m-1/" + rule_id);
+  EXPECT_EQ(json::parse(derived[0]["payload"].get<std::string>()), (json{{"$rule", rule_id}, {"temperature_f", 68.0}}));
+  EXPECT_EQ(derived[1]["message_id"], "");
+  EXPECT_EQ(json::parse(derived[1]["payload"].get<std::string>())["temperature_f"], 77.0);
+}
+
 // A rule selects devices by tag. Tags given at creation and replaced through the CLI while
 // the server runs take effect at once: a device tagged later is evaluated from its next
 // message, and one untagged is no longer watched, its open alert resolved.

@@ -13,7 +13,7 @@ namespace {
 
 // Append only: a released migration is never edited, a change is a new migration.
 // STRICT tables make SQLite refuse values of the wrong type instead of converting them.
-constexpr std::array<Migration, 16> kMigrations = {{
+constexpr std::array<Migration, 17> kMigrations = {{
     {1, "initial schema: meta, data keys, secrets, certificates, setup tokens, counters", R"sql(
 CREATE TABLE meta (
   key TEXT PRIMARY KEY NOT NULL,
@@ -410,6 +410,34 @@ CREATE TABLE device_rule_states (
   sealed BLOB NOT NULL,
   updated_at_ms INTEGER NOT NULL
 ) STRICT;
+)sql"},
+    {17, "telemetry: values rules derive are stored too, as kind 'derived'", R"sql(
+-- SQLite cannot change a CHECK constraint in place: the table is made again with the new
+-- one and its rows copied, seq values included. The sequence goes on from where it was, so a
+-- seq is never handed out twice even when the newest rows had been deleted.
+CREATE TABLE telemetry_with_derived (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  device_id TEXT NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+  kind TEXT NOT NULL CHECK (kind IN ('telemetry', 'events', 'state', 'results', 'derived')),
+  message_key TEXT,
+  received_at_ms INTEGER NOT NULL,
+  key_id TEXT NOT NULL,
+  sealed BLOB NOT NULL
+) STRICT;
+INSERT INTO telemetry_with_derived (seq, device_id, kind, message_key, received_at_ms, key_id, sealed)
+  SELECT seq, device_id, kind, message_key, received_at_ms, key_id, sealed FROM telemetry ORDER BY seq;
+DELETE FROM sqlite_sequence WHERE name = 'telemetry_with_derived';
+INSERT INTO sqlite_sequence (name, seq)
+  SELECT 'telemetry_with_derived', last FROM (
+    SELECT MAX(seq) AS last FROM (
+      SELECT seq FROM sqlite_sequence WHERE name = 'telemetry'
+      UNION ALL SELECT MAX(seq) FROM telemetry_with_derived))
+  WHERE last IS NOT NULL;
+DROP TABLE telemetry;
+ALTER TABLE telemetry_with_derived RENAME TO telemetry;
+CREATE INDEX telemetry_by_device_time ON telemetry (device_id, received_at_ms, seq);
+CREATE INDEX telemetry_by_time ON telemetry (received_at_ms);
+CREATE UNIQUE INDEX telemetry_dedupe ON telemetry (device_id, message_key) WHERE message_key IS NOT NULL;
 )sql"},
 }};
 

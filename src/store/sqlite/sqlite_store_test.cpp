@@ -188,6 +188,71 @@ TEST(SqliteStore, RecordsAppliedMigrations) {
   EXPECT_NE(raw.query("SELECT applied_at_ms FROM schema_migrations WHERE version = 1"), "");
 }
 
+// A store made by the migrations before 17 with telemetry in it: 17 makes the table again
+// with the 'derived' kind allowed, keeping every row and the sequence.
+TEST(SqliteStore, TheTelemetryTableMadeAgainKeepsItsRowsAndItsSequence) {
+  torii::testing::TempDir dir;
+  const auto file = dir / "torii.db";
+  ASSERT_TRUE(prepare_private_database_file(file));
+  {
+    RawDb raw(file);
+    raw.exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, description TEXT, applied_at_ms INTEGER)");
+    for (const auto& m : migrations()) {
+      if (m.version >= 17) break;
+      raw.exec(m.sql);
+      raw.exec("INSERT INTO schema_migrations VALUES (" + std::to_string(m.version) + ", 'test', 0)");
+    }
+    raw.exec(
+        "INSERT INTO devices (id, organisation_id, name, profile_id, segment, serial_number, firmware_version, "
+        "status, created_at_ms) VALUES ('d', 'default', 'd', '', '', '', '', 'active', 1);"
+        "INSERT INTO telemetry (device_id, kind, message_key, received_at_ms, key_id, sealed) VALUES "
+        "('d', 'telemetry', 'm1', 10, 'k', x'01'), ('d', 'events', NULL, 20, 'k', x'02'), "
+        "('d', 'telemetry', 'm3', 30, 'k', x'03');"
+        "DELETE FROM telemetry WHERE seq = 3;");
+    // The old table refuses the new kind.
+    char* error = nullptr;
+    EXPECT_NE(sqlite3_exec(raw.db,
+                           "INSERT INTO telemetry (device_id, kind, received_at_ms, key_id, sealed) "
+                           "VALUES ('d', 'derived', 40, 'k', x'04')",
+                           nullptr, nullptr, &error),
+              SQLITE_OK);
+    sqlite3_free(error);
+  }
+  auto store = open_sqlite_store(file);
+  ASSERT_TRUE(store) << store.error().message;
+  EXPECT_EQ((*store)->schema_version(), latest_schema_version());
+  auto kept = (*store)->telemetry().range("d", 0, 1000, 10);
+  ASSERT_TRUE(kept) << kept.error().message;
+  ASSERT_EQ(kept->size(), 2U);
+  EXPECT_EQ((*kept)[0].seq, 1);
+  EXPECT_EQ((*kept)[0].message_key, "m1");
+  EXPECT_EQ((*kept)[0].sealed, (Bytes{1}));
+  EXPECT_EQ((*kept)[1].seq, 2);
+  EXPECT_EQ((*kept)[1].kind, "events");
+  EXPECT_EQ((*kept)[1].message_key, "");
+
+  TelemetryRecord derived;
+  derived.device_id = "d";
+  derived.kind = std::string(kTelemetryKindDerived);
+  derived.message_key = "m1/r1";
+  derived.received_at = 40;
+  derived.key_id = "k";
+  derived.sealed = Bytes{4};
+  auto appended = (*store)->telemetry().append(std::span<const TelemetryRecord>(&derived, 1));
+  ASSERT_TRUE(appended) << appended.error().message;
+  auto all = (*store)->telemetry().range("d", 0, 1000, 10);
+  ASSERT_TRUE(all);
+  ASSERT_EQ(all->size(), 3U);
+  EXPECT_EQ(all->back().kind, "derived");
+  EXPECT_EQ(all->back().seq, 4) << "a deleted row's seq is not handed out again";
+  // The de-duplication index came back with the table.
+  auto again = (*store)->telemetry().append(std::span<const TelemetryRecord>(&derived, 1));
+  ASSERT_TRUE(again) << again.error().message;
+  auto after = (*store)->telemetry().range("d", 0, 1000, 10);
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->size(), 3U);
+}
+
 TEST(SqliteStore, MigrationsAreIdempotentOnReopen) {
   torii::testing::TempDir dir;
   const auto file = dir / "torii.db";
