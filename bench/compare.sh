@@ -17,7 +17,7 @@
 # this script and stopped by their PIDs when it ends. Results: $OUT/results.jsonl (one line
 # per run: scenario, broker, the bench's result), $OUT/commands.txt, $OUT/table.md.
 #
-# Environment: TORII, MOSQUITTO (binaries), DURATION, WARMUP, CONNECTIONS, IDLE_CONNECTIONS,
+# Environment: TORII, MOSQUITTO (binaries), DURATION, WARMUP, CONNECTIONS, INFLIGHT, IDLE_CONNECTIONS,
 # DEVICE_BUDGET_S (seconds spent creating devices for the idle run), QUIET_WAIT_S (longest
 # wait for an idle machine before each run), SCENARIOS, OUT, WORK (default: a temporary
 # directory, removed at the end unless KEEP_WORK is set).
@@ -143,6 +143,8 @@ torii_admin "$WORK" route add --from segment:default --to device:bench-sub >/dev
 start_mosquitto "$WORK" "$MOSQUITTO_PORT"
 
 common=(--cert-dir "$WORK/certs" --connections "$CONNECTIONS" --warmup "$WARMUP" --duration "$DURATION")
+# QoS 1 messages each connection keeps unacknowledged (torii bench's default: 16).
+if [[ -n "${INFLIGHT:-}" ]]; then common+=(--inflight "$INFLIGHT"); fi
 
 for scenario in $SCENARIOS; do
   case "$scenario" in

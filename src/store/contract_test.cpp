@@ -1723,6 +1723,77 @@ TEST_P(StoreContractTest, TelemetryAppendDeduplicatesByDeviceAndMessageKey) {
   EXPECT_EQ(*b, 1u);
 }
 
+// Batches of many records (a store may write them several to a statement): the same
+// answers, across any boundary it uses.
+TEST_P(StoreContractTest, TelemetryAppendOfALargeBatchDeduplicatesAndOrdersLikeASmallOne) {
+  auto& s = store();
+  ASSERT_TRUE(is_ok(s.devices().insert(make_device("a"))));
+  ASSERT_TRUE(is_ok(s.devices().insert(make_device("b"))));
+  const std::vector<TelemetryRecord> earlier = {make_telemetry("a", kNow, "k-7"), make_telemetry("b", kNow, "k-100")};
+  ASSERT_TRUE(is_ok(s.telemetry().append(earlier)));
+
+  std::vector<TelemetryRecord> batch;
+  std::vector<bool> duplicate;
+  for (int i = 0; i < 300; ++i) {
+    const std::string device = i % 3 == 0 ? "b" : "a";
+    std::string key;
+    if (i % 5 == 0) {
+      key = "";  // no key: always stored
+    } else if (i % 7 == 0 || i % 11 == 0) {
+      key = "k-" + std::to_string(i / 2);  // may repeat an earlier record of this batch
+    } else {
+      key = "k-" + std::to_string(i);
+    }
+    batch.push_back(make_telemetry(device, kNow + 1 + i, key));
+  }
+  // Which ones a store must skip: stored before, or earlier in the batch.
+  std::set<std::pair<std::string, std::string>> seen = {{"a", "k-7"}, {"b", "k-100"}};
+  for (const auto& r : batch)
+    duplicate.push_back(!r.message_key.empty() && !seen.insert({r.device_id, r.message_key}).second);
+  ASSERT_GT(std::count(duplicate.begin(), duplicate.end(), true), 5);
+
+  auto seqs = s.telemetry().append(batch);
+  ASSERT_TRUE(is_ok(seqs));
+  ASSERT_EQ(seqs->size(), batch.size());
+  std::int64_t last = 0;
+  std::size_t stored = 0;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (duplicate[i]) {
+      EXPECT_EQ((*seqs)[i], 0) << i;
+      continue;
+    }
+    EXPECT_GT((*seqs)[i], last) << i;
+    last = (*seqs)[i];
+    ++stored;
+  }
+  auto a = all_telemetry(s, "a");
+  auto b = all_telemetry(s, "b");
+  ASSERT_TRUE(is_ok(a) && is_ok(b));
+  EXPECT_EQ(a->size() + b->size(), stored + earlier.size());
+  // Each stored row is its record's, under the seq the call gave it.
+  std::map<std::int64_t, const TelemetryRecord*> by_seq;
+  for (const auto* rows : {&*a, &*b}) {
+    for (const auto& r : *rows) by_seq[r.seq] = &r;
+  }
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (duplicate[i]) continue;
+    ASSERT_TRUE(by_seq.contains((*seqs)[i])) << i;
+    const TelemetryRecord& row = *by_seq[(*seqs)[i]];
+    EXPECT_EQ(row.device_id, batch[i].device_id) << i;
+    EXPECT_EQ(row.message_key, batch[i].message_key) << i;
+    EXPECT_EQ(row.received_at, batch[i].received_at) << i;
+    EXPECT_EQ(row.sealed, batch[i].sealed) << i;
+  }
+
+  // An unknown device anywhere in a large batch refuses all of it.
+  std::vector<TelemetryRecord> with_ghost;
+  for (int i = 0; i < 200; ++i) with_ghost.push_back(make_telemetry(i == 150 ? "ghost" : "a", kNow + 1000 + i, ""));
+  EXPECT_TRUE(fails_with(s.telemetry().append(with_ghost), Errc::conflict));
+  auto after = s.telemetry().count("a");
+  ASSERT_TRUE(is_ok(after));
+  EXPECT_EQ(*after, a->size());
+}
+
 TEST_P(StoreContractTest, TelemetryAppendInvalidRecordStoresNothing) {
   ASSERT_TRUE(is_ok(store().devices().insert(make_device("d"))));
   const std::vector<TelemetryRecord> bad_kind = {make_telemetry("d", kNow, "m1"),
