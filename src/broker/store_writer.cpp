@@ -28,6 +28,23 @@ bool StoreWriter::submit(IngestItem item, IngestDone done) {
   {
     std::lock_guard lock(mutex_);
     if (stopping_ || queue_.size() >= options_.max_queued) return false;
+  }
+  // Outside the lock: meanwhile the writer only takes from the queue, making room (submit is
+  // called from the io thread alone).
+  if (!item.kind.empty()) {
+    auto sealed =
+        keys_.seal_for_device(item.device_id, item.payload,
+                              telemetry_associated_data(item.device_id, item.kind, item.received_at, item.message_key));
+    if (sealed) {
+      item.sealed = std::move(*sealed);
+      item.payload = Bytes();  // not needed any more: the queue holds the sealed copy only
+    } else {
+      spdlog::error("store writer: cannot seal a message of device {}: {}", item.device_id, sealed.error().message);
+    }
+  }
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return false;
     queue_.emplace_back(std::move(item), std::move(done));
   }
   ready_.notify_one();
@@ -59,8 +76,8 @@ void StoreWriter::run() {
 }
 
 void StoreWriter::write_batch(std::vector<std::pair<IngestItem, IngestDone>>& batch) {
-  // Sealing happens outside the transaction: a key ring miss reads the store, which a
-  // transaction on this thread would otherwise hold.
+  // The latest values and state changes are sealed here, outside the transaction: a key
+  // ring miss reads the store, which a transaction on this thread would otherwise hold.
   std::vector<store::TelemetryRecord> records;
   records.reserve(batch.size());
   std::vector<bool> sealed_ok(batch.size(), false);
@@ -79,7 +96,7 @@ void StoreWriter::write_batch(std::vector<std::pair<IngestItem, IngestDone>>& ba
   };
   std::vector<StateWrite> state_writes;
   for (std::size_t i = 0; i < batch.size(); ++i) {
-    const auto& item = batch[i].first;
+    auto& item = batch[i].first;
     const auto key_id = keys::device_key_id(item.device_id);
     if (item.state) {
       const auto& change = *item.state;
@@ -102,15 +119,10 @@ void StoreWriter::write_batch(std::vector<std::pair<IngestItem, IngestDone>>& ba
       sealed_ok[i] = true;
       continue;
     }
-    auto sealed =
-        keys_.seal_for_device(item.device_id, item.payload,
-                              telemetry_associated_data(item.device_id, item.kind, item.received_at, item.message_key));
-    if (!sealed) {
-      spdlog::error("store writer: cannot seal a message of device {}: {}", item.device_id, sealed.error().message);
-      continue;
-    }
+    if (!item.sealed) continue;  // sealing failed in submit(), which logged it
     sealed_ok[i] = true;
-    records.push_back({0, item.device_id, item.kind, item.message_key, item.received_at, key_id, std::move(*sealed)});
+    records.push_back(
+        {0, item.device_id, item.kind, item.message_key, item.received_at, key_id, std::move(*item.sealed)});
     record_of[i] = records.size() - 1;
     for (const auto& metric : item.metrics) {
       auto& slot = newest[{item.device_id, metric.name}];

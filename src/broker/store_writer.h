@@ -1,8 +1,9 @@
 // Durable ingest with group commit (the Aggregator's storage, issue "durable ingest").
 //
-// Connections submit accepted messages from the io thread; one writer thread takes
-// everything queued, seals each payload under its device's data key, and stores the lot
-// in one transaction together with the latest value per metric. Only then is each
+// Connections submit accepted messages from the io thread, which seals each payload under
+// its device's data key as it submits it; one writer thread takes everything queued and
+// stores the lot in one transaction together with the latest value per metric (the writer,
+// which also waits for each commit to reach the disk, spends its time on the store). Only then is each
 // message's completion posted back to the io_context, where the session sends its PUBACK
 // (QoS 1) or PUBREC (QoS 2): an acknowledged message is on disk (SQLite WAL,
 // synchronous=FULL), whatever happens to the process afterwards.
@@ -55,6 +56,9 @@ struct IngestItem {
   Bytes payload;
   std::vector<MetricValue> metrics;  // latest values to keep (telemetry only)
   std::optional<StateChange> state;
+  // Set by StoreWriter::submit, on the submitting thread: the payload sealed under the
+  // device's data key (nullopt when sealing failed: the item is then not stored).
+  std::optional<Bytes> sealed;
 };
 
 // Called on the io_context with true once the item is durable (or was a duplicate of a
