@@ -24,8 +24,7 @@ MOSQUITTO_PORT="${MOSQUITTO_PORT:-18884}"
 
 need_binaries
 raise_nofile 20000
-available=0
-while [[ -f "$WORK/certs/bench-$available.key" ]]; do available=$((available + 1)); done
+available="$(bench_devices "$WORK")"
 connections="${IDLE_CONNECTIONS:-$available}"
 ((connections <= available)) || die "only $available devices in $WORK"
 ((FROM < connections)) || die "FROM ($FROM) must be below IDLE_CONNECTIONS ($connections)"

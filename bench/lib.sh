@@ -70,6 +70,13 @@ wait_quiet() {
 }
 
 # Raises the open-files limit of this shell (and so of the servers and benches it starts).
+# bench_devices WORKDIR: how many devices bench-0 … a compare.sh work directory holds.
+bench_devices() {
+  local n=0
+  while [[ -f "$1/certs/bench-$n.key" ]]; do n=$((n + 1)); done
+  echo "$n"
+}
+
 raise_nofile() {
   local want="${1:-20000}" hard
   hard="$(ulimit -Hn)"
