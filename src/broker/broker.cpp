@@ -318,7 +318,7 @@ void Broker::deliver_to(const Subscriber& subscriber, const mqtt::Publish& messa
   copy.dup = false;
   copy.packet_id = 0;
   if (auto live = live_.find(subscriber.device_id); live != live_.end()) {
-    live->second->link().deliver(std::move(copy));
+    live->second->link().deliver(std::move(copy), mqtt::Delivery::routed);
     return;
   }
   // Offline with a kept session: QoS 1/2 messages wait in its queue (bounded).
@@ -864,7 +864,7 @@ void DeviceSession::on_subscribed(const mqtt::Subscription& subscription, bool e
     if (retained.expires_at) {  // 5.0 §3.3.2.3.3: what is left of the interval
       copy.properties.message_expiry_interval = mqtt::SessionState::seconds_left(*retained.expires_at, now);
     }
-    link_.deliver(std::move(copy));
+    link_.deliver(std::move(copy), mqtt::Delivery::retained_on_subscribe);
   }
 }
 

@@ -81,7 +81,7 @@ struct DeviceInfo {
 class ClientLink {
  public:
   virtual ~ClientLink() = default;
-  virtual void deliver(mqtt::Publish message) = 0;
+  virtual void deliver(mqtt::Publish message, mqtt::Delivery how) = 0;
   virtual void disconnect(mqtt::ReasonCode reason, std::string detail) = 0;
   // A pending QoS 1/2 publish has been stored (or not).
   virtual void publish_done(std::uint16_t packet_id, mqtt::ReasonCode reason) = 0;

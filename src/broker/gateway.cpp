@@ -105,8 +105,8 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
   Connection* next = nullptr;
   bool listed = false;
 
-  void deliver(mqtt::Publish message) override {
-    session_.deliver(std::move(message));
+  void deliver(mqtt::Publish message, mqtt::Delivery how) override {
+    session_.deliver(std::move(message), how);
     if (session_.has_output() || session_.closed()) wake();
   }
   void disconnect(mqtt::ReasonCode reason, std::string detail) override {

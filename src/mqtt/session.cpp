@@ -362,7 +362,7 @@ void Session::on_unsubscribe(const Unsubscribe& unsubscribe) {
   send(unsuback);
 }
 
-void Session::deliver(Publish message) {
+void Session::deliver(Publish message, Delivery how) {
   if (!state_) return;
   message.dup = false;
   message.packet_id = message.qos > 0 ? 1 : 0;  // placeholder for the size check
@@ -372,7 +372,7 @@ void Session::deliver(Publish message) {
   }
   if (message.qos == 0) {
     if (phase_ != Phase::connected) return;
-    if (out_.size() >= limits_.max_pending_output_bytes) {
+    if (how == Delivery::routed && out_.size() >= limits_.max_pending_output_bytes) {
       ++state_->dropped_out;  // at most once: dropping is allowed, holding without end is not
       return;
     }

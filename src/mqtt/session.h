@@ -134,6 +134,12 @@ class SessionHost {
   virtual void on_subscribed(const Subscription& subscription, bool existed) = 0;
 };
 
+// Why a message goes to a client (Session::deliver).
+enum class Delivery {
+  routed,                 // published now, to a subscription in place
+  retained_on_subscribe,  // a retained message, for a subscription just made
+};
+
 class Session {
  public:
   Session(SessionHost& host, SessionLimits limits);
@@ -152,7 +158,11 @@ class Session {
   // Dropped (and counted) when larger than the client's maximum packet size, or when the
   // queue is full (the oldest queued message goes). A message with an expiry interval that
   // is still queued when it expires is dropped; when sent, it carries the time it has left.
-  void deliver(Publish message);
+  // A QoS 0 message is dropped (and counted) while max_pending_output_bytes wait for the
+  // connection, unless it is a retained message sent for a new subscription: those are few
+  // (at most the retained messages of one device's namespace) and come all at once, before
+  // the client had a chance to read.
+  void deliver(Publish message, Delivery how = Delivery::routed);
 
   // Server-initiated close: 5.0 sends DISCONNECT with the reason; the will is published
   // unless the reason is a normal close. Used for keep-alive timeouts, revocation, take-over.

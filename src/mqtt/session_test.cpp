@@ -496,6 +496,11 @@ TEST_F(SessionTest, QosZeroMessagesForAClientThatDoesNotReadAreDroppedOnceItsOut
   s->deliver(m);
   EXPECT_EQ(packets_in(s->take_output(), ProtocolVersion::v5).size(), 1u);
   EXPECT_EQ(s->state()->dropped_out, kDelivered - kept);
+
+  // Retained messages for a new subscription come all at once: none is dropped.
+  for (std::size_t i = 0; i < kDelivered; ++i) s->deliver(m, Delivery::retained_on_subscribe);
+  EXPECT_EQ(packets_in(s->take_output(), ProtocolVersion::v5).size(), kDelivered);
+  EXPECT_EQ(s->state()->dropped_out, kDelivered - kept);
 }
 
 TEST_F(SessionTest, GarbageAfterConnectIsAMalformedPacket) {
