@@ -778,11 +778,12 @@ TEST_F(Console, TheLiveViewShowsADevicesTelemetryAsItArrivesUntilSignOut) {
   ASSERT_FALSE(device.empty());
   const std::string origin = "https://localhost:" + std::to_string(console_port);
 
-  Process foreign(live_client("/api/v1/live", {"--cookie", admin.session, "--origin", "https://evil.example"}));
+  // --cookie=VALUE: a session id may start with '-', which argparse would take for an option.
+  Process foreign(live_client("/api/v1/live", {"--cookie=" + admin.session, "--origin", "https://evil.example"}));
   EXPECT_EQ(foreign.wait(std::chrono::seconds(30)), 2);
   EXPECT_THAT(foreign.out(), HasSubstr("refused 403"));
 
-  Process watcher(live_client("/api/v1/devices/meter-1/live", {"--cookie", admin.session, "--origin", origin}));
+  Process watcher(live_client("/api/v1/devices/meter-1/live", {"--cookie=" + admin.session, "--origin", origin}));
   ASSERT_TRUE(watcher.wait_for_output("open", std::chrono::seconds(30))) << watcher.out() << watcher.err();
   const auto sent = publish_telemetry(device, "meter-1", R"({"temperature":21.5})");
   ASSERT_EQ(sent.exit_code, 0) << sent.out << sent.err;
@@ -799,7 +800,7 @@ TEST_F(Console, TheLiveViewShowsADevicesTelemetryAsItArrivesUntilSignOut) {
   EXPECT_THAT(watcher.out(), HasSubstr("closed 1008 signed out"));
 
   // The cookie of the ended session opens nothing.
-  Process after(live_client("/api/v1/live", {"--cookie", admin.session, "--origin", origin}));
+  Process after(live_client("/api/v1/live", {"--cookie=" + admin.session, "--origin", origin}));
   EXPECT_EQ(after.wait(std::chrono::seconds(30)), 2);
   EXPECT_THAT(after.out(), HasSubstr("refused 401"));
 }
