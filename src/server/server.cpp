@@ -347,7 +347,7 @@ struct Server::State {
   // What a rule's metric actions computed (docs/rules.md "Derived metrics"): a row of kind
   // "derived" under the device, through the telemetry writer (sealed, the latest values
   // kept), and the live view. Its key is the message's id and the rule's, so a message the
-  // device sends again is not counted twice. Values the writer could not take are counted
+  // device sends again is stored once. Values the writer could not take are counted
   // and logged at most once a minute.
   void store_derived(const decision::DerivedValues& d) {
     broker::IngestItem item;
