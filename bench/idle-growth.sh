@@ -25,9 +25,7 @@ MOSQUITTO_PORT="${MOSQUITTO_PORT:-18884}"
 
 need_binaries
 raise_nofile 20000
-available="$(bench_devices "$WORK")"
-connections="${IDLE_CONNECTIONS:-$available}"
-((connections <= available)) || die "only $available devices in $WORK"
+connections="$(idle_connection_count "$WORK")" || exit 1
 
 cleanup() {
   stop_pid "$WORK/torii/pid"
@@ -46,10 +44,7 @@ else
 fi
 log "$broker $pid on 127.0.0.1:$port: opening $connections idle connections"
 
-"$TORII" bench --host 127.0.0.1 --port "$port" --cafile "$cafile" --server-pid "$pid" --idle \
-  --connect-rate 500 --source-addresses 127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4 --duration 10 \
-  --keep-alive 300 --drain-timeout 0 --cert-dir "$WORK/certs" --connections "$connections" \
-  >"$WORK/idle-growth-bench.out" 2>&1 &
+start_idle_clients "$port" "$cafile" "$pid" "$connections" 10 300 "$WORK/idle-growth-bench.out"
 echo $! >"$WORK/idle-growth-bench.pid"
 
 samples=()

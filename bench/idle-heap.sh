@@ -24,9 +24,7 @@ MOSQUITTO_PORT="${MOSQUITTO_PORT:-18884}"
 
 need_binaries
 raise_nofile 20000
-available="$(bench_devices "$WORK")"
-connections="${IDLE_CONNECTIONS:-$available}"
-((connections <= available)) || die "only $available devices in $WORK"
+connections="$(idle_connection_count "$WORK")" || exit 1
 ((FROM < connections)) || die "FROM ($FROM) must be below IDLE_CONNECTIONS ($connections)"
 
 run_dir="$WORK/heap-$broker"
@@ -65,9 +63,7 @@ profile() {
   [[ -n "$pid" ]] || die "$broker did not start under heaptrack (see $run_dir/server-$n.out)"
   echo "$pid" >"$run_dir/broker.pid"
   log "$broker $pid under heaptrack: opening $n idle connections"
-  "$TORII" bench --host 127.0.0.1 --port "$port" --cafile "$cafile" --server-pid "$pid" --idle \
-    --connect-rate 500 --source-addresses 127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4 --duration 600 \
-    --keep-alive 600 --drain-timeout 0 --cert-dir "$WORK/certs" --connections "$n" >"$run_dir/bench-$n.out" 2>&1 &
+  start_idle_clients "$port" "$cafile" "$pid" "$n" 600 600 "$run_dir/bench-$n.out"
   echo $! >"$run_dir/bench.pid"
   # Until all are open, or no more open for 15 s (under heaptrack a broker may be too slow for
   # some clients' handshakes: the count is what it holds when killed).

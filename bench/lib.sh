@@ -69,14 +69,27 @@ wait_quiet() {
   echo "$idle"
 }
 
-# Raises the open-files limit of this shell (and so of the servers and benches it starts).
-# bench_devices WORKDIR: how many devices bench-0 … a compare.sh work directory holds.
-bench_devices() {
-  local n=0
-  while [[ -f "$1/certs/bench-$n.key" ]]; do n=$((n + 1)); done
+# idle_connection_count WORKDIR: IDLE_CONNECTIONS, or every device bench-0 … the compare.sh work
+# directory holds; fails (after saying why) when it holds fewer.
+#   connections="$(idle_connection_count DIR)" || exit 1
+idle_connection_count() {
+  local available=0 n
+  while [[ -f "$1/certs/bench-$available.key" ]]; do available=$((available + 1)); done
+  n="${IDLE_CONNECTIONS:-$available}"
+  ((n <= available)) || die "only $available devices in $1"
   echo "$n"
 }
 
+# start_idle_clients PORT CAFILE SERVER_PID N DURATION_S KEEP_ALIVE_S OUT: torii bench holding N
+# idle mutual-TLS connections of $WORK's devices, opened 500 a second from four source
+# addresses as compare.sh opens them, in the background (its PID in $!), output in OUT.
+start_idle_clients() {
+  "$TORII" bench --host 127.0.0.1 --port "$1" --cafile "$2" --server-pid "$3" --idle --connect-rate 500 \
+    --source-addresses 127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4 --duration "$5" --keep-alive "$6" \
+    --drain-timeout 0 --cert-dir "$WORK/certs" --connections "$4" >"$7" 2>&1 &
+}
+
+# Raises the open-files limit of this shell (and so of the servers and benches it starts).
 raise_nofile() {
   local want="${1:-20000}" hard
   hard="$(ulimit -Hn)"

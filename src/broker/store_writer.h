@@ -1,4 +1,4 @@
-// Durable ingest with group commit (the Aggregator's storage, issue "durable ingest").
+// Durable ingest with group commit (the Aggregator's storage).
 //
 // Connections submit accepted messages from the io thread, which seals each payload under
 // its device's data key as it submits it; one writer thread takes everything queued and

@@ -385,6 +385,18 @@ Result<std::optional<CertificateRecord>> read_one_certificate(Statement& stmt) {
   return std::optional<CertificateRecord>(read_certificate(stmt));
 }
 
+// Reads every row of stmt with read(stmt).
+template <class Read>
+auto read_all(Statement& stmt, Read read) -> Result<std::vector<decltype(read(stmt))>> {
+  std::vector<decltype(read(stmt))> out;
+  for (;;) {
+    auto row = stmt.step();
+    if (!row) return tl::unexpected(std::move(row.error()));
+    if (!*row) return out;
+    out.push_back(read(stmt));
+  }
+}
+
 Result<std::vector<CertificateRecord>> read_all_certificates(Statement& stmt) {
   std::vector<CertificateRecord> out;
   for (;;) {
@@ -493,19 +505,14 @@ class SqliteCertificateRepository final : public CertificateRepository {
 
   Result<std::vector<std::string>> revoke_superseded(std::string_view device_id, UnixMillis not_before,
                                                      UnixMillis at) override {
+    // Cached: the gateway asks at every connection.
     const auto older = [&]() -> Result<std::vector<std::string>> {
-      auto stmt = db_.prepare(
+      auto stmt = db_.cached(
           "SELECT serial_hex FROM certificates WHERE device_id = ?1 AND kind = 'device' "
           "AND revoked_at_ms IS NULL AND not_before_ms < ?2 ORDER BY not_before_ms, serial_hex");
       if (!stmt) return tl::unexpected(std::move(stmt.error()));
-      stmt->bind_text(1, device_id).bind_int(2, not_before);
-      std::vector<std::string> serials;
-      for (;;) {
-        auto row = stmt->step();
-        if (!row) return tl::unexpected(std::move(row.error()));
-        if (!*row) return serials;
-        serials.push_back(stmt->column_text(0));
-      }
+      (**stmt).bind_text(1, device_id).bind_int(2, not_before);
+      return read_all(**stmt, [](const Statement& row) { return row.column_text(0); });
     };
     {
       // A read first: it takes no write lock, and there is nearly always nothing to revoke.
@@ -660,18 +667,6 @@ class SqliteCounterRepository final : public CounterRepository {
 };
 
 // ---------------------------------------------------------------------------------------
-
-// Reads every row of stmt with read(stmt).
-template <class Read>
-auto read_all(Statement& stmt, Read read) -> Result<std::vector<decltype(read(stmt))>> {
-  std::vector<decltype(read(stmt))> out;
-  for (;;) {
-    auto row = stmt.step();
-    if (!row) return tl::unexpected(std::move(row.error()));
-    if (!*row) return out;
-    out.push_back(read(stmt));
-  }
-}
 
 // Reads the first row of stmt, if any, with read(stmt).
 template <class Read>
