@@ -16,6 +16,7 @@
 #include <optional>
 
 #include "agent_cli.h"
+#include "base/allocator.h"
 #include "base/clock.h"
 #include "base/file.h"
 #include "base/privileges.h"
@@ -823,7 +824,8 @@ int run(int argc, char** argv) {
     }
     if (bench_cmd->parsed()) return bench::run_command(bench_options, std::cout, std::cerr);
     if (version->parsed()) {
-      std::cout << "torii " << kVersion << "\n";
+      std::cout << "torii " << kVersion << "\n"
+                << "memory allocator: " << memory_allocator() << "\n";
       return kExitOk;
     }
     if (server->parsed()) {

@@ -19,6 +19,7 @@
 
 #include "alerts/alert_book.h"
 #include "alerts/certificate_expiry.h"
+#include "base/allocator.h"
 #include "base/file.h"
 #include "base/privileges.h"
 #include "base/version.h"
@@ -1219,6 +1220,7 @@ Status Server::start() {
   auto& out = s.env.out;
   out << fmt::format("torii {} server started\n", kVersion);
   out << fmt::format("  data directory: {}\n", s.data_dir.string());
+  out << fmt::format("  memory allocator: {}\n", memory_allocator());
   for (const auto& e : endpoints) out << fmt::format("  listening: {}\n", e);
   if (auto info = crypto::inspect_certificate(*root)) {
     out << fmt::format("  root CA SHA-256 fingerprint: {}\n", colon_hex(info->fingerprint_sha256_hex));

@@ -416,7 +416,11 @@ TEST_F(ToriiServer, CliDocumentsItselfAndPrintsItsDefaults) {
     EXPECT_EQ(r.exit_code, 0) << args[0];
     EXPECT_THAT(r.out, HasSubstr("Usage"));
   }
-  EXPECT_THAT(torii({"version"}, false).out, HasSubstr("torii 0."));
+  const auto version = torii({"version"}, false).out;
+  EXPECT_THAT(version, HasSubstr("torii 0."));
+  // The allocator found at run time is the one the build links (TORII_ALLOCATOR; the
+  // sanitizer build keeps the system's).
+  EXPECT_THAT(version, HasSubstr("memory allocator: " TORII_EXPECTED_ALLOCATOR));
   EXPECT_EQ(torii({"no-such-command"}, false).exit_code, 2);
 
   const auto defaults = torii({"server", "--print-default-config"}, false);
