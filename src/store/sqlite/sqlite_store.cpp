@@ -5,7 +5,9 @@
 // Store::transaction(), locks it for its whole duration. The mutex is recursive
 // (std::recursive_mutex) on purpose: a transaction body runs with the mutex held, so other
 // threads cannot slip their statements into the open transaction, while the body's own
-// repository calls on the same thread re-enter it.
+// repository calls on the same thread re-enter it. A file-backed store has a second
+// connection, the Checkpointer's, which only copies the write-ahead log into the database
+// file, on a thread of its own.
 //
 // Statements: the repositories of migration 1 prepare theirs per call (rare calls). The
 // gateway's repositories (devices onwards) sit on the message path, and the console's
@@ -18,10 +20,13 @@
 #include <unistd.h>
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <limits>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <system_error>
+#include <thread>
 #include <utility>
 
 #include <fmt/format.h>
@@ -76,10 +81,134 @@ class CachedStatement {
   std::unique_ptr<Statement> owned_;
 };
 
+// Copies the write-ahead log into the database file on a thread and a connection of its own,
+// so that a commit does not wait for it: SQLite's own automatic checkpoint runs on the
+// committing thread, after the commit, and syncs the database file there (the store
+// writer's, in the gateway: every PUBACK of the next batch waited for it). After each commit
+// the store's connection tells it how long the log is (Db::wal_committed); from
+// kCheckpointAtPages on, it copies the log in two steps:
+//   1. PASSIVE checkpoints, which copy what no reader still needs and neither wait for nor
+//      block the store's connection, while commits go on adding to the log (at most
+//      kPassiveRounds, until fewer than kRestartBelowPages pages are left);
+//   2. a RESTART checkpoint, which waits for the commit under way, holds the next one back
+//      while it copies those last pages, and makes the next write start the log again from
+//      its beginning (otherwise, with commits all the time, it would only ever grow).
+// Should the log reach kBackstopPages all the same (a reader of another process holding old
+// pages), the committing thread checkpoints, as SQLite would by itself. Failures are left to
+// the next checkpoint, as SQLite's automatic one leaves them.
+class Checkpointer {
+ public:
+  static constexpr int kCheckpointAtPages = 8000;  // about 31 MiB of log
+  static constexpr int kRestartBelowPages = 1000;
+  static constexpr int kPassiveRounds = 4;
+  static constexpr int kBackstopPages = 64000;
+
+  explicit Checkpointer(DbHandle db) : db_(std::move(db)), thread_([this] { run(); }) {}
+  Checkpointer(const Checkpointer&) = delete;
+  Checkpointer& operator=(const Checkpointer&) = delete;
+  Checkpointer(Checkpointer&&) = delete;
+  Checkpointer& operator=(Checkpointer&&) = delete;
+  ~Checkpointer() {
+    {
+      const std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_one();
+    thread_.join();
+  }
+
+  // A connection of its own to the store's file, with the log opened (a connection that has
+  // read nothing yet would not checkpoint).
+  static Result<std::unique_ptr<Checkpointer>> open(const char* file) {
+    sqlite3* raw = nullptr;
+    const int rc = sqlite3_open_v2(
+        file, &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_EXRESCODE,
+        nullptr);
+    DbHandle db(raw);
+    if (rc != SQLITE_OK) return tl::unexpected(sqlite_error(raw, rc, "open the checkpointer's connection"));
+    // busy_timeout: how long the RESTART step waits for the store's commit under way, and then
+    // for readers of older pages (it holds the next commit back meanwhile): briefly, or the
+    // log starts again after a later checkpoint.
+    if (auto s = execute_script(
+            raw, "PRAGMA busy_timeout = 100; PRAGMA synchronous = FULL; SELECT count(*) FROM sqlite_schema",
+            "checkpointer");
+        !s) {
+      return tl::unexpected(std::move(s.error()));
+    }
+    return std::make_unique<Checkpointer>(std::move(db));
+  }
+
+  // From the store's connection after a commit that left `pages` pages in the log.
+  void wal_grew(int pages) {
+    if (pages < kCheckpointAtPages) return;
+    {
+      const std::lock_guard lock(mutex_);
+      due_ = true;
+    }
+    wake_.notify_one();
+  }
+
+  // Held while a checkpoint runs on either connection: the store's TRUNCATE checkpoint after
+  // erasing sensitive data waits for a copy under way instead of failing beside it.
+  [[nodiscard]] std::mutex& running() { return running_; }
+
+ private:
+  void run() {
+    for (;;) {
+      {
+        std::unique_lock lock(mutex_);
+        wake_.wait(lock, [this] { return due_ || stopping_; });
+        if (stopping_) return;
+        due_ = false;
+      }
+      {
+        const std::lock_guard copying(running_);
+        copy();
+      }
+      // What commits asked for meanwhile is done, and the log starts again at the next one.
+      const std::lock_guard lock(mutex_);
+      due_ = false;
+    }
+  }
+
+  void copy() {
+    for (int round = 0; round < kPassiveRounds; ++round) {
+      int log = 0;
+      int copied = 0;
+      if (sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied) != SQLITE_OK) return;
+      if (log - copied < kRestartBelowPages) break;
+    }
+    (void)sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
+  }
+
+  DbHandle db_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool due_ = false;       // guarded by mutex_
+  bool stopping_ = false;  // guarded by mutex_
+  std::mutex running_;
+  std::thread thread_;  // last: it starts once the rest is in place
+};
+
 // The single connection, its mutex and the transaction bookkeeping.
 class Db {
  public:
-  Db(DbHandle db, bool file_backed, int version) : db_(std::move(db)), file_backed_(file_backed), version_(version) {}
+  // checkpointer: for a file-backed store (null in memory), copies the log from now on in
+  // place of SQLite's automatic checkpoint.
+  Db(DbHandle db, bool file_backed, int version, std::unique_ptr<Checkpointer> checkpointer)
+      : db_(std::move(db)), file_backed_(file_backed), version_(version), checkpointer_(std::move(checkpointer)) {
+    if (checkpointer_) sqlite3_wal_hook(db_.get(), &Db::wal_committed, this);
+  }
+  Db(const Db&) = delete;
+  Db& operator=(const Db&) = delete;
+  Db(Db&&) = delete;
+  Db& operator=(Db&&) = delete;
+  ~Db() {
+    // The checkpointer's connection closes first, so that the store's, the last one, copies
+    // what is left and removes the log.
+    if (checkpointer_) sqlite3_wal_hook(db_.get(), nullptr, nullptr);
+    checkpointer_.reset();
+  }
 
   [[nodiscard]] std::recursive_mutex& mutex() { return mutex_; }
   [[nodiscard]] int version() const { return version_; }
@@ -187,7 +316,25 @@ class Db {
   }
 
   void checkpoint() {
-    if (file_backed_) (void)execute_script(db_.get(), "PRAGMA wal_checkpoint(TRUNCATE)", "checkpoint");
+    if (!file_backed_) return;
+    std::unique_lock<std::mutex> copying;
+    if (checkpointer_) copying = std::unique_lock(checkpointer_->running());
+    (void)execute_script(db_.get(), "PRAGMA wal_checkpoint(TRUNCATE)", "checkpoint");
+  }
+
+  // SQLite's WAL hook: after each commit of the store's connection (mutex held), with the
+  // number of pages in the log.
+  static int wal_committed(void* self, sqlite3* db, const char* /*schema*/, int pages) {
+    auto& checkpointer = *static_cast<Db*>(self)->checkpointer_;
+    if (pages < Checkpointer::kBackstopPages) {
+      checkpointer.wal_grew(pages);
+      return SQLITE_OK;
+    }
+    const std::unique_lock copying(checkpointer.running(), std::try_to_lock);
+    if (copying.owns_lock()) {
+      (void)sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    }
+    return SQLITE_OK;
   }
 
   struct CacheEntry {
@@ -203,6 +350,7 @@ class Db {
   bool erase_pending_ = false;  // checkpoint due after the outermost commit; guarded by mutex_
   // Declared after db_, so the statements are finalized before the connection closes.
   std::map<std::string, CacheEntry, std::less<>> cache_;  // guarded by mutex_
+  std::unique_ptr<Checkpointer> checkpointer_;            // null for an in-memory store
 };
 
 // ---------------------------------------------------------------------------------------
@@ -2930,8 +3078,8 @@ class SqliteAlertRepository final : public AlertRepository {
 
 class SqliteStore final : public Store {
  public:
-  SqliteStore(DbHandle db, bool file_backed, int version)
-      : db_(std::move(db), file_backed, version),
+  SqliteStore(DbHandle db, bool file_backed, int version, std::unique_ptr<Checkpointer> checkpointer)
+      : db_(std::move(db), file_backed, version, std::move(checkpointer)),
         meta_(db_),
         data_keys_(db_),
         secrets_(db_),
@@ -3078,9 +3226,9 @@ Result<std::unique_ptr<Store>> configure_and_migrate(DbHandle db, bool file_back
       // stay in memory instead of being read back for every batch.
       {"PRAGMA cache_size = -16384", "PRAGMA cache_size", "-16384"},
       // The WAL is copied into the database once it holds 8,000 pages (about 31 MiB) rather
-      // than 1,000: a checkpoint writes and syncs the database file on the committing
-      // thread, and a page rewritten by many batches is copied once (QoS 1 ingest +20 %,
-      // docs/benchmarks.md). Deleting sensitive data still checkpoints at once.
+      // than 1,000: a page rewritten by many batches is copied once (QoS 1 ingest +20 %,
+      // docs/benchmarks.md). A file-backed store's Checkpointer then takes this over, off the
+      // committing thread, at the same size. Deleting sensitive data still checkpoints at once.
       {"PRAGMA wal_autocheckpoint = 8000", "PRAGMA wal_autocheckpoint", "8000"},
   };
   for (const auto& setting : settings) {
@@ -3091,7 +3239,14 @@ Result<std::unique_ptr<Store>> configure_and_migrate(DbHandle db, bool file_back
 
   auto version = migrate(raw);
   if (!version) return tl::unexpected(std::move(version.error()));
-  return std::unique_ptr<Store>(std::make_unique<SqliteStore>(std::move(db), file_backed, *version));
+  std::unique_ptr<Checkpointer> checkpointer;
+  if (file_backed) {
+    auto opened = Checkpointer::open(sqlite3_db_filename(raw, "main"));
+    if (!opened) return tl::unexpected(std::move(opened.error()));
+    checkpointer = std::move(*opened);
+  }
+  return std::unique_ptr<Store>(
+      std::make_unique<SqliteStore>(std::move(db), file_backed, *version, std::move(checkpointer)));
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
-// The SQLite backend of the store: one file, one connection, WAL journal.
+// The SQLite backend of the store: one file, one connection, WAL journal (copied into the
+// file by a connection and a thread of its own).
 #pragma once
 
 #include <filesystem>

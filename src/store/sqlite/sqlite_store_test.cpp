@@ -3,8 +3,10 @@
 #include <sys/stat.h>
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -330,6 +332,38 @@ TEST(SqliteStore, MemoryStoresAreIndependent) {
   ASSERT_TRUE(got);
   EXPECT_FALSE(got->has_value());
   EXPECT_EQ((*a)->schema_version(), latest_schema_version());
+}
+
+// The log is copied into the database file by the store's checkpointer (its own thread and
+// connection) once it holds 8,000 pages, and it starts again from its beginning afterwards:
+// it does not grow without end although no commit checkpoints.
+TEST(SqliteStore, TheLogIsCopiedIntoTheDatabaseAndStartsAgain) {
+  torii::testing::TempDir dir;
+  const auto file = dir / "torii.db";
+  auto store = open_sqlite_store(file);
+  ASSERT_TRUE(store) << store.error().message;
+  constexpr int kBlobs = 36;  // 36 MiB: over 8,000 pages of 4 KiB
+  const Bytes blob(1 << 20, 0x3C);
+  for (int i = 0; i < kBlobs; ++i) ASSERT_TRUE((*store)->meta().put("blob-" + std::to_string(i), blob));
+
+  // Copied: the database file grows to hold the blobs (nothing here checkpoints).
+  const auto copied = std::uintmax_t{kBlobs} << 20;
+  for (int i = 0; i < 600 && std::filesystem::file_size(file) < copied; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_GE(std::filesystem::file_size(file), copied);
+
+  // Started again: after one more small write, the log holds only its pages. A PASSIVE
+  // checkpoint of a second connection reports the log's length in frames (pages).
+  ASSERT_TRUE((*store)->meta().put("after", Bytes(16, 0x01)));
+  RawDb raw(file);
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(raw.db, "PRAGMA wal_checkpoint(PASSIVE)", -1, &stmt, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  const int log_frames = sqlite3_column_int(stmt, 1);
+  sqlite3_finalize(stmt);
+  EXPECT_GT(log_frames, 0);
+  EXPECT_LT(log_frames, 100);
 }
 
 // secure_delete zeroes deleted cells; the checkpoint after the delete makes sure the page
