@@ -159,13 +159,12 @@ class Checkpointer {
         std::unique_lock lock(mutex_);
         wake_.wait(lock, [this] { return due_ || stopping_; });
         if (stopping_) return;
-        due_ = false;
       }
       {
         const std::lock_guard copying(running_);
         copy();
       }
-      // What commits asked for meanwhile is done, and the log starts again at the next one.
+      // Done, with what commits asked for meanwhile: the log starts again at the next one.
       const std::lock_guard lock(mutex_);
       due_ = false;
     }
