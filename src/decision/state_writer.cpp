@@ -47,6 +47,16 @@ void StateWriter::submit(std::vector<Row> rows) {
   wake_.notify_one();
 }
 
+void StateWriter::fired(std::string_view rule_id, UnixMillis at) {
+  {
+    const std::lock_guard lock(mutex_);
+    ++handed_;
+    auto [it, inserted] = fired_.try_emplace(std::string(rule_id), at);
+    if (!inserted) it->second = std::max(it->second, at);
+  }
+  wake_.notify_one();
+}
+
 void StateWriter::forget(std::string_view device_id) {
   const std::lock_guard lock(mutex_);
   std::erase_if(waiting_, [device_id](const Row& row) { return row.device_id == device_id; });
@@ -71,15 +81,31 @@ void StateWriter::run() {
     if (handed_ == written_up_to_) return;  // stopping, nothing left
     std::vector<Row> rows = std::move(waiting_);
     waiting_.clear();
+    std::unordered_map<std::string, UnixMillis> fired = std::move(fired_);
+    fired_.clear();
     const std::uint64_t covers = handed_;
     lock.unlock();
-    auto st = write(rows);
-    if (!st) spdlog::error("rule states: {}", st.error().message);
+    auto st = write_fired(fired);
+    if (!st) spdlog::error("rules' last firing times: {}", st.error().message);
+    if (auto rows_written = write(rows); !rows_written) {
+      spdlog::error("rule states: {}", rows_written.error().message);
+      if (st) st = std::move(rows_written);
+    }
     lock.lock();
     if (!st && failure_) failure_ = std::move(st);
     written_up_to_ = covers;
     written_.notify_all();
   }
+}
+
+Status StateWriter::write_fired(const std::unordered_map<std::string, UnixMillis>& fired) {
+  if (fired.empty()) return ok();
+  return store_.transaction([&]() -> Status {
+    for (const auto& [rule_id, at] : fired) {
+      if (auto st = store_.rules().mark_fired(rule_id, at); !st) return st;
+    }
+    return ok();
+  });
 }
 
 Status StateWriter::write(std::vector<Row>& rows) {

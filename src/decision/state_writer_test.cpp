@@ -85,6 +85,27 @@ TEST_F(StateWriterTest, WhatWasHandedOverIsWrittenBeforeItStops) {
   EXPECT_THAT(stored(), ElementsAre(Pair("a", "last")));
 }
 
+// A rule's firing times: the latest handed over is written, whichever order they came in.
+TEST_F(StateWriterTest, ARulesLatestFiringTimeIsWritten) {
+  store::RuleRecord rule;
+  rule.id = "r-1";
+  rule.organisation_id = "org-1";
+  rule.name = "hot";
+  rule.definition = "{}";
+  ASSERT_TRUE(store_->rules().insert(rule));
+  StateWriter writer(*store_, *keys_);
+  ASSERT_TRUE(testing::while_store_is_held(*store_, [&] {
+    writer.fired("r-1", 20);
+    writer.fired("r-1", 30);
+    writer.fired("r-1", 25);     // handed over later, but older
+    writer.fired("r-gone", 30);  // a rule deleted meanwhile: nothing to mark
+  }));
+  ASSERT_TRUE(writer.wait());
+  const auto stored_rule = store_->rules().find("r-1");
+  ASSERT_TRUE(stored_rule && stored_rule->has_value());
+  EXPECT_EQ((*stored_rule)->last_fired_at, 30);
+}
+
 // A device deleted before its row is written: the row is skipped, the others are written,
 // and no data key is made for the device that no longer exists (the registry destroyed its
 // key with it).

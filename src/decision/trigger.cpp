@@ -391,9 +391,7 @@ void Trigger::apply(Loaded& rule, DeviceSlot device, const rules::Evaluation& ev
   if (fired) {
     ++counters_.fired;
     rule.record.last_fired_at = at;
-    if (auto st = store_.rules().mark_fired(rule.record.id, at); !st) {
-      spdlog::error("rule {}: {}", rule.record.id, st.error().message);
-    }
+    writer_->fired(rule.record.id, at);  // written on the writer's thread
   } else {
     ++counters_.cleared;
   }

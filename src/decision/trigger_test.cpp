@@ -110,6 +110,8 @@ TEST_F(TriggerTest, ARuleFiresOnceWhileItsConditionHoldsAndClearsWhenItStops) {
   EXPECT_THAT(events_, ElementsAre("rule.fired:device:sensor-1", "rule.cleared:device:sensor-1"));
   EXPECT_EQ(trigger_->counters().fired, 1U);
   EXPECT_EQ(trigger_->counters().cleared, 1U);
+  // The firing time is written on the state writer's thread.
+  ASSERT_TRUE(trigger_->flush());
   auto stored = store_->rules().find(id);
   ASSERT_TRUE(stored && *stored);
   EXPECT_TRUE((*stored)->last_fired_at.has_value());
