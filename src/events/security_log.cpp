@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "base/file.h"
 #include "crypto/sodium.h"
@@ -165,6 +166,12 @@ SecurityLog::SecurityLog(Options options, const Clock& clock, crypto::SecretByte
     : options_(std::move(options)), clock_(clock), key_(std::move(key)), prev_(detail::kZeroHash) {}
 
 SecurityLog::~SecurityLog() {
+  {
+    const std::lock_guard queue(posted_mutex_);
+    posting_stopped_ = true;
+  }
+  posted_ready_.notify_all();
+  if (poster_.joinable()) poster_.join();  // what it has not written, close_locked() writes
   try {
     std::lock_guard lock(mutex_);
     (void)close_locked();
@@ -407,31 +414,89 @@ Status SecurityLog::apply_retention_locked() {
   return result;
 }
 
-Status SecurityLog::append(const SecurityEvent& event) {
+namespace {
+
+// The event's record without seq, prev and hash, or why it cannot be logged (append()).
+Result<nlohmann::json> event_record(const SecurityEvent& event, std::chrono::system_clock::time_point at) {
   if (event.actor.empty()) return fail(Errc::invalid_argument, "a security event needs an actor");
   if (!valid_action(event.action)) {
     return fail(Errc::invalid_argument,
                 fmt::format("security event action \"{}\" is not a dotted verb of [a-z0-9_.]", cut(event.action)));
   }
   if (!event.details.is_object()) return fail(Errc::invalid_argument, "security event details must be an object");
-  if (auto st = check_no_secrets(event.details); !st) return st;
+  if (auto st = check_no_secrets(event.details); !st) return tl::unexpected(st.error());
 
   nlohmann::json details = event.details;
   if (const std::size_t size = detail::canonical_dump(details).size(); size > kMaxDetailsBytes) {
     details = {{"cut", true}, {"bytes", size}};
   }
+  return nlohmann::json{{"type", "event"},
+                        {"ts", format_utc_millis(at)},
+                        {"actor", cut(event.actor)},
+                        {"action", event.action},
+                        {"object", cut(event.object)},
+                        {"outcome", std::string(to_string(event.outcome))},
+                        {"source", cut(event.source)},
+                        {"details", std::move(details)}};
+}
 
+}  // namespace
+
+Status SecurityLog::append(const SecurityEvent& event) {
+  // Checked before the lock (the time is set below).
+  auto record = event_record(event, {});
+  if (!record) return tl::unexpected(std::move(record.error()));
   std::lock_guard lock(mutex_);
   if (closed_) return fail(Errc::unavailable, "the security log is closed");
-  nlohmann::json record = {{"type", "event"},
-                           {"ts", format_utc_millis(clock_.now())},
-                           {"actor", cut(event.actor)},
-                           {"action", event.action},
-                           {"object", cut(event.object)},
-                           {"outcome", std::string(to_string(event.outcome))},
-                           {"source", cut(event.source)},
-                           {"details", std::move(details)}};
-  return append_record_locked(record);
+  // What was posted before this event is written before it (failures are logged), and this
+  // event's time is taken as the queue is emptied: no later than that of any event posted after.
+  std::chrono::system_clock::time_point at;
+  (void)write_posted_locked(&at);
+  (*record)["ts"] = format_utc_millis(at);
+  return append_record_locked(*record);
+}
+
+Status SecurityLog::post(const SecurityEvent& event) {
+  const std::lock_guard queue(posted_mutex_);
+  if (posting_closed_) return fail(Errc::unavailable, "the security log is closed");
+  // The time is taken with the queue held: an event appended later takes its own as it empties
+  // the queue, so the times in the file never go back.
+  auto record = event_record(event, clock_.now());
+  if (!record) return tl::unexpected(std::move(record.error()));
+  posted_.push_back(std::move(*record));
+  if (!poster_.joinable()) poster_ = std::thread([this] { run_posted(); });
+  posted_ready_.notify_one();
+  return ok();
+}
+
+Status SecurityLog::write_posted_locked(std::chrono::system_clock::time_point* emptied_at) {
+  std::deque<nlohmann::json> records;
+  {
+    const std::lock_guard queue(posted_mutex_);
+    records.swap(posted_);
+    if (emptied_at != nullptr) *emptied_at = clock_.now();
+  }
+  Status first = ok();
+  for (const auto& record : records) {
+    if (auto st = append_record_locked(record); !st) {
+      spdlog::error("security log: a posted event ({}) was not written: {}", record.value("action", ""),
+                    st.error().message);
+      if (first) first = std::move(st);
+    }
+  }
+  return first;
+}
+
+void SecurityLog::run_posted() {
+  for (;;) {
+    {
+      std::unique_lock queue(posted_mutex_);
+      posted_ready_.wait(queue, [this] { return posting_stopped_ || !posted_.empty(); });
+      if (posted_.empty()) return;  // stopped, nothing left
+    }
+    const std::lock_guard lock(mutex_);
+    (void)write_posted_locked();
+  }
 }
 
 Status SecurityLog::checkpoint() {
@@ -447,7 +512,12 @@ Status SecurityLog::close() {
 
 Status SecurityLog::close_locked() {
   if (closed_) return ok();
-  Status result = checkpoint_locked();
+  {
+    const std::lock_guard queue(posted_mutex_);
+    posting_closed_ = true;
+  }
+  Status result = write_posted_locked();
+  if (auto st = checkpoint_locked(); !st && result) result = std::move(st);
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
   closed_ = true;

@@ -26,18 +26,25 @@
 //
 // Durability: every line is written with a single write() and fdatasync()ed before
 // append() returns. A failed write is truncated away so the file never keeps a torn line.
+// post() queues an event for the log's own thread instead, for callers that must not wait for
+// the disk (a rule firing on the server's I/O thread); it is written within milliseconds, in
+// the order posted and before anything appended after it, but a crash can lose it meanwhile.
 //
 // Thread safety: a SecurityLog may be shared between threads; every member function takes
-// an internal std::mutex. Only one SecurityLog (one process) may write a directory.
+// an internal std::mutex (post() only the queue's). Only one SecurityLog (one process) may
+// write a directory.
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <filesystem>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -111,6 +118,13 @@ class SecurityLog {
   // is already written, so do not retry it. unavailable after close().
   [[nodiscard]] Status append(const SecurityEvent& event);
 
+  // Queues the event for the log's thread (started at the first post) and returns without
+  // waiting for the disk. The event is checked and cut as append() does, and its time taken,
+  // now: those failures are returned here; a failure to write it later is logged. Posted
+  // events are written in the order posted, each before any event appended after its post.
+  // unavailable after close().
+  [[nodiscard]] Status post(const SecurityEvent& event);
+
   // Writes a checkpoint now, unless the last line already is one (nothing new to seal).
   [[nodiscard]] Status checkpoint();
 
@@ -135,6 +149,10 @@ class SecurityLog {
   [[nodiscard]] Status rotate_locked();
   [[nodiscard]] Status apply_retention_locked();
   [[nodiscard]] Status close_locked();
+  // Writes the events posted so far; their first failure (each is logged). emptied_at: set to
+  // the time the queue was emptied, taken with it held.
+  Status write_posted_locked(std::chrono::system_clock::time_point* emptied_at = nullptr);
+  void run_posted();  // the thread of post()
 
   Options options_;
   const Clock& clock_;
@@ -150,6 +168,15 @@ class SecurityLog {
   std::size_t events_since_checkpoint_ = 0;
   std::chrono::system_clock::time_point last_checkpoint_at_{};
   std::chrono::system_clock::time_point last_rotated_at_{};  // newest rotated file's time
+
+  // post()'s queue: events as records without seq, prev and hash. Taken with mutex_ held
+  // first when both are held.
+  std::mutex posted_mutex_;
+  std::condition_variable posted_ready_;
+  std::deque<nlohmann::json> posted_;  // guarded by posted_mutex_, as are the two flags below
+  bool posting_closed_ = false;        // close() has begun: post() refuses
+  bool posting_stopped_ = false;       // the destructor stops the thread
+  std::thread poster_;                 // last: started by the first post()
 };
 
 }  // namespace torii::events

@@ -559,6 +559,64 @@ TEST_F(SecurityLogTest, ConcurrentAppendsKeepTheChain) {
   EXPECT_EQ(report.lines - report.checkpoints, 100u);
 }
 
+// post(): events queued for the log's thread are written in the order posted, each with the
+// time of its post, before an event appended after them, and the chain verifies.
+TEST_F(SecurityLogTest, PostedEventsComeBeforeWhatIsAppendedAfterThem) {
+  auto log = open_log(options());
+  ASSERT_TRUE(log);
+  std::vector<std::string> times;
+  for (int i = 0; i < 3; ++i) {
+    times.push_back(format_utc_millis(clock_.now()));
+    ASSERT_TRUE(log->post(event(i)));
+    clock_.advance(1s);
+  }
+  times.push_back(format_utc_millis(clock_.now()));
+  ASSERT_TRUE(log->append(event(3)));
+  ASSERT_TRUE(log->close());
+  const auto lines = read_lines(active());
+  ASSERT_EQ(lines.size(), 5u);  // and the checkpoint of close()
+  for (int i = 0; i < 4; ++i) {
+    const auto record = Json::parse(lines[static_cast<std::size_t>(i)]);
+    EXPECT_EQ(record["details"]["attempt"], i);
+    EXPECT_EQ(record["ts"], times[static_cast<std::size_t>(i)]);
+  }
+  EXPECT_TRUE(verify().ok);
+}
+
+// Without any append after it, a posted event is written by the log's own thread; what is
+// still queued at close() is written before its checkpoint; afterwards post() refuses.
+TEST_F(SecurityLogTest, PostedEventsAreWrittenByTheLogsThreadAndAtClose) {
+  auto log = open_log(options());
+  ASSERT_TRUE(log);
+  ASSERT_TRUE(log->post(event(0)));
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (log->next_seq() < 2 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  ASSERT_EQ(log->next_seq(), 2u);
+  EXPECT_EQ(read_lines(active()).size(), 1u);
+  for (int i = 1; i <= 50; ++i) ASSERT_TRUE(log->post(event(i)));
+  ASSERT_TRUE(log->close());
+  const auto lines = read_lines(active());
+  ASSERT_EQ(lines.size(), 52u);
+  for (int i = 0; i <= 50; ++i) EXPECT_EQ(Json::parse(lines[static_cast<std::size_t>(i)])["details"]["attempt"], i);
+  EXPECT_EQ(Json::parse(lines[51])["type"], "checkpoint");
+  EXPECT_TRUE(verify().ok);
+  EXPECT_TRUE(log->post(event(99)).error().is(Errc::unavailable));
+}
+
+// A posted event is checked as an appended one is, at once; a refused one is not queued.
+TEST_F(SecurityLogTest, AMalformedPostedEventIsRefusedAtOnce) {
+  auto log = open_log(options());
+  ASSERT_TRUE(log);
+  SecurityEvent e = event(1);
+  e.actor.clear();
+  EXPECT_TRUE(log->post(e).error().is(Errc::invalid_argument));
+  e = event(1);
+  e.details = Json{{"password", "hunter2"}};
+  EXPECT_TRUE(log->post(e).error().is(Errc::invalid_argument));
+  ASSERT_TRUE(log->close());
+  EXPECT_EQ(log->next_seq(), 1u);  // nothing written, and no checkpoint needed
+}
+
 TEST_F(SecurityLogTest, OpenRefusesBadKeysAndOpenDirectories) {
   auto log = SecurityLog::open(options(), clock_, crypto::SecretBytes(32));
   ASSERT_FALSE(log);

@@ -172,6 +172,14 @@ struct Server::State {
     }
     if (alerts) alerts->observe(event);
   }
+  // The same for an event of the message path (a rule firing): the log's own thread writes it,
+  // so that the I/O thread does not wait for the disk before the rule's actions.
+  void post_event(const events::SecurityEvent& event) {
+    if (log) {
+      if (auto st = log->post(event); !st) spdlog::error("security log: {}", st.error().message);
+    }
+    if (alerts) alerts->observe(event);
+  }
 
   struct TlsContexts {
     std::shared_ptr<asio::ssl::context> console;
@@ -324,7 +332,7 @@ struct Server::State {
   // socket reload the rule at once (both run on this thread).
   Status make_rules() {
     decision::TriggerActions actions;
-    actions.security_event = [this](const events::SecurityEvent& e) { log_event(e); };
+    actions.security_event = [this](const events::SecurityEvent& e) { post_event(e); };
     actions.command = [this](const decision::Firing& f, const rules::CommandAction& c) { rule_command(f, c); };
     actions.alert = [this](const decision::Firing& f) { rule_alert(f); };
     actions.notify = [this](const decision::Firing& f, const rules::NotifyAction& n) { rule_notify(f, n); };
