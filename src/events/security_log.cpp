@@ -502,6 +502,7 @@ void SecurityLog::run_posted() {
 Status SecurityLog::checkpoint() {
   std::lock_guard lock(mutex_);
   if (closed_) return fail(Errc::unavailable, "the security log is closed");
+  (void)write_posted_locked();  // what was posted before is sealed too (failures are logged)
   return checkpoint_locked();
 }
 

@@ -125,7 +125,8 @@ class SecurityLog {
   // unavailable after close().
   [[nodiscard]] Status post(const SecurityEvent& event);
 
-  // Writes a checkpoint now, unless the last line already is one (nothing new to seal).
+  // Writes what was posted, then a checkpoint, unless the last line already is one (nothing
+  // new to seal).
   [[nodiscard]] Status checkpoint();
 
   // Writes a final checkpoint (unless the last line is one) and closes the file. Later

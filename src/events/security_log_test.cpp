@@ -572,9 +572,13 @@ TEST_F(SecurityLogTest, PostedEventsComeBeforeWhatIsAppendedAfterThem) {
   }
   times.push_back(format_utc_millis(clock_.now()));
   ASSERT_TRUE(log->append(event(3)));
+  ASSERT_TRUE(log->post(event(4)));
+  ASSERT_TRUE(log->checkpoint());  // seals the event posted before it
   ASSERT_TRUE(log->close());
   const auto lines = read_lines(active());
-  ASSERT_EQ(lines.size(), 5u);  // and the checkpoint of close()
+  ASSERT_EQ(lines.size(), 6u);
+  EXPECT_EQ(Json::parse(lines[4])["details"]["attempt"], 4);
+  EXPECT_EQ(Json::parse(lines[5])["type"], "checkpoint");  // close() found nothing new to seal
   for (int i = 0; i < 4; ++i) {
     const auto record = Json::parse(lines[static_cast<std::size_t>(i)]);
     EXPECT_EQ(record["details"]["attempt"], i);
