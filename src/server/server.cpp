@@ -9,6 +9,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <cmath>
 #include <functional>
@@ -130,6 +131,11 @@ struct Server::State {
   std::unique_ptr<events::SecurityLog> log;
   // The installation's alerts, fed by log_event (made in open_state(), with the log).
   std::unique_ptr<alerts::AlertBook> alerts;
+  // Where the rules' alerts are raised and resolved, one at a time in the order the rules fire
+  // (make_rules()): storing an alert waits for the store, which a group commit of the
+  // gateway's may hold, and the I/O thread must not wait with it. Joined by ~Server before the
+  // store and the log close.
+  std::unique_ptr<asio::thread_pool> rule_alerts;
   bool dropped_to_user = false;
   asio::steady_timer checkpoint_timer{io};
   asio::steady_timer tls_refresh_timer{io};
@@ -334,6 +340,7 @@ struct Server::State {
     decision::TriggerActions actions;
     actions.security_event = [this](const events::SecurityEvent& e) { post_event(e); };
     actions.command = [this](const decision::Firing& f, const rules::CommandAction& c) { rule_command(f, c); };
+    rule_alerts = std::make_unique<asio::thread_pool>(1);
     actions.alert = [this](const decision::Firing& f) { rule_alert(f); };
     actions.notify = [this](const decision::Firing& f, const rules::NotifyAction& n) { rule_notify(f, n); };
     actions.derived = [this](const decision::DerivedValues& d) { store_derived(d); };
@@ -583,6 +590,11 @@ struct Server::State {
   // A rule's alert action: one alert per rule and device while the rule fires (the store's
   // de-duplication), resolved by the rule when it clears.
   void rule_alert(const decision::Firing& f) {
+    asio::post(*rule_alerts, [this, f] { store_rule_alert(f); });
+  }
+
+  // On the rule_alerts thread: the alert of a firing raised, or of a clearing resolved.
+  void store_rule_alert(const decision::Firing& f) {
     const std::string key = "rule:" + f.rule_id + ":" + f.device_id;
     if (f.transition == rules::Transition::cleared) {
       if (auto r = alerts->resolve_key(f.organisation_id, key, "rule:" + f.rule_id); !r) {
@@ -1053,6 +1065,8 @@ Server::~Server() {
   if (state_) {
     state_->waf_pool.reset();
     state_->hash_pool.reset();
+    // The rules' alerts handed over are stored (and their channels told) first, too.
+    if (state_->rule_alerts) state_->rule_alerts->join();
   }
   if (state_ && state_->trigger) {
     // The rules' states handed to the Trigger's writer thread are written before the store
