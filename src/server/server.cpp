@@ -131,11 +131,12 @@ struct Server::State {
   std::unique_ptr<events::SecurityLog> log;
   // The installation's alerts, fed by log_event (made in open_state(), with the log).
   std::unique_ptr<alerts::AlertBook> alerts;
-  // Where the rules' alerts are raised and resolved, one at a time in the order the rules fire
-  // (make_rules()): storing an alert waits for the store, which a group commit of the
-  // gateway's may hold, and the I/O thread must not wait with it. Joined by ~Server before the
-  // store and the log close.
-  std::unique_ptr<asio::thread_pool> rule_alerts;
+  // Where the alerts of the message path are raised and resolved, one at a time in the order
+  // they come: the rules' (rule_alert) and those the gateway's security events open
+  // (post_event). Storing an alert waits for the store, which a group commit of the gateway's
+  // may hold, and the I/O thread must not wait with it. Made with the book; joined by ~Server
+  // before the store and the log close.
+  std::unique_ptr<asio::thread_pool> alert_thread;
   bool dropped_to_user = false;
   asio::steady_timer checkpoint_timer{io};
   asio::steady_timer tls_refresh_timer{io};
@@ -178,13 +179,15 @@ struct Server::State {
     }
     if (alerts) alerts->observe(event);
   }
-  // The same for an event of the message path (a rule firing): the log's own thread writes it,
-  // so that the I/O thread does not wait for the disk before the rule's actions.
+  // The same for an event of the message path (the gateway's, a rule firing): the log's own
+  // thread writes it and the alert thread applies it to the alerts, so that the I/O thread
+  // waits for neither the disk nor the store (a storm of them, say every device of a site
+  // missing its heartbeats at once, would otherwise hold every connection).
   void post_event(const events::SecurityEvent& event) {
     if (log) {
       if (auto st = log->post(event); !st) spdlog::error("security log: {}", st.error().message);
     }
-    if (alerts) alerts->observe(event);
+    if (alerts) asio::post(*alert_thread, [this, event] { alerts->observe(event); });
   }
 
   struct TlsContexts {
@@ -270,7 +273,7 @@ struct Server::State {
         [this](std::function<void()> work) { asio::post(io, std::move(work)); },
         broker::StoreWriterOptions{config.mqtt.ingest_queue_messages, 2000});
     broker = std::make_unique<broker::Broker>(*installation.store, *writer, env.clock, broker_options(),
-                                              [this](const events::SecurityEvent& e) { log_event(e); });
+                                              [this](const events::SecurityEvent& e) { post_event(e); });
     if (auto routes = broker->load_routes(); !routes) return routes;
     if (auto kept = broker->load_kept_state(*installation.keys); !kept) return kept;
     if (auto st = make_commands(); !st) return st;
@@ -340,7 +343,6 @@ struct Server::State {
     decision::TriggerActions actions;
     actions.security_event = [this](const events::SecurityEvent& e) { post_event(e); };
     actions.command = [this](const decision::Firing& f, const rules::CommandAction& c) { rule_command(f, c); };
-    rule_alerts = std::make_unique<asio::thread_pool>(1);
     actions.alert = [this](const decision::Firing& f) { rule_alert(f); };
     actions.notify = [this](const decision::Firing& f, const rules::NotifyAction& n) { rule_notify(f, n); };
     actions.derived = [this](const decision::DerivedValues& d) { store_derived(d); };
@@ -590,10 +592,10 @@ struct Server::State {
   // A rule's alert action: one alert per rule and device while the rule fires (the store's
   // de-duplication), resolved by the rule when it clears.
   void rule_alert(const decision::Firing& f) {
-    asio::post(*rule_alerts, [this, f] { store_rule_alert(f); });
+    asio::post(*alert_thread, [this, f] { store_rule_alert(f); });
   }
 
-  // On the rule_alerts thread: the alert of a firing raised, or of a clearing resolved.
+  // On the alert thread: the alert of a firing raised, or of a clearing resolved.
   void store_rule_alert(const decision::Firing& f) {
     const std::string key = "rule:" + f.rule_id + ":" + f.device_id;
     if (f.transition == rules::Transition::cleared) {
@@ -1065,8 +1067,8 @@ Server::~Server() {
   if (state_) {
     state_->waf_pool.reset();
     state_->hash_pool.reset();
-    // The rules' alerts handed over are stored (and their channels told) first, too.
-    if (state_->rule_alerts) state_->rule_alerts->join();
+    // The alerts handed over are stored (and their channels told) first, too.
+    if (state_->alert_thread) state_->alert_thread->join();
   }
   if (state_ && state_->trigger) {
     // The rules' states handed to the Trigger's writer thread are written before the store
@@ -1144,6 +1146,7 @@ Status Server::open_state() {
   if (!log) return tl::unexpected(log.error());
   s.log = std::move(*log);
   s.alerts = std::make_unique<alerts::AlertBook>(*s.installation.store, s.log.get(), s.env.clock, s.env.random);
+  s.alert_thread = std::make_unique<asio::thread_pool>(1);
 
   if (s.installation.first_start) {
     s.log_event({"system",

@@ -79,17 +79,6 @@ class AgentTest : public ServerTest {
     return out;
   }
 
-  // Polls until `done` holds or the bound passes (a wait for an event, not a timing check).
-  template <class Done>
-  bool eventually(Done done, std::chrono::seconds bound = std::chrono::seconds(60)) {
-    const auto until = std::chrono::steady_clock::now() + bound;
-    while (std::chrono::steady_clock::now() < until) {
-      if (done()) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(250));
-    }
-    return done();
-  }
-
   // Restarts keep the ports the agent knows.
   void pin_ports() {
     const auto gateway = "127.0.0.1:" + std::to_string(gateway_port);

@@ -4,11 +4,13 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -49,6 +51,19 @@ class ServerTest : public ::testing::Test {
   [[nodiscard]] std::filesystem::path data_dir() const { return dir_ / "data"; }
   [[nodiscard]] std::filesystem::path work_dir() const { return dir_.path(); }
   [[nodiscard]] static bool is_root() { return ::geteuid() == 0; }
+
+  // Polls until `done` holds or the bound passes (a wait for an event, not a timing check):
+  // for what the server does beside its answers, such as the security log's lines and alerts
+  // of the message path, written by threads of their own.
+  template <class Done>
+  static bool eventually(Done done, std::chrono::seconds bound = std::chrono::seconds(60)) {
+    const auto until = std::chrono::steady_clock::now() + bound;
+    while (std::chrono::steady_clock::now() < until) {
+      if (done()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+    return done();
+  }
 
   std::unique_ptr<Process> server;
   std::uint16_t gateway_port = 0;
