@@ -416,8 +416,8 @@ Status SecurityLog::apply_retention_locked() {
 
 namespace {
 
-// The event's record without seq, prev and hash, or why it cannot be logged (append()).
-Result<nlohmann::json> event_record(const SecurityEvent& event, std::chrono::system_clock::time_point at) {
+// The event's record without ts, seq, prev and hash, or why it cannot be logged (append()).
+Result<nlohmann::json> event_record(const SecurityEvent& event) {
   if (event.actor.empty()) return fail(Errc::invalid_argument, "a security event needs an actor");
   if (!valid_action(event.action)) {
     return fail(Errc::invalid_argument,
@@ -431,7 +431,6 @@ Result<nlohmann::json> event_record(const SecurityEvent& event, std::chrono::sys
     details = {{"cut", true}, {"bytes", size}};
   }
   return nlohmann::json{{"type", "event"},
-                        {"ts", format_utc_millis(at)},
                         {"actor", cut(event.actor)},
                         {"action", event.action},
                         {"object", cut(event.object)},
@@ -444,7 +443,7 @@ Result<nlohmann::json> event_record(const SecurityEvent& event, std::chrono::sys
 
 Status SecurityLog::append(const SecurityEvent& event) {
   // Checked before the lock (the time is set below).
-  auto record = event_record(event, {});
+  auto record = event_record(event);
   if (!record) return tl::unexpected(std::move(record.error()));
   std::lock_guard lock(mutex_);
   if (closed_) return fail(Errc::unavailable, "the security log is closed");
@@ -461,8 +460,9 @@ Status SecurityLog::post(const SecurityEvent& event) {
   if (posting_closed_) return fail(Errc::unavailable, "the security log is closed");
   // The time is taken with the queue held: an event appended later takes its own as it empties
   // the queue, so the times in the file never go back.
-  auto record = event_record(event, clock_.now());
+  auto record = event_record(event);
   if (!record) return tl::unexpected(std::move(record.error()));
+  (*record)["ts"] = format_utc_millis(clock_.now());
   posted_.push_back(std::move(*record));
   if (!poster_.joinable()) poster_ = std::thread([this] { run_posted(); });
   posted_ready_.notify_one();
