@@ -1,6 +1,7 @@
 #include "decision/trigger.h"
 
 #include <algorithm>
+#include <optional>
 #include <string>
 
 #include <fmt/format.h>
@@ -107,6 +108,7 @@ Status Trigger::reload(const std::string& rule_id) {
 
 void Trigger::remember_tags(const std::vector<store::DeviceRecord>& devices) {
   for (const auto& d : devices) device_tags_[intern(d.id)] = d.tags;
+  changed();
 }
 
 Status Trigger::load_rule(const store::RuleRecord& record, const std::vector<store::DeviceRecord>& devices,
@@ -205,6 +207,7 @@ Trigger::DeviceSlot Trigger::intern(std::string_view device_id) {
   device_tags_.emplace_back();
   device_rules_.emplace_back();
   device_dirty_.push_back(false);
+  device_views_.emplace_back();
   device_slots_.emplace(device_ids_.back(), slot);
   return slot;
 }
@@ -240,6 +243,7 @@ void for_each_key(const rules::Selector& selector, F&& f) {
 }  // namespace
 
 void Trigger::index(const Loaded& rule) {
+  changed();
   auto& index = by_organisation_[rule.record.organisation_id];
   ++index.rules;
   for_each_key(rule.definition->selector, [&](int kind, const std::string& key) {
@@ -254,6 +258,7 @@ void Trigger::index(const Loaded& rule) {
 }
 
 void Trigger::unindex(const Loaded& rule) {
+  changed();
   const auto org = by_organisation_.find(rule.record.organisation_id);
   if (org == by_organisation_.end()) return;
   auto& index = org->second;
@@ -278,16 +283,18 @@ void Trigger::unindex(const Loaded& rule) {
   if (--index.rules == 0) by_organisation_.erase(org);
 }
 
-void Trigger::observe(const DeviceMessage& message) {
-  const auto org = by_organisation_.find(message.organisation_id);
-  if (org == by_organisation_.end()) return;
-  const DeviceSlot device = intern(message.device_id);
-  // A copy: an action may reload a rule, which reads the device's tags afresh.
-  const std::vector<std::string> tags = device_tags_[device];
-  // The rules whose selector may take this device; a copy, since an action may reload rules
-  // of this organisation. A rule is in one kind of list only, and in one list of each kind
-  // but tags (a device has several): it is met at most once unless by two of its tags.
-  const RuleIndex& index = org->second;
+const std::vector<Trigger::Met>& Trigger::meets(const RuleIndex& index, DeviceSlot device,
+                                                const DeviceMessage& message) {
+  auto& view = device_views_[device];
+  if (!view) view = std::make_unique<DeviceView>();
+  if (view->generation == generation_ && view->profile_id == message.profile_id && view->segment == message.segment) {
+    counters_.candidates += view->candidates;
+    return view->met;
+  }
+  // The rules whose selector may take this device. A rule is in one kind of list only, and in
+  // one list of each kind but tags (a device has several): it is met at most once unless by
+  // two of its tags.
+  const std::vector<std::string>& tags = device_tags_[device];
   std::vector<RuleSlot> slots = index.every_device;
   const auto add = [&](const auto& by, std::string_view key) {
     const auto it = by.find(key);
@@ -304,17 +311,47 @@ void Trigger::observe(const DeviceMessage& message) {
     std::sort(slots.begin(), slots.end());
     slots.erase(std::unique(slots.begin(), slots.end()), slots.end());
   }
-  counters_.candidates += slots.size();
   const rules::DeviceFacts facts{message.device_id, message.profile_id, message.segment, tags};
+  view->met.clear();
   for (const RuleSlot slot : slots) {
     Loaded* rule = loaded(slot);
+    if (rule == nullptr || !rules::matches(rule->definition->selector, facts)) continue;
+    view->met.push_back({slot, &watch_of(*rule, device)});
+  }
+  view->generation = generation_;
+  view->profile_id = message.profile_id;
+  view->segment = message.segment;
+  view->candidates = slots.size();
+  counters_.candidates += slots.size();
+  return view->met;
+}
+
+void Trigger::observe(const DeviceMessage& message) {
+  const auto org = by_organisation_.find(message.organisation_id);
+  if (org == by_organisation_.end()) return;
+  const DeviceSlot device = intern(message.device_id);
+  // A copy: an action may reload a rule, which changes the view.
+  const std::vector<Met> met = meets(org->second, device, message);
+  const std::uint64_t generation = generation_;
+  std::optional<std::vector<std::string>> tags;  // the device's, once rules changed under the loop
+  for (const auto& [slot, seen] : met) {
+    Loaded* rule = loaded(slot);
     if (rule == nullptr) continue;  // an action dropped it
-    if (!rules::matches(rule->definition->selector, facts)) continue;
-    Watch& watch = watch_of(*rule, device);
+    Watch* watch = seen;
+    if (generation_ != generation) {
+      // An action changed rules or watches: this rule's watch is looked up again (its
+      // selector checked against the device's tags as they are now).
+      if (!tags) tags = device_tags_[device];
+      if (!rules::matches(rule->definition->selector,
+                          {message.device_id, message.profile_id, message.segment, *tags})) {
+        continue;
+      }
+      watch = &watch_of(*rule, device);
+    }
     ++counters_.evaluations;
-    const auto evaluation = rule->evaluator->observe(watch.state, message.metrics, message.at);
+    const auto evaluation = rule->evaluator->observe(watch->state, message.metrics, message.at);
     mark_dirty(device);
-    schedule(*rule, device, watch);
+    schedule(*rule, device, *watch);
     if (actions_.derived && !evaluation.derived.empty()) {
       actions_.derived({rule->record.organisation_id, device_ids_[device], rule->record.id, message.message_id,
                         message.at, evaluation.derived});
@@ -480,6 +517,7 @@ Status Trigger::flush() {
 void Trigger::device_changed(const store::DeviceRecord& record) {
   const DeviceSlot device = intern(record.id);
   device_tags_[device] = record.tags;
+  changed();  // its tags, and below the watches of rules that no longer select it
   if (!by_organisation_.contains(record.organisation_id)) return;
   const rules::DeviceFacts facts{record.id, record.profile_id, record.segment, record.tags};
   const UnixMillis now = to_unix_millis(clock_.now());
@@ -517,6 +555,8 @@ void Trigger::forget_device(const std::string& device_id) {
   writer_->forget(device_id);
   device_rules_[slot->second].clear();
   device_dirty_[slot->second] = false;
+  device_views_[slot->second].reset();
+  changed();  // its watches go
   for (auto& [id, rule] : rules_) {
     const auto it = rule->watches.find(slot->second);
     if (it == rule->watches.end()) continue;

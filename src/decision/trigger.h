@@ -6,7 +6,10 @@
 //             data key: they hold the device's recent values); a state that does not open or
 //             restore is dropped and logged, and that device starts afresh
 //   observe   a telemetry message the gateway accepted, with its validated values: each rule
-//             of the device's organisation whose selector matches evaluates it
+//             of the device's organisation whose selector matches evaluates it; which rules
+//             those are, and the device's state of each, is worked out at its first message
+//             and again only after rules, watches or tags changed (its view), so that a
+//             message costs its evaluations, not lookups
 //   tick      time passing (the server calls it every second): only the states with a deadline
 //             due by then (a hold ending, a sample leaving a window, an absence reaching its
 //             length; rules::Evaluator::next_deadline) are evaluated, so a tick costs what is
@@ -197,6 +200,17 @@ class Trigger {
   [[nodiscard]] DeviceSlot intern(std::string_view device_id);
   // The rule's watch of the device, made (and listed in device_rules_) when it has none.
   [[nodiscard]] Watch& watch_of(Loaded& rule, DeviceSlot device);
+  struct RuleIndex;
+  struct Met {
+    RuleSlot rule = 0;
+    Watch* watch = nullptr;
+  };
+  // The rules a message of the device meets (its index lists read, the selectors checked) and
+  // the device's watch of each: the device's view, worked out again when it is not of the
+  // current generation_ or of the message's profile and segment.
+  [[nodiscard]] const std::vector<Met>& meets(const RuleIndex& index, DeviceSlot device, const DeviceMessage& message);
+  // Something a view depends on changed: rules loaded or dropped, watches erased, tags.
+  void changed() { ++generation_; }
   // Starts (or goes on) watching the device at `now`: its state's clock starts, and what that
   // first step decides is applied.
   void watch_from(Loaded& rule, DeviceSlot device, UnixMillis now);
@@ -225,7 +239,18 @@ class Trigger {
   // By DeviceSlot: the rules that watch the device (and, until the next save, some that no
   // longer do), whose states its saved row holds.
   std::deque<std::vector<RuleSlot>> device_rules_;
-  std::vector<bool> device_dirty_;         // by DeviceSlot: a state changed since the last save()
+  std::vector<bool> device_dirty_;  // by DeviceSlot: a state changed since the last save()
+  // By DeviceSlot, made at the device's first message: what meets() worked out. Its watches
+  // are pointers, valid while the generation stays: a watch is erased only with a change
+  // (an unordered_map does not move its elements as it grows).
+  struct DeviceView {
+    std::uint64_t generation = 0;
+    std::string profile_id, segment;
+    std::uint64_t candidates = 0;  // the rules the index led to, before their selectors
+    std::vector<Met> met;
+  };
+  std::vector<std::unique_ptr<DeviceView>> device_views_;
+  std::uint64_t generation_ = 1;
   std::vector<DeviceSlot> dirty_devices_;  // the devices whose flag is set
   // An organisation's rules by the first part of their selector that names something: its
   // devices, else its profiles, else its segments, else its tags, else none (every device). A

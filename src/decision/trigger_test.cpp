@@ -117,6 +117,40 @@ TEST_F(TriggerTest, ARuleFiresOnceWhileItsConditionHoldsAndClearsWhenItStops) {
   EXPECT_TRUE((*stored)->last_fired_at.has_value());
 }
 
+// Which rules a device's message meets is worked out once and kept with the device: each
+// change (a rule added or removed, the device's tags, a message under another profile) must
+// show at its next message.
+TEST_F(TriggerTest, TheRulesAMessageMeetsFollowRulesTagsAndProfile) {
+  const auto evaluated = [this](const std::string& profile = "env") {
+    const auto before = trigger_->counters().evaluations;
+    clock_.advance(1s);
+    send("sensor-1", 31, "org-1", profile);
+    return trigger_->counters().evaluations - before;
+  };
+  const auto by_profile = create(R"({"name":"env hot","selector":{"profiles":["env"]},"condition":"temperature > 30",
+    "actions":[{"type":"alert"}]})");
+  EXPECT_EQ(evaluated(), 1U);
+  EXPECT_EQ(evaluated(), 1U);  // the same rules, from what was kept
+  create(R"({"name":"room hot","selector":{"tags":["hot-room"]},"condition":"temperature > 30",
+    "actions":[{"type":"alert"}]})");
+  EXPECT_EQ(evaluated(), 1U);  // sensor-1 has no such tag
+  tag("sensor-1", {"hot-room"});
+  EXPECT_EQ(evaluated(), 2U);
+  tag("sensor-1", {});
+  EXPECT_EQ(evaluated(), 1U);
+  EXPECT_EQ(evaluated("other"), 0U);  // a message under another profile: not the profile rule's
+  EXPECT_EQ(evaluated(), 1U);
+  ASSERT_TRUE(book_->remove("org-1", by_profile));
+  ASSERT_TRUE(trigger_->reload(by_profile));
+  EXPECT_EQ(evaluated(), 0U);
+  trigger_->forget_device("sensor-1");
+  tag("sensor-1", {"hot-room"});
+  EXPECT_EQ(evaluated(), 1U);
+  // The tag rule fired once for sensor-1 (while tagged the first time) and cleared when the tag
+  // went; the profile rule fired at the first message.
+  EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1", "alert+:sensor-1", "alert-:sensor-1", "alert+:sensor-1"));
+}
+
 TEST_F(TriggerTest, ARulesMetricActionsGiveOneSetOfValuesPerMessageWithTheMessagesId) {
   const auto id = create(R"({"name":"fahrenheit","selector":{"devices":["sensor-1"]},"condition":"temperature > 100",
     "actions":[{"type":"metric","name":"temperature_f","value":"temperature * 9 / 5 + 32"},

@@ -42,16 +42,23 @@ class StateInputs final : public Inputs {
       return std::nullopt;
     }
     const auto& buckets = found->buckets;
-    std::uint64_t count = 0;
-    double total = 0;
-    double low = std::numeric_limits<double>::infinity();
-    double high = -std::numeric_limits<double>::infinity();
-    for (const auto& b : buckets) {
-      count += b.count;
-      total += b.mean * static_cast<double>(b.count);
-      low = std::min(low, b.low);
-      high = std::max(high, b.high);
+    DeviceState::Older& older = found->older;
+    if (!older.valid) {
+      older = {true, 0, 0, std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity()};
+      for (std::size_t i = 0; i + 1 < buckets.size(); ++i) {
+        const auto& b = buckets[i];
+        older.count += b.count;
+        older.total += b.mean * static_cast<double>(b.count);
+        older.low = std::min(older.low, b.low);
+        older.high = std::max(older.high, b.high);
+      }
     }
+    // The same sums, in the same order, as going through every bucket.
+    const auto& newest = buckets.back();
+    const std::uint64_t count = older.count + newest.count;
+    const double total = older.total + newest.mean * static_cast<double>(newest.count);
+    const double low = std::min(older.low, newest.low);
+    const double high = std::max(older.high, newest.high);
     switch (function) {
       case WindowFunction::count: return static_cast<double>(count);
       case WindowFunction::avg: {
@@ -64,7 +71,6 @@ class StateInputs final : public Inputs {
       case WindowFunction::max: return high;
       case WindowFunction::rate: {
         const auto& oldest = buckets.front();
-        const auto& newest = buckets.back();
         if (count < 2 || newest.last_at == oldest.first_at) return std::nullopt;
         const double seconds = static_cast<double>(newest.last_at - oldest.first_at) / 1000.0;
         return (newest.last - oldest.first) / seconds;
@@ -112,14 +118,21 @@ std::string_view to_string(Transition transition) {
 
 Evaluator::Evaluator(std::shared_ptr<const RuleDefinition> rule) : rule_(std::move(rule)) {
   const auto collect = [this](const Expression& e) {
-    for (auto& m : e.metrics()) reads_.insert(std::move(m));
-    for (auto& [metric, duration] : e.windows()) windows_[metric].push_back(duration.count());
+    for (auto& m : e.metrics()) reads_.push_back(std::move(m));
+    for (const auto& window : e.windows()) {
+      auto it = std::find_if(windows_.begin(), windows_.end(), [&](const auto& w) { return w.first == window.first; });
+      if (it == windows_.end()) it = windows_.insert(windows_.end(), {window.first, {}});
+      it->second.push_back(window.second.count());
+    }
     for (const auto d : e.absences()) absences_.push_back(d);
   };
   collect(rule_->condition);
   for (const Action& a : rule_->actions) {
     if (const auto* m = std::get_if<MetricAction>(&a)) collect(m->value);
   }
+  std::sort(reads_.begin(), reads_.end());
+  reads_.erase(std::unique(reads_.begin(), reads_.end()), reads_.end());
+  std::sort(windows_.begin(), windows_.end());
   for (auto& [metric, durations] : windows_) {
     std::sort(durations.begin(), durations.end());
     durations.erase(std::unique(durations.begin(), durations.end()), durations.end());
@@ -128,11 +141,23 @@ Evaluator::Evaluator(std::shared_ptr<const RuleDefinition> rule) : rule_(std::mo
   absences_.erase(std::unique(absences_.begin(), absences_.end()), absences_.end());
 }
 
+bool Evaluator::reads(std::string_view metric) const {
+  return std::find(reads_.begin(), reads_.end(), metric) != reads_.end();
+}
+
+const std::vector<std::int64_t>& Evaluator::durations(std::string_view metric) const {
+  static const std::vector<std::int64_t> kNone;
+  for (const auto& [name, durations] : windows_) {
+    if (name == metric) return durations;
+  }
+  return kNone;
+}
+
 DeviceState::Window& Evaluator::window_of(DeviceState::History& history, std::int64_t duration) {
   auto& windows = history.windows;
   auto it = std::lower_bound(windows.begin(), windows.end(), duration,
                              [](const DeviceState::Window& w, std::int64_t d) { return w.duration < d; });
-  if (it == windows.end() || it->duration != duration) it = windows.insert(it, DeviceState::Window{duration, {}});
+  if (it == windows.end() || it->duration != duration) it = windows.insert(it, DeviceState::Window{duration, {}, {}});
   return *it;
 }
 
@@ -152,6 +177,7 @@ void Evaluator::add(DeviceState::Window& window, UnixMillis at, double value) {
     return;
   }
   buckets.push_back({at, at, 1, value, value, value, value, value});
+  window.older.valid = false;  // the bucket that was newest is among the older ones now
 }
 
 // Moves the state's time to `at` (never backwards) and drops the buckets that have left their
@@ -164,15 +190,13 @@ void Evaluator::advance(DeviceState& state, UnixMillis at) const {
   } else {
     state.now_ = std::max(state.now_, at);
   }
-  static const std::vector<std::int64_t> kNone;
   for (auto it = state.metrics_.begin(); it != state.metrics_.end();) {
-    if (!reads_.contains(it->first)) {
+    if (!reads(it->first)) {
       it = state.metrics_.erase(it);
       continue;
     }
     auto& history = it->second;
-    const auto wanted = windows_.find(it->first);
-    const auto& durations = wanted == windows_.end() ? kNone : wanted->second;
+    const auto& durations = this->durations(it->first);
     if (!history.windows.empty() && history.windows.front().duration == 0) {
       const DeviceState::Window samples = std::move(history.windows.front());
       history.windows.erase(history.windows.begin());
@@ -185,7 +209,10 @@ void Evaluator::advance(DeviceState& state, UnixMillis at) const {
     }
     for (auto& w : history.windows) {
       const UnixMillis edge = state.now_ - w.duration;  // a bucket whose oldest sample is at or before it is out
-      while (!w.buckets.empty() && w.buckets.front().first_at <= edge) w.buckets.pop_front();
+      while (!w.buckets.empty() && w.buckets.front().first_at <= edge) {
+        w.buckets.pop_front();
+        w.older.valid = false;
+      }
     }
     std::erase_if(history.windows, [&durations](const DeviceState::Window& w) {
       return w.buckets.empty() || !std::binary_search(durations.begin(), durations.end(), w.duration);
@@ -224,14 +251,12 @@ Evaluation Evaluator::observe(DeviceState& state, const std::vector<policy::Metr
   const UnixMillis now = state.now_;
   state.last_message_at_ = now;
   for (const policy::Metric& m : metrics) {
-    if (!reads_.contains(m.name)) continue;
+    if (!reads(m.name)) continue;
     auto& history = state.metrics_[m.name];
     history.latest = usable(m.value);
     history.latest_at = now;
     if (!history.latest || !std::holds_alternative<double>(*history.latest)) continue;
-    if (const auto w = windows_.find(m.name); w != windows_.end()) {
-      for (const std::int64_t d : w->second) add(window_of(history, d), now, std::get<double>(*history.latest));
-    }
+    for (const std::int64_t d : durations(m.name)) add(window_of(history, d), now, std::get<double>(*history.latest));
   }
   Evaluation out = decide(state);
   const StateInputs inputs(state);
@@ -476,7 +501,7 @@ tl::expected<DeviceState, std::string> restore(std::string_view text) {
     const std::int64_t width = bucket_width(duration);
     const std::size_t most = duration == 0 ? kMaxWindowSamples : static_cast<std::size_t>(duration / width + 2);
     if (!list.is_array() || list.size() > most) return std::nullopt;
-    DeviceState::Window w{duration, {}};
+    DeviceState::Window w{duration, {}, {}};
     for (const json& j : list) {
       const auto b = bucket_of(j);
       if (!b || b->last_at > s.now_) return std::nullopt;

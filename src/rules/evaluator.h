@@ -20,7 +20,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -97,12 +96,25 @@ class DeviceState {
     double first = 0, last = 0, mean = 0, low = 0, high = 0;
     friend bool operator==(const Bucket&, const Bucket&) = default;
   };
+  // What the buckets before the newest add up to: StateInputs::window adds the newest to it,
+  // rather than going through every bucket at each evaluation. Worked out again once the
+  // buckets before the newest change (one is dropped, or a new newest begins), that is once
+  // per bucket width, not per sample. Derived: neither saved nor compared.
+  struct Older {
+    bool valid = false;
+    std::uint64_t count = 0;
+    double total = 0;  // of mean × count, added oldest first
+    double low = 0, high = 0;
+  };
   struct Window {
     // Milliseconds. 0: samples restored from a format-1 state, one per bucket, put into the
     // rule's windows of the metric at the next step.
     std::int64_t duration = 0;
     std::deque<Bucket> buckets;  // oldest first, none empty
-    friend bool operator==(const Window&, const Window&) = default;
+    mutable Older older;         // valid = false wherever buckets change but at the newest
+    friend bool operator==(const Window& a, const Window& b) {
+      return a.duration == b.duration && a.buckets == b.buckets;
+    }
   };
   struct History {
     std::optional<std::variant<double, bool>> latest;  // nullopt: the last value was a string
@@ -144,10 +156,16 @@ class Evaluator {
   // A sample joins the window's newest bucket when it falls in the same one, else starts one.
   static void add(DeviceState::Window& window, UnixMillis at, double value);
 
+  // Whether the rule reads the metric; its window durations (none when it has no window).
+  [[nodiscard]] bool reads(std::string_view metric) const;
+  [[nodiscard]] const std::vector<std::int64_t>& durations(std::string_view metric) const;
+
   std::shared_ptr<const RuleDefinition> rule_;
-  std::set<std::string, std::less<>> reads_;  // every metric read
-  // Each windowed metric's distinct window durations in milliseconds, ascending.
-  std::map<std::string, std::vector<std::int64_t>, std::less<>> windows_;
+  // Lists rather than trees: a rule reads a few metrics, and these are looked up for every
+  // message and state.
+  std::vector<std::string> reads_;  // every metric read, sorted, distinct
+  // Each windowed metric (sorted) with its distinct window durations in milliseconds, ascending.
+  std::vector<std::pair<std::string, std::vector<std::int64_t>>> windows_;
   std::vector<std::chrono::milliseconds> absences_;
 };
 
