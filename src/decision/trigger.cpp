@@ -468,45 +468,69 @@ void Trigger::apply(Loaded& rule, DeviceSlot device, const rules::Evaluation& ev
   }
 }
 
+std::string Trigger::row_of(DeviceSlot device) {
+  device_dirty_[device] = false;
+  // Every state of the device, changed or not: its row is replaced whole. The rules that
+  // no longer watch it (dropped, changed, no longer selecting it) leave its list here.
+  std::string text;
+  text.reserve(last_row_size_);
+  text = R"({"v":1,"rules":[)";
+  bool first = true;
+  auto& slots = device_rules_[device];
+  std::sort(slots.begin(), slots.end());  // a rule that left and came back is listed twice
+  slots.erase(std::unique(slots.begin(), slots.end()), slots.end());
+  std::erase_if(slots, [&](RuleSlot slot) {
+    const Loaded* rule = loaded(slot);
+    if (rule == nullptr) return true;
+    const auto it = rule->watches.find(device);
+    if (it == rule->watches.end()) return true;
+    text += first ? "" : ",";
+    first = false;
+    text += R"({"rule":)";
+    text += nlohmann::json(rule->record.id).dump();
+    text += R"(,"version":)";
+    text += std::to_string(rule->record.version);
+    text += R"(,"state":)";
+    rules::serialize(it->second.state, text);
+    text += '}';
+    ++counters_.states_saved;
+    return false;
+  });
+  text += "]}";
+  last_row_size_ = text.size();
+  return text;
+}
+
 void Trigger::save() {
-  std::vector<StateWriter::Row> rows;
-  rows.reserve(dirty_devices_.size());
-  const UnixMillis now = to_unix_millis(clock_.now());
-  for (const DeviceSlot device : dirty_devices_) {
-    if (!device_dirty_[device]) continue;  // forgotten since
-    device_dirty_[device] = false;
-    // Every state of the device, changed or not: its row is replaced whole. The rules that
-    // no longer watch it (dropped, changed, no longer selecting it) leave its list here.
-    std::string text;
-    text.reserve(last_row_size_);
-    text = R"({"v":1,"rules":[)";
-    bool first = true;
-    auto& slots = device_rules_[device];
-    std::sort(slots.begin(), slots.end());  // a rule that left and came back is listed twice
-    slots.erase(std::unique(slots.begin(), slots.end()), slots.end());
-    std::erase_if(slots, [&](RuleSlot slot) {
-      const Loaded* rule = loaded(slot);
-      if (rule == nullptr) return true;
-      const auto it = rule->watches.find(device);
-      if (it == rule->watches.end()) return true;
-      text += first ? "" : ",";
-      first = false;
-      text += R"({"rule":)";
-      text += nlohmann::json(rule->record.id).dump();
-      text += R"(,"version":)";
-      text += std::to_string(rule->record.version);
-      text += R"(,"state":)";
-      rules::serialize(it->second.state, text);
-      text += '}';
-      ++counters_.states_saved;
-      return false;
-    });
-    text += "]}";
-    last_row_size_ = text.size();
-    rows.push_back({device_ids_[device], std::move(text), now});
+  constexpr auto kWhole = std::chrono::microseconds::max();
+  while (save_some(kWhole)) {  // the save under way in parts, if any, else everything changed
   }
-  dirty_devices_.clear();
+  if (dirty_devices_.empty()) return;
+  while (save_some(kWhole)) {  // what changed since that save began
+  }
+}
+
+bool Trigger::save_some(std::chrono::microseconds budget) {
+  if (saved_ == saving_.size()) {  // begin a save
+    saving_.swap(dirty_devices_);
+    dirty_devices_.clear();
+    saved_ = 0;
+  }
+  const bool timed = budget != std::chrono::microseconds::max();
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<StateWriter::Row> rows;
+  const UnixMillis now = to_unix_millis(clock_.now());
+  while (saved_ < saving_.size()) {
+    const DeviceSlot device = saving_[saved_++];
+    if (!device_dirty_[device]) continue;  // forgotten since
+    rows.push_back({device_ids_[device], row_of(device), now});
+    if (timed && std::chrono::steady_clock::now() - start >= budget) break;
+  }
   writer_->submit(std::move(rows));
+  if (saved_ < saving_.size()) return true;
+  saving_.clear();
+  saved_ = 0;
+  return false;
 }
 
 Status Trigger::flush() {

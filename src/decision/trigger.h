@@ -15,10 +15,10 @@
 //             length; rules::Evaluator::next_deadline) are evaluated, so a tick costs what is
 //             due, not every rule times every device
 //   save      the states of each device with a state changed since the last save, one
-//             sealed row per device holding all its rules' states (the server calls it every
-//             few seconds, and flush at stop: a crash loses at most that much); only the
-//             serialising happens on the caller's thread, a StateWriter seals and writes the
-//             rows, a few hundred per transaction
+//             sealed row per device holding all its rules' states (the server begins one
+//             every 10 seconds and goes through it in parts, save_some, and flushes at stop:
+//             a crash loses at most that much); only the serialising happens on the caller's
+//             thread, a StateWriter seals and writes the rows, a few hundred per transaction
 //   reload    after a rule is created, changed, switched on or off or deleted
 //   device_changed  after a device is created or its tags change: rules that now select it
 //             watch it, rules that no longer do forget it (clearing what they fired for it)
@@ -31,6 +31,7 @@
 // the broker's observers run. The StateWriter's thread sees only the serialised rows.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -134,6 +135,12 @@ class Trigger {
   // thread, which seals each device's row under its data key (device_rule_states_associated_data)
   // and writes them; returns without waiting for the store (a failure there is logged).
   void save();
+  // The same in parts, for a caller that must not stop for all of it: a save begins with the
+  // devices changed by then and goes on, a few devices per call, until it has handed over
+  // their rows (each device's as it is when its turn comes; one changed after its turn waits
+  // for the next save). Serialises devices until `budget` has passed (at least one) and
+  // returns whether this save has devices left; the next call after the last begins another.
+  [[nodiscard]] bool save_some(std::chrono::microseconds budget);
   // save(), then waits until everything handed over is written: the first write failure since
   // the previous flush, if any (at stop, and for tests).
   [[nodiscard]] Status flush();
@@ -252,6 +259,10 @@ class Trigger {
   std::vector<std::unique_ptr<DeviceView>> device_views_;
   std::uint64_t generation_ = 1;
   std::vector<DeviceSlot> dirty_devices_;  // the devices whose flag is set
+  std::vector<DeviceSlot> saving_;         // the save under way (save_some): its devices
+  std::size_t saved_ = 0;                  // how many of them are done
+  // Serialises the device's row (every state of it) and clears its flag.
+  [[nodiscard]] std::string row_of(DeviceSlot device);
   // An organisation's rules by the first part of their selector that names something: its
   // devices, else its profiles, else its segments, else its tags, else none (every device). A
   // message looks at the lists its device's id, profile, segment and tags lead to, not at

@@ -151,6 +151,36 @@ TEST_F(TriggerTest, TheRulesAMessageMeetsFollowRulesTagsAndProfile) {
   EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1", "alert+:sensor-1", "alert-:sensor-1", "alert+:sensor-1"));
 }
 
+// A save in parts hands over a device at a time (the budget here is none: one device per
+// call); a device that changes after its turn waits for the next save, and save() ends the
+// one under way and saves what changed since.
+TEST_F(TriggerTest, ASaveInPartsHandsOverEachChangedDeviceOnce) {
+  create(R"({"name":"hot","selector":{"profiles":["env"]},"condition":"temperature > 30",
+    "actions":[{"type":"alert"}]})");
+  const auto saved = [this] { return trigger_->counters().states_saved; };
+  const auto before = saved();
+  // Both devices changed when the rule began watching them (fan-1, then sensor-1).
+  send("sensor-1", 20);
+  send("fan-1", 20);
+  EXPECT_TRUE(trigger_->save_some(0us));  // fan-1
+  EXPECT_EQ(saved() - before, 1U);
+  send("fan-1", 21);                       // after its turn: the next save's
+  EXPECT_FALSE(trigger_->save_some(0us));  // sensor-1, and this save is done
+  EXPECT_EQ(saved() - before, 2U);
+  EXPECT_FALSE(trigger_->save_some(0us));  // the next: fan-1 again
+  EXPECT_EQ(saved() - before, 3U);
+  EXPECT_FALSE(trigger_->save_some(0us));  // nothing changed
+  EXPECT_EQ(saved() - before, 3U);
+  send("sensor-1", 22);
+  send("fan-1", 22);
+  EXPECT_TRUE(trigger_->save_some(0us));  // sensor-1
+  send("sensor-1", 23);
+  trigger_->save();  // fan-1 (the save under way), then sensor-1 (changed since)
+  EXPECT_EQ(saved() - before, 6U);
+  ASSERT_TRUE(trigger_->flush());
+  EXPECT_EQ(saved() - before, 6U);
+}
+
 TEST_F(TriggerTest, ARulesMetricActionsGiveOneSetOfValuesPerMessageWithTheMessagesId) {
   const auto id = create(R"({"name":"fahrenheit","selector":{"devices":["sensor-1"]},"condition":"temperature > 100",
     "actions":[{"type":"metric","name":"temperature_f","value":"temperature * 9 / 5 + 32"},

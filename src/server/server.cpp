@@ -956,6 +956,23 @@ struct Server::State {
     return ok();
   }
 
+  // The rules' changed states, handed to their writer's thread (which logs a failure) a few
+  // devices at a time, each part a turn of the I/O thread: between two parts every connection
+  // gets its turn, instead of waiting for all of them to be serialised.
+  bool saving_rule_states = false;
+  void save_rule_states() {
+    if (saving_rule_states) return;  // the save under way goes on
+    saving_rule_states = true;
+    save_rule_states_part();
+  }
+  void save_rule_states_part() {
+    if (!trigger->save_some(std::chrono::microseconds(500))) {
+      saving_rule_states = false;
+      return;
+    }
+    asio::post(io, [this] { save_rule_states_part(); });
+  }
+
   void start_maintenance() {
     every(sessions_timer, std::chrono::minutes(5), [this] {
       if (auto removed = accounts->remove_expired_sessions(); !removed) {
@@ -970,7 +987,7 @@ struct Server::State {
     });
     every(rules_timer, std::chrono::seconds(1), [this] { trigger->tick(to_unix_millis(env.clock.now())); });
     every(counters_timer, std::chrono::seconds(10), [this] {
-      trigger->save();  // written on the Trigger's writer thread, which logs a failure
+      save_rule_states();
       broker->expire_sessions();
       broker->check_device_health();
       if (auto st = broker->flush_counters(); !st) spdlog::error("device counters: {}", st.error().message);
