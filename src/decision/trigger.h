@@ -141,6 +141,8 @@ class Trigger {
   // for the next save). Serialises devices until `budget` has passed (at least one) and
   // returns whether this save has devices left; the next call after the last begins another.
   [[nodiscard]] bool save_some(std::chrono::microseconds budget);
+  // A save begun by save_some has devices left.
+  [[nodiscard]] bool saving() const { return saved_ < saving_.size(); }
   // save(), then waits until everything handed over is written: the first write failure since
   // the previous flush, if any (at stop, and for tests).
   [[nodiscard]] Status flush();

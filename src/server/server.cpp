@@ -959,18 +959,12 @@ struct Server::State {
   // The rules' changed states, handed to their writer's thread (which logs a failure) a few
   // devices at a time, each part a turn of the I/O thread: between two parts every connection
   // gets its turn, instead of waiting for all of them to be serialised.
-  bool saving_rule_states = false;
   void save_rule_states() {
-    if (saving_rule_states) return;  // the save under way goes on
-    saving_rule_states = true;
+    if (trigger->saving()) return;  // the save under way goes on
     save_rule_states_part();
   }
   void save_rule_states_part() {
-    if (!trigger->save_some(std::chrono::microseconds(500))) {
-      saving_rule_states = false;
-      return;
-    }
-    asio::post(io, [this] { save_rule_states_part(); });
+    if (trigger->save_some(std::chrono::microseconds(500))) asio::post(io, [this] { save_rule_states_part(); });
   }
 
   void start_maintenance() {
