@@ -326,6 +326,11 @@ const std::vector<Trigger::Met>& Trigger::meets(const RuleIndex& index, DeviceSl
   return view->met;
 }
 
+namespace {
+constexpr std::size_t kCacheLine = 64;
+constexpr std::size_t kPrefetchAhead = 4;
+}  // namespace
+
 void Trigger::observe(const DeviceMessage& message) {
   const auto org = by_organisation_.find(message.organisation_id);
   if (org == by_organisation_.end()) return;
@@ -334,7 +339,17 @@ void Trigger::observe(const DeviceMessage& message) {
   const std::vector<Met> met = meets(org->second, device, message);
   const std::uint64_t generation = generation_;
   std::optional<std::vector<std::string>> tags;  // the device's, once rules changed under the loop
+  // Each watch is an allocation of its own among the rules' states of every device, seldom in
+  // the processor's caches: the next few are asked for ahead, so that their loads overlap.
+  const auto prefetch = [&met](std::size_t i) {
+    if (i >= met.size()) return;
+    const auto* bytes = reinterpret_cast<const char*>(met[i].watch);
+    for (std::size_t offset = 0; offset < sizeof(Watch); offset += kCacheLine) __builtin_prefetch(bytes + offset);
+  };
+  for (std::size_t i = 0; i < kPrefetchAhead; ++i) prefetch(i);
+  std::size_t next = 0;
   for (const auto& [slot, seen] : met) {
+    prefetch(kPrefetchAhead + next++);
     Loaded* rule = loaded(slot);
     if (rule == nullptr) continue;  // an action dropped it
     Watch* watch = seen;
