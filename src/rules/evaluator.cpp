@@ -42,19 +42,24 @@ class StateInputs final : public Inputs {
       return std::nullopt;
     }
     const auto& buckets = found->buckets;
+    const auto& newest = buckets.back();
+    if (function == WindowFunction::rate) {  // the oldest and newest samples alone
+      const auto& oldest = buckets.front();
+      if ((buckets.size() < 2 && newest.count < 2) || newest.last_at == oldest.first_at) return std::nullopt;
+      const double seconds = static_cast<double>(newest.last_at - oldest.first_at) / 1000.0;
+      return (newest.last - oldest.first) / seconds;
+    }
     DeviceState::Older& older = found->older;
     if (!older.valid) {
       older = {true, 0, 0, std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity()};
-      for (std::size_t i = 0; i + 1 < buckets.size(); ++i) {
-        const auto& b = buckets[i];
-        older.count += b.count;
-        older.total += b.mean * static_cast<double>(b.count);
-        older.low = std::min(older.low, b.low);
-        older.high = std::max(older.high, b.high);
+      for (auto b = buckets.begin(), end = std::prev(buckets.end()); b != end; ++b) {
+        older.count += b->count;
+        older.total += b->mean * static_cast<double>(b->count);
+        older.low = std::min(older.low, b->low);
+        older.high = std::max(older.high, b->high);
       }
     }
     // The same sums, in the same order, as going through every bucket.
-    const auto& newest = buckets.back();
     const std::uint64_t count = older.count + newest.count;
     const double total = older.total + newest.mean * static_cast<double>(newest.count);
     const double low = std::min(older.low, newest.low);
@@ -69,12 +74,7 @@ class StateInputs final : public Inputs {
       }
       case WindowFunction::min: return low;
       case WindowFunction::max: return high;
-      case WindowFunction::rate: {
-        const auto& oldest = buckets.front();
-        if (count < 2 || newest.last_at == oldest.first_at) return std::nullopt;
-        const double seconds = static_cast<double>(newest.last_at - oldest.first_at) / 1000.0;
-        return (newest.last - oldest.first) / seconds;
-      }
+      case WindowFunction::rate: break;  // above
     }
     return std::nullopt;
   }

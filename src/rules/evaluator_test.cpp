@@ -103,6 +103,25 @@ TEST(Evaluator, WindowFunctionsMinMaxCountRate) {
 // Derived metrics report the window functions' values after each message.
 std::map<std::string, double> window_values(const Evaluation& e) { return {e.derived.begin(), e.derived.end()}; }
 
+TEST(Evaluator, ARateNeedsTwoSamplesAtDifferentTimes) {
+  const std::string text = R"j({"name":"r","condition":"t > 100","actions":[
+    {"type":"metric","name":"slope","value":"rate(t, 1m)"}]})j";
+  const Evaluator e(std::make_shared<const RuleDefinition>(parse_rule(text).value()));
+  DeviceState s;
+  EXPECT_TRUE(e.observe(s, m("t", 1.0), kT0).derived.empty());      // one sample: unknown
+  EXPECT_TRUE(e.observe(s, m("t", 3.0), kT0).derived.empty());      // two, at one time
+  auto v = window_values(e.observe(s, m("t", 5.0), kT0 + 500));     // same 1 s bucket
+  EXPECT_DOUBLE_EQ(v["slope"], 8.0);                                // (5 - 1) / 0.5 s
+  v = window_values(e.observe(s, m("t", 6.0), kT0 + 2 * kSecond));  // a second bucket
+  EXPECT_DOUBLE_EQ(v["slope"], 2.5);                                // (6 - 1) / 2 s
+  DeviceState t;
+  (void)e.observe(t, m("t", 1.0), kT0 + 900);
+  v = window_values(e.observe(t, m("t", 4.0), kT0 + 61 * kSecond));  // the first has left
+  EXPECT_TRUE(v.empty());
+  v = window_values(e.observe(t, m("t", 7.0), kT0 + 62 * kSecond + 500));  // one per bucket
+  EXPECT_DOUBLE_EQ(v["slope"], 2.0);                                       // (7 - 4) / 1.5 s
+}
+
 TEST(Evaluator, AWindowKeepsBucketsOfSamplesWhateverTheRate) {
   const std::string text = R"j({"name":"r","condition":"count(t, 1m) > 5950","actions":[
     {"type":"metric","name":"n","value":"count(t, 1m)"},{"type":"metric","name":"lo","value":"min(t, 1m)"},
