@@ -103,6 +103,22 @@ TEST(Evaluator, WindowFunctionsMinMaxCountRate) {
 // Derived metrics report the window functions' values after each message.
 std::map<std::string, double> window_values(const Evaluation& e) { return {e.derived.begin(), e.derived.end()}; }
 
+TEST(Evaluator, EachExpressionReadsItsOwnMetrics) {
+  // The condition reads h; the actions t, then h and t, then a metric of the message no
+  // expression but this one reads.
+  const std::string text = R"j({"name":"r","condition":"h > 1","actions":[
+    {"type":"metric","name":"x","value":"t * 2"},{"type":"metric","name":"y","value":"h - t"},
+    {"type":"metric","name":"z","value":"avg(a, 1m) + last(h)"}]})j";
+  const Evaluator e(std::make_shared<const RuleDefinition>(parse_rule(text).value()));
+  DeviceState s;
+  const auto r = e.observe(s, {policy::Metric{"t", 10.0}, policy::Metric{"h", 3.0}, policy::Metric{"a", 100.0}}, kT0);
+  EXPECT_TRUE(r.active);
+  EXPECT_THAT(r.derived, ElementsAre(Pair("x", 20.0), Pair("y", -7.0), Pair("z", 103.0)));
+  // A message without a usable h: the condition and y are unknown, x as it was.
+  const auto later = e.observe(s, {policy::Metric{"t", 4.0}, policy::Metric{"h", std::string("off")}}, kT0 + kSecond);
+  EXPECT_THAT(later.derived, ElementsAre(Pair("x", 8.0)));
+}
+
 TEST(Evaluator, ARateNeedsTwoSamplesAtDifferentTimes) {
   const std::string text = R"j({"name":"r","condition":"t > 100","actions":[
     {"type":"metric","name":"slope","value":"rate(t, 1m)"}]})j";
