@@ -544,16 +544,6 @@ auto read_all(Statement& stmt, Read read) -> Result<std::vector<decltype(read(st
   }
 }
 
-Result<std::vector<CertificateRecord>> read_all_certificates(Statement& stmt) {
-  std::vector<CertificateRecord> out;
-  for (;;) {
-    auto row = stmt.step();
-    if (!row) return tl::unexpected(std::move(row.error()));
-    if (!*row) return out;
-    out.push_back(read_certificate(stmt));
-  }
-}
-
 class SqliteCertificateRepository final : public CertificateRepository {
  public:
   explicit SqliteCertificateRepository(Db& db) : db_(db) {}
@@ -621,7 +611,7 @@ class SqliteCertificateRepository final : public CertificateRepository {
                             "ORDER BY revoked_at_ms, serial_hex");
     if (!stmt) return tl::unexpected(std::move(stmt.error()));
     stmt->bind_text(1, issuer_serial_hex);
-    return read_all_certificates(*stmt);
+    return read_all(*stmt, read_certificate);
   }
 
   Result<std::vector<CertificateRecord>> list_expiring(UnixMillis before, bool include_revoked) override {
@@ -631,7 +621,7 @@ class SqliteCertificateRepository final : public CertificateRepository {
                             "ORDER BY not_after_ms, serial_hex");
     if (!stmt) return tl::unexpected(std::move(stmt.error()));
     stmt->bind_int(1, before).bind_int(2, include_revoked ? 1 : 0);
-    return read_all_certificates(*stmt);
+    return read_all(*stmt, read_certificate);
   }
 
   Result<std::vector<CertificateRecord>> list_last_of_devices_ending_by(UnixMillis by) override {
@@ -647,7 +637,7 @@ class SqliteCertificateRepository final : public CertificateRepository {
         "ORDER BY c.device_id");
     if (!stmt) return tl::unexpected(std::move(stmt.error()));
     stmt->bind_int(1, by);
-    return read_all_certificates(*stmt);
+    return read_all(*stmt, read_certificate);
   }
 
   Result<std::vector<std::string>> revoke_superseded(std::string_view device_id, UnixMillis not_before,
@@ -701,7 +691,7 @@ class SqliteCertificateRepository final : public CertificateRepository {
                             " FROM certificates WHERE device_id = ?1 ORDER BY not_before_ms, serial_hex");
     if (!stmt) return tl::unexpected(std::move(stmt.error()));
     stmt->bind_text(1, device_id);
-    return read_all_certificates(*stmt);
+    return read_all(*stmt, read_certificate);
   }
 
  private:
