@@ -50,16 +50,24 @@ class StateInputs final : public Inputs {
       return (newest.last - oldest.first) / seconds;
     }
     DeviceState::Older& older = found->older;
-    if (!older.valid) {
-      older = {true, 0, 0, std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity()};
-      for (auto b = buckets.begin(), end = std::prev(buckets.end()); b != end; ++b) {
+    const auto older_end = std::prev(buckets.end());
+    if (!older.valid || !std::isfinite(older.total)) {
+      older = {true, true, 0, 0, 0, std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity()};
+      for (auto b = buckets.begin(); b != older_end; ++b) {
         older.count += b->count;
         older.total += b->mean * static_cast<double>(b->count);
         older.low = std::min(older.low, b->low);
         older.high = std::max(older.high, b->high);
       }
+    } else if (!older.extremes && (function == WindowFunction::min || function == WindowFunction::max)) {
+      older.extremes = true;
+      older.low = std::numeric_limits<double>::infinity();
+      older.high = -std::numeric_limits<double>::infinity();
+      for (auto b = buckets.begin(); b != older_end; ++b) {
+        older.low = std::min(older.low, b->low);
+        older.high = std::max(older.high, b->high);
+      }
     }
-    // The same sums, in the same order, as going through every bucket.
     const std::uint64_t count = older.count + newest.count;
     const double total = older.total + newest.mean * static_cast<double>(newest.count);
     const double low = std::min(older.low, newest.low);
@@ -176,8 +184,21 @@ void Evaluator::add(DeviceState::Window& window, UnixMillis at, double value) {
     b.mean = std::clamp(b.mean * ((n - 1) / n) + value / n, b.low, b.high);
     return;
   }
+  auto& older = window.older;
+  if (buckets.empty()) {
+    older.valid = older.extremes = false;
+  } else {  // the bucket that was newest is among the older ones now
+    const auto& joins = buckets.back();
+    if (older.valid) {
+      older.count += joins.count;
+      older.total += joins.mean * static_cast<double>(joins.count);
+    }
+    if (older.extremes) {
+      older.low = std::min(older.low, joins.low);
+      older.high = std::max(older.high, joins.high);
+    }
+  }
   buckets.push_back({at, at, 1, value, value, value, value, value});
-  window.older.valid = false;  // the bucket that was newest is among the older ones now
 }
 
 // Moves the state's time to `at` (never backwards) and drops the buckets that have left their
@@ -210,8 +231,19 @@ void Evaluator::advance(DeviceState& state, UnixMillis at) const {
     for (auto& w : history.windows) {
       const UnixMillis edge = state.now_ - w.duration;  // a bucket whose oldest sample is at or before it is out
       while (!w.buckets.empty() && w.buckets.front().first_at <= edge) {
+        auto& older = w.older;
+        const auto& leaves = w.buckets.front();
+        if (w.buckets.size() == 1) {  // the newest: the window is empty now
+          older.valid = older.extremes = false;
+        } else {
+          if (older.valid) {
+            older.count -= leaves.count;
+            older.total -= leaves.mean * static_cast<double>(leaves.count);
+            if (++older.departures >= static_cast<std::uint32_t>(kWindowBuckets)) older.valid = false;
+          }
+          if (older.extremes && (leaves.low <= older.low || leaves.high >= older.high)) older.extremes = false;
+        }
         w.buckets.pop_front();
-        w.older.valid = false;
       }
     }
     std::erase_if(history.windows, [&durations](const DeviceState::Window& w) {

@@ -97,13 +97,17 @@ class DeviceState {
     friend bool operator==(const Bucket&, const Bucket&) = default;
   };
   // What the buckets before the newest add up to: StateInputs::window adds the newest to it,
-  // rather than going through every bucket at each evaluation. Worked out again once the
-  // buckets before the newest change (one is dropped, or a new newest begins), that is once
-  // per bucket width, not per sample. Derived: neither saved nor compared.
+  // rather than going through every bucket at each evaluation. Kept up as buckets join the
+  // older ones (a new newest begins) and leave (the oldest is dropped): the count exactly; the
+  // total by adding and subtracting, and worked out again from the buckets after
+  // kWindowBuckets departures, so that rounding cannot build up; the extremes worked out again
+  // when one of them left (and only when min or max asks). Derived: neither saved nor compared.
   struct Older {
-    bool valid = false;
+    bool valid = false;            // count and total
+    bool extremes = false;         // low and high
+    std::uint32_t departures = 0;  // buckets dropped since the total was worked out
     std::uint64_t count = 0;
-    double total = 0;  // of mean × count, added oldest first
+    double total = 0;  // of mean × count
     double low = 0, high = 0;
   };
   struct Window {
@@ -111,7 +115,7 @@ class DeviceState {
     // rule's windows of the metric at the next step.
     std::int64_t duration = 0;
     std::deque<Bucket> buckets;  // oldest first, none empty
-    mutable Older older;         // valid = false wherever buckets change but at the newest
+    mutable Older older;         // kept up where buckets join or leave (Evaluator::add, advance)
     friend bool operator==(const Window& a, const Window& b) {
       return a.duration == b.duration && a.buckets == b.buckets;
     }
