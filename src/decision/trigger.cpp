@@ -327,7 +327,7 @@ const std::vector<Trigger::Met>& Trigger::meets(const RuleIndex& index, DeviceSl
 }
 
 namespace {
-constexpr std::uintptr_t kCacheLine = 64;
+constexpr std::size_t kCacheLine = 64;
 constexpr std::size_t kPrefetchAhead = 4;
 }  // namespace
 
@@ -343,11 +343,10 @@ void Trigger::observe(const DeviceMessage& message) {
   // the processor's caches: the next few are asked for ahead, so that their loads overlap.
   const auto prefetch = [&met](std::size_t i) {
     if (i >= met.size()) return;
-    // Every line the watch spans: it need not begin at a line's start.
-    const auto begin = reinterpret_cast<std::uintptr_t>(met[i].watch);
-    for (auto line = begin & ~(kCacheLine - 1); line < begin + sizeof(Watch); line += kCacheLine) {
-      __builtin_prefetch(reinterpret_cast<const void*>(line));
-    }
+    // An address in every line the watch spans (it need not begin at a line's start).
+    const auto* bytes = reinterpret_cast<const char*>(met[i].watch);
+    for (std::size_t offset = 0; offset < sizeof(Watch); offset += kCacheLine) __builtin_prefetch(bytes + offset);
+    __builtin_prefetch(bytes + sizeof(Watch) - 1);
   };
   for (std::size_t i = 0; i < kPrefetchAhead; ++i) prefetch(i);
   std::size_t next = 0;
