@@ -598,32 +598,70 @@ void Broker::check_device_health() {
   }
 }
 
-Status Broker::flush_counters() {
-  std::vector<store::DeviceCounters> deltas;
-  std::vector<std::pair<std::string, UnixMillis>> seen;
+Broker::CounterBatch Broker::take_counters() {
+  CounterBatch batch;
   const auto now = to_unix_millis(clock_.now());
   for (auto& [id, rt] : runtime_) {
     const auto& u = rt.unflushed;
     if (u.messages || u.bytes || u.refusals || u.connects) {
-      deltas.push_back({id, u.messages, u.bytes, u.refusals, u.connects, now});
+      batch.deltas.push_back({id, u.messages, u.bytes, u.refusals, u.connects, now});
     }
-    if (rt.last_seen) seen.emplace_back(id, *rt.last_seen);
+    if (rt.last_seen) batch.seen.emplace_back(id, *rt.last_seen);
+    rt.unflushed = {};
+    rt.last_seen.reset();
   }
-  if (deltas.empty() && seen.empty()) return ok();
-  auto st = store_.transaction([&]() -> Status {
-    if (auto added = store_.device_counters().add(deltas); !added) return added;
-    for (const auto& [id, at] : seen) {
-      auto touched = store_.devices().touch_last_seen(id, at);
+  return batch;
+}
+
+void Broker::merge_counters(CounterBatch& into, CounterBatch from) {
+  if (into.empty()) {
+    into = std::move(from);
+    return;
+  }
+  std::unordered_map<std::string, std::size_t> delta_of;
+  for (std::size_t i = 0; i < into.deltas.size(); ++i) delta_of.emplace(into.deltas[i].device_id, i);
+  for (auto& d : from.deltas) {
+    const auto [it, added] = delta_of.try_emplace(d.device_id, into.deltas.size());
+    if (added) {
+      into.deltas.push_back(std::move(d));
+      continue;
+    }
+    auto& sum = into.deltas[it->second];
+    sum.messages += d.messages;
+    sum.bytes += d.bytes;
+    sum.refusals += d.refusals;
+    sum.connects += d.connects;
+    sum.updated_at = std::max(sum.updated_at, d.updated_at);
+  }
+  std::unordered_map<std::string, std::size_t> seen_of;
+  for (std::size_t i = 0; i < into.seen.size(); ++i) seen_of.emplace(into.seen[i].first, i);
+  for (auto& [id, at] : from.seen) {
+    const auto [it, added] = seen_of.try_emplace(id, into.seen.size());
+    if (added) {
+      into.seen.emplace_back(std::move(id), at);
+    } else {
+      into.seen[it->second].second = std::max(into.seen[it->second].second, at);
+    }
+  }
+}
+
+Status Broker::write_counters(store::Store& store, const CounterBatch& batch) {
+  if (batch.empty()) return ok();
+  return store.transaction([&]() -> Status {
+    std::vector<store::DeviceCounters> kept;
+    kept.reserve(batch.deltas.size());
+    for (const auto& d : batch.deltas) {
+      auto device = store.devices().find(d.device_id);
+      if (!device) return tl::unexpected(device.error());
+      if (*device) kept.push_back(d);
+    }
+    if (auto added = store.device_counters().add(kept); !added) return added;
+    for (const auto& [id, at] : batch.seen) {
+      auto touched = store.devices().touch_last_seen(id, at);
       if (!touched && !touched.error().is(Errc::not_found)) return touched;
     }
     return ok();
   });
-  if (!st) return st;
-  for (auto& [id, rt] : runtime_) {
-    rt.unflushed = {};
-    rt.last_seen.reset();
-  }
-  return ok();
 }
 
 // ---------------------------------------------------------------------------------------

@@ -151,8 +151,22 @@ class Broker {
   // server answers on the device's certificate topic. Empty: renewal requests are refused.
   void on_renewal_requested(RenewalHandler handler);
 
-  // Writes the per-device counters and last-seen times gathered since the last call.
-  [[nodiscard]] Status flush_counters();
+  // The per-device counters and last-seen times gathered since the last take (each device's
+  // start again from zero), for write_counters on another thread: the server writes them
+  // every 10 s off the io thread.
+  struct CounterBatch {
+    std::vector<store::DeviceCounters> deltas;             // one per device
+    std::vector<std::pair<std::string, UnixMillis>> seen;  // one per device
+    [[nodiscard]] bool empty() const { return deltas.empty() && seen.empty(); }
+  };
+  [[nodiscard]] CounterBatch take_counters();
+  // Adds `from` to `into`, a device's deltas summed and its latest last-seen time kept: a
+  // batch whose write failed is merged with the next rather than lost.
+  static void merge_counters(CounterBatch& into, CounterBatch from);
+  // Writes a batch in one transaction, from any thread (the store is thread-safe). The
+  // counters of a device deleted since are dropped, so one such device cannot hold up the
+  // others'.
+  [[nodiscard]] static Status write_counters(store::Store& store, const CounterBatch& batch);
   // Records heartbeats overdue by now (DeviceHealth); the server calls it every few seconds.
   void check_device_health();
   // Drops stored sessions past their expiry.

@@ -137,6 +137,11 @@ struct Server::State {
   // may hold, and the I/O thread must not wait with it. Made with the book; joined by ~Server
   // before the store and the log close.
   std::unique_ptr<asio::thread_pool> alert_thread;
+  // Where the gateway's per-device counters and last-seen times are written every 10 s: a
+  // transaction that would hold the I/O thread (a few milliseconds, longer behind a group
+  // commit). Joined by ~Server before the last batch is written there.
+  std::unique_ptr<asio::thread_pool> counters_thread;
+  broker::Broker::CounterBatch counters_unwritten;  // on counters_thread: a batch whose write failed
   bool dropped_to_user = false;
   asio::steady_timer checkpoint_timer{io};
   asio::steady_timer tls_refresh_timer{io};
@@ -956,6 +961,21 @@ struct Server::State {
     return ok();
   }
 
+  // Hands the counters gathered since the last call to counters_thread, which writes them
+  // with any whose write failed before.
+  void write_counters() {
+    auto batch = broker->take_counters();
+    if (batch.empty()) return;
+    asio::post(*counters_thread, [this, batch = std::move(batch)]() mutable {
+      broker::Broker::merge_counters(counters_unwritten, std::move(batch));
+      if (auto st = broker::Broker::write_counters(*installation.store, counters_unwritten); !st) {
+        spdlog::error("device counters: {} (written again with the next)", st.error().message);
+        return;
+      }
+      counters_unwritten = {};
+    });
+  }
+
   // The rules' changed states, handed to their writer's thread (which logs a failure) a few
   // devices at a time, each part a turn of the I/O thread: between two parts every connection
   // gets its turn, instead of waiting for all of them to be serialised.
@@ -984,7 +1004,7 @@ struct Server::State {
       save_rule_states();
       broker->expire_sessions();
       broker->check_device_health();
-      if (auto st = broker->flush_counters(); !st) spdlog::error("device counters: {}", st.error().message);
+      write_counters();
     });
     if (config.accounts.disable_unused_after_days > 0) {
       const auto run = [this] {
@@ -1078,8 +1098,10 @@ Server::~Server() {
   if (state_) {
     state_->waf_pool.reset();
     state_->hash_pool.reset();
-    // The alerts handed over are stored (and their channels told) first, too.
+    // The alerts handed over are stored (and their channels told) first, too, and so are the
+    // counters (the last of them are written below).
     if (state_->alert_thread) state_->alert_thread->join();
+    if (state_->counters_thread) state_->counters_thread->join();
   }
   if (state_ && state_->trigger) {
     // The rules' states handed to the Trigger's writer thread are written before the store
@@ -1091,7 +1113,10 @@ Server::~Server() {
     // but it is not lost either), and so are the persistent sessions.
     state_->broker->save_sessions();
     state_->writer->stop();
-    if (auto st = state_->broker->flush_counters(); !st) spdlog::error("device counters: {}", st.error().message);
+    broker::Broker::merge_counters(state_->counters_unwritten, state_->broker->take_counters());
+    if (auto st = broker::Broker::write_counters(*state_->installation.store, state_->counters_unwritten); !st) {
+      spdlog::error("device counters: {}", st.error().message);
+    }
   }
   if (state_ && state_->log) {
     state_->log_event({"system", "server.stop", "", events::Outcome::success, "local"});
@@ -1158,6 +1183,7 @@ Status Server::open_state() {
   s.log = std::move(*log);
   s.alerts = std::make_unique<alerts::AlertBook>(*s.installation.store, s.log.get(), s.env.clock, s.env.random);
   s.alert_thread = std::make_unique<asio::thread_pool>(1);
+  s.counters_thread = std::make_unique<asio::thread_pool>(1);
 
   if (s.installation.first_start) {
     s.log_event({"system",

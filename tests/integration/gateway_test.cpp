@@ -216,6 +216,13 @@ TEST_F(Gateway, MosquittoClientsPublishAtEveryQosInBothVersionsAndEachMessageIsS
   EXPECT_EQ(device["latest"]["door_open"]["value"], false);
   EXPECT_EQ(device["stored_messages"], sent);
   ASSERT_EQ(stop(), 0);
+  // The per-device counters reached the store (written every 10 s off the I/O thread, the
+  // last of them as the server stopped): each mosquitto_pub above was one connection.
+  const auto traffic = show("meter-1")["traffic"];
+  EXPECT_EQ(traffic["connects"], sent + 1);
+  EXPECT_GE(traffic["messages"].get<int>(), sent);
+  EXPECT_GT(traffic["bytes"].get<int>(), 0);
+  EXPECT_FALSE(traffic.contains("messages_since_start"));  // read from the store, the server being stopped
   std::ifstream db(data_dir() / "torii.db", std::ios::binary);
   std::ostringstream bytes;
   bytes << db.rdbuf();
