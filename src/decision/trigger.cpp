@@ -519,12 +519,11 @@ std::string Trigger::row_of(DeviceSlot device) {
 }
 
 void Trigger::save() {
+  // Without a budget one call goes through a whole save: first the one under way in parts, if
+  // any (else everything changed), then what changed since that one began.
   constexpr auto kWhole = std::chrono::microseconds::max();
-  while (save_some(kWhole)) {  // the save under way in parts, if any, else everything changed
-  }
-  if (dirty_devices_.empty()) return;
-  while (save_some(kWhole)) {  // what changed since that save began
-  }
+  (void)save_some(kWhole);
+  if (!dirty_devices_.empty()) (void)save_some(kWhole);
 }
 
 bool Trigger::save_some(std::chrono::microseconds budget) {

@@ -52,14 +52,13 @@ class StateInputs final : public Inputs {
     DeviceState::Older& older = found->older;
     const auto older_end = std::prev(buckets.end());
     if (!older.valid || !std::isfinite(older.total)) {
-      older = {true, true, 0, 0, 0, std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity()};
+      older = {true, false, 0, 0, 0, 0, 0};
       for (auto b = buckets.begin(); b != older_end; ++b) {
         older.count += b->count;
         older.total += b->mean * static_cast<double>(b->count);
-        older.low = std::min(older.low, b->low);
-        older.high = std::max(older.high, b->high);
       }
-    } else if (!older.extremes && (function == WindowFunction::min || function == WindowFunction::max)) {
+    }
+    if (!older.extremes && (function == WindowFunction::min || function == WindowFunction::max)) {
       older.extremes = true;
       older.low = std::numeric_limits<double>::infinity();
       older.high = -std::numeric_limits<double>::infinity();
@@ -185,9 +184,7 @@ void Evaluator::add(DeviceState::Window& window, UnixMillis at, double value) {
     return;
   }
   auto& older = window.older;
-  if (buckets.empty()) {
-    older.valid = older.extremes = false;
-  } else {  // the bucket that was newest is among the older ones now
+  if (!buckets.empty()) {  // the bucket that was newest is among the older ones now
     const auto& joins = buckets.back();
     if (older.valid) {
       older.count += joins.count;
