@@ -5,8 +5,6 @@
 
 #include <algorithm>
 
-#include <nlohmann/json.hpp>
-
 #include "crypto/sodium.h"
 #include "mqtt/codec.h"
 #include "mqtt/session_image.h"
@@ -34,22 +32,6 @@ std::optional<std::string> filter_namespace(std::string_view filter) {
   const auto id = rest.substr(0, slash);
   if (!policy::valid_device_id(id)) return std::nullopt;
   return std::string(id);
-}
-
-// A metric value as JSON text, for the latest-value table.
-std::string value_json(const policy::MetricValue& value) {
-  return std::visit(
-      [](const auto& v) -> std::string {
-        using T = std::decay_t<decltype(v)>;
-        if constexpr (std::is_same_v<T, bool>) {
-          return v ? "true" : "false";
-        } else if constexpr (std::is_same_v<T, std::int64_t>) {
-          return std::to_string(v);
-        } else {  // double, string: JSON's own number and string syntax
-          return nlohmann::json(v).dump();
-        }
-      },
-      value);
 }
 
 }  // namespace
@@ -824,10 +806,9 @@ mqtt::SessionHost::PublishDecision DeviceSession::on_publish(const mqtt::Publish
     item.message_key = policy::message_id_of(
         std::string_view(reinterpret_cast<const char*>(publish.payload.data()), publish.payload.size()));
   }
-  if (telemetry) {
-    item.message_key = telemetry->message_id;
-    item.metrics.reserve(telemetry->metrics.size());
-    for (const auto& m : telemetry->metrics) item.metrics.push_back({m.name, value_json(m.value)});
+  if (telemetry) {  // the observers have had it: its values move to the writer
+    item.message_key = std::move(parsed.message_id);
+    item.metrics = std::move(parsed.metrics);
   }
   const std::uint16_t packet_id = publish.packet_id;
   const bool acknowledge_later = publish.qos > 0;

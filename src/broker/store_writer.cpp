@@ -7,7 +7,28 @@
 #include <map>
 #include <span>
 
+#include <nlohmann/json.hpp>
+
 namespace torii::broker {
+namespace {
+
+// A metric value as JSON text (21.5, 7, true, "auto"), for the latest-value table.
+std::string value_json(const policy::MetricValue& value) {
+  return std::visit(
+      [](const auto& v) -> std::string {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, bool>) {
+          return v ? "true" : "false";
+        } else if constexpr (std::is_same_v<T, std::int64_t>) {
+          return std::to_string(v);
+        } else {  // double, string: JSON's own number and string syntax
+          return nlohmann::json(v).dump();
+        }
+      },
+      value);
+}
+
+}  // namespace
 
 StoreWriter::StoreWriter(store::Store& store, keys::KeyRing& keys, std::function<void(std::function<void()>)> post,
                          StoreWriterOptions options)
@@ -84,7 +105,7 @@ void StoreWriter::write_batch(std::vector<std::pair<IngestItem, IngestDone>>& ba
   std::vector<std::optional<std::size_t>> record_of(batch.size());  // the item's telemetry record
   // The newest value of each (device, metric) in the batch; sealed once, after the loop.
   struct Newest {
-    const std::string* json = nullptr;
+    const policy::MetricValue* value = nullptr;
     UnixMillis at = 0;
   };
   std::map<std::pair<std::string_view, std::string_view>, Newest> newest;
@@ -126,8 +147,8 @@ void StoreWriter::write_batch(std::vector<std::pair<IngestItem, IngestDone>>& ba
     record_of[i] = records.size() - 1;
     for (const auto& metric : item.metrics) {
       auto& slot = newest[{item.device_id, metric.name}];
-      if (slot.json != nullptr && slot.at > item.received_at) continue;
-      slot = {&metric.json, item.received_at};
+      if (slot.value != nullptr && slot.at > item.received_at) continue;
+      slot = {&metric.value, item.received_at};
     }
   }
 
@@ -136,7 +157,8 @@ void StoreWriter::write_batch(std::vector<std::pair<IngestItem, IngestDone>>& ba
   for (const auto& [key, value] : newest) {
     const auto& [device_id, metric] = key;
     const auto key_id = keys::device_key_id(device_id);
-    auto sealed = keys_.seal(key_id, as_bytes(*value.json), latest_value_associated_data(device_id, metric));
+    auto sealed =
+        keys_.seal(key_id, as_bytes(value_json(*value.value)), latest_value_associated_data(device_id, metric));
     if (!sealed) continue;
     latest_rows.push_back(
         store::LatestValue{std::string(device_id), std::string(metric), key_id, std::move(*sealed), value.at});

@@ -28,14 +28,10 @@
 #include "base/bytes.h"
 #include "base/clock.h"
 #include "keys/key_ring.h"
+#include "policy/telemetry.h"
 #include "store/store.h"
 
 namespace torii::broker {
-
-struct MetricValue {
-  std::string name;
-  std::string json;  // the value as JSON text: 21.5, true, "auto"
-};
 
 // A change to the MQTT state kept across restarts (a retained message), written in the
 // transaction of the batch it arrives in, so it is durable before anything submitted after it
@@ -54,7 +50,9 @@ struct IngestItem {
   std::string message_key;  // the device's message id; empty: no de-duplication
   UnixMillis received_at = 0;
   Bytes payload;
-  std::vector<MetricValue> metrics;  // latest values to keep (telemetry only)
+  // The values to keep as the latest (telemetry only). The writer turns into JSON text only
+  // the newest of each device and metric in a batch.
+  std::vector<policy::Metric> metrics;
   std::optional<StateChange> state;
   // Set by StoreWriter::submit, on the submitting thread: the payload sealed under the
   // device's data key (nullopt when sealing failed: the item is then not stored).

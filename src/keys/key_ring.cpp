@@ -1,6 +1,8 @@
 #include "keys/key_ring.h"
 
+#include <array>
 #include <charconv>
+#include <initializer_list>
 
 #include <fmt/format.h>
 
@@ -15,12 +17,23 @@ constexpr std::string_view kMetaSalt = "kek.salt";
 constexpr std::string_view kMetaArgon = "kek.argon2id";
 constexpr std::string_view kCheckPlaintext = "torii key-encryption key check v1";
 
+// The parts one after the other. The associated data of every message sealed are built this
+// way, without a format string to interpret.
+std::string joined(std::initializer_list<std::string_view> parts) {
+  std::size_t size = 0;
+  for (const auto part : parts) size += part.size();
+  std::string out;
+  out.reserve(size);
+  for (const auto part : parts) out.append(part);
+  return out;
+}
+
 std::string wrap_ad(std::string_view key_id, std::string_view purpose) {
   return fmt::format("torii:data-key\x1f{}\x1f{}", key_id, purpose);
 }
 
 std::string value_ad(std::string_view key_id, std::string_view associated_data) {
-  return fmt::format("torii:value\x1f{}\x1f{}", key_id, associated_data);
+  return joined({"torii:value\x1f", key_id, "\x1f", associated_data});
 }
 
 Result<std::string> meta_text(store::MetaRepository& meta, std::string_view key) {
@@ -69,19 +82,21 @@ Result<crypto::Argon2Params> parse_argon_params(std::string_view text) {
 
 }  // namespace
 
-std::string device_key_id(std::string_view device_id) { return fmt::format("device:{}", device_id); }
+std::string device_key_id(std::string_view device_id) { return joined({"device:", device_id}); }
 
 std::string telemetry_associated_data(std::string_view device_id, std::string_view kind, UnixMillis received_at,
                                       std::string_view message_key) {
-  return fmt::format("telemetry|{}|{}|{}|{}", device_id, kind, received_at, message_key);
+  std::array<char, 24> at{};
+  const auto end = std::to_chars(at.data(), at.data() + at.size(), received_at).ptr;
+  return joined({"telemetry|", device_id, "|", kind, "|", std::string_view(at.data(), end), "|", message_key});
 }
 
 std::string latest_value_associated_data(std::string_view device_id, std::string_view metric) {
-  return fmt::format("latest|{}|{}", device_id, metric);
+  return joined({"latest|", device_id, "|", metric});
 }
 
 std::string mqtt_state_associated_data(std::string_view device_id, std::string_view kind, std::string_view name) {
-  return fmt::format("mqtt-state|{}|{}|{}", device_id, kind, name);
+  return joined({"mqtt-state|", device_id, "|", kind, "|", name});
 }
 
 Result<UnlockedKek> unlock_kek(store::Store& store, const KekOptions& options, Random& random) {
@@ -248,11 +263,17 @@ Status KeyRing::cache_data_key(std::string_view key_id) {
 }
 
 Result<Bytes> KeyRing::seal(std::string_view key_id, ByteView plaintext, std::string_view associated_data) {
+  const auto ad = value_ad(key_id, associated_data);
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = cache_.find(key_id); it != cache_.end())
+      return crypto::aead_seal(it->second, plaintext, as_bytes(ad), nonces_);
+  }
   if (auto st = cache_data_key(key_id); !st) return tl::unexpected(st.error());
   std::lock_guard lock(mutex_);
   auto it = cache_.find(key_id);
   if (it == cache_.end()) return fail(Errc::not_found, fmt::format("data key '{}' was destroyed", key_id));
-  return crypto::aead_seal(it->second, plaintext, as_bytes(value_ad(key_id, associated_data)), nonces_);
+  return crypto::aead_seal(it->second, plaintext, as_bytes(ad), nonces_);
 }
 
 Result<Bytes> KeyRing::seal_for_device(std::string_view device_id, ByteView plaintext,

@@ -379,19 +379,17 @@ struct Server::State {
     item.received_at = d.at;
     if (!d.message_id.empty()) item.message_key = fmt::format("{}/{}", d.message_id, d.rule_id);
     nlohmann::json payload = {{kDerivedRuleKey, d.rule_id}};
-    std::vector<policy::Metric> shown;
     for (const auto& [name, value] : d.values) {
       if (!std::isfinite(value)) continue;  // JSON has no such number
       payload[name] = value;
-      item.metrics.push_back({name, nlohmann::json(value).dump()});
-      shown.push_back(policy::Metric{name, value});
+      item.metrics.push_back(policy::Metric{name, value});
     }
-    if (shown.empty()) return;
+    if (item.metrics.empty()) return;
     const auto text = payload.dump();
     item.payload.assign(text.begin(), text.end());
     if (live.open() > 0) {
       live.publish({d.organisation_id, d.device_id,
-                    console::telemetry_message(d.device_id, format_utc_millis(from_unix_millis(d.at)), shown)});
+                    console::telemetry_message(d.device_id, format_utc_millis(from_unix_millis(d.at)), item.metrics)});
     }
     const auto lost = [this](const std::string& device_id) {
       ++derived_lost;
