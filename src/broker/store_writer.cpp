@@ -32,7 +32,12 @@ std::string value_json(const policy::MetricValue& value) {
 
 StoreWriter::StoreWriter(store::Store& store, keys::KeyRing& keys, std::function<void(std::function<void()>)> post,
                          StoreWriterOptions options)
-    : store_(store), keys_(keys), post_(std::move(post)), options_(options), thread_([this] { run(); }) {}
+    : store_(store),
+      keys_(keys),
+      post_(std::move(post)),
+      options_(options),
+      syncer_([this] { run_syncer(); }),
+      thread_([this] { run(); }) {}
 
 StoreWriter::~StoreWriter() { stop(); }
 
@@ -43,6 +48,13 @@ void StoreWriter::stop() {
   }
   ready_.notify_all();
   if (thread_.joinable()) thread_.join();
+  // The writer has committed everything queued: the syncer syncs that last, then ends.
+  {
+    std::lock_guard lock(sync_mutex_);
+    writer_stopped_ = true;
+  }
+  committed_.notify_all();
+  if (syncer_.joinable()) syncer_.join();
 }
 
 bool StoreWriter::submit(IngestItem item, IngestDone done) {
@@ -171,7 +183,7 @@ void StoreWriter::write_batch(std::vector<std::pair<IngestItem, IngestDone>>& ba
     return ok();
   };
   std::vector<std::int64_t> seqs;
-  auto st = store_.transaction([&]() -> Status {
+  auto st = store_.transaction_unsynced([&]() -> Status {
     if (!records.empty()) {
       auto appended = store_.telemetry().append(records);
       if (!appended) return tl::unexpected(appended.error());
@@ -194,7 +206,7 @@ void StoreWriter::write_batch(std::vector<std::pair<IngestItem, IngestDone>>& ba
     seqs.clear();
     for (std::size_t i = 0; i < batch.size(); ++i) {
       if (!sealed_ok[i]) continue;
-      auto one = store_.transaction([&]() -> Status {
+      auto one = store_.transaction_unsynced([&]() -> Status {
         for (const auto& w : state_writes) {
           if (w.item != i) continue;
           if (auto written = write_state(w); !written) return written;
@@ -229,17 +241,42 @@ void StoreWriter::write_batch(std::vector<std::pair<IngestItem, IngestDone>>& ba
     stats_.duplicates += duplicates;
     stats_.failed += messages - good;
   }
-  // One post for the whole batch: completions run on the io thread in submission order.
-  std::vector<std::pair<IngestDone, bool>> completions;
-  completions.reserve(batch.size());
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    completions.emplace_back(std::move(batch[i].second), stored[i] && sealed_ok[i]);
-  }
-  post_([completions = std::move(completions)]() mutable {
-    for (auto& [done, was_stored] : completions) {
-      if (done) done(was_stored);
+  // To the syncer, which posts them once the commit is on disk.
+  {
+    std::lock_guard lock(sync_mutex_);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      unsynced_.emplace_back(std::move(batch[i].second), stored[i] && sealed_ok[i]);
     }
-  });
+  }
+  committed_.notify_one();
+}
+
+void StoreWriter::run_syncer() {
+  for (;;) {
+    Completions completions;
+    {
+      std::unique_lock lock(sync_mutex_);
+      committed_.wait(lock, [this] { return writer_stopped_ || !unsynced_.empty(); });
+      if (unsynced_.empty()) return;  // the writer has stopped and everything is acknowledged
+      completions.swap(unsynced_);
+    }
+    // Everything taken was committed before this sync began.
+    if (auto synced = store_.sync_committed(); !synced) {
+      for (auto& completion : completions) completion.second = false;
+      ++sync_failures_unlogged_;
+      if (const auto now = std::chrono::steady_clock::now(); now - sync_failure_logged_ >= std::chrono::minutes(1)) {
+        sync_failure_logged_ = now;
+        spdlog::error("store writer: {}; the messages committed before it are not acknowledged ({} such syncs)",
+                      synced.error().message, std::exchange(sync_failures_unlogged_, 0));
+      }
+    }
+    // One post for all of them: completions run on the io thread in submission order.
+    post_([completions = std::move(completions)]() mutable {
+      for (auto& [done, was_stored] : completions) {
+        if (done) done(was_stored);
+      }
+    });
+  }
 }
 
 }  // namespace torii::broker

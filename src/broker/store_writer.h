@@ -2,17 +2,25 @@
 //
 // Connections submit accepted messages from the io thread, which seals each payload under
 // its device's data key as it submits it; one writer thread takes everything queued and
-// stores the lot in one transaction together with the latest value per metric (the writer,
-// which also waits for each commit to reach the disk, spends its time on the store). Only then is each
+// stores the lot in one transaction together with the latest value per metric. A syncer
+// thread then makes the commit durable (store::Store::sync_committed, an fdatasync of the
+// SQLite write-ahead log) while the writer goes on with the next batch. Only then is each
 // message's completion posted back to the io_context, where the session sends its PUBACK
-// (QoS 1) or PUBREC (QoS 2): an acknowledged message is on disk (SQLite WAL,
-// synchronous=FULL), whatever happens to the process afterwards.
+// (QoS 1) or PUBREC (QoS 2): an acknowledged message is on disk, whatever happens to the
+// process or the machine afterwards.
+//
+//   submit ─▶ queue ─▶ writer: batch, one transaction ─▶ syncer: every batch committed
+//                      (the next batch collects          meanwhile, one sync ─▶ completions
+//                       meanwhile)                                              on the io thread
 //
 // While one transaction commits, the next batch collects, so the commit cost is shared by
-// every connection that published meanwhile. The queue is bounded: submit() refuses when
-// it is full and the session answers "server busy" (the client retries later).
+// every connection that published meanwhile; while a sync waits for the disk, the writer
+// commits the batches after it, which the next sync covers at once. The queue is bounded:
+// submit() refuses when it is full and the session answers "server busy" (the client retries
+// later).
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -60,7 +68,7 @@ struct IngestItem {
 };
 
 // Called on the io_context with true once the item is durable (or was a duplicate of a
-// stored one), false when it could not be stored.
+// stored one), false when it could not be stored or its commit could not be synced.
 using IngestDone = std::function<void(bool stored)>;
 
 // The associated data binding a sealed payload to its row (keys/key_ring.h).
@@ -97,8 +105,13 @@ class StoreWriter {
   [[nodiscard]] Stats stats() const;
 
  private:
+  // Completions of committed items, each with whether it was stored, in submission order.
+  using Completions = std::vector<std::pair<IngestDone, bool>>;
+
   void run();
   void write_batch(std::vector<std::pair<IngestItem, IngestDone>>& batch);
+  // The syncer thread: syncs what the writer committed, then posts its completions.
+  void run_syncer();
 
   store::Store& store_;
   keys::KeyRing& keys_;
@@ -109,6 +122,13 @@ class StoreWriter {
   std::deque<std::pair<IngestItem, IngestDone>> queue_;
   bool stopping_ = false;
   Stats stats_;
+  std::mutex sync_mutex_;
+  std::condition_variable committed_;
+  Completions unsynced_;                                         // committed, not yet synced; guarded by sync_mutex_
+  bool writer_stopped_ = false;                                  // guarded by sync_mutex_
+  std::chrono::steady_clock::time_point sync_failure_logged_{};  // the syncer's own
+  std::uint64_t sync_failures_unlogged_ = 0;                     // the syncer's own
+  std::thread syncer_;  // the threads last: they start once the rest is in place
   std::thread thread_;
 };
 

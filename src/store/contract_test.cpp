@@ -1841,6 +1841,39 @@ TEST_P(StoreContractTest, TelemetryFailedAppendInsideATransactionUndoesOnlyItsel
   EXPECT_EQ(stored->front().message_key, "m1");
 }
 
+// An unsynced transaction commits and rolls back as any other; sync_committed() then makes
+// the commit durable (for a store in memory, there is nothing to sync).
+TEST_P(StoreContractTest, TelemetryInAnUnsyncedTransactionCommitsAndRollsBackAsAnyOther) {
+  auto& s = store();
+  ASSERT_TRUE(is_ok(s.devices().insert(make_device("d"))));
+  ASSERT_TRUE(is_ok(s.transaction_unsynced([&]() -> Status {
+    const std::vector<TelemetryRecord> batch = {make_telemetry("d", kNow, "m1")};
+    if (auto r = s.telemetry().append(batch); !r) return tl::unexpected(r.error());
+    return ok();
+  })));
+  ASSERT_TRUE(is_ok(s.sync_committed()));
+  auto t = s.transaction_unsynced([&]() -> Status {
+    const std::vector<TelemetryRecord> batch = {make_telemetry("d", kNow + 1, "m2")};
+    if (auto r = s.telemetry().append(batch); !r) return tl::unexpected(r.error());
+    return fail(Errc::unavailable, "disk went away");
+  });
+  ASSERT_TRUE(fails_with(t, Errc::unavailable));
+  // Nested in a transaction, it is part of it.
+  ASSERT_TRUE(is_ok(s.transaction([&]() -> Status {
+    return s.transaction_unsynced([&]() -> Status {
+      const std::vector<TelemetryRecord> batch = {make_telemetry("d", kNow + 2, "m3")};
+      if (auto r = s.telemetry().append(batch); !r) return tl::unexpected(r.error());
+      return ok();
+    });
+  })));
+  ASSERT_TRUE(is_ok(s.sync_committed()));
+  auto stored = all_telemetry(s, "d");
+  ASSERT_TRUE(is_ok(stored));
+  ASSERT_EQ(stored->size(), 2u);
+  EXPECT_EQ(stored->front().message_key, "m1");
+  EXPECT_EQ(stored->back().message_key, "m3");
+}
+
 TEST_P(StoreContractTest, TelemetryRangeBoundsOrderAndLimit) {
   auto& s = store();
   ASSERT_TRUE(is_ok(s.devices().insert(make_device("d"))));

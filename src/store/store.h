@@ -1058,6 +1058,13 @@ class Store {
   // own writes undone and its error returned to the enclosing body, which decides. If body
   // throws, the transaction is rolled back and the exception propagates.
   [[nodiscard]] virtual Status transaction(const std::function<Status()>& body) = 0;
+  // The same, except that the commit need not be on disk when it returns: it is once a
+  // sync_committed() called after it has returned ok. The gateway's group commit writes its
+  // next batch while the last one goes to disk, and acknowledges a batch only after that.
+  [[nodiscard]] virtual Status transaction_unsynced(const std::function<Status()>& body) = 0;
+  // Makes every commit that returned before the call durable. From any thread; it does not
+  // wait for the transaction under way.
+  [[nodiscard]] virtual Status sync_committed() = 0;
 
   // The schema version of the open database (the newest migration applied).
   [[nodiscard]] virtual int schema_version() = 0;

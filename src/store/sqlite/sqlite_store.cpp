@@ -189,6 +189,79 @@ class Checkpointer {
   std::thread thread_;  // last: it starts once the rest is in place
 };
 
+// Makes the commits of transaction_unsynced() durable, from any thread. Those commit with
+// synchronous = NORMAL: SQLite writes them to the write-ahead log without waiting for the
+// disk. An fdatasync of the log through a descriptor of this class's then makes every commit
+// written before it durable, as synchronous = FULL would have at the commit (the kernel syncs
+// the file, whichever descriptor asks). SQLite removes the log only when the store closes;
+// should it be another file all the same, it is opened again, and its directory synced, so
+// that a log just made is still found after a crash.
+class LogSync {
+ public:
+  explicit LogSync(std::filesystem::path log) : log_(std::move(log)) {}
+  LogSync(const LogSync&) = delete;
+  LogSync& operator=(const LogSync&) = delete;
+  LogSync(LogSync&&) = delete;
+  LogSync& operator=(LogSync&&) = delete;
+  ~LogSync() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  [[nodiscard]] Status sync() {
+    const std::lock_guard lock(mutex_);
+    struct stat now {};
+    if (::stat(log_.c_str(), &now) != 0) {
+      return fail(Errc::io_error,
+                  fmt::format("store: cannot find the write-ahead log {}: {}", log_.string(), errno_text(errno)));
+    }
+    if (fd_ < 0 || now.st_ino != inode_ || now.st_dev != device_) {
+      if (auto s = reopen(); !s) return s;
+    }
+    while (::fdatasync(fd_) != 0) {
+      if (errno != EINTR) {
+        return fail(Errc::io_error, fmt::format("store: cannot sync the write-ahead log: {}", errno_text(errno)));
+      }
+    }
+    return ok();
+  }
+
+ private:
+  Status reopen() {
+    if (fd_ >= 0) ::close(std::exchange(fd_, -1));
+    const int fd = ::open(log_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+      return fail(Errc::io_error,
+                  fmt::format("store: cannot open the write-ahead log {}: {}", log_.string(), errno_text(errno)));
+    }
+    struct stat opened {};
+    if (::fstat(fd, &opened) != 0) {
+      const int err = errno;
+      ::close(fd);
+      return fail(Errc::io_error, fmt::format("store: cannot read the write-ahead log's status: {}", errno_text(err)));
+    }
+    const auto directory = log_.has_parent_path() ? log_.parent_path() : std::filesystem::path(".");
+    const int dir = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    const bool dir_synced = dir >= 0 && ::fsync(dir) == 0;
+    const int err = errno;
+    if (dir >= 0) ::close(dir);
+    if (!dir_synced) {
+      ::close(fd);
+      return fail(Errc::io_error,
+                  fmt::format("store: cannot sync the directory {}: {}", directory.string(), errno_text(err)));
+    }
+    fd_ = fd;
+    inode_ = opened.st_ino;
+    device_ = opened.st_dev;
+    return ok();
+  }
+
+  const std::filesystem::path log_;
+  std::mutex mutex_;
+  int fd_ = -1;  // guarded by mutex_, as are inode_ and device_
+  ino_t inode_ = 0;
+  dev_t device_ = 0;
+};
+
 // The single connection, its mutex and the transaction bookkeeping.
 class Db {
  public:
@@ -255,8 +328,29 @@ class Db {
     checkpoint();
   }
 
-  [[nodiscard]] Status transaction(const std::function<Status()>& body) {
+  // synced false: an outermost transaction of a file-backed store commits with synchronous =
+  // NORMAL (LogSync makes it durable); every other statement keeps FULL.
+  [[nodiscard]] Status transaction(const std::function<Status()>& body, bool synced = true) {
     const Lock lock(mutex_);
+    if (synced || depth_ > 0 || !file_backed_) return run_transaction(body);
+    if (auto s = execute_script(db_.get(), "PRAGMA synchronous = NORMAL", "defer the commit's sync"); !s) return s;
+    // FULL again on every way out. Should that fail (SQLite out of memory), so does the call,
+    // though its commit may have been made.
+    struct Restore {
+      sqlite3* db = nullptr;
+      bool armed = true;
+      ~Restore() {
+        if (armed) (void)execute_script(db, "PRAGMA synchronous = FULL", "restore the commit's sync");
+      }
+    } restore{db_.get()};
+    Status result = run_transaction(body);
+    restore.armed = false;
+    if (auto s = execute_script(db_.get(), "PRAGMA synchronous = FULL", "restore the commit's sync"); !s) return s;
+    return result;
+  }
+
+ private:
+  [[nodiscard]] Status run_transaction(const std::function<Status()>& body) {
     const bool nested = depth_ > 0;
     if (auto s = execute_script(db_.get(), nested ? "SAVEPOINT torii_nested" : "BEGIN IMMEDIATE", "begin transaction");
         !s) {
@@ -297,7 +391,6 @@ class Db {
     return ok();
   }
 
- private:
   // Undoes the innermost open level. Failures are ignored: the transaction is being
   // abandoned anyway, and SQLite may already have rolled it back.
   void abort(bool nested) {
@@ -3067,8 +3160,11 @@ class SqliteAlertRepository final : public AlertRepository {
 
 class SqliteStore final : public Store {
  public:
-  SqliteStore(DbHandle db, bool file_backed, int version, std::unique_ptr<Checkpointer> checkpointer)
+  // log_sync: null for an in-memory store.
+  SqliteStore(DbHandle db, bool file_backed, int version, std::unique_ptr<Checkpointer> checkpointer,
+              std::unique_ptr<LogSync> log_sync)
       : db_(std::move(db), file_backed, version, std::move(checkpointer)),
+        log_sync_(std::move(log_sync)),
         meta_(db_),
         data_keys_(db_),
         secrets_(db_),
@@ -3121,12 +3217,17 @@ class SqliteStore final : public Store {
   SettingOverrideRepository& setting_overrides() override { return setting_overrides_; }
   AlertRepository& alerts() override { return alerts_; }
 
-  Status transaction(const std::function<Status()>& body) override { return db_.transaction(body); }
+  Status transaction(const std::function<Status()>& body) override { return db_.transaction(body, true); }
+  Status transaction_unsynced(const std::function<Status()>& body) override {
+    return db_.transaction(body, log_sync_ == nullptr);
+  }
+  Status sync_committed() override { return log_sync_ ? log_sync_->sync() : ok(); }
 
   int schema_version() override { return db_.version(); }
 
  private:
   Db db_;
+  std::unique_ptr<LogSync> log_sync_;
   SqliteMetaRepository meta_;
   SqliteDataKeyRepository data_keys_;
   SqliteSecretRepository secrets_;
@@ -3229,13 +3330,16 @@ Result<std::unique_ptr<Store>> configure_and_migrate(DbHandle db, bool file_back
   auto version = migrate(raw);
   if (!version) return tl::unexpected(std::move(version.error()));
   std::unique_ptr<Checkpointer> checkpointer;
+  std::unique_ptr<LogSync> log_sync;
   if (file_backed) {
-    auto opened = Checkpointer::open(sqlite3_db_filename(raw, "main"));
+    const char* file = sqlite3_db_filename(raw, "main");
+    auto opened = Checkpointer::open(file);
     if (!opened) return tl::unexpected(std::move(opened.error()));
     checkpointer = std::move(*opened);
+    log_sync = std::make_unique<LogSync>(std::string(file) + "-wal");
   }
-  return std::unique_ptr<Store>(
-      std::make_unique<SqliteStore>(std::move(db), file_backed, *version, std::move(checkpointer)));
+  return std::unique_ptr<Store>(std::make_unique<SqliteStore>(std::move(db), file_backed, *version,
+                                                              std::move(checkpointer), std::move(log_sync)));
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
@@ -382,6 +383,139 @@ TEST(SqliteStore, TheLogIsCopiedIntoTheDatabaseAndStartsAgain) {
   index = read_wal_index(file);
   EXPECT_GT(index.frames, 0U);
   EXPECT_LT(index.frames, 100U);
+}
+
+// While it lives, the default VFS: SQLite's own, counting the syncs SQLite asks of
+// write-ahead logs (of every connection opened meanwhile).
+class WalSyncCounter {
+ public:
+  WalSyncCounter() {
+    real_ = sqlite3_vfs_find(nullptr);
+    vfs_ = *real_;
+    vfs_.szOsFile = static_cast<int>(sizeof(File)) + real_->szOsFile;
+    vfs_.zName = "torii-wal-sync-counter";
+    vfs_.pNext = nullptr;
+    vfs_.xOpen = &WalSyncCounter::open;
+    instance_ = this;
+    if (sqlite3_vfs_register(&vfs_, 1) != SQLITE_OK) ADD_FAILURE() << "cannot register the counting VFS";
+  }
+  WalSyncCounter(const WalSyncCounter&) = delete;
+  WalSyncCounter& operator=(const WalSyncCounter&) = delete;
+  ~WalSyncCounter() {
+    sqlite3_vfs_unregister(&vfs_);
+    sqlite3_vfs_register(real_, 1);
+    instance_ = nullptr;
+  }
+
+  [[nodiscard]] int syncs() const { return syncs_.load(); }
+
+ private:
+  // Ours, then the real file right behind it (vfs_.szOsFile).
+  struct File {
+    sqlite3_file base;
+    sqlite3_file* real;
+    bool wal;
+  };
+  static sqlite3_file* real(sqlite3_file* f) { return reinterpret_cast<File*>(f)->real; }
+  static inline WalSyncCounter* instance_ = nullptr;
+
+  static int open(sqlite3_vfs* /*vfs*/, sqlite3_filename name, sqlite3_file* file, int flags, int* out_flags) {
+    auto* f = reinterpret_cast<File*>(file);
+    f->real = reinterpret_cast<sqlite3_file*>(f + 1);
+    f->wal = (flags & SQLITE_OPEN_WAL) != 0;
+    const int rc = instance_->real_->xOpen(instance_->real_, name, f->real, flags, out_flags);
+    f->base.pMethods = f->real->pMethods != nullptr ? &kMethods : nullptr;
+    return rc;
+  }
+
+  static const sqlite3_io_methods kMethods;
+
+  sqlite3_vfs* real_ = nullptr;
+  sqlite3_vfs vfs_{};
+  std::atomic<int> syncs_{0};
+};
+
+const sqlite3_io_methods WalSyncCounter::kMethods = {
+    3,
+    [](sqlite3_file* f) { return real(f)->pMethods->xClose(real(f)); },
+    [](sqlite3_file* f, void* b, int n, sqlite3_int64 o) { return real(f)->pMethods->xRead(real(f), b, n, o); },
+    [](sqlite3_file* f, const void* b, int n, sqlite3_int64 o) { return real(f)->pMethods->xWrite(real(f), b, n, o); },
+    [](sqlite3_file* f, sqlite3_int64 size) { return real(f)->pMethods->xTruncate(real(f), size); },
+    [](sqlite3_file* f, int flags) {
+      if (reinterpret_cast<File*>(f)->wal) ++instance_->syncs_;
+      return real(f)->pMethods->xSync(real(f), flags);
+    },
+    [](sqlite3_file* f, sqlite3_int64* size) { return real(f)->pMethods->xFileSize(real(f), size); },
+    [](sqlite3_file* f, int lock) { return real(f)->pMethods->xLock(real(f), lock); },
+    [](sqlite3_file* f, int lock) { return real(f)->pMethods->xUnlock(real(f), lock); },
+    [](sqlite3_file* f, int* out) { return real(f)->pMethods->xCheckReservedLock(real(f), out); },
+    [](sqlite3_file* f, int op, void* arg) { return real(f)->pMethods->xFileControl(real(f), op, arg); },
+    [](sqlite3_file* f) { return real(f)->pMethods->xSectorSize(real(f)); },
+    [](sqlite3_file* f) { return real(f)->pMethods->xDeviceCharacteristics(real(f)); },
+    [](sqlite3_file* f, int page, int size, int extend, void volatile** out) {
+      return real(f)->pMethods->xShmMap(real(f), page, size, extend, out);
+    },
+    [](sqlite3_file* f, int offset, int n, int flags) {
+      return real(f)->pMethods->xShmLock(real(f), offset, n, flags);
+    },
+    [](sqlite3_file* f) { real(f)->pMethods->xShmBarrier(real(f)); },
+    [](sqlite3_file* f, int remove) { return real(f)->pMethods->xShmUnmap(real(f), remove); },
+    [](sqlite3_file* f, sqlite3_int64 offset, int n, void** out) {
+      return real(f)->pMethods->xFetch(real(f), offset, n, out);
+    },
+    [](sqlite3_file* f, sqlite3_int64 offset, void* page) {
+      return real(f)->pMethods->xUnfetch(real(f), offset, page);
+    },
+};
+
+// The gateway's batches commit without SQLite's sync (sync_committed() syncs the log after
+// them); everything else still waits for the disk at its commit.
+TEST(SqliteStore, OnlyAnUnsyncedTransactionCommitsWithoutSyncingTheLog) {
+  const WalSyncCounter counter;
+  torii::testing::TempDir dir;
+  const auto file = dir / "torii.db";
+  auto opened = open_sqlite_store(file);
+  ASSERT_TRUE(opened) << opened.error().message;
+  Store& store = **opened;
+
+  int syncs = counter.syncs();
+  ASSERT_TRUE(store.meta().put("synced", as_bytes("1")));
+  EXPECT_GT(counter.syncs(), syncs);
+
+  syncs = counter.syncs();
+  ASSERT_TRUE(store.transaction_unsynced([&] { return store.meta().put("unsynced", as_bytes("2")); }));
+  EXPECT_EQ(counter.syncs(), syncs);
+  RawDb raw(file);  // committed: another connection reads it
+  EXPECT_EQ(raw.query("SELECT count(*) FROM meta WHERE key = 'unsynced'"), "1");
+  ASSERT_TRUE(store.sync_committed());
+
+  // The statements after it, in a transaction or not, sync again.
+  syncs = counter.syncs();
+  ASSERT_TRUE(store.meta().put("synced-again", as_bytes("3")));
+  EXPECT_GT(counter.syncs(), syncs);
+  syncs = counter.syncs();
+  ASSERT_TRUE(store.transaction([&] { return store.meta().put("in-a-transaction", as_bytes("4")); }));
+  EXPECT_GT(counter.syncs(), syncs);
+  // Also after one whose body failed.
+  ASSERT_FALSE(store.transaction_unsynced([] { return fail(Errc::conflict, "no"); }));
+  syncs = counter.syncs();
+  ASSERT_TRUE(store.meta().put("after-a-failure", as_bytes("5")));
+  EXPECT_GT(counter.syncs(), syncs);
+}
+
+TEST(SqliteStore, SyncingCommitsFailsWhenTheLogIsGone) {
+  torii::testing::TempDir dir;
+  const auto file = dir / "torii.db";
+  auto opened = open_sqlite_store(file);
+  ASSERT_TRUE(opened) << opened.error().message;
+  Store& store = **opened;
+  ASSERT_TRUE(store.transaction_unsynced([&] { return store.meta().put("a", as_bytes("1")); }));
+  ASSERT_TRUE(store.sync_committed());
+  std::filesystem::remove(with_suffix(file, "-wal"));
+  const auto synced = store.sync_committed();
+  ASSERT_FALSE(synced);
+  EXPECT_TRUE(synced.error().is(Errc::io_error));
+  EXPECT_THAT(synced.error().message, ::testing::HasSubstr("write-ahead log"));
 }
 
 // secure_delete zeroes deleted cells; the checkpoint after the delete makes sure the page
