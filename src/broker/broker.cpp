@@ -119,6 +119,15 @@ void Broker::forget_device(std::string_view device_id) {
   if (auto it = placements_.find(device_id); it != placements_.end()) placements_.erase(it);
 }
 
+void Broker::forget_deleted_device(std::string_view device_id) {
+  const std::string id(device_id);
+  forget_device(id);
+  runtime_.erase(id);
+  monitor_.forget(id);
+  health_.forget(id);
+  retained_.erase(id);  // the store's rows went with the device
+}
+
 void Broker::drop_expired(RetainedTopics& topics, std::chrono::steady_clock::time_point now) {
   std::erase_if(topics, [&](const auto& entry) { return entry.second.expires_at && *entry.second.expires_at <= now; });
 }

@@ -203,6 +203,10 @@ class Broker {
   // Forgets what the broker cached about a device (its organisation and segment) after the
   // device was changed or deleted.
   void forget_device(std::string_view device_id);
+  // After the device was deleted (and disconnected, disconnect_device): forgets everything
+  // else kept of it as well (its counters, quota and ban, traffic history, retained
+  // messages), so that a device made again under its id starts with nothing of it.
+  void forget_deleted_device(std::string_view device_id);
 
  private:
   friend class DeviceSession;

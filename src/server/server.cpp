@@ -911,6 +911,7 @@ struct Server::State {
     hooks.profile_changed = [this](std::string_view id) { broker->invalidate_profile(id); };
     hooks.send_command = [this](const identity::IssuedCommand& command) { send_command(command); };
     hooks.device_deleted = [this](std::string_view id) {
+      broker->forget_deleted_device(id);
       if (trigger) trigger->forget_device(std::string(id));
     };
     hooks.device_changed = [this](const store::DeviceRecord& device) {
@@ -1250,6 +1251,7 @@ Status Server::start() {
         context.send_command = [&s](const identity::IssuedCommand& command) { s.send_command(command); };
         context.rules = s.rule_book.get();
         context.device_deleted = [&s](const std::string& id) {
+          if (s.broker) s.broker->forget_deleted_device(id);
           if (s.trigger) s.trigger->forget_device(id);
         };
         context.device_changed = [&s](const store::DeviceRecord& device) {

@@ -458,6 +458,21 @@ TEST_F(Gateway, DisabledDevicesAreRefusedUntilEnabled) {
   EXPECT_THAT(list.out, HasSubstr("active"));
 }
 
+// A device deleted and made again under the same id starts afresh: the gateway keeps nothing
+// of the first one (its counters, quota and ban, traffic history, retained messages).
+TEST_F(Gateway, ADeviceMadeAgainUnderADeletedOnesIdStartsWithNothingOfIt) {
+  start();
+  create_device("pump-1");
+  ASSERT_EQ(publish("pump-1", "mqttv5", "devices/pump-1/telemetry", R"({"t":1})").exit_code, 0);
+  EXPECT_EQ(show("pump-1")["traffic"]["messages_since_start"], 1);
+  const auto deleted = torii({"admin", "device", "delete", "--id", "pump-1", "--yes"});
+  ASSERT_EQ(deleted.exit_code, 0) << deleted.err;
+  create_device("pump-1");
+  EXPECT_EQ(show("pump-1")["traffic"]["messages_since_start"], 0);
+  ASSERT_EQ(publish("pump-1", "mqttv5", "devices/pump-1/telemetry", R"({"t":2})").exit_code, 0);
+  EXPECT_EQ(show("pump-1")["traffic"]["messages_since_start"], 1);
+}
+
 TEST_F(Gateway, ACertificateFromAnotherCaIsRefusedAtTheHandshake) {
   start();
   create_device("real-1");
