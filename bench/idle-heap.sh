@@ -8,7 +8,8 @@
 #
 #   bench/idle-heap.sh torii|mosquitto
 #
-# Needs heaptrack (apt-get install heaptrack) and a work directory from
+# Needs heaptrack (apt-get install heaptrack), a torii built with TORII_ALLOCATOR=system (see
+# below), and a work directory from
 # `KEEP_WORK=1 WORK=DIR bench/compare.sh` with SCENARIOS including idle. Environment: WORK
 # (required), TORII, MOSQUITTO, IDLE_CONNECTIONS (default: every device there), FROM (1250),
 # TORII_PORT (18883), MOSQUITTO_PORT (18884). Profiles are kept in $WORK/heap-*.
@@ -23,6 +24,13 @@ TORII_PORT="${TORII_PORT:-18883}"
 MOSQUITTO_PORT="${MOSQUITTO_PORT:-18884}"
 
 need_binaries
+# heaptrack sees malloc and free, not tcmalloc's own operator new: against a torii linked with
+# tcmalloc (the default) almost all of torii's own allocations would go uncounted.
+if [[ "$broker" == torii ]] && ldd "$TORII" | grep -q tcmalloc; then
+  die "$TORII is linked with tcmalloc, whose allocations heaptrack does not see: build one with
+  cmake --preset dev -B build/sysalloc -DTORII_ALLOCATOR=system -DBUILD_TESTING=OFF && cmake --build build/sysalloc --target torii
+and set TORII=build/sysalloc/apps/torii/torii"
+fi
 raise_nofile 20000
 connections="$(idle_connection_count "$WORK")" || exit 1
 ((FROM < connections)) || die "FROM ($FROM) must be below IDLE_CONNECTIONS ($connections)"

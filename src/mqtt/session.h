@@ -26,15 +26,15 @@
 
 #include <chrono>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <boost/container/deque.hpp>
+#include <boost/container/flat_map.hpp>
+#include <boost/container/flat_set.hpp>
 
 #include "base/bytes.h"
 #include "mqtt/packet.h"
@@ -69,7 +69,9 @@ struct SessionState {
     Publish message;  // packet_id set; dup set once resent
     OutState state = OutState::await_puback;
   };
-  std::map<std::string, Subscription, std::less<>> subscriptions;
+  // Flat, as the containers below: a session holds few of each, and an empty one allocates
+  // nothing and keeps 24 bytes (a std::map 48).
+  boost::container::flat_map<std::string, Subscription, std::less<>> subscriptions;
   // A message waiting for room in the client's window (or for the client to return).
   struct Queued {
     Publish message;
@@ -85,11 +87,11 @@ struct SessionState {
   [[nodiscard]] static std::uint32_t seconds_left(std::chrono::steady_clock::time_point expires_at,
                                                   std::chrono::steady_clock::time_point now);
 
-  std::map<std::uint16_t, Inflight> inflight_out;
+  boost::container::flat_map<std::uint16_t, Inflight> inflight_out;
   // Boost's deque allocates nothing until a message is queued (std::deque: about 0.6 KiB at
   // once), and most sessions never queue one.
   boost::container::deque<Queued> queued_out;
-  std::set<std::uint16_t> inbound_qos2;  // received, PUBREC sent, PUBREL not yet received
+  boost::container::flat_set<std::uint16_t> inbound_qos2;  // received, PUBREC sent, PUBREL not yet received
   std::uint16_t last_packet_id = 0;
   std::uint64_t dropped_out = 0;  // queue overflow, oversized messages, QoS 0 to a client not reading
   std::uint64_t expired_out = 0;  // expired while queued
@@ -235,9 +237,11 @@ class Session {
   std::unique_ptr<Will> will_;  // on the heap: most clients have none, and a Will is about 0.5 KiB
   bool will_due_ = false;
   std::shared_ptr<SessionState> state_;
-  std::map<std::uint16_t, std::string> topic_aliases_;
-  std::set<std::uint16_t> pending_in_;    // QoS 1/2 publishes awaiting complete_publish
-  std::set<std::uint16_t> pending_qos2_;  // subset of pending_in_ that are QoS 2
+  // Flat: at most topic_alias_maximum and receive_maximum entries; a QoS 1 message's id
+  // comes and goes without an allocation, and an idle connection keeps 24 bytes for each.
+  boost::container::flat_map<std::uint16_t, std::string> topic_aliases_;
+  boost::container::flat_set<std::uint16_t> pending_in_;    // QoS 1/2 publishes awaiting complete_publish
+  boost::container::flat_set<std::uint16_t> pending_qos2_;  // subset of pending_in_ that are QoS 2
   ReasonCode close_reason_ = ReasonCode::success;
   std::string close_detail_;
   Counters counters_;
