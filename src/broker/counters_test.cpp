@@ -6,7 +6,7 @@
 #include "broker/broker.h"
 #include "crypto/sodium.h"
 #include "testing/fakes.h"
-#include "testing/keyed_store.h"
+#include "testing/keyed_store_fixture.h"
 #include "testing/temp_dir.h"
 
 namespace torii::broker {
@@ -32,13 +32,11 @@ TEST(CounterBatch, MergingSumsEachDevicesDeltasAndKeepsItsLatestSighting) {
   EXPECT_FALSE(into.empty());
 }
 
-class CounterWriteTest : public ::testing::Test {
+class CounterWriteTest : public testing::KeyedStoreTest {
  protected:
   void SetUp() override {
-    auto opened = testing::open_keyed_store(dir_.path(), random_, clock_);
-    ASSERT_TRUE(opened) << opened.error().message;
-    store_ = std::move(opened->store);
-    keys_ = std::move(opened->keys);
+    KeyedStoreTest::SetUp();
+    if (HasFatalFailure()) return;
     for (const char* id : {"a", "b"}) {
       store::DeviceRecord d;
       d.id = id;
@@ -53,12 +51,6 @@ class CounterWriteTest : public ::testing::Test {
     EXPECT_TRUE(found);
     return found && *found ? **found : store::DeviceCounters{};
   }
-
-  testing::TempDir dir_;
-  crypto::SystemRandom random_;
-  testing::FakeClock clock_;
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<keys::KeyRing> keys_;
 };
 
 TEST_F(CounterWriteTest, ABatchAddsToTheStoredCountersAndLastSeenTimes) {

@@ -15,7 +15,7 @@
 
 #include "crypto/sodium.h"
 #include "testing/fakes.h"
-#include "testing/keyed_store.h"
+#include "testing/keyed_store_fixture.h"
 #include "testing/temp_dir.h"
 
 namespace torii::broker {
@@ -126,13 +126,11 @@ class Posted {
   std::deque<std::function<void()>> work_;
 };
 
-class StoreWriterTest : public ::testing::Test {
+class StoreWriterTest : public testing::KeyedStoreTest {
  protected:
   void SetUp() override {
-    auto opened = testing::open_keyed_store(dir_.path(), random_, clock_);
-    ASSERT_TRUE(opened) << opened.error().message;
-    store_ = std::move(opened->store);
-    keys_ = std::move(opened->keys);
+    KeyedStoreTest::SetUp();
+    if (HasFatalFailure()) return;
     store::DeviceRecord d;
     d.id = "pump-1";
     d.organisation_id = "org-1";
@@ -165,11 +163,6 @@ class StoreWriterTest : public ::testing::Test {
     return n ? *n : 0;
   }
 
-  testing::TempDir dir_;
-  crypto::SystemRandom random_;
-  testing::FakeClock clock_;
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<keys::KeyRing> keys_;
   std::unique_ptr<GatedStore> gated_;
   Posted posted_;
   std::unique_ptr<StoreWriter> writer_;

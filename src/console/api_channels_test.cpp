@@ -14,7 +14,7 @@
 #include "identity/roles.h"
 #include "notify/channel_book.h"
 #include "testing/fakes.h"
-#include "testing/keyed_store.h"
+#include "testing/keyed_store_fixture.h"
 #include "testing/temp_dir.h"
 
 namespace torii::console {
@@ -26,13 +26,11 @@ using ::testing::Not;
 
 const json kHook = {{"name", "ops hook"}, {"type", "webhook"}, {"url", "https://hooks.example/torii/p4th?q=1"}};
 
-class ChannelApiTest : public ::testing::Test {
+class ChannelApiTest : public testing::KeyedStoreTest {
  protected:
   void SetUp() override {
-    auto opened = testing::open_keyed_store(dir_.path(), random_, clock_);
-    ASSERT_TRUE(opened) << opened.error().message;
-    store_ = std::move(opened->store);
-    keys_ = std::move(opened->keys);
+    KeyedStoreTest::SetUp();
+    if (HasFatalFailure()) return;
     identity::AccountsOptions options;
     options.hash_cost = identity::minimum_password_hash_cost();
     accounts_ = std::make_unique<identity::Accounts>(*store_, *keys_, clock_, random_, options, nullptr);
@@ -133,13 +131,8 @@ class ChannelApiTest : public ::testing::Test {
     return out;
   }
 
-  testing::TempDir dir_;
-  crypto::SystemRandom random_;
-  testing::FakeClock clock_;
   config::Config config_;
   WorkPool pool_{1, 4};
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<keys::KeyRing> keys_;
   std::unique_ptr<identity::Accounts> accounts_;
   std::unique_ptr<identity::People> people_;
   std::unique_ptr<identity::ApiTokens> tokens_;

@@ -26,7 +26,7 @@
 #include "policy/device_command.h"
 #include "policy/profile.h"
 #include "testing/fakes.h"
-#include "testing/keyed_store.h"
+#include "testing/keyed_store_fixture.h"
 #include "testing/temp_dir.h"
 
 namespace torii::console {
@@ -38,13 +38,11 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::Pair;
 
-class DeviceApiTest : public ::testing::Test {
+class DeviceApiTest : public testing::KeyedStoreTest {
  protected:
   void SetUp() override {
-    auto opened = testing::open_keyed_store(dir_.path(), random_, clock_);
-    ASSERT_TRUE(opened) << opened.error().message;
-    store_ = std::move(opened->store);
-    keys_ = std::move(opened->keys);
+    KeyedStoreTest::SetUp();
+    if (HasFatalFailure()) return;
     ca_ = std::make_unique<pki::CertificateAuthority>(*store_, *keys_, clock_, random_, config::PkiConfig{});
     ASSERT_TRUE(ca_->initialise({"localhost"}));
     registry_ = std::make_unique<identity::DeviceRegistry>(*store_, *keys_, *ca_, clock_);
@@ -230,13 +228,8 @@ class DeviceApiTest : public ::testing::Test {
     ASSERT_TRUE(store_->telemetry().append(std::span(&record, 1)));
   }
 
-  testing::TempDir dir_;
-  crypto::SystemRandom random_;
-  testing::FakeClock clock_;
   config::Config config_;
   WorkPool pool_{1, 4};
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<keys::KeyRing> keys_;
   std::unique_ptr<pki::CertificateAuthority> ca_;
   std::unique_ptr<identity::DeviceRegistry> registry_;
   std::unique_ptr<identity::Enrolment> enrolment_;

@@ -20,7 +20,7 @@
 #include "decision/rule_book.h"
 #include "identity/roles.h"
 #include "testing/fakes.h"
-#include "testing/keyed_store.h"
+#include "testing/keyed_store_fixture.h"
 #include "testing/temp_dir.h"
 
 namespace torii::console {
@@ -34,13 +34,11 @@ json definition(const std::string& condition) {
           {"severity", "warning"}, {"actions", {{{"type", "alert"}}}}};
 }
 
-class RuleApiTest : public ::testing::Test {
+class RuleApiTest : public testing::KeyedStoreTest {
  protected:
   void SetUp() override {
-    auto opened = testing::open_keyed_store(dir_.path(), random_, clock_);
-    ASSERT_TRUE(opened) << opened.error().message;
-    store_ = std::move(opened->store);
-    keys_ = std::move(opened->keys);
+    KeyedStoreTest::SetUp();
+    if (HasFatalFailure()) return;
     identity::AccountsOptions options;
     options.hash_cost = identity::minimum_password_hash_cost();
     accounts_ = std::make_unique<identity::Accounts>(*store_, *keys_, clock_, random_, options, nullptr);
@@ -117,13 +115,8 @@ class RuleApiTest : public ::testing::Test {
 
   static json body(const Response& r) { return json::parse(r.body, nullptr, false); }
 
-  testing::TempDir dir_;
-  crypto::SystemRandom random_;
-  testing::FakeClock clock_;
   config::Config config_;
   WorkPool pool_{1, 4};
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<keys::KeyRing> keys_;
   std::unique_ptr<identity::Accounts> accounts_;
   std::unique_ptr<identity::People> people_;
   std::unique_ptr<identity::ApiTokens> tokens_;

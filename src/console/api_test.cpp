@@ -35,7 +35,7 @@
 #include "pki/certificate_authority.h"
 #include "policy/profile.h"
 #include "testing/fakes.h"
-#include "testing/keyed_store.h"
+#include "testing/keyed_store_fixture.h"
 #include "testing/temp_dir.h"
 
 namespace torii::console {
@@ -93,13 +93,11 @@ TEST(ApiDocs, ThePermissionMatrixInTheDocsIsTheOneInForce) {
   }
 }
 
-class ApiTest : public ::testing::Test {
+class ApiTest : public testing::KeyedStoreTest {
  protected:
   void SetUp() override {
-    auto opened = testing::open_keyed_store(dir_.path(), random_, clock_);
-    ASSERT_TRUE(opened) << opened.error().message;
-    store_ = std::move(opened->store);
-    keys_ = std::move(opened->keys);
+    KeyedStoreTest::SetUp();
+    if (HasFatalFailure()) return;
     identity::AccountsOptions options;
     options.hash_cost = identity::minimum_password_hash_cost();
     accounts_ = std::make_unique<identity::Accounts>(*store_, *keys_, clock_, random_, options, nullptr);
@@ -232,13 +230,8 @@ class ApiTest : public ::testing::Test {
     return out;
   }
 
-  testing::TempDir dir_;
-  crypto::SystemRandom random_;
-  testing::FakeClock clock_;
   config::Config config_;
   WorkPool pool_{1, 4};
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<keys::KeyRing> keys_;
   std::unique_ptr<pki::CertificateAuthority> ca_;
   std::unique_ptr<identity::DeviceRegistry> devices_;
   std::unique_ptr<identity::Accounts> accounts_;

@@ -10,7 +10,7 @@
 #include "crypto/sodium.h"
 #include "keys/key_ring.h"
 #include "testing/fakes.h"
-#include "testing/keyed_store.h"
+#include "testing/keyed_store_fixture.h"
 #include "testing/temp_dir.h"
 
 namespace torii::decision {
@@ -25,13 +25,11 @@ using ::testing::IsEmpty;
 constexpr std::string_view kHot = R"({"name":"hot","selector":{"profiles":["env"]},
   "condition":"temperature > 30","severity":"critical","actions":[{"type":"alert"}]})";
 
-class RuleBookTest : public ::testing::Test {
+class RuleBookTest : public testing::KeyedStoreTest {
  protected:
   void SetUp() override {
-    auto opened = testing::open_keyed_store(dir_.path(), random_, clock_);
-    ASSERT_TRUE(opened) << opened.error().message;
-    store_ = std::move(opened->store);
-    keys_ = std::move(opened->keys);
+    KeyedStoreTest::SetUp();
+    if (HasFatalFailure()) return;
     ASSERT_TRUE(store_->device_profiles().put(
         {"env", "org-1", "Environment", std::string(policy::sample_environment_profile_json()), 1, 0}));
     ASSERT_TRUE(store_->devices().insert(device("fan-1", "org-1", "env")));
@@ -64,11 +62,6 @@ class RuleBookTest : public ::testing::Test {
     return *outcome->rule;
   }
 
-  testing::TempDir dir_;
-  crypto::SystemRandom random_;
-  testing::FakeClock clock_;
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<keys::KeyRing> keys_;
   std::unique_ptr<RuleBook> book_;
   std::vector<std::string> changed_;
 };

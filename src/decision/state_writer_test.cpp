@@ -10,7 +10,7 @@
 #include "crypto/sodium.h"
 #include "decision/trigger.h"
 #include "testing/fakes.h"
-#include "testing/keyed_store.h"
+#include "testing/keyed_store_fixture.h"
 #include "testing/temp_dir.h"
 
 namespace torii::decision {
@@ -19,13 +19,11 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::Pair;
 
-class StateWriterTest : public ::testing::Test {
+class StateWriterTest : public testing::KeyedStoreTest {
  protected:
   void SetUp() override {
-    auto opened = testing::open_keyed_store(dir_.path(), random_, clock_);
-    ASSERT_TRUE(opened) << opened.error().message;
-    store_ = std::move(opened->store);
-    keys_ = std::move(opened->keys);
+    KeyedStoreTest::SetUp();
+    if (HasFatalFailure()) return;
     for (const char* id : {"a", "b", "c"}) {
       store::DeviceRecord d;
       d.id = id;
@@ -47,12 +45,6 @@ class StateWriterTest : public ::testing::Test {
     }
     return out;
   }
-
-  testing::TempDir dir_;
-  crypto::SystemRandom random_;
-  testing::FakeClock clock_;
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<keys::KeyRing> keys_;
 };
 
 TEST_F(StateWriterTest, RowsAreSealedUnderTheirDevicesKeyAndWritten) {

@@ -6,7 +6,7 @@
 #include "crypto/sodium.h"
 #include "decision/rule_book.h"
 #include "testing/fakes.h"
-#include "testing/keyed_store.h"
+#include "testing/keyed_store_fixture.h"
 #include "testing/temp_dir.h"
 
 namespace torii::decision {
@@ -17,13 +17,11 @@ using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::UnorderedElementsAre;
 
-class TriggerTest : public ::testing::Test {
+class TriggerTest : public testing::KeyedStoreTest {
  protected:
   void SetUp() override {
-    auto opened = testing::open_keyed_store(dir_.path(), random_, clock_);
-    ASSERT_TRUE(opened) << opened.error().message;
-    store_ = std::move(opened->store);
-    keys_ = std::move(opened->keys);
+    KeyedStoreTest::SetUp();
+    if (HasFatalFailure()) return;
     ASSERT_TRUE(store_->device_profiles().put(
         {"env", "org-1", "Environment", std::string(policy::sample_environment_profile_json()), 1, 0}));
     for (const auto& [id, org, profile] : {std::tuple{"fan-1", "org-1", "env"}, std::tuple{"sensor-1", "org-1", "env"},
@@ -80,11 +78,6 @@ class TriggerTest : public ::testing::Test {
     trigger_->device_changed(**record);
   }
 
-  testing::TempDir dir_;
-  crypto::SystemRandom random_;
-  testing::FakeClock clock_;
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<keys::KeyRing> keys_;
   std::unique_ptr<RuleBook> book_;
   std::unique_ptr<Trigger> trigger_;
   std::vector<std::string> seen_;

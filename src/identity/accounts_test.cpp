@@ -7,7 +7,7 @@
 #include "identity/setup_token.h"
 #include "identity/totp.h"
 #include "testing/fakes.h"
-#include "testing/keyed_store.h"
+#include "testing/keyed_store_fixture.h"
 #include "testing/temp_dir.h"
 
 namespace torii::identity {
@@ -22,13 +22,11 @@ using ::testing::SizeIs;
 constexpr std::string_view kStrong = "violet harbour ladder sprinkle 42";
 constexpr std::string_view kStronger = "quiet marble teapot orbit 1987";
 
-class AccountsTest : public ::testing::Test {
+class AccountsTest : public testing::KeyedStoreTest {
  protected:
   void SetUp() override {
-    auto opened = testing::open_keyed_store(dir_.path(), random_, clock_);
-    ASSERT_TRUE(opened) << opened.error().message;
-    store_ = std::move(opened->store);
-    keys_ = std::move(opened->keys);
+    KeyedStoreTest::SetUp();
+    if (HasFatalFailure()) return;
     AccountsOptions options;
     options.hash_cost = minimum_password_hash_cost();
     options.lock_after_failures = 3;
@@ -74,11 +72,6 @@ class AccountsTest : public ::testing::Test {
     return caller ? *caller : std::nullopt;
   }
 
-  testing::TempDir dir_;
-  crypto::SystemRandom random_;
-  testing::FakeClock clock_;
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<keys::KeyRing> keys_;
   std::unique_ptr<Accounts> accounts_;
   std::vector<std::string> events_;
   Origin origin_{"192.0.2.1:5000", "test"};

@@ -7,7 +7,7 @@
 #include "identity/people.h"
 #include "identity/roles.h"
 #include "testing/fakes.h"
-#include "testing/keyed_store.h"
+#include "testing/keyed_store_fixture.h"
 #include "testing/temp_dir.h"
 
 namespace torii::identity {
@@ -20,13 +20,11 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
 
-class ApiTokensTest : public ::testing::Test {
+class ApiTokensTest : public testing::KeyedStoreTest {
  protected:
   void SetUp() override {
-    auto opened = testing::open_keyed_store(dir_.path(), random_, clock_);
-    ASSERT_TRUE(opened) << opened.error().message;
-    store_ = std::move(opened->store);
-    keys_ = std::move(opened->keys);
+    KeyedStoreTest::SetUp();
+    if (HasFatalFailure()) return;
     ASSERT_TRUE(store_->organisations().insert({"acme", "Acme", false, 0}));
     ASSERT_TRUE(store_->organisations().insert({"other", "Other", false, 0}));
     tokens_ = std::make_unique<ApiTokens>(*store_, clock_, random_, ApiTokenOptions{24h * 90},
@@ -74,11 +72,6 @@ class ApiTokensTest : public ::testing::Test {
     return out;
   }
 
-  testing::TempDir dir_;
-  crypto::SystemRandom random_;
-  testing::FakeClock clock_;
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<keys::KeyRing> keys_;
   std::unique_ptr<ApiTokens> tokens_;
   std::vector<events::SecurityEvent> events_;
   Origin origin_{"192.0.2.1:5000", "test"};

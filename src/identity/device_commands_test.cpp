@@ -5,7 +5,7 @@
 
 #include "crypto/sodium.h"
 #include "testing/fakes.h"
-#include "testing/keyed_store.h"
+#include "testing/keyed_store_fixture.h"
 #include "testing/temp_dir.h"
 
 namespace torii::identity {
@@ -15,13 +15,11 @@ using namespace std::chrono_literals;
 using ::testing::Field;
 using ::testing::UnorderedElementsAre;
 
-class DeviceCommandsTest : public ::testing::Test {
+class DeviceCommandsTest : public testing::KeyedStoreTest {
  protected:
   void SetUp() override {
-    auto opened = testing::open_keyed_store(dir_.path(), random_, clock_);
-    ASSERT_TRUE(opened) << opened.error().message;
-    store_ = std::move(opened->store);
-    keys_ = std::move(opened->keys);
+    KeyedStoreTest::SetUp();
+    if (HasFatalFailure()) return;
     store::DeviceProfileRecord profile{
         "env", "org-1", "Environment", std::string(policy::sample_environment_profile_json()), 1, 0};
     ASSERT_TRUE(store_->device_profiles().put(profile));
@@ -51,11 +49,6 @@ class DeviceCommandsTest : public ::testing::Test {
     return *outcome->issued;
   }
 
-  testing::TempDir dir_;
-  crypto::SystemRandom random_;
-  testing::FakeClock clock_;
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<keys::KeyRing> keys_;
   std::unique_ptr<DeviceCommands> commands_;
 };
 

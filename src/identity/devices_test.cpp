@@ -6,7 +6,7 @@
 #include "crypto/x509.h"
 #include "policy/profile.h"
 #include "testing/fakes.h"
-#include "testing/keyed_store.h"
+#include "testing/keyed_store_fixture.h"
 #include "testing/temp_dir.h"
 
 namespace torii::identity {
@@ -14,13 +14,11 @@ namespace {
 
 using namespace std::chrono_literals;
 
-class DeviceRegistryTest : public ::testing::Test {
+class DeviceRegistryTest : public testing::KeyedStoreTest {
  protected:
   void SetUp() override {
-    auto opened = testing::open_keyed_store(dir_.path(), random_, clock_);
-    ASSERT_TRUE(opened) << opened.error().message;
-    store_ = std::move(opened->store);
-    keys_ = std::move(opened->keys);
+    KeyedStoreTest::SetUp();
+    if (HasFatalFailure()) return;
     ca_ = std::make_unique<pki::CertificateAuthority>(*store_, *keys_, clock_, random_, config::PkiConfig{});
     ASSERT_TRUE(ca_->initialise({"localhost"}));
     registry_ = std::make_unique<DeviceRegistry>(*store_, *keys_, *ca_, clock_);
@@ -34,11 +32,6 @@ class DeviceRegistryTest : public ::testing::Test {
     return bundle ? std::move(*bundle) : DeviceBundle{};
   }
 
-  testing::TempDir dir_;
-  crypto::SystemRandom random_;
-  testing::FakeClock clock_;
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<keys::KeyRing> keys_;
   std::unique_ptr<pki::CertificateAuthority> ca_;
   std::unique_ptr<DeviceRegistry> registry_;
 };

@@ -10,7 +10,7 @@
 #include "crypto/sodium.h"
 #include "crypto/x509.h"
 #include "testing/fakes.h"
-#include "testing/keyed_store.h"
+#include "testing/keyed_store_fixture.h"
 #include "testing/temp_dir.h"
 
 namespace torii::identity {
@@ -18,13 +18,11 @@ namespace {
 
 using namespace std::chrono_literals;
 
-class EnrolmentTest : public ::testing::Test {
+class EnrolmentTest : public testing::KeyedStoreTest {
  protected:
   void SetUp() override {
-    auto opened = testing::open_keyed_store(dir_.path(), random_, clock_);
-    ASSERT_TRUE(opened) << opened.error().message;
-    store_ = std::move(opened->store);
-    keys_ = std::move(opened->keys);
+    KeyedStoreTest::SetUp();
+    if (HasFatalFailure()) return;
     ca_ = std::make_unique<pki::CertificateAuthority>(*store_, *keys_, clock_, random_, config::PkiConfig{});
     ASSERT_TRUE(ca_->initialise({"localhost"}));
     registry_ = std::make_unique<DeviceRegistry>(*store_, *keys_, *ca_, clock_);
@@ -55,11 +53,6 @@ class EnrolmentTest : public ::testing::Test {
     return outcome ? std::move(*outcome) : EnrolOutcome{};
   }
 
-  testing::TempDir dir_;
-  crypto::SystemRandom random_;
-  testing::FakeClock clock_;
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<keys::KeyRing> keys_;
   std::unique_ptr<pki::CertificateAuthority> ca_;
   std::unique_ptr<DeviceRegistry> registry_;
   std::unique_ptr<Enrolment> enrolment_;

@@ -7,7 +7,7 @@
 #include "identity/roles.h"
 #include "identity/setup_token.h"
 #include "testing/fakes.h"
-#include "testing/keyed_store.h"
+#include "testing/keyed_store_fixture.h"
 #include "testing/temp_dir.h"
 
 namespace torii::identity {
@@ -21,13 +21,11 @@ using ::testing::IsEmpty;
 constexpr std::string_view kStrong = "violet harbour ladder sprinkle 42";
 constexpr std::string_view kOther = "quiet marble teapot orbit 1987";
 
-class PeopleTest : public ::testing::Test {
+class PeopleTest : public testing::KeyedStoreTest {
  protected:
   void SetUp() override {
-    auto opened = testing::open_keyed_store(dir_.path(), random_, clock_);
-    ASSERT_TRUE(opened) << opened.error().message;
-    store_ = std::move(opened->store);
-    keys_ = std::move(opened->keys);
+    KeyedStoreTest::SetUp();
+    if (HasFatalFailure()) return;
     AccountsOptions options;
     options.hash_cost = minimum_password_hash_cost();
     options.lock_after_failures = 2;
@@ -61,11 +59,6 @@ class PeopleTest : public ::testing::Test {
     return *accounts_->resolve_session(in->ticket->id).value();
   }
 
-  testing::TempDir dir_;
-  crypto::SystemRandom random_;
-  testing::FakeClock clock_;
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<keys::KeyRing> keys_;
   std::unique_ptr<Accounts> accounts_;
   std::unique_ptr<People> people_;
   std::vector<std::string> events_;

@@ -6,7 +6,7 @@
 
 #include "crypto/sodium.h"
 #include "testing/fakes.h"
-#include "testing/keyed_store.h"
+#include "testing/keyed_store_fixture.h"
 #include "testing/temp_dir.h"
 
 namespace torii::notify {
@@ -21,13 +21,11 @@ bool contains(const Bytes& haystack, std::string_view needle) {
   return std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end()) != haystack.end();
 }
 
-class ChannelBookTest : public ::testing::Test {
+class ChannelBookTest : public testing::KeyedStoreTest {
  protected:
   void SetUp() override {
-    auto opened = testing::open_keyed_store(dir_.path(), random_, clock_);
-    ASSERT_TRUE(opened) << opened.error().message;
-    store_ = std::move(opened->store);
-    keys_ = std::move(opened->keys);
+    KeyedStoreTest::SetUp();
+    if (HasFatalFailure()) return;
     book_ = std::make_unique<ChannelBook>(
         *store_, *keys_, clock_, random_,
         [this](const std::string& org, const std::string& id) { changed_.push_back(org + "/" + id); });
@@ -40,11 +38,6 @@ class ChannelBookTest : public ::testing::Test {
     return outcome ? std::move(*outcome) : ChannelOutcome{};
   }
 
-  testing::TempDir dir_;
-  crypto::SystemRandom random_;
-  testing::FakeClock clock_;
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<keys::KeyRing> keys_;
   std::unique_ptr<ChannelBook> book_;
   std::vector<std::string> changed_;
 };

@@ -4,7 +4,7 @@
 
 #include "crypto/x509.h"
 #include "testing/fakes.h"
-#include "testing/keyed_store.h"
+#include "testing/keyed_store_fixture.h"
 #include "testing/temp_dir.h"
 
 namespace torii::pki {
@@ -12,13 +12,11 @@ namespace {
 
 using namespace std::chrono_literals;
 
-class CertificateAuthorityTest : public ::testing::Test {
+class CertificateAuthorityTest : public testing::KeyedStoreTest {
  protected:
   void SetUp() override {
-    auto opened = testing::open_keyed_store(dir_.path(), random_, clock_);
-    ASSERT_TRUE(opened) << opened.error().message;
-    store_ = std::move(opened->store);
-    keys_ = std::move(opened->keys);
+    KeyedStoreTest::SetUp();
+    if (HasFatalFailure()) return;
     ca_ = std::make_unique<CertificateAuthority>(*store_, *keys_, clock_, random_, config::PkiConfig{});
   }
 
@@ -27,11 +25,6 @@ class CertificateAuthorityTest : public ::testing::Test {
     return *crypto::make_csr(*key, cn);
   }
 
-  testing::TempDir dir_;
-  crypto::SystemRandom random_;
-  testing::FakeClock clock_;
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<keys::KeyRing> keys_;
   std::unique_ptr<CertificateAuthority> ca_;
 };
 
