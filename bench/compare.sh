@@ -49,6 +49,17 @@ trap 'exit 130' INT TERM
 
 need_binaries
 raise_nofile 20000
+# The latency scenario runs at half of the qos1 rates measured before it in the same run:
+# refused before anything runs rather than after the scenarios ahead of it.
+seen_qos1=""
+for scenario in $SCENARIOS; do
+  case "$scenario" in
+    qos1) seen_qos1=1 ;;
+    latency) [[ -n "$seen_qos1" ]] || die "SCENARIOS: latency needs qos1 before it (it runs at half of that rate)" ;;
+    qos0 | idle | idle-chain) ;;
+    *) die "SCENARIOS: unknown scenario '$scenario' (qos1 qos0 latency idle idle-chain)" ;;
+  esac
+done
 mkdir -p "$OUT"
 RESULTS="$OUT/results.jsonl"
 : >"$RESULTS"
