@@ -71,7 +71,7 @@ namespace {
 class Connection final : public ClientLink, public std::enable_shared_from_this<Connection> {
  public:
   Connection(std::unique_ptr<net::TlsConnection> tls, Broker& broker, DeviceInfo device, const GatewayOptions& options,
-             const GatewayEvents& events, mqtt::SessionLimits limits, std::shared_ptr<Deadlines> deadlines)
+             const GatewayEvents& events, const mqtt::SessionLimits& limits, std::shared_ptr<Deadlines> deadlines)
       : tls_(std::move(tls)),
         options_(options),
         events_(events),

@@ -28,7 +28,7 @@ bool is_server_failure(ReasonCode reason) {
 
 }  // namespace
 
-Session::Session(SessionHost& host, SessionLimits limits) : host_(host), limits_(limits) {}
+Session::Session(SessionHost& host, const SessionLimits& limits) : host_(host), limits_(limits) {}
 
 std::uint32_t Session::session_expiry_of(const Connect& connect, const SessionLimits& limits) {
   if (connect.version == ProtocolVersion::v5) {

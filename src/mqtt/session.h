@@ -144,7 +144,9 @@ enum class Delivery {
 
 class Session {
  public:
-  Session(SessionHost& host, SessionLimits limits);
+  // The limits are referred to, not copied (every connection has the broker's): they must
+  // outlive the session.
+  Session(SessionHost& host, const SessionLimits& limits);
 
   // Appends bytes read from the connection and processes every complete packet.
   void receive(ByteView bytes);
@@ -221,7 +223,7 @@ class Session {
   [[nodiscard]] std::uint16_t next_packet_id();
 
   SessionHost& host_;
-  SessionLimits limits_;
+  const SessionLimits& limits_;
   Phase phase_ = Phase::awaiting_connect;
   bool connect_seen_ = false;  // a CONNECT was decoded, so its version is known
   ProtocolVersion version_ = ProtocolVersion::v5;
