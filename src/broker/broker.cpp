@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <span>
 
 #include "crypto/sodium.h"
 #include "mqtt/codec.h"
@@ -638,21 +639,29 @@ void Broker::merge_counters(CounterBatch& into, CounterBatch from) {
 
 Status Broker::write_counters(store::Store& store, const CounterBatch& batch) {
   if (batch.empty()) return ok();
-  return store.transaction([&]() -> Status {
-    std::vector<store::DeviceCounters> kept;
-    kept.reserve(batch.deltas.size());
-    for (const auto& d : batch.deltas) {
-      auto device = store.devices().find(d.device_id);
-      if (!device) return tl::unexpected(device.error());
-      if (*device) kept.push_back(d);
-    }
-    if (auto added = store.device_counters().add(kept); !added) return added;
-    for (const auto& [id, at] : batch.seen) {
-      auto touched = store.devices().touch_last_seen(id, at);
-      if (!touched && !touched.error().is(Errc::not_found)) return touched;
-    }
-    return ok();
-  });
+  const auto write = [&](std::span<const store::DeviceCounters> deltas) {
+    return store.transaction([&]() -> Status {
+      if (auto added = store.device_counters().add(deltas); !added) return added;
+      for (const auto& [id, at] : batch.seen) {
+        auto touched = store.devices().touch_last_seen(id, at);
+        if (!touched && !touched.error().is(Errc::not_found)) return touched;
+      }
+      return ok();
+    });
+  };
+  auto written = write(batch.deltas);
+  if (written || !written.error().is(Errc::conflict)) return written;
+  // A device deleted since its counters were taken (the store refuses counters of a device it
+  // does not hold): its own go with it, the others' are written. Looked up only then, not for
+  // every device every time, in a transaction that holds the group commit back.
+  std::vector<store::DeviceCounters> kept;
+  kept.reserve(batch.deltas.size());
+  for (const auto& d : batch.deltas) {
+    auto device = store.devices().find(d.device_id);
+    if (!device) return tl::unexpected(device.error());
+    if (*device) kept.push_back(d);
+  }
+  return write(kept);
 }
 
 // ---------------------------------------------------------------------------------------
