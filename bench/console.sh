@@ -49,7 +49,7 @@ listen = ["127.0.0.1:$PORT"]
 waf = $1
 waf_threads = ${WAF_THREADS:-0}
 sign_in_attempts_per_minute = 10000
-requests_per_minute_per_user = 100000
+requests_per_minute_per_user = 10000000
 [log]
 level = "warn"
 TOML
@@ -57,6 +57,11 @@ TOML
   launch_torii "$work/torii.toml" "$work/data" "$work"
   grep -q "listening: console" "$work/server.out" || die "the console is not listening"
   "$TORII" admin ca export --config "$work/torii.toml" --data-dir "$work/data" >"$work/ca.pem"
+  if [[ "$1" == true ]]; then
+    # The firewall really inspects: a request the Core Rule Set blocks at paranoia level 1.
+    api GET "/api/v1/devices?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E" >/dev/null
+    expect 403 "the firewall's check"
+  fi
   log "torii $(cat "$work/pid") (waf = $1) on $base"
 }
 

@@ -219,7 +219,7 @@ void read_all(Reader& r, Config& c) {
   r.number("console.request_timeout_seconds", h.request_timeout_seconds, 1, 300);
   r.number("console.idle_timeout_seconds", h.idle_timeout_seconds, 1, 3600);
   r.number("console.sign_in_attempts_per_minute", h.sign_in_attempts_per_minute, 1, 10'000);
-  r.number("console.requests_per_minute_per_user", h.requests_per_minute_per_user, 1, 100'000);
+  r.number("console.requests_per_minute_per_user", h.requests_per_minute_per_user, 1, 10'000'000);
   r.flag("console.waf", h.waf);
   r.number("console.waf_paranoia_level", h.waf_paranoia_level, 1, 4);
   r.number("console.waf_anomaly_threshold", h.waf_anomaly_threshold, 1, 1000);
