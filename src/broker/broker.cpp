@@ -235,6 +235,32 @@ void Broker::security_event(const DeviceInfo& device, const std::string& source,
                     {{"reason", std::move(reason)}}});
 }
 
+void Broker::warn_busy() {
+  if (const auto at = steady::now(); at - last_busy_warning_ >= kLogEvery) {
+    last_busy_warning_ = at;
+    spdlog::warn(
+        "gateway: the ingest queue is full; connections publishing at QoS 1/2 wait and QoS 0 messages are dropped "
+        "until the store catches up");
+  }
+}
+
+void Broker::resume_held() {
+  // A connection that goes on may fill the queue again: it is then held again, at the back.
+  while (!held_.empty() && !writer_.full()) {
+    const std::string id = std::move(held_.front());
+    held_.pop_front();
+    if (const auto it = live_.find(id); it != live_.end()) it->second->link().resume();
+  }
+}
+
+void Broker::close_held() {
+  for (const auto& id : std::exchange(held_, {})) {
+    if (const auto it = live_.find(id); it != live_.end()) {
+      it->second->link().disconnect(ReasonCode::server_shutting_down, "the server is stopping");
+    }
+  }
+}
+
 bool Broker::offence(const DeviceInfo& device, const std::string& source, std::string_view reason) {
   auto& rt = runtime(device.id);
   ++rt.total.refusals;
@@ -732,6 +758,14 @@ mqtt::SessionHost::ConnectDecision DeviceSession::on_connect(const mqtt::Connect
 
 mqtt::SessionHost::PublishDecision DeviceSession::on_publish(const mqtt::Publish& publish) {
   PublishDecision decision;
+  // The store is behind: the message waits, and its connection with it, until there is room
+  // (Broker::resume_held), before anything is done with it.
+  if (publish.qos > 0 && broker_.writer_.full()) {
+    broker_.held_.push_back(device_.id);
+    broker_.warn_busy();
+    decision.hold = true;
+    return decision;
+  }
   auto& rt = broker_.runtime(device_.id);
   rt.last_seen = to_unix_millis(broker_.clock_.now());
   const auto refuse = [&](ReasonCode reason, const std::string& action, const std::string& why) {
@@ -841,16 +875,13 @@ mqtt::SessionHost::PublishDecision DeviceSession::on_publish(const mqtt::Publish
     };
   }
   if (!broker_.writer_.submit(std::move(item), std::move(done))) {
-    // The store cannot keep up: a QoS 1/2 message is not acknowledged (the client sends it
-    // again), a QoS 0 message is dropped. Either way it is counted, not held against the device.
+    // The store cannot keep up: a QoS 0 message is dropped. A QoS 1/2 one (only when the
+    // queue filled since the check above, with this message's retained copy) is not
+    // acknowledged: the session closes with "server busy" and the client sends it again.
+    // Either way it is counted, not held against the device.
     ++rt.total.refusals;
     ++rt.unflushed.refusals;
-    if (const auto at = steady::now(); at - broker_.last_busy_warning_ >= kLogEvery) {
-      broker_.last_busy_warning_ = at;
-      spdlog::warn(
-          "gateway: the ingest queue is full; messages are refused (QoS 1/2) or dropped (QoS 0) "
-          "until the store catches up");
-    }
+    broker_.warn_busy();
     decision.reason = ReasonCode::server_busy;
     return decision;
   }

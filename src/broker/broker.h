@@ -22,6 +22,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -87,6 +88,9 @@ class ClientLink {
   virtual void disconnect(mqtt::ReasonCode reason, std::string detail) = 0;
   // A pending QoS 1/2 publish has been stored (or not).
   virtual void publish_done(std::uint16_t packet_id, mqtt::ReasonCode reason) = 0;
+  // The broker held a message of this connection back (the ingest queue was full) and has
+  // room now: the session asks for it again, and the connection reads on.
+  virtual void resume() = 0;
 };
 
 // Something in-process that consumes accepted messages (the console's live view, rules).
@@ -175,6 +179,16 @@ class Broker {
   void expire_sessions();
   // Publishes the wills whose delay (5.0 will delay interval) has passed.
   void publish_due_wills();
+
+  // While the ingest queue is full, a connection's next QoS 1/2 message is held back, and
+  // the connection with it, instead of being refused: the client waits for its
+  // acknowledgements, and nothing is lost or sent twice. The server calls this when the store
+  // writer has made room (StoreWriterOptions::on_room); the connections held go on, oldest
+  // first, as long as there is room.
+  void resume_held();
+  // At a stop: the connections still held are closed ("server shutting down"), their
+  // messages unacknowledged.
+  void close_held();
 
   [[nodiscard]] std::size_t connected_devices() const { return live_.size(); }
   [[nodiscard]] const mqtt::SessionLimits& session_limits() const { return options_.session; }
@@ -282,6 +296,8 @@ class Broker {
   void anomaly(const DeviceInfo& device, const std::string& source, const AnomalyReport& report);
   void security_event(const DeviceInfo& device, const std::string& source, std::string action, std::string reason,
                       bool rate_limited);
+  // The server log's warning that the ingest queue is full, at most once a minute.
+  void warn_busy();
 
   store::Store& store_;
   StoreWriter& writer_;
@@ -325,6 +341,7 @@ class Broker {
   std::unordered_map<std::string, std::optional<Placement>, StringHash, std::equal_to<>> placements_;
   policy::TelemetryValidator validator_;
   std::chrono::steady_clock::time_point last_busy_warning_;  // "ingest queue full", once a minute
+  std::deque<std::string> held_;  // devices whose connection waits for room in the ingest queue, oldest first
   TrafficMonitor monitor_;
   DeviceHealth health_;
 };

@@ -112,10 +112,23 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
   void disconnect(mqtt::ReasonCode reason, std::string detail) override {
     session_.close(reason, std::move(detail));
     wake();
+    paused_self_.reset();  // the flush wake() posted holds the connection until it ends
   }
   void publish_done(std::uint16_t packet_id, mqtt::ReasonCode reason) override {
     session_.complete_publish(packet_id, reason);
     wake();
+  }
+  void resume() override {
+    const auto self = shared_from_this();
+    const bool paused = paused_self_ != nullptr;
+    paused_self_.reset();
+    guarded([&] {
+      session_.resume();
+      if (session_.has_output() || session_.closed()) wake();
+      if (!paused) return;  // held, but its read() has not come round to pausing: it reads on then
+      last_activity_ = steady::now();
+      read();
+    });
   }
 
  private:
@@ -150,6 +163,7 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
     // connection ends at the next check, should nothing else end it first.
     if (session_.closed()) return writing_ ? waiting_to_write_since_ + kCloseGrace : started_;
     if (!session_.connected()) return started_ + options_.connect_timeout;
+    if (session_.held()) return steady::time_point::max();  // it is we who do not read
     const auto keep_alive = session_.keep_alive();
     if (keep_alive.count() == 0) return steady::time_point::max();
     return last_activity_ + std::chrono::milliseconds(keep_alive) * 3 / 2;  // MQTT 5.0 §3.1.2.10: one and a half times
@@ -173,6 +187,12 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
     error_code ec;
     for (unsigned reads = 0; reads < kReadsBeforeYielding; ++reads) {
       if (session_.closed()) return stop_reading();
+      if (session_.held()) {
+        // Nothing more is read until the broker has room (resume); no wait holds the
+        // connection meanwhile, so it holds itself.
+        paused_self_ = shared_from_this();
+        return;
+      }
       const std::size_t n = stream().read_now(read_buffer, ec);
       if (ec == asio::error::would_block) {
         // Idle: no buffer held while waiting.
@@ -247,6 +267,7 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
     ended_ = true;
     host_->ended(session_);
     asio::co_spawn(stream().get_executor(), close(shared_from_this()), asio::detached);
+    paused_self_.reset();  // close() holds it now
   }
 
   static asio::awaitable<void> close(std::shared_ptr<Connection> self) {
@@ -265,6 +286,8 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
   // After an exception: no more reading or writing, the socket closes now; the failure, the
   // end of the session and the disconnection are reported as far as they can be.
   void abandon(const char* what) {
+    // Every caller of guarded() holds the connection too: this is not the last reference.
+    paused_self_.reset();
     finished_ = true;
     deadlines_->remove(*this);
     error_code ignored;
@@ -295,6 +318,7 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
   steady::time_point waiting_to_write_since_;
   Bytes out_;
   std::size_t written_ = 0;
+  std::shared_ptr<Connection> paused_self_;  // while reading waits for resume()
   bool writing_ = false;
   bool flush_posted_ = false;
   bool reader_done_ = false;

@@ -35,7 +35,7 @@ StoreWriter::StoreWriter(store::Store& store, keys::KeyRing& keys, std::function
     : store_(store),
       keys_(keys),
       post_(std::move(post)),
-      options_(options),
+      options_(std::move(options)),
       syncer_([this] { run_syncer(); }),
       thread_([this] { run(); }) {}
 
@@ -84,6 +84,13 @@ bool StoreWriter::submit(IngestItem item, IngestDone done) {
   return true;
 }
 
+bool StoreWriter::full() {
+  const std::lock_guard lock(mutex_);
+  if (!stopping_ && queue_.size() < options_.max_queued) return false;
+  room_wanted_ = true;
+  return true;
+}
+
 StoreWriter::Stats StoreWriter::stats() const {
   std::lock_guard lock(mutex_);
   return stats_;
@@ -92,6 +99,7 @@ StoreWriter::Stats StoreWriter::stats() const {
 void StoreWriter::run() {
   std::vector<std::pair<IngestItem, IngestDone>> batch;
   for (;;) {
+    bool room_made = false;
     {
       std::unique_lock lock(mutex_);
       ready_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
@@ -103,7 +111,9 @@ void StoreWriter::run() {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
+      room_made = std::exchange(room_wanted_, false) && !stopping_;
     }
+    if (room_made && options_.on_room) post_(options_.on_room);
     write_batch(batch);
   }
 }

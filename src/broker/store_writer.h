@@ -16,8 +16,8 @@
 // While one transaction commits, the next batch collects, so the commit cost is shared by
 // every connection that published meanwhile; while a sync waits for the disk, the writer
 // commits the batches after it, which the next sync covers at once. The queue is bounded:
-// submit() refuses when it is full and the session answers "server busy" (the client retries
-// later).
+// submit() refuses when it is full. The broker asks full() before it takes a QoS 1/2 message,
+// holds the connection back while it is, and lets it go on at on_room.
 #pragma once
 
 #include <chrono>
@@ -79,6 +79,9 @@ using keys::telemetry_associated_data;
 struct StoreWriterOptions {
   std::size_t max_queued = 100000;
   std::size_t max_batch = 2000;
+  // Posted (run on the io thread) once the writer has taken from a queue that full() found
+  // full: there is room again for what was held back.
+  std::function<void()> on_room;
 };
 
 class StoreWriter {
@@ -93,6 +96,9 @@ class StoreWriter {
 
   // False when the queue is full (nothing queued, done not called).
   [[nodiscard]] bool submit(IngestItem item, IngestDone done);
+  // Whether submit() would refuse now (the queue is full, or the writer stopping); when it
+  // is, options.on_room is posted as soon as the writer makes room.
+  [[nodiscard]] bool full();
   void stop();
 
   struct Stats {
@@ -121,6 +127,7 @@ class StoreWriter {
   std::condition_variable ready_;
   std::deque<std::pair<IngestItem, IngestDone>> queue_;
   bool stopping_ = false;
+  bool room_wanted_ = false;  // full() said so: on_room is due when the writer takes from the queue
   Stats stats_;
   std::mutex sync_mutex_;
   std::condition_variable committed_;

@@ -56,6 +56,13 @@ class GatedStore final : public store::Store {
   store::AlertRepository& alerts() override { return inner_.alerts(); }
   Status transaction(const std::function<Status()>& body) override { return inner_.transaction(body); }
   Status transaction_unsynced(const std::function<Status()>& body) override {
+    {
+      std::unique_lock lock(mutex_);
+      ++committing_;
+      changed_.notify_all();
+      changed_.wait(lock, [this] { return !commits_held_; });
+      --committing_;
+    }
     return inner_.transaction_unsynced(body);
   }
   int schema_version() override { return inner_.schema_version(); }
@@ -75,6 +82,23 @@ class GatedStore final : public store::Store {
     std::unique_lock lock(mutex_);
     return changed_.wait_for(lock, 30s, [this] { return waiting_ > 0; });
   }
+  // Batch commits wait from now on until release_commits().
+  void hold_commits() {
+    const std::lock_guard lock(mutex_);
+    commits_held_ = true;
+  }
+  // True once a batch's commit waits (false after half a minute without).
+  bool commit_waits() {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, 30s, [this] { return committing_ > 0; });
+  }
+  void release_commits() {
+    {
+      const std::lock_guard lock(mutex_);
+      commits_held_ = false;
+    }
+    changed_.notify_all();
+  }
   // Lets every sync, this one and later ones, go on: to the disk, or failing.
   void release(bool failing) {
     {
@@ -90,6 +114,8 @@ class GatedStore final : public store::Store {
   std::mutex mutex_;
   std::condition_variable changed_;
   int waiting_ = 0;
+  int committing_ = 0;
+  bool commits_held_ = false;
   bool released_ = false;
   bool failing_ = false;
 };
@@ -216,6 +242,33 @@ TEST_F(StoreWriterTest, StoppingAcknowledgesEverythingQueued) {
   while (!posted_.empty()) ASSERT_TRUE(posted_.run());
   EXPECT_EQ(acknowledged, kMessages);
   EXPECT_EQ(stored(), std::size_t{kMessages});
+}
+
+// While the writer is busy the queue fills; full() says so (as submit() does by refusing),
+// and once the writer takes from it the room is announced on the io thread.
+TEST_F(StoreWriterTest, AFullQueueSaysSoAndTheRoomMadeIsAnnounced) {
+  gated_->release(false);
+  gated_->hold_commits();
+  int rooms = 0;
+  writer_ = std::make_unique<StoreWriter>(
+      *gated_, *keys_, [this](std::function<void()> w) { posted_.post(std::move(w)); },
+      StoreWriterOptions{2, 1, [&] { ++rooms; }});
+  int acknowledged = 0;
+  const auto count = [&](bool stored) { acknowledged += stored ? 1 : 0; };
+  ASSERT_TRUE(writer_->submit(telemetry("m-1"), count));
+  ASSERT_TRUE(gated_->commit_waits());  // the writer took m-1 and waits in its commit
+  EXPECT_FALSE(writer_->full());
+  ASSERT_TRUE(writer_->submit(telemetry("m-2"), count));
+  ASSERT_TRUE(writer_->submit(telemetry("m-3"), count));
+  EXPECT_TRUE(writer_->full());
+  EXPECT_FALSE(writer_->submit(telemetry("m-4"), count));
+  EXPECT_TRUE(posted_.empty());
+
+  gated_->release_commits();
+  while (rooms == 0 || acknowledged < 3) ASSERT_TRUE(posted_.run());
+  EXPECT_EQ(rooms, 1);
+  EXPECT_FALSE(writer_->full());
+  EXPECT_EQ(stored(), 3U);
 }
 
 }  // namespace

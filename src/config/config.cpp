@@ -263,7 +263,7 @@ void read_all(Reader& r, Config& c) {
   r.number("mqtt.offences_before_ban", m.offences_before_ban, 1, 1'000'000);
   r.number("mqtt.offence_window_seconds", m.offence_window_seconds, 1, 86'400);
   r.number("mqtt.device_ban_seconds", m.device_ban_seconds, 1, 30 * 86'400);
-  r.number("mqtt.ingest_queue_messages", m.ingest_queue_messages, 1000, 10'000'000);
+  r.number("mqtt.ingest_queue_messages", m.ingest_queue_messages, 1, 10'000'000);
   r.number("mqtt.disable_unused_devices_after_days", m.disable_unused_devices_after_days, 0, 3650);
   if (m.device_message_burst < m.device_messages_per_second) {
     r.problem("mqtt.device_message_burst", "must be at least mqtt.device_messages_per_second");

@@ -175,7 +175,8 @@ device_byte_burst = 262144
 offences_before_ban = 20
 offence_window_seconds = 60
 device_ban_seconds = 300
-# Accepted messages waiting to be stored; when full, publishers are told "server busy".
+# Accepted messages waiting to be stored; when full, QoS 1/2 publishers wait (nothing more
+# is read from them until there is room) and QoS 0 messages are dropped.
 ingest_queue_messages = 100000
 # Devices that have not connected for this many days are disabled (0: never).
 disable_unused_devices_after_days = 90

@@ -41,7 +41,17 @@ void Session::receive(ByteView bytes) {
   if (phase_ == Phase::closed) return;
   counters_.bytes_in += bytes.size();
   in_.insert(in_.end(), bytes.begin(), bytes.end());
-  while (phase_ != Phase::closed) {
+  process();
+}
+
+void Session::resume() {
+  if (!held_ || phase_ == Phase::closed) return;
+  held_ = false;
+  process();
+}
+
+void Session::process() {
+  while (phase_ != Phase::closed && !held_) {
     const ByteView rest(in_.data() + in_offset_, in_.size() - in_offset_);
     auto framed = frame(rest, limits_.maximum_packet_bytes);
     if (!framed) {
@@ -59,6 +69,10 @@ void Session::receive(ByteView bytes) {
       break;
     }
     handle(*packet);
+    if (held_) {  // decoded again, and counted then, at resume()
+      in_offset_ -= size;
+      --counters_.packets_in;
+    }
   }
   if (in_offset_ == in_.size()) {
     in_.clear();
@@ -242,6 +256,11 @@ void Session::on_publish(Publish& publish) {
   }
 
   auto decision = host_.on_publish(publish);
+  if (decision.hold && phase_ != Phase::closed) {
+    held_ = true;
+    --counters_.publishes_in;
+    return;
+  }
   if (publish.qos == 0 || phase_ == Phase::closed) return;  // the host may have closed us
   if (decision.pending && !is_error(decision.reason)) {
     pending_in_.insert(id);
@@ -272,6 +291,12 @@ void Session::send_ack(PacketType type, std::uint16_t packet_id, ReasonCode reas
       return;
     }
     reason = ReasonCode::success;  // 3.1.1 §3.3.5: acknowledge (and drop) a refused message
+  }
+  if (reason == ReasonCode::server_busy || reason == ReasonCode::server_shutting_down) {
+    // 5.0 has no such acknowledgement (§3.4.2.1): the connection is closed with the reason
+    // instead, and the message, unacknowledged, is sent again after reconnecting.
+    protocol_close(reason, "message could not be stored");
+    return;
   }
   switch (type) {
     case PacketType::puback: send(Puback{packet_id, reason, {}}); break;

@@ -122,6 +122,10 @@ class SessionHost {
     // QoS 1/2 only: acknowledge when complete_publish(packet_id, ...) is called (after the
     // message is durable) instead of now.
     bool pending = false;
+    // Not now: the host cannot take the message yet (its store is behind). The session
+    // keeps it, and everything the client sent after it, unprocessed until resume(), when
+    // the host is asked again; the shell stops reading meanwhile (held()).
+    bool hold = false;
   };
   // An inbound PUBLISH, topic alias already resolved. Not called again for a QoS 2
   // retransmission whose packet id is awaiting PUBREL or a QoS 1 DUP whose id is pending.
@@ -148,8 +152,15 @@ class Session {
   // outlive the session.
   Session(SessionHost& host, const SessionLimits& limits);
 
-  // Appends bytes read from the connection and processes every complete packet.
+  // Appends bytes read from the connection and processes every complete packet (none while
+  // held()).
   void receive(ByteView bytes);
+  // The host held a PUBLISH back (PublishDecision::hold): nothing more is processed, and the
+  // shell reads nothing more, until resume().
+  [[nodiscard]] bool held() const { return held_ && phase_ != Phase::closed; }
+  // Asks the host again for the PUBLISH it held back, then processes what followed it. Does
+  // nothing unless held().
+  void resume();
   // Bytes to write to the connection, in order; empties the buffer.
   [[nodiscard]] Bytes take_output();
   [[nodiscard]] bool has_output() const { return !out_.empty(); }
@@ -205,6 +216,7 @@ class Session {
  private:
   enum class Phase : std::uint8_t { awaiting_connect, connected, closed };
 
+  void process();
   void handle(Packet& packet);
   void on_connect(Connect& connect);
   void on_publish(Publish& publish);
@@ -226,6 +238,7 @@ class Session {
   const SessionLimits& limits_;
   Phase phase_ = Phase::awaiting_connect;
   bool connect_seen_ = false;  // a CONNECT was decoded, so its version is known
+  bool held_ = false;          // the PUBLISH at in_offset_ waits for resume()
   ProtocolVersion version_ = ProtocolVersion::v5;
   Bytes in_;
   std::size_t in_offset_ = 0;

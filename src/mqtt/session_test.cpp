@@ -238,6 +238,71 @@ TEST_F(SessionTest, A311MessageThatCouldNotBeStoredClosesTheConnectionInsteadOfB
   EXPECT_TRUE(s->closed());
 }
 
+// 5.0 cannot acknowledge with "server busy" (§3.4.2.1): the session closes with it,
+// unacknowledged, rather than write a PUBACK no client may accept.
+TEST_F(SessionTest, A5MessageTheServerIsTooBusyToStoreClosesWithServerBusyUnacknowledged) {
+  host.publish_decision.pending = true;
+  auto s = connect5();
+  Publish p;
+  p.qos = 1;
+  p.packet_id = 4;
+  p.topic = "t";
+  s->receive(bytes_of(p, ProtocolVersion::v5));
+  s->complete_publish(4, ReasonCode::server_busy);
+  EXPECT_TRUE(s->closed());
+  EXPECT_EQ(s->close_reason(), ReasonCode::server_busy);
+  auto out = packets_in(s->take_output(), ProtocolVersion::v5);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(std::get<Disconnect>(out[0]).reason, ReasonCode::server_busy);
+}
+
+// A PUBLISH the host holds back waits, with everything the client sent after it, until
+// resume(): then the host is asked again and the rest follows, each packet counted once.
+TEST_F(SessionTest, APublishHeldBackWaitsWithWhatFollowsItUntilResumed) {
+  auto s = connect5();
+  Bytes wire;
+  for (std::uint16_t id = 1; id <= 3; ++id) {
+    Publish p;
+    p.qos = 1;
+    p.packet_id = id;
+    p.topic = "devices/dev-1/telemetry";
+    p.properties.topic_alias = 1;
+    if (id == 2) p.topic.clear();  // by its alias, set by the first
+    const auto one = bytes_of(p, ProtocolVersion::v5);
+    wire.insert(wire.end(), one.begin(), one.end());
+  }
+  const Bytes ping = bytes_of(Pingreq{}, ProtocolVersion::v5);
+  wire.insert(wire.end(), ping.begin(), ping.end());
+  const auto packets_before = s->counters().packets_in;
+
+  host.publish_decision.hold = true;
+  s->receive(wire);
+  EXPECT_TRUE(s->held());
+  EXPECT_FALSE(s->closed());
+  EXPECT_FALSE(s->has_output());  // no acknowledgement, no PINGRESP
+  ASSERT_EQ(host.publishes.size(), 1u);
+  s->resume();  // still held back
+  EXPECT_TRUE(s->held());
+  EXPECT_EQ(host.publishes.size(), 2u);
+
+  host.publish_decision.hold = false;
+  s->resume();
+  EXPECT_FALSE(s->held());
+  ASSERT_EQ(host.publishes.size(), 5u);
+  EXPECT_EQ(host.publishes[2].packet_id, 1);
+  EXPECT_EQ(host.publishes[3].packet_id, 2);
+  EXPECT_EQ(host.publishes[3].topic, "devices/dev-1/telemetry");
+  EXPECT_EQ(host.publishes[4].packet_id, 3);
+  auto out = packets_in(s->take_output(), ProtocolVersion::v5);
+  ASSERT_EQ(out.size(), 4u);
+  for (std::uint16_t id = 1; id <= 3; ++id) EXPECT_EQ(std::get<Puback>(out[id - 1]).packet_id, id);
+  EXPECT_TRUE(std::holds_alternative<Pingresp>(out[3]));
+  EXPECT_EQ(s->counters().packets_in, packets_before + 4);
+  EXPECT_EQ(s->counters().publishes_in, 3u);
+  s->resume();  // not held: nothing happens
+  EXPECT_EQ(host.publishes.size(), 5u);
+}
+
 TEST_F(SessionTest, QoS2IsDeliveredOnceWhateverTheRetransmissions) {
   auto s = connect5();
   Publish p;

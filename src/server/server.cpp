@@ -276,7 +276,9 @@ struct Server::State {
     writer = std::make_unique<broker::StoreWriter>(
         *installation.store, *installation.keys,
         [this](std::function<void()> work) { asio::post(io, std::move(work)); },
-        broker::StoreWriterOptions{config.mqtt.ingest_queue_messages, 2000});
+        broker::StoreWriterOptions{config.mqtt.ingest_queue_messages, 2000, [this] {
+                                     if (broker) broker->resume_held();
+                                   }});
     broker = std::make_unique<broker::Broker>(*installation.store, *writer, env.clock, broker_options(),
                                               [this](const events::SecurityEvent& e) { post_event(e); });
     if (auto routes = broker->load_routes(); !routes) return routes;
@@ -1340,6 +1342,7 @@ void Server::request_stop() {
       if (auto st = s.trigger->flush(); !st) spdlog::error("rule states: {}", st.error().message);
     }
     for (auto& l : s.listeners) l->stop();
+    if (s.broker) s.broker->close_held();
     s.io.stop();
   });
 }

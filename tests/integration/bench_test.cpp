@@ -136,6 +136,33 @@ device_message_burst = 3
   EXPECT_EQ(stored_total(2), acked);
 }
 
+// While the ingest queue is full, publishers are held back, not refused or disconnected:
+// with room for one message, connections keeping 32 QoS 1 messages each in flight find it
+// full again and again, and every message is acknowledged and stored once, in MQTT 5 and 3.1.1.
+TEST_F(Bench, AFullIngestQueueHoldsPublishersBackAndLosesNothing) {
+  config_text += kGenerousQuotas;
+  config_text += "ingest_queue_messages = 1\n";
+  start();
+  create_devices(4);
+  std::size_t sent = 0;
+  for (const char* version : {"5", "311"}) {
+    const auto r =
+        bench({"--connections", "4", "--qos", "1", "--count", "1000", "--inflight", "32", "--mqtt-version", version,
+               "--payload", std::string(R"({"id":"v)") + version + R"(-{device}-{seq}","temperature":21.5})"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = result_line(r);
+    EXPECT_EQ(j["sent"], 4000) << version;
+    EXPECT_EQ(j["acked"], 4000) << version;
+    EXPECT_EQ(j["refused"], 0) << version;
+    EXPECT_EQ(j["errors"], 0) << version << ": " << j.value("first_error", "");
+    EXPECT_EQ(j["open_at_end"], 4) << version;
+    sent += 4000;
+  }
+  EXPECT_EQ(stored_total(4), sent);
+  EXPECT_EQ(stop(), 0);
+  EXPECT_THAT(server->err(), HasSubstr("the ingest queue is full"));  // it was, again and again
+}
+
 TEST_F(Bench, ARefusedSubscriptionFailsTheRunWithItsReason) {
   start();
   create_devices(1);
