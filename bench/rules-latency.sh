@@ -12,7 +12,7 @@
 # nothing during the run), each held 5 s. Then:
 #   1. the maximum: `torii bench` QoS 1 from CONNECTIONS connections as fast as it goes, for
 #      MAX_SECONDS (longer than the rules' windows, 1 min, to see them full);
-#   2. half of it, with a probe beside it: device probe-1 (its own rule "probe hot",
+#   2. half of it (or RATE msgs/s when set), with a probe beside it: device probe-1 (its own rule "probe hot",
 #      temperature > 30, no hold) publishes 40 and 20 in turn every INTERVAL seconds through
 #      one mosquitto_pub connection (connected before the first timed line), noting the time
 #      before each line it hands over; each 40 opens an alert (each 20 resolves it). The latency of an opening is the alert's
@@ -30,8 +30,10 @@ INTERVAL="${INTERVAL:-0.25}"
 PORT="${PORT:-18883}"
 PARALLEL="${PARALLEL:-4}"
 MAX_SECONDS="${MAX_SECONDS:-15}"
+RATE="${RATE:-}"  # the load beside the probe, msgs/s; empty: half of the maximum
 ((PROBES <= 250)) || die "PROBES: at most 250 (the alert list shows 500, two per probe)"
 ((CONNECTIONS <= DEVICES)) || die "CONNECTIONS: at most DEVICES"
+[[ -z "$RATE" || "$RATE" =~ ^[1-9][0-9]*$ ]] || die "RATE: a whole number of messages per second, not '$RATE'"
 need_binaries
 command -v mosquitto_pub >/dev/null || die "mosquitto_pub is needed (scripts/bootstrap installs it)"
 raise_nofile 20000
@@ -81,10 +83,10 @@ max_line="$("${bench[@]}" --warmup 3 --duration "$MAX_SECONDS" --payload '{"id":
 echo "max: $max_line"
 max_rate="$(sed -n 's/.*"msgs_per_s":\([0-9.]*\).*/\1/p' <<<"$max_line")"
 [[ -n "$max_rate" ]] || die "no msgs_per_s in: $max_line"
-half="$(awk -v r="$max_rate" 'BEGIN {printf "%d", r / 2}')"
+half="${RATE:-$(awk -v r="$max_rate" 'BEGIN {printf "%d", r / 2}')}"
 
 seconds="$(awk -v n="$PROBES" -v i="$INTERVAL" 'BEGIN {printf "%d", 2 * n * i + 12}')"
-log "half of it ($half msgs/s) for ${seconds}s, with $PROBES probe alerts"
+log "$([[ -n "$RATE" ]] && echo "RATE" || echo "half of it") ($half msgs/s) for ${seconds}s, with $PROBES probe alerts"
 "${bench[@]}" --rate "$half" --warmup 2 --duration "$seconds" \
   --payload '{"id":"half-{device}-{seq}","temperature":21.5}' >"$work/half.out" &
 echo $! >"$work/load.pid"
