@@ -8,6 +8,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 namespace torii::broker {
@@ -45,6 +46,11 @@ class Deadlines final : public std::enable_shared_from_this<Deadlines> {
   void add(Connection& connection);
   void remove(Connection& connection);
 
+  // A connection whose reading waits for the broker (its message held back) has no wait of
+  // its own to hold it: it is kept here meanwhile. release() gives it back (null if not kept).
+  void keep(std::shared_ptr<Connection> connection);
+  std::shared_ptr<Connection> release(Connection& connection);
+
  private:
   void tick();
   void start_ticking();
@@ -52,6 +58,7 @@ class Deadlines final : public std::enable_shared_from_this<Deadlines> {
   asio::steady_timer timer_;
   Connection* first_ = nullptr;
   bool ticking_ = false;
+  std::unordered_map<Connection*, std::shared_ptr<Connection>> kept_;
 };
 
 namespace {
@@ -112,7 +119,7 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
   void disconnect(mqtt::ReasonCode reason, std::string detail) override {
     session_.close(reason, std::move(detail));
     wake();
-    paused_self_.reset();  // the flush wake() posted holds the connection until it ends
+    deadlines_->release(*this);  // the flush wake() posted holds the connection until it ends
   }
   void publish_done(std::uint16_t packet_id, mqtt::ReasonCode reason) override {
     session_.complete_publish(packet_id, reason);
@@ -120,8 +127,7 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
   }
   void resume() override {
     const auto self = shared_from_this();
-    const bool paused = paused_self_ != nullptr;
-    paused_self_.reset();
+    const bool paused = deadlines_->release(*this) != nullptr;
     guarded([&] {
       session_.resume();
       if (session_.has_output() || session_.closed()) wake();
@@ -188,9 +194,8 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
     for (unsigned reads = 0; reads < kReadsBeforeYielding; ++reads) {
       if (session_.closed()) return stop_reading();
       if (session_.held()) {
-        // Nothing more is read until the broker has room (resume); no wait holds the
-        // connection meanwhile, so it holds itself.
-        paused_self_ = shared_from_this();
+        // Nothing more is read until the broker has room (resume).
+        deadlines_->keep(shared_from_this());
         return;
       }
       const std::size_t n = stream().read_now(read_buffer, ec);
@@ -267,7 +272,7 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
     ended_ = true;
     host_->ended(session_);
     asio::co_spawn(stream().get_executor(), close(shared_from_this()), asio::detached);
-    paused_self_.reset();  // close() holds it now
+    deadlines_->release(*this);  // close() holds it now
   }
 
   static asio::awaitable<void> close(std::shared_ptr<Connection> self) {
@@ -287,7 +292,7 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
   // end of the session and the disconnection are reported as far as they can be.
   void abandon(const char* what) {
     // Every caller of guarded() holds the connection too: this is not the last reference.
-    paused_self_.reset();
+    deadlines_->release(*this);
     finished_ = true;
     deadlines_->remove(*this);
     error_code ignored;
@@ -318,7 +323,6 @@ class Connection final : public ClientLink, public std::enable_shared_from_this<
   steady::time_point waiting_to_write_since_;
   Bytes out_;
   std::size_t written_ = 0;
-  std::shared_ptr<Connection> paused_self_;  // while reading waits for resume()
   bool writing_ = false;
   bool flush_posted_ = false;
   bool reader_done_ = false;
@@ -387,6 +391,19 @@ void Deadlines::remove(Connection& connection) {
   if (connection.next != nullptr) connection.next->previous = connection.previous;
   connection.previous = nullptr;
   connection.next = nullptr;
+}
+
+void Deadlines::keep(std::shared_ptr<Connection> connection) {
+  Connection* key = connection.get();
+  kept_.insert_or_assign(key, std::move(connection));
+}
+
+std::shared_ptr<Connection> Deadlines::release(Connection& connection) {
+  const auto it = kept_.find(&connection);
+  if (it == kept_.end()) return nullptr;
+  auto kept = std::move(it->second);
+  kept_.erase(it);
+  return kept;
 }
 
 void Deadlines::start_ticking() {
