@@ -45,7 +45,7 @@ void Session::receive(ByteView bytes) {
 }
 
 void Session::resume() {
-  if (!held_ || phase_ == Phase::closed) return;
+  if (!held()) return;
   held_ = false;
   process();
 }
