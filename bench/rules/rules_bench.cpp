@@ -208,6 +208,14 @@ int main(int argc, char** argv) {
     return 1;
   }
   const double flush_seconds = std::chrono::duration<double>(Wall::now() - flush_start).count();
+  // What the last save left in the store: every device's row, sealed.
+  auto rows = store.rules().device_states();
+  if (!rows) {
+    std::fprintf(stderr, "saved states: %s\n", rows.error().message.c_str());
+    return 1;
+  }
+  std::size_t saved_bytes = 0;
+  for (const auto& row : *rows) saved_bytes += row.sealed.size();
   std::sort(nanos.begin(), nanos.end());
   // Microseconds at quantile q.
   const auto at = [&](double q) {
@@ -224,6 +232,9 @@ int main(int argc, char** argv) {
       "save every 10 s simulated: %zu saves, %llu states written, longest on this thread %.3f s; writer's wait at "
       "the end %.3f s\n",
       saves, static_cast<unsigned long long>(trigger.counters().states_saved), save_max, flush_seconds);
+  std::printf("saved rows: %zu devices, %.1f MB sealed (%.0f bytes per device)\n", rows->size(),
+              static_cast<double>(saved_bytes) / 1e6,
+              rows->empty() ? 0.0 : static_cast<double>(saved_bytes) / static_cast<double>(rows->size()));
   std::printf("observe per message: p50 %.1f us, p99 %.1f us, max %.1f us, mean %.1f us\n", at(0.50), at(0.99),
               static_cast<double>(nanos.back()) / 1000.0,
               (seconds - tick_seconds - save_seconds) * 1e6 / static_cast<double>(o.messages));

@@ -30,8 +30,11 @@ std::string device_rule_states_associated_data(std::string_view device_id) {
   return fmt::format("device_rule_states:{}", device_id);
 }
 
-// A device's saved states, format 1 (sealed under the device's data key):
-//   {"v":1,"rules":[{"rule":"r-1","version":3,"state":{...rules::serialize...}}, ...]}
+// A device's saved states (sealed under the device's data key), format 2:
+//   {"v":2,"rules":[{"rule":"r-1","version":3,"state":{...rules::serialize...}}, ...],
+//    "windows":[...rules::WindowTable...]}
+// The states' windows equal among its rules are written once, in "windows". Format 1 (read, no
+// longer written) had no "windows": each state held its own in full.
 // A state counts only for the rule's version it was saved with: a changed rule starts afresh.
 Result<Trigger::Restored> Trigger::read_saved_states() {
   Restored out;
@@ -48,9 +51,20 @@ Result<Trigger::Restored> Trigger::read_saved_states() {
       continue;
     }
     const auto saved = nlohmann::json::parse(to_string(plain->view()), nullptr, false);
-    if (!saved.is_object() || saved.value("v", 0) != 1 || !saved.contains("rules") || !saved["rules"].is_array()) {
+    const int format = saved.is_object() ? saved.value("v", 0) : 0;
+    if ((format != 1 && format != 2) || !saved.contains("rules") || !saved["rules"].is_array() ||
+        (format == 2 && !saved.contains("windows"))) {
       drop("not a known format");
       continue;
+    }
+    std::optional<rules::SavedWindows> windows;
+    if (format == 2) {
+      auto read = rules::SavedWindows::read(saved["windows"]);
+      if (!read) {
+        drop(read.error());
+        continue;
+      }
+      windows = std::move(*read);
     }
     for (const auto& entry : saved["rules"]) {
       if (!entry.is_object() || !entry.contains("rule") || !entry["rule"].is_string() || !entry.contains("version") ||
@@ -58,7 +72,7 @@ Result<Trigger::Restored> Trigger::read_saved_states() {
         drop("an entry is not a rule's state");
         continue;
       }
-      auto state = rules::restore(entry["state"].dump());
+      auto state = rules::restore(entry["state"].dump(), windows ? &*windows : nullptr);
       if (!state) {
         drop("a state is refused (" + state.error() + ")");
         continue;
@@ -123,6 +137,8 @@ Status Trigger::load_rule(const store::RuleRecord& record, const std::vector<sto
   loaded->record = record;
   loaded->definition = std::make_shared<const rules::RuleDefinition>(std::move(*parsed));
   loaded->evaluator = std::make_unique<rules::Evaluator>(loaded->definition);
+  loaded->saved_as =
+      fmt::format(R"({{"rule":{},"version":{},"state":)", nlohmann::json(record.id).dump(), record.version);
   const auto selects = [&](std::string_view device_id) {
     const auto d = std::lower_bound(devices.begin(), devices.end(), device_id,
                                     [](const store::DeviceRecord& r, std::string_view id) { return r.id < id; });
@@ -491,8 +507,9 @@ std::string Trigger::row_of(DeviceSlot device) {
   // no longer watch it (dropped, changed, no longer selecting it) leave its list here.
   std::string text;
   text.reserve(last_row_size_);
-  text = R"({"v":1,"rules":[)";
+  text = R"({"v":2,"rules":[)";
   bool first = true;
+  rules::WindowTable windows;
   auto& slots = device_rules_[device];
   std::sort(slots.begin(), slots.end());  // a rule that left and came back is listed twice
   slots.erase(std::unique(slots.begin(), slots.end()), slots.end());
@@ -503,17 +520,15 @@ std::string Trigger::row_of(DeviceSlot device) {
     if (it == rule->watches.end()) return true;
     text += first ? "" : ",";
     first = false;
-    text += R"({"rule":)";
-    text += nlohmann::json(rule->record.id).dump();
-    text += R"(,"version":)";
-    text += std::to_string(rule->record.version);
-    text += R"(,"state":)";
-    rules::serialize(it->second.state, text);
+    text += rule->saved_as;
+    rules::serialize(it->second.state, text, &windows);
     text += '}';
     ++counters_.states_saved;
     return false;
   });
-  text += "]}";
+  text += R"(],"windows":)";
+  windows.write(text);
+  text += '}';
   last_row_size_ = text.size();
   return text;
 }

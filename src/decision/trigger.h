@@ -176,6 +176,7 @@ class Trigger {
     std::shared_ptr<const rules::RuleDefinition> definition;
     std::unique_ptr<rules::Evaluator> evaluator;
     std::unordered_map<DeviceSlot, Watch> watches;
+    std::string saved_as;  // how each of its states begins in a device's saved row (row_of)
   };
   // A state saved with a device's row, for a rule's version.
   struct SavedState {

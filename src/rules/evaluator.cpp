@@ -10,6 +10,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "policy/profile.h"
+
 namespace torii::rules {
 
 using std::chrono::milliseconds;
@@ -341,7 +343,9 @@ std::optional<UnixMillis> Evaluator::next_deadline(const DeviceState& state) con
 // Each window (by its duration in milliseconds; "0" for samples restored from version 1 and not
 // yet put into windows) lists its buckets, oldest first: a bucket of one sample as [age, value],
 // else [age of the first, age of the last, count, first value, last value, mean, min, max], an
-// age being milliseconds before "now" (shorter than a time: a save writes many).
+// age being milliseconds before "now" (shorter than a time: a save writes many). Written with a
+// WindowTable, a window may instead be a number: the index of its buckets in the table, whose
+// entry has a "now" of its own to count their ages back from.
 // Version 1 (read, no longer written) had "window":[[time,value],...] in place of "windows".
 // Written straight as text: the server saves every changed state every few seconds, and a
 // document tree of each cost more than sealing and writing it (docs/benchmarks.md). Numbers
@@ -354,7 +358,7 @@ std::string serialize(const DeviceState& state) {
   return out;
 }
 
-void serialize(const DeviceState& state, std::string& into) {
+void serialize(const DeviceState& state, std::string& into, WindowTable* shared) {
   thread_local fmt::memory_buffer buffer;  // keeps its capacity from one state to the next
   fmt::memory_buffer& out = buffer;
   out.clear();
@@ -373,6 +377,27 @@ void serialize(const DeviceState& state, std::string& into) {
       put("null");
     }
   };
+  // A window's buckets, their ages counted back from the state's now.
+  const auto buckets = [&](const DeviceState::Window& w) {
+    put("[");
+    bool first_bucket = true;
+    for (const auto& b : w.buckets) {
+      put(first_bucket ? "[" : ",[");
+      first_bucket = false;
+      if (b.count == 1) {
+        fmt::format_to(std::back_inserter(out), "{},", state.now_ - b.first_at);
+        number(b.first);
+      } else {
+        fmt::format_to(std::back_inserter(out), "{},{},{}", state.now_ - b.first_at, state.now_ - b.last_at, b.count);
+        for (const double v : {b.first, b.last, b.mean, b.low, b.high}) {
+          put(",");
+          number(v);
+        }
+      }
+      put("]");
+    }
+    put("]");
+  };
   fmt::format_to(std::back_inserter(out), R"({{"v":2,"active":{},"pending":)", state.active_);
   time(state.pending_since_);
   put(R"(,"last":)");
@@ -384,7 +409,13 @@ void serialize(const DeviceState& state, std::string& into) {
   for (const auto& [name, h] : state.metrics_) {
     if (!first_metric) put(",");
     first_metric = false;
-    put(nlohmann::json(name).dump());
+    if (policy::valid_name(name)) {  // nothing to escape: quoted as it is
+      put("\"");
+      put(name);
+      put("\"");
+    } else {
+      put(nlohmann::json(name).dump());
+    }
     fmt::format_to(std::back_inserter(out), R"(:{{"at":{},"value":)", h.latest_at);
     if (!h.latest) {
       put("null");
@@ -396,25 +427,22 @@ void serialize(const DeviceState& state, std::string& into) {
     put(R"(,"windows":{)");
     bool first_window = true;
     for (const auto& w : h.windows) {
-      fmt::format_to(std::back_inserter(out), R"({}"{}":[)", first_window ? "" : ",", w.duration);
+      fmt::format_to(std::back_inserter(out), R"({}"{}":)", first_window ? "" : ",", w.duration);
       first_window = false;
-      bool first_bucket = true;
-      for (const auto& b : w.buckets) {
-        put(first_bucket ? "[" : ",[");
-        first_bucket = false;
-        if (b.count == 1) {
-          fmt::format_to(std::back_inserter(out), "{},", state.now_ - b.first_at);
-          number(b.first);
-        } else {
-          fmt::format_to(std::back_inserter(out), "{},{},{}", state.now_ - b.first_at, state.now_ - b.last_at, b.count);
-          for (const double v : {b.first, b.last, b.mean, b.low, b.high}) {
-            put(",");
-            number(v);
-          }
-        }
-        put("]");
+      if (shared == nullptr || w.duration == 0) {
+        buckets(w);
+        continue;
       }
-      put("]");
+      std::optional<std::size_t> index = shared->find(w);
+      if (!index) {  // written into the table, not here
+        const std::size_t mark = out.size();
+        fmt::format_to(std::back_inserter(out), R"({{"now":{},"buckets":)", state.now_);
+        buckets(w);
+        put("}");
+        index = shared->add(w, std::string_view(out.data() + mark, out.size() - mark));
+        out.resize(mark);
+      }
+      fmt::format_to(std::back_inserter(out), "{}", *index);
     }
     put("}}");
   }
@@ -449,7 +477,87 @@ bool exactly(const json& object, std::initializer_list<const char*> keys) {
 
 }  // namespace
 
-tl::expected<DeviceState, std::string> restore(std::string_view text) {
+std::optional<DeviceState::Bucket> SavedWindows::bucket_of(const json& j, std::optional<UnixMillis> now) {
+  const auto time_in = [now](const json& t) -> std::optional<UnixMillis> {
+    const auto at = time_of(t);
+    if (!now || !at) return at;
+    if (*at > *now) return std::nullopt;
+    return *now - *at;
+  };
+  if (!j.is_array()) return std::nullopt;
+  if (j.size() == 2) {
+    const auto t = time_in(j[0]);
+    const auto v = finite(j[1]);
+    if (!t || !v) return std::nullopt;
+    return DeviceState::Bucket{*t, *t, 1, *v, *v, *v, *v, *v};
+  }
+  if (!now || j.size() != 8 || !j[2].is_number_unsigned()) return std::nullopt;
+  const auto first_at = time_in(j[0]);
+  const auto last_at = time_in(j[1]);
+  const auto count = j[2].get<std::uint64_t>();
+  std::array<double, 5> v{};
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const auto x = finite(j[3 + i]);
+    if (!x) return std::nullopt;
+    v[i] = *x;
+  }
+  if (!first_at || !last_at || *first_at > *last_at || count < 2 || count > static_cast<std::uint64_t>(kMaxMillis)) {
+    return std::nullopt;
+  }
+  const double low = v[3];
+  const double high = v[4];
+  if (!std::all_of(v.begin(), v.begin() + 3, [low, high](double x) { return low <= x && x <= high; })) {
+    return std::nullopt;
+  }
+  return DeviceState::Bucket{*first_at, *last_at, count, v[0], v[1], v[2], low, high};
+}
+
+tl::expected<SavedWindows, std::string> SavedWindows::read(const json& array) {
+  const auto refuse = [](std::string_view why) { return tl::unexpected(fmt::format("saved windows: {}", why)); };
+  if (!array.is_array()) return refuse("not a list");
+  if (array.size() > kMaxSavedWindows) return refuse("too many");
+  SavedWindows out;
+  out.windows_.reserve(array.size());
+  for (const json& entry : array) {
+    if (!exactly(entry, {"now", "buckets"})) return refuse("an entry is not a window");
+    const auto now = time_of(entry["now"]);
+    const json& list = entry["buckets"];
+    // The most any window holds (restore() checks each against the window naming it).
+    if (!now || !list.is_array() || list.size() > static_cast<std::size_t>(kWindowBuckets) + 2) {
+      return refuse("an entry's time or buckets are out of bounds");
+    }
+    auto& buckets = out.windows_.emplace_back();
+    buckets.reserve(list.size());
+    for (const json& j : list) {
+      auto b = bucket_of(j, *now);
+      if (!b) return refuse("a bucket is malformed");
+      buckets.push_back(*b);
+    }
+  }
+  return out;
+}
+
+std::optional<std::size_t> WindowTable::find(const DeviceState::Window& window) const {
+  for (std::size_t i = 0; i < windows_.size(); ++i) {
+    if (*windows_[i] == window) return i;
+  }
+  return std::nullopt;
+}
+
+std::size_t WindowTable::add(const DeviceState::Window& window, std::string_view entry) {
+  if (!windows_.empty()) entries_ += ',';
+  entries_ += entry;
+  windows_.push_back(&window);
+  return windows_.size() - 1;
+}
+
+void WindowTable::write(std::string& into) const {
+  into += '[';
+  into += entries_;
+  into += ']';
+}
+
+tl::expected<DeviceState, std::string> restore(std::string_view text, const SavedWindows* shared) {
   const auto refuse = [](std::string why) { return tl::unexpected("rule state: " + std::move(why)); };
   if (text.size() > kMaxStateBytes) return refuse("larger than 4 MiB");
   const json root = json::parse(text, nullptr, false);
@@ -486,63 +594,38 @@ tl::expected<DeviceState, std::string> restore(std::string_view text) {
   }
   if (s.last_message_at_ && *s.last_message_at_ < *s.started_at_) return refuse("last is before start");
   if (metrics.size() > kMaxRuleMetrics) return refuse("too many metrics");
-  // A bucket as serialize() writes it: [age, value] or the eight-element form, ages in
-  // milliseconds before now; format 1's samples are [time, value].
-  const bool ages = !samples;
-  const auto time_in = [&s, ages](const json& j) -> std::optional<UnixMillis> {
-    const auto t = time_of(j);
-    if (!ages || !t) return t;
-    if (*t > s.now_) return std::nullopt;
-    return s.now_ - *t;
-  };
-  const auto bucket_of = [&time_in](const json& j) -> std::optional<DeviceState::Bucket> {
-    if (!j.is_array()) return std::nullopt;
-    if (j.size() == 2) {
-      const auto t = time_in(j[0]);
-      const auto v = finite(j[1]);
-      if (!t || !v) return std::nullopt;
-      return DeviceState::Bucket{*t, *t, 1, *v, *v, *v, *v, *v};
-    }
-    if (j.size() != 8 || !j[2].is_number_unsigned()) return std::nullopt;
-    const auto first_at = time_in(j[0]);
-    const auto last_at = time_in(j[1]);
-    const auto count = j[2].get<std::uint64_t>();
-    std::array<double, 5> v{};
-    for (std::size_t i = 0; i < v.size(); ++i) {
-      const auto x = finite(j[3 + i]);
-      if (!x) return std::nullopt;
-      v[i] = *x;
-    }
-    if (!first_at || !last_at || *first_at > *last_at || count < 2 || count > static_cast<std::uint64_t>(kMaxMillis)) {
-      return std::nullopt;
-    }
-    const double low = v[3];
-    const double high = v[4];
-    if (!std::all_of(v.begin(), v.begin() + 3, [low, high](double x) { return low <= x && x <= high; })) {
-      return std::nullopt;
-    }
-    return DeviceState::Bucket{*first_at, *last_at, count, v[0], v[1], v[2], low, high};
-  };
   // One window's buckets: in time order, each in a bucket of its own (of the window's width),
   // no later than now and still inside the window; format-1 samples one each, at most 1000.
-  const auto read_window = [&s, &bucket_of](std::int64_t duration,
-                                            const json& list) -> std::optional<DeviceState::Window> {
+  const auto window_of = [&s](std::int64_t duration,
+                              const std::vector<DeviceState::Bucket>& buckets) -> std::optional<DeviceState::Window> {
     const std::int64_t width = bucket_width(duration);
     const std::size_t most = duration == 0 ? kMaxWindowSamples : static_cast<std::size_t>(duration / width + 2);
-    if (!list.is_array() || list.size() > most) return std::nullopt;
+    if (buckets.size() > most) return std::nullopt;
     DeviceState::Window w{duration, {}, {}};
-    for (const json& j : list) {
-      const auto b = bucket_of(j);
-      if (!b || b->last_at > s.now_) return std::nullopt;
+    for (const auto& b : buckets) {
+      if (b.last_at > s.now_) return std::nullopt;
       if (duration == 0) {
-        if (b->count != 1 || (!w.buckets.empty() && b->first_at < w.buckets.back().last_at)) return std::nullopt;
-      } else if (b->first_at <= s.now_ - duration || b->first_at / width != b->last_at / width ||
-                 (!w.buckets.empty() && w.buckets.back().last_at / width >= b->first_at / width)) {
+        if (b.count != 1 || (!w.buckets.empty() && b.first_at < w.buckets.back().last_at)) return std::nullopt;
+      } else if (b.first_at <= s.now_ - duration || b.first_at / width != b.last_at / width ||
+                 (!w.buckets.empty() && w.buckets.back().last_at / width >= b.first_at / width)) {
         return std::nullopt;
       }
-      w.buckets.push_back(*b);
+      w.buckets.push_back(b);
     }
     return w;
+  };
+  // A window written in full: its buckets' ages count back from the state's now (format 1:
+  // [time, value] samples).
+  const auto read_window = [&](std::int64_t duration, const json& list) -> std::optional<DeviceState::Window> {
+    if (!list.is_array() || list.size() > kMaxWindowSamples) return std::nullopt;
+    std::vector<DeviceState::Bucket> buckets;
+    buckets.reserve(list.size());
+    for (const json& j : list) {
+      auto b = SavedWindows::bucket_of(j, samples ? std::nullopt : std::optional<UnixMillis>(s.now_));
+      if (!b) return std::nullopt;
+      buckets.push_back(*b);
+    }
+    return window_of(duration, buckets);
   };
   for (const auto& [name, m] : metrics.items()) {
     if (!policy::valid_name(name)) return refuse("invalid metric name");
@@ -576,7 +659,14 @@ tl::expected<DeviceState, std::string> restore(std::string_view text) {
         const auto [end, error] = std::from_chars(key.data(), key.data() + key.size(), duration);
         const bool known = duration == 0 || (duration >= kMinWindow.count() && duration <= kMaxWindow.count());
         if (error != std::errc{} || end != key.data() + key.size() || !known) return refuse("unknown window duration");
-        auto w = read_window(duration, list);
+        std::optional<DeviceState::Window> w;
+        if (list.is_number_unsigned()) {  // written into a WindowTable
+          const auto index = list.get<std::uint64_t>();
+          if (shared == nullptr || index >= shared->windows_.size()) return refuse("a window names no saved window");
+          w = window_of(duration, shared->windows_[index]);
+        } else {
+          w = read_window(duration, list);
+        }
         if (!w || w->buckets.empty())
           return refuse("a window's buckets must be in time order, inside it and no later than now");
         h.windows.push_back(std::move(*w));

@@ -61,10 +61,16 @@ struct Evaluation {
 };
 
 class DeviceState;
+class WindowTable;
+class SavedWindows;
 [[nodiscard]] std::string serialize(const DeviceState& state);
-// The same, appended to `into` (a caller writing many states into one text).
-void serialize(const DeviceState& state, std::string& into);
-[[nodiscard]] tl::expected<DeviceState, std::string> restore(std::string_view text);
+// The same, appended to `into` (a caller writing many states into one text). With a table,
+// a window equal to one it holds is written as its index there, and any other is added to it.
+void serialize(const DeviceState& state, std::string& into, WindowTable* shared = nullptr);
+// A window written as an index is taken from `shared` (refused without one), and checked as
+// one written in full.
+[[nodiscard]] tl::expected<DeviceState, std::string> restore(std::string_view text,
+                                                             const SavedWindows* shared = nullptr);
 
 // One device's state for one rule: the latest value and a bounded window of recent samples
 // of each metric the rule reads, the last message time, the pending transition and the
@@ -85,8 +91,10 @@ class DeviceState {
  private:
   friend class Evaluator;
   friend class StateInputs;
-  friend void serialize(const DeviceState& state, std::string& into);
-  friend tl::expected<DeviceState, std::string> restore(std::string_view text);
+  friend class WindowTable;
+  friend class SavedWindows;
+  friend void serialize(const DeviceState& state, std::string& into, WindowTable* shared);
+  friend tl::expected<DeviceState, std::string> restore(std::string_view text, const SavedWindows* shared);
 
   // Some of a metric's numeric samples: those of one bucket of a window (kWindowBuckets).
   struct Bucket {
@@ -133,6 +141,50 @@ class DeviceState {
   std::optional<UnixMillis> started_at_;  // the first observe() or tick()
   UnixMillis now_ = 0;                    // the latest time seen, once started
   std::map<std::string, History, std::less<>> metrics_;
+};
+
+// The windows of several states serialised into one text, each distinct window once. The
+// states of one device for all the rules watching it see the same messages, so rules with a
+// window of the same metric and duration mostly hold equal windows: a save writes (and formats
+// the numbers of) each of those once rather than once per rule. Written as a JSON array of
+// {"now":T,"buckets":[...]}, the buckets as serialize() writes a window's, their ages counted
+// back from T (the time of the first state written with it).
+class WindowTable {
+ public:
+  // Distinct windows held.
+  [[nodiscard]] std::size_t size() const { return windows_.size(); }
+  // Appends the array to `into`.
+  void write(std::string& into) const;
+
+ private:
+  friend void serialize(const DeviceState& state, std::string& into, WindowTable* shared);
+  // The index of a window equal to `window` (its duration and buckets); nullopt if none is.
+  [[nodiscard]] std::optional<std::size_t> find(const DeviceState::Window& window) const;
+  // Adds the window, written as `entry`; its index.
+  std::size_t add(const DeviceState::Window& window, std::string_view entry);
+
+  std::vector<const DeviceState::Window*> windows_;  // the states' own: they outlive the table
+  std::string entries_;                              // written so far, comma-separated
+};
+
+// A WindowTable's array read back, for restore(): its buckets with their times, checked for
+// their form here and against each window that names them in restore().
+class SavedWindows {
+ public:
+  // Refuses anything but such an array of at most kMaxSavedWindows windows.
+  [[nodiscard]] static tl::expected<SavedWindows, std::string> read(const nlohmann::json& array);
+  [[nodiscard]] std::size_t size() const { return windows_.size(); }
+
+  static constexpr std::size_t kMaxSavedWindows = 100'000;
+
+ private:
+  friend tl::expected<DeviceState, std::string> restore(std::string_view text, const SavedWindows* shared);
+  // A bucket as serialize() writes it, its ages counted back from `now`; with no `now`, format
+  // 1's [time, value] sample.
+  [[nodiscard]] static std::optional<DeviceState::Bucket> bucket_of(const nlohmann::json& j,
+                                                                    std::optional<UnixMillis> now);
+
+  std::vector<std::vector<DeviceState::Bucket>> windows_;
 };
 
 class Evaluator {

@@ -19,6 +19,7 @@ using ::testing::IsEmpty;
 using ::testing::Not;
 using ::testing::Pair;
 using ::testing::SizeIs;
+using ::testing::StartsWith;
 
 constexpr UnixMillis kT0 = 1'780'000'000'000;  // a fixed time; no real clock
 constexpr UnixMillis kSecond = 1000;
@@ -413,6 +414,79 @@ TEST(DeviceStateStore, RestoreRefusesMalformedOrOversized) {
   for (const std::string& text : bad) EXPECT_FALSE(restore(text).has_value()) << text;
   EXPECT_TRUE(restore(replaced(R"j([0,31.0])j", R"j([0,0,2,30.0,31.0,30.5,30.0,31.0])j")).has_value());
   EXPECT_THAT(restore(std::string(kMaxStateBytes + 1, ' ')).error(), HasSubstr("larger than"));
+}
+
+// States serialised with one WindowTable write each distinct window once; each comes back
+// from the table to the states that name it, checked as a window written in full.
+TEST(DeviceStateStore, EqualWindowsOfSeveralStatesAreWrittenOnceAndComeBackToEach) {
+  const Evaluator warm(rule("avg(t, 1m) > 30"));
+  const Evaluator hot(rule("avg(t, 1m) > 35 or max(t, 30s) > 40"));
+  DeviceState a;
+  DeviceState b;
+  DeviceState late;  // its minute's window holds one sample less
+  for (int i = 0; i < 5; ++i) {
+    const auto at = kT0 + i * 2 * kSecond;
+    (void)warm.observe(a, m("t", 31.0 + i), at);
+    (void)hot.observe(b, m("t", 31.0 + i), at);
+    if (i > 0) (void)warm.observe(late, m("t", 31.0 + i), at);
+  }
+  WindowTable table;
+  std::string text_a;
+  std::string text_b;
+  std::string text_late;
+  serialize(a, text_a, &table);
+  serialize(b, text_b, &table);
+  serialize(late, text_late, &table);
+  EXPECT_EQ(table.size(), 3U) << "the minute's, the half minute's, and the minute's of the state begun later";
+  EXPECT_THAT(text_a, HasSubstr(R"j("windows":{"60000":0})j"));
+  EXPECT_THAT(text_b, HasSubstr(R"j("windows":{"30000":1,"60000":0})j"));
+  EXPECT_THAT(text_late, HasSubstr(R"j("windows":{"60000":2})j"));
+  std::string list;
+  table.write(list);
+  EXPECT_THAT(list, StartsWith(R"j([{"now":1780000008000,"buckets":[[8000,31.0],)j"));
+
+  const auto saved = SavedWindows::read(nlohmann::json::parse(list));
+  ASSERT_TRUE(saved.has_value()) << saved.error();
+  EXPECT_EQ(saved->size(), 3U);
+  for (const auto& [text, state] : {std::pair{text_a, a}, std::pair{text_b, b}, std::pair{text_late, late}}) {
+    auto restored = restore(text, &*saved);
+    ASSERT_TRUE(restored.has_value()) << restored.error();
+    EXPECT_EQ(*restored, state);
+  }
+  EXPECT_THAT(restore(text_a).error(), HasSubstr("names no saved window")) << "an index needs its table";
+  const auto replaced = [](std::string text, std::string_view from, std::string_view to) {
+    const auto at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    if (at != std::string::npos) text.replace(at, from.size(), to);
+    return text;
+  };
+  EXPECT_FALSE(restore(replaced(text_a, R"j("60000":0)j", R"j("60000":3)j"), &*saved).has_value());
+  EXPECT_FALSE(restore(replaced(text_a, R"j("60000":0)j", R"j("60000":-1)j"), &*saved).has_value());
+  // The half minute's buckets do not all fit in a window of 1 s.
+  EXPECT_FALSE(restore(replaced(text_b, R"j("30000":1)j", R"j("1000":1)j"), &*saved).has_value());
+  // A state whose now is two minutes on: the table's buckets are out of its minute's window.
+  EXPECT_FALSE(restore(replaced(text_a, R"j("now":1780000008000)j", R"j("now":1780000128000)j"), &*saved).has_value());
+}
+
+TEST(DeviceStateStore, SavedWindowsRefuseWhatATableDoesNotWrite) {
+  const std::vector<std::string> bad = {
+      "{}",
+      R"j([{"now":1780000000000}])j",
+      R"j([{"now":1780000000000,"buckets":[],"extra":1}])j",
+      R"j([{"now":-1,"buckets":[]}])j",
+      R"j([{"now":1780000000000,"buckets":{}}])j",
+      R"j([{"now":1780000000000,"buckets":[[0,"31"]]}])j",
+      R"j([{"now":1000,"buckets":[[1001,31.0]]}])j",  // an age before time began
+      R"j([{"now":1780000000000,"buckets":[[0,0,1,31.0,31.0,31.0,31.0,31.0]]}])j",
+  };
+  for (const std::string& text : bad) EXPECT_FALSE(SavedWindows::read(nlohmann::json::parse(text)).has_value()) << text;
+  std::string too_many = R"j([{"now":1780000000000,"buckets":[)j";
+  for (int i = 0; i < kWindowBuckets + 3; ++i) too_many += (i == 0 ? "" : ",") + std::string("[0,1.0]");
+  too_many += "]}]";
+  EXPECT_FALSE(SavedWindows::read(nlohmann::json::parse(too_many)).has_value());
+  const auto empty = SavedWindows::read(nlohmann::json::array());
+  ASSERT_TRUE(empty.has_value());
+  EXPECT_EQ(empty->size(), 0U);
 }
 
 TEST(DeviceStateStore, AFormat1StateComesBackWithItsSamplesInTheRulesWindows) {

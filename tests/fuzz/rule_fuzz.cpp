@@ -1,6 +1,7 @@
 // Fuzzes the rules engine's parsers: the condition language (Expression::parse),
-// rule definitions (parse_rule) and saved device states (restore). The first byte picks
-// which (% 3 = 0 expression, 1 rule, 2 state); the rest is the text.
+// rule definitions (parse_rule), saved device states (restore) and states saved with their
+// windows in a table (SavedWindows::read, then restore). The first byte picks which (% 4 = 0
+// expression, 1 rule, 2 state, 3 {"windows":[...],"state":{...}}); the rest is the text.
 //
 // Properties beyond "does not crash":
 //   - a parse error points inside the text (position <= size) and its message is short
@@ -11,13 +12,17 @@
 //     over a few messages and ticks gives derived values that are finite and summaries that
 //     are short;
 //   - a restored state serialises to text that restores to the same state, and a tick on it
-//     does not fail.
+//     does not fail;
+//   - a state restored with a table serialises with a table of its own to text and a table
+//     that read back and restore to the same state.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+
+#include <nlohmann/json.hpp>
 
 #include "fuzz_check.h"
 #include "policy/profile.h"
@@ -158,16 +163,41 @@ void check_state(std::string_view text) {
   check(stepped.has_value() && *stepped == state);
 }
 
+void check_shared(std::string_view text) {
+  const auto root = nlohmann::json::parse(text, nullptr, false);
+  if (!root.is_object() || !root.contains("windows") || !root.contains("state")) return;
+  const auto saved = SavedWindows::read(root["windows"]);
+  if (!saved) {
+    check(!saved.error().empty() && printable_ascii(saved.error()));
+    return;
+  }
+  const auto restored = restore(root["state"].dump(), &*saved);
+  if (!restored) {
+    check(!restored.error().empty() && printable_ascii(restored.error()));
+    return;
+  }
+  WindowTable table;
+  std::string state;
+  serialize(*restored, state, &table);
+  std::string list;
+  table.write(list);
+  const auto saved_again = SavedWindows::read(nlohmann::json::parse(list, nullptr, false));
+  check(saved_again.has_value() && saved_again->size() == table.size());
+  const auto again = restore(state, &*saved_again);
+  check(again.has_value() && *again == *restored);
+}
+
 }  // namespace
 }  // namespace torii::fuzz
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
   const std::string_view text(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 3) {
+  switch (data[0] % 4) {
     case 0: torii::fuzz::check_expression(text); break;
     case 1: torii::fuzz::check_rule(text); break;
-    default: torii::fuzz::check_state(text); break;
+    case 2: torii::fuzz::check_state(text); break;
+    default: torii::fuzz::check_shared(text); break;
   }
   return 0;
 }
