@@ -51,7 +51,8 @@ Result<Trigger::Restored> Trigger::read_saved_states() {
       continue;
     }
     const auto saved = nlohmann::json::parse(to_string(plain->view()), nullptr, false);
-    const int format = saved.is_object() ? saved.value("v", 0) : 0;
+    const int format =
+        saved.is_object() && saved.contains("v") && saved["v"].is_number_integer() ? saved["v"].get<int>() : 0;
     if ((format != 1 && format != 2) || !saved.contains("rules") || !saved["rules"].is_array() ||
         (format == 2 && !saved.contains("windows"))) {
       drop("not a known format");

@@ -494,6 +494,34 @@ TEST_F(TriggerTest, ARowOfFormat1ComesBack) {
   EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1")) << "its hold went on from the first message";
 }
 
+// A row whose format is not a number is dropped and logged like any unknown format; the
+// server still starts.
+TEST_F(TriggerTest, ARowOfNoKnownFormatIsDropped) {
+  create(R"({"name":"hot","selector":{"devices":["sensor-1"]},"condition":"temperature > 30",
+    "actions":[{"type":"alert"}]})");
+  send("sensor-1", 40);
+  ASSERT_TRUE(trigger_->flush());
+  auto rows = store_->rules().device_states();
+  ASSERT_TRUE(rows);
+  ASSERT_EQ(rows->size(), 1U);
+  auto& row = rows->front();
+  const auto associated = device_rule_states_associated_data(row.device_id);
+  auto plain = keys_->open(row.key_id, row.sealed, associated);
+  ASSERT_TRUE(plain);
+  auto saved = nlohmann::json::parse(to_string(plain->view()));
+  saved["v"] = "two";
+  auto sealed = keys_->seal_for_device(row.device_id, as_bytes(saved.dump()), associated);
+  ASSERT_TRUE(sealed);
+  row.sealed = std::move(*sealed);
+  ASSERT_TRUE(store_->rules().save_device_states(*rows));
+
+  trigger_ = make_trigger();
+  ASSERT_TRUE(trigger_->load());
+  EXPECT_EQ(trigger_->counters().states_dropped, 1U);
+  send("sensor-1", 41);
+  EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1", "alert+:sensor-1")) << "started afresh: it fires again";
+}
+
 TEST_F(TriggerTest, ARuleSwitchedOffOrDeletedStopsAtOnce) {
   const auto id = create(R"({"name":"hot","condition":"temperature > 30","actions":[{"type":"alert"}]})");
   auto stored = store_->rules().find(id);
