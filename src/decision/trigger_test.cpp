@@ -1,5 +1,8 @@
 #include "decision/trigger.h"
 
+#include <functional>
+#include <map>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -76,6 +79,33 @@ class TriggerTest : public testing::KeyedStoreTest {
     auto record = store_->devices().find(device);
     ASSERT_TRUE(record && *record);
     trigger_->device_changed(**record);
+  }
+
+  // The saved rows of rule states, each opened and parsed (device id → its JSON).
+  std::map<std::string, nlohmann::json> saved_rows() {
+    std::map<std::string, nlohmann::json> out;
+    auto rows = store_->rules().device_states();
+    EXPECT_TRUE(rows);
+    if (!rows) return out;
+    for (const auto& r : *rows) {
+      auto plain = keys_->open(r.key_id, r.sealed, device_rule_states_associated_data(r.device_id));
+      EXPECT_TRUE(plain) << r.device_id;
+      if (plain) out[r.device_id] = nlohmann::json::parse(to_string(plain->view()), nullptr, false);
+    }
+    return out;
+  }
+
+  // Seals each row again as `edit` leaves it and stores it in place of the saved one.
+  void rewrite_rows(const std::function<void(nlohmann::json&)>& edit) {
+    std::vector<store::DeviceRuleStatesRecord> rewritten;
+    for (auto& [device, saved] : saved_rows()) {
+      edit(saved);
+      const auto associated = device_rule_states_associated_data(device);
+      auto sealed = keys_->seal_for_device(device, as_bytes(saved.dump()), associated);
+      ASSERT_TRUE(sealed);
+      rewritten.push_back({device, keys::device_key_id(device), std::move(*sealed), to_unix_millis(clock_.now())});
+    }
+    ASSERT_TRUE(store_->rules().save_device_states(rewritten));
   }
 
   std::unique_ptr<RuleBook> book_;
@@ -430,18 +460,7 @@ TEST_F(TriggerTest, AWindowEqualAmongADevicesRulesIsSavedOnceAndComesBackToEach)
   EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1")) << "warm: the average is 35";
   ASSERT_TRUE(trigger_->flush());
 
-  const auto row = [this]() -> nlohmann::json {
-    auto rows = store_->rules().device_states();
-    if (!rows) return nullptr;
-    for (const auto& r : *rows) {
-      if (r.device_id != "sensor-1") continue;
-      auto plain = keys_->open(r.key_id, r.sealed, device_rule_states_associated_data(r.device_id));
-      if (!plain) return nullptr;
-      return nlohmann::json::parse(to_string(plain->view()), nullptr, false);
-    }
-    return nullptr;
-  };
-  const nlohmann::json saved = row();
+  const nlohmann::json saved = saved_rows()["sensor-1"];
   ASSERT_TRUE(saved.is_object()) << saved.dump();
   EXPECT_EQ(saved["v"], 2);
   ASSERT_EQ(saved["windows"].size(), 1U) << saved.dump();
@@ -468,23 +487,12 @@ TEST_F(TriggerTest, ARowOfFormat1ComesBack) {
     "actions":[{"type":"alert"}]})");
   send("sensor-1", 40);
   ASSERT_TRUE(trigger_->flush());
-  auto rows = store_->rules().device_states();
-  ASSERT_TRUE(rows);
-  std::vector<store::DeviceRuleStatesRecord> rewritten;
-  for (auto& r : *rows) {
-    const auto associated = device_rule_states_associated_data(r.device_id);
-    auto plain = keys_->open(r.key_id, r.sealed, associated);
-    ASSERT_TRUE(plain);
-    auto saved = nlohmann::json::parse(to_string(plain->view()));
+  rewrite_rows([](nlohmann::json& saved) {
     ASSERT_EQ(saved["windows"], nlohmann::json::array());
     saved.erase("windows");
     saved["v"] = 1;
-    auto sealed = keys_->seal_for_device(r.device_id, as_bytes(saved.dump()), associated);
-    ASSERT_TRUE(sealed);
-    r.sealed = std::move(*sealed);
-    rewritten.push_back(std::move(r));
-  }
-  ASSERT_TRUE(store_->rules().save_device_states(rewritten));
+  });
+  ASSERT_FALSE(HasFatalFailure());
 
   trigger_ = make_trigger();
   ASSERT_TRUE(trigger_->load());
@@ -501,19 +509,9 @@ TEST_F(TriggerTest, ARowOfNoKnownFormatIsDropped) {
     "actions":[{"type":"alert"}]})");
   send("sensor-1", 40);
   ASSERT_TRUE(trigger_->flush());
-  auto rows = store_->rules().device_states();
-  ASSERT_TRUE(rows);
-  ASSERT_EQ(rows->size(), 1U);
-  auto& row = rows->front();
-  const auto associated = device_rule_states_associated_data(row.device_id);
-  auto plain = keys_->open(row.key_id, row.sealed, associated);
-  ASSERT_TRUE(plain);
-  auto saved = nlohmann::json::parse(to_string(plain->view()));
-  saved["v"] = "two";
-  auto sealed = keys_->seal_for_device(row.device_id, as_bytes(saved.dump()), associated);
-  ASSERT_TRUE(sealed);
-  row.sealed = std::move(*sealed);
-  ASSERT_TRUE(store_->rules().save_device_states(*rows));
+  ASSERT_EQ(saved_rows().size(), 1U);
+  rewrite_rows([](nlohmann::json& saved) { saved["v"] = "two"; });
+  ASSERT_FALSE(HasFatalFailure());
 
   trigger_ = make_trigger();
   ASSERT_TRUE(trigger_->load());
