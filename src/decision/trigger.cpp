@@ -175,8 +175,11 @@ Status Trigger::load_rule(const store::RuleRecord& record, const std::vector<sto
     }
   }
   // A restored state's deadline may have passed while the server was down: the next tick
-  // evaluates it.
-  for (auto& [device, watch] : loaded->watches) schedule(*loaded, device, watch);
+  // evaluates it. Its windows are shared with the device's other rules from now on.
+  for (auto& [device, watch] : loaded->watches) {
+    device_windows_[device].adopt(watch.state);
+    schedule(*loaded, device, watch);
+  }
   // Devices the rule selects that have no state yet are watched from now on, so that an
   // absence rule also notices one that never sends anything.
   const UnixMillis now = to_unix_millis(clock_.now());
@@ -211,7 +214,7 @@ Trigger::Watch& Trigger::watch_of(Loaded& rule, DeviceSlot device) {
 
 void Trigger::watch_from(Loaded& rule, DeviceSlot device, UnixMillis now) {
   Watch& watch = watch_of(rule, device);
-  const auto evaluation = rule.evaluator->tick(watch.state, now);
+  const auto evaluation = rule.evaluator->tick(watch.state, now, &device_windows_[device]);
   mark_dirty(device);
   schedule(rule, device, watch);
   apply(rule, device, evaluation, now);
@@ -225,6 +228,7 @@ Trigger::DeviceSlot Trigger::intern(std::string_view device_id) {
   device_rules_.emplace_back();
   device_dirty_.push_back(false);
   device_views_.emplace_back();
+  device_windows_.emplace_back();
   device_slots_.emplace(device_ids_.back(), slot);
   return slot;
 }
@@ -366,6 +370,7 @@ void Trigger::observe(const DeviceMessage& message) {
     __builtin_prefetch(bytes + sizeof(Watch) - 1);
   };
   for (std::size_t i = 0; i < kPrefetchAhead; ++i) prefetch(i);
+  const rules::Sharing sharing{&device_windows_[device], ++messages_};
   std::size_t next = 0;
   for (const auto& [slot, seen] : met) {
     prefetch(kPrefetchAhead + next++);
@@ -383,7 +388,7 @@ void Trigger::observe(const DeviceMessage& message) {
       watch = &watch_of(*rule, device);
     }
     ++counters_.evaluations;
-    const auto evaluation = rule->evaluator->observe(watch->state, message.metrics, message.at);
+    const auto evaluation = rule->evaluator->observe(watch->state, message.metrics, message.at, sharing);
     mark_dirty(device);
     schedule(*rule, device, *watch);
     if (actions_.derived && !evaluation.derived.empty()) {
@@ -411,7 +416,7 @@ void Trigger::tick(UnixMillis now) {
       continue;
     }
     ++counters_.deadlines;
-    const auto evaluation = rule->evaluator->tick(watch.state, now);
+    const auto evaluation = rule->evaluator->tick(watch.state, now, &device_windows_[due.device]);
     // The next deadline is after `now` (the state's time is now at least that), so this loop ends.
     schedule(*rule, due.device, watch);
     if (evaluation.transition == rules::Transition::none) continue;
@@ -612,6 +617,7 @@ void Trigger::forget_device(const std::string& device_id) {
   device_rules_[slot->second].clear();
   device_dirty_[slot->second] = false;
   device_views_[slot->second].reset();
+  device_windows_[slot->second] = rules::WindowPool();
   changed();  // its watches go
   for (auto& [id, rule] : rules_) {
     const auto it = rule->watches.find(slot->second);

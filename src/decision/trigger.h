@@ -9,7 +9,8 @@
 //             of the device's organisation whose selector matches evaluates it; which rules
 //             those are, and the device's state of each, is worked out at its first message
 //             and again only after rules, watches or tags changed (its view), so that a
-//             message costs its evaluations, not lookups
+//             message costs its evaluations, not lookups; the device's rules share their
+//             windows of a metric and duration (rules::WindowPool), filled once per message
 //   tick      time passing (the server calls it every second): only the states with a deadline
 //             due by then (a hold ending, a sample leaving a window, an absence reaching its
 //             length; rules::Evaluator::next_deadline) are evaluated, so a tick costs what is
@@ -260,6 +261,10 @@ class Trigger {
     std::vector<Met> met;
   };
   std::vector<std::unique_ptr<DeviceView>> device_views_;
+  // By DeviceSlot: the windows its rules' states share (rules::WindowPool); a message is added
+  // to each once, under its number (messages_, counted from 1).
+  std::deque<rules::WindowPool> device_windows_;
+  std::uint64_t messages_ = 0;
   std::uint64_t generation_ = 1;
   std::vector<DeviceSlot> dirty_devices_;  // the devices whose flag is set
   std::vector<DeviceSlot> saving_;         // the save under way (save_some): its devices

@@ -481,6 +481,28 @@ TEST_F(TriggerTest, AWindowEqualAmongADevicesRulesIsSavedOnceAndComesBackToEach)
   EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1", "alert+:sensor-1")) << "hot: the average is 43.75";
 }
 
+// A device's rules keep one window of a metric and duration between them: each message is
+// counted in it once, and a rule made later takes it as it is.
+TEST_F(TriggerTest, ADevicesRulesShareAWindowThatCountsEachMessageOnce) {
+  create(R"({"name":"three","selector":{"devices":["sensor-1"]},"condition":"count(temperature, 1m) >= 3",
+    "actions":[{"type":"alert"}]})");
+  create(R"({"name":"many","selector":{"profiles":["env"]},"condition":"count(temperature, 1m) >= 100",
+    "actions":[{"type":"alert"}]})");
+  send("sensor-1", 20);
+  clock_.advance(1s);
+  send("sensor-1", 21);
+  EXPECT_THAT(seen_, IsEmpty()) << "two messages, each counted once";
+  clock_.advance(1s);
+  send("sensor-1", 22);
+  EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1"));
+  create(R"({"name":"four","selector":{"devices":["sensor-1"]},"condition":"count(temperature, 1m) >= 4",
+    "actions":[{"type":"alert"}]})");
+  clock_.advance(1s);
+  send("sensor-1", 23);
+  EXPECT_THAT(seen_, ElementsAre("alert+:sensor-1", "alert+:sensor-1")) << "four: the three before it and this one";
+  EXPECT_EQ(trigger_->counters().fired, 2U);
+}
+
 // Rows as versions before format 2 wrote them (no "windows") come back.
 TEST_F(TriggerTest, ARowOfFormat1ComesBack) {
   create(R"({"name":"hot","selector":{"devices":["sensor-1"]},"condition":"temperature > 30","for":"60s",

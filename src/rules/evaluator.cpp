@@ -33,8 +33,8 @@ class StateInputs final : public Inputs {
     const DeviceState::Window* found = nullptr;
     if (const auto it = state_.metrics_.find(metric); it != state_.metrics_.end()) {
       for (const auto& w : it->second.windows) {
-        if (w.duration == window.count()) {
-          found = &w;
+        if (w->duration == window.count()) {
+          found = w.get();
           break;
         }
       }
@@ -162,12 +162,68 @@ const std::vector<std::int64_t>& Evaluator::durations(std::string_view metric) c
   return kNone;
 }
 
-DeviceState::Window& Evaluator::window_of(DeviceState::History& history, std::int64_t duration) {
+DeviceState::History::History(const History& other) : latest(other.latest), latest_at(other.latest_at) {
+  windows.reserve(other.windows.size());
+  for (const auto& w : other.windows) windows.push_back(std::make_shared<Window>(*w));
+}
+
+DeviceState::History& DeviceState::History::operator=(const History& other) {
+  if (this != &other) *this = History(other);
+  return *this;
+}
+
+std::shared_ptr<DeviceState::Window> WindowPool::window(std::string_view metric, std::int64_t duration) {
+  Entry* free = nullptr;
+  for (Entry& e : entries_) {
+    if (e.duration == duration && e.metric == metric) {
+      if (auto live = e.window.lock()) return live;
+      free = &e;
+      break;
+    }
+    if (free == nullptr && e.window.expired()) free = &e;
+  }
+  auto made = std::make_shared<DeviceState::Window>();
+  made->duration = duration;
+  if (free == nullptr) free = &entries_.emplace_back();
+  free->metric = metric;
+  free->duration = duration;
+  free->window = made;
+  return made;
+}
+
+void WindowPool::adopt(const DeviceState& state) {
+  for (const auto& named : state.metrics_) {
+    const std::string& metric = named.first;
+    for (const auto& w : named.second.windows) {
+      if (w->duration == 0) continue;  // format-1 samples: the state's alone
+      const auto same = std::find_if(entries_.begin(), entries_.end(),
+                                     [&](const Entry& e) { return e.duration == w->duration && e.metric == metric; });
+      if (same != entries_.end() && !same->window.expired()) continue;
+      Entry& entry = same != entries_.end() ? *same : entries_.emplace_back();
+      entry.metric = metric;
+      entry.duration = w->duration;
+      entry.window = w;
+    }
+  }
+}
+
+std::size_t WindowPool::size() const {
+  return static_cast<std::size_t>(
+      std::count_if(entries_.begin(), entries_.end(), [](const Entry& e) { return !e.window.expired(); }));
+}
+
+DeviceState::Window& Evaluator::window_of(DeviceState::History& history, std::string_view metric, std::int64_t duration,
+                                          WindowPool* pool) {
   auto& windows = history.windows;
-  auto it = std::lower_bound(windows.begin(), windows.end(), duration,
-                             [](const DeviceState::Window& w, std::int64_t d) { return w.duration < d; });
-  if (it == windows.end() || it->duration != duration) it = windows.insert(it, DeviceState::Window{duration, {}, {}});
-  return *it;
+  auto it =
+      std::lower_bound(windows.begin(), windows.end(), duration,
+                       [](const std::shared_ptr<DeviceState::Window>& w, std::int64_t d) { return w->duration < d; });
+  if (it == windows.end() || (*it)->duration != duration) {
+    auto window = pool != nullptr ? pool->window(metric, duration) : std::make_shared<DeviceState::Window>();
+    window->duration = duration;
+    it = windows.insert(it, std::move(window));
+  }
+  return **it;
 }
 
 void Evaluator::add(DeviceState::Window& window, UnixMillis at, double value) {
@@ -203,7 +259,7 @@ void Evaluator::add(DeviceState::Window& window, UnixMillis at, double value) {
 // Moves the state's time to `at` (never backwards) and drops the buckets that have left their
 // windows, as well as the history of metrics and windows the rule no longer reads (a state
 // kept across an edit). Samples restored from a format-1 state go into the metric's windows.
-void Evaluator::advance(DeviceState& state, UnixMillis at) const {
+void Evaluator::advance(DeviceState& state, UnixMillis at, WindowPool* pool) const {
   if (!state.started_at_) {
     state.started_at_ = at;
     state.now_ = at;
@@ -217,17 +273,20 @@ void Evaluator::advance(DeviceState& state, UnixMillis at) const {
     }
     auto& history = it->second;
     const auto& durations = this->durations(it->first);
-    if (!history.windows.empty() && history.windows.front().duration == 0) {
-      const DeviceState::Window samples = std::move(history.windows.front());
+    if (!history.windows.empty() && history.windows.front()->duration == 0) {
+      const std::shared_ptr<DeviceState::Window> samples = std::move(history.windows.front());
       history.windows.erase(history.windows.begin());
       for (const std::int64_t d : durations) {
-        auto& window = window_of(history, d);
-        for (const auto& s : samples.buckets) {
+        auto& window = window_of(history, it->first, d, pool);
+        // A shared window holding samples has those of the same messages already.
+        if (!window.buckets.empty()) continue;
+        for (const auto& s : samples->buckets) {
           if (s.first_at > state.now_ - d) add(window, s.first_at, s.first);
         }
       }
     }
-    for (auto& w : history.windows) {
+    for (auto& shared : history.windows) {
+      DeviceState::Window& w = *shared;
       const UnixMillis edge = state.now_ - w.duration;  // a bucket whose oldest sample is at or before it is out
       while (!w.buckets.empty() && w.buckets.front().first_at <= edge) {
         auto& older = w.older;
@@ -245,8 +304,8 @@ void Evaluator::advance(DeviceState& state, UnixMillis at) const {
         w.buckets.pop_front();
       }
     }
-    std::erase_if(history.windows, [&durations](const DeviceState::Window& w) {
-      return w.buckets.empty() || !std::binary_search(durations.begin(), durations.end(), w.duration);
+    std::erase_if(history.windows, [&durations](const std::shared_ptr<DeviceState::Window>& w) {
+      return w->buckets.empty() || !std::binary_search(durations.begin(), durations.end(), w->duration);
     });
     ++it;
   }
@@ -277,8 +336,9 @@ Evaluation Evaluator::decide(DeviceState& state) const {
   return out;
 }
 
-Evaluation Evaluator::observe(DeviceState& state, const std::vector<policy::Metric>& metrics, UnixMillis at) const {
-  advance(state, at);
+Evaluation Evaluator::observe(DeviceState& state, const std::vector<policy::Metric>& metrics, UnixMillis at,
+                              Sharing sharing) const {
+  advance(state, at, sharing.pool);
   const UnixMillis now = state.now_;
   state.last_message_at_ = now;
   for (const policy::Metric& m : metrics) {
@@ -287,7 +347,14 @@ Evaluation Evaluator::observe(DeviceState& state, const std::vector<policy::Metr
     history.latest = usable(m.value);
     history.latest_at = now;
     if (!history.latest || !std::holds_alternative<double>(*history.latest)) continue;
-    for (const std::int64_t d : durations(m.name)) add(window_of(history, d), now, std::get<double>(*history.latest));
+    for (const std::int64_t d : durations(m.name)) {
+      auto& window = window_of(history, m.name, d, sharing.pool);
+      if (sharing.message != 0) {  // another rule of the device may have added it already
+        if (window.message == sharing.message) continue;
+        window.message = sharing.message;
+      }
+      add(window, now, std::get<double>(*history.latest));
+    }
   }
   Evaluation out = decide(state);
   const StateInputs inputs(state);
@@ -300,8 +367,8 @@ Evaluation Evaluator::observe(DeviceState& state, const std::vector<policy::Metr
   return out;
 }
 
-Evaluation Evaluator::tick(DeviceState& state, UnixMillis now) const {
-  advance(state, now);
+Evaluation Evaluator::tick(DeviceState& state, UnixMillis now, WindowPool* pool) const {
+  advance(state, now, pool);
   return decide(state);
 }
 
@@ -320,7 +387,8 @@ std::optional<UnixMillis> Evaluator::next_deadline(const DeviceState& state) con
   for (const auto& [metric, durations] : windows_) {
     const auto it = state.metrics_.find(metric);
     if (it == state.metrics_.end()) continue;
-    for (const auto& w : it->second.windows) {
+    for (const auto& shared : it->second.windows) {
+      const DeviceState::Window& w = *shared;
       if (w.duration != 0) {
         // Its oldest bucket leaves the window when that bucket's oldest sample does.
         if (!w.buckets.empty()) consider(w.buckets.front().first_at + w.duration);
@@ -426,7 +494,8 @@ void serialize(const DeviceState& state, std::string& into, WindowTable* shared)
     }
     put(R"(,"windows":{)");
     bool first_window = true;
-    for (const auto& w : h.windows) {
+    for (const auto& shared_window : h.windows) {
+      const DeviceState::Window& w = *shared_window;
       fmt::format_to(std::back_inserter(out), R"({}"{}":)", first_window ? "" : ",", w.duration);
       first_window = false;
       if (shared == nullptr || w.duration == 0) {
@@ -539,7 +608,7 @@ tl::expected<SavedWindows, std::string> SavedWindows::read(const json& array) {
 
 std::optional<std::size_t> WindowTable::find(const DeviceState::Window& window) const {
   for (std::size_t i = 0; i < windows_.size(); ++i) {
-    if (*windows_[i] == window) return i;
+    if (windows_[i] == &window || *windows_[i] == window) return i;  // shared windows are the same one
   }
   return std::nullopt;
 }
@@ -557,7 +626,7 @@ void WindowTable::write(std::string& into) const {
   into += ']';
 }
 
-tl::expected<DeviceState, std::string> restore(std::string_view text, const SavedWindows* shared) {
+tl::expected<DeviceState, std::string> restore(std::string_view text, SavedWindows* shared) {
   const auto refuse = [](std::string why) { return tl::unexpected("rule state: " + std::move(why)); };
   if (text.size() > kMaxStateBytes) return refuse("larger than 4 MiB");
   const json root = json::parse(text, nullptr, false);
@@ -649,7 +718,7 @@ tl::expected<DeviceState, std::string> restore(std::string_view text, const Save
     if (samples) {
       auto w = read_window(0, m["window"]);
       if (!w) return refuse("a window holds at most 1000 samples, in time order, no later than now");
-      if (!w->buckets.empty()) h.windows.push_back(std::move(*w));
+      if (!w->buckets.empty()) h.windows.push_back(std::make_shared<DeviceState::Window>(std::move(*w)));
     } else {
       const json& windows = m["windows"];
       if (!windows.is_object() || windows.size() > kMaxWindowCalls)
@@ -659,9 +728,10 @@ tl::expected<DeviceState, std::string> restore(std::string_view text, const Save
         const auto [end, error] = std::from_chars(key.data(), key.data() + key.size(), duration);
         const bool known = duration == 0 || (duration >= kMinWindow.count() && duration <= kMaxWindow.count());
         if (error != std::errc{} || end != key.data() + key.size() || !known) return refuse("unknown window duration");
+        const bool indexed = list.is_number_unsigned();  // written into a WindowTable
+        const std::size_t index = indexed ? static_cast<std::size_t>(list.get<std::uint64_t>()) : 0;
         std::optional<DeviceState::Window> w;
-        if (list.is_number_unsigned()) {  // written into a WindowTable
-          const auto index = list.get<std::uint64_t>();
+        if (indexed) {
           if (shared == nullptr || index >= shared->windows_.size()) return refuse("a window names no saved window");
           w = window_of(duration, shared->windows_[index]);
         } else {
@@ -669,14 +739,21 @@ tl::expected<DeviceState, std::string> restore(std::string_view text, const Save
         }
         if (!w || w->buckets.empty())
           return refuse("a window's buckets must be in time order, inside it and no later than now");
-        h.windows.push_back(std::move(*w));
+        if (!indexed) {
+          h.windows.push_back(std::make_shared<DeviceState::Window>(std::move(*w)));
+          continue;
+        }
+        // Checked for this state above; the states naming the entry with this duration share it.
+        auto& made = shared->made_[{index, duration}];
+        if (!made) made = std::make_shared<DeviceState::Window>(std::move(*w));
+        h.windows.push_back(made);
       }
       std::sort(h.windows.begin(), h.windows.end(),
-                [](const auto& a, const auto& b) { return a.duration < b.duration; });
+                [](const auto& a, const auto& b) { return a->duration < b->duration; });
       for (std::size_t i = 1; i < h.windows.size(); ++i) {
-        if (h.windows[i].duration == h.windows[i - 1].duration) return refuse("a window is listed twice");
+        if (h.windows[i]->duration == h.windows[i - 1]->duration) return refuse("a window is listed twice");
       }
-      if (!h.windows.empty() && h.windows.front().duration == 0 && h.windows.size() > 1) {
+      if (!h.windows.empty() && h.windows.front()->duration == 0 && h.windows.size() > 1) {
         return refuse("samples of format 1 go with no window");
       }
     }

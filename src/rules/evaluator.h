@@ -4,9 +4,11 @@
 // The caller keeps one DeviceState per (rule, device), hands each message of a matching
 // device to observe() with its server receive time, and calls tick() from a timer (e.g. every
 // second, or at next_deadline()) so that absence and the hold timers fire without messages.
+// The states of one device for several rules may share their windows through a WindowPool.
 // An Evaluator is immutable: one may serve many threads; a DeviceState is not synchronised,
-// so one state is used by one thread at a time. serialize()/restore() keep the state across
-// restarts, including the time a pending transition started.
+// so one state (and the states sharing a pool with it) is used by one thread at a time.
+// serialize()/restore() keep the state across restarts, including the time a pending
+// transition started.
 //
 // Firing (docs/rules.md, "Evaluation"): the condition is three-valued; the rule fires once it
 // has been true for `hold`, and clears once it has been not true (false or unknown) for
@@ -14,6 +16,7 @@
 // a value oscillating around a threshold does not flap.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -63,14 +66,15 @@ struct Evaluation {
 class DeviceState;
 class WindowTable;
 class SavedWindows;
+class WindowPool;
 [[nodiscard]] std::string serialize(const DeviceState& state);
 // The same, appended to `into` (a caller writing many states into one text). With a table,
 // a window equal to one it holds is written as its index there, and any other is added to it.
 void serialize(const DeviceState& state, std::string& into, WindowTable* shared = nullptr);
 // A window written as an index is taken from `shared` (refused without one), and checked as
-// one written in full.
-[[nodiscard]] tl::expected<DeviceState, std::string> restore(std::string_view text,
-                                                             const SavedWindows* shared = nullptr);
+// one written in full; the states restored naming the same index with the same duration share
+// one window (as they did when saved: see WindowPool).
+[[nodiscard]] tl::expected<DeviceState, std::string> restore(std::string_view text, SavedWindows* shared = nullptr);
 
 // One device's state for one rule: the latest value and a bounded window of recent samples
 // of each metric the rule reads, the last message time, the pending transition and the
@@ -86,6 +90,7 @@ class DeviceState {
     return started_at_ ? std::optional<UnixMillis>(now_) : std::nullopt;
   }
 
+  // Equal in what they hold: windows are compared by their buckets, whether shared or not.
   friend bool operator==(const DeviceState&, const DeviceState&) = default;
 
  private:
@@ -93,8 +98,9 @@ class DeviceState {
   friend class StateInputs;
   friend class WindowTable;
   friend class SavedWindows;
+  friend class WindowPool;
   friend void serialize(const DeviceState& state, std::string& into, WindowTable* shared);
-  friend tl::expected<DeviceState, std::string> restore(std::string_view text, const SavedWindows* shared);
+  friend tl::expected<DeviceState, std::string> restore(std::string_view text, SavedWindows* shared);
 
   // Some of a metric's numeric samples: those of one bucket of a window (kWindowBuckets).
   struct Bucket {
@@ -124,15 +130,30 @@ class DeviceState {
     std::int64_t duration = 0;
     std::deque<Bucket> buckets;  // oldest first, none empty
     mutable Older older;         // kept up where buckets join or leave (Evaluator::add, advance)
+    // The message (Sharing) whose sample it took last; 0: none. Derived, like older.
+    std::uint64_t message = 0;
     friend bool operator==(const Window& a, const Window& b) {
       return a.duration == b.duration && a.buckets == b.buckets;
     }
   };
+  // A state's windows may be shared with the states of the same device for other rules (a
+  // WindowPool's): a copy of a state holds copies of them, shared with nothing.
   struct History {
     std::optional<std::variant<double, bool>> latest;  // nullopt: the last value was a string
     UnixMillis latest_at = 0;
-    std::vector<Window> windows;  // by duration; only those holding samples
-    friend bool operator==(const History&, const History&) = default;
+    std::vector<std::shared_ptr<Window>> windows;  // by duration, none null; only those holding samples
+
+    History() = default;
+    History(const History& other);
+    History& operator=(const History& other);
+    History(History&&) noexcept = default;
+    History& operator=(History&&) noexcept = default;
+    ~History() = default;
+    friend bool operator==(const History& a, const History& b) {
+      return a.latest == b.latest && a.latest_at == b.latest_at &&
+             std::equal(a.windows.begin(), a.windows.end(), b.windows.begin(), b.windows.end(),
+                        [](const auto& x, const auto& y) { return *x == *y; });
+    }
   };
 
   bool active_ = false;
@@ -178,13 +199,51 @@ class SavedWindows {
   static constexpr std::size_t kMaxSavedWindows = 100'000;
 
  private:
-  friend tl::expected<DeviceState, std::string> restore(std::string_view text, const SavedWindows* shared);
+  friend tl::expected<DeviceState, std::string> restore(std::string_view text, SavedWindows* shared);
   // A bucket as serialize() writes it, its ages counted back from `now`; with no `now`, format
   // 1's [time, value] sample.
   [[nodiscard]] static std::optional<DeviceState::Bucket> bucket_of(const nlohmann::json& j,
                                                                     std::optional<UnixMillis> now);
 
   std::vector<std::vector<DeviceState::Bucket>> windows_;
+  // The windows restore() made of an entry, by (index, duration): the states naming it share it.
+  std::map<std::pair<std::size_t, std::int64_t>, std::shared_ptr<DeviceState::Window>> made_;
+};
+
+// The windows of one device's states, shared among the rules watching it. Those rules see the
+// same messages, so a window of a metric and duration holds the same buckets in each: kept
+// once, it is filled once per message (Sharing) and held in memory once, rather
+// than once per rule. A rule that starts watching the device, or starts reading a window
+// another of its rules already keeps, takes that window as it is, samples from before included.
+// Holds its windows weakly: a window goes when the last state holding it lets go.
+class WindowPool {
+ public:
+  // The state's windows join the pool where it has none of their metric and duration (a state
+  // restored, or made before the pool); the others stay the state's own.
+  void adopt(const DeviceState& state);
+  // Live windows held (expired entries are reused as others are added).
+  [[nodiscard]] std::size_t size() const;
+
+ private:
+  friend class Evaluator;
+  // The pool's window of the metric and duration, made (empty) when it has none.
+  [[nodiscard]] std::shared_ptr<DeviceState::Window> window(std::string_view metric, std::int64_t duration);
+
+  struct Entry {
+    std::string metric;
+    std::int64_t duration = 0;
+    std::weak_ptr<DeviceState::Window> window;
+  };
+  std::vector<Entry> entries_;  // a device's rules read a few windows: a list
+};
+
+// How a state's windows are shared with those of the device's other states (Evaluator::
+// observe): a window the state lacks is taken from (or made in) the pool, and a message's
+// sample goes into a shared window once, by the first rule to see it. `message` is nonzero and
+// differs from one message of the device to the next; the pool outlives the states using it.
+struct Sharing {
+  WindowPool* pool = nullptr;  // null: the state's windows are its own
+  std::uint64_t message = 0;
 };
 
 class Evaluator {
@@ -196,19 +255,21 @@ class Evaluator {
   // A telemetry message of a matching device, at server receive time. A time earlier than
   // the state's latest counts as that latest time (windows stay in order). String values
   // make their metric missing; metrics the rule does not read are ignored.
-  [[nodiscard]] Evaluation observe(DeviceState& state, const std::vector<policy::Metric>& metrics, UnixMillis at) const;
+  [[nodiscard]] Evaluation observe(DeviceState& state, const std::vector<policy::Metric>& metrics, UnixMillis at,
+                                   Sharing sharing = {}) const;
   // Time passing without a message: absence, window expiry and the hold timers.
-  [[nodiscard]] Evaluation tick(DeviceState& state, UnixMillis now) const;
+  [[nodiscard]] Evaluation tick(DeviceState& state, UnixMillis now, WindowPool* pool = nullptr) const;
   // The earliest time after the state's latest at which tick() could change the outcome (a
   // hold ending, a sample leaving a window, an absence reaching its duration); nullopt when
   // nothing is pending. Lets a caller sleep instead of ticking every second.
   [[nodiscard]] std::optional<UnixMillis> next_deadline(const DeviceState& state) const;
 
  private:
-  void advance(DeviceState& state, UnixMillis at) const;
+  void advance(DeviceState& state, UnixMillis at, WindowPool* pool) const;
   [[nodiscard]] Evaluation decide(DeviceState& state) const;
-  // The history's window of that duration, made when it has none.
-  static DeviceState::Window& window_of(DeviceState::History& history, std::int64_t duration);
+  // The history's window of that duration; when it has none, the pool's (or a new one).
+  static DeviceState::Window& window_of(DeviceState::History& history, std::string_view metric, std::int64_t duration,
+                                        WindowPool* pool);
   // A sample joins the window's newest bucket when it falls in the same one, else starts one.
   static void add(DeviceState::Window& window, UnixMillis at, double value);
 

@@ -445,7 +445,7 @@ TEST(DeviceStateStore, EqualWindowsOfSeveralStatesAreWrittenOnceAndComeBackToEac
   table.write(list);
   EXPECT_THAT(list, StartsWith(R"j([{"now":1780000008000,"buckets":[[8000,31.0],)j"));
 
-  const auto saved = SavedWindows::read(nlohmann::json::parse(list));
+  auto saved = SavedWindows::read(nlohmann::json::parse(list));
   ASSERT_TRUE(saved.has_value()) << saved.error();
   EXPECT_EQ(saved->size(), 3U);
   for (const auto& [text, state] : {std::pair{text_a, a}, std::pair{text_b, b}, std::pair{text_late, late}}) {
@@ -466,6 +466,80 @@ TEST(DeviceStateStore, EqualWindowsOfSeveralStatesAreWrittenOnceAndComeBackToEac
   EXPECT_FALSE(restore(replaced(text_b, R"j("30000":1)j", R"j("1000":1)j"), &*saved).has_value());
   // A state whose now is two minutes on: the table's buckets are out of its minute's window.
   EXPECT_FALSE(restore(replaced(text_a, R"j("now":1780000008000)j", R"j("now":1780000128000)j"), &*saved).has_value());
+}
+
+// The states of one device's rules share a window of a metric and duration through a pool:
+// a message goes into it once, however many rules see it, and a state that comes later takes
+// it as it is. A copy of a state shares nothing.
+TEST(WindowPoolTest, StatesOfADeviceShareAWindowThatTakesEachMessageOnce) {
+  const Evaluator three(rule("count(t, 1m) >= 3"));
+  const Evaluator warm(rule("avg(t, 1m) > 30"));
+  WindowPool pool;
+  auto a = std::make_unique<DeviceState>();
+  auto b = std::make_unique<DeviceState>();
+  std::uint64_t message = 0;
+  const auto send = [&](DeviceState& state, const Evaluator& e, double value, UnixMillis at) {
+    return e.observe(state, m("t", value), at, Sharing{&pool, message}).transition;
+  };
+  for (int i = 0; i < 2; ++i) {
+    ++message;
+    EXPECT_EQ(send(*a, three, 31.0, kT0 + i * kSecond), Transition::none) << "counted once per message";
+    EXPECT_EQ(send(*b, warm, 31.0, kT0 + i * kSecond), i == 0 ? Transition::fired : Transition::none);
+  }
+  EXPECT_EQ(pool.size(), 1U);
+  ++message;
+  EXPECT_EQ(send(*b, warm, 29.0, kT0 + 2 * kSecond), Transition::none) << "the average is 30.33";
+  EXPECT_EQ(send(*a, three, 29.0, kT0 + 2 * kSecond), Transition::fired);
+  EXPECT_EQ(serialize(*a).substr(serialize(*a).find("\"windows\"")),
+            serialize(*b).substr(serialize(*b).find("\"windows\"")));
+
+  DeviceState later;  // a rule that starts watching the device now
+  ++message;
+  EXPECT_EQ(send(later, three, 10.0, kT0 + 3 * kSecond), Transition::fired) << "four messages in its window";
+  EXPECT_EQ(send(*a, three, 10.0, kT0 + 3 * kSecond), Transition::none);
+  EXPECT_EQ(send(*b, warm, 10.0, kT0 + 3 * kSecond), Transition::cleared) << "the average is 25.25";
+
+  DeviceState copy = *a;
+  const std::string before = serialize(*a);
+  (void)three.observe(copy, m("t", 50.0), kT0 + 4 * kSecond);
+  EXPECT_EQ(serialize(*a), before) << "the copy's window is its own";
+  EXPECT_NE(serialize(copy), before);
+
+  a.reset();
+  b.reset();
+  EXPECT_EQ(pool.size(), 1U) << "held by the later state";
+  later = DeviceState();
+  EXPECT_EQ(pool.size(), 0U);
+}
+
+// States restored from one table share the window they name, as they did when saved.
+TEST(WindowPoolTest, StatesRestoredFromATableShareTheWindowTheyName) {
+  const Evaluator warm(rule("avg(t, 1m) > 30"));
+  WindowPool pool;
+  DeviceState a;
+  DeviceState b;
+  (void)warm.observe(a, m("t", 31.0), kT0, Sharing{&pool, 1});
+  (void)warm.observe(b, m("t", 31.0), kT0, Sharing{&pool, 1});
+  WindowTable table;
+  std::string text_a;
+  std::string text_b;
+  serialize(a, text_a, &table);
+  serialize(b, text_b, &table);
+  ASSERT_EQ(table.size(), 1U);
+  std::string list;
+  table.write(list);
+  auto saved = SavedWindows::read(nlohmann::json::parse(list));
+  ASSERT_TRUE(saved.has_value()) << saved.error();
+  auto restored_a = restore(text_a, &*saved);
+  auto restored_b = restore(text_b, &*saved);
+  ASSERT_TRUE(restored_a && restored_b);
+  WindowPool after;  // the server's, after a restart
+  after.adopt(*restored_a);
+  after.adopt(*restored_b);
+  EXPECT_EQ(after.size(), 1U);
+  // A message one state's window takes is in the other's: they are one.
+  EXPECT_EQ(warm.observe(*restored_a, m("t", 20.0), kT0 + kSecond, Sharing{&after, 1}).transition, Transition::cleared);
+  EXPECT_EQ(warm.tick(*restored_b, kT0 + kSecond, &after).transition, Transition::cleared) << "the average is 25.5";
 }
 
 TEST(DeviceStateStore, SavedWindowsRefuseWhatATableDoesNotWrite) {

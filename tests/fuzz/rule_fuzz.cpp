@@ -166,7 +166,7 @@ void check_state(std::string_view text) {
 void check_shared(std::string_view text) {
   const auto root = nlohmann::json::parse(text, nullptr, false);
   if (!root.is_object() || !root.contains("windows") || !root.contains("state")) return;
-  const auto saved = SavedWindows::read(root["windows"]);
+  auto saved = SavedWindows::read(root["windows"]);
   if (!saved) {
     check(!saved.error().empty() && printable_ascii(saved.error()));
     return;
@@ -181,7 +181,7 @@ void check_shared(std::string_view text) {
   serialize(*restored, state, &table);
   std::string list;
   table.write(list);
-  const auto saved_again = SavedWindows::read(nlohmann::json::parse(list, nullptr, false));
+  auto saved_again = SavedWindows::read(nlohmann::json::parse(list, nullptr, false));
   check(saved_again.has_value() && saved_again->size() == table.size());
   const auto again = restore(state, &*saved_again);
   check(again.has_value() && *again == *restored);
