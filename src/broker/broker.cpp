@@ -154,8 +154,9 @@ Result<DeviceInfo> Broker::authenticate(ByteView certificate_der, const std::str
   auto& rt = runtime((*device)->id);
   if (steady::now() < rt.banned_until) return fail(Errc::limit_exceeded, "device temporarily banned");
   supersede_older_certificates(record, source, now);
-  return DeviceInfo{(*device)->id,         (*device)->organisation_id, (*device)->segment,
-                    (*device)->profile_id, record.serial_hex,          record.not_after};
+  store::DeviceRecord& found = **device;
+  return DeviceInfo{std::move(found.id), std::move(found.organisation_id), std::move(found.segment),
+                    std::move(found.profile_id)};
 }
 
 void Broker::supersede_older_certificates(const store::CertificateRecord& in_use, const std::string& source,

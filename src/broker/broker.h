@@ -71,13 +71,13 @@ struct BrokerOptions {
   std::chrono::seconds max_clock_skew{60};
 };
 
+// A connected device as its connection's session keeps it (one per connection: nothing here
+// that no one reads).
 struct DeviceInfo {
   std::string id;
   std::string organisation_id;
   std::string segment;
   std::string profile_id;
-  std::string certificate_serial;
-  UnixMillis certificate_not_after = 0;
 };
 
 // How a connection is told about things the broker decides outside its own packets.

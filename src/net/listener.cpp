@@ -169,9 +169,6 @@ asio::awaitable<void> TlsListener::handshake([[maybe_unused]] std::shared_ptr<as
     if (!timed_out) co_await linger_close(stream.socket());
     co_return;
   }
-  SSL* ssl = stream.native_handle();
-  connection->peer_.tls_version = SSL_get_version(ssl);
-  connection->peer_.cipher = SSL_CIPHER_get_name(SSL_get_current_cipher(ssl));
   handler_->adopt(std::move(connection));
 }
 

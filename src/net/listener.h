@@ -40,9 +40,7 @@ namespace torii::net {
 struct PeerInfo {
   IpAddress address;
   std::uint16_t port = 0;
-  std::string listener;     // "gateway", "console"
-  std::string tls_version;  // "TLSv1.3"
-  std::string cipher;       // "TLS_AES_128_GCM_SHA256"
+  std::string listener;  // "gateway", "console"
 
   [[nodiscard]] std::string endpoint() const;  // "127.0.0.1:51234", "[::1]:51234"
 };
@@ -74,8 +72,6 @@ class TlsConnection {
   void report_failure(const std::string& what) const;
 
  private:
-  friend class TlsListener;  // names the negotiated version and cipher after the handshake
-
   TlsStream stream_;
   PeerInfo peer_;
   ConnectionFilter& filter_;
