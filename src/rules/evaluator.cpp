@@ -7,6 +7,7 @@
 #include <iterator>
 #include <limits>
 
+#include <fmt/compile.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -433,14 +434,14 @@ void serialize(const DeviceState& state, std::string& into, WindowTable* shared)
   const auto put = [&out](std::string_view text) { out.append(text); };
   const auto number = [&](double v) {
     const std::size_t start = out.size();
-    fmt::format_to(std::back_inserter(out), "{}", v);
+    fmt::format_to(std::back_inserter(out), FMT_COMPILE("{}"), v);
     if (std::string_view(out.data() + start, out.size() - start).find_first_of(".e") == std::string_view::npos) {
       put(".0");
     }
   };
   const auto time = [&](const std::optional<UnixMillis>& t) {
     if (t) {
-      fmt::format_to(std::back_inserter(out), "{}", *t);
+      fmt::format_to(std::back_inserter(out), FMT_COMPILE("{}"), *t);
     } else {
       put("null");
     }
@@ -453,10 +454,11 @@ void serialize(const DeviceState& state, std::string& into, WindowTable* shared)
       put(first_bucket ? "[" : ",[");
       first_bucket = false;
       if (b.count == 1) {
-        fmt::format_to(std::back_inserter(out), "{},", state.now_ - b.first_at);
+        fmt::format_to(std::back_inserter(out), FMT_COMPILE("{},"), state.now_ - b.first_at);
         number(b.first);
       } else {
-        fmt::format_to(std::back_inserter(out), "{},{},{}", state.now_ - b.first_at, state.now_ - b.last_at, b.count);
+        fmt::format_to(std::back_inserter(out), FMT_COMPILE("{},{},{}"), state.now_ - b.first_at,
+                       state.now_ - b.last_at, b.count);
         for (const double v : {b.first, b.last, b.mean, b.low, b.high}) {
           put(",");
           number(v);
@@ -466,13 +468,13 @@ void serialize(const DeviceState& state, std::string& into, WindowTable* shared)
     }
     put("]");
   };
-  fmt::format_to(std::back_inserter(out), R"({{"v":2,"active":{},"pending":)", state.active_);
+  fmt::format_to(std::back_inserter(out), FMT_COMPILE(R"({{"v":2,"active":{},"pending":)"), state.active_);
   time(state.pending_since_);
   put(R"(,"last":)");
   time(state.last_message_at_);
   put(R"(,"start":)");
   time(state.started_at_);
-  fmt::format_to(std::back_inserter(out), R"(,"now":{},"metrics":{{)", state.now_);
+  fmt::format_to(std::back_inserter(out), FMT_COMPILE(R"(,"now":{},"metrics":{{)"), state.now_);
   bool first_metric = true;
   for (const auto& [name, h] : state.metrics_) {
     if (!first_metric) put(",");
@@ -484,7 +486,7 @@ void serialize(const DeviceState& state, std::string& into, WindowTable* shared)
     } else {
       put(nlohmann::json(name).dump());
     }
-    fmt::format_to(std::back_inserter(out), R"(:{{"at":{},"value":)", h.latest_at);
+    fmt::format_to(std::back_inserter(out), FMT_COMPILE(R"(:{{"at":{},"value":)"), h.latest_at);
     if (!h.latest) {
       put("null");
     } else if (const bool* b = std::get_if<bool>(&*h.latest)) {
@@ -496,7 +498,7 @@ void serialize(const DeviceState& state, std::string& into, WindowTable* shared)
     bool first_window = true;
     for (const auto& shared_window : h.windows) {
       const DeviceState::Window& w = *shared_window;
-      fmt::format_to(std::back_inserter(out), R"({}"{}":)", first_window ? "" : ",", w.duration);
+      fmt::format_to(std::back_inserter(out), FMT_COMPILE(R"({}"{}":)"), first_window ? "" : ",", w.duration);
       first_window = false;
       if (shared == nullptr || w.duration == 0) {
         buckets(w);
@@ -505,13 +507,13 @@ void serialize(const DeviceState& state, std::string& into, WindowTable* shared)
       std::optional<std::size_t> index = shared->find(w);
       if (!index) {  // written into the table, not here
         const std::size_t mark = out.size();
-        fmt::format_to(std::back_inserter(out), R"({{"now":{},"buckets":)", state.now_);
+        fmt::format_to(std::back_inserter(out), FMT_COMPILE(R"({{"now":{},"buckets":)"), state.now_);
         buckets(w);
         put("}");
         index = shared->add(w, std::string_view(out.data() + mark, out.size() - mark));
         out.resize(mark);
       }
-      fmt::format_to(std::back_inserter(out), "{}", *index);
+      fmt::format_to(std::back_inserter(out), FMT_COMPILE("{}"), *index);
     }
     put("}}");
   }
