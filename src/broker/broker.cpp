@@ -123,8 +123,7 @@ void Broker::forget_device(std::string_view device_id) {
 void Broker::forget_deleted_device(std::string_view device_id) {
   const std::string id(device_id);
   forget_device(id);
-  runtime_.erase(id);
-  monitor_.forget(id);
+  runtime_.erase(id);  // its counters, quota, ban and traffic history
   health_.forget(id);
   retained_.erase(id);  // the store's rows went with the device
 }
@@ -708,7 +707,7 @@ mqtt::SessionHost::ConnectDecision DeviceSession::on_connect(const mqtt::Connect
   ++rt.total.connects;
   ++rt.unflushed.connects;
   rt.last_seen = to_unix_millis(broker_.clock_.now());
-  if (auto a = broker_.monitor_.on_connect(device_.id, steady::now())) broker_.anomaly(device_, source_, *a);
+  if (auto a = broker_.monitor_.on_connect(rt.traffic, steady::now())) broker_.anomaly(device_, source_, *a);
 
   if (connect.will) {
     const auto acl = policy::authorize_publish(identity_of(device_), connect.will->topic);
@@ -829,7 +828,7 @@ mqtt::SessionHost::PublishDecision DeviceSession::on_publish(const mqtt::Publish
     return refuse(ReasonCode::packet_too_large, "mqtt.payload_invalid", "message larger than the profile allows");
   }
 
-  if (auto a = broker_.monitor_.on_message(device_.id, publish.payload.size(), now)) {
+  if (auto a = broker_.monitor_.on_message(rt.traffic, publish.payload.size(), now)) {
     broker_.anomaly(device_, source_, *a);
   }
   ++rt.total.messages;

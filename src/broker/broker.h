@@ -245,6 +245,7 @@ class Broker {
     DeviceTraffic total;
     DeviceTraffic unflushed;
     std::optional<UnixMillis> last_seen;
+    TrafficHistory traffic;  // the traffic monitor's (monitor_)
   };
 
   // Where a device belongs, cached: routes are checked per delivered message.

@@ -19,7 +19,8 @@ std::string_view to_string(Anomaly anomaly) {
   return "unknown";
 }
 
-std::optional<AnomalyReport> TrafficMonitor::report(Device& d, Anomaly anomaly, std::string detail, time_point now) {
+std::optional<AnomalyReport> TrafficMonitor::report(TrafficHistory& d, Anomaly anomaly, std::string detail,
+                                                    time_point now) const {
   const auto i = static_cast<std::size_t>(anomaly);
   if (d.reported[i] && now - d.last_report[i] < options_.report_interval) return std::nullopt;
   d.reported[i] = true;
@@ -27,9 +28,8 @@ std::optional<AnomalyReport> TrafficMonitor::report(Device& d, Anomaly anomaly, 
   return AnomalyReport{anomaly, std::move(detail)};
 }
 
-std::optional<AnomalyReport> TrafficMonitor::on_message(const std::string& device_id, std::size_t payload_bytes,
-                                                        time_point now) {
-  auto& d = devices_[device_id];
+std::optional<AnomalyReport> TrafficMonitor::on_message(TrafficHistory& d, std::size_t payload_bytes,
+                                                        time_point now) const {
   std::optional<AnomalyReport> found;
 
   // Rate: close the windows that ended (empty ones count as zero).
@@ -65,8 +65,7 @@ std::optional<AnomalyReport> TrafficMonitor::on_message(const std::string& devic
   return found;
 }
 
-std::optional<AnomalyReport> TrafficMonitor::on_connect(const std::string& device_id, time_point now) {
-  auto& d = devices_[device_id];
+std::optional<AnomalyReport> TrafficMonitor::on_connect(TrafficHistory& d, time_point now) const {
   d.connects.push_back(now);
   const auto recent = std::find_if(d.connects.begin(), d.connects.end(),
                                    [&](time_point at) { return now - at <= options_.connect_window; });
@@ -77,7 +76,5 @@ std::optional<AnomalyReport> TrafficMonitor::on_connect(const std::string& devic
   }
   return std::nullopt;
 }
-
-void TrafficMonitor::forget(std::string_view device_id) { devices_.erase(std::string(device_id)); }
 
 }  // namespace torii::broker

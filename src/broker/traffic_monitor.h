@@ -1,5 +1,7 @@
 // Per-device traffic anomaly detectors (IIIT N6). Pure: the broker reports what happened
-// with a time point; the monitor answers which anomaly, if any, that completes.
+// with a time point and the device's history (kept with the broker's other per-device state,
+// not in a map of the monitor's own); the monitor updates the history and answers which
+// anomaly, if any, that completes.
 //
 //   rate spike        a 10-second window holds more than spike_factor × the device's usual
 //                     count per window (an exponentially weighted average of earlier
@@ -17,7 +19,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 namespace torii::broker {
@@ -41,34 +42,35 @@ struct AnomalyReport {
   std::string detail;  // "120 messages in 10 s, usually 8" (numbers only, no payload)
 };
 
+// What the monitor knows of one device's traffic: one per device, held by the caller.
+struct TrafficHistory {
+  using time_point = std::chrono::steady_clock::time_point;
+  time_point window_start{};
+  std::uint64_t window_count = 0;
+  double usual_per_window = 0;  // EWMA of completed windows
+  std::uint64_t windows_seen = 0;
+  double average_bytes = 0;
+  std::uint64_t messages_seen = 0;
+  // Oldest first. A vector: every device has one, and a std::deque holds about 0.6 KiB
+  // from its first element on.
+  std::vector<time_point> connects;
+  time_point last_report[3]{};
+  bool reported[3]{};
+};
+
 class TrafficMonitor {
  public:
-  using time_point = std::chrono::steady_clock::time_point;
+  using time_point = TrafficHistory::time_point;
   explicit TrafficMonitor(TrafficMonitorOptions options = {}) : options_(options) {}
 
-  [[nodiscard]] std::optional<AnomalyReport> on_message(const std::string& device_id, std::size_t payload_bytes,
-                                                        time_point now);
-  [[nodiscard]] std::optional<AnomalyReport> on_connect(const std::string& device_id, time_point now);
-  void forget(std::string_view device_id);
+  [[nodiscard]] std::optional<AnomalyReport> on_message(TrafficHistory& device, std::size_t payload_bytes,
+                                                        time_point now) const;
+  [[nodiscard]] std::optional<AnomalyReport> on_connect(TrafficHistory& device, time_point now) const;
 
  private:
-  struct Device {
-    time_point window_start{};
-    std::uint64_t window_count = 0;
-    double usual_per_window = 0;  // EWMA of completed windows
-    std::uint64_t windows_seen = 0;
-    double average_bytes = 0;
-    std::uint64_t messages_seen = 0;
-    // Oldest first. A vector: every device has one, and a std::deque holds about 0.6 KiB
-    // from its first element on.
-    std::vector<time_point> connects;
-    time_point last_report[3]{};
-    bool reported[3]{};
-  };
-  std::optional<AnomalyReport> report(Device& d, Anomaly anomaly, std::string detail, time_point now);
+  std::optional<AnomalyReport> report(TrafficHistory& d, Anomaly anomaly, std::string detail, time_point now) const;
 
   TrafficMonitorOptions options_;
-  std::unordered_map<std::string, Device> devices_;
 };
 
 }  // namespace torii::broker

@@ -473,6 +473,31 @@ TEST_F(Gateway, ADeviceMadeAgainUnderADeletedOnesIdStartsWithNothingOfIt) {
   EXPECT_EQ(show("pump-1")["traffic"]["messages_since_start"], 1);
 }
 
+// What the traffic monitor knows of a device outlives its connections: the eleventh
+// connection within a minute is reported as connect flapping, once (IIIT N6).
+TEST_F(Gateway, ADeviceReconnectingOverAndOverIsReportedAsFlappingOnce) {
+  start();
+  create_device("flappy-1");
+  for (int i = 0; i < 12; ++i) {
+    ASSERT_EQ(publish("flappy-1", "mqttv5", "devices/flappy-1/telemetry", R"({"t":1})", 0).exit_code, 0) << i;
+  }
+  const auto flapping = [&] {
+    int found = 0;
+    std::istringstream lines(security_log());
+    for (std::string line; std::getline(lines, line);) {
+      const auto event = json::parse(line, nullptr, false);
+      if (event.is_object() && event.value("action", "") == "traffic.anomaly" &&
+          event.value("object", "") == "device:flappy-1" && line.find("connect_flapping") != std::string::npos) {
+        ++found;
+      }
+    }
+    return found;
+  };
+  // The gateway's events are written by the security log's own thread.
+  ASSERT_TRUE(eventually([&] { return flapping() > 0; })) << security_log();
+  EXPECT_EQ(flapping(), 1) << security_log();
+}
+
 TEST_F(Gateway, ACertificateFromAnotherCaIsRefusedAtTheHandshake) {
   start();
   create_device("real-1");
