@@ -173,37 +173,34 @@ DeviceState::History& DeviceState::History::operator=(const History& other) {
   return *this;
 }
 
-std::shared_ptr<DeviceState::Window> WindowPool::window(std::string_view metric, std::int64_t duration) {
+WindowPool::Entry& WindowPool::entry(std::string_view metric, std::int64_t duration) {
   Entry* free = nullptr;
   for (Entry& e : entries_) {
-    if (e.duration == duration && e.metric == metric) {
-      if (auto live = e.window.lock()) return live;
-      free = &e;
-      break;
-    }
+    if (e.duration == duration && e.metric == metric) return e;
     if (free == nullptr && e.window.expired()) free = &e;
   }
-  auto made = std::make_shared<DeviceState::Window>();
-  made->duration = duration;
   if (free == nullptr) free = &entries_.emplace_back();
   free->metric = metric;
   free->duration = duration;
-  free->window = made;
+  free->window.reset();
+  return *free;
+}
+
+std::shared_ptr<DeviceState::Window> WindowPool::window(std::string_view metric, std::int64_t duration) {
+  Entry& e = entry(metric, duration);
+  if (auto live = e.window.lock()) return live;
+  auto made = std::make_shared<DeviceState::Window>();
+  made->duration = duration;
+  e.window = made;
   return made;
 }
 
 void WindowPool::adopt(const DeviceState& state) {
   for (const auto& named : state.metrics_) {
-    const std::string& metric = named.first;
     for (const auto& w : named.second.windows) {
       if (w->duration == 0) continue;  // format-1 samples: the state's alone
-      const auto same = std::find_if(entries_.begin(), entries_.end(),
-                                     [&](const Entry& e) { return e.duration == w->duration && e.metric == metric; });
-      if (same != entries_.end() && !same->window.expired()) continue;
-      Entry& entry = same != entries_.end() ? *same : entries_.emplace_back();
-      entry.metric = metric;
-      entry.duration = w->duration;
-      entry.window = w;
+      Entry& e = entry(named.first, w->duration);
+      if (e.window.expired()) e.window = w;
     }
   }
 }

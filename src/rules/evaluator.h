@@ -234,6 +234,9 @@ class WindowPool {
     std::int64_t duration = 0;
     std::weak_ptr<DeviceState::Window> window;
   };
+  // The entry of the metric and duration; when there is none, an expired one (or a new one)
+  // made theirs, holding no window.
+  [[nodiscard]] Entry& entry(std::string_view metric, std::int64_t duration);
   std::vector<Entry> entries_;  // a device's rules read a few windows: a list
 };
 

@@ -3,6 +3,7 @@
 // check it, through `torii admin` against the running server.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <array>
 #include <csignal>
 #include <fstream>
@@ -166,6 +167,17 @@ device_byte_burst = 1000000000
     s << in.rdbuf();
     return s.str();
   }
+
+  // The security log's events of one action, oldest first.
+  std::vector<json> security_events(const std::string& action) const {
+    std::vector<json> out;
+    std::istringstream lines(security_log());
+    for (std::string line; std::getline(lines, line);) {
+      const auto event = json::parse(line, nullptr, false);
+      if (event.is_object() && event.value("action", "") == action) out.push_back(event);
+    }
+    return out;
+  }
 };
 
 TEST_F(Gateway, MosquittoClientsPublishAtEveryQosInBothVersionsAndEachMessageIsStoredOnce) {
@@ -239,21 +251,12 @@ TEST_F(Gateway, AHeartbeatWhoseClockIsOffIsAnAlertUntilItIsRightAgain) {
   auto heartbeat = [](std::int64_t ts) {
     return R"({"type":"heartbeat","ts":)" + std::to_string(ts) + R"(,"uptime_seconds":1})";
   };
-  auto lines_of = [&](const std::string& action) {
-    std::vector<json> out;
-    std::istringstream lines(security_log());
-    for (std::string line; std::getline(lines, line);) {
-      const auto event = json::parse(line, nullptr, false);
-      if (event.is_object() && event.value("action", "") == action) out.push_back(event);
-    }
-    return out;
-  };
   // A device whose clock is an hour behind: beyond the configured 120 s.
   ASSERT_EQ(publish("meter-9", "mqttv5", "devices/meter-9/state", heartbeat(now_ms - 3'600'000)).exit_code, 0);
   ASSERT_EQ(publish("meter-9", "mqttv5", "devices/meter-9/state", heartbeat(now_ms - 3'600'000)).exit_code, 0);
   // The gateway's events are written by the security log's own thread.
-  ASSERT_TRUE(eventually([&] { return !lines_of("device.clock_skew").empty(); })) << security_log();
-  const auto skewed = lines_of("device.clock_skew");
+  ASSERT_TRUE(eventually([&] { return !security_events("device.clock_skew").empty(); })) << security_log();
+  const auto skewed = security_events("device.clock_skew");
   ASSERT_EQ(skewed.size(), 1u) << security_log();
   EXPECT_EQ(skewed[0]["object"], "device:meter-9");
   EXPECT_EQ(skewed[0]["details"]["alert"], true);
@@ -261,9 +264,9 @@ TEST_F(Gateway, AHeartbeatWhoseClockIsOffIsAnAlertUntilItIsRightAgain) {
   EXPECT_LE(skewed[0]["details"]["skew_seconds"].get<std::int64_t>(), -3'600 + 60);
   // Ninety seconds ahead is within that bound: resolved.
   ASSERT_EQ(publish("meter-9", "mqttv5", "devices/meter-9/state", heartbeat(now_ms + 90'000)).exit_code, 0);
-  ASSERT_TRUE(eventually([&] { return !lines_of("device.clock_skew_resolved").empty(); })) << security_log();
-  EXPECT_EQ(lines_of("device.clock_skew_resolved").size(), 1u) << security_log();
-  EXPECT_EQ(lines_of("device.clock_skew").size(), 1u);
+  ASSERT_TRUE(eventually([&] { return !security_events("device.clock_skew_resolved").empty(); })) << security_log();
+  EXPECT_EQ(security_events("device.clock_skew_resolved").size(), 1u) << security_log();
+  EXPECT_EQ(security_events("device.clock_skew").size(), 1u);
 }
 
 // JPCERT VIII-1: a device's tamper event opens one alert, which the operator sees and
@@ -482,16 +485,10 @@ TEST_F(Gateway, ADeviceReconnectingOverAndOverIsReportedAsFlappingOnce) {
     ASSERT_EQ(publish("flappy-1", "mqttv5", "devices/flappy-1/telemetry", R"({"t":1})", 0).exit_code, 0) << i;
   }
   const auto flapping = [&] {
-    int found = 0;
-    std::istringstream lines(security_log());
-    for (std::string line; std::getline(lines, line);) {
-      const auto event = json::parse(line, nullptr, false);
-      if (event.is_object() && event.value("action", "") == "traffic.anomaly" &&
-          event.value("object", "") == "device:flappy-1" && line.find("connect_flapping") != std::string::npos) {
-        ++found;
-      }
-    }
-    return found;
+    const auto events = security_events("traffic.anomaly");
+    return std::count_if(events.begin(), events.end(), [](const json& e) {
+      return e["object"] == "device:flappy-1" && e["details"]["anomaly"] == "connect_flapping";
+    });
   };
   // The gateway's events are written by the security log's own thread.
   ASSERT_TRUE(eventually([&] { return flapping() > 0; })) << security_log();
